@@ -1,0 +1,215 @@
+//! The grounded system prompt. Its format is a contract with the offline
+//! `completion-extractive` component, which parses the sources back out of it;
+//! PROMPT.md states it, and the tests below pin it.
+
+use crate::domain::{ChatMessage, Passage, Role};
+
+pub const GROUNDING_INSTRUCTIONS: &str = "You are chatgate, an assistant that answers only from the sources below. Cite every fact with its source marker, like [doc1]. If the sources do not contain the answer, say that you could not find it in the documents.";
+
+/// Passages that can ground an answer (those with text), in retrieval order.
+/// The prompt and the citations are both built from this list, so `[docN]`
+/// in an answer is the N-th citation.
+pub fn usable_passages(passages: Vec<Passage>) -> Vec<Passage> {
+    passages
+        .into_iter()
+        .filter(|p| !p.content.trim().is_empty())
+        .collect()
+}
+
+/// The system prompt that carries `passages` as numbered sources.
+pub fn grounded_system_prompt(passages: &[Passage]) -> String {
+    let mut prompt = String::from(GROUNDING_INSTRUCTIONS);
+    prompt.push_str("\n\nSources:\n");
+    if passages.is_empty() {
+        prompt.push_str("(none)");
+        return prompt;
+    }
+    let sources: Vec<String> = passages
+        .iter()
+        .enumerate()
+        .map(|(index, passage)| {
+            format!(
+                "[doc{}] {} ({})\n{}",
+                index + 1,
+                single_line(&passage.title).unwrap_or_else(|| "Untitled".to_string()),
+                single_line(&passage.source).unwrap_or_else(|| "unknown".to_string()),
+                without_blank_lines(&passage.content),
+            )
+        })
+        .collect();
+    prompt.push_str(&sources.join("\n\n"));
+    prompt
+}
+
+/// The conversation sent to the model: the grounded prompt first, then the
+/// client's messages (its own system messages included) in their order.
+pub fn grounded_conversation(
+    passages: &[Passage],
+    client_messages: &[ChatMessage],
+) -> Vec<ChatMessage> {
+    let mut conversation = Vec::with_capacity(client_messages.len() + 1);
+    conversation.push(ChatMessage::new(
+        Role::System,
+        grounded_system_prompt(passages),
+    ));
+    conversation.extend_from_slice(client_messages);
+    conversation
+}
+
+/// Whitespace runs (line breaks included) collapsed to one space; `None` if blank.
+fn single_line(text: &str) -> Option<String> {
+    let line = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    (!line.is_empty()).then_some(line)
+}
+
+/// Keeps a source's text free of blank lines, so that the blank line between
+/// sources is the only one after `Sources:` and parsers can split on it.
+fn without_blank_lines(text: &str) -> String {
+    text.lines()
+        .map(str::trim_end)
+        .filter(|line| !line.trim().is_empty())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn passage(id: &str, title: &str, source: &str, content: &str) -> Passage {
+        Passage {
+            id: id.into(),
+            title: title.into(),
+            content: content.into(),
+            source: source.into(),
+        }
+    }
+
+    #[test]
+    fn prompt_lists_sources_in_the_contract_format() {
+        let prompt = grounded_system_prompt(&[
+            passage("a#0", "Spin", "docs/spin.md", "Spin runs WebAssembly."),
+            passage(
+                "b#3",
+                "Azure",
+                "https://learn.microsoft.com/azure",
+                "Azure hosts it.",
+            ),
+        ]);
+        assert_eq!(
+            prompt,
+            "You are chatgate, an assistant that answers only from the sources below. Cite every fact with its source marker, like [doc1]. If the sources do not contain the answer, say that you could not find it in the documents.\n\
+             \n\
+             Sources:\n\
+             [doc1] Spin (docs/spin.md)\n\
+             Spin runs WebAssembly.\n\
+             \n\
+             [doc2] Azure (https://learn.microsoft.com/azure)\n\
+             Azure hosts it."
+        );
+    }
+
+    #[test]
+    fn prompt_md_example_holds() {
+        let prompt = grounded_system_prompt(&[
+            passage(
+                "1",
+                "Spin",
+                "docs/spin.md",
+                "Spin runs WebAssembly.\n\nIt is fast.",
+            ),
+            passage(
+                "2",
+                "Azure",
+                "https://learn.microsoft.com/azure",
+                "Azure hosts it.",
+            ),
+        ]);
+        let expected = format!(
+            "{GROUNDING_INSTRUCTIONS}\n\nSources:\n[doc1] Spin (docs/spin.md)\nSpin runs WebAssembly.\nIt is fast.\n\n[doc2] Azure (https://learn.microsoft.com/azure)\nAzure hosts it."
+        );
+        assert_eq!(prompt, expected);
+        let example = include_str!("../PROMPT.md")
+            .split("## Example")
+            .nth(1)
+            .and_then(|section| section.split("```\n").nth(1))
+            .expect("PROMPT.md has an example block");
+        assert_eq!(example.trim_end_matches('\n'), expected);
+    }
+
+    #[test]
+    fn prompt_without_passages_says_none() {
+        let prompt = grounded_system_prompt(&[]);
+        assert_eq!(
+            prompt,
+            format!("{GROUNDING_INSTRUCTIONS}\n\nSources:\n(none)")
+        );
+    }
+
+    #[test]
+    fn source_text_keeps_its_lines_but_loses_blank_ones() {
+        let prompt = grounded_system_prompt(&[passage(
+            "x",
+            "Guide",
+            "guide.md",
+            "\n# Setup  \n\n\nRun `make`.\n   \nThen test.\n\n",
+        )]);
+        assert!(
+            prompt.ends_with("Sources:\n[doc1] Guide (guide.md)\n# Setup\nRun `make`.\nThen test.")
+        );
+    }
+
+    #[test]
+    fn only_the_blank_lines_between_sources_split_the_sources_section() {
+        let passages = vec![
+            passage("1", "One", "one.md", "a\n\nb"),
+            passage("2", "Two", "two.md", "c\n\n\nd"),
+            passage("3", "Three", "three.md", "e"),
+        ];
+        let prompt = grounded_system_prompt(&passages);
+        let sources = prompt.split_once("\nSources:\n").unwrap().1;
+        let blocks: Vec<&str> = sources.split("\n\n").collect();
+        assert_eq!(
+            blocks,
+            vec![
+                "[doc1] One (one.md)\na\nb",
+                "[doc2] Two (two.md)\nc\nd",
+                "[doc3] Three (three.md)\ne"
+            ]
+        );
+    }
+
+    #[test]
+    fn header_fields_are_single_line_with_fallbacks() {
+        let prompt = grounded_system_prompt(&[passage("x", " Multi\nline  title ", "  ", "text")]);
+        assert!(prompt.contains("\n[doc1] Multi line title (unknown)\ntext"));
+        let prompt = grounded_system_prompt(&[passage("x", "", "a.md", "text")]);
+        assert!(prompt.contains("\n[doc1] Untitled (a.md)\ntext"));
+    }
+
+    #[test]
+    fn passages_without_text_are_not_used() {
+        let usable = usable_passages(vec![
+            passage("1", "Empty", "e.md", " \n "),
+            passage("2", "Full", "f.md", "words"),
+        ]);
+        assert_eq!(
+            usable.iter().map(|p| p.id.as_str()).collect::<Vec<_>>(),
+            vec!["2"]
+        );
+    }
+
+    #[test]
+    fn conversation_starts_with_the_grounded_prompt_and_keeps_client_order() {
+        let client = vec![
+            ChatMessage::new(Role::System, "Answer in French."),
+            ChatMessage::new(Role::User, "What is Spin?"),
+        ];
+        let passages = vec![passage("1", "Spin", "spin.md", "Spin runs Wasm.")];
+        let conversation = grounded_conversation(&passages, &client);
+        assert_eq!(conversation.len(), 3);
+        assert_eq!(conversation[0].role, Role::System);
+        assert_eq!(conversation[0].content, grounded_system_prompt(&passages));
+        assert_eq!(&conversation[1..], &client[..]);
+    }
+}

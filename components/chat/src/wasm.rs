@@ -1,0 +1,338 @@
+//! The Spin adapter: HTTP in and out, variables, and the `retriever` /
+//! `completion` imports. Decisions live in the native modules.
+
+use bytes::Bytes;
+use futures::channel::mpsc::Sender;
+use futures::{SinkExt, StreamExt};
+use spin_sdk::http::body::IncomingBodyExt;
+use spin_sdk::http::{BoxBody, FullBody, Request, Response, box_body};
+use spin_sdk::http_service;
+
+use crate::domain::{
+    ChatMessage, Completion, CompletionFailure, CompletionOptions, FinishReason, Passage,
+    RetrievalFailure, Role, Usage,
+};
+use crate::error::ApiError;
+use crate::request::{MAX_BODY_BYTES, parse_chat_request};
+use crate::routes::{Route, route};
+use crate::settings::{Settings, Variables};
+use crate::sse::ChunkHeader;
+use crate::{prompt, response, sse};
+
+mod bindings {
+    spin_sdk::wit_bindgen::generate!({
+        path: "../../wit",
+        world: "orchestrator",
+        runtime_path: "::spin_sdk::wit_bindgen::rt",
+        generate_all,
+    });
+}
+
+use bindings::chatgate::rag::{completion, retriever};
+
+/// Random bytes in a completion id: as many as OpenAI's ids carry entropy.
+const COMPLETION_ID_RANDOM_BYTES: u64 = 16;
+
+#[http_service]
+async fn handle(request: Request) -> Response<BoxBody> {
+    let method = request.method().as_str().to_string();
+    let path = request.uri().path().to_string();
+    let outcome = match route(&method, &path) {
+        Err(error) => Err(error),
+        Ok(Route::Health) => Ok(json_response(200, &serde_json::json!({"status": "ok"}))),
+        Ok(Route::ListModels) => load_settings()
+            .await
+            .map(|settings| json_response(200, &response::model_list(&settings.models))),
+        Ok(Route::RetrieveModel(id)) => load_settings().await.and_then(|settings| {
+            if settings.models.contains(&id) {
+                Ok(json_response(200, &response::model_object(&id)))
+            } else {
+                Err(ApiError::model_not_found(&id))
+            }
+        }),
+        Ok(Route::ChatCompletions) => chat_completions(request).await,
+    };
+    outcome.unwrap_or_else(|error| error_response(&error))
+}
+
+async fn chat_completions(request: Request) -> Result<Response<BoxBody>, ApiError> {
+    // Settings first: a misconfigured gateway is reported as such, whatever the body.
+    let settings = load_settings().await?;
+    let body = read_body(request).await?;
+    let chat = parse_chat_request(&body)?;
+    let model = settings.resolve_model(chat.model.as_deref())?;
+    let options = crate::completion_options(&chat, &model, &settings);
+
+    let query = chat
+        .retrieval_query()
+        .ok_or_else(|| {
+            ApiError::invalid(
+                "messages",
+                "invalid_value",
+                "'messages' needs a user message with text.",
+            )
+        })?
+        .to_string();
+    let passages = retriever::search(query, settings.top_k, Vec::new())
+        .await
+        .map_err(|error| ApiError::from(retrieval_failure(error)))?;
+    let passages = prompt::usable_passages(passages.into_iter().map(passage_from_wit).collect());
+    let conversation = prompt::grounded_conversation(&passages, &chat.messages);
+    let citations = response::citations(&passages);
+
+    let id = response::completion_id(&spin_sdk::wasip3::random::random::get_random_bytes(
+        COMPLETION_ID_RANDOM_BYTES,
+    ));
+    let created = unix_seconds();
+    let messages: Vec<completion::Message> = conversation.into_iter().map(wit_message).collect();
+    let options = wit_options(options);
+
+    if chat.stream {
+        let (deltas, end) = completion::complete_stream(messages, options)
+            .await
+            .map_err(|error| ApiError::from(completion_failure(error)))?;
+        let header = ChunkHeader {
+            id,
+            created,
+            model: model.id,
+        };
+        Ok(stream_response(
+            header,
+            citations,
+            chat.include_usage,
+            deltas,
+            end,
+        ))
+    } else {
+        let answer = completion::complete(messages, options)
+            .await
+            .map_err(|error| ApiError::from(completion_failure(error)))?;
+        let body = response::completion_body(&id, created, &completion_from_wit(answer), citations);
+        Ok(json_response(200, &body))
+    }
+}
+
+type Deltas = spin_sdk::wit_bindgen::StreamReader<completion::Delta>;
+type StreamEnd =
+    spin_sdk::wit_bindgen::FutureReader<Result<completion::StreamEnd, completion::CompletionError>>;
+
+/// Answers at once with an SSE body that a spawned task fills as deltas arrive.
+fn stream_response(
+    header: ChunkHeader,
+    citations: Vec<serde_json::Value>,
+    include_usage: bool,
+    deltas: Deltas,
+    end: StreamEnd,
+) -> Response<BoxBody> {
+    let (events, body) = spin_sdk::http::body::stream::<String>();
+    spin_sdk::wasip3::spawn(relay_stream(
+        events,
+        header,
+        citations,
+        include_usage,
+        deltas,
+        end,
+    ));
+    let mut response = Response::new(box_body(body));
+    let headers = response.headers_mut();
+    headers.insert("content-type", header_value("text/event-stream"));
+    headers.insert("cache-control", header_value("no-cache"));
+    response
+}
+
+/// Writes the SSE events. A failed send means the client went away: returning
+/// then drops the delta stream and the end future, which tells the provider.
+async fn relay_stream(
+    mut events: Sender<String>,
+    header: ChunkHeader,
+    citations: Vec<serde_json::Value>,
+    include_usage: bool,
+    mut deltas: Deltas,
+    end: StreamEnd,
+) {
+    if events
+        .send(sse::role_chunk(&header, citations))
+        .await
+        .is_err()
+    {
+        return;
+    }
+    while let Some(delta) = deltas.next().await {
+        if delta.content.is_empty() {
+            continue;
+        }
+        if events
+            .send(sse::content_chunk(&header, &delta.content))
+            .await
+            .is_err()
+        {
+            return;
+        }
+    }
+    drop(deltas);
+    let closing = match end.await {
+        Ok(end) => {
+            let mut closing = vec![sse::finish_chunk(
+                &header,
+                &end.model,
+                finish_reason_from_wit(end.finish_reason),
+            )];
+            if include_usage && let Some(usage) = end.usage {
+                closing.push(sse::usage_chunk(&header, &end.model, usage_from_wit(usage)));
+            }
+            closing.push(sse::DONE.to_string());
+            closing
+        }
+        Err(error) => vec![sse::error_event(&ApiError::from(completion_failure(error)))],
+    };
+    for event in closing {
+        if events.send(event).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// The whole body, refused once it grows past [`MAX_BODY_BYTES`].
+async fn read_body(request: Request) -> Result<Vec<u8>, ApiError> {
+    let mut chunks = request.into_body().stream();
+    let mut body = Vec::new();
+    while let Some(chunk) = chunks.next().await {
+        let chunk = chunk.map_err(|_| {
+            ApiError::new(
+                400,
+                crate::error::INVALID_REQUEST,
+                "invalid_body",
+                "The request body could not be read.",
+            )
+        })?;
+        if body.len() + chunk.len() > MAX_BODY_BYTES {
+            return Err(ApiError::body_too_large(MAX_BODY_BYTES));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+async fn load_settings() -> Result<Settings, ApiError> {
+    let variables = Variables {
+        chat_models: variable("chat_models").await?,
+        chat_top_k: variable("chat_top_k").await?,
+        chat_temperature_default: variable("chat_temperature_default").await?,
+    };
+    Settings::from_variables(&variables)
+}
+
+/// `None` when the manifest does not define the variable, so defaults apply.
+async fn variable(name: &str) -> Result<Option<String>, ApiError> {
+    match spin_sdk::variables::get(name).await {
+        Ok(value) => Ok(Some(value)),
+        Err(spin_sdk::variables::Error::Undefined(_)) => Ok(None),
+        Err(_) => Err(ApiError::misconfigured(name, "could not be read")),
+    }
+}
+
+fn unix_seconds() -> u64 {
+    let now = spin_sdk::wasip3::clocks::system_clock::now();
+    u64::try_from(now.seconds).unwrap_or(0)
+}
+
+fn header_value(value: &'static str) -> spin_sdk::http::HeaderValue {
+    spin_sdk::http::HeaderValue::from_static(value)
+}
+
+fn json_response(status: u16, body: &serde_json::Value) -> Response<BoxBody> {
+    let mut response = Response::new(box_body(FullBody::new(Bytes::from(body.to_string()))));
+    *response.status_mut() = spin_sdk::http::StatusCode::from_u16(status)
+        .unwrap_or(spin_sdk::http::StatusCode::INTERNAL_SERVER_ERROR);
+    response
+        .headers_mut()
+        .insert("content-type", header_value("application/json"));
+    response
+}
+
+fn error_response(error: &ApiError) -> Response<BoxBody> {
+    let mut response = json_response(error.status, &error.to_json());
+    for (name, value) in &error.headers {
+        if let Ok(value) = spin_sdk::http::HeaderValue::from_str(value) {
+            response.headers_mut().insert(*name, value);
+        }
+    }
+    response
+}
+
+fn passage_from_wit(passage: retriever::Passage) -> Passage {
+    Passage {
+        id: passage.id,
+        title: passage.title,
+        content: passage.content,
+        source: passage.source,
+    }
+}
+
+fn wit_message(message: ChatMessage) -> completion::Message {
+    completion::Message {
+        role: match message.role {
+            Role::System => completion::Role::System,
+            Role::User => completion::Role::User,
+            Role::Assistant => completion::Role::Assistant,
+        },
+        content: message.content,
+    }
+}
+
+fn wit_options(options: CompletionOptions) -> completion::Options {
+    completion::Options {
+        model: options.model,
+        temperature: options.temperature,
+        max_tokens: options.max_tokens,
+        stop: options.stop,
+    }
+}
+
+fn finish_reason_from_wit(reason: completion::FinishReason) -> FinishReason {
+    match reason {
+        completion::FinishReason::Stop => FinishReason::Stop,
+        completion::FinishReason::Length => FinishReason::Length,
+        completion::FinishReason::ContentFilter => FinishReason::ContentFilter,
+    }
+}
+
+fn usage_from_wit(usage: completion::Usage) -> Usage {
+    Usage {
+        prompt_tokens: usage.prompt_tokens,
+        completion_tokens: usage.completion_tokens,
+    }
+}
+
+fn completion_from_wit(answer: completion::ChatCompletion) -> Completion {
+    Completion {
+        model: answer.model,
+        content: answer.message.content,
+        finish_reason: finish_reason_from_wit(answer.finish_reason),
+        usage: usage_from_wit(answer.usage),
+    }
+}
+
+fn completion_failure(error: completion::CompletionError) -> CompletionFailure {
+    use completion::CompletionError as E;
+    match error {
+        E::RateLimited(limit) => CompletionFailure::RateLimited {
+            retry_after_seconds: limit.retry_after_seconds,
+            message: limit.message,
+        },
+        E::UpstreamUnavailable(m) => CompletionFailure::UpstreamUnavailable(m),
+        E::InvalidRequest(m) => CompletionFailure::InvalidRequest(m),
+        E::Unauthorized(m) => CompletionFailure::Unauthorized(m),
+        E::ContentFiltered(m) => CompletionFailure::ContentFiltered(m),
+        E::Internal(m) => CompletionFailure::Internal(m),
+    }
+}
+
+fn retrieval_failure(error: retriever::RetrievalError) -> RetrievalFailure {
+    use retriever::RetrievalError as E;
+    match error {
+        E::InvalidQuery(m) => RetrievalFailure::InvalidQuery(m),
+        E::IndexUnavailable(m) => RetrievalFailure::IndexUnavailable(m),
+        E::Upstream(m) => RetrievalFailure::Upstream(m),
+    }
+}

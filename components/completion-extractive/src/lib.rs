@@ -1,0 +1,448 @@
+//! `chatgate:rag/completion` without a language model: the offline default.
+//!
+//! The answer is extractive. It quotes the sentences of the grounded prompt's sources
+//! that share the most terms with the question and cites each with its `[docN]` marker,
+//! or says that nothing was found. It never calls the network and never invents text.
+
+pub mod extract;
+pub mod prompt;
+pub mod sentences;
+pub mod tokens;
+
+/// The same analysis the retriever ranks with, so that a question finds in a passage's
+/// sentences the terms that made the retriever return that passage.
+#[path = "../../retrieval/src/text.rs"]
+pub mod text;
+
+/// The model name reported in every answer. There is only one "model", so a requested
+/// `options.model` (an Azure deployment name, say) is ignored rather than rejected:
+/// `chat` can pass the same options to whichever completion component is plugged in.
+pub const MODEL: &str = "chatgate-extractive";
+
+/// The whole answer when the sources hold nothing relevant to the question.
+pub const NOT_FOUND_ANSWER: &str = "I could not find anything about that in the indexed documents.";
+
+/// Largest number of stop sequences accepted, as in the OpenAI API.
+pub const MAX_STOP_SEQUENCES: usize = 4;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    System,
+    User,
+    Assistant,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Message {
+    pub role: Role,
+    pub content: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Options {
+    /// Accepted for interface compatibility: extraction is deterministic, but an
+    /// out-of-range value is still an invalid request, as it would be for a real model.
+    pub temperature: Option<f32>,
+    pub max_tokens: Option<u32>,
+    pub stop: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FinishReason {
+    /// The answer is complete, or was cut at a stop sequence.
+    Stop,
+    /// The answer was cut at `max-tokens`.
+    Length,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Completion {
+    pub content: String,
+    pub finish_reason: FinishReason,
+    /// Approximate counts; see [`tokens`].
+    pub prompt_tokens: u32,
+    pub completion_tokens: u32,
+}
+
+/// The request can never succeed as given.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InvalidRequest(pub String);
+
+/// Answers the last user message from the sources in the first system message.
+pub fn complete(messages: &[Message], options: &Options) -> Result<Completion, InvalidRequest> {
+    validate(options)?;
+    let question = messages
+        .iter()
+        .rev()
+        .find(|message| message.role == Role::User)
+        .ok_or_else(|| InvalidRequest("the messages contain no user message".into()))?;
+    if question.content.trim().is_empty() {
+        return Err(InvalidRequest("the last user message is empty".into()));
+    }
+    let sources = messages
+        .iter()
+        .find(|message| message.role == Role::System)
+        .map(|system| prompt::parse_sources(&system.content))
+        .unwrap_or_default();
+    let answer = extract::extract_answer(&sources, &question.content)
+        .unwrap_or_else(|| NOT_FOUND_ANSWER.to_string());
+
+    let (content, finish_reason) = apply_limits(&answer, options);
+    let prompt_tokens = messages.iter().fold(0u32, |total, message| {
+        total.saturating_add(tokens::count(&message.content))
+    });
+    Ok(Completion {
+        completion_tokens: tokens::count(&content),
+        content,
+        finish_reason,
+        prompt_tokens,
+    })
+}
+
+fn validate(options: &Options) -> Result<(), InvalidRequest> {
+    if let Some(temperature) = options.temperature
+        && !(0.0..=2.0).contains(&temperature)
+    {
+        return Err(InvalidRequest("temperature must be between 0 and 2".into()));
+    }
+    if options.max_tokens == Some(0) {
+        return Err(InvalidRequest("max-tokens must be at least 1".into()));
+    }
+    if options.stop.len() > MAX_STOP_SEQUENCES {
+        return Err(InvalidRequest(format!(
+            "at most {MAX_STOP_SEQUENCES} stop sequences are allowed"
+        )));
+    }
+    if options.stop.iter().any(String::is_empty) {
+        return Err(InvalidRequest("stop sequences must not be empty".into()));
+    }
+    Ok(())
+}
+
+/// Cuts `answer` as a generating model would have stopped: before the earliest stop
+/// sequence, then after `max_tokens` tokens.
+fn apply_limits(answer: &str, options: &Options) -> (String, FinishReason) {
+    let cut = options
+        .stop
+        .iter()
+        .filter_map(|stop| answer.find(stop.as_str()))
+        .min()
+        .unwrap_or(answer.len());
+    let answer = &answer[..cut];
+    match options
+        .max_tokens
+        .and_then(|max| tokens::truncate(answer, max))
+    {
+        Some(truncated) => (truncated.to_string(), FinishReason::Length),
+        None => (answer.to_string(), FinishReason::Stop),
+    }
+}
+
+#[cfg(target_arch = "wasm32")]
+mod wasm {
+    spin_sdk::wit_bindgen::generate!({
+        path: "../../wit",
+        world: "completion-provider",
+        runtime_path: "::spin_sdk::wit_bindgen::rt",
+        generate_all,
+    });
+
+    use exports::chatgate::rag::completion::{
+        ChatCompletion, CompletionError, Delta, FinishReason, Guest, Message, Options, Role,
+        StreamEnd, Usage,
+    };
+    use spin_sdk::wit_bindgen::{FutureReader, StreamReader};
+
+    struct Extractive;
+
+    fn answer(
+        messages: Vec<Message>,
+        options: Options,
+    ) -> Result<super::Completion, CompletionError> {
+        let messages: Vec<super::Message> = messages
+            .into_iter()
+            .map(|message| super::Message {
+                role: match message.role {
+                    Role::System => super::Role::System,
+                    Role::User => super::Role::User,
+                    Role::Assistant => super::Role::Assistant,
+                },
+                content: message.content,
+            })
+            .collect();
+        // `options.model` is deliberately unused: see `super::MODEL`.
+        let options = super::Options {
+            temperature: options.temperature,
+            max_tokens: options.max_tokens,
+            stop: options.stop,
+        };
+        super::complete(&messages, &options)
+            .map_err(|super::InvalidRequest(message)| CompletionError::InvalidRequest(message))
+    }
+
+    fn finish_reason(reason: super::FinishReason) -> FinishReason {
+        match reason {
+            super::FinishReason::Stop => FinishReason::Stop,
+            super::FinishReason::Length => FinishReason::Length,
+        }
+    }
+
+    fn usage(completion: &super::Completion) -> Usage {
+        Usage {
+            prompt_tokens: completion.prompt_tokens,
+            completion_tokens: completion.completion_tokens,
+        }
+    }
+
+    impl Guest for Extractive {
+        async fn complete(
+            messages: Vec<Message>,
+            options: Options,
+        ) -> Result<ChatCompletion, CompletionError> {
+            let completion = answer(messages, options)?;
+            Ok(ChatCompletion {
+                model: super::MODEL.to_string(),
+                finish_reason: finish_reason(completion.finish_reason),
+                usage: usage(&completion),
+                message: Message {
+                    role: Role::Assistant,
+                    content: completion.content,
+                },
+            })
+        }
+
+        async fn complete_stream(
+            messages: Vec<Message>,
+            options: Options,
+        ) -> Result<
+            (
+                StreamReader<Delta>,
+                FutureReader<Result<StreamEnd, CompletionError>>,
+            ),
+            CompletionError,
+        > {
+            // Invalid requests fail the call itself, before any stream exists.
+            let completion = answer(messages, options)?;
+            let (mut deltas_tx, deltas_rx) = wit_stream::new::<Delta>();
+            let (end_tx, end_rx) = wit_future::new::<Result<StreamEnd, CompletionError>>(|| {
+                Err(CompletionError::Internal(
+                    "the answer stream ended without a result".into(),
+                ))
+            });
+            // The readers go back to the caller first; this task then feeds them within
+            // the same component-model task, after the call has returned.
+            spin_sdk::wit_bindgen::spawn(async move {
+                let deltas: Vec<Delta> = super::tokens::stream_pieces(&completion.content)
+                    .into_iter()
+                    .map(|piece| Delta {
+                        content: piece.to_string(),
+                    })
+                    .collect();
+                // Anything unsent means the caller hung up; it still gets the outcome.
+                let _unsent = deltas_tx.write_all(deltas).await;
+                // Close the stream before resolving the future, as the interface promises.
+                drop(deltas_tx);
+                let end = StreamEnd {
+                    model: super::MODEL.to_string(),
+                    finish_reason: finish_reason(completion.finish_reason),
+                    usage: Some(usage(&completion)),
+                };
+                // Fails only if the caller dropped the future, which then wants no answer.
+                let _ = end_tx.write(Ok(end)).await;
+            });
+            Ok((deltas_rx, end_rx))
+        }
+    }
+
+    export!(Extractive);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message(role: Role, content: &str) -> Message {
+        Message {
+            role,
+            content: content.into(),
+        }
+    }
+
+    fn grounded(sources: &str) -> Message {
+        message(
+            Role::System,
+            &format!(
+                "You are chatgate, an assistant that answers only from the sources below. Cite every fact with its source marker, like [doc1]. If the sources do not contain the answer, say that you could not find it in the documents.\n\nSources:\n{sources}"
+            ),
+        )
+    }
+
+    const WAF_SOURCES: &str = "[doc1] Application Gateway and Web Application Firewall > What the Web Application Firewall blocks (data/application-gateway-waf.md)\nThe Web Application Firewall (WAF) on Application Gateway inspects each request before it reaches the application and blocks common web attacks. An optional bot protection rule set blocks traffic from known malicious bots.\n\n[doc2] Key Vault (data/key-vault-secrets.md)\nKey Vault stores secrets, keys and certificates.\n";
+
+    fn ask(question: &str, options: &Options) -> Completion {
+        complete(
+            &[grounded(WAF_SOURCES), message(Role::User, question)],
+            options,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn answers_from_the_sources_with_citations() {
+        let completion = ask(
+            "What does the web application firewall block?",
+            &Options::default(),
+        );
+        assert_eq!(
+            completion.content,
+            "The Web Application Firewall (WAF) on Application Gateway inspects each request before it reaches the application and blocks common web attacks. [doc1]"
+        );
+        assert_eq!(completion.finish_reason, FinishReason::Stop);
+        assert_eq!(
+            completion.completion_tokens,
+            tokens::count(&completion.content)
+        );
+    }
+
+    #[test]
+    fn unanswerable_questions_get_the_not_found_answer() {
+        let completion = ask("What is the capital of France?", &Options::default());
+        assert_eq!(completion.content, NOT_FOUND_ANSWER);
+        assert_eq!(completion.finish_reason, FinishReason::Stop);
+    }
+
+    #[test]
+    fn no_sources_gets_the_not_found_answer() {
+        for system in [grounded("(none)"), message(Role::System, "Be brief.")] {
+            let completion = complete(
+                &[system, message(Role::User, "What does the firewall block?")],
+                &Options::default(),
+            )
+            .unwrap();
+            assert_eq!(completion.content, NOT_FOUND_ANSWER);
+        }
+        let without_system =
+            complete(&[message(Role::User, "firewall")], &Options::default()).unwrap();
+        assert_eq!(without_system.content, NOT_FOUND_ANSWER);
+    }
+
+    #[test]
+    fn the_last_user_message_is_the_question() {
+        let completion = complete(
+            &[
+                grounded(WAF_SOURCES),
+                message(Role::User, "What does the firewall block?"),
+                message(Role::Assistant, "It blocks attacks."),
+                message(Role::User, "Where are certificates stored?"),
+            ],
+            &Options::default(),
+        )
+        .unwrap();
+        assert_eq!(
+            completion.content,
+            "Key Vault stores secrets, keys and certificates. [doc2]"
+        );
+    }
+
+    #[test]
+    fn max_tokens_truncates_with_finish_reason_length() {
+        let options = Options {
+            max_tokens: Some(3),
+            ..Options::default()
+        };
+        let completion = ask("What does the web application firewall block?", &options);
+        assert_eq!(completion.content, "The Web Application");
+        assert_eq!(completion.finish_reason, FinishReason::Length);
+        assert_eq!(completion.completion_tokens, 3);
+    }
+
+    #[test]
+    fn a_generous_max_tokens_changes_nothing() {
+        let options = Options {
+            max_tokens: Some(1000),
+            ..Options::default()
+        };
+        let completion = ask("What does the web application firewall block?", &options);
+        assert_eq!(completion.finish_reason, FinishReason::Stop);
+        assert!(completion.content.ends_with("[doc1]"));
+    }
+
+    #[test]
+    fn the_earliest_stop_sequence_cuts_the_answer() {
+        let options = Options {
+            stop: vec!["request".into(), " (WAF)".into()],
+            ..Options::default()
+        };
+        let completion = ask("What does the web application firewall block?", &options);
+        assert_eq!(completion.content, "The Web Application Firewall");
+        assert_eq!(completion.finish_reason, FinishReason::Stop);
+    }
+
+    #[test]
+    fn prompt_tokens_count_every_message() {
+        let completion = complete(
+            &[
+                message(Role::System, "Be brief."),
+                message(Role::User, "Retry-After?"),
+            ],
+            &Options::default(),
+        )
+        .unwrap();
+        assert_eq!(completion.prompt_tokens, 3 + 4);
+    }
+
+    #[test]
+    fn requests_without_a_question_are_invalid() {
+        let no_user = complete(&[grounded(WAF_SOURCES)], &Options::default());
+        assert!(matches!(no_user, Err(InvalidRequest(m)) if m.contains("no user message")));
+        assert!(complete(&[], &Options::default()).is_err());
+        let blank = complete(&[message(Role::User, "  \n")], &Options::default());
+        assert!(matches!(blank, Err(InvalidRequest(m)) if m.contains("empty")));
+    }
+
+    #[test]
+    fn out_of_range_options_are_invalid() {
+        let user = [message(Role::User, "firewall")];
+        for options in [
+            Options {
+                temperature: Some(2.5),
+                ..Options::default()
+            },
+            Options {
+                temperature: Some(f32::NAN),
+                ..Options::default()
+            },
+            Options {
+                max_tokens: Some(0),
+                ..Options::default()
+            },
+            Options {
+                stop: vec!["a".into(); 5],
+                ..Options::default()
+            },
+            Options {
+                stop: vec![String::new()],
+                ..Options::default()
+            },
+        ] {
+            assert!(complete(&user, &options).is_err(), "{options:?} accepted");
+        }
+        let valid = Options {
+            temperature: Some(0.0),
+            max_tokens: Some(1),
+            stop: vec!["x".into(); 4],
+        };
+        assert!(complete(&user, &valid).is_ok());
+    }
+
+    #[test]
+    fn streamed_pieces_rebuild_the_answer() {
+        let completion = ask(
+            "What does the web application firewall block?",
+            &Options::default(),
+        );
+        let pieces = tokens::stream_pieces(&completion.content);
+        assert!(pieces.len() > 10);
+        assert_eq!(pieces.concat(), completion.content);
+    }
+}

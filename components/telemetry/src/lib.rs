@@ -1,0 +1,264 @@
+//! Outermost middleware of the chain: continues or starts a W3C trace, assigns a request id,
+//! times the inner chain (`Server-Timing`) and writes exactly one JSON log line per request.
+//!
+//! The header logic lives here and is tested natively; the `wasm` module only moves
+//! requests and responses between WASI and these functions.
+
+pub mod log;
+pub mod request_id;
+pub mod trace;
+
+use http::{HeaderMap, HeaderValue};
+use std::time::Duration;
+use trace::{SPAN_ENTROPY_LEN, Span, TraceParent};
+
+/// Random bytes drawn per request: a possible new trace id, the span id, a possible request id.
+pub const ENTROPY_LEN: usize = SPAN_ENTROPY_LEN + request_id::REQUEST_ID_ENTROPY_LEN;
+
+const TRACEPARENT: &str = "traceparent";
+const TRACESTATE: &str = "tracestate";
+const REQUEST_ID: &str = "x-request-id";
+const SERVER_TIMING: &str = "server-timing";
+
+/// What telemetry decided about one request.
+#[derive(Debug, Clone)]
+pub struct RequestTelemetry {
+    pub span: Span,
+    pub request_id: String,
+}
+
+/// Decides the span and request id, and rewrites the inward request headers to carry them.
+///
+/// `entropy` shorter than [`ENTROPY_LEN`] is padded with zeros (ids stay valid, just less random).
+pub fn prepare_inward(headers: &mut HeaderMap, entropy: &[u8]) -> RequestTelemetry {
+    let mut span_entropy = [0u8; SPAN_ENTROPY_LEN];
+    let mut id_entropy = [0u8; request_id::REQUEST_ID_ENTROPY_LEN];
+    for (slot, byte) in span_entropy
+        .iter_mut()
+        .chain(id_entropy.iter_mut())
+        .zip(entropy)
+    {
+        *slot = *byte;
+    }
+
+    let incoming = single_value(headers, TRACEPARENT).and_then(TraceParent::parse);
+    if incoming.is_none() {
+        // The spec ties tracestate to the traceparent it came with; a restarted trace drops it.
+        headers.remove(TRACESTATE);
+    }
+    let span = Span::start(incoming, &span_entropy);
+
+    let client_ids: Vec<&[u8]> = headers
+        .get_all(REQUEST_ID)
+        .iter()
+        .map(HeaderValue::as_bytes)
+        .collect();
+    let request_id = request_id::choose(&client_ids, &id_entropy);
+
+    set(headers, TRACEPARENT, &span.traceparent());
+    set(headers, REQUEST_ID, &request_id);
+    RequestTelemetry { span, request_id }
+}
+
+/// Stamps the response with the trace, the request id and the chain's total duration.
+pub fn decorate_response(
+    headers: &mut HeaderMap,
+    telemetry: &RequestTelemetry,
+    elapsed: Duration,
+) {
+    set(headers, TRACEPARENT, &telemetry.span.traceparent());
+    set(headers, REQUEST_ID, &telemetry.request_id);
+    // Appended as its own field value so an inner component's metrics survive.
+    if let Ok(value) = HeaderValue::from_str(&log::server_timing(elapsed)) {
+        headers.append(SERVER_TIMING, value);
+    }
+}
+
+/// The body of the 502 sent when the inner handler fails without a response.
+pub fn bad_gateway_body() -> String {
+    serde_json::json!({
+        "error": {
+            "message": "The request could not be completed because an inner component failed.",
+            "type": "server_error",
+            "param": null,
+            "code": "bad_gateway",
+        }
+    })
+    .to_string()
+}
+
+fn single_value<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    let mut values = headers.get_all(name).iter();
+    match (values.next(), values.next()) {
+        (Some(value), None) => value.to_str().ok(),
+        _ => None,
+    }
+}
+
+fn set(headers: &mut HeaderMap, name: &'static str, value: &str) {
+    // Every value set here is built from hex, UUID or the request-id alphabet, so it is a valid header value.
+    if let Ok(value) = HeaderValue::from_str(value) {
+        headers.insert(name, value);
+    }
+}
+
+#[cfg(target_arch = "wasm32")]
+mod wasm {
+    use spin_sdk::http::{BoxBody, Request, Response, box_body, next};
+    use spin_sdk::http_service;
+    use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+    #[http_service]
+    async fn handle(mut request: Request) -> Response<BoxBody> {
+        let started = Instant::now();
+        let started_at = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
+        let method = request.method().as_str().to_owned();
+        let route = request.uri().path().to_owned();
+
+        let entropy =
+            spin_sdk::wasip3::random::random::get_random_bytes(super::ENTROPY_LEN as u64);
+        let telemetry = super::prepare_inward(request.headers_mut(), &entropy);
+
+        // Re-boxing the body makes spin-sdk build a new WASI request from our edited headers
+        // (an untouched incoming body would forward the original request as it was).
+        let (mut response, error) = match next(request.map(box_body)).await {
+            Ok(response) => (response.map(box_body), None),
+            Err(code) => (bad_gateway(), Some(format!("{code:?}"))),
+        };
+        let elapsed = started.elapsed();
+        super::decorate_response(response.headers_mut(), &telemetry, elapsed);
+
+        let line = super::log::RequestLog {
+            started_at,
+            method: &method,
+            route: &route,
+            status: response.status().as_u16(),
+            elapsed,
+            span: &telemetry.span,
+            request_id: &telemetry.request_id,
+            error: error.as_deref(),
+        }
+        .to_json_line();
+        println!("{line}");
+        response
+    }
+
+    fn bad_gateway() -> Response<BoxBody> {
+        let mut response = Response::new(box_body(super::bad_gateway_body()));
+        *response.status_mut() = spin_sdk::http::StatusCode::BAD_GATEWAY;
+        response.headers_mut().insert(
+            "content-type",
+            spin_sdk::http::HeaderValue::from_static("application/json"),
+        );
+        response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CALLER: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (name, value) in pairs {
+            map.append(*name, HeaderValue::from_str(value).unwrap());
+        }
+        map
+    }
+
+    fn entropy() -> Vec<u8> {
+        (1..=ENTROPY_LEN as u8).collect()
+    }
+
+    #[test]
+    fn continues_a_valid_caller_trace_inward() {
+        let mut map = headers(&[("traceparent", CALLER), ("tracestate", "vendor=1")]);
+        let telemetry = prepare_inward(&mut map, &entropy());
+        let inward = map["traceparent"].to_str().unwrap();
+        assert!(inward.starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-"));
+        assert_ne!(inward, CALLER, "a new span id replaces the caller's");
+        assert_eq!(inward, telemetry.span.traceparent());
+        assert_eq!(map["tracestate"], "vendor=1");
+    }
+
+    #[test]
+    fn starts_a_new_trace_and_drops_tracestate_when_traceparent_is_invalid() {
+        let mut map = headers(&[
+            ("traceparent", "00-00000000000000000000000000000000-00f067aa0ba902b7-01"),
+            ("tracestate", "vendor=1"),
+        ]);
+        let telemetry = prepare_inward(&mut map, &entropy());
+        assert_eq!(telemetry.span.parent_span_id, None);
+        assert_eq!(
+            map["traceparent"],
+            "00-0102030405060708090a0b0c0d0e0f10-1112131415161718-01"
+        );
+        assert!(map.get("tracestate").is_none());
+    }
+
+    #[test]
+    fn repeated_traceparent_headers_start_a_new_trace() {
+        let mut map = headers(&[("traceparent", CALLER), ("traceparent", CALLER)]);
+        let telemetry = prepare_inward(&mut map, &entropy());
+        assert_eq!(telemetry.span.parent_span_id, None);
+        assert_eq!(map.get_all("traceparent").iter().count(), 1);
+    }
+
+    #[test]
+    fn keeps_a_sane_client_request_id() {
+        let mut map = headers(&[("x-request-id", "client-123")]);
+        let telemetry = prepare_inward(&mut map, &entropy());
+        assert_eq!(telemetry.request_id, "client-123");
+        assert_eq!(map["x-request-id"], "client-123");
+    }
+
+    #[test]
+    fn replaces_an_unsafe_client_request_id() {
+        let mut map = headers(&[("x-request-id", "<script>")]);
+        let telemetry = prepare_inward(&mut map, &entropy());
+        assert_ne!(telemetry.request_id, "<script>");
+        assert!(request_id::is_acceptable(&telemetry.request_id));
+        assert_eq!(map["x-request-id"], telemetry.request_id.as_str());
+        assert_eq!(map.get_all("x-request-id").iter().count(), 1);
+    }
+
+    #[test]
+    fn short_entropy_still_gives_valid_ids() {
+        let mut map = HeaderMap::new();
+        let telemetry = prepare_inward(&mut map, &[]);
+        assert!(TraceParent::parse(&telemetry.span.traceparent()).is_some());
+        assert!(request_id::is_acceptable(&telemetry.request_id));
+    }
+
+    #[test]
+    fn response_gets_trace_request_id_and_appended_server_timing() {
+        let mut inward = headers(&[("x-request-id", "rid-7")]);
+        let telemetry = prepare_inward(&mut inward, &entropy());
+        let mut response = headers(&[
+            ("server-timing", "retrieval;dur=3.0"),
+            ("traceparent", "00-11111111111111111111111111111111-2222222222222222-01"),
+        ]);
+        decorate_response(&mut response, &telemetry, Duration::from_micros(4_260));
+        assert_eq!(response["traceparent"], telemetry.span.traceparent().as_str());
+        assert_eq!(response["x-request-id"], "rid-7");
+        let timings: Vec<&str> = response
+            .get_all("server-timing")
+            .iter()
+            .map(|v| v.to_str().unwrap())
+            .collect();
+        assert_eq!(timings, ["retrieval;dur=3.0", "total;dur=4.3"]);
+    }
+
+    #[test]
+    fn bad_gateway_body_is_an_openai_error() {
+        let value: serde_json::Value = serde_json::from_str(&bad_gateway_body()).unwrap();
+        assert_eq!(value["error"]["code"], "bad_gateway");
+        assert_eq!(value["error"]["type"], "server_error");
+        assert!(value["error"]["param"].is_null());
+        assert!(value["error"]["message"].as_str().unwrap().len() > 10);
+    }
+}

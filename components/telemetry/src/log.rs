@@ -1,0 +1,187 @@
+//! The one JSON log line written per request, and the timing values derived from it.
+
+use std::time::Duration;
+
+/// Severity by outcome: server faults are errors, client faults warnings.
+pub fn level_for_status(status: u16) -> &'static str {
+    match status {
+        500.. => "error",
+        400..=499 => "warn",
+        _ => "info",
+    }
+}
+
+/// Milliseconds with microsecond resolution, for the log line.
+pub fn duration_ms(elapsed: Duration) -> f64 {
+    (elapsed.as_secs_f64() * 1_000_000.0).round() / 1_000.0
+}
+
+/// `Server-Timing` metric for the whole chain (RFC: <https://www.w3.org/TR/server-timing/>).
+pub fn server_timing(elapsed: Duration) -> String {
+    format!("total;dur={:.1}", elapsed.as_secs_f64() * 1_000.0)
+}
+
+/// RFC 3339 UTC timestamp with millisecond precision, e.g. `2024-03-01T12:34:56.789Z`.
+pub fn rfc3339_utc(since_unix_epoch: Duration) -> String {
+    let secs = since_unix_epoch.as_secs();
+    let millis = since_unix_epoch.subsec_millis();
+    let days = secs / 86_400;
+    let secs_of_day = secs % 86_400;
+    let (year, month, day) = civil_from_days(days);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{millis:03}Z",
+        secs_of_day / 3_600,
+        (secs_of_day % 3_600) / 60,
+        secs_of_day % 60
+    )
+}
+
+/// Days since 1970-01-01 to a proleptic Gregorian date (Howard Hinnant's `civil_from_days`).
+fn civil_from_days(days: u64) -> (u64, u64, u64) {
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let day_of_era = z % 146_097;
+    let year_of_era =
+        (day_of_era - day_of_era / 1_460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let month_index = (5 * day_of_year + 2) / 153;
+    let day = day_of_year - (153 * month_index + 2) / 5 + 1;
+    let month = if month_index < 10 {
+        month_index + 3
+    } else {
+        month_index - 9
+    };
+    let year = year_of_era + era * 400 + u64::from(month <= 2);
+    (year, month, day)
+}
+
+/// Everything the request log line says.
+pub struct RequestLog<'a> {
+    pub started_at: Duration,
+    pub method: &'a str,
+    /// The path only: query strings can carry personal data or credentials.
+    pub route: &'a str,
+    pub status: u16,
+    pub elapsed: Duration,
+    pub span: &'a crate::trace::Span,
+    pub request_id: &'a str,
+    /// Why the inner handler produced no response, if it did not.
+    pub error: Option<&'a str>,
+}
+
+impl RequestLog<'_> {
+    pub fn to_json_line(&self) -> String {
+        let mut line = serde_json::json!({
+            "ts": rfc3339_utc(self.started_at),
+            "level": level_for_status(self.status),
+            "msg": "request",
+            "method": self.method,
+            "route": self.route,
+            "status": self.status,
+            "duration_ms": duration_ms(self.elapsed),
+            "trace_id": self.span.trace_id_hex(),
+            "span_id": self.span.span_id_hex(),
+            "parent_span_id": self.span.parent_span_id_hex(),
+            "request_id": self.request_id,
+        });
+        if let Some(error) = self.error {
+            line["error"] = serde_json::Value::from(error);
+        }
+        line.to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::trace::{SPAN_ENTROPY_LEN, Span};
+
+    #[test]
+    fn levels_follow_status_classes() {
+        assert_eq!(level_for_status(200), "info");
+        assert_eq!(level_for_status(304), "info");
+        assert_eq!(level_for_status(401), "warn");
+        assert_eq!(level_for_status(499), "warn");
+        assert_eq!(level_for_status(500), "error");
+        assert_eq!(level_for_status(502), "error");
+    }
+
+    #[test]
+    fn timestamps_are_rfc3339_utc() {
+        assert_eq!(rfc3339_utc(Duration::ZERO), "1970-01-01T00:00:00.000Z");
+        // 2024-02-29 (leap day) 23:59:59.999
+        assert_eq!(
+            rfc3339_utc(Duration::from_millis(1_709_251_199_999)),
+            "2024-02-29T23:59:59.999Z"
+        );
+        assert_eq!(
+            rfc3339_utc(Duration::from_secs(951_782_400)),
+            "2000-02-29T00:00:00.000Z"
+        );
+        assert_eq!(
+            rfc3339_utc(Duration::from_secs(4_102_444_800)),
+            "2100-01-01T00:00:00.000Z"
+        );
+    }
+
+    #[test]
+    fn server_timing_has_one_decimal() {
+        assert_eq!(server_timing(Duration::from_micros(12_345)), "total;dur=12.3");
+        assert_eq!(server_timing(Duration::ZERO), "total;dur=0.0");
+        assert_eq!(server_timing(Duration::from_micros(1_500)), "total;dur=1.5");
+    }
+
+    #[test]
+    fn duration_is_milliseconds_rounded_to_microseconds() {
+        assert_eq!(duration_ms(Duration::from_nanos(12_345_678)), 12.346);
+    }
+
+    #[test]
+    fn log_line_is_one_json_object_with_the_contract_fields() {
+        let span = Span::start(None, &[9; SPAN_ENTROPY_LEN]);
+        let log = RequestLog {
+            started_at: Duration::from_secs(0),
+            method: "POST",
+            route: "/v1/chat/completions",
+            status: 503,
+            elapsed: Duration::from_millis(5),
+            span: &span,
+            request_id: "rid-1",
+            error: None,
+        };
+        let line = log.to_json_line();
+        assert!(!line.contains('\n'));
+        let value: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(value["ts"], "1970-01-01T00:00:00.000Z");
+        assert_eq!(value["level"], "error");
+        assert_eq!(value["msg"], "request");
+        assert_eq!(value["method"], "POST");
+        assert_eq!(value["route"], "/v1/chat/completions");
+        assert_eq!(value["status"], 503);
+        assert_eq!(value["duration_ms"], 5.0);
+        assert_eq!(value["trace_id"], span.trace_id_hex());
+        assert_eq!(value["span_id"], span.span_id_hex());
+        assert_eq!(value["request_id"], "rid-1");
+        assert!(value.get("error").is_none());
+    }
+
+    #[test]
+    fn hostile_routes_cannot_break_the_line() {
+        let span = Span::start(None, &[9; SPAN_ENTROPY_LEN]);
+        let log = RequestLog {
+            started_at: Duration::ZERO,
+            method: "GET",
+            route: "/a\"b\n{\"level\":\"info\"}",
+            status: 200,
+            elapsed: Duration::ZERO,
+            span: &span,
+            request_id: "r",
+            error: Some("connection refused"),
+        };
+        let line = log.to_json_line();
+        assert_eq!(line.lines().count(), 1);
+        let value: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(value["route"], "/a\"b\n{\"level\":\"info\"}");
+        assert_eq!(value["error"], "connection refused");
+    }
+}

@@ -1,0 +1,244 @@
+//! W3C Trace Context (`traceparent`, version 00).
+//!
+//! Spec: <https://www.w3.org/TR/trace-context/>. Only version `00` is accepted; anything
+//! else starts a new trace, which the spec allows a participant to do.
+
+const VERSION: &str = "00";
+/// `00-` + 32 hex + `-` + 16 hex + `-` + 2 hex.
+const TRACEPARENT_LEN: usize = 55;
+/// The only trace flag version 00 defines; other bits are not propagated.
+const SAMPLED: u8 = 0x01;
+
+/// Random bytes a [`Span`] may need: 16 for a new trace id, 8 for the span id.
+pub const SPAN_ENTROPY_LEN: usize = 24;
+
+/// A parsed, valid incoming `traceparent`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TraceParent {
+    pub trace_id: [u8; 16],
+    pub parent_id: [u8; 8],
+    pub flags: u8,
+}
+
+impl TraceParent {
+    /// Parses a `traceparent` header value; `None` for anything not strictly valid.
+    pub fn parse(value: &str) -> Option<Self> {
+        let value = value.trim_matches([' ', '\t']);
+        if value.len() != TRACEPARENT_LEN {
+            return None;
+        }
+        let mut fields = value.split('-');
+        let (version, trace_id, parent_id, flags) =
+            (fields.next()?, fields.next()?, fields.next()?, fields.next()?);
+        if fields.next().is_some() || version != VERSION {
+            return None;
+        }
+        let trace_id: [u8; 16] = decode_lower_hex(trace_id)?;
+        let parent_id: [u8; 8] = decode_lower_hex(parent_id)?;
+        let [flags] = decode_lower_hex::<1>(flags)?;
+        if is_all_zero(&trace_id) || is_all_zero(&parent_id) {
+            return None;
+        }
+        Some(Self {
+            trace_id,
+            parent_id,
+            flags,
+        })
+    }
+}
+
+/// The span this request is served in: either a child of the caller's span or the root of a new trace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Span {
+    pub trace_id: [u8; 16],
+    pub span_id: [u8; 8],
+    /// The caller's span when the trace was continued.
+    pub parent_span_id: Option<[u8; 8]>,
+    pub flags: u8,
+}
+
+impl Span {
+    /// Continues `incoming` with a fresh span id, or starts a new sampled trace.
+    pub fn start(incoming: Option<TraceParent>, entropy: &[u8; SPAN_ENTROPY_LEN]) -> Self {
+        let mut new_trace_id = [0u8; 16];
+        new_trace_id.copy_from_slice(&entropy[..16]);
+        let mut span_id = [0u8; 8];
+        span_id.copy_from_slice(&entropy[16..]);
+        let span_id = non_zero(span_id);
+        match incoming {
+            Some(parent) => Self {
+                trace_id: parent.trace_id,
+                span_id,
+                parent_span_id: Some(parent.parent_id),
+                flags: parent.flags & SAMPLED,
+            },
+            None => Self {
+                trace_id: non_zero(new_trace_id),
+                span_id,
+                parent_span_id: None,
+                flags: SAMPLED,
+            },
+        }
+    }
+
+    pub fn trace_id_hex(&self) -> String {
+        encode_hex(&self.trace_id)
+    }
+
+    pub fn span_id_hex(&self) -> String {
+        encode_hex(&self.span_id)
+    }
+
+    pub fn parent_span_id_hex(&self) -> Option<String> {
+        self.parent_span_id.map(|id| encode_hex(&id))
+    }
+
+    /// The `traceparent` naming this span as the parent of whatever comes next.
+    pub fn traceparent(&self) -> String {
+        format!(
+            "{VERSION}-{}-{}-{:02x}",
+            self.trace_id_hex(),
+            self.span_id_hex(),
+            self.flags
+        )
+    }
+}
+
+fn is_all_zero(bytes: &[u8]) -> bool {
+    bytes.iter().all(|&b| b == 0)
+}
+
+/// All-zero ids are invalid on the wire, so a (vanishingly unlikely) all-zero draw is nudged.
+fn non_zero<const N: usize>(mut id: [u8; N]) -> [u8; N] {
+    if is_all_zero(&id) {
+        id[N - 1] = 1;
+    }
+    id
+}
+
+/// The spec's grammar is lowercase hex only (`HEXDIGLC`).
+fn decode_lower_hex<const N: usize>(text: &str) -> Option<[u8; N]> {
+    let digits = text.as_bytes();
+    if digits.len() != N * 2 {
+        return None;
+    }
+    let mut out = [0u8; N];
+    for (byte, pair) in out.iter_mut().zip(digits.chunks_exact(2)) {
+        *byte = (lower_hex_value(pair[0])? << 4) | lower_hex_value(pair[1])?;
+    }
+    Some(out)
+}
+
+fn lower_hex_value(digit: u8) -> Option<u8> {
+    match digit {
+        b'0'..=b'9' => Some(digit - b'0'),
+        b'a'..=b'f' => Some(digit - b'a' + 10),
+        _ => None,
+    }
+}
+
+pub(crate) fn encode_hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for &b in bytes {
+        out.push(char::from(DIGITS[usize::from(b >> 4)]));
+        out.push(char::from(DIGITS[usize::from(b & 0x0f)]));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const VALID: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+
+    fn entropy(fill: u8) -> [u8; SPAN_ENTROPY_LEN] {
+        [fill; SPAN_ENTROPY_LEN]
+    }
+
+    #[test]
+    fn parses_the_spec_example() {
+        let parsed = TraceParent::parse(VALID).expect("valid traceparent");
+        assert_eq!(encode_hex(&parsed.trace_id), "4bf92f3577b34da6a3ce929d0e0e4736");
+        assert_eq!(encode_hex(&parsed.parent_id), "00f067aa0ba902b7");
+        assert_eq!(parsed.flags, 1);
+    }
+
+    #[test]
+    fn tolerates_surrounding_optional_whitespace() {
+        assert!(TraceParent::parse(&format!(" {VALID}\t")).is_some());
+    }
+
+    #[test]
+    fn rejects_malformed_values() {
+        let rejected = [
+            "",
+            "00",
+            // other versions, including the forbidden ff
+            "01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            // uppercase hex is not in the grammar
+            "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",
+            // wrong field lengths with the same total length
+            "00-4bf92f3577b34da6a3ce929d0e0e47360-0f067aa0ba902b7-01",
+            // non-hex
+            "00-4bf92f3577b34da6a3ce929d0e0e473g-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-0x",
+            // wrong separators
+            "00_4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            // extra data
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-",
+            // all-zero ids
+            "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",
+            // a multi-byte character in place of a hex digit
+            "00-4bf92f3577b34da6a3ce929d0e0e473é-00f067aa0ba902b7-01",
+        ];
+        for value in rejected {
+            assert_eq!(TraceParent::parse(value), None, "{value:?} must be rejected");
+        }
+    }
+
+    #[test]
+    fn continuing_keeps_the_trace_and_makes_the_caller_the_parent() {
+        let span = Span::start(TraceParent::parse(VALID), &entropy(0xab));
+        assert_eq!(span.trace_id_hex(), "4bf92f3577b34da6a3ce929d0e0e4736");
+        assert_eq!(span.parent_span_id_hex().as_deref(), Some("00f067aa0ba902b7"));
+        assert_eq!(span.span_id_hex(), "abababababababab");
+        assert_eq!(
+            span.traceparent(),
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-abababababababab-01"
+        );
+    }
+
+    #[test]
+    fn continuing_propagates_an_unsampled_decision_and_drops_unknown_flags() {
+        let unsampled = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00";
+        let span = Span::start(TraceParent::parse(unsampled), &entropy(1));
+        assert!(span.traceparent().ends_with("-00"));
+        let odd_flags = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-ff";
+        let span = Span::start(TraceParent::parse(odd_flags), &entropy(1));
+        assert!(span.traceparent().ends_with("-01"));
+    }
+
+    #[test]
+    fn a_new_trace_is_sampled_and_uses_the_entropy() {
+        let mut bytes = [0u8; SPAN_ENTROPY_LEN];
+        for (i, b) in bytes.iter_mut().enumerate() {
+            *b = i as u8 + 1;
+        }
+        let span = Span::start(None, &bytes);
+        assert_eq!(span.trace_id_hex(), "0102030405060708090a0b0c0d0e0f10");
+        assert_eq!(span.span_id_hex(), "1112131415161718");
+        assert_eq!(span.parent_span_id, None);
+        assert!(span.traceparent().ends_with("-01"));
+        assert!(TraceParent::parse(&span.traceparent()).is_some());
+    }
+
+    #[test]
+    fn all_zero_entropy_still_yields_valid_ids() {
+        let span = Span::start(None, &entropy(0));
+        assert!(TraceParent::parse(&span.traceparent()).is_some());
+    }
+}

@@ -1,0 +1,356 @@
+//! A loaded application: one composed, pre-instantiated component per HTTP trigger,
+//! and the dispatch of requests to fresh instances of them.
+
+use crate::compose::{self, Dependency, Inherit, Part};
+use crate::key_value::SqliteKeyValue;
+use crate::manifest::{DependencySource, Manifest};
+use crate::outbound::OutboundPolicy;
+use crate::routes::{Route, Router};
+use crate::runtime::{self, Grants, HostState};
+use crate::variables::AppVariables;
+use bytes::Bytes;
+use http_body_util::BodyExt;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+use wasmtime::component::{Component, GuestTaskId};
+use wasmtime::error::Context as _;
+use wasmtime::{Engine, Store, StoreContextMut};
+use wasmtime_wasi_http::handler::{
+    self, ExpirationError, HandlerState, InstantiationError, ProxyHandler, ProxyPre, ShouldAccept,
+    WorkerExpiration, WorkerState, WorkerStatus,
+};
+use wasmtime_wasi_http::{WasiBody, WasiHttpView};
+
+/// How an application is loaded.
+#[derive(Debug, Clone)]
+pub struct AppOptions {
+    /// SQLite file behind `spin:key-value`; `None` keeps the data in memory.
+    pub key_value_path: Option<PathBuf>,
+    /// Longest wait for a component's response headers.
+    pub response_timeout: Duration,
+    /// Longest a response body (e.g. a token stream) may keep an instance alive.
+    pub body_timeout: Duration,
+    /// Variable overrides consulted before the process environment, as `SPIN_VARIABLE_<NAME>`.
+    pub env_overrides: Vec<(String, String)>,
+}
+
+impl Default for AppOptions {
+    fn default() -> Self {
+        AppOptions {
+            key_value_path: None,
+            response_timeout: Duration::from_secs(60),
+            body_timeout: Duration::from_secs(600),
+            env_overrides: Vec::new(),
+        }
+    }
+}
+
+impl AppOptions {
+    fn env(&self, name: &str) -> Option<String> {
+        self.env_overrides
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+            .or_else(|| std::env::var(name).ok())
+    }
+}
+
+/// A running application's request handlers.
+pub struct App {
+    engine: Engine,
+    router: Router<Arc<Trigger>>,
+}
+
+struct Trigger {
+    route: String,
+    handler: ProxyHandler<TriggerState>,
+}
+
+struct TriggerState {
+    engine: Engine,
+    pre: ProxyPre<HostState>,
+    grants: Arc<Grants>,
+    response_timeout: Duration,
+    body_timeout: Duration,
+}
+
+fn read_wasm(path: &Path, what: &str) -> wasmtime::Result<Vec<u8>> {
+    std::fs::read(path).map_err(|e| {
+        wasmtime::format_err!(
+            "cannot read {what} from {}: {e}. Build the components first: `make build`",
+            path.display()
+        )
+    })
+}
+
+impl App {
+    /// Loads, composes and pre-instantiates every HTTP trigger of `manifest`.
+    pub fn load(manifest: &Manifest, options: &AppOptions) -> wasmtime::Result<Self> {
+        let engine = runtime::engine()?;
+        let variables = AppVariables::resolve(manifest, |k| options.env(k))?;
+        let key_value = Arc::new(match &options.key_value_path {
+            Some(path) => SqliteKeyValue::open(path)?,
+            None => SqliteKeyValue::in_memory()?,
+        });
+        let mut routes = Vec::new();
+        for trigger in &manifest.http_triggers {
+            let primary_id = &trigger.component;
+            let decl = &manifest.components[primary_id];
+            let part = |id: &str, inherit: Inherit| -> wasmtime::Result<Part> {
+                let path = manifest
+                    .component_source(id)
+                    .ok_or_else(|| wasmtime::format_err!("component `{id}` has no local source"))?;
+                Ok(Part {
+                    name: id.to_string(),
+                    bytes: read_wasm(&path, &format!("component `{id}`"))?,
+                    inherit,
+                })
+            };
+            let source_part = |source: &DependencySource| -> wasmtime::Result<Part> {
+                let inherit = Inherit::from_manifest(source.inherit_configuration());
+                match source {
+                    DependencySource::AppComponent { component, .. } => part(component, inherit),
+                    DependencySource::Local { path, .. } => Ok(Part {
+                        name: path.clone(),
+                        bytes: read_wasm(&manifest.resolve_path(path), &format!("`{path}`"))?,
+                        inherit,
+                    }),
+                    DependencySource::Registry { .. } => {
+                        wasmtime::bail!("registry dependencies are not supported")
+                    }
+                }
+            };
+            let primary = part(primary_id, Inherit::All)?;
+            let inherit_all = decl.dependencies_inherit_configuration == Some(true);
+            let dependencies = decl
+                .dependencies
+                .iter()
+                .map(|(import, source)| {
+                    let mut part = source_part(source)?;
+                    if inherit_all {
+                        part.inherit = Inherit::All;
+                    }
+                    Ok(Dependency {
+                        import: import.clone(),
+                        export: source.export().map(str::to_string),
+                        part,
+                    })
+                })
+                .collect::<wasmtime::Result<Vec<_>>>()?;
+            let middleware = trigger
+                .dependencies
+                .middleware
+                .iter()
+                .map(source_part)
+                .collect::<wasmtime::Result<Vec<_>>>()?;
+            let composed = compose::compose(primary, dependencies, middleware)
+                .with_context(|| format!("composing route `{}`", trigger.route))?;
+
+            let component = Component::new(&engine, &composed.bytes)
+                .with_context(|| format!("compiling the composed component of route `{}`", trigger.route))?;
+            let linker = runtime::linker(&engine, &component, &composed.denied)
+                .with_context(|| format!("linking route `{}`", trigger.route))?;
+            let pre = linker
+                .instantiate_pre(&component)
+                .with_context(|| format!("route `{}`", trigger.route))?;
+            let pre = wasmtime_wasi_http::p3::bindings::ServicePre::new(pre)
+                .with_context(|| format!("route `{}`", trigger.route))?;
+
+            let allowed_hosts = decl
+                .allowed_outbound_hosts
+                .iter()
+                .map(|h| variables.expand(h))
+                .collect::<Result<Vec<_>, _>>()?;
+            let grants = Arc::new(Grants {
+                variables: variables.component_view(&decl.variables)?,
+                outbound: OutboundPolicy::parse(&allowed_hosts)
+                    .map_err(|e| wasmtime::format_err!("component `{primary_id}`: {e}"))?,
+                key_value_stores: decl.key_value_stores.iter().cloned().collect(),
+                key_value: key_value.clone(),
+                denied: composed.denied,
+            });
+            let state = TriggerState {
+                engine: engine.clone(),
+                pre: ProxyPre::P3(pre),
+                grants,
+                response_timeout: options.response_timeout,
+                body_timeout: options.body_timeout,
+            };
+            let route = Route::parse(&trigger.route).map_err(|e| wasmtime::format_err!(e))?;
+            routes.push((
+                route,
+                Arc::new(Trigger {
+                    route: trigger.route.clone(),
+                    handler: ProxyHandler::new(state),
+                }),
+            ));
+        }
+        Ok(App {
+            engine,
+            router: Router::new(routes),
+        })
+    }
+
+    /// The engine, whose epoch must advance (see [`App::tick_epochs`]) for guests to be preempted.
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// Advances the engine epoch every 10 ms until the returned task is dropped or aborted.
+    pub fn tick_epochs(&self) -> tokio::task::JoinHandle<()> {
+        let engine = self.engine.clone();
+        tokio::spawn(async move {
+            let mut interval = tokio::time::interval(Duration::from_millis(10));
+            loop {
+                interval.tick().await;
+                engine.increment_epoch();
+            }
+        })
+    }
+
+    /// Handles one request end to end. Failures become OpenAI-style JSON errors.
+    pub async fn handle(&self, request: http::Request<WasiBody>) -> http::Response<WasiBody> {
+        let path = request.uri().path().to_string();
+        let Some(trigger) = self.router.find(&path) else {
+            return error_response(
+                http::StatusCode::NOT_FOUND,
+                "not_found",
+                &format!("no route matches {path}"),
+            );
+        };
+        match trigger.handler.handle((), request).await {
+            Ok(response) => response,
+            Err(error) => {
+                let (status, code, message) = if error.downcast_ref::<ExpirationError>().is_some() {
+                    (http::StatusCode::GATEWAY_TIMEOUT, "timeout", "the component did not respond in time")
+                } else if error.downcast_ref::<InstantiationError<()>>().is_some() {
+                    (http::StatusCode::SERVICE_UNAVAILABLE, "overloaded", "no capacity to run the component")
+                } else {
+                    (http::StatusCode::INTERNAL_SERVER_ERROR, "component_failed", "the component failed")
+                };
+                tracing::error!(target: "chatgate::request", route = %trigger.route, "{error:?}");
+                error_response(status, code, message)
+            }
+        }
+    }
+}
+
+/// An OpenAI-style error body: `{"error": {"message", "type", "param", "code"}}`.
+pub fn error_response(status: http::StatusCode, code: &str, message: &str) -> http::Response<WasiBody> {
+    let kind = if status.is_server_error() { "server_error" } else { "invalid_request_error" };
+    let body = serde_json::json!({
+        "error": { "message": message, "type": kind, "param": null, "code": code }
+    });
+    let mut response = http::Response::new(
+        http_body_util::Full::new(Bytes::from(body.to_string()))
+            .map_err(|never| match never {})
+            .boxed_unsync(),
+    );
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+impl HandlerState for TriggerState {
+    type StoreData = HostState;
+    type WorkerExpiration = Deadline;
+    type WorkerState = OneRequest;
+
+    async fn instantiate(
+        &self,
+    ) -> wasmtime::Result<handler::Instance<HostState, Deadline, OneRequest>> {
+        let mut store = Store::new(&self.engine, HostState::new(self.grants.clone()));
+        // Yield to the executor on every epoch tick: a busy guest shares the thread.
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_async_yield_and_update(1);
+        let proxy = self.pre.instantiate_async(&mut store).await?;
+        Ok(handler::Instance {
+            store,
+            proxy,
+            view: <HostState as WasiHttpView>::http,
+            expiration: Deadline::new(self.response_timeout, self.body_timeout),
+            state: OneRequest {
+                response_timeout: self.response_timeout,
+            },
+        })
+    }
+}
+
+/// Each instance serves exactly one request, as in Spin: no state leaks between callers.
+struct OneRequest {
+    response_timeout: Duration,
+}
+
+impl WorkerState for OneRequest {
+    type StoreData = HostState;
+    type RequestData = ();
+
+    fn should_accept_request(&self, _concurrent: usize, total: usize) -> ShouldAccept {
+        if total == 0 {
+            ShouldAccept::Yes
+        } else {
+            ShouldAccept::Never
+        }
+    }
+
+    fn on_request_start(
+        &self,
+        _store: StoreContextMut<'_, HostState>,
+        _data: (),
+        _task: GuestTaskId,
+    ) -> Pin<Box<dyn Future<Output = ()> + Send + Sync + 'static>> {
+        Box::pin(tokio::time::sleep(self.response_timeout))
+    }
+
+    fn drop(&self, _store: Store<HostState>, result: wasmtime::Result<()>) {
+        if let Err(error) = result {
+            tracing::warn!(target: "chatgate::instance", "instance ended with an error: {error:?}");
+        }
+    }
+}
+
+/// Ends an instance once idle, or when a response or its body takes too long.
+struct Deadline {
+    response_timeout: Duration,
+    body_timeout: Duration,
+    armed_for: Option<(WorkerStatus, Instant)>,
+    sleep: Pin<Box<tokio::time::Sleep>>,
+}
+
+impl Deadline {
+    fn new(response_timeout: Duration, body_timeout: Duration) -> Self {
+        Deadline {
+            response_timeout,
+            body_timeout,
+            armed_for: None,
+            sleep: Box::pin(tokio::time::sleep(response_timeout)),
+        }
+    }
+}
+
+impl WorkerExpiration for Deadline {
+    fn poll(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        state: WorkerStatus,
+        start: Instant,
+    ) -> Poll<()> {
+        let limit = match state {
+            WorkerStatus::Idle => return Poll::Ready(()),
+            WorkerStatus::Requests => self.response_timeout,
+            WorkerStatus::PostReturn => self.body_timeout,
+        };
+        if self.armed_for != Some((state, start)) {
+            self.armed_for = Some((state, start));
+            let deadline = tokio::time::Instant::from_std(start + limit);
+            self.sleep.as_mut().reset(deadline);
+        }
+        self.sleep.as_mut().poll(cx)
+    }
+}

@@ -1,0 +1,111 @@
+//! HTTP/1.1 front end: accepts connections, hands requests to the [`App`], and
+//! drains in-flight requests on shutdown.
+
+use crate::app::App;
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+use hyper_util::server::graceful::GracefulShutdown;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+
+/// How long in-flight requests may take to finish once shutdown starts.
+pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Binds `addr`, explaining the usual failure.
+pub async fn bind(addr: SocketAddr) -> wasmtime::Result<TcpListener> {
+    TcpListener::bind(addr).await.map_err(|e| {
+        if e.kind() == std::io::ErrorKind::AddrInUse {
+            wasmtime::format_err!(
+                "cannot listen on {addr}: the address is already in use (stop the other server or pass --listen with another port)"
+            )
+        } else {
+            wasmtime::format_err!("cannot listen on {addr}: {e}")
+        }
+    })
+}
+
+/// Serves `app` on `listener` until `shutdown` resolves, then drains open connections.
+pub async fn serve(
+    app: Arc<App>,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()>,
+) -> wasmtime::Result<()> {
+    let local = listener.local_addr()?;
+    let ticker = app.tick_epochs();
+    let graceful = GracefulShutdown::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let (stream, _peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(conn) => conn,
+                Err(e) => {
+                    // Running out of file descriptors is transient; back off rather than exit.
+                    tracing::warn!(target: "chatgate::server", "accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        stream.set_nodelay(true).ok();
+        let app = app.clone();
+        let service = hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
+            let app = app.clone();
+            async move {
+                let request = into_wasi_request(request, local);
+                Ok::<_, std::convert::Infallible>(app.handle(request).await)
+            }
+        });
+        let connection = hyper::server::conn::http1::Builder::new()
+            .timer(hyper_util::rt::TokioTimer::new())
+            .header_read_timeout(Duration::from_secs(30))
+            .serve_connection(TokioIo::new(stream), service);
+        let connection = graceful.watch(connection);
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!(target: "chatgate::server", "connection ended: {e}");
+            }
+        });
+    }
+    drop(listener);
+    tracing::info!(target: "chatgate::server", "shutting down: draining in-flight requests");
+    if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!(target: "chatgate::server", "drain timed out; closing remaining connections");
+    }
+    ticker.abort();
+    Ok(())
+}
+
+/// Gives the request the absolute URI a WASI component expects (`http://host/path`).
+fn into_wasi_request(
+    request: hyper::Request<Incoming>,
+    local: SocketAddr,
+) -> http::Request<wasmtime_wasi_http::WasiBody> {
+    let (mut parts, body) = request.into_parts();
+    let authority = parts
+        .headers
+        .get(http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .and_then(|h| h.parse::<http::uri::Authority>().ok())
+        .unwrap_or_else(|| {
+            local
+                .to_string()
+                .parse()
+                .expect("a socket address is a valid authority")
+        });
+    let mut uri = http::uri::Parts::default();
+    uri.scheme = Some(http::uri::Scheme::HTTP);
+    uri.authority = Some(authority);
+    uri.path_and_query = parts.uri.path_and_query().cloned();
+    if let Ok(absolute) = http::Uri::from_parts(uri) {
+        parts.uri = absolute;
+    }
+    let body = body.map_err(wasmtime_wasi_http::Error::from).boxed_unsync();
+    http::Request::from_parts(parts, body)
+}

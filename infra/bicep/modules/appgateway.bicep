@@ -1,0 +1,333 @@
+// Application Gateway WAF_v2 in front of chatgate, mirroring the reference
+// architecture's ingress: TLS terminated with a Key Vault certificate, WAF
+// policy in Prevention mode, backend = the AKS internal load balancer that the
+// Kubernetes Service `chatgate-ilb` (infra/spinkube/service-ilb.yaml) creates.
+
+@description('Azure region.')
+param location string
+
+@description('Prefix for resource names.')
+param baseName string
+
+@description('Application Gateway subnet resource id.')
+param appGwSubnetId string
+
+@description('Static private frontend IP in the AppGw subnet.')
+param privateFrontendIp string
+
+@description('Which frontend the HTTPS listener binds to. Public = internet-facing like the reference architecture; Private = reachable only from the VNet/peered networks.')
+@allowed([
+  'Public'
+  'Private'
+])
+param listenerFrontend string
+
+@description('Versionless Key Vault secret id of the TLS certificate (https://<vault>.vault.azure.net/secrets/<name>), so AppGw picks up renewals.')
+param sslCertKeyVaultSecretId string
+
+@description('Key Vault holding the certificate (the AppGw identity is granted Key Vault Secrets User on it).')
+param keyVaultName string
+
+@description('Optional host name for the listener (SNI); empty = basic listener for any host.')
+param listenerHostName string
+
+@description('Backend: IP of the AKS internal load balancer (Service chatgate-ilb loadBalancerIP).')
+param backendIpAddress string
+
+@description('Health probe path served by chatgate without authentication.')
+param healthProbePath string
+
+@description('Backend request timeout in seconds (LLM completions can be slow).')
+@minValue(1)
+@maxValue(86400)
+param backendRequestTimeoutSeconds int
+
+@description('WAF managed rule set type.')
+@allowed([
+  'OWASP'
+  'Microsoft_DefaultRuleSet'
+])
+param wafRuleSetType string
+
+@description('WAF managed rule set version (3.2 for OWASP, 2.1 for Microsoft_DefaultRuleSet).')
+param wafRuleSetVersion string
+
+@description('Autoscale minimum instance count (2+ for availability).')
+@minValue(0)
+@maxValue(125)
+param minCapacity int
+
+@description('Autoscale maximum instance count.')
+@minValue(2)
+@maxValue(125)
+param maxCapacity int
+
+@description('Availability zones for the gateway and its public IP; empty for regions without zones.')
+param zones array
+
+@description('Log Analytics workspace resource id for diagnostic settings.')
+param workspaceId string
+
+@description('Resource tags.')
+param tags object
+
+var appGwName = 'agw-${baseName}'
+var keyVaultSecretsUserRoleId = '4633458b-17de-408a-b874-0445c86b69e6'
+
+resource identity 'Microsoft.ManagedIdentity/userAssignedIdentities@2023-01-31' = {
+  name: 'id-${baseName}-appgw'
+  location: location
+  tags: tags
+}
+
+resource keyVault 'Microsoft.KeyVault/vaults@2023-07-01' existing = {
+  name: keyVaultName
+}
+
+resource certReader 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(keyVault.id, identity.id, keyVaultSecretsUserRoleId)
+  scope: keyVault
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', keyVaultSecretsUserRoleId)
+    principalId: identity.properties.principalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
+resource publicIp 'Microsoft.Network/publicIPAddresses@2024-05-01' = {
+  name: 'pip-${appGwName}'
+  location: location
+  tags: tags
+  zones: zones
+  sku: {
+    name: 'Standard'
+    tier: 'Regional'
+  }
+  properties: {
+    publicIPAllocationMethod: 'Static'
+    publicIPAddressVersion: 'IPv4'
+  }
+}
+
+resource wafPolicy 'Microsoft.Network/ApplicationGatewayWebApplicationFirewallPolicies@2024-05-01' = {
+  name: 'waf-${baseName}'
+  location: location
+  tags: tags
+  properties: {
+    policySettings: {
+      state: 'Enabled'
+      mode: 'Prevention'
+      requestBodyCheck: true
+      maxRequestBodySizeInKb: 128
+      fileUploadLimitInMb: 4
+    }
+    managedRules: {
+      managedRuleSets: [
+        {
+          ruleSetType: wafRuleSetType
+          ruleSetVersion: wafRuleSetVersion
+        }
+        {
+          ruleSetType: 'Microsoft_BotManagerRuleSet'
+          ruleSetVersion: '1.0'
+        }
+      ]
+    }
+    customRules: []
+  }
+}
+
+var gwId = resourceId('Microsoft.Network/applicationGateways', appGwName)
+
+resource appGw 'Microsoft.Network/applicationGateways@2024-05-01' = {
+  name: appGwName
+  location: location
+  tags: tags
+  zones: zones
+  identity: {
+    type: 'UserAssigned'
+    userAssignedIdentities: {
+      '${identity.id}': {}
+    }
+  }
+  dependsOn: [
+    certReader
+  ]
+  properties: {
+    sku: {
+      name: 'WAF_v2'
+      tier: 'WAF_v2'
+    }
+    autoscaleConfiguration: {
+      minCapacity: minCapacity
+      maxCapacity: maxCapacity
+    }
+    enableHttp2: true
+    firewallPolicy: {
+      id: wafPolicy.id
+    }
+    sslPolicy: {
+      policyType: 'Predefined'
+      policyName: 'AppGwSslPolicy20220101S'
+    }
+    gatewayIPConfigurations: [
+      {
+        name: 'gateway-ip'
+        properties: {
+          subnet: {
+            id: appGwSubnetId
+          }
+        }
+      }
+    ]
+    frontendIPConfigurations: [
+      {
+        name: 'frontend-public'
+        properties: {
+          publicIPAddress: {
+            id: publicIp.id
+          }
+        }
+      }
+      {
+        name: 'frontend-private'
+        properties: {
+          privateIPAllocationMethod: 'Static'
+          privateIPAddress: privateFrontendIp
+          subnet: {
+            id: appGwSubnetId
+          }
+        }
+      }
+    ]
+    frontendPorts: [
+      {
+        name: 'port-443'
+        properties: {
+          port: 443
+        }
+      }
+    ]
+    sslCertificates: [
+      {
+        name: 'chatgate-tls'
+        properties: {
+          keyVaultSecretId: sslCertKeyVaultSecretId
+        }
+      }
+    ]
+    backendAddressPools: [
+      {
+        name: 'aks-ilb'
+        properties: {
+          backendAddresses: [
+            {
+              ipAddress: backendIpAddress
+            }
+          ]
+        }
+      }
+    ]
+    probes: [
+      {
+        name: 'chatgate-healthz'
+        properties: {
+          protocol: 'Http'
+          host: backendIpAddress
+          path: healthProbePath
+          interval: 30
+          timeout: 30
+          unhealthyThreshold: 3
+          pickHostNameFromBackendHttpSettings: false
+          match: {
+            statusCodes: [
+              '200-399'
+            ]
+          }
+        }
+      }
+    ]
+    backendHttpSettingsCollection: [
+      {
+        name: 'chatgate-http'
+        properties: {
+          // TLS ends at the gateway; the hop AppGw -> ILB -> pod :80 is plain
+          // HTTP inside the VNet (the reference architecture uses HTTPS to App
+          // Service over its private endpoint). End-to-end TLS would need a
+          // TLS listener in the pod; see infra/README.md.
+          port: 80
+          protocol: 'Http'
+          cookieBasedAffinity: 'Disabled'
+          requestTimeout: backendRequestTimeoutSeconds
+          pickHostNameFromBackendAddress: false
+          probe: {
+            id: '${gwId}/probes/chatgate-healthz'
+          }
+        }
+      }
+    ]
+    httpListeners: [
+      {
+        name: 'https'
+        properties: {
+          frontendIPConfiguration: {
+            id: '${gwId}/frontendIPConfigurations/${listenerFrontend == 'Public' ? 'frontend-public' : 'frontend-private'}'
+          }
+          frontendPort: {
+            id: '${gwId}/frontendPorts/port-443'
+          }
+          protocol: 'Https'
+          sslCertificate: {
+            id: '${gwId}/sslCertificates/chatgate-tls'
+          }
+          hostName: empty(listenerHostName) ? null : listenerHostName
+          requireServerNameIndication: !empty(listenerHostName)
+        }
+      }
+    ]
+    requestRoutingRules: [
+      {
+        name: 'chatgate'
+        properties: {
+          ruleType: 'Basic'
+          priority: 100
+          httpListener: {
+            id: '${gwId}/httpListeners/https'
+          }
+          backendAddressPool: {
+            id: '${gwId}/backendAddressPools/aks-ilb'
+          }
+          backendHttpSettings: {
+            id: '${gwId}/backendHttpSettingsCollection/chatgate-http'
+          }
+        }
+      }
+    ]
+  }
+}
+
+resource diagnostics 'Microsoft.Insights/diagnosticSettings@2021-05-01-preview' = {
+  name: 'to-log-analytics'
+  scope: appGw
+  properties: {
+    workspaceId: workspaceId
+    logs: [
+      {
+        // Access, performance and firewall (WAF) logs.
+        categoryGroup: 'allLogs'
+        enabled: true
+      }
+    ]
+    metrics: [
+      {
+        category: 'AllMetrics'
+        enabled: true
+      }
+    ]
+  }
+}
+
+output appGatewayId string = appGw.id
+output publicIpAddress string = publicIp.properties.ipAddress
+output privateFrontendIp string = privateFrontendIp
+output wafPolicyId string = wafPolicy.id
