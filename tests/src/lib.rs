@@ -1,1 +1,118 @@
-//! Shared helpers for the end-to-end tests.
+//! Harness for the end-to-end tests: runs the real `chatgate` host on loopback with
+//! the built components, speaks HTTP to it, and provides the external peers the
+//! gateway talks to (an OpenAI-compatible upstream, an OIDC issuer's signing keys).
+
+pub mod http_client;
+pub mod jwt;
+pub mod upstream;
+
+use chatgate::app::{App, AppOptions};
+use chatgate::manifest::Manifest;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// The repository root: `spin.toml` and `target/` live here.
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ has a parent")
+        .to_path_buf()
+}
+
+/// The path of a built component, failing with the command that builds it.
+pub fn wasm(crate_name: &str) -> PathBuf {
+    let path = repo_root()
+        .join("target/wasm32-wasip2/release")
+        .join(format!("{}.wasm", crate_name.replace('-', "_")));
+    assert!(
+        path.exists(),
+        "{} is missing: build the components first with `make build` (or `make test`)",
+        path.display()
+    );
+    path
+}
+
+/// The project's own `spin.toml`, as text.
+pub fn project_manifest() -> String {
+    std::fs::read_to_string(repo_root().join("spin.toml")).expect("reading spin.toml")
+}
+
+/// A gateway serving one manifest on an ephemeral loopback port.
+pub struct Gateway {
+    pub base: String,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    served: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Gateway {
+    /// Loads `manifest` (paths relative to the repository root) with variable overrides.
+    pub async fn start(manifest: &str, variables: &[(&str, &str)]) -> Result<Gateway, String> {
+        for (name, _) in &variables.iter().collect::<Vec<_>>() {
+            assert!(!name.starts_with("SPIN_VARIABLE_"), "pass bare variable names");
+        }
+        let manifest = Manifest::parse(manifest, repo_root()).map_err(|e| e.to_string())?;
+        let options = AppOptions {
+            env_overrides: variables
+                .iter()
+                .map(|(k, v)| (format!("SPIN_VARIABLE_{}", k.to_ascii_uppercase()), v.to_string()))
+                .collect(),
+            ..AppOptions::default()
+        };
+        let app = Arc::new(App::load(&manifest, &options).map_err(|e| format!("{e:#}"))?);
+        let listener = chatgate::server::bind("127.0.0.1:0".parse().unwrap())
+            .await
+            .map_err(|e| e.to_string())?;
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let (shutdown, stop) = tokio::sync::oneshot::channel::<()>();
+        let served = tokio::spawn(async move {
+            chatgate::server::serve(app, listener, async {
+                let _ = stop.await;
+            })
+            .await
+            .expect("serving");
+        });
+        Ok(Gateway {
+            base,
+            shutdown: Some(shutdown),
+            served: Some(served),
+        })
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// Stops accepting, drains in-flight requests and waits for the server to end.
+    pub async fn stop(mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+        if let Some(served) = self.served.take() {
+            served.await.expect("server task");
+        }
+    }
+}
+
+/// A manifest with one route, `/...`, served by `primary` behind `middleware`
+/// (component ids, outermost first), all built from this repository.
+pub fn single_route_manifest(primary: &str, middleware: &[&str], extra: &str) -> String {
+    let mut components = String::new();
+    let mut middleware_list = Vec::new();
+    for id in middleware.iter().chain(std::iter::once(&primary)) {
+        components.push_str(&format!(
+            "[component.{id}]\nsource = \"{}\"\n",
+            wasm(id).display()
+        ));
+    }
+    for id in middleware {
+        middleware_list.push(format!(
+            "{{ component = \"{id}\", inherit_configuration = [\"variables\"] }}"
+        ));
+    }
+    format!(
+        "spin_manifest_version = 2\n[application]\nname = \"test\"\n\
+         [[trigger.http]]\nroute = \"/...\"\ncomponent = \"{primary}\"\n\
+         dependencies.middleware = [{}]\n{components}{extra}",
+        middleware_list.join(", ")
+    )
+}

@@ -1,5 +1,14 @@
-//! `GET /hello` answers `hello`; any other request is echoed back as JSON so that
-//! middleware tests can see exactly what reached the inner handler.
+//! `GET /hello` answers `hello`; `POST /counter` increments a counter in the `default`
+//! key-value store and answers its new value (or the store error); any other request is
+//! echoed back as JSON so that middleware tests can see exactly what reached the inner handler.
+
+/// The counter value after `previous` (missing or unreadable values restart at zero).
+pub fn next_count(previous: Option<&[u8]>) -> u64 {
+    previous
+        .and_then(|bytes| std::str::from_utf8(bytes).ok())
+        .and_then(|text| text.parse::<u64>().ok())
+        .map_or(1, |n| n.saturating_add(1))
+}
 
 /// The JSON echo of a request: method, path, headers (in order) and body size.
 pub fn echo_json(method: &str, path: &str, headers: &[(String, String)], body_len: usize) -> String {
@@ -23,8 +32,10 @@ mod wasm {
 
     #[http_service]
     async fn handle(request: Request) -> impl IntoResponse {
-        if request.uri().path() == "/hello" {
-            return Response::new("hello".to_string());
+        match request.uri().path() {
+            "/hello" => return Response::new("hello".to_string()),
+            "/counter" => return super::count().await,
+            _ => {}
         }
         let method = request.method().to_string();
         let path = request
@@ -46,8 +57,35 @@ mod wasm {
     }
 }
 
+#[cfg(target_arch = "wasm32")]
+async fn count() -> spin_sdk::http::Response<String> {
+    use spin_sdk::key_value::Store;
+    let outcome = async {
+        let store = Store::open("default").await?;
+        let next = next_count(store.get("hits").await?.as_deref());
+        store.set("hits", next.to_string()).await?;
+        Ok::<_, spin_sdk::key_value::Error>(next)
+    }
+    .await;
+    match outcome {
+        Ok(n) => spin_sdk::http::Response::new(n.to_string()),
+        Err(e) => {
+            let mut response = spin_sdk::http::Response::new(format!("key-value error: {e:?}"));
+            *response.status_mut() = spin_sdk::http::StatusCode::INTERNAL_SERVER_ERROR;
+            response
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn counter_starts_at_one_and_increments() {
+        assert_eq!(super::next_count(None), 1);
+        assert_eq!(super::next_count(Some(b"41")), 42);
+        assert_eq!(super::next_count(Some(b"garbage")), 1);
+    }
+
     #[test]
     fn echo_keeps_header_order_and_counts_body() {
         let json = super::echo_json(
