@@ -1,1 +1,374 @@
-//! TODO(helper): auth
+//! Authentication middleware. Callers present an API key (`Authorization: Bearer <key>` or
+//! `api-key: <key>`) or an RS256 JWT (`Authorization: Bearer <jwt>`). On success the request
+//! goes inward without its credential and without any client-sent `x-chatgate-*` header,
+//! carrying instead `x-chatgate-subject` and `x-chatgate-auth`, the only identity inner
+//! components trust. `GET /healthz` is exempt.
+//!
+//! Decisions are made here and tested natively; the `wasm` module reads variables and the clock.
+
+pub mod api_keys;
+pub mod config;
+pub mod jwt;
+
+use api_keys::ApiKeys;
+use config::{ConfigError, Mode, Settings};
+use http::{HeaderMap, HeaderValue, Method, StatusCode};
+
+pub const SUBJECT_HEADER: &str = "x-chatgate-subject";
+pub const AUTH_HEADER: &str = "x-chatgate-auth";
+const IDENTITY_HEADER_PREFIX: &str = "x-chatgate-";
+const API_KEY_HEADER: &str = "api-key";
+const REALM_CHALLENGE: &str = "Bearer realm=\"chatgate\"";
+
+/// How the caller was admitted; the value of `x-chatgate-auth`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthMethod {
+    Jwt,
+    ApiKey,
+    Disabled,
+}
+
+impl AuthMethod {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuthMethod::Jwt => "jwt",
+            AuthMethod::ApiKey => "api-key",
+            AuthMethod::Disabled => "disabled",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    pub subject: String,
+    pub method: AuthMethod,
+}
+
+/// A 401: the OpenAI-style error code, a message, and whether a credential was presented
+/// (which adds `error="invalid_token"` to the challenge, RFC 6750 §3.1).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unauthorized {
+    pub code: &'static str,
+    pub message: String,
+    /// Set when a credential was presented and refused.
+    pub error_description: Option<&'static str>,
+}
+
+impl Unauthorized {
+    fn missing() -> Self {
+        Self {
+            code: "invalid_api_key",
+            message: "Missing credentials: send `Authorization: Bearer <api key or token>` or an `api-key` header.".to_owned(),
+            error_description: None,
+        }
+    }
+
+    fn refused(code: &'static str, message: &str, description: &'static str) -> Self {
+        Self {
+            code,
+            message: message.to_owned(),
+            error_description: Some(description),
+        }
+    }
+
+    pub fn www_authenticate(&self) -> String {
+        match self.error_description {
+            None => REALM_CHALLENGE.to_owned(),
+            Some(description) => format!(
+                "{REALM_CHALLENGE}, error=\"invalid_token\", error_description=\"{description}\""
+            ),
+        }
+    }
+
+    pub fn body(&self) -> String {
+        error_body(&self.message, "invalid_request_error", self.code)
+    }
+}
+
+/// What to do with a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Pass inward; `None` for exempt paths, which get no identity headers.
+    Forward(Option<Identity>),
+    Unauthorized(Unauthorized),
+    /// A variable is invalid: answer 500 and name it.
+    Misconfigured(ConfigError),
+}
+
+/// The only unauthenticated route: liveness probes carry no credentials.
+pub fn is_exempt(method: &Method, path: &str) -> bool {
+    method == Method::GET && path == "/healthz"
+}
+
+/// The credential a request presents.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Credential<'a> {
+    None,
+    Bearer(&'a str),
+    ApiKeyHeader(&'a str),
+    /// Several credentials, or an `Authorization` that is not a usable bearer credential.
+    Unusable(&'static str),
+}
+
+fn credential(headers: &HeaderMap) -> Credential<'_> {
+    let authorization: Vec<&HeaderValue> = headers
+        .get_all(http::header::AUTHORIZATION)
+        .iter()
+        .collect();
+    let api_key: Vec<&HeaderValue> = headers.get_all(API_KEY_HEADER).iter().collect();
+    match (&authorization[..], &api_key[..]) {
+        ([], []) => Credential::None,
+        ([value], []) => {
+            let Ok(value) = value.to_str() else {
+                return Credential::Unusable("The Authorization header is malformed");
+            };
+            let (scheme, token) = value.trim().split_once(' ').unwrap_or((value.trim(), ""));
+            let token = token.trim_start();
+            if !scheme.eq_ignore_ascii_case("bearer") {
+                Credential::Unusable("Only the Bearer authorization scheme is supported")
+            } else if token.is_empty() || token.contains(char::is_whitespace) {
+                Credential::Unusable("The bearer credential is malformed")
+            } else {
+                Credential::Bearer(token)
+            }
+        }
+        ([], [value]) => match value.to_str() {
+            Ok(key) if !key.trim().is_empty() => Credential::ApiKeyHeader(key.trim()),
+            _ => Credential::Unusable("The api-key header is malformed"),
+        },
+        _ => Credential::Unusable("Send exactly one credential"),
+    }
+}
+
+/// Decides whether the request may go inward, and as whom.
+pub fn authenticate(
+    method: &Method,
+    path: &str,
+    headers: &HeaderMap,
+    settings: &Settings,
+    now_unix: i64,
+) -> Outcome {
+    if is_exempt(method, path) {
+        return Outcome::Forward(None);
+    }
+    match decide(headers, settings, now_unix) {
+        Ok(Ok(identity)) => Outcome::Forward(Some(identity)),
+        Ok(Err(unauthorized)) => Outcome::Unauthorized(unauthorized),
+        Err(config_error) => Outcome::Misconfigured(config_error),
+    }
+}
+
+fn decide(
+    headers: &HeaderMap,
+    settings: &Settings,
+    now_unix: i64,
+) -> Result<Result<Identity, Unauthorized>, ConfigError> {
+    if settings.mode()? == Mode::Disabled {
+        return Ok(Ok(Identity {
+            subject: "anonymous".to_owned(),
+            method: AuthMethod::Disabled,
+        }));
+    }
+    // Parsed even when unused so a broken key list is reported on every request.
+    let api_keys =
+        ApiKeys::parse(settings.get(config::API_KEYS)?.unwrap_or_default()).map_err(|_| {
+            ConfigError {
+                variable: config::API_KEYS,
+            }
+        })?;
+    let clock_skew_seconds = settings.clock_skew_seconds()?;
+
+    let api_key = match credential(headers) {
+        Credential::None => return Ok(Err(Unauthorized::missing())),
+        Credential::Unusable(description) => {
+            return Ok(Err(Unauthorized::refused(
+                "invalid_api_key",
+                &format!("{description}."),
+                description,
+            )));
+        }
+        Credential::Bearer(token) if jwt::looks_like_jwt(token) => {
+            return verify_jwt(token, settings, clock_skew_seconds, now_unix);
+        }
+        Credential::Bearer(key) | Credential::ApiKeyHeader(key) => key,
+    };
+    Ok(match api_keys.identify(api_key) {
+        Some(name) => Ok(Identity {
+            subject: format!("api-key:{name}"),
+            method: AuthMethod::ApiKey,
+        }),
+        None => Err(Unauthorized::refused(
+            "invalid_api_key",
+            "Incorrect API key provided.",
+            "The API key is not valid",
+        )),
+    })
+}
+
+fn verify_jwt(
+    token: &str,
+    settings: &Settings,
+    clock_skew_seconds: i64,
+    now_unix: i64,
+) -> Result<Result<Identity, Unauthorized>, ConfigError> {
+    let Some(jwks) = settings.get(config::JWKS)? else {
+        return Ok(Err(Unauthorized::refused(
+            "invalid_token",
+            "Bearer tokens are not accepted by this deployment.",
+            "JWT authentication is not configured",
+        )));
+    };
+    let jwks = jwt::Jwks::parse(jwks).map_err(|_| ConfigError {
+        variable: config::JWKS,
+    })?;
+    let policy = jwt::Policy {
+        issuer: settings.required(config::ISSUER)?,
+        audience: settings.required(config::AUDIENCE)?,
+        clock_skew_seconds,
+    };
+    Ok(match jwt::verify(token, &jwks, &policy, now_unix) {
+        Ok(verified) => Ok(Identity {
+            subject: verified.subject,
+            method: AuthMethod::Jwt,
+        }),
+        Err(error) => Err(Unauthorized::refused(
+            "invalid_token",
+            &format!("Invalid bearer token: {}.", error.description()),
+            error.description(),
+        )),
+    })
+}
+
+/// Rewrites the inward headers: drops client-asserted identity and the credential, then
+/// asserts the verified identity (if any).
+pub fn prepare_inward(headers: &mut HeaderMap, identity: Option<&Identity>) {
+    let spoofable: Vec<http::HeaderName> = headers
+        .keys()
+        .filter(|name| name.as_str().starts_with(IDENTITY_HEADER_PREFIX))
+        .cloned()
+        .collect();
+    for name in spoofable {
+        headers.remove(name);
+    }
+    headers.remove(http::header::AUTHORIZATION);
+    headers.remove(API_KEY_HEADER);
+    if let Some(identity) = identity {
+        // Subjects are restricted to header-safe characters before they get here.
+        if let Ok(subject) = HeaderValue::from_str(&identity.subject) {
+            headers.insert(SUBJECT_HEADER, subject);
+        }
+        headers.insert(
+            AUTH_HEADER,
+            HeaderValue::from_static(identity.method.as_str()),
+        );
+    }
+}
+
+/// The response for a refused request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    pub status: StatusCode,
+    pub www_authenticate: Option<String>,
+    /// OpenAI-style JSON error.
+    pub body: String,
+}
+
+/// The response to send instead of forwarding, if any.
+pub fn refusal(outcome: &Outcome) -> Option<Refusal> {
+    match outcome {
+        Outcome::Forward(_) => None,
+        Outcome::Unauthorized(unauthorized) => Some(Refusal {
+            status: StatusCode::UNAUTHORIZED,
+            www_authenticate: Some(unauthorized.www_authenticate()),
+            body: unauthorized.body(),
+        }),
+        Outcome::Misconfigured(error) => Some(Refusal {
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            www_authenticate: None,
+            body: error_body(
+                &format!(
+                    "Authentication is misconfigured: variable `{}` has an invalid value.",
+                    error.variable
+                ),
+                "server_error",
+                "auth_misconfigured",
+            ),
+        }),
+    }
+}
+
+fn error_body(message: &str, error_type: &str, code: &str) -> String {
+    serde_json::json!({
+        "error": {"message": message, "type": error_type, "param": null, "code": code}
+    })
+    .to_string()
+}
+
+#[cfg(target_arch = "wasm32")]
+mod wasm {
+    use super::config::{Settings, VARIABLES};
+    use spin_sdk::http::{IntoResponse, Request, Response, box_body, next};
+    use spin_sdk::http_service;
+    use spin_sdk::wasip3::http::types::{ErrorCode, Response as WasiResponse};
+    use std::time::{SystemTime, UNIX_EPOCH};
+
+    #[http_service]
+    async fn handle(mut request: Request) -> Result<WasiResponse, ErrorCode> {
+        let settings = if super::is_exempt(request.method(), request.uri().path()) {
+            Settings::default()
+        } else {
+            read_settings().await
+        };
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+        let outcome = super::authenticate(
+            request.method(),
+            request.uri().path(),
+            request.headers(),
+            &settings,
+            now,
+        );
+        if let Some(refusal) = super::refusal(&outcome) {
+            let mut response = Response::new(refusal.body);
+            *response.status_mut() = refusal.status;
+            let headers = response.headers_mut();
+            headers.insert(
+                "content-type",
+                spin_sdk::http::HeaderValue::from_static("application/json"),
+            );
+            if let Some(challenge) = refusal
+                .www_authenticate
+                .and_then(|c| spin_sdk::http::HeaderValue::from_str(&c).ok())
+            {
+                headers.insert("www-authenticate", challenge);
+            }
+            return response.into_response();
+        }
+        let super::Outcome::Forward(identity) = outcome else {
+            return Err(ErrorCode::InternalError(None));
+        };
+        super::prepare_inward(request.headers_mut(), identity.as_ref());
+        // Re-boxing the body makes spin-sdk build a new WASI request from the edited headers
+        // (an untouched incoming body would forward the original request, credential included).
+        next(request.map(box_body)).await?.into_response()
+    }
+
+    async fn read_settings() -> Settings {
+        let mut values = Vec::with_capacity(VARIABLES.len());
+        for name in VARIABLES {
+            let value = match spin_sdk::variables::get(name).await {
+                Ok(value) => Ok(Some(value)),
+                Err(spin_sdk::variables::Error::Undefined(_)) => Ok(None),
+                Err(_) => Err(()),
+            };
+            values.push((name, value));
+        }
+        Settings::read(|name| {
+            values
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map_or(Ok(None), |(_, v)| v.clone())
+        })
+    }
+}

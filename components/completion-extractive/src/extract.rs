@@ -11,16 +11,22 @@ pub const MAX_SENTENCES: usize = 3;
 /// Added to a sentence's score, divided by its 1-based position in its source: passages
 /// tend to state their main point first, and this breaks ties in favour of it.
 pub const POSITION_BONUS: f64 = 0.05;
+/// A question term found only in a source's title (its heading path) counts this much
+/// for each sentence of that source: "Handling throttling" tells what its sentences are
+/// about even when they never repeat the words.
+pub const TITLE_MATCH_WEIGHT: f64 = 0.5;
+/// A sentence qualifies only if its coverage of the question is above this.
+pub const MIN_COVERAGE: f64 = 1.0 / 3.0;
 /// A sentence is kept only if its score is at least this fraction of the best sentence's,
 /// so one strong match is not padded with barely related ones.
 pub const RELATIVE_CUTOFF: f64 = 0.5;
 
-struct Candidate<'a> {
+struct Sentence<'a> {
     source: usize,
     position: usize,
-    sentence: String,
+    text: String,
+    terms: BTreeSet<String>,
     marker: &'a str,
-    score: f64,
 }
 
 /// The distinct stemmed, stop-word-free terms of `text`.
@@ -30,51 +36,86 @@ fn term_set(text: &str) -> BTreeSet<String> {
 
 /// An extractive answer: up to [`MAX_SENTENCES`] sentences quoted from `sources`, in
 /// source order, each followed by its source's `[docN]` marker. `None` if no sentence
-/// shares enough terms with `question`.
+/// covers enough of `question`.
 ///
-/// A sentence qualifies only if it contains more than a third of the question's distinct
-/// terms; its score is the fraction it contains plus the position bonus.
+/// Coverage is the idf-weighted share of the question's distinct terms that a sentence
+/// contains (terms in its source's title count [`TITLE_MATCH_WEIGHT`]), with idf taken
+/// over all sentences of the sources, so that a term every source repeats ("Azure")
+/// weighs less than the one that makes the question specific ("429"). A sentence's
+/// score is its coverage plus the position bonus.
 pub fn extract_answer(sources: &[Source], question: &str) -> Option<String> {
     let question_terms = term_set(question);
     if question_terms.is_empty() {
         return None;
     }
-    let question_size = question_terms.len();
 
     let mut seen = BTreeSet::new();
-    let mut candidates: Vec<Candidate<'_>> = Vec::new();
+    let mut sentences: Vec<Sentence<'_>> = Vec::new();
     for (source_index, source) in sources.iter().enumerate() {
-        for (position, sentence) in split_sentences(&source.content).into_iter().enumerate() {
-            let matched = term_set(&sentence).intersection(&question_terms).count();
-            if matched * 3 <= question_size || !seen.insert(sentence.to_lowercase()) {
-                continue;
+        for (position, text) in split_sentences(&source.content).into_iter().enumerate() {
+            if seen.insert(text.to_lowercase()) {
+                sentences.push(Sentence {
+                    source: source_index,
+                    position,
+                    terms: term_set(&text),
+                    text,
+                    marker: &source.marker,
+                });
             }
-            let score =
-                matched as f64 / question_size as f64 + POSITION_BONUS / (position as f64 + 1.0);
-            candidates.push(Candidate {
-                source: source_index,
-                position,
-                sentence,
-                marker: &source.marker,
-                score,
-            });
         }
     }
+    let titles: Vec<BTreeSet<String>> = sources.iter().map(|s| term_set(&s.title)).collect();
 
-    candidates.sort_by(|a, b| {
-        b.score
-            .total_cmp(&a.score)
+    let sentence_count = sentences.len() as f64;
+    let weights: Vec<(&String, f64)> = question_terms
+        .iter()
+        .map(|term| {
+            let containing = sentences.iter().filter(|s| s.terms.contains(term)).count() as f64;
+            let idf = (1.0 + (sentence_count - containing + 0.5) / (containing + 0.5)).ln();
+            (term, idf)
+        })
+        .collect();
+    let total_weight: f64 = weights.iter().map(|(_, weight)| weight).sum();
+
+    let mut scored: Vec<(f64, &Sentence<'_>)> = sentences
+        .iter()
+        .filter_map(|sentence| {
+            let matched: f64 = weights
+                .iter()
+                .map(|(term, weight)| {
+                    if sentence.terms.contains(*term) {
+                        *weight
+                    } else if titles[sentence.source].contains(*term) {
+                        weight * TITLE_MATCH_WEIGHT
+                    } else {
+                        0.0
+                    }
+                })
+                .sum();
+            let coverage = matched / total_weight;
+            (coverage > MIN_COVERAGE).then(|| {
+                (
+                    coverage + POSITION_BONUS / (sentence.position as f64 + 1.0),
+                    sentence,
+                )
+            })
+        })
+        .collect();
+
+    scored.sort_by(|(a_score, a), (b_score, b)| {
+        b_score
+            .total_cmp(a_score)
             .then(a.source.cmp(&b.source))
             .then(a.position.cmp(&b.position))
     });
-    let best = candidates.first()?.score;
-    candidates.retain(|candidate| candidate.score >= best * RELATIVE_CUTOFF);
-    candidates.truncate(MAX_SENTENCES);
-    candidates.sort_by_key(|candidate| (candidate.source, candidate.position));
+    let best = scored.first()?.0;
+    scored.retain(|(score, _)| *score >= best * RELATIVE_CUTOFF);
+    scored.truncate(MAX_SENTENCES);
+    scored.sort_by_key(|(_, sentence)| (sentence.source, sentence.position));
 
-    let cited: Vec<String> = candidates
+    let cited: Vec<String> = scored
         .iter()
-        .map(|candidate| format!("{} [{}]", candidate.sentence, candidate.marker))
+        .map(|(_, sentence)| format!("{} [{}]", sentence.text, sentence.marker))
         .collect();
     Some(cited.join(" "))
 }
@@ -116,15 +157,47 @@ mod tests {
     }
 
     #[test]
-    fn a_sentence_must_match_more_than_a_third_of_the_question() {
-        let sources = [source(1, "Bread needs an oven.")];
-        // One of three terms (bake, bread, application): not enough.
+    fn a_sentence_must_cover_more_than_a_third_of_the_question() {
+        let sources = [source(1, "Bread needs an oven. Ovens need power.")];
+        // "bake" and "application" appear nowhere, so they carry most of the weight.
         assert_eq!(
             extract_answer(&sources, "How do I bake bread in an application?"),
             None
         );
-        // One of two terms: enough.
-        assert!(extract_answer(&sources, "bread recipes").is_some());
+        assert_eq!(
+            extract_answer(&sources, "Does bread need an oven?").as_deref(),
+            Some("Bread needs an oven. [doc1]")
+        );
+    }
+
+    #[test]
+    fn terms_rare_in_the_sources_outweigh_common_ones() {
+        let sources = [
+            source(
+                1,
+                "Azure OpenAI runs models. Azure OpenAI has deployments. Azure hosts it.",
+            ),
+            source(2, "A throttled call gets status 429 from the service."),
+        ];
+        // Each sentence holds one of the two terms, but "azure" is in three of four.
+        assert_eq!(
+            extract_answer(&sources, "Azure 429?").as_deref(),
+            Some("A throttled call gets status 429 from the service. [doc2]")
+        );
+    }
+
+    #[test]
+    fn a_matching_title_makes_its_sentences_relevant() {
+        let mut handling = source(
+            1,
+            "Honour the delay the server asks for. Back off with jitter.",
+        );
+        handling.title = "Rate limits > Handling throttling".into();
+        let unrelated = source(2, "Rate cards list prices.");
+        assert_eq!(
+            extract_answer(&[handling, unrelated], "handling throttling").as_deref(),
+            Some("Honour the delay the server asks for. [doc1] Back off with jitter. [doc1]")
+        );
     }
 
     #[test]

@@ -295,7 +295,7 @@ mod tests {
         );
         assert_eq!(
             completion.content,
-            "The Web Application Firewall (WAF) on Application Gateway inspects each request before it reaches the application and blocks common web attacks. [doc1]"
+            "The Web Application Firewall (WAF) on Application Gateway inspects each request before it reaches the application and blocks common web attacks. [doc1] An optional bot protection rule set blocks traffic from known malicious bots. [doc1]"
         );
         assert_eq!(completion.finish_reason, FinishReason::Stop);
         assert_eq!(

@@ -1,4 +1,5 @@
-//! Reads the sources back out of chat's grounded system prompt:
+//! Reads the sources back out of chat's grounded system prompt. The format is the
+//! contract in `components/chat/PROMPT.md`:
 //!
 //! ```text
 //! Sources:
@@ -9,7 +10,8 @@
 //! <content>
 //! ```
 //!
-//! or `Sources:` followed by `(none)`.
+//! or `Sources:` followed by `(none)`. `chat` removes blank lines from passages, but this
+//! parser does not rely on that: a source's content runs until the next marker in sequence.
 
 /// One numbered source of the grounded prompt.
 #[derive(Debug, Clone, PartialEq)]
@@ -115,6 +117,20 @@ mod tests {
     fn the_marker_example_in_the_instructions_is_not_a_source() {
         let instructions_only = "Cite every fact with its source marker, like [doc1].\n";
         assert!(parse_sources(instructions_only).is_empty());
+    }
+
+    #[test]
+    fn reads_the_example_of_the_prompt_contract() {
+        let prompt = "You are chatgate, an assistant that answers only from the sources below. Cite every fact with its source marker, like [doc1]. If the sources do not contain the answer, say that you could not find it in the documents.\n\nSources:\n[doc1] Spin (docs/spin.md)\nSpin runs WebAssembly.\nIt is fast.\n\n[doc2] Azure (https://learn.microsoft.com/azure)\nAzure hosts it.";
+        let sources = parse_sources(prompt);
+        assert_eq!(sources.len(), 2);
+        assert_eq!(
+            (sources[0].title.as_str(), sources[0].location.as_str()),
+            ("Spin", "docs/spin.md")
+        );
+        assert_eq!(sources[0].content, "Spin runs WebAssembly.\nIt is fast.");
+        assert_eq!(sources[1].location, "https://learn.microsoft.com/azure");
+        assert_eq!(sources[1].content, "Azure hosts it.");
     }
 
     #[test]

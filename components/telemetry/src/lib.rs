@@ -61,11 +61,7 @@ pub fn prepare_inward(headers: &mut HeaderMap, entropy: &[u8]) -> RequestTelemet
 }
 
 /// Stamps the response with the trace, the request id and the chain's total duration.
-pub fn decorate_response(
-    headers: &mut HeaderMap,
-    telemetry: &RequestTelemetry,
-    elapsed: Duration,
-) {
+pub fn decorate_response(headers: &mut HeaderMap, telemetry: &RequestTelemetry, elapsed: Duration) {
     set(headers, TRACEPARENT, &telemetry.span.traceparent());
     set(headers, REQUEST_ID, &telemetry.request_id);
     // Appended as its own field value so an inner component's metrics survive.
@@ -117,8 +113,7 @@ mod wasm {
         let method = request.method().as_str().to_owned();
         let route = request.uri().path().to_owned();
 
-        let entropy =
-            spin_sdk::wasip3::random::random::get_random_bytes(super::ENTROPY_LEN as u64);
+        let entropy = spin_sdk::wasip3::random::random::get_random_bytes(super::ENTROPY_LEN as u64);
         let telemetry = super::prepare_inward(request.headers_mut(), &entropy);
 
         // Re-boxing the body makes spin-sdk build a new WASI request from our edited headers
@@ -188,7 +183,10 @@ mod tests {
     #[test]
     fn starts_a_new_trace_and_drops_tracestate_when_traceparent_is_invalid() {
         let mut map = headers(&[
-            ("traceparent", "00-00000000000000000000000000000000-00f067aa0ba902b7-01"),
+            (
+                "traceparent",
+                "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+            ),
             ("tracestate", "vendor=1"),
         ]);
         let telemetry = prepare_inward(&mut map, &entropy());
@@ -240,10 +238,16 @@ mod tests {
         let telemetry = prepare_inward(&mut inward, &entropy());
         let mut response = headers(&[
             ("server-timing", "retrieval;dur=3.0"),
-            ("traceparent", "00-11111111111111111111111111111111-2222222222222222-01"),
+            (
+                "traceparent",
+                "00-11111111111111111111111111111111-2222222222222222-01",
+            ),
         ]);
         decorate_response(&mut response, &telemetry, Duration::from_micros(4_260));
-        assert_eq!(response["traceparent"], telemetry.span.traceparent().as_str());
+        assert_eq!(
+            response["traceparent"],
+            telemetry.span.traceparent().as_str()
+        );
         assert_eq!(response["x-request-id"], "rid-7");
         let timings: Vec<&str> = response
             .get_all("server-timing")

@@ -126,7 +126,10 @@ mod tests {
 
     #[test]
     fn server_timing_has_one_decimal() {
-        assert_eq!(server_timing(Duration::from_micros(12_345)), "total;dur=12.3");
+        assert_eq!(
+            server_timing(Duration::from_micros(12_345)),
+            "total;dur=12.3"
+        );
         assert_eq!(server_timing(Duration::ZERO), "total;dur=0.0");
         assert_eq!(server_timing(Duration::from_micros(1_500)), "total;dur=1.5");
     }

@@ -53,7 +53,15 @@ mod tests {
 
     #[test]
     fn rejects_empty_long_or_unsafe_ids() {
-        for bad in ["", "has space", "semi;colon", "quote\"", "new\nline", "ünï", "a/b"] {
+        for bad in [
+            "",
+            "has space",
+            "semi;colon",
+            "quote\"",
+            "new\nline",
+            "ünï",
+            "a/b",
+        ] {
             assert!(!is_acceptable(bad), "{bad:?}");
         }
         assert!(!is_acceptable(&"a".repeat(129)));

@@ -28,8 +28,12 @@ impl TraceParent {
             return None;
         }
         let mut fields = value.split('-');
-        let (version, trace_id, parent_id, flags) =
-            (fields.next()?, fields.next()?, fields.next()?, fields.next()?);
+        let (version, trace_id, parent_id, flags) = (
+            fields.next()?,
+            fields.next()?,
+            fields.next()?,
+            fields.next()?,
+        );
         if fields.next().is_some() || version != VERSION {
             return None;
         }
@@ -160,7 +164,10 @@ mod tests {
     #[test]
     fn parses_the_spec_example() {
         let parsed = TraceParent::parse(VALID).expect("valid traceparent");
-        assert_eq!(encode_hex(&parsed.trace_id), "4bf92f3577b34da6a3ce929d0e0e4736");
+        assert_eq!(
+            encode_hex(&parsed.trace_id),
+            "4bf92f3577b34da6a3ce929d0e0e4736"
+        );
         assert_eq!(encode_hex(&parsed.parent_id), "00f067aa0ba902b7");
         assert_eq!(parsed.flags, 1);
     }
@@ -196,7 +203,11 @@ mod tests {
             "00-4bf92f3577b34da6a3ce929d0e0e473é-00f067aa0ba902b7-01",
         ];
         for value in rejected {
-            assert_eq!(TraceParent::parse(value), None, "{value:?} must be rejected");
+            assert_eq!(
+                TraceParent::parse(value),
+                None,
+                "{value:?} must be rejected"
+            );
         }
     }
 
@@ -204,7 +215,10 @@ mod tests {
     fn continuing_keeps_the_trace_and_makes_the_caller_the_parent() {
         let span = Span::start(TraceParent::parse(VALID), &entropy(0xab));
         assert_eq!(span.trace_id_hex(), "4bf92f3577b34da6a3ce929d0e0e4736");
-        assert_eq!(span.parent_span_id_hex().as_deref(), Some("00f067aa0ba902b7"));
+        assert_eq!(
+            span.parent_span_id_hex().as_deref(),
+            Some("00f067aa0ba902b7")
+        );
         assert_eq!(span.span_id_hex(), "abababababababab");
         assert_eq!(
             span.traceparent(),

@@ -59,9 +59,7 @@ impl Config {
     ) -> Result<Self, ConfigError> {
         let mut read = |variable: &'static str| -> Result<Option<String>, ConfigError> {
             let value = lookup(variable).map_err(|()| ConfigError { variable })?;
-            Ok(value
-                .map(|v| v.trim().to_owned())
-                .filter(|v| !v.is_empty()))
+            Ok(value.map(|v| v.trim().to_owned()).filter(|v| !v.is_empty()))
         };
         let defaults = Config::default();
         let mode = match read(MODE_VARIABLE)? {
@@ -128,7 +126,10 @@ mod tests {
     #[test]
     fn missing_or_empty_variables_take_defaults() {
         assert_eq!(config(&[]), Ok(Config::default()));
-        assert_eq!(config(&[("waf_mode", " "), ("waf_max_body_bytes", "")]), Ok(Config::default()));
+        assert_eq!(
+            config(&[("waf_mode", " "), ("waf_max_body_bytes", "")]),
+            Ok(Config::default())
+        );
         assert_eq!(Config::default().max_body_bytes, 1_048_576);
         assert_eq!(Config::default().max_header_bytes, 16_384);
         assert_eq!(Config::default().mode, Mode::Block);
@@ -173,8 +174,17 @@ mod tests {
     #[test]
     fn an_unreadable_variable_fails_closed() {
         let result = Config::from_variables(|name| {
-            if name == MAX_HEADER_VARIABLE { Err(()) } else { Ok(None) }
+            if name == MAX_HEADER_VARIABLE {
+                Err(())
+            } else {
+                Ok(None)
+            }
         });
-        assert_eq!(result, Err(ConfigError { variable: MAX_HEADER_VARIABLE }));
+        assert_eq!(
+            result,
+            Err(ConfigError {
+                variable: MAX_HEADER_VARIABLE
+            })
+        );
     }
 }

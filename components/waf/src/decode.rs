@@ -87,6 +87,9 @@ mod tests {
             "a third pass is not made"
         );
         assert_eq!(decoded_variants("plain", false), ["plain"]);
-        assert_eq!(decoded_variants("%252e%252e%252f", false).last().unwrap(), "../");
+        assert_eq!(
+            decoded_variants("%252e%252e%252f", false).last().unwrap(),
+            "../"
+        );
     }
 }

@@ -158,7 +158,10 @@ mod tests {
             rule_id(inspect_url("/files/%252e%252e%252fsecret")),
             Some((3002, "path".into()))
         );
-        assert_eq!(rule_id(inspect_url("/files/..%252fsecret")), Some((3001, "path".into())));
+        assert_eq!(
+            rule_id(inspect_url("/files/..%252fsecret")),
+            Some((3001, "path".into()))
+        );
         assert_eq!(rule_id(inspect_url("/v1/chat/completions")), None);
     }
 
@@ -177,7 +180,9 @@ mod tests {
             Some((1005, "query:user".into()))
         );
         assert_eq!(
-            rule_id(inspect_url("/search?q=union+members+selected+a+leader&lang=en")),
+            rule_id(inspect_url(
+                "/search?q=union+members+selected+a+leader&lang=en"
+            )),
             None
         );
     }
@@ -185,7 +190,10 @@ mod tests {
     #[test]
     fn a_triple_encoded_payload_is_beyond_the_two_passes() {
         // %25252e -> %252e -> %2e: the encoded-dots rule still sees the leftover escape.
-        assert_eq!(rule_id(inspect_url("/a/%25252e%25252e")).map(|f| f.0), Some(3002));
+        assert_eq!(
+            rule_id(inspect_url("/a/%25252e%25252e")).map(|f| f.0),
+            Some(3002)
+        );
         // A triple-encoded <script> is only text after two passes, and is let through.
         assert_eq!(rule_id(inspect_url("/search?q=%25253Cscript%25253E")), None);
     }
@@ -193,7 +201,10 @@ mod tests {
     #[test]
     fn header_values_are_inspected_except_credentials_and_cookies() {
         let mut headers = HeaderMap::new();
-        headers.insert("authorization", HeaderValue::from_static("Bearer ' or 1=1 --"));
+        headers.insert(
+            "authorization",
+            HeaderValue::from_static("Bearer ' or 1=1 --"),
+        );
         headers.insert("api-key", HeaderValue::from_static("../../etc/passwd"));
         headers.insert("cookie", HeaderValue::from_static("session=<script>"));
         headers.insert(
@@ -201,8 +212,47 @@ mod tests {
             HeaderValue::from_static("Mozilla/5.0 (X11; Linux x86_64; rv:128.0)"),
         );
         assert_eq!(inspect_headers(&headers), None);
-        headers.insert("referer", HeaderValue::from_static("<script>alert(1)</script>"));
-        assert_eq!(rule_id(inspect_headers(&headers)), Some((2001, "header:referer".into())));
+        headers.insert(
+            "referer",
+            HeaderValue::from_static("<script>alert(1)</script>"),
+        );
+        assert_eq!(
+            rule_id(inspect_headers(&headers)),
+            Some((2001, "header:referer".into()))
+        );
+    }
+
+    #[test]
+    fn typical_browser_and_sdk_headers_pass() {
+        let mut headers = HeaderMap::new();
+        for (name, value) in [
+            (
+                "accept",
+                "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8",
+            ),
+            ("accept-language", "en-US,en;q=0.5"),
+            (
+                "user-agent",
+                "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/128.0.0.0 Safari/537.36",
+            ),
+            (
+                "sec-ch-ua",
+                "\"Chromium\";v=\"128\", \"Not;A=Brand\";v=\"24\", \"Google Chrome\";v=\"128\"",
+            ),
+            (
+                "referer",
+                "https://chat.example.com/c/123?tab=history&q=a%20b",
+            ),
+            (
+                "traceparent",
+                "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            ),
+            ("x-stainless-os", "Linux"),
+            ("if-none-match", "W/\"0815\""),
+        ] {
+            headers.append(name, HeaderValue::from_str(value).unwrap());
+        }
+        assert_eq!(inspect_headers(&headers), None);
     }
 
     #[test]
@@ -218,7 +268,10 @@ mod tests {
             Some((1001, "body:/filters/' or 1=1 --".into()))
         );
         let escaped = json!({"a/b": {"c~d": "../../etc/passwd"}});
-        assert_eq!(rule_id(inspect_json(&escaped)), Some((3001, "body:/a~1b/c~0d".into())));
+        assert_eq!(
+            rule_id(inspect_json(&escaped)),
+            Some((3001, "body:/a~1b/c~0d".into()))
+        );
     }
 
     #[test]

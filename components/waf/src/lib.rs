@@ -183,7 +183,11 @@ pub fn inspect_request(
     let document = if body.is_empty() {
         None
     } else {
-        let content_type_ok = match headers.get_all(http::header::CONTENT_TYPE).iter().collect::<Vec<_>>()[..] {
+        let content_type_ok = match headers
+            .get_all(http::header::CONTENT_TYPE)
+            .iter()
+            .collect::<Vec<_>>()[..]
+        {
             [single] => single.to_str().is_ok_and(is_allowed_content_type),
             _ => false,
         };
@@ -329,7 +333,13 @@ mod wasm {
             .headers
             .get("x-request-id")
             .and_then(|v| v.to_str().ok());
-        let line = super::match_log_line(finding, mode, parts.method.as_str(), parts.uri.path(), request_id);
+        let line = super::match_log_line(
+            finding,
+            mode,
+            parts.method.as_str(),
+            parts.uri.path(),
+            request_id,
+        );
         println!("{line}");
     }
 
@@ -346,9 +356,15 @@ mod wasm {
         let mut response = Response::new(rejection.body());
         *response.status_mut() = rejection.status;
         let headers = response.headers_mut();
-        headers.insert("content-type", spin_sdk::http::HeaderValue::from_static("application/json"));
+        headers.insert(
+            "content-type",
+            spin_sdk::http::HeaderValue::from_static("application/json"),
+        );
         if rejection.needs_allow_header() {
-            headers.insert("allow", spin_sdk::http::HeaderValue::from_static(super::ALLOW_HEADER_VALUE));
+            headers.insert(
+                "allow",
+                spin_sdk::http::HeaderValue::from_static(super::ALLOW_HEADER_VALUE),
+            );
         }
         response.into_response()
     }
@@ -390,7 +406,13 @@ mod tests {
         for method in [Method::GET, Method::HEAD, Method::POST, Method::OPTIONS] {
             assert_eq!(check_head(&config, &method, &HeaderMap::new()), Ok(()));
         }
-        for method in [Method::PUT, Method::DELETE, Method::PATCH, Method::TRACE, Method::CONNECT] {
+        for method in [
+            Method::PUT,
+            Method::DELETE,
+            Method::PATCH,
+            Method::TRACE,
+            Method::CONNECT,
+        ] {
             let rejection = check_head(&config, &method, &HeaderMap::new()).unwrap_err();
             assert_eq!(rejection.status, StatusCode::METHOD_NOT_ALLOWED);
             assert!(rejection.needs_allow_header());
@@ -409,7 +431,10 @@ mod tests {
         assert_eq!(header_bytes(&small), 17);
         assert_eq!(check_head(&config, &Method::GET, &small), Ok(()));
         let large = headers(&[("x-a", "1234567890"), ("x-b", "1")]);
-        assert_eq!(status_of(check_head(&config, &Method::GET, &large)), Some(431));
+        assert_eq!(
+            status_of(check_head(&config, &Method::GET, &large)),
+            Some(431)
+        );
     }
 
     #[test]
@@ -421,13 +446,23 @@ mod tests {
         let ok = headers(&[("content-length", "10")]);
         assert_eq!(check_head(&config, &Method::POST, &ok), Ok(()));
         let too_big = headers(&[("content-length", "11")]);
-        assert_eq!(status_of(check_head(&config, &Method::POST, &too_big)), Some(413));
+        assert_eq!(
+            status_of(check_head(&config, &Method::POST, &too_big)),
+            Some(413)
+        );
         for bad in ["-1", "1e3", "", "ten"] {
             let invalid = headers(&[("content-length", bad)]);
-            assert_eq!(status_of(check_head(&config, &Method::POST, &invalid)), Some(400), "{bad}");
+            assert_eq!(
+                status_of(check_head(&config, &Method::POST, &invalid)),
+                Some(400),
+                "{bad}"
+            );
         }
         let conflicting = headers(&[("content-length", "1"), ("content-length", "2")]);
-        assert_eq!(status_of(check_head(&config, &Method::POST, &conflicting)), Some(400));
+        assert_eq!(
+            status_of(check_head(&config, &Method::POST, &conflicting)),
+            Some(400)
+        );
     }
 
     #[test]
@@ -469,10 +504,19 @@ mod tests {
     fn bodies_need_a_json_content_type() {
         let config = Config::default();
         let plain = headers(&[("content-type", "text/plain")]);
-        assert_eq!(verdict_status(&inspect_request(&config, "/", &plain, b"{}")), Some(415));
-        assert_eq!(verdict_status(&inspect_request(&config, "/", &HeaderMap::new(), b"{}")), Some(415));
+        assert_eq!(
+            verdict_status(&inspect_request(&config, "/", &plain, b"{}")),
+            Some(415)
+        );
+        assert_eq!(
+            verdict_status(&inspect_request(&config, "/", &HeaderMap::new(), b"{}")),
+            Some(415)
+        );
         // No body, no content-type requirement.
-        assert_eq!(inspect_request(&config, "/healthz", &HeaderMap::new(), b""), Verdict::Pass);
+        assert_eq!(
+            inspect_request(&config, "/healthz", &HeaderMap::new(), b""),
+            Verdict::Pass
+        );
     }
 
     #[test]
@@ -488,7 +532,12 @@ mod tests {
     #[test]
     fn a_rule_match_blocks_with_the_rule_named() {
         let body = br#"{"messages":[{"role":"user","content":"' OR 1=1 --"}]}"#;
-        let verdict = inspect_request(&Config::default(), "/v1/chat/completions", &json_headers(), body);
+        let verdict = inspect_request(
+            &Config::default(),
+            "/v1/chat/completions",
+            &json_headers(),
+            body,
+        );
         let Verdict::Blocked(finding, rejection) = verdict else {
             panic!("expected a block, got {verdict:?}")
         };
@@ -499,7 +548,10 @@ mod tests {
         assert_eq!(value["error"]["code"], "waf_rule_1001");
         assert!(value["error"]["param"].is_null());
         let message = value["error"]["message"].as_str().unwrap();
-        assert!(message.contains("1001") && message.contains("sql_injection"), "{message}");
+        assert!(
+            message.contains("1001") && message.contains("sql_injection"),
+            "{message}"
+        );
         assert!(!message.contains("OR 1=1"), "the payload is not echoed");
     }
 
@@ -530,8 +582,14 @@ mod tests {
             mode: Mode::Detect,
             ..Config::default()
         };
-        assert_eq!(status_of(check_head(&config, &Method::DELETE, &HeaderMap::new())), Some(405));
-        assert_eq!(verdict_status(&inspect_request(&config, "/", &json_headers(), b"nope")), Some(400));
+        assert_eq!(
+            status_of(check_head(&config, &Method::DELETE, &HeaderMap::new())),
+            Some(405)
+        );
+        assert_eq!(
+            verdict_status(&inspect_request(&config, "/", &json_headers(), b"nope")),
+            Some(400)
+        );
     }
 
     #[test]

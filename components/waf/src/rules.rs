@@ -402,7 +402,16 @@ fn sqli_stacked_statement(x: &Subject) -> bool {
     const STATEMENTS: &[(&[u8], &[&[u8]])] = &[
         (
             b"drop",
-            &[b"table", b"database", b"schema", b"view", b"user", b"index", b"procedure", b"function"],
+            &[
+                b"table",
+                b"database",
+                b"schema",
+                b"view",
+                b"user",
+                b"index",
+                b"procedure",
+                b"function",
+            ],
         ),
         (b"truncate", &[b"table"]),
         (b"alter", &[b"table", b"user", b"database"]),
@@ -531,16 +540,15 @@ fn xss_event_handler(x: &Subject) -> bool {
         if !s.get(open + 1).is_some_and(u8::is_ascii_alphabetic) {
             return false;
         }
-        let mut i = skip_while(s, open + 1, |b| b.is_ascii_alphanumeric() || b == b'-' || b == b':');
+        let mut i = skip_while(s, open + 1, |b| {
+            b.is_ascii_alphanumeric() || b == b'-' || b == b':'
+        });
         let mut in_quote: Option<u8> = None;
         while i < s.len() {
             let b = s[i];
             match in_quote {
-                Some(quote) => {
-                    if b == quote {
-                        in_quote = None;
-                    }
-                }
+                Some(quote) if b == quote => in_quote = None,
+                Some(_) => {}
                 None if b == b'>' || b == b'<' => return false,
                 None if b == b'"' || b == b'\'' => in_quote = Some(b),
                 None if b == b'o'
@@ -548,7 +556,8 @@ fn xss_event_handler(x: &Subject) -> bool {
                     && at(s, i, b"on") =>
                 {
                     let name_end = skip_while(s, i, |b| b.is_ascii_lowercase());
-                    if EVENT_HANDLERS.contains(&&s[i..name_end]) && at(s, skip_spaces(s, name_end), b"=")
+                    if EVENT_HANDLERS.contains(&&s[i..name_end])
+                        && at(s, skip_spaces(s, name_end), b"=")
                     {
                         return true;
                     }
@@ -575,33 +584,143 @@ fn xss_embedding_tag(x: &Subject) -> bool {
 /// DOM event-handler attribute names (HTML GlobalEventHandlers, WindowEventHandlers,
 /// DocumentAndElementEventHandlers, SVG animation events and a few legacy ones).
 static EVENT_HANDLERS: &[&[u8]] = &[
-    b"onabort", b"onafterprint", b"onafterscriptexecute", b"onanimationcancel", b"onanimationend",
-    b"onanimationiteration", b"onanimationstart", b"onauxclick", b"onbeforecopy", b"onbeforecut",
-    b"onbeforeinput", b"onbeforematch", b"onbeforepaste", b"onbeforeprint",
-    b"onbeforescriptexecute", b"onbeforetoggle", b"onbeforeunload", b"onbegin", b"onblur",
-    b"oncancel", b"oncanplay", b"oncanplaythrough", b"onchange", b"onclick", b"onclose",
-    b"oncommand", b"oncontentvisibilityautostatechange", b"oncontextlost", b"oncontextmenu",
-    b"oncontextrestored", b"oncopy", b"oncuechange", b"oncut", b"ondblclick", b"ondrag",
-    b"ondragend", b"ondragenter", b"ondragexit", b"ondragleave", b"ondragover", b"ondragstart",
-    b"ondrop", b"ondurationchange", b"onemptied", b"onend", b"onended", b"onerror", b"onfocus",
-    b"onfocusin", b"onfocusout", b"onformdata", b"onfullscreenchange", b"onfullscreenerror",
-    b"ongotpointercapture", b"onhashchange", b"oninput", b"oninvalid", b"onkeydown",
-    b"onkeypress", b"onkeyup", b"onlanguagechange", b"onload", b"onloadeddata",
-    b"onloadedmetadata", b"onloadend", b"onloadstart", b"onlostpointercapture", b"onmessage",
-    b"onmessageerror", b"onmousedown", b"onmouseenter", b"onmouseleave", b"onmousemove",
-    b"onmouseout", b"onmouseover", b"onmouseup", b"onmousewheel", b"onoffline", b"ononline",
-    b"onpagehide", b"onpagereveal", b"onpageshow", b"onpageswap", b"onpaste", b"onpause",
-    b"onplay", b"onplaying", b"onpointercancel", b"onpointerdown", b"onpointerenter",
-    b"onpointerleave", b"onpointermove", b"onpointerout", b"onpointerover",
-    b"onpointerrawupdate", b"onpointerup", b"onpopstate", b"onprogress", b"onratechange",
-    b"onrepeat", b"onreset", b"onresize", b"onscroll", b"onscrollend", b"onsearch",
-    b"onsecuritypolicyviolation", b"onseeked", b"onseeking", b"onselect", b"onselectionchange",
-    b"onselectstart", b"onshow", b"onslotchange", b"onstalled", b"onstart", b"onstorage",
-    b"onsubmit", b"onsuspend", b"ontimeupdate", b"ontoggle", b"ontouchcancel", b"ontouchend",
-    b"ontouchmove", b"ontouchstart", b"ontransitioncancel", b"ontransitionend",
-    b"ontransitionrun", b"ontransitionstart", b"onunhandledrejection", b"onunload",
-    b"onvolumechange", b"onwaiting", b"onwebkitanimationend", b"onwebkitanimationiteration",
-    b"onwebkitanimationstart", b"onwebkittransitionend", b"onwheel",
+    b"onabort",
+    b"onafterprint",
+    b"onafterscriptexecute",
+    b"onanimationcancel",
+    b"onanimationend",
+    b"onanimationiteration",
+    b"onanimationstart",
+    b"onauxclick",
+    b"onbeforecopy",
+    b"onbeforecut",
+    b"onbeforeinput",
+    b"onbeforematch",
+    b"onbeforepaste",
+    b"onbeforeprint",
+    b"onbeforescriptexecute",
+    b"onbeforetoggle",
+    b"onbeforeunload",
+    b"onbegin",
+    b"onblur",
+    b"oncancel",
+    b"oncanplay",
+    b"oncanplaythrough",
+    b"onchange",
+    b"onclick",
+    b"onclose",
+    b"oncommand",
+    b"oncontentvisibilityautostatechange",
+    b"oncontextlost",
+    b"oncontextmenu",
+    b"oncontextrestored",
+    b"oncopy",
+    b"oncuechange",
+    b"oncut",
+    b"ondblclick",
+    b"ondrag",
+    b"ondragend",
+    b"ondragenter",
+    b"ondragexit",
+    b"ondragleave",
+    b"ondragover",
+    b"ondragstart",
+    b"ondrop",
+    b"ondurationchange",
+    b"onemptied",
+    b"onend",
+    b"onended",
+    b"onerror",
+    b"onfocus",
+    b"onfocusin",
+    b"onfocusout",
+    b"onformdata",
+    b"onfullscreenchange",
+    b"onfullscreenerror",
+    b"ongotpointercapture",
+    b"onhashchange",
+    b"oninput",
+    b"oninvalid",
+    b"onkeydown",
+    b"onkeypress",
+    b"onkeyup",
+    b"onlanguagechange",
+    b"onload",
+    b"onloadeddata",
+    b"onloadedmetadata",
+    b"onloadend",
+    b"onloadstart",
+    b"onlostpointercapture",
+    b"onmessage",
+    b"onmessageerror",
+    b"onmousedown",
+    b"onmouseenter",
+    b"onmouseleave",
+    b"onmousemove",
+    b"onmouseout",
+    b"onmouseover",
+    b"onmouseup",
+    b"onmousewheel",
+    b"onoffline",
+    b"ononline",
+    b"onpagehide",
+    b"onpagereveal",
+    b"onpageshow",
+    b"onpageswap",
+    b"onpaste",
+    b"onpause",
+    b"onplay",
+    b"onplaying",
+    b"onpointercancel",
+    b"onpointerdown",
+    b"onpointerenter",
+    b"onpointerleave",
+    b"onpointermove",
+    b"onpointerout",
+    b"onpointerover",
+    b"onpointerrawupdate",
+    b"onpointerup",
+    b"onpopstate",
+    b"onprogress",
+    b"onratechange",
+    b"onrepeat",
+    b"onreset",
+    b"onresize",
+    b"onscroll",
+    b"onscrollend",
+    b"onsearch",
+    b"onsecuritypolicyviolation",
+    b"onseeked",
+    b"onseeking",
+    b"onselect",
+    b"onselectionchange",
+    b"onselectstart",
+    b"onshow",
+    b"onslotchange",
+    b"onstalled",
+    b"onstart",
+    b"onstorage",
+    b"onsubmit",
+    b"onsuspend",
+    b"ontimeupdate",
+    b"ontoggle",
+    b"ontouchcancel",
+    b"ontouchend",
+    b"ontouchmove",
+    b"ontouchstart",
+    b"ontransitioncancel",
+    b"ontransitionend",
+    b"ontransitionrun",
+    b"ontransitionstart",
+    b"onunhandledrejection",
+    b"onunload",
+    b"onvolumechange",
+    b"onwaiting",
+    b"onwebkitanimationend",
+    b"onwebkitanimationiteration",
+    b"onwebkitanimationstart",
+    b"onwebkittransitionend",
+    b"onwheel",
 ];
 
 // ---------------------------------------------------------------------------------------------
@@ -629,7 +748,15 @@ fn at_any(s: &[u8], patterns: &[&[u8]]) -> bool {
 fn traversal_encoded_dots(x: &Subject) -> bool {
     at_any(
         x.normalized.as_bytes(),
-        &[b"%2e%2e", b".%2e", b"%2e.", b"%c0%ae", b"%e0%80%ae", b"%c0%af", b"%c1%9c"],
+        &[
+            b"%2e%2e",
+            b".%2e",
+            b"%2e.",
+            b"%c0%ae",
+            b"%e0%80%ae",
+            b"%c0%af",
+            b"%c1%9c",
+        ],
     )
 }
 
@@ -638,7 +765,14 @@ fn traversal_sensitive_file(x: &Subject) -> bool {
     let folded = fold_separators(x.normalized);
     at_any(
         folded.as_bytes(),
-        &[b"/etc/passwd", b"/etc/shadow", b"/proc/self/", b"win.ini", b"boot.ini", b"/.ssh/id_"],
+        &[
+            b"/etc/passwd",
+            b"/etc/shadow",
+            b"/proc/self/",
+            b"win.ini",
+            b"boot.ini",
+            b"/.ssh/id_",
+        ],
     )
 }
 
@@ -668,7 +802,11 @@ mod tests {
 
     fn assert_caught(cases: &[(&str, u32)], context: Context) {
         for (text, id) in cases {
-            assert_eq!(rule_for(text, context), Some(*id), "{text:?} should match rule {id}");
+            assert_eq!(
+                rule_for(text, context),
+                Some(*id),
+                "{text:?} should match rule {id}"
+            );
         }
     }
 
@@ -685,7 +823,10 @@ mod tests {
         ids.dedup();
         assert_eq!(ids.len(), RULES.len());
         assert_eq!(rule_by_id(1003).unwrap().name, "sqli_union_select");
-        assert_eq!(rule_by_id(2001).unwrap().category, Category::CrossSiteScripting);
+        assert_eq!(
+            rule_by_id(2001).unwrap().category,
+            Category::CrossSiteScripting
+        );
         assert_eq!(Category::PathTraversal.as_str(), "path_traversal");
     }
 
@@ -804,7 +945,14 @@ mod tests {
 
     #[test]
     fn catches_path_traversal() {
-        assert_caught(&[("/v1/../../etc/passwd", 3001), ("/a/..", 3001), ("..", 3001)], Context::UrlPath);
+        assert_caught(
+            &[
+                ("/v1/../../etc/passwd", 3001),
+                ("/a/..", 3001),
+                ("..", 3001),
+            ],
+            Context::UrlPath,
+        );
         assert_caught(
             &[
                 ("../../etc/passwd", 3001),
@@ -824,7 +972,10 @@ mod tests {
 
     #[test]
     fn leaves_ordinary_paths_and_prose_alone() {
-        assert_clean(&["/v1/chat/completions", "/healthz", "/docs/a..b", "/x/...y"], Context::UrlPath);
+        assert_clean(
+            &["/v1/chat/completions", "/healthz", "/docs/a..b", "/x/...y"],
+            Context::UrlPath,
+        );
         assert_clean(
             &[
                 "Wait... what?",
