@@ -29,6 +29,8 @@ use wasmtime_wasi_http::{WasiBody, WasiHttpView};
 pub struct AppOptions {
     /// SQLite file behind `spin:key-value`; `None` keeps the data in memory.
     pub key_value_path: Option<PathBuf>,
+    /// Directory for compiled code reused across loads; `None` compiles every time.
+    pub compile_cache: Option<PathBuf>,
     /// Longest wait for a component's response headers.
     pub response_timeout: Duration,
     /// Longest a response body (e.g. a token stream) may keep an instance alive.
@@ -41,6 +43,7 @@ impl Default for AppOptions {
     fn default() -> Self {
         AppOptions {
             key_value_path: None,
+            compile_cache: None,
             response_timeout: Duration::from_secs(60),
             body_timeout: Duration::from_secs(600),
             env_overrides: Vec::new(),
@@ -89,7 +92,7 @@ fn read_wasm(path: &Path, what: &str) -> wasmtime::Result<Vec<u8>> {
 impl App {
     /// Loads, composes and pre-instantiates every HTTP trigger of `manifest`.
     pub fn load(manifest: &Manifest, options: &AppOptions) -> wasmtime::Result<Self> {
-        let engine = runtime::engine()?;
+        let engine = runtime::engine(options.compile_cache.as_deref())?;
         let variables = AppVariables::resolve(manifest, |k| options.env(k))?;
         let key_value = Arc::new(match &options.key_value_path {
             Some(path) => SqliteKeyValue::open(path)?,

@@ -78,6 +78,7 @@ fn run(cli: Cli) -> wasmtime::Result<()> {
                 key_value_path: Some(
                     key_value.unwrap_or_else(|| manifest.base_dir.join(".chatgate/key_value.db")),
                 ),
+                compile_cache: Some(manifest.base_dir.join(".chatgate/cache")),
                 ..AppOptions::default()
             };
             let runtime = tokio::runtime::Runtime::new()?;

@@ -240,9 +240,10 @@ impl Manifest {
             path: path.to_owned(),
             source,
         })?;
-        let base_dir = path
-            .parent()
-            .map(Path::to_path_buf)
+        // Absolute, so that caches and stores beside the manifest do not depend on the cwd.
+        let base_dir = std::path::absolute(path)
+            .ok()
+            .and_then(|p| p.parent().map(Path::to_path_buf))
             .unwrap_or_else(|| PathBuf::from("."));
         Self::parse(&text, base_dir).map_err(|e| match e {
             ManifestError::Parse { message, .. } => ManifestError::Parse {

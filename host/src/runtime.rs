@@ -35,8 +35,16 @@ pub const MAX_MEMORY_BYTES: usize = 256 << 20;
 /// Builds the engine every app component runs on: async component model (WASIp3),
 /// the pooling allocator for cheap per-request instantiation, and epoch-based
 /// preemption so a spinning guest cannot monopolise a host thread.
-pub fn engine() -> wasmtime::Result<Engine> {
+///
+/// With `compile_cache`, compiled code is kept in that directory and reused when the
+/// same composed component is loaded again.
+pub fn engine(compile_cache: Option<&std::path::Path>) -> wasmtime::Result<Engine> {
     let mut config = Config::new();
+    if let Some(dir) = compile_cache {
+        let mut cache = wasmtime::CacheConfig::new();
+        cache.with_directory(dir);
+        config.cache(Some(wasmtime::Cache::new(cache)?));
+    }
     config.wasm_component_model(true);
     config.wasm_component_model_async(true);
     config.epoch_interruption(true);

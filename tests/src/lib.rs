@@ -56,6 +56,7 @@ impl Gateway {
                 .iter()
                 .map(|(k, v)| (format!("SPIN_VARIABLE_{}", k.to_ascii_uppercase()), v.to_string()))
                 .collect(),
+            compile_cache: Some(repo_root().join("target/chatgate-test-cache")),
             ..AppOptions::default()
         };
         let app = Arc::new(App::load(&manifest, &options).map_err(|e| format!("{e:#}"))?);
