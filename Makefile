@@ -9,7 +9,9 @@ build: components host
 
 components:
 	@rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip2 || rustup target add wasm32-wasip2
-	$(CARGO) build --release --target wasm32-wasip2 $(addprefix -p ,$(COMPONENTS))
+	@# One cargo invocation per component, as `spin build` does: a combined build would
+	@# unify spin-sdk features across crates and give every component the middleware import.
+	@set -e; for c in $(COMPONENTS); do $(CARGO) build --release --target wasm32-wasip2 -p $$c; done
 
 host:
 	$(CARGO) build --release -p chatgate
@@ -25,7 +27,7 @@ test: build
 lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --release --workspace --all-targets -- -D warnings
-	$(CARGO) clippy --release --target wasm32-wasip2 $(addprefix -p ,$(COMPONENTS)) -- -D warnings
+	@set -e; for c in $(COMPONENTS); do $(CARGO) clippy --release --target wasm32-wasip2 -p $$c -- -D warnings; done
 
 bench: build
 	./bench/load.sh

@@ -24,6 +24,9 @@ use wasmtime_wasi_http::handler::{
 };
 use wasmtime_wasi_http::{WasiBody, WasiHttpView};
 
+/// Captured guest output beyond this fails the guest's writes; only tests capture.
+const GUEST_STDOUT_CAPACITY: usize = 64 << 20;
+
 /// How an application is loaded.
 #[derive(Debug, Clone)]
 pub struct AppOptions {
@@ -37,6 +40,8 @@ pub struct AppOptions {
     pub body_timeout: Duration,
     /// Variable overrides consulted before the process environment, as `SPIN_VARIABLE_<NAME>`.
     pub env_overrides: Vec<(String, String)>,
+    /// Keep guests' stdout (e.g. request logs) in memory, readable with [`App::guest_stdout`].
+    pub capture_guest_stdout: bool,
 }
 
 impl Default for AppOptions {
@@ -47,6 +52,7 @@ impl Default for AppOptions {
             response_timeout: Duration::from_secs(60),
             body_timeout: Duration::from_secs(600),
             env_overrides: Vec::new(),
+            capture_guest_stdout: false,
         }
     }
 }
@@ -65,6 +71,7 @@ impl AppOptions {
 pub struct App {
     engine: Engine,
     router: Router<Arc<Trigger>>,
+    guest_stdout: Option<wasmtime_wasi::p2::pipe::MemoryOutputPipe>,
 }
 
 struct Trigger {
@@ -98,6 +105,9 @@ impl App {
             Some(path) => SqliteKeyValue::open(path)?,
             None => SqliteKeyValue::in_memory()?,
         });
+        let guest_stdout = options
+            .capture_guest_stdout
+            .then(|| wasmtime_wasi::p2::pipe::MemoryOutputPipe::new(GUEST_STDOUT_CAPACITY));
         let mut routes = Vec::new();
         for trigger in &manifest.http_triggers {
             let primary_id = &trigger.component;
@@ -174,6 +184,7 @@ impl App {
                 key_value_stores: decl.key_value_stores.iter().cloned().collect(),
                 key_value: key_value.clone(),
                 denied: composed.denied,
+                guest_stdout: guest_stdout.clone(),
             });
             let state = TriggerState {
                 engine: engine.clone(),
@@ -194,7 +205,15 @@ impl App {
         Ok(App {
             engine,
             router: Router::new(routes),
+            guest_stdout,
         })
+    }
+
+    /// Everything guests wrote to stdout, when loaded with `capture_guest_stdout`.
+    pub fn guest_stdout(&self) -> Option<String> {
+        self.guest_stdout
+            .as_ref()
+            .map(|pipe| String::from_utf8_lossy(&pipe.contents()).into_owned())
     }
 
     /// The engine, whose epoch must advance (see [`App::tick_epochs`]) for guests to be preempted.

@@ -75,6 +75,8 @@ pub struct Grants {
     pub key_value: Arc<SqliteKeyValue>,
     /// Deny import name -> the interface it stands for (for messages).
     pub denied: BTreeMap<String, String>,
+    /// Where guests' stdout goes: the process's stdout, or a buffer tests read.
+    pub guest_stdout: Option<wasmtime_wasi::p2::pipe::MemoryOutputPipe>,
 }
 
 /// The data of one store: one request's instance of a composed component.
@@ -88,10 +90,13 @@ pub struct HostState {
 
 impl HostState {
     pub fn new(grants: Arc<Grants>) -> Self {
-        let wasi = WasiCtxBuilder::new()
-            .inherit_stdout()
-            .inherit_stderr()
-            .build();
+        let mut wasi = WasiCtxBuilder::new();
+        wasi.inherit_stderr();
+        match &grants.guest_stdout {
+            Some(buffer) => wasi.stdout(buffer.clone()),
+            None => wasi.inherit_stdout(),
+        };
+        let wasi = wasi.build();
         HostState {
             table: ResourceTable::new(),
             wasi,

@@ -109,7 +109,7 @@ param openAiModelName string = 'gpt-4o-mini'
 @description('Chat model version.')
 param openAiModelVersion string = '2024-07-18'
 
-@description('Deployment name the app calls (Spin variable openai_deployment).')
+@description('Deployment name the app calls (Spin variable openai_model, with openai_api_flavor = azure).')
 param openAiDeploymentName string = 'gpt-4o-mini'
 
 @description('Deployment SKU. Standard keeps processing in the region; GlobalStandard has the widest availability.')
@@ -346,13 +346,16 @@ module appGateway 'modules/appgateway.bicep' = if (deployAppGateway) {
 @description('Tenant of the deployment (SecretProviderClass tenantId, ServiceAccount annotation).')
 output tenantId string = subscription().tenantId
 
-@description('Azure OpenAI endpoint (Spin variable openai_endpoint); resolves to the private endpoint inside the VNet.')
+@description('Azure OpenAI endpoint as the account reports it (with a trailing slash); resolves to the private endpoint inside the VNet.')
 output openAiEndpoint string = openAi.outputs.endpoint
 
-@description('Azure OpenAI deployment name (Spin variable openai_deployment).')
+@description('Spin variable openai_origin (ConfigMap chatgate-config): the same host without the trailing slash. It is also what allowed_outbound_hosts of the chat component resolves to.')
+output openAiOrigin string = openAi.outputs.origin
+
+@description('Azure OpenAI deployment name (Spin variable openai_model, with openai_api_flavor = azure).')
 output openAiDeploymentName string = openAi.outputs.deploymentName
 
-@description('Azure AI Search endpoint (Spin variable search_endpoint).')
+@description('Azure AI Search endpoint. No Spin variable reads it yet: Azure AI Search retrieval is a planned component swap (retrieval-azure-search); today retrieval is BM25 over data/ inside the app.')
 output searchEndpoint string = search.outputs.endpoint
 
 @description('Key Vault name (SecretProviderClass keyvaultName).')

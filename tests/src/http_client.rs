@@ -66,10 +66,13 @@ pub async fn send(
         request = request.header(*name, *value);
     }
     let request = request.body(Full::new(body.into())).expect("valid request");
-    let response = tokio::time::timeout(std::time::Duration::from_secs(60), sender.send_request(request))
-        .await
-        .expect("response within 60 s")
-        .expect("response");
+    let response = tokio::time::timeout(
+        std::time::Duration::from_secs(60),
+        sender.send_request(request),
+    )
+    .await
+    .expect("response within 60 s")
+    .expect("response");
     let (parts, body) = response.into_parts();
     let body = tokio::time::timeout(std::time::Duration::from_secs(60), body.collect())
         .await

@@ -40,6 +40,7 @@ pub fn project_manifest() -> String {
 /// A gateway serving one manifest on an ephemeral loopback port.
 pub struct Gateway {
     pub base: String,
+    app: Arc<App>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     served: Option<tokio::task::JoinHandle<()>>,
 }
@@ -48,15 +49,24 @@ impl Gateway {
     /// Loads `manifest` (paths relative to the repository root) with variable overrides.
     pub async fn start(manifest: &str, variables: &[(&str, &str)]) -> Result<Gateway, String> {
         for (name, _) in &variables.iter().collect::<Vec<_>>() {
-            assert!(!name.starts_with("SPIN_VARIABLE_"), "pass bare variable names");
+            assert!(
+                !name.starts_with("SPIN_VARIABLE_"),
+                "pass bare variable names"
+            );
         }
         let manifest = Manifest::parse(manifest, repo_root()).map_err(|e| e.to_string())?;
         let options = AppOptions {
             env_overrides: variables
                 .iter()
-                .map(|(k, v)| (format!("SPIN_VARIABLE_{}", k.to_ascii_uppercase()), v.to_string()))
+                .map(|(k, v)| {
+                    (
+                        format!("SPIN_VARIABLE_{}", k.to_ascii_uppercase()),
+                        v.to_string(),
+                    )
+                })
                 .collect(),
             compile_cache: Some(repo_root().join("target/chatgate-test-cache")),
+            capture_guest_stdout: true,
             ..AppOptions::default()
         };
         let app = Arc::new(App::load(&manifest, &options).map_err(|e| format!("{e:#}"))?);
@@ -65,8 +75,9 @@ impl Gateway {
             .map_err(|e| e.to_string())?;
         let base = format!("http://{}", listener.local_addr().unwrap());
         let (shutdown, stop) = tokio::sync::oneshot::channel::<()>();
+        let served_app = app.clone();
         let served = tokio::spawn(async move {
-            chatgate::server::serve(app, listener, async {
+            chatgate::server::serve(served_app, listener, async {
                 let _ = stop.await;
             })
             .await
@@ -74,9 +85,20 @@ impl Gateway {
         });
         Ok(Gateway {
             base,
+            app,
             shutdown: Some(shutdown),
             served: Some(served),
         })
+    }
+
+    /// The JSON lines guests have written to stdout so far.
+    pub fn guest_log(&self) -> Vec<serde_json::Value> {
+        self.app
+            .guest_stdout()
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|line| serde_json::from_str(line).ok())
+            .collect()
     }
 
     pub fn url(&self, path: &str) -> String {

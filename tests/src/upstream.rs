@@ -40,42 +40,64 @@ impl Drop for Upstream {
 impl Upstream {
     /// Serves `handler` on an ephemeral loopback port.
     pub async fn start(handler: impl Fn(&Recorded) -> Answer + Send + Sync + 'static) -> Upstream {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
         let origin = format!("http://{}", listener.local_addr().unwrap());
         let requests = Arc::new(Mutex::new(Vec::new()));
         let handler: Arc<Handler> = Arc::new(handler);
         let recorded = requests.clone();
         let task = tokio::spawn(async move {
             loop {
-                let Ok((stream, _)) = listener.accept().await else { continue };
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
                 let handler = handler.clone();
                 let recorded = recorded.clone();
-                let service = hyper::service::service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
-                    let handler = handler.clone();
-                    let recorded = recorded.clone();
-                    async move {
-                        let (parts, body) = request.into_parts();
-                        let body = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
-                        let request = Recorded {
-                            method: parts.method.to_string(),
-                            path_and_query: parts.uri.path_and_query().map(|p| p.to_string()).unwrap_or_default(),
-                            headers: parts.headers,
-                            body: serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null),
-                        };
-                        let answer = handler(&request);
-                        recorded.lock().unwrap().push(request);
-                        let response = http::Response::builder()
-                            .status(answer.status)
-                            .header("content-type", answer.content_type)
-                            .body(Full::new(Bytes::from(answer.body)))
-                            .unwrap();
-                        Ok::<_, std::convert::Infallible>(response)
-                    }
-                });
-                tokio::spawn(hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service));
+                let service = hyper::service::service_fn(
+                    move |request: hyper::Request<hyper::body::Incoming>| {
+                        let handler = handler.clone();
+                        let recorded = recorded.clone();
+                        async move {
+                            let (parts, body) = request.into_parts();
+                            let body = body
+                                .collect()
+                                .await
+                                .map(|b| b.to_bytes())
+                                .unwrap_or_default();
+                            let request = Recorded {
+                                method: parts.method.to_string(),
+                                path_and_query: parts
+                                    .uri
+                                    .path_and_query()
+                                    .map(|p| p.to_string())
+                                    .unwrap_or_default(),
+                                headers: parts.headers,
+                                body: serde_json::from_slice(&body)
+                                    .unwrap_or(serde_json::Value::Null),
+                            };
+                            let answer = handler(&request);
+                            recorded.lock().unwrap().push(request);
+                            let response = http::Response::builder()
+                                .status(answer.status)
+                                .header("content-type", answer.content_type)
+                                .body(Full::new(Bytes::from(answer.body)))
+                                .unwrap();
+                            Ok::<_, std::convert::Infallible>(response)
+                        }
+                    },
+                );
+                tokio::spawn(
+                    hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service),
+                );
             }
         });
-        Upstream { origin, requests, task }
+        Upstream {
+            origin,
+            requests,
+            task,
+        }
     }
 
     /// An OpenAI-compatible model that always answers `answer` (streamed word by word when asked).
@@ -90,7 +112,10 @@ impl Upstream {
 
 /// OpenAI's `chat.completion` (or its SSE `chat.completion.chunk` stream) for `answer`.
 pub fn openai_answer(request: &Recorded, answer: &str) -> Answer {
-    let model = request.body["model"].as_str().unwrap_or("gpt-test").to_string();
+    let model = request.body["model"]
+        .as_str()
+        .unwrap_or("gpt-test")
+        .to_string();
     if request.body["stream"] == serde_json::json!(true) {
         let mut events = Vec::new();
         let chunk = |delta: serde_json::Value, finish: serde_json::Value| {
@@ -99,10 +124,20 @@ pub fn openai_answer(request: &Recorded, answer: &str) -> Answer {
                 "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]
             })
         };
-        events.push(chunk(serde_json::json!({"role": "assistant", "content": ""}), serde_json::Value::Null));
+        events.push(chunk(
+            serde_json::json!({"role": "assistant", "content": ""}),
+            serde_json::Value::Null,
+        ));
         for (i, word) in answer.split(' ').enumerate() {
-            let piece = if i == 0 { word.to_string() } else { format!(" {word}") };
-            events.push(chunk(serde_json::json!({"content": piece}), serde_json::Value::Null));
+            let piece = if i == 0 {
+                word.to_string()
+            } else {
+                format!(" {word}")
+            };
+            events.push(chunk(
+                serde_json::json!({"content": piece}),
+                serde_json::Value::Null,
+            ));
         }
         events.push(chunk(serde_json::json!({}), serde_json::json!("stop")));
         events.push(serde_json::json!({
@@ -111,13 +146,21 @@ pub fn openai_answer(request: &Recorded, answer: &str) -> Answer {
         }));
         let mut body: String = events.iter().map(|e| format!("data: {e}\n\n")).collect();
         body.push_str("data: [DONE]\n\n");
-        Answer { status: 200, content_type: "text/event-stream", body }
+        Answer {
+            status: 200,
+            content_type: "text/event-stream",
+            body,
+        }
     } else {
         let body = serde_json::json!({
             "id": "chatcmpl-upstream", "object": "chat.completion", "created": 1, "model": model,
             "choices": [{"index": 0, "message": {"role": "assistant", "content": answer}, "finish_reason": "stop"}],
             "usage": {"prompt_tokens": 11, "completion_tokens": 7, "total_tokens": 18}
         });
-        Answer { status: 200, content_type: "application/json", body: body.to_string() }
+        Answer {
+            status: 200,
+            content_type: "application/json",
+            body: body.to_string(),
+        }
     }
 }

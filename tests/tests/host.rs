@@ -6,16 +6,29 @@ use chatgate_tests::{Gateway, single_route_manifest, wasm};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn serves_a_bare_wasip3_component_and_its_request_body() {
-    let gateway = Gateway::start(&single_route_manifest("hello", &[], ""), &[]).await.unwrap();
+    let gateway = Gateway::start(&single_route_manifest("hello", &[], ""), &[])
+        .await
+        .unwrap();
     let reply = get(&gateway.url("/hello"), &[]).await;
     assert_eq!((reply.status, reply.text().as_str()), (200, "hello"));
 
-    let echo = send("PUT", &gateway.url("/anything?q=1"), &[("x-test", "yes")], "12345").await;
+    let echo = send(
+        "PUT",
+        &gateway.url("/anything?q=1"),
+        &[("x-test", "yes")],
+        "12345",
+    )
+    .await;
     let echo = echo.json();
     assert_eq!(echo["method"], "PUT");
     assert_eq!(echo["path"], "/anything?q=1");
     assert_eq!(echo["body_bytes"], 5);
-    assert!(echo["headers"].as_array().unwrap().contains(&serde_json::json!(["x-test", "yes"])));
+    assert!(
+        echo["headers"]
+            .as_array()
+            .unwrap()
+            .contains(&serde_json::json!(["x-test", "yes"]))
+    );
     gateway.stop().await;
 }
 
@@ -36,7 +49,9 @@ async fn key_value_state_outlives_per_request_instances() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn key_value_store_not_granted_is_access_denied() {
-    let gateway = Gateway::start(&single_route_manifest("hello", &[], ""), &[]).await.unwrap();
+    let gateway = Gateway::start(&single_route_manifest("hello", &[], ""), &[])
+        .await
+        .unwrap();
     let reply = send("POST", &gateway.url("/counter"), &[], "").await;
     assert_eq!(reply.status, 500);
     assert!(reply.text().contains("AccessDenied"), "{}", reply.text());
@@ -45,7 +60,8 @@ async fn key_value_store_not_granted_is_access_denied() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn unknown_route_is_an_openai_style_404() {
-    let manifest = single_route_manifest("hello", &[], "").replace("route = \"/...\"", "route = \"/hello\"");
+    let manifest =
+        single_route_manifest("hello", &[], "").replace("route = \"/...\"", "route = \"/hello\"");
     let gateway = Gateway::start(&manifest, &[]).await.unwrap();
     let reply = get(&gateway.url("/nowhere"), &[]).await;
     assert_eq!(reply.status, 404);
@@ -55,17 +71,25 @@ async fn unknown_route_is_an_openai_style_404() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn missing_wasm_names_the_build_command() {
-    let manifest = single_route_manifest("hello", &[], "")
-        .replace(&wasm("hello").display().to_string(), "target/nope/hello.wasm");
+    let manifest = single_route_manifest("hello", &[], "").replace(
+        &wasm("hello").display().to_string(),
+        "target/nope/hello.wasm",
+    );
     let err = Gateway::start(&manifest, &[]).await.err().unwrap();
-    assert!(err.contains("target/nope/hello.wasm") && err.contains("make build"), "{err}");
+    assert!(
+        err.contains("target/nope/hello.wasm") && err.contains("make build"),
+        "{err}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_import_nobody_provides_is_named() {
     // `chat` imports the retriever and completion interfaces; without its dependencies
     // neither the app nor the host provides them.
-    let err = Gateway::start(&single_route_manifest("chat", &[], ""), &[]).await.err().unwrap();
+    let err = Gateway::start(&single_route_manifest("chat", &[], ""), &[])
+        .await
+        .err()
+        .unwrap();
     assert!(err.contains("chatgate:rag/"), "{err}");
     assert!(err.contains("does not provide"), "{err}");
 }
@@ -74,13 +98,19 @@ async fn an_import_nobody_provides_is_named() {
 async fn a_component_that_is_not_middleware_is_refused_as_middleware() {
     let manifest = single_route_manifest("hello", &["chat"], "");
     let err = Gateway::start(&manifest, &[]).await.err().unwrap();
-    assert!(err.contains("middleware `chat` must import and export `wasi:http/handler@0.3.0`"), "{err}");
+    assert!(
+        err.contains("middleware `chat` must import and export `wasi:http/handler@0.3.0`"),
+        "{err}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_port_in_use_is_explained() {
     let taken = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let err = chatgate::server::bind(taken.local_addr().unwrap()).await.err().unwrap();
+    let err = chatgate::server::bind(taken.local_addr().unwrap())
+        .await
+        .err()
+        .unwrap();
     assert!(err.to_string().contains("already in use"), "{err}");
 }
 

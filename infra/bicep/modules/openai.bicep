@@ -10,7 +10,7 @@ param accountName string
 @description('Disable API-key auth so only Entra ID (managed/workload identity) tokens are accepted. See infra/README.md "Azure OpenAI authentication from Wasm" before leaving this true.')
 param disableLocalAuth bool
 
-@description('Deployment name the app calls (Spin variable openai_deployment).')
+@description('Deployment name the app calls (Spin variable openai_model, with openai_api_flavor = azure).')
 param deploymentName string
 
 @description('Model name.')
@@ -147,4 +147,6 @@ resource diagnostics 'Microsoft.Insights/diagnosticSettings@2021-05-01-preview' 
 output accountId string = account.id
 output accountName string = account.name
 output endpoint string = account.properties.endpoint
+@description('Origin for the Spin variable openai_origin: https://<custom subdomain>.openai.azure.com, no path or trailing slash (account.properties.endpoint ends in a slash).')
+output origin string = 'https://${account.properties.customSubDomainName}.openai.azure.com'
 output deploymentName string = deployment.name
