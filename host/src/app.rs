@@ -162,8 +162,12 @@ impl App {
             let composed = compose::compose(primary, dependencies, middleware)
                 .with_context(|| format!("composing route `{}`", trigger.route))?;
 
-            let component = Component::new(&engine, &composed.bytes)
-                .with_context(|| format!("compiling the composed component of route `{}`", trigger.route))?;
+            let component = Component::new(&engine, &composed.bytes).with_context(|| {
+                format!(
+                    "compiling the composed component of route `{}`",
+                    trigger.route
+                )
+            })?;
             let linker = runtime::linker(&engine, &component, &composed.denied)
                 .with_context(|| format!("linking route `{}`", trigger.route))?;
             let pre = linker
@@ -247,11 +251,23 @@ impl App {
             Ok(response) => response,
             Err(error) => {
                 let (status, code, message) = if error.downcast_ref::<ExpirationError>().is_some() {
-                    (http::StatusCode::GATEWAY_TIMEOUT, "timeout", "the component did not respond in time")
+                    (
+                        http::StatusCode::GATEWAY_TIMEOUT,
+                        "timeout",
+                        "the component did not respond in time",
+                    )
                 } else if error.downcast_ref::<InstantiationError<()>>().is_some() {
-                    (http::StatusCode::SERVICE_UNAVAILABLE, "overloaded", "no capacity to run the component")
+                    (
+                        http::StatusCode::SERVICE_UNAVAILABLE,
+                        "overloaded",
+                        "no capacity to run the component",
+                    )
                 } else {
-                    (http::StatusCode::INTERNAL_SERVER_ERROR, "component_failed", "the component failed")
+                    (
+                        http::StatusCode::INTERNAL_SERVER_ERROR,
+                        "component_failed",
+                        "the component failed",
+                    )
                 };
                 tracing::error!(target: "chatgate::request", route = %trigger.route, "{error:?}");
                 error_response(status, code, message)
@@ -261,8 +277,16 @@ impl App {
 }
 
 /// An OpenAI-style error body: `{"error": {"message", "type", "param", "code"}}`.
-pub fn error_response(status: http::StatusCode, code: &str, message: &str) -> http::Response<WasiBody> {
-    let kind = if status.is_server_error() { "server_error" } else { "invalid_request_error" };
+pub fn error_response(
+    status: http::StatusCode,
+    code: &str,
+    message: &str,
+) -> http::Response<WasiBody> {
+    let kind = if status.is_server_error() {
+        "server_error"
+    } else {
+        "invalid_request_error"
+    };
     let body = serde_json::json!({
         "error": { "message": message, "type": kind, "param": null, "code": code }
     });

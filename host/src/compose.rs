@@ -44,10 +44,18 @@ const CAPABILITY_INTERFACES: &[(&str, &[&str])] = &[
     ("files", &["wasi:filesystem/preopens"]),
     (
         "key_value_stores",
-        &["spin:key-value/key-value", "wasi:keyvalue/store", "wasi:keyvalue/batch", "wasi:keyvalue/atomics"],
+        &[
+            "spin:key-value/key-value",
+            "wasi:keyvalue/store",
+            "wasi:keyvalue/batch",
+            "wasi:keyvalue/atomics",
+        ],
     ),
     ("sqlite_databases", &["spin:sqlite/sqlite"]),
-    ("variables", &["spin:variables/variables", "wasi:config/store"]),
+    (
+        "variables",
+        &["spin:variables/variables", "wasi:config/store"],
+    ),
 ];
 
 /// Why a trigger could not be composed.
@@ -55,7 +63,9 @@ const CAPABILITY_INTERFACES: &[(&str, &[&str])] = &[
 pub enum ComposeError {
     #[error("`{name}` is not a valid WebAssembly component: {message}")]
     NotAComponent { name: String, message: String },
-    #[error("`{component}` imports `{import}`, but no dependency provides it and the host does not either")]
+    #[error(
+        "`{component}` imports `{import}`, but no dependency provides it and the host does not either"
+    )]
     Unsatisfied { component: String, import: String },
     #[error("dependency `{dependency}` does not export `{export}` (it exports: {available})")]
     MissingExport {
@@ -243,7 +253,11 @@ impl Builder {
         imports
             .iter()
             .find(|(name, _)| name == import)
-            .or_else(|| imports.iter().find(|(name, _)| are_semver_compatible(name, import)))
+            .or_else(|| {
+                imports
+                    .iter()
+                    .find(|(name, _)| are_semver_compatible(name, import))
+            })
             .or_else(|| {
                 // `chatgate:rag/retriever` in a manifest names `chatgate:rag/retriever@0.1.0`.
                 imports
@@ -303,8 +317,12 @@ pub fn compose(
             .set_instantiation_argument(primary_instance, &import, node)
             .map_err(graph_error)?;
     }
-    let mut upstream =
-        b.alias_export(primary_instance, primary_pkg, HANDLER_INTERFACE, &primary.name)?;
+    let mut upstream = b.alias_export(
+        primary_instance,
+        primary_pkg,
+        HANDLER_INTERFACE,
+        &primary.name,
+    )?;
 
     let offset = dependencies.len() + 1;
     for (i, mw) in middleware.iter().enumerate().rev() {
@@ -326,7 +344,10 @@ pub fn compose(
         .export(upstream, HANDLER_INTERFACE)
         .map_err(graph_error)?;
 
-    let bytes = b.graph.encode(EncodeOptions::default()).map_err(graph_error)?;
+    let bytes = b
+        .graph
+        .encode(EncodeOptions::default())
+        .map_err(graph_error)?;
     Ok(Composed {
         bytes,
         denied: b.denied,
@@ -339,21 +360,36 @@ mod tests {
 
     #[test]
     fn configuration_sets_cover_spin_and_wasi_interfaces() {
-        assert_eq!(capability_set_of("wasi:http/client@0.3.0"), Some("allowed_outbound_hosts"));
-        assert_eq!(capability_set_of("spin:variables/variables@3.0.0"), Some("variables"));
-        assert_eq!(capability_set_of("spin:key-value/key-value@3.0.0"), Some("key_value_stores"));
-        assert_eq!(capability_set_of("wasi:cli/environment@0.3.0"), Some("environment"));
+        assert_eq!(
+            capability_set_of("wasi:http/client@0.3.0"),
+            Some("allowed_outbound_hosts")
+        );
+        assert_eq!(
+            capability_set_of("spin:variables/variables@3.0.0"),
+            Some("variables")
+        );
+        assert_eq!(
+            capability_set_of("spin:key-value/key-value@3.0.0"),
+            Some("key_value_stores")
+        );
+        assert_eq!(
+            capability_set_of("wasi:cli/environment@0.3.0"),
+            Some("environment")
+        );
         assert_eq!(capability_set_of("wasi:http/types@0.3.0"), None);
         assert_eq!(capability_set_of("wasi:clocks/monotonic-clock@0.3.0"), None);
     }
 
     #[test]
     fn inheritance_grants_only_named_sets() {
-        let some = Inherit::from_manifest(Some(&InheritConfiguration::Some(vec!["variables".into()])));
+        let some =
+            Inherit::from_manifest(Some(&InheritConfiguration::Some(vec!["variables".into()])));
         assert!(some.grants("variables"));
         assert!(!some.grants("allowed_outbound_hosts"));
         assert!(Inherit::from_manifest(Some(&InheritConfiguration::All(true))).grants("files"));
-        assert!(!Inherit::from_manifest(Some(&InheritConfiguration::All(false))).grants("variables"));
+        assert!(
+            !Inherit::from_manifest(Some(&InheritConfiguration::All(false))).grants("variables")
+        );
         assert!(!Inherit::from_manifest(None).grants("variables"));
     }
 
@@ -370,6 +406,10 @@ mod tests {
         )
         .err()
         .unwrap();
-        assert!(err.to_string().contains("`web` is not a valid WebAssembly component"), "{err}");
+        assert!(
+            err.to_string()
+                .contains("`web` is not a valid WebAssembly component"),
+            "{err}"
+        );
     }
 }

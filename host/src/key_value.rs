@@ -57,7 +57,10 @@ impl SqliteKeyValue {
         })
     }
 
-    fn with<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T, KeyValueError> {
+    fn with<T>(
+        &self,
+        f: impl FnOnce(&Connection) -> rusqlite::Result<T>,
+    ) -> Result<T, KeyValueError> {
         // A poisoned lock only means another request panicked mid-call; SQLite's own
         // transaction guarantees still hold, so keep serving.
         let connection = self.connection.lock().unwrap_or_else(|e| e.into_inner());
@@ -102,7 +105,8 @@ impl SqliteKeyValue {
 
     pub fn keys(&self, store: &str) -> Result<Vec<String>, KeyValueError> {
         self.with(|c| {
-            let mut stmt = c.prepare("SELECT key FROM spin_key_value WHERE store = ?1 ORDER BY key")?;
+            let mut stmt =
+                c.prepare("SELECT key FROM spin_key_value WHERE store = ?1 ORDER BY key")?;
             let rows = stmt.query_map(params![store], |row| row.get(0))?;
             rows.collect()
         })
@@ -141,7 +145,10 @@ mod tests {
     fn data_survives_reopening_the_file() {
         let dir = std::env::temp_dir().join(format!("chatgate-kv-{}", std::process::id()));
         let path = dir.join("kv.db");
-        SqliteKeyValue::open(&path).unwrap().set("default", "k", b"v").unwrap();
+        SqliteKeyValue::open(&path)
+            .unwrap()
+            .set("default", "k", b"v")
+            .unwrap();
         let reopened = SqliteKeyValue::open(&path).unwrap();
         assert_eq!(reopened.get("default", "k").unwrap(), Some(b"v".to_vec()));
         std::fs::remove_dir_all(dir).ok();

@@ -8,7 +8,11 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 #[derive(Parser)]
-#[command(name = "chatgate", version, about = "Runs a Spin application of WASIp3 components")]
+#[command(
+    name = "chatgate",
+    version,
+    about = "Runs a Spin application of WASIp3 components"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Commands,

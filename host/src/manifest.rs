@@ -171,9 +171,8 @@ pub enum DependencySource {
 impl DependencySource {
     pub fn export(&self) -> Option<&str> {
         match self {
-            DependencySource::AppComponent { export, .. } | DependencySource::Local { export, .. } => {
-                export.as_deref()
-            }
+            DependencySource::AppComponent { export, .. }
+            | DependencySource::Local { export, .. } => export.as_deref(),
             DependencySource::Registry { .. } => None,
         }
     }
@@ -444,14 +443,23 @@ source = "finder.wasm"
             Some(&InheritConfiguration::Some(vec!["variables".into()]))
         );
         let dep = &m.components["web"].dependencies["chatgate:rag/retriever"];
-        assert!(matches!(dep, DependencySource::AppComponent { component, .. } if component == "finder"));
-        assert_eq!(m.component_source("web"), Some(PathBuf::from("/app/web.wasm")));
+        assert!(
+            matches!(dep, DependencySource::AppComponent { component, .. } if component == "finder")
+        );
+        assert_eq!(
+            m.component_source("web"),
+            Some(PathBuf::from("/app/web.wasm"))
+        );
     }
 
     #[test]
     fn rejects_wrong_manifest_version() {
         let text = MINIMAL.replace("spin_manifest_version = 2", "spin_manifest_version = 1");
-        assert!(parse(&text).unwrap_err().contains("spin_manifest_version must be 2"));
+        assert!(
+            parse(&text)
+                .unwrap_err()
+                .contains("spin_manifest_version must be 2")
+        );
     }
 
     #[test]

@@ -65,14 +65,14 @@ impl AllowedHost {
         }
         let (host, port) = match authority.rsplit_once(':') {
             Some((host, port)) if !host.ends_with(']') || authority.starts_with('[') => {
-                let port = if port == "*" {
-                    PortPattern::Any
-                } else {
-                    PortPattern::Exact(
-                        port.parse()
-                            .map_err(|_| format!("allowed outbound host `{entry}` has a bad port"))?,
-                    )
-                };
+                let port =
+                    if port == "*" {
+                        PortPattern::Any
+                    } else {
+                        PortPattern::Exact(port.parse().map_err(|_| {
+                            format!("allowed outbound host `{entry}` has a bad port")
+                        })?)
+                    };
                 (host, port)
             }
             _ => (authority, PortPattern::SchemeDefault),
@@ -100,7 +100,11 @@ impl AllowedHost {
                 "allowed outbound host `{entry}`: `*` may only stand for a whole host or a leading label"
             ));
         } else {
-            Pattern::Exact(host.trim_start_matches('[').trim_end_matches(']').to_string())
+            Pattern::Exact(
+                host.trim_start_matches('[')
+                    .trim_end_matches(']')
+                    .to_string(),
+            )
         };
         Ok(AllowedHost { scheme, host, port })
     }
@@ -158,7 +162,12 @@ impl OutboundPolicy {
         };
         let host = host.trim_start_matches('[').trim_end_matches(']');
         match port {
-            Some(port) if !host.is_empty() && self.allowed.iter().any(|a| a.allows(scheme, host, port)) => Ok(()),
+            Some(port)
+                if !host.is_empty()
+                    && self.allowed.iter().any(|a| a.allows(scheme, host, port)) =>
+            {
+                Ok(())
+            }
             _ => Err(Denied { origin }),
         }
     }
@@ -195,7 +204,10 @@ mod tests {
     #[test]
     fn wildcards_for_subdomains_and_ports() {
         let p = policy(&["https://*.openai.azure.com", "http://127.0.0.1:*"]);
-        assert!(allowed(&p, "https://contoso.openai.azure.com/openai/deployments/x"));
+        assert!(allowed(
+            &p,
+            "https://contoso.openai.azure.com/openai/deployments/x"
+        ));
         assert!(!allowed(&p, "https://openai.azure.com/"));
         assert!(!allowed(&p, "https://evilopenai.azure.com/"));
         assert!(allowed(&p, "http://127.0.0.1:8080/v1"));
@@ -205,14 +217,23 @@ mod tests {
     #[test]
     fn denial_names_the_origin_only() {
         let p = policy(&["https://example.com"]);
-        let err = p.check(&"http://10.0.0.1:81/secret?key=abc".parse().unwrap()).unwrap_err();
+        let err = p
+            .check(&"http://10.0.0.1:81/secret?key=abc".parse().unwrap())
+            .unwrap_err();
         assert_eq!(err.origin, "http://10.0.0.1:81");
         assert!(!err.to_string().contains("key=abc"));
     }
 
     #[test]
     fn rejects_malformed_entries() {
-        for bad in ["api.openai.com", "https://a.com/v1", "ftp://a.com", "*://a.com", "https://a*.com", "https://a.com:x"] {
+        for bad in [
+            "api.openai.com",
+            "https://a.com/v1",
+            "ftp://a.com",
+            "*://a.com",
+            "https://a*.com",
+            "https://a.com:x",
+        ] {
             assert!(AllowedHost::parse(bad).is_err(), "{bad}");
         }
     }

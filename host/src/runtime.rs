@@ -195,14 +195,14 @@ impl<U> variables::HostWithStore<U> for SpinInterfaces {
         if crate::manifest::check_variable_name(&name).is_err() {
             return Ok(Err(variables::Error::InvalidName(name)));
         }
-        Ok(accessor.with(|mut access| {
-            match access.get().grants.variables.get(&name) {
+        Ok(accessor.with(
+            |mut access| match access.get().grants.variables.get(&name) {
                 Some(value) => Ok(value.to_string()),
                 None => Err(variables::Error::Undefined(format!(
                     "no variable `{name}` is declared for this component"
                 ))),
-            }
-        }))
+            },
+        ))
     }
 }
 
@@ -303,7 +303,10 @@ impl<U> kv::HostStoreWithStore<U> for SpinInterfaces {
 }
 
 /// Interfaces the host provides, besides WASI p2/p3 and `wasi:http`.
-const SPIN_INTERFACES: &[&str] = &["spin:variables/variables@3.0.0", "spin:key-value/key-value@3.0.0"];
+const SPIN_INTERFACES: &[&str] = &[
+    "spin:variables/variables@3.0.0",
+    "spin:key-value/key-value@3.0.0",
+];
 
 /// WASI packages the host provides (through wasmtime-wasi and wasmtime-wasi-http).
 const WASI_PREFIXES: &[&str] = &[
@@ -386,7 +389,9 @@ fn deny(
                 })?;
             }
             ComponentItem::ComponentFunc(_) => {
-                linker.func_new(export, move |_, _, _, _| Err(wasmtime::format_err!("{message}")))?;
+                linker.func_new(export, move |_, _, _, _| {
+                    Err(wasmtime::format_err!("{message}"))
+                })?;
             }
             ComponentItem::Resource(_) if defines_resources => {
                 linker.resource(

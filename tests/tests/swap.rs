@@ -16,9 +16,17 @@ const DEV_KEY: (&str, &str) = ("authorization", "Bearer chatgate-dev-key");
 /// The shipped manifest with its completion dependency line replaced, and nothing else.
 fn manifest_with_completion_line(line: &str) -> String {
     let shipped = project_manifest();
-    assert_eq!(shipped.matches(SHIPPED_LINE).count(), 1, "spin.toml ships completion-extractive");
+    assert_eq!(
+        shipped.matches(SHIPPED_LINE).count(),
+        1,
+        "spin.toml ships completion-extractive"
+    );
     let edited = shipped.replace(SHIPPED_LINE, line);
-    let changed: Vec<_> = shipped.lines().zip(edited.lines()).filter(|(a, b)| a != b).collect();
+    let changed: Vec<_> = shipped
+        .lines()
+        .zip(edited.lines())
+        .filter(|(a, b)| a != b)
+        .collect();
     assert_eq!(changed.len(), 1, "exactly one line differs");
     edited
 }
@@ -32,7 +40,10 @@ async fn one_edited_line_switches_answers_to_an_openai_compatible_upstream() {
     let upstream = Upstream::openai("The firewall blocks SQL injection and XSS [doc1].").await;
     let gateway = Gateway::start(
         &manifest_with_completion_line(OPENAI_LINE),
-        &[("openai_origin", &upstream.origin), ("openai_api_key", "sk-test-upstream")],
+        &[
+            ("openai_origin", &upstream.origin),
+            ("openai_api_key", "sk-test-upstream"),
+        ],
     )
     .await
     .unwrap();
@@ -47,7 +58,12 @@ async fn one_edited_line_switches_answers_to_an_openai_compatible_upstream() {
     );
     assert_eq!(body["model"], "gpt-4o-mini");
     assert_eq!(body["usage"]["total_tokens"], 18);
-    assert!(!body["choices"][0]["message"]["context"]["citations"].as_array().unwrap().is_empty());
+    assert!(
+        !body["choices"][0]["message"]["context"]["citations"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
 
     // The upstream got an OpenAI request grounded in the retrieved passages.
     let sent = &upstream.recorded()[0];
@@ -56,7 +72,10 @@ async fn one_edited_line_switches_answers_to_an_openai_compatible_upstream() {
     assert_eq!(sent.headers["authorization"], "Bearer sk-test-upstream");
     let system = sent.body["messages"][0]["content"].as_str().unwrap();
     assert_eq!(sent.body["messages"][0]["role"], "system");
-    assert!(system.contains("[doc1]") && system.contains("Application Gateway"), "{system}");
+    assert!(
+        system.contains("[doc1]") && system.contains("Application Gateway"),
+        "{system}"
+    );
     assert_eq!(
         sent.body["messages"].as_array().unwrap().last().unwrap()["content"],
         "What does the web application firewall block?"
@@ -69,7 +88,11 @@ async fn one_edited_line_switches_answers_to_an_openai_compatible_upstream() {
     let text: String = events[..events.len() - 1]
         .iter()
         .map(|e| serde_json::from_str::<serde_json::Value>(e).unwrap())
-        .filter_map(|c| c["choices"][0]["delta"]["content"].as_str().map(str::to_string))
+        .filter_map(|c| {
+            c["choices"][0]["delta"]["content"]
+                .as_str()
+                .map(str::to_string)
+        })
         .collect();
     assert_eq!(text, "The firewall blocks SQL injection and XSS [doc1].");
     assert_eq!(upstream.recorded()[1].body["stream"], true);
@@ -90,9 +113,17 @@ async fn azure_openai_is_called_on_its_deployment_url_with_an_api_key_header() {
     )
     .await
     .unwrap();
-    let reply = post_json(&gateway.url("/v1/chat/completions"), &[DEV_KEY], &question(false)).await;
+    let reply = post_json(
+        &gateway.url("/v1/chat/completions"),
+        &[DEV_KEY],
+        &question(false),
+    )
+    .await;
     assert_eq!(reply.status, 200, "{}", reply.text());
-    assert_eq!(reply.json()["choices"][0]["message"]["content"], "Azure says hello.");
+    assert_eq!(
+        reply.json()["choices"][0]["message"]["content"],
+        "Azure says hello."
+    );
     let sent = &upstream.recorded()[0];
     assert_eq!(
         sent.path_and_query,
@@ -111,11 +142,21 @@ async fn an_outbound_request_to_a_host_not_allowed_is_refused_by_the_host() {
         r#"allowed_outbound_hosts = ["{{ openai_origin }}"]"#,
         r#"allowed_outbound_hosts = ["https://api.openai.com"]"#,
     );
-    let gateway = Gateway::start(&manifest, &[("openai_origin", &upstream.origin)]).await.unwrap();
-    let reply = post_json(&gateway.url("/v1/chat/completions"), &[DEV_KEY], &question(false)).await;
+    let gateway = Gateway::start(&manifest, &[("openai_origin", &upstream.origin)])
+        .await
+        .unwrap();
+    let reply = post_json(
+        &gateway.url("/v1/chat/completions"),
+        &[DEV_KEY],
+        &question(false),
+    )
+    .await;
     assert!(reply.status >= 500, "{} {}", reply.status, reply.text());
     assert!(reply.json()["error"]["message"].is_string());
-    assert!(upstream.recorded().is_empty(), "no request left the gateway");
+    assert!(
+        upstream.recorded().is_empty(),
+        "no request left the gateway"
+    );
     gateway.stop().await;
 }
 
@@ -127,14 +168,25 @@ async fn a_dependency_that_does_not_inherit_configuration_cannot_reach_variables
     );
     let gateway = Gateway::start(
         &manifest,
-        &[("openai_origin", &upstream.origin), ("openai_api_key", "sk-secret-value")],
+        &[
+            ("openai_origin", &upstream.origin),
+            ("openai_api_key", "sk-secret-value"),
+        ],
     )
     .await
     .unwrap();
-    let reply = post_json(&gateway.url("/v1/chat/completions"), &[DEV_KEY], &question(false)).await;
+    let reply = post_json(
+        &gateway.url("/v1/chat/completions"),
+        &[DEV_KEY],
+        &question(false),
+    )
+    .await;
     assert_eq!(reply.status, 500, "{}", reply.text());
     assert_eq!(reply.json()["error"]["type"], "server_error");
     assert!(!reply.text().contains("sk-secret-value"));
-    assert!(upstream.recorded().is_empty(), "no request left the gateway");
+    assert!(
+        upstream.recorded().is_empty(),
+        "no request left the gateway"
+    );
     gateway.stop().await;
 }

@@ -11,7 +11,12 @@ pub fn next_count(previous: Option<&[u8]>) -> u64 {
 }
 
 /// The JSON echo of a request: method, path, headers (in order) and body size.
-pub fn echo_json(method: &str, path: &str, headers: &[(String, String)], body_len: usize) -> String {
+pub fn echo_json(
+    method: &str,
+    path: &str,
+    headers: &[(String, String)],
+    body_len: usize,
+) -> String {
     let headers: Vec<serde_json::Value> = headers
         .iter()
         .map(|(name, value)| serde_json::json!([name, value]))
@@ -46,9 +51,19 @@ mod wasm {
         let headers: Vec<(String, String)> = request
             .headers()
             .iter()
-            .map(|(n, v)| (n.to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+            .map(|(n, v)| {
+                (
+                    n.to_string(),
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                )
+            })
             .collect();
-        let body = request.into_body().bytes().await.map(|b| b.len()).unwrap_or(0);
+        let body = request
+            .into_body()
+            .bytes()
+            .await
+            .map(|b| b.len())
+            .unwrap_or(0);
         let mut response = Response::new(super::echo_json(&method, &path, &headers, body));
         response
             .headers_mut()
