@@ -13,8 +13,10 @@ components:
 	@# unify spin-sdk features across crates and give every component the middleware import.
 	@set -e; for c in $(COMPONENTS); do $(CARGO) build --release --target wasm32-wasip2 -p $$c; done
 
+# Built with every workspace target so that dependency features unify exactly as in
+# `cargo test --workspace`: otherwise wasmtime is compiled twice.
 host:
-	$(CARGO) build --release -p chatgate
+	$(CARGO) build --release --workspace --all-targets
 
 # Serves spin.toml on http://127.0.0.1:3000 with its embedded defaults.
 up: build

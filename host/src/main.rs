@@ -91,8 +91,9 @@ fn run(cli: Cli) -> wasmtime::Result<()> {
                 let app = Arc::new(App::load(&manifest, &options)?);
                 let listener = chatgate::server::bind(listen).await?;
                 eprintln!(
-                    "chatgate: serving `{}` on http://{listen} (loaded in {:.1?})",
+                    "chatgate: serving `{}` on http://{} (loaded in {:.1?})",
                     manifest.application.name,
+                    listener.local_addr()?,
                     started.elapsed()
                 );
                 for trigger in &manifest.http_triggers {

@@ -73,8 +73,6 @@ pub struct Grants {
     pub outbound: OutboundPolicy,
     pub key_value_stores: BTreeSet<String>,
     pub key_value: Arc<SqliteKeyValue>,
-    /// Deny import name -> the interface it stands for (for messages).
-    pub denied: BTreeMap<String, String>,
     /// Where guests' stdout goes: the process's stdout, or a buffer tests read.
     pub guest_stdout: Option<wasmtime_wasi::p2::pipe::MemoryOutputPipe>,
 }
