@@ -32,6 +32,14 @@ const CHAIN: Scenario = Scenario {
     body: r#"{"model":"chatgate-rag","messages":[{"role":"user","content":"What does the web application firewall block?"}]}"#,
 };
 
+const CHAIN_NO_RAG: Scenario = Scenario {
+    name: "full chain, no retrieval (GET /v1/models)",
+    method: "GET",
+    path: "/v1/models",
+    headers: &[("authorization", "Bearer chatgate-dev-key")],
+    body: "",
+};
+
 const HELLO: Scenario = Scenario {
     name: "bare hello component (GET /hello)",
     method: "GET",
@@ -159,8 +167,9 @@ fn main() {
         let gateway = Gateway::start(&manifest, &[]).await.expect("gateway");
         println!("chatgate gateway benchmark: {connections} connections, {seconds} s per scenario, {} cores", std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0));
         let hello = run(&gateway.base, &HELLO, connections, seconds).await;
+        let models = run(&gateway.base, &CHAIN_NO_RAG, connections, seconds).await;
         let chain = run(&gateway.base, &CHAIN, connections, seconds).await;
-        println!("{}", serde_json::json!({"hello": hello, "chain": chain}));
+        println!("{}", serde_json::json!({"hello": hello, "chain_models": models, "chain": chain}));
         gateway.stop().await;
     });
 }

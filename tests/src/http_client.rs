@@ -42,13 +42,59 @@ impl Reply {
     }
 }
 
-/// Sends one request on a fresh connection and collects the whole response.
-pub async fn send(
+/// A response whose body is read as it arrives.
+pub struct Streaming {
+    pub status: u16,
+    pub headers: http::HeaderMap,
+    body: hyper::body::Incoming,
+    received: Vec<u8>,
+}
+
+impl Streaming {
+    /// Reads body frames until `done` holds for everything received so far, and
+    /// returns it; panics if the body ends first or nothing arrives for 30 s.
+    pub async fn read_until(&mut self, done: impl Fn(&str) -> bool) -> String {
+        loop {
+            let text = String::from_utf8_lossy(&self.received).into_owned();
+            if done(&text) {
+                return text;
+            }
+            let frame = tokio::time::timeout(std::time::Duration::from_secs(30), self.body.frame())
+                .await
+                .unwrap_or_else(|_| panic!("stalled after receiving: {text}"))
+                .unwrap_or_else(|| panic!("body ended after: {text}"))
+                .expect("body frame");
+            if let Ok(data) = frame.into_data() {
+                self.received.extend_from_slice(&data);
+            }
+        }
+    }
+}
+
+/// Sends a request and returns as soon as the response head arrives.
+pub async fn open(
     method: &str,
     url: &str,
     headers: &[(&str, &str)],
     body: impl Into<Bytes>,
-) -> Reply {
+) -> Streaming {
+    let (parts, body) = exchange(method, url, headers, body.into())
+        .await
+        .into_parts();
+    Streaming {
+        status: parts.status.as_u16(),
+        headers: parts.headers,
+        body,
+        received: Vec::new(),
+    }
+}
+
+async fn exchange(
+    method: &str,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: Bytes,
+) -> http::Response<hyper::body::Incoming> {
     let uri: http::Uri = url.parse().expect("valid URL");
     let authority = uri.authority().expect("URL has a host").clone();
     let stream = tokio::net::TcpStream::connect(authority.as_str())
@@ -65,15 +111,26 @@ pub async fn send(
     for (name, value) in headers {
         request = request.header(*name, *value);
     }
-    let request = request.body(Full::new(body.into())).expect("valid request");
-    let response = tokio::time::timeout(
+    let request = request.body(Full::new(body)).expect("valid request");
+    tokio::time::timeout(
         std::time::Duration::from_secs(60),
         sender.send_request(request),
     )
     .await
     .expect("response within 60 s")
-    .expect("response");
-    let (parts, body) = response.into_parts();
+    .expect("response")
+}
+
+/// Sends one request on a fresh connection and collects the whole response.
+pub async fn send(
+    method: &str,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: impl Into<Bytes>,
+) -> Reply {
+    let (parts, body) = exchange(method, url, headers, body.into())
+        .await
+        .into_parts();
     let body = tokio::time::timeout(std::time::Duration::from_secs(60), body.collect())
         .await
         .expect("body within 60 s")

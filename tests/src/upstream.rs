@@ -3,7 +3,7 @@
 //! every request it receives.
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
+use http_body_util::BodyExt;
 use hyper_util::rt::TokioIo;
 use std::sync::{Arc, Mutex};
 
@@ -21,6 +21,9 @@ pub struct Answer {
     pub status: u16,
     pub content_type: &'static str,
     pub body: String,
+    /// Sent after `body` once the gate opens: lets a test observe what the gateway
+    /// forwards while the upstream is still mid-response.
+    pub held_back: Option<(Arc<tokio::sync::Notify>, String)>,
 }
 
 type Handler = dyn Fn(&Recorded) -> Answer + Send + Sync;
@@ -81,7 +84,7 @@ impl Upstream {
                             let response = http::Response::builder()
                                 .status(answer.status)
                                 .header("content-type", answer.content_type)
-                                .body(Full::new(Bytes::from(answer.body)))
+                                .body(body_of(answer))
                                 .unwrap();
                             Ok::<_, std::convert::Infallible>(response)
                         }
@@ -98,6 +101,27 @@ impl Upstream {
             requests,
             task,
         }
+    }
+
+    /// Like [`Upstream::openai`], but a streamed answer stops after its first words
+    /// until `gate` is notified.
+    pub async fn openai_held(answer: &'static str, gate: Arc<tokio::sync::Notify>) -> Upstream {
+        Upstream::start(move |request| {
+            let mut full = openai_answer(request, answer);
+            if full.content_type == "text/event-stream" {
+                // Split after the second event: the role chunk and the first word.
+                let split = full
+                    .body
+                    .match_indices("\n\n")
+                    .nth(1)
+                    .map(|(i, _)| i + 2)
+                    .unwrap_or(0);
+                let rest = full.body.split_off(split);
+                full.held_back = Some((gate.clone(), rest));
+            }
+            full
+        })
+        .await
     }
 
     /// An OpenAI-compatible model that always answers `answer` (streamed word by word when asked).
@@ -150,6 +174,7 @@ pub fn openai_answer(request: &Recorded, answer: &str) -> Answer {
             status: 200,
             content_type: "text/event-stream",
             body,
+            held_back: None,
         }
     } else {
         let body = serde_json::json!({
@@ -161,6 +186,30 @@ pub fn openai_answer(request: &Recorded, answer: &str) -> Answer {
             status: 200,
             content_type: "application/json",
             body: body.to_string(),
+            held_back: None,
         }
     }
+}
+
+type Frames = http_body_util::StreamBody<
+    std::pin::Pin<
+        Box<
+            dyn futures_util::Stream<
+                    Item = Result<hyper::body::Frame<Bytes>, std::convert::Infallible>,
+                > + Send,
+        >,
+    >,
+>;
+
+/// The response body: `body`, then, once the gate opens, whatever was held back.
+fn body_of(answer: Answer) -> Frames {
+    use futures_util::StreamExt;
+    let first = futures_util::stream::once(async move {
+        Ok(hyper::body::Frame::data(Bytes::from(answer.body)))
+    });
+    let rest = futures_util::stream::iter(answer.held_back).then(|(gate, rest)| async move {
+        gate.notified().await;
+        Ok(hyper::body::Frame::data(Bytes::from(rest)))
+    });
+    http_body_util::StreamBody::new(first.chain(rest).boxed())
 }

@@ -187,3 +187,32 @@ async fn ask_without_reaching(gateway: &Gateway, upstream: &Upstream) -> Reply {
     );
     reply
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn streamed_deltas_reach_the_client_while_the_upstream_is_still_answering() {
+    let gate = std::sync::Arc::new(tokio::sync::Notify::new());
+    let upstream = Upstream::openai_held("first then the rest", gate.clone()).await;
+    let gateway = Gateway::start(
+        &manifest_with_completion_line(OPENAI_LINE),
+        &[("openai_origin", &upstream.origin)],
+    )
+    .await
+    .unwrap();
+    let mut stream = chatgate_tests::http_client::open(
+        "POST",
+        &gateway.url("/v1/chat/completions"),
+        &[DEV_KEY, ("content-type", "application/json")],
+        question(true).to_string(),
+    )
+    .await;
+    assert_eq!(stream.status, 200);
+    // The upstream has sent only its first word: it must already be on the wire to us.
+    let early = stream
+        .read_until(|t| t.contains(r#""content":"first""#))
+        .await;
+    assert!(!early.contains("[DONE]"));
+    gate.notify_one();
+    let all = stream.read_until(|t| t.contains("data: [DONE]")).await;
+    assert!(all.contains(r#""content":" rest""#), "{all}");
+    gateway.stop().await;
+}
