@@ -38,7 +38,7 @@ pub async fn serve(
     let graceful = GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
-        let (stream, _peer) = tokio::select! {
+        let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(conn) => conn,
                 Err(e) => {
@@ -55,7 +55,7 @@ pub async fn serve(
         let service = hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
             let app = app.clone();
             async move {
-                let request = into_wasi_request(request, local);
+                let request = into_wasi_request(request, local, peer);
                 Ok::<_, std::convert::Infallible>(app.handle(request).await)
             }
         });
@@ -82,12 +82,23 @@ pub async fn serve(
     Ok(())
 }
 
-/// Gives the request the absolute URI a WASI component expects (`http://host/path`).
+/// The header carrying the client's socket address, as Spin sets it.
+pub const CLIENT_ADDRESS_HEADER: &str = "spin-client-addr";
+
+/// Gives the request the absolute URI a WASI component expects (`http://host/path`),
+/// and reports the client's address in `spin-client-addr`, replacing any value the
+/// client sent, so components can trust it.
 fn into_wasi_request(
     request: hyper::Request<Incoming>,
     local: SocketAddr,
+    peer: SocketAddr,
 ) -> http::Request<wasmtime_wasi_http::WasiBody> {
     let (mut parts, body) = request.into_parts();
+    parts.headers.insert(
+        CLIENT_ADDRESS_HEADER,
+        http::HeaderValue::from_str(&peer.to_string())
+            .expect("a socket address is a valid header value"),
+    );
     let authority = parts
         .headers
         .get(http::header::HOST)

@@ -140,6 +140,19 @@ fn credential(headers: &HeaderMap) -> Credential<'_> {
     }
 }
 
+/// The header in which the Spin host reports the client's socket address; the host
+/// sets it on every request, replacing any value the client sent.
+pub const CLIENT_ADDRESS_HEADER: &str = "spin-client-addr";
+
+/// Whether the host reports a loopback client. Without the header, fail closed.
+fn client_is_loopback(headers: &HeaderMap) -> bool {
+    headers
+        .get(CLIENT_ADDRESS_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<std::net::SocketAddr>().ok())
+        .is_some_and(|addr| addr.ip().is_loopback())
+}
+
 /// Decides whether the request may go inward, and as whom.
 pub fn authenticate(
     method: &Method,
@@ -164,10 +177,18 @@ fn decide(
     now_unix: i64,
 ) -> Result<Result<Identity, Unauthorized>, ConfigError> {
     if settings.mode()? == Mode::Disabled {
-        return Ok(Ok(Identity {
-            subject: "anonymous".to_owned(),
-            method: AuthMethod::Disabled,
-        }));
+        return Ok(if client_is_loopback(headers) {
+            Ok(Identity {
+                subject: "anonymous".to_owned(),
+                method: AuthMethod::Disabled,
+            })
+        } else {
+            Err(Unauthorized::refused(
+                "invalid_api_key",
+                "Authentication is disabled for loopback development only, and this client is not on loopback.",
+                "Authentication is disabled for loopback clients only",
+            ))
+        });
     }
     // Parsed even when unused so a broken key list is reported on every request.
     let api_keys =

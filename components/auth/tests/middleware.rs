@@ -234,10 +234,31 @@ fn misconfiguration_fails_closed_naming_only_the_variable() {
 }
 
 #[test]
-fn disabled_mode_admits_everyone_as_anonymous() {
-    let identity = forwarded(run(&[], &settings(&[("auth_mode", "disabled")])));
-    assert_eq!(identity.subject, "anonymous");
-    assert_eq!(identity.method, AuthMethod::Disabled);
+fn disabled_mode_admits_loopback_clients_as_anonymous() {
+    for client in ["127.0.0.1:50000", "[::1]:50000"] {
+        let outcome = run(
+            &[("spin-client-addr", client)],
+            &settings(&[("auth_mode", "disabled")]),
+        );
+        let identity = forwarded(outcome);
+        assert_eq!(identity.subject, "anonymous");
+        assert_eq!(identity.method, AuthMethod::Disabled);
+    }
+}
+
+#[test]
+fn disabled_mode_refuses_clients_off_loopback_or_of_unknown_address() {
+    for pairs in [
+        &[("spin-client-addr", "10.1.2.3:50000")][..],
+        &[("spin-client-addr", "not an address")][..],
+        &[][..],
+    ] {
+        let outcome = run(pairs, &settings(&[("auth_mode", "disabled")]));
+        assert!(
+            matches!(outcome, Outcome::Unauthorized(_)),
+            "{pairs:?}: {outcome:?}"
+        );
+    }
 }
 
 #[test]
@@ -312,7 +333,10 @@ fn exempt_requests_are_stripped_but_get_no_identity() {
 #[test]
 fn disabled_mode_identity_headers() {
     let mut map = headers(&[("x-chatgate-subject", "admin")]);
-    let identity = forwarded(run(&[], &settings(&[("auth_mode", "disabled")])));
+    let identity = forwarded(run(
+        &[("spin-client-addr", "127.0.0.1:1")],
+        &settings(&[("auth_mode", "disabled")]),
+    ));
     prepare_inward(&mut map, Some(&identity));
     assert_eq!(map["x-chatgate-subject"], "anonymous");
     assert_eq!(map["x-chatgate-auth"], "disabled");

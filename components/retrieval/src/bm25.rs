@@ -1,6 +1,12 @@
 //! Okapi BM25 over chunks, with title terms weighted above content terms.
+//!
+//! The index is an inverted file: a sorted term list, each term owning a run of
+//! `(chunk, weighted term frequency)` postings. [`Index`] owns one built at run time;
+//! `build.rs` runs the same [`Index::new`] over the corpus and writes its arrays out as
+//! Rust statics, and [`IndexView`] ranks over either through borrowed slices, so an
+//! embedded index needs no construction work and there is one BM25 implementation.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use crate::chunk::Chunk;
 use crate::text;
@@ -28,18 +34,71 @@ pub struct Filter {
     pub value: String,
 }
 
+/// A chunk's fields, borrowed from wherever the index keeps them (owned [`Chunk`]s or
+/// string literals compiled into the component).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ChunkRef<'a> {
+    pub id: &'a str,
+    pub title: &'a str,
+    pub content: &'a str,
+    pub source: &'a str,
+}
+
+/// How an index stores a chunk; lets one ranking implementation serve both layouts.
+pub trait ChunkFields {
+    fn fields(&self) -> ChunkRef<'_>;
+}
+
+impl ChunkFields for Chunk {
+    fn fields(&self) -> ChunkRef<'_> {
+        ChunkRef {
+            id: &self.id,
+            title: &self.title,
+            content: &self.content,
+            source: &self.source,
+        }
+    }
+}
+
+impl ChunkFields for ChunkRef<'_> {
+    fn fields(&self) -> ChunkRef<'_> {
+        *self
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Hit<'a> {
-    pub chunk: &'a Chunk,
+    pub chunk: ChunkRef<'a>,
     pub score: f32,
 }
 
+/// A BM25 index built at run time, owning its chunks.
+#[derive(Debug, Clone, PartialEq)]
 pub struct Index {
-    chunks: Vec<Chunk>,
-    /// Per chunk: weighted term frequencies and weighted length.
-    postings: Vec<(HashMap<String, f64>, f64)>,
-    document_frequency: HashMap<String, usize>,
-    average_length: f64,
+    pub(crate) chunks: Vec<Chunk>,
+    /// Per chunk: weighted length (title terms count [`TITLE_WEIGHT`] times).
+    pub(crate) lengths: Vec<f64>,
+    pub(crate) average_length: f64,
+    /// Every distinct term, sorted, so a query term is found by binary search.
+    pub(crate) terms: Vec<String>,
+    /// `terms.len() + 1` offsets: term `t`'s postings are
+    /// `postings[posting_starts[t]..posting_starts[t + 1]]`, so its document frequency is
+    /// the length of that run.
+    pub(crate) posting_starts: Vec<u32>,
+    /// `(chunk position, weighted term frequency)`, in chunk order within each term.
+    pub(crate) postings: Vec<(u32, f64)>,
+}
+
+/// A BM25 index over borrowed arrays: a view of an [`Index`], or the statics `build.rs`
+/// generates for the embedded corpus. `C` is how chunks are stored, `T` how terms are.
+#[derive(Debug)]
+pub struct IndexView<'a, C, T> {
+    pub(crate) chunks: &'a [C],
+    pub(crate) lengths: &'a [f64],
+    pub(crate) average_length: f64,
+    pub(crate) terms: &'a [T],
+    pub(crate) posting_starts: &'a [u32],
+    pub(crate) postings: &'a [(u32, f64)],
 }
 
 enum Rule {
@@ -48,7 +107,7 @@ enum Rule {
 }
 
 impl Rule {
-    fn matches(&self, chunk: &Chunk) -> bool {
+    fn matches(&self, chunk: ChunkRef<'_>) -> bool {
         match self {
             Rule::SourcePrefix(prefix) => chunk.source.starts_with(prefix.as_str()),
             Rule::TitleEquals(title) => chunk.title.to_lowercase() == *title,
@@ -56,12 +115,18 @@ impl Rule {
     }
 }
 
+/// Index positions are stored as `u32` to keep the embedded arrays compact.
+fn position(value: usize) -> u32 {
+    u32::try_from(value).expect("the corpus has fewer than 2^32 chunks and postings")
+}
+
 impl Index {
     pub fn new(chunks: Vec<Chunk>) -> Self {
-        let mut document_frequency: HashMap<String, usize> = HashMap::new();
-        let postings: Vec<(HashMap<String, f64>, f64)> = chunks
+        let mut postings_by_term: BTreeMap<String, Vec<(u32, f64)>> = BTreeMap::new();
+        let lengths: Vec<f64> = chunks
             .iter()
-            .map(|chunk| {
+            .enumerate()
+            .map(|(chunk_position, chunk)| {
                 let mut frequencies: HashMap<String, f64> = HashMap::new();
                 let mut length = 0.0;
                 for (field, weight) in [(&chunk.title, TITLE_WEIGHT), (&chunk.content, 1.0)] {
@@ -70,23 +135,37 @@ impl Index {
                         length += weight;
                     }
                 }
-                for term in frequencies.keys() {
-                    *document_frequency.entry(term.clone()).or_default() += 1;
+                for (term, frequency) in frequencies {
+                    postings_by_term
+                        .entry(term)
+                        .or_default()
+                        .push((position(chunk_position), frequency));
                 }
-                (frequencies, length)
+                length
             })
             .collect();
-        let total_length: f64 = postings.iter().map(|(_, length)| length).sum();
-        let average_length = if postings.is_empty() {
+        let total_length: f64 = lengths.iter().sum();
+        let average_length = if lengths.is_empty() {
             0.0
         } else {
-            total_length / postings.len() as f64
+            total_length / lengths.len() as f64
         };
+        let mut terms = Vec::with_capacity(postings_by_term.len());
+        let mut posting_starts = Vec::with_capacity(postings_by_term.len() + 1);
+        let mut postings = Vec::new();
+        for (term, term_postings) in postings_by_term {
+            terms.push(term);
+            posting_starts.push(position(postings.len()));
+            postings.extend(term_postings);
+        }
+        posting_starts.push(position(postings.len()));
         Index {
             chunks,
-            postings,
-            document_frequency,
+            lengths,
             average_length,
+            terms,
+            posting_starts,
+            postings,
         }
     }
 
@@ -99,6 +178,17 @@ impl Index {
         Index::new(chunks)
     }
 
+    pub fn view(&self) -> IndexView<'_, Chunk, String> {
+        IndexView {
+            chunks: &self.chunks,
+            lengths: &self.lengths,
+            average_length: self.average_length,
+            terms: &self.terms,
+            posting_starts: &self.posting_starts,
+            postings: &self.postings,
+        }
+    }
+
     pub fn len(&self) -> usize {
         self.chunks.len()
     }
@@ -107,10 +197,44 @@ impl Index {
         self.chunks.is_empty()
     }
 
+    /// See [`IndexView::search`].
+    pub fn search(
+        &self,
+        query: &str,
+        top_k: u32,
+        filters: &[Filter],
+    ) -> Result<Vec<Hit<'_>>, SearchError> {
+        self.view().search(query, top_k, filters)
+    }
+}
+
+impl<'a, C: ChunkFields, T: AsRef<str>> IndexView<'a, C, T> {
+    pub fn len(&self) -> usize {
+        self.chunks.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.chunks.is_empty()
+    }
+
+    /// The postings of `term`; empty if no chunk contains it.
+    fn postings_of(&self, term: &str) -> &'a [(u32, f64)] {
+        let Ok(term_position) = self
+            .terms
+            .binary_search_by(|candidate| candidate.as_ref().cmp(term))
+        else {
+            return &[];
+        };
+        let range = self.posting_starts.get(term_position..=term_position + 1);
+        range
+            .and_then(|range| self.postings.get(range[0] as usize..range[1] as usize))
+            .unwrap_or(&[])
+    }
+
     /// Smoothed idf that stays positive even for terms found in every chunk.
-    fn idf(&self, term: &str) -> f64 {
+    fn idf(&self, document_frequency: usize) -> f64 {
         let n = self.chunks.len() as f64;
-        let df = self.document_frequency.get(term).copied().unwrap_or(0) as f64;
+        let df = document_frequency as f64;
         (1.0 + (n - df + 0.5) / (df + 0.5)).ln()
     }
 
@@ -121,7 +245,7 @@ impl Index {
         query: &str,
         top_k: u32,
         filters: &[Filter],
-    ) -> Result<Vec<Hit<'_>>, SearchError> {
+    ) -> Result<Vec<Hit<'a>>, SearchError> {
         if query.trim().is_empty() {
             return Err(SearchError::InvalidQuery("the query is empty".into()));
         }
@@ -147,30 +271,37 @@ impl Index {
         let mut query_terms = text::terms(query);
         query_terms.sort();
         query_terms.dedup();
-        let weighted_terms: Vec<(&str, f64)> = query_terms
-            .iter()
-            .map(|term| (term.as_str(), self.idf(term)))
-            .collect();
-
-        let mut hits: Vec<(usize, f64)> = self
-            .postings
-            .iter()
-            .enumerate()
-            .filter(|(position, _)| {
-                rules
-                    .iter()
-                    .all(|rule| rule.matches(&self.chunks[*position]))
-            })
-            .filter_map(|(position, (frequencies, length))| {
+        // Terms are added to each chunk's score in sorted order, so the floating-point
+        // sums (and therefore ties) do not depend on how the query was phrased.
+        let mut scores = vec![0.0_f64; self.chunks.len()];
+        for term in &query_terms {
+            let postings = self.postings_of(term);
+            if postings.is_empty() {
+                continue;
+            }
+            let idf = self.idf(postings.len());
+            for &(chunk_position, tf) in postings {
+                let chunk_position = chunk_position as usize;
+                let (Some(length), Some(score)) = (
+                    self.lengths.get(chunk_position),
+                    scores.get_mut(chunk_position),
+                ) else {
+                    continue;
+                };
                 let norm = K1 * (1.0 - B + B * length / self.average_length);
-                let score: f64 = weighted_terms
-                    .iter()
-                    .filter_map(|(term, idf)| {
-                        let tf = *frequencies.get(*term)?;
-                        Some(idf * tf * (K1 + 1.0) / (tf + norm))
-                    })
-                    .sum();
-                (score > 0.0).then_some((position, score))
+                *score += idf * tf * (K1 + 1.0) / (tf + norm);
+            }
+        }
+
+        let chunks: &'a [C] = self.chunks;
+        let mut hits: Vec<(usize, f64)> = scores
+            .into_iter()
+            .enumerate()
+            .filter(|&(chunk_position, score)| {
+                score > 0.0
+                    && rules
+                        .iter()
+                        .all(|rule| rule.matches(chunks[chunk_position].fields()))
             })
             .collect();
         // Ties keep corpus order so that results are reproducible.
@@ -178,8 +309,8 @@ impl Index {
         hits.truncate(top_k.min(MAX_TOP_K) as usize);
         Ok(hits
             .into_iter()
-            .map(|(position, score)| Hit {
-                chunk: &self.chunks[position],
+            .map(|(chunk_position, score)| Hit {
+                chunk: chunks[chunk_position].fields(),
                 score: score as f32,
             })
             .collect())
@@ -200,7 +331,7 @@ mod tests {
     }
 
     fn ids(hits: &[Hit<'_>]) -> Vec<String> {
-        hits.iter().map(|hit| hit.chunk.id.clone()).collect()
+        hits.iter().map(|hit| hit.chunk.id.to_string()).collect()
     }
 
     fn tiny_index() -> Index {

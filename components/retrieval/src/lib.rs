@@ -1,16 +1,18 @@
 //! `chatgate:rag/retriever` over the Markdown corpus in `data/`: documents are split into
 //! heading-titled chunks and ranked with Okapi BM25.
 //!
-//! The corpus is compiled into the component by `build.rs`, and the index is built once
-//! per component instance, on the first search.
+//! The corpus and its index are compiled into the component by `build.rs`: the component
+//! is instantiated for every request, so the index is static data that a search reads in
+//! place, with no per-instance construction work.
 
 pub mod bm25;
 pub mod chunk;
 pub mod text;
 
-use std::sync::OnceLock;
+pub use bm25::{ChunkRef, Filter, Hit, Index, IndexView, SearchError};
 
-pub use bm25::{Filter, Hit, Index, SearchError};
+/// The index `build.rs` embeds: chunks and terms as string literals.
+pub type EmbeddedIndex = IndexView<'static, ChunkRef<'static>, &'static str>;
 
 mod corpus {
     include!(concat!(env!("OUT_DIR"), "/corpus.rs"));
@@ -21,10 +23,9 @@ pub fn documents() -> &'static [(&'static str, &'static str)] {
     corpus::DOCUMENTS
 }
 
-/// The index of the embedded corpus.
-pub fn corpus_index() -> &'static Index {
-    static INDEX: OnceLock<Index> = OnceLock::new();
-    INDEX.get_or_init(|| Index::from_documents(corpus::DOCUMENTS))
+/// The index of the embedded corpus, built at compile time.
+pub fn corpus_index() -> &'static EmbeddedIndex {
+    &corpus::INDEX
 }
 
 #[cfg(target_arch = "wasm32")]
@@ -66,10 +67,10 @@ mod wasm {
             Ok(hits
                 .into_iter()
                 .map(|hit| Passage {
-                    id: hit.chunk.id.clone(),
-                    title: hit.chunk.title.clone(),
-                    content: hit.chunk.content.clone(),
-                    source: hit.chunk.source.clone(),
+                    id: hit.chunk.id.to_string(),
+                    title: hit.chunk.title.to_string(),
+                    content: hit.chunk.content.to_string(),
+                    source: hit.chunk.source.to_string(),
                     score: hit.score,
                 })
                 .collect())
@@ -109,7 +110,7 @@ mod tests {
         corpus_index().search(question, 3, &[]).unwrap()[0]
             .chunk
             .source
-            .clone()
+            .to_string()
     }
 
     #[test]
@@ -169,4 +170,38 @@ mod tests {
                 .all(|hit| hit.chunk.source == "data/sql-injection.md")
         );
     }
+
+    #[test]
+    fn the_embedded_index_ranks_exactly_like_one_built_at_run_time() {
+        let built_now = Index::from_documents(documents());
+        let embedded = corpus_index();
+        assert_eq!(embedded.len(), built_now.len());
+        for question in [
+            "What does the web application firewall block?",
+            "How should a client handle a 429 with Retry-After?",
+            "What is the format of the traceparent header?",
+            "Which claims must an API check in a JWT?",
+            "How does DNS resolution work for private endpoints?",
+            "What are the BM25 parameters k1 and b?",
+            "What is indirect prompt injection?",
+            "How do I deploy Spin apps on AKS with SpinKube?",
+            "azure",
+            "token tokens tokenization",
+            "rs256 signature keys rotation",
+            "Ünïcödé naïve café",
+        ] {
+            let expected = built_now
+                .search(question, MAX_TOP_K_FOR_TESTS, &[])
+                .unwrap();
+            let actual = embedded.search(question, MAX_TOP_K_FOR_TESTS, &[]).unwrap();
+            assert!(
+                !expected.is_empty() || question.contains('Ü'),
+                "{question:?}"
+            );
+            // Same chunks (all fields) in the same order with bit-identical scores.
+            assert_eq!(actual, expected, "for {question:?}");
+        }
+    }
+
+    const MAX_TOP_K_FOR_TESTS: u32 = bm25::MAX_TOP_K;
 }
