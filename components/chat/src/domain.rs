@@ -32,6 +32,19 @@ pub struct Passage {
     pub source: String,
 }
 
+impl Passage {
+    /// A passage for tests, with arguments in the order they appear in the prompt.
+    #[cfg(test)]
+    pub fn new(id: &str, title: &str, source: &str, content: &str) -> Passage {
+        Passage {
+            id: id.into(),
+            title: title.into(),
+            content: content.into(),
+            source: source.into(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FinishReason {
     Stop,

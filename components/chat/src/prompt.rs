@@ -75,21 +75,13 @@ fn without_blank_lines(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn passage(id: &str, title: &str, source: &str, content: &str) -> Passage {
-        Passage {
-            id: id.into(),
-            title: title.into(),
-            content: content.into(),
-            source: source.into(),
-        }
-    }
+    use crate::domain::Passage;
 
     #[test]
     fn prompt_lists_sources_in_the_contract_format() {
         let prompt = grounded_system_prompt(&[
-            passage("a#0", "Spin", "docs/spin.md", "Spin runs WebAssembly."),
-            passage(
+            Passage::new("a#0", "Spin", "docs/spin.md", "Spin runs WebAssembly."),
+            Passage::new(
                 "b#3",
                 "Azure",
                 "https://learn.microsoft.com/azure",
@@ -112,13 +104,13 @@ mod tests {
     #[test]
     fn prompt_md_example_holds() {
         let prompt = grounded_system_prompt(&[
-            passage(
+            Passage::new(
                 "1",
                 "Spin",
                 "docs/spin.md",
                 "Spin runs WebAssembly.\n\nIt is fast.",
             ),
-            passage(
+            Passage::new(
                 "2",
                 "Azure",
                 "https://learn.microsoft.com/azure",
@@ -148,7 +140,7 @@ mod tests {
 
     #[test]
     fn source_text_keeps_its_lines_but_loses_blank_ones() {
-        let prompt = grounded_system_prompt(&[passage(
+        let prompt = grounded_system_prompt(&[Passage::new(
             "x",
             "Guide",
             "guide.md",
@@ -162,9 +154,9 @@ mod tests {
     #[test]
     fn only_the_blank_lines_between_sources_split_the_sources_section() {
         let passages = vec![
-            passage("1", "One", "one.md", "a\n\nb"),
-            passage("2", "Two", "two.md", "c\n\n\nd"),
-            passage("3", "Three", "three.md", "e"),
+            Passage::new("1", "One", "one.md", "a\n\nb"),
+            Passage::new("2", "Two", "two.md", "c\n\n\nd"),
+            Passage::new("3", "Three", "three.md", "e"),
         ];
         let prompt = grounded_system_prompt(&passages);
         let sources = prompt.split_once("\nSources:\n").unwrap().1;
@@ -181,17 +173,18 @@ mod tests {
 
     #[test]
     fn header_fields_are_single_line_with_fallbacks() {
-        let prompt = grounded_system_prompt(&[passage("x", " Multi\nline  title ", "  ", "text")]);
+        let prompt =
+            grounded_system_prompt(&[Passage::new("x", " Multi\nline  title ", "  ", "text")]);
         assert!(prompt.contains("\n[doc1] Multi line title (unknown)\ntext"));
-        let prompt = grounded_system_prompt(&[passage("x", "", "a.md", "text")]);
+        let prompt = grounded_system_prompt(&[Passage::new("x", "", "a.md", "text")]);
         assert!(prompt.contains("\n[doc1] Untitled (a.md)\ntext"));
     }
 
     #[test]
     fn passages_without_text_are_not_used() {
         let usable = usable_passages(vec![
-            passage("1", "Empty", "e.md", " \n "),
-            passage("2", "Full", "f.md", "words"),
+            Passage::new("1", "Empty", "e.md", " \n "),
+            Passage::new("2", "Full", "f.md", "words"),
         ]);
         assert_eq!(
             usable.iter().map(|p| p.id.as_str()).collect::<Vec<_>>(),
@@ -205,7 +198,7 @@ mod tests {
             ChatMessage::new(Role::System, "Answer in French."),
             ChatMessage::new(Role::User, "What is Spin?"),
         ];
-        let passages = vec![passage("1", "Spin", "spin.md", "Spin runs Wasm.")];
+        let passages = vec![Passage::new("1", "Spin", "spin.md", "Spin runs Wasm.")];
         let conversation = grounded_conversation(&passages, &client);
         assert_eq!(conversation.len(), 3);
         assert_eq!(conversation[0].role, Role::System);

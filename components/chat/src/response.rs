@@ -87,16 +87,8 @@ pub fn model_list(ids: &[String]) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::Passage;
     use crate::domain::{FinishReason, Usage};
-
-    fn passage(id: &str, title: &str, source: &str, content: &str) -> Passage {
-        Passage {
-            id: id.into(),
-            title: title.into(),
-            content: content.into(),
-            source: source.into(),
-        }
-    }
 
     #[test]
     fn completion_id_is_prefixed_hex() {
@@ -106,9 +98,9 @@ mod tests {
     #[test]
     fn citations_use_url_for_web_sources_and_filepath_otherwise() {
         let citations = citations(&[
-            passage("web#1", "Docs", "https://example.com/a", " body \n"),
-            passage("file#2", "Guide", "docs/guide.md", "text"),
-            passage("file#3", "Odd", "http-notes/x.md", "text"),
+            Passage::new("web#1", "Docs", "https://example.com/a", " body \n"),
+            Passage::new("file#2", "Guide", "docs/guide.md", "text"),
+            Passage::new("file#3", "Odd", "http-notes/x.md", "text"),
         ]);
         assert_eq!(
             citations[0],
@@ -133,7 +125,7 @@ mod tests {
                 completion_tokens: 7,
             },
         };
-        let cites = citations(&[passage("s#0", "Spin", "spin.md", "Spin runs Wasm.")]);
+        let cites = citations(&[Passage::new("s#0", "Spin", "spin.md", "Spin runs Wasm.")]);
         assert_eq!(
             completion_body("chatcmpl-1", 1_700_000_000, &completion, cites),
             json!({
