@@ -187,6 +187,11 @@ impl App {
                     .map_err(|e| wasmtime::format_err!("component `{primary_id}`: {e}"))?,
                 key_value_stores: decl.key_value_stores.iter().cloned().collect(),
                 key_value: key_value.clone(),
+                environment: decl
+                    .environment
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect(),
                 guest_stdout: guest_stdout.clone(),
             });
             let state = TriggerState {

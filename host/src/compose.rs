@@ -31,6 +31,10 @@ const CAPABILITY_INTERFACES: &[(&str, &[&str])] = &[
         &[
             "wasi:http/client",
             "wasi:http/outgoing-handler",
+            "wasi:sockets/types",
+            "wasi:sockets/network",
+            "wasi:sockets/tcp",
+            "wasi:sockets/udp",
             "wasi:sockets/tcp-create-socket",
             "wasi:sockets/udp-create-socket",
             "wasi:sockets/ip-name-lookup",
@@ -79,6 +83,25 @@ pub enum ComposeError {
     NotHttpComponent(String),
     #[error("composition failed: {0}")]
     Graph(String),
+}
+
+/// A valid plain import name, unique per part and interface version, e.g.
+/// `chatgate-deny-p2-wasi-http-client-v030` for part 2's `wasi:http/client@0.3.0`.
+fn deny_name(part_index: usize, interface: &str) -> String {
+    let (unversioned, version) = interface.split_once('@').unwrap_or((interface, ""));
+    let mut words: Vec<String> = unversioned
+        .split(|c: char| !c.is_ascii_alphanumeric())
+        .filter(|w| w.chars().next().is_some_and(|c| c.is_ascii_alphabetic()))
+        .map(str::to_ascii_lowercase)
+        .collect();
+    let version: String = version
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .collect();
+    if !version.is_empty() {
+        words.push(format!("v{}", version.to_ascii_lowercase()));
+    }
+    format!("{DENY_PREFIX}p{part_index}-{}", words.join("-"))
 }
 
 fn graph_error(e: impl std::fmt::Display) -> ComposeError {
@@ -141,8 +164,7 @@ pub struct Composed {
 
 struct Builder {
     graph: CompositionGraph,
-    /// Original interface name -> deny import node, shared by every part it is denied to.
-    deny_nodes: BTreeMap<String, NodeId>,
+    /// Deny import name -> the interface it stands for.
     denied: BTreeMap<String, String>,
 }
 
@@ -175,10 +197,12 @@ impl Builder {
         self.graph.types()[ty].exports.keys().cloned().collect()
     }
 
-    /// Instantiates a dependency or middleware, routing the configuration it does not inherit to deny imports.
+    /// Instantiates a dependency or middleware, routing the configuration it does not
+    /// inherit to deny imports of its own (typed by exactly what this part imports).
     fn instantiate_restricted(
         &mut self,
         package: PackageId,
+        part_index: usize,
         inherit: &Inherit,
     ) -> Result<NodeId, ComposeError> {
         let instance = self.graph.instantiate(package);
@@ -189,39 +213,14 @@ impl Builder {
             if inherit.grants(set) {
                 continue;
             }
-            let node = match self.deny_nodes.get(&import) {
-                Some(node) => *node,
-                None => {
-                    let name = self.deny_name(&import);
-                    let node = self.graph.import(&name, kind).map_err(graph_error)?;
-                    self.deny_nodes.insert(import.clone(), node);
-                    self.denied.insert(name, import.clone());
-                    node
-                }
-            };
+            let name = deny_name(part_index, &import);
+            let node = self.graph.import(&name, kind).map_err(graph_error)?;
+            self.denied.insert(name, import.clone());
             self.graph
                 .set_instantiation_argument(instance, &import, node)
                 .map_err(graph_error)?;
         }
         Ok(instance)
-    }
-
-    /// A valid, unique plain import name for a denied interface, e.g. `chatgate-deny-wasi-http-client`.
-    fn deny_name(&self, interface: &str) -> String {
-        let unversioned = interface.split('@').next().unwrap_or(interface);
-        let words: Vec<String> = unversioned
-            .split(|c: char| !c.is_ascii_alphanumeric())
-            .filter(|w| w.chars().next().is_some_and(|c| c.is_ascii_alphabetic()))
-            .map(str::to_ascii_lowercase)
-            .collect();
-        let base = format!("{DENY_PREFIX}{}", words.join("-"));
-        let mut name = base.clone();
-        let mut n = 0;
-        while self.denied.contains_key(&name) {
-            n += 1;
-            name = format!("{base}-v{}", char::from(b'a' + (n % 26) as u8));
-        }
-        name
     }
 
     fn alias_export(
@@ -276,7 +275,6 @@ pub fn compose(
 ) -> Result<Composed, ComposeError> {
     let mut b = Builder {
         graph: CompositionGraph::new(),
-        deny_nodes: BTreeMap::new(),
         denied: BTreeMap::new(),
     };
     let primary_pkg = b.register(&primary, 0)?;
@@ -297,7 +295,7 @@ pub fn compose(
             ))
         })?;
         let pkg = b.register(&dep.part, i + 1)?;
-        let instance = b.instantiate_restricted(pkg, &dep.part.inherit)?;
+        let instance = b.instantiate_restricted(pkg, i + 1, &dep.part.inherit)?;
         let export = dep.export.clone().unwrap_or_else(|| import.clone());
         let wanted = if b.exports(pkg).iter().any(|e| e == &export) {
             export
@@ -327,16 +325,15 @@ pub fn compose(
     let offset = dependencies.len() + 1;
     for (i, mw) in middleware.iter().enumerate().rev() {
         let pkg = b.register(mw, offset + i)?;
-        let has_handler_import = b
+        let handler_import = b
             .imports(pkg)
-            .iter()
-            .any(|(name, _)| are_semver_compatible(name, HANDLER_INTERFACE));
-        if !has_handler_import {
-            return Err(ComposeError::NotMiddleware(mw.name.clone()));
-        }
-        let instance = b.instantiate_restricted(pkg, &mw.inherit)?;
+            .into_iter()
+            .map(|(name, _)| name)
+            .find(|name| are_semver_compatible(name, HANDLER_INTERFACE))
+            .ok_or_else(|| ComposeError::NotMiddleware(mw.name.clone()))?;
+        let instance = b.instantiate_restricted(pkg, offset + i, &mw.inherit)?;
         b.graph
-            .set_instantiation_argument(instance, HANDLER_INTERFACE, upstream)
+            .set_instantiation_argument(instance, &handler_import, upstream)
             .map_err(graph_error)?;
         upstream = b.alias_export(instance, pkg, HANDLER_INTERFACE, &mw.name)?;
     }
@@ -378,6 +375,50 @@ mod tests {
         );
         assert_eq!(capability_set_of("wasi:http/types@0.3.0"), None);
         assert_eq!(capability_set_of("wasi:clocks/monotonic-clock@0.3.0"), None);
+    }
+
+    #[test]
+    fn deny_names_are_valid_and_unique_per_part_and_version() {
+        assert_eq!(
+            deny_name(2, "wasi:http/client@0.3.0"),
+            "chatgate-deny-p2-wasi-http-client-v030"
+        );
+        assert_ne!(
+            deny_name(1, "wasi:cli/environment@0.2.6"),
+            deny_name(1, "wasi:cli/environment@0.3.0")
+        );
+        assert_ne!(
+            deny_name(1, "spin:variables/variables@3.0.0"),
+            deny_name(2, "spin:variables/variables@3.0.0")
+        );
+        for name in [
+            deny_name(3, "spin:key-value/key-value@3.0.0"),
+            deny_name(1, "fermyon:spin/llm"),
+        ] {
+            // A plain import name is kebab-case: words that start with a letter.
+            let kebab = name.split('-').all(|w| {
+                w.chars().next().is_some_and(|c| c.is_ascii_lowercase())
+                    && w.chars()
+                        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+            });
+            assert!(kebab, "{name}");
+        }
+    }
+
+    #[test]
+    fn socket_interfaces_need_allowed_outbound_hosts() {
+        for name in [
+            "wasi:sockets/types@0.3.0",
+            "wasi:sockets/tcp@0.2.6",
+            "wasi:sockets/udp@0.2.6",
+            "wasi:sockets/network@0.2.6",
+        ] {
+            assert_eq!(
+                capability_set_of(name),
+                Some("allowed_outbound_hosts"),
+                "{name}"
+            );
+        }
     }
 
     #[test]

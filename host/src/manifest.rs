@@ -310,6 +310,16 @@ impl Manifest {
                     "component `{id}`: remote `source` URLs are not supported by chatgate; build the component locally"
                 ));
             }
+            if component.dependencies_inherit_configuration.is_some()
+                && component
+                    .dependencies
+                    .values()
+                    .any(|d| d.inherit_configuration().is_some())
+            {
+                return Err(format!(
+                    "component `{id}`: `dependencies_inherit_configuration` and a dependency's `inherit_configuration` are mutually exclusive"
+                ));
+            }
             for (import, dep) in &component.dependencies {
                 self.check_dependency(dep)
                     .map_err(|e| format!("component `{id}` dependency `{import}`: {e}"))?;
@@ -330,6 +340,14 @@ impl Manifest {
                 return Err(format!("route `{}` is declared twice", trigger.route));
             }
             crate::routes::Route::parse(&trigger.route)?;
+            if let Some(executor) = &trigger.executor
+                && executor.get("type").and_then(|t| t.as_str()) != Some("http")
+            {
+                return Err(format!(
+                    "route `{}`: only the `http` executor (wasi:http) is supported by chatgate",
+                    trigger.route
+                ));
+            }
             for dep in &trigger.dependencies.middleware {
                 self.check_dependency(dep)
                     .map_err(|e| format!("middleware of route `{}`: {e}", trigger.route))?;
@@ -489,6 +507,29 @@ source = "finder.wasm"
         assert!(parse(&text).unwrap_err().contains("ApiKey"));
         let text = format!("{MINIMAL}\n[[trigger.redis]]\nchannel = \"c\"\ncomponent = \"web\"\n");
         assert!(parse(&text).unwrap_err().contains("`redis`"));
+    }
+
+    #[test]
+    fn whole_and_per_dependency_inheritance_are_mutually_exclusive() {
+        let text = MINIMAL
+            .replace(
+                "[component.web.dependencies]",
+                "dependencies_inherit_configuration = true\n[component.web.dependencies]",
+            )
+            .replace(
+                "{ component = \"finder\" }",
+                "{ component = \"finder\", inherit_configuration = [\"variables\"] }",
+            );
+        assert!(parse(&text).unwrap_err().contains("mutually exclusive"));
+    }
+
+    #[test]
+    fn only_the_wasi_http_executor_runs() {
+        let text = MINIMAL.replace(
+            "component = \"web\"\n",
+            "component = \"web\"\nexecutor = { type = \"wagi\" }\n",
+        );
+        assert!(parse(&text).unwrap_err().contains("executor"));
     }
 
     #[test]

@@ -7,7 +7,7 @@ use crate::outbound::OutboundPolicy;
 use crate::variables::ComponentVariables;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
-use wasmtime::component::{Accessor, Component, HasData, Linker, Resource, ResourceTable};
+use wasmtime::component::{Accessor, Component, HasData, Linker, Resource, ResourceTable, Val};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks, WasiHttpView};
@@ -73,6 +73,8 @@ pub struct Grants {
     pub outbound: OutboundPolicy,
     pub key_value_stores: BTreeSet<String>,
     pub key_value: Arc<SqliteKeyValue>,
+    /// The component's `environment`, as WASI environment variables.
+    pub environment: Vec<(String, String)>,
     /// Where guests' stdout goes: the process's stdout, or a buffer tests read.
     pub guest_stdout: Option<wasmtime_wasi::p2::pipe::MemoryOutputPipe>,
 }
@@ -89,7 +91,7 @@ pub struct HostState {
 impl HostState {
     pub fn new(grants: Arc<Grants>) -> Self {
         let mut wasi = WasiCtxBuilder::new();
-        wasi.inherit_stderr();
+        wasi.inherit_stderr().envs(&grants.environment);
         match &grants.guest_stdout {
             Some(buffer) => wasi.stdout(buffer.clone()),
             None => wasi.inherit_stdout(),
@@ -314,9 +316,8 @@ const WASI_PREFIXES: &[&str] = &[
     "wasi:filesystem/",
     "wasi:sockets/",
     "wasi:io/",
-    "wasi:http/types@",
+    "wasi:http/types@0.3",
     "wasi:http/client@0.3",
-    "wasi:http/outgoing-handler@0.2",
 ];
 
 /// Builds the linker for one composed component: real host interfaces, and refusing
@@ -339,7 +340,7 @@ pub fn linker(
             || (name.starts_with(DENY_PREFIX) && denied.contains_key(name));
         if !provided {
             wasmtime::bail!(
-                "the app imports `{name}`, which chatgate does not provide (it provides WASI 0.2/0.3, wasi:http, {})",
+                "the app imports `{name}`, which chatgate does not provide (it provides WASI 0.2/0.3, wasi:http@0.3, {})",
                 SPIN_INTERFACES.join(", ")
             );
         }
@@ -353,8 +354,9 @@ pub fn linker(
 /// Stands in for a resource of an interface a dependency was not granted; never constructed.
 struct DeniedResource;
 
-/// Satisfies the deny import `name` (standing for `original`) with functions that trap,
-/// as Spin's deny adapter does for configuration a dependency did not inherit.
+/// Satisfies the deny import `name` (standing for `original`) as Spin's deny adapter
+/// does: calls that have a natural refusal get it (a variable is undefined, a store is
+/// access-denied, an outbound request fails, the environment is empty); any other call traps.
 fn deny(
     linker: &mut Linker<HostState>,
     engine: &Engine,
@@ -371,24 +373,26 @@ fn deny(
     let Some(ComponentItem::ComponentInstance(instance)) = import else {
         return Ok(());
     };
+    let interface = original.split('@').next().unwrap_or(original).to_string();
     // Resources `use`d from another interface (e.g. `request` in `wasi:http/client`) are
     // satisfied by that interface; only key-value interfaces define their own.
     let defines_resources = crate::compose::capability_set_of(original) == Some("key_value_stores");
     let mut linker = linker.instance(name)?;
     for (export, item) in instance.exports(engine) {
-        let message = format!(
-            "`{original}#{export}` was called by a dependency that does not inherit this configuration (see inherit_configuration in spin.toml)"
-        );
+        let context = Arc::new(Refusal {
+            interface: interface.clone(),
+            function: export.to_string(),
+        });
         match item.ty {
             ComponentItem::ComponentFunc(func) if func.async_() => {
-                linker.func_new_concurrent(export, move |_, _, _, _| {
-                    let message = message.clone();
-                    Box::pin(async move { Err(wasmtime::format_err!(message)) })
+                linker.func_new_concurrent(export, move |_, _, params, results| {
+                    let outcome = context.answer(params, results);
+                    Box::pin(async move { outcome })
                 })?;
             }
             ComponentItem::ComponentFunc(_) => {
-                linker.func_new(export, move |_, _, _, _| {
-                    Err(wasmtime::format_err!("{message}"))
+                linker.func_new(export, move |_, _, params, results| {
+                    context.answer(params, results)
                 })?;
             }
             ComponentItem::Resource(_) if defines_resources => {
@@ -402,4 +406,64 @@ fn deny(
         }
     }
     Ok(())
+}
+
+/// A function of an interface a dependency was not granted.
+struct Refusal {
+    interface: String,
+    function: String,
+}
+
+impl Refusal {
+    fn answer(&self, params: &[Val], results: &mut [Val]) -> wasmtime::Result<()> {
+        let not_granted = format!(
+            "`{}` is not granted to this dependency (see inherit_configuration in spin.toml)",
+            self.interface
+        );
+        let err = |payload: Val| Val::Result(Err(Some(Box::new(payload))));
+        let refusal = match (self.interface.as_str(), self.function.as_str()) {
+            ("spin:variables/variables", "get") => {
+                let variable = match params.first() {
+                    Some(Val::String(name)) => name.clone(),
+                    _ => String::new(),
+                };
+                err(Val::Variant(
+                    "undefined".into(),
+                    Some(Box::new(Val::String(variable))),
+                ))
+            }
+            ("spin:key-value/key-value", "[static]store.open") => {
+                err(Val::Variant("access-denied".into(), None))
+            }
+            ("wasi:http/client", "send") | ("wasi:http/outgoing-handler", "handle") => {
+                err(Val::Variant(
+                    "internal-error".into(),
+                    Some(Box::new(Val::Option(Some(Box::new(Val::String(
+                        not_granted,
+                    )))))),
+                ))
+            }
+            ("wasi:cli/environment", "get-environment" | "get-arguments")
+            | ("wasi:filesystem/preopens", "get-directories") => Val::List(Vec::new()),
+            ("wasi:cli/environment", "initial-cwd" | "get-initial-cwd") => Val::Option(None),
+            _ => {
+                return Err(wasmtime::format_err!(
+                    "`{}#{}` was called by a dependency it is not granted to (see inherit_configuration in spin.toml)",
+                    self.interface,
+                    self.function
+                ));
+            }
+        };
+        match results.first_mut() {
+            Some(slot) => {
+                *slot = refusal;
+                Ok(())
+            }
+            None => Err(wasmtime::format_err!(
+                "`{}#{}` has no result to refuse with",
+                self.interface,
+                self.function
+            )),
+        }
+    }
 }
