@@ -76,6 +76,7 @@ pub struct App {
 
 struct Trigger {
     route: String,
+    parsed_route: Route,
     handler: ProxyHandler<TriggerState>,
 }
 
@@ -203,9 +204,10 @@ impl App {
             };
             let route = Route::parse(&trigger.route).map_err(|e| wasmtime::format_err!(e))?;
             routes.push((
-                route,
+                route.clone(),
                 Arc::new(Trigger {
                     route: trigger.route.clone(),
+                    parsed_route: route,
                     handler: ProxyHandler::new(state),
                 }),
             ));
@@ -242,7 +244,7 @@ impl App {
     }
 
     /// Handles one request end to end. Failures become OpenAI-style JSON errors.
-    pub async fn handle(&self, request: http::Request<WasiBody>) -> http::Response<WasiBody> {
+    pub async fn handle(&self, mut request: http::Request<WasiBody>) -> http::Response<WasiBody> {
         let path = request.uri().path().to_string();
         let Some(trigger) = self.router.find(&path) else {
             return error_response(
@@ -251,6 +253,7 @@ impl App {
                 &format!("no route matches {path}"),
             );
         };
+        set_spin_headers(&mut request, trigger);
         match trigger.handler.handle((), request).await {
             Ok(response) => response,
             Err(error) => {
@@ -276,6 +279,33 @@ impl App {
                 tracing::error!(target: "chatgate::request", route = %trigger.route, "{error:?}");
                 error_response(status, code, message)
             }
+        }
+    }
+}
+
+/// Sets the request headers Spin gives every HTTP component, replacing any value the
+/// client sent so components can trust them, and drops the hop-by-hop `Connection`.
+fn set_spin_headers(request: &mut http::Request<WasiBody>, trigger: &Trigger) {
+    let uri = request.uri().clone();
+    let path = uri.path();
+    let (component_route, path_info) = match &trigger.parsed_route {
+        Route::Exact(route) => (route.as_str(), ""),
+        Route::Wildcard(prefix) => (prefix.as_str(), path.get(prefix.len()..).unwrap_or("")),
+    };
+    let headers = request.headers_mut();
+    headers.remove(http::header::CONNECTION);
+    for (name, value) in [
+        ("spin-full-url", uri.to_string().as_str()),
+        ("spin-path-info", path_info),
+        ("spin-matched-route", trigger.route.as_str()),
+        ("spin-base-path", "/"),
+        ("spin-raw-component-route", trigger.route.as_str()),
+        ("spin-component-route", component_route),
+    ] {
+        if let Ok(value) = http::HeaderValue::from_str(value) {
+            headers.insert(name, value);
+        } else {
+            headers.remove(name);
         }
     }
 }

@@ -44,6 +44,14 @@ pub struct AllowedHost {
     port: PortPattern,
 }
 
+/// Hosts compare case-insensitively, and IP addresses by value (`0:0::1` is `::1`).
+fn canonical_host(host: &str) -> String {
+    match host.parse::<std::net::IpAddr>() {
+        Ok(ip) => ip.to_string(),
+        Err(_) => host.trim_end_matches('.').to_ascii_lowercase(),
+    }
+}
+
 fn default_port(scheme: &str) -> Option<u16> {
     match scheme.to_ascii_lowercase().as_str() {
         "http" => Some(80),
@@ -54,57 +62,77 @@ fn default_port(scheme: &str) -> Option<u16> {
 
 impl AllowedHost {
     pub fn parse(entry: &str) -> Result<Self, String> {
-        let (scheme, rest) = entry.split_once("://").ok_or_else(|| {
-            format!("allowed outbound host `{entry}` must have the form scheme://host[:port]")
-        })?;
+        let entry = entry.trim();
+        let bad = |why: &str| format!("allowed outbound host `{entry}`: {why}");
+        if entry.is_empty() {
+            return Err(
+                "an allowed outbound host is empty (check the variable it is built from)".into(),
+            );
+        }
+        let (scheme, rest) = entry
+            .split_once("://")
+            .ok_or_else(|| bad("must have the form scheme://host[:port]"))?;
         let authority = rest.strip_suffix('/').unwrap_or(rest);
-        if authority.contains('/') || authority.is_empty() {
-            return Err(format!(
-                "allowed outbound host `{entry}` must not contain a path"
+        if authority.is_empty() || authority.contains('/') {
+            return Err(bad(
+                "must not contain a path (CIDR ranges are not supported by chatgate)",
             ));
         }
-        let (host, port) = match authority.rsplit_once(':') {
-            Some((host, port)) if !host.ends_with(']') || authority.starts_with('[') => {
-                let port =
-                    if port == "*" {
-                        PortPattern::Any
-                    } else {
-                        PortPattern::Exact(port.parse().map_err(|_| {
-                            format!("allowed outbound host `{entry}` has a bad port")
-                        })?)
-                    };
-                (host, port)
+        if authority.contains('@') {
+            return Err(bad("must not contain user information"));
+        }
+        let parse_port = |port: &str| match port {
+            "*" => Ok(PortPattern::Any),
+            p => p
+                .parse()
+                .map(PortPattern::Exact)
+                .map_err(|_| bad("has a bad port (port ranges are not supported by chatgate)")),
+        };
+        let (host, port) = if let Some(bracketed) = authority.strip_prefix('[') {
+            let (host, after) = bracketed
+                .split_once(']')
+                .ok_or_else(|| bad("has an unclosed `[`"))?;
+            let port = match after {
+                "" => PortPattern::SchemeDefault,
+                after => parse_port(
+                    after
+                        .strip_prefix(':')
+                        .ok_or_else(|| bad("has text after `]`"))?,
+                )?,
+            };
+            (host, port)
+        } else {
+            match authority.rsplit_once(':') {
+                Some((host, port)) => (host, parse_port(port)?),
+                None => (authority, PortPattern::SchemeDefault),
             }
-            _ => (authority, PortPattern::SchemeDefault),
         };
         let scheme = match scheme {
             "*" => Pattern::Any,
             "http" | "https" => Pattern::Exact(scheme.to_string()),
             other => {
-                return Err(format!(
-                    "allowed outbound host `{entry}`: scheme `{other}` is not supported (http, https or *)"
-                ));
+                return Err(bad(&format!(
+                    "scheme `{other}` is not supported (http, https or *)"
+                )));
             }
         };
         if port == PortPattern::SchemeDefault && scheme == Pattern::Any {
-            return Err(format!(
-                "allowed outbound host `{entry}`: a `*` scheme needs an explicit port"
-            ));
+            return Err(bad("a `*` scheme needs an explicit port"));
         }
         let host = if host == "*" {
             Pattern::Any
         } else if let Some(suffix) = host.strip_prefix("*.") {
             Pattern::Suffix(suffix.to_string())
         } else if host.contains('*') || host.is_empty() {
-            return Err(format!(
-                "allowed outbound host `{entry}`: `*` may only stand for a whole host or a leading label"
+            return Err(bad(
+                "`*` may only stand for a whole host or a leading label",
+            ));
+        } else if host == "self" || host == "self.alt" {
+            return Err(bad(
+                "service chaining (`self`) is not supported by chatgate",
             ));
         } else {
-            Pattern::Exact(
-                host.trim_start_matches('[')
-                    .trim_end_matches(']')
-                    .to_string(),
-            )
+            Pattern::Exact(canonical_host(host))
         };
         Ok(AllowedHost { scheme, host, port })
     }
@@ -145,7 +173,6 @@ impl OutboundPolicy {
     pub fn parse(entries: &[String]) -> Result<Self, String> {
         let allowed = entries
             .iter()
-            .filter(|e| !e.is_empty())
             .map(|e| AllowedHost::parse(e))
             .collect::<Result<_, _>>()?;
         Ok(OutboundPolicy { allowed })
@@ -160,7 +187,8 @@ impl OutboundPolicy {
             Some(p) => format!("{scheme}://{host}:{p}"),
             None => format!("{scheme}://{host}"),
         };
-        let host = host.trim_start_matches('[').trim_end_matches(']');
+        let host = canonical_host(host.trim_start_matches('[').trim_end_matches(']'));
+        let host = host.as_str();
         match port {
             Some(port)
                 if !host.is_empty()
@@ -222,6 +250,16 @@ mod tests {
             .unwrap_err();
         assert_eq!(err.origin, "http://10.0.0.1:81");
         assert!(!err.to_string().contains("key=abc"));
+    }
+
+    #[test]
+    fn ipv6_hosts_match_by_address() {
+        let p = policy(&["http://[::1]:8080", "https://[2001:db8::1]"]);
+        assert!(allowed(&p, "http://[::1]:8080/v1"));
+        assert!(allowed(&p, "http://[0:0::1]:8080/v1"));
+        assert!(allowed(&p, "https://[2001:db8:0::1]/"));
+        assert!(!allowed(&p, "http://[::1]:8081/v1"));
+        assert!(!allowed(&p, "http://127.0.0.1:8080/v1"));
     }
 
     #[test]

@@ -123,3 +123,38 @@ async fn a_required_variable_without_value_is_named() {
     let err = Gateway::start(&manifest, &[]).await.err().unwrap();
     assert!(err.contains("SPIN_VARIABLE_REGION"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn spin_request_headers_are_set_by_the_host_and_cannot_be_spoofed() {
+    let manifest =
+        single_route_manifest("hello", &[], "").replace("route = \"/...\"", "route = \"/api/...\"");
+    let gateway = Gateway::start(&manifest, &[]).await.unwrap();
+    let echo = send(
+        "GET",
+        &gateway.url("/api/items/7?x=1"),
+        &[
+            ("spin-path-info", "/admin"),
+            ("spin-client-addr", "10.0.0.1:1"),
+        ],
+        "",
+    )
+    .await
+    .json();
+    let header = |name: &str| -> Vec<String> {
+        echo["headers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|pair| pair[0] == name)
+            .map(|pair| pair[1].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(header("spin-path-info"), ["/items/7"]);
+    assert_eq!(header("spin-matched-route"), ["/api/..."]);
+    assert_eq!(header("spin-component-route"), ["/api"]);
+    assert_eq!(header("spin-full-url"), [gateway.url("/api/items/7?x=1")]);
+    let client = header("spin-client-addr");
+    assert_eq!(client.len(), 1);
+    assert!(client[0].starts_with("127.0.0.1:"), "{client:?}");
+    gateway.stop().await;
+}
