@@ -4,7 +4,7 @@
 use crate::compose::{self, Dependency, Inherit, Part};
 use crate::key_value::SqliteKeyValue;
 use crate::manifest::{DependencySource, Manifest};
-use crate::outbound::OutboundPolicy;
+use crate::outbound::{AllowedHost, OutboundPolicy};
 use crate::routes::{Route, Router};
 use crate::runtime::{self, Grants, HostState};
 use crate::variables::AppVariables;
@@ -177,15 +177,21 @@ impl App {
             let pre = wasmtime_wasi_http::p3::bindings::ServicePre::new(pre)
                 .with_context(|| format!("route `{}`", trigger.route))?;
 
-            let allowed_hosts = decl
+            let outbound = decl
                 .allowed_outbound_hosts
                 .iter()
-                .map(|h| variables.expand(h))
-                .collect::<Result<Vec<_>, _>>()?;
+                .map(|template| {
+                    let entry = variables.expand(template)?;
+                    AllowedHost::parse(&entry).map_err(|e| {
+                        wasmtime::format_err!(
+                            "component `{primary_id}`: allowed_outbound_hosts entry `{template}`: {e}"
+                        )
+                    })
+                })
+                .collect::<wasmtime::Result<OutboundPolicy>>()?;
             let grants = Arc::new(Grants {
                 variables: variables.component_view(&decl.variables)?,
-                outbound: OutboundPolicy::parse(&allowed_hosts)
-                    .map_err(|e| wasmtime::format_err!("component `{primary_id}`: {e}"))?,
+                outbound,
                 key_value_stores: decl.key_value_stores.iter().cloned().collect(),
                 key_value: key_value.clone(),
                 environment: decl

@@ -169,6 +169,14 @@ impl fmt::Display for Denied {
     }
 }
 
+impl FromIterator<AllowedHost> for OutboundPolicy {
+    fn from_iter<I: IntoIterator<Item = AllowedHost>>(hosts: I) -> Self {
+        OutboundPolicy {
+            allowed: hosts.into_iter().collect(),
+        }
+    }
+}
+
 impl OutboundPolicy {
     pub fn parse(entries: &[String]) -> Result<Self, String> {
         let allowed = entries

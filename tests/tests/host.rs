@@ -158,3 +158,16 @@ async fn spin_request_headers_are_set_by_the_host_and_cannot_be_spoofed() {
     assert!(client[0].starts_with("127.0.0.1:"), "{client:?}");
     gateway.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_bad_outbound_host_value_is_traced_to_its_template() {
+    let manifest = format!(
+        "{}allowed_outbound_hosts = [\"{{{{ origin }}}}\"]\n[variables]\norigin = {{ default = \"https://x.openai.azure.com/openai\" }}\n",
+        single_route_manifest("hello", &[], "")
+    );
+    let err = Gateway::start(&manifest, &[]).await.err().unwrap();
+    assert!(
+        err.contains("`{{ origin }}`") && err.contains("must not contain a path"),
+        "{err}"
+    );
+}
