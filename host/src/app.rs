@@ -3,7 +3,7 @@
 
 use crate::compose::{self, Dependency, Inherit, Part};
 use crate::key_value::SqliteKeyValue;
-use crate::manifest::{DependencySource, Manifest};
+use crate::manifest::{DependencySource, HttpTrigger, Manifest};
 use crate::outbound::{AllowedHost, OutboundPolicy};
 use crate::routes::{Route, Router};
 use crate::runtime::{self, Grants, HostState};
@@ -97,6 +97,64 @@ fn read_wasm(path: &Path, what: &str) -> wasmtime::Result<Vec<u8>> {
     })
 }
 
+/// Reads one trigger's primary component, dependencies and middleware, and composes them.
+fn compose_trigger(
+    manifest: &Manifest,
+    trigger: &HttpTrigger,
+) -> wasmtime::Result<compose::Composed> {
+    let component_part = |id: &str, inherit: Inherit| -> wasmtime::Result<Part> {
+        let path = manifest
+            .component_source(id)
+            .ok_or_else(|| wasmtime::format_err!("component `{id}` has no local source"))?;
+        Ok(Part {
+            name: id.to_string(),
+            bytes: read_wasm(&path, &format!("component `{id}`"))?,
+            inherit,
+        })
+    };
+    let source_part = |source: &DependencySource| -> wasmtime::Result<Part> {
+        let inherit = Inherit::from_manifest(source.inherit_configuration());
+        match source {
+            DependencySource::AppComponent { component, .. } => component_part(component, inherit),
+            DependencySource::Local { path, .. } => Ok(Part {
+                name: path.clone(),
+                bytes: read_wasm(&manifest.resolve_path(path), &format!("`{path}`"))?,
+                inherit,
+            }),
+            DependencySource::Registry { .. } => {
+                wasmtime::bail!("registry dependencies are not supported")
+            }
+        }
+    };
+    let decl = &manifest.components[&trigger.component];
+    let primary = component_part(&trigger.component, Inherit::All)?;
+    // `dependencies_inherit_configuration = true` grants every dependency everything;
+    // the manifest refuses it together with per-dependency `inherit_configuration`.
+    let inherit_all = decl.dependencies_inherit_configuration == Some(true);
+    let dependencies = decl
+        .dependencies
+        .iter()
+        .map(|(import, source)| {
+            let mut part = source_part(source)?;
+            if inherit_all {
+                part.inherit = Inherit::All;
+            }
+            Ok(Dependency {
+                import: import.clone(),
+                export: source.export().map(str::to_string),
+                part,
+            })
+        })
+        .collect::<wasmtime::Result<Vec<_>>>()?;
+    let middleware = trigger
+        .dependencies
+        .middleware
+        .iter()
+        .map(source_part)
+        .collect::<wasmtime::Result<Vec<_>>>()?;
+    Ok(compose::compose(primary, dependencies, middleware)?)
+}
+
 impl App {
     /// Loads, composes and pre-instantiates every HTTP trigger of `manifest`.
     pub fn load(manifest: &Manifest, options: &AppOptions) -> wasmtime::Result<Self> {
@@ -111,58 +169,8 @@ impl App {
             .then(|| wasmtime_wasi::p2::pipe::MemoryOutputPipe::new(GUEST_STDOUT_CAPACITY));
         let mut routes = Vec::new();
         for trigger in &manifest.http_triggers {
-            let primary_id = &trigger.component;
-            let decl = &manifest.components[primary_id];
-            let part = |id: &str, inherit: Inherit| -> wasmtime::Result<Part> {
-                let path = manifest
-                    .component_source(id)
-                    .ok_or_else(|| wasmtime::format_err!("component `{id}` has no local source"))?;
-                Ok(Part {
-                    name: id.to_string(),
-                    bytes: read_wasm(&path, &format!("component `{id}`"))?,
-                    inherit,
-                })
-            };
-            let source_part = |source: &DependencySource| -> wasmtime::Result<Part> {
-                let inherit = Inherit::from_manifest(source.inherit_configuration());
-                match source {
-                    DependencySource::AppComponent { component, .. } => part(component, inherit),
-                    DependencySource::Local { path, .. } => Ok(Part {
-                        name: path.clone(),
-                        bytes: read_wasm(&manifest.resolve_path(path), &format!("`{path}`"))?,
-                        inherit,
-                    }),
-                    DependencySource::Registry { .. } => {
-                        wasmtime::bail!("registry dependencies are not supported")
-                    }
-                }
-            };
-            let primary = part(primary_id, Inherit::All)?;
-            let inherit_all = decl.dependencies_inherit_configuration == Some(true);
-            let dependencies = decl
-                .dependencies
-                .iter()
-                .map(|(import, source)| {
-                    let mut part = source_part(source)?;
-                    if inherit_all {
-                        part.inherit = Inherit::All;
-                    }
-                    Ok(Dependency {
-                        import: import.clone(),
-                        export: source.export().map(str::to_string),
-                        part,
-                    })
-                })
-                .collect::<wasmtime::Result<Vec<_>>>()?;
-            let middleware = trigger
-                .dependencies
-                .middleware
-                .iter()
-                .map(source_part)
-                .collect::<wasmtime::Result<Vec<_>>>()?;
-            let composed = compose::compose(primary, dependencies, middleware)
+            let composed = compose_trigger(manifest, trigger)
                 .with_context(|| format!("composing route `{}`", trigger.route))?;
-
             let component = Component::new(&engine, &composed.bytes).with_context(|| {
                 format!(
                     "compiling the composed component of route `{}`",
@@ -173,10 +181,11 @@ impl App {
                 .with_context(|| format!("linking route `{}`", trigger.route))?;
             let pre = linker
                 .instantiate_pre(&component)
-                .with_context(|| format!("route `{}`", trigger.route))?;
-            let pre = wasmtime_wasi_http::p3::bindings::ServicePre::new(pre)
+                .and_then(wasmtime_wasi_http::p3::bindings::ServicePre::new)
                 .with_context(|| format!("route `{}`", trigger.route))?;
 
+            let primary_id = &trigger.component;
+            let decl = &manifest.components[primary_id];
             let outbound = decl
                 .allowed_outbound_hosts
                 .iter()
