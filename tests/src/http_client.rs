@@ -128,17 +128,15 @@ pub async fn send(
     headers: &[(&str, &str)],
     body: impl Into<Bytes>,
 ) -> Reply {
-    let (parts, body) = exchange(method, url, headers, body.into())
-        .await
-        .into_parts();
-    let body = tokio::time::timeout(std::time::Duration::from_secs(60), body.collect())
+    let response = open(method, url, headers, body).await;
+    let body = tokio::time::timeout(std::time::Duration::from_secs(60), response.body.collect())
         .await
         .expect("body within 60 s")
         .expect("body")
         .to_bytes();
     Reply {
-        status: parts.status.as_u16(),
-        headers: parts.headers,
+        status: response.status,
+        headers: response.headers,
         body,
     }
 }
