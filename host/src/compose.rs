@@ -147,6 +147,11 @@ impl Inherit {
     }
 }
 
+/// The names of the configuration sets a dependency can inherit (`inherit_configuration`).
+pub fn capability_sets() -> impl Iterator<Item = &'static str> {
+    CAPABILITY_INTERFACES.iter().map(|(set, _)| *set)
+}
+
 /// The configuration set an import belongs to, if it is configuration-bearing.
 pub fn capability_set_of(import: &str) -> Option<&'static str> {
     let interface = import.split('@').next().unwrap_or(import);

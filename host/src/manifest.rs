@@ -200,17 +200,6 @@ pub enum InheritConfiguration {
     Some(Vec<String>),
 }
 
-/// The configuration sets a dependency can inherit from the component it is composed into.
-pub const CAPABILITY_SETS: &[&str] = &[
-    "ai_models",
-    "allowed_outbound_hosts",
-    "environment",
-    "files",
-    "key_value_stores",
-    "sqlite_databases",
-    "variables",
-];
-
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawManifest {
@@ -370,10 +359,12 @@ impl Manifest {
         }
         if let Some(InheritConfiguration::Some(sets)) = dep.inherit_configuration() {
             for set in sets {
-                if !CAPABILITY_SETS.contains(&set.as_str()) {
+                if !crate::compose::capability_sets().any(|known| known == set) {
                     return Err(format!(
                         "unknown configuration `{set}` in inherit_configuration (known: {})",
-                        CAPABILITY_SETS.join(", ")
+                        crate::compose::capability_sets()
+                            .collect::<Vec<_>>()
+                            .join(", ")
                     ));
                 }
             }
