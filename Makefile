@@ -3,7 +3,7 @@
 COMPONENTS := telemetry waf auth chat retrieval completion-extractive completion-openai hello
 CARGO ?= cargo
 
-.PHONY: build components host up test lint bench
+.PHONY: build components host up test lint bench sdk
 
 build: components host
 
@@ -23,8 +23,25 @@ up: build
 	./target/release/chatgate up
 
 # Every test: component logic natively, the host, and the built components end to end.
-test: build
+test: build sdk
 	$(CARGO) test --release --workspace
+
+# The official OpenAI SDKs that tests/tests/sdk.rs runs, at the versions tests/sdk pins:
+# Python's into .sdk/venv, npm's into tests/sdk/node_modules. Reinstalled only when a pin changes.
+SDK_VENV := .sdk/venv
+sdk: $(SDK_VENV)/.installed tests/sdk/node_modules/.package-lock.json
+
+# A fresh venv, so that it holds exactly the pinned set.
+$(SDK_VENV)/.installed: tests/sdk/requirements.txt
+	rm -rf $(SDK_VENV)
+	python3 -m venv $(SDK_VENV)
+	$(SDK_VENV)/bin/pip install --quiet --disable-pip-version-check --no-deps -r tests/sdk/requirements.txt
+	$(SDK_VENV)/bin/pip check --disable-pip-version-check
+	touch $@
+
+tests/sdk/node_modules/.package-lock.json: tests/sdk/package.json tests/sdk/package-lock.json
+	npm ci --prefix tests/sdk --no-audit --no-fund
+	touch $@
 
 lint:
 	$(CARGO) fmt --all -- --check

@@ -42,6 +42,8 @@ pub struct AppOptions {
     pub env_overrides: Vec<(String, String)>,
     /// Keep guests' stdout (e.g. request logs) in memory, readable with [`App::guest_stdout`].
     pub capture_guest_stdout: bool,
+    /// Requests served at once; beyond them the answer is 503.
+    pub max_concurrent_requests: u32,
 }
 
 impl Default for AppOptions {
@@ -53,6 +55,7 @@ impl Default for AppOptions {
             body_timeout: Duration::from_secs(600),
             env_overrides: Vec::new(),
             capture_guest_stdout: false,
+            max_concurrent_requests: 1_000,
         }
     }
 }
@@ -158,7 +161,10 @@ fn compose_trigger(
 impl App {
     /// Loads, composes and pre-instantiates every HTTP trigger of `manifest`.
     pub fn load(manifest: &Manifest, options: &AppOptions) -> wasmtime::Result<Self> {
-        let engine = runtime::engine(options.compile_cache.as_deref())?;
+        let engine = runtime::engine(
+            options.compile_cache.as_deref(),
+            options.max_concurrent_requests,
+        )?;
         let variables = AppVariables::resolve(manifest, |k| options.env(k))?;
         let key_value = Arc::new(match &options.key_value_path {
             Some(path) => SqliteKeyValue::open(path)?,
@@ -191,12 +197,14 @@ impl App {
                 .iter()
                 .map(|template| {
                     let entry = variables.expand(template)?;
-                    AllowedHost::parse(&entry).map_err(|e| {
+                    AllowedHost::parse_or_skip(template, &entry).map_err(|e| {
                         wasmtime::format_err!(
                             "component `{primary_id}`: allowed_outbound_hosts entry `{template}`: {e}"
                         )
                     })
                 })
+                // An optional endpoint left empty adds no host.
+                .filter_map(Result::transpose)
                 .collect::<wasmtime::Result<OutboundPolicy>>()?;
             let grants = Arc::new(Grants {
                 variables: variables.component_view(&decl.variables)?,

@@ -48,6 +48,9 @@ const CAPABILITY_INTERFACES: &[(&str, &[&str])] = &[
     ("files", &["wasi:filesystem/preopens"]),
     (
         "key_value_stores",
+        // Spin's deny adapter covers only `wasi:keyvalue/store`, leaving atomics and batch
+        // unusable for want of a bucket; denying all three keeps the bucket resource of a
+        // dependency's imports in one place, the deny imports.
         &[
             "spin:key-value/key-value",
             "wasi:keyvalue/store",
@@ -407,6 +410,17 @@ mod tests {
                         .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
             });
             assert!(kebab, "{name}");
+        }
+    }
+
+    #[test]
+    fn wasi_keyvalue_interfaces_need_key_value_stores() {
+        for name in [
+            "wasi:keyvalue/store@0.2.0-draft2",
+            "wasi:keyvalue/atomics@0.2.0-draft2",
+            "wasi:keyvalue/batch@0.2.0-draft2",
+        ] {
+            assert_eq!(capability_set_of(name), Some("key_value_stores"), "{name}");
         }
     }
 

@@ -1,10 +1,13 @@
-//! `spin:key-value` backed by one SQLite file shared by all stores of an app.
+//! The key-value stores behind `spin:key-value` and `wasi:keyvalue`: one SQLite file
+//! shared by all stores of an app, laid out as Spin's own SQLite backend lays it out
+//! (table `spin_key_value`, one row per (store, key), counters as 8-byte little-endian
+//! `i64`), so both interfaces, and Spin itself, read the same data.
 
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use std::path::Path;
 use std::sync::Mutex;
 
-/// Why a key-value operation failed. Messages never include stored values.
+/// Why a key-value operation failed. Messages never include stored values or keys.
 #[derive(Debug, thiserror::Error)]
 pub enum KeyValueError {
     #[error("key-value database error: {0}")]
@@ -14,7 +17,33 @@ pub enum KeyValueError {
         path: String,
         source: std::io::Error,
     },
+    #[error("the key-value worker thread failed: {0}")]
+    Worker(String),
+    #[error(
+        "the value is not a counter: `increment` needs an 8-byte little-endian integer, the key holds {0} bytes"
+    )]
+    NotACounter(usize),
+    #[error("the increment overflows a 64-bit counter")]
+    Overflow,
 }
+
+impl KeyValueError {
+    /// Whether the caller caused the error (and may be told why), rather than the host.
+    pub fn is_caller_error(&self) -> bool {
+        matches!(
+            self,
+            KeyValueError::NotACounter(_) | KeyValueError::Overflow
+        )
+    }
+}
+
+const SELECT_VALUE: &str = "SELECT value FROM spin_key_value WHERE store = ?1 AND key = ?2";
+const UPSERT_VALUE: &str = "INSERT INTO spin_key_value (store, key, value) VALUES (?1, ?2, ?3)
+     ON CONFLICT (store, key) DO UPDATE SET value = excluded.value";
+const DELETE_KEY: &str = "DELETE FROM spin_key_value WHERE store = ?1 AND key = ?2";
+
+/// Keys with their values (`None`: the key has no value), as a batch read answers them.
+pub type KeyValues = Vec<(String, Option<Vec<u8>>)>;
 
 /// The SQLite database holding every store, one row per (store, key).
 pub struct SqliteKeyValue {
@@ -59,43 +88,30 @@ impl SqliteKeyValue {
 
     fn with<T>(
         &self,
-        f: impl FnOnce(&Connection) -> rusqlite::Result<T>,
+        f: impl FnOnce(&mut Connection) -> Result<T, KeyValueError>,
     ) -> Result<T, KeyValueError> {
         // A poisoned lock only means another request panicked mid-call; SQLite's own
         // transaction guarantees still hold, so keep serving.
-        let connection = self.connection.lock().unwrap_or_else(|e| e.into_inner());
-        Ok(f(&connection)?)
+        let mut connection = self.connection.lock().unwrap_or_else(|e| e.into_inner());
+        f(&mut connection)
     }
 
     pub fn get(&self, store: &str, key: &str) -> Result<Option<Vec<u8>>, KeyValueError> {
-        self.with(|c| {
-            c.query_row(
-                "SELECT value FROM spin_key_value WHERE store = ?1 AND key = ?2",
-                params![store, key],
-                |row| row.get(0),
-            )
-            .optional()
-        })
+        self.with(|c| Ok(read(c, store, key)?))
     }
 
     pub fn set(&self, store: &str, key: &str, value: &[u8]) -> Result<(), KeyValueError> {
         self.with(|c| {
-            c.execute(
-                "INSERT INTO spin_key_value (store, key, value) VALUES (?1, ?2, ?3)
-                 ON CONFLICT (store, key) DO UPDATE SET value = excluded.value",
-                params![store, key, value],
-            )
-            .map(drop)
+            c.prepare_cached(UPSERT_VALUE)?
+                .execute(params![store, key, value])?;
+            Ok(())
         })
     }
 
     pub fn delete(&self, store: &str, key: &str) -> Result<(), KeyValueError> {
         self.with(|c| {
-            c.execute(
-                "DELETE FROM spin_key_value WHERE store = ?1 AND key = ?2",
-                params![store, key],
-            )
-            .map(drop)
+            c.prepare_cached(DELETE_KEY)?.execute(params![store, key])?;
+            Ok(())
         })
     }
 
@@ -106,16 +122,156 @@ impl SqliteKeyValue {
     pub fn keys(&self, store: &str) -> Result<Vec<String>, KeyValueError> {
         self.with(|c| {
             let mut stmt =
-                c.prepare("SELECT key FROM spin_key_value WHERE store = ?1 ORDER BY key")?;
+                c.prepare_cached("SELECT key FROM spin_key_value WHERE store = ?1 ORDER BY key")?;
             let rows = stmt.query_map(params![store], |row| row.get(0))?;
-            rows.collect()
+            Ok(rows.collect::<rusqlite::Result<_>>()?)
         })
     }
+
+    /// Adds `delta` to the counter at `key` (a missing key counts as 0) and returns the
+    /// new value, as one transaction: concurrent increments, from this process or another
+    /// one sharing the file, never lose an update.
+    pub fn increment(&self, store: &str, key: &str, delta: i64) -> Result<i64, KeyValueError> {
+        self.with(|c| {
+            // IMMEDIATE takes the write lock before reading: a deferred transaction would
+            // read under a shared lock and could then fail to upgrade it.
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let current = match read(&tx, store, key)? {
+                Some(bytes) => decode_counter(&bytes)?,
+                None => 0,
+            };
+            let next = current.checked_add(delta).ok_or(KeyValueError::Overflow)?;
+            tx.prepare_cached(UPSERT_VALUE)?.execute(params![
+                store,
+                key,
+                next.to_le_bytes().as_slice()
+            ])?;
+            tx.commit()?;
+            Ok(next)
+        })
+    }
+
+    /// Stores `value` at `key` only if the key still holds `expected` (`None`: only if
+    /// the key is still absent). Returns whether the value was stored.
+    pub fn compare_and_swap(
+        &self,
+        store: &str,
+        key: &str,
+        expected: Option<&[u8]>,
+        value: &[u8],
+    ) -> Result<bool, KeyValueError> {
+        self.with(|c| {
+            // One statement each: SQLite applies it atomically under its write lock.
+            let changed = match expected {
+                Some(expected) => c
+                    .prepare_cached(
+                        "UPDATE spin_key_value SET value = ?4
+                         WHERE store = ?1 AND key = ?2 AND value = ?3",
+                    )?
+                    .execute(params![store, key, expected, value])?,
+                None => c
+                    .prepare_cached(
+                        "INSERT INTO spin_key_value (store, key, value) VALUES (?1, ?2, ?3)
+                         ON CONFLICT (store, key) DO NOTHING",
+                    )?
+                    .execute(params![store, key, value])?,
+            };
+            Ok(changed == 1)
+        })
+    }
+
+    /// The value of every key asked for, in the order asked (`None` where there is no
+    /// value), read in one transaction so that they are consistent with each other.
+    pub fn get_many(&self, store: &str, keys: Vec<String>) -> Result<KeyValues, KeyValueError> {
+        self.with(|c| {
+            let tx = c.transaction()?;
+            let values = keys
+                .into_iter()
+                .map(|key| {
+                    let value = read(&tx, store, &key)?;
+                    Ok((key, value))
+                })
+                .collect::<Result<Vec<_>, KeyValueError>>()?;
+            tx.commit()?;
+            Ok(values)
+        })
+    }
+
+    /// Sets every pair in one transaction: all of them or, on failure, none.
+    pub fn set_many(
+        &self,
+        store: &str,
+        key_values: &[(String, Vec<u8>)],
+    ) -> Result<(), KeyValueError> {
+        self.with(|c| {
+            let tx = c.transaction()?;
+            {
+                let mut upsert = tx.prepare_cached(UPSERT_VALUE)?;
+                for (key, value) in key_values {
+                    upsert.execute(params![store, key, value])?;
+                }
+            }
+            tx.commit()?;
+            Ok(())
+        })
+    }
+
+    /// Deletes every key in one transaction; keys that do not exist are skipped.
+    pub fn delete_many(&self, store: &str, keys: &[String]) -> Result<(), KeyValueError> {
+        self.with(|c| {
+            let tx = c.transaction()?;
+            {
+                let mut delete = tx.prepare_cached(DELETE_KEY)?;
+                for key in keys {
+                    delete.execute(params![store, key])?;
+                }
+            }
+            tx.commit()?;
+            Ok(())
+        })
+    }
+}
+
+fn read(c: &Connection, store: &str, key: &str) -> rusqlite::Result<Option<Vec<u8>>> {
+    c.prepare_cached(SELECT_VALUE)?
+        .query_row(params![store, key], |row| row.get(0))
+        .optional()
+}
+
+/// A counter as Spin's SQLite store writes it: an `i64`, 8 bytes little-endian.
+fn decode_counter(bytes: &[u8]) -> Result<i64, KeyValueError> {
+    let bytes: [u8; 8] = bytes
+        .try_into()
+        .map_err(|_| KeyValueError::NotACounter(bytes.len()))?;
+    Ok(i64::from_le_bytes(bytes))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Arc;
+
+    /// A database file unique to one test, removed when dropped.
+    struct TempDb(std::path::PathBuf);
+
+    impl TempDb {
+        fn new(name: &str) -> Self {
+            let dir =
+                std::env::temp_dir().join(format!("chatgate-kv-{name}-{}", std::process::id()));
+            std::fs::remove_dir_all(&dir).ok();
+            TempDb(dir)
+        }
+
+        fn path(&self) -> std::path::PathBuf {
+            self.0.join("kv.db")
+        }
+    }
+
+    impl Drop for TempDb {
+        fn drop(&mut self) {
+            std::fs::remove_dir_all(&self.0).ok();
+        }
+    }
 
     #[test]
     fn stores_are_isolated_and_values_round_trip() {
@@ -143,14 +299,127 @@ mod tests {
 
     #[test]
     fn data_survives_reopening_the_file() {
-        let dir = std::env::temp_dir().join(format!("chatgate-kv-{}", std::process::id()));
-        let path = dir.join("kv.db");
-        SqliteKeyValue::open(&path)
+        let db = TempDb::new("reopen");
+        SqliteKeyValue::open(&db.path())
             .unwrap()
             .set("default", "k", b"v")
             .unwrap();
-        let reopened = SqliteKeyValue::open(&path).unwrap();
+        let reopened = SqliteKeyValue::open(&db.path()).unwrap();
         assert_eq!(reopened.get("default", "k").unwrap(), Some(b"v".to_vec()));
-        std::fs::remove_dir_all(dir).ok();
+    }
+
+    #[test]
+    fn increment_starts_from_zero_and_stores_spins_counter_bytes() {
+        let kv = SqliteKeyValue::in_memory().unwrap();
+        assert_eq!(kv.increment("default", "n", 5).unwrap(), 5);
+        assert_eq!(kv.increment("default", "n", -7).unwrap(), -2);
+        assert_eq!(
+            kv.get("default", "n").unwrap(),
+            Some((-2i64).to_le_bytes().to_vec())
+        );
+        // A counter written by a plain `set` in Spin's encoding continues from its value.
+        kv.set("default", "m", &41i64.to_le_bytes()).unwrap();
+        assert_eq!(kv.increment("default", "m", 1).unwrap(), 42);
+        assert_eq!(kv.increment("other", "n", 1).unwrap(), 1);
+    }
+
+    #[test]
+    fn increment_refuses_non_counters_and_overflow_without_changing_the_value() {
+        let kv = SqliteKeyValue::in_memory().unwrap();
+        kv.set("default", "text", b"12").unwrap();
+        let err = kv.increment("default", "text", 1).unwrap_err();
+        assert!(matches!(err, KeyValueError::NotACounter(2)), "{err}");
+        assert!(err.is_caller_error());
+        assert_eq!(kv.get("default", "text").unwrap(), Some(b"12".to_vec()));
+
+        kv.increment("default", "big", i64::MAX).unwrap();
+        let err = kv.increment("default", "big", 1).unwrap_err();
+        assert!(matches!(err, KeyValueError::Overflow), "{err}");
+        assert_eq!(kv.increment("default", "big", 0).unwrap(), i64::MAX);
+    }
+
+    #[test]
+    fn concurrent_increments_on_one_connection_all_count() {
+        let kv = Arc::new(SqliteKeyValue::in_memory().unwrap());
+        let threads: Vec<_> = (0..8)
+            .map(|_| {
+                let kv = kv.clone();
+                std::thread::spawn(move || {
+                    for _ in 0..100 {
+                        kv.increment("default", "n", 1).unwrap();
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        assert_eq!(kv.increment("default", "n", 0).unwrap(), 800);
+    }
+
+    #[test]
+    fn concurrent_increments_through_separate_connections_to_one_file_all_count() {
+        // Two connections are what two host processes sharing the file would have.
+        let db = TempDb::new("two-connections");
+        let connections = [
+            Arc::new(SqliteKeyValue::open(&db.path()).unwrap()),
+            Arc::new(SqliteKeyValue::open(&db.path()).unwrap()),
+        ];
+        let threads: Vec<_> = (0..6)
+            .map(|i| {
+                let kv = connections[i % 2].clone();
+                std::thread::spawn(move || {
+                    for _ in 0..400 {
+                        kv.increment("default", "n", 2).unwrap();
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        assert_eq!(connections[0].increment("default", "n", 0).unwrap(), 4800);
+    }
+
+    #[test]
+    fn compare_and_swap_stores_only_over_the_expected_value() {
+        let kv = SqliteKeyValue::in_memory().unwrap();
+        // Absent expected: inserts once, then refuses to overwrite what now exists.
+        assert!(kv.compare_and_swap("s", "k", None, b"a").unwrap());
+        assert!(!kv.compare_and_swap("s", "k", None, b"b").unwrap());
+        assert_eq!(kv.get("s", "k").unwrap(), Some(b"a".to_vec()));
+        // A stale expectation changes nothing; the current one swaps.
+        assert!(!kv.compare_and_swap("s", "k", Some(b"x"), b"c").unwrap());
+        assert!(kv.compare_and_swap("s", "k", Some(b"a"), b"c").unwrap());
+        assert_eq!(kv.get("s", "k").unwrap(), Some(b"c".to_vec()));
+        // Expecting a value of a deleted key fails.
+        kv.delete("s", "k").unwrap();
+        assert!(!kv.compare_and_swap("s", "k", Some(b"c"), b"d").unwrap());
+        assert!(!kv.exists("s", "k").unwrap());
+    }
+
+    #[test]
+    fn batches_read_write_and_delete_many_keys_of_one_store() {
+        let kv = SqliteKeyValue::in_memory().unwrap();
+        kv.set_many(
+            "s",
+            &[("a".into(), b"1".to_vec()), ("b".into(), b"2".to_vec())],
+        )
+        .unwrap();
+        kv.set("t", "a", b"other store").unwrap();
+        assert_eq!(
+            kv.get_many("s", vec!["b".into(), "missing".into(), "a".into()])
+                .unwrap(),
+            vec![
+                ("b".to_string(), Some(b"2".to_vec())),
+                ("missing".to_string(), None),
+                ("a".to_string(), Some(b"1".to_vec())),
+            ]
+        );
+        kv.delete_many("s", &["a".into(), "missing".into()])
+            .unwrap();
+        assert_eq!(kv.keys("s").unwrap(), vec!["b"]);
+        assert_eq!(kv.get("t", "a").unwrap(), Some(b"other store".to_vec()));
+        assert_eq!(kv.get_many("s", Vec::new()).unwrap(), Vec::new());
     }
 }

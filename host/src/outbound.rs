@@ -65,9 +65,7 @@ impl AllowedHost {
         let entry = entry.trim();
         let bad = |why: &str| format!("allowed outbound host `{entry}`: {why}");
         if entry.is_empty() {
-            return Err(
-                "an allowed outbound host is empty (check the variable it is built from)".into(),
-            );
+            return Err("an allowed outbound host is empty".into());
         }
         let (scheme, rest) = entry
             .split_once("://")
@@ -135,6 +133,19 @@ impl AllowedHost {
             Pattern::Exact(canonical_host(host))
         };
         Ok(AllowedHost { scheme, host, port })
+    }
+
+    /// Parses a manifest entry given as written (`template`) and as resolved from the
+    /// app's variables. As in Spin, an entry built from variables that resolves to
+    /// nothing but an empty origin (`""`, `http://`, `https://`) is skipped, so that an
+    /// endpoint can be optional; a literal entry is always parsed, so an empty one is
+    /// still an error.
+    pub fn parse_or_skip(template: &str, resolved: &str) -> Result<Option<Self>, String> {
+        let is_template = template.contains("{{");
+        if is_template && matches!(resolved, "" | "http://" | "https://") {
+            return Ok(None);
+        }
+        Self::parse(resolved).map(Some)
     }
 
     fn allows(&self, scheme: &str, host: &str, port: u16) -> bool {
@@ -268,6 +279,48 @@ mod tests {
         assert!(allowed(&p, "https://[2001:db8:0::1]/"));
         assert!(!allowed(&p, "http://[::1]:8081/v1"));
         assert!(!allowed(&p, "http://127.0.0.1:8080/v1"));
+    }
+
+    #[test]
+    fn a_template_resolving_to_an_empty_origin_is_skipped() {
+        for resolved in ["", "http://", "https://"] {
+            assert_eq!(
+                AllowedHost::parse_or_skip("{{ optional_origin }}", resolved),
+                Ok(None),
+                "{resolved:?}"
+            );
+        }
+        assert_eq!(
+            AllowedHost::parse_or_skip("https://{{ host }}", "https://"),
+            Ok(None)
+        );
+    }
+
+    #[test]
+    fn an_empty_literal_entry_stays_an_error() {
+        for literal in ["", "http://", "https://"] {
+            assert!(
+                AllowedHost::parse_or_skip(literal, literal).is_err(),
+                "{literal:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_template_resolving_to_an_origin_is_parsed_and_enforced() {
+        let entry = AllowedHost::parse_or_skip("{{ origin }}", "https://api.openai.com")
+            .unwrap()
+            .expect("an origin is not skipped");
+        let p: OutboundPolicy = [entry].into_iter().collect();
+        assert!(allowed(&p, "https://api.openai.com/v1/models"));
+        assert!(!allowed(&p, "https://example.com/"));
+        // Only an empty origin is optional: anything else malformed is still an error.
+        for resolved in ["ftp://", " ", "https://a.com/v1", "api.openai.com"] {
+            assert!(
+                AllowedHost::parse_or_skip("{{ origin }}", resolved).is_err(),
+                "{resolved:?}"
+            );
+        }
     }
 
     #[test]

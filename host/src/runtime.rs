@@ -1,8 +1,8 @@
 //! The wasmtime side: engine, linker, per-request store state, and the Spin host
-//! interfaces (`spin:variables`, `spin:key-value`) plus outbound HTTP policy.
+//! interfaces (`spin:variables`, `spin:key-value`, `wasi:keyvalue`) plus outbound HTTP policy.
 
 use crate::compose::DENY_PREFIX;
-use crate::key_value::SqliteKeyValue;
+use crate::key_value::{KeyValueError, SqliteKeyValue};
 use crate::outbound::OutboundPolicy;
 use crate::variables::ComponentVariables;
 use std::collections::{BTreeMap, BTreeSet};
@@ -15,19 +15,25 @@ use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks, WasiHttpVi
 #[allow(missing_docs, clippy::all)]
 mod bindings {
     wasmtime::component::bindgen!({
-        path: "wit",
+        // `wasi:keyvalue` first: `wit` refers to it and finds it already resolved.
+        path: ["../wit/deps/keyvalue-2024-10-17", "wit"],
         world: "chatgate:host/spin-host",
         imports: {
+            // Its functions are synchronous to the guest; the host awaits the database.
+            "wasi:keyvalue": async | trappable,
             default: trappable,
         },
         with: {
             "spin:key-value/key-value.store": super::KeyValueHandle,
+            "wasi:keyvalue/store.bucket": super::KeyValueHandle,
+            "wasi:keyvalue/atomics.cas": super::CasHandle,
         },
     });
 }
 
 use bindings::spin::key_value::key_value as kv;
 use bindings::spin::variables::variables;
+use bindings::wasi::keyvalue::{atomics as wasi_atomics, batch as wasi_batch, store as wasi_kv};
 
 /// Memory one component instance may grow to; the pooling allocator reserves this per memory.
 pub const MAX_MEMORY_BYTES: usize = 256 << 20;
@@ -37,8 +43,14 @@ pub const MAX_MEMORY_BYTES: usize = 256 << 20;
 /// preemption so a spinning guest cannot monopolise a host thread.
 ///
 /// With `compile_cache`, compiled code is kept in that directory and reused when the
-/// same composed component is loaded again.
-pub fn engine(compile_cache: Option<&std::path::Path>) -> wasmtime::Result<Engine> {
+/// same composed component is loaded again. `max_instances` sizes the pool: the
+/// most requests served at once. Each of their memories reserves over 4 GiB of
+/// address space (so that bounds checks can be elided), which bounds how large a
+/// pool one process can hold: 1000 instances reserve about 43 TiB of the 128 TiB.
+pub fn engine(
+    compile_cache: Option<&std::path::Path>,
+    max_instances: u32,
+) -> wasmtime::Result<Engine> {
     let mut config = Config::new();
     if let Some(dir) = compile_cache {
         let mut cache = wasmtime::CacheConfig::new();
@@ -48,21 +60,24 @@ pub fn engine(compile_cache: Option<&std::path::Path>) -> wasmtime::Result<Engin
     config.wasm_component_model(true);
     config.wasm_component_model_async(true);
     config.epoch_interruption(true);
+    // A composed app is a few dozen core instances with one memory and table per
+    // component; these ratios leave room for larger compositions.
     let mut pool = PoolingAllocationConfig::default();
-    pool.total_component_instances(1_000);
-    pool.total_core_instances(20_000);
-    pool.total_memories(10_000);
-    pool.total_tables(10_000);
+    pool.total_component_instances(max_instances);
+    pool.total_core_instances(max_instances.saturating_mul(20));
+    pool.total_memories(max_instances.saturating_mul(10));
+    pool.total_tables(max_instances.saturating_mul(10));
     pool.max_memories_per_component(64);
     pool.max_tables_per_component(64);
     pool.max_core_instances_per_component(200);
     pool.max_memory_size(MAX_MEMORY_BYTES);
-    pool.total_stacks(1_000);
+    pool.total_stacks(max_instances);
     config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
     Engine::new(&config)
 }
 
-/// A handle to an opened key-value store: the resource behind `spin:key-value/store`.
+/// A handle to an opened key-value store: the resource behind `spin:key-value/store`
+/// and `wasi:keyvalue/store.bucket`.
 pub struct KeyValueHandle {
     label: String,
 }
@@ -206,25 +221,48 @@ impl<U> variables::HostWithStore<U> for SpinInterfaces {
     }
 }
 
-impl kv::Host for SpinView<'_> {}
-
-fn kv_error(e: crate::key_value::KeyValueError) -> kv::Error {
-    tracing::error!(target: "chatgate::key_value", "{e}");
-    kv::Error::Other("key-value store failure (see host log)".into())
+/// Runs a database operation on tokio's blocking pool: SQLite calls are short, but one
+/// may wait for the file's write lock, and must not hold up the requests sharing a worker.
+async fn run_blocking<R: Send + 'static>(
+    database: Arc<SqliteKeyValue>,
+    op: impl FnOnce(&SqliteKeyValue) -> Result<R, KeyValueError> + Send + 'static,
+) -> Result<R, KeyValueError> {
+    tokio::task::spawn_blocking(move || op(&database))
+        .await
+        .unwrap_or_else(|e| Err(KeyValueError::Worker(e.to_string())))
 }
 
-/// Runs a key-value operation on the store behind `handle`, outside the guest's memory.
-fn with_store<U, R>(
+/// What a guest is told about a failed operation: its own mistakes in full, host
+/// failures only as a pointer to the host log (they may name paths).
+fn guest_message(e: KeyValueError) -> String {
+    if e.is_caller_error() {
+        e.to_string()
+    } else {
+        tracing::error!(target: "chatgate::key_value", "{e}");
+        "key-value store failure (see host log)".into()
+    }
+}
+
+impl kv::Host for SpinView<'_> {}
+
+fn kv_error(e: KeyValueError) -> kv::Error {
+    kv::Error::Other(guest_message(e))
+}
+
+/// Runs a key-value operation on the store behind `handle`.
+async fn with_store<U, R: Send + 'static>(
     accessor: &Accessor<U, SpinInterfaces>,
     handle: &Resource<KeyValueHandle>,
-    op: impl FnOnce(&SqliteKeyValue, &str) -> Result<R, crate::key_value::KeyValueError>,
+    op: impl FnOnce(&SqliteKeyValue, &str) -> Result<R, KeyValueError> + Send + 'static,
 ) -> wasmtime::Result<Result<R, kv::Error>> {
     let (label, database) = accessor.with(|mut access| {
         let view = access.get();
         let label = view.table.get(handle)?.label.clone();
         Ok::<_, wasmtime::Error>((label, view.grants.key_value.clone()))
     })?;
-    Ok(op(&database, &label).map_err(kv_error))
+    Ok(run_blocking(database, move |db| op(db, &label))
+        .await
+        .map_err(kv_error))
 }
 
 impl kv::HostStore for SpinView<'_> {
@@ -253,7 +291,7 @@ impl<U> kv::HostStoreWithStore<U> for SpinInterfaces {
         store: Resource<KeyValueHandle>,
         key: String,
     ) -> wasmtime::Result<Result<Option<Vec<u8>>, kv::Error>> {
-        with_store(accessor, &store, |db, label| db.get(label, &key))
+        with_store(accessor, &store, move |db, label| db.get(label, &key)).await
     }
 
     async fn set(
@@ -262,7 +300,10 @@ impl<U> kv::HostStoreWithStore<U> for SpinInterfaces {
         key: String,
         value: Vec<u8>,
     ) -> wasmtime::Result<Result<(), kv::Error>> {
-        with_store(accessor, &store, |db, label| db.set(label, &key, &value))
+        with_store(accessor, &store, move |db, label| {
+            db.set(label, &key, &value)
+        })
+        .await
     }
 
     async fn delete(
@@ -270,7 +311,7 @@ impl<U> kv::HostStoreWithStore<U> for SpinInterfaces {
         store: Resource<KeyValueHandle>,
         key: String,
     ) -> wasmtime::Result<Result<(), kv::Error>> {
-        with_store(accessor, &store, |db, label| db.delete(label, &key))
+        with_store(accessor, &store, move |db, label| db.delete(label, &key)).await
     }
 
     async fn exists(
@@ -278,7 +319,7 @@ impl<U> kv::HostStoreWithStore<U> for SpinInterfaces {
         store: Resource<KeyValueHandle>,
         key: String,
     ) -> wasmtime::Result<Result<bool, kv::Error>> {
-        with_store(accessor, &store, |db, label| db.exists(label, &key))
+        with_store(accessor, &store, move |db, label| db.exists(label, &key)).await
     }
 
     async fn get_keys(
@@ -288,7 +329,8 @@ impl<U> kv::HostStoreWithStore<U> for SpinInterfaces {
         wasmtime::component::StreamReader<String>,
         wasmtime::component::FutureReader<Result<(), kv::Error>>,
     )> {
-        let (keys, outcome) = match with_store(accessor, &store, |db, label| db.keys(label))? {
+        let listed = with_store(accessor, &store, |db, label| db.keys(label)).await?;
+        let (keys, outcome) = match listed {
             Ok(keys) => (keys, Ok(())),
             Err(e) => (Vec::new(), Err(e)),
         };
@@ -302,10 +344,261 @@ impl<U> kv::HostStoreWithStore<U> for SpinInterfaces {
     }
 }
 
+// `wasi:keyvalue@0.2.0-draft2` over the same stores and the same grants as
+// `spin:key-value`, with the semantics of Spin's SQLite backend.
+
+/// A compare-and-swap in progress: the value the key held when last read (`None`: absent,
+/// or not read yet), which `swap` requires the key still to hold.
+pub struct CasHandle {
+    label: String,
+    key: String,
+    expected: Option<Vec<u8>>,
+}
+
+fn wasi_kv_error(e: KeyValueError) -> wasi_kv::Error {
+    wasi_kv::Error::Other(guest_message(e))
+}
+
+impl SpinView<'_> {
+    /// The label and database behind a bucket handle.
+    fn bucket(
+        &self,
+        bucket: &Resource<KeyValueHandle>,
+    ) -> wasmtime::Result<(String, Arc<SqliteKeyValue>)> {
+        let label = self.table.get(bucket)?.label.clone();
+        Ok((label, self.grants.key_value.clone()))
+    }
+}
+
+/// Runs `op` on a bucket's store (from [`SpinView::bucket`]). Takes no view: the view is
+/// not `Sync`, and the future must be `Send`.
+async fn on_bucket<R: Send + 'static>(
+    (label, database): (String, Arc<SqliteKeyValue>),
+    op: impl FnOnce(&SqliteKeyValue, &str) -> Result<R, KeyValueError> + Send + 'static,
+) -> wasmtime::Result<Result<R, wasi_kv::Error>> {
+    Ok(run_blocking(database, move |db| op(db, &label))
+        .await
+        .map_err(wasi_kv_error))
+}
+
+impl wasi_kv::Host for SpinView<'_> {
+    async fn open(
+        &mut self,
+        identifier: String,
+    ) -> wasmtime::Result<Result<Resource<KeyValueHandle>, wasi_kv::Error>> {
+        // As in Spin, a label outside `key_value_stores` is denied whether or not a store
+        // by that name exists; every granted label is a store of the app's database.
+        if !self.grants.key_value_stores.contains(&identifier) {
+            return Ok(Err(wasi_kv::Error::AccessDenied));
+        }
+        Ok(Ok(self.table.push(KeyValueHandle { label: identifier })?))
+    }
+}
+
+impl wasi_kv::HostBucket for SpinView<'_> {
+    async fn get(
+        &mut self,
+        bucket: Resource<KeyValueHandle>,
+        key: String,
+    ) -> wasmtime::Result<Result<Option<Vec<u8>>, wasi_kv::Error>> {
+        on_bucket(self.bucket(&bucket)?, move |db, label| db.get(label, &key)).await
+    }
+
+    async fn set(
+        &mut self,
+        bucket: Resource<KeyValueHandle>,
+        key: String,
+        value: Vec<u8>,
+    ) -> wasmtime::Result<Result<(), wasi_kv::Error>> {
+        on_bucket(self.bucket(&bucket)?, move |db, label| {
+            db.set(label, &key, &value)
+        })
+        .await
+    }
+
+    async fn delete(
+        &mut self,
+        bucket: Resource<KeyValueHandle>,
+        key: String,
+    ) -> wasmtime::Result<Result<(), wasi_kv::Error>> {
+        on_bucket(self.bucket(&bucket)?, move |db, label| {
+            db.delete(label, &key)
+        })
+        .await
+    }
+
+    async fn exists(
+        &mut self,
+        bucket: Resource<KeyValueHandle>,
+        key: String,
+    ) -> wasmtime::Result<Result<bool, wasi_kv::Error>> {
+        on_bucket(self.bucket(&bucket)?, move |db, label| {
+            db.exists(label, &key)
+        })
+        .await
+    }
+
+    async fn list_keys(
+        &mut self,
+        bucket: Resource<KeyValueHandle>,
+        cursor: Option<String>,
+    ) -> wasmtime::Result<Result<wasi_kv::KeyResponse, wasi_kv::Error>> {
+        // Spin answers every key in one response and so never hands out a cursor.
+        if cursor.is_some() {
+            return Ok(Err(wasi_kv::Error::Other(
+                "list-keys: cursors are not supported (all keys come in the first response)".into(),
+            )));
+        }
+        Ok(on_bucket(self.bucket(&bucket)?, |db, label| db.keys(label))
+            .await?
+            .map(|keys| wasi_kv::KeyResponse { keys, cursor: None }))
+    }
+
+    async fn drop(&mut self, bucket: Resource<KeyValueHandle>) -> wasmtime::Result<()> {
+        self.table.delete(bucket)?;
+        Ok(())
+    }
+}
+
+impl wasi_atomics::Host for SpinView<'_> {
+    async fn increment(
+        &mut self,
+        bucket: Resource<KeyValueHandle>,
+        key: String,
+        delta: i64,
+    ) -> wasmtime::Result<Result<i64, wasi_kv::Error>> {
+        on_bucket(self.bucket(&bucket)?, move |db, label| {
+            db.increment(label, &key, delta)
+        })
+        .await
+    }
+
+    async fn swap(
+        &mut self,
+        cas: Resource<CasHandle>,
+        value: Vec<u8>,
+    ) -> wasmtime::Result<Result<(), wasi_atomics::CasError>> {
+        let CasHandle {
+            label,
+            key,
+            expected,
+        } = self.table.delete(cas)?;
+        let database = self.grants.key_value.clone();
+        let attempt = {
+            let (label, key) = (label.clone(), key.clone());
+            run_blocking(database.clone(), move |db| {
+                db.compare_and_swap(&label, &key, expected.as_deref(), &value)
+            })
+            .await
+        };
+        match attempt {
+            Ok(true) => Ok(Ok(())),
+            Ok(false) => {
+                // The spec asks for a handle at the latest version, ready for the retry.
+                let latest = {
+                    let (label, key) = (label.clone(), key.clone());
+                    run_blocking(database, move |db| db.get(&label, &key)).await
+                };
+                Ok(Err(match latest {
+                    Ok(expected) => {
+                        let retry = self.table.push(CasHandle {
+                            label,
+                            key,
+                            expected,
+                        })?;
+                        wasi_atomics::CasError::CasFailed(retry)
+                    }
+                    Err(e) => wasi_atomics::CasError::StoreError(wasi_kv_error(e)),
+                }))
+            }
+            Err(e) => Ok(Err(wasi_atomics::CasError::StoreError(wasi_kv_error(e)))),
+        }
+    }
+}
+
+impl wasi_atomics::HostCas for SpinView<'_> {
+    async fn new(
+        &mut self,
+        bucket: Resource<KeyValueHandle>,
+        key: String,
+    ) -> wasmtime::Result<Result<Resource<CasHandle>, wasi_kv::Error>> {
+        // Like Spin, nothing is read yet: until `current` is called, the swap expects
+        // the key to be absent.
+        let (label, _) = self.bucket(&bucket)?;
+        Ok(Ok(self.table.push(CasHandle {
+            label,
+            key,
+            expected: None,
+        })?))
+    }
+
+    async fn current(
+        &mut self,
+        cas: Resource<CasHandle>,
+    ) -> wasmtime::Result<Result<Option<Vec<u8>>, wasi_kv::Error>> {
+        let (label, key) = {
+            let handle = self.table.get(&cas)?;
+            (handle.label.clone(), handle.key.clone())
+        };
+        let database = self.grants.key_value.clone();
+        let read = run_blocking(database, move |db| db.get(&label, &key)).await;
+        Ok(match read {
+            Ok(value) => {
+                self.table.get_mut(&cas)?.expected.clone_from(&value);
+                Ok(value)
+            }
+            Err(e) => Err(wasi_kv_error(e)),
+        })
+    }
+
+    async fn drop(&mut self, cas: Resource<CasHandle>) -> wasmtime::Result<()> {
+        self.table.delete(cas)?;
+        Ok(())
+    }
+}
+
+impl wasi_batch::Host for SpinView<'_> {
+    async fn get_many(
+        &mut self,
+        bucket: Resource<KeyValueHandle>,
+        keys: Vec<String>,
+    ) -> wasmtime::Result<Result<Vec<(String, Option<Vec<u8>>)>, wasi_kv::Error>> {
+        on_bucket(self.bucket(&bucket)?, move |db, label| {
+            db.get_many(label, keys)
+        })
+        .await
+    }
+
+    async fn set_many(
+        &mut self,
+        bucket: Resource<KeyValueHandle>,
+        key_values: Vec<(String, Vec<u8>)>,
+    ) -> wasmtime::Result<Result<(), wasi_kv::Error>> {
+        on_bucket(self.bucket(&bucket)?, move |db, label| {
+            db.set_many(label, &key_values)
+        })
+        .await
+    }
+
+    async fn delete_many(
+        &mut self,
+        bucket: Resource<KeyValueHandle>,
+        keys: Vec<String>,
+    ) -> wasmtime::Result<Result<(), wasi_kv::Error>> {
+        on_bucket(self.bucket(&bucket)?, move |db, label| {
+            db.delete_many(label, &keys)
+        })
+        .await
+    }
+}
+
 /// Interfaces the host provides, besides WASI p2/p3 and `wasi:http`.
 const SPIN_INTERFACES: &[&str] = &[
     "spin:variables/variables@3.0.0",
     "spin:key-value/key-value@3.0.0",
+    "wasi:keyvalue/store@0.2.0-draft2",
+    "wasi:keyvalue/atomics@0.2.0-draft2",
+    "wasi:keyvalue/batch@0.2.0-draft2",
 ];
 
 /// WASI packages the host provides (through wasmtime-wasi and wasmtime-wasi-http).
@@ -333,6 +626,9 @@ pub fn linker(
     wasmtime_wasi_http::p3::add_to_linker(&mut linker)?;
     variables::add_to_linker::<_, SpinInterfaces>(&mut linker, spin_view)?;
     kv::add_to_linker::<_, SpinInterfaces>(&mut linker, spin_view)?;
+    wasi_kv::add_to_linker::<_, SpinInterfaces>(&mut linker, spin_view)?;
+    wasi_atomics::add_to_linker::<_, SpinInterfaces>(&mut linker, spin_view)?;
+    wasi_batch::add_to_linker::<_, SpinInterfaces>(&mut linker, spin_view)?;
 
     for (name, _) in component.component_type().imports(engine) {
         let provided = SPIN_INTERFACES.contains(&name)
@@ -432,9 +728,8 @@ impl Refusal {
                     Some(Box::new(Val::String(variable))),
                 ))
             }
-            ("spin:key-value/key-value", "[static]store.open") => {
-                err(Val::Variant("access-denied".into(), None))
-            }
+            ("spin:key-value/key-value", "[static]store.open")
+            | ("wasi:keyvalue/store", "open") => err(Val::Variant("access-denied".into(), None)),
             ("wasi:http/client", "send") | ("wasi:http/outgoing-handler", "handle") => {
                 err(Val::Variant(
                     "internal-error".into(),

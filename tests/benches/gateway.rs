@@ -8,6 +8,7 @@
 //! between scenarios of one run, not absolute capacity.
 
 use bytes::Bytes;
+use chatgate_tests::stats::percentile_ms;
 use chatgate_tests::{Gateway, project_manifest, wasm};
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
@@ -125,10 +126,7 @@ async fn run(
     }
     let elapsed = started.elapsed().as_secs_f64();
     latencies.sort();
-    let pct = |p: f64| {
-        let index = ((latencies.len() as f64 * p).ceil() as usize).clamp(1, latencies.len()) - 1;
-        latencies[index].as_secs_f64() * 1000.0
-    };
+    let pct = |p: f64| percentile_ms(&latencies, p);
     let result = serde_json::json!({
         "scenario": scenario.name,
         "connections": connections,
@@ -164,7 +162,14 @@ fn main() {
     );
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
-        let gateway = Gateway::start(&manifest, &[]).await.expect("gateway");
+        // Quotas off: one identity sends all the load.
+        let unlimited = [
+            ("quota_requests_per_minute", "0"),
+            ("quota_tokens_per_minute", "0"),
+        ];
+        let gateway = Gateway::start(&manifest, &unlimited)
+            .await
+            .expect("gateway");
         println!("chatgate gateway benchmark: {connections} connections, {seconds} s per scenario, {} cores", std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0));
         let hello = run(&gateway.base, &HELLO, connections, seconds).await;
         let models = run(&gateway.base, &CHAIN_NO_RAG, connections, seconds).await;

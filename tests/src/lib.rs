@@ -4,6 +4,7 @@
 
 pub mod http_client;
 pub mod jwt;
+pub mod stats;
 pub mod upstream;
 
 use chatgate::app::{App, AppOptions};
@@ -37,6 +38,32 @@ pub fn project_manifest() -> String {
     std::fs::read_to_string(repo_root().join("spin.toml")).expect("reading spin.toml")
 }
 
+/// The completion dependency line `spin.toml` ships with.
+pub const SHIPPED_COMPLETION_LINE: &str =
+    r#""chatgate:rag/completion" = { component = "completion-extractive" }"#;
+
+/// The one-line swap to `completion-openai` that `spin.toml` and the README document.
+pub const OPENAI_COMPLETION_LINE: &str = r#""chatgate:rag/completion" = { component = "completion-openai", inherit_configuration = ["variables", "allowed_outbound_hosts", "key_value_stores"] }"#;
+
+/// The shipped manifest with its completion dependency line replaced by `line`,
+/// and nothing else.
+pub fn manifest_with_completion_line(line: &str) -> String {
+    let shipped = project_manifest();
+    assert_eq!(
+        shipped.matches(SHIPPED_COMPLETION_LINE).count(),
+        1,
+        "spin.toml ships completion-extractive"
+    );
+    let edited = shipped.replace(SHIPPED_COMPLETION_LINE, line);
+    let changed = shipped
+        .lines()
+        .zip(edited.lines())
+        .filter(|(a, b)| a != b)
+        .count();
+    assert_eq!(changed, 1, "exactly one line differs");
+    edited
+}
+
 /// A gateway serving one manifest on an ephemeral loopback port.
 pub struct Gateway {
     pub base: String,
@@ -66,6 +93,9 @@ impl Gateway {
                 })
                 .collect(),
             compile_cache: Some(repo_root().join("target/chatgate-test-cache")),
+            // Tests run many gateways in one process: a smaller pool keeps their
+            // address-space reservations within the process's limit.
+            max_concurrent_requests: 200,
             capture_guest_stdout: true,
             ..AppOptions::default()
         };

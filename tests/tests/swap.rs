@@ -6,30 +6,10 @@
 
 use chatgate_tests::http_client::{Reply, post_json};
 use chatgate_tests::upstream::Upstream;
-use chatgate_tests::{Gateway, project_manifest};
+use chatgate_tests::{Gateway, OPENAI_COMPLETION_LINE, manifest_with_completion_line};
 use serde_json::json;
 
-const SHIPPED_LINE: &str = r#""chatgate:rag/completion" = { component = "completion-extractive" }"#;
-const OPENAI_LINE: &str = r#""chatgate:rag/completion" = { component = "completion-openai", inherit_configuration = ["variables", "allowed_outbound_hosts"] }"#;
 const DEV_KEY: (&str, &str) = ("authorization", "Bearer chatgate-dev-key");
-
-/// The shipped manifest with its completion dependency line replaced, and nothing else.
-fn manifest_with_completion_line(line: &str) -> String {
-    let shipped = project_manifest();
-    assert_eq!(
-        shipped.matches(SHIPPED_LINE).count(),
-        1,
-        "spin.toml ships completion-extractive"
-    );
-    let edited = shipped.replace(SHIPPED_LINE, line);
-    let changed: Vec<_> = shipped
-        .lines()
-        .zip(edited.lines())
-        .filter(|(a, b)| a != b)
-        .collect();
-    assert_eq!(changed.len(), 1, "exactly one line differs");
-    edited
-}
 
 fn question(stream: bool) -> serde_json::Value {
     json!({"stream": stream, "messages": [{"role": "user", "content": "What does the web application firewall block?"}]})
@@ -39,7 +19,7 @@ fn question(stream: bool) -> serde_json::Value {
 async fn one_edited_line_switches_answers_to_an_openai_compatible_upstream() {
     let upstream = Upstream::openai("The firewall blocks SQL injection and XSS [doc1].").await;
     let gateway = Gateway::start(
-        &manifest_with_completion_line(OPENAI_LINE),
+        &manifest_with_completion_line(OPENAI_COMPLETION_LINE),
         &[
             ("openai_origin", &upstream.origin),
             ("openai_api_key", "sk-test-upstream"),
@@ -103,7 +83,7 @@ async fn one_edited_line_switches_answers_to_an_openai_compatible_upstream() {
 async fn azure_openai_is_called_on_its_deployment_url_with_an_api_key_header() {
     let upstream = Upstream::openai("Azure says hello.").await;
     let gateway = Gateway::start(
-        &manifest_with_completion_line(OPENAI_LINE),
+        &manifest_with_completion_line(OPENAI_COMPLETION_LINE),
         &[
             ("openai_origin", &upstream.origin),
             ("openai_api_flavor", "azure"),
@@ -138,8 +118,8 @@ async fn azure_openai_is_called_on_its_deployment_url_with_an_api_key_header() {
 async fn an_outbound_request_to_a_host_not_allowed_is_refused_by_the_host() {
     let upstream = Upstream::openai("never sent").await;
     // The upstream is configured, but `chat` only allows the public OpenAI origin.
-    let manifest = manifest_with_completion_line(OPENAI_LINE).replace(
-        r#"allowed_outbound_hosts = ["{{ openai_origin }}"]"#,
+    let manifest = with_chat_outbound_hosts(
+        &manifest_with_completion_line(OPENAI_COMPLETION_LINE),
         r#"allowed_outbound_hosts = ["https://api.openai.com"]"#,
     );
     let gateway = Gateway::start(&manifest, &[("openai_origin", &upstream.origin)])
@@ -175,6 +155,28 @@ async fn a_dependency_that_does_not_inherit_configuration_cannot_reach_variables
     gateway.stop().await;
 }
 
+/// `manifest` with the `allowed_outbound_hosts` line of `[component.chat]` replaced.
+fn with_chat_outbound_hosts(manifest: &str, line: &str) -> String {
+    let mut section = "";
+    let mut replaced = 0;
+    let lines: Vec<&str> = manifest
+        .lines()
+        .map(|current| {
+            if current.starts_with('[') {
+                section = current;
+            }
+            if section == "[component.chat]" && current.starts_with("allowed_outbound_hosts") {
+                replaced += 1;
+                line
+            } else {
+                current
+            }
+        })
+        .collect();
+    assert_eq!(replaced, 1, "chat declares its outbound hosts once");
+    lines.join("\n")
+}
+
 /// Asks the usual question, asserting that no request reached `upstream`.
 async fn ask_without_reaching(gateway: &Gateway, upstream: &Upstream) -> Reply {
     let reply = post_json(
@@ -195,7 +197,7 @@ async fn streamed_deltas_reach_the_client_while_the_upstream_is_still_answering(
     let gate = std::sync::Arc::new(tokio::sync::Notify::new());
     let upstream = Upstream::openai_held("first then the rest", gate.clone()).await;
     let gateway = Gateway::start(
-        &manifest_with_completion_line(OPENAI_LINE),
+        &manifest_with_completion_line(OPENAI_COMPLETION_LINE),
         &[("openai_origin", &upstream.origin)],
     )
     .await

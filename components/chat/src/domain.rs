@@ -63,7 +63,7 @@ impl FinishReason {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Usage {
     pub prompt_tokens: u32,
     pub completion_tokens: u32,
@@ -86,6 +86,7 @@ pub enum CompletionFailure {
         message: String,
     },
     UpstreamUnavailable(String),
+    Timeout(String),
     InvalidRequest(String),
     Unauthorized(String),
     ContentFiltered(String),
@@ -105,6 +106,11 @@ pub enum RetrievalFailure {
 pub struct CompletionOptions {
     pub model: Option<String>,
     pub temperature: Option<f32>,
+    pub top_p: Option<f32>,
     pub max_tokens: Option<u32>,
     pub stop: Vec<String>,
+    pub seed: Option<i64>,
+    /// `response_format` as JSON text; `None` for plain text.
+    pub response_format: Option<String>,
+    pub user: Option<String>,
 }

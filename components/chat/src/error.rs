@@ -86,6 +86,19 @@ impl ApiError {
         .with_param("model")
     }
 
+    /// Azure OpenAI's answer for a deployment that does not exist.
+    pub fn deployment_not_found(deployment: &str) -> Self {
+        Self::new(
+            404,
+            INVALID_REQUEST,
+            "DeploymentNotFound",
+            format!(
+                "The API deployment for this resource does not exist: '{}'.",
+                clip(deployment)
+            ),
+        )
+    }
+
     pub fn body_too_large(limit_bytes: usize) -> Self {
         Self::new(
             413,
@@ -142,6 +155,12 @@ impl From<CompletionFailure> for ApiError {
                 SERVER_ERROR,
                 "upstream_unavailable",
                 "The language model is unavailable; retry later.",
+            ),
+            CompletionFailure::Timeout(_) => ApiError::new(
+                504,
+                SERVER_ERROR,
+                "upstream_timeout",
+                "The language model did not answer in time; retry later.",
             ),
             CompletionFailure::InvalidRequest(reason) => ApiError::new(
                 400,
@@ -254,6 +273,13 @@ mod tests {
         ));
         assert_eq!(error.status, 503);
         assert!(!error.message.contains("connect refused"));
+    }
+
+    #[test]
+    fn provider_timeout_is_504() {
+        let error = ApiError::from(CompletionFailure::Timeout("no first byte in 30 s".into()));
+        assert_eq!((error.status, error.code), (504, "upstream_timeout"));
+        assert!(!error.message.contains("30 s"));
     }
 
     #[test]

@@ -5,14 +5,17 @@
 //!
 //! Everything but the `wasm` adapter is plain Rust tested natively.
 
+pub mod budget;
 pub mod domain;
 pub mod error;
 pub mod prompt;
+pub mod quota;
 pub mod request;
 pub mod response;
 pub mod routes;
 pub mod settings;
 pub mod sse;
+pub mod tokens;
 
 use domain::CompletionOptions;
 use request::ChatRequest;
@@ -28,8 +31,15 @@ pub fn completion_options(
     CompletionOptions {
         model: model.provider_model.clone(),
         temperature: request.temperature.or(settings.default_temperature),
+        top_p: request.top_p,
         max_tokens: request.max_tokens,
         stop: request.stop.clone(),
+        seed: request.seed,
+        response_format: request
+            .response_format
+            .as_ref()
+            .map(|format| format.to_string()),
+        user: request.user.clone(),
     }
 }
 
@@ -59,7 +69,8 @@ mod tests {
         let settings = settings(Some("0.1"));
         let request = request(serde_json::json!({
             "model": "gpt-4o", "messages": [{"role": "user", "content": "q"}],
-            "temperature": 0.9, "max_tokens": 50, "stop": "END"
+            "temperature": 0.9, "max_tokens": 50, "stop": "END", "top_p": 0.5,
+            "seed": 7, "user": "u-9", "response_format": {"type": "json_object"}
         }));
         let model = settings.resolve_model(request.model.as_deref()).unwrap();
         assert_eq!(
@@ -67,8 +78,12 @@ mod tests {
             CompletionOptions {
                 model: Some("gpt-4o".into()),
                 temperature: Some(0.9),
+                top_p: Some(0.5),
                 max_tokens: Some(50),
                 stop: vec!["END".into()],
+                seed: Some(7),
+                response_format: Some(r#"{"type":"json_object"}"#.into()),
+                user: Some("u-9".into()),
             }
         );
     }

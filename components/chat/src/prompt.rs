@@ -6,6 +6,10 @@ use crate::domain::{ChatMessage, Passage, Role};
 
 pub const GROUNDING_INSTRUCTIONS: &str = "You are chatgate, an assistant that answers only from the sources below. Cite every fact with its source marker, like [doc1]. If the sources do not contain the answer, say that you could not find it in the documents.";
 
+/// The answer when retrieval finds nothing to ground on.
+pub const NOTHING_RELEVANT: &str =
+    "I could not find anything relevant to your question in the documents.";
+
 /// Passages that can ground an answer (those with text), in retrieval order.
 /// The prompt and the citations are both built from this list, so `[docN]`
 /// in an answer is the N-th citation.

@@ -31,6 +31,108 @@ pub struct ChatRequest {
     /// `stream_options.include_usage`: append a usage chunk to the stream.
     pub include_usage: bool,
     pub user: Option<String>,
+    pub top_p: Option<f32>,
+    pub seed: Option<i64>,
+    /// `response_format` as the client sent it; `None` for plain text.
+    pub response_format: Option<Value>,
+    /// chatgate's own options, under the `chatgate` field (`extra_body` in the SDKs).
+    pub grounding: Grounding,
+}
+
+/// How an answer is grounded, chosen by the `chatgate` request field:
+/// `{"chatgate": {"retrieval": false, "top_k": 3, "filters": [{"field": "source", "value": "data/"}]}}`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Grounding {
+    /// `false` sends the conversation to the model as is, without sources.
+    pub retrieval: bool,
+    /// Overrides the operator's `chat_top_k`.
+    pub top_k: Option<u32>,
+    pub filters: Vec<Filter>,
+}
+
+impl Default for Grounding {
+    fn default() -> Self {
+        Self {
+            retrieval: true,
+            top_k: None,
+            filters: Vec::new(),
+        }
+    }
+}
+
+/// A metadata filter passed to the retriever.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Filter {
+    pub field: String,
+    pub value: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WireGrounding {
+    retrieval: Option<bool>,
+    top_k: Option<u32>,
+    filters: Option<Vec<Filter>>,
+}
+
+/// Most filters a request may pass to the retriever.
+pub const MAX_FILTERS: usize = 8;
+
+/// Fields the SDKs can send that this gateway cannot honour: answering without
+/// them would silently change what the client asked for, so they are refused.
+/// Each is refused only when set to something other than its neutral value.
+const UNSUPPORTED_FIELDS: [(&str, &str); 11] = [
+    ("tools", "Tool calling is not supported by this gateway."),
+    (
+        "tool_choice",
+        "Tool calling is not supported by this gateway.",
+    ),
+    (
+        "functions",
+        "Function calling is not supported by this gateway.",
+    ),
+    (
+        "function_call",
+        "Function calling is not supported by this gateway.",
+    ),
+    (
+        "logprobs",
+        "Log probabilities are not supported by this gateway.",
+    ),
+    (
+        "top_logprobs",
+        "Log probabilities are not supported by this gateway.",
+    ),
+    (
+        "logit_bias",
+        "'logit_bias' is not supported by this gateway.",
+    ),
+    (
+        "presence_penalty",
+        "'presence_penalty' is not supported by this gateway.",
+    ),
+    (
+        "frequency_penalty",
+        "'frequency_penalty' is not supported by this gateway.",
+    ),
+    ("audio", "Audio output is not supported by this gateway."),
+    (
+        "prediction",
+        "Predicted outputs are not supported by this gateway.",
+    ),
+];
+
+/// `null`, `false`, `0`, `[]`, `{}` and `"none"` ask for nothing.
+fn is_neutral(value: &Value) -> bool {
+    match value {
+        Value::Null | Value::Bool(false) => true,
+        Value::Number(number) => number.as_f64() == Some(0.0),
+        Value::Array(items) => items.is_empty(),
+        Value::Object(fields) => fields.is_empty(),
+        Value::String(text) => text == "none",
+        Value::Bool(true) => false,
+    }
 }
 
 impl ChatRequest {
@@ -142,6 +244,28 @@ pub fn parse_chat_request(body: &[u8]) -> Result<ChatRequest, ApiError> {
 
     let user = take::<String>(&mut fields, "user", "user", "a string")?;
 
+    let top_p = match take::<f64>(&mut fields, "top_p", "top_p", "a number")? {
+        Some(p) if !(0.0..=1.0).contains(&p) => {
+            return Err(ApiError::invalid(
+                "top_p",
+                "invalid_value",
+                format!("'top_p' must be between 0 and 1, got {p}."),
+            ));
+        }
+        other => other.map(|p| p as f32),
+    };
+    let seed = take::<i64>(&mut fields, "seed", "seed", "an integer")?;
+    let response_format = parse_response_format(&mut fields)?;
+    check_modalities(&mut fields)?;
+    for (name, reason) in UNSUPPORTED_FIELDS {
+        if let Some(value) = fields.get(name)
+            && !is_neutral(value)
+        {
+            return Err(ApiError::invalid(name, "unsupported_parameter", reason));
+        }
+    }
+    let grounding = parse_grounding(&mut fields)?;
+
     Ok(ChatRequest {
         model,
         messages,
@@ -151,6 +275,98 @@ pub fn parse_chat_request(body: &[u8]) -> Result<ChatRequest, ApiError> {
         stream,
         include_usage,
         user,
+        top_p,
+        seed,
+        response_format,
+        grounding,
+    })
+}
+
+fn parse_response_format(fields: &mut Map<String, Value>) -> Result<Option<Value>, ApiError> {
+    let Some(format) = take::<Map<String, Value>>(
+        fields,
+        "response_format",
+        "response_format",
+        "an object like {\"type\": \"json_object\"}",
+    )?
+    else {
+        return Ok(None);
+    };
+    match format.get("type").and_then(Value::as_str) {
+        Some("text") => Ok(None),
+        Some("json_object") => Ok(Some(Value::Object(format))),
+        Some("json_schema") => {
+            if format
+                .get("json_schema")
+                .and_then(|schema| schema.get("name"))
+                .and_then(Value::as_str)
+                .is_none()
+            {
+                return Err(missing("response_format.json_schema.name"));
+            }
+            Ok(Some(Value::Object(format)))
+        }
+        None => Err(missing("response_format.type")),
+        Some(other) => Err(ApiError::invalid(
+            "response_format.type",
+            "invalid_value",
+            format!(
+                "Unsupported response_format type '{}'; use text, json_object or json_schema.",
+                crate::error::clip(other)
+            ),
+        )),
+    }
+}
+
+/// Only text answers exist here; `["text"]` is accepted as the no-op it is.
+fn check_modalities(fields: &mut Map<String, Value>) -> Result<(), ApiError> {
+    let modalities =
+        take::<Vec<String>>(fields, "modalities", "modalities", "an array of strings")?
+            .unwrap_or_default();
+    if modalities.iter().any(|modality| modality != "text") {
+        return Err(ApiError::invalid(
+            "modalities",
+            "unsupported_value",
+            "Only the 'text' modality is supported by this gateway.",
+        ));
+    }
+    Ok(())
+}
+
+fn parse_grounding(fields: &mut Map<String, Value>) -> Result<Grounding, ApiError> {
+    let Some(wire) = take::<WireGrounding>(
+        fields,
+        "chatgate",
+        "chatgate",
+        "an object with optional 'retrieval' (boolean), 'top_k' (integer) and 'filters' ([{\"field\", \"value\"}])",
+    )?
+    else {
+        return Ok(Grounding::default());
+    };
+    if let Some(top_k) = wire.top_k
+        && !(1..=crate::settings::MAX_TOP_K).contains(&top_k)
+    {
+        return Err(ApiError::invalid(
+            "chatgate.top_k",
+            "invalid_value",
+            format!(
+                "'chatgate.top_k' must be from 1 to {}, got {top_k}.",
+                crate::settings::MAX_TOP_K
+            ),
+        ));
+    }
+    let filters = wire.filters.unwrap_or_default();
+    if filters.len() > MAX_FILTERS {
+        return Err(ApiError::invalid(
+            "chatgate.filters",
+            "invalid_value",
+            format!("'chatgate.filters' allows at most {MAX_FILTERS} filters."),
+        ));
+    }
+    Ok(Grounding {
+        retrieval: wire.retrieval.unwrap_or(true),
+        top_k: wire.top_k,
+        filters,
     })
 }
 
@@ -386,8 +602,13 @@ mod tests {
             "stream_options": {"include_usage": true},
             "n": 1,
             "user": "u-1",
-            "presence_penalty": 0.3,
-            "tools": []
+            "top_p": 0.9,
+            "seed": 42,
+            "response_format": {"type": "json_object"},
+            "presence_penalty": 0,
+            "tools": [],
+            "metadata": {"team": "a"},
+            "chatgate": {"retrieval": false, "top_k": 3, "filters": [{"field": "source", "value": "data/"}]}
         }))
         .unwrap();
         assert_eq!(request.model.as_deref(), Some("chatgate-rag"));
@@ -406,7 +627,114 @@ mod tests {
         assert!(request.stream);
         assert!(request.include_usage);
         assert_eq!(request.user.as_deref(), Some("u-1"));
+        assert_eq!(request.top_p, Some(0.9));
+        assert_eq!(request.seed, Some(42));
+        assert_eq!(
+            request.response_format,
+            Some(json!({"type": "json_object"}))
+        );
+        assert_eq!(
+            request.grounding,
+            Grounding {
+                retrieval: false,
+                top_k: Some(3),
+                filters: vec![Filter {
+                    field: "source".into(),
+                    value: "data/".into()
+                }],
+            }
+        );
         assert_eq!(request.retrieval_query(), Some("and spin?"));
+    }
+
+    #[test]
+    fn retrieval_is_on_unless_turned_off() {
+        assert!(
+            parse(json!({"messages": hello()}))
+                .unwrap()
+                .grounding
+                .retrieval
+        );
+        let on = parse(json!({"messages": hello(), "chatgate": {"top_k": 2}})).unwrap();
+        assert!(on.grounding.retrieval);
+        rejected(
+            json!({"messages": hello(), "chatgate": {"retrieval": "no"}}),
+            "chatgate",
+        );
+        rejected(
+            json!({"messages": hello(), "chatgate": {"retreival": false}}),
+            "chatgate",
+        );
+        rejected(
+            json!({"messages": hello(), "chatgate": {"top_k": 0}}),
+            "chatgate.top_k",
+        );
+        let many = vec![json!({"field": "title", "value": "x"}); MAX_FILTERS + 1];
+        rejected(
+            json!({"messages": hello(), "chatgate": {"filters": many}}),
+            "chatgate.filters",
+        );
+    }
+
+    #[test]
+    fn plain_text_response_format_is_the_default() {
+        let text = parse(json!({"messages": hello(), "response_format": {"type": "text"}}));
+        assert_eq!(text.unwrap().response_format, None);
+        let schema = json!({"type": "json_schema", "json_schema": {"name": "answer", "schema": {"type": "object"}}});
+        let parsed = parse(json!({"messages": hello(), "response_format": schema.clone()}));
+        assert_eq!(parsed.unwrap().response_format, Some(schema));
+        rejected(
+            json!({"messages": hello(), "response_format": {"type": "xml"}}),
+            "response_format.type",
+        );
+        rejected(
+            json!({"messages": hello(), "response_format": {"type": "json_schema", "json_schema": {}}}),
+            "response_format.json_schema.name",
+        );
+        rejected(
+            json!({"messages": hello(), "response_format": "json"}),
+            "response_format",
+        );
+    }
+
+    #[test]
+    fn sampling_fields_are_checked() {
+        rejected(json!({"messages": hello(), "top_p": 1.5}), "top_p");
+        rejected(json!({"messages": hello(), "seed": 1.5}), "seed");
+        let request = parse(json!({"messages": hello(), "top_p": 0, "seed": -7})).unwrap();
+        assert_eq!((request.top_p, request.seed), (Some(0.0), Some(-7)));
+    }
+
+    #[test]
+    fn features_that_cannot_be_honoured_are_refused_not_ignored() {
+        for (field, value) in [
+            (
+                "tools",
+                json!([{"type": "function", "function": {"name": "f"}}]),
+            ),
+            ("tool_choice", json!("required")),
+            ("logprobs", json!(true)),
+            ("logit_bias", json!({"50256": -100})),
+            ("presence_penalty", json!(0.5)),
+            ("frequency_penalty", json!(-1)),
+            ("audio", json!({"voice": "alloy", "format": "wav"})),
+        ] {
+            let error = rejected(json!({"messages": hello(), field: value}), field);
+            assert_eq!(error.code, "unsupported_parameter");
+        }
+        for (field, neutral) in [
+            ("tools", json!([])),
+            ("tool_choice", json!("none")),
+            ("logprobs", json!(false)),
+            ("frequency_penalty", json!(0.0)),
+        ] {
+            parse(json!({"messages": hello(), field: neutral})).unwrap();
+        }
+        parse(json!({"messages": hello(), "modalities": ["text"]})).unwrap();
+        rejected(
+            json!({"messages": hello(), "modalities": ["text", "audio"]}),
+            "modalities",
+        );
     }
 
     #[test]

@@ -7,6 +7,13 @@ pub const DEFAULT_MODEL: &str = "chatgate-rag";
 pub const DEFAULT_TOP_K: u32 = 4;
 /// More passages than this would crowd the model's context for little gain.
 pub const MAX_TOP_K: u32 = 50;
+/// Enough for a long conversation plus sources, well inside every current
+/// model's context window, and a cap on what one request can cost.
+pub const DEFAULT_MAX_PROMPT_TOKENS: u32 = 16_384;
+/// The largest context window of current models.
+pub const MAX_PROMPT_TOKENS: u32 = 2_000_000;
+pub const DEFAULT_TOKENIZER: &str = "o200k_base";
+pub const TOKENIZERS: [&str; 2] = ["o200k_base", "cl100k_base"];
 
 /// Variable values as read; `None` (or blank) means unset.
 #[derive(Debug, Default, Clone)]
@@ -14,6 +21,37 @@ pub struct Variables {
     pub chat_models: Option<String>,
     pub chat_top_k: Option<String>,
     pub chat_temperature_default: Option<String>,
+    pub chat_max_prompt_tokens: Option<String>,
+    pub chat_tokenizer: Option<String>,
+    pub quota_requests_per_minute: Option<String>,
+    pub quota_tokens_per_minute: Option<String>,
+}
+
+impl Variables {
+    pub const NAMES: [&str; 7] = [
+        "chat_models",
+        "chat_top_k",
+        "chat_temperature_default",
+        "chat_max_prompt_tokens",
+        "chat_tokenizer",
+        "quota_requests_per_minute",
+        "quota_tokens_per_minute",
+    ];
+
+    /// Sets the variable called `name`; other names are ignored.
+    pub fn set(&mut self, name: &str, value: Option<String>) {
+        let slot = match name {
+            "chat_models" => &mut self.chat_models,
+            "chat_top_k" => &mut self.chat_top_k,
+            "chat_temperature_default" => &mut self.chat_temperature_default,
+            "chat_max_prompt_tokens" => &mut self.chat_max_prompt_tokens,
+            "chat_tokenizer" => &mut self.chat_tokenizer,
+            "quota_requests_per_minute" => &mut self.quota_requests_per_minute,
+            "quota_tokens_per_minute" => &mut self.quota_tokens_per_minute,
+            _ => return,
+        };
+        *slot = value;
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -22,6 +60,13 @@ pub struct Settings {
     pub models: Vec<String>,
     pub top_k: u32,
     pub default_temperature: Option<f32>,
+    /// The most tokens a prompt may have once sources are added.
+    pub max_prompt_tokens: u32,
+    /// The BPE vocabulary prompts are counted with (`o200k_base`, `cl100k_base`).
+    pub tokenizer: &'static str,
+    /// Per identity and minute; `None` is unlimited.
+    pub requests_per_minute: Option<u32>,
+    pub tokens_per_minute: Option<u32>,
 }
 
 /// The model a request runs on.
@@ -50,20 +95,36 @@ impl Settings {
             return Err(ApiError::misconfigured("chat_models", "lists no model id"));
         }
 
-        let top_k = match set(&variables.chat_top_k) {
-            None => DEFAULT_TOP_K,
-            Some(raw) => raw
-                .trim()
-                .parse::<u32>()
-                .ok()
-                .filter(|k| (1..=MAX_TOP_K).contains(k))
+        let top_k =
+            bounded(&variables.chat_top_k, "chat_top_k", 1, MAX_TOP_K)?.unwrap_or(DEFAULT_TOP_K);
+        let max_prompt_tokens = bounded(
+            &variables.chat_max_prompt_tokens,
+            "chat_max_prompt_tokens",
+            1,
+            MAX_PROMPT_TOKENS,
+        )?
+        .unwrap_or(DEFAULT_MAX_PROMPT_TOKENS);
+        let tokenizer = match set(&variables.chat_tokenizer) {
+            None => DEFAULT_TOKENIZER,
+            Some(name) => TOKENIZERS
+                .into_iter()
+                .find(|known| *known == name.trim())
                 .ok_or_else(|| {
-                    ApiError::misconfigured(
-                        "chat_top_k",
-                        &format!("must be an integer from 1 to {MAX_TOP_K}"),
-                    )
+                    ApiError::misconfigured("chat_tokenizer", "must be o200k_base or cl100k_base")
                 })?,
         };
+        // Zero means unlimited, as in Azure API Management's policies.
+        let per_minute = |value, name| {
+            bounded(value, name, 0, u32::MAX).map(|limit| limit.filter(|limit| *limit > 0))
+        };
+        let requests_per_minute = per_minute(
+            &variables.quota_requests_per_minute,
+            "quota_requests_per_minute",
+        )?;
+        let tokens_per_minute = per_minute(
+            &variables.quota_tokens_per_minute,
+            "quota_tokens_per_minute",
+        )?;
 
         let default_temperature = match set(&variables.chat_temperature_default) {
             None => None,
@@ -85,6 +146,10 @@ impl Settings {
             models,
             top_k,
             default_temperature,
+            max_prompt_tokens,
+            tokenizer,
+            requests_per_minute,
+            tokens_per_minute,
         })
     }
 
@@ -112,6 +177,26 @@ fn set(value: &Option<String>) -> Option<&str> {
     value.as_deref().filter(|v| !v.trim().is_empty())
 }
 
+/// An integer variable within `min..=max`; `None` when unset.
+fn bounded(
+    value: &Option<String>,
+    name: &str,
+    min: u32,
+    max: u32,
+) -> Result<Option<u32>, ApiError> {
+    let Some(raw) = set(value) else {
+        return Ok(None);
+    };
+    raw.trim()
+        .parse::<u32>()
+        .ok()
+        .filter(|n| (min..=max).contains(n))
+        .map(Some)
+        .ok_or_else(|| {
+            ApiError::misconfigured(name, &format!("must be an integer from {min} to {max}"))
+        })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -125,7 +210,75 @@ mod tests {
             chat_models: models.map(str::to_string),
             chat_top_k: top_k.map(str::to_string),
             chat_temperature_default: temperature.map(str::to_string),
+            ..Variables::default()
         })
+    }
+
+    fn with(name: &str, value: &str) -> Result<Settings, ApiError> {
+        let mut variables = Variables::default();
+        variables.set(name, Some(value.to_string()));
+        Settings::from_variables(&variables)
+    }
+
+    #[test]
+    fn every_named_variable_can_be_set() {
+        for name in Variables::NAMES {
+            let mut variables = Variables::default();
+            variables.set(name, Some("bad value".into()));
+            let error = Settings::from_variables(&variables).err();
+            // chat_models accepts any text as a model id.
+            if name != "chat_models" {
+                let error = error.unwrap_or_else(|| panic!("{name} ignored"));
+                assert!(error.message.contains(name), "{}", error.message);
+            }
+        }
+    }
+
+    #[test]
+    fn prompt_budget_and_tokenizer_are_configurable() {
+        let defaults = Settings::from_variables(&Variables::default()).unwrap();
+        assert_eq!(defaults.max_prompt_tokens, DEFAULT_MAX_PROMPT_TOKENS);
+        assert_eq!(defaults.tokenizer, "o200k_base");
+        assert_eq!(
+            with("chat_max_prompt_tokens", "900")
+                .unwrap()
+                .max_prompt_tokens,
+            900
+        );
+        assert_eq!(
+            with("chat_tokenizer", " cl100k_base ").unwrap().tokenizer,
+            "cl100k_base"
+        );
+        assert!(with("chat_max_prompt_tokens", "0").is_err());
+        assert!(with("chat_tokenizer", "p50k_base").is_err());
+    }
+
+    #[test]
+    fn quotas_are_unlimited_unless_set_above_zero() {
+        let defaults = Settings::from_variables(&Variables::default()).unwrap();
+        assert_eq!(
+            (defaults.requests_per_minute, defaults.tokens_per_minute),
+            (None, None)
+        );
+        assert_eq!(
+            with("quota_requests_per_minute", "0")
+                .unwrap()
+                .requests_per_minute,
+            None
+        );
+        assert_eq!(
+            with("quota_requests_per_minute", "60")
+                .unwrap()
+                .requests_per_minute,
+            Some(60)
+        );
+        assert_eq!(
+            with("quota_tokens_per_minute", "1000")
+                .unwrap()
+                .tokens_per_minute,
+            Some(1000)
+        );
+        assert!(with("quota_tokens_per_minute", "-1").is_err());
     }
 
     #[test]

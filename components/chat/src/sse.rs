@@ -14,8 +14,7 @@ pub const DONE: &str = "data: [DONE]\n\n";
 pub struct ChunkHeader {
     pub id: String,
     pub created: u64,
-    /// The model id the client asked for; the provider names the model that
-    /// actually answered only when the stream ends (see [`finish_chunk`]).
+    /// The model that answers, as the provider named it when the stream began.
     pub model: String,
 }
 
@@ -25,12 +24,12 @@ pub fn event(payload: &Value) -> String {
     format!("data: {payload}\n\n")
 }
 
-fn chunk(header: &ChunkHeader, model: &str, delta: Value, finish_reason: Option<&str>) -> Value {
+fn chunk(header: &ChunkHeader, delta: Value, finish_reason: Option<&str>) -> Value {
     json!({
         "id": header.id,
         "object": "chat.completion.chunk",
         "created": header.created,
-        "model": model,
+        "model": header.model,
         "choices": [{
             "index": 0,
             "delta": delta,
@@ -43,46 +42,48 @@ fn chunk(header: &ChunkHeader, model: &str, delta: Value, finish_reason: Option<
 pub fn role_chunk(header: &ChunkHeader, citations: Vec<Value>) -> String {
     event(&chunk(
         header,
-        &header.model,
         json!({"role": "assistant", "content": "", "context": {"citations": citations}}),
         None,
     ))
 }
 
 pub fn content_chunk(header: &ChunkHeader, content: &str) -> String {
-    event(&chunk(
-        header,
-        &header.model,
-        json!({"content": content}),
-        None,
-    ))
+    event(&chunk(header, json!({"content": content}), None))
 }
 
-/// The last chunk of the answer: empty delta, the finish reason, and the model
-/// the provider reports.
-pub fn finish_chunk(
-    header: &ChunkHeader,
-    provider_model: &str,
-    finish_reason: FinishReason,
-) -> String {
-    event(&chunk(
-        header,
-        provider_model,
-        json!({}),
-        Some(finish_reason.as_openai()),
-    ))
+/// The last chunk of the answer: empty delta and the finish reason.
+pub fn finish_chunk(header: &ChunkHeader, finish_reason: FinishReason) -> String {
+    event(&chunk(header, json!({}), Some(finish_reason.as_openai())))
 }
 
 /// OpenAI's `stream_options.include_usage` chunk: no choices, only usage.
-pub fn usage_chunk(header: &ChunkHeader, provider_model: &str, usage: Usage) -> String {
+pub fn usage_chunk(header: &ChunkHeader, usage: Usage) -> String {
     event(&json!({
         "id": header.id,
         "object": "chat.completion.chunk",
         "created": header.created,
-        "model": provider_model,
+        "model": header.model,
         "choices": [],
         "usage": usage_json(usage),
     }))
+}
+
+/// A whole stream for an answer known in advance, as one body.
+pub fn whole_answer(
+    header: &ChunkHeader,
+    citations: Vec<Value>,
+    content: &str,
+    finish_reason: FinishReason,
+    usage: Option<Usage>,
+) -> String {
+    let mut body = role_chunk(header, citations);
+    body.push_str(&content_chunk(header, content));
+    body.push_str(&finish_chunk(header, finish_reason));
+    if let Some(usage) = usage {
+        body.push_str(&usage_chunk(header, usage));
+    }
+    body.push_str(DONE);
+    body
 }
 
 /// An error that cut the stream short; no `[DONE]` follows it.
@@ -135,13 +136,9 @@ mod tests {
     }
 
     #[test]
-    fn finish_chunk_has_empty_delta_reason_and_provider_model() {
-        let chunk = payload(&finish_chunk(
-            &header(),
-            "gpt-4o",
-            FinishReason::ContentFilter,
-        ));
-        assert_eq!(chunk["model"], "gpt-4o");
+    fn finish_chunk_has_empty_delta_and_reason() {
+        let chunk = payload(&finish_chunk(&header(), FinishReason::ContentFilter));
+        assert_eq!(chunk["model"], "chatgate-rag");
         assert_eq!(
             chunk["choices"][0],
             json!({"index": 0, "delta": {}, "finish_reason": "content_filter"})
@@ -152,7 +149,6 @@ mod tests {
     fn usage_chunk_has_no_choices() {
         let chunk = payload(&usage_chunk(
             &header(),
-            "gpt-4o",
             Usage {
                 prompt_tokens: 3,
                 completion_tokens: 4,
@@ -170,6 +166,26 @@ mod tests {
         let error = ApiError::from(CompletionFailure::UpstreamUnavailable("reset".into()));
         assert_eq!(payload(&error_event(&error)), error.to_json());
         assert!(payload(&error_event(&error))["error"]["message"].is_string());
+    }
+
+    #[test]
+    fn a_whole_answer_is_the_same_events_as_a_streamed_one() {
+        let usage = Usage {
+            prompt_tokens: 0,
+            completion_tokens: 2,
+        };
+        let body = whole_answer(&header(), vec![], "No.", FinishReason::Stop, Some(usage));
+        let expected = [
+            role_chunk(&header(), vec![]),
+            content_chunk(&header(), "No."),
+            finish_chunk(&header(), FinishReason::Stop),
+            usage_chunk(&header(), usage),
+            DONE.to_string(),
+        ]
+        .concat();
+        assert_eq!(body, expected);
+        let without_usage = whole_answer(&header(), vec![], "No.", FinishReason::Stop, None);
+        assert!(!without_usage.contains("\"usage\""));
     }
 
     #[test]

@@ -8,16 +8,18 @@ use spin_sdk::http::body::IncomingBodyExt;
 use spin_sdk::http::{BoxBody, FullBody, Request, Response, box_body};
 use spin_sdk::http_service;
 
+use crate::budget::{self, Grounding};
 use crate::domain::{
     ChatMessage, Completion, CompletionFailure, CompletionOptions, FinishReason, Passage,
     RetrievalFailure, Role, Usage,
 };
 use crate::error::ApiError;
-use crate::request::{MAX_BODY_BYTES, parse_chat_request};
-use crate::routes::{Route, route};
+use crate::quota::{self, Limits};
+use crate::request::{ChatRequest, MAX_BODY_BYTES, parse_chat_request};
+use crate::routes::{Route, require_api_version, route};
 use crate::settings::{Settings, Variables};
 use crate::sse::ChunkHeader;
-use crate::{prompt, response, sse};
+use crate::{prompt, response, sse, tokens};
 
 mod bindings {
     spin_sdk::wit_bindgen::generate!({
@@ -29,6 +31,10 @@ mod bindings {
 }
 
 use bindings::chatgate::rag::{completion, retriever};
+use bindings::wasi::keyvalue::{atomics, store};
+
+/// The key-value store quotas are counted in.
+const QUOTA_STORE: &str = "default";
 
 /// Random bytes in a completion id: as many as OpenAI's ids carry entropy.
 const COMPLETION_ID_RANDOM_BYTES: u64 = 16;
@@ -37,7 +43,12 @@ const COMPLETION_ID_RANDOM_BYTES: u64 = 16;
 async fn handle(request: Request) -> Response<BoxBody> {
     let method = request.method().as_str().to_string();
     let path = request.uri().path().to_string();
-    let outcome = match route(&method, &path) {
+    let azure_version = if Route::is_azure(&path) {
+        require_api_version(request.uri().query())
+    } else {
+        Ok(())
+    };
+    let outcome = match azure_version.and_then(|()| route(&method, &path)) {
         Err(error) => Err(error),
         Ok(Route::Health) => Ok(json_response(200, &serde_json::json!({"status": "ok"}))),
         Ok(Route::ListModels) => load_settings()
@@ -50,66 +61,233 @@ async fn handle(request: Request) -> Response<BoxBody> {
                 Err(ApiError::model_not_found(&id))
             }
         }),
-        Ok(Route::ChatCompletions) => chat_completions(request).await,
+        Ok(Route::ChatCompletions { deployment }) => chat_completions(request, deployment).await,
     };
     outcome.unwrap_or_else(|error| error_response(&error))
 }
 
-async fn chat_completions(request: Request) -> Result<Response<BoxBody>, ApiError> {
+async fn chat_completions(
+    request: Request,
+    deployment: Option<String>,
+) -> Result<Response<BoxBody>, ApiError> {
     // Settings first: a misconfigured gateway is reported as such, whatever the body.
     let settings = load_settings().await?;
+    let meter = TokenMeter {
+        limits: Limits {
+            requests_per_minute: settings.requests_per_minute,
+            tokens_per_minute: settings.tokens_per_minute,
+        },
+        subject: subject(&request),
+    };
+    let allowance = meter.admit()?;
     let body = read_body(request).await?;
     let chat = parse_chat_request(&body)?;
-    let model = settings.resolve_model(chat.model.as_deref())?;
+    // On Azure's path the deployment names the model, whatever the body says.
+    let model = match &deployment {
+        Some(deployment) => settings
+            .resolve_model(Some(deployment))
+            .map_err(|_| ApiError::deployment_not_found(deployment))?,
+        None => settings.resolve_model(chat.model.as_deref())?,
+    };
     let options = crate::completion_options(&chat, &model, &settings);
-
-    let query = chat
-        .retrieval_query()
-        .ok_or_else(|| {
-            ApiError::invalid(
-                "messages",
-                "invalid_value",
-                "'messages' needs a user message with text.",
-            )
-        })?
-        .to_string();
-    let passages = retriever::search(query, settings.top_k, Vec::new())
-        .await
-        .map_err(|error| ApiError::from(retrieval_failure(error)))?;
-    let passages = prompt::usable_passages(passages.into_iter().map(passage_from_wit).collect());
-    let conversation = prompt::grounded_conversation(&passages, &chat.messages);
-    let citations = response::citations(&passages);
 
     let id = response::completion_id(&spin_sdk::wasip3::random::random::get_random_bytes(
         COMPLETION_ID_RANDOM_BYTES,
     ));
     let created = unix_seconds();
-    let messages: Vec<completion::Message> = conversation.into_iter().map(wit_message).collect();
-    let options = wit_options(options);
 
-    if chat.stream {
-        let (deltas, end) = completion::complete_stream(messages, options)
+    let (passages, grounding) = if chat.grounding.retrieval {
+        let query = chat
+            .retrieval_query()
+            .ok_or_else(|| {
+                ApiError::invalid(
+                    "messages",
+                    "invalid_value",
+                    "'messages' needs a user message with text.",
+                )
+            })?
+            .to_string();
+        let filters = chat
+            .grounding
+            .filters
+            .iter()
+            .map(|filter| retriever::Filter {
+                field: filter.field.clone(),
+                value: filter.value.clone(),
+            })
+            .collect();
+        let top_k = chat.grounding.top_k.unwrap_or(settings.top_k);
+        let passages = retriever::search(query, top_k, filters)
+            .await
+            .map_err(|error| ApiError::from(retrieval_failure(error)))?;
+        let passages =
+            prompt::usable_passages(passages.into_iter().map(passage_from_wit).collect());
+        if passages.is_empty() {
+            let mut response = nothing_relevant(&chat, id, created, model.id);
+            insert_headers(&mut response, &allowance.headers);
+            return Ok(response);
+        }
+        (passages, Grounding::Sources)
+    } else {
+        (Vec::new(), Grounding::None)
+    };
+
+    let counter = tokens::Counter::named(settings.tokenizer);
+    let fitted = budget::fit(
+        passages,
+        &chat.messages,
+        grounding,
+        settings.max_prompt_tokens as usize,
+        &counter,
+    )?;
+    let citations = response::citations(&fitted.passages);
+    let messages: Vec<completion::Message> =
+        fitted.conversation.into_iter().map(wit_message).collect();
+    let options = wit_options(options);
+    let budget_headers = [
+        ("x-chatgate-prompt-tokens", fitted.prompt_tokens),
+        ("x-chatgate-dropped-messages", fitted.dropped_messages),
+        ("x-chatgate-dropped-passages", fitted.dropped_passages),
+    ];
+
+    let mut response = if chat.stream {
+        let (start, deltas, end) = completion::complete_stream(messages, options)
             .await
             .map_err(|error| ApiError::from(completion_failure(error)))?;
         let header = ChunkHeader {
             id,
             created,
-            model: model.id,
+            model: start.model,
         };
-        Ok(stream_response(
-            header,
-            citations,
-            chat.include_usage,
-            deltas,
-            end,
-        ))
+        stream_response(header, citations, chat.include_usage, deltas, end, meter)
     } else {
         let answer = completion::complete(messages, options)
             .await
             .map_err(|error| ApiError::from(completion_failure(error)))?;
-        let body = response::completion_body(&id, created, &completion_from_wit(answer), citations);
-        Ok(json_response(200, &body))
+        let answer = completion_from_wit(answer);
+        meter.record(answer.usage);
+        let body = response::completion_body(&id, created, &answer, citations);
+        json_response(200, &body)
+    };
+    for (name, value) in budget_headers {
+        response.headers_mut().insert(name, value.into());
     }
+    insert_headers(&mut response, &allowance.headers);
+    Ok(response)
+}
+
+/// Who the quotas count against: the identity `auth` verified.
+fn subject(request: &Request) -> String {
+    request
+        .headers()
+        .get("x-chatgate-subject")
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or("anonymous")
+        .to_string()
+}
+
+/// Quota accounting for one request's identity.
+struct TokenMeter {
+    limits: Limits,
+    subject: String,
+}
+
+impl TokenMeter {
+    fn admit(&self) -> Result<quota::Allowance, ApiError> {
+        if self.limits.is_unlimited() {
+            return Ok(quota::Allowance::default());
+        }
+        match KvCounters::open() {
+            Some(counters) => quota::admit(self.limits, &self.subject, unix_seconds(), &counters),
+            // Quotas protect capacity; an unavailable store must not take the service down.
+            None => Ok(quota::Allowance::default()),
+        }
+    }
+
+    fn record(&self, usage: Usage) {
+        if self.limits.tokens_per_minute.is_none() {
+            return;
+        }
+        if let Some(counters) = KvCounters::open() {
+            let tokens = usage.prompt_tokens.saturating_add(usage.completion_tokens);
+            quota::record_tokens(
+                self.limits,
+                &self.subject,
+                unix_seconds(),
+                tokens,
+                &counters,
+            );
+        }
+    }
+}
+
+struct KvCounters(store::Bucket);
+
+impl KvCounters {
+    fn open() -> Option<KvCounters> {
+        store::open(QUOTA_STORE).ok().map(KvCounters)
+    }
+}
+
+impl quota::Counters for KvCounters {
+    type Error = String;
+
+    fn increment(&self, key: &str, delta: i64) -> Result<i64, String> {
+        atomics::increment(&self.0, key, delta).map_err(|error| format!("{error:?}"))
+    }
+
+    fn delete(&self, key: &str) -> Result<(), String> {
+        self.0.delete(key).map_err(|error| format!("{error:?}"))
+    }
+}
+
+fn insert_headers(response: &mut Response<BoxBody>, headers: &[(&'static str, String)]) {
+    for (name, value) in headers {
+        if let Ok(value) = spin_sdk::http::HeaderValue::from_str(value) {
+            response.headers_mut().insert(*name, value);
+        }
+    }
+}
+
+/// The answer when retrieval found nothing: said plainly, without asking a
+/// model that would have no sources to ground on.
+fn nothing_relevant(
+    chat: &ChatRequest,
+    id: String,
+    created: u64,
+    model: String,
+) -> Response<BoxBody> {
+    let mut response = if chat.stream {
+        let header = ChunkHeader { id, created, model };
+        let usage = chat.include_usage.then_some(Usage::default());
+        let body = sse::whole_answer(
+            &header,
+            Vec::new(),
+            prompt::NOTHING_RELEVANT,
+            FinishReason::Stop,
+            usage,
+        );
+        let mut response = Response::new(box_body(FullBody::new(Bytes::from(body))));
+        let headers = response.headers_mut();
+        headers.insert("content-type", header_value("text/event-stream"));
+        headers.insert("cache-control", header_value("no-cache"));
+        response
+    } else {
+        let answer = Completion {
+            model,
+            content: prompt::NOTHING_RELEVANT.to_string(),
+            finish_reason: FinishReason::Stop,
+            usage: Usage::default(),
+        };
+        json_response(
+            200,
+            &response::completion_body(&id, created, &answer, Vec::new()),
+        )
+    };
+    response
+        .headers_mut()
+        .insert("x-chatgate-grounding", header_value("nothing-relevant"));
+    response
 }
 
 type Deltas = spin_sdk::wit_bindgen::StreamReader<completion::Delta>;
@@ -123,6 +301,7 @@ fn stream_response(
     include_usage: bool,
     deltas: Deltas,
     end: StreamEnd,
+    meter: TokenMeter,
 ) -> Response<BoxBody> {
     let (events, body) = spin_sdk::http::body::stream::<String>();
     spin_sdk::wasip3::spawn(relay_stream(
@@ -132,6 +311,7 @@ fn stream_response(
         include_usage,
         deltas,
         end,
+        meter,
     ));
     let mut response = Response::new(box_body(body));
     let headers = response.headers_mut();
@@ -149,6 +329,7 @@ async fn relay_stream(
     include_usage: bool,
     mut deltas: Deltas,
     end: StreamEnd,
+    meter: TokenMeter,
 ) {
     if events
         .send(sse::role_chunk(&header, citations))
@@ -172,13 +353,15 @@ async fn relay_stream(
     drop(deltas);
     let closing = match end.await {
         Ok(end) => {
+            if let Some(usage) = end.usage {
+                meter.record(usage_from_wit(usage));
+            }
             let mut closing = vec![sse::finish_chunk(
                 &header,
-                &end.model,
                 finish_reason_from_wit(end.finish_reason),
             )];
             if include_usage && let Some(usage) = end.usage {
-                closing.push(sse::usage_chunk(&header, &end.model, usage_from_wit(usage)));
+                closing.push(sse::usage_chunk(&header, usage_from_wit(usage)));
             }
             closing.push(sse::DONE.to_string());
             closing
@@ -214,11 +397,10 @@ async fn read_body(request: Request) -> Result<Vec<u8>, ApiError> {
 }
 
 async fn load_settings() -> Result<Settings, ApiError> {
-    let variables = Variables {
-        chat_models: variable("chat_models").await?,
-        chat_top_k: variable("chat_top_k").await?,
-        chat_temperature_default: variable("chat_temperature_default").await?,
-    };
+    let mut variables = Variables::default();
+    for name in Variables::NAMES {
+        variables.set(name, variable(name).await?);
+    }
     Settings::from_variables(&variables)
 }
 
@@ -252,11 +434,7 @@ fn json_response(status: u16, body: &serde_json::Value) -> Response<BoxBody> {
 
 fn error_response(error: &ApiError) -> Response<BoxBody> {
     let mut response = json_response(error.status, &error.to_json());
-    for (name, value) in &error.headers {
-        if let Ok(value) = spin_sdk::http::HeaderValue::from_str(value) {
-            response.headers_mut().insert(*name, value);
-        }
-    }
+    insert_headers(&mut response, &error.headers);
     response
 }
 
@@ -284,8 +462,12 @@ fn wit_options(options: CompletionOptions) -> completion::Options {
     completion::Options {
         model: options.model,
         temperature: options.temperature,
+        top_p: options.top_p,
         max_tokens: options.max_tokens,
         stop: options.stop,
+        seed: options.seed,
+        response_format: options.response_format,
+        user: options.user,
     }
 }
 
@@ -321,6 +503,7 @@ fn completion_failure(error: completion::CompletionError) -> CompletionFailure {
             message: limit.message,
         },
         E::UpstreamUnavailable(m) => CompletionFailure::UpstreamUnavailable(m),
+        E::Timeout(m) => CompletionFailure::Timeout(m),
         E::InvalidRequest(m) => CompletionFailure::InvalidRequest(m),
         E::Unauthorized(m) => CompletionFailure::Unauthorized(m),
         E::ContentFiltered(m) => CompletionFailure::ContentFiltered(m),

@@ -32,6 +32,16 @@ pub enum Role {
     Assistant,
 }
 
+impl Role {
+    pub fn as_openai(self) -> &'static str {
+        match self {
+            Role::System => "system",
+            Role::User => "user",
+            Role::Assistant => "assistant",
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Message {
     pub role: Role,
@@ -45,6 +55,9 @@ pub struct Options {
     pub temperature: Option<f32>,
     pub max_tokens: Option<u32>,
     pub stop: Vec<String>,
+    /// OpenAI's `response_format` as JSON text. Extracted sentences are prose, so
+    /// only `{"type": "text"}` can be honoured.
+    pub response_format: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,7 +72,7 @@ pub enum FinishReason {
 pub struct Completion {
     pub content: String,
     pub finish_reason: FinishReason,
-    /// Approximate counts; see [`tokens`].
+    /// o200k_base counts; see [`tokens`].
     pub prompt_tokens: u32,
     pub completion_tokens: u32,
 }
@@ -88,9 +101,11 @@ pub fn complete(messages: &[Message], options: &Options) -> Result<Completion, I
         .unwrap_or_else(|| NOT_FOUND_ANSWER.to_string());
 
     let (content, finish_reason) = apply_limits(&answer, options);
-    let prompt_tokens = messages.iter().fold(0u32, |total, message| {
-        total.saturating_add(tokens::count(&message.content))
-    });
+    let prompt_tokens = tokens::count_prompt(
+        messages
+            .iter()
+            .map(|message| (message.role.as_openai(), message.content.as_str())),
+    );
     Ok(Completion {
         completion_tokens: tokens::count(&content),
         content,
@@ -115,6 +130,17 @@ fn validate(options: &Options) -> Result<(), InvalidRequest> {
     }
     if options.stop.iter().any(String::is_empty) {
         return Err(InvalidRequest("stop sequences must not be empty".into()));
+    }
+    if let Some(format) = &options.response_format {
+        let kind = serde_json::from_str::<serde_json::Value>(format)
+            .ok()
+            .and_then(|format| format.get("type")?.as_str().map(str::to_string));
+        if kind.as_deref() != Some("text") {
+            return Err(InvalidRequest(format!(
+                "response_format {} is not supported by {MODEL}: it answers with extracted prose only",
+                kind.map_or_else(|| format.clone(), |kind| format!("'{kind}'"))
+            )));
+        }
     }
     Ok(())
 }
@@ -149,7 +175,7 @@ mod wasm {
 
     use exports::chatgate::rag::completion::{
         ChatCompletion, CompletionError, Delta, FinishReason, Guest, Message, Options, Role,
-        StreamEnd, Usage,
+        StreamEnd, StreamStart, Usage,
     };
     use spin_sdk::wit_bindgen::{FutureReader, StreamReader};
 
@@ -171,10 +197,13 @@ mod wasm {
             })
             .collect();
         // `options.model` is deliberately unused: see `super::MODEL`.
+        // Sampling options (`top-p`, `seed`) and `user` change nothing in a
+        // deterministic extraction, so they are accepted and unused.
         let options = super::Options {
             temperature: options.temperature,
             max_tokens: options.max_tokens,
             stop: options.stop,
+            response_format: options.response_format,
         };
         super::complete(&messages, &options)
             .map_err(|super::InvalidRequest(message)| CompletionError::InvalidRequest(message))
@@ -216,6 +245,7 @@ mod wasm {
             options: Options,
         ) -> Result<
             (
+                StreamStart,
                 StreamReader<Delta>,
                 FutureReader<Result<StreamEnd, CompletionError>>,
             ),
@@ -250,7 +280,10 @@ mod wasm {
                 // Fails only if the caller dropped the future, which then wants no answer.
                 let _ = end_tx.write(Ok(end)).await;
             });
-            Ok((deltas_rx, end_rx))
+            let start = StreamStart {
+                model: super::MODEL.to_string(),
+            };
+            Ok((start, deltas_rx, end_rx))
         }
     }
 
@@ -388,7 +421,11 @@ mod tests {
             &Options::default(),
         )
         .unwrap();
-        assert_eq!(completion.prompt_tokens, 3 + 4);
+        // Two messages of 3 framing + 1 role token each, the texts, and 3 for the reply.
+        assert_eq!(
+            completion.prompt_tokens,
+            2 * (3 + 1) + tokens::count("Be brief.") + tokens::count("Retry-After?") + 3
+        );
     }
 
     #[test]
@@ -431,8 +468,28 @@ mod tests {
             temperature: Some(0.0),
             max_tokens: Some(1),
             stop: vec!["x".into(); 4],
+            response_format: Some(r#"{"type":"text"}"#.into()),
         };
         assert!(complete(&user, &valid).is_ok());
+    }
+
+    #[test]
+    fn structured_output_cannot_be_honoured() {
+        let user = [message(Role::User, "firewall")];
+        for format in [
+            r#"{"type":"json_object"}"#,
+            r#"{"type":"json_schema","json_schema":{"name":"a","schema":{}}}"#,
+            "not json",
+        ] {
+            let options = Options {
+                response_format: Some(format.into()),
+                ..Options::default()
+            };
+            let Err(InvalidRequest(message)) = complete(&user, &options) else {
+                panic!("{format} accepted");
+            };
+            assert!(message.contains("response_format"), "{message}");
+        }
     }
 
     #[test]

@@ -1,44 +1,34 @@
-//! Token accounting for an extractive answerer, which has no model tokenizer.
-//!
-//! A "token" here is a run of letters and digits, or a single other non-space character:
-//! `Retry-After: 30s.` is `Retry`, `-`, `After`, `:`, `30s`, `.` = 6 tokens. This is an
-//! approximation for usage reporting and `max-tokens`, not a BPE count: real model
-//! tokenizers split rare words into several tokens and merge common punctuation.
+//! Token accounting with the o200k_base vocabulary of current OpenAI models,
+//! so usage and `max-tokens` mean what they would for a real model.
 
-/// Byte ranges of the tokens of `text`.
-fn token_spans(text: &str) -> Vec<(usize, usize)> {
-    let mut spans = Vec::new();
-    let mut word_start: Option<usize> = None;
-    for (offset, c) in text.char_indices() {
-        if c.is_alphanumeric() {
-            word_start.get_or_insert(offset);
-            continue;
-        }
-        if let Some(start) = word_start.take() {
-            spans.push((start, offset));
-        }
-        if !c.is_whitespace() {
-            spans.push((offset, offset + c.len_utf8()));
-        }
-    }
-    if let Some(start) = word_start {
-        spans.push((start, text.len()));
-    }
-    spans
-}
+use chatgate_tokenizer::Encoding;
+
+/// The vocabulary the counts are in.
+pub const ENCODING: Encoding = Encoding::O200kBase;
 
 pub fn count(text: &str) -> u32 {
-    u32::try_from(token_spans(text).len()).unwrap_or(u32::MAX)
+    u32::try_from(ENCODING.count(text)).unwrap_or(u32::MAX)
 }
 
-/// The first `max` tokens of `text`, or `None` if it has no more than `max` tokens.
+/// A chat prompt's tokens, message framing included, as OpenAI bills them.
+pub fn count_prompt<'a>(messages: impl IntoIterator<Item = (&'a str, &'a str)>) -> u32 {
+    u32::try_from(ENCODING.count_chat(messages)).unwrap_or(u32::MAX)
+}
+
+/// The longest run of whole words of `text` within `max` tokens, or `None` if
+/// all of `text` is.
 pub fn truncate(text: &str, max: u32) -> Option<&str> {
-    let spans = token_spans(text);
-    let max = usize::try_from(max).unwrap_or(usize::MAX);
-    if spans.len() <= max {
+    if count(text) <= max {
         return None;
     }
-    let end = max.checked_sub(1).map_or(0, |last| spans[last].1);
+    let mut end = 0;
+    for piece in stream_pieces(text) {
+        let longer = end + piece.len();
+        if count(&text[..longer]) > max {
+            break;
+        }
+        end = longer;
+    }
     Some(&text[..end])
 }
 
@@ -70,19 +60,21 @@ mod tests {
     use super::*;
 
     #[test]
-    fn words_and_punctuation_are_tokens_whitespace_is_not() {
-        assert_eq!(count("Retry-After: 30s."), 6);
-        assert_eq!(count("  "), 0);
-        assert_eq!(count("[doc1]"), 3);
-        assert_eq!(count("Grüße, Welt"), 3);
+    fn counts_are_o200k_tokens() {
+        // tiktoken: "hello world" -> [24912, 2375]; "[doc1]" -> "[", "doc", "1", "]".
+        assert_eq!(count("hello world"), 2);
+        assert_eq!(count("[doc1]"), 4);
+        assert_eq!(count(""), 0);
+        assert_eq!(count_prompt([("user", "hello world")]), 3 + 1 + 2 + 3);
     }
 
     #[test]
-    fn truncation_keeps_whole_tokens() {
+    fn truncation_keeps_whole_words_within_the_limit() {
         assert_eq!(truncate("one two three", 2), Some("one two"));
-        assert_eq!(truncate("a-b c", 2), Some("a-"));
         assert_eq!(truncate("one two", 2), None);
         assert_eq!(truncate("one two", 0), Some(""));
+        let cut = truncate("The firewall blocks SQL injection [doc1].", 5).unwrap();
+        assert!(count(cut) <= 5 && cut.len() > 10, "{cut:?}");
     }
 
     #[test]

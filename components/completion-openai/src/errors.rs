@@ -12,7 +12,7 @@ use serde_json::Value;
 pub const MAX_MESSAGE_CHARS: usize = 300;
 const DEFAULT_RETRY_AFTER_SECONDS: u32 = 1;
 
-/// The headers of a 429 answer that tell when to retry.
+/// The headers of a 429 (or 503) answer that tell when to retry.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct RetryHeaders<'a> {
     /// `retry-after-ms` (OpenAI, Azure OpenAI): milliseconds, possibly fractional.
@@ -21,26 +21,37 @@ pub struct RetryHeaders<'a> {
     pub retry_after: Option<&'a str>,
 }
 
-/// Seconds to wait before retrying: `retry-after-ms` rounded up, else `Retry-After`
-/// delta-seconds, else 1. An HTTP-date also gives 1: the component has no trustworthy
-/// clock to subtract from, and a short retry is the safe guess. Never 0, so that a
-/// caller honouring it cannot spin.
-pub fn retry_after_seconds(headers: RetryHeaders<'_>) -> u32 {
+/// The delay the upstream asked for, in milliseconds: `retry-after-ms` (rounded up),
+/// else `Retry-After` as delta-seconds or as an HTTP-date compared with `now_unix_ms`
+/// (a date in the past asks for no delay). `None` when neither header is usable.
+pub fn requested_delay_ms(headers: RetryHeaders<'_>, now_unix_ms: u64) -> Option<u64> {
     let from_ms = headers.retry_after_ms.and_then(|text| {
         let ms: f64 = text.trim().parse().ok()?;
-        (ms.is_finite() && ms >= 0.0).then(|| (ms / 1000.0).ceil())
+        // `as` saturates float-to-int conversions.
+        (ms.is_finite() && ms >= 0.0).then(|| ms.ceil() as u64)
     });
-    let from_seconds = || {
+    let from_retry_after = || {
         let text = headers.retry_after?.trim();
-        if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+        if text.is_empty() {
             return None;
         }
-        // All digits: only overflow can fail, and that means "very long".
-        Some(text.parse::<f64>().unwrap_or(f64::MAX))
+        if text.bytes().all(|b| b.is_ascii_digit()) {
+            // All digits: only overflow can fail, and that means "very long".
+            return Some(text.parse::<u64>().unwrap_or(u64::MAX).saturating_mul(1000));
+        }
+        let date = httpdate::parse_http_date(text).ok()?;
+        let date_ms = date.duration_since(std::time::UNIX_EPOCH).ok()?.as_millis();
+        let date_ms = u64::try_from(date_ms).unwrap_or(u64::MAX);
+        Some(date_ms.saturating_sub(now_unix_ms))
     };
-    match from_ms.or_else(from_seconds) {
-        // `as` saturates float-to-int conversions.
-        Some(seconds) => (seconds as u32).max(1),
+    from_ms.or_else(from_retry_after)
+}
+
+/// Whole seconds for a `rate-limited` error: the requested delay rounded up, else 1;
+/// never 0, so that a caller honouring it cannot spin.
+pub fn retry_after_seconds(requested_delay_ms: Option<u64>) -> u32 {
+    match requested_delay_ms {
+        Some(ms) => u32::try_from(ms.div_ceil(1000)).unwrap_or(u32::MAX).max(1),
         None => DEFAULT_RETRY_AFTER_SECONDS,
     }
 }
@@ -122,7 +133,7 @@ pub fn sanitize(text: &str, secret: Option<&str>) -> String {
 /// The error for a non-2xx answer. `body` is the (possibly truncated) error body.
 pub fn error_for_status(
     status: u16,
-    retry: RetryHeaders<'_>,
+    requested_delay_ms: Option<u64>,
     body: &[u8],
     secret: Option<&str>,
 ) -> CompletionError {
@@ -130,7 +141,7 @@ pub fn error_for_status(
     let message = upstream.sanitized_message(secret);
     match status {
         429 => CompletionError::RateLimited {
-            retry_after_seconds: retry_after_seconds(retry),
+            retry_after_seconds: retry_after_seconds(requested_delay_ms),
             message: message.unwrap_or_else(|| "the upstream is rate limiting requests".into()),
         },
         401 | 403 => CompletionError::Unauthorized(format!(
@@ -188,9 +199,9 @@ pub fn transport_error(failure: &TransportFailure) -> CompletionError {
             "the host denied the outbound request; openai_origin must be an allowed outbound host"
                 .into(),
         ),
-        TransportFailure::TimedOut => CompletionError::UpstreamUnavailable(
-            "the upstream did not answer in time (openai_timeout_ms)".into(),
-        ),
+        TransportFailure::TimedOut => {
+            CompletionError::Timeout("the upstream did not answer in time".into())
+        }
         TransportFailure::Unreachable(what) => {
             CompletionError::UpstreamUnavailable(format!("the upstream is unreachable: {what}"))
         }
@@ -202,64 +213,84 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn retry(ms: Option<&str>, seconds: Option<&str>) -> u32 {
-        retry_after_seconds(RetryHeaders {
-            retry_after_ms: ms,
-            retry_after: seconds,
-        })
+    /// 2015-10-21T07:28:00Z, the date in the RFC 9110 example.
+    const NOW_MS: u64 = 1_445_412_480_000;
+
+    fn delay(ms: Option<&str>, retry_after: Option<&str>) -> Option<u64> {
+        requested_delay_ms(
+            RetryHeaders {
+                retry_after_ms: ms,
+                retry_after,
+            },
+            NOW_MS,
+        )
     }
 
     #[test]
-    fn retry_after_ms_is_rounded_up_to_seconds() {
-        assert_eq!(retry(Some("1500"), None), 2);
-        assert_eq!(retry(Some("2000"), None), 2);
-        assert_eq!(retry(Some("20.5"), None), 1);
-        assert_eq!(retry(Some("60001"), Some("5")), 61);
+    fn retry_after_ms_wins_and_is_rounded_up() {
+        assert_eq!(delay(Some("1500"), Some("9")), Some(1500));
+        assert_eq!(delay(Some("20.5"), None), Some(21));
+        assert_eq!(delay(Some("0"), None), Some(0));
     }
 
     #[test]
-    fn retry_after_ms_of_zero_still_waits_a_second() {
-        assert_eq!(retry(Some("0"), None), 1);
+    fn retry_after_seconds_are_used_when_ms_is_absent_or_invalid() {
+        assert_eq!(delay(None, Some("7")), Some(7000));
+        assert_eq!(delay(Some("soon"), Some(" 12 ")), Some(12_000));
+        assert_eq!(delay(Some("-5"), Some("3")), Some(3000));
+        assert_eq!(delay(Some("NaN"), Some("4")), Some(4000));
     }
 
     #[test]
-    fn retry_after_seconds_used_when_ms_is_absent_or_invalid() {
-        assert_eq!(retry(None, Some("7")), 7);
-        assert_eq!(retry(Some("soon"), Some(" 12 ")), 12);
-        assert_eq!(retry(Some("-5"), Some("3")), 3);
-        assert_eq!(retry(Some("NaN"), Some("4")), 4);
+    fn retry_after_http_date_is_the_time_left_until_then() {
+        assert_eq!(
+            delay(None, Some("Wed, 21 Oct 2015 07:28:30 GMT")),
+            Some(30_000)
+        );
+        // RFC 850 and asctime forms are HTTP-dates too.
+        assert_eq!(
+            delay(None, Some("Wednesday, 21-Oct-15 07:29:00 GMT")),
+            Some(60_000)
+        );
+        assert_eq!(delay(None, Some("Wed Oct 21 07:28:01 2015")), Some(1000));
+        assert_eq!(delay(None, Some("Tue, 20 Oct 2015 07:28:00 GMT")), Some(0));
     }
 
     #[test]
-    fn retry_after_http_date_or_garbage_falls_back_to_one_second() {
-        assert_eq!(retry(None, Some("Wed, 21 Oct 2015 07:28:00 GMT")), 1);
-        assert_eq!(retry(None, Some("-3")), 1);
-        assert_eq!(retry(None, Some("")), 1);
-        assert_eq!(retry(None, None), 1);
+    fn unusable_retry_headers_ask_for_nothing() {
+        assert_eq!(delay(None, Some("-3")), None);
+        assert_eq!(delay(None, Some("")), None);
+        assert_eq!(delay(None, Some("next tuesday")), None);
+        assert_eq!(delay(None, None), None);
     }
 
     #[test]
-    fn retry_after_huge_values_saturate() {
-        assert_eq!(retry(None, Some("99999999999999999999999")), u32::MAX);
-        assert_eq!(retry(Some("1e300"), None), u32::MAX);
+    fn huge_retry_values_saturate() {
+        assert_eq!(delay(None, Some("99999999999999999999999")), Some(u64::MAX));
+        assert_eq!(delay(Some("1e300"), None), Some(u64::MAX));
+        assert_eq!(retry_after_seconds(Some(u64::MAX)), u32::MAX);
+    }
+
+    #[test]
+    fn rate_limit_seconds_round_up_and_are_never_zero() {
+        assert_eq!(retry_after_seconds(Some(1500)), 2);
+        assert_eq!(retry_after_seconds(Some(2000)), 2);
+        assert_eq!(retry_after_seconds(Some(0)), 1);
+        assert_eq!(retry_after_seconds(None), 1);
     }
 
     #[test]
     fn rate_limited_carries_retry_after_and_upstream_message() {
         let body = br#"{"error":{"message":"Rate limit reached for gpt-4o-mini","type":"requests","code":"rate_limit_exceeded"}}"#;
-        let headers = RetryHeaders {
-            retry_after_ms: Some("2500"),
-            retry_after: Some("3"),
-        };
         assert_eq!(
-            error_for_status(429, headers, body, None),
+            error_for_status(429, Some(2500), body, None),
             CompletionError::RateLimited {
                 retry_after_seconds: 3,
                 message: "Rate limit reached for gpt-4o-mini".into()
             }
         );
         assert_eq!(
-            error_for_status(429, RetryHeaders::default(), b"", None),
+            error_for_status(429, None, b"", None),
             CompletionError::RateLimited {
                 retry_after_seconds: 1,
                 message: "the upstream is rate limiting requests".into()
@@ -271,7 +302,7 @@ mod tests {
     fn credential_failures_are_unauthorized_without_upstream_text() {
         let body = br#"{"error":{"message":"Incorrect API key provided: sk-abc***xyz.","type":"invalid_request_error","code":"invalid_api_key"}}"#;
         for status in [401, 403] {
-            match error_for_status(status, RetryHeaders::default(), body, Some("sk-abcdefxyz")) {
+            match error_for_status(status, None, body, Some("sk-abcdefxyz")) {
                 CompletionError::Unauthorized(message) => {
                     assert!(!message.contains("sk-"), "{message}");
                     assert!(message.contains(&status.to_string()));
@@ -286,7 +317,7 @@ mod tests {
         let body = br#"{"error":{"message":"This model's maximum context length is 128000 tokens.","type":"invalid_request_error","param":"messages","code":"context_length_exceeded"}}"#;
         for status in [400, 404, 422] {
             assert_eq!(
-                error_for_status(status, RetryHeaders::default(), body, None),
+                error_for_status(status, None, body, None),
                 CompletionError::InvalidRequest(
                     "This model's maximum context length is 128000 tokens.".into()
                 )
@@ -297,12 +328,7 @@ mod tests {
     #[test]
     fn client_error_without_openai_shape_names_the_status() {
         assert_eq!(
-            error_for_status(
-                404,
-                RetryHeaders::default(),
-                b"<html>Not Found</html>",
-                None
-            ),
+            error_for_status(404, None, b"<html>Not Found</html>", None),
             CompletionError::InvalidRequest("the upstream rejected the request (HTTP 404)".into())
         );
     }
@@ -311,12 +337,12 @@ mod tests {
     fn numeric_codes_and_string_errors_are_understood() {
         let llama_cpp = br#"{"error":{"code":400,"message":"context too long","type":"invalid_request_error"}}"#;
         assert_eq!(
-            error_for_status(400, RetryHeaders::default(), llama_cpp, None),
+            error_for_status(400, None, llama_cpp, None),
             CompletionError::InvalidRequest("context too long".into())
         );
         let plain = br#"{"error":"model 'llama9' not found"}"#;
         assert_eq!(
-            error_for_status(404, RetryHeaders::default(), plain, None),
+            error_for_status(404, None, plain, None),
             CompletionError::InvalidRequest("model 'llama9' not found".into())
         );
     }
@@ -324,7 +350,7 @@ mod tests {
     #[test]
     fn azure_content_filter_400_is_content_filtered() {
         let body = br#"{"error":{"message":"The response was filtered due to the prompt triggering Azure OpenAI's content management policy.","type":null,"param":"prompt","code":"content_filter","status":400,"innererror":{"code":"ResponsibleAIPolicyViolation","content_filter_result":{"hate":{"filtered":true,"severity":"high"}}}}}"#;
-        match error_for_status(400, RetryHeaders::default(), body, None) {
+        match error_for_status(400, None, body, None) {
             CompletionError::ContentFiltered(message) => {
                 assert!(message.starts_with("The response was filtered"))
             }
@@ -336,13 +362,13 @@ mod tests {
     fn timeouts_and_server_errors_are_upstream_unavailable() {
         for status in [408, 500, 502, 503, 504] {
             assert!(matches!(
-                error_for_status(status, RetryHeaders::default(), b"", None),
+                error_for_status(status, None, b"", None),
                 CompletionError::UpstreamUnavailable(_)
             ));
         }
         let body = br#"{"error":{"message":"The server had an error","type":"server_error"}}"#;
         assert_eq!(
-            error_for_status(500, RetryHeaders::default(), body, None),
+            error_for_status(500, None, body, None),
             CompletionError::UpstreamUnavailable(
                 "the upstream failed (HTTP 500): The server had an error".into()
             )
@@ -353,7 +379,7 @@ mod tests {
     fn unexpected_statuses_are_internal() {
         for status in [302, 409, 418] {
             assert_eq!(
-                error_for_status(status, RetryHeaders::default(), b"", None),
+                error_for_status(status, None, b"", None),
                 CompletionError::Internal(format!("unexpected upstream status {status}"))
             );
         }
@@ -363,7 +389,7 @@ mod tests {
     fn upstream_messages_are_trimmed_to_300_chars() {
         let long = "é".repeat(1000);
         let body = json!({"error": {"message": long}}).to_string();
-        let error = error_for_status(400, RetryHeaders::default(), body.as_bytes(), None);
+        let error = error_for_status(400, None, body.as_bytes(), None);
         let message = error.message();
         assert_eq!(message.chars().count(), 300);
         assert!(message.ends_with('…'));
@@ -372,12 +398,7 @@ mod tests {
     #[test]
     fn echoed_api_key_and_control_characters_are_removed() {
         let body = json!({"error": {"message": "bad key sk-live-123\nfor org"}}).to_string();
-        let error = error_for_status(
-            422,
-            RetryHeaders::default(),
-            body.as_bytes(),
-            Some("sk-live-123"),
-        );
+        let error = error_for_status(422, None, body.as_bytes(), Some("sk-live-123"));
         assert_eq!(
             error,
             CompletionError::InvalidRequest("bad key [redacted] for org".into())
@@ -425,7 +446,7 @@ mod tests {
         ));
         assert!(matches!(
             transport_error(&TransportFailure::TimedOut),
-            CompletionError::UpstreamUnavailable(_)
+            CompletionError::Timeout(_)
         ));
         assert_eq!(
             transport_error(&TransportFailure::Unreachable("connection refused".into())),

@@ -1,8 +1,9 @@
 //! The upstream HTTP request for one completion: URL, headers and JSON body.
 
-use crate::config::{Config, Flavor, is_deployment_name};
+use crate::config::{Flavor, Target, is_deployment_name};
 use crate::types::{CompletionError, Message, Options};
 use serde::Serialize;
+use serde_json::Value;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct UpstreamRequest {
@@ -31,9 +32,17 @@ struct ChatRequestBody<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     temperature: Option<f32>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    top_p: Option<f32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     max_tokens: Option<u32>,
     #[serde(skip_serializing_if = "<[String]>::is_empty")]
     stop: &'a [String],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    seed: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    response_format: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    user: Option<&'a str>,
     stream: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     stream_options: Option<StreamOptions>,
@@ -52,41 +61,69 @@ struct StreamOptions {
 
 const USER_AGENT: &str = concat!("chatgate-completion-openai/", env!("CARGO_PKG_VERSION"));
 
+/// Refuses what no upstream could be sent, before anything is sent anywhere.
+pub fn validate(
+    flavor: &Flavor,
+    messages: &[Message],
+    options: &Options,
+) -> Result<(), CompletionError> {
+    let invalid = |message: &str| Err(CompletionError::InvalidRequest(message.into()));
+    if messages.is_empty() {
+        return invalid("at least one message is required");
+    }
+    // serde_json would silently write NaN or infinity as `null`.
+    if options.temperature.is_some_and(|t| !t.is_finite()) {
+        return invalid("temperature must be a finite number");
+    }
+    if options.top_p.is_some_and(|p| !p.is_finite()) {
+        return invalid("top_p must be a finite number");
+    }
+    if let Some(model) = options.model.as_deref() {
+        if model.trim().is_empty() {
+            return invalid("model must not be empty");
+        }
+        if let Flavor::Azure { .. } = flavor
+            && !is_deployment_name(model)
+        {
+            return invalid(
+                "model must be an Azure deployment name (letters, digits, `-`, `_`, `.`)",
+            );
+        }
+    }
+    response_format(options)?;
+    Ok(())
+}
+
+/// `response_format` parsed, so that it is sent as the object it is.
+fn response_format(options: &Options) -> Result<Option<Value>, CompletionError> {
+    let Some(text) = options.response_format.as_deref() else {
+        return Ok(None);
+    };
+    match serde_json::from_str::<Value>(text) {
+        Ok(format @ Value::Object(_)) => Ok(Some(format)),
+        _ => Err(CompletionError::InvalidRequest(
+            "response_format must be a JSON object such as {\"type\": \"json_object\"}".into(),
+        )),
+    }
+}
+
+/// The request for `target`. `bearer_token` (managed identity) replaces the
+/// endpoint's API key.
 pub fn build_request(
-    config: &Config,
+    flavor: &Flavor,
+    target: &Target,
+    bearer_token: Option<&str>,
     messages: &[Message],
     options: &Options,
     stream: bool,
 ) -> Result<UpstreamRequest, CompletionError> {
-    if messages.is_empty() {
-        return Err(CompletionError::InvalidRequest(
-            "at least one message is required".into(),
-        ));
-    }
-    if options.temperature.is_some_and(|t| !t.is_finite()) {
-        // serde_json would silently write NaN or infinity as `null`.
-        return Err(CompletionError::InvalidRequest(
-            "temperature must be a finite number".into(),
-        ));
-    }
-    let model = match options.model.as_deref() {
-        None => config.default_model.as_str(),
-        Some(model) if model.trim().is_empty() => {
-            return Err(CompletionError::InvalidRequest(
-                "model must not be empty".into(),
-            ));
-        }
-        Some(model) => model,
-    };
+    validate(flavor, messages, options)?;
+    let model = target.model.as_str();
+    let origin = &target.endpoint.origin;
+    let api_key = target.endpoint.api_key.as_ref().map(|key| key.expose());
 
-    let (url, credential_header) = match &config.flavor {
-        Flavor::OpenAi { path_prefix } => (
-            format!("{}{}/chat/completions", config.origin, path_prefix),
-            config
-                .api_key
-                .as_ref()
-                .map(|key| ("authorization", format!("Bearer {}", key.expose()))),
-        ),
+    let url = match flavor {
+        Flavor::OpenAi { path_prefix } => format!("{origin}{path_prefix}/chat/completions"),
         Flavor::Azure { api_version } => {
             if !is_deployment_name(model) {
                 return Err(CompletionError::InvalidRequest(
@@ -94,17 +131,18 @@ pub fn build_request(
                         .into(),
                 ));
             }
-            (
-                format!(
-                    "{}/openai/deployments/{model}/chat/completions?api-version={api_version}",
-                    config.origin
-                ),
-                config
-                    .api_key
-                    .as_ref()
-                    .map(|key| ("api-key", key.expose().to_string())),
+            format!(
+                "{origin}/openai/deployments/{model}/chat/completions?api-version={api_version}"
             )
         }
+    };
+    let credential_header = match (bearer_token, api_key, flavor) {
+        (Some(token), _, _) => Some(("authorization", format!("Bearer {token}"))),
+        (None, Some(key), Flavor::OpenAi { .. }) => {
+            Some(("authorization", format!("Bearer {key}")))
+        }
+        (None, Some(key), Flavor::Azure { .. }) => Some(("api-key", key.to_string())),
+        (None, None, _) => None,
     };
 
     let body = ChatRequestBody {
@@ -117,8 +155,12 @@ pub fn build_request(
             })
             .collect(),
         temperature: options.temperature,
+        top_p: options.top_p,
         max_tokens: options.max_tokens,
         stop: &options.stop,
+        seed: options.seed,
+        response_format: response_format(options)?,
+        user: options.user.as_deref(),
         stream,
         stream_options: stream.then_some(StreamOptions {
             include_usage: true,
@@ -150,7 +192,10 @@ pub fn build_request(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{API_FLAVOR, API_KEY, MODEL, ORIGIN, PATH_PREFIX, VariableValue};
+    use crate::config::{
+        API_FLAVOR, API_KEY, AUTH, Config, FAILOVER_API_KEY, FAILOVER_ORIGIN, MODEL, ORIGIN,
+        PATH_PREFIX, TOKEN_ORIGIN, VariableValue,
+    };
     use crate::types::Role;
     use serde_json::{Value, json};
 
@@ -162,6 +207,17 @@ mod tests {
                 .unwrap_or(VariableValue::Missing)
         })
         .unwrap()
+    }
+
+    /// The request for the first target, as the adapter builds it.
+    fn build(
+        config: &Config,
+        messages: &[Message],
+        options: &Options,
+        stream: bool,
+    ) -> Result<UpstreamRequest, CompletionError> {
+        let target = config.targets(options.model.as_deref()).remove(0);
+        build_request(&config.flavor, &target, None, messages, options, stream)
     }
 
     fn conversation() -> Vec<Message> {
@@ -193,8 +249,9 @@ mod tests {
             temperature: Some(0.25),
             max_tokens: Some(256),
             stop: vec!["\n\n".into()],
+            ..Options::default()
         };
-        let request = build_request(&config, &conversation(), &options, false).unwrap();
+        let request = build(&config, &conversation(), &options, false).unwrap();
         assert_eq!(request.url, "https://api.openai.com/v1/chat/completions");
         assert_eq!(request.header("authorization"), Some("Bearer sk-test"));
         assert_eq!(request.header("api-key"), None);
@@ -225,7 +282,7 @@ mod tests {
             model: Some("gpt-4.1".into()),
             ..Options::default()
         };
-        let request = build_request(&config, &conversation()[1..2], &options, true).unwrap();
+        let request = build(&config, &conversation()[1..2], &options, true).unwrap();
         assert_eq!(request.header("accept"), Some("text/event-stream"));
         assert_eq!(request.model, "gpt-4.1");
         assert_eq!(
@@ -245,7 +302,7 @@ mod tests {
             temperature: Some(0.7),
             ..Options::default()
         };
-        let request = build_request(&config(&[]), &conversation(), &options, false).unwrap();
+        let request = build(&config(&[]), &conversation(), &options, false).unwrap();
         let text = String::from_utf8(request.body).unwrap();
         assert!(text.contains("\"temperature\":0.7,"), "{text}");
     }
@@ -253,7 +310,7 @@ mod tests {
     #[test]
     fn local_server_without_key_gets_no_credential() {
         let config = config(&[(ORIGIN, "http://localhost:11434"), (PATH_PREFIX, "/v1")]);
-        let request = build_request(&config, &conversation(), &Options::default(), false).unwrap();
+        let request = build(&config, &conversation(), &Options::default(), false).unwrap();
         assert_eq!(request.url, "http://localhost:11434/v1/chat/completions");
         assert_eq!(request.header("authorization"), None);
         assert_eq!(request.header("api-key"), None);
@@ -267,7 +324,7 @@ mod tests {
             (API_KEY, "azure-key"),
             (MODEL, "chat-default"),
         ]);
-        let request = build_request(&config, &conversation(), &Options::default(), false).unwrap();
+        let request = build(&config, &conversation(), &Options::default(), false).unwrap();
         assert_eq!(
             request.url,
             "https://contoso.openai.azure.com/openai/deployments/chat-default/chat/completions?api-version=2024-10-21"
@@ -280,7 +337,7 @@ mod tests {
             model: Some("gpt-4o-eu".into()),
             ..Options::default()
         };
-        let request = build_request(&config, &conversation(), &options, true).unwrap();
+        let request = build(&config, &conversation(), &options, true).unwrap();
         assert!(
             request
                 .url
@@ -300,7 +357,7 @@ mod tests {
                 ..Options::default()
             };
             assert!(matches!(
-                build_request(&config, &conversation(), &options, false),
+                build(&config, &conversation(), &options, false),
                 Err(CompletionError::InvalidRequest(_))
             ));
         }
@@ -310,7 +367,7 @@ mod tests {
     fn invalid_options_are_rejected_before_sending() {
         let config = config(&[]);
         assert!(matches!(
-            build_request(&config, &[], &Options::default(), false),
+            build(&config, &[], &Options::default(), false),
             Err(CompletionError::InvalidRequest(_))
         ));
         let nan = Options {
@@ -318,7 +375,7 @@ mod tests {
             ..Options::default()
         };
         assert!(matches!(
-            build_request(&config, &conversation(), &nan, false),
+            build(&config, &conversation(), &nan, false),
             Err(CompletionError::InvalidRequest(_))
         ));
         let blank_model = Options {
@@ -326,8 +383,107 @@ mod tests {
             ..Options::default()
         };
         assert!(matches!(
-            build_request(&config, &conversation(), &blank_model, false),
+            build(&config, &conversation(), &blank_model, false),
             Err(CompletionError::InvalidRequest(_))
         ));
+    }
+
+    #[test]
+    fn sampling_format_and_user_options_are_passed_through() {
+        let options = Options {
+            top_p: Some(0.5),
+            seed: Some(-42),
+            response_format: Some(
+                r#"{"type":"json_schema","json_schema":{"name":"a","strict":true,"schema":{"type":"object"}}}"#
+                    .into(),
+            ),
+            user: Some("user-7".into()),
+            ..Options::default()
+        };
+        let request = build(&config(&[]), &conversation(), &options, false).unwrap();
+        let body = body_json(&request);
+        assert_eq!(body["top_p"], 0.5);
+        assert_eq!(body["seed"], -42);
+        assert_eq!(
+            body["response_format"],
+            json!({"type": "json_schema", "json_schema": {"name": "a", "strict": true, "schema": {"type": "object"}}})
+        );
+        assert_eq!(body["user"], "user-7");
+    }
+
+    #[test]
+    fn response_format_must_be_a_json_object_and_top_p_finite() {
+        for format in ["json_object", "[1]", "{\"type\":"] {
+            let options = Options {
+                response_format: Some(format.into()),
+                ..Options::default()
+            };
+            assert!(matches!(
+                validate(&config(&[]).flavor, &conversation(), &options),
+                Err(CompletionError::InvalidRequest(m)) if m.contains("response_format")
+            ));
+        }
+        let options = Options {
+            top_p: Some(f32::INFINITY),
+            ..Options::default()
+        };
+        assert!(matches!(
+            validate(&config(&[]).flavor, &conversation(), &options),
+            Err(CompletionError::InvalidRequest(m)) if m.contains("top_p")
+        ));
+    }
+
+    #[test]
+    fn a_managed_identity_token_is_sent_as_bearer_for_both_flavors() {
+        for flavor in ["openai", "azure"] {
+            let config = config(&[
+                (API_FLAVOR, flavor),
+                (AUTH, "managed-identity"),
+                (TOKEN_ORIGIN, "http://169.254.169.254"),
+                (API_KEY, "ignored-key"),
+            ]);
+            let target = config.targets(None).remove(0);
+            let request = build_request(
+                &config.flavor,
+                &target,
+                Some("entra-token"),
+                &conversation(),
+                &Options::default(),
+                false,
+            )
+            .unwrap();
+            assert_eq!(request.header("authorization"), Some("Bearer entra-token"));
+            assert_eq!(request.header("api-key"), None);
+        }
+    }
+
+    #[test]
+    fn the_failover_target_gets_its_own_origin_and_key() {
+        let config = config(&[
+            (API_FLAVOR, "azure"),
+            (ORIGIN, "https://eastus.example"),
+            (FAILOVER_ORIGIN, "https://westus.example"),
+            (API_KEY, "east-key"),
+            (FAILOVER_API_KEY, "west-key"),
+            (MODEL, "chat"),
+        ]);
+        let targets = config.targets(None);
+        let request = build_request(
+            &config.flavor,
+            &targets[1],
+            None,
+            &conversation(),
+            &Options::default(),
+            false,
+        )
+        .unwrap();
+        assert!(
+            request
+                .url
+                .starts_with("https://westus.example/openai/deployments/chat/"),
+            "{}",
+            request.url
+        );
+        assert_eq!(request.header("api-key"), Some("west-key"));
     }
 }

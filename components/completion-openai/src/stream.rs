@@ -27,6 +27,7 @@ pub struct StreamDecoder {
     model: Option<String>,
     finish_reason: Option<FinishReason>,
     usage: Option<Usage>,
+    begun: bool,
     over: bool,
 }
 
@@ -41,8 +42,20 @@ impl StreamDecoder {
             model: None,
             finish_reason: None,
             usage: None,
+            begun: false,
             over: false,
         }
+    }
+
+    /// Whether the answer has begun: a chunk named the model or carried text. Until
+    /// then the request may still be retried elsewhere; after it, never.
+    pub fn has_begun(&self) -> bool {
+        self.begun
+    }
+
+    /// The model answering, as the upstream names it, else the one requested.
+    pub fn model(&self) -> &str {
+        self.model.as_deref().unwrap_or(&self.requested_model)
     }
 
     pub fn feed(&mut self, bytes: &[u8]) -> Progress {
@@ -116,6 +129,7 @@ impl StreamDecoder {
         match parse_chunk(data, secret) {
             Err(error) => Some(Err(error)),
             Ok(chunk) => {
+                self.begun |= chunk.model.is_some() || chunk.content.is_some();
                 if chunk.model.is_some() {
                     self.model = chunk.model;
                 }
@@ -333,5 +347,22 @@ mod tests {
             decoder.feed(&junk).outcome,
             Some(Err(CompletionError::Internal(_)))
         ));
+    }
+
+    #[test]
+    fn the_answer_begins_with_the_first_chunk_naming_a_model_or_carrying_text() {
+        let mut decoder = StreamDecoder::new("requested", None);
+        assert_eq!(decoder.model(), "requested");
+        // Azure's prompt filter results: no model, no choices.
+        decoder.feed(b"data: {\"model\":\"\",\"choices\":[],\"prompt_filter_results\":[]}\n\n");
+        assert!(!decoder.has_begun());
+        decoder.feed(b": keep-alive\n\ndata: {\"model\":\"gpt-4o-2024-08-06\",\"choices\":[{\"delta\":{\"role\":\"assistant\",\"content\":\"\"}}]}\n\n");
+        assert!(decoder.has_begun());
+        assert_eq!(decoder.model(), "gpt-4o-2024-08-06");
+
+        let mut nameless = StreamDecoder::new("requested", None);
+        nameless.feed(b"data: {\"choices\":[{\"delta\":{\"content\":\"Hi\"}}]}\n\n");
+        assert!(nameless.has_begun());
+        assert_eq!(nameless.model(), "requested");
     }
 }

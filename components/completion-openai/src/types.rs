@@ -28,8 +28,13 @@ pub struct Message {
 pub struct Options {
     pub model: Option<String>,
     pub temperature: Option<f32>,
+    pub top_p: Option<f32>,
     pub max_tokens: Option<u32>,
     pub stop: Vec<String>,
+    pub seed: Option<i64>,
+    /// OpenAI's `response_format` object as JSON text.
+    pub response_format: Option<String>,
+    pub user: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -79,6 +84,7 @@ pub enum CompletionError {
         message: String,
     },
     UpstreamUnavailable(String),
+    Timeout(String),
     InvalidRequest(String),
     Unauthorized(String),
     ContentFiltered(String),
@@ -90,6 +96,7 @@ impl CompletionError {
         match self {
             CompletionError::RateLimited { message, .. }
             | CompletionError::UpstreamUnavailable(message)
+            | CompletionError::Timeout(message)
             | CompletionError::InvalidRequest(message)
             | CompletionError::Unauthorized(message)
             | CompletionError::ContentFiltered(message)

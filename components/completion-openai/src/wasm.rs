@@ -1,0 +1,877 @@
+//! The WASI side: Spin variables, the key-value store, clocks, randomness and outbound
+//! HTTP around the plain modules, and the conversions to and from the WIT types.
+//!
+//! Timeouts are enforced here, by racing every wait on the network against a timer,
+//! whether or not the host honours the `wasi:http` request options it is also given.
+
+use crate::breaker::{self, Admission, Breaker, BreakerPolicy};
+use crate::config::{self, Auth, Config, Target, Timeouts, VariableValue};
+use crate::errors::{
+    RetryHeaders, TransportFailure, error_for_status, requested_delay_ms, sanitize, transport_error,
+};
+use crate::identity::{self, Token};
+use crate::request::{UpstreamRequest, build_request, validate};
+use crate::response::{self, has_media_type, parse_completion, wrong_content_type};
+use crate::retry::{Failure, Health, Planner, Step};
+use crate::stream::StreamDecoder;
+use crate::types;
+use crate::{MAX_COMPLETION_BODY_BYTES, MAX_ERROR_BODY_BYTES};
+use bytes::Bytes;
+use futures_util::future::{Either, select};
+use http_body_util::BodyExt;
+use spin_sdk::http::{FullBody, Response};
+use spin_sdk::key_value::Store;
+use spin_sdk::wasip3::clocks::{monotonic_clock, system_clock};
+use spin_sdk::wasip3::http::types::{ErrorCode, RequestOptions};
+use spin_sdk::wasip3::http_compat::{IncomingResponseBody, RequestOptionsExtension};
+use spin_sdk::wit_bindgen;
+use std::pin::pin;
+use std::rc::Rc;
+
+spin_sdk::wit_bindgen::generate!({
+    path: "../../wit",
+    world: "completion-provider",
+    runtime_path: "::spin_sdk::wit_bindgen::rt",
+    generate_all,
+});
+
+use exports::chatgate::rag::completion::{
+    ChatCompletion, CompletionError, Delta, FinishReason, Guest, Message, Options, RateLimit, Role,
+    StreamEnd, StreamStart, Usage,
+};
+
+type StreamResult = Result<StreamEnd, CompletionError>;
+
+struct OpenAiCompletion;
+
+impl Guest for OpenAiCompletion {
+    async fn complete(
+        messages: Vec<Message>,
+        options: Options,
+    ) -> Result<ChatCompletion, CompletionError> {
+        complete(messages, options).await.map_err(to_wit_error)
+    }
+
+    async fn complete_stream(
+        messages: Vec<Message>,
+        options: Options,
+    ) -> Result<
+        (
+            StreamStart,
+            wit_bindgen::StreamReader<Delta>,
+            wit_bindgen::FutureReader<StreamResult>,
+        ),
+        CompletionError,
+    > {
+        complete_stream(messages, options)
+            .await
+            .map_err(to_wit_error)
+    }
+}
+
+export!(OpenAiCompletion);
+
+async fn complete(
+    messages: Vec<Message>,
+    options: Options,
+) -> Result<ChatCompletion, types::CompletionError> {
+    let mut call = Call::start(messages, options).await?;
+    loop {
+        let target = call.next_target().await?;
+        match attempt_complete(&call, target).await {
+            Ok(completion) => {
+                call.breakers.record(target, None).await;
+                return Ok(ChatCompletion {
+                    model: completion.model,
+                    message: Message {
+                        role: Role::Assistant,
+                        content: completion.content,
+                    },
+                    finish_reason: to_wit_finish(completion.finish_reason),
+                    usage: to_wit_usage(completion.usage),
+                });
+            }
+            Err(failure) => call.failed(target, failure).await,
+        }
+    }
+}
+
+async fn complete_stream(
+    messages: Vec<Message>,
+    options: Options,
+) -> Result<
+    (
+        StreamStart,
+        wit_bindgen::StreamReader<Delta>,
+        wit_bindgen::FutureReader<StreamResult>,
+    ),
+    types::CompletionError,
+> {
+    let mut call = Call::start(messages, options).await?;
+    let (target, begun) = loop {
+        let target = call.next_target().await?;
+        match attempt_stream(&call, target).await {
+            Ok(begun) => break (target, begun),
+            Err(failure) => call.failed(target, failure).await,
+        }
+    };
+    // From here on the answer has begun: nothing is retried, failures end the future.
+    call.breakers.record(target, None).await;
+    let start = StreamStart {
+        model: begun.model.clone(),
+    };
+    let (mut deltas, deltas_reader) = wit_stream::new::<Delta>();
+    let (end, end_reader) = wit_future::new::<StreamResult>(|| {
+        Err(CompletionError::Internal(
+            "the completion stream task ended without a result".into(),
+        ))
+    });
+    let idle_ms = call.config.timeouts.idle_ms;
+    let mut breakers = call.breakers;
+    // The export's task keeps running spawned work after `complete-stream` has
+    // returned the stream, so the upstream body is pumped as the caller reads.
+    spin_sdk::wit_bindgen::spawn(async move {
+        let outcome = pump(begun, idle_ms, &mut deltas).await;
+        // The WIT contract: the future is resolved once the stream has closed.
+        drop(deltas);
+        let outcome = match outcome {
+            Ok(end) => Ok(end),
+            Err(Interrupted::ByUpstream(error)) => {
+                if Failure::answer(error.clone()).health == Health::Failing {
+                    breakers.record(target, Some(Health::Failing)).await;
+                }
+                Err(error)
+            }
+            // Nobody reads the future either; it is resolved for form's sake.
+            Err(Interrupted::CallerGone) => Err(types::CompletionError::Internal(
+                "the caller closed the delta stream before the answer ended".into(),
+            )),
+        };
+        let _ = end
+            .write(outcome.map(to_wit_end).map_err(to_wit_error))
+            .await;
+    });
+    Ok((start, deltas_reader, end_reader))
+}
+
+/// One call of `complete` or `complete-stream`: configuration, targets, the retry
+/// planner and the shared state (breakers, token) it consults.
+struct Call {
+    config: Config,
+    targets: Vec<Target>,
+    messages: Vec<types::Message>,
+    options: types::Options,
+    planner: Planner,
+    breakers: Breakers,
+    store: Option<Rc<Store>>,
+    token: Option<Token>,
+    started_at: u64,
+}
+
+impl Call {
+    async fn start(
+        messages: Vec<Message>,
+        options: Options,
+    ) -> Result<Call, types::CompletionError> {
+        let started_at = monotonic_clock::now();
+        let config = read_config().await?;
+        let messages = from_wit_messages(messages);
+        let options = from_wit_options(options);
+        validate(&config.flavor, &messages, &options)?;
+        let targets = config.targets(options.model.as_deref());
+        // Without a store (not granted, or failing) the call still runs: without a
+        // breaker and with a token fetched for this call only.
+        let store = Store::open_default().await.ok().map(Rc::new);
+        let breakers = Breakers::load(store.clone(), &targets, config.breaker).await;
+        let planner = Planner::new(config.retry, targets.len());
+        Ok(Call {
+            config,
+            targets,
+            messages,
+            options,
+            planner,
+            breakers,
+            store,
+            token: None,
+            started_at,
+        })
+    }
+
+    fn elapsed_ms(&self) -> u64 {
+        monotonic_clock::now().saturating_sub(self.started_at) / 1_000_000
+    }
+
+    fn remaining_ms(&self) -> u64 {
+        self.config
+            .timeouts
+            .deadline_ms
+            .saturating_sub(self.elapsed_ms())
+    }
+
+    /// The next target to try, after any backoff; the call's error once none is left.
+    async fn next_target(&mut self) -> Result<usize, types::CompletionError> {
+        loop {
+            let now_ms = self.elapsed_ms();
+            let wall_ms = wall_clock_ms();
+            let breakers = &mut self.breakers;
+            let step = self.planner.next(
+                now_ms,
+                spin_sdk::wasip3::random::random::get_random_u64,
+                |target| breakers.admit(target, wall_ms),
+            );
+            match step {
+                Step::Attempt(target) => {
+                    // Fetched only now, so that a call every breaker refuses makes no
+                    // request at all; a failure here ends the call before the probe
+                    // a breaker may have just admitted is stored.
+                    if let (
+                        None,
+                        Auth::ManagedIdentity {
+                            token_origin,
+                            client_id,
+                        },
+                    ) = (&self.token, &self.config.auth)
+                    {
+                        self.token =
+                            Some(self.entra_token(token_origin, client_id.as_deref()).await?);
+                    }
+                    self.breakers.save_if_changed(target).await;
+                    return Ok(target);
+                }
+                Step::Wait(ms) => sleep_ms(ms).await,
+                Step::GiveUp(error) => return Err(error),
+            }
+        }
+    }
+
+    async fn failed(&mut self, target: usize, failure: Failure) {
+        self.breakers.record(target, Some(failure.health)).await;
+        if matches!(failure.error, types::CompletionError::Unauthorized(_))
+            && let (
+                Some(store),
+                Auth::ManagedIdentity {
+                    token_origin,
+                    client_id,
+                },
+            ) = (&self.store, &self.config.auth)
+        {
+            // A refused token may have been revoked: the next call fetches a new one.
+            let _ = store
+                .delete(identity::cache_key(token_origin, client_id.as_deref()))
+                .await;
+        }
+        let now_ms = self.elapsed_ms();
+        self.planner.failed(target, now_ms, &failure);
+    }
+
+    /// The credential and how its secret is redacted from upstream text.
+    fn secret(&self, target: usize) -> Option<&str> {
+        match &self.token {
+            Some(token) => Some(token.expose()),
+            None => self.targets[target]
+                .endpoint
+                .api_key
+                .as_ref()
+                .map(|key| key.expose()),
+        }
+    }
+
+    fn request(
+        &self,
+        target: usize,
+        stream: bool,
+    ) -> Result<UpstreamRequest, types::CompletionError> {
+        build_request(
+            &self.config.flavor,
+            &self.targets[target],
+            self.token.as_ref().map(Token::expose),
+            &self.messages,
+            &self.options,
+            stream,
+        )
+    }
+
+    /// A cached token while it is fresh, else a new one from the token endpoint.
+    async fn entra_token(
+        &self,
+        token_origin: &str,
+        client_id: Option<&str>,
+    ) -> Result<Token, types::CompletionError> {
+        let key = identity::cache_key(token_origin, client_id);
+        let now_unix = wall_clock_ms() / 1000;
+        if let Some(store) = &self.store
+            && let Ok(Some(bytes)) = store.get(&key).await
+            && let Some(token) = Token::from_bytes(&bytes)
+            && token.usable(now_unix)
+        {
+            return Ok(token);
+        }
+        let url = identity::token_url(token_origin, client_id);
+        let mut builder = http::Request::builder()
+            .method(http::Method::GET)
+            .uri(&url)
+            .extension(request_options(&self.config.timeouts));
+        for (name, value) in identity::TOKEN_REQUEST_HEADERS {
+            builder = builder.header(name, value);
+        }
+        let request = builder.body(FullBody::new(Bytes::new())).map_err(|_| {
+            types::CompletionError::Internal("could not build the token request".into())
+        })?;
+        let budget = self.attempt_budget_ms();
+        let response = match within(budget, spin_sdk::http::send(request)).await {
+            None => {
+                return Err(types::CompletionError::Timeout(format!(
+                    "the managed identity endpoint did not answer within {budget} ms"
+                )));
+            }
+            Some(Err(code)) => {
+                return Err(match classify(&code) {
+                    TransportFailure::Denied => types::CompletionError::Internal(
+                        "the host denied the token request; openai_token_origin must be an allowed outbound host".into(),
+                    ),
+                    failure => types::CompletionError::UpstreamUnavailable(format!(
+                        "the managed identity endpoint is unreachable: {}",
+                        transport_error(&failure).message()
+                    )),
+                });
+            }
+            Some(Ok(response)) => response,
+        };
+        let status = response.status().as_u16();
+        let idle_ms = self.config.timeouts.idle_ms.min(self.remaining_ms());
+        let body = match read_body(response, identity::MAX_TOKEN_BODY_BYTES, idle_ms).await {
+            Some(ReadBody::Complete(body)) => body,
+            _ if !(200..300).contains(&status) => Vec::new(),
+            _ => {
+                return Err(types::CompletionError::UpstreamUnavailable(
+                    "the managed identity endpoint answer could not be read".into(),
+                ));
+            }
+        };
+        if !(200..300).contains(&status) {
+            return Err(identity::token_error(status, &body));
+        }
+        let token = identity::parse_token(&body, now_unix)?;
+        if let Some(store) = &self.store {
+            let _ = store.set(&key, token.to_bytes()).await;
+        }
+        Ok(token)
+    }
+
+    /// How long one attempt may wait for response headers: connect plus first byte,
+    /// and never past the deadline.
+    fn attempt_budget_ms(&self) -> u64 {
+        let timeouts = &self.config.timeouts;
+        timeouts
+            .connect_ms
+            .saturating_add(timeouts.first_byte_ms)
+            .min(self.remaining_ms())
+    }
+
+    /// How long the next body read may wait: the idle timeout, never past the deadline.
+    fn read_budget_ms(&self) -> u64 {
+        self.config.timeouts.idle_ms.min(self.remaining_ms())
+    }
+}
+
+/// The breaker of every target of a call, read once when the call starts and
+/// written back on every change. Without a store they admit everything.
+struct Breakers {
+    store: Option<Rc<Store>>,
+    policy: BreakerPolicy,
+    keys: Vec<String>,
+    states: Vec<Breaker>,
+    changed: Vec<bool>,
+}
+
+impl Breakers {
+    async fn load(store: Option<Rc<Store>>, targets: &[Target], policy: BreakerPolicy) -> Breakers {
+        let keys: Vec<String> = targets
+            .iter()
+            .map(|t| breaker::storage_key(&t.endpoint.origin, &t.model))
+            .collect();
+        let mut states = vec![Breaker::default(); targets.len()];
+        let store = store.filter(|_| policy.enabled());
+        if let Some(store) = &store {
+            for (state, key) in states.iter_mut().zip(&keys) {
+                if let Ok(Some(bytes)) = store.get(key).await {
+                    *state = Breaker::from_bytes(&bytes);
+                }
+            }
+        }
+        Breakers {
+            store,
+            policy,
+            changed: vec![false; targets.len()],
+            keys,
+            states,
+        }
+    }
+
+    fn admit(&mut self, target: usize, wall_ms: u64) -> bool {
+        if self.store.is_none() {
+            return true;
+        }
+        match self.states[target].admit(wall_ms, &self.policy) {
+            Admission::Allowed => true,
+            Admission::Probe => {
+                self.changed[target] = true;
+                true
+            }
+            Admission::Refused => false,
+        }
+    }
+
+    async fn save_if_changed(&mut self, target: usize) {
+        if std::mem::take(&mut self.changed[target]) {
+            self.save(target).await;
+        }
+    }
+
+    /// Records a success (`None`) or a failure of the given health.
+    async fn record(&mut self, target: usize, failure: Option<Health>) {
+        if self.store.is_none() {
+            return;
+        }
+        let before = self.states[target];
+        match failure {
+            None => self.states[target].record_success(),
+            Some(Health::Failing) => {
+                self.states[target].record_failure(wall_clock_ms(), &self.policy)
+            }
+            Some(Health::Neutral) => {}
+        }
+        if self.states[target] != before {
+            self.save(target).await;
+        }
+    }
+
+    async fn save(&self, target: usize) {
+        if let Some(store) = &self.store {
+            // A breaker that cannot be stored must not fail the request.
+            let _ = store
+                .set(&self.keys[target], self.states[target].to_bytes())
+                .await;
+        }
+    }
+}
+
+/// A streamed answer that has begun: what was read so far and the rest of the body.
+struct Begun {
+    /// The model answering, for `stream-start`.
+    model: String,
+    body: IncomingResponseBody,
+    decoder: StreamDecoder,
+    /// Deltas that arrived with the first chunks.
+    pending: Vec<String>,
+    /// Set if the answer also ended before it was handed over.
+    outcome: Option<Result<types::StreamEnd, types::CompletionError>>,
+}
+
+/// One non-streamed attempt on `target`.
+async fn attempt_complete(call: &Call, target: usize) -> Result<types::ChatCompletion, Failure> {
+    let request = call.request(target, false).map_err(Failure::local)?;
+    let requested_model = request.model.clone();
+    let secret = call.secret(target);
+    let response = send(call, request).await?;
+    let response = check_status(call, response, secret).await?;
+    let content_type = header(&response, "content-type");
+    if !has_media_type(content_type.as_deref(), response::JSON) {
+        return Err(Failure::answer(wrong_content_type(
+            content_type.as_deref(),
+            response::JSON,
+        )));
+    }
+    let mut body = response.into_body();
+    let mut bytes = Vec::new();
+    loop {
+        let budget = call.read_budget_ms();
+        match within(budget, body.frame()).await {
+            None => return Err(Failure::transport(stalled(budget))),
+            Some(None) => break,
+            Some(Some(Err(code))) => {
+                return Err(Failure::transport(transport_error(&classify(&code))));
+            }
+            Some(Some(Ok(frame))) => {
+                if let Ok(data) = frame.into_data() {
+                    bytes.extend_from_slice(&data);
+                    if bytes.len() > MAX_COMPLETION_BODY_BYTES {
+                        return Err(Failure::answer(types::CompletionError::Internal(format!(
+                            "the upstream answer is larger than {MAX_COMPLETION_BODY_BYTES} bytes"
+                        ))));
+                    }
+                }
+            }
+        }
+    }
+    parse_completion(&bytes, &requested_model, secret).map_err(Failure::answer)
+}
+
+/// One streamed attempt on `target`, up to the moment the answer has begun.
+async fn attempt_stream(call: &Call, target: usize) -> Result<Begun, Failure> {
+    let request = call.request(target, true).map_err(Failure::local)?;
+    let secret = call.secret(target);
+    let mut decoder = StreamDecoder::new(&request.model, secret);
+    let response = send(call, request).await?;
+    let response = check_status(call, response, secret).await?;
+    let content_type = header(&response, "content-type");
+    if !has_media_type(content_type.as_deref(), response::EVENT_STREAM) {
+        return Err(Failure::answer(wrong_content_type(
+            content_type.as_deref(),
+            response::EVENT_STREAM,
+        )));
+    }
+    let mut body = response.into_body();
+    let mut pending = Vec::new();
+    loop {
+        let budget = call.read_budget_ms();
+        let frame = match within(budget, body.frame()).await {
+            None => return Err(Failure::transport(stalled(budget))),
+            Some(None) => {
+                // The body ended before the answer began: `[DONE]` alone is an empty
+                // answer, anything else a cut stream.
+                let outcome = decoder.finish();
+                return match outcome {
+                    Ok(end) => Ok(Begun {
+                        model: end.model.clone(),
+                        body,
+                        // Unused: the outcome is known.
+                        decoder: StreamDecoder::new(&end.model, None),
+                        pending,
+                        outcome: Some(Ok(end)),
+                    }),
+                    Err(error) => Err(Failure::answer(error)),
+                };
+            }
+            Some(Some(Err(code))) => {
+                return Err(Failure::transport(transport_error(&classify(&code))));
+            }
+            Some(Some(Ok(frame))) => frame,
+        };
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        let progress = decoder.feed(&data);
+        pending.extend(progress.deltas);
+        match progress.outcome {
+            Some(Err(error)) if !decoder.has_begun() => return Err(Failure::answer(error)),
+            Some(outcome) => {
+                return Ok(Begun {
+                    model: decoder.model().to_string(),
+                    body,
+                    decoder,
+                    pending,
+                    outcome: Some(outcome),
+                });
+            }
+            None if decoder.has_begun() => {
+                return Ok(Begun {
+                    model: decoder.model().to_string(),
+                    body,
+                    decoder,
+                    pending,
+                    outcome: None,
+                });
+            }
+            None => {}
+        }
+    }
+}
+
+/// Forwards the deltas of a begun answer as upstream frames arrive, until the decoder
+/// reaches an outcome, the body ends or it stalls for `idle_ms`.
+enum Interrupted {
+    ByUpstream(types::CompletionError),
+    CallerGone,
+}
+
+async fn pump(
+    begun: Begun,
+    idle_ms: u64,
+    deltas: &mut wit_bindgen::StreamWriter<Delta>,
+) -> Result<types::StreamEnd, Interrupted> {
+    let Begun {
+        model: _,
+        mut body,
+        mut decoder,
+        pending,
+        mut outcome,
+    } = begun;
+    let mut batch = pending;
+    loop {
+        if !batch.is_empty() {
+            let wit_batch = batch.drain(..).map(|content| Delta { content }).collect();
+            if !deltas.write_all(wit_batch).await.is_empty() {
+                // Dropping `body` on return tells the upstream to stop generating.
+                return Err(Interrupted::CallerGone);
+            }
+        }
+        if let Some(outcome) = outcome.take() {
+            return outcome.map_err(Interrupted::ByUpstream);
+        }
+        let frame = match within(idle_ms, body.frame()).await {
+            None => {
+                return Err(Interrupted::ByUpstream(types::CompletionError::Timeout(
+                    format!("the upstream stream stalled: nothing arrived for {idle_ms} ms"),
+                )));
+            }
+            Some(None) => return decoder.finish().map_err(Interrupted::ByUpstream),
+            Some(Some(Err(code))) => {
+                return Err(Interrupted::ByUpstream(transport_error(&classify(&code))));
+            }
+            Some(Some(Ok(frame))) => frame,
+        };
+        // Trailers carry nothing for us.
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        let progress = decoder.feed(&data);
+        batch = progress.deltas;
+        outcome = progress.outcome;
+    }
+}
+
+fn stalled(budget_ms: u64) -> types::CompletionError {
+    types::CompletionError::Timeout(format!("the upstream stopped sending for {budget_ms} ms"))
+}
+
+fn request_options(timeouts: &Timeouts) -> RequestOptionsExtension {
+    let ms_to_ns = |ms: u64| ms.saturating_mul(1_000_000);
+    let options = RequestOptions::new();
+    // A host that does not support a timeout kind keeps its own default for it; the
+    // guest's own timers bound the waits either way.
+    let _ = options.set_connect_timeout(Some(ms_to_ns(timeouts.connect_ms)));
+    let _ = options.set_first_byte_timeout(Some(ms_to_ns(timeouts.first_byte_ms)));
+    let _ = options.set_between_bytes_timeout(Some(ms_to_ns(timeouts.idle_ms)));
+    RequestOptionsExtension(options)
+}
+
+/// Sends `request` and waits for its response headers, at most the attempt budget.
+async fn send(call: &Call, request: UpstreamRequest) -> Result<Response, Failure> {
+    let mut builder = http::Request::builder()
+        .method(http::Method::POST)
+        .uri(&request.url)
+        .extension(request_options(&call.config.timeouts));
+    for (name, value) in &request.headers {
+        builder = builder.header(*name, value);
+    }
+    // The builder's error could only come from a header or URI, and the config
+    // module validated those; its text is not used because a header may hold the key.
+    let outbound = builder
+        .body(FullBody::new(Bytes::from(request.body)))
+        .map_err(|_| {
+            Failure::local(types::CompletionError::Internal(
+                "could not build the upstream request".into(),
+            ))
+        })?;
+    let budget = call.attempt_budget_ms();
+    match within(budget, spin_sdk::http::send(outbound)).await {
+        None => Err(Failure::transport(types::CompletionError::Timeout(
+            format!("the upstream did not answer within {budget} ms"),
+        ))),
+        Some(Err(code)) => Err(match classify(&code) {
+            denied @ TransportFailure::Denied => Failure::local(transport_error(&denied)),
+            failure => Failure::transport(transport_error(&failure)),
+        }),
+        Some(Ok(response)) => Ok(response),
+    }
+}
+
+/// Passes 2xx answers through; turns any other into its failure.
+async fn check_status(
+    call: &Call,
+    response: Response,
+    secret: Option<&str>,
+) -> Result<Response, Failure> {
+    let status = response.status().as_u16();
+    if (200..300).contains(&status) {
+        return Ok(response);
+    }
+    let retry_after_ms = header(&response, "retry-after-ms");
+    let retry_after = header(&response, "retry-after");
+    let delay = requested_delay_ms(
+        RetryHeaders {
+            retry_after_ms: retry_after_ms.as_deref(),
+            retry_after: retry_after.as_deref(),
+        },
+        wall_clock_ms(),
+    );
+    // A broken or stalled error body still leaves the status to go by.
+    let body = match read_body(response, MAX_ERROR_BODY_BYTES, call.read_budget_ms()).await {
+        Some(ReadBody::Complete(body) | ReadBody::Truncated(body)) => body,
+        None => Vec::new(),
+    };
+    Err(Failure::status(
+        status,
+        error_for_status(status, delay, &body, secret),
+        delay,
+    ))
+}
+
+enum ReadBody {
+    Complete(Vec<u8>),
+    /// The first `limit` bytes or more; the rest was not read.
+    Truncated(Vec<u8>),
+}
+
+/// Reads a body up to `limit` bytes; `None` if it broke or stalled for `idle_ms`.
+async fn read_body(response: Response, limit: usize, idle_ms: u64) -> Option<ReadBody> {
+    let mut body = response.into_body();
+    let mut bytes = Vec::new();
+    loop {
+        match within(idle_ms, body.frame()).await? {
+            None => return Some(ReadBody::Complete(bytes)),
+            Some(frame) => {
+                if let Ok(data) = frame.ok()?.into_data() {
+                    bytes.extend_from_slice(&data);
+                    if bytes.len() > limit {
+                        return Some(ReadBody::Truncated(bytes));
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// `future`'s output, or `None` if `ms` milliseconds pass first (the future is then
+/// dropped, which cancels the host call behind it).
+async fn within<F: Future>(ms: u64, future: F) -> Option<F::Output> {
+    let future = pin!(future);
+    let timer = pin!(sleep_ms(ms));
+    match select(future, timer).await {
+        Either::Left((output, _)) => Some(output),
+        Either::Right(_) => None,
+    }
+}
+
+async fn sleep_ms(ms: u64) {
+    monotonic_clock::wait_for(ms.saturating_mul(1_000_000)).await;
+}
+
+/// Milliseconds since the Unix epoch: the clock state shared across instances uses.
+fn wall_clock_ms() -> u64 {
+    let now = system_clock::now();
+    u64::try_from(now.seconds)
+        .unwrap_or(0)
+        .saturating_mul(1000)
+        .saturating_add(u64::from(now.nanoseconds) / 1_000_000)
+}
+
+async fn read_config() -> Result<Config, types::CompletionError> {
+    let mut values = Vec::with_capacity(config::VARIABLE_NAMES.len());
+    for name in config::VARIABLE_NAMES {
+        let value = match spin_sdk::variables::get(name).await {
+            Ok(value) => VariableValue::Value(value),
+            Err(spin_sdk::variables::Error::Undefined(_)) => VariableValue::Missing,
+            Err(_) => VariableValue::Unreadable,
+        };
+        values.push((name, value));
+    }
+    Config::from_variables(|name| {
+        values
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| v.clone())
+            .unwrap_or(VariableValue::Missing)
+    })
+}
+
+fn header(response: &Response, name: &str) -> Option<String> {
+    response
+        .headers()
+        .get(name)
+        .and_then(|value| value.to_str().ok())
+        .map(str::to_string)
+}
+
+fn classify(code: &ErrorCode) -> TransportFailure {
+    match code {
+        ErrorCode::HttpRequestDenied => TransportFailure::Denied,
+        ErrorCode::DnsTimeout
+        | ErrorCode::ConnectionTimeout
+        | ErrorCode::ConnectionReadTimeout
+        | ErrorCode::ConnectionWriteTimeout
+        | ErrorCode::HttpResponseTimeout => TransportFailure::TimedOut,
+        ErrorCode::ConnectionRefused => TransportFailure::Unreachable("connection refused".into()),
+        ErrorCode::ConnectionTerminated => {
+            TransportFailure::Unreachable("connection closed by the upstream".into())
+        }
+        ErrorCode::DnsError(_) | ErrorCode::DestinationNotFound => {
+            TransportFailure::Unreachable("the upstream host name did not resolve".into())
+        }
+        ErrorCode::TlsProtocolError
+        | ErrorCode::TlsCertificateError
+        | ErrorCode::TlsAlertReceived(_) => {
+            TransportFailure::Unreachable("the TLS handshake failed".into())
+        }
+        other => TransportFailure::Unreachable(sanitize(&format!("{other:?}"), None)),
+    }
+}
+
+fn from_wit_messages(messages: Vec<Message>) -> Vec<types::Message> {
+    messages
+        .into_iter()
+        .map(|m| types::Message {
+            role: match m.role {
+                Role::System => types::Role::System,
+                Role::User => types::Role::User,
+                Role::Assistant => types::Role::Assistant,
+            },
+            content: m.content,
+        })
+        .collect()
+}
+
+fn from_wit_options(options: Options) -> types::Options {
+    types::Options {
+        model: options.model,
+        temperature: options.temperature,
+        top_p: options.top_p,
+        max_tokens: options.max_tokens,
+        stop: options.stop,
+        seed: options.seed,
+        response_format: options.response_format,
+        user: options.user,
+    }
+}
+
+fn to_wit_finish(reason: types::FinishReason) -> FinishReason {
+    match reason {
+        types::FinishReason::Stop => FinishReason::Stop,
+        types::FinishReason::Length => FinishReason::Length,
+        types::FinishReason::ContentFilter => FinishReason::ContentFilter,
+    }
+}
+
+fn to_wit_usage(usage: types::Usage) -> Usage {
+    Usage {
+        prompt_tokens: usage.prompt_tokens,
+        completion_tokens: usage.completion_tokens,
+    }
+}
+
+fn to_wit_end(end: types::StreamEnd) -> StreamEnd {
+    StreamEnd {
+        model: end.model,
+        finish_reason: to_wit_finish(end.finish_reason),
+        usage: end.usage.map(to_wit_usage),
+    }
+}
+
+fn to_wit_error(error: types::CompletionError) -> CompletionError {
+    match error {
+        types::CompletionError::RateLimited {
+            retry_after_seconds,
+            message,
+        } => CompletionError::RateLimited(RateLimit {
+            retry_after_seconds,
+            message,
+        }),
+        types::CompletionError::UpstreamUnavailable(m) => CompletionError::UpstreamUnavailable(m),
+        types::CompletionError::Timeout(m) => CompletionError::Timeout(m),
+        types::CompletionError::InvalidRequest(m) => CompletionError::InvalidRequest(m),
+        types::CompletionError::Unauthorized(m) => CompletionError::Unauthorized(m),
+        types::CompletionError::ContentFiltered(m) => CompletionError::ContentFiltered(m),
+        types::CompletionError::Internal(m) => CompletionError::Internal(m),
+    }
+}
