@@ -181,17 +181,19 @@ fn main() {
 
         let mut results = Vec::new();
         for streamed in [true, false] {
+            // The gateway picks its default model, the upstream's `openai_model`.
             let question = serde_json::json!({
-                "model": "gpt-4o-mini",
                 "stream": streamed,
                 "messages": [{"role": "user", "content": QUESTION}],
             });
+            let mut direct_question = question.clone();
+            direct_question["model"] = serde_json::json!("gpt-4o-mini");
             let mode = if streamed { "streamed" } else { "not streamed" };
             let direct = measure(
                 &format!("upstream directly, {mode}"),
                 &upstream.origin,
                 "/v1/chat/completions",
-                question.clone(),
+                direct_question,
                 requests,
             )
             .await;
