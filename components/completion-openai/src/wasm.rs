@@ -468,20 +468,32 @@ struct Begun {
     outcome: Option<Result<types::StreamEnd, types::CompletionError>>,
 }
 
+/// Sends `request` and accepts the response only if it is a success carrying
+/// `media_type`.
+async fn open(
+    call: &Call,
+    request: UpstreamRequest,
+    secret: Option<&str>,
+    media_type: &str,
+) -> Result<Response, Failure> {
+    let response = send(call, request).await?;
+    let response = check_status(call, response, secret).await?;
+    let content_type = header(&response, "content-type");
+    if !has_media_type(content_type.as_deref(), media_type) {
+        return Err(Failure::answer(wrong_content_type(
+            content_type.as_deref(),
+            media_type,
+        )));
+    }
+    Ok(response)
+}
+
 /// One non-streamed attempt on `target`.
 async fn attempt_complete(call: &Call, target: usize) -> Result<types::ChatCompletion, Failure> {
     let request = call.request(target, false).map_err(Failure::local)?;
     let requested_model = request.model.clone();
     let secret = call.secret(target);
-    let response = send(call, request).await?;
-    let response = check_status(call, response, secret).await?;
-    let content_type = header(&response, "content-type");
-    if !has_media_type(content_type.as_deref(), response::JSON) {
-        return Err(Failure::answer(wrong_content_type(
-            content_type.as_deref(),
-            response::JSON,
-        )));
-    }
+    let response = open(call, request, secret, response::JSON).await?;
     let mut body = response.into_body();
     let mut bytes = Vec::new();
     loop {
@@ -512,15 +524,7 @@ async fn attempt_stream(call: &Call, target: usize) -> Result<Begun, Failure> {
     let request = call.request(target, true).map_err(Failure::local)?;
     let secret = call.secret(target);
     let mut decoder = StreamDecoder::new(&request.model, secret);
-    let response = send(call, request).await?;
-    let response = check_status(call, response, secret).await?;
-    let content_type = header(&response, "content-type");
-    if !has_media_type(content_type.as_deref(), response::EVENT_STREAM) {
-        return Err(Failure::answer(wrong_content_type(
-            content_type.as_deref(),
-            response::EVENT_STREAM,
-        )));
-    }
+    let response = open(call, request, secret, response::EVENT_STREAM).await?;
     let mut body = response.into_body();
     let mut pending = Vec::new();
     loop {
