@@ -268,6 +268,8 @@ async fn parameters_that_cannot_be_honoured_are_refused() {
         assert_eq!(reply.status, 400, "{field}: {}", reply.text());
         let error = reply.json()["error"].clone();
         assert_eq!(error["type"], "invalid_request_error", "{field}");
+        // Refused by chat or, for response_format, by the offline model: named either way.
+        assert_eq!(error["param"], field, "{error}");
         assert!(error["message"].as_str().unwrap().len() > 10, "{field}");
     }
     // Sampling settings the offline model has no use for are still accepted.

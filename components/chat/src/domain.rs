@@ -87,7 +87,10 @@ pub enum CompletionFailure {
     },
     UpstreamUnavailable(String),
     Timeout(String),
-    InvalidRequest(String),
+    InvalidRequest {
+        message: String,
+        param: Option<String>,
+    },
     Unauthorized(String),
     ContentFiltered(String),
     Internal(String),

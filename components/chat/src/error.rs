@@ -162,12 +162,21 @@ impl From<CompletionFailure> for ApiError {
                 "upstream_timeout",
                 "The language model did not answer in time; retry later.",
             ),
-            CompletionFailure::InvalidRequest(reason) => ApiError::new(
-                400,
-                INVALID_REQUEST,
-                "invalid_request",
-                format!("The language model rejected the request: {}", clip(&reason)),
-            ),
+            CompletionFailure::InvalidRequest { message, param } => {
+                let error = ApiError::new(
+                    400,
+                    INVALID_REQUEST,
+                    "invalid_request",
+                    format!(
+                        "The language model rejected the request: {}",
+                        clip(&message)
+                    ),
+                );
+                match param {
+                    Some(param) => error.with_param(clip(&param)),
+                    None => error,
+                }
+            }
             // Our own credential for the provider is wrong: a gateway fault, and the
             // provider's text may quote part of the key, so none of it is forwarded.
             CompletionFailure::Unauthorized(_) => ApiError::new(
@@ -284,10 +293,23 @@ mod tests {
 
     #[test]
     fn provider_rejecting_the_request_is_the_clients_400() {
-        let error = ApiError::from(CompletionFailure::InvalidRequest("context too long".into()));
+        let error = ApiError::from(CompletionFailure::InvalidRequest {
+            message: "context too long".into(),
+            param: None,
+        });
         assert_eq!(error.status, 400);
         assert_eq!(error.error_type, INVALID_REQUEST);
         assert!(error.message.contains("context too long"));
+        assert_eq!(error.param, None);
+    }
+
+    #[test]
+    fn the_parameter_the_provider_refused_is_named() {
+        let error = ApiError::from(CompletionFailure::InvalidRequest {
+            message: "json_object is not supported".into(),
+            param: Some("response_format".into()),
+        });
+        assert_eq!(error.param.as_deref(), Some("response_format"));
     }
 
     #[test]
@@ -336,7 +358,10 @@ mod tests {
     #[test]
     fn forwarded_provider_text_is_bounded_and_single_line() {
         let long = format!("line one\nline two {}", "x".repeat(1000));
-        let error = ApiError::from(CompletionFailure::InvalidRequest(long));
+        let error = ApiError::from(CompletionFailure::InvalidRequest {
+            message: long,
+            param: None,
+        });
         assert!(!error.message.contains('\n'));
         assert!(error.message.chars().count() < 300);
     }

@@ -504,7 +504,10 @@ fn completion_failure(error: completion::CompletionError) -> CompletionFailure {
         },
         E::UpstreamUnavailable(m) => CompletionFailure::UpstreamUnavailable(m),
         E::Timeout(m) => CompletionFailure::Timeout(m),
-        E::InvalidRequest(m) => CompletionFailure::InvalidRequest(m),
+        E::InvalidRequest(refusal) => CompletionFailure::InvalidRequest {
+            message: refusal.message,
+            param: refusal.param,
+        },
         E::Unauthorized(m) => CompletionFailure::Unauthorized(m),
         E::ContentFiltered(m) => CompletionFailure::ContentFiltered(m),
         E::Internal(m) => CompletionFailure::Internal(m),

@@ -79,7 +79,20 @@ pub struct Completion {
 
 /// The request can never succeed as given.
 #[derive(Debug, Clone, PartialEq)]
-pub struct InvalidRequest(pub String);
+pub struct InvalidRequest {
+    /// The OpenAI request parameter at fault.
+    pub param: &'static str,
+    pub message: String,
+}
+
+impl InvalidRequest {
+    fn new(param: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            param,
+            message: message.into(),
+        }
+    }
+}
 
 /// Answers the last user message from the sources in the first system message.
 pub fn complete(messages: &[Message], options: &Options) -> Result<Completion, InvalidRequest> {
@@ -88,9 +101,12 @@ pub fn complete(messages: &[Message], options: &Options) -> Result<Completion, I
         .iter()
         .rev()
         .find(|message| message.role == Role::User)
-        .ok_or_else(|| InvalidRequest("the messages contain no user message".into()))?;
+        .ok_or_else(|| InvalidRequest::new("messages", "the messages contain no user message"))?;
     if question.content.trim().is_empty() {
-        return Err(InvalidRequest("the last user message is empty".into()));
+        return Err(InvalidRequest::new(
+            "messages",
+            "the last user message is empty",
+        ));
     }
     let sources = messages
         .iter()
@@ -118,28 +134,41 @@ fn validate(options: &Options) -> Result<(), InvalidRequest> {
     if let Some(temperature) = options.temperature
         && !(0.0..=2.0).contains(&temperature)
     {
-        return Err(InvalidRequest("temperature must be between 0 and 2".into()));
+        return Err(InvalidRequest::new(
+            "temperature",
+            "temperature must be between 0 and 2",
+        ));
     }
     if options.max_tokens == Some(0) {
-        return Err(InvalidRequest("max-tokens must be at least 1".into()));
+        return Err(InvalidRequest::new(
+            "max_tokens",
+            "max-tokens must be at least 1",
+        ));
     }
     if options.stop.len() > MAX_STOP_SEQUENCES {
-        return Err(InvalidRequest(format!(
-            "at most {MAX_STOP_SEQUENCES} stop sequences are allowed"
-        )));
+        return Err(InvalidRequest::new(
+            "stop",
+            format!("at most {MAX_STOP_SEQUENCES} stop sequences are allowed"),
+        ));
     }
     if options.stop.iter().any(String::is_empty) {
-        return Err(InvalidRequest("stop sequences must not be empty".into()));
+        return Err(InvalidRequest::new(
+            "stop",
+            "stop sequences must not be empty",
+        ));
     }
     if let Some(format) = &options.response_format {
         let kind = serde_json::from_str::<serde_json::Value>(format)
             .ok()
             .and_then(|format| format.get("type")?.as_str().map(str::to_string));
         if kind.as_deref() != Some("text") {
-            return Err(InvalidRequest(format!(
-                "response_format {} is not supported by {MODEL}: it answers with extracted prose only",
-                kind.map_or_else(|| format.clone(), |kind| format!("'{kind}'"))
-            )));
+            return Err(InvalidRequest::new(
+                "response_format",
+                format!(
+                    "response_format {} is not supported by {MODEL}: it answers with extracted prose only",
+                    kind.map_or_else(|| format.clone(), |kind| format!("'{kind}'"))
+                ),
+            ));
         }
     }
     Ok(())
@@ -174,8 +203,8 @@ mod wasm {
     });
 
     use exports::chatgate::rag::completion::{
-        ChatCompletion, CompletionError, Delta, FinishReason, Guest, Message, Options, Role,
-        StreamEnd, StreamStart, Usage,
+        ChatCompletion, CompletionError, Delta, FinishReason, Guest, Message, Options, Refusal,
+        Role, StreamEnd, StreamStart, Usage,
     };
     use spin_sdk::wit_bindgen::{FutureReader, StreamReader};
 
@@ -205,8 +234,12 @@ mod wasm {
             stop: options.stop,
             response_format: options.response_format,
         };
-        super::complete(&messages, &options)
-            .map_err(|super::InvalidRequest(message)| CompletionError::InvalidRequest(message))
+        super::complete(&messages, &options).map_err(|refused| {
+            CompletionError::InvalidRequest(Refusal {
+                message: refused.message,
+                param: Some(refused.param.to_string()),
+            })
+        })
     }
 
     fn finish_reason(reason: super::FinishReason) -> FinishReason {
@@ -431,10 +464,14 @@ mod tests {
     #[test]
     fn requests_without_a_question_are_invalid() {
         let no_user = complete(&[grounded(WAF_SOURCES)], &Options::default());
-        assert!(matches!(no_user, Err(InvalidRequest(m)) if m.contains("no user message")));
+        assert!(
+            matches!(no_user, Err(InvalidRequest { param: "messages", message }) if message.contains("no user message"))
+        );
         assert!(complete(&[], &Options::default()).is_err());
         let blank = complete(&[message(Role::User, "  \n")], &Options::default());
-        assert!(matches!(blank, Err(InvalidRequest(m)) if m.contains("empty")));
+        assert!(
+            matches!(blank, Err(InvalidRequest { param: "messages", message }) if message.contains("empty"))
+        );
     }
 
     #[test]
@@ -485,10 +522,15 @@ mod tests {
                 response_format: Some(format.into()),
                 ..Options::default()
             };
-            let Err(InvalidRequest(message)) = complete(&user, &options) else {
+            let Err(refused) = complete(&user, &options) else {
                 panic!("{format} accepted");
             };
-            assert!(message.contains("response_format"), "{message}");
+            assert_eq!(refused.param, "response_format");
+            assert!(
+                refused.message.contains("not supported"),
+                "{}",
+                refused.message
+            );
         }
     }
 

@@ -65,6 +65,7 @@ struct UpstreamError {
     kind: Option<String>,
     code: Option<String>,
     inner_code: Option<String>,
+    param: Option<String>,
 }
 
 impl UpstreamError {
@@ -89,8 +90,20 @@ impl UpstreamError {
                 kind: text(fields.get("type")),
                 code: text(fields.get("code")),
                 inner_code: text(fields.get("innererror").and_then(|i| i.get("code"))),
+                param: text(fields.get("param")),
             }),
             _ => None,
+        }
+    }
+
+    /// An invalid request, naming the parameter the upstream blamed.
+    fn invalid(&self, message: String) -> CompletionError {
+        match &self.param {
+            Some(param) => CompletionError::InvalidParameter {
+                param: param.clone(),
+                message,
+            },
+            None => CompletionError::InvalidRequest(message),
         }
     }
 
@@ -150,7 +163,7 @@ pub fn error_for_status(
         400 | 404 | 413 | 422 if upstream.is_content_filter() => CompletionError::ContentFiltered(
             message.unwrap_or_else(|| "the upstream content filter rejected the prompt".into()),
         ),
-        400 | 404 | 413 | 422 => CompletionError::InvalidRequest(
+        400 | 404 | 413 | 422 => upstream.invalid(
             message.unwrap_or_else(|| format!("the upstream rejected the request (HTTP {status})")),
         ),
         408 | 500..=599 => CompletionError::UpstreamUnavailable(match message {
@@ -177,7 +190,7 @@ pub fn error_for_error_object(error: &Value, secret: Option<&str>) -> Completion
             message,
         }
     } else if upstream.kind.as_deref() == Some("invalid_request_error") {
-        CompletionError::InvalidRequest(message)
+        upstream.invalid(message)
     } else {
         CompletionError::UpstreamUnavailable(message)
     }
@@ -313,16 +326,23 @@ mod tests {
     }
 
     #[test]
-    fn client_errors_pass_the_upstream_message_on() {
+    fn client_errors_pass_the_upstream_message_and_param_on() {
         let body = br#"{"error":{"message":"This model's maximum context length is 128000 tokens.","type":"invalid_request_error","param":"messages","code":"context_length_exceeded"}}"#;
         for status in [400, 404, 422] {
             assert_eq!(
                 error_for_status(status, None, body, None),
-                CompletionError::InvalidRequest(
-                    "This model's maximum context length is 128000 tokens.".into()
-                )
+                CompletionError::InvalidParameter {
+                    param: "messages".into(),
+                    message: "This model's maximum context length is 128000 tokens.".into()
+                }
             );
         }
+        let without_param =
+            br#"{"error":{"message":"Bad request.","type":"invalid_request_error","param":null}}"#;
+        assert_eq!(
+            error_for_status(400, None, without_param, None),
+            CompletionError::InvalidRequest("Bad request.".into())
+        );
     }
 
     #[test]

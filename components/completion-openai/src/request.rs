@@ -72,11 +72,17 @@ pub fn validate(
         return invalid("at least one message is required");
     }
     // serde_json would silently write NaN or infinity as `null`.
+    let invalid_parameter = |param: &str, message: &str| {
+        Err(CompletionError::InvalidParameter {
+            param: param.into(),
+            message: message.into(),
+        })
+    };
     if options.temperature.is_some_and(|t| !t.is_finite()) {
-        return invalid("temperature must be a finite number");
+        return invalid_parameter("temperature", "temperature must be a finite number");
     }
     if options.top_p.is_some_and(|p| !p.is_finite()) {
-        return invalid("top_p must be a finite number");
+        return invalid_parameter("top_p", "top_p must be a finite number");
     }
     if let Some(model) = options.model.as_deref() {
         if model.trim().is_empty() {
@@ -101,9 +107,11 @@ fn response_format(options: &Options) -> Result<Option<Value>, CompletionError> 
     };
     match serde_json::from_str::<Value>(text) {
         Ok(format @ Value::Object(_)) => Ok(Some(format)),
-        _ => Err(CompletionError::InvalidRequest(
-            "response_format must be a JSON object such as {\"type\": \"json_object\"}".into(),
-        )),
+        _ => Err(CompletionError::InvalidParameter {
+            param: "response_format".into(),
+            message: "response_format must be a JSON object such as {\"type\": \"json_object\"}"
+                .into(),
+        }),
     }
 }
 
@@ -376,7 +384,7 @@ mod tests {
         };
         assert!(matches!(
             build(&config, &conversation(), &nan, false),
-            Err(CompletionError::InvalidRequest(_))
+            Err(CompletionError::InvalidParameter { param, .. }) if param == "temperature"
         ));
         let blank_model = Options {
             model: Some("  ".into()),
@@ -420,7 +428,7 @@ mod tests {
             };
             assert!(matches!(
                 validate(&config(&[]).flavor, &conversation(), &options),
-                Err(CompletionError::InvalidRequest(m)) if m.contains("response_format")
+                Err(CompletionError::InvalidParameter { param, .. }) if param == "response_format"
             ));
         }
         let options = Options {
@@ -429,7 +437,7 @@ mod tests {
         };
         assert!(matches!(
             validate(&config(&[]).flavor, &conversation(), &options),
-            Err(CompletionError::InvalidRequest(m)) if m.contains("top_p")
+            Err(CompletionError::InvalidParameter { param, .. }) if param == "top_p"
         ));
     }
 

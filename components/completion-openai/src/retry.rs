@@ -105,9 +105,9 @@ impl Failure {
             }
             CompletionError::RateLimited { .. } => (Retry, Neutral),
             CompletionError::Unauthorized(_) => (NextTarget, Neutral),
-            CompletionError::InvalidRequest(_) | CompletionError::ContentFiltered(_) => {
-                (Stop, Neutral)
-            }
+            CompletionError::InvalidRequest(_)
+            | CompletionError::InvalidParameter { .. }
+            | CompletionError::ContentFiltered(_) => (Stop, Neutral),
         };
         Failure {
             error,

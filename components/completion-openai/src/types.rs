@@ -86,6 +86,11 @@ pub enum CompletionError {
     UpstreamUnavailable(String),
     Timeout(String),
     InvalidRequest(String),
+    /// An invalid request whose fault lies in one named parameter (`response_format`, ...).
+    InvalidParameter {
+        param: String,
+        message: String,
+    },
     Unauthorized(String),
     ContentFiltered(String),
     Internal(String),
@@ -98,6 +103,7 @@ impl CompletionError {
             | CompletionError::UpstreamUnavailable(message)
             | CompletionError::Timeout(message)
             | CompletionError::InvalidRequest(message)
+            | CompletionError::InvalidParameter { message, .. }
             | CompletionError::Unauthorized(message)
             | CompletionError::ContentFiltered(message)
             | CompletionError::Internal(message) => message,

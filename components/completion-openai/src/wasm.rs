@@ -36,8 +36,8 @@ spin_sdk::wit_bindgen::generate!({
 });
 
 use exports::chatgate::rag::completion::{
-    ChatCompletion, CompletionError, Delta, FinishReason, Guest, Message, Options, RateLimit, Role,
-    StreamEnd, StreamStart, Usage,
+    ChatCompletion, CompletionError, Delta, FinishReason, Guest, Message, Options, RateLimit,
+    Refusal, Role, StreamEnd, StreamStart, Usage,
 };
 
 type StreamResult = Result<StreamEnd, CompletionError>;
@@ -873,7 +873,18 @@ fn to_wit_error(error: types::CompletionError) -> CompletionError {
         }),
         types::CompletionError::UpstreamUnavailable(m) => CompletionError::UpstreamUnavailable(m),
         types::CompletionError::Timeout(m) => CompletionError::Timeout(m),
-        types::CompletionError::InvalidRequest(m) => CompletionError::InvalidRequest(m),
+        types::CompletionError::InvalidRequest(message) => {
+            CompletionError::InvalidRequest(Refusal {
+                message,
+                param: None,
+            })
+        }
+        types::CompletionError::InvalidParameter { param, message } => {
+            CompletionError::InvalidRequest(Refusal {
+                message,
+                param: Some(param),
+            })
+        }
         types::CompletionError::Unauthorized(m) => CompletionError::Unauthorized(m),
         types::CompletionError::ContentFiltered(m) => CompletionError::ContentFiltered(m),
         types::CompletionError::Internal(m) => CompletionError::Internal(m),
