@@ -97,31 +97,7 @@ async fn chat_completions(
     let created = unix_seconds();
 
     let (passages, grounding) = if chat.grounding.retrieval {
-        let query = chat
-            .retrieval_query()
-            .ok_or_else(|| {
-                ApiError::invalid(
-                    "messages",
-                    "invalid_value",
-                    "'messages' needs a user message with text.",
-                )
-            })?
-            .to_string();
-        let filters = chat
-            .grounding
-            .filters
-            .iter()
-            .map(|filter| retriever::Filter {
-                field: filter.field.clone(),
-                value: filter.value.clone(),
-            })
-            .collect();
-        let top_k = chat.grounding.top_k.unwrap_or(settings.top_k);
-        let passages = retriever::search(query, top_k, filters)
-            .await
-            .map_err(|error| ApiError::from(retrieval_failure(error)))?;
-        let passages =
-            prompt::usable_passages(passages.into_iter().map(passage_from_wit).collect());
+        let passages = retrieve(&chat, &settings).await?;
         if passages.is_empty() {
             let mut response = nothing_relevant(&chat, id, created, model.id);
             insert_headers(&mut response, &allowance.headers);
@@ -174,6 +150,36 @@ async fn chat_completions(
     }
     insert_headers(&mut response, &allowance.headers);
     Ok(response)
+}
+
+/// The usable passages for the latest user message, best first.
+async fn retrieve(chat: &ChatRequest, settings: &Settings) -> Result<Vec<Passage>, ApiError> {
+    let query = chat
+        .retrieval_query()
+        .ok_or_else(|| {
+            ApiError::invalid(
+                "messages",
+                "invalid_value",
+                "'messages' needs a user message with text.",
+            )
+        })?
+        .to_string();
+    let filters = chat
+        .grounding
+        .filters
+        .iter()
+        .map(|filter| retriever::Filter {
+            field: filter.field.clone(),
+            value: filter.value.clone(),
+        })
+        .collect();
+    let top_k = chat.grounding.top_k.unwrap_or(settings.top_k);
+    let passages = retriever::search(query, top_k, filters)
+        .await
+        .map_err(|error| ApiError::from(retrieval_failure(error)))?;
+    Ok(prompt::usable_passages(
+        passages.into_iter().map(passage_from_wit).collect(),
+    ))
 }
 
 /// Who the quotas count against: the identity `auth` verified.
