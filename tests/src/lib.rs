@@ -4,6 +4,7 @@
 
 pub mod http_client;
 pub mod jwt;
+pub mod search;
 pub mod stats;
 pub mod upstream;
 
@@ -48,13 +49,26 @@ pub const OPENAI_COMPLETION_LINE: &str = r#""chatgate:rag/completion" = { compon
 /// The shipped manifest with its completion dependency line replaced by `line`,
 /// and nothing else.
 pub fn manifest_with_completion_line(line: &str) -> String {
+    manifest_with_line_replaced(SHIPPED_COMPLETION_LINE, line)
+}
+
+/// The retriever dependency line `spin.toml` ships with.
+pub const SHIPPED_RETRIEVER_LINE: &str =
+    r#""chatgate:rag/retriever" = { component = "retrieval" }"#;
+
+/// The one-line swap to `retrieval-azure-search` that `spin.toml` documents.
+pub const AZURE_SEARCH_RETRIEVER_LINE: &str = r#""chatgate:rag/retriever" = { component = "retrieval-azure-search", inherit_configuration = ["variables", "allowed_outbound_hosts"] }"#;
+
+/// The shipped manifest with `shipped_line` (which must occur once) replaced by
+/// `line`, and nothing else.
+pub fn manifest_with_line_replaced(shipped_line: &str, line: &str) -> String {
     let shipped = project_manifest();
     assert_eq!(
-        shipped.matches(SHIPPED_COMPLETION_LINE).count(),
+        shipped.matches(shipped_line).count(),
         1,
-        "spin.toml ships completion-extractive"
+        "spin.toml has {shipped_line}"
     );
-    let edited = shipped.replace(SHIPPED_COMPLETION_LINE, line);
+    let edited = shipped.replace(shipped_line, line);
     let changed = shipped
         .lines()
         .zip(edited.lines())

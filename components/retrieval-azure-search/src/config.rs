@@ -1,0 +1,409 @@
+//! The component's configuration, read from Spin variables and validated once per
+//! request. A misconfiguration is reported as `index-unavailable`: the index cannot be
+//! reached as configured, and no request is sent.
+
+use crate::RetrievalError;
+
+pub const DEFAULT_API_VERSION: &str = "2024-07-01";
+pub const DEFAULT_TIMEOUT_MS: u64 = 10_000;
+/// Azure AI Search's own default `top` is 50; above this a request is refused
+/// rather than asking the service for an answer the prompt could never hold.
+pub const MAX_TOP: u32 = 1000;
+
+/// Every variable the component reads.
+pub const VARIABLE_NAMES: [&str; 10] = [
+    "azure_search_origin",
+    "azure_search_index",
+    "azure_search_api_key",
+    "azure_search_api_version",
+    "azure_search_semantic_configuration",
+    "azure_search_id_field",
+    "azure_search_title_field",
+    "azure_search_content_field",
+    "azure_search_source_field",
+    "azure_search_timeout_ms",
+];
+
+/// What reading one variable gave.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum VariableValue {
+    Value(String),
+    /// Not declared for the component: its default applies.
+    Missing,
+    /// Declared but the host could not resolve it.
+    Unreadable,
+}
+
+/// The API key; its `Debug` never shows it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ApiKey(String);
+
+impl ApiKey {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for ApiKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ApiKey([redacted])")
+    }
+}
+
+/// Which index fields hold the parts of a passage.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fields {
+    pub id: String,
+    pub title: String,
+    pub content: String,
+    pub source: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// `scheme://host[:port]`, without a trailing slash.
+    pub origin: String,
+    pub index: String,
+    pub api_key: ApiKey,
+    pub api_version: String,
+    pub semantic_configuration: Option<String>,
+    pub fields: Fields,
+    /// The deadline for one `search` call, retry included.
+    pub timeout_ms: u64,
+}
+
+impl Config {
+    pub fn from_variables(get: impl Fn(&str) -> VariableValue) -> Result<Config, RetrievalError> {
+        let read = |name: &str, default: &str| -> Result<String, RetrievalError> {
+            match get(name) {
+                VariableValue::Value(value) => Ok(value.trim().to_string()),
+                VariableValue::Missing => Ok(default.to_string()),
+                VariableValue::Unreadable => Err(misconfigured(format!(
+                    "the variable {name} could not be read"
+                ))),
+            }
+        };
+        let origin = origin(&read("azure_search_origin", "")?)?;
+        let index = read("azure_search_index", "")?;
+        if !valid_index_name(&index) {
+            return Err(misconfigured(if index.is_empty() {
+                "azure_search_index is not set".to_string()
+            } else {
+                "azure_search_index must be 2-128 lowercase letters, digits or dashes, starting and ending with a letter or digit".to_string()
+            }));
+        }
+        let api_key = read("azure_search_api_key", "")?;
+        if api_key.is_empty() {
+            return Err(misconfigured("azure_search_api_key is not set".into()));
+        }
+        // A header value cannot hold control characters; the key itself is not quoted.
+        if !api_key.bytes().all(|b| (0x21..0x7f).contains(&b)) {
+            return Err(misconfigured(
+                "azure_search_api_key holds characters an HTTP header cannot carry".into(),
+            ));
+        }
+        let mut api_version = read("azure_search_api_version", DEFAULT_API_VERSION)?;
+        if api_version.is_empty() {
+            api_version = DEFAULT_API_VERSION.to_string();
+        }
+        if !api_version
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+        {
+            return Err(misconfigured(
+                "azure_search_api_version must look like 2024-07-01".into(),
+            ));
+        }
+        let semantic = read("azure_search_semantic_configuration", "")?;
+        let semantic_configuration = (!semantic.is_empty()).then_some(semantic);
+        let field = |name: &str, default: &str| -> Result<String, RetrievalError> {
+            let value = read(name, default)?;
+            let value = if value.is_empty() {
+                default.to_string()
+            } else {
+                value
+            };
+            if valid_field_name(&value) {
+                Ok(value)
+            } else {
+                Err(misconfigured(format!(
+                    "{name} must be an index field name (letters, digits and underscores, starting with a letter)"
+                )))
+            }
+        };
+        let fields = Fields {
+            id: field("azure_search_id_field", "id")?,
+            title: field("azure_search_title_field", "title")?,
+            content: field("azure_search_content_field", "content")?,
+            source: field("azure_search_source_field", "filepath")?,
+        };
+        let timeout = read("azure_search_timeout_ms", "")?;
+        let timeout_ms = if timeout.is_empty() {
+            DEFAULT_TIMEOUT_MS
+        } else {
+            match timeout.parse::<u64>() {
+                Ok(ms) if (1..=600_000).contains(&ms) => ms,
+                _ => {
+                    return Err(misconfigured(
+                        "azure_search_timeout_ms must be a whole number of milliseconds from 1 to 600000".into(),
+                    ));
+                }
+            }
+        };
+        Ok(Config {
+            origin,
+            index,
+            api_key: ApiKey(api_key),
+            api_version,
+            semantic_configuration,
+            fields,
+            timeout_ms,
+        })
+    }
+}
+
+fn misconfigured(reason: String) -> RetrievalError {
+    RetrievalError::IndexUnavailable(format!("retrieval-azure-search is misconfigured: {reason}"))
+}
+
+/// `https://<service>.search.windows.net` (or `http://` for a local server): a scheme
+/// and an authority, nothing else, so that the index path is ours to append.
+fn origin(text: &str) -> Result<String, RetrievalError> {
+    if text.is_empty() {
+        return Err(misconfigured("azure_search_origin is not set".into()));
+    }
+    let trimmed = text.trim_end_matches('/');
+    let invalid = || {
+        misconfigured(
+            "azure_search_origin must be scheme://host[:port], e.g. https://my-service.search.windows.net".into(),
+        )
+    };
+    let uri: http::Uri = trimmed.parse().map_err(|_| invalid())?;
+    let scheme_ok = matches!(uri.scheme_str(), Some("http" | "https"));
+    let bare = uri.path_and_query().is_none_or(|p| p.as_str() == "/")
+        && uri.authority().is_some_and(|a| !a.as_str().contains('@'));
+    if scheme_ok && bare {
+        Ok(trimmed.to_string())
+    } else {
+        Err(invalid())
+    }
+}
+
+/// Azure AI Search index names: lowercase letters, digits and dashes, 2 to 128
+/// characters, starting and ending with a letter or digit, no `--`.
+fn valid_index_name(name: &str) -> bool {
+    let bytes = name.as_bytes();
+    (2..=128).contains(&bytes.len())
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-')
+        && bytes.first().is_some_and(u8::is_ascii_alphanumeric)
+        && bytes.last().is_some_and(u8::is_ascii_alphanumeric)
+        && !name.contains("--")
+}
+
+/// Azure AI Search field names: a letter, then letters, digits or underscores. They
+/// are written unquoted into OData filters, so nothing else may pass.
+fn valid_field_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphabetic())
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && name.len() <= 128
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(pairs: &[(&str, &str)]) -> Result<Config, RetrievalError> {
+        Config::from_variables(|name| {
+            pairs
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, v)| VariableValue::Value(v.to_string()))
+                .unwrap_or(VariableValue::Missing)
+        })
+    }
+
+    const MINIMAL: &[(&str, &str)] = &[
+        ("azure_search_origin", "https://contoso.search.windows.net/"),
+        ("azure_search_index", "handbook-v2"),
+        ("azure_search_api_key", "secret-admin-key"),
+    ];
+
+    fn with(extra: &[(&'static str, &'static str)]) -> Vec<(&'static str, &'static str)> {
+        let mut pairs: Vec<_> = MINIMAL
+            .iter()
+            .filter(|(n, _)| !extra.iter().any(|(e, _)| e == n))
+            .copied()
+            .collect();
+        pairs.extend_from_slice(extra);
+        pairs
+    }
+
+    fn misconfiguration(pairs: &[(&str, &str)]) -> String {
+        match config(pairs) {
+            Err(RetrievalError::IndexUnavailable(message)) => message,
+            other => panic!("expected a misconfiguration, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn origin_index_and_key_suffice_and_everything_else_has_a_default() {
+        let config = config(MINIMAL).unwrap();
+        assert_eq!(config.origin, "https://contoso.search.windows.net");
+        assert_eq!(config.index, "handbook-v2");
+        assert_eq!(config.api_key.expose(), "secret-admin-key");
+        assert_eq!(config.api_version, "2024-07-01");
+        assert_eq!(config.semantic_configuration, None);
+        assert_eq!(
+            config.fields,
+            Fields {
+                id: "id".into(),
+                title: "title".into(),
+                content: "content".into(),
+                source: "filepath".into(),
+            }
+        );
+        assert_eq!(config.timeout_ms, 10_000);
+    }
+
+    #[test]
+    fn empty_values_mean_the_defaults_for_optional_settings() {
+        let config = config(&with(&[
+            ("azure_search_api_version", ""),
+            ("azure_search_semantic_configuration", " "),
+            ("azure_search_source_field", ""),
+            ("azure_search_timeout_ms", ""),
+        ]))
+        .unwrap();
+        assert_eq!(config.api_version, DEFAULT_API_VERSION);
+        assert_eq!(config.semantic_configuration, None);
+        assert_eq!(config.fields.source, "filepath");
+        assert_eq!(config.timeout_ms, DEFAULT_TIMEOUT_MS);
+    }
+
+    #[test]
+    fn every_setting_can_be_overridden() {
+        let config = config(&with(&[
+            ("azure_search_api_version", "2025-05-01-preview"),
+            ("azure_search_semantic_configuration", "default-semantic"),
+            ("azure_search_id_field", "chunk_id"),
+            ("azure_search_title_field", "doc_title"),
+            ("azure_search_content_field", "chunk"),
+            ("azure_search_source_field", "url"),
+            ("azure_search_timeout_ms", "2500"),
+        ]))
+        .unwrap();
+        assert_eq!(config.api_version, "2025-05-01-preview");
+        assert_eq!(
+            config.semantic_configuration.as_deref(),
+            Some("default-semantic")
+        );
+        assert_eq!(config.fields.id, "chunk_id");
+        assert_eq!(config.fields.title, "doc_title");
+        assert_eq!(config.fields.content, "chunk");
+        assert_eq!(config.fields.source, "url");
+        assert_eq!(config.timeout_ms, 2500);
+    }
+
+    #[test]
+    fn required_settings_are_named_when_missing() {
+        for name in [
+            "azure_search_origin",
+            "azure_search_index",
+            "azure_search_api_key",
+        ] {
+            let pairs: Vec<_> = MINIMAL
+                .iter()
+                .filter(|(n, _)| *n != name)
+                .copied()
+                .collect();
+            let message = misconfiguration(&pairs);
+            assert!(message.contains(name), "{message}");
+            assert!(message.contains("not set"), "{message}");
+        }
+    }
+
+    #[test]
+    fn an_origin_with_a_path_query_credentials_or_another_scheme_is_refused() {
+        for origin in [
+            "contoso.search.windows.net",
+            "ftp://contoso.search.windows.net",
+            "https://contoso.search.windows.net/indexes",
+            "https://contoso.search.windows.net?api-version=1",
+            "https://user:pw@contoso.search.windows.net",
+            "not a url",
+        ] {
+            let message = misconfiguration(&with(&[("azure_search_origin", origin)]));
+            assert!(
+                message.contains("azure_search_origin"),
+                "{origin}: {message}"
+            );
+        }
+        let local = config(&with(&[("azure_search_origin", "http://127.0.0.1:8089")])).unwrap();
+        assert_eq!(local.origin, "http://127.0.0.1:8089");
+    }
+
+    #[test]
+    fn index_names_follow_azure_rules_so_they_need_no_escaping_in_the_path() {
+        for bad in [
+            "A",
+            "Handbook",
+            "hand book",
+            "-handbook",
+            "handbook-",
+            "hand--book",
+            "../x",
+            "x/y",
+        ] {
+            let message = misconfiguration(&with(&[("azure_search_index", bad)]));
+            assert!(message.contains("azure_search_index"), "{bad}: {message}");
+        }
+        assert!(config(&with(&[("azure_search_index", "a1")])).is_ok());
+    }
+
+    #[test]
+    fn field_names_that_could_change_a_filter_expression_are_refused() {
+        for bad in ["title eq 'x' or true", "1title", "ti-tle", "title'"] {
+            let message = misconfiguration(&with(&[("azure_search_title_field", bad)]));
+            assert!(
+                message.contains("azure_search_title_field"),
+                "{bad}: {message}"
+            );
+        }
+    }
+
+    #[test]
+    fn api_versions_and_timeouts_are_checked() {
+        let message = misconfiguration(&with(&[("azure_search_api_version", "2024&x=1")]));
+        assert!(message.contains("azure_search_api_version"), "{message}");
+        for bad in ["0", "-1", "ten", "600001"] {
+            let message = misconfiguration(&with(&[("azure_search_timeout_ms", bad)]));
+            assert!(
+                message.contains("azure_search_timeout_ms"),
+                "{bad}: {message}"
+            );
+        }
+    }
+
+    #[test]
+    fn an_unreadable_variable_is_named_and_a_key_never_appears_in_messages_or_debug() {
+        let result = Config::from_variables(|name| match name {
+            "azure_search_api_key" => VariableValue::Unreadable,
+            "azure_search_origin" => VariableValue::Value("https://x.search.windows.net".into()),
+            "azure_search_index" => VariableValue::Value("docs".into()),
+            _ => VariableValue::Missing,
+        });
+        assert_eq!(
+            result,
+            Err(RetrievalError::IndexUnavailable(
+                "retrieval-azure-search is misconfigured: the variable azure_search_api_key could not be read".into()
+            ))
+        );
+        let message = misconfiguration(&with(&[("azure_search_api_key", "bad key\n")]));
+        assert!(!message.contains("bad key"), "{message}");
+        let debug = format!("{:?}", config(MINIMAL).unwrap());
+        assert!(!debug.contains("secret-admin-key"), "{debug}");
+    }
+}

@@ -1,0 +1,45 @@
+//! `chatgate:rag/retriever` backed by the Azure AI Search REST API
+//! (`POST /indexes/{index}/docs/search`). Swapped in for `retrieval` by one line of
+//! `spin.toml`; see README.md for its variables.
+//!
+//! The plain modules hold every decision and are tested natively; the `wasm` module
+//! only moves bytes between them, Spin variables, outbound HTTP and the WIT types.
+
+pub mod config;
+pub mod errors;
+pub mod odata;
+pub mod request;
+pub mod response;
+
+/// A passage of the shared contract, as this crate builds it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Passage {
+    pub id: String,
+    pub title: String,
+    pub content: String,
+    pub source: String,
+    pub score: f32,
+}
+
+/// A metadata filter of the shared contract.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Filter {
+    pub field: String,
+    pub value: String,
+}
+
+/// `retrieval-error` of the shared contract.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RetrievalError {
+    InvalidQuery(String),
+    IndexUnavailable(String),
+    Upstream(String),
+}
+
+/// A 2xx search answer larger than this is not one we can use (top-k passages of text).
+pub const MAX_RESULT_BODY_BYTES: usize = 16 << 20;
+/// Error bodies are only read this far: the message that matters is at the start.
+pub const MAX_ERROR_BODY_BYTES: usize = 64 << 10;
+
+#[cfg(target_arch = "wasm32")]
+mod wasm;

@@ -1,0 +1,185 @@
+//! The `POST /indexes/{index}/docs/search` request for one `search` call.
+
+use crate::config::{Config, MAX_TOP};
+use crate::odata::filter_expression;
+use crate::{Filter, RetrievalError};
+use serde_json::{Map, Value, json};
+
+/// A search request, ready to send.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SearchRequest {
+    pub url: String,
+    /// `content-type`, `accept` and `api-key`.
+    pub headers: Vec<(&'static str, String)>,
+    pub body: Value,
+}
+
+/// What a call needs from the service, or that it needs nothing: `top-k` 0 asks for
+/// no passages, which takes no request.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Plan {
+    Nothing,
+    Send(SearchRequest),
+}
+
+pub fn plan(
+    config: &Config,
+    query: &str,
+    top_k: u32,
+    filters: &[Filter],
+) -> Result<Plan, RetrievalError> {
+    let query = query.trim();
+    if query.is_empty() {
+        return Err(RetrievalError::InvalidQuery("the query is empty".into()));
+    }
+    if top_k > MAX_TOP {
+        return Err(RetrievalError::InvalidQuery(format!(
+            "at most {MAX_TOP} passages can be asked for, not {top_k}"
+        )));
+    }
+    // Validated even when nothing is sent, so a bad filter is reported the same way.
+    let filter = filter_expression(filters, &config.fields)?;
+    if top_k == 0 {
+        return Ok(Plan::Nothing);
+    }
+    let fields = &config.fields;
+    let mut select: Vec<&str> = Vec::new();
+    for field in [&fields.id, &fields.title, &fields.content, &fields.source] {
+        if !select.contains(&field.as_str()) {
+            select.push(field);
+        }
+    }
+    let mut body = Map::new();
+    body.insert("search".into(), json!(query));
+    body.insert("top".into(), json!(top_k));
+    body.insert("select".into(), json!(select.join(",")));
+    if let Some(filter) = filter {
+        body.insert("filter".into(), json!(filter));
+    }
+    if let Some(semantic) = &config.semantic_configuration {
+        body.insert("queryType".into(), json!("semantic"));
+        body.insert("semanticConfiguration".into(), json!(semantic));
+    }
+    Ok(Plan::Send(SearchRequest {
+        url: format!(
+            "{}/indexes/{}/docs/search?api-version={}",
+            config.origin, config.index, config.api_version
+        ),
+        headers: vec![
+            ("content-type", "application/json".into()),
+            ("accept", "application/json".into()),
+            ("api-key", config.api_key.expose().to_string()),
+        ],
+        body: Value::Object(body),
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::VariableValue;
+
+    fn config(extra: &[(&str, &str)]) -> Config {
+        let base = [
+            ("azure_search_origin", "https://contoso.search.windows.net"),
+            ("azure_search_index", "handbook"),
+            ("azure_search_api_key", "admin-key-123"),
+        ];
+        Config::from_variables(|name| {
+            extra
+                .iter()
+                .chain(base.iter())
+                .find(|(n, _)| *n == name)
+                .map(|(_, v)| VariableValue::Value(v.to_string()))
+                .unwrap_or(VariableValue::Missing)
+        })
+        .unwrap()
+    }
+
+    fn sent(plan: Result<Plan, RetrievalError>) -> SearchRequest {
+        match plan {
+            Ok(Plan::Send(request)) => request,
+            other => panic!("expected a request, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_plain_search_posts_the_question_top_and_selected_fields() {
+        let request = sent(plan(&config(&[]), "  What does the WAF block?  ", 4, &[]));
+        assert_eq!(
+            request.url,
+            "https://contoso.search.windows.net/indexes/handbook/docs/search?api-version=2024-07-01"
+        );
+        assert_eq!(
+            request.headers,
+            vec![
+                ("content-type", "application/json".to_string()),
+                ("accept", "application/json".to_string()),
+                ("api-key", "admin-key-123".to_string()),
+            ]
+        );
+        assert_eq!(
+            request.body,
+            json!({"search": "What does the WAF block?", "top": 4, "select": "id,title,content,filepath"})
+        );
+    }
+
+    #[test]
+    fn filters_and_a_semantic_configuration_shape_the_body() {
+        let config = config(&[
+            ("azure_search_semantic_configuration", "my-semantic"),
+            ("azure_search_api_version", "2025-05-01-preview"),
+        ]);
+        let filters = [Filter {
+            field: "title".into(),
+            value: "O'Brien".into(),
+        }];
+        let request = sent(plan(&config, "who", 10, &filters));
+        assert!(
+            request.url.ends_with("?api-version=2025-05-01-preview"),
+            "{}",
+            request.url
+        );
+        assert_eq!(
+            request.body,
+            json!({
+                "search": "who", "top": 10, "select": "id,title,content,filepath",
+                "filter": "title eq 'O''Brien'",
+                "queryType": "semantic", "semanticConfiguration": "my-semantic",
+            })
+        );
+    }
+
+    #[test]
+    fn fields_mapped_twice_are_selected_once() {
+        let config = config(&[
+            ("azure_search_id_field", "chunk_id"),
+            ("azure_search_title_field", "chunk_id"),
+            ("azure_search_source_field", "url"),
+        ]);
+        let request = sent(plan(&config, "q", 1, &[]));
+        assert_eq!(request.body["select"], "chunk_id,content,url");
+    }
+
+    #[test]
+    fn empty_queries_oversized_top_and_bad_filters_send_nothing() {
+        let config = config(&[]);
+        assert_eq!(
+            plan(&config, " \n", 4, &[]),
+            Err(RetrievalError::InvalidQuery("the query is empty".into()))
+        );
+        assert!(matches!(
+            plan(&config, "q", 1001, &[]),
+            Err(RetrievalError::InvalidQuery(_))
+        ));
+        let unknown = [Filter {
+            field: "author".into(),
+            value: "x".into(),
+        }];
+        assert!(matches!(
+            plan(&config, "q", 0, &unknown),
+            Err(RetrievalError::InvalidQuery(_))
+        ));
+        assert_eq!(plan(&config, "q", 0, &[]), Ok(Plan::Nothing));
+    }
+}
