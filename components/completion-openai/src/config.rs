@@ -68,14 +68,7 @@ const MAX_TIMEOUT_MS: u64 = 3_600_000;
 const MAX_RETRIES_LIMIT: u32 = 10;
 const MAX_BREAKER_FAILURES: u32 = 1_000;
 
-/// What reading one variable from the host produced.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum VariableValue {
-    Missing,
-    Value(String),
-    /// The host failed to resolve the variable (provider error, invalid name, ...).
-    Unreadable,
-}
+pub use chatgate_guest::VariableValue;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Flavor {

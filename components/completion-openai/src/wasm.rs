@@ -5,7 +5,7 @@
 //! whether or not the host honours the `wasi:http` request options it is also given.
 
 use crate::breaker::{self, Admission, Breaker, BreakerPolicy};
-use crate::config::{self, Auth, Config, Target, Timeouts, VariableValue};
+use crate::config::{self, Auth, Config, Target, Timeouts};
 use crate::errors::{
     RetryHeaders, TransportFailure, error_for_status, requested_delay_ms, sanitize, transport_error,
 };
@@ -17,15 +17,14 @@ use crate::stream::StreamDecoder;
 use crate::types;
 use crate::{MAX_COMPLETION_BODY_BYTES, MAX_ERROR_BODY_BYTES};
 use bytes::Bytes;
-use futures_util::future::{Either, select};
+use chatgate_guest::{sleep_ms, wall_clock_ms, within};
 use http_body_util::BodyExt;
 use spin_sdk::http::{FullBody, Response};
 use spin_sdk::key_value::Store;
-use spin_sdk::wasip3::clocks::{monotonic_clock, system_clock};
+use spin_sdk::wasip3::clocks::monotonic_clock;
 use spin_sdk::wasip3::http::types::{ErrorCode, RequestOptions};
 use spin_sdk::wasip3::http_compat::{IncomingResponseBody, RequestOptionsExtension};
 use spin_sdk::wit_bindgen;
-use std::pin::pin;
 use std::rc::Rc;
 
 spin_sdk::wit_bindgen::generate!({
@@ -737,49 +736,6 @@ async fn read_body(response: Response, limit: usize, idle_ms: u64) -> Option<Rea
     }
 }
 
-/// `future`'s output, or `None` if `ms` milliseconds pass first (the future is then
-/// dropped, which cancels the host call behind it).
-async fn within<F: Future>(ms: u64, future: F) -> Option<F::Output> {
-    let future = pin!(future);
-    let timer = pin!(sleep_ms(ms));
-    match select(future, timer).await {
-        Either::Left((output, _)) => Some(output),
-        Either::Right(_) => None,
-    }
-}
-
-async fn sleep_ms(ms: u64) {
-    monotonic_clock::wait_for(ms.saturating_mul(1_000_000)).await;
-}
-
-/// Milliseconds since the Unix epoch: the clock state shared across instances uses.
-fn wall_clock_ms() -> u64 {
-    let now = system_clock::now();
-    u64::try_from(now.seconds)
-        .unwrap_or(0)
-        .saturating_mul(1000)
-        .saturating_add(u64::from(now.nanoseconds) / 1_000_000)
-}
-
-async fn read_config() -> Result<Config, types::CompletionError> {
-    let mut values = Vec::with_capacity(config::VARIABLE_NAMES.len());
-    for name in config::VARIABLE_NAMES {
-        let value = match spin_sdk::variables::get(name).await {
-            Ok(value) => VariableValue::Value(value),
-            Err(spin_sdk::variables::Error::Undefined(_)) => VariableValue::Missing,
-            Err(_) => VariableValue::Unreadable,
-        };
-        values.push((name, value));
-    }
-    Config::from_variables(|name| {
-        values
-            .iter()
-            .find(|(n, _)| *n == name)
-            .map(|(_, v)| v.clone())
-            .unwrap_or(VariableValue::Missing)
-    })
-}
-
 fn header(response: &Response, name: &str) -> Option<String> {
     response
         .headers()
@@ -889,4 +845,9 @@ fn to_wit_error(error: types::CompletionError) -> CompletionError {
         types::CompletionError::ContentFiltered(m) => CompletionError::ContentFiltered(m),
         types::CompletionError::Internal(m) => CompletionError::Internal(m),
     }
+}
+
+async fn read_config() -> Result<Config, types::CompletionError> {
+    let variables = chatgate_guest::read_variables(&config::VARIABLE_NAMES).await;
+    Config::from_variables(|name| variables.get(name))
 }

@@ -24,15 +24,7 @@ pub const VARIABLE_NAMES: [&str; 10] = [
     "azure_search_timeout_ms",
 ];
 
-/// What reading one variable gave.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum VariableValue {
-    Value(String),
-    /// Not declared for the component: its default applies.
-    Missing,
-    /// Declared but the host could not resolve it.
-    Unreadable,
-}
+pub use chatgate_guest::VariableValue;
 
 /// The API key; its `Debug` never shows it.
 #[derive(Clone, PartialEq, Eq)]

@@ -5,7 +5,7 @@
 //! the network against a timer, whether or not the host honours the `wasi:http`
 //! request options it is also given.
 
-use crate::config::{self, Config, VariableValue};
+use crate::config::{self, Config};
 use crate::errors::{
     TransportFailure, error_for_status, retry_delay_ms, sanitize, transport_error,
 };
@@ -13,13 +13,12 @@ use crate::request::{Plan, SearchRequest, plan};
 use crate::response::parse_results;
 use crate::{MAX_ERROR_BODY_BYTES, MAX_RESULT_BODY_BYTES};
 use bytes::Bytes;
-use futures_util::future::{Either, select};
+use chatgate_guest::{sleep_ms, wall_clock_ms, within};
 use http_body_util::BodyExt;
 use spin_sdk::http::{FullBody, Response};
-use spin_sdk::wasip3::clocks::{monotonic_clock, system_clock};
+use spin_sdk::wasip3::clocks::monotonic_clock;
 use spin_sdk::wasip3::http::types::{ErrorCode, RequestOptions};
 use spin_sdk::wasip3::http_compat::RequestOptionsExtension;
-use std::pin::pin;
 
 spin_sdk::wit_bindgen::generate!({
     path: "../../wit",
@@ -215,49 +214,6 @@ fn request_options(budget_ms: u64) -> RequestOptionsExtension {
     RequestOptionsExtension(options)
 }
 
-/// `future`'s output, or `None` if `ms` milliseconds pass first (the future is then
-/// dropped, which cancels the host call behind it).
-async fn within<F: Future>(ms: u64, future: F) -> Option<F::Output> {
-    let future = pin!(future);
-    let timer = pin!(sleep_ms(ms));
-    match select(future, timer).await {
-        Either::Left((output, _)) => Some(output),
-        Either::Right(_) => None,
-    }
-}
-
-async fn sleep_ms(ms: u64) {
-    monotonic_clock::wait_for(ms.saturating_mul(1_000_000)).await;
-}
-
-/// Milliseconds since the Unix epoch, for HTTP-date `Retry-After` values.
-fn wall_clock_ms() -> u64 {
-    let now = system_clock::now();
-    u64::try_from(now.seconds)
-        .unwrap_or(0)
-        .saturating_mul(1000)
-        .saturating_add(u64::from(now.nanoseconds) / 1_000_000)
-}
-
-async fn read_config() -> Result<Config, crate::RetrievalError> {
-    let mut values = Vec::with_capacity(config::VARIABLE_NAMES.len());
-    for name in config::VARIABLE_NAMES {
-        let value = match spin_sdk::variables::get(name).await {
-            Ok(value) => VariableValue::Value(value),
-            Err(spin_sdk::variables::Error::Undefined(_)) => VariableValue::Missing,
-            Err(_) => VariableValue::Unreadable,
-        };
-        values.push((name, value));
-    }
-    Config::from_variables(|name| {
-        values
-            .iter()
-            .find(|(n, _)| *n == name)
-            .map(|(_, v)| v.clone())
-            .unwrap_or(VariableValue::Missing)
-    })
-}
-
 fn classify(code: &ErrorCode, secret: &str) -> TransportFailure {
     match code {
         ErrorCode::HttpRequestDenied => TransportFailure::Denied,
@@ -298,4 +254,9 @@ fn to_wit_error(error: crate::RetrievalError) -> RetrievalError {
         crate::RetrievalError::IndexUnavailable(m) => RetrievalError::IndexUnavailable(m),
         crate::RetrievalError::Upstream(m) => RetrievalError::Upstream(m),
     }
+}
+
+async fn read_config() -> Result<Config, crate::RetrievalError> {
+    let variables = chatgate_guest::read_variables(&config::VARIABLE_NAMES).await;
+    Config::from_variables(|name| variables.get(name))
 }
