@@ -68,7 +68,7 @@ const MAX_TIMEOUT_MS: u64 = 3_600_000;
 const MAX_RETRIES_LIMIT: u32 = 10;
 const MAX_BREAKER_FAILURES: u32 = 1_000;
 
-pub use chatgate_guest::VariableValue;
+pub use chatgate_guest::{ApiKey, VariableValue};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Flavor {
@@ -76,22 +76,6 @@ pub enum Flavor {
     OpenAi { path_prefix: String },
     /// POST `{origin}/openai/deployments/{deployment}/chat/completions?api-version=...`, `api-key`.
     Azure { api_version: String },
-}
-
-/// The API key; its `Debug` never shows the value.
-#[derive(Clone, PartialEq, Eq)]
-pub struct ApiKey(String);
-
-impl ApiKey {
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::fmt::Debug for ApiKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("ApiKey(<redacted>)")
-    }
 }
 
 /// One base URL of the API and the key that goes with it.
@@ -232,7 +216,7 @@ impl Config {
         let api_key = |name: &str| -> Result<Option<ApiKey>, CompletionError> {
             match read(name)? {
                 None => Ok(None),
-                Some(key) if is_header_value(&key) => Ok(Some(ApiKey(key))),
+                Some(key) if is_header_value(&key) => Ok(Some(ApiKey::new(key))),
                 Some(_) => Err(invalid(name, "must contain only visible ASCII characters")),
             }
         };

@@ -9,7 +9,7 @@
 use crate::types::CompletionError;
 use serde_json::Value;
 
-pub const MAX_MESSAGE_CHARS: usize = 300;
+pub use chatgate_guest::{MAX_MESSAGE_CHARS, sanitize};
 const DEFAULT_RETRY_AFTER_SECONDS: u32 = 1;
 
 /// The headers of a 429 (or 503) answer that tell when to retry.
@@ -120,26 +120,6 @@ impl UpstreamError {
     fn sanitized_message(&self, secret: Option<&str>) -> Option<String> {
         let message = sanitize(self.message.as_deref()?, secret);
         (!message.is_empty()).then_some(message)
-    }
-}
-
-/// Makes upstream text safe to pass on: no API key, no control characters, bounded.
-pub fn sanitize(text: &str, secret: Option<&str>) -> String {
-    let text = match secret {
-        Some(secret) if !secret.is_empty() => text.replace(secret, "[redacted]"),
-        _ => text.to_string(),
-    };
-    let text: String = text
-        .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect();
-    let text = text.trim();
-    if text.chars().count() <= MAX_MESSAGE_CHARS {
-        text.to_string()
-    } else {
-        let mut cut: String = text.chars().take(MAX_MESSAGE_CHARS - 1).collect();
-        cut.push('…');
-        cut
     }
 }
 

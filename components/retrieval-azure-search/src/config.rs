@@ -24,23 +24,7 @@ pub const VARIABLE_NAMES: [&str; 10] = [
     "azure_search_timeout_ms",
 ];
 
-pub use chatgate_guest::VariableValue;
-
-/// The API key; its `Debug` never shows it.
-#[derive(Clone, PartialEq, Eq)]
-pub struct ApiKey(String);
-
-impl ApiKey {
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::fmt::Debug for ApiKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("ApiKey([redacted])")
-    }
-}
+pub use chatgate_guest::{ApiKey, VariableValue};
 
 /// Which index fields hold the parts of a passage.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -145,7 +129,7 @@ impl Config {
         Ok(Config {
             origin,
             index,
-            api_key: ApiKey(api_key),
+            api_key: ApiKey::new(api_key),
             api_version,
             semantic_configuration,
             fields,

@@ -7,7 +7,7 @@
 use crate::RetrievalError;
 use serde_json::Value;
 
-pub const MAX_MESSAGE_CHARS: usize = 300;
+pub use chatgate_guest::{MAX_MESSAGE_CHARS, sanitize};
 /// The longest `Retry-After` a call waits out before its single retry; a longer one
 /// fails the call at once, since `chat` is waiting.
 pub const MAX_RETRY_DELAY_MS: u64 = 2000;
@@ -77,29 +77,8 @@ pub fn error_for_status(status: u16, body: &[u8], secret: &str) -> RetrievalErro
 fn service_message(body: &[u8], secret: &str) -> Option<String> {
     let value: Value = serde_json::from_slice(body).ok()?;
     let message = value.get("error")?.get("message")?.as_str()?;
-    let message = sanitize(message, secret);
+    let message = sanitize(message, Some(secret));
     (!message.is_empty()).then_some(message)
-}
-
-/// Makes service text safe to pass on: no API key, no control characters, bounded.
-pub fn sanitize(text: &str, secret: &str) -> String {
-    let text = if secret.is_empty() {
-        text.to_string()
-    } else {
-        text.replace(secret, "[redacted]")
-    };
-    let text: String = text
-        .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect();
-    let text = text.trim();
-    if text.chars().count() <= MAX_MESSAGE_CHARS {
-        text.to_string()
-    } else {
-        let mut cut: String = text.chars().take(MAX_MESSAGE_CHARS - 1).collect();
-        cut.push('…');
-        cut
-    }
 }
 
 /// Why the request got no answer at all.

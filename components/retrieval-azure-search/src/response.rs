@@ -34,7 +34,7 @@ pub fn parse_results(
             _ => {
                 return Err(RetrievalError::Upstream(format!(
                     "a search result has no `{}` key field; check azure_search_id_field",
-                    sanitize(&fields.id, secret)
+                    sanitize(&fields.id, Some(secret))
                 )));
             }
         };

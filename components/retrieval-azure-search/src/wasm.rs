@@ -234,7 +234,7 @@ fn classify(code: &ErrorCode, secret: &str) -> TransportFailure {
         | ErrorCode::TlsAlertReceived(_) => {
             TransportFailure::Unreachable("the TLS handshake failed".into())
         }
-        other => TransportFailure::Unreachable(sanitize(&format!("{other:?}"), secret)),
+        other => TransportFailure::Unreachable(sanitize(&format!("{other:?}"), Some(secret))),
     }
 }
 

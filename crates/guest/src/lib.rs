@@ -31,6 +31,51 @@ impl Variables {
     }
 }
 
+/// Longest text from a remote service that an error passes on: the part that
+/// explains the failure comes first, and whole bodies are not ours to forward.
+pub const MAX_MESSAGE_CHARS: usize = 300;
+
+/// `text` from a remote service made safe to pass on: `secret` replaced by
+/// `[redacted]`, control characters by spaces, and cut to [`MAX_MESSAGE_CHARS`].
+pub fn sanitize(text: &str, secret: Option<&str>) -> String {
+    let text = match secret {
+        Some(secret) if !secret.is_empty() => text.replace(secret, "[redacted]"),
+        _ => text.to_string(),
+    };
+    let text: String = text
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    let text = text.trim();
+    if text.chars().count() <= MAX_MESSAGE_CHARS {
+        text.to_string()
+    } else {
+        let mut cut: String = text.chars().take(MAX_MESSAGE_CHARS - 1).collect();
+        cut.push('…');
+        cut
+    }
+}
+
+/// A credential from a secret variable; its `Debug` never shows the value.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ApiKey(String);
+
+impl ApiKey {
+    pub fn new(key: String) -> Self {
+        Self(key)
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for ApiKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ApiKey([redacted])")
+    }
+}
+
 #[cfg(target_arch = "wasm32")]
 mod wasm {
     use super::{VariableValue, Variables};
@@ -83,6 +128,24 @@ pub use wasm::{read_variables, sleep_ms, wall_clock_ms, within};
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sanitized_text_hides_the_secret_and_stays_one_bounded_line() {
+        let text = format!("bad key sk-123\nline two {}", "x".repeat(1000));
+        let clean = sanitize(&text, Some("sk-123"));
+        assert!(clean.starts_with("bad key [redacted] line two"));
+        assert_eq!(clean.chars().count(), MAX_MESSAGE_CHARS);
+        assert!(clean.ends_with('…'));
+        assert_eq!(sanitize(" short \t", None), "short");
+        assert_eq!(sanitize("empty secret", Some("")), "empty secret");
+    }
+
+    #[test]
+    fn keys_never_show_in_debug_output() {
+        let key = ApiKey::new("sk-live-abc".into());
+        assert_eq!(format!("{key:?}"), "ApiKey([redacted])");
+        assert_eq!(key.expose(), "sk-live-abc");
+    }
 
     #[test]
     fn unread_names_are_missing() {
