@@ -188,8 +188,18 @@ fn valid_field_name(name: &str) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+
+    /// The field names of the default index schema.
+    pub(crate) fn fields() -> Fields {
+        Fields {
+            id: "id".into(),
+            title: "title".into(),
+            content: "content".into(),
+            source: "filepath".into(),
+        }
+    }
 
     fn config(pairs: &[(&str, &str)]) -> Result<Config, RetrievalError> {
         Config::from_variables(|name| {

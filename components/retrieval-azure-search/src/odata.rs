@@ -102,15 +102,7 @@ fn next_char(c: char) -> Option<char> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn fields() -> Fields {
-        Fields {
-            id: "id".into(),
-            title: "title".into(),
-            content: "content".into(),
-            source: "filepath".into(),
-        }
-    }
+    use crate::config::tests::fields;
 
     fn filter(field: &str, value: &str) -> Filter {
         Filter {

@@ -70,16 +70,8 @@ pub fn parse_results(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::tests::fields;
     use serde_json::json;
-
-    fn fields() -> Fields {
-        Fields {
-            id: "id".into(),
-            title: "title".into(),
-            content: "content".into(),
-            source: "filepath".into(),
-        }
-    }
 
     fn parse(body: Value) -> Result<Vec<Passage>, RetrievalError> {
         parse_results(body.to_string().as_bytes(), &fields(), "key")
