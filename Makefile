@@ -3,9 +3,9 @@
 COMPONENTS := telemetry waf auth chat retrieval completion-extractive completion-openai retrieval-azure-search hello
 CARGO ?= cargo
 
-.PHONY: build components host up test lint bench sdk
+.PHONY: build components host index up test lint bench sdk
 
-build: components host
+build: components host index
 
 components:
 	@rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip2 || rustup target add wasm32-wasip2
@@ -17,6 +17,11 @@ components:
 # `cargo test --workspace`: otherwise wasmtime is compiled twice.
 host:
 	$(CARGO) build --release --workspace --all-targets
+
+# The index of data/ and the retrieval component preloaded with it, where spin.toml
+# expects them (the same command as the component's build in spin.toml).
+index: components host
+	./target/release/chatgate index data --out target/chatgate-index --component target/wasm32-wasip2/release/retrieval.wasm
 
 # Serves spin.toml on http://127.0.0.1:3000 with its embedded defaults.
 up: build

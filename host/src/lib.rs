@@ -8,9 +8,12 @@
 pub mod app;
 pub mod build;
 pub mod compose;
+pub mod embeddings;
+pub mod index;
 pub mod key_value;
 pub mod manifest;
 pub mod outbound;
+pub mod preload;
 pub mod routes;
 pub mod runtime;
 pub mod server;

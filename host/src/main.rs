@@ -35,6 +35,11 @@ enum Commands {
         #[arg(long)]
         key_value: Option<PathBuf>,
     },
+    /// Index a folder of Markdown, text and HTML for the `retrieval` component.
+    ///
+    /// Writes `<out>/chatgate.idx` and, with `--component`, `<out>/retrieval.wasm`: that
+    /// component preloaded with the index. Re-running reuses unchanged documents.
+    Index(IndexArgs),
     /// Run the components' build commands (like `spin build`).
     Build {
         #[arg(long, short = 'f', default_value = "spin.toml")]
@@ -64,6 +69,7 @@ fn main() -> std::process::ExitCode {
 
 fn run(cli: Cli) -> wasmtime::Result<()> {
     match cli.command {
+        Commands::Index(args) => index(args),
         Commands::Build {
             manifest,
             components,
@@ -103,6 +109,189 @@ fn run(cli: Cli) -> wasmtime::Result<()> {
             })
         }
     }
+}
+
+#[derive(clap::Args)]
+struct IndexArgs {
+    /// The folder of documents (searched recursively; hidden files are ignored).
+    folder: PathBuf,
+    /// Where to write the index (and the preloaded component).
+    #[arg(long, short = 'o', default_value = ".chatgate/index")]
+    out: PathBuf,
+    /// The `retrieval` component to preload with the index.
+    #[arg(long)]
+    component: Option<PathBuf>,
+    /// Prefix of every document's `source` (default: the folder as given, e.g. `data/`).
+    #[arg(long)]
+    source_prefix: Option<String>,
+    /// Most words of new text per chunk.
+    #[arg(long, default_value_t = chatgate::index::default_chunking().max_words)]
+    max_words: u32,
+    /// Words a chunk repeats from the one before it in the same section.
+    #[arg(long, default_value_t = chatgate::index::default_chunking().overlap_words)]
+    overlap_words: u32,
+    /// BM25 term-frequency saturation.
+    #[arg(long, default_value_t = chatgate_index::RankingParams::default().k1)]
+    k1: f32,
+    /// BM25 length normalisation.
+    #[arg(long, default_value_t = chatgate_index::RankingParams::default().b)]
+    b: f32,
+    /// Weight of a term in a chunk's title (heading path) relative to one in its text.
+    #[arg(long, default_value_t = chatgate_index::RankingParams::default().title_weight)]
+    title_weight: f32,
+    /// `english` (Snowball) or `none`.
+    #[arg(long, default_value = "english")]
+    stemming: String,
+    /// `english` (Lucene's list), `none`, or a file with one stop word per line.
+    #[arg(long, default_value = "english")]
+    stop_words: String,
+    /// Drop words shorter than this many characters.
+    #[arg(long, default_value_t = 1)]
+    min_word_chars: u8,
+    /// Fail (after reporting) if any file had to be skipped.
+    #[arg(long)]
+    strict: bool,
+    /// Also store a vector per chunk, from this OpenAI-compatible or Azure OpenAI
+    /// endpoint (scheme://host[:port]), for hybrid search. The API key is read from the
+    /// environment variable CHATGATE_EMBEDDINGS_API_KEY (none is sent if it is unset).
+    #[arg(long, value_name = "URL")]
+    embeddings_origin: Option<String>,
+    /// The embedding model (for Azure, the deployment). Required with --embeddings-origin.
+    #[arg(long, value_name = "NAME", requires = "embeddings_origin")]
+    embeddings_model: Option<String>,
+    /// The endpoint's wire format.
+    #[arg(long, default_value = "openai", value_parser = ["openai", "azure"], requires = "embeddings_origin")]
+    embeddings_flavor: String,
+    /// Azure OpenAI's api-version.
+    #[arg(long, default_value = chatgate::embeddings::DEFAULT_AZURE_API_VERSION, requires = "embeddings_origin")]
+    embeddings_api_version: String,
+    /// Path before `/embeddings` (OpenAI flavor).
+    #[arg(long, default_value = chatgate::embeddings::DEFAULT_PATH_PREFIX, requires = "embeddings_origin")]
+    embeddings_path_prefix: String,
+    /// Chunks per embeddings request.
+    #[arg(long, default_value_t = chatgate::embeddings::DEFAULT_BATCH_INPUTS, requires = "embeddings_origin")]
+    embeddings_batch: usize,
+}
+
+fn index(args: IndexArgs) -> wasmtime::Result<()> {
+    use chatgate_index::{AnalyzerConfig, IndexParams, RankingParams, Stemming};
+    let stemming = match args.stemming.as_str() {
+        "english" => Stemming::English,
+        "none" => Stemming::None,
+        other => wasmtime::bail!("--stemming must be `english` or `none`, not `{other}`"),
+    };
+    let stop_words = match args.stop_words.as_str() {
+        "english" => AnalyzerConfig::default().stop_words,
+        "none" => Vec::new(),
+        file => std::fs::read_to_string(file)
+            .map_err(|e| wasmtime::format_err!("--stop-words {file}: {e}"))?
+            .lines()
+            .map(str::trim)
+            .filter(|line| !line.is_empty() && !line.starts_with('#'))
+            .map(str::to_string)
+            .collect(),
+    };
+    let source_prefix = args.source_prefix.unwrap_or_else(|| {
+        let folder = args.folder.to_string_lossy().replace('\\', "/");
+        let folder = folder.trim_start_matches("./").trim_end_matches('/');
+        if folder.is_empty() || folder == "." {
+            String::new()
+        } else {
+            format!("{folder}/")
+        }
+    });
+    let embeddings = match &args.embeddings_origin {
+        None => None,
+        Some(origin) => {
+            use chatgate::embeddings::{API_KEY_ENV, EmbeddingsOptions, Flavor};
+            let Some(model) = &args.embeddings_model else {
+                wasmtime::bail!("--embeddings-origin needs --embeddings-model (for Azure, the deployment)");
+            };
+            let flavor = match args.embeddings_flavor.as_str() {
+                "azure" => Flavor::Azure {
+                    api_version: args.embeddings_api_version.clone(),
+                },
+                _ => Flavor::OpenAi {
+                    path_prefix: args.embeddings_path_prefix.clone(),
+                },
+            };
+            let api_key = match std::env::var(API_KEY_ENV) {
+                Ok(key) if !key.is_empty() => Some(key),
+                Ok(_) | Err(std::env::VarError::NotPresent) => None,
+                Err(std::env::VarError::NotUnicode(_)) => {
+                    wasmtime::bail!("{API_KEY_ENV} is not valid UTF-8")
+                }
+            };
+            let mut options = EmbeddingsOptions::new(origin, flavor, model, api_key);
+            options.batch_inputs = args.embeddings_batch;
+            Some(options)
+        }
+    };
+    let options = chatgate::index::IndexOptions {
+        folder: args.folder,
+        out_dir: args.out,
+        source_prefix,
+        params: IndexParams {
+            ranking: RankingParams {
+                k1: args.k1,
+                b: args.b,
+                title_weight: args.title_weight,
+            },
+            analyzer: AnalyzerConfig {
+                stemming,
+                stop_words,
+                min_word_chars: args.min_word_chars,
+            },
+            chunking: chatgate_index::ChunkingParams {
+                max_words: args.max_words,
+                overlap_words: args.overlap_words,
+            },
+            embedding: None,
+        },
+        component: args.component,
+        progress: true,
+        embeddings,
+    };
+    let started = std::time::Instant::now();
+    let report = tokio::runtime::Runtime::new()?.block_on(chatgate::index::run(&options))?;
+    for skipped in &report.skipped {
+        eprintln!("skipped {}: {}", skipped.path, skipped.reason);
+    }
+    if let Some(reason) = &report.full_rebuild_reason {
+        eprintln!("rebuilt every document: {reason}");
+    }
+    eprintln!(
+        "indexed {} documents ({} unchanged, {} new or changed, {} removed, {} skipped): {} chunks, {} terms",
+        report.documents,
+        report.reused,
+        report.parsed,
+        report.removed,
+        report.skipped.len(),
+        report.chunks,
+        report.terms
+    );
+    if let Some(reason) = &report.reembed_reason {
+        eprintln!("re-embedded every chunk: {reason}");
+    }
+    if let Some(embedding) = &report.embedding {
+        eprintln!(
+            "embeddings: {} chunks embedded, {} reused (`{}`, {} dimensions)",
+            report.embedded_chunks, report.reused_vectors, embedding.model, embedding.dimensions
+        );
+    }
+    eprintln!(
+        "wrote {} ({} bytes)",
+        report.artifact.display(),
+        report.artifact_bytes
+    );
+    if let Some((path, bytes)) = &report.component {
+        eprintln!("wrote {} ({bytes} bytes), preloaded with the index", path.display());
+    }
+    eprintln!("in {:.1?}", started.elapsed());
+    if args.strict && !report.skipped.is_empty() {
+        wasmtime::bail!("{} files were skipped (--strict)", report.skipped.len());
+    }
+    Ok(())
 }
 
 async fn shutdown_signal() {

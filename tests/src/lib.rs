@@ -2,6 +2,7 @@
 //! the built components, speaks HTTP to it, and provides the external peers the
 //! gateway talks to (an OpenAI-compatible upstream, an OIDC issuer's signing keys).
 
+pub mod embeddings;
 pub mod http_client;
 pub mod jwt;
 pub mod search;
@@ -53,11 +54,10 @@ pub fn manifest_with_completion_line(line: &str) -> String {
 }
 
 /// The retriever dependency line `spin.toml` ships with.
-pub const SHIPPED_RETRIEVER_LINE: &str =
-    r#""chatgate:rag/retriever" = { component = "retrieval" }"#;
+pub const SHIPPED_RETRIEVER_LINE: &str = r#""chatgate:rag/retriever" = { component = "retrieval", inherit_configuration = ["variables", "allowed_outbound_hosts"] }"#;
 
 /// The one-line swap to `retrieval-azure-search` that `spin.toml` documents.
-pub const AZURE_SEARCH_RETRIEVER_LINE: &str = r#""chatgate:rag/retriever" = { component = "retrieval-azure-search", inherit_configuration = ["variables", "allowed_outbound_hosts"] }"#;
+pub const AZURE_SEARCH_RETRIEVER_LINE: &str = r#""chatgate:rag/retriever" = { component = "retrieval-azure-search", inherit_configuration = ["variables", "allowed_outbound_hosts", "key_value_stores"] }"#;
 
 /// The shipped manifest with `shipped_line` (which must occur once) replaced by
 /// `line`, and nothing else.

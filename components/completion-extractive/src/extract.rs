@@ -4,7 +4,6 @@ use std::collections::BTreeSet;
 
 use crate::prompt::Source;
 use crate::sentences::split_sentences;
-use crate::text;
 
 /// At most this many sentences make an answer.
 pub const MAX_SENTENCES: usize = 3;
@@ -29,9 +28,32 @@ struct Sentence<'a> {
     marker: &'a str,
 }
 
+/// Words that say nothing about which sentence answers a question. Retrieval keeps a
+/// short list because BM25's idf damps common words; sentence coverage has no idf, so
+/// question words ("why", "how", "do") must not count as terms a sentence has to hold.
+const QUESTION_STOP_WORDS: &[&str] = &[
+    "a", "about", "all", "also", "am", "an", "and", "any", "are", "as", "at", "be", "been",
+    "being", "but", "by", "can", "could", "did", "do", "does", "doing", "for", "from", "had",
+    "has", "have", "he", "her", "his", "how", "i", "if", "in", "into", "is", "it", "its", "me",
+    "my", "of", "on", "or", "our", "s", "she", "should", "so", "such", "t", "than", "that", "the",
+    "their", "them", "then", "there", "these", "they", "this", "those", "to", "too", "us", "was",
+    "we", "were", "what", "when", "where", "which", "while", "who", "whom", "why", "will", "with",
+    "would", "you", "your",
+];
+
+/// The retriever's analysis (Unicode words, case folding, Snowball English stemming)
+/// with the question stop words, so that a question finds in a passage's sentences the
+/// terms that made the retriever return that passage.
+static ANALYZER: std::sync::LazyLock<chatgate_index::Analyzer> = std::sync::LazyLock::new(|| {
+    chatgate_index::Analyzer::new(chatgate_index::AnalyzerConfig {
+        stop_words: QUESTION_STOP_WORDS.iter().map(|w| w.to_string()).collect(),
+        ..Default::default()
+    })
+});
+
 /// The distinct stemmed, stop-word-free terms of `text`.
 fn term_set(text: &str) -> BTreeSet<String> {
-    text::terms(text).into_iter().collect()
+    ANALYZER.terms(text).into_iter().collect()
 }
 
 /// An extractive answer: up to [`MAX_SENTENCES`] sentences quoted from `sources`, in

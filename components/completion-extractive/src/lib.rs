@@ -9,10 +9,6 @@ pub mod prompt;
 pub mod sentences;
 pub mod tokens;
 
-/// The same analysis the retriever ranks with, so that a question finds in a passage's
-/// sentences the terms that made the retriever return that passage.
-#[path = "../../retrieval/src/text.rs"]
-pub mod text;
 
 /// The model name reported in every answer. There is only one "model", so a requested
 /// `options.model` (an Azure deployment name, say) is ignored rather than rejected:

@@ -7,6 +7,7 @@
 use crate::breaker::BreakerPolicy;
 use crate::retry::RetryPolicy;
 use crate::types::CompletionError;
+use chatgate_guest::identity::is_client_id;
 
 pub const ORIGIN: &str = "openai_origin";
 pub const API_FLAVOR: &str = "openai_api_flavor";
@@ -384,11 +385,6 @@ fn parse_models(text: &str, flavor: &Flavor) -> Result<Vec<String>, CompletionEr
         return Err(invalid(MODEL, "must name at least one model"));
     }
     Ok(models)
-}
-
-/// Entra client ids are GUIDs; this keeps the value safe in a query string.
-fn is_client_id(text: &str) -> bool {
-    text.len() <= 64 && text.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
 }
 
 fn is_header_value(text: &str) -> bool {

@@ -1,6 +1,6 @@
 //! The component's configuration, read from Spin variables and validated once per
 //! request. A misconfiguration is reported as `index-unavailable`: the index cannot be
-//! reached as configured, and no request is sent.
+//! reached as configured, and no request is sent (not even for a token).
 
 use crate::RetrievalError;
 
@@ -10,11 +10,20 @@ pub const DEFAULT_TIMEOUT_MS: u64 = 10_000;
 /// rather than asking the service for an answer the prompt could never hold.
 pub const MAX_TOP: u32 = 1000;
 
+/// The first api-version whose vector queries may be of kind `text` (vectorized by
+/// the index's vectorizer), generally available.
+pub const MIN_TEXT_VECTOR_API_VERSION: &str = "2024-07-01";
+/// The audience of Azure AI Search data-plane tokens.
+pub const TOKEN_RESOURCE: &str = "https://search.azure.com";
+
 /// Every variable the component reads.
-pub const VARIABLE_NAMES: [&str; 10] = [
+pub const VARIABLE_NAMES: [&str; 15] = [
     "azure_search_origin",
     "azure_search_index",
+    "azure_search_auth",
     "azure_search_api_key",
+    "azure_search_token_origin",
+    "azure_search_client_id",
     "azure_search_api_version",
     "azure_search_semantic_configuration",
     "azure_search_id_field",
@@ -22,8 +31,11 @@ pub const VARIABLE_NAMES: [&str; 10] = [
     "azure_search_content_field",
     "azure_search_source_field",
     "azure_search_timeout_ms",
+    "azure_search_vector_fields",
+    "azure_search_vector_k",
 ];
 
+use chatgate_guest::identity::is_client_id;
 pub use chatgate_guest::{ApiKey, VariableValue};
 
 /// Which index fields hold the parts of a passage.
@@ -35,16 +47,44 @@ pub struct Fields {
     pub source: String,
 }
 
+/// How requests prove their right to query the index.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Auth {
+    /// The `api-key` header: a query or admin key of the service.
+    ApiKey(ApiKey),
+    /// `Authorization: Bearer` with an Entra ID token for [`TOKEN_RESOURCE`] from a
+    /// managed-identity (IMDS-shaped) endpoint.
+    ManagedIdentity {
+        /// `scheme://host[:port]` of the token endpoint.
+        token_origin: String,
+        /// A user-assigned identity; `None` is the system-assigned one.
+        client_id: Option<String>,
+    },
+}
+
+/// Hybrid search: a vector query of kind `text` next to the keyword query, which
+/// the service vectorizes with the index's vectorizer and fuses with reciprocal
+/// rank fusion.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VectorSearch {
+    /// Vector fields (`Collection(Edm.Single)`) searched together, at least one.
+    pub fields: Vec<String>,
+    /// Nearest neighbours asked for; `None` asks for as many as the call's `top-k`.
+    pub k: Option<u32>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
     /// `scheme://host[:port]`, without a trailing slash.
     pub origin: String,
     pub index: String,
-    pub api_key: ApiKey,
+    pub auth: Auth,
     pub api_version: String,
     pub semantic_configuration: Option<String>,
+    /// `None`: keyword search only.
+    pub vector: Option<VectorSearch>,
     pub fields: Fields,
-    /// The deadline for one `search` call, retry included.
+    /// The deadline for one `search` call, token and retry included.
     pub timeout_ms: u64,
 }
 
@@ -59,7 +99,11 @@ impl Config {
                 ))),
             }
         };
-        let origin = origin(&read("azure_search_origin", "")?)?;
+        let origin = parse_origin(
+            "azure_search_origin",
+            &read("azure_search_origin", "")?,
+            "https://my-service.search.windows.net",
+        )?;
         let index = read("azure_search_index", "")?;
         if !valid_index_name(&index) {
             return Err(misconfigured(if index.is_empty() {
@@ -68,16 +112,49 @@ impl Config {
                 "azure_search_index must be 2-128 lowercase letters, digits or dashes, starting and ending with a letter or digit".to_string()
             }));
         }
-        let api_key = read("azure_search_api_key", "")?;
-        if api_key.is_empty() {
-            return Err(misconfigured("azure_search_api_key is not set".into()));
-        }
-        // A header value cannot hold control characters; the key itself is not quoted.
-        if !api_key.bytes().all(|b| (0x21..0x7f).contains(&b)) {
-            return Err(misconfigured(
-                "azure_search_api_key holds characters an HTTP header cannot carry".into(),
-            ));
-        }
+        let auth = match read("azure_search_auth", "")?.to_ascii_lowercase().as_str() {
+            "" | "api-key" => {
+                let api_key = read("azure_search_api_key", "")?;
+                if api_key.is_empty() {
+                    return Err(misconfigured("azure_search_api_key is not set".into()));
+                }
+                // A header value cannot hold control characters; the key is not quoted.
+                if !api_key.bytes().all(|b| (0x21..0x7f).contains(&b)) {
+                    return Err(misconfigured(
+                        "azure_search_api_key holds characters an HTTP header cannot carry".into(),
+                    ));
+                }
+                Auth::ApiKey(ApiKey::new(api_key))
+            }
+            "managed-identity" => {
+                let token_origin = read("azure_search_token_origin", "")?;
+                if token_origin.is_empty() {
+                    return Err(misconfigured(
+                        "azure_search_token_origin is not set; managed-identity needs the token endpoint (http://169.254.169.254 on Azure)".into(),
+                    ));
+                }
+                let client_id = read("azure_search_client_id", "")?;
+                if !client_id.is_empty() && !is_client_id(&client_id) {
+                    return Err(misconfigured(
+                        "azure_search_client_id must be a client id (letters, digits and dashes)"
+                            .into(),
+                    ));
+                }
+                Auth::ManagedIdentity {
+                    token_origin: parse_origin(
+                        "azure_search_token_origin",
+                        &token_origin,
+                        "http://169.254.169.254",
+                    )?,
+                    client_id: (!client_id.is_empty()).then_some(client_id),
+                }
+            }
+            _ => {
+                return Err(misconfigured(
+                    "azure_search_auth must be `api-key` or `managed-identity`".into(),
+                ));
+            }
+        };
         let mut api_version = read("azure_search_api_version", DEFAULT_API_VERSION)?;
         if api_version.is_empty() {
             api_version = DEFAULT_API_VERSION.to_string();
@@ -126,16 +203,70 @@ impl Config {
                 }
             }
         };
+        let vector = vector_search(
+            &read("azure_search_vector_fields", "")?,
+            &read("azure_search_vector_k", "")?,
+            &api_version,
+        )?;
         Ok(Config {
             origin,
             index,
-            api_key: ApiKey::new(api_key),
+            auth,
             api_version,
             semantic_configuration,
+            vector,
             fields,
             timeout_ms,
         })
     }
+}
+
+/// Hybrid search settings: off unless vector fields are named.
+fn vector_search(
+    fields_text: &str,
+    k_text: &str,
+    api_version: &str,
+) -> Result<Option<VectorSearch>, RetrievalError> {
+    let mut fields: Vec<String> = Vec::new();
+    for field in fields_text
+        .split(',')
+        .map(str::trim)
+        .filter(|f| !f.is_empty())
+    {
+        if !valid_field_name(field) {
+            return Err(misconfigured(
+                "azure_search_vector_fields must be comma-separated index field names (letters, digits and underscores, starting with a letter)".into(),
+            ));
+        }
+        if !fields.iter().any(|f| f == field) {
+            fields.push(field.to_string());
+        }
+    }
+    if fields.is_empty() {
+        return Ok(None);
+    }
+    // Date-stamped versions sort as text; earlier ones only take raw vectors.
+    if api_version
+        .get(..10)
+        .is_none_or(|date| date < MIN_TEXT_VECTOR_API_VERSION)
+    {
+        return Err(misconfigured(format!(
+            "azure_search_vector_fields needs azure_search_api_version {MIN_TEXT_VECTOR_API_VERSION} or later (vector queries of kind `text`)"
+        )));
+    }
+    let k = if k_text.is_empty() {
+        None
+    } else {
+        match k_text.parse::<u32>() {
+            Ok(k) if (1..=MAX_TOP).contains(&k) => Some(k),
+            _ => {
+                return Err(misconfigured(format!(
+                    "azure_search_vector_k must be a whole number from 1 to {MAX_TOP}, or empty for the call's top-k"
+                )));
+            }
+        }
+    };
+    Ok(Some(VectorSearch { fields, k }))
 }
 
 fn misconfigured(reason: String) -> RetrievalError {
@@ -143,16 +274,16 @@ fn misconfigured(reason: String) -> RetrievalError {
 }
 
 /// `https://<service>.search.windows.net` (or `http://` for a local server): a scheme
-/// and an authority, nothing else, so that the index path is ours to append.
-fn origin(text: &str) -> Result<String, RetrievalError> {
+/// and an authority, nothing else, so that the path is ours to append.
+fn parse_origin(name: &str, text: &str, example: &str) -> Result<String, RetrievalError> {
     if text.is_empty() {
-        return Err(misconfigured("azure_search_origin is not set".into()));
+        return Err(misconfigured(format!("{name} is not set")));
     }
     let trimmed = text.trim_end_matches('/');
     let invalid = || {
-        misconfigured(
-            "azure_search_origin must be scheme://host[:port], e.g. https://my-service.search.windows.net".into(),
-        )
+        misconfigured(format!(
+            "{name} must be scheme://host[:port], e.g. {example}"
+        ))
     };
     let uri: http::Uri = trimmed.parse().map_err(|_| invalid())?;
     let scheme_ok = matches!(uri.scheme_str(), Some("http" | "https"));
@@ -239,9 +370,13 @@ pub(crate) mod tests {
         let config = config(MINIMAL).unwrap();
         assert_eq!(config.origin, "https://contoso.search.windows.net");
         assert_eq!(config.index, "handbook-v2");
-        assert_eq!(config.api_key.expose(), "secret-admin-key");
+        assert_eq!(
+            config.auth,
+            Auth::ApiKey(ApiKey::new("secret-admin-key".into()))
+        );
         assert_eq!(config.api_version, "2024-07-01");
         assert_eq!(config.semantic_configuration, None);
+        assert_eq!(config.vector, None);
         assert_eq!(
             config.fields,
             Fields {
@@ -391,5 +526,136 @@ pub(crate) mod tests {
         assert!(!message.contains("bad key"), "{message}");
         let debug = format!("{:?}", config(MINIMAL).unwrap());
         assert!(!debug.contains("secret-admin-key"), "{debug}");
+    }
+
+    #[test]
+    fn managed_identity_needs_a_token_origin_and_no_api_key() {
+        let without_key: Vec<_> = MINIMAL
+            .iter()
+            .filter(|(n, _)| *n != "azure_search_api_key")
+            .copied()
+            .chain([("azure_search_auth", "Managed-Identity")])
+            .collect();
+        let message = misconfiguration(&without_key);
+        assert!(message.contains("azure_search_token_origin"), "{message}");
+
+        let mut pairs = without_key.clone();
+        pairs.push(("azure_search_token_origin", "http://169.254.169.254/"));
+        assert_eq!(
+            config(&pairs).unwrap().auth,
+            Auth::ManagedIdentity {
+                token_origin: "http://169.254.169.254".into(),
+                client_id: None,
+            }
+        );
+        pairs.push((
+            "azure_search_client_id",
+            "6c1e0f2a-7d3b-4e5b-9d7c-5a2f1e0b9c8d",
+        ));
+        assert_eq!(
+            config(&pairs).unwrap().auth,
+            Auth::ManagedIdentity {
+                token_origin: "http://169.254.169.254".into(),
+                client_id: Some("6c1e0f2a-7d3b-4e5b-9d7c-5a2f1e0b9c8d".into()),
+            }
+        );
+        // An API key that is also set is not sent, so it does not matter.
+        let with_key = config(&with(&[
+            ("azure_search_auth", "managed-identity"),
+            ("azure_search_token_origin", "http://127.0.0.1:1"),
+        ]))
+        .unwrap();
+        assert!(matches!(with_key.auth, Auth::ManagedIdentity { .. }));
+    }
+
+    #[test]
+    fn identity_settings_that_could_reshape_the_token_request_are_refused() {
+        let base = [
+            ("azure_search_auth", "managed-identity"),
+            ("azure_search_token_origin", "http://169.254.169.254"),
+        ];
+        let mut pairs = with(&base);
+        pairs.push(("azure_search_client_id", "a&resource=https://evil"));
+        let message = misconfiguration(&pairs);
+        assert!(message.contains("azure_search_client_id"), "{message}");
+        let message = misconfiguration(&with(&[
+            ("azure_search_auth", "managed-identity"),
+            (
+                "azure_search_token_origin",
+                "http://169.254.169.254/metadata",
+            ),
+        ]));
+        assert!(message.contains("azure_search_token_origin"), "{message}");
+        let message = misconfiguration(&with(&[("azure_search_auth", "aad")]));
+        assert!(message.contains("`managed-identity`"), "{message}");
+    }
+
+    #[test]
+    fn vector_fields_turn_on_hybrid_search() {
+        let hybrid = config(&with(&[(
+            "azure_search_vector_fields",
+            " contentVector , titleVector,contentVector ",
+        )]))
+        .unwrap();
+        assert_eq!(
+            hybrid.vector,
+            Some(VectorSearch {
+                fields: vec!["contentVector".into(), "titleVector".into()],
+                k: None,
+            })
+        );
+        assert_eq!(config_with_k("50").unwrap().vector.unwrap().k, Some(50));
+        // k alone, without fields, changes nothing.
+        let k_only = with(&[("azure_search_vector_k", "50")]);
+        assert_eq!(config(&k_only).unwrap().vector, None);
+    }
+
+    fn config_with_k(k: &'static str) -> Result<Config, RetrievalError> {
+        config(&with(&[
+            ("azure_search_vector_fields", "contentVector"),
+            ("azure_search_vector_k", k),
+        ]))
+    }
+
+    #[test]
+    fn bad_vector_settings_are_named() {
+        for bad in ["0", "-1", "1001", "many"] {
+            let Err(RetrievalError::IndexUnavailable(message)) = config_with_k(bad) else {
+                panic!("{bad} accepted");
+            };
+            assert!(
+                message.contains("azure_search_vector_k"),
+                "{bad}: {message}"
+            );
+        }
+        let message = misconfiguration(&with(&[(
+            "azure_search_vector_fields",
+            "contentVector,content vector",
+        )]));
+        assert!(message.contains("azure_search_vector_fields"), "{message}");
+    }
+
+    #[test]
+    fn text_vector_queries_need_api_version_2024_07_01_or_later() {
+        for old in ["2023-11-01", "2024-05-01-preview", "v1"] {
+            let message = misconfiguration(&with(&[
+                ("azure_search_vector_fields", "contentVector"),
+                ("azure_search_api_version", old),
+            ]));
+            assert!(
+                message.contains("azure_search_api_version 2024-07-01"),
+                "{old}: {message}"
+            );
+        }
+        for recent in ["2024-07-01", "2024-09-01-preview", "2025-09-01"] {
+            assert!(
+                config(&with(&[
+                    ("azure_search_vector_fields", "contentVector"),
+                    ("azure_search_api_version", recent),
+                ]))
+                .is_ok(),
+                "{recent}"
+            );
+        }
     }
 }

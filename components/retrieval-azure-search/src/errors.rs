@@ -5,6 +5,8 @@
 //! service's text is not used at all.
 
 use crate::RetrievalError;
+use crate::config::Auth;
+use chatgate_guest::identity::TokenFailure;
 use serde_json::Value;
 
 pub use chatgate_guest::{MAX_MESSAGE_CHARS, sanitize};
@@ -47,19 +49,29 @@ pub fn requested_delay_ms(text: &str, now_unix_ms: u64) -> Option<u64> {
     )
 }
 
-/// The error for a non-2xx answer; `body` is the (possibly truncated) error body.
-pub fn error_for_status(status: u16, body: &[u8], secret: &str) -> RetrievalError {
+/// The error for a non-2xx answer; `body` is the (possibly truncated) error body and
+/// `secret` the credential that was sent.
+pub fn error_for_status(status: u16, body: &[u8], secret: &str, auth: &Auth) -> RetrievalError {
     let detail = service_message(body, secret);
     let with_detail = |summary: String| match &detail {
         Some(detail) => format!("{summary}: {detail}"),
         None => summary,
     };
     match status {
-        400 => RetrievalError::InvalidQuery(
-            detail.unwrap_or_else(|| "Azure AI Search refused the query".into()),
-        ),
+        // The caller shapes only the words and the filter; the words cannot make a
+        // simple query invalid, so a 400 not about `$filter` is about what this
+        // component was configured to send (fields, semantic or vector settings).
+        400 if about_the_filter(body) => RetrievalError::InvalidQuery(detail.unwrap_or_default()),
+        400 => RetrievalError::IndexUnavailable(with_detail(
+            "Azure AI Search refused the request as configured (HTTP 400); check the azure_search_* field, semantic and vector settings".into(),
+        )),
         401 | 403 => RetrievalError::Upstream(format!(
-            "Azure AI Search refused the credentials (HTTP {status}); check azure_search_api_key"
+            "Azure AI Search refused the credentials (HTTP {status}); {}",
+            match auth {
+                Auth::ApiKey(_) => "check azure_search_api_key",
+                Auth::ManagedIdentity { .. } =>
+                    "the service must allow role-based access and the identity needs the Search Index Data Reader role on the index",
+            }
         )),
         404 => RetrievalError::IndexUnavailable(with_detail(
             "Azure AI Search has no such index (HTTP 404); check azure_search_index".into(),
@@ -73,12 +85,22 @@ pub fn error_for_status(status: u16, body: &[u8], secret: &str) -> RetrievalErro
     }
 }
 
-/// `error.message` of Azure's `{"error": {"code", "message"}}` body, sanitized.
-fn service_message(body: &[u8], secret: &str) -> Option<String> {
+/// `error.message` of Azure's `{"error": {"code", "message"}}` body, as sent.
+fn raw_service_message(body: &[u8]) -> Option<String> {
     let value: Value = serde_json::from_slice(body).ok()?;
-    let message = value.get("error")?.get("message")?.as_str()?;
-    let message = sanitize(message, Some(secret));
+    Some(value.get("error")?.get("message")?.as_str()?.to_string())
+}
+
+/// `error.message`, sanitized.
+fn service_message(body: &[u8], secret: &str) -> Option<String> {
+    let message = sanitize(&raw_service_message(body)?, Some(secret));
     (!message.is_empty()).then_some(message)
+}
+
+/// Azure ends a filter's parse error with `Parameter name: $filter`, after quoting the
+/// filter, so the whole message is searched, not the shortened one.
+fn about_the_filter(body: &[u8]) -> bool {
+    raw_service_message(body).is_some_and(|message| message.contains("$filter"))
 }
 
 /// Why the request got no answer at all.
@@ -104,11 +126,40 @@ pub fn transport_error(failure: &TransportFailure) -> RetrievalError {
     }
 }
 
+/// The error for a token that could not be had. A refused identity will stay refused
+/// until the configuration changes; a failing endpoint may recover.
+pub fn token_failure(failure: TokenFailure) -> RetrievalError {
+    match failure {
+        TokenFailure::Refused(message) => RetrievalError::IndexUnavailable(message),
+        TokenFailure::Unavailable(message) => RetrievalError::Upstream(message),
+    }
+}
+
+/// The error for a token request that got no answer.
+pub fn token_transport_error(failure: &TransportFailure, budget_ms: u64) -> RetrievalError {
+    match failure {
+        TransportFailure::Denied => RetrievalError::IndexUnavailable(
+            "the host denied the token request; azure_search_token_origin must be an allowed outbound host of the component".into(),
+        ),
+        TransportFailure::TimedOut => RetrievalError::Upstream(format!(
+            "the managed identity endpoint did not answer within {budget_ms} ms"
+        )),
+        TransportFailure::Unreachable(reason) => RetrievalError::Upstream(format!(
+            "the managed identity endpoint is unreachable: {reason}"
+        )),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::ApiKey;
 
     const KEY: &str = "admin-key-123";
+
+    fn error_for_status(status: u16, body: &[u8], secret: &str) -> RetrievalError {
+        super::error_for_status(status, body, secret, &Auth::ApiKey(ApiKey::new(KEY.into())))
+    }
 
     fn azure_error(message: &str) -> Vec<u8> {
         serde_json::json!({"error": {"code": "", "message": message}})
@@ -131,10 +182,26 @@ mod tests {
                 "Invalid expression: Could not find a property named 'author'.  Parameter name: $filter".into()
             )
         );
-        assert_eq!(
-            error_for_status(400, b"<html>bad</html>", KEY),
-            RetrievalError::InvalidQuery("Azure AI Search refused the query".into())
+    }
+
+    #[test]
+    fn a_bad_request_not_about_the_filter_is_a_misconfiguration() {
+        let RetrievalError::IndexUnavailable(message) = error_for_status(
+            400,
+            &azure_error("Unknown field 'titleVector' in vector field list."),
+            KEY,
+        ) else {
+            panic!("a vector field the index lacks is not the caller's fault");
+        };
+        assert!(
+            message.contains("as configured")
+                && message.ends_with("Unknown field 'titleVector' in vector field list."),
+            "{message}"
         );
+        assert!(matches!(
+            error_for_status(400, b"<html>bad</html>", KEY),
+            RetrievalError::IndexUnavailable(m) if m.contains("HTTP 400")
+        ));
     }
 
     #[test]
@@ -188,7 +255,7 @@ mod tests {
 
     #[test]
     fn long_service_messages_are_cut() {
-        let long = "x".repeat(1000);
+        let long = format!("{}\r\nParameter name: $filter", "x".repeat(1000));
         let RetrievalError::InvalidQuery(message) = error_for_status(400, &azure_error(&long), KEY)
         else {
             panic!();
@@ -238,5 +305,52 @@ mod tests {
         assert!(
             matches!(transport_error(&TransportFailure::TimedOut), RetrievalError::Upstream(m) if m.contains("in time"))
         );
+    }
+
+    #[test]
+    fn refused_tokens_point_at_role_assignments_not_at_a_key() {
+        let identity = Auth::ManagedIdentity {
+            token_origin: "http://169.254.169.254".into(),
+            client_id: None,
+        };
+        let RetrievalError::Upstream(message) = super::error_for_status(
+            403,
+            &azure_error("Forbidden eyJ0.x.y"),
+            "eyJ0.x.y",
+            &identity,
+        ) else {
+            panic!("403 must be an upstream failure");
+        };
+        assert!(message.contains("Search Index Data Reader"), "{message}");
+        assert!(
+            !message.contains("api_key") && !message.contains("eyJ0"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn token_failures_say_whether_waiting_can_help() {
+        assert_eq!(
+            token_failure(TokenFailure::Refused("identity not found".into())),
+            RetrievalError::IndexUnavailable("identity not found".into())
+        );
+        assert_eq!(
+            token_failure(TokenFailure::Unavailable("HTTP 503".into())),
+            RetrievalError::Upstream("HTTP 503".into())
+        );
+        assert!(matches!(
+            token_transport_error(&TransportFailure::Denied, 10),
+            RetrievalError::IndexUnavailable(m) if m.contains("azure_search_token_origin")
+        ));
+        assert_eq!(
+            token_transport_error(&TransportFailure::TimedOut, 250),
+            RetrievalError::Upstream(
+                "the managed identity endpoint did not answer within 250 ms".into()
+            )
+        );
+        assert!(matches!(
+            token_transport_error(&TransportFailure::Unreachable("connection refused".into()), 10),
+            RetrievalError::Upstream(m) if m.ends_with("unreachable: connection refused")
+        ));
     }
 }

@@ -3,7 +3,8 @@
 //! `spin.toml`; see README.md for its variables.
 //!
 //! The plain modules hold every decision and are tested natively; the `wasm` module
-//! only moves bytes between them, Spin variables, outbound HTTP and the WIT types.
+//! only moves bytes between them, Spin variables, the key-value store (token cache),
+//! outbound HTTP and the WIT types.
 
 pub mod config;
 pub mod errors;

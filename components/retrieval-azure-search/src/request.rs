@@ -1,17 +1,52 @@
 //! The `POST /indexes/{index}/docs/search` request for one `search` call.
+//!
+//! With vector fields configured the request is a hybrid query: the keyword `search`
+//! and one vector query of kind `text` over the same words, which the service embeds
+//! with the index's vectorizer (integrated vectorization) and fuses with the keyword
+//! ranking by reciprocal rank fusion. Semantic ranking, when configured, reranks the
+//! fused results.
 
 use crate::config::{Config, MAX_TOP};
 use crate::odata::filter_expression;
 use crate::{Filter, RetrievalError};
 use serde_json::{Map, Value, json};
 
-/// A search request, ready to send.
+/// A search request, ready to send once a credential is added ([`headers`]).
 #[derive(Debug, Clone, PartialEq)]
 pub struct SearchRequest {
     pub url: String,
-    /// `content-type`, `accept` and `api-key`.
-    pub headers: Vec<(&'static str, String)>,
     pub body: Value,
+}
+
+/// What authorizes one request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Credential<'a> {
+    ApiKey(&'a str),
+    /// An Entra ID access token.
+    Bearer(&'a str),
+}
+
+impl Credential<'_> {
+    /// The secret to redact from anything the service says back.
+    pub fn secret(&self) -> &str {
+        match self {
+            Credential::ApiKey(secret) | Credential::Bearer(secret) => secret,
+        }
+    }
+}
+
+/// The headers of a search request. A token goes in `Authorization` only: the service
+/// would take an `api-key` header over it.
+pub fn headers(credential: Credential<'_>) -> Vec<(&'static str, String)> {
+    let mut headers = vec![
+        ("content-type", "application/json".to_string()),
+        ("accept", "application/json".to_string()),
+    ];
+    headers.push(match credential {
+        Credential::ApiKey(key) => ("api-key", key.to_string()),
+        Credential::Bearer(token) => ("authorization", format!("Bearer {token}")),
+    });
+    headers
 }
 
 /// What a call needs from the service, or that it needs nothing: `top-k` 0 asks for
@@ -53,6 +88,22 @@ pub fn plan(
     body.insert("search".into(), json!(query));
     body.insert("top".into(), json!(top_k));
     body.insert("select".into(), json!(select.join(",")));
+    if let Some(vector) = &config.vector {
+        body.insert(
+            "vectorQueries".into(),
+            json!([{
+                "kind": "text",
+                "text": query,
+                "fields": vector.fields.join(","),
+                "k": vector.k.unwrap_or(top_k),
+            }]),
+        );
+        if filter.is_some() {
+            // Filter first, then take the k nearest: filtering the k nearest could
+            // leave none. It is the default only for indexes created since 2023-10.
+            body.insert("vectorFilterMode".into(), json!("preFilter"));
+        }
+    }
     if let Some(filter) = filter {
         body.insert("filter".into(), json!(filter));
     }
@@ -65,11 +116,6 @@ pub fn plan(
             "{}/indexes/{}/docs/search?api-version={}",
             config.origin, config.index, config.api_version
         ),
-        headers: vec![
-            ("content-type", "application/json".into()),
-            ("accept", "application/json".into()),
-            ("api-key", config.api_key.expose().to_string()),
-        ],
         body: Value::Object(body),
     }))
 }
@@ -109,14 +155,6 @@ mod tests {
         assert_eq!(
             request.url,
             "https://contoso.search.windows.net/indexes/handbook/docs/search?api-version=2024-07-01"
-        );
-        assert_eq!(
-            request.headers,
-            vec![
-                ("content-type", "application/json".to_string()),
-                ("accept", "application/json".to_string()),
-                ("api-key", "admin-key-123".to_string()),
-            ]
         );
         assert_eq!(
             request.body,
@@ -181,5 +219,78 @@ mod tests {
             Err(RetrievalError::InvalidQuery(_))
         ));
         assert_eq!(plan(&config, "q", 0, &[]), Ok(Plan::Nothing));
+    }
+
+    #[test]
+    fn an_api_key_goes_in_api_key_and_a_token_in_authorization_never_both() {
+        assert_eq!(
+            headers(Credential::ApiKey("admin-key-123")),
+            vec![
+                ("content-type", "application/json".to_string()),
+                ("accept", "application/json".to_string()),
+                ("api-key", "admin-key-123".to_string()),
+            ]
+        );
+        assert_eq!(
+            headers(Credential::Bearer("eyJ0.x.y")),
+            vec![
+                ("content-type", "application/json".to_string()),
+                ("accept", "application/json".to_string()),
+                ("authorization", "Bearer eyJ0.x.y".to_string()),
+            ]
+        );
+        assert_eq!(Credential::Bearer("eyJ0.x.y").secret(), "eyJ0.x.y");
+    }
+
+    #[test]
+    fn vector_fields_add_one_text_vector_query_over_the_same_words() {
+        let config = config(&[("azure_search_vector_fields", "contentVector,titleVector")]);
+        let request = sent(plan(&config, "  Which animal forms a swarm? ", 4, &[]));
+        assert_eq!(
+            request.body,
+            json!({
+                "search": "Which animal forms a swarm?", "top": 4, "select": "id,title,content,filepath",
+                "vectorQueries": [{
+                    "kind": "text", "text": "Which animal forms a swarm?",
+                    "fields": "contentVector,titleVector", "k": 4,
+                }],
+            })
+        );
+    }
+
+    #[test]
+    fn vector_k_overrides_top_and_filters_apply_before_the_neighbours_are_taken() {
+        let config = config(&[
+            ("azure_search_vector_fields", "contentVector"),
+            ("azure_search_vector_k", "50"),
+            ("azure_search_semantic_configuration", "my-semantic"),
+        ]);
+        let filters = [Filter {
+            field: "source".into(),
+            value: "marine/".into(),
+        }];
+        let request = sent(plan(&config, "krill", 3, &filters));
+        assert_eq!(
+            request.body,
+            json!({
+                "search": "krill", "top": 3, "select": "id,title,content,filepath",
+                "filter": "filepath ge 'marine/' and filepath lt 'marine0'",
+                "vectorFilterMode": "preFilter",
+                "vectorQueries": [{"kind": "text", "text": "krill", "fields": "contentVector", "k": 50}],
+                "queryType": "semantic", "semanticConfiguration": "my-semantic",
+            })
+        );
+    }
+
+    #[test]
+    fn without_vector_fields_the_query_is_keyword_only() {
+        let request = sent(plan(
+            &config(&[("azure_search_vector_k", "50")]),
+            "krill",
+            3,
+            &[],
+        ));
+        assert!(request.body.get("vectorQueries").is_none());
+        assert!(request.body.get("vectorFilterMode").is_none());
     }
 }

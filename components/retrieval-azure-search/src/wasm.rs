@@ -1,24 +1,27 @@
-//! The WASI side: Spin variables, clocks and outbound HTTP around the plain modules,
-//! and the conversions to and from the WIT types.
+//! The WASI side: Spin variables, the key-value store, clocks and outbound HTTP around
+//! the plain modules, and the conversions to and from the WIT types.
 //!
 //! The deadline (`azure_search_timeout_ms`) is enforced here by racing every wait on
 //! the network against a timer, whether or not the host honours the `wasi:http`
-//! request options it is also given.
+//! request options it is also given. It covers fetching a managed-identity token too.
 
-use crate::config::{self, Config};
+use crate::config::{self, Auth, Config};
 use crate::errors::{
-    TransportFailure, error_for_status, retry_delay_ms, sanitize, transport_error,
+    TransportFailure, error_for_status, retry_delay_ms, sanitize, token_failure,
+    token_transport_error, transport_error,
 };
-use crate::request::{Plan, SearchRequest, plan};
+use crate::request::{Credential, Plan, SearchRequest, headers, plan};
 use crate::response::parse_results;
 use crate::{MAX_ERROR_BODY_BYTES, MAX_RESULT_BODY_BYTES};
 use bytes::Bytes;
-use chatgate_guest::{sleep_ms, wall_clock_ms, within};
-use http_body_util::BodyExt;
-use spin_sdk::http::{FullBody, Response};
+use chatgate_guest::identity::{self, Token};
+use chatgate_guest::{
+    BodyFailure, ReadBody, read_body, request_options, sleep_ms, wall_clock_ms, within,
+};
+use spin_sdk::http::FullBody;
+use spin_sdk::key_value::Store;
 use spin_sdk::wasip3::clocks::monotonic_clock;
-use spin_sdk::wasip3::http::types::{ErrorCode, RequestOptions};
-use spin_sdk::wasip3::http_compat::RequestOptionsExtension;
+use spin_sdk::wasip3::http::types::ErrorCode;
 
 spin_sdk::wit_bindgen::generate!({
     path: "../../wit",
@@ -68,15 +71,36 @@ async fn search(
         let elapsed_ms = monotonic_clock::now().saturating_sub(started_at) / 1_000_000;
         config.timeout_ms.saturating_sub(elapsed_ms)
     };
+    // Fetched only once the request is known to be worth sending.
+    let mut token_source = None;
+    let token;
+    let credential = match &config.auth {
+        Auth::ApiKey(key) => Credential::ApiKey(key.expose()),
+        Auth::ManagedIdentity {
+            token_origin,
+            client_id,
+        } => {
+            let source =
+                token_source.insert(TokenSource::open(token_origin, client_id.as_deref()).await);
+            token = source.token(&remaining_ms).await?;
+            Credential::Bearer(token.expose())
+        }
+    };
     let mut retried = false;
     loop {
-        match attempt(&config, &request, remaining_ms).await {
+        match attempt(&config, &request, credential, remaining_ms).await {
             Attempt::Done(result) => return result,
             Attempt::Failed {
                 status,
                 retry_after,
                 error,
             } => {
+                if matches!(status, 401 | 403)
+                    && let Some(source) = &token_source
+                {
+                    // A refused token may have been revoked: the next call fetches anew.
+                    source.forget().await;
+                }
                 let delay = retry_delay_ms(status, retry_after.as_deref(), wall_clock_ms());
                 match delay {
                     // The retry must still have time to be answered after the pause.
@@ -101,9 +125,105 @@ enum Attempt {
     },
 }
 
+/// Where a managed-identity token comes from: the key-value store while a cached one
+/// is fresh, else the token endpoint. Without a store (not granted, or failing) every
+/// call fetches its own token.
+struct TokenSource<'a> {
+    token_origin: &'a str,
+    client_id: Option<&'a str>,
+    store: Option<Store>,
+}
+
+/// Cache keys are per component: components may share the store, not the audience.
+const TOKEN_CACHE_OWNER: &str = "retrieval-azure-search";
+
+impl<'a> TokenSource<'a> {
+    async fn open(token_origin: &'a str, client_id: Option<&'a str>) -> TokenSource<'a> {
+        TokenSource {
+            token_origin,
+            client_id,
+            store: Store::open_default().await.ok(),
+        }
+    }
+
+    fn cache_key(&self) -> String {
+        identity::cache_key(TOKEN_CACHE_OWNER, self.token_origin, self.client_id)
+    }
+
+    async fn token(&self, remaining_ms: &impl Fn() -> u64) -> Result<Token, crate::RetrievalError> {
+        let key = self.cache_key();
+        let now_unix = wall_clock_ms() / 1000;
+        if let Some(store) = &self.store
+            && let Ok(Some(bytes)) = store.get(&key).await
+            && let Some(token) = Token::from_bytes(&bytes)
+            && token.usable(now_unix)
+        {
+            return Ok(token);
+        }
+        let url = identity::token_url(self.token_origin, config::TOKEN_RESOURCE, self.client_id);
+        let budget_ms = remaining_ms();
+        let mut builder = http::Request::builder()
+            .method(http::Method::GET)
+            .uri(&url)
+            .extension(request_options(budget_ms));
+        for (name, value) in identity::TOKEN_REQUEST_HEADERS {
+            builder = builder.header(name, value);
+        }
+        let Ok(outbound) = builder.body(FullBody::new(Bytes::new())) else {
+            return Err(crate::RetrievalError::IndexUnavailable(
+                "could not build the token request".into(),
+            ));
+        };
+        let response = match within(budget_ms, spin_sdk::http::send(outbound)).await {
+            None => {
+                return Err(token_transport_error(
+                    &TransportFailure::TimedOut,
+                    budget_ms,
+                ));
+            }
+            Some(Err(code)) => {
+                return Err(token_transport_error(&classify(&code, ""), budget_ms));
+            }
+            Some(Ok(response)) => response,
+        };
+        let status = response.status().as_u16();
+        let succeeded = (200..300).contains(&status);
+        let body = match read_body(response, identity::MAX_TOKEN_BODY_BYTES, remaining_ms()).await {
+            Ok(ReadBody::Complete(body)) => body,
+            // A refusal still says enough by its status.
+            _ if !succeeded => Vec::new(),
+            _ => {
+                return Err(crate::RetrievalError::Upstream(
+                    "the managed identity endpoint answer could not be read".into(),
+                ));
+            }
+        };
+        if !succeeded {
+            return Err(token_failure(identity::token_error(
+                status,
+                &body,
+                "azure_search_client_id",
+            )));
+        }
+        let token = identity::parse_token(&body, now_unix).map_err(token_failure)?;
+        if let Some(store) = &self.store {
+            // A token that cannot be cached still serves this call.
+            let _ = store.set(&key, &token.to_bytes()).await;
+        }
+        Ok(token)
+    }
+
+    async fn forget(&self) {
+        if let Some(store) = &self.store {
+            let _ = store.delete(&self.cache_key()).await;
+        }
+    }
+}
+
 async fn attempt(
     config: &Config,
     request: &SearchRequest,
+    credential: Credential<'_>,
     remaining_ms: impl Fn() -> u64,
 ) -> Attempt {
     let timed_out = || {
@@ -112,16 +232,16 @@ async fn attempt(
             config.timeout_ms
         ))))
     };
-    let secret = config.api_key.expose();
+    let secret = credential.secret();
     let mut builder = http::Request::builder()
         .method(http::Method::POST)
         .uri(&request.url)
         .extension(request_options(remaining_ms()));
-    for (name, value) in &request.headers {
-        builder = builder.header(*name, value);
+    for (name, value) in headers(credential) {
+        builder = builder.header(name, value);
     }
     // Only a header or the URI can make the builder fail, and the config module
-    // validated both; its text is not used because a header holds the key.
+    // validated both; its text is not used because a header holds the credential.
     let Ok(outbound) = builder.body(FullBody::new(Bytes::from(request.body.to_string()))) else {
         return Attempt::Done(Err(crate::RetrievalError::IndexUnavailable(
             "could not build the search request".into(),
@@ -160,58 +280,8 @@ async fn attempt(
     Attempt::Failed {
         status,
         retry_after,
-        error: error_for_status(status, &body, secret),
+        error: error_for_status(status, &body, secret, &config.auth),
     }
-}
-
-enum ReadBody {
-    Complete(Vec<u8>),
-    /// Longer than the limit; the rest was not read.
-    Truncated,
-}
-
-enum BodyFailure {
-    TimedOut,
-    Broken,
-}
-
-async fn read_body(
-    response: Response,
-    limit: usize,
-    budget_ms: u64,
-) -> Result<ReadBody, BodyFailure> {
-    let started_at = monotonic_clock::now();
-    let mut body = response.into_body();
-    let mut bytes = Vec::new();
-    loop {
-        let elapsed_ms = monotonic_clock::now().saturating_sub(started_at) / 1_000_000;
-        let frame = within(budget_ms.saturating_sub(elapsed_ms), body.frame())
-            .await
-            .ok_or(BodyFailure::TimedOut)?;
-        match frame {
-            None => return Ok(ReadBody::Complete(bytes)),
-            Some(Err(_)) => return Err(BodyFailure::Broken),
-            Some(Ok(frame)) => {
-                if let Ok(data) = frame.into_data() {
-                    bytes.extend_from_slice(&data);
-                    if bytes.len() > limit {
-                        return Ok(ReadBody::Truncated);
-                    }
-                }
-            }
-        }
-    }
-}
-
-fn request_options(budget_ms: u64) -> RequestOptionsExtension {
-    let ns = budget_ms.saturating_mul(1_000_000);
-    let options = RequestOptions::new();
-    // A host without a timeout kind keeps its own default; the guest's timer bounds
-    // the waits either way.
-    let _ = options.set_connect_timeout(Some(ns));
-    let _ = options.set_first_byte_timeout(Some(ns));
-    let _ = options.set_between_bytes_timeout(Some(ns));
-    RequestOptionsExtension(options)
 }
 
 fn classify(code: &ErrorCode, secret: &str) -> TransportFailure {

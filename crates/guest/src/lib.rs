@@ -1,7 +1,11 @@
 //! Guest-side helpers shared by chatgate components that call out of the
-//! sandbox: reading their Spin variables, and deadlines and clocks for host
-//! calls. The plain types build natively, so the components' configuration
-//! logic stays testable with `cargo test`.
+//! sandbox: reading their Spin variables, deadlines and clocks for host
+//! calls, and bounded reads of outbound responses. The plain types build
+//! natively, so the components' configuration logic stays testable with
+//! `cargo test`. [`identity`] holds the pure parts of
+//! fetching Entra ID tokens from a managed-identity endpoint.
+
+pub mod identity;
 
 /// What reading one variable gave.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -108,6 +112,67 @@ mod wasm {
         }
     }
 
+    /// A response body as far as it was read.
+    pub enum ReadBody {
+        Complete(Vec<u8>),
+        /// Longer than the limit; the rest was not read.
+        Truncated,
+    }
+
+    /// Why a response body could not be read.
+    pub enum BodyFailure {
+        /// The budget ran out first.
+        TimedOut,
+        /// The body broke off.
+        Broken,
+    }
+
+    /// Reads `response`'s body, at most `limit` bytes of it, within `budget_ms`
+    /// milliseconds in all: a stalled or endless body cannot hold the caller.
+    pub async fn read_body(
+        response: spin_sdk::http::Response,
+        limit: usize,
+        budget_ms: u64,
+    ) -> Result<ReadBody, BodyFailure> {
+        use http_body_util::BodyExt;
+        let started_at = monotonic_clock::now();
+        let mut body = response.into_body();
+        let mut bytes = Vec::new();
+        loop {
+            let elapsed_ms = monotonic_clock::now().saturating_sub(started_at) / 1_000_000;
+            let frame = within(budget_ms.saturating_sub(elapsed_ms), body.frame())
+                .await
+                .ok_or(BodyFailure::TimedOut)?;
+            match frame {
+                None => return Ok(ReadBody::Complete(bytes)),
+                Some(Err(_)) => return Err(BodyFailure::Broken),
+                Some(Ok(frame)) => {
+                    if let Ok(data) = frame.into_data() {
+                        bytes.extend_from_slice(&data);
+                        if bytes.len() > limit {
+                            return Ok(ReadBody::Truncated);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// `wasi:http` request options that ask the host to give up after `budget_ms`
+    /// (connecting, waiting for the first byte, between bytes).
+    pub fn request_options(
+        budget_ms: u64,
+    ) -> spin_sdk::wasip3::http_compat::RequestOptionsExtension {
+        let ns = budget_ms.saturating_mul(1_000_000);
+        let options = spin_sdk::wasip3::http::types::RequestOptions::new();
+        // A host without a timeout kind keeps its own default; the guest's timer bounds
+        // the waits either way.
+        let _ = options.set_connect_timeout(Some(ns));
+        let _ = options.set_first_byte_timeout(Some(ns));
+        let _ = options.set_between_bytes_timeout(Some(ns));
+        spin_sdk::wasip3::http_compat::RequestOptionsExtension(options)
+    }
+
     pub async fn sleep_ms(ms: u64) {
         monotonic_clock::wait_for(ms.saturating_mul(1_000_000)).await;
     }
@@ -123,7 +188,10 @@ mod wasm {
 }
 
 #[cfg(target_arch = "wasm32")]
-pub use wasm::{read_variables, sleep_ms, wall_clock_ms, within};
+pub use wasm::{
+    BodyFailure, ReadBody, read_body, read_variables, request_options, sleep_ms, wall_clock_ms,
+    within,
+};
 
 #[cfg(test)]
 mod tests {

@@ -1,0 +1,198 @@
+//! The WASI side: the preloaded index, Spin variables, the query's embedding over
+//! outbound HTTP (raced against `retrieval_embeddings_timeout_ms`), and the WIT
+//! conversions.
+
+use crate::config::{self, Config, EmbeddingsConfig};
+use crate::embeddings::{self, EmbeddingFailure};
+use crate::{Loaded, NOT_PRELOADED, PRELOAD_PATH};
+use bytes::Bytes;
+use chatgate_guest::{ReadBody, read_body, request_options, within};
+use chatgate_index::{EmbeddingInfo, Filter as IndexFilter, SearchError, SearchRequest};
+use spin_sdk::http::FullBody;
+use spin_sdk::wasip3::clocks::monotonic_clock;
+use spin_sdk::wasip3::http::types::ErrorCode;
+use std::sync::OnceLock;
+
+spin_sdk::wit_bindgen::generate!({
+    path: "../../wit",
+    world: "preloaded-retrieval-provider",
+    runtime_path: "::spin_sdk::wit_bindgen::rt",
+    generate_all,
+});
+
+use exports::chatgate::rag::retriever::{Filter, Passage, RetrievalError};
+
+/// Set once, by `wizer-initialize` at build time; every instance of the snapshot has it.
+static PRELOADED: OnceLock<Loaded> = OnceLock::new();
+
+struct Retriever;
+
+impl Guest for Retriever {
+    /// Runs under `chatgate index` only. A failure panics, which fails the build with
+    /// the message, rather than deploying a component without its index.
+    fn wizer_initialize() {
+        let bytes = std::fs::read(PRELOAD_PATH)
+            .unwrap_or_else(|error| panic!("reading {PRELOAD_PATH}: {error}"));
+        let loaded =
+            crate::load(bytes).unwrap_or_else(|error| panic!("opening {PRELOAD_PATH}: {error}"));
+        let _ = PRELOADED.set(loaded);
+    }
+}
+
+impl exports::chatgate::rag::retriever::Guest for Retriever {
+    async fn search(
+        query: String,
+        top_k: u32,
+        filters: Vec<Filter>,
+    ) -> Result<Vec<Passage>, RetrievalError> {
+        let Some(loaded) = PRELOADED.get() else {
+            return Err(RetrievalError::IndexUnavailable(NOT_PRELOADED.into()));
+        };
+        let variables = chatgate_guest::read_variables(config::VARIABLES).await;
+        let config = Config::from_variables(&variables)
+            .map_err(|error| RetrievalError::IndexUnavailable(error.0))?;
+        let filters: Vec<IndexFilter> = filters
+            .into_iter()
+            .map(|filter| IndexFilter {
+                field: filter.field,
+                value: filter.value,
+            })
+            .collect();
+        let invalid = |SearchError::InvalidQuery(message)| RetrievalError::InvalidQuery(message);
+        // A query the index refuses anyway is not worth an embedding request.
+        loaded.index.allowed(&filters).map_err(invalid)?;
+        let query_vector = match (&config.embeddings, &loaded.index.params().embedding) {
+            (Some(endpoint), Some(info)) if top_k > 0 && !query.trim().is_empty() => {
+                match embed(endpoint, info, &query).await {
+                    Ok(vector) => Some(vector),
+                    Err(failure) => {
+                        eprintln!("{}", embeddings::fallback_line(&failure));
+                        None
+                    }
+                }
+            }
+            _ => None,
+        };
+        let request = SearchRequest {
+            query: &query,
+            top_k: top_k as usize,
+            filters: &filters,
+            min_score: config.min_score,
+            query_vector: query_vector.as_deref(),
+            min_similarity: config.min_similarity,
+        };
+        let hits = loaded
+            .index
+            .search(&loaded.analyzer, &request)
+            .map_err(invalid)?;
+        Ok(hits
+            .into_iter()
+            .map(|hit| {
+                let passage = loaded.index.passage(hit.chunk);
+                Passage {
+                    id: passage.id,
+                    title: passage.title.to_string(),
+                    content: passage.text.to_string(),
+                    source: passage.source.to_string(),
+                    score: hit.score,
+                }
+            })
+            .collect())
+    }
+}
+
+export!(Retriever);
+
+/// `query`'s embedding by `endpoint`, with the model the index was built with unless
+/// the deployment names another, within the endpoint's timeout in all.
+async fn embed(
+    endpoint: &EmbeddingsConfig,
+    info: &EmbeddingInfo,
+    query: &str,
+) -> Result<Vec<f32>, EmbeddingFailure> {
+    let started_at = monotonic_clock::now();
+    let remaining_ms = || {
+        let elapsed_ms = monotonic_clock::now().saturating_sub(started_at) / 1_000_000;
+        endpoint.timeout_ms.saturating_sub(elapsed_ms)
+    };
+    let timed_out = EmbeddingFailure::TimedOut {
+        timeout_ms: endpoint.timeout_ms,
+    };
+    let model = endpoint.model.as_deref().unwrap_or(&info.model);
+    if matches!(endpoint.flavor, config::ApiFlavor::Azure { .. })
+        && !embeddings::valid_deployment(model)
+    {
+        return Err(EmbeddingFailure::BadDeployment(model.to_string()));
+    }
+    let planned = embeddings::request(endpoint, model, query);
+    let secret = endpoint.api_key.as_ref().map(|key| key.expose());
+    let mut builder = http::Request::builder()
+        .method(http::Method::POST)
+        .uri(&planned.url)
+        .extension(request_options(remaining_ms()));
+    for (name, value) in &planned.headers {
+        builder = builder.header(*name, value);
+    }
+    // The configuration was validated, so only a header can fail here; its text is not
+    // used because a header holds the key.
+    let Ok(outbound) = builder.body(FullBody::new(Bytes::from(planned.body))) else {
+        return Err(EmbeddingFailure::Unreachable(
+            "the request could not be built (check retrieval_embeddings_api_key)".into(),
+        ));
+    };
+    let response = match within(remaining_ms(), spin_sdk::http::send(outbound)).await {
+        None => return Err(timed_out),
+        Some(Err(code)) => return Err(classify(&code, secret)),
+        Some(Ok(response)) => response,
+    };
+    let status = response.status().as_u16();
+    let succeeded = (200..300).contains(&status);
+    let limit = if succeeded {
+        embeddings::MAX_BODY_BYTES
+    } else {
+        embeddings::MAX_ERROR_BODY_BYTES
+    };
+    let body = match read_body(response, limit, remaining_ms()).await {
+        Ok(ReadBody::Complete(body)) => body,
+        // A refusal still says enough by its status.
+        _ if !succeeded => Vec::new(),
+        Ok(ReadBody::Truncated) => {
+            return Err(EmbeddingFailure::Malformed(format!(
+                "the answer is larger than {} bytes",
+                embeddings::MAX_BODY_BYTES
+            )));
+        }
+        Err(chatgate_guest::BodyFailure::TimedOut) => return Err(timed_out),
+        Err(chatgate_guest::BodyFailure::Broken) => {
+            return Err(EmbeddingFailure::Unreachable("the answer broke off".into()));
+        }
+    };
+    if !succeeded {
+        return Err(embeddings::status_failure(status, &body, secret));
+    }
+    embeddings::parse_vector(&body, info.dimensions as usize)
+}
+
+fn classify(code: &ErrorCode, secret: Option<&str>) -> EmbeddingFailure {
+    let unreachable = |why: &str| EmbeddingFailure::Unreachable(why.to_string());
+    match code {
+        ErrorCode::HttpRequestDenied => EmbeddingFailure::Denied,
+        ErrorCode::DnsTimeout
+        | ErrorCode::ConnectionTimeout
+        | ErrorCode::ConnectionReadTimeout
+        | ErrorCode::ConnectionWriteTimeout
+        | ErrorCode::HttpResponseTimeout => unreachable("the connection timed out"),
+        ErrorCode::ConnectionRefused => unreachable("connection refused"),
+        ErrorCode::ConnectionTerminated => unreachable("connection closed by the service"),
+        ErrorCode::DnsError(_) | ErrorCode::DestinationNotFound => {
+            unreachable("the host name did not resolve")
+        }
+        ErrorCode::TlsProtocolError
+        | ErrorCode::TlsCertificateError
+        | ErrorCode::TlsAlertReceived(_) => unreachable("the TLS handshake failed"),
+        other => EmbeddingFailure::Unreachable(chatgate_guest::sanitize(
+            &format!("{other:?}"),
+            secret,
+        )),
+    }
+}
