@@ -87,7 +87,9 @@ fn run(options: Options) -> Result<(), Box<dyn std::error::Error>> {
     let stop_words = match options.stop_words.as_str() {
         "english" => AnalyzerConfig::default().stop_words,
         "none" => Vec::new(),
-        other => return Err(format!("--stop-words must be `english` or `none`, not `{other}`").into()),
+        other => {
+            return Err(format!("--stop-words must be `english` or `none`, not `{other}`").into());
+        }
     };
     let params = IndexParams {
         ranking: RankingParams {
@@ -129,13 +131,7 @@ fn run(options: Options) -> Result<(), Box<dyn std::error::Error>> {
     let started = Instant::now();
     let mut run = Run::new();
     for query in queries.iter().filter(|q| qrels.contains_key(&q.id)) {
-        let hits = index.bm25(
-            &analyzer,
-            &query.text,
-            &index.allowed(&[])?,
-            100,
-            0.0,
-        );
+        let hits = index.bm25(&analyzer, &query.text, &index.allowed(&[])?, 100, 0.0);
         let ranking = hits
             .iter()
             .map(|hit| index.passage(hit.chunk).source.to_string())
@@ -162,7 +158,11 @@ fn run(options: Options) -> Result<(), Box<dyn std::error::Error>> {
         let mut out = String::new();
         for (query, ranking) in &run {
             for (rank, doc) in ranking.iter().enumerate() {
-                out.push_str(&format!("{query} Q0 {doc} {} {} chatgate\n", rank + 1, 100 - rank));
+                out.push_str(&format!(
+                    "{query} Q0 {doc} {} {} chatgate\n",
+                    rank + 1,
+                    100 - rank
+                ));
             }
         }
         std::fs::write(path, out)?;
@@ -187,7 +187,9 @@ fn run(options: Options) -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
-fn read_jsonl<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Vec<T>, Box<dyn std::error::Error>> {
+fn read_jsonl<T: serde::de::DeserializeOwned>(
+    path: &Path,
+) -> Result<Vec<T>, Box<dyn std::error::Error>> {
     let file = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
     let mut entries = Vec::new();
     for (number, line) in std::io::BufReader::new(file).lines().enumerate() {
@@ -209,7 +211,12 @@ fn read_qrels(path: &Path) -> Result<Qrels, Box<dyn std::error::Error>> {
     for (number, line) in text.lines().enumerate().skip(1) {
         let fields: Vec<&str> = line.split('\t').collect();
         let [query, doc, grade] = fields[..] else {
-            return Err(format!("{}:{}: expected 3 tab-separated fields", path.display(), number + 1).into());
+            return Err(format!(
+                "{}:{}: expected 3 tab-separated fields",
+                path.display(),
+                number + 1
+            )
+            .into());
         };
         qrels
             .entry(query.to_string())

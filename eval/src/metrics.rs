@@ -71,7 +71,13 @@ pub fn evaluate(qrels: &Qrels, run: &Run) -> Scores {
         recall += recall_at(100, ranking, judged);
         queries += 1;
     }
-    let mean = |sum: f64| if queries == 0 { 0.0 } else { sum / queries as f64 };
+    let mean = |sum: f64| {
+        if queries == 0 {
+            0.0
+        } else {
+            sum / queries as f64
+        }
+    };
     Scores {
         ndcg_at_10: mean(ndcg),
         recall_at_100: mean(recall),
@@ -103,7 +109,9 @@ mod tests {
         let mut run = Run::new();
         run.insert(
             "q1".into(),
-            ids(&["d2", "d3", "d1", "x1", "x2", "x3", "x4", "x5", "x6", "x7", "x8", "d4"]),
+            ids(&[
+                "d2", "d3", "d1", "x1", "x2", "x3", "x4", "x5", "x6", "x7", "x8", "d4",
+            ]),
         );
         run.insert("q2".into(), ids(&["d1", "d2"]));
         run.insert("q3".into(), ids(&["d1", "d2", "d3"]));

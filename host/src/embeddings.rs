@@ -45,8 +45,12 @@ const MAX_MESSAGE_CHARS: usize = 300;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Flavor {
     /// `path_prefix` is empty or starts with `/` (e.g. `/v1`).
-    OpenAi { path_prefix: String },
-    Azure { api_version: String },
+    OpenAi {
+        path_prefix: String,
+    },
+    Azure {
+        api_version: String,
+    },
 }
 
 /// When and how often a failed request is tried again.
@@ -122,7 +126,10 @@ impl EmbeddingsOptions {
 pub enum EmbeddingsError {
     #[error("{0}")]
     Config(String),
-    #[error("the embeddings endpoint answered HTTP {status}{hint}{}", detail(message))]
+    #[error(
+        "the embeddings endpoint answered HTTP {status}{hint}{}",
+        detail(message)
+    )]
     Status {
         status: u16,
         message: Option<String>,
@@ -193,7 +200,10 @@ impl EmbeddingsClient {
         if uri.path_and_query().is_some_and(|p| p.as_str() != "/") {
             return Err(invalid_origin());
         }
-        let host = authority.host().trim_start_matches('[').trim_end_matches(']');
+        let host = authority
+            .host()
+            .trim_start_matches('[')
+            .trim_end_matches(']');
         let port = authority.port_u16().unwrap_or(if https { 443 } else { 80 });
         let address = if host.contains(':') {
             format!("[{host}]:{port}")
@@ -344,9 +354,7 @@ impl EmbeddingsClient {
             if !retryable || attempt >= retry.max_attempts.max(1) {
                 return Err(error);
             }
-            let backoff = retry
-                .base_delay
-                .saturating_mul(1 << (attempt - 1).min(16));
+            let backoff = retry.base_delay.saturating_mul(1 << (attempt - 1).min(16));
             let delay = asked.unwrap_or(backoff).min(retry.max_delay);
             tracing::warn!(
                 "{error}; retrying in {delay:.1?} (attempt {} of {})",
@@ -380,7 +388,9 @@ impl EmbeddingsClient {
             .filter(|message| !message.is_empty());
         let hint = match status {
             401 | 403 => " (check CHATGATE_EMBEDDINGS_API_KEY)",
-            404 => " (check --embeddings-origin, --embeddings-model and the path prefix or API version)",
+            404 => {
+                " (check --embeddings-origin, --embeddings-model and the path prefix or API version)"
+            }
             _ => "",
         };
         EmbeddingsError::Status {
@@ -397,7 +407,7 @@ impl EmbeddingsClient {
             // The connection was taken out of its slot for the exchange, so one left
             // mid-response is dropped with it rather than reused.
             Err(_) => Err(format!(
-                    "no answer within {:.0?}",
+                "no answer within {:.0?}",
                 self.options.request_timeout
             )),
         }
@@ -546,13 +556,17 @@ fn parse_vectors(body: &[u8], count: usize) -> Result<Vec<Vec<f32>>, EmbeddingsE
             .get("embedding")
             .and_then(serde_json::Value::as_array)
             .ok_or_else(|| {
-                invalid("an embedding is not a list of numbers (was encoding_format ignored?)".into())
+                invalid(
+                    "an embedding is not a list of numbers (was encoding_format ignored?)".into(),
+                )
             })?;
         let vector = embedding
             .iter()
             .map(|v| v.as_f64().map(|v| v as f32).filter(|v| v.is_finite()))
             .collect::<Option<Vec<f32>>>()
-            .ok_or_else(|| invalid("an embedding holds something other than finite numbers".into()))?;
+            .ok_or_else(|| {
+                invalid("an embedding holds something other than finite numbers".into())
+            })?;
         if vector.is_empty() {
             return Err(invalid("an embedding is empty".into()));
         }
@@ -567,7 +581,12 @@ fn parse_vectors(body: &[u8], count: usize) -> Result<Vec<Vec<f32>>, EmbeddingsE
 /// The delay a 429/5xx answer asks for: `retry-after-ms` (OpenAI, Azure OpenAI), else
 /// `Retry-After` in seconds or as an HTTP date.
 fn requested_delay(headers: &http::HeaderMap) -> Option<Duration> {
-    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim);
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+    };
     if let Some(ms) = header("retry-after-ms").and_then(|v| v.parse::<f64>().ok())
         && ms.is_finite()
         && ms >= 0.0
@@ -691,10 +710,11 @@ mod tests {
                             let body = body.collect().await.unwrap().to_bytes();
                             let body: serde_json::Value =
                                 serde_json::from_slice(&body).unwrap_or_default();
-                            let (status, headers, text) =
-                                script.lock().unwrap().pop_front().unwrap_or_else(|| {
-                                    (200, Vec::new(), embeddings_answer(&body))
-                                });
+                            let (status, headers, text) = script
+                                .lock()
+                                .unwrap()
+                                .pop_front()
+                                .unwrap_or_else(|| (200, Vec::new(), embeddings_answer(&body)));
                             recorded.lock().unwrap().push(Received {
                                 path_and_query: parts.uri.to_string(),
                                 headers: parts.headers,
@@ -786,7 +806,10 @@ mod tests {
             received[0].body,
             serde_json::json!({"model": "text-embedding-3-small", "input": ["alpha", "be"], "encoding_format": "float"})
         );
-        assert_eq!(received[1].body["input"], serde_json::json!(["gamma ray", "d"]));
+        assert_eq!(
+            received[1].body["input"],
+            serde_json::json!(["gamma ray", "d"])
+        );
         assert_eq!(
             server.connections.load(std::sync::atomic::Ordering::SeqCst),
             1,
@@ -812,7 +835,10 @@ mod tests {
             received[0].path_and_query,
             "/openai/deployments/embed-deployment/embeddings?api-version=2024-10-21"
         );
-        assert_eq!(received[0].headers["api-key"].to_str().unwrap(), "azure-key");
+        assert_eq!(
+            received[0].headers["api-key"].to_str().unwrap(),
+            "azure-key"
+        );
         assert!(received[0].headers.get("authorization").is_none());
         assert_eq!(
             received[0].body,
@@ -840,7 +866,11 @@ mod tests {
     #[tokio::test]
     async fn throttling_and_server_errors_are_retried_until_an_answer() {
         let server = serve(vec![
-            (429, vec![("retry-after-ms", "1")], error_body("Rate limit reached")),
+            (
+                429,
+                vec![("retry-after-ms", "1")],
+                error_body("Rate limit reached"),
+            ),
             (503, Vec::new(), error_body("overloaded")),
         ])
         .await;
@@ -884,7 +914,12 @@ mod tests {
         assert!(!format!("{error:?}").contains("sk-secret-9"));
         assert_eq!(server.received().len(), 1, "a refusal is not retried");
 
-        let server = serve(vec![(400, Vec::new(), error_body("This model's maximum context length is 8192 tokens"))]).await;
+        let server = serve(vec![(
+            400,
+            Vec::new(),
+            error_body("This model's maximum context length is 8192 tokens"),
+        )])
+        .await;
         let client = EmbeddingsClient::new(openai(&server.origin, None)).unwrap();
         let error = client.embed(&inputs(&["a"]), |_| {}).await.unwrap_err();
         assert_eq!(
@@ -919,7 +954,10 @@ mod tests {
             .embed(&inputs(&["a"]), |_| {})
             .await
             .unwrap_err();
-        assert!(error.to_string().contains("TLS handshake failed"), "{error}");
+        assert!(
+            error.to_string().contains("TLS handshake failed"),
+            "{error}"
+        );
     }
 
     #[tokio::test]
@@ -927,7 +965,10 @@ mod tests {
         let cases = [
             (r#"{"data":[]}"#, "0 embeddings for 1 inputs"),
             (r#"{"data":[{"index":3,"embedding":[1]}]}"#, "index 3"),
-            (r#"{"data":[{"index":0,"embedding":"AAAA"}]}"#, "encoding_format"),
+            (
+                r#"{"data":[{"index":0,"embedding":"AAAA"}]}"#,
+                "encoding_format",
+            ),
             ("<html>", "not JSON"),
         ];
         for (body, expected) in cases {
@@ -935,13 +976,22 @@ mod tests {
             let client = EmbeddingsClient::new(openai(&server.origin, None)).unwrap();
             let error = client.embed(&inputs(&["a"]), |_| {}).await.unwrap_err();
             assert!(
-                matches!(error, EmbeddingsError::InvalidResponse(_)) && error.to_string().contains(expected),
+                matches!(error, EmbeddingsError::InvalidResponse(_))
+                    && error.to_string().contains(expected),
                 "{body}: {error}"
             );
         }
         let server = serve(vec![
-            (200, Vec::new(), r#"{"data":[{"index":0,"embedding":[1,2]}]}"#.into()),
-            (200, Vec::new(), r#"{"data":[{"index":0,"embedding":[1,2,3]}]}"#.into()),
+            (
+                200,
+                Vec::new(),
+                r#"{"data":[{"index":0,"embedding":[1,2]}]}"#.into(),
+            ),
+            (
+                200,
+                Vec::new(),
+                r#"{"data":[{"index":0,"embedding":[1,2,3]}]}"#.into(),
+            ),
         ])
         .await;
         let mut options = openai(&server.origin, None);
@@ -981,7 +1031,10 @@ mod tests {
             map
         };
         assert_eq!(
-            requested_delay(&headers(&[("retry-after-ms", "1500"), ("retry-after", "9")])),
+            requested_delay(&headers(&[
+                ("retry-after-ms", "1500"),
+                ("retry-after", "9")
+            ])),
             Some(Duration::from_millis(1500))
         );
         assert_eq!(
@@ -989,7 +1042,10 @@ mod tests {
             Some(Duration::from_secs(7))
         );
         assert_eq!(
-            requested_delay(&headers(&[("retry-after", "Wed, 21 Oct 2015 07:28:00 GMT")])),
+            requested_delay(&headers(&[(
+                "retry-after",
+                "Wed, 21 Oct 2015 07:28:00 GMT"
+            )])),
             Some(Duration::ZERO),
             "a date in the past asks for no delay"
         );
@@ -1014,7 +1070,10 @@ mod tests {
         assert!(EmbeddingsClient::new(options).is_err());
         let options = EmbeddingsOptions::new("https://x", flavor, "m", Some("sk-1\nx".into()));
         let error = EmbeddingsClient::new(options).err().unwrap().to_string();
-        assert!(error.contains(API_KEY_ENV) && !error.contains("sk-1"), "{error}");
+        assert!(
+            error.contains(API_KEY_ENV) && !error.contains("sk-1"),
+            "{error}"
+        );
     }
 
     #[test]

@@ -11,8 +11,8 @@
 //! unchanged document keeps its stored vectors if they come from the same model (a
 //! different model re-embeds every chunk, though the chunks themselves are reused).
 
-use chatgate_index::ingest::{self, ChunkingOptions, Skipped};
 use crate::embeddings::{EmbeddingsClient, EmbeddingsOptions};
+use chatgate_index::ingest::{self, ChunkingOptions, Skipped};
 use chatgate_index::{ChunkingParams, Document, EmbeddingInfo, Index, IndexParams, Vectors};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -34,6 +34,8 @@ pub struct IndexOptions {
     pub component: Option<PathBuf>,
     /// Show a progress bar (on a terminal).
     pub progress: bool,
+    /// Write nothing if any file had to be skipped.
+    pub strict: bool,
     /// The endpoint that embeds chunks; `None` builds a BM25-only index.
     pub embeddings: Option<EmbeddingsOptions>,
 }
@@ -57,6 +59,8 @@ pub struct IndexReport {
     pub artifact: PathBuf,
     pub artifact_bytes: usize,
     pub component: Option<(PathBuf, usize)>,
+    /// False when `strict` stopped the run before anything was written.
+    pub written: bool,
     /// The model whose vectors the index holds.
     pub embedding: Option<EmbeddingInfo>,
     /// Chunks sent to the embeddings endpoint in this run.
@@ -69,6 +73,12 @@ pub struct IndexReport {
 
 /// Builds the index of `options.folder`; see the module documentation.
 pub async fn run(options: &IndexOptions) -> wasmtime::Result<IndexReport> {
+    // Bad embeddings settings fail the run before any file is read.
+    let embeddings = options
+        .embeddings
+        .clone()
+        .map(EmbeddingsClient::new)
+        .transpose()?;
     let discovered = ingest::discover(&options.folder)?;
     let mut report = IndexReport {
         skipped: discovered.skipped,
@@ -104,7 +114,12 @@ pub async fn run(options: &IndexOptions) -> wasmtime::Result<IndexReport> {
         max_words: options.params.chunking.max_words as usize,
         overlap_words: options.params.chunking.overlap_words as usize,
     };
-    let progress = progress_bar(options.progress, discovered.files.len(), "indexing", "files");
+    let progress = progress_bar(
+        options.progress,
+        discovered.files.len(),
+        "indexing",
+        "files",
+    );
     let mut documents: Vec<Document> = Vec::with_capacity(discovered.files.len());
     // Per document, its number in the previous index if it was reused from there.
     let mut reused_from: Vec<Option<usize>> = Vec::with_capacity(discovered.files.len());
@@ -114,7 +129,9 @@ pub async fn run(options: &IndexOptions) -> wasmtime::Result<IndexReport> {
         let bytes = match std::fs::read(options.folder.join(relative)) {
             Ok(bytes) => bytes,
             Err(error) => {
-                report.skipped.push(skipped(relative, format!("cannot be read: {error}")));
+                report
+                    .skipped
+                    .push(skipped(relative, format!("cannot be read: {error}")));
                 progress.inc(1);
                 continue;
             }
@@ -148,13 +165,16 @@ pub async fn run(options: &IndexOptions) -> wasmtime::Result<IndexReport> {
         .keys()
         .filter(|path| !documents.iter().any(|d| &d.path == *path))
         .count();
+    if options.strict && !report.skipped.is_empty() {
+        report.documents = documents.len();
+        return Ok(report);
+    }
 
-    let vectors = match &options.embeddings {
+    let vectors = match &embeddings {
         None => None,
-        Some(embeddings) => {
-            let client = EmbeddingsClient::new(embeddings.clone())?;
+        Some(client) => {
             embed(
-                &client,
+                client,
                 &documents,
                 &reused_from,
                 previous.as_ref(),
@@ -189,6 +209,7 @@ pub async fn run(options: &IndexOptions) -> wasmtime::Result<IndexReport> {
         write_atomically(&path, &preloaded)?;
         report.component = Some((path, preloaded.len()));
     }
+    report.written = true;
     Ok(report)
 }
 
@@ -263,7 +284,8 @@ async fn embed(
         _ => return Ok(None),
     };
     let mut fresh_vectors = fresh.map(|(_, done)| done).unwrap_or_default().into_iter();
-    let mut values = Vec::with_capacity(documents.iter().map(|d| d.chunks.len()).sum::<usize>() * dimensions);
+    let mut values =
+        Vec::with_capacity(documents.iter().map(|d| d.chunks.len()).sum::<usize>() * dimensions);
     for (document, stored) in documents.iter().zip(stored) {
         match stored {
             Some(vectors) => {
@@ -280,8 +302,9 @@ async fn embed(
     }
     let info = EmbeddingInfo {
         model: client.model().to_string(),
-        dimensions: u32::try_from(dimensions)
-            .map_err(|_| wasmtime::format_err!("embeddings of {dimensions} dimensions are too large"))?,
+        dimensions: u32::try_from(dimensions).map_err(|_| {
+            wasmtime::format_err!("embeddings of {dimensions} dimensions are too large")
+        })?,
     };
     Ok(Some((info, values)))
 }

@@ -39,7 +39,7 @@ enum Commands {
     ///
     /// Writes `<out>/chatgate.idx` and, with `--component`, `<out>/retrieval.wasm`: that
     /// component preloaded with the index. Re-running reuses unchanged documents.
-    Index(IndexArgs),
+    Index(Box<IndexArgs>),
     /// Run the components' build commands (like `spin build`).
     Build {
         #[arg(long, short = 'f', default_value = "spin.toml")]
@@ -69,7 +69,7 @@ fn main() -> std::process::ExitCode {
 
 fn run(cli: Cli) -> wasmtime::Result<()> {
     match cli.command {
-        Commands::Index(args) => index(args),
+        Commands::Index(args) => index(*args),
         Commands::Build {
             manifest,
             components,
@@ -205,7 +205,9 @@ fn index(args: IndexArgs) -> wasmtime::Result<()> {
         Some(origin) => {
             use chatgate::embeddings::{API_KEY_ENV, EmbeddingsOptions, Flavor};
             let Some(model) = &args.embeddings_model else {
-                wasmtime::bail!("--embeddings-origin needs --embeddings-model (for Azure, the deployment)");
+                wasmtime::bail!(
+                    "--embeddings-origin needs --embeddings-model (for Azure, the deployment)"
+                );
             };
             let flavor = match args.embeddings_flavor.as_str() {
                 "azure" => Flavor::Azure {
@@ -250,6 +252,7 @@ fn index(args: IndexArgs) -> wasmtime::Result<()> {
         },
         component: args.component,
         progress: true,
+        strict: args.strict,
         embeddings,
     };
     let started = std::time::Instant::now();
@@ -279,17 +282,25 @@ fn index(args: IndexArgs) -> wasmtime::Result<()> {
             report.embedded_chunks, report.reused_vectors, embedding.model, embedding.dimensions
         );
     }
-    eprintln!(
-        "wrote {} ({} bytes)",
-        report.artifact.display(),
-        report.artifact_bytes
-    );
+    if report.written {
+        eprintln!(
+            "wrote {} ({} bytes)",
+            report.artifact.display(),
+            report.artifact_bytes
+        );
+    }
     if let Some((path, bytes)) = &report.component {
-        eprintln!("wrote {} ({bytes} bytes), preloaded with the index", path.display());
+        eprintln!(
+            "wrote {} ({bytes} bytes), preloaded with the index",
+            path.display()
+        );
     }
     eprintln!("in {:.1?}", started.elapsed());
-    if args.strict && !report.skipped.is_empty() {
-        wasmtime::bail!("{} files were skipped (--strict)", report.skipped.len());
+    if !report.written {
+        wasmtime::bail!(
+            "{} files were skipped (--strict): nothing was written",
+            report.skipped.len()
+        );
     }
     Ok(())
 }

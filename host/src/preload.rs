@@ -56,6 +56,11 @@ pub async fn preload(component: &[u8], dir: &Path) -> wasmtime::Result<Vec<u8>> 
         },
     );
 
+    // Wizer reads the initialised memory back as one `list<u8>`: more than the default
+    // 128 MiB a guest may hand the host in one call once the index is large. The
+    // component is the build's own input, not an untrusted guest.
+    store.set_hostcall_fuel(usize::MAX);
+
     let wizer = {
         let mut wizer = Wizer::new();
         wizer.init_func(INIT_EXPORT);

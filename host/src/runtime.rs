@@ -36,7 +36,7 @@ use bindings::spin::variables::variables;
 use bindings::wasi::keyvalue::{atomics as wasi_atomics, batch as wasi_batch, store as wasi_kv};
 
 /// Memory one component instance may grow to; the pooling allocator reserves this per memory.
-pub const MAX_MEMORY_BYTES: usize = 256 << 20;
+pub const MAX_MEMORY_BYTES: usize = 1 << 30;
 
 /// Builds the engine every app component runs on: async component model (WASIp3),
 /// the pooling allocator for cheap per-request instantiation, and epoch-based

@@ -42,8 +42,8 @@ pub const SYNONYMS: &[&[&str]] = &[
 
 /// Words that carry no topic; a real model gives them little weight too.
 const FUNCTION_WORDS: &[&str] = &[
-    "a", "an", "and", "are", "be", "can", "do", "does", "for", "how", "i", "in", "is", "it",
-    "my", "of", "on", "or", "should", "the", "to", "what", "when", "with", "you", "your",
+    "a", "an", "and", "are", "be", "can", "do", "does", "for", "how", "i", "in", "is", "it", "my",
+    "of", "on", "or", "should", "the", "to", "what", "when", "with", "you", "your",
 ];
 
 /// The double's vector for `text`: see the module documentation.
@@ -192,12 +192,16 @@ impl EmbeddingsDouble {
                     continue;
                 };
                 let (settings, state) = (settings.clone(), served_state.clone());
-                let service =
-                    hyper::service::service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
+                let service = hyper::service::service_fn(
+                    move |request: hyper::Request<hyper::body::Incoming>| {
                         let (settings, state) = (settings.clone(), state.clone());
                         async move {
                             let (parts, body) = request.into_parts();
-                            let body = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+                            let body = body
+                                .collect()
+                                .await
+                                .map(|b| b.to_bytes())
+                                .unwrap_or_default();
                             let (status, headers, text) =
                                 serve(&settings, &state, parts, &body).await;
                             let mut response = http::Response::builder()
@@ -210,7 +214,8 @@ impl EmbeddingsDouble {
                                 response.body(Full::new(Bytes::from(text))).unwrap(),
                             )
                         }
-                    });
+                    },
+                );
                 tokio::spawn(
                     hyper::server::conn::http1::Builder::new()
                         .serve_connection(TokioIo::new(stream), service),
@@ -332,7 +337,11 @@ async fn serve(
         return error(400, "you must provide a model parameter", "missing_model");
     }
     if inputs.is_empty() || inputs.iter().any(|i| i.is_empty()) {
-        return error(400, "'$.input' is invalid. Please check the API reference.", "invalid_input");
+        return error(
+            400,
+            "'$.input' is invalid. Please check the API reference.",
+            "invalid_input",
+        );
     }
 
     let mut dimensions = settings.dimensions;
@@ -342,7 +351,8 @@ async fn serve(
             return error(status, &format!("scripted failure {status}"), "scripted");
         }
         Some(Fault::Throttle { retry_after_ms }) => {
-            let (status, mut headers, body) = error(429, "Rate limit reached.", "rate_limit_exceeded");
+            let (status, mut headers, body) =
+                error(429, "Rate limit reached.", "rate_limit_exceeded");
             headers.push(("retry-after-ms", retry_after_ms.to_string()));
             return (status, headers, body);
         }
@@ -410,7 +420,10 @@ mod tests {
             api_key: None,
             path_prefix: "/v1".into(),
         };
-        assert_eq!(flavor_of(&settings, "/v1/embeddings", None), Some(Flavor::OpenAi));
+        assert_eq!(
+            flavor_of(&settings, "/v1/embeddings", None),
+            Some(Flavor::OpenAi)
+        );
         assert_eq!(
             flavor_of(
                 &settings,
@@ -422,7 +435,10 @@ mod tests {
                 api_version: "2024-10-21".into()
             })
         );
-        assert_eq!(flavor_of(&settings, "/openai/deployments/emb/embeddings", None), None);
+        assert_eq!(
+            flavor_of(&settings, "/openai/deployments/emb/embeddings", None),
+            None
+        );
         assert_eq!(flavor_of(&settings, "/v2/embeddings", None), None);
     }
 }

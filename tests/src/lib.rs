@@ -54,7 +54,17 @@ pub fn manifest_with_completion_line(line: &str) -> String {
 }
 
 /// The retriever dependency line `spin.toml` ships with.
-pub const SHIPPED_RETRIEVER_LINE: &str = r#""chatgate:rag/retriever" = { component = "retrieval", inherit_configuration = ["variables", "allowed_outbound_hosts"] }"#;
+pub const SHIPPED_RETRIEVER_LINE: &str =
+    r#""chatgate:rag/retriever" = { component = "retrieval" }"#;
+
+/// The retriever line that gives `retrieval` its variables (score floors) and the
+/// embeddings endpoint (hybrid search), as `spin.toml` documents.
+pub const CONFIGURED_RETRIEVER_LINE: &str = r#""chatgate:rag/retriever" = { component = "retrieval", inherit_configuration = ["variables", "allowed_outbound_hosts"] }"#;
+
+/// The shipped manifest with the configured retriever line.
+pub fn configured_retrieval_manifest() -> String {
+    manifest_with_line_replaced(SHIPPED_RETRIEVER_LINE, CONFIGURED_RETRIEVER_LINE)
+}
 
 /// The one-line swap to `retrieval-azure-search` that `spin.toml` documents.
 pub const AZURE_SEARCH_RETRIEVER_LINE: &str = r#""chatgate:rag/retriever" = { component = "retrieval-azure-search", inherit_configuration = ["variables", "allowed_outbound_hosts", "key_value_stores"] }"#;

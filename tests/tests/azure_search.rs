@@ -655,7 +655,8 @@ async fn a_failing_token_endpoint_is_retrieval_unavailable_without_calling_the_s
         )
     })
     .await;
-    let gateway = identity_gateway(AZURE_SEARCH_RETRIEVER_LINE, &service, &failing.origin, &[]).await;
+    let gateway =
+        identity_gateway(AZURE_SEARCH_RETRIEVER_LINE, &service, &failing.origin, &[]).await;
     let reply = ask(&gateway, question("narwhals")).await;
     assert_eq!(reply.status, 503, "{}", reply.text());
     assert_eq!(reply.header("content-type"), Some("application/json"));

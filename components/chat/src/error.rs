@@ -212,7 +212,15 @@ impl From<RetrievalFailure> for ApiError {
                     clip(&reason)
                 ),
             ),
-            RetrievalFailure::IndexUnavailable(_) | RetrievalFailure::Upstream(_) => ApiError::new(
+            // The retriever's reason goes to the gateway log (see `wasm::retrieve`), not
+            // to clients: it describes the deployment, not the request.
+            RetrievalFailure::IndexUnavailable(_) => ApiError::new(
+                503,
+                SERVER_ERROR,
+                "retrieval_unavailable",
+                "The document index is unavailable; the gateway log says why.",
+            ),
+            RetrievalFailure::Upstream(_) => ApiError::new(
                 503,
                 SERVER_ERROR,
                 "retrieval_unavailable",

@@ -176,7 +176,19 @@ async fn retrieve(chat: &ChatRequest, settings: &Settings) -> Result<Vec<Passage
     let top_k = chat.grounding.top_k.unwrap_or(settings.top_k);
     let passages = retriever::search(query, top_k, filters)
         .await
-        .map_err(|error| ApiError::from(retrieval_failure(error)))?;
+        .map_err(|error| {
+            let failure = retrieval_failure(error);
+            if let RetrievalFailure::IndexUnavailable(reason) | RetrievalFailure::Upstream(reason) =
+                &failure
+            {
+                // Retrievers redact secrets from their reasons; one line for the operator.
+                eprintln!(
+                    "chat: retrieval failed: {}",
+                    reason.replace(['\n', '\r'], " ")
+                );
+            }
+            ApiError::from(failure)
+        })?;
     Ok(prompt::usable_passages(
         passages.into_iter().map(passage_from_wit).collect(),
     ))

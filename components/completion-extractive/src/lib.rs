@@ -9,7 +9,6 @@ pub mod prompt;
 pub mod sentences;
 pub mod tokens;
 
-
 /// The model name reported in every answer. There is only one "model", so a requested
 /// `options.model` (an Azure deployment name, say) is ignored rather than rejected:
 /// `chat` can pass the same options to whichever completion component is plugged in.

@@ -157,7 +157,9 @@ fn embeddings(variables: &Variables) -> Result<Option<EmbeddingsConfig>, ConfigE
 fn text(variables: &Variables, name: &str) -> Result<Option<String>, ConfigError> {
     match variables.get(name) {
         VariableValue::Missing => Ok(None),
-        VariableValue::Unreadable => Err(ConfigError(format!("variable `{name}` could not be read"))),
+        VariableValue::Unreadable => {
+            Err(ConfigError(format!("variable `{name}` could not be read")))
+        }
         VariableValue::Value(text) => {
             let text = text.trim();
             Ok((!text.is_empty()).then(|| text.to_string()))
@@ -212,7 +214,9 @@ fn number(
 ) -> Result<f32, ConfigError> {
     match variables.get(name) {
         VariableValue::Missing => Ok(default),
-        VariableValue::Unreadable => Err(ConfigError(format!("variable `{name}` could not be read"))),
+        VariableValue::Unreadable => {
+            Err(ConfigError(format!("variable `{name}` could not be read")))
+        }
         VariableValue::Value(text) if text.trim().is_empty() => Ok(default),
         VariableValue::Value(text) => text
             .trim()
@@ -258,7 +262,10 @@ mod tests {
     #[test]
     fn floors_are_read_and_checked() {
         assert_eq!(config(&[(MIN_SCORE, "7.5")]).unwrap().min_score, 7.5);
-        assert_eq!(config(&[(MIN_SIMILARITY, "0.3")]).unwrap().min_similarity, 0.3);
+        assert_eq!(
+            config(&[(MIN_SIMILARITY, "0.3")]).unwrap().min_similarity,
+            0.3
+        );
         let error = config(&[(MIN_SCORE, "-1")]).unwrap_err();
         assert!(error.0.contains("retrieval_min_score"), "{error:?}");
         assert!(config(&[(MIN_SIMILARITY, "1.5")]).is_err());
@@ -350,7 +357,12 @@ mod tests {
         }
         let error = with_origin(EMBEDDINGS_API_KEY, "sk-secret\r\nx: y");
         assert!(error.0.contains(EMBEDDINGS_API_KEY) && !error.0.contains("sk-secret"));
-        for origin in ["api.openai.com", "ftp://x", "https://x/v1", "https://user@x"] {
+        for origin in [
+            "api.openai.com",
+            "ftp://x",
+            "https://x/v1",
+            "https://user@x",
+        ] {
             let error = config(&[(EMBEDDINGS_ORIGIN, origin)]).unwrap_err();
             assert!(error.0.contains(EMBEDDINGS_ORIGIN), "{origin}: {error:?}");
         }

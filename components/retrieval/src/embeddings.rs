@@ -71,14 +71,22 @@ pub enum EmbeddingFailure {
     BadDeployment(String),
     /// The host refused the request: the origin is not an allowed outbound host.
     Denied,
-    TimedOut { timeout_ms: u64 },
+    TimedOut {
+        timeout_ms: u64,
+    },
     Unreachable(String),
     /// A non-2xx answer, with the service's own message if it gave one.
-    Status { status: u16, message: Option<String> },
+    Status {
+        status: u16,
+        message: Option<String>,
+    },
     /// A 2xx answer that holds no usable vector.
     Malformed(String),
     /// The vector does not have the index's number of dimensions.
-    WrongDimensions { expected: usize, found: usize },
+    WrongDimensions {
+        expected: usize,
+        found: usize,
+    },
 }
 
 impl fmt::Display for EmbeddingFailure {
@@ -213,7 +221,11 @@ mod tests {
 
     #[test]
     fn openai_requests_name_the_model_and_send_the_key_as_a_bearer_token() {
-        let request = request(&openai(Some("sk-1")), "text-embedding-3-small", "why \"tusks\"?");
+        let request = request(
+            &openai(Some("sk-1")),
+            "text-embedding-3-small",
+            "why \"tusks\"?",
+        );
         assert_eq!(request.url, "https://api.example.com/v1/embeddings");
         assert_eq!(header(&request, "authorization"), Some("Bearer sk-1"));
         assert_eq!(header(&request, "api-key"), None);

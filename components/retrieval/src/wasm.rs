@@ -190,9 +190,8 @@ fn classify(code: &ErrorCode, secret: Option<&str>) -> EmbeddingFailure {
         ErrorCode::TlsProtocolError
         | ErrorCode::TlsCertificateError
         | ErrorCode::TlsAlertReceived(_) => unreachable("the TLS handshake failed"),
-        other => EmbeddingFailure::Unreachable(chatgate_guest::sanitize(
-            &format!("{other:?}"),
-            secret,
-        )),
+        other => {
+            EmbeddingFailure::Unreachable(chatgate_guest::sanitize(&format!("{other:?}"), secret))
+        }
     }
 }

@@ -127,7 +127,9 @@ mod tests {
         });
         assert_eq!(
             plain.terms("Retry-After: 30s, e.g. RS256 (JWT) — naïve Café"),
-            ["retry", "after", "30s", "e.g", "rs256", "jwt", "naïve", "café"]
+            [
+                "retry", "after", "30s", "e.g", "rs256", "jwt", "naïve", "café"
+            ]
         );
         assert_eq!(plain.terms("Straße STRASSE"), ["strasse", "strasse"]);
         assert_eq!(plain.terms("ΣΟΦΟΣ σοφος"), ["σοφοσ", "σοφοσ"]);
@@ -142,7 +144,10 @@ mod tests {
             ["token", "token", "token"]
         );
         assert_eq!(english("running runs ran"), ["run", "run", "ran"]);
-        assert_eq!(english("The firewall blocks attacks"), ["firewal", "block", "attack"]);
+        assert_eq!(
+            english("The firewall blocks attacks"),
+            ["firewal", "block", "attack"]
+        );
         assert!(english("the of and to with").is_empty());
     }
 

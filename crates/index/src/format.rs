@@ -153,7 +153,10 @@ impl<'a> Strings<'a> {
         self.offsets.len() - 1
     }
     pub(crate) fn get(&self, i: usize) -> &'a str {
-        let (start, end) = (self.offsets.get(i) as usize, self.offsets.get(i + 1) as usize);
+        let (start, end) = (
+            self.offsets.get(i) as usize,
+            self.offsets.get(i + 1) as usize,
+        );
         // Offsets were checked to be ordered char boundaries within the blob when opened.
         &self.blob[start..end]
     }
@@ -232,7 +235,10 @@ impl<'a> Reader<'a> {
     fn strings(&mut self, expected: Option<usize>) -> Result<Strings<'a>, FormatError> {
         let count = self.count()?;
         if expected.is_some_and(|expected| expected != count) {
-            return Err(corrupt(format!("{} section: table size mismatch", self.what)));
+            return Err(corrupt(format!(
+                "{} section: table size mismatch",
+                self.what
+            )));
         }
         let offsets = self.u32s(count + 1)?;
         let blob_length = self.count()?;
@@ -499,7 +505,11 @@ impl<'a> Index<'a> {
     pub fn vector(&self, c: usize) -> Option<Vec<f32>> {
         let vectors = self.vectors?;
         let dimensions = self.params.embedding.as_ref()?.dimensions as usize;
-        Some((0..dimensions).map(|i| vectors.get(c * dimensions + i)).collect())
+        Some(
+            (0..dimensions)
+                .map(|i| vectors.get(c * dimensions + i))
+                .collect(),
+        )
     }
 }
 
@@ -672,9 +682,7 @@ pub fn build(
         .map(|d| {
             d.metadata
                 .iter()
-                .map(|(key, value)| {
-                    format!("{}\u{1f}{}\u{1e}", clean(key), clean(value))
-                })
+                .map(|(key, value)| format!("{}\u{1f}{}\u{1e}", clean(key), clean(value)))
                 .collect()
         })
         .collect();

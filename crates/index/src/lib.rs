@@ -77,7 +77,8 @@ impl Index<'_> {
         match request.query_vector {
             Some(vector) if self.params.embedding.is_some() => {
                 let depth = search::FUSION_DEPTH.max(top_k);
-                let lexical = self.bm25(analyzer, request.query, &allowed, depth, request.min_score);
+                let lexical =
+                    self.bm25(analyzer, request.query, &allowed, depth, request.min_score);
                 let semantic = self.nearest(vector, &allowed, depth, request.min_similarity);
                 Ok(search::fuse(&[&lexical, &semantic], top_k))
             }

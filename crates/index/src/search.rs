@@ -268,8 +268,11 @@ fn metadata_matches(stored: &str, wanted: &str) -> bool {
         .strip_prefix('[')
         .and_then(|list| list.strip_suffix(']'))
         .is_some_and(|list| {
-            list.split(',')
-                .any(|item| item.trim().trim_matches(['"', '\'']).eq_ignore_ascii_case(wanted))
+            list.split(',').any(|item| {
+                item.trim()
+                    .trim_matches(['"', '\''])
+                    .eq_ignore_ascii_case(wanted)
+            })
         })
 }
 

@@ -145,7 +145,10 @@ fn bm25_scores_follow_the_formula() {
     let idf = (1.0 + (n - df + 0.5) / (df + 0.5)).ln();
     let expected = idf * tf * (k1 + 1.0) / (tf + k1 * (1.0 - b + b * length / average));
     assert_eq!(hits.len(), 1);
-    assert!((hits[0].score - expected).abs() < 1e-6, "{hits:?} vs {expected}");
+    assert!(
+        (hits[0].score - expected).abs() < 1e-6,
+        "{hits:?} vs {expected}"
+    );
 }
 
 #[test]
@@ -182,7 +185,16 @@ fn top_k_caps_results_and_ties_keep_corpus_order() {
         },
     );
     assert_eq!(many.len(), chatgate_index::search::MAX_TOP_K);
-    assert!(ids(&index, &SearchRequest { top_k: 0, ..query("words") }).is_empty());
+    assert!(
+        ids(
+            &index,
+            &SearchRequest {
+                top_k: 0,
+                ..query("words")
+            }
+        )
+        .is_empty()
+    );
 }
 
 #[test]
@@ -254,7 +266,10 @@ fn filters_restrict_by_source_prefix_title_and_metadata() {
         .unwrap_err();
     let SearchError::InvalidQuery(message) = unknown;
     assert!(message.contains("`colour`"), "{message}");
-    assert!(message.contains("`team`") && message.contains("`source`"), "{message}");
+    assert!(
+        message.contains("`team`") && message.contains("`source`"),
+        "{message}"
+    );
 }
 
 #[test]
@@ -314,7 +329,11 @@ fn vectors_are_stored_normalised_and_searched_by_cosine() {
     assert!((nearest[0].score - 1.0).abs() < 1e-6);
     assert_eq!(nearest[1].chunk, 3);
     assert!(index.nearest(&[0.0, 3.0], &allowed, 10, 0.9).len() == 1);
-    assert!(index.nearest(&[1.0, 0.0, 0.0], &allowed, 10, 0.0).is_empty());
+    assert!(
+        index
+            .nearest(&[1.0, 0.0, 0.0], &allowed, 10, 0.0)
+            .is_empty()
+    );
 }
 
 #[test]
