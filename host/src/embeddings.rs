@@ -38,8 +38,6 @@ pub const DEFAULT_AZURE_API_VERSION: &str = "2024-10-21";
 pub const API_KEY_ENV: &str = "CHATGATE_EMBEDDINGS_API_KEY";
 /// An answer larger than this is refused (2048 inputs of 3072 dimensions take ~130 MB).
 pub const MAX_RESPONSE_BYTES: usize = 256 << 20;
-/// Longest text of the service quoted in an error.
-const MAX_MESSAGE_CHARS: usize = 300;
 
 /// Which wire format the endpoint speaks.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -384,7 +382,7 @@ impl EmbeddingsClient {
         let message = serde_json::from_slice::<serde_json::Value>(body)
             .ok()
             .and_then(|v| v.get("error")?.get("message")?.as_str().map(str::to_string))
-            .map(|message| sanitize(&message, self.options.api_key.as_deref()))
+            .map(|message| chatgate_guest::sanitize(&message, self.options.api_key.as_deref()))
             .filter(|message| !message.is_empty());
         let hint = match status {
             401 | 403 => " (check CHATGATE_EMBEDDINGS_API_KEY)",
@@ -602,26 +600,6 @@ fn requested_delay(headers: &http::HeaderMap) -> Option<Duration> {
         date.duration_since(std::time::SystemTime::now())
             .unwrap_or(Duration::ZERO),
     )
-}
-
-/// The service's text made safe to show: the key redacted, one line, bounded.
-fn sanitize(text: &str, secret: Option<&str>) -> String {
-    let text = match secret {
-        Some(secret) if !secret.is_empty() => text.replace(secret, "[redacted]"),
-        _ => text.to_string(),
-    };
-    let text: String = text
-        .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect();
-    let text = text.trim();
-    if text.chars().count() <= MAX_MESSAGE_CHARS {
-        text.to_string()
-    } else {
-        let mut cut: String = text.chars().take(MAX_MESSAGE_CHARS - 1).collect();
-        cut.push('…');
-        cut
-    }
 }
 
 #[cfg(test)]

@@ -279,21 +279,11 @@ fn parse_origin(name: &str, text: &str, example: &str) -> Result<String, Retriev
     if text.is_empty() {
         return Err(misconfigured(format!("{name} is not set")));
     }
-    let trimmed = text.trim_end_matches('/');
-    let invalid = || {
+    chatgate_guest::parse_origin(text).ok_or_else(|| {
         misconfigured(format!(
             "{name} must be scheme://host[:port], e.g. {example}"
         ))
-    };
-    let uri: http::Uri = trimmed.parse().map_err(|_| invalid())?;
-    let scheme_ok = matches!(uri.scheme_str(), Some("http" | "https"));
-    let bare = uri.path_and_query().is_none_or(|p| p.as_str() == "/")
-        && uri.authority().is_some_and(|a| !a.as_str().contains('@'));
-    if scheme_ok && bare {
-        Ok(trimmed.to_string())
-    } else {
-        Err(invalid())
-    }
+    })
 }
 
 /// Azure AI Search index names: lowercase letters, digits and dashes, 2 to 128

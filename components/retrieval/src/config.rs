@@ -168,21 +168,11 @@ fn text(variables: &Variables, name: &str) -> Result<Option<String>, ConfigError
 }
 
 fn parse_origin(text: &str) -> Result<String, ConfigError> {
-    let trimmed = text.trim_end_matches('/');
-    let invalid = || {
+    chatgate_guest::parse_origin(text).ok_or_else(|| {
         ConfigError(format!(
             "variable `{EMBEDDINGS_ORIGIN}` must be scheme://host[:port], e.g. https://api.openai.com, not `{text}`"
         ))
-    };
-    let uri: http::Uri = trimmed.parse().map_err(|_| invalid())?;
-    let scheme_ok = matches!(uri.scheme_str(), Some("http" | "https"));
-    let bare = uri.path_and_query().is_none_or(|p| p.as_str() == "/")
-        && uri.authority().is_some_and(|a| !a.as_str().contains('@'));
-    if scheme_ok && bare {
-        Ok(trimmed.to_string())
-    } else {
-        Err(invalid())
-    }
+    })
 }
 
 /// `/v1`, `/openai/v1`, or empty (`/` alone also means empty).

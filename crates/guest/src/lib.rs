@@ -35,6 +35,18 @@ impl Variables {
     }
 }
 
+/// `text` as an origin, `http(s)://host[:port]` with any trailing `/` removed: nothing
+/// else (no path, query or credentials), so that the path is the caller's to append.
+/// `None` if it is not one.
+pub fn parse_origin(text: &str) -> Option<String> {
+    let trimmed = text.trim_end_matches('/');
+    let uri: http::Uri = trimmed.parse().ok()?;
+    let scheme_ok = matches!(uri.scheme_str(), Some("http" | "https"));
+    let bare = uri.path_and_query().is_none_or(|p| p.as_str() == "/")
+        && uri.authority().is_some_and(|a| !a.as_str().contains('@'));
+    (scheme_ok && bare).then(|| trimmed.to_string())
+}
+
 /// Longest text from a remote service that an error passes on: the part that
 /// explains the failure comes first, and whole bodies are not ours to forward.
 pub const MAX_MESSAGE_CHARS: usize = 300;
