@@ -159,7 +159,7 @@ fn probe_manifest(retriever: &Path) -> String {
          [[trigger.http]]\nroute = \"/...\"\ncomponent = \"retrieval-probe\"\n\
          [component.retrieval-probe]\nsource = \"{}\"\n\
          [component.retrieval-probe.dependencies]\n\
-         \"chatgate:rag/retriever\" = {{ path = \"{}\" }}\n",
+         \"chatgate:retriever/retriever\" = {{ path = \"{}\" }}\n",
         wasm("retrieval-probe").display(),
         retriever.display()
     )

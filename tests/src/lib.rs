@@ -42,10 +42,10 @@ pub fn project_manifest() -> String {
 
 /// The completion dependency line `spin.toml` ships with.
 pub const SHIPPED_COMPLETION_LINE: &str =
-    r#""chatgate:rag/completion" = { component = "completion-extractive" }"#;
+    r#""chatgate:completion/completion" = { component = "completion-extractive" }"#;
 
 /// The one-line swap to `completion-openai` that `spin.toml` and the README document.
-pub const OPENAI_COMPLETION_LINE: &str = r#""chatgate:rag/completion" = { component = "completion-openai", inherit_configuration = ["variables", "allowed_outbound_hosts", "key_value_stores"] }"#;
+pub const OPENAI_COMPLETION_LINE: &str = r#""chatgate:completion/completion" = { component = "completion-openai", inherit_configuration = ["variables", "allowed_outbound_hosts", "key_value_stores"] }"#;
 
 /// The shipped manifest with its completion dependency line replaced by `line`,
 /// and nothing else.
@@ -55,11 +55,11 @@ pub fn manifest_with_completion_line(line: &str) -> String {
 
 /// The retriever dependency line `spin.toml` ships with.
 pub const SHIPPED_RETRIEVER_LINE: &str =
-    r#""chatgate:rag/retriever" = { component = "retrieval" }"#;
+    r#""chatgate:retriever/retriever" = { component = "retrieval" }"#;
 
 /// The retriever line that gives `retrieval` its variables (score floors) and the
 /// embeddings endpoint (hybrid search), as `spin.toml` documents.
-pub const CONFIGURED_RETRIEVER_LINE: &str = r#""chatgate:rag/retriever" = { component = "retrieval", inherit_configuration = ["variables", "allowed_outbound_hosts"] }"#;
+pub const CONFIGURED_RETRIEVER_LINE: &str = r#""chatgate:retriever/retriever" = { component = "retrieval", inherit_configuration = ["variables", "allowed_outbound_hosts"] }"#;
 
 /// The shipped manifest with the configured retriever line.
 pub fn configured_retrieval_manifest() -> String {
@@ -67,7 +67,7 @@ pub fn configured_retrieval_manifest() -> String {
 }
 
 /// The one-line swap to `retrieval-azure-search` that `spin.toml` documents.
-pub const AZURE_SEARCH_RETRIEVER_LINE: &str = r#""chatgate:rag/retriever" = { component = "retrieval-azure-search", inherit_configuration = ["variables", "allowed_outbound_hosts", "key_value_stores"] }"#;
+pub const AZURE_SEARCH_RETRIEVER_LINE: &str = r#""chatgate:retriever/retriever" = { component = "retrieval-azure-search", inherit_configuration = ["variables", "allowed_outbound_hosts", "key_value_stores"] }"#;
 
 /// The shipped manifest with `shipped_line` (which must occur once) replaced by
 /// `line`, and nothing else.
@@ -99,6 +99,15 @@ pub struct Gateway {
 impl Gateway {
     /// Loads `manifest` (paths relative to the repository root) with variable overrides.
     pub async fn start(manifest: &str, variables: &[(&str, &str)]) -> Result<Gateway, String> {
+        Gateway::start_with(manifest, variables, |_| {}).await
+    }
+
+    /// Like [`Gateway::start`], with the host's options (timeouts, limits) adjusted by `adjust`.
+    pub async fn start_with(
+        manifest: &str,
+        variables: &[(&str, &str)],
+        adjust: impl FnOnce(&mut AppOptions),
+    ) -> Result<Gateway, String> {
         for (name, _) in &variables.iter().collect::<Vec<_>>() {
             assert!(
                 !name.starts_with("SPIN_VARIABLE_"),
@@ -106,7 +115,7 @@ impl Gateway {
             );
         }
         let manifest = Manifest::parse(manifest, repo_root()).map_err(|e| e.to_string())?;
-        let options = AppOptions {
+        let mut options = AppOptions {
             env_overrides: variables
                 .iter()
                 .map(|(k, v)| {
@@ -119,10 +128,14 @@ impl Gateway {
             compile_cache: Some(repo_root().join("target/chatgate-test-cache")),
             // Tests run many gateways in one process: a smaller pool keeps their
             // address-space reservations within the process's limit.
-            max_concurrent_requests: 200,
+            limits: chatgate::admission::Limits {
+                max_in_flight: 200,
+                ..Default::default()
+            },
             capture_guest_stdout: true,
             ..AppOptions::default()
         };
+        adjust(&mut options);
         let app = Arc::new(App::load(&manifest, &options).map_err(|e| format!("{e:#}"))?);
         let listener = chatgate::server::bind("127.0.0.1:0".parse().unwrap())
             .await
@@ -143,6 +156,19 @@ impl Gateway {
             shutdown: Some(shutdown),
             served: Some(served),
         })
+    }
+
+    /// The running application: its live instances and admission budgets.
+    pub fn app(&self) -> &App {
+        &self.app
+    }
+
+    /// The address the gateway listens on.
+    pub fn address(&self) -> std::net::SocketAddr {
+        self.base
+            .trim_start_matches("http://")
+            .parse()
+            .expect("the base URL is http://address")
     }
 
     /// The JSON lines guests have written to stdout so far.

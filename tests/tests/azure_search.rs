@@ -20,7 +20,7 @@ const INDEX: &str = "marine-handbook";
 const CLIENT_ID: &str = "6c1e0f2a-7d3b-4e5b-9d7c-5a2f1e0b9c8d";
 
 /// The swap line without the key-value store, where managed-identity tokens are cached.
-const RETRIEVER_LINE_WITHOUT_STORE: &str = r#""chatgate:rag/retriever" = { component = "retrieval-azure-search", inherit_configuration = ["variables", "allowed_outbound_hosts"] }"#;
+const RETRIEVER_LINE_WITHOUT_STORE: &str = r#""chatgate:retriever/retriever" = { component = "retrieval-azure-search", inherit_configuration = ["variables", "allowed_outbound_hosts"] }"#;
 
 /// The shipped manifest with the retriever line swapped to Azure AI Search.
 fn manifest() -> String {

@@ -44,7 +44,7 @@ fn manifest(swapped: &str, hosts: &[&str]) -> String {
         if line.starts_with('[') {
             section = line.to_string();
         }
-        let line = if line.starts_with("\"chatgate:rag/completion\"") {
+        let line = if line.starts_with("\"chatgate:completion/completion\"") {
             swapped.to_string()
         } else if section == "[component.chat]" && line.starts_with("allowed_outbound_hosts") {
             format!("allowed_outbound_hosts = [{hosts}]")

@@ -135,7 +135,7 @@ async fn an_outbound_request_to_a_host_not_allowed_is_refused_by_the_host() {
 async fn a_dependency_that_does_not_inherit_configuration_cannot_reach_variables_or_network() {
     let upstream = Upstream::openai("never sent").await;
     let manifest = manifest_with_completion_line(
-        r#""chatgate:rag/completion" = { component = "completion-openai" }"#,
+        r#""chatgate:completion/completion" = { component = "completion-openai" }"#,
     );
     let gateway = Gateway::start(
         &manifest,

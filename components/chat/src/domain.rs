@@ -1,4 +1,4 @@
-//! Plain mirrors of the `chatgate:rag` WIT types, so that everything but the
+//! Plain mirrors of the `chatgate:retriever` and `chatgate:completion` WIT types, so that everything but the
 //! wasm adapter can be built and tested natively.
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

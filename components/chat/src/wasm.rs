@@ -30,7 +30,7 @@ mod bindings {
     });
 }
 
-use bindings::chatgate::rag::{completion, retriever};
+use bindings::chatgate::{completion::completion, retriever::retriever};
 use bindings::wasi::keyvalue::{atomics, store};
 
 /// The key-value store quotas are counted in.

@@ -1,4 +1,4 @@
-//! `chatgate:rag/completion` without a language model: the offline default.
+//! `chatgate:completion/completion` without a language model: the offline default.
 //!
 //! The answer is extractive. It quotes the sentences of the grounded prompt's sources
 //! that share the most terms with the question and cites each with its `[docN]` marker,
@@ -197,7 +197,7 @@ mod wasm {
         generate_all,
     });
 
-    use exports::chatgate::rag::completion::{
+    use exports::chatgate::completion::completion::{
         ChatCompletion, CompletionError, Delta, FinishReason, Guest, Message, Options, Refusal,
         Role, StreamEnd, StreamStart, Usage,
     };

@@ -1,4 +1,4 @@
-//! `chatgate:rag/completion` backed by an OpenAI-compatible `/v1/chat/completions`
+//! `chatgate:completion/completion` backed by an OpenAI-compatible `/v1/chat/completions`
 //! API (OpenAI, local model servers) or Azure OpenAI. See README.md for configuration.
 //!
 //! The plain modules hold all decisions and are tested natively; the `wasm` module

@@ -1,4 +1,4 @@
-//! Plain-Rust mirrors of the `chatgate:rag/completion` types, so that the domain logic
+//! Plain-Rust mirrors of the `chatgate:completion/completion` types, so that the domain logic
 //! can be tested natively; the wasm adapter converts them to and from the WIT bindings.
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

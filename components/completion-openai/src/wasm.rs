@@ -34,7 +34,7 @@ spin_sdk::wit_bindgen::generate!({
     generate_all,
 });
 
-use exports::chatgate::rag::completion::{
+use exports::chatgate::completion::completion::{
     ChatCompletion, CompletionError, Delta, FinishReason, Guest, Message, Options, RateLimit,
     Refusal, Role, StreamEnd, StreamStart, Usage,
 };

@@ -1,4 +1,4 @@
-//! `chatgate:rag/retriever` backed by the Azure AI Search REST API
+//! `chatgate:retriever/retriever` backed by the Azure AI Search REST API
 //! (`POST /indexes/{index}/docs/search`). Swapped in for `retrieval` by one line of
 //! `spin.toml`; see README.md for its variables.
 //!

@@ -30,7 +30,7 @@ spin_sdk::wit_bindgen::generate!({
     generate_all,
 });
 
-use exports::chatgate::rag::retriever::{Filter, Guest, Passage, RetrievalError};
+use exports::chatgate::retriever::retriever::{Filter, Guest, Passage, RetrievalError};
 
 struct AzureSearchRetriever;
 

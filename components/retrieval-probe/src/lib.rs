@@ -1,6 +1,6 @@
 //! The benchmark's view of a retriever (`cargo bench --bench retrieval`):
 //!
-//! - `GET /search?k=<top-k>&q=<query>` calls `chatgate:rag/retriever.search` and answers
+//! - `GET /search?k=<top-k>&q=<query>` calls `chatgate:retriever/retriever.search` and answers
 //!   the number of passages and the first id, with the call's duration measured inside
 //!   Wasm by the monotonic clock in `x-search-ns`;
 //! - any other request answers 204 without calling the retriever, so that its latency is
@@ -53,7 +53,7 @@ mod wasm {
         generate_all,
     });
 
-    use chatgate::rag::retriever;
+    use chatgate::retriever::retriever;
 
     #[spin_sdk::http_service]
     async fn handle(request: Request) -> impl IntoResponse {

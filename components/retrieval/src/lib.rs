@@ -1,4 +1,4 @@
-//! `chatgate:rag/retriever` over an index artifact built by `chatgate index`.
+//! `chatgate:retriever/retriever` over an index artifact built by `chatgate index`.
 //!
 //! The component is instantiated for every request, so it must not load its index per
 //! request. `chatgate index` pre-initialises it instead: it calls `wizer-initialize`

@@ -20,7 +20,7 @@ spin_sdk::wit_bindgen::generate!({
     generate_all,
 });
 
-use exports::chatgate::rag::retriever::{Filter, Passage, RetrievalError};
+use exports::chatgate::retriever::retriever::{Filter, Passage, RetrievalError};
 
 /// Set once, by `wizer-initialize` at build time; every instance of the snapshot has it.
 static PRELOADED: OnceLock<Loaded> = OnceLock::new();
@@ -39,7 +39,7 @@ impl Guest for Retriever {
     }
 }
 
-impl exports::chatgate::rag::retriever::Guest for Retriever {
+impl exports::chatgate::retriever::retriever::Guest for Retriever {
     async fn search(
         query: String,
         top_k: u32,

@@ -46,7 +46,7 @@ pub struct Chunk {
     pub text: String,
 }
 
-/// One search: what `chatgate:rag/retriever.search` asks, plus the deployment's floors.
+/// One search: what `chatgate:retriever/retriever.search` asks, plus the deployment's floors.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct SearchRequest<'q> {
     pub query: &'q str,
