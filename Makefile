@@ -3,7 +3,7 @@
 COMPONENTS := telemetry waf auth chat retrieval completion-extractive completion-openai retrieval-azure-search hello retrieval-probe
 CARGO ?= cargo
 
-.PHONY: build components host index up test lint bench sdk
+.PHONY: build components host index up test lint bench sdk test-deps
 
 build: components host index
 
@@ -28,8 +28,12 @@ up: build
 	./target/release/chatgate up
 
 # Every test: component logic natively, the host, and the built components end to end.
-test: build sdk
+test: build sdk test-deps
 	$(CARGO) test --release --workspace
+
+# System packages the tests read (OWASP CRS for crates/seclang); installs what is missing.
+test-deps:
+	./.ci/test-deps.sh
 
 # The official OpenAI SDKs that tests/tests/sdk.rs runs, at the versions tests/sdk pins:
 # Python's into .sdk/venv, npm's into tests/sdk/node_modules. Reinstalled only when a pin changes.

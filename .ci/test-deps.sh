@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# System packages the tests read, installed by `make test`:
+#   modsecurity-crs  OWASP CRS 3.3 (/usr/share/modsecurity-crs), loaded unmodified by
+#                    crates/seclang/tests/crs.rs.
+# Idempotent: does nothing when they are installed. Installs only as root on a system with
+# apt-get; elsewhere it says what is missing, and the tests that need it fail saying so.
+set -euo pipefail
+packages=(modsecurity-crs)
+missing=()
+for p in "${packages[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
+    missing+=("$p")
+  fi
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null; then
+  echo "test-deps: missing ${missing[*]}; install it (apt-get install --no-install-recommends ${missing[*]}) or its tests fail" >&2
+  exit 0
+fi
+export DEBIAN_FRONTEND=noninteractive
+# Try the cached package lists first; refresh them only if that fails.
+apt-get install -y --no-install-recommends "${missing[@]}" \
+  || { apt-get update && apt-get install -y --no-install-recommends "${missing[@]}"; }

@@ -1,0 +1,678 @@
+//! Turns directives into a [`RuleSet`]: resolves `Include`, chains, `SecDefaultAction`,
+//! removal and target-update directives, and `skipAfter` markers, once.
+
+use std::collections::{BTreeMap, HashSet};
+
+use crate::actions::{
+    Actions, Disruptive, EngineMode, IdRanges, in_ranges, parse_actions, parse_id_ranges,
+};
+use crate::error::{ErrorKind, LoadError, Location, Unsupported};
+use crate::lexer::{Directive, directives};
+use crate::operators::{self, Operator};
+use crate::transform::Transform;
+use crate::variables::{Targets, parse_targets};
+
+/// Where rule files and data files come from: the file system, or memory in tests and
+/// when rules are embedded.
+pub trait Files {
+    fn read(&self, path: &str) -> std::io::Result<String>;
+    /// Paths matching `pattern`, whose last component may contain `*`, sorted.
+    fn glob(&self, pattern: &str) -> std::io::Result<Vec<String>>;
+}
+
+/// The real file system.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct FileSystem;
+
+impl Files for FileSystem {
+    fn read(&self, path: &str) -> std::io::Result<String> {
+        std::fs::read_to_string(path)
+    }
+
+    fn glob(&self, pattern: &str) -> std::io::Result<Vec<String>> {
+        let (dir, name) = split_path(pattern);
+        if !name.contains('*') {
+            return Ok(if std::path::Path::new(pattern).exists() {
+                vec![pattern.to_owned()]
+            } else {
+                Vec::new()
+            });
+        }
+        let mut out = Vec::new();
+        for entry in std::fs::read_dir(if dir.is_empty() { "." } else { dir })? {
+            let entry = entry?;
+            if let Some(file) = entry.file_name().to_str()
+                && wildcard(name, file)
+            {
+                out.push(join(dir, file));
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+}
+
+/// Files held in memory, by path.
+#[derive(Debug, Default, Clone)]
+pub struct MemoryFiles(pub BTreeMap<String, String>);
+
+impl Files for MemoryFiles {
+    fn read(&self, path: &str) -> std::io::Result<String> {
+        self.0
+            .get(path)
+            .cloned()
+            .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::NotFound, "no such file"))
+    }
+
+    fn glob(&self, pattern: &str) -> std::io::Result<Vec<String>> {
+        let (dir, name) = split_path(pattern);
+        Ok(self
+            .0
+            .keys()
+            .filter(|p| {
+                let (d, n) = split_path(p);
+                d == dir && wildcard(name, n)
+            })
+            .cloned()
+            .collect())
+    }
+}
+
+fn split_path(path: &str) -> (&str, &str) {
+    match path.rfind('/') {
+        Some(p) => (&path[..p], &path[p + 1..]),
+        None => ("", path),
+    }
+}
+
+fn join(dir: &str, name: &str) -> String {
+    if dir.is_empty() || name.starts_with('/') {
+        name.to_owned()
+    } else {
+        format!("{dir}/{name}")
+    }
+}
+
+/// `*` matches any run of characters; everything else matches itself.
+fn wildcard(pattern: &str, name: &str) -> bool {
+    let mut parts = pattern.split('*');
+    let first = parts.next().unwrap_or("");
+    let Some(mut rest) = name.strip_prefix(first) else {
+        return false;
+    };
+    let parts: Vec<&str> = parts.collect();
+    for (i, part) in parts.iter().enumerate() {
+        if i + 1 == parts.len() {
+            return rest.len() >= part.len() && rest.ends_with(part);
+        }
+        match rest.find(part) {
+            Some(p) => rest = &rest[p + part.len()..],
+            None => return false,
+        }
+    }
+    rest.is_empty()
+}
+
+/// One `SecRule` (or `SecAction`) of a chain.
+#[derive(Debug)]
+pub struct Link {
+    pub targets: Targets,
+    /// `None` for `SecAction`: matches once, unconditionally.
+    pub operator: Option<Operator>,
+    pub transforms: Vec<Transform>,
+    pub capture: bool,
+    pub multi_match: bool,
+    pub actions: Actions,
+}
+
+/// A rule: a chain starter and the links chained to it.
+#[derive(Debug)]
+pub struct Rule {
+    pub id: u64,
+    pub phase: u8,
+    pub at: Location,
+    pub links: Vec<Link>,
+    /// `block` already resolved through `SecDefaultAction`.
+    pub disruptive: Disruptive,
+    pub status: Option<u16>,
+    pub skip: Option<u32>,
+    pub skip_after: Option<String>,
+    pub tags: Vec<String>,
+    pub log: bool,
+    pub removed: bool,
+}
+
+impl Rule {
+    pub fn actions(&self) -> &Actions {
+        &self.links[0].actions
+    }
+}
+
+#[derive(Debug, Clone)]
+pub enum Item {
+    Rule(usize),
+    Marker(String),
+}
+
+/// Phase `p` is `phases[p - 1]`; `targets` holds each rule's `skipAfter` destination
+/// (index into its phase's list).
+#[derive(Debug)]
+pub struct RuleSet {
+    pub(crate) rules: Vec<Rule>,
+    pub(crate) phases: [Vec<Item>; 5],
+    pub(crate) skip_after: Vec<Option<usize>>,
+    pub(crate) engine: EngineMode,
+    pub(crate) request_body_access: bool,
+    pub(crate) unsupported: Vec<Unsupported>,
+}
+
+/// Load settings.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LoadOptions {
+    /// Leave out rules this engine cannot honour (listed by [`RuleSet::unsupported`])
+    /// instead of failing on the first one.
+    pub skip_unsupported: bool,
+}
+
+const MAX_INCLUDE_DEPTH: usize = 16;
+
+#[derive(Clone, Default)]
+struct DefaultAction {
+    disruptive: Option<Disruptive>,
+    status: Option<u16>,
+    transforms: Vec<Option<Transform>>,
+    log: Option<bool>,
+}
+
+struct Builder<'f> {
+    files: &'f dyn Files,
+    options: LoadOptions,
+    rules: Vec<Rule>,
+    items: Vec<Item>,
+    ids: HashSet<u64>,
+    defaults: [DefaultAction; 5],
+    /// A chain waiting for its next link, and whether that link is unsupported.
+    open: Option<(Rule, Option<Unsupported>)>,
+    engine: EngineMode,
+    request_body_access: bool,
+    unsupported: Vec<Unsupported>,
+}
+
+impl RuleSet {
+    /// Loads a rule file (and what it includes) from the file system.
+    pub fn load(path: &str, options: LoadOptions) -> Result<RuleSet, LoadError> {
+        Self::load_from(&FileSystem, path, options)
+    }
+
+    /// Loads rules given as text; `Include` and data files are read from `files`,
+    /// relative paths against the directory of `name`.
+    pub fn from_text(
+        files: &dyn Files,
+        name: &str,
+        text: &str,
+        options: LoadOptions,
+    ) -> Result<RuleSet, LoadError> {
+        let mut b = Builder::new(files, options);
+        b.text(name, text, 0)?;
+        b.finish()
+    }
+
+    pub fn load_from(
+        files: &dyn Files,
+        path: &str,
+        options: LoadOptions,
+    ) -> Result<RuleSet, LoadError> {
+        let text = files.read(path).map_err(|e| LoadError {
+            at: Location {
+                file: path.to_owned(),
+                line: 0,
+            },
+            kind: ErrorKind::Io {
+                path: path.to_owned(),
+                reason: e.to_string(),
+            },
+        })?;
+        Self::from_text(files, path, &text, options)
+    }
+
+    /// Rules left out because this engine cannot honour them (only with
+    /// [`LoadOptions::skip_unsupported`]).
+    pub fn unsupported(&self) -> &[Unsupported] {
+        &self.unsupported
+    }
+
+    /// Number of rules (chains count once) that will run.
+    pub fn len(&self) -> usize {
+        self.rules.iter().filter(|r| !r.removed).count()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn rule_ids(&self) -> impl Iterator<Item = u64> + '_ {
+        self.rules.iter().filter(|r| !r.removed).map(|r| r.id)
+    }
+}
+
+impl<'f> Builder<'f> {
+    fn new(files: &'f dyn Files, options: LoadOptions) -> Self {
+        Builder {
+            files,
+            options,
+            rules: Vec::new(),
+            items: Vec::new(),
+            ids: HashSet::new(),
+            defaults: Default::default(),
+            open: None,
+            engine: EngineMode::On,
+            request_body_access: true,
+            unsupported: Vec::new(),
+        }
+    }
+
+    fn text(&mut self, name: &str, text: &str, depth: usize) -> Result<(), LoadError> {
+        for d in directives(name, text)? {
+            self.directive(d, depth)?;
+        }
+        Ok(())
+    }
+
+    fn directive(&mut self, d: Directive, depth: usize) -> Result<(), LoadError> {
+        let at = d.at.clone();
+        let fail = |kind| LoadError {
+            at: at.clone(),
+            kind,
+        };
+        let lower = d.name.to_ascii_lowercase();
+        // Anything but SecRule / SecAction ends an open chain: that is a broken chain.
+        if self.open.is_some() && lower != "secrule" && lower != "secaction" {
+            return Err(fail(ErrorKind::DanglingChain));
+        }
+        let args = |n: std::ops::RangeInclusive<usize>, expected: &'static str| {
+            if n.contains(&d.args.len()) {
+                Ok(())
+            } else {
+                Err(fail(ErrorKind::Arguments {
+                    directive: d.name.clone(),
+                    expected,
+                }))
+            }
+        };
+        match lower.as_str() {
+            "include" | "includeoptional" => {
+                args(1..=1, "a path")?;
+                if depth >= MAX_INCLUDE_DEPTH {
+                    return Err(fail(ErrorKind::IncludeDepth(MAX_INCLUDE_DEPTH)));
+                }
+                let pattern = join(split_path(&at.file).0, &d.args[0]);
+                let paths = self.files.glob(&pattern).map_err(|e| {
+                    fail(ErrorKind::Io {
+                        path: pattern.clone(),
+                        reason: e.to_string(),
+                    })
+                })?;
+                if paths.is_empty() && lower == "include" {
+                    return Err(fail(ErrorKind::IncludeNoMatch(pattern)));
+                }
+                for path in paths {
+                    let text = self.files.read(&path).map_err(|e| {
+                        fail(ErrorKind::Io {
+                            path: path.clone(),
+                            reason: e.to_string(),
+                        })
+                    })?;
+                    self.text(&path, &text, depth + 1)?;
+                }
+            }
+            "secrule" => {
+                args(2..=3, "VARIABLES \"OPERATOR\" [\"ACTIONS\"]")?;
+                self.rule(
+                    at,
+                    Some((&d.args[0], &d.args[1])),
+                    d.args.get(2).map(String::as_str).unwrap_or(""),
+                )?;
+            }
+            "secaction" => {
+                args(1..=1, "\"ACTIONS\"")?;
+                self.rule(at, None, &d.args[0])?;
+            }
+            "secmarker" => {
+                args(1..=1, "a marker name")?;
+                self.items.push(Item::Marker(d.args[0].clone()));
+            }
+            "secdefaultaction" => {
+                args(1..=1, "\"ACTIONS\"")?;
+                let a = parse_actions(&d.args[0]).map_err(fail)?;
+                let phase = a.phase.unwrap_or(2);
+                if a.disruptive.is_none() {
+                    return Err(fail(ErrorKind::Arguments {
+                        directive: d.name.clone(),
+                        expected: "a phase and a disruptive action",
+                    }));
+                }
+                self.defaults[usize::from(phase) - 1] = DefaultAction {
+                    disruptive: a.disruptive,
+                    status: a.status,
+                    transforms: a.transforms,
+                    log: a.log,
+                };
+            }
+            "secruleremovebyid" => {
+                args(1..=usize::MAX, "rule ids or ranges")?;
+                let ranges = parse_id_ranges(&d.args.join(" ")).map_err(|reason| {
+                    fail(ErrorKind::Arguments {
+                        directive: reason.clone(),
+                        expected: "rule ids or ranges",
+                    })
+                })?;
+                for rule in &mut self.rules {
+                    if in_ranges(&ranges, rule.id) {
+                        rule.removed = true;
+                    }
+                }
+            }
+            "secruleremovebytag" => {
+                args(1..=1, "a tag")?;
+                for rule in &mut self.rules {
+                    if rule.tags.iter().any(|t| t == &d.args[0]) {
+                        rule.removed = true;
+                    }
+                }
+            }
+            "secruleupdatetargetbyid" | "secruleupdatetargetbytag" => {
+                args(
+                    2..=3,
+                    "a rule id (or tag), targets and optionally the target they replace",
+                )?;
+                let by_id = lower.ends_with("byid");
+                let ranges: IdRanges = if by_id {
+                    parse_id_ranges(&d.args[0])
+                        .map_err(|_| fail(ErrorKind::NoSuchRule(d.args[0].clone())))?
+                } else {
+                    Vec::new()
+                };
+                let add = parse_targets(&d.args[1]).map_err(fail)?;
+                let replaced = match d.args.get(2) {
+                    Some(r) => Some(parse_targets(r).map_err(fail)?),
+                    None => None,
+                };
+                let mut found = false;
+                for rule in &mut self.rules {
+                    let selected = if by_id {
+                        in_ranges(&ranges, rule.id)
+                    } else {
+                        rule.tags.iter().any(|t| t == &d.args[0])
+                    };
+                    if !selected {
+                        continue;
+                    }
+                    found = true;
+                    let targets = &mut rule.links[0].targets;
+                    if let Some(old) = &replaced {
+                        targets.include.retain(|t| {
+                            !old.include.iter().any(|o| {
+                                o.var == t.var
+                                    && o.count == t.count
+                                    && format!("{:?}", o.selector) == format!("{:?}", t.selector)
+                            })
+                        });
+                    }
+                    targets.include.extend(add.include.iter().cloned());
+                    targets.exclude.extend(add.exclude.iter().cloned());
+                }
+                if by_id && !found {
+                    return Err(fail(ErrorKind::NoSuchRule(d.args[0].clone())));
+                }
+            }
+            "secruleengine" => {
+                args(1..=1, "On, Off or DetectionOnly")?;
+                self.engine = EngineMode::parse(&d.args[0]).ok_or_else(|| {
+                    fail(ErrorKind::Arguments {
+                        directive: d.name.clone(),
+                        expected: "On, Off or DetectionOnly",
+                    })
+                })?;
+            }
+            "secrequestbodyaccess" => {
+                args(1..=1, "On or Off")?;
+                self.request_body_access = match d.args[0].to_ascii_lowercase().as_str() {
+                    "on" => true,
+                    "off" => false,
+                    _ => {
+                        return Err(fail(ErrorKind::Arguments {
+                            directive: d.name.clone(),
+                            expected: "On or Off",
+                        }));
+                    }
+                };
+            }
+            // Identification of the rule set in logs, and the lifetime of persistent
+            // collections (not kept by this engine): accepted.
+            "seccomponentsignature" | "seccollectiontimeout" => {
+                args(1..=1, "one value")?;
+            }
+            _ => return Err(fail(ErrorKind::UnknownDirective(d.name.clone()))),
+        }
+        Ok(())
+    }
+
+    fn rule(
+        &mut self,
+        at: Location,
+        rule: Option<(&str, &str)>,
+        actions: &str,
+    ) -> Result<(), LoadError> {
+        let fail = |kind| LoadError {
+            at: at.clone(),
+            kind,
+        };
+        let actions = parse_actions(actions).map_err(fail)?;
+        let mut unsupported = None;
+        let (targets, operator) = match rule {
+            None => (Targets::default(), None),
+            Some((vars, op)) => {
+                let targets = parse_targets(vars).map_err(fail)?;
+                let dir = split_path(&at.file).0.to_owned();
+                let files = self.files;
+                let read = |name: &str| {
+                    let path = join(&dir, name);
+                    files.read(&path).map_err(|e| ErrorKind::Io {
+                        path,
+                        reason: e.to_string(),
+                    })
+                };
+                match operators::compile(op, &read) {
+                    Ok(o) => (targets, Some(o)),
+                    Err(ErrorKind::Unsupported { feature, reason }) => {
+                        unsupported = Some(Unsupported {
+                            at: at.clone(),
+                            rule_id: None,
+                            feature,
+                            reason,
+                        });
+                        (targets, None)
+                    }
+                    // A pattern RE2 semantics cannot express (look-around, backreferences)
+                    // is an error; when unsupported rules are skipped it is listed instead.
+                    Err(ErrorKind::Regex { pattern, reason }) if self.options.skip_unsupported => {
+                        unsupported = Some(Unsupported {
+                            at: at.clone(),
+                            rule_id: None,
+                            feature: format!("@rx {pattern}"),
+                            reason: reason
+                                .lines()
+                                .last()
+                                .unwrap_or_default()
+                                .trim_start_matches("error: ")
+                                .to_owned(),
+                        });
+                        (targets, None)
+                    }
+                    Err(kind) => return Err(fail(kind)),
+                }
+            }
+        };
+        let chained = self.open.is_some();
+        if chained {
+            for (set, what) in [
+                (actions.id.is_some(), "id"),
+                (actions.phase.is_some(), "phase"),
+                (actions.skip_after.is_some(), "skipAfter"),
+                (actions.skip.is_some(), "skip"),
+                (
+                    matches!(actions.disruptive, Some(ref d) if *d != Disruptive::Pass && *d != Disruptive::Block),
+                    "a disruptive action",
+                ),
+            ] {
+                if set {
+                    return Err(fail(ErrorKind::ChainStarterOnly(what)));
+                }
+            }
+        }
+        let phase = if chained {
+            self.open.as_ref().map_or(2, |(r, _)| r.phase)
+        } else {
+            actions.phase.unwrap_or(2)
+        };
+        let default = self.defaults[usize::from(phase) - 1].clone();
+        // The default transformations come first; `t:none` anywhere clears what precedes it.
+        let mut transforms = Vec::new();
+        for t in default.transforms.iter().chain(&actions.transforms) {
+            match t {
+                Some(t) => transforms.push(*t),
+                None => transforms.clear(),
+            }
+        }
+        let more = actions.chain;
+        let link = Link {
+            targets,
+            transforms,
+            capture: actions.capture,
+            multi_match: actions.multi_match,
+            operator,
+            actions,
+        };
+        let (mut rule, mut pending_unsupported) = match self.open.take() {
+            Some((mut r, u)) => {
+                r.links.push(link);
+                (r, u)
+            }
+            None => {
+                let a = &link.actions;
+                let id = a.id.ok_or_else(|| fail(ErrorKind::MissingId))?;
+                if !self.ids.insert(id) {
+                    return Err(fail(ErrorKind::DuplicateId(id)));
+                }
+                let disruptive = match a.disruptive.clone() {
+                    None | Some(Disruptive::Block) => {
+                        default.disruptive.clone().unwrap_or(Disruptive::Pass)
+                    }
+                    Some(d) => d,
+                };
+                let rule = Rule {
+                    id,
+                    phase,
+                    at: at.clone(),
+                    disruptive,
+                    status: a.status.or(default.status),
+                    skip: a.skip,
+                    skip_after: a.skip_after.clone(),
+                    tags: a.tags.clone(),
+                    log: a.log.or(default.log).unwrap_or(true),
+                    removed: false,
+                    links: vec![link],
+                };
+                (rule, None)
+            }
+        };
+        if pending_unsupported.is_none() {
+            pending_unsupported = unsupported;
+        }
+        if more {
+            self.open = Some((rule, pending_unsupported));
+            return Ok(());
+        }
+        if let Some(mut u) = pending_unsupported {
+            u.rule_id = Some(rule.id);
+            if !self.options.skip_unsupported {
+                return Err(LoadError {
+                    at: u.at,
+                    kind: ErrorKind::Unsupported {
+                        feature: u.feature,
+                        reason: u.reason,
+                    },
+                });
+            }
+            self.unsupported.push(u);
+            rule.removed = true;
+        }
+        self.items.push(Item::Rule(self.rules.len()));
+        self.rules.push(rule);
+        Ok(())
+    }
+
+    fn finish(self) -> Result<RuleSet, LoadError> {
+        if let Some((rule, _)) = self.open {
+            return Err(LoadError {
+                at: rule.at,
+                kind: ErrorKind::DanglingChain,
+            });
+        }
+        let mut phases: [Vec<Item>; 5] = Default::default();
+        let mut skip_after = vec![None; self.rules.len()];
+        for item in &self.items {
+            match item {
+                Item::Marker(_) => phases.iter_mut().for_each(|p| p.push(item.clone())),
+                Item::Rule(i) if !self.rules[*i].removed => {
+                    phases[usize::from(self.rules[*i].phase) - 1].push(item.clone())
+                }
+                Item::Rule(_) => {}
+            }
+        }
+        for list in &phases {
+            for (position, item) in list.iter().enumerate() {
+                let Item::Rule(i) = item else { continue };
+                let rule = &self.rules[*i];
+                let Some(marker) = &rule.skip_after else {
+                    continue;
+                };
+                let target = list[position + 1..].iter().position(|it| match it {
+                    Item::Marker(m) => m == marker,
+                    Item::Rule(r) => self.rules[*r].id.to_string() == *marker,
+                });
+                match target {
+                    Some(t) => skip_after[*i] = Some(position + 1 + t + 1),
+                    None => {
+                        return Err(LoadError {
+                            at: rule.at.clone(),
+                            kind: ErrorKind::UnknownMarker(marker.clone()),
+                        });
+                    }
+                }
+            }
+        }
+        Ok(RuleSet {
+            rules: self.rules,
+            phases,
+            skip_after,
+            engine: self.engine,
+            request_body_access: self.request_body_access,
+            unsupported: self.unsupported,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wildcards() {
+        assert!(wildcard("*.conf", "REQUEST-901.conf"));
+        assert!(wildcard("REQUEST-*-X.conf", "REQUEST-9-X.conf"));
+        assert!(!wildcard("*.conf", "a.data"));
+        assert!(wildcard("exact", "exact"));
+        assert!(!wildcard("exact", "exactly"));
+    }
+}

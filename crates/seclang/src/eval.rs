@@ -1,0 +1,861 @@
+//! Running a compiled [`RuleSet`] over one request.
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use crate::actions::{AllowScope, Ctl, Disruptive, Effect, EngineMode, IdRanges, SetOp, in_ranges};
+use crate::compile::{Item, Link, Rule, RuleSet};
+use crate::macros::Resolve;
+use crate::operators::atoi;
+use crate::request::{
+    BodyProcessor, MultipartFlags, Pair, Request, parse_cookies, parse_json, parse_multipart,
+    parse_urlencoded,
+};
+use crate::variables::{Exclusion, Target, Var};
+
+/// What the rules decided about a request.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    /// The engine mode in force at the end (`ctl:ruleEngine` can change it).
+    pub mode: EngineMode,
+    /// The first disruptive action taken. In `DetectionOnly` mode it is what *would* have
+    /// been done: the caller enforces it only when `mode` is `On`.
+    pub intervention: Option<Intervention>,
+    /// Every rule that matched, in order.
+    pub matches: Vec<RuleMatch>,
+    /// The `TX` collection at the end (anomaly scores, paranoia levels, ...), keys lowercased.
+    pub tx: BTreeMap<String, String>,
+    /// Why the body processor failed (`REQBODY_ERROR_MSG`), if it did.
+    pub body_error: Option<String>,
+}
+
+impl Outcome {
+    pub fn tx(&self, name: &str) -> Option<&str> {
+        self.tx.get(&name.to_ascii_lowercase()).map(String::as_str)
+    }
+
+    pub fn matched_ids(&self) -> Vec<u64> {
+        self.matches.iter().map(|m| m.id).collect()
+    }
+
+    /// The intervention to enforce, if any (none in `DetectionOnly` mode).
+    pub fn blocking(&self) -> Option<&Intervention> {
+        (self.mode == EngineMode::On)
+            .then_some(self.intervention.as_ref())
+            .flatten()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InterventionKind {
+    Deny,
+    /// Close the connection without a response.
+    Drop,
+    Redirect(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Intervention {
+    pub kind: InterventionKind,
+    pub status: u16,
+    pub rule_id: u64,
+    pub phase: u8,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuleMatch {
+    pub id: u64,
+    pub phase: u8,
+    pub msg: Option<String>,
+    pub logdata: Option<String>,
+    pub tags: Vec<String>,
+    pub severity: Option<u8>,
+    /// Whether the rule asked to be logged (`log` / `nolog`).
+    pub log: bool,
+    /// Names of the variables that matched (`ARGS:json.model`, `REQUEST_URI`, ...), of the
+    /// last link of the chain.
+    pub matched_vars: Vec<String>,
+}
+
+/// The per-request variables derived from the request before rules run.
+#[derive(Default)]
+struct Data {
+    method: Vec<u8>,
+    uri: Vec<u8>,
+    uri_raw: Vec<u8>,
+    filename: Vec<u8>,
+    basename: Vec<u8>,
+    query: Vec<u8>,
+    protocol: Vec<u8>,
+    line: Vec<u8>,
+    headers: Vec<Pair>,
+    cookies: Vec<Pair>,
+    args_get: Vec<Pair>,
+    args_post: Vec<Pair>,
+    body: Vec<u8>,
+    body_processor: Option<BodyProcessor>,
+    body_error: Option<String>,
+    files: Vec<Pair>,
+    file_sizes: Vec<(String, usize)>,
+    part_headers: Vec<Pair>,
+    multipart: MultipartFlags,
+    multipart_strict: bool,
+    remote_addr: Vec<u8>,
+    remote_port: Vec<u8>,
+    server_name: Vec<u8>,
+    unique_id: Vec<u8>,
+}
+
+impl Data {
+    fn new(r: &Request) -> Data {
+        // The absolute form `http://host/path?q` names the same resource as `/path?q`.
+        let uri = match r.uri.find("://") {
+            Some(p) if !r.uri[..p].contains('/') => {
+                let after = &r.uri[p + 3..];
+                after.find('/').map_or("/", |s| &after[s..])
+            }
+            _ => r.uri.as_str(),
+        };
+        let uri = uri.split('#').next().unwrap_or("");
+        let (path, query) = uri.split_once('?').unwrap_or((uri, ""));
+        let basename = path.rsplit('/').next().unwrap_or(path);
+        let mut d = Data {
+            method: r.method.as_bytes().to_vec(),
+            uri: uri.as_bytes().to_vec(),
+            uri_raw: r.uri.as_bytes().to_vec(),
+            filename: path.as_bytes().to_vec(),
+            basename: basename.as_bytes().to_vec(),
+            query: query.as_bytes().to_vec(),
+            protocol: r.protocol.as_bytes().to_vec(),
+            line: format!("{} {} {}", r.method, r.uri, r.protocol).into_bytes(),
+            headers: r
+                .headers
+                .iter()
+                .map(|(n, v)| (n.clone(), v.as_bytes().to_vec()))
+                .collect(),
+            remote_addr: r.remote_addr.as_bytes().to_vec(),
+            remote_port: r.remote_port.to_string().into_bytes(),
+            server_name: r.header("host").unwrap_or("").as_bytes().to_vec(),
+            unique_id: r.unique_id.as_bytes().to_vec(),
+            ..Data::default()
+        };
+        parse_urlencoded(query.as_bytes(), &mut d.args_get);
+        for (name, value) in &r.headers {
+            if name.eq_ignore_ascii_case("cookie") {
+                parse_cookies(value, &mut d.cookies);
+            }
+        }
+        d
+    }
+
+    /// Runs the body processor, as ModSecurity does between phases 1 and 2.
+    fn process_body(&mut self, r: &Request, processor: Option<BodyProcessor>) {
+        self.body = r.body.clone();
+        let content_type = r.header("content-type").unwrap_or("");
+        let processor = processor.or_else(|| BodyProcessor::for_content_type(content_type));
+        self.body_processor = processor;
+        if r.body.is_empty() {
+            return;
+        }
+        let result = match processor {
+            Some(BodyProcessor::UrlEncoded) => {
+                parse_urlencoded(&r.body, &mut self.args_post);
+                Ok(())
+            }
+            Some(BodyProcessor::Json) => parse_json(&r.body, &mut self.args_post),
+            Some(BodyProcessor::Multipart) => parse_multipart(content_type, &r.body).map(|m| {
+                self.args_post = m.args;
+                self.files = m.files;
+                self.file_sizes = m.file_sizes;
+                self.part_headers = m.part_headers;
+                self.multipart_strict = m.flags.strict_error();
+                self.multipart = m.flags;
+            }),
+            // No XML processor yet: the body is only available as REQUEST_BODY.
+            Some(BodyProcessor::Xml) | None => Ok(()),
+        };
+        if let Err(e) = result {
+            if processor == Some(BodyProcessor::Multipart) {
+                self.multipart_strict = true;
+            }
+            self.body_error = Some(e);
+        }
+    }
+}
+
+/// `ctl` exclusions in force for the rest of the transaction.
+#[derive(Default)]
+struct Exceptions {
+    ids: Vec<IdRanges>,
+    tags: Vec<String>,
+    targets_by_id: Vec<(IdRanges, Exclusion)>,
+    targets_by_tag: Vec<(String, Exclusion)>,
+}
+
+impl Exceptions {
+    fn removes(&self, rule: &Rule) -> bool {
+        self.ids.iter().any(|r| in_ranges(r, rule.id))
+            || self.tags.iter().any(|t| rule.tags.contains(t))
+    }
+
+    fn excluded(&self, rule: &Rule, var: Var, key: Option<&str>) -> bool {
+        self.targets_by_id
+            .iter()
+            .any(|(ids, e)| in_ranges(ids, rule.id) && e.excludes(var, key))
+            || self
+                .targets_by_tag
+                .iter()
+                .any(|(tag, e)| rule.tags.contains(tag) && e.excludes(var, key))
+    }
+}
+
+struct State {
+    /// Collections by lowercased name (`tx`, `ip`, ...), keys lowercased, in insertion order.
+    collections: BTreeMap<String, Vec<(String, Vec<u8>)>>,
+    matched_var: Option<(String, Vec<u8>)>,
+    matched_vars: Vec<(String, Vec<u8>)>,
+    exceptions: Exceptions,
+    mode: EngineMode,
+    body_processor: Option<BodyProcessor>,
+    body_access: bool,
+    started: Instant,
+}
+
+impl State {
+    fn collection(&self, name: &str) -> &[(String, Vec<u8>)] {
+        self.collections.get(name).map_or(&[], Vec::as_slice)
+    }
+
+    fn get(&self, collection: &str, key: &str) -> Option<&Vec<u8>> {
+        self.collection(collection)
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(key))
+            .map(|(_, v)| v)
+    }
+
+    fn set(&mut self, collection: &str, key: &str, value: Vec<u8>) {
+        let list = self.collections.entry(collection.to_owned()).or_default();
+        let key = key.to_ascii_lowercase();
+        match list.iter_mut().find(|(k, _)| *k == key) {
+            Some(slot) => slot.1 = value,
+            None => list.push((key, value)),
+        }
+    }
+
+    fn delete(&mut self, collection: &str, key: &str) {
+        if let Some(list) = self.collections.get_mut(collection) {
+            list.retain(|(k, _)| !k.eq_ignore_ascii_case(key));
+        }
+    }
+}
+
+fn collection_name(var: Var) -> Option<&'static str> {
+    Some(match var {
+        Var::Tx => "tx",
+        Var::Ip => "ip",
+        Var::Global => "global",
+        Var::Session => "session",
+        Var::User => "user",
+        Var::Resource => "resource",
+        Var::Geo => "geo",
+        Var::Env => "env",
+        _ => return None,
+    })
+}
+
+/// A variable's value, borrowed from the request where possible.
+struct Value<'a> {
+    key: Option<Cow<'a, str>>,
+    value: Cow<'a, [u8]>,
+}
+
+fn pairs<'a>(list: &'a [Pair], names: bool, out: &mut Vec<Value<'a>>) {
+    for (k, v) in list {
+        out.push(Value {
+            key: Some(Cow::Borrowed(k)),
+            value: if names {
+                Cow::Borrowed(k.as_bytes())
+            } else {
+                Cow::Borrowed(v)
+            },
+        });
+    }
+}
+
+fn scalar<'a>(out: &mut Vec<Value<'a>>, value: Cow<'a, [u8]>) {
+    out.push(Value { key: None, value });
+}
+
+fn flag(b: bool) -> Cow<'static, [u8]> {
+    Cow::Borrowed(if b { b"1" } else { b"0" })
+}
+
+/// All values of `var`, before selection.
+fn values<'a>(var: Var, data: &'a Data, state: &State, out: &mut Vec<Value<'a>>) {
+    let owned = |v: &[u8]| Cow::<'a, [u8]>::Owned(v.to_vec());
+    match var {
+        Var::Args => {
+            pairs(&data.args_get, false, out);
+            pairs(&data.args_post, false, out);
+        }
+        Var::ArgsGet => pairs(&data.args_get, false, out),
+        Var::ArgsPost => pairs(&data.args_post, false, out),
+        Var::ArgsNames => {
+            pairs(&data.args_get, true, out);
+            pairs(&data.args_post, true, out);
+        }
+        Var::ArgsGetNames => pairs(&data.args_get, true, out),
+        Var::ArgsPostNames => pairs(&data.args_post, true, out),
+        Var::ArgsCombinedSize => {
+            let size: usize = data
+                .args_get
+                .iter()
+                .chain(&data.args_post)
+                .map(|(k, v)| k.len() + v.len())
+                .sum();
+            scalar(out, Cow::Owned(size.to_string().into_bytes()));
+        }
+        Var::RequestUri => scalar(out, Cow::Borrowed(&data.uri)),
+        Var::RequestUriRaw => scalar(out, Cow::Borrowed(&data.uri_raw)),
+        Var::RequestFilename => scalar(out, Cow::Borrowed(&data.filename)),
+        Var::RequestBasename => scalar(out, Cow::Borrowed(&data.basename)),
+        Var::RequestLine => scalar(out, Cow::Borrowed(&data.line)),
+        Var::RequestMethod => scalar(out, Cow::Borrowed(&data.method)),
+        Var::RequestProtocol => scalar(out, Cow::Borrowed(&data.protocol)),
+        Var::QueryString => scalar(out, Cow::Borrowed(&data.query)),
+        Var::RequestHeaders => pairs(&data.headers, false, out),
+        Var::RequestHeadersNames => pairs(&data.headers, true, out),
+        Var::RequestCookies => pairs(&data.cookies, false, out),
+        Var::RequestCookiesNames => pairs(&data.cookies, true, out),
+        Var::RequestBody => {
+            if state.body_access {
+                scalar(out, Cow::Borrowed(&data.body))
+            }
+        }
+        Var::RequestBodyLength => scalar(out, Cow::Owned(data.body.len().to_string().into_bytes())),
+        Var::ReqbodyError => scalar(out, flag(data.body_error.is_some())),
+        Var::ReqbodyErrorMsg => {
+            if let Some(e) = &data.body_error {
+                scalar(out, Cow::Borrowed(e.as_bytes()))
+            }
+        }
+        Var::ReqbodyProcessor => {
+            if let Some(p) = data.body_processor.or(state.body_processor) {
+                scalar(out, Cow::Borrowed(p.name().as_bytes()))
+            }
+        }
+        Var::Files => pairs(&data.files, false, out),
+        Var::FilesNames => pairs(&data.files, true, out),
+        Var::FilesSizes => {
+            for (k, size) in &data.file_sizes {
+                out.push(Value {
+                    key: Some(Cow::Borrowed(k)),
+                    value: Cow::Owned(size.to_string().into_bytes()),
+                });
+            }
+        }
+        Var::FilesCombinedSize => {
+            let size: usize = data.file_sizes.iter().map(|(_, s)| s).sum();
+            scalar(out, Cow::Owned(size.to_string().into_bytes()));
+        }
+        Var::MultipartPartHeaders => pairs(&data.part_headers, false, out),
+        Var::MultipartStrictError => scalar(out, flag(data.multipart_strict)),
+        Var::MultipartUnmatchedBoundary => scalar(out, flag(data.multipart.unmatched_boundary)),
+        Var::MultipartBoundaryQuoted => scalar(out, flag(data.multipart.boundary_quoted)),
+        Var::MultipartBoundaryWhitespace => scalar(out, flag(data.multipart.boundary_whitespace)),
+        Var::MultipartDataBefore => scalar(out, flag(data.multipart.data_before)),
+        Var::MultipartDataAfter => scalar(out, flag(data.multipart.data_after)),
+        Var::MultipartHeaderFolding => scalar(out, flag(data.multipart.header_folding)),
+        Var::MultipartLfLine => scalar(out, flag(data.multipart.lf_line)),
+        Var::MultipartMissingSemicolon => scalar(out, flag(data.multipart.missing_semicolon)),
+        Var::MultipartInvalidQuoting => scalar(out, flag(data.multipart.invalid_quoting)),
+        Var::MultipartInvalidPart => scalar(out, flag(data.multipart.invalid_part)),
+        Var::MultipartInvalidHeaderFolding => scalar(out, flag(false)),
+        Var::MultipartFileLimitExceeded => scalar(out, flag(false)),
+        Var::MultipartCrlfLfLines => scalar(out, flag(data.multipart.crlf_lf_lines)),
+        // No XML body processor yet (see the crate documentation).
+        Var::Xml => {}
+        Var::Tx
+        | Var::Ip
+        | Var::Global
+        | Var::Session
+        | Var::User
+        | Var::Resource
+        | Var::Geo
+        | Var::Env => {
+            let name = collection_name(var).unwrap_or_default();
+            for (k, v) in state.collection(name) {
+                out.push(Value {
+                    key: Some(Cow::Owned(k.clone())),
+                    value: owned(v),
+                });
+            }
+        }
+        Var::MatchedVar => {
+            if let Some((_, v)) = &state.matched_var {
+                scalar(out, owned(v))
+            }
+        }
+        Var::MatchedVarName => {
+            if let Some((n, _)) = &state.matched_var {
+                scalar(out, owned(n.as_bytes()))
+            }
+        }
+        Var::MatchedVars | Var::MatchedVarsNames => {
+            for (n, v) in &state.matched_vars {
+                out.push(Value {
+                    key: Some(Cow::Owned(n.clone())),
+                    value: if var == Var::MatchedVars {
+                        owned(v)
+                    } else {
+                        owned(n.as_bytes())
+                    },
+                });
+            }
+        }
+        Var::UniqueId => scalar(out, Cow::Borrowed(&data.unique_id)),
+        Var::RemoteAddr => scalar(out, Cow::Borrowed(&data.remote_addr)),
+        Var::RemotePort => scalar(out, Cow::Borrowed(&data.remote_port)),
+        Var::ServerName => scalar(out, Cow::Borrowed(&data.server_name)),
+        Var::ServerPort => {}
+        Var::Duration => scalar(
+            out,
+            Cow::Owned(state.started.elapsed().as_micros().to_string().into_bytes()),
+        ),
+        Var::FullRequest => {
+            let mut full = data.line.clone();
+            for (k, v) in &data.headers {
+                full.extend_from_slice(b"\n");
+                full.extend_from_slice(k.as_bytes());
+                full.extend_from_slice(b": ");
+                full.extend_from_slice(v);
+            }
+            full.extend_from_slice(b"\n\n");
+            full.extend_from_slice(&data.body);
+            scalar(out, Cow::Owned(full));
+        }
+        Var::FullRequestLength => {
+            let len = data.line.len()
+                + data
+                    .headers
+                    .iter()
+                    .map(|(k, v)| k.len() + v.len() + 3)
+                    .sum::<usize>()
+                + 2
+                + data.body.len();
+            scalar(out, Cow::Owned(len.to_string().into_bytes()));
+        }
+        // Response variables are empty until response processing exists.
+        Var::ResponseBody
+        | Var::ResponseStatus
+        | Var::ResponseProtocol
+        | Var::ResponseHeaders
+        | Var::ResponseHeadersNames
+        | Var::ResponseContentType
+        | Var::ResponseContentLength => {}
+    }
+}
+
+/// Macro expansion against the running transaction.
+struct Ctx<'a> {
+    data: &'a Data,
+    state: &'a State,
+    rule: Option<&'a Rule>,
+}
+
+impl Resolve for Ctx<'_> {
+    fn first(&self, var: Var, key: Option<&str>) -> Option<Vec<u8>> {
+        let mut out = Vec::new();
+        values(var, self.data, self.state, &mut out);
+        out.into_iter()
+            .find(|v| match (key, &v.key) {
+                (None, _) => true,
+                (Some(k), Some(name)) => name.eq_ignore_ascii_case(k),
+                (Some(_), None) => false,
+            })
+            .map(|v| v.value.into_owned())
+    }
+
+    fn rule_property(&self, name: &str) -> Option<Vec<u8>> {
+        let rule = self.rule?;
+        let a = rule.actions();
+        match name {
+            "id" => Some(rule.id.to_string().into_bytes()),
+            "phase" => Some(rule.phase.to_string().into_bytes()),
+            "msg" => a.msg.as_ref().map(|m| m.expand(self)),
+            "logdata" => a.logdata.as_ref().map(|m| m.expand(self)),
+            "severity" => a.severity.map(|s| s.to_string().into_bytes()),
+            "ver" => a.ver.clone().map(String::into_bytes),
+            "rev" => a.rev.clone().map(String::into_bytes),
+            "maturity" => a.maturity.map(|s| s.to_string().into_bytes()),
+            "accuracy" => a.accuracy.map(|s| s.to_string().into_bytes()),
+            _ => None,
+        }
+    }
+}
+
+fn var_name(var: Var, key: Option<&str>) -> String {
+    match key {
+        Some(k) => format!("{}:{k}", var.name()),
+        None => var.name().to_owned(),
+    }
+}
+
+/// The values a link inspects, named as in `MATCHED_VAR_NAME`.
+fn resolve_targets(rule: &Rule, link: &Link, data: &Data, state: &State) -> Vec<(String, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut all = Vec::new();
+    for Target {
+        var,
+        selector,
+        count,
+    } in &link.targets.include
+    {
+        all.clear();
+        values(*var, data, state, &mut all);
+        let selected = all.drain(..).filter(|v| {
+            let key = v.key.as_deref();
+            if let Some(s) = selector
+                && !key.is_some_and(|k| s.matches(k))
+            {
+                return false;
+            }
+            !link.targets.exclude.iter().any(|e| e.excludes(*var, key))
+                && !state.exceptions.excluded(rule, *var, key)
+        });
+        if *count {
+            let n = selected.count();
+            out.push((format!("&{}", var.name()), n.to_string().into_bytes()));
+        } else {
+            for v in selected {
+                out.push((var_name(*var, v.key.as_deref()), v.value.into_owned()));
+            }
+        }
+    }
+    out
+}
+
+pub(crate) struct Transaction<'r> {
+    rules: &'r RuleSet,
+    request: &'r Request,
+    data: Data,
+    state: State,
+    intervention: Option<Intervention>,
+    matches: Vec<RuleMatch>,
+    /// Set by `allow`: which phases are done.
+    allowed: Option<AllowScope>,
+}
+
+impl RuleSet {
+    /// Runs the request phases (1, then the body processor, then 2) and the logging phase
+    /// (5) over `request`. Response phases (3, 4) need a response and are not run here.
+    pub fn evaluate(&self, request: &Request) -> Outcome {
+        let t = Transaction {
+            rules: self,
+            request,
+            data: Data::new(request),
+            state: State {
+                collections: BTreeMap::new(),
+                matched_var: None,
+                matched_vars: Vec::new(),
+                exceptions: Exceptions::default(),
+                mode: self.engine,
+                body_processor: None,
+                body_access: self.request_body_access,
+                started: Instant::now(),
+            },
+            intervention: None,
+            matches: Vec::new(),
+            allowed: None,
+        };
+        t.run()
+    }
+}
+
+impl Transaction<'_> {
+    fn run(mut self) -> Outcome {
+        self.phase(1);
+        if self.state.body_access {
+            let processor = self.state.body_processor;
+            self.data.process_body(self.request, processor);
+        }
+        self.phase(2);
+        self.allowed = None;
+        self.phase(5);
+        let tx = self
+            .state
+            .collection("tx")
+            .iter()
+            .map(|(k, v)| (k.clone(), String::from_utf8_lossy(v).into_owned()))
+            .collect();
+        Outcome {
+            mode: self.state.mode,
+            intervention: self.intervention,
+            matches: self.matches,
+            tx,
+            body_error: self.data.body_error,
+        }
+    }
+
+    fn stopped(&self, phase: u8) -> bool {
+        if self.state.mode == EngineMode::Off {
+            return true;
+        }
+        // An enforced interruption ends the request phases; logging still runs.
+        let interrupted = self.state.mode == EngineMode::On && self.intervention.is_some();
+        phase < 5
+            && (interrupted
+                || matches!(
+                    self.allowed,
+                    Some(AllowScope::Transaction | AllowScope::Request)
+                ))
+    }
+
+    fn phase(&mut self, phase: u8) {
+        let rules = self.rules;
+        let list = &rules.phases[usize::from(phase) - 1];
+        let mut i = 0;
+        while i < list.len() {
+            if self.stopped(phase) || self.allowed == Some(AllowScope::Phase) {
+                break;
+            }
+            let Item::Rule(index) = list[i] else {
+                i += 1;
+                continue;
+            };
+            let rule = &rules.rules[index];
+            i += 1;
+            if self.state.exceptions.removes(rule) || !self.matches_chain(rule) {
+                continue;
+            }
+            self.matched(rule);
+            if let Some(target) = rules.skip_after[index] {
+                i = target;
+            } else if let Some(n) = rule.skip {
+                let mut left = n;
+                while left > 0 && i < list.len() {
+                    if matches!(list[i], Item::Rule(_)) {
+                        left -= 1;
+                    }
+                    i += 1;
+                }
+            }
+        }
+        if self.allowed == Some(AllowScope::Phase) {
+            self.allowed = None;
+        }
+    }
+
+    fn matches_chain(&mut self, rule: &Rule) -> bool {
+        self.state.matched_vars.clear();
+        for link in &rule.links {
+            if !self.matches_link(rule, link) {
+                return false;
+            }
+        }
+        true
+    }
+
+    /// Whether any target value of the link matches; records `MATCHED_VAR(S)` and captures.
+    fn matches_link(&mut self, rule: &Rule, link: &Link) -> bool {
+        let Some(operator) = &link.operator else {
+            return true;
+        };
+        let values = resolve_targets(rule, link, &self.data, &self.state);
+        let mut found: Vec<(String, Vec<u8>)> = Vec::new();
+        let mut captures: Option<Vec<Vec<u8>>> = None;
+        for (name, raw) in values {
+            let ctx = Ctx {
+                data: &self.data,
+                state: &self.state,
+                rule: Some(rule),
+            };
+            let mut capture_buf = Vec::new();
+            let want = link.capture.then_some(&mut capture_buf);
+            let (hit, value) = if link.multi_match {
+                multi_match(link, operator, raw, &ctx, want)
+            } else {
+                let mut value = raw;
+                for t in &link.transforms {
+                    value = t.apply(&value);
+                }
+                (operator.matches(&value, &ctx, want), value)
+            };
+            if hit {
+                if link.capture && !capture_buf.is_empty() {
+                    captures = Some(capture_buf);
+                }
+                found.push((name, value));
+            }
+        }
+        if found.is_empty() {
+            return false;
+        }
+        if let Some(groups) = captures {
+            for n in 0..crate::operators::MAX_CAPTURES {
+                self.state.delete("tx", &n.to_string());
+            }
+            for (n, g) in groups.into_iter().enumerate() {
+                self.state.set("tx", &n.to_string(), g);
+            }
+        }
+        self.state.matched_var = found.last().cloned();
+        self.state.matched_vars = found;
+        true
+    }
+
+    /// Runs the actions of a matched rule: effects of every link, the match record, then
+    /// the disruptive action.
+    fn matched(&mut self, rule: &Rule) {
+        for link in &rule.links {
+            for effect in &link.actions.effects {
+                self.effect(rule, effect);
+            }
+        }
+        let ctx = Ctx {
+            data: &self.data,
+            state: &self.state,
+            rule: Some(rule),
+        };
+        let a = rule.actions();
+        let text = |m: &Option<crate::macros::MacroText>| {
+            m.as_ref()
+                .map(|m| String::from_utf8_lossy(&m.expand(&ctx)).into_owned())
+        };
+        let record = RuleMatch {
+            id: rule.id,
+            phase: rule.phase,
+            msg: text(&a.msg),
+            logdata: text(&a.logdata),
+            tags: rule.tags.clone(),
+            severity: a.severity,
+            log: rule.log,
+            matched_vars: self
+                .state
+                .matched_vars
+                .iter()
+                .map(|(n, _)| n.clone())
+                .collect(),
+        };
+        let kind = match &rule.disruptive {
+            Disruptive::Pass | Disruptive::Block => None,
+            Disruptive::Deny => Some(InterventionKind::Deny),
+            Disruptive::Drop => Some(InterventionKind::Drop),
+            Disruptive::Redirect(url) => Some(InterventionKind::Redirect(
+                String::from_utf8_lossy(&url.expand(&ctx)).into_owned(),
+            )),
+            Disruptive::Allow(scope) => {
+                if self.state.mode == EngineMode::On {
+                    self.allowed = Some(*scope);
+                }
+                None
+            }
+        };
+        self.matches.push(record);
+        if let Some(kind) = kind
+            && self.intervention.is_none()
+            && rule.phase < 5
+        {
+            let status = match kind {
+                InterventionKind::Redirect(_) => rule.status.unwrap_or(302),
+                _ => rule.status.unwrap_or(403),
+            };
+            self.intervention = Some(Intervention {
+                kind,
+                status,
+                rule_id: rule.id,
+                phase: rule.phase,
+            });
+        }
+    }
+
+    fn effect(&mut self, rule: &Rule, effect: &Effect) {
+        match effect {
+            Effect::SetVar(s) => {
+                let ctx = Ctx {
+                    data: &self.data,
+                    state: &self.state,
+                    rule: Some(rule),
+                };
+                let key = String::from_utf8_lossy(&s.key.expand(&ctx)).into_owned();
+                let current = || {
+                    atoi(
+                        self.state
+                            .get(&s.collection, &key)
+                            .map_or(&b""[..], Vec::as_slice),
+                    )
+                };
+                let value = match &s.op {
+                    SetOp::Delete => None,
+                    SetOp::Set(v) => Some(v.expand(&ctx)),
+                    SetOp::Add(v) => Some(
+                        current()
+                            .saturating_add(atoi(&v.expand(&ctx)))
+                            .to_string()
+                            .into_bytes(),
+                    ),
+                    SetOp::Sub(v) => Some(
+                        current()
+                            .saturating_sub(atoi(&v.expand(&ctx)))
+                            .to_string()
+                            .into_bytes(),
+                    ),
+                };
+                match value {
+                    Some(v) => self.state.set(&s.collection, &key, v),
+                    None => self.state.delete(&s.collection, &key),
+                }
+            }
+            Effect::Ctl(ctl) => match ctl {
+                Ctl::RuleEngine(mode) => self.state.mode = *mode,
+                Ctl::RuleRemoveById(ids) => self.state.exceptions.ids.push(ids.clone()),
+                Ctl::RuleRemoveByTag(tag) => self.state.exceptions.tags.push(tag.clone()),
+                Ctl::RuleRemoveTargetById(ids, targets) => {
+                    for t in targets {
+                        self.state
+                            .exceptions
+                            .targets_by_id
+                            .push((ids.clone(), t.clone()));
+                    }
+                }
+                Ctl::RuleRemoveTargetByTag(tag, targets) => {
+                    for t in targets {
+                        self.state
+                            .exceptions
+                            .targets_by_tag
+                            .push((tag.clone(), t.clone()));
+                    }
+                }
+                Ctl::RequestBodyProcessor(p) => self.state.body_processor = Some(*p),
+                Ctl::RequestBodyAccess(on) => self.state.body_access = *on,
+                Ctl::NoEffect => {}
+            },
+        }
+    }
+}
+
+/// `multiMatch`: the operator runs on the value before any transformation and again after
+/// every transformation that changed it.
+fn multi_match(
+    link: &Link,
+    operator: &crate::operators::Operator,
+    raw: Vec<u8>,
+    ctx: &Ctx<'_>,
+    mut captures: Option<&mut Vec<Vec<u8>>>,
+) -> (bool, Vec<u8>) {
+    let mut value = raw;
+    if operator.matches(&value, ctx, captures.as_deref_mut()) {
+        return (true, value);
+    }
+    for t in &link.transforms {
+        let next = t.apply(&value);
+        if next != value {
+            value = next;
+            if operator.matches(&value, ctx, captures.as_deref_mut()) {
+                return (true, value);
+            }
+        }
+    }
+    (false, value)
+}

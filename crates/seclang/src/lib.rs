@@ -1,0 +1,46 @@
+//! A ModSecurity SecLang engine: loads rule files such as the OWASP Core Rule Set
+//! unmodified, compiles them once into a [`RuleSet`], and evaluates requests against it.
+//!
+//! ```
+//! use chatgate_seclang::{LoadOptions, MemoryFiles, Request, RuleSet};
+//!
+//! let rules = RuleSet::from_text(
+//!     &MemoryFiles::default(),
+//!     "rules.conf",
+//!     r#"SecRule ARGS "@rx (?i)<script" "id:1,phase:2,deny,status:403,t:urlDecodeUni,msg:'XSS'""#,
+//!     LoadOptions::default(),
+//! )
+//! .unwrap();
+//! let request = Request {
+//!     method: "GET".into(),
+//!     uri: "/?q=%3CScript%3E".into(),
+//!     protocol: "HTTP/1.1".into(),
+//!     ..Request::default()
+//! };
+//! let outcome = rules.evaluate(&request);
+//! assert_eq!(outcome.blocking().map(|i| (i.rule_id, i.status)), Some((1, 403)));
+//! ```
+//!
+//! What is not there yet: response phases (3, 4) are compiled but not run, the XML body
+//! processor (`XML:/*` is empty), `@detectSQLi` / `@detectXSS` (reported as unsupported at
+//! load time, like `@geoLookup` and `@rbl`), persistent collections (`IP`, `SESSION`, ...
+//! live for one transaction).
+
+#![forbid(unsafe_code)]
+
+pub mod actions;
+mod compile;
+mod error;
+mod eval;
+mod lexer;
+pub mod macros;
+pub mod operators;
+pub mod request;
+pub mod transform;
+pub mod variables;
+
+pub use actions::EngineMode;
+pub use compile::{FileSystem, Files, LoadOptions, MemoryFiles, RuleSet};
+pub use error::{ErrorKind, LoadError, Location, Unsupported};
+pub use eval::{Intervention, InterventionKind, Outcome, RuleMatch};
+pub use request::Request;

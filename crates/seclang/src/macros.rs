@@ -1,0 +1,139 @@
+//! Macro expansion: `%{tx.anomaly_score}`, `%{MATCHED_VAR}`, `%{rule.id}`,
+//! `%{REQUEST_HEADERS.host}` in operator arguments, `setvar`, `msg` and `logdata`.
+
+use crate::error::ErrorKind;
+use crate::variables::Var;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Part {
+    Literal(Vec<u8>),
+    /// A variable, with the key of a collection member (lowercased).
+    Var(Var, Option<String>),
+    /// `%{rule.id}`, `%{rule.msg}`, ...: a property of the rule being run (lowercased).
+    Rule(String),
+}
+
+/// A text with macros, parsed once at load time.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct MacroText {
+    parts: Vec<Part>,
+}
+
+/// What expansion reads from the running transaction.
+pub trait Resolve {
+    /// The first value of the variable (or of the named member of a collection).
+    fn first(&self, var: Var, key: Option<&str>) -> Option<Vec<u8>>;
+    fn rule_property(&self, name: &str) -> Option<Vec<u8>>;
+}
+
+impl MacroText {
+    pub fn parse(text: &str) -> Result<MacroText, ErrorKind> {
+        let mut parts = Vec::new();
+        let mut literal = Vec::new();
+        let mut rest = text;
+        while let Some(start) = rest.find("%{") {
+            let Some(len) = rest[start + 2..].find('}') else {
+                break;
+            };
+            let inner = &rest[start + 2..start + 2 + len];
+            literal.extend_from_slice(&rest.as_bytes()[..start]);
+            if !literal.is_empty() {
+                parts.push(Part::Literal(std::mem::take(&mut literal)));
+            }
+            parts.push(parse_reference(inner)?);
+            rest = &rest[start + 3 + len..];
+        }
+        literal.extend_from_slice(rest.as_bytes());
+        if !literal.is_empty() {
+            parts.push(Part::Literal(literal));
+        }
+        Ok(MacroText { parts })
+    }
+
+    /// The text when it holds no macro.
+    pub fn constant(&self) -> Option<&[u8]> {
+        match self.parts.as_slice() {
+            [] => Some(b""),
+            [Part::Literal(l)] => Some(l),
+            _ => None,
+        }
+    }
+
+    pub fn expand(&self, resolve: &dyn Resolve) -> Vec<u8> {
+        if let Some(c) = self.constant() {
+            return c.to_vec();
+        }
+        let mut out = Vec::new();
+        for part in &self.parts {
+            match part {
+                Part::Literal(l) => out.extend_from_slice(l),
+                // A missing variable expands to nothing, as in ModSecurity.
+                Part::Var(var, key) => {
+                    out.extend(resolve.first(*var, key.as_deref()).unwrap_or_default())
+                }
+                Part::Rule(name) => out.extend(resolve.rule_property(name).unwrap_or_default()),
+            }
+        }
+        out
+    }
+}
+
+fn parse_reference(inner: &str) -> Result<Part, ErrorKind> {
+    let (name, key) = match inner.split_once(['.', ':']) {
+        Some((n, k)) => (n, Some(k.to_ascii_lowercase())),
+        None => (inner, None),
+    };
+    if name.eq_ignore_ascii_case("rule") {
+        return Ok(Part::Rule(key.unwrap_or_default()));
+    }
+    let var = Var::parse(name).ok_or_else(|| ErrorKind::Variable {
+        text: format!("%{{{inner}}}"),
+        reason: "unknown variable in macro".into(),
+    })?;
+    if key.is_some() && !var.is_collection() {
+        return Err(ErrorKind::Variable {
+            text: format!("%{{{inner}}}"),
+            reason: format!("{} takes no key", var.name()),
+        });
+    }
+    Ok(Part::Var(var, key))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Fixed;
+    impl Resolve for Fixed {
+        fn first(&self, var: Var, key: Option<&str>) -> Option<Vec<u8>> {
+            match (var, key) {
+                (Var::Tx, Some("critical_anomaly_score")) => Some(b"5".to_vec()),
+                (Var::MatchedVar, None) => Some(b"<x>".to_vec()),
+                _ => None,
+            }
+        }
+        fn rule_property(&self, name: &str) -> Option<Vec<u8>> {
+            (name == "id").then(|| b"941100".to_vec())
+        }
+    }
+
+    #[test]
+    fn expands_collections_scalars_rule_properties_and_missing_as_empty() {
+        let m = MacroText::parse(
+            "+%{TX.critical_anomaly_score} %{MATCHED_VAR} %{rule.id} [%{tx.nope}]",
+        )
+        .unwrap();
+        assert_eq!(m.expand(&Fixed), b"+5 <x> 941100 []");
+        assert_eq!(
+            MacroText::parse("plain").unwrap().constant(),
+            Some(&b"plain"[..])
+        );
+        assert_eq!(MacroText::parse("50%{").unwrap().expand(&Fixed), b"50%{");
+    }
+
+    #[test]
+    fn unknown_macro_variable_is_a_load_error() {
+        assert!(MacroText::parse("%{NOPE}").is_err());
+        assert!(MacroText::parse("%{REQUEST_URI.x}").is_err());
+    }
+}

@@ -1,0 +1,651 @@
+//! Operators (`@rx`, `@pm`, `@eq`, ...): whether a transformed value matches.
+
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
+use regex::bytes::{Regex, RegexBuilder};
+
+use crate::error::ErrorKind;
+use crate::macros::{MacroText, Resolve};
+
+/// Compiles an `@rx` pattern as ModSecurity v3 compiles it for PCRE: `.` also matches a
+/// newline (PCRE_DOTALL), `^` and `$` match at line breaks (PCRE_MULTILINE), and byte
+/// semantics (no UTF mode: `\w`, `\d`, `\s` and case folding are ASCII), so a value that
+/// is not valid UTF-8 is still matched. The pattern is first rewritten from PCRE to RE2
+/// syntax by [`translate_pcre`].
+pub fn compile_rx(pattern: &str) -> Result<Regex, String> {
+    let translated = translate_pcre(pattern)?;
+    RegexBuilder::new(&translated)
+        .dot_matches_new_line(true)
+        .multi_line(true)
+        .unicode(false)
+        // CRS's largest alternations need more than the 10 MiB default.
+        .size_limit(64 << 20)
+        .build()
+        .map_err(|e| e.to_string())
+}
+
+/// Rewrites PCRE syntax that means the same in RE2 but is spelled differently:
+/// a `{` or `}` that is not part of a `{n}`, `{n,}`, `{n,m}` quantifier is a literal;
+/// an escaped punctuation character (`\'`, `\/`) is that character; `[`, `&` and `~`
+/// inside a class are literals (RE2 reads them as nested classes and set operations);
+/// non-ASCII characters are their UTF-8 bytes (PCRE without UTF mode sees bytes);
+/// `\h`, `\v`, `\e` and `\0nn` become explicit bytes.
+///
+/// Two constructs are widened: possessive quantifiers (`a++`) become greedy and atomic
+/// groups `(?>...)` plain groups. Both only drop PCRE's refusal to backtrack, so the
+/// rewritten pattern matches everything the original matches (and in rare cases more):
+/// a detection is never lost.
+///
+/// Look-around and backreferences have no RE2 equivalent: they are an error.
+pub fn translate_pcre(pattern: &str) -> Result<String, String> {
+    let b = pattern.as_bytes();
+    let mut out = String::with_capacity(pattern.len() + 16);
+    let hex = |out: &mut String, byte: u8| out.push_str(&format!("\\x{byte:02X}"));
+    let mut i = 0;
+    // Inside `[...]`, and whether the next character is the first of the class (where `]`
+    // is a literal).
+    let mut class = false;
+    let mut class_first = false;
+    // The previous token was a quantifier, so `+` makes it possessive and `?` lazy.
+    let mut after_quantifier = false;
+    while i < b.len() {
+        let c = b[i];
+        if c >= 0x80 {
+            hex(&mut out, c);
+            i += 1;
+            after_quantifier = false;
+            class_first = false;
+            continue;
+        }
+        if class {
+            match c {
+                b'\\' => {
+                    let Some(&e) = b.get(i + 1) else {
+                        return Err("pattern ends with a backslash".into());
+                    };
+                    i += 2;
+                    match e {
+                        b'h' => out.push_str("\\t\\x20\\xA0"),
+                        b'v' => out.push_str("\\n\\x0B\\x0C\\r\\x85"),
+                        b'e' => out.push_str("\\x1B"),
+                        b'b' => out.push_str("\\x08"),
+                        b'0' => i = octal_escape(b, i, &mut out),
+                        e if e.is_ascii_alphanumeric() => {
+                            out.push('\\');
+                            out.push(char::from(e));
+                        }
+                        e => hex(&mut out, e),
+                    }
+                }
+                b']' if !class_first => {
+                    class = false;
+                    out.push(']');
+                    i += 1;
+                }
+                b'[' if b.get(i + 1) == Some(&b':') => {
+                    // A POSIX class `[:alpha:]` is the same in both.
+                    let end = pattern[i..]
+                        .find(":]")
+                        .map(|e| i + e + 2)
+                        .ok_or("unterminated POSIX class")?;
+                    out.push_str(&pattern[i..end]);
+                    i = end;
+                }
+                b'[' | b'&' | b'~' | b']' => {
+                    hex(&mut out, c);
+                    i += 1;
+                }
+                _ => {
+                    out.push(char::from(c));
+                    i += 1;
+                }
+            }
+            class_first = false;
+            continue;
+        }
+        let quantifier = after_quantifier;
+        after_quantifier = false;
+        match c {
+            b'\\' => {
+                let Some(&e) = b.get(i + 1) else {
+                    return Err("pattern ends with a backslash".into());
+                };
+                i += 2;
+                match e {
+                    b'1'..=b'9' => {
+                        return Err(format!(
+                            "backreference \\{} is not supported by RE2",
+                            char::from(e)
+                        ));
+                    }
+                    b'h' => out.push_str("[\\t\\x20\\xA0]"),
+                    b'v' => out.push_str("[\\n\\x0B\\x0C\\r\\x85]"),
+                    b'e' => out.push_str("\\x1B"),
+                    b'0' => i = octal_escape(b, i, &mut out),
+                    b'R' | b'K' | b'G' | b'Z' | b'Q' | b'E' | b'X' | b'C' | b'c' | b'g' | b'k' => {
+                        return Err(format!(
+                            "PCRE escape \\{} is not supported by RE2",
+                            char::from(e)
+                        ));
+                    }
+                    e if e.is_ascii_alphanumeric() => {
+                        out.push('\\');
+                        out.push(char::from(e));
+                    }
+                    e => hex(&mut out, e),
+                }
+            }
+            b'[' => {
+                class = true;
+                class_first = true;
+                out.push('[');
+                i += 1;
+                if b.get(i) == Some(&b'^') {
+                    out.push('^');
+                    i += 1;
+                }
+            }
+            b'(' => {
+                let rest = &pattern[i..];
+                if rest.starts_with("(?=")
+                    || rest.starts_with("(?!")
+                    || rest.starts_with("(?<=")
+                    || rest.starts_with("(?<!")
+                {
+                    return Err("look-around is not supported by RE2".into());
+                }
+                if rest.starts_with("(?>") {
+                    out.push_str("(?:");
+                    i += 3;
+                } else if rest.starts_with("(?#") {
+                    let end = rest.find(')').ok_or("unterminated comment")?;
+                    i += end + 1;
+                } else if rest.starts_with("(?|") {
+                    return Err("branch reset groups are not supported by RE2".into());
+                } else if rest.starts_with("(?") {
+                    out.push_str("(?");
+                    i += 2;
+                } else {
+                    out.push('(');
+                    i += 1;
+                }
+            }
+            b'{' => match counted(&b[i..]) {
+                Some(len) => {
+                    out.push_str(&pattern[i..i + len]);
+                    i += len;
+                    after_quantifier = true;
+                }
+                None => {
+                    out.push_str("\\{");
+                    i += 1;
+                }
+            },
+            b'}' => {
+                out.push_str("\\}");
+                i += 1;
+            }
+            b'+' if quantifier => i += 1,
+            b'?' if quantifier => {
+                out.push('?');
+                i += 1;
+            }
+            b'*' | b'+' | b'?' => {
+                out.push(char::from(c));
+                i += 1;
+                after_quantifier = true;
+            }
+            _ => {
+                out.push(char::from(c));
+                i += 1;
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// `\0`, `\0n`, `\0nn`: an octal byte. `at` is just after the `0`.
+fn octal_escape(b: &[u8], at: usize, out: &mut String) -> usize {
+    let mut value = 0u32;
+    let mut i = at;
+    while i < at + 2 && b.get(i).is_some_and(|d| (b'0'..=b'7').contains(d)) {
+        value = value * 8 + u32::from(b[i] - b'0');
+        i += 1;
+    }
+    out.push_str(&format!("\\x{value:02X}"));
+    i
+}
+
+/// The length of a `{n}`, `{n,}` or `{n,m}` quantifier at the start of `b`.
+fn counted(b: &[u8]) -> Option<usize> {
+    let mut i = 1;
+    let digits = |i: &mut usize| {
+        let start = *i;
+        while b.get(*i).is_some_and(u8::is_ascii_digit) {
+            *i += 1;
+        }
+        *i - start
+    };
+    if digits(&mut i) == 0 {
+        return None;
+    }
+    if b.get(i) == Some(&b',') {
+        i += 1;
+        digits(&mut i);
+    }
+    (b.get(i) == Some(&b'}')).then_some(i + 1)
+}
+
+#[derive(Debug)]
+pub enum OpKind {
+    Rx(Regex),
+    /// `@rx` whose pattern has macros (`^%{tx.allowed_request_content_type_charset}$`):
+    /// compiled when first seen, kept in a small cache shared by all transactions.
+    RxMacro(MacroText, RegexCache),
+    Pm(AhoCorasick),
+    Streq(MacroText),
+    Contains(MacroText),
+    ContainsWord(MacroText),
+    BeginsWith(MacroText),
+    EndsWith(MacroText),
+    Within(MacroText),
+    Eq(MacroText),
+    Ge(MacroText),
+    Gt(MacroText),
+    Le(MacroText),
+    Lt(MacroText),
+    ValidateByteRange(Box<[bool; 256]>),
+    ValidateUrlEncoding,
+    ValidateUtf8Encoding,
+    IpMatch(Vec<(IpAddr, u8)>),
+    UnconditionalMatch,
+    NoMatch,
+}
+
+#[derive(Debug, Default, Clone)]
+pub struct RegexCache(Arc<Mutex<Vec<CachedRegex>>>);
+
+/// An expanded pattern and its compiled form (`None`: it does not compile).
+type CachedRegex = (Vec<u8>, Option<Arc<Regex>>);
+
+const REGEX_CACHE_SIZE: usize = 32;
+
+impl RegexCache {
+    fn get(&self, pattern: &[u8]) -> Option<Arc<Regex>> {
+        let mut cache = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((_, r)) = cache.iter().find(|(p, _)| p == pattern) {
+            return r.clone();
+        }
+        let compiled = std::str::from_utf8(pattern)
+            .ok()
+            .and_then(|p| compile_rx(p).ok())
+            .map(Arc::new);
+        if cache.len() >= REGEX_CACHE_SIZE {
+            cache.remove(0);
+        }
+        cache.push((pattern.to_vec(), compiled.clone()));
+        compiled
+    }
+}
+
+#[derive(Debug)]
+pub struct Operator {
+    pub kind: OpKind,
+    pub negated: bool,
+    /// As written, for logs: `@rx`, `!@within`, ...
+    pub name: String,
+}
+
+/// Operators that parse but need something this engine does not have.
+const UNSUPPORTED: &[(&str, &str)] = &[
+    (
+        "detectsqli",
+        "libinjection SQL detection is not implemented yet",
+    ),
+    (
+        "detectxss",
+        "libinjection XSS detection is not implemented yet",
+    ),
+    (
+        "geolookup",
+        "needs a GeoIP database, which this engine does not load",
+    ),
+    (
+        "rbl",
+        "needs DNS lookups, which the WebAssembly guest cannot make",
+    ),
+    ("gsblookup", "needs Google Safe Browsing lookups"),
+    ("inspectfile", "runs an external program"),
+    ("fuzzyhash", "needs ssdeep"),
+    ("verifycc", "not implemented"),
+    ("verifycpf", "not implemented"),
+    ("verifyssn", "not implemented"),
+    ("verifysvnr", "not implemented"),
+    ("rsub", "not implemented"),
+    ("strmatch", "not implemented"),
+];
+
+/// Compiles an operator expression such as `!@rx ^a` or `@pmFromFile x.data`; a text
+/// without `@` is an `@rx` pattern. `read_data` reads a data file named relative to the
+/// rule file.
+pub fn compile(
+    text: &str,
+    read_data: &dyn Fn(&str) -> Result<String, ErrorKind>,
+) -> Result<Operator, ErrorKind> {
+    let (negated, rest) = match text.strip_prefix('!') {
+        Some(r) => (true, r),
+        None => (false, text),
+    };
+    let (name, param) = match rest.strip_prefix('@') {
+        Some(r) => {
+            let end = r.find(char::is_whitespace).unwrap_or(r.len());
+            (r[..end].to_ascii_lowercase(), r[end..].trim_start())
+        }
+        None => ("rx".to_owned(), rest),
+    };
+    let error = |reason: String| ErrorKind::Operator {
+        text: text.to_owned(),
+        reason,
+    };
+    let macro_text = || MacroText::parse(param);
+    let kind = match name.as_str() {
+        "rx" => {
+            let m = macro_text()?;
+            if m.constant().is_some() {
+                OpKind::Rx(compile_rx(param).map_err(|reason| ErrorKind::Regex {
+                    pattern: param.to_owned(),
+                    reason,
+                })?)
+            } else {
+                OpKind::RxMacro(m, RegexCache::default())
+            }
+        }
+        "pm" => pm(param.split_whitespace().map(str::to_owned).collect()).map_err(error)?,
+        "pmf" | "pmfromfile" => {
+            let mut phrases = Vec::new();
+            for file in param.split_whitespace() {
+                let text = read_data(file)?;
+                phrases.extend(
+                    text.lines()
+                        .map(str::trim)
+                        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                        .map(str::to_owned),
+                );
+            }
+            pm(phrases).map_err(error)?
+        }
+        "streq" => OpKind::Streq(macro_text()?),
+        "contains" => OpKind::Contains(macro_text()?),
+        "containsword" => OpKind::ContainsWord(macro_text()?),
+        "beginswith" => OpKind::BeginsWith(macro_text()?),
+        "endswith" => OpKind::EndsWith(macro_text()?),
+        "within" => OpKind::Within(macro_text()?),
+        "eq" => OpKind::Eq(macro_text()?),
+        "ge" => OpKind::Ge(macro_text()?),
+        "gt" => OpKind::Gt(macro_text()?),
+        "le" => OpKind::Le(macro_text()?),
+        "lt" => OpKind::Lt(macro_text()?),
+        "validatebyterange" => OpKind::ValidateByteRange(byte_ranges(param).map_err(error)?),
+        "validateurlencoding" => OpKind::ValidateUrlEncoding,
+        "validateutf8encoding" => OpKind::ValidateUtf8Encoding,
+        "ipmatch" => OpKind::IpMatch(networks(param).map_err(error)?),
+        "ipmatchfromfile" | "ipmatchf" => {
+            let mut all = Vec::new();
+            for file in param.split_whitespace() {
+                let text = read_data(file)?;
+                let list: Vec<&str> = text
+                    .lines()
+                    .map(str::trim)
+                    .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                    .collect();
+                all.extend(networks(&list.join(",")).map_err(error)?);
+            }
+            OpKind::IpMatch(all)
+        }
+        "unconditionalmatch" => OpKind::UnconditionalMatch,
+        "nomatch" => OpKind::NoMatch,
+        other => {
+            return Err(match UNSUPPORTED.iter().find(|(n, _)| *n == other) {
+                Some((_, reason)) => ErrorKind::Unsupported {
+                    feature: format!("operator @{}", &rest[1..1 + other.len()]),
+                    reason: (*reason).to_owned(),
+                },
+                None => error(format!("unknown operator @{other}")),
+            });
+        }
+    };
+    Ok(Operator {
+        kind,
+        negated,
+        name: format!("{}@{}", if negated { "!" } else { "" }, name),
+    })
+}
+
+fn pm(phrases: Vec<String>) -> Result<OpKind, String> {
+    if phrases.is_empty() {
+        return Err("no phrases".into());
+    }
+    AhoCorasickBuilder::new()
+        .ascii_case_insensitive(true)
+        .match_kind(MatchKind::LeftmostFirst)
+        .build(&phrases)
+        .map(OpKind::Pm)
+        .map_err(|e| e.to_string())
+}
+
+fn byte_ranges(param: &str) -> Result<Box<[bool; 256]>, String> {
+    let mut allowed = Box::new([false; 256]);
+    for item in param.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let (lo, hi) = item.split_once('-').unwrap_or((item, item));
+        let parse = |s: &str| {
+            s.trim()
+                .parse::<u8>()
+                .map_err(|_| format!("bad byte range {item:?}"))
+        };
+        let (lo, hi) = (parse(lo)?, parse(hi)?);
+        if lo > hi {
+            return Err(format!("bad byte range {item:?}"));
+        }
+        for b in lo..=hi {
+            allowed[usize::from(b)] = true;
+        }
+    }
+    Ok(allowed)
+}
+
+fn networks(param: &str) -> Result<Vec<(IpAddr, u8)>, String> {
+    let mut out = Vec::new();
+    for item in param
+        .split([',', ' '])
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+    {
+        let (addr, bits) = match item.split_once('/') {
+            Some((a, b)) => (a, Some(b)),
+            None => (item, None),
+        };
+        let addr: IpAddr = addr.parse().map_err(|_| format!("bad address {item:?}"))?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let bits = match bits {
+            Some(b) => b
+                .parse::<u8>()
+                .ok()
+                .filter(|b| *b <= max)
+                .ok_or(format!("bad prefix {item:?}"))?,
+            None => max,
+        };
+        out.push((addr, bits));
+    }
+    if out.is_empty() {
+        return Err("no address".into());
+    }
+    Ok(out)
+}
+
+fn in_network(ip: IpAddr, (net, bits): (IpAddr, u8)) -> bool {
+    fn prefix_eq(a: &[u8], b: &[u8], bits: u8) -> bool {
+        let full = usize::from(bits / 8);
+        let rest = bits % 8;
+        a[..full] == b[..full] && (rest == 0 || (a[full] ^ b[full]) >> (8 - rest) == 0)
+    }
+    match (ip, net) {
+        (IpAddr::V4(a), IpAddr::V4(b)) => prefix_eq(&a.octets(), &b.octets(), bits),
+        (IpAddr::V6(a), IpAddr::V6(b)) => prefix_eq(&a.octets(), &b.octets(), bits),
+        (IpAddr::V6(a), IpAddr::V4(_)) => a
+            .to_ipv4_mapped()
+            .is_some_and(|a| in_network(IpAddr::V4(a), (net, bits))),
+        (IpAddr::V4(_), IpAddr::V6(_)) => false,
+    }
+}
+
+/// C `atoi`: optional whitespace and sign, then digits; anything else ends the number,
+/// and no digits at all is 0. ModSecurity compares numbers this way, so `@gt 5` against
+/// `10abc` compares 10.
+pub fn atoi(text: &[u8]) -> i64 {
+    let mut i = 0;
+    while i < text.len() && text[i].is_ascii_whitespace() {
+        i += 1;
+    }
+    let negative = match text.get(i) {
+        Some(b'-') => {
+            i += 1;
+            true
+        }
+        Some(b'+') => {
+            i += 1;
+            false
+        }
+        _ => false,
+    };
+    let mut value: i64 = 0;
+    while let Some(d) = text.get(i).filter(|d| d.is_ascii_digit()) {
+        value = value.saturating_mul(10).saturating_add(i64::from(d - b'0'));
+        i += 1;
+    }
+    if negative { -value } else { value }
+}
+
+fn is_word(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'_'
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    if needle.is_empty() {
+        return Some(0);
+    }
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+/// At most this many `@rx` groups are captured into `TX:0` .. `TX:9`.
+pub const MAX_CAPTURES: usize = 10;
+
+impl Operator {
+    /// Whether `input` matches (negation applied). When `captures` is given and the
+    /// operator matched, it receives `TX:0`.. (the whole match first).
+    pub fn matches(
+        &self,
+        input: &[u8],
+        resolve: &dyn Resolve,
+        captures: Option<&mut Vec<Vec<u8>>>,
+    ) -> bool {
+        let capture = if self.negated { None } else { captures };
+        let raw = self.raw(input, resolve, capture);
+        raw != self.negated
+    }
+
+    fn raw(
+        &self,
+        input: &[u8],
+        resolve: &dyn Resolve,
+        captures: Option<&mut Vec<Vec<u8>>>,
+    ) -> bool {
+        let number = |m: &MacroText| atoi(&m.expand(resolve));
+        match &self.kind {
+            OpKind::Rx(re) => rx(re, input, captures),
+            OpKind::RxMacro(m, cache) => match cache.get(&m.expand(resolve)) {
+                Some(re) => rx(&re, input, captures),
+                None => false,
+            },
+            OpKind::Pm(ac) => match ac.find(input) {
+                Some(m) => {
+                    if let Some(c) = captures {
+                        c.clear();
+                        c.push(input[m.start()..m.end()].to_vec());
+                    }
+                    true
+                }
+                None => false,
+            },
+            OpKind::Streq(m) => input == m.expand(resolve).as_slice(),
+            OpKind::Contains(m) => find(input, &m.expand(resolve)).is_some(),
+            OpKind::ContainsWord(m) => {
+                let word = m.expand(resolve);
+                if word.is_empty() {
+                    return true;
+                }
+                let mut from = 0;
+                while let Some(p) = find(&input[from..], &word) {
+                    let start = from + p;
+                    let end = start + word.len();
+                    let before = start == 0 || !is_word(input[start - 1]);
+                    let after = end == input.len() || !is_word(input[end]);
+                    if before && after {
+                        return true;
+                    }
+                    from = start + 1;
+                }
+                false
+            }
+            OpKind::BeginsWith(m) => input.starts_with(&m.expand(resolve)),
+            OpKind::EndsWith(m) => input.ends_with(&m.expand(resolve)),
+            OpKind::Within(m) => find(&m.expand(resolve), input).is_some(),
+            OpKind::Eq(m) => atoi(input) == number(m),
+            OpKind::Ge(m) => atoi(input) >= number(m),
+            OpKind::Gt(m) => atoi(input) > number(m),
+            OpKind::Le(m) => atoi(input) <= number(m),
+            OpKind::Lt(m) => atoi(input) < number(m),
+            OpKind::ValidateByteRange(allowed) => input.iter().any(|&b| !allowed[usize::from(b)]),
+            OpKind::ValidateUrlEncoding => invalid_url_encoding(input),
+            OpKind::ValidateUtf8Encoding => std::str::from_utf8(input).is_err(),
+            OpKind::IpMatch(nets) => std::str::from_utf8(input)
+                .ok()
+                .and_then(|s| s.trim().parse::<IpAddr>().ok())
+                .is_some_and(|ip| nets.iter().any(|n| in_network(ip, *n))),
+            OpKind::UnconditionalMatch => true,
+            OpKind::NoMatch => false,
+        }
+    }
+}
+
+fn rx(re: &Regex, input: &[u8], captures: Option<&mut Vec<Vec<u8>>>) -> bool {
+    let Some(out) = captures else {
+        return re.is_match(input);
+    };
+    let Some(found) = re.captures(input) else {
+        return false;
+    };
+    out.clear();
+    for group in found.iter().take(MAX_CAPTURES) {
+        out.push(group.map(|g| g.as_bytes().to_vec()).unwrap_or_default());
+    }
+    true
+}
+
+fn invalid_url_encoding(input: &[u8]) -> bool {
+    let mut i = 0;
+    while i < input.len() {
+        if input[i] == b'%' {
+            let ok = input.get(i + 1).is_some_and(u8::is_ascii_hexdigit)
+                && input.get(i + 2).is_some_and(u8::is_ascii_hexdigit);
+            if !ok {
+                return true;
+            }
+            i += 3;
+        } else {
+            i += 1;
+        }
+    }
+    false
+}

@@ -1,0 +1,721 @@
+//! The request model rules see, and the body processors that fill `ARGS_POST`, `FILES`,
+//! `MULTIPART_*` and `REQBODY_ERROR` from the body.
+
+use crate::transform::url_decode;
+
+/// An HTTP request as received. Header names keep their case; lookups ignore it.
+#[derive(Debug, Clone, Default)]
+pub struct Request {
+    pub method: String,
+    /// The request target as sent: origin form (`/path?query`) or absolute form.
+    pub uri: String,
+    /// `HTTP/1.1`, `HTTP/2.0`, ...
+    pub protocol: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+    pub remote_addr: String,
+    pub remote_port: u16,
+    /// Names the transaction in logs (`UNIQUE_ID`).
+    pub unique_id: String,
+}
+
+impl Request {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// How the body is parsed into variables (`REQBODY_PROCESSOR`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyProcessor {
+    UrlEncoded,
+    Multipart,
+    Json,
+    Xml,
+}
+
+impl BodyProcessor {
+    pub fn name(self) -> &'static str {
+        match self {
+            BodyProcessor::UrlEncoded => "URLENCODED",
+            BodyProcessor::Multipart => "MULTIPART",
+            BodyProcessor::Json => "JSON",
+            BodyProcessor::Xml => "XML",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<BodyProcessor> {
+        match name.to_ascii_uppercase().as_str() {
+            "URLENCODED" => Some(BodyProcessor::UrlEncoded),
+            "MULTIPART" => Some(BodyProcessor::Multipart),
+            "JSON" => Some(BodyProcessor::Json),
+            "XML" => Some(BodyProcessor::Xml),
+            _ => None,
+        }
+    }
+
+    /// The processor for a `Content-Type`. ModSecurity picks URLENCODED and MULTIPART by
+    /// itself and JSON / XML through the `ctl:requestBodyProcessor` rules of its
+    /// recommended configuration (ids 200000, 200001); this engine does the same
+    /// without needing those rules.
+    pub fn for_content_type(content_type: &str) -> Option<BodyProcessor> {
+        let mime = content_type
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
+        match mime.as_str() {
+            "application/x-www-form-urlencoded" => Some(BodyProcessor::UrlEncoded),
+            "multipart/form-data" => Some(BodyProcessor::Multipart),
+            "application/json" => Some(BodyProcessor::Json),
+            "text/xml" | "application/xml" => Some(BodyProcessor::Xml),
+            m if m.ends_with("+json") => Some(BodyProcessor::Json),
+            m if m.ends_with("+xml") => Some(BodyProcessor::Xml),
+            _ => None,
+        }
+    }
+}
+
+/// A named value: header, argument, cookie, file name, ...
+pub type Pair = (String, Vec<u8>);
+
+/// `name=value&...` as ModSecurity splits query strings and form bodies: both sides
+/// URL-decoded (`+` is a space), a piece without `=` is a name with an empty value.
+pub fn parse_urlencoded(text: &[u8], out: &mut Vec<Pair>) {
+    for piece in text.split(|&b| b == b'&') {
+        if piece.is_empty() {
+            continue;
+        }
+        let (name, value) = match piece.iter().position(|&b| b == b'=') {
+            Some(p) => (&piece[..p], &piece[p + 1..]),
+            None => (piece, &b""[..]),
+        };
+        let name = String::from_utf8_lossy(&url_decode(name, false)).into_owned();
+        out.push((name, url_decode(value, false)));
+    }
+}
+
+/// `a=1; b=2` into cookies; values are not decoded (ModSecurity v3 does not either).
+pub fn parse_cookies(header: &str, out: &mut Vec<Pair>) {
+    for piece in header.split(';') {
+        let piece = piece.trim_start();
+        if piece.is_empty() {
+            continue;
+        }
+        let (name, value) = piece.split_once('=').unwrap_or((piece, ""));
+        out.push((name.to_owned(), value.as_bytes().to_vec()));
+    }
+}
+
+/// JSON nesting deeper than this is a body error, not a stack overflow.
+pub const MAX_JSON_DEPTH: usize = 256;
+
+/// Flattens a JSON document into `ARGS`-style pairs named by their path, as the JSON body
+/// processors of ModSecurity v3 and Coraza do: `{"messages":[{"content":"hi"}]}` gives
+/// `json.messages.0.content = hi`. Every occurrence of a duplicated key is kept, so a value
+/// can't hide behind a later duplicate. Strings are unescaped, numbers and `true` / `false`
+/// kept as written, `null` is empty.
+pub fn parse_json(body: &[u8], out: &mut Vec<Pair>) -> Result<(), String> {
+    let mut parser = Json { input: body, at: 0 };
+    parser.skip_ws();
+    let mut path = String::from("json");
+    parser.value(&mut path, 0, out)?;
+    parser.skip_ws();
+    if parser.at != body.len() {
+        return Err(format!(
+            "unexpected data after the JSON value at byte {}",
+            parser.at
+        ));
+    }
+    Ok(())
+}
+
+struct Json<'a> {
+    input: &'a [u8],
+    at: usize,
+}
+
+impl Json<'_> {
+    fn skip_ws(&mut self) {
+        while matches!(self.input.get(self.at), Some(b' ' | b'\t' | b'\n' | b'\r')) {
+            self.at += 1;
+        }
+    }
+
+    fn error(&self, what: &str) -> String {
+        format!("{what} at byte {}", self.at)
+    }
+
+    fn value(
+        &mut self,
+        path: &mut String,
+        depth: usize,
+        out: &mut Vec<Pair>,
+    ) -> Result<(), String> {
+        if depth > MAX_JSON_DEPTH {
+            return Err(self.error("JSON nesting too deep"));
+        }
+        match self.input.get(self.at) {
+            Some(b'{') => {
+                self.at += 1;
+                self.skip_ws();
+                if self.input.get(self.at) == Some(&b'}') {
+                    self.at += 1;
+                    return Ok(());
+                }
+                loop {
+                    self.skip_ws();
+                    if self.input.get(self.at) != Some(&b'"') {
+                        return Err(self.error("expected an object key"));
+                    }
+                    let key = self.string()?;
+                    self.skip_ws();
+                    if self.input.get(self.at) != Some(&b':') {
+                        return Err(self.error("expected ':'"));
+                    }
+                    self.at += 1;
+                    self.skip_ws();
+                    let len = path.len();
+                    path.push('.');
+                    path.push_str(&String::from_utf8_lossy(&key));
+                    self.value(path, depth + 1, out)?;
+                    path.truncate(len);
+                    self.skip_ws();
+                    match self.input.get(self.at) {
+                        Some(b',') => self.at += 1,
+                        Some(b'}') => {
+                            self.at += 1;
+                            return Ok(());
+                        }
+                        _ => return Err(self.error("expected ',' or '}'")),
+                    }
+                }
+            }
+            Some(b'[') => {
+                self.at += 1;
+                self.skip_ws();
+                if self.input.get(self.at) == Some(&b']') {
+                    self.at += 1;
+                    return Ok(());
+                }
+                let mut index = 0usize;
+                loop {
+                    self.skip_ws();
+                    let len = path.len();
+                    path.push('.');
+                    path.push_str(&index.to_string());
+                    self.value(path, depth + 1, out)?;
+                    path.truncate(len);
+                    index += 1;
+                    self.skip_ws();
+                    match self.input.get(self.at) {
+                        Some(b',') => self.at += 1,
+                        Some(b']') => {
+                            self.at += 1;
+                            return Ok(());
+                        }
+                        _ => return Err(self.error("expected ',' or ']'")),
+                    }
+                }
+            }
+            Some(b'"') => {
+                let s = self.string()?;
+                out.push((path.clone(), s));
+                Ok(())
+            }
+            Some(b't') => self.literal(b"true", path, out),
+            Some(b'f') => self.literal(b"false", path, out),
+            Some(b'n') => {
+                self.literal(b"null", path, out)?;
+                if let Some(last) = out.last_mut() {
+                    last.1.clear();
+                }
+                Ok(())
+            }
+            Some(b'-' | b'0'..=b'9') => {
+                let start = self.at;
+                self.number()?;
+                out.push((path.clone(), self.input[start..self.at].to_vec()));
+                Ok(())
+            }
+            Some(_) => Err(self.error("unexpected character")),
+            None => Err(self.error("unexpected end of JSON")),
+        }
+    }
+
+    fn literal(&mut self, word: &[u8], path: &str, out: &mut Vec<Pair>) -> Result<(), String> {
+        if self.input[self.at..].starts_with(word) {
+            self.at += word.len();
+            out.push((path.to_owned(), word.to_vec()));
+            Ok(())
+        } else {
+            Err(self.error("invalid literal"))
+        }
+    }
+
+    fn digits(&mut self) -> usize {
+        let start = self.at;
+        while self.input.get(self.at).is_some_and(u8::is_ascii_digit) {
+            self.at += 1;
+        }
+        self.at - start
+    }
+
+    fn number(&mut self) -> Result<(), String> {
+        if self.input.get(self.at) == Some(&b'-') {
+            self.at += 1;
+        }
+        match self.input.get(self.at) {
+            Some(b'0') => self.at += 1,
+            Some(b'1'..=b'9') => {
+                self.digits();
+            }
+            _ => return Err(self.error("invalid number")),
+        }
+        if self.input.get(self.at) == Some(&b'.') {
+            self.at += 1;
+            if self.digits() == 0 {
+                return Err(self.error("invalid number"));
+            }
+        }
+        if matches!(self.input.get(self.at), Some(b'e' | b'E')) {
+            self.at += 1;
+            if matches!(self.input.get(self.at), Some(b'+' | b'-')) {
+                self.at += 1;
+            }
+            if self.digits() == 0 {
+                return Err(self.error("invalid number"));
+            }
+        }
+        Ok(())
+    }
+
+    fn hex4(&mut self) -> Result<u32, String> {
+        let digits = self
+            .input
+            .get(self.at..self.at + 4)
+            .ok_or_else(|| self.error("truncated \\u escape"))?;
+        let text = std::str::from_utf8(digits).map_err(|_| self.error("invalid \\u escape"))?;
+        let value = u32::from_str_radix(text, 16).map_err(|_| self.error("invalid \\u escape"))?;
+        self.at += 4;
+        Ok(value)
+    }
+
+    /// A string starting at the opening quote; bytes that are not valid UTF-8 are kept as
+    /// they are (rules must see what the application would).
+    fn string(&mut self) -> Result<Vec<u8>, String> {
+        self.at += 1;
+        let mut out = Vec::new();
+        loop {
+            let Some(&b) = self.input.get(self.at) else {
+                return Err(self.error("unterminated string"));
+            };
+            self.at += 1;
+            match b {
+                b'"' => return Ok(out),
+                b'\\' => {
+                    let Some(&e) = self.input.get(self.at) else {
+                        return Err(self.error("unterminated string"));
+                    };
+                    self.at += 1;
+                    let c = match e {
+                        b'"' => '"',
+                        b'\\' => '\\',
+                        b'/' => '/',
+                        b'b' => '\u{8}',
+                        b'f' => '\u{c}',
+                        b'n' => '\n',
+                        b'r' => '\r',
+                        b't' => '\t',
+                        b'u' => {
+                            let first = self.hex4()?;
+                            let code = if (0xd800..0xdc00).contains(&first)
+                                && self.input[self.at..].starts_with(b"\\u")
+                            {
+                                self.at += 2;
+                                let second = self.hex4()?;
+                                if (0xdc00..0xe000).contains(&second) {
+                                    0x10000 + ((first - 0xd800) << 10) + (second - 0xdc00)
+                                } else {
+                                    // An unpaired surrogate: keep both as replacement characters.
+                                    out.extend_from_slice("\u{fffd}".as_bytes());
+                                    second
+                                }
+                            } else {
+                                first
+                            };
+                            char::from_u32(code).unwrap_or('\u{fffd}')
+                        }
+                        _ => return Err(self.error("invalid escape")),
+                    };
+                    let mut buf = [0u8; 4];
+                    out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
+                }
+                0x00..=0x1f => return Err(self.error("control character in string")),
+                _ => out.push(b),
+            }
+        }
+    }
+}
+
+/// What the multipart processor found besides the fields themselves. The flags are the
+/// `MULTIPART_*` variables; `strict_error` is set when any of them is.
+#[derive(Debug, Clone, Default)]
+pub struct MultipartFlags {
+    pub boundary_quoted: bool,
+    pub boundary_whitespace: bool,
+    pub data_before: bool,
+    pub data_after: bool,
+    pub header_folding: bool,
+    pub lf_line: bool,
+    pub crlf_lf_lines: bool,
+    pub missing_semicolon: bool,
+    pub invalid_quoting: bool,
+    pub invalid_part: bool,
+    pub unmatched_boundary: bool,
+}
+
+impl MultipartFlags {
+    pub fn strict_error(&self) -> bool {
+        self.boundary_quoted
+            || self.boundary_whitespace
+            || self.data_before
+            || self.data_after
+            || self.header_folding
+            || self.lf_line
+            || self.missing_semicolon
+            || self.invalid_quoting
+            || self.invalid_part
+            || self.unmatched_boundary
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Multipart {
+    pub args: Vec<Pair>,
+    /// Field name and file name of each file part.
+    pub files: Vec<Pair>,
+    pub file_sizes: Vec<(String, usize)>,
+    /// Field name and each header line of each part.
+    pub part_headers: Vec<Pair>,
+    pub flags: MultipartFlags,
+}
+
+/// `multipart/form-data` (RFC 7578). Returns an error when the body cannot be split into
+/// parts at all; anomalies that still allow parsing set flags instead.
+pub fn parse_multipart(content_type: &str, body: &[u8]) -> Result<Multipart, String> {
+    let mut result = Multipart::default();
+    let boundary = content_type
+        .split(';')
+        .skip(1)
+        .filter_map(|p| p.split_once('='))
+        .find(|(k, _)| k.trim().eq_ignore_ascii_case("boundary"))
+        .map(|(_, v)| v)
+        .ok_or("multipart body without a boundary")?;
+    if boundary.starts_with(char::is_whitespace) || boundary.ends_with(char::is_whitespace) {
+        result.flags.boundary_whitespace = true;
+    }
+    let mut boundary = boundary.trim();
+    if boundary.len() >= 2 && boundary.starts_with('"') && boundary.ends_with('"') {
+        result.flags.boundary_quoted = true;
+        boundary = &boundary[1..boundary.len() - 1];
+    }
+    if boundary.is_empty() {
+        return Err("empty multipart boundary".into());
+    }
+    let delimiter = format!("--{boundary}").into_bytes();
+    let mut positions = Vec::new();
+    let mut from = 0;
+    while let Some(p) = find(&body[from..], &delimiter) {
+        let at = from + p;
+        // A delimiter counts only at the start of the body or of a line.
+        if at == 0 || body[at - 1] == b'\n' {
+            positions.push(at);
+        }
+        from = at + delimiter.len();
+    }
+    if positions.is_empty() {
+        return Err("no multipart boundary in the body".into());
+    }
+    if positions[0] != 0 && !body[..positions[0]].iter().all(|b| b.is_ascii_whitespace()) {
+        result.flags.data_before = true;
+    }
+    let mut closed = false;
+    for (n, &start) in positions.iter().enumerate() {
+        let after = start + delimiter.len();
+        if body[after..].starts_with(b"--") {
+            closed = true;
+            let rest = &body[after + 2..];
+            if !rest.iter().all(|b| b.is_ascii_whitespace()) {
+                result.flags.data_after = true;
+            }
+            break;
+        }
+        let end = positions.get(n + 1).copied().unwrap_or(body.len());
+        // A body cut after a delimiter (no closing `--`): nothing left to parse.
+        if end == body.len() && body[after..].iter().all(u8::is_ascii_whitespace) {
+            break;
+        }
+        let part = &body[after..end];
+        // The line break before the next delimiter belongs to the delimiter.
+        let part = part
+            .strip_suffix(b"\r\n")
+            .or_else(|| part.strip_suffix(b"\n"))
+            .unwrap_or(part);
+        parse_part(part, &mut result)?;
+    }
+    if !closed {
+        result.flags.unmatched_boundary = true;
+    }
+    Ok(result)
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+fn parse_part(part: &[u8], out: &mut Multipart) -> Result<(), String> {
+    // Skip the rest of the delimiter line.
+    let part = match part.iter().position(|&b| b == b'\n') {
+        Some(p) => {
+            if p == 0 || part[p - 1] != b'\r' {
+                out.flags.lf_line = true;
+            }
+            &part[p + 1..]
+        }
+        None => return Err("multipart part without headers".into()),
+    };
+    let mut headers: Vec<String> = Vec::new();
+    let mut rest = part;
+    loop {
+        let Some(p) = rest.iter().position(|&b| b == b'\n') else {
+            return Err("multipart part headers do not end".into());
+        };
+        let mut line = &rest[..p];
+        if let Some(l) = line.strip_suffix(b"\r") {
+            line = l;
+        } else {
+            out.flags.lf_line = true;
+        }
+        rest = &rest[p + 1..];
+        if line.is_empty() {
+            break;
+        }
+        let text = String::from_utf8_lossy(line).into_owned();
+        if text.starts_with([' ', '\t']) {
+            out.flags.header_folding = true;
+            match headers.last_mut() {
+                Some(previous) => previous.push_str(text.trim_start()),
+                None => return Err("multipart header folding before any header".into()),
+            }
+        } else {
+            headers.push(text);
+        }
+    }
+    let mut name = None;
+    let mut filename = None;
+    for header in &headers {
+        let Some((key, value)) = header.split_once(':') else {
+            out.flags.invalid_part = true;
+            continue;
+        };
+        if key.trim().eq_ignore_ascii_case("content-disposition") {
+            let (n, f) = disposition(value, &mut out.flags);
+            name = n;
+            filename = f;
+        }
+    }
+    let Some(name) = name else {
+        out.flags.invalid_part = true;
+        return Ok(());
+    };
+    for header in headers {
+        out.part_headers.push((name.clone(), header.into_bytes()));
+    }
+    match filename {
+        Some(file) => {
+            out.file_sizes.push((name.clone(), rest.len()));
+            out.files.push((name, file.into_bytes()));
+        }
+        None => out.args.push((name, rest.to_vec())),
+    }
+    Ok(())
+}
+
+/// `form-data; name="field"; filename="a.txt"` into its name and file name.
+fn disposition(value: &str, flags: &mut MultipartFlags) -> (Option<String>, Option<String>) {
+    let value = value.trim();
+    let Some(params) = value
+        .get(..9)
+        .filter(|v| v.eq_ignore_ascii_case("form-data"))
+        .map(|_| &value[9..])
+    else {
+        flags.invalid_part = true;
+        return (None, None);
+    };
+    let (mut name, mut filename) = (None, None);
+    let mut rest = params.trim_start();
+    while !rest.is_empty() {
+        match rest.strip_prefix(';') {
+            Some(r) => rest = r.trim_start(),
+            None => flags.missing_semicolon = true,
+        }
+        let Some(eq) = rest.find('=') else { break };
+        let key = rest[..eq].trim().to_ascii_lowercase();
+        rest = rest[eq + 1..].trim_start();
+        let parsed;
+        if let Some(quoted) = rest.strip_prefix('"') {
+            let mut v = String::new();
+            let mut chars = quoted.char_indices();
+            let mut end = None;
+            while let Some((i, c)) = chars.next() {
+                match c {
+                    '\\' => {
+                        if let Some((_, e)) = chars.next() {
+                            v.push(e);
+                        }
+                    }
+                    '"' => {
+                        end = Some(i + 1);
+                        break;
+                    }
+                    c => v.push(c),
+                }
+            }
+            match end {
+                Some(e) => rest = quoted[e..].trim_start(),
+                None => {
+                    flags.invalid_quoting = true;
+                    rest = "";
+                }
+            }
+            parsed = v;
+        } else {
+            let end = rest.find(';').unwrap_or(rest.len());
+            let v = rest[..end].trim();
+            if v.contains(['"', '\'']) {
+                flags.invalid_quoting = true;
+            }
+            parsed = v.to_owned();
+            rest = &rest[end..];
+        }
+        match key.as_str() {
+            "name" => name = Some(parsed),
+            "filename" | "filename*" => filename = Some(parsed),
+            _ => {}
+        }
+    }
+    (name, filename)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn json(body: &str) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        parse_json(body.as_bytes(), &mut out).unwrap();
+        out.into_iter()
+            .map(|(k, v)| (k, String::from_utf8(v).unwrap()))
+            .collect()
+    }
+
+    fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
+        list.iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn json_paths_follow_the_modsecurity_v3_and_coraza_naming() {
+        let got = json(
+            r#"{"model":"m","messages":[{"role":"user","content":"hi \u00e9\n"}],"n":1.5e3,"s":true,"x":null,"e":{}}"#,
+        );
+        assert_eq!(
+            got,
+            pairs(&[
+                ("json.model", "m"),
+                ("json.messages.0.role", "user"),
+                ("json.messages.0.content", "hi é\n"),
+                ("json.n", "1.5e3"),
+                ("json.s", "true"),
+                ("json.x", ""),
+            ])
+        );
+    }
+
+    #[test]
+    fn json_duplicate_keys_are_all_kept_and_top_level_arrays_are_indexed() {
+        assert_eq!(
+            json(r#"{"a":"evil","a":"ok"}"#),
+            pairs(&[("json.a", "evil"), ("json.a", "ok")])
+        );
+        assert_eq!(
+            json(r#"[1,["x"]]"#),
+            pairs(&[("json.0", "1"), ("json.1.0", "x")])
+        );
+        assert_eq!(json(r#""\ud83d\ude00""#), pairs(&[("json", "😀")]));
+    }
+
+    #[test]
+    fn malformed_json_is_an_error_not_a_partial_result() {
+        for bad in [
+            "{",
+            "{\"a\":}",
+            "[1,]",
+            "{\"a\":1} x",
+            "\"\\q\"",
+            "01",
+            "tru",
+            "",
+        ] {
+            let mut out = Vec::new();
+            assert!(parse_json(bad.as_bytes(), &mut out).is_err(), "{bad}");
+        }
+        let deep = "[".repeat(MAX_JSON_DEPTH + 2) + &"]".repeat(MAX_JSON_DEPTH + 2);
+        assert!(parse_json(deep.as_bytes(), &mut Vec::new()).is_err());
+    }
+
+    #[test]
+    fn urlencoded_and_cookies() {
+        let mut out = Vec::new();
+        parse_urlencoded(b"a=1+2&b&&c=%3Cx%3E&d=%zz", &mut out);
+        let got: Vec<_> = out
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_slice()))
+            .collect();
+        assert_eq!(
+            got,
+            [("a", &b"1 2"[..]), ("b", b""), ("c", b"<x>"), ("d", b"%zz")]
+        );
+        let mut cookies = Vec::new();
+        parse_cookies("a=1; b=x%20y;c", &mut cookies);
+        assert_eq!(cookies[1], ("b".to_string(), b"x%20y".to_vec()));
+        assert_eq!(cookies[2], ("c".to_string(), Vec::new()));
+    }
+
+    #[test]
+    fn multipart_fields_files_and_flags() {
+        let body = "--XB\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\nhello\r\n--XB\r\nContent-Disposition: form-data; name=\"f\"; filename=\"x.php\"\r\nContent-Type: text/plain\r\n\r\n<?php\r\n--XB--\r\n";
+        let m = parse_multipart("multipart/form-data; boundary=XB", body.as_bytes()).unwrap();
+        assert_eq!(m.args, [("a".to_string(), b"hello".to_vec())]);
+        assert_eq!(m.files, [("f".to_string(), b"x.php".to_vec())]);
+        assert_eq!(m.file_sizes, [("f".to_string(), 5)]);
+        assert_eq!(m.part_headers.len(), 3);
+        assert!(!m.flags.strict_error(), "{:?}", m.flags);
+
+        let sloppy = "junk\r\n--XB\nContent-Disposition: form-data; name=\"a\"\n\nv\n--XB\r\n";
+        let m = parse_multipart("multipart/form-data; boundary=\"XB\"", sloppy.as_bytes()).unwrap();
+        assert!(
+            m.flags.data_before
+                && m.flags.lf_line
+                && m.flags.boundary_quoted
+                && m.flags.unmatched_boundary
+        );
+        assert!(parse_multipart("multipart/form-data", b"x").is_err());
+    }
+}

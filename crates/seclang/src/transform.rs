@@ -1,0 +1,743 @@
+//! Transformations (`t:`): functions from bytes to bytes applied to a value before the
+//! operator sees it. Semantics follow the ModSecurity reference manual (v2/v3); where
+//! the manual is silent the ModSecurity behaviour is described next to the function.
+
+use crate::error::ErrorKind;
+
+/// One transformation function. `t:none` is not a function: it clears the list of
+/// transformations collected so far, so the rule compiler handles it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Transform {
+    Lowercase,
+    Uppercase,
+    UrlDecode,
+    UrlDecodeUni,
+    UrlEncode,
+    HtmlEntityDecode,
+    JsDecode,
+    CssDecode,
+    CmdLine,
+    CompressWhitespace,
+    RemoveWhitespace,
+    RemoveNulls,
+    ReplaceNulls,
+    RemoveComments,
+    RemoveCommentsChar,
+    ReplaceComments,
+    NormalizePath,
+    NormalizePathWin,
+    Utf8ToUnicode,
+    EscapeSeqDecode,
+    Base64Decode,
+    Base64DecodeExt,
+    Base64Encode,
+    HexEncode,
+    HexDecode,
+    Length,
+    Sha1,
+    Trim,
+    TrimLeft,
+    TrimRight,
+}
+
+/// `Ok(None)` is `t:none`.
+pub fn parse(name: &str) -> Result<Option<Transform>, ErrorKind> {
+    use Transform::*;
+    let t = match name.to_ascii_lowercase().as_str() {
+        "none" => return Ok(None),
+        "lowercase" => Lowercase,
+        "uppercase" => Uppercase,
+        "urldecode" => UrlDecode,
+        "urldecodeuni" => UrlDecodeUni,
+        "urlencode" => UrlEncode,
+        "htmlentitydecode" => HtmlEntityDecode,
+        "jsdecode" => JsDecode,
+        "cssdecode" => CssDecode,
+        "cmdline" => CmdLine,
+        "compresswhitespace" => CompressWhitespace,
+        "removewhitespace" => RemoveWhitespace,
+        "removenulls" => RemoveNulls,
+        "replacenulls" => ReplaceNulls,
+        "removecomments" => RemoveComments,
+        "removecommentschar" => RemoveCommentsChar,
+        "replacecomments" => ReplaceComments,
+        "normalizepath" | "normalisepath" => NormalizePath,
+        "normalizepathwin" | "normalisepathwin" => NormalizePathWin,
+        "utf8tounicode" => Utf8ToUnicode,
+        "escapeseqdecode" => EscapeSeqDecode,
+        "base64decode" => Base64Decode,
+        "base64decodeext" => Base64DecodeExt,
+        "base64encode" => Base64Encode,
+        "hexencode" => HexEncode,
+        "hexdecode" => HexDecode,
+        "length" => Length,
+        "sha1" => Sha1,
+        "trim" => Trim,
+        "trimleft" => TrimLeft,
+        "trimright" => TrimRight,
+        _ => return Err(ErrorKind::UnknownTransformation(name.to_owned())),
+    };
+    Ok(Some(t))
+}
+
+impl Transform {
+    pub fn apply(self, input: &[u8]) -> Vec<u8> {
+        use Transform::*;
+        match self {
+            Lowercase => input.to_ascii_lowercase(),
+            Uppercase => input.to_ascii_uppercase(),
+            UrlDecode => url_decode(input, false),
+            UrlDecodeUni => url_decode(input, true),
+            UrlEncode => url_encode(input),
+            HtmlEntityDecode => html_entity_decode(input),
+            JsDecode => js_decode(input),
+            CssDecode => css_decode(input),
+            CmdLine => cmd_line(input),
+            CompressWhitespace => compress_whitespace(input),
+            RemoveWhitespace => input.iter().copied().filter(|&b| !is_space(b)).collect(),
+            RemoveNulls => input.iter().copied().filter(|&b| b != 0).collect(),
+            ReplaceNulls => input
+                .iter()
+                .map(|&b| if b == 0 { b' ' } else { b })
+                .collect(),
+            RemoveComments => remove_comments(input),
+            RemoveCommentsChar => remove_comment_chars(input),
+            ReplaceComments => replace_comments(input),
+            NormalizePath => normalize_path(input),
+            NormalizePathWin => {
+                let slashed: Vec<u8> = input
+                    .iter()
+                    .map(|&b| if b == b'\\' { b'/' } else { b })
+                    .collect();
+                normalize_path(&slashed)
+            }
+            Utf8ToUnicode => utf8_to_unicode(input),
+            EscapeSeqDecode => escape_seq_decode(input),
+            Base64Decode => base64_decode(input, false),
+            Base64DecodeExt => base64_decode(input, true),
+            Base64Encode => base64_encode(input),
+            HexEncode => hex_encode(input),
+            HexDecode => hex_decode(input),
+            Length => input.len().to_string().into_bytes(),
+            Sha1 => sha1(input).to_vec(),
+            Trim => trim_right(trim_left(input)).to_vec(),
+            TrimLeft => trim_left(input).to_vec(),
+            TrimRight => trim_right(input).to_vec(),
+        }
+    }
+}
+
+/// C `isspace` plus the non-breaking space (0xa0), which ModSecurity's whitespace
+/// transformations also treat as whitespace.
+fn is_space(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c | 0xa0)
+}
+
+fn hex_value(b: u8) -> Option<u8> {
+    match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'a'..=b'f' => Some(b - b'a' + 10),
+        b'A'..=b'F' => Some(b - b'A' + 10),
+        _ => None,
+    }
+}
+
+fn hex_pair(input: &[u8], at: usize) -> Option<u8> {
+    let hi = hex_value(*input.get(at)?)?;
+    let lo = hex_value(*input.get(at + 1)?)?;
+    Some(hi << 4 | lo)
+}
+
+/// A 16-bit code point from `%uHHHH` / `\uHHHH` as one byte, as ModSecurity does without a
+/// unicode map: full-width ASCII (U+FF01..U+FF5E) becomes its ASCII twin (so `％ｓｃｒｉｐｔ`
+/// can't dodge an ASCII rule), anything else keeps its low byte.
+fn unicode_to_byte(code: u32) -> u8 {
+    if (0xff01..=0xff5e).contains(&code) {
+        (code - 0xfee0) as u8
+    } else {
+        (code & 0xff) as u8
+    }
+}
+
+fn hex_u16(input: &[u8], at: usize) -> Option<u32> {
+    let digits = input.get(at..at + 4)?;
+    let mut value = 0u32;
+    for &d in digits {
+        value = value << 4 | u32::from(hex_value(d)?);
+    }
+    Some(value)
+}
+
+/// `%XX` and `+`; with `uni`, also `%uHHHH`. Invalid sequences are kept as they are.
+pub fn url_decode(input: &[u8], uni: bool) -> Vec<u8> {
+    let mut out = Vec::with_capacity(input.len());
+    let mut i = 0;
+    while i < input.len() {
+        let b = input[i];
+        if b == b'%' {
+            if uni
+                && matches!(input.get(i + 1), Some(b'u' | b'U'))
+                && let Some(code) = hex_u16(input, i + 2)
+            {
+                out.push(unicode_to_byte(code));
+                i += 6;
+                continue;
+            }
+            if let Some(v) = hex_pair(input, i + 1) {
+                out.push(v);
+                i += 3;
+                continue;
+            }
+            out.push(b);
+        } else if b == b'+' {
+            out.push(b' ');
+        } else {
+            out.push(b);
+        }
+        i += 1;
+    }
+    out
+}
+
+fn url_encode(input: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(input.len());
+    for &b in input {
+        match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'*' => out.push(b),
+            b' ' => out.push(b'+'),
+            _ => out.extend_from_slice(format!("%{b:02x}").as_bytes()),
+        }
+    }
+    out
+}
+
+/// `&#DDD;`, `&#xHH;` and `&quot; &amp; &lt; &gt; &nbsp;`, the `;` optional; numeric
+/// entities become one byte (the code point's low byte), as in ModSecurity.
+fn html_entity_decode(input: &[u8]) -> Vec<u8> {
+    const NAMED: [(&[u8], u8); 5] = [
+        (b"quot", b'"'),
+        (b"amp", b'&'),
+        (b"lt", b'<'),
+        (b"gt", b'>'),
+        (b"nbsp", 0xa0),
+    ];
+    let mut out = Vec::with_capacity(input.len());
+    let mut i = 0;
+    'outer: while i < input.len() {
+        if input[i] == b'&' {
+            let rest = &input[i + 1..];
+            if rest.first() == Some(&b'#') {
+                let (hex, start) = match rest.get(1) {
+                    Some(b'x' | b'X') => (true, 2),
+                    _ => (false, 1),
+                };
+                let digits = rest[start..]
+                    .iter()
+                    .take_while(|b| {
+                        if hex {
+                            b.is_ascii_hexdigit()
+                        } else {
+                            b.is_ascii_digit()
+                        }
+                    })
+                    .count();
+                if digits > 0 {
+                    let mut value: u32 = 0;
+                    for &d in &rest[start..start + digits] {
+                        let digit = u32::from(hex_value(d).unwrap_or(0));
+                        value = value
+                            .saturating_mul(if hex { 16 } else { 10 })
+                            .saturating_add(digit);
+                    }
+                    out.push((value & 0xff) as u8);
+                    i += 1 + start + digits;
+                    if input.get(i) == Some(&b';') {
+                        i += 1;
+                    }
+                    continue;
+                }
+            } else {
+                for (name, byte) in NAMED {
+                    if rest.len() >= name.len() && rest[..name.len()].eq_ignore_ascii_case(name) {
+                        out.push(byte);
+                        i += 1 + name.len();
+                        if input.get(i) == Some(&b';') {
+                            i += 1;
+                        }
+                        continue 'outer;
+                    }
+                }
+            }
+        }
+        out.push(input[i]);
+        i += 1;
+    }
+    out
+}
+
+/// JavaScript escapes: `\uHHHH`, `\xHH`, octal `\OOO`, `\b \f \n \r \t \v \a` and
+/// `\<any>` for the character itself.
+fn js_decode(input: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(input.len());
+    let mut i = 0;
+    while i < input.len() {
+        if input[i] != b'\\' || i + 1 >= input.len() {
+            out.push(input[i]);
+            i += 1;
+            continue;
+        }
+        let next = input[i + 1];
+        if next == b'u'
+            && let Some(code) = hex_u16(input, i + 2)
+        {
+            out.push(unicode_to_byte(code));
+            i += 6;
+        } else if next == b'x'
+            && let Some(v) = hex_pair(input, i + 2)
+        {
+            out.push(v);
+            i += 4;
+        } else if (b'0'..=b'7').contains(&next) {
+            let (value, used) = octal(&input[i + 1..]);
+            out.push(value);
+            i += 1 + used;
+        } else {
+            out.push(match next {
+                b'a' => 0x07,
+                b'b' => 0x08,
+                b'f' => 0x0c,
+                b'n' => b'\n',
+                b'r' => b'\r',
+                b't' => b'\t',
+                b'v' => 0x0b,
+                other => other,
+            });
+            i += 2;
+        }
+    }
+    out
+}
+
+/// Up to three octal digits, at most 0o377 (a fourth digit that would overflow a byte
+/// is left for the next character).
+fn octal(digits: &[u8]) -> (u8, usize) {
+    let mut value: u16 = 0;
+    let mut used = 0;
+    for &d in digits.iter().take(3) {
+        if !(b'0'..=b'7').contains(&d) {
+            break;
+        }
+        let next = value * 8 + u16::from(d - b'0');
+        if next > 0o377 {
+            break;
+        }
+        value = next;
+        used += 1;
+    }
+    (value as u8, used)
+}
+
+/// CSS 2 escapes: `\` + 1 to 6 hex digits (one following whitespace is part of the
+/// escape), `\` + newline removed, `\` + other character is that character.
+fn css_decode(input: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(input.len());
+    let mut i = 0;
+    while i < input.len() {
+        if input[i] != b'\\' {
+            out.push(input[i]);
+            i += 1;
+            continue;
+        }
+        let Some(&next) = input.get(i + 1) else {
+            // A trailing backslash escapes nothing and is dropped.
+            i += 1;
+            continue;
+        };
+        let digits = input[i + 1..]
+            .iter()
+            .take(6)
+            .take_while(|b| b.is_ascii_hexdigit())
+            .count();
+        if digits > 0 {
+            let mut value = 0u32;
+            for &d in &input[i + 1..i + 1 + digits] {
+                value = value << 4 | u32::from(hex_value(d).unwrap_or(0));
+            }
+            out.push(unicode_to_byte(value));
+            i += 1 + digits;
+            if input.get(i).is_some_and(|&b| is_space(b) && b != 0xa0) {
+                i += 1;
+            }
+        } else if next == b'\n' {
+            i += 2;
+        } else {
+            out.push(next);
+            i += 2;
+        }
+    }
+    out
+}
+
+/// Defeats shell obfuscation (`c^md`, `"c"at`, `/bin//sh ,-c`): drops `\ " ' ^`, turns
+/// `,` `;` and whitespace runs into one space, drops spaces before `/` and `(`, and lowercases.
+fn cmd_line(input: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(input.len());
+    let mut in_space = false;
+    for &b in input {
+        match b {
+            b'\\' | b'"' | b'\'' | b'^' => {}
+            b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c | b',' | b';' => {
+                if !in_space {
+                    out.push(b' ');
+                    in_space = true;
+                }
+            }
+            b'/' | b'(' => {
+                if in_space {
+                    out.pop();
+                }
+                in_space = false;
+                out.push(b);
+            }
+            _ => {
+                in_space = false;
+                out.push(b.to_ascii_lowercase());
+            }
+        }
+    }
+    out
+}
+
+fn compress_whitespace(input: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(input.len());
+    let mut in_space = false;
+    for &b in input {
+        if is_space(b) {
+            if !in_space {
+                out.push(b' ');
+            }
+            in_space = true;
+        } else {
+            out.push(b);
+            in_space = false;
+        }
+    }
+    out
+}
+
+/// Removes `/* */` and `<!-- -->` comments (an unterminated one runs to the end) and
+/// everything from `--` or `#` on, as ModSecurity's `removeComments`.
+fn remove_comments(input: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(input.len());
+    let mut i = 0;
+    let mut closing: Option<&[u8]> = None;
+    while i < input.len() {
+        let rest = &input[i..];
+        if let Some(end) = closing {
+            if rest.starts_with(end) {
+                i += end.len();
+                closing = None;
+            } else {
+                i += 1;
+            }
+        } else if rest.starts_with(b"/*") {
+            closing = Some(b"*/");
+            i += 2;
+        } else if rest.starts_with(b"<!--") {
+            closing = Some(b"-->");
+            i += 4;
+        } else if rest.starts_with(b"--") || rest[0] == b'#' {
+            break;
+        } else {
+            out.push(rest[0]);
+            i += 1;
+        }
+    }
+    out
+}
+
+fn remove_comment_chars(input: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(input.len());
+    let mut i = 0;
+    while i < input.len() {
+        let rest = &input[i..];
+        if rest.starts_with(b"/*") || rest.starts_with(b"*/") || rest.starts_with(b"--") {
+            i += 2;
+        } else if rest.starts_with(b"<!--") {
+            i += 4;
+        } else if rest.starts_with(b"-->") {
+            i += 3;
+        } else if rest[0] == b'#' {
+            i += 1;
+        } else {
+            out.push(rest[0]);
+            i += 1;
+        }
+    }
+    out
+}
+
+/// Each `/* ... */` (or unterminated `/* ...`) becomes one space: `UNION/**/SELECT`
+/// reads as `UNION SELECT`.
+fn replace_comments(input: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(input.len());
+    let mut i = 0;
+    while i < input.len() {
+        if input[i..].starts_with(b"/*") {
+            out.push(b' ');
+            match input[i + 2..].windows(2).position(|w| w == b"*/") {
+                Some(p) => i += 2 + p + 2,
+                None => break,
+            }
+        } else {
+            out.push(input[i]);
+            i += 1;
+        }
+    }
+    out
+}
+
+/// Resolves `.` and `..` segments and collapses repeated slashes. `..` above the root of
+/// an absolute path is dropped; leading `..` of a relative path is kept.
+fn normalize_path(input: &[u8]) -> Vec<u8> {
+    if input.is_empty() {
+        return Vec::new();
+    }
+    let absolute = input[0] == b'/';
+    let segments: Vec<&[u8]> = input.split(|&b| b == b'/').collect();
+    let last = segments.last().copied().unwrap_or_default();
+    let trailing = input.len() > 1 && (last.is_empty() || last == b"." || last == b"..");
+    let mut stack: Vec<&[u8]> = Vec::new();
+    for segment in segments {
+        match segment {
+            b"" | b"." => {}
+            b".." => {
+                if stack.last().is_some_and(|s| *s != b"..") {
+                    stack.pop();
+                } else if !absolute {
+                    stack.push(segment);
+                }
+            }
+            _ => stack.push(segment),
+        }
+    }
+    let mut out = Vec::with_capacity(input.len());
+    if absolute {
+        out.push(b'/');
+    }
+    for (n, segment) in stack.iter().enumerate() {
+        if n > 0 {
+            out.push(b'/');
+        }
+        out.extend_from_slice(segment);
+    }
+    if trailing && !stack.is_empty() {
+        out.push(b'/');
+    }
+    out
+}
+
+/// Every multi-byte UTF-8 character becomes `%uHHHH` (its code point in lowercase hex);
+/// ASCII and invalid bytes are kept.
+fn utf8_to_unicode(input: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(input.len());
+    for chunk in input.utf8_chunks() {
+        for c in chunk.valid().chars() {
+            if c.is_ascii() {
+                out.push(c as u8);
+            } else {
+                out.extend_from_slice(format!("%u{:04x}", u32::from(c)).as_bytes());
+            }
+        }
+        out.extend_from_slice(chunk.invalid());
+    }
+    out
+}
+
+/// ANSI C escapes: `\a \b \f \n \r \t \v \\ \? \' \"`, `\xHH` and `\OOO`; an unknown
+/// escape is kept as written.
+fn escape_seq_decode(input: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(input.len());
+    let mut i = 0;
+    while i < input.len() {
+        if input[i] != b'\\' || i + 1 >= input.len() {
+            out.push(input[i]);
+            i += 1;
+            continue;
+        }
+        let next = input[i + 1];
+        let simple = match next {
+            b'a' => Some(0x07),
+            b'b' => Some(0x08),
+            b'f' => Some(0x0c),
+            b'n' => Some(b'\n'),
+            b'r' => Some(b'\r'),
+            b't' => Some(b'\t'),
+            b'v' => Some(0x0b),
+            b'\\' | b'?' | b'\'' | b'"' => Some(next),
+            _ => None,
+        };
+        if let Some(b) = simple {
+            out.push(b);
+            i += 2;
+        } else if next == b'x'
+            && let Some(v) = hex_pair(input, i + 2)
+        {
+            out.push(v);
+            i += 4;
+        } else if (b'0'..=b'7').contains(&next) {
+            let (value, used) = octal(&input[i + 1..]);
+            out.push(value);
+            i += 1 + used;
+        } else {
+            out.extend_from_slice(&input[i..i + 2]);
+            i += 2;
+        }
+    }
+    out
+}
+
+fn base64_value(b: u8) -> Option<u8> {
+    match b {
+        b'A'..=b'Z' => Some(b - b'A'),
+        b'a'..=b'z' => Some(b - b'a' + 26),
+        b'0'..=b'9' => Some(b - b'0' + 52),
+        b'+' | b'-' => Some(62),
+        b'/' | b'_' => Some(63),
+        _ => None,
+    }
+}
+
+/// Standard (and URL-safe) base64. `base64Decode` stops at the first character outside
+/// the alphabet, as ModSecurity's decoder does; `base64DecodeExt` skips such characters.
+fn base64_decode(input: &[u8], skip_invalid: bool) -> Vec<u8> {
+    let mut out = Vec::with_capacity(input.len() / 4 * 3 + 2);
+    let mut acc: u32 = 0;
+    let mut bits = 0;
+    for &b in input {
+        let Some(v) = base64_value(b) else {
+            if skip_invalid && b != b'=' {
+                continue;
+            }
+            break;
+        };
+        acc = acc << 6 | u32::from(v);
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+            acc &= (1 << bits) - 1;
+        }
+    }
+    out
+}
+
+fn base64_encode(input: &[u8]) -> Vec<u8> {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = Vec::with_capacity(input.len().div_ceil(3) * 4);
+    for chunk in input.chunks(3) {
+        let n = chunk.len();
+        let v = u32::from(chunk[0]) << 16
+            | u32::from(*chunk.get(1).unwrap_or(&0)) << 8
+            | u32::from(*chunk.get(2).unwrap_or(&0));
+        for k in 0..4 {
+            if k <= n {
+                out.push(ALPHABET[(v >> (18 - 6 * k) & 63) as usize]);
+            } else {
+                out.push(b'=');
+            }
+        }
+    }
+    out
+}
+
+fn hex_encode(input: &[u8]) -> Vec<u8> {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = Vec::with_capacity(input.len() * 2);
+    for &b in input {
+        out.push(DIGITS[usize::from(b >> 4)]);
+        out.push(DIGITS[usize::from(b & 15)]);
+    }
+    out
+}
+
+/// Pairs of hex digits; characters that do not form a pair are skipped.
+fn hex_decode(input: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(input.len() / 2);
+    let mut i = 0;
+    while i < input.len() {
+        if let Some(v) = hex_pair(input, i) {
+            out.push(v);
+            i += 2;
+        } else {
+            i += 1;
+        }
+    }
+    out
+}
+
+fn trim_left(input: &[u8]) -> &[u8] {
+    let start = input
+        .iter()
+        .position(|&b| !is_space(b))
+        .unwrap_or(input.len());
+    &input[start..]
+}
+
+fn trim_right(input: &[u8]) -> &[u8] {
+    let end = input
+        .iter()
+        .rposition(|&b| !is_space(b))
+        .map_or(0, |p| p + 1);
+    &input[..end]
+}
+
+/// SHA-1 (FIPS 180-4). CRS hashes values with it only to compare them, so a small local
+/// implementation saves a dependency.
+pub fn sha1(input: &[u8]) -> [u8; 20] {
+    let mut h: [u32; 5] = [0x67452301, 0xEFCDAB89, 0x98BADCFE, 0x10325476, 0xC3D2E1F0];
+    let mut message = input.to_vec();
+    let bit_len = (input.len() as u64).wrapping_mul(8);
+    message.push(0x80);
+    while message.len() % 64 != 56 {
+        message.push(0);
+    }
+    message.extend_from_slice(&bit_len.to_be_bytes());
+    for block in message.chunks(64) {
+        let mut w = [0u32; 80];
+        for (t, word) in block.chunks(4).enumerate() {
+            w[t] = u32::from_be_bytes([word[0], word[1], word[2], word[3]]);
+        }
+        for t in 16..80 {
+            w[t] = (w[t - 3] ^ w[t - 8] ^ w[t - 14] ^ w[t - 16]).rotate_left(1);
+        }
+        let [mut a, mut b, mut c, mut d, mut e] = h;
+        for (t, &wt) in w.iter().enumerate() {
+            let (f, k) = match t {
+                0..=19 => ((b & c) | (!b & d), 0x5A827999),
+                20..=39 => (b ^ c ^ d, 0x6ED9EBA1),
+                40..=59 => ((b & c) | (b & d) | (c & d), 0x8F1BBCDC),
+                _ => (b ^ c ^ d, 0xCA62C1D6),
+            };
+            let temp = a
+                .rotate_left(5)
+                .wrapping_add(f)
+                .wrapping_add(e)
+                .wrapping_add(k)
+                .wrapping_add(wt);
+            e = d;
+            d = c;
+            c = b.rotate_left(30);
+            b = a;
+            a = temp;
+        }
+        for (slot, v) in h.iter_mut().zip([a, b, c, d, e]) {
+            *slot = slot.wrapping_add(v);
+        }
+    }
+    let mut out = [0u8; 20];
+    for (i, v) in h.iter().enumerate() {
+        out[i * 4..i * 4 + 4].copy_from_slice(&v.to_be_bytes());
+    }
+    out
+}

@@ -1,0 +1,178 @@
+//! Loads Debian's OWASP CRS 3.3 (package `modsecurity-crs`, installed by `make test`'s
+//! set-up step) unmodified, through the package's own entry point, and lists what cannot
+//! be loaded.
+
+use chatgate_seclang::{LoadOptions, Request, RuleSet};
+
+const CRS_ENTRY: &str = "/usr/share/modsecurity-crs/owasp-crs.load";
+
+fn load_crs(setup_override: Option<&str>) -> RuleSet {
+    assert!(
+        std::path::Path::new(CRS_ENTRY).exists(),
+        "{CRS_ENTRY} is missing: install Debian's modsecurity-crs package \
+         (`make test` installs it through .ci/test-deps.sh when run as root)"
+    );
+    let options = LoadOptions {
+        skip_unsupported: true,
+    };
+    match setup_override {
+        None => RuleSet::load(CRS_ENTRY, options),
+        Some(extra) => {
+            let text = format!("{extra}\nInclude {CRS_ENTRY}\n");
+            RuleSet::from_text(
+                &chatgate_seclang::FileSystem,
+                "/test/paranoia.conf",
+                &text,
+                options,
+            )
+        }
+    }
+    .unwrap_or_else(|e| panic!("CRS does not load: {e}"))
+}
+
+/// Rules this engine leaves out of CRS 3.3, each with the reason it cannot honour them.
+/// A new entry fails this test; removing one (by implementing it) is the goal.
+const KNOWN_GAPS: &[(u64, &str)] = &[
+    (
+        910100,
+        "@geoLookup: no GeoIP database (only runs when tx.high_risk_country_codes is set)",
+    ),
+    (
+        910140,
+        "@rbl: no DNS from the guest (only runs when tx.block_search_ip is set)",
+    ),
+    (920120, "@rx with a negative look-behind, which RE2 lacks"),
+    (941100, "@detectXSS: libinjection not implemented yet"),
+    (941101, "@detectXSS: libinjection not implemented yet"),
+    (942100, "@detectSQLi: libinjection not implemented yet"),
+    (942101, "@detectSQLi: libinjection not implemented yet"),
+    (
+        942130,
+        "@rx with look-ahead and backreferences, which RE2 lacks",
+    ),
+    (
+        953120,
+        "@rx with a negative look-ahead (response phase, not run yet)",
+    ),
+];
+
+#[test]
+fn crs_3_3_loads_unmodified() {
+    let rules = load_crs(None);
+    println!("CRS 3.3 loaded: {} rules (chains count once)", rules.len());
+    println!("cannot load ({}):", rules.unsupported().len());
+    for u in rules.unsupported() {
+        println!("  {u}");
+    }
+    let unexpected: Vec<String> = rules
+        .unsupported()
+        .iter()
+        .filter(|u| !KNOWN_GAPS.iter().any(|(id, _)| Some(*id) == u.rule_id))
+        .map(|u| u.to_string())
+        .collect();
+    assert!(
+        unexpected.is_empty(),
+        "unexpected gaps:\n{}",
+        unexpected.join("\n")
+    );
+    assert!(rules.len() > 400, "only {} rules", rules.len());
+}
+
+fn request(method: &str, uri: &str, headers: &[(&str, &str)], body: &str) -> Request {
+    let mut all = vec![
+        ("Host".to_string(), "chat.example".to_string()),
+        (
+            "User-Agent".to_string(),
+            "Mozilla/5.0 (X11; Linux x86_64) Firefox/120.0".to_string(),
+        ),
+        ("Accept".to_string(), "application/json".to_string()),
+    ];
+    all.extend(headers.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    if !body.is_empty() {
+        all.push(("Content-Length".to_string(), body.len().to_string()));
+    }
+    Request {
+        method: method.into(),
+        uri: uri.into(),
+        protocol: "HTTP/1.1".into(),
+        headers: all,
+        body: body.as_bytes().to_vec(),
+        remote_addr: "192.0.2.10".into(),
+        remote_port: 40000,
+        unique_id: "test".into(),
+    }
+}
+
+#[test]
+fn crs_blocks_classic_attacks_at_paranoia_level_1() {
+    let rules = load_crs(None);
+    let attacks = [
+        // Rules that need @detectSQLi / @detectXSS (libinjection) are not loaded yet, so
+        // these are payloads CRS 3.3 also catches with its regular expressions.
+        request("GET", "/?id=1%20AND%20sleep(5)", &[], ""),
+        request("GET", "/?q=%3Cscript%3Ealert(1)%3C/script%3E", &[], ""),
+        request("GET", "/?file=../../../../etc/passwd", &[], ""),
+        request("GET", "/?cmd=;cat%20/etc/passwd", &[], ""),
+        request(
+            "GET",
+            "/",
+            &[("User-Agent", "sqlmap/1.7.2#stable (https://sqlmap.org)")],
+            "",
+        ),
+        request(
+            "POST",
+            "/upload",
+            &[("Content-Type", "application/x-www-form-urlencoded")],
+            "code=%3C%3Fphp%20system(%24_GET%5B%27c%27%5D)%3B%20%3F%3E",
+        ),
+        request(
+            "POST",
+            "/v1/chat/completions",
+            &[("Content-Type", "application/json")],
+            r#"{"model":"m","user":"x' UNION SELECT password FROM users--"}"#,
+        ),
+    ];
+    let mut missed = Vec::new();
+    for r in &attacks {
+        let outcome = rules.evaluate(r);
+        if !outcome
+            .blocking()
+            .is_some_and(|i| i.rule_id == 949110 && i.status == 403)
+        {
+            missed.push(format!(
+                "{} {} {:?}: score {:?}, matches {:?}",
+                r.method,
+                r.uri,
+                String::from_utf8_lossy(&r.body),
+                outcome.tx("anomaly_score"),
+                outcome
+                    .matched_ids()
+                    .into_iter()
+                    .filter(|id| *id >= 911000)
+                    .collect::<Vec<_>>()
+            ));
+        }
+    }
+    assert!(missed.is_empty(), "not blocked:\n{}", missed.join("\n"));
+}
+
+#[test]
+fn crs_passes_a_plain_chat_request() {
+    let rules = load_crs(None);
+    let r = request(
+        "POST",
+        "/v1/chat/completions",
+        &[
+            ("Content-Type", "application/json"),
+            ("Authorization", "Bearer abc.def.ghi"),
+        ],
+        r#"{"model":"chatgate-rag","messages":[{"role":"user","content":"What does the web application firewall block?"}]}"#,
+    );
+    let outcome = rules.evaluate(&r);
+    assert!(
+        outcome.intervention.is_none(),
+        "blocked: {:?}",
+        outcome.matches
+    );
+    assert_eq!(outcome.tx("anomaly_score"), Some("0"));
+}

@@ -1,0 +1,232 @@
+//! Property tests: the parser, the PCRE rewriting, the transformations, the body
+//! processors and evaluation never panic, whatever the input.
+
+use chatgate_seclang::operators::{compile_rx, translate_pcre};
+use chatgate_seclang::request::{parse_json, parse_multipart, parse_urlencoded};
+use chatgate_seclang::transform::{Transform, parse};
+use chatgate_seclang::{LoadOptions, MemoryFiles, Request, RuleSet};
+use proptest::prelude::*;
+
+const TRANSFORMS: &[&str] = &[
+    "lowercase",
+    "uppercase",
+    "urlDecode",
+    "urlDecodeUni",
+    "urlEncode",
+    "htmlEntityDecode",
+    "jsDecode",
+    "cssDecode",
+    "cmdLine",
+    "compressWhitespace",
+    "removeWhitespace",
+    "removeNulls",
+    "replaceNulls",
+    "removeComments",
+    "removeCommentsChar",
+    "replaceComments",
+    "normalizePath",
+    "normalizePathWin",
+    "utf8toUnicode",
+    "escapeSeqDecode",
+    "base64Decode",
+    "base64DecodeExt",
+    "base64Encode",
+    "hexEncode",
+    "hexDecode",
+    "length",
+    "sha1",
+    "trim",
+    "trimLeft",
+    "trimRight",
+];
+
+fn transform(name: &str) -> Transform {
+    parse(name).unwrap().unwrap()
+}
+
+/// Bytes biased towards the characters decoders react to.
+fn tricky_bytes() -> impl Strategy<Value = Vec<u8>> {
+    prop::collection::vec(
+        prop_oneof![
+            3 => prop::sample::select(b"%u+&#;\\/.*-<>!x0123456789abcdefABCDEF'\" \t\n\r\0".to_vec()),
+            1 => any::<u8>(),
+        ],
+        0..64,
+    )
+}
+
+/// Text made of SecLang pieces, so that generated files reach deep into the parser.
+fn seclang_text() -> impl Strategy<Value = String> {
+    let piece = prop::sample::select(vec![
+        "SecRule ",
+        "SecAction ",
+        "SecMarker ",
+        "SecDefaultAction ",
+        "SecRuleRemoveById ",
+        "SecRuleUpdateTargetById ",
+        "SecRuleRemoveByTag ",
+        "SecRuleUpdateTargetByTag ",
+        "Include ",
+        "SecRuleEngine ",
+        "\"",
+        "'",
+        "\\\n",
+        "\n",
+        " ",
+        ",",
+        ":",
+        "|",
+        "!",
+        "&",
+        "@rx ",
+        "@pm ",
+        "@eq ",
+        "@within ",
+        "!@streq ",
+        "ARGS",
+        "TX:x",
+        "ARGS:/a|b/",
+        "REQUEST_HEADERS:Host",
+        "id:1",
+        "id:2",
+        "phase:1",
+        "phase:2",
+        "chain",
+        "deny",
+        "pass",
+        "block",
+        "skipAfter:M",
+        "t:none",
+        "t:lowercase",
+        "setvar:tx.x=+1",
+        "setvar:'tx.%{tx.y}=%{MATCHED_VAR}'",
+        "ctl:ruleRemoveTargetById=1;ARGS:a",
+        "ctl:ruleRemoveById=1-3",
+        "msg:'%{",
+        "(",
+        ")",
+        "[",
+        "]",
+        "{",
+        "}",
+        "(?<=",
+        "\\",
+        "%{tx.x}",
+        "1-2",
+        "#",
+    ]);
+    prop::collection::vec(piece, 0..40).prop_map(|p| p.concat())
+}
+
+fn evaluation_rules() -> RuleSet {
+    let text = r#"
+        SecAction "id:1,phase:1,pass,nolog,setvar:tx.score=0,setvar:tx.limit=%{REQUEST_HEADERS.x-limit}"
+        SecRule ARGS|ARGS_NAMES|REQUEST_HEADERS|REQUEST_COOKIES|REQUEST_BODY|FILES|MULTIPART_PART_HEADERS "@rx (?i)<script|select.+from" \
+            "id:2,phase:2,pass,capture,t:none,t:urlDecodeUni,t:htmlEntityDecode,t:jsDecode,t:cssDecode,t:cmdLine,t:normalizePathWin,t:removeComments,multiMatch,setvar:'tx.score=+%{tx.limit}',setvar:'tx.m=%{TX.0}'"
+        SecRule &ARGS "@gt %{tx.limit}" "id:3,phase:2,pass,chain"
+            SecRule MATCHED_VARS "@within %{tx.m}" "setvar:tx.score=-1"
+        SecRule REQUEST_URI|REQUEST_FILENAME|REQUEST_BASENAME|QUERY_STRING "@validateUrlEncoding" "id:4,phase:1,pass"
+        SecRule ARGS "@validateUtf8Encoding" "id:5,phase:2,pass,ctl:ruleRemoveTargetById=2;ARGS:/^json\./"
+        SecRule REQBODY_ERROR "!@eq 0" "id:6,phase:2,pass,msg:'%{REQBODY_ERROR_MSG}'"
+        SecRule TX:score "@ge 5" "id:7,phase:2,deny"
+    "#;
+    RuleSet::from_text(
+        &MemoryFiles::default(),
+        "/p.conf",
+        text,
+        LoadOptions::default(),
+    )
+    .unwrap()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    #[test]
+    fn parser_never_panics_on_arbitrary_text(text in any::<String>()) {
+        let _ = RuleSet::from_text(&MemoryFiles::default(), "/a.conf", &text, LoadOptions { skip_unsupported: true });
+    }
+
+    #[test]
+    fn parser_never_panics_on_seclang_shaped_text(text in seclang_text()) {
+        for skip_unsupported in [false, true] {
+            let _ = RuleSet::from_text(&MemoryFiles::default(), "/a.conf", &text, LoadOptions { skip_unsupported });
+        }
+    }
+
+    #[test]
+    fn pcre_rewriting_never_panics(pattern in "[\\\\()\\[\\]{}?+*|^$.a-c0-9:<=!>#'\"é,-]{0,24}") {
+        let _ = translate_pcre(&pattern);
+        let _ = compile_rx(&pattern);
+    }
+
+    #[test]
+    fn transformations_never_panic(input in tricky_bytes()) {
+        for name in TRANSFORMS {
+            let _ = transform(name).apply(&input);
+        }
+    }
+
+    #[test]
+    fn encodings_round_trip(input in any::<Vec<u8>>()) {
+        let hex = transform("hexEncode").apply(&input);
+        prop_assert_eq!(transform("hexDecode").apply(&hex), input.clone());
+        let b64 = transform("base64Encode").apply(&input);
+        prop_assert_eq!(transform("base64Decode").apply(&b64), input.clone());
+        prop_assert_eq!(transform("length").apply(&input), input.len().to_string().into_bytes());
+        let lower = transform("lowercase").apply(&input);
+        prop_assert_eq!(transform("lowercase").apply(&lower), lower.clone());
+        let compact = transform("removeWhitespace").apply(&input);
+        prop_assert!(!compact.iter().any(|b| b" \t\n\r\x0b\x0c\xa0".contains(b)));
+    }
+
+    #[test]
+    fn body_processors_never_panic(body in tricky_bytes(), text in any::<Vec<u8>>()) {
+        let mut out = Vec::new();
+        let _ = parse_json(&body, &mut out);
+        let _ = parse_json(&text, &mut out);
+        parse_urlencoded(&body, &mut out);
+        let _ = parse_multipart("multipart/form-data; boundary=x", &body);
+        let _ = parse_multipart("multipart/form-data; boundary=\"x\"", &text);
+    }
+
+    #[test]
+    fn json_strings_round_trip(s in any::<String>()) {
+        let mut body = String::from("{\"k\":\"");
+        for c in s.chars() {
+            match c {
+                '"' => body.push_str("\\\""),
+                '\\' => body.push_str("\\\\"),
+                c if (c as u32) < 0x20 => body.push_str(&format!("\\u{:04x}", c as u32)),
+                c => body.push(c),
+            }
+        }
+        body.push_str("\"}");
+        let mut out = Vec::new();
+        prop_assert!(parse_json(body.as_bytes(), &mut out).is_ok());
+        prop_assert_eq!(out, vec![("json.k".to_string(), s.into_bytes())]);
+    }
+
+    #[test]
+    fn evaluation_never_panics(
+        uri in "/[a-z%0-9?&=+./<>]{0,30}",
+        header in any::<String>(),
+        body in tricky_bytes(),
+        content_type in prop::sample::select(vec!["application/json", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x", "text/plain", ""]),
+    ) {
+        let rules = evaluation_rules();
+        let request = Request {
+            method: "POST".into(),
+            uri,
+            protocol: "HTTP/1.1".into(),
+            headers: vec![
+                ("Content-Type".into(), content_type.into()),
+                ("Cookie".into(), header.clone()),
+                ("X-Limit".into(), header),
+            ],
+            body,
+            ..Request::default()
+        };
+        let _ = rules.evaluate(&request);
+    }
+}
