@@ -120,6 +120,9 @@ pub struct Link {
     /// `None` for `SecAction`: matches once, unconditionally.
     pub operator: Option<Operator>,
     pub transforms: Vec<Transform>,
+    /// Names `transforms` among all the distinct transformation lists of the rule set
+    /// (0: none), so a transaction can reuse a transformed value across rules.
+    pub chain: u32,
     pub capture: bool,
     pub multi_match: bool,
     pub actions: Actions,
@@ -548,6 +551,7 @@ impl<'f> Builder<'f> {
         let link = Link {
             targets,
             transforms,
+            chain: 0,
             capture: actions.capture,
             multi_match: actions.multi_match,
             operator,
@@ -612,7 +616,15 @@ impl<'f> Builder<'f> {
         Ok(())
     }
 
-    fn finish(self) -> Result<RuleSet, LoadError> {
+    fn finish(mut self) -> Result<RuleSet, LoadError> {
+        let mut chains: std::collections::HashMap<Vec<Transform>, u32> =
+            std::collections::HashMap::new();
+        for link in self.rules.iter_mut().flat_map(|r| r.links.iter_mut()) {
+            if !link.transforms.is_empty() {
+                let next = chains.len() as u32 + 1;
+                link.chain = *chains.entry(link.transforms.clone()).or_insert(next);
+            }
+        }
         if let Some((rule, _)) = self.open {
             return Err(LoadError {
                 at: rule.at,

@@ -1,7 +1,9 @@
 //! Running a compiled [`RuleSet`] over one request.
 
 use std::borrow::Cow;
-use std::collections::BTreeMap;
+use std::collections::hash_map::DefaultHasher;
+use std::collections::{BTreeMap, HashMap};
+use std::hash::{Hash, Hasher};
 use std::time::Instant;
 
 use crate::actions::{AllowScope, Ctl, Disruptive, Effect, EngineMode, IdRanges, SetOp, in_ranges};
@@ -12,7 +14,7 @@ use crate::request::{
     BodyProcessor, MultipartFlags, Pair, Request, parse_cookies, parse_json, parse_multipart,
     parse_urlencoded,
 };
-use crate::variables::{Exclusion, Target, Var};
+use crate::variables::{Exclusion, Selector, Target, Var};
 
 /// What the rules decided about a request.
 #[derive(Debug, Clone)]
@@ -291,8 +293,16 @@ fn flag(b: bool) -> Cow<'static, [u8]> {
     Cow::Borrowed(if b { b"1" } else { b"0" })
 }
 
-/// All values of `var`, before selection.
-fn values<'a>(var: Var, data: &'a Data, state: &State, out: &mut Vec<Value<'a>>) {
+/// All values of `var`, before selection. `key` narrows a transaction collection (`TX`,
+/// `IP`, ...) to one member up front: CRS reads single TX variables hundreds of times
+/// per request, and copying the whole collection each time would dominate the cost.
+fn values<'a>(
+    var: Var,
+    key: Option<&str>,
+    data: &'a Data,
+    state: &State,
+    out: &mut Vec<Value<'a>>,
+) {
     let owned = |v: &[u8]| Cow::<'a, [u8]>::Owned(v.to_vec());
     match var {
         Var::Args => {
@@ -386,6 +396,9 @@ fn values<'a>(var: Var, data: &'a Data, state: &State, out: &mut Vec<Value<'a>>)
         | Var::Env => {
             let name = collection_name(var).unwrap_or_default();
             for (k, v) in state.collection(name) {
+                if key.is_some_and(|key| !k.eq_ignore_ascii_case(key)) {
+                    continue;
+                }
                 out.push(Value {
                     key: Some(Cow::Owned(k.clone())),
                     value: owned(v),
@@ -467,7 +480,7 @@ struct Ctx<'a> {
 impl Resolve for Ctx<'_> {
     fn first(&self, var: Var, key: Option<&str>) -> Option<Vec<u8>> {
         let mut out = Vec::new();
-        values(var, self.data, self.state, &mut out);
+        values(var, key, self.data, self.state, &mut out);
         out.into_iter()
             .find(|v| match (key, &v.key) {
                 (None, _) => true,
@@ -495,15 +508,32 @@ impl Resolve for Ctx<'_> {
     }
 }
 
-fn var_name(var: Var, key: Option<&str>) -> String {
-    match key {
-        Some(k) => format!("{}:{k}", var.name()),
-        None => var.name().to_owned(),
+/// A value a link inspects; its name (`MATCHED_VAR_NAME`) is only spelled out if it matches.
+struct Inspected<'a> {
+    var: Var,
+    key: Option<Cow<'a, str>>,
+    count: bool,
+    value: Cow<'a, [u8]>,
+}
+
+impl Inspected<'_> {
+    fn name(&self) -> String {
+        match (&self.key, self.count) {
+            (_, true) => format!("&{}", self.var.name()),
+            (Some(k), false) => format!("{}:{k}", self.var.name()),
+            (None, false) => self.var.name().to_owned(),
+        }
     }
 }
 
-/// The values a link inspects, named as in `MATCHED_VAR_NAME`.
-fn resolve_targets(rule: &Rule, link: &Link, data: &Data, state: &State) -> Vec<(String, Vec<u8>)> {
+/// The values a link inspects: its targets, selected, minus its own exclusions and the
+/// transaction's `ctl` exclusions for the rule.
+fn resolve_targets<'a>(
+    rule: &Rule,
+    link: &Link,
+    data: &'a Data,
+    state: &State,
+) -> Vec<Inspected<'a>> {
     let mut out = Vec::new();
     let mut all = Vec::new();
     for Target {
@@ -513,7 +543,11 @@ fn resolve_targets(rule: &Rule, link: &Link, data: &Data, state: &State) -> Vec<
     } in &link.targets.include
     {
         all.clear();
-        values(*var, data, state, &mut all);
+        let key = match selector {
+            Some(Selector::Key(k)) => Some(k.as_str()),
+            _ => None,
+        };
+        values(*var, key, data, state, &mut all);
         let selected = all.drain(..).filter(|v| {
             let key = v.key.as_deref();
             if let Some(s) = selector
@@ -526,17 +560,54 @@ fn resolve_targets(rule: &Rule, link: &Link, data: &Data, state: &State) -> Vec<
         });
         if *count {
             let n = selected.count();
-            out.push((format!("&{}", var.name()), n.to_string().into_bytes()));
+            out.push(Inspected {
+                var: *var,
+                key: None,
+                count: true,
+                value: Cow::Owned(n.to_string().into_bytes()),
+            });
         } else {
-            for v in selected {
-                out.push((var_name(*var, v.key.as_deref()), v.value.into_owned()));
-            }
+            out.extend(selected.map(|v| Inspected {
+                var: *var,
+                key: v.key,
+                count: false,
+                value: v.value,
+            }));
         }
     }
     out
 }
 
+/// Transformed values already computed in this transaction, by transformation list and a
+/// hash of the input. CRS applies the same few lists to the same arguments in rule after
+/// rule; the input is kept to rule out hash collisions.
+#[derive(Default)]
+struct TransformCache {
+    entries: HashMap<(u32, u64), Vec<(Vec<u8>, Vec<u8>)>>,
+}
+
+impl TransformCache {
+    fn apply(&mut self, link: &Link, input: &[u8]) -> Vec<u8> {
+        let mut hasher = DefaultHasher::new();
+        input.hash(&mut hasher);
+        let slot = self
+            .entries
+            .entry((link.chain, hasher.finish()))
+            .or_default();
+        if let Some((_, output)) = slot.iter().find(|(i, _)| i == input) {
+            return output.clone();
+        }
+        let mut value = input.to_vec();
+        for t in &link.transforms {
+            value = t.apply(&value);
+        }
+        slot.push((input.to_vec(), value.clone()));
+        value
+    }
+}
+
 pub(crate) struct Transaction<'r> {
+    cache: TransformCache,
     rules: &'r RuleSet,
     request: &'r Request,
     data: Data,
@@ -568,6 +639,7 @@ impl RuleSet {
             intervention: None,
             matches: Vec::new(),
             allowed: None,
+            cache: TransformCache::default(),
         };
         t.run()
     }
@@ -665,28 +737,29 @@ impl Transaction<'_> {
         let values = resolve_targets(rule, link, &self.data, &self.state);
         let mut found: Vec<(String, Vec<u8>)> = Vec::new();
         let mut captures: Option<Vec<Vec<u8>>> = None;
-        for (name, raw) in values {
-            let ctx = Ctx {
-                data: &self.data,
-                state: &self.state,
-                rule: Some(rule),
-            };
+        let ctx = Ctx {
+            data: &self.data,
+            state: &self.state,
+            rule: Some(rule),
+        };
+        for inspected in values {
             let mut capture_buf = Vec::new();
             let want = link.capture.then_some(&mut capture_buf);
             let (hit, value) = if link.multi_match {
-                multi_match(link, operator, raw, &ctx, want)
+                multi_match(link, operator, inspected.value.clone(), &ctx, want)
             } else {
-                let mut value = raw;
-                for t in &link.transforms {
-                    value = t.apply(&value);
-                }
+                let value = if link.chain == 0 {
+                    inspected.value.clone()
+                } else {
+                    Cow::Owned(self.cache.apply(link, &inspected.value))
+                };
                 (operator.matches(&value, &ctx, want), value)
             };
             if hit {
                 if link.capture && !capture_buf.is_empty() {
                     captures = Some(capture_buf);
                 }
-                found.push((name, value));
+                found.push((inspected.name(), value.into_owned()));
             }
         }
         if found.is_empty() {
@@ -837,21 +910,21 @@ impl Transaction<'_> {
 
 /// `multiMatch`: the operator runs on the value before any transformation and again after
 /// every transformation that changed it.
-fn multi_match(
+fn multi_match<'v>(
     link: &Link,
     operator: &crate::operators::Operator,
-    raw: Vec<u8>,
+    raw: Cow<'v, [u8]>,
     ctx: &Ctx<'_>,
     mut captures: Option<&mut Vec<Vec<u8>>>,
-) -> (bool, Vec<u8>) {
+) -> (bool, Cow<'v, [u8]>) {
     let mut value = raw;
     if operator.matches(&value, ctx, captures.as_deref_mut()) {
         return (true, value);
     }
     for t in &link.transforms {
         let next = t.apply(&value);
-        if next != value {
-            value = next;
+        if next != *value {
+            value = Cow::Owned(next);
             if operator.matches(&value, ctx, captures.as_deref_mut()) {
                 return (true, value);
             }

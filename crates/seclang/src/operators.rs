@@ -620,15 +620,17 @@ impl Operator {
 }
 
 fn rx(re: &Regex, input: &[u8], captures: Option<&mut Vec<Vec<u8>>>) -> bool {
-    let Some(out) = captures else {
-        return re.is_match(input);
-    };
-    let Some(found) = re.captures(input) else {
+    // Most values do not match: find that out without the cost of capture groups.
+    if !re.is_match(input) {
         return false;
-    };
-    out.clear();
-    for group in found.iter().take(MAX_CAPTURES) {
-        out.push(group.map(|g| g.as_bytes().to_vec()).unwrap_or_default());
+    }
+    if let Some(out) = captures
+        && let Some(found) = re.captures(input)
+    {
+        out.clear();
+        for group in found.iter().take(MAX_CAPTURES) {
+            out.push(group.map(|g| g.as_bytes().to_vec()).unwrap_or_default());
+        }
     }
     true
 }

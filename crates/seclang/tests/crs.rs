@@ -6,6 +6,14 @@ use chatgate_seclang::{LoadOptions, Request, RuleSet};
 
 const CRS_ENTRY: &str = "/usr/share/modsecurity-crs/owasp-crs.load";
 
+/// CRS with the paranoia level set the way crs-setup.conf documents (rule 900000, before
+/// the rules).
+fn load_crs_at(paranoia_level: u8) -> RuleSet {
+    load_crs(Some(&format!(
+        "SecAction \"id:900000,phase:1,nolog,pass,t:none,setvar:tx.paranoia_level={paranoia_level}\""
+    )))
+}
+
 fn load_crs(setup_override: Option<&str>) -> RuleSet {
     assert!(
         std::path::Path::new(CRS_ENTRY).exists(),
@@ -175,4 +183,84 @@ fn crs_passes_a_plain_chat_request() {
         outcome.matches
     );
     assert_eq!(outcome.tx("anomaly_score"), Some("0"));
+}
+
+#[test]
+fn paranoia_levels_1_to_4_load_and_gate_their_rules() {
+    // 14 SQL meta-characters in one argument: rule 942430 (PL2, warning +3) counts 12 or
+    // more, 942431 (PL3, +3) 6 or more, 942432 (PL4, +3) 2 or more; 942460 (PL3, +3)
+    // flags the repeated non-word characters and 920273 (PL4, critical +5) bytes outside
+    // the strictest set.
+    let probe = request("GET", "/search?x=((((((((((((((", &[], "");
+    let expected: [(u8, &[u64], &str, bool); 4] = [
+        (1, &[], "0", false),
+        (2, &[942430], "3", false),
+        (3, &[942430, 942431, 942460], "9", true),
+        (4, &[920273, 942430, 942431, 942460, 942432], "17", true),
+    ];
+    for (pl, ids, score, blocked) in expected {
+        let rules = load_crs_at(pl);
+        let mut gaps: Vec<u64> = rules
+            .unsupported()
+            .iter()
+            .filter_map(|u| u.rule_id)
+            .collect();
+        gaps.sort();
+        assert_eq!(
+            gaps,
+            KNOWN_GAPS.iter().map(|(id, _)| *id).collect::<Vec<_>>(),
+            "PL{pl}"
+        );
+        let outcome = rules.evaluate(&probe);
+        assert_eq!(
+            outcome.tx("executing_paranoia_level"),
+            Some(pl.to_string().as_str())
+        );
+        let sqli_meta: Vec<u64> = outcome
+            .matched_ids()
+            .into_iter()
+            .filter(|id| (942430..=942432).contains(id) || [942460, 920273].contains(id))
+            .collect();
+        assert_eq!(sqli_meta, ids, "PL{pl}");
+        assert_eq!(
+            outcome.tx("anomaly_score"),
+            Some(score),
+            "PL{pl}: {:?}",
+            outcome.matched_ids()
+        );
+        assert_eq!(outcome.blocking().is_some(), blocked, "PL{pl}");
+    }
+}
+
+#[test]
+fn crs_prompt_field_exclusion_written_as_an_ordinary_rule() {
+    // The shape of the issue's prompt-field policy: exempt chat message contents from the
+    // XSS and SQLi families with a ctl rule placed before CRS, like any CRS exclusion.
+    let rules = load_crs(Some(
+        r#"SecRule REQUEST_FILENAME "@streq /v1/chat/completions" "id:1000,phase:1,pass,nolog,ctl:ruleRemoveTargetByTag=attack-xss;ARGS:/^json\.messages\.\d+\.content$/,ctl:ruleRemoveTargetByTag=attack-sqli;ARGS:/^json\.messages\.\d+\.content$/""#,
+    ));
+    let question = r#"{"model":"m","messages":[{"role":"user","content":"What's the difference between <script defer> and <script async>? And how do I sort SELECT name FROM a UNION ALL SELECT name FROM b?"}]}"#;
+    let chat = request(
+        "POST",
+        "/v1/chat/completions",
+        &[("Content-Type", "application/json")],
+        question,
+    );
+    let plain = load_crs(None).evaluate(&chat);
+    assert!(
+        plain.blocking().is_some(),
+        "plain CRS blocks this question (the issue's finding)"
+    );
+    let outcome = rules.evaluate(&chat);
+    assert!(outcome.blocking().is_none(), "{:?}", outcome.matches);
+    // The same payload in a field that is not a prompt is still an attack.
+    let attack =
+        r#"{"model":"<script>alert(1)</script>","messages":[{"role":"user","content":"hi"}]}"#;
+    let outcome = rules.evaluate(&request(
+        "POST",
+        "/v1/chat/completions",
+        &[("Content-Type", "application/json")],
+        attack,
+    ));
+    assert!(outcome.blocking().is_some(), "{:?}", outcome.matches);
 }
