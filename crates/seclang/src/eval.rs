@@ -583,8 +583,11 @@ fn resolve_targets<'a>(
 /// rule; the input is kept to rule out hash collisions.
 #[derive(Default)]
 struct TransformCache {
-    entries: HashMap<(u32, u64), Vec<(Vec<u8>, Vec<u8>)>>,
+    entries: HashMap<(u32, u64), Vec<Transformed>>,
 }
+
+/// An input and what the transformation list made of it.
+type Transformed = (Vec<u8>, Vec<u8>);
 
 impl TransformCache {
     fn apply(&mut self, link: &Link, input: &[u8]) -> Vec<u8> {
