@@ -569,7 +569,10 @@ impl<'f> Builder<'f> {
                     return Err(fail(ErrorKind::DuplicateId(id)));
                 }
                 let disruptive = match a.disruptive.clone() {
-                    None | Some(Disruptive::Block) => {
+                    // As in ModSecurity v3, only `block` takes the default disruptive
+                    // action; a rule without one passes.
+                    None => Disruptive::Pass,
+                    Some(Disruptive::Block) => {
                         default.disruptive.clone().unwrap_or(Disruptive::Pass)
                     }
                     Some(d) => d,

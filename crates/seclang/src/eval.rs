@@ -732,61 +732,71 @@ impl Transaction<'_> {
         true
     }
 
-    /// Whether any target value of the link matches; records `MATCHED_VAR(S)` and captures.
+    /// Whether any target value of the link matches. Each matching value updates
+    /// `MATCHED_VAR(S)` and the captures, then runs the link's `setvar`s: ModSecurity v3
+    /// runs them per matching value and whether or not the rest of the chain matches
+    /// ("independent of the chained rule result"), so two matching arguments add a score
+    /// twice.
     fn matches_link(&mut self, rule: &Rule, link: &Link) -> bool {
         let Some(operator) = &link.operator else {
+            set_vars(&mut self.state, &self.data, rule, link);
             return true;
         };
         let values = resolve_targets(rule, link, &self.data, &self.state);
-        let mut found: Vec<(String, Vec<u8>)> = Vec::new();
-        let mut captures: Option<Vec<Vec<u8>>> = None;
-        let ctx = Ctx {
-            data: &self.data,
-            state: &self.state,
-            rule: Some(rule),
-        };
+        let mut matched = false;
         for inspected in values {
-            let mut capture_buf = Vec::new();
-            let want = link.capture.then_some(&mut capture_buf);
-            let (hit, value) = if link.multi_match {
-                multi_match(link, operator, inspected.value.clone(), &ctx, want)
-            } else {
-                let value = if link.chain == 0 {
-                    inspected.value.clone()
-                } else {
-                    Cow::Owned(self.cache.apply(link, &inspected.value))
+            let mut groups = Vec::new();
+            let (hit, value) = {
+                let ctx = Ctx {
+                    data: &self.data,
+                    state: &self.state,
+                    rule: Some(rule),
                 };
-                (operator.matches(&value, &ctx, want), value)
-            };
-            if hit {
-                if link.capture && !capture_buf.is_empty() {
-                    captures = Some(capture_buf);
+                let want = link.capture.then_some(&mut groups);
+                if link.multi_match {
+                    multi_match(link, operator, inspected.value.clone(), &ctx, want)
+                } else {
+                    let value = if link.chain == 0 {
+                        inspected.value.clone()
+                    } else {
+                        Cow::Owned(self.cache.apply(link, &inspected.value))
+                    };
+                    (operator.matches(&value, &ctx, want), value)
                 }
-                found.push((inspected.name(), value.into_owned()));
+            };
+            if !hit {
+                continue;
             }
-        }
-        if found.is_empty() {
-            return false;
-        }
-        if let Some(groups) = captures {
-            for n in 0..crate::operators::MAX_CAPTURES {
-                self.state.delete("tx", &n.to_string());
+            if !matched {
+                // This link's matches replace those of the previous link of the chain.
+                self.state.matched_vars.clear();
+                matched = true;
             }
-            for (n, g) in groups.into_iter().enumerate() {
-                self.state.set("tx", &n.to_string(), g);
+            if !groups.is_empty() {
+                for n in 0..crate::operators::MAX_CAPTURES {
+                    self.state.delete("tx", &n.to_string());
+                }
+                for (n, g) in groups.into_iter().enumerate() {
+                    self.state.set("tx", &n.to_string(), g);
+                }
             }
+            let name = inspected.name();
+            let value = value.into_owned();
+            self.state.matched_var = Some((name.clone(), value.clone()));
+            self.state.matched_vars.push((name, value));
+            set_vars(&mut self.state, &self.data, rule, link);
         }
-        self.state.matched_var = found.last().cloned();
-        self.state.matched_vars = found;
-        true
+        matched
     }
 
-    /// Runs the actions of a matched rule: effects of every link, the match record, then
-    /// the disruptive action.
+    /// Runs the actions of a matched chain: the `ctl`s of every link, the match record,
+    /// then the disruptive action.
     fn matched(&mut self, rule: &Rule) {
         for link in &rule.links {
             for effect in &link.actions.effects {
-                self.effect(rule, effect);
+                if let Effect::Ctl(ctl) = effect {
+                    self.ctl(ctl);
+                }
             }
         }
         let ctx = Ctx {
@@ -846,67 +856,73 @@ impl Transaction<'_> {
         }
     }
 
-    fn effect(&mut self, rule: &Rule, effect: &Effect) {
-        match effect {
-            Effect::SetVar(s) => {
-                let ctx = Ctx {
-                    data: &self.data,
-                    state: &self.state,
-                    rule: Some(rule),
-                };
-                let key = String::from_utf8_lossy(&s.key.expand(&ctx)).into_owned();
-                let current = || {
-                    atoi(
-                        self.state
-                            .get(&s.collection, &key)
-                            .map_or(&b""[..], Vec::as_slice),
-                    )
-                };
-                let value = match &s.op {
-                    SetOp::Delete => None,
-                    SetOp::Set(v) => Some(v.expand(&ctx)),
-                    SetOp::Add(v) => Some(
-                        current()
-                            .saturating_add(atoi(&v.expand(&ctx)))
-                            .to_string()
-                            .into_bytes(),
-                    ),
-                    SetOp::Sub(v) => Some(
-                        current()
-                            .saturating_sub(atoi(&v.expand(&ctx)))
-                            .to_string()
-                            .into_bytes(),
-                    ),
-                };
-                match value {
-                    Some(v) => self.state.set(&s.collection, &key, v),
-                    None => self.state.delete(&s.collection, &key),
+    fn ctl(&mut self, ctl: &Ctl) {
+        match ctl {
+            Ctl::RuleEngine(mode) => self.state.mode = *mode,
+            Ctl::RuleRemoveById(ids) => self.state.exceptions.ids.push(ids.clone()),
+            Ctl::RuleRemoveByTag(tag) => self.state.exceptions.tags.push(tag.clone()),
+            Ctl::RuleRemoveTargetById(ids, targets) => {
+                for t in targets {
+                    self.state
+                        .exceptions
+                        .targets_by_id
+                        .push((ids.clone(), t.clone()));
                 }
             }
-            Effect::Ctl(ctl) => match ctl {
-                Ctl::RuleEngine(mode) => self.state.mode = *mode,
-                Ctl::RuleRemoveById(ids) => self.state.exceptions.ids.push(ids.clone()),
-                Ctl::RuleRemoveByTag(tag) => self.state.exceptions.tags.push(tag.clone()),
-                Ctl::RuleRemoveTargetById(ids, targets) => {
-                    for t in targets {
-                        self.state
-                            .exceptions
-                            .targets_by_id
-                            .push((ids.clone(), t.clone()));
-                    }
+            Ctl::RuleRemoveTargetByTag(tag, targets) => {
+                for t in targets {
+                    self.state
+                        .exceptions
+                        .targets_by_tag
+                        .push((tag.clone(), t.clone()));
                 }
-                Ctl::RuleRemoveTargetByTag(tag, targets) => {
-                    for t in targets {
-                        self.state
-                            .exceptions
-                            .targets_by_tag
-                            .push((tag.clone(), t.clone()));
-                    }
-                }
-                Ctl::RequestBodyProcessor(p) => self.state.body_processor = Some(*p),
-                Ctl::RequestBodyAccess(on) => self.state.body_access = *on,
-                Ctl::NoEffect => {}
-            },
+            }
+            Ctl::RequestBodyProcessor(p) => self.state.body_processor = Some(*p),
+            Ctl::RequestBodyAccess(on) => self.state.body_access = *on,
+            Ctl::NoEffect => {}
+        }
+    }
+}
+
+/// Runs the `setvar`s of a link, expanding macros against the transaction as it is now.
+fn set_vars(state: &mut State, data: &Data, rule: &Rule, link: &Link) {
+    for effect in &link.actions.effects {
+        let Effect::SetVar(s) = effect else { continue };
+        let (key, value) = {
+            let ctx = Ctx {
+                data,
+                state,
+                rule: Some(rule),
+            };
+            let key = String::from_utf8_lossy(&s.key.expand(&ctx)).into_owned();
+            let current = || {
+                atoi(
+                    state
+                        .get(&s.collection, &key)
+                        .map_or(&b""[..], Vec::as_slice),
+                )
+            };
+            let value = match &s.op {
+                SetOp::Delete => None,
+                SetOp::Set(v) => Some(v.expand(&ctx)),
+                SetOp::Add(v) => Some(
+                    current()
+                        .saturating_add(atoi(&v.expand(&ctx)))
+                        .to_string()
+                        .into_bytes(),
+                ),
+                SetOp::Sub(v) => Some(
+                    current()
+                        .saturating_sub(atoi(&v.expand(&ctx)))
+                        .to_string()
+                        .into_bytes(),
+                ),
+            };
+            (key, value)
+        };
+        match value {
+            Some(v) => state.set(&s.collection, &key, v),
+            None => state.delete(&s.collection, &key),
         }
     }
 }

@@ -240,26 +240,49 @@ fn multi_match_checks_every_stage() {
 }
 
 #[test]
-fn chains_match_only_as_a_whole_and_run_their_actions_once() {
+fn chains_match_as_a_whole_but_setvar_runs_per_matching_link() {
     let rules = load(
         r#"
         SecRule REQUEST_METHOD "@streq POST" "id:1,phase:2,pass,setvar:tx.starter=1,chain"
             SecRule ARGS:json.model "@rx ^(\w+)$" "capture,setvar:tx.model=%{TX.1},chain"
                 SecRule MATCHED_VAR "@streq m" "setvar:tx.last=%{MATCHED_VAR_NAME}"
-        SecRule REQUEST_METHOD "@streq POST" "id:2,phase:2,pass,setvar:tx.never=1,chain"
-            SecRule ARGS:json.model "@streq other"
+        SecRule REQUEST_METHOD "@streq POST" "id:2,phase:2,pass,setvar:tx.starter2=1,ctl:ruleRemoveById=3,chain"
+            SecRule ARGS:json.model "@streq other" "setvar:tx.never=1"
+        SecAction "id:3,phase:2,pass"
         "#,
     );
     let o = rules.evaluate(&post("application/json", CHAT));
-    assert_eq!(o.matched_ids(), [1]);
+    assert_eq!(o.matched_ids(), [1, 3]);
     assert_eq!(o.tx("starter"), Some("1"));
     assert_eq!(o.tx("model"), Some("m"));
     assert_eq!(o.tx("last"), Some("MATCHED_VAR"));
-    assert_eq!(
-        o.tx("never"),
-        None,
-        "a chain that fails runs none of its actions"
+    // ModSecurity v3: a link's setvar runs when that link matches, even if the chain then
+    // fails ("independent of the chained rule result"); ctl and the disruptive action need
+    // the whole chain.
+    assert_eq!((o.tx("starter2"), o.tx("never")), (Some("1"), None));
+}
+
+#[test]
+fn setvar_runs_once_per_matching_value() {
+    let rules = load(
+        r#"SecRule ARGS "@contains x" "id:1,phase:2,pass,setvar:tx.score=+3,setvar:'tx.last=%{MATCHED_VAR_NAME}'""#,
     );
+    let o = rules.evaluate(&get("/?a=x&b=y&c=xx"));
+    assert_eq!((o.tx("score"), o.tx("last")), (Some("6"), Some("ARGS:c")));
+}
+
+#[test]
+fn default_disruptive_action_applies_to_block_only() {
+    let rules = load(
+        r#"
+        SecDefaultAction "phase:2,log,deny,status:403"
+        SecAction "id:1,phase:2"
+        SecAction "id:2,phase:2,pass"
+        SecAction "id:3,phase:2,block"
+        "#,
+    );
+    let o = rules.evaluate(&get("/"));
+    assert_eq!(o.blocking().map(|i| i.rule_id), Some(3));
 }
 
 #[test]
