@@ -475,7 +475,19 @@ impl<'f> Builder<'f> {
         let (targets, operator) = match rule {
             None => (Targets::default(), None),
             Some((vars, op)) => {
-                let targets = parse_targets(vars).map_err(fail)?;
+                let targets = match parse_targets(vars) {
+                    Ok(t) => t,
+                    Err(ErrorKind::Unsupported { feature, reason }) => {
+                        unsupported = Some(Unsupported {
+                            at: at.clone(),
+                            rule_id: None,
+                            feature,
+                            reason,
+                        });
+                        Targets::default()
+                    }
+                    Err(kind) => return Err(fail(kind)),
+                };
                 let dir = split_path(&at.file).0.to_owned();
                 let files = self.files;
                 let read = |name: &str| {

@@ -11,8 +11,8 @@ use crate::compile::{Item, Link, Rule, RuleSet};
 use crate::macros::Resolve;
 use crate::operators::atoi;
 use crate::request::{
-    BodyProcessor, MultipartFlags, Pair, Request, parse_cookies, parse_json, parse_multipart,
-    parse_urlencoded,
+    BodyProcessor, MultipartFlags, Pair, Request, Xml, parse_cookies, parse_json, parse_multipart,
+    parse_urlencoded, parse_xml,
 };
 use crate::variables::{Exclusion, Selector, Target, Var};
 
@@ -103,6 +103,7 @@ struct Data {
     part_headers: Vec<Pair>,
     multipart: MultipartFlags,
     multipart_strict: bool,
+    xml: Xml,
     remote_addr: Vec<u8>,
     remote_port: Vec<u8>,
     server_name: Vec<u8>,
@@ -174,8 +175,8 @@ impl Data {
                 self.multipart_strict = m.flags.strict_error();
                 self.multipart = m.flags;
             }),
-            // No XML processor yet: the body is only available as REQUEST_BODY.
-            Some(BodyProcessor::Xml) | None => Ok(()),
+            Some(BodyProcessor::Xml) => parse_xml(&r.body).map(|x| self.xml = x),
+            None => Ok(()),
         };
         if let Err(e) = result {
             if processor == Some(BodyProcessor::Multipart) {
@@ -384,8 +385,21 @@ fn values<'a>(
         Var::MultipartInvalidHeaderFolding => scalar(out, flag(false)),
         Var::MultipartFileLimitExceeded => scalar(out, flag(false)),
         Var::MultipartCrlfLfLines => scalar(out, flag(data.multipart.crlf_lf_lines)),
-        // No XML body processor yet (see the crate documentation).
-        Var::Xml => {}
+        // The two XPath expressions rule sets use (the compiler refuses others).
+        Var::Xml => {
+            if data.body_processor == Some(BodyProcessor::Xml) && data.body_error.is_none() {
+                out.push(Value {
+                    key: Some(Cow::Borrowed("/*")),
+                    value: Cow::Borrowed(&data.xml.text),
+                });
+                for a in &data.xml.attributes {
+                    out.push(Value {
+                        key: Some(Cow::Borrowed("//@*")),
+                        value: Cow::Borrowed(a),
+                    });
+                }
+            }
+        }
         Var::Tx
         | Var::Ip
         | Var::Global

@@ -21,8 +21,8 @@
 //! assert_eq!(outcome.blocking().map(|i| (i.rule_id, i.status)), Some((1, 403)));
 //! ```
 //!
-//! What is not there yet: response phases (3, 4) are compiled but not run, the XML body
-//! processor (`XML:/*` is empty), `@detectSQLi` / `@detectXSS` (reported as unsupported at
+//! What is not there yet: response phases (3, 4) are compiled but not run, XPath beyond
+//! `XML:/*` and `XML://@*`, `@detectSQLi` / `@detectXSS` (reported as unsupported at
 //! load time, like `@geoLookup` and `@rbl`), persistent collections (`IP`, `SESSION`, ...
 //! live for one transaction).
 

@@ -719,3 +719,233 @@ mod tests {
         assert!(parse_multipart("multipart/form-data", b"x").is_err());
     }
 }
+
+/// What the XML body processor extracts: the document's text content (`XML:/*`, all text
+/// nodes concatenated, as libxml2 gives the root element's content) and every attribute
+/// value (`XML://@*`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Xml {
+    pub text: Vec<u8>,
+    pub attributes: Vec<Vec<u8>>,
+}
+
+/// XML nesting deeper than this is a body error.
+pub const MAX_XML_DEPTH: usize = 256;
+
+/// A well-formedness check and extraction for the two XPath expressions rule sets use.
+/// Not a validating parser: no DTD processing (and so no external entities).
+pub fn parse_xml(body: &[u8]) -> Result<Xml, String> {
+    let mut xml = Xml::default();
+    let mut open: Vec<&[u8]> = Vec::new();
+    let mut seen_root = false;
+    let mut i = 0;
+    let find = |from: usize, needle: &[u8]| {
+        body[from..]
+            .windows(needle.len())
+            .position(|w| w == needle)
+            .map(|p| from + p)
+    };
+    while i < body.len() {
+        if body[i] != b'<' {
+            let end = body[i..]
+                .iter()
+                .position(|&b| b == b'<')
+                .map_or(body.len(), |p| i + p);
+            let text = &body[i..end];
+            if open.is_empty() {
+                if !text.iter().all(u8::is_ascii_whitespace) {
+                    return Err(format!("text outside the root element at byte {i}"));
+                }
+            } else {
+                xml.text.extend(decode_entities(text)?);
+            }
+            i = end;
+            continue;
+        }
+        let rest = &body[i..];
+        if rest.starts_with(b"<?") {
+            i = find(i, b"?>").ok_or("unterminated processing instruction")? + 2;
+        } else if rest.starts_with(b"<!--") {
+            i = find(i + 4, b"-->").ok_or("unterminated comment")? + 3;
+        } else if rest.starts_with(b"<![CDATA[") {
+            let end = find(i + 9, b"]]>").ok_or("unterminated CDATA section")?;
+            if open.is_empty() {
+                return Err("CDATA outside the root element".into());
+            }
+            xml.text.extend_from_slice(&body[i + 9..end]);
+            i = end + 3;
+        } else if rest.starts_with(b"<!") {
+            // A DOCTYPE: skipped, internal subset included (entities are not expanded).
+            let mut depth = 0;
+            let mut j = i + 2;
+            loop {
+                match body.get(j) {
+                    Some(b'[') => depth += 1,
+                    Some(b']') => depth -= 1,
+                    Some(b'>') if depth <= 0 => break,
+                    Some(_) => {}
+                    None => return Err("unterminated declaration".into()),
+                }
+                j += 1;
+            }
+            i = j + 1;
+        } else if rest.starts_with(b"</") {
+            let end = find(i, b">").ok_or("unterminated end tag")?;
+            let name = body[i + 2..end].trim_ascii();
+            match open.pop() {
+                Some(n) if n == name => {}
+                _ => return Err(format!("mismatched end tag at byte {i}")),
+            }
+            i = end + 1;
+        } else {
+            let (name, attributes, self_closing, end) = start_tag(body, i)?;
+            if open.is_empty() && seen_root {
+                return Err(format!("second root element at byte {i}"));
+            }
+            seen_root = true;
+            xml.attributes.extend(attributes);
+            if !self_closing {
+                if open.len() >= MAX_XML_DEPTH {
+                    return Err("XML nesting too deep".into());
+                }
+                open.push(name);
+            }
+            i = end;
+        }
+    }
+    if !open.is_empty() {
+        return Err("unclosed element at the end of the body".into());
+    }
+    if !seen_root {
+        return Err("no root element".into());
+    }
+    Ok(xml)
+}
+
+type StartTag<'a> = (&'a [u8], Vec<Vec<u8>>, bool, usize);
+
+/// `<name a="1" b='2'>` or `<name/>` at `at`: name, attribute values, self-closing, and the
+/// position after `>`.
+fn start_tag(body: &[u8], at: usize) -> Result<StartTag<'_>, String> {
+    let is_name = |b: u8| !b.is_ascii_whitespace() && !matches!(b, b'>' | b'/' | b'=' | b'<');
+    let mut i = at + 1;
+    let start = i;
+    while body.get(i).is_some_and(|&b| is_name(b)) {
+        i += 1;
+    }
+    if i == start {
+        return Err(format!("invalid tag at byte {at}"));
+    }
+    let name = &body[start..i];
+    let mut attributes = Vec::new();
+    loop {
+        while body.get(i).is_some_and(u8::is_ascii_whitespace) {
+            i += 1;
+        }
+        match body.get(i) {
+            Some(b'>') => return Ok((name, attributes, false, i + 1)),
+            Some(b'/') if body.get(i + 1) == Some(&b'>') => {
+                return Ok((name, attributes, true, i + 2));
+            }
+            Some(&b) if is_name(b) => {
+                while body.get(i).is_some_and(|&b| is_name(b)) {
+                    i += 1;
+                }
+                while body.get(i).is_some_and(u8::is_ascii_whitespace) {
+                    i += 1;
+                }
+                if body.get(i) != Some(&b'=') {
+                    return Err(format!("attribute without a value at byte {i}"));
+                }
+                i += 1;
+                while body.get(i).is_some_and(u8::is_ascii_whitespace) {
+                    i += 1;
+                }
+                let Some(&quote @ (b'"' | b'\'')) = body.get(i) else {
+                    return Err(format!("unquoted attribute value at byte {i}"));
+                };
+                let value_start = i + 1;
+                let len = body[value_start..]
+                    .iter()
+                    .position(|&b| b == quote)
+                    .ok_or("unterminated attribute value")?;
+                attributes.push(decode_entities(&body[value_start..value_start + len])?);
+                i = value_start + len + 1;
+            }
+            _ => return Err(format!("invalid tag at byte {at}")),
+        }
+    }
+}
+
+/// The five predefined entities and character references.
+fn decode_entities(text: &[u8]) -> Result<Vec<u8>, String> {
+    let mut out = Vec::with_capacity(text.len());
+    let mut i = 0;
+    while i < text.len() {
+        if text[i] != b'&' {
+            out.push(text[i]);
+            i += 1;
+            continue;
+        }
+        let end = text[i..]
+            .iter()
+            .position(|&b| b == b';')
+            .map(|p| i + p)
+            .ok_or("unterminated entity reference")?;
+        let name = &text[i + 1..end];
+        let c = match name {
+            b"lt" => '<',
+            b"gt" => '>',
+            b"amp" => '&',
+            b"quot" => '"',
+            b"apos" => '\'',
+            _ => {
+                let number = match name {
+                    [b'#', b'x' | b'X', hex @ ..] => std::str::from_utf8(hex)
+                        .ok()
+                        .and_then(|h| u32::from_str_radix(h, 16).ok()),
+                    [b'#', dec @ ..] => std::str::from_utf8(dec).ok().and_then(|d| d.parse().ok()),
+                    _ => None,
+                };
+                number
+                    .and_then(char::from_u32)
+                    .ok_or_else(|| format!("unknown entity &{};", String::from_utf8_lossy(name)))?
+            }
+        };
+        let mut buf = [0u8; 4];
+        out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
+        i = end + 1;
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod xml_tests {
+    use super::*;
+
+    #[test]
+    fn text_content_and_attribute_values() {
+        let x = parse_xml(
+            br#"<?xml version="1.0"?><!DOCTYPE a [<!ENTITY e "x">]><a id="1" t='&lt;b&gt;'>hi <b>&amp; <![CDATA[<script>]]></b><!-- c --><c/></a>"#,
+        )
+        .unwrap();
+        assert_eq!(x.text, b"hi & <script>");
+        assert_eq!(x.attributes, [b"1".to_vec(), b"<b>".to_vec()]);
+    }
+
+    #[test]
+    fn malformed_documents_are_errors() {
+        for bad in [
+            "<a>",
+            "<a></b>",
+            "x<a/>",
+            "<a/><b/>",
+            "<a x=1/>",
+            "<a>&nope;</a>",
+            "",
+            "<a><!-- </a>",
+        ] {
+            assert!(parse_xml(bad.as_bytes()).is_err(), "{bad}");
+        }
+    }
+}

@@ -218,6 +218,12 @@ pub fn parse_targets(text: &str) -> Result<Targets, ErrorKind> {
                     var.name()
                 )));
             }
+            Some(s) if var == Var::Xml && s != "/*" && s != "//@*" => {
+                return Err(ErrorKind::Unsupported {
+                    feature: format!("XML:{s}"),
+                    reason: "only the XPath expressions /* and //@* are implemented".into(),
+                });
+            }
             Some(s) => Some(Selector::parse(s).map_err(error)?),
             None => None,
         };
@@ -249,8 +255,17 @@ fn split_targets(text: &str) -> Vec<&str> {
     while i < bytes.len() {
         match bytes[i] {
             b'\\' if in_regex => i += 1,
-            // A regex selector starts right after `:` and ends with `/` before `|` or the end.
-            b'/' if !in_regex && i > 0 && bytes[i - 1] == b':' => in_regex = true,
+            // A regex selector starts right after `:` and ends with `/` before `|` or the end;
+            // `XML:` takes an XPath expression instead, which is no regex.
+            b'/' if !in_regex
+                && i > 0
+                && bytes[i - 1] == b':'
+                && !text[start..i - 1]
+                    .trim_start_matches(['!', '&', ' '])
+                    .eq_ignore_ascii_case("XML") =>
+            {
+                in_regex = true
+            }
             b'/' if in_regex && (i + 1 == bytes.len() || bytes[i + 1] == b'|') => in_regex = false,
             b'|' if !in_regex => {
                 parts.push(&text[start..i]);
@@ -279,6 +294,13 @@ mod tests {
         assert!(!t.exclude[0].excludes(Var::RequestCookies, Some("session")));
         assert!(matches!(&t.include[2].selector, Some(Selector::Key(k)) if k == "json.a"));
         assert_eq!(t.include[3].var, Var::Tx);
+    }
+
+    #[test]
+    fn xml_xpath_selectors_are_not_regexes() {
+        let t = parse_targets("XML:/*|XML://@*|ARGS").unwrap();
+        assert_eq!(t.include.len(), 3);
+        assert!(matches!(&t.include[1].selector, Some(Selector::Key(k)) if k == "//@*"));
     }
 
     #[test]

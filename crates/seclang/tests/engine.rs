@@ -595,3 +595,21 @@ fn outcome_reports_matched_variable_names() {
         (Some(2), &["t".to_string()][..], true)
     );
 }
+
+#[test]
+fn xml_body_text_and_attributes() {
+    let rules = load(
+        r#"
+        SecRule XML:/* "@contains select * from" "id:1,phase:2,pass,t:lowercase"
+        SecRule XML://@* "@rx <script" "id:2,phase:2,pass"
+        SecRule REQBODY_PROCESSOR "@streq XML" "id:3,phase:2,pass"
+        SecRule REQBODY_ERROR "@eq 1" "id:4,phase:2,pass"
+        "#,
+    );
+    let body = r#"<?xml version="1.0"?><q a="&lt;script>"><w>SELECT * </w>FROM t</q>"#;
+    let o = rules.evaluate(&post("text/xml", body));
+    assert_eq!(o.matched_ids(), [1, 2, 3]);
+    assert_eq!(o.matches[0].matched_vars, ["XML:/*"]);
+    assert_eq!(ids(&rules, &post("application/xml", "<q><w></q>")), [3, 4]);
+    assert!(load_err(&[], r#"SecRule XML:/q/w "@rx a" "id:1""#).contains("unsupported: XML:/q/w"));
+}

@@ -2,7 +2,7 @@
 //! processors and evaluation never panic, whatever the input.
 
 use chatgate_seclang::operators::{compile_rx, translate_pcre};
-use chatgate_seclang::request::{parse_json, parse_multipart, parse_urlencoded};
+use chatgate_seclang::request::{parse_json, parse_multipart, parse_urlencoded, parse_xml};
 use chatgate_seclang::transform::{Transform, parse};
 use chatgate_seclang::{LoadOptions, MemoryFiles, Request, RuleSet};
 use proptest::prelude::*;
@@ -48,7 +48,7 @@ fn transform(name: &str) -> Transform {
 fn tricky_bytes() -> impl Strategy<Value = Vec<u8>> {
     prop::collection::vec(
         prop_oneof![
-            3 => prop::sample::select(b"%u+&#;\\/.*-<>!x0123456789abcdefABCDEF'\" \t\n\r\0".to_vec()),
+            3 => prop::sample::select(b"%u+&#;\\/.*-<>!?[]=x0123456789abcdefABCDEF'\" \t\n\r\0".to_vec()),
             1 => any::<u8>(),
         ],
         0..64,
@@ -188,6 +188,8 @@ proptest! {
         parse_urlencoded(&body, &mut out);
         let _ = parse_multipart("multipart/form-data; boundary=x", &body);
         let _ = parse_multipart("multipart/form-data; boundary=\"x\"", &text);
+        let _ = parse_xml(&body);
+        let _ = parse_xml(&text);
     }
 
     #[test]
@@ -212,7 +214,7 @@ proptest! {
         uri in "/[a-z%0-9?&=+./<>]{0,30}",
         header in any::<String>(),
         body in tricky_bytes(),
-        content_type in prop::sample::select(vec!["application/json", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x", "text/plain", ""]),
+        content_type in prop::sample::select(vec!["text/xml", "application/json", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x", "text/plain", ""]),
     ) {
         let rules = evaluation_rules();
         let request = Request {
