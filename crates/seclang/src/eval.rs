@@ -111,24 +111,38 @@ struct Data {
 }
 
 impl Data {
+    /// The URI variables as ModSecurity v3 derives them: `REQUEST_URI`, `REQUEST_FILENAME`
+    /// and `REQUEST_BASENAME` from the percent-decoded target (an absolute form losing its
+    /// scheme and authority), `QUERY_STRING`, `REQUEST_URI_RAW` and `REQUEST_LINE` as sent.
     fn new(r: &Request) -> Data {
-        // The absolute form `http://host/path?q` names the same resource as `/path?q`.
-        let uri = match r.uri.find("://") {
-            Some(p) if !r.uri[..p].contains('/') => {
-                let after = &r.uri[p + 3..];
-                after.find('/').map_or("/", |s| &after[s..])
+        let raw = r.uri.split('#').next().unwrap_or("");
+        let query = raw.split_once('?').map_or("", |(_, q)| q);
+        let decoded = percent_decode(raw.as_bytes());
+        let uri = match find_bytes(&decoded, b"://") {
+            Some(p) if !decoded[..p].contains(&b'/') => {
+                let after = &decoded[p + 3..];
+                after
+                    .iter()
+                    .position(|&b| b == b'/')
+                    .map_or(&b"/"[..], |s| &after[s..])
             }
-            _ => r.uri.as_str(),
+            _ => &decoded[..],
         };
-        let uri = uri.split('#').next().unwrap_or("");
-        let (path, query) = uri.split_once('?').unwrap_or((uri, ""));
-        let basename = path.rsplit('/').next().unwrap_or(path);
+        let path = match uri.iter().position(|&b| b == b'?') {
+            Some(q) => &uri[..q],
+            None => uri,
+        };
+        let basename = match path.iter().rposition(|&b| b == b'/' || b == b'\\') {
+            Some(p) => &path[p + 1..],
+            None => path,
+        };
+        let host = r.header("host").unwrap_or("");
         let mut d = Data {
             method: r.method.as_bytes().to_vec(),
-            uri: uri.as_bytes().to_vec(),
+            uri: uri.to_vec(),
             uri_raw: r.uri.as_bytes().to_vec(),
-            filename: path.as_bytes().to_vec(),
-            basename: basename.as_bytes().to_vec(),
+            filename: path.to_vec(),
+            basename: basename.to_vec(),
             query: query.as_bytes().to_vec(),
             protocol: r.protocol.as_bytes().to_vec(),
             line: format!("{} {} {}", r.method, r.uri, r.protocol).into_bytes(),
@@ -139,7 +153,7 @@ impl Data {
                 .collect(),
             remote_addr: r.remote_addr.as_bytes().to_vec(),
             remote_port: r.remote_port.to_string().into_bytes(),
-            server_name: r.header("host").unwrap_or("").as_bytes().to_vec(),
+            server_name: host.split(':').next().unwrap_or("").as_bytes().to_vec(),
             unique_id: r.unique_id.as_bytes().to_vec(),
             ..Data::default()
         };
@@ -185,6 +199,33 @@ impl Data {
             self.body_error = Some(e);
         }
     }
+}
+
+/// `%XX` decoding of a URI (`+` stays: it is a space only in form data); invalid
+/// sequences are kept.
+fn percent_decode(input: &[u8]) -> Vec<u8> {
+    let hex = |b: u8| (b as char).to_digit(16);
+    let mut out = Vec::with_capacity(input.len());
+    let mut i = 0;
+    while i < input.len() {
+        if input[i] == b'%'
+            && let (Some(h), Some(l)) = (
+                input.get(i + 1).and_then(|&b| hex(b)),
+                input.get(i + 2).and_then(|&b| hex(b)),
+            )
+        {
+            out.push((h * 16 + l) as u8);
+            i += 3;
+        } else {
+            out.push(input[i]);
+            i += 1;
+        }
+    }
+    out
+}
+
+fn find_bytes(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
 }
 
 /// `ctl` exclusions in force for the rest of the transaction.

@@ -99,14 +99,15 @@ pub fn parse_urlencoded(text: &[u8], out: &mut Vec<Pair>) {
     }
 }
 
-/// `a=1; b=2` into cookies; values are not decoded (ModSecurity v3 does not either).
+/// `a=1; b=2` into cookies as ModSecurity v3 splits them: on `;`, the name left-trimmed,
+/// the value after the first `=` and not decoded, pieces without a name skipped.
 pub fn parse_cookies(header: &str, out: &mut Vec<Pair>) {
-    for piece in header.split(';') {
-        let piece = piece.trim_start();
-        if piece.is_empty() {
+    for piece in header.trim_end().split(';') {
+        let (name, value) = piece.split_once('=').unwrap_or((piece, ""));
+        let name = name.trim_start();
+        if name.is_empty() {
             continue;
         }
-        let (name, value) = piece.split_once('=').unwrap_or((piece, ""));
         out.push((name.to_owned(), value.as_bytes().to_vec()));
     }
 }
@@ -693,7 +694,8 @@ mod tests {
             [("a", &b"1 2"[..]), ("b", b""), ("c", b"<x>"), ("d", b"%zz")]
         );
         let mut cookies = Vec::new();
-        parse_cookies("a=1; b=x%20y;c", &mut cookies);
+        parse_cookies("a=1; b=x%20y;c;=z;  ", &mut cookies);
+        assert_eq!(cookies.len(), 3);
         assert_eq!(cookies[1], ("b".to_string(), b"x%20y".to_vec()));
         assert_eq!(cookies[2], ("c".to_string(), Vec::new()));
     }

@@ -83,7 +83,7 @@ fn request_variables() {
     let rules = load(
         r#"
         SecRule REQUEST_METHOD "@streq GET" "id:1,phase:1,pass"
-        SecRule REQUEST_URI "@streq /a/b.php?x=1&y=%3C" "id:2,phase:1,pass"
+        SecRule REQUEST_URI "@streq /a/b.php?x=1&y=<" "id:2,phase:1,pass"
         SecRule REQUEST_FILENAME "@streq /a/b.php" "id:3,phase:1,pass"
         SecRule REQUEST_BASENAME "@streq b.php" "id:4,phase:1,pass"
         SecRule QUERY_STRING "@streq x=1&y=%3C" "id:5,phase:1,pass"
@@ -103,6 +103,19 @@ fn request_variables() {
     r.headers
         .push(("Cookie".into(), "session=abc; theme=dark".into()));
     assert_eq!(ids(&rules, &r), (1..=14).collect::<Vec<_>>());
+    // As in ModSecurity v3, the path variables are percent-decoded and the basename
+    // starts after the last `/` or `\`; QUERY_STRING stays as sent.
+    let rules_decoded = load(
+        r#"
+        SecRule REQUEST_FILENAME "@streq /x y/c\d.php" "id:1,phase:1,pass"
+        SecRule REQUEST_BASENAME "@streq d.php" "id:2,phase:1,pass"
+        SecRule QUERY_STRING "@streq q=%41" "id:3,phase:1,pass"
+        SecRule SERVER_NAME "@streq example" "id:4,phase:1,pass"
+        "#,
+    );
+    let mut r = get("/x%20y/c%5Cd.php?q=%41");
+    r.headers[0].1 = "example:8080".into();
+    assert_eq!(ids(&rules_decoded, &r), [1, 2, 3, 4]);
     // The absolute form names the same resource; REQUEST_URI_RAW keeps it.
     let r = get("http://example/a/b.php?x=1&y=%3C");
     assert!(ids(&rules, &r).contains(&15));
