@@ -115,9 +115,10 @@ pub fn parse_cookies(header: &str, out: &mut Vec<Pair>) {
 /// JSON nesting deeper than this is a body error, not a stack overflow.
 pub const MAX_JSON_DEPTH: usize = 256;
 
-/// Flattens a JSON document into `ARGS`-style pairs named by their path, as the JSON body
-/// processors of ModSecurity v3 and Coraza do: `{"messages":[{"content":"hi"}]}` gives
-/// `json.messages.0.content = hi`. Every occurrence of a duplicated key is kept, so a value
+/// Flattens a JSON document into `ARGS`-style pairs named by their path, as Coraza's JSON
+/// body processor does: `{"messages":[{"content":"hi"}]}` gives
+/// `json.messages.0.content = hi`. (ModSecurity v3 names array elements `array_0` instead:
+/// `json.messages.array_0.content`; exclusions written for it need that changed.) Every occurrence of a duplicated key is kept, so a value
 /// can't hide behind a later duplicate. Strings are unescaped, numbers and `true` / `false`
 /// kept as written, `null` is empty.
 pub fn parse_json(body: &[u8], out: &mut Vec<Pair>) -> Result<(), String> {
