@@ -1,9 +1,8 @@
 //! Running a compiled [`RuleSet`] over one request.
 
 use std::borrow::Cow;
-use std::collections::hash_map::DefaultHasher;
 use std::collections::{BTreeMap, HashMap};
-use std::hash::{Hash, Hasher};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::time::Instant;
 
 use crate::actions::{AllowScope, Ctl, Disruptive, Effect, EngineMode, IdRanges, SetOp, in_ranges};
@@ -14,6 +13,7 @@ use crate::request::{
     BodyProcessor, MultipartFlags, Pair, Request, Xml, parse_cookies, parse_json, parse_multipart,
     parse_urlencoded, parse_xml,
 };
+use crate::transform::apply_all;
 use crate::variables::{Exclusion, Selector, Target, Var};
 
 /// What the rules decided about a request.
@@ -314,8 +314,13 @@ struct Value<'a> {
     value: Cow<'a, [u8]>,
 }
 
-fn pairs<'a>(list: &'a [Pair], names: bool, out: &mut Vec<Value<'a>>) {
+/// The members of a request collection, only the one named `key` when given (a lookup
+/// such as `REQUEST_HEADERS:User-Agent` need not list every header).
+fn pairs<'a>(list: &'a [Pair], names: bool, key: Option<&str>, out: &mut Vec<Value<'a>>) {
     for (k, v) in list {
+        if key.is_some_and(|key| !k.eq_ignore_ascii_case(key)) {
+            continue;
+        }
         out.push(Value {
             key: Some(Cow::Borrowed(k)),
             value: if names {
@@ -348,17 +353,17 @@ fn values<'a>(
     let owned = |v: &[u8]| Cow::<'a, [u8]>::Owned(v.to_vec());
     match var {
         Var::Args => {
-            pairs(&data.args_get, false, out);
-            pairs(&data.args_post, false, out);
+            pairs(&data.args_get, false, key, out);
+            pairs(&data.args_post, false, key, out);
         }
-        Var::ArgsGet => pairs(&data.args_get, false, out),
-        Var::ArgsPost => pairs(&data.args_post, false, out),
+        Var::ArgsGet => pairs(&data.args_get, false, key, out),
+        Var::ArgsPost => pairs(&data.args_post, false, key, out),
         Var::ArgsNames => {
-            pairs(&data.args_get, true, out);
-            pairs(&data.args_post, true, out);
+            pairs(&data.args_get, true, key, out);
+            pairs(&data.args_post, true, key, out);
         }
-        Var::ArgsGetNames => pairs(&data.args_get, true, out),
-        Var::ArgsPostNames => pairs(&data.args_post, true, out),
+        Var::ArgsGetNames => pairs(&data.args_get, true, key, out),
+        Var::ArgsPostNames => pairs(&data.args_post, true, key, out),
         Var::ArgsCombinedSize => {
             let size: usize = data
                 .args_get
@@ -376,10 +381,10 @@ fn values<'a>(
         Var::RequestMethod => scalar(out, Cow::Borrowed(&data.method)),
         Var::RequestProtocol => scalar(out, Cow::Borrowed(&data.protocol)),
         Var::QueryString => scalar(out, Cow::Borrowed(&data.query)),
-        Var::RequestHeaders => pairs(&data.headers, false, out),
-        Var::RequestHeadersNames => pairs(&data.headers, true, out),
-        Var::RequestCookies => pairs(&data.cookies, false, out),
-        Var::RequestCookiesNames => pairs(&data.cookies, true, out),
+        Var::RequestHeaders => pairs(&data.headers, false, key, out),
+        Var::RequestHeadersNames => pairs(&data.headers, true, key, out),
+        Var::RequestCookies => pairs(&data.cookies, false, key, out),
+        Var::RequestCookiesNames => pairs(&data.cookies, true, key, out),
         Var::RequestBody => {
             if state.body_access {
                 scalar(out, Cow::Borrowed(&data.body))
@@ -397,8 +402,8 @@ fn values<'a>(
                 scalar(out, Cow::Borrowed(p.name().as_bytes()))
             }
         }
-        Var::Files => pairs(&data.files, false, out),
-        Var::FilesNames => pairs(&data.files, true, out),
+        Var::Files => pairs(&data.files, false, key, out),
+        Var::FilesNames => pairs(&data.files, true, key, out),
         Var::FilesSizes => {
             for (k, size) in &data.file_sizes {
                 out.push(Value {
@@ -411,7 +416,7 @@ fn values<'a>(
             let size: usize = data.file_sizes.iter().map(|(_, s)| s).sum();
             scalar(out, Cow::Owned(size.to_string().into_bytes()));
         }
-        Var::MultipartPartHeaders => pairs(&data.part_headers, false, out),
+        Var::MultipartPartHeaders => pairs(&data.part_headers, false, key, out),
         Var::MultipartStrictError => scalar(out, flag(data.multipart_strict)),
         Var::MultipartUnmatchedBoundary => scalar(out, flag(data.multipart.unmatched_boundary)),
         Var::MultipartBoundaryQuoted => scalar(out, flag(data.multipart.boundary_quoted)),
@@ -633,34 +638,66 @@ fn resolve_targets<'a>(
     out
 }
 
-/// Transformed values already computed in this transaction, by transformation list and a
-/// hash of the input. CRS applies the same few lists to the same arguments in rule after
-/// rule; the input is kept to rule out hash collisions.
+/// Transformed values already computed in this transaction. CRS applies the same few
+/// transformation lists to the same arguments in rule after rule. A value borrowed from
+/// the request data is known by its address and length: the data does not change while a
+/// phase runs, and the cache is emptied when the body processor adds to it.
 #[derive(Default)]
 struct TransformCache {
-    entries: HashMap<(u32, u64), Vec<Transformed>>,
+    /// `None`: the list leaves the value as it is.
+    entries: HashMap<CacheKey, Option<Vec<u8>>, BuildHasherDefault<AddressHasher>>,
 }
 
-/// An input and what the transformation list made of it.
-type Transformed = (Vec<u8>, Vec<u8>);
+/// Transformation list, address and length of the input.
+type CacheKey = (u32, usize, usize);
+
+/// Distinct (transformation list, value) pairs of a typical CRS request; sized up front so
+/// the table is not rehashed while rules run.
+const TRANSFORM_CACHE_CAPACITY: usize = 1024;
 
 impl TransformCache {
-    fn apply(&mut self, link: &Link, input: &[u8]) -> Vec<u8> {
-        let mut hasher = DefaultHasher::new();
-        input.hash(&mut hasher);
-        let slot = self
-            .entries
-            .entry((link.chain, hasher.finish()))
-            .or_default();
-        if let Some((_, output)) = slot.iter().find(|(i, _)| i == input) {
-            return output.clone();
+    fn apply<'s>(&'s mut self, link: &Link, input: &'s [u8]) -> Cow<'s, [u8]> {
+        let key = (link.chain, input.as_ptr() as usize, input.len());
+        let entry =
+            self.entries
+                .entry(key)
+                .or_insert_with(|| match apply_all(&link.transforms, input) {
+                    Cow::Borrowed(_) => None,
+                    Cow::Owned(v) => Some(v),
+                });
+        match entry {
+            Some(v) => Cow::Borrowed(v.as_slice()),
+            None => Cow::Borrowed(input),
         }
-        let mut value = input.to_vec();
-        for t in &link.transforms {
-            value = t.apply(&value);
+    }
+
+    fn clear(&mut self) {
+        self.entries.clear();
+    }
+}
+
+/// Hashes the cache's small integer keys: a multiply-and-rotate mix is enough for
+/// addresses, and much cheaper than SipHash.
+#[derive(Default)]
+struct AddressHasher(u64);
+
+impl Hasher for AddressHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_u64(u64::from(b));
         }
-        slot.push((input.to_vec(), value.clone()));
-        value
+    }
+    fn write_u32(&mut self, n: u32) {
+        self.write_u64(u64::from(n));
+    }
+    fn write_usize(&mut self, n: usize) {
+        self.write_u64(n as u64);
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+    fn finish(&self) -> u64 {
+        self.0
     }
 }
 
@@ -697,7 +734,12 @@ impl RuleSet {
             intervention: None,
             matches: Vec::new(),
             allowed: None,
-            cache: TransformCache::default(),
+            cache: TransformCache {
+                entries: HashMap::with_capacity_and_hasher(
+                    TRANSFORM_CACHE_CAPACITY,
+                    Default::default(),
+                ),
+            },
         };
         t.run()
     }
@@ -709,6 +751,8 @@ impl Transaction<'_> {
         if self.state.body_access {
             let processor = self.state.body_processor;
             self.data.process_body(self.request, processor);
+            // Cached values are known by address; the body processor just changed the data.
+            self.cache.clear();
         }
         self.phase(2);
         self.allowed = None;
@@ -811,10 +855,12 @@ impl Transaction<'_> {
                 if link.multi_match {
                     multi_match(link, operator, inspected.value.clone(), &ctx, want)
                 } else {
-                    let value = if link.chain == 0 {
-                        inspected.value.clone()
-                    } else {
-                        Cow::Owned(self.cache.apply(link, &inspected.value))
+                    let value = match &inspected.value {
+                        _ if link.chain == 0 => inspected.value.clone(),
+                        Cow::Borrowed(data_value) => self.cache.apply(link, data_value),
+                        Cow::Owned(own) => {
+                            Cow::Owned(apply_all(&link.transforms, own).into_owned())
+                        }
                     };
                     (operator.matches(&value, &ctx, want), value)
                 }

@@ -81,6 +81,46 @@ pub fn parse(name: &str) -> Result<Option<Transform>, ErrorKind> {
 }
 
 impl Transform {
+    /// Whether `apply` would return `input` unchanged, decided by a cheap scan that is
+    /// exact when it says yes (a property test holds it to `apply`). Benign values rarely
+    /// contain what a decoder reacts to, so most transformations then cost no copy.
+    pub fn leaves_unchanged(self, input: &[u8]) -> bool {
+        use Transform::*;
+        let has = |set: &[u8]| input.iter().any(|b| set.contains(b));
+        match self {
+            Lowercase => !input.iter().any(u8::is_ascii_uppercase),
+            Uppercase => !input.iter().any(u8::is_ascii_lowercase),
+            UrlDecode | UrlDecodeUni => !has(b"%+"),
+            HtmlEntityDecode => !has(b"&"),
+            JsDecode | CssDecode | EscapeSeqDecode => !has(b"\\"),
+            RemoveNulls | ReplaceNulls => !has(b"\0"),
+            RemoveWhitespace => !input.iter().any(|&b| is_space(b)),
+            CompressWhitespace => !input.iter().enumerate().any(|(i, &b)| {
+                is_space(b) && (b != b' ' || input.get(i + 1).is_some_and(|&n| is_space(n)))
+            }),
+            Utf8ToUnicode => input.is_ascii(),
+            RemoveComments | RemoveCommentsChar => !has(b"/*-#<>"),
+            ReplaceComments => !input.windows(2).any(|w| w == b"/*"),
+            NormalizePath => !has(b".") && !input.windows(2).any(|w| w == b"//"),
+            NormalizePathWin => !has(b".\\") && !input.windows(2).any(|w| w == b"//"),
+            CmdLine => {
+                !input.iter().any(u8::is_ascii_uppercase)
+                    && !has(b"\\\"'^,;\t\n\r\x0b\x0c")
+                    && !input
+                        .windows(2)
+                        .any(|w| w[0] == b' ' && matches!(w[1], b' ' | b'/' | b'('))
+            }
+            Trim => {
+                !input.first().is_some_and(|&b| is_space(b))
+                    && !input.last().is_some_and(|&b| is_space(b))
+            }
+            TrimLeft => !input.first().is_some_and(|&b| is_space(b)),
+            TrimRight => !input.last().is_some_and(|&b| is_space(b)),
+            UrlEncode | Base64Decode | Base64DecodeExt | Base64Encode | HexEncode | HexDecode
+            | Length | Sha1 => false,
+        }
+    }
+
     pub fn apply(self, input: &[u8]) -> Vec<u8> {
         use Transform::*;
         match self {
@@ -740,4 +780,15 @@ pub fn sha1(input: &[u8]) -> [u8; 20] {
         out[i * 4..i * 4 + 4].copy_from_slice(&v.to_be_bytes());
     }
     out
+}
+
+/// Applies a list of transformations, copying only when one of them changes the value.
+pub fn apply_all<'a>(transforms: &[Transform], input: &'a [u8]) -> std::borrow::Cow<'a, [u8]> {
+    let mut value = std::borrow::Cow::Borrowed(input);
+    for t in transforms {
+        if !t.leaves_unchanged(&value) {
+            value = std::borrow::Cow::Owned(t.apply(&value));
+        }
+    }
+    value
 }

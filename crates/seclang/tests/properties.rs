@@ -3,7 +3,7 @@
 
 use chatgate_seclang::operators::{compile_rx, translate_pcre};
 use chatgate_seclang::request::{parse_json, parse_multipart, parse_urlencoded, parse_xml};
-use chatgate_seclang::transform::{Transform, parse};
+use chatgate_seclang::transform::{Transform, apply_all, parse};
 use chatgate_seclang::{LoadOptions, MemoryFiles, Request, RuleSet};
 use proptest::prelude::*;
 
@@ -48,7 +48,7 @@ fn transform(name: &str) -> Transform {
 fn tricky_bytes() -> impl Strategy<Value = Vec<u8>> {
     prop::collection::vec(
         prop_oneof![
-            3 => prop::sample::select(b"%u+&#;\\/.*-<>!?[]=x0123456789abcdefABCDEF'\" \t\n\r\0".to_vec()),
+            3 => prop::sample::select(b"%u+&#;\\/.*-<>!?[]=(,^xX0123456789abcdefABCDEF'\"  \t\n\r\0\xa0\x0b".to_vec()),
             1 => any::<u8>(),
         ],
         0..64,
@@ -165,6 +165,25 @@ proptest! {
         for name in TRANSFORMS {
             let _ = transform(name).apply(&input);
         }
+    }
+
+    #[test]
+    fn unchanged_shortcut_is_exact(input in tricky_bytes()) {
+        for name in TRANSFORMS {
+            let t = transform(name);
+            if t.leaves_unchanged(&input) {
+                prop_assert_eq!(t.apply(&input), input.clone(), "t:{} claims no change", name);
+            }
+        }
+        let chain: Vec<Transform> = ["urlDecodeUni", "htmlEntityDecode", "jsDecode", "lowercase", "cmdLine", "compressWhitespace"]
+            .iter()
+            .map(|n| transform(n))
+            .collect();
+        let mut expected = input.clone();
+        for t in &chain {
+            expected = t.apply(&expected);
+        }
+        prop_assert_eq!(apply_all(&chain, &input).into_owned(), expected);
     }
 
     #[test]
