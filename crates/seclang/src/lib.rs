@@ -22,9 +22,9 @@
 //! ```
 //!
 //! What is not there yet: response phases (3, 4) are compiled but not run, XPath beyond
-//! `XML:/*` and `XML://@*`, `@detectSQLi` / `@detectXSS` (reported as unsupported at
-//! load time, like `@geoLookup` and `@rbl`), persistent collections (`IP`, `SESSION`, ...
-//! live for one transaction).
+//! `XML:/*` and `XML://@*`, `@geoLookup` and `@rbl` (reported as unsupported at load
+//! time, like patterns that need look-around), persistent collections (`IP`, `SESSION`,
+//! ... live for one transaction).
 
 #![forbid(unsafe_code)]
 

@@ -260,6 +260,10 @@ pub enum OpKind {
     ValidateUrlEncoding,
     ValidateUtf8Encoding,
     IpMatch(Vec<(IpAddr, u8)>),
+    /// libinjection's SQL injection detection; `TX:0` is the token fingerprint.
+    DetectSqli,
+    /// libinjection's XSS detection.
+    DetectXss,
     UnconditionalMatch,
     NoMatch,
 }
@@ -404,6 +408,8 @@ pub fn compile(
             }
             OpKind::IpMatch(all)
         }
+        "detectsqli" => OpKind::DetectSqli,
+        "detectxss" => OpKind::DetectXss,
         "unconditionalmatch" => OpKind::UnconditionalMatch,
         "nomatch" => OpKind::NoMatch,
         other => {
@@ -613,6 +619,18 @@ impl Operator {
                 .ok()
                 .and_then(|s| s.trim().parse::<IpAddr>().ok())
                 .is_some_and(|ip| nets.iter().any(|n| in_network(ip, *n))),
+            OpKind::DetectSqli => {
+                let result = libinjectionrs::detect_sqli(input);
+                if !result.is_injection() {
+                    return false;
+                }
+                if let (Some(c), Some(fingerprint)) = (captures, result.fingerprint) {
+                    c.clear();
+                    c.push(fingerprint.as_str().as_bytes().to_vec());
+                }
+                true
+            }
+            OpKind::DetectXss => libinjectionrs::detect_xss(input).is_injection(),
             OpKind::UnconditionalMatch => true,
             OpKind::NoMatch => false,
         }

@@ -50,10 +50,6 @@ const KNOWN_GAPS: &[(u64, &str)] = &[
         "@rbl: no DNS from the guest (only runs when tx.block_search_ip is set)",
     ),
     (920120, "@rx with a negative look-behind, which RE2 lacks"),
-    (941100, "@detectXSS: libinjection not implemented yet"),
-    (941101, "@detectXSS: libinjection not implemented yet"),
-    (942100, "@detectSQLi: libinjection not implemented yet"),
-    (942101, "@detectSQLi: libinjection not implemented yet"),
     (
         942130,
         "@rx with look-ahead and backreferences, which RE2 lacks",
@@ -115,8 +111,8 @@ fn request(method: &str, uri: &str, headers: &[(&str, &str)], body: &str) -> Req
 fn crs_blocks_classic_attacks_at_paranoia_level_1() {
     let rules = load_crs(None);
     let attacks = [
-        // Rules that need @detectSQLi / @detectXSS (libinjection) are not loaded yet, so
-        // these are payloads CRS 3.3 also catches with its regular expressions.
+        // Caught at PL1 by libinjection only (942100).
+        request("GET", "/?id=1%27%20OR%20%271%27%3D%271", &[], ""),
         request("GET", "/?id=1%20AND%20sleep(5)", &[], ""),
         request("GET", "/?q=%3Cscript%3Ealert(1)%3C/script%3E", &[], ""),
         request("GET", "/?file=../../../../etc/passwd", &[], ""),

@@ -541,8 +541,8 @@ fn load_errors_name_file_line_and_reason() {
             "/rules/t.conf:1: cannot read /rules/missing.data",
         ),
         (
-            "SecRule ARGS \"@detectSQLi\" \"id:1\"",
-            "/rules/t.conf:1: unsupported: operator @detectSQLi",
+            "SecRule ARGS \"@geoLookup\" \"id:1\"",
+            "/rules/t.conf:1: unsupported: operator @geoLookup",
         ),
         (
             "SecRule ARGS \"@rx a",
@@ -562,7 +562,7 @@ fn load_errors_name_file_line_and_reason() {
 
 #[test]
 fn unsupported_rules_can_be_listed_instead_of_failing() {
-    let text = "SecRule ARGS \"@detectXSS\" \"id:7,phase:2,block\"\nSecRule ARGS \"@rx (?!x)\" \"id:8\"\nSecAction \"id:9\"";
+    let text = "SecRule REMOTE_ADDR \"@rbl dnsbl.example\" \"id:7,phase:2,block\"\nSecRule ARGS \"@rx (?!x)\" \"id:8\"\nSecAction \"id:9\"";
     let rules = RuleSet::from_text(
         &MemoryFiles::default(),
         "/r.conf",
@@ -576,7 +576,7 @@ fn unsupported_rules_can_be_listed_instead_of_failing() {
     let listed: Vec<String> = rules.unsupported().iter().map(|u| u.to_string()).collect();
     assert_eq!(listed.len(), 2);
     assert!(
-        listed[0].starts_with("/r.conf:1 rule 7: operator @detectXSS"),
+        listed[0].starts_with("/r.conf:1 rule 7: operator @rbl"),
         "{listed:?}"
     );
     assert!(

@@ -179,13 +179,47 @@ fn unconditional_and_no_match() {
 }
 
 #[test]
-fn operators_without_an_implementation_are_reported_not_silent() {
-    for text in [
-        "@detectSQLi",
-        "@detectXSS",
-        "@geoLookup",
-        "@rbl dnsbl.example",
+fn libinjection_operators() {
+    for attack in [
+        &b"' OR '1'='1' --"[..],
+        b"1' or 1=1--",
+        b"1 UNION SELECT password FROM users",
+        b"admin'--",
     ] {
+        yes("@detectSQLi", attack);
+    }
+    for benign in [
+        &b"hello world"[..],
+        b"O'Reilly",
+        b"it's 5 o'clock",
+        b"-1",
+        b"foo@example.com",
+    ] {
+        no("@detectSQLi", benign);
+    }
+    // With `capture`, TX:0 is libinjection's token fingerprint, as in ModSecurity.
+    let mut fingerprint = Vec::new();
+    assert!(op("@detectSQLi").matches(b"' OR '1'='1' --", &Vars, Some(&mut fingerprint)));
+    assert_eq!(fingerprint, [b"s&sos".to_vec()]);
+    for attack in [
+        &b"<script>alert(1)</script>"[..],
+        b"<img src=x onerror=alert(1)>",
+        b"<svg/onload=alert(1)>",
+    ] {
+        yes("@detectXSS", attack);
+    }
+    for benign in [
+        &b"hello <b>world</b>"[..],
+        b"a < b and c > d",
+        b"plain text",
+    ] {
+        no("@detectXSS", benign);
+    }
+}
+
+#[test]
+fn operators_without_an_implementation_are_reported_not_silent() {
+    for text in ["@geoLookup", "@rbl dnsbl.example", "@verifyCC \\d{13,16}"] {
         assert!(
             matches!(compile(text, &no_files), Err(ErrorKind::Unsupported { .. })),
             "{text}"

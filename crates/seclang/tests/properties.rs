@@ -40,6 +40,17 @@ const TRANSFORMS: &[&str] = &[
     "trimRight",
 ];
 
+struct NoVars;
+
+impl chatgate_seclang::macros::Resolve for NoVars {
+    fn first(&self, _: chatgate_seclang::variables::Var, _: Option<&str>) -> Option<Vec<u8>> {
+        None
+    }
+    fn rule_property(&self, _: &str) -> Option<Vec<u8>> {
+        None
+    }
+}
+
 fn transform(name: &str) -> Transform {
     parse(name).unwrap().unwrap()
 }
@@ -197,6 +208,17 @@ proptest! {
         prop_assert_eq!(transform("lowercase").apply(&lower), lower.clone());
         let compact = transform("removeWhitespace").apply(&input);
         prop_assert!(!compact.iter().any(|b| b" \t\n\r\x0b\x0c\xa0".contains(b)));
+    }
+
+    #[test]
+    fn libinjection_never_panics(tricky in tricky_bytes(), any_bytes in any::<Vec<u8>>(), text in "[ -~]{0,80}") {
+        let sqli = chatgate_seclang::operators::compile("@detectSQLi", &|_| unreachable!()).unwrap();
+        let xss = chatgate_seclang::operators::compile("@detectXSS", &|_| unreachable!()).unwrap();
+        for input in [&tricky[..], &any_bytes[..], text.as_bytes()] {
+            let mut captures = Vec::new();
+            let _ = sqli.matches(input, &NoVars, Some(&mut captures));
+            let _ = xss.matches(input, &NoVars, None);
+        }
     }
 
     #[test]
