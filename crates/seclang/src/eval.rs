@@ -108,6 +108,20 @@ struct Data {
     remote_port: Vec<u8>,
     server_name: Vec<u8>,
     unique_id: Vec<u8>,
+    content_type: String,
+    response: ResponseData,
+}
+
+/// The response variables, empty until the response is processed.
+#[derive(Default)]
+struct ResponseData {
+    status: Vec<u8>,
+    protocol: Vec<u8>,
+    headers: Vec<Pair>,
+    content_type: Vec<u8>,
+    content_length: Vec<u8>,
+    body: Vec<u8>,
+    seen: bool,
 }
 
 impl Data {
@@ -155,6 +169,7 @@ impl Data {
             remote_port: r.remote_port.to_string().into_bytes(),
             server_name: host.split(':').next().unwrap_or("").as_bytes().to_vec(),
             unique_id: r.unique_id.as_bytes().to_vec(),
+            content_type: r.header("content-type").unwrap_or("").to_owned(),
             ..Data::default()
         };
         parse_urlencoded(query.as_bytes(), &mut d.args_get);
@@ -167,31 +182,41 @@ impl Data {
     }
 
     /// Runs the body processor, as ModSecurity does between phases 1 and 2.
-    fn process_body(&mut self, r: &Request, processor: Option<BodyProcessor>) {
-        self.body = r.body.clone();
-        let content_type = r.header("content-type").unwrap_or("");
+    fn process_body(&mut self, body: Vec<u8>, processor: Option<BodyProcessor>) {
+        self.body = body;
+        let content_type = self.content_type.as_str();
         let processor = processor.or_else(|| BodyProcessor::for_content_type(content_type));
         self.body_processor = processor;
-        if r.body.is_empty() {
+        if self.body.is_empty() {
             return;
         }
+        let body = &self.body;
+        let mut args = Vec::new();
         let result = match processor {
             Some(BodyProcessor::UrlEncoded) => {
-                parse_urlencoded(&r.body, &mut self.args_post);
-                Ok(())
+                parse_urlencoded(body, &mut args);
+                Ok(None)
             }
-            Some(BodyProcessor::Json) => parse_json(&r.body, &mut self.args_post),
-            Some(BodyProcessor::Multipart) => parse_multipart(content_type, &r.body).map(|m| {
+            Some(BodyProcessor::Json) => parse_json(body, &mut args).map(|()| None),
+            Some(BodyProcessor::Multipart) => {
+                parse_multipart(content_type, body).map(|m| Some(Ok(m)))
+            }
+            Some(BodyProcessor::Xml) => parse_xml(body).map(|x| Some(Err(x))),
+            None => Ok(None),
+        };
+        self.args_post = args;
+        let result = result.map(|parsed| match parsed {
+            Some(Ok(m)) => {
                 self.args_post = m.args;
                 self.files = m.files;
                 self.file_sizes = m.file_sizes;
                 self.part_headers = m.part_headers;
                 self.multipart_strict = m.flags.strict_error();
                 self.multipart = m.flags;
-            }),
-            Some(BodyProcessor::Xml) => parse_xml(&r.body).map(|x| self.xml = x),
-            None => Ok(()),
-        };
+            }
+            Some(Err(x)) => self.xml = x,
+            None => {}
+        });
         if let Err(e) = result {
             if processor == Some(BodyProcessor::Multipart) {
                 self.multipart_strict = true;
@@ -519,12 +544,27 @@ fn values<'a>(
                 + data.body.len();
             scalar(out, Cow::Owned(len.to_string().into_bytes()));
         }
-        // Response variables are empty until response processing exists.
+        // Empty until the response is processed (phases 3 and 4).
+        Var::ResponseHeaders => pairs(&data.response.headers, false, key, out),
+        Var::ResponseHeadersNames => pairs(&data.response.headers, true, key, out),
+        Var::ResponseStatus
+        | Var::ResponseProtocol
+        | Var::ResponseContentType
+        | Var::ResponseContentLength
+            if data.response.seen =>
+        {
+            let value = match var {
+                Var::ResponseStatus => &data.response.status,
+                Var::ResponseProtocol => &data.response.protocol,
+                Var::ResponseContentType => &data.response.content_type,
+                _ => &data.response.content_length,
+            };
+            scalar(out, Cow::Borrowed(value))
+        }
+        Var::ResponseBody if data.response.seen => scalar(out, Cow::Borrowed(&data.response.body)),
         Var::ResponseBody
         | Var::ResponseStatus
         | Var::ResponseProtocol
-        | Var::ResponseHeaders
-        | Var::ResponseHeadersNames
         | Var::ResponseContentType
         | Var::ResponseContentLength => {}
     }
@@ -701,25 +741,40 @@ impl Hasher for AddressHasher {
     }
 }
 
-pub(crate) struct Transaction<'r> {
+/// A response, for phases 3 and 4.
+#[derive(Debug, Clone, Default)]
+pub struct Response {
+    pub status: u16,
+    /// `HTTP/1.1`, `HTTP/2.0`, ...
+    pub protocol: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+/// One request (and its response) going through the rules phase by phase, for callers
+/// that act between phases: refuse on the headers before reading a body, inspect a
+/// response. [`RuleSet::evaluate`] runs a whole request at once.
+pub struct Transaction<'r> {
     cache: TransformCache,
     rules: &'r RuleSet,
-    request: &'r Request,
     data: Data,
     state: State,
     intervention: Option<Intervention>,
     matches: Vec<RuleMatch>,
     /// Set by `allow`: which phases are done.
     allowed: Option<AllowScope>,
+    /// The highest phase run so far (0: none).
+    done: u8,
+    /// The body given with the request, processed by `process_request_body(None)`.
+    pending_body: Vec<u8>,
 }
 
 impl RuleSet {
-    /// Runs the request phases (1, then the body processor, then 2) and the logging phase
-    /// (5) over `request`. Response phases (3, 4) need a response and are not run here.
-    pub fn evaluate(&self, request: &Request) -> Outcome {
-        let t = Transaction {
+    /// Starts a transaction for `request`; its body may be empty now and given to
+    /// [`Transaction::process_request_body`] later.
+    pub fn transaction(&self, request: &Request) -> Transaction<'_> {
+        Transaction {
             rules: self,
-            request,
             data: Data::new(request),
             state: State {
                 collections: BTreeMap::new(),
@@ -740,21 +795,87 @@ impl RuleSet {
                     Default::default(),
                 ),
             },
-        };
-        t.run()
+            done: 0,
+            pending_body: request.body.clone(),
+        }
+    }
+
+    /// Runs the request phases (1, then the body processor, then 2) and the logging phase
+    /// (5) over `request`.
+    pub fn evaluate(&self, request: &Request) -> Outcome {
+        let mut t = self.transaction(request);
+        t.process_request_body(None);
+        t.finish()
     }
 }
 
 impl Transaction<'_> {
-    fn run(mut self) -> Outcome {
-        self.phase(1);
-        if self.state.body_access {
-            let processor = self.state.body_processor;
-            self.data.process_body(self.request, processor);
-            // Cached values are known by address; the body processor just changed the data.
-            self.cache.clear();
+    /// Phase 1 (request headers). Returns the intervention to enforce, if any (none in
+    /// `DetectionOnly` mode).
+    pub fn process_request_headers(&mut self) -> Option<&Intervention> {
+        if self.done < 1 {
+            self.phase(1);
+            self.done = 1;
         }
-        self.phase(2);
+        self.enforced()
+    }
+
+    /// The body processor, then phase 2 (running phase 1 first if it has not run). `body`
+    /// replaces the body the transaction was started with.
+    pub fn process_request_body(&mut self, body: Option<Vec<u8>>) -> Option<&Intervention> {
+        self.process_request_headers();
+        if self.done < 2 {
+            let body = body.unwrap_or_else(|| std::mem::take(&mut self.pending_body));
+            if self.state.body_access {
+                let processor = self.state.body_processor;
+                self.data.process_body(body, processor);
+                // Cached values are known by address; the data just changed.
+                self.cache.clear();
+            }
+            self.phase(2);
+            self.done = 2;
+        }
+        self.enforced()
+    }
+
+    /// Phases 3 (response headers) and 4 (response body), after the request phases.
+    pub fn process_response(&mut self, response: &Response) -> Option<&Intervention> {
+        self.process_request_body(None);
+        if self.done < 4 {
+            let header = |name: &str| {
+                response
+                    .headers
+                    .iter()
+                    .find(|(n, _)| n.eq_ignore_ascii_case(name))
+                    .map(|(_, v)| v.as_bytes().to_vec())
+                    .unwrap_or_default()
+            };
+            self.data.response = ResponseData {
+                status: response.status.to_string().into_bytes(),
+                protocol: response.protocol.as_bytes().to_vec(),
+                headers: response
+                    .headers
+                    .iter()
+                    .map(|(n, v)| (n.clone(), v.as_bytes().to_vec()))
+                    .collect(),
+                content_type: header("content-type"),
+                content_length: header("content-length"),
+                body: Vec::new(),
+                seen: true,
+            };
+            self.cache.clear();
+            self.phase(3);
+            self.data.response.body = response.body.clone();
+            self.cache.clear();
+            self.phase(4);
+            self.done = 4;
+        }
+        self.enforced()
+    }
+
+    /// The logging phase (5), after whatever request phases have not run yet.
+    pub fn finish(mut self) -> Outcome {
+        self.process_request_body(None);
         self.allowed = None;
         self.phase(5);
         let tx = self
@@ -772,18 +893,25 @@ impl Transaction<'_> {
         }
     }
 
+    fn enforced(&self) -> Option<&Intervention> {
+        (self.state.mode == EngineMode::On)
+            .then_some(self.intervention.as_ref())
+            .flatten()
+    }
+
     fn stopped(&self, phase: u8) -> bool {
         if self.state.mode == EngineMode::Off {
             return true;
         }
-        // An enforced interruption ends the request phases; logging still runs.
+        if phase == 5 {
+            return false;
+        }
+        // An enforced interruption ends everything but logging; `allow` ends the request
+        // phases (`allow:request`) or all but logging.
         let interrupted = self.state.mode == EngineMode::On && self.intervention.is_some();
-        phase < 5
-            && (interrupted
-                || matches!(
-                    self.allowed,
-                    Some(AllowScope::Transaction | AllowScope::Request)
-                ))
+        interrupted
+            || self.allowed == Some(AllowScope::Transaction)
+            || (self.allowed == Some(AllowScope::Request) && phase <= 2)
     }
 
     fn phase(&mut self, phase: u8) {

@@ -21,7 +21,9 @@
 //! assert_eq!(outcome.blocking().map(|i| (i.rule_id, i.status)), Some((1, 403)));
 //! ```
 //!
-//! What is not there yet: response phases (3, 4) are compiled but not run, XPath beyond
+//! [`RuleSet::transaction`] runs the phases one at a time (headers, body, response).
+//!
+//! What is not there yet: XPath beyond
 //! `XML:/*` and `XML://@*`, `@geoLookup` and `@rbl` (reported as unsupported at load
 //! time, like patterns that need look-around), persistent collections (`IP`, `SESSION`,
 //! ... live for one transaction).
@@ -42,5 +44,5 @@ pub mod variables;
 pub use actions::EngineMode;
 pub use compile::{FileSystem, Files, LoadOptions, MemoryFiles, RuleSet};
 pub use error::{ErrorKind, LoadError, Location, Unsupported};
-pub use eval::{Intervention, InterventionKind, Outcome, RuleMatch};
+pub use eval::{Intervention, InterventionKind, Outcome, Response, RuleMatch, Transaction};
 pub use request::Request;

@@ -260,3 +260,26 @@ fn crs_prompt_field_exclusion_written_as_an_ordinary_rule() {
     ));
     assert!(outcome.blocking().is_some(), "{:?}", outcome.matches);
 }
+
+#[test]
+fn crs_response_rules_catch_a_leaked_sql_error() {
+    use chatgate_seclang::Response;
+    let rules = load_crs(None);
+    let mut t = rules.transaction(&request("GET", "/products?id=7", &[], ""));
+    assert!(t.process_request_body(None).is_none());
+    let leak = Response {
+        status: 200,
+        protocol: "HTTP/1.1".into(),
+        headers: vec![("Content-Type".into(), "text/html".into())],
+        body: b"<p>You have an error in your SQL syntax; check the manual that corresponds to your MySQL server version</p>".to_vec(),
+    };
+    let blocked = t.process_response(&leak).map(|i| (i.rule_id, i.phase));
+    let outcome = t.finish();
+    assert_eq!(
+        blocked,
+        Some((959100, 4)),
+        "{:?} {:?}",
+        outcome.matched_ids(),
+        outcome.tx("outbound_anomaly_score")
+    );
+}

@@ -626,3 +626,67 @@ fn xml_body_text_and_attributes() {
     assert_eq!(ids(&rules, &post("application/xml", "<q><w></q>")), [3, 4]);
     assert!(load_err(&[], r#"SecRule XML:/q/w "@rx a" "id:1""#).contains("unsupported: XML:/q/w"));
 }
+
+#[test]
+fn staged_transaction_refuses_on_headers_before_the_body_is_read() {
+    let rules = load(
+        r#"
+        SecRule REQUEST_HEADERS:Content-Length "@gt 100" "id:1,phase:1,deny,status:413"
+        SecRule ARGS "@contains evil" "id:2,phase:2,deny"
+        SecAction "id:3,phase:5,pass,nolog"
+        "#,
+    );
+    let mut head = post("application/json", "");
+    head.headers.push(("Content-Length".into(), "1000".into()));
+    let mut t = rules.transaction(&head);
+    assert_eq!(
+        t.process_request_headers().map(|i| (i.rule_id, i.status)),
+        Some((1, 413))
+    );
+    // Phase 2 does not run after an enforced interruption; logging does.
+    assert!(
+        t.process_request_body(Some(br#"{"a":"evil"}"#.to_vec()))
+            .is_some()
+    );
+    assert_eq!(t.finish().matched_ids(), [1, 3]);
+
+    let mut t = rules.transaction(&post("application/json", ""));
+    assert!(t.process_request_headers().is_none());
+    assert_eq!(
+        t.process_request_body(Some(br#"{"a":"evil"}"#.to_vec()))
+            .map(|i| i.rule_id),
+        Some(2)
+    );
+}
+
+#[test]
+fn response_phases_see_status_headers_and_body() {
+    use chatgate_seclang::Response;
+    let rules = load(
+        r#"
+        SecRule RESPONSE_STATUS "@streq 500" "id:1,phase:3,pass"
+        SecRule RESPONSE_HEADERS:Content-Type "@beginsWith text/html" "id:2,phase:3,pass"
+        SecRule RESPONSE_BODY "@contains SQL syntax" "id:3,phase:3,pass"
+        SecRule RESPONSE_BODY "@contains SQL syntax" "id:4,phase:4,deny,status:502"
+        SecRule RESPONSE_PROTOCOL "@streq HTTP/1.1" "id:5,phase:4,pass"
+        SecRule REQUEST_FILENAME "@streq /open" "id:6,phase:1,allow:request"
+        SecAction "id:7,phase:2,deny"
+        "#,
+    );
+    let response = Response {
+        status: 500,
+        protocol: "HTTP/1.1".into(),
+        headers: vec![("Content-Type".into(), "text/html; charset=utf-8".into())],
+        body: b"You have an error in your SQL syntax".to_vec(),
+    };
+    // `allow:request` skips the rest of the request phases but not the response's.
+    let mut t = rules.transaction(&get("/open"));
+    assert!(t.process_request_body(None).is_none());
+    assert_eq!(
+        t.process_response(&response)
+            .map(|i| (i.rule_id, i.status, i.phase)),
+        Some((4, 502, 4))
+    );
+    // The body is not there in phase 3.
+    assert_eq!(t.finish().matched_ids(), [6, 1, 2, 4]);
+}
