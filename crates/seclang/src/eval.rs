@@ -78,7 +78,14 @@ pub struct RuleMatch {
     /// Names of the variables that matched (`ARGS:json.model`, `REQUEST_URI`, ...), of the
     /// last link of the chain.
     pub matched_vars: Vec<String>,
+    /// Their values after transformation, each cut to [`MATCHED_VALUE_LIMIT`] bytes. They
+    /// can hold secrets: redact before logging.
+    pub matched_values: Vec<Vec<u8>>,
 }
+
+/// The most bytes of a matched value kept in a [`RuleMatch`]: enough to see the attack,
+/// not a copy of a large body.
+pub const MATCHED_VALUE_LIMIT: usize = 256;
 
 /// The per-request variables derived from the request before rules run.
 #[derive(Default)]
@@ -1051,6 +1058,12 @@ impl Transaction<'_> {
                 .matched_vars
                 .iter()
                 .map(|(n, _)| n.clone())
+                .collect(),
+            matched_values: self
+                .state
+                .matched_vars
+                .iter()
+                .map(|(_, v)| v[..v.len().min(MATCHED_VALUE_LIMIT)].to_vec())
                 .collect(),
         };
         let kind = match &rule.disruptive {

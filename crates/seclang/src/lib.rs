@@ -44,5 +44,7 @@ pub mod variables;
 pub use actions::EngineMode;
 pub use compile::{FileSystem, Files, LoadOptions, MemoryFiles, RuleSet};
 pub use error::{ErrorKind, LoadError, Location, Unsupported};
-pub use eval::{Intervention, InterventionKind, Outcome, Response, RuleMatch, Transaction};
+pub use eval::{
+    Intervention, InterventionKind, MATCHED_VALUE_LIMIT, Outcome, Response, RuleMatch, Transaction,
+};
 pub use request::Request;

@@ -603,6 +603,16 @@ fn outcome_reports_matched_variable_names() {
     let o: Outcome = rules.evaluate(&post("application/json", r#"{"a":["evil"],"b":"evil"}"#));
     let m = &o.matches[0];
     assert_eq!(m.matched_vars, ["ARGS:json.a.0", "ARGS:json.b"]);
+    assert_eq!(m.matched_values, [b"evil".to_vec(), b"evil".to_vec()]);
+    // Values are kept transformed and cut short.
+    let rules =
+        load(r#"SecRule ARGS "@contains evil" "id:1,phase:2,pass,t:uppercase,t:lowercase""#);
+    let long = format!("/?q={}", "evil".repeat(100));
+    let o = rules.evaluate(&get(&long));
+    assert_eq!(
+        o.matches[0].matched_values[0],
+        "evil".repeat(64).into_bytes()
+    );
     assert_eq!(
         (m.severity, m.tags.as_slice(), m.log),
         (Some(2), &["t".to_string()][..], true)
@@ -689,4 +699,27 @@ fn response_phases_see_status_headers_and_body() {
     );
     // The body is not there in phase 3.
     assert_eq!(t.finish().matched_ids(), [6, 1, 2, 4]);
+}
+
+#[test]
+fn a_compiled_rule_set_is_shared_by_concurrent_transactions() {
+    // Compiled once (at start-up or pre-initialisation), then read by every request.
+    fn shareable<T: Send + Sync>() {}
+    shareable::<RuleSet>();
+    let rules = std::sync::Arc::new(load(
+        r#"SecRule ARGS "@rx ^%{REQUEST_HEADERS.x-want}$" "id:1,phase:2,deny""#,
+    ));
+    let handles: Vec<_> = (0..4)
+        .map(|n| {
+            let rules = rules.clone();
+            std::thread::spawn(move || {
+                let mut r = get(&format!("/?a=v{n}"));
+                r.headers.push(("X-Want".into(), format!("v{n}")));
+                rules.evaluate(&r).blocking().map(|i| i.rule_id)
+            })
+        })
+        .collect();
+    for h in handles {
+        assert_eq!(h.join().unwrap(), Some(1));
+    }
 }
