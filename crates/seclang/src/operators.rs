@@ -31,7 +31,7 @@ pub fn compile_rx(pattern: &str) -> Result<Regex, String> {
 /// an escaped punctuation character (`\'`, `\/`) is that character; `[`, `&` and `~`
 /// inside a class are literals (RE2 reads them as nested classes and set operations);
 /// non-ASCII characters are their UTF-8 bytes (PCRE without UTF mode sees bytes);
-/// `\h`, `\v`, `\e` and `\0nn` become explicit bytes.
+/// `\x{HH}`, `\h`, `\v`, `\e` and `\0nn` become explicit bytes.
 ///
 /// Two constructs are widened: possessive quantifiers (`a++`) become greedy and atomic
 /// groups `(?>...)` plain groups. Both only drop PCRE's refusal to backtrack, so the
@@ -72,6 +72,7 @@ pub fn translate_pcre(pattern: &str) -> Result<String, String> {
                         b'e' => out.push_str("\\x1B"),
                         b'b' => out.push_str("\\x08"),
                         b'0' => i = octal_escape(b, i, &mut out),
+                        b'x' if b.get(i) == Some(&b'{') => i = braced_hex(b, i, &mut out)?,
                         e if e.is_ascii_alphanumeric() => {
                             out.push('\\');
                             out.push(char::from(e));
@@ -124,6 +125,7 @@ pub fn translate_pcre(pattern: &str) -> Result<String, String> {
                     b'v' => out.push_str("[\\n\\x0B\\x0C\\r\\x85]"),
                     b'e' => out.push_str("\\x1B"),
                     b'0' => i = octal_escape(b, i, &mut out),
+                    b'x' if b.get(i) == Some(&b'{') => i = braced_hex(b, i, &mut out)?,
                     b'R' | b'K' | b'G' | b'Z' | b'Q' | b'E' | b'X' | b'C' | b'c' | b'g' | b'k' => {
                         return Err(format!(
                             "PCRE escape \\{} is not supported by RE2",
@@ -216,6 +218,23 @@ fn octal_escape(b: &[u8], at: usize, out: &mut String) -> usize {
     }
     out.push_str(&format!("\\x{value:02X}"));
     i
+}
+
+/// `\\x{HH}`: one byte (PCRE without UTF mode refuses code points above 0xff). `at` is
+/// at the `{`.
+fn braced_hex(b: &[u8], at: usize, out: &mut String) -> Result<usize, String> {
+    let len = b[at..]
+        .iter()
+        .position(|&c| c == b'}')
+        .ok_or("unterminated \\x{")?;
+    let digits = std::str::from_utf8(&b[at + 1..at + len]).map_err(|_| "invalid \\x{} escape")?;
+    let value =
+        u32::from_str_radix(digits, 16).map_err(|_| format!("invalid \\x{{{digits}}} escape"))?;
+    if value > 0xff {
+        return Err(format!("\\x{{{digits}}} is above 0xff (no UTF mode)"));
+    }
+    out.push_str(&format!("\\x{value:02X}"));
+    Ok(at + len + 1)
 }
 
 /// The length of a `{n}`, `{n,}` or `{n,m}` quantifier at the start of `b`.

@@ -74,6 +74,8 @@ fn rx_reads_pcre_spellings() {
     yes("@rx (?>ab|a)c", b"abc"); // atomic group read as a plain group
     yes("@rx [´’]", "’".as_bytes()); // non-ASCII class members are their bytes
     yes("@rx \\h", b"a\tb");
+    yes("@rx [\\x7f-\\x{ff}]", b"\xe9"); // braced hex, as CRS 4 writes bytes
+    yes("@rx \\x{c2}\\x{b4}", "´".as_bytes());
     for bad in ["@rx (?<!a)b", "@rx (?=a)", "@rx (a)\\1", "@rx (unclosed"] {
         assert!(
             matches!(compile(bad, &no_files), Err(ErrorKind::Regex { .. })),
