@@ -220,7 +220,7 @@ fn octal_escape(b: &[u8], at: usize, out: &mut String) -> usize {
     i
 }
 
-/// `\\x{HH}`: one byte (PCRE without UTF mode refuses code points above 0xff). `at` is
+/// `\x{HH}`: one byte (PCRE without UTF mode refuses code points above 0xff). `at` is
 /// at the `{`.
 fn braced_hex(b: &[u8], at: usize, out: &mut String) -> Result<usize, String> {
     let len = b[at..]

@@ -86,26 +86,28 @@ impl Transform {
     /// contain what a decoder reacts to, so most transformations then cost no copy.
     pub fn leaves_unchanged(self, input: &[u8]) -> bool {
         use Transform::*;
-        let has = |set: &[u8]| input.iter().any(|b| set.contains(b));
+        // One table look-up per byte: values can be long prompts, scanned by many rules.
+        let has = |set: &[bool; 256]| input.iter().any(|&b| set[usize::from(b)]);
         match self {
             Lowercase => !input.iter().any(u8::is_ascii_uppercase),
             Uppercase => !input.iter().any(u8::is_ascii_lowercase),
-            UrlDecode | UrlDecodeUni => !has(b"%+"),
-            HtmlEntityDecode => !has(b"&"),
-            JsDecode | CssDecode | EscapeSeqDecode => !has(b"\\"),
-            RemoveNulls | ReplaceNulls => !has(b"\0"),
-            RemoveWhitespace => !input.iter().any(|&b| is_space(b)),
+            UrlDecode | UrlDecodeUni => !has(&URL_DECODE),
+            HtmlEntityDecode => !input.contains(&b'&'),
+            JsDecode | CssDecode | EscapeSeqDecode => !input.contains(&b'\\'),
+            RemoveNulls | ReplaceNulls => !input.contains(&0),
+            RemoveWhitespace => !has(&SPACE),
             CompressWhitespace => !input.iter().enumerate().any(|(i, &b)| {
-                is_space(b) && (b != b' ' || input.get(i + 1).is_some_and(|&n| is_space(n)))
+                SPACE[usize::from(b)]
+                    && (b != b' ' || input.get(i + 1).is_some_and(|&n| is_space(n)))
             }),
             Utf8ToUnicode => input.is_ascii(),
-            RemoveComments | RemoveCommentsChar => !has(b"/*-#<>"),
+            RemoveComments | RemoveCommentsChar => !has(&COMMENT),
             ReplaceComments => !input.windows(2).any(|w| w == b"/*"),
-            NormalizePath => !has(b".") && !input.windows(2).any(|w| w == b"//"),
-            NormalizePathWin => !has(b".\\") && !input.windows(2).any(|w| w == b"//"),
+            NormalizePath => !input.contains(&b'.') && !input.windows(2).any(|w| w == b"//"),
+            NormalizePathWin => !has(&PATH_WIN) && !input.windows(2).any(|w| w == b"//"),
             CmdLine => {
                 !input.iter().any(u8::is_ascii_uppercase)
-                    && !has(b"\\\"'^,;\t\n\r\x0b\x0c")
+                    && !has(&CMD_LINE)
                     && !input
                         .windows(2)
                         .any(|w| w[0] == b' ' && matches!(w[1], b' ' | b'/' | b'('))
@@ -166,6 +168,22 @@ impl Transform {
         }
     }
 }
+
+const fn byte_set(bytes: &[u8]) -> [bool; 256] {
+    let mut table = [false; 256];
+    let mut i = 0;
+    while i < bytes.len() {
+        table[bytes[i] as usize] = true;
+        i += 1;
+    }
+    table
+}
+
+static URL_DECODE: [bool; 256] = byte_set(b"%+");
+static SPACE: [bool; 256] = byte_set(b" \t\n\r\x0b\x0c\xa0");
+static COMMENT: [bool; 256] = byte_set(b"/*-#<>");
+static PATH_WIN: [bool; 256] = byte_set(b".\\");
+static CMD_LINE: [bool; 256] = byte_set(b"\\\"'^,;\t\n\r\x0b\x0c");
 
 /// C `isspace` plus the non-breaking space (0xa0), which ModSecurity's whitespace
 /// transformations also treat as whitespace.
