@@ -157,8 +157,8 @@ pub enum Item {
     Marker(String),
 }
 
-/// Phase `p` is `phases[p - 1]`; `targets` holds each rule's `skipAfter` destination
-/// (index into its phase's list).
+/// A compiled rule set. Phase `p` runs `phases[p - 1]` in order; `skip_after` holds each
+/// rule's `skipAfter` destination (an index into its phase's list).
 #[derive(Debug)]
 pub struct RuleSet {
     pub(crate) rules: Vec<Rule>,

@@ -23,10 +23,10 @@
 //!
 //! [`RuleSet::transaction`] runs the phases one at a time (headers, body, response).
 //!
-//! What is not there yet: XPath beyond
-//! `XML:/*` and `XML://@*`, `@geoLookup` and `@rbl` (reported as unsupported at load
-//! time, like patterns that need look-around), persistent collections (`IP`, `SESSION`,
-//! ... live for one transaction).
+//! What is not there yet: XPath beyond `XML:/*` and `XML://@*`; `@geoLookup` and `@rbl`
+//! (reported as unsupported at load time, like patterns that need look-around);
+//! persistent collections (`IP`, `SESSION`, ... live for one transaction). See the
+//! README for the semantics chosen where ModSecurity versions differ.
 
 #![forbid(unsafe_code)]
 
