@@ -166,6 +166,7 @@ pub struct RuleSet {
     pub(crate) skip_after: Vec<Option<usize>>,
     pub(crate) engine: EngineMode,
     pub(crate) request_body_access: bool,
+    pub(crate) arguments_limit: usize,
     pub(crate) unsupported: Vec<Unsupported>,
 }
 
@@ -198,8 +199,14 @@ struct Builder<'f> {
     open: Option<(Rule, Option<Unsupported>)>,
     engine: EngineMode,
     request_body_access: bool,
+    arguments_limit: usize,
     unsupported: Vec<Unsupported>,
 }
+
+/// ModSecurity v3's recommended `SecArgumentsLimit`: a body with more arguments than this
+/// is a body error, so that padding a request with arguments can neither push an attack
+/// past the inspection nor make every rule visit an unbounded list.
+pub const DEFAULT_ARGUMENTS_LIMIT: usize = 1000;
 
 impl RuleSet {
     /// Loads a rule file (and what it includes) from the file system.
@@ -270,6 +277,7 @@ impl<'f> Builder<'f> {
             open: None,
             engine: EngineMode::On,
             request_body_access: true,
+            arguments_limit: DEFAULT_ARGUMENTS_LIMIT,
             unsupported: Vec::new(),
         }
     }
@@ -449,6 +457,16 @@ impl<'f> Builder<'f> {
                         }));
                     }
                 };
+            }
+            "secargumentslimit" => {
+                args(1..=1, "a number of arguments")?;
+                self.arguments_limit =
+                    d.args[0].parse().ok().filter(|n| *n > 0).ok_or_else(|| {
+                        fail(ErrorKind::Arguments {
+                            directive: d.name.clone(),
+                            expected: "a positive number of arguments",
+                        })
+                    })?;
             }
             // Identification of the rule set in logs, and the lifetime of persistent
             // collections (not kept by this engine): accepted.
@@ -685,6 +703,7 @@ impl<'f> Builder<'f> {
             skip_after,
             engine: self.engine,
             request_body_access: self.request_body_access,
+            arguments_limit: self.arguments_limit,
             unsupported: self.unsupported,
         })
     }

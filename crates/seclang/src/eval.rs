@@ -189,7 +189,12 @@ impl Data {
     }
 
     /// Runs the body processor, as ModSecurity does between phases 1 and 2.
-    fn process_body(&mut self, body: Vec<u8>, processor: Option<BodyProcessor>) {
+    fn process_body(
+        &mut self,
+        body: Vec<u8>,
+        processor: Option<BodyProcessor>,
+        arguments_limit: usize,
+    ) {
         self.body = body;
         let content_type = self.content_type.as_str();
         let processor = processor.or_else(|| BodyProcessor::for_content_type(content_type));
@@ -229,6 +234,14 @@ impl Data {
                 self.multipart_strict = true;
             }
             self.body_error = Some(e);
+        }
+        let count = self.args_post.len().max(self.xml.attributes.len());
+        if count > arguments_limit {
+            self.args_post.truncate(arguments_limit);
+            self.xml.attributes.truncate(arguments_limit);
+            self.body_error.get_or_insert_with(|| {
+                format!("{count} arguments in the body, more than the limit of {arguments_limit}")
+            });
         }
     }
 }
@@ -835,7 +848,8 @@ impl Transaction<'_> {
             let body = body.unwrap_or_else(|| std::mem::take(&mut self.pending_body));
             if self.state.body_access {
                 let processor = self.state.body_processor;
-                self.data.process_body(body, processor);
+                self.data
+                    .process_body(body, processor, self.rules.arguments_limit);
                 // Cached values are known by address; the data just changed.
                 self.cache.clear();
             }

@@ -723,3 +723,35 @@ fn a_compiled_rule_set_is_shared_by_concurrent_transactions() {
         assert_eq!(h.join().unwrap(), Some(1));
     }
 }
+
+#[test]
+fn too_many_body_arguments_are_a_body_error() {
+    let rules = load(
+        r#"
+        SecArgumentsLimit 3
+        SecRule &ARGS_POST "@eq 3" "id:2,phase:2,pass"
+        SecRule REQBODY_ERROR "!@eq 0" "id:1,phase:2,deny,status:400,msg:'%{REQBODY_ERROR_MSG}'"
+        "#,
+    );
+    assert!(
+        rules
+            .evaluate(&post("application/x-www-form-urlencoded", "a=1&b=2&c=3"))
+            .intervention
+            .is_none()
+    );
+    let o = rules.evaluate(&post(
+        "application/json",
+        r#"{"a":1,"b":2,"c":3,"d":"<script>"}"#,
+    ));
+    assert_eq!(o.blocking().map(|i| i.rule_id), Some(1));
+    // The arguments kept are the first 3.
+    assert_eq!(o.matched_ids(), [2, 1]);
+    assert_eq!(
+        o.matches[1].msg.as_deref(),
+        Some("4 arguments in the body, more than the limit of 3")
+    );
+    assert!(
+        load_err(&[], "SecArgumentsLimit 0")
+            .contains("SecArgumentsLimit expects a positive number")
+    );
+}
