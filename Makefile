@@ -1,6 +1,6 @@
 # One profile (release) for everything: wasmtime is compiled once, and tests run
 # the same host binary users run.
-COMPONENTS := telemetry waf auth chat retrieval completion-extractive completion-openai retrieval-azure-search hello retrieval-probe
+COMPONENTS := telemetry waf auth chat retrieval completion-extractive completion-openai retrieval-azure-search hello retrieval-probe capability-probe
 CARGO ?= cargo
 
 .PHONY: build components host index up test lint bench sdk test-deps

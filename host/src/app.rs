@@ -101,7 +101,7 @@ fn read_wasm(path: &Path, what: &str) -> wasmtime::Result<Vec<u8>> {
 }
 
 /// Reads one trigger's primary component, dependencies and middleware, and composes them.
-fn compose_trigger(
+pub fn compose_trigger(
     manifest: &Manifest,
     trigger: &HttpTrigger,
 ) -> wasmtime::Result<compose::Composed> {
@@ -183,7 +183,7 @@ impl App {
                     trigger.route
                 )
             })?;
-            let linker = runtime::linker(&engine, &component, &composed.denied)
+            let linker = runtime::linker(&engine, &component)
                 .with_context(|| format!("linking route `{}`", trigger.route))?;
             let pre = linker
                 .instantiate_pre(&component)

@@ -1,38 +1,64 @@
-//! Composition of one HTTP trigger into a single component with `wac-graph`,
-//! following Spin's semantics:
+//! Composition of one HTTP trigger into a single component with `wac-graph`, following
+//! Spin's composer closely enough that a manifest Spin refuses is refused here, with the
+//! same cause named.
 //!
-//! * each of the primary component's `dependencies` is instantiated and its export
-//!   plugged into the primary's import of the same (or the given `export`) name;
-//! * the trigger's `dependencies.middleware` wrap the result, outermost first, each
-//!   importing and exporting `wasi:http/handler@0.3.0`;
-//! * the composed component runs with the *primary* component's configuration, and a
-//!   dependency or middleware reaches a configuration-bearing host interface only if
-//!   it inherits that configuration set (`inherit_configuration`). Every other such
-//!   import is routed to a separate `chatgate-deny-*` import, which the host
-//!   satisfies with functions that refuse (see `runtime`).
+//! The Spin rules mirrored here, with where Spin implements them (spin commit 94a8fc8a,
+//! 2026-08-21; `compose` is `crates/compose/src/lib.rs`, `middleware` is
+//! `crates/trigger-http/src/middleware.rs`, `deny` is `crates/capabilities/src/deny.rs`):
+//!
+//! 1. A component's dependencies are composed only if it has some (compose:218); the
+//!    component is registered in a wac graph under its component id (compose:221-223).
+//! 2. A dependency name is a plain kebab name or `ns:pkg[/interface][@version]`
+//!    (`crates/serde/src/dependencies.rs`:51-79, 128-140) and matches the component's
+//!    imports as `matches_import` does (compose:532-572): the package must be equal, and
+//!    the interface and version too when the name gives them. A name that matches no
+//!    import is an error (compose:285-290); an import matched by two names is a conflict
+//!    (compose:306-322).
+//! 3. Each dependency is registered in the graph under its **package name without
+//!    version** (compose:420-429), and a wac graph holds a package name once
+//!    (wac-graph `graph.rs`, `register_package`): two dependencies of one component from
+//!    the same package (e.g. `chatgate:rag/retriever` and `chatgate:rag/completion`) are
+//!    refused with "package `chatgate:rag` has already been registered in the graph".
+//! 4. A dependency satisfies an import with its export named `export`, or else with the
+//!    export named exactly as the import (compose:348-376), whose type must be a subtype of
+//!    the import's (compose:384-396). The composition exports all of the component's
+//!    exports (compose:453-473).
+//! 5. Before it is registered, a dependency is wrapped with a deny component for every
+//!    configuration set it does not inherit (compose:425-426; deny:20-100, the allow list
+//!    deny:102-129 and the sets in `crates/capabilities/src/lib.rs`:21-89). See [`crate::deny`].
+//! 6. Middleware (the HTTP trigger's only trigger dependency, middleware:20-25) wraps the
+//!    composed component: each is deny-wrapped likewise (middleware:100), registered as
+//!    `middleware<i>` with the component as `primary` (middleware:101-110), and chained
+//!    through imports and exports named exactly `wasi:http/handler@0.3.0`, outermost first
+//!    (middleware:49-77, 85, 113-121).
+//!
+//! Where chatgate is stricter than Spin it says so at the rule: it denies
+//! `wasi:keyvalue/atomics` and `batch` with `store`, and WASI 0.3 sockets.
 
 use crate::manifest::InheritConfiguration;
-use std::collections::BTreeMap;
-use wac_graph::types::{Package, are_semver_compatible};
-use wac_graph::{CompositionGraph, EncodeOptions, NodeId, PackageId};
+use std::collections::{BTreeMap, BTreeSet};
+use wac_graph::types::{Package, SubtypeChecker, Types};
+use wac_graph::{CompositionGraph, EncodeOptions, PackageId};
 
 /// The interface every middleware imports and exports, and the composed result exports.
 pub const HANDLER_INTERFACE: &str = "wasi:http/handler@0.3.0";
 
-/// Prefix of the imports that stand for configuration a dependency was not granted.
-pub const DENY_PREFIX: &str = "chatgate-deny-";
-
 /// Host interfaces, by configuration set, that a dependency reaches only when it inherits the set.
 /// Matching is by interface name without version (`wasi:http/client@0.3.0` matches `wasi:http/client`).
+/// Spin's lists (`crates/capabilities/src/lib.rs`:31-89) name each version; chatgate
+/// matches every version of the same interfaces.
 const CAPABILITY_INTERFACES: &[(&str, &[&str])] = &[
     ("ai_models", &["fermyon:spin/llm"]),
     (
         "allowed_outbound_hosts",
+        // As Spin: what makes a connection or a lookup. `wasi:sockets/network` and
+        // `instance-network` only name the network and its types (they stay with the
+        // host, so that the sockets interfaces keep one `network` type). WASI 0.3 creates
+        // sockets with `wasi:sockets/types`, which Spin does not list; chatgate denies it.
         &[
             "wasi:http/client",
             "wasi:http/outgoing-handler",
             "wasi:sockets/types",
-            "wasi:sockets/network",
             "wasi:sockets/tcp",
             "wasi:sockets/udp",
             "wasi:sockets/tcp-create-socket",
@@ -48,9 +74,9 @@ const CAPABILITY_INTERFACES: &[(&str, &[&str])] = &[
     ("files", &["wasi:filesystem/preopens"]),
     (
         "key_value_stores",
-        // Spin's deny adapter covers only `wasi:keyvalue/store`, leaving atomics and batch
-        // unusable for want of a bucket; denying all three keeps the bucket resource of a
-        // dependency's imports in one place, the deny imports.
+        // Spin's deny adapter covers only `wasi:keyvalue/store`; `atomics` and `batch`
+        // take the store's `bucket`, so chatgate denies all three together, keeping each
+        // interface's resource types in one place (the deny component).
         &[
             "spin:key-value/key-value",
             "wasi:keyvalue/store",
@@ -74,37 +100,60 @@ pub enum ComposeError {
         "`{component}` imports `{import}`, but no dependency provides it and the host does not either"
     )]
     Unsatisfied { component: String, import: String },
-    #[error("dependency `{dependency}` does not export `{export}` (it exports: {available})")]
+    #[error("component `{component}`: dependency name `{dependency}` is invalid: {message}")]
+    InvalidDependencyName {
+        component: String,
+        dependency: String,
+        message: String,
+    },
+    #[error("dependency `{dependency}` doesn't match any imports of component `{component}`")]
+    UnmatchedDependency {
+        component: String,
+        dependency: String,
+    },
+    #[error("component `{component}` has dependency conflicts: {conflicts}")]
+    DependencyConflicts {
+        component: String,
+        conflicts: String,
+    },
+    #[error(
+        "component `{component}`: dependencies `{first}` and `{second}` both come from package `{package}`. \
+         Spin registers each dependency of a component under its package name, once, so it refuses \
+         this manifest (\"package `{package}` has already been registered in the graph\"); \
+         take them from interfaces of different WIT packages"
+    )]
+    SamePackage {
+        component: String,
+        package: String,
+        first: String,
+        second: String,
+    },
+    #[error(
+        "dependency `{dependency}` doesn't export `{export}` to satisfy import `{import}` (it exports: {available})"
+    )]
     MissingExport {
         dependency: String,
         export: String,
+        import: String,
         available: String,
     },
+    #[error(
+        "dependency `{dependency}` exports `{export}` which is not compatible with import `{import}`: {message}"
+    )]
+    IncompatibleExport {
+        dependency: String,
+        export: String,
+        import: String,
+        message: String,
+    },
+    #[error("cannot deny `{name}` what it does not inherit: {message}")]
+    Deny { name: String, message: String },
     #[error("middleware `{0}` must import and export `wasi:http/handler@0.3.0`")]
     NotMiddleware(String),
     #[error("`{0}` does not export `wasi:http/handler@0.3.0`: it is not a WASIp3 HTTP component")]
     NotHttpComponent(String),
     #[error("composition failed: {0}")]
     Graph(String),
-}
-
-/// A valid plain import name, unique per part and interface version, e.g.
-/// `chatgate-deny-p2-wasi-http-client-v030` for part 2's `wasi:http/client@0.3.0`.
-fn deny_name(part_index: usize, interface: &str) -> String {
-    let (unversioned, version) = interface.split_once('@').unwrap_or((interface, ""));
-    let mut words: Vec<String> = unversioned
-        .split(|c: char| !c.is_ascii_alphanumeric())
-        .filter(|w| w.chars().next().is_some_and(|c| c.is_ascii_alphabetic()))
-        .map(str::to_ascii_lowercase)
-        .collect();
-    let version: String = version
-        .chars()
-        .filter(char::is_ascii_alphanumeric)
-        .collect();
-    if !version.is_empty() {
-        words.push(format!("v{}", version.to_ascii_lowercase()));
-    }
-    format!("{DENY_PREFIX}p{part_index}-{}", words.join("-"))
 }
 
 fn graph_error(e: impl std::fmt::Display) -> ComposeError {
@@ -119,7 +168,8 @@ pub struct Part {
     pub inherit: Inherit,
 }
 
-/// A primary component's dependency: the import it satisfies and what it exports for it.
+/// A primary component's dependency: its name in the manifest (`import`, e.g.
+/// `chatgate:retriever/retriever`) and what it exports for it.
 pub struct Dependency {
     pub import: String,
     pub export: Option<String>,
@@ -164,115 +214,166 @@ pub fn capability_set_of(import: &str) -> Option<&'static str> {
         .map(|(set, _)| *set)
 }
 
-/// The composed component, and for each deny import the interface it stands for.
+/// A dependency's name in the manifest, as Spin parses it
+/// (`crates/serde/src/dependencies.rs`:51-79, 128-140).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DependencyName {
+    /// `foo-bar`: matches the plain import of that name.
+    Plain(String),
+    /// `ns:pkg`, `ns:pkg@1.2.3`, `ns:pkg/interface`, `ns:pkg/interface@1.2.3`.
+    Package {
+        package: String,
+        interface: Option<String>,
+        version: Option<semver::Version>,
+    },
+}
+
+/// Lowercase kebab-case, as Spin's `KebabId` and package names (`wasm-pkg-common`) require.
+fn is_kebab(word: &str) -> bool {
+    !word.is_empty()
+        && word.split('-').all(|part| {
+            let mut chars = part.chars();
+            chars.next().is_some_and(|c| c.is_ascii_lowercase())
+                && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+        })
+}
+
+impl DependencyName {
+    pub fn parse(name: &str) -> Result<Self, String> {
+        if !name.contains([':', '/']) {
+            return if is_kebab(name) {
+                Ok(DependencyName::Plain(name.to_string()))
+            } else {
+                Err("a plain name must be kebab-case".into())
+            };
+        }
+        let (unversioned, version) = match name.split_once('@') {
+            Some((unversioned, version)) => (
+                unversioned,
+                Some(
+                    semver::Version::parse(version)
+                        .map_err(|e| format!("invalid version `{version}`: {e}"))?,
+                ),
+            ),
+            None => (name, None),
+        };
+        let (package, interface) = match unversioned.split_once('/') {
+            Some((package, interface)) => (package, Some(interface)),
+            None => (unversioned, None),
+        };
+        let valid_package = package
+            .split_once(':')
+            .is_some_and(|(ns, pkg)| is_kebab(ns) && is_kebab(pkg));
+        if !valid_package {
+            return Err(format!(
+                "`{package}` is not a package name (`namespace:name`)"
+            ));
+        }
+        if let Some(interface) = interface
+            && !is_kebab(interface)
+        {
+            return Err(format!("`{interface}` is not an interface name"));
+        }
+        Ok(DependencyName::Package {
+            package: package.to_string(),
+            interface: interface.map(str::to_string),
+            version,
+        })
+    }
+
+    /// The name Spin registers the dependency under in its composition graph: the
+    /// package without version, or the plain name (compose:420-423).
+    pub fn registered_name(&self) -> &str {
+        match self {
+            DependencyName::Plain(name) => name,
+            DependencyName::Package { package, .. } => package,
+        }
+    }
+
+    /// Whether this name satisfies the import `import`, as Spin's `matches_import`
+    /// (compose:532-572).
+    pub fn matches_import(&self, import: &str) -> bool {
+        match self {
+            DependencyName::Plain(name) => !import.contains([':', '/']) && name == import,
+            DependencyName::Package {
+                package,
+                interface,
+                version,
+            } => {
+                let Some((import_package, rest)) = import.split_once('/') else {
+                    return false;
+                };
+                let (import_interface, import_version) = match rest.split_once('@') {
+                    Some((interface, version)) => {
+                        let Ok(version) = semver::Version::parse(version) else {
+                            return false;
+                        };
+                        (interface, Some(version))
+                    }
+                    None => (rest, None),
+                };
+                import_package == package
+                    && interface.as_deref().is_none_or(|i| i == import_interface)
+                    && version
+                        .as_ref()
+                        .is_none_or(|v| Some(v) == import_version.as_ref())
+            }
+        }
+    }
+}
+
+/// The composed component.
 pub struct Composed {
     pub bytes: Vec<u8>,
-    pub denied: BTreeMap<String, String>,
 }
 
-struct Builder {
-    graph: CompositionGraph,
-    /// Deny import name -> the interface it stands for.
-    denied: BTreeMap<String, String>,
-}
-
-impl Builder {
-    fn register(&mut self, part: &Part, index: usize) -> Result<PackageId, ComposeError> {
-        let package = Package::from_bytes(
-            &format!("chatgate:part{index}"),
-            None,
-            part.bytes.clone(),
-            self.graph.types_mut(),
-        )
-        .map_err(|e| ComposeError::NotAComponent {
-            name: part.name.clone(),
+/// The import and export names of a component, without placing it in a graph.
+fn interface_names(name: &str, bytes: &[u8]) -> Result<(Vec<String>, Vec<String>), ComposeError> {
+    let mut types = Types::default();
+    let package = Package::from_bytes(name, None, bytes.to_vec(), &mut types).map_err(|e| {
+        ComposeError::NotAComponent {
+            name: name.to_string(),
             message: format!("{e:#}"),
-        })?;
-        self.graph.register_package(package).map_err(graph_error)
-    }
-
-    fn imports(&self, package: PackageId) -> Vec<(String, wac_graph::types::ItemKind)> {
-        let ty = self.graph[package].ty();
-        self.graph.types()[ty]
-            .imports
-            .iter()
-            .map(|(name, kind)| (name.clone(), *kind))
-            .collect()
-    }
-
-    fn exports(&self, package: PackageId) -> Vec<String> {
-        let ty = self.graph[package].ty();
-        self.graph.types()[ty].exports.keys().cloned().collect()
-    }
-
-    /// Instantiates a dependency or middleware, routing the configuration it does not
-    /// inherit to deny imports of its own (typed by exactly what this part imports).
-    fn instantiate_restricted(
-        &mut self,
-        package: PackageId,
-        part_index: usize,
-        inherit: &Inherit,
-    ) -> Result<NodeId, ComposeError> {
-        let instance = self.graph.instantiate(package);
-        for (import, kind) in self.imports(package) {
-            let Some(set) = capability_set_of(&import) else {
-                continue;
-            };
-            if inherit.grants(set) {
-                continue;
-            }
-            let name = deny_name(part_index, &import);
-            let node = self.graph.import(&name, kind).map_err(graph_error)?;
-            self.denied.insert(name, import.clone());
-            self.graph
-                .set_instantiation_argument(instance, &import, node)
-                .map_err(graph_error)?;
         }
-        Ok(instance)
-    }
+    })?;
+    let world = &types[package.ty()];
+    Ok((
+        world.imports.keys().cloned().collect(),
+        world.exports.keys().cloned().collect(),
+    ))
+}
 
-    fn alias_export(
-        &mut self,
-        instance: NodeId,
-        package: PackageId,
-        wanted: &str,
-        part_name: &str,
-    ) -> Result<NodeId, ComposeError> {
-        let exports = self.exports(package);
-        let name = exports
-            .iter()
-            .find(|e| *e == wanted)
-            .or_else(|| exports.iter().find(|e| are_semver_compatible(e, wanted)))
-            .ok_or_else(|| ComposeError::MissingExport {
-                dependency: part_name.to_string(),
-                export: wanted.to_string(),
-                available: exports.join(", "),
-            })?
-            .clone();
-        self.graph
-            .alias_instance_export(instance, &name)
-            .map_err(graph_error)
-    }
+/// The part's imports of configuration sets it does not inherit.
+fn denied_imports(part: &Part) -> Result<BTreeSet<String>, ComposeError> {
+    let (imports, _) = interface_names(&part.name, &part.bytes)?;
+    Ok(imports
+        .into_iter()
+        .filter(|import| capability_set_of(import).is_some_and(|set| !part.inherit.grants(set)))
+        .collect())
+}
 
-    /// The primary's import name that `import` (from the manifest) refers to.
-    fn matching_import(&self, package: PackageId, import: &str) -> Option<String> {
-        let imports = self.imports(package);
-        imports
-            .iter()
-            .find(|(name, _)| name == import)
-            .or_else(|| {
-                imports
-                    .iter()
-                    .find(|(name, _)| are_semver_compatible(name, import))
-            })
-            .or_else(|| {
-                // `chatgate:rag/retriever` in a manifest names `chatgate:rag/retriever@0.1.0`.
-                imports
-                    .iter()
-                    .find(|(name, _)| name.split('@').next() == Some(import))
-            })
-            .map(|(name, _)| name.clone())
-    }
+/// The part's bytes, wrapped with a deny component for what it does not inherit.
+fn restricted(part: &Part) -> Result<Vec<u8>, ComposeError> {
+    let denied = denied_imports(part)?;
+    crate::deny::restrict(&part.bytes, &denied).map_err(|e| ComposeError::Deny {
+        name: part.name.clone(),
+        message: format!("{e:#}"),
+    })
+}
+
+fn register(
+    graph: &mut CompositionGraph,
+    key: &str,
+    name: &str,
+    bytes: Vec<u8>,
+) -> Result<PackageId, ComposeError> {
+    let package = Package::from_bytes(key, None, bytes, graph.types_mut()).map_err(|e| {
+        ComposeError::NotAComponent {
+            name: name.to_string(),
+            message: format!("{e:#}"),
+        }
+    })?;
+    graph.register_package(package).map_err(graph_error)
 }
 
 /// Composes a trigger's primary component with its dependencies and middleware.
@@ -281,82 +382,196 @@ pub fn compose(
     dependencies: Vec<Dependency>,
     middleware: Vec<Part>,
 ) -> Result<Composed, ComposeError> {
-    let mut b = Builder {
-        graph: CompositionGraph::new(),
-        denied: BTreeMap::new(),
-    };
-    let primary_pkg = b.register(&primary, 0)?;
-    if !b
-        .exports(primary_pkg)
-        .iter()
-        .any(|e| are_semver_compatible(e, HANDLER_INTERFACE))
-    {
+    let (_, exports) = interface_names(&primary.name, &primary.bytes)?;
+    if !exports.iter().any(|e| e == HANDLER_INTERFACE) {
         return Err(ComposeError::NotHttpComponent(primary.name));
     }
+    let with_dependencies = compose_dependencies(&primary, &dependencies)?;
+    let bytes = compose_middleware(&primary.name, with_dependencies, &middleware)?;
+    Ok(Composed { bytes })
+}
 
-    let mut arguments = Vec::new();
-    for (i, dep) in dependencies.iter().enumerate() {
-        let import = b.matching_import(primary_pkg, &dep.import).ok_or_else(|| {
-            ComposeError::Graph(format!(
-                "`{}` declares a dependency on `{}`, but does not import it",
-                primary.name, dep.import
-            ))
+/// Rules 1-5: the primary component with its dependencies, as Spin's `crates/compose`.
+pub fn compose_dependencies(
+    primary: &Part,
+    dependencies: &[Dependency],
+) -> Result<Vec<u8>, ComposeError> {
+    if dependencies.is_empty() {
+        return Ok(primary.bytes.clone());
+    }
+    let mut graph = CompositionGraph::new();
+    let primary_pkg = register(
+        &mut graph,
+        &primary.name,
+        &primary.name,
+        primary.bytes.clone(),
+    )?;
+    let primary_world = graph[primary_pkg].ty();
+    let primary_instance = graph.instantiate(primary_pkg);
+    let imports: Vec<String> = graph.types()[primary_world]
+        .imports
+        .keys()
+        .cloned()
+        .collect();
+
+    // Import name -> the dependencies (by index) whose names match it.
+    let mut mappings: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+    // Registered name -> the first dependency registered under it.
+    let mut registered: BTreeMap<String, &str> = BTreeMap::new();
+    let mut instances = Vec::new();
+    for (index, dependency) in dependencies.iter().enumerate() {
+        let name = DependencyName::parse(&dependency.import).map_err(|message| {
+            ComposeError::InvalidDependencyName {
+                component: primary.name.clone(),
+                dependency: dependency.import.clone(),
+                message,
+            }
         })?;
-        let pkg = b.register(&dep.part, i + 1)?;
-        let instance = b.instantiate_restricted(pkg, i + 1, &dep.part.inherit)?;
-        let export = dep.export.clone().unwrap_or_else(|| import.clone());
-        let wanted = if b.exports(pkg).iter().any(|e| e == &export) {
-            export
-        } else {
-            b.exports(pkg)
-                .into_iter()
-                .find(|e| e.split('@').next() == export.split('@').next())
-                .unwrap_or(export)
-        };
-        let node = b.alias_export(instance, pkg, &wanted, &dep.part.name)?;
-        arguments.push((import, node));
+        let matched: Vec<&String> = imports.iter().filter(|i| name.matches_import(i)).collect();
+        if matched.is_empty() {
+            return Err(ComposeError::UnmatchedDependency {
+                component: primary.name.clone(),
+                dependency: dependency.import.clone(),
+            });
+        }
+        let bytes = restricted(&dependency.part)?;
+        let key = name.registered_name();
+        if let Some(first) = registered.get(key) {
+            return Err(ComposeError::SamePackage {
+                component: primary.name.clone(),
+                package: key.to_string(),
+                first: first.to_string(),
+                second: dependency.import.clone(),
+            });
+        }
+        let package = register(&mut graph, key, &dependency.part.name, bytes)?;
+        registered.insert(key.to_string(), &dependency.import);
+        instances.push((package, graph.instantiate(package)));
+        for import in matched {
+            mappings.entry(import.clone()).or_default().push(index);
+        }
     }
 
-    let primary_instance = b.graph.instantiate(primary_pkg);
-    for (import, node) in arguments {
-        b.graph
+    let conflicts: Vec<String> = mappings
+        .iter()
+        .filter(|(_, satisfied_by)| satisfied_by.len() > 1)
+        .map(|(import, satisfied_by)| {
+            let names: Vec<&str> = satisfied_by
+                .iter()
+                .map(|i| dependencies[*i].import.as_str())
+                .collect();
+            format!(
+                "import `{import}` satisfied by dependencies: `{}`",
+                names.join("`, `")
+            )
+        })
+        .collect();
+    if !conflicts.is_empty() {
+        return Err(ComposeError::DependencyConflicts {
+            component: primary.name.clone(),
+            conflicts: conflicts.join("; "),
+        });
+    }
+
+    let mut cache = Default::default();
+    for (import, satisfied_by) in mappings {
+        let index = satisfied_by[0];
+        let dependency = &dependencies[index];
+        let (package, instance) = instances[index];
+        let export = dependency.export.clone().unwrap_or_else(|| import.clone());
+        let dependency_world = graph[package].ty();
+        let Some(export_ty) = graph.types()[dependency_world]
+            .exports
+            .get(&export)
+            .copied()
+        else {
+            let available: Vec<String> = graph.types()[dependency_world]
+                .exports
+                .keys()
+                .cloned()
+                .collect();
+            return Err(ComposeError::MissingExport {
+                dependency: dependency.import.clone(),
+                export,
+                import,
+                available: available.join(", "),
+            });
+        };
+        let import_ty = graph.types()[primary_world].imports[&import];
+        SubtypeChecker::new(&mut cache)
+            .is_subtype(export_ty, graph.types(), import_ty, graph.types())
+            .map_err(|e| ComposeError::IncompatibleExport {
+                dependency: dependency.import.clone(),
+                export: export.clone(),
+                import: import.clone(),
+                message: format!("{e:#}"),
+            })?;
+        let node = graph
+            .alias_instance_export(instance, &export)
+            .map_err(graph_error)?;
+        graph
             .set_instantiation_argument(primary_instance, &import, node)
             .map_err(graph_error)?;
     }
-    let mut upstream = b.alias_export(
-        primary_instance,
-        primary_pkg,
-        HANDLER_INTERFACE,
-        &primary.name,
-    )?;
 
-    let offset = dependencies.len() + 1;
-    for (i, mw) in middleware.iter().enumerate().rev() {
-        let pkg = b.register(mw, offset + i)?;
-        let handler_import = b
-            .imports(pkg)
-            .into_iter()
-            .map(|(name, _)| name)
-            .find(|name| are_semver_compatible(name, HANDLER_INTERFACE))
-            .ok_or_else(|| ComposeError::NotMiddleware(mw.name.clone()))?;
-        let instance = b.instantiate_restricted(pkg, offset + i, &mw.inherit)?;
-        b.graph
-            .set_instantiation_argument(instance, &handler_import, upstream)
+    let exports: Vec<String> = graph.types()[primary_world]
+        .exports
+        .keys()
+        .cloned()
+        .collect();
+    for name in exports {
+        let node = graph
+            .alias_instance_export(primary_instance, &name)
             .map_err(graph_error)?;
-        upstream = b.alias_export(instance, pkg, HANDLER_INTERFACE, &mw.name)?;
+        graph.export(node, &name).map_err(graph_error)?;
     }
-    b.graph
+    graph.encode(EncodeOptions::default()).map_err(graph_error)
+}
+
+/// Rule 6: the middleware chain around the composed component, as Spin's HTTP trigger.
+fn compose_middleware(
+    primary_name: &str,
+    primary: Vec<u8>,
+    middleware: &[Part],
+) -> Result<Vec<u8>, ComposeError> {
+    if middleware.is_empty() {
+        return Ok(primary);
+    }
+    let mut graph = CompositionGraph::new();
+    let mut packages = Vec::new();
+    for (index, part) in middleware.iter().enumerate() {
+        let (imports, exports) = interface_names(&part.name, &part.bytes)?;
+        if !imports.iter().any(|i| i == HANDLER_INTERFACE)
+            || !exports.iter().any(|e| e == HANDLER_INTERFACE)
+        {
+            return Err(ComposeError::NotMiddleware(part.name.clone()));
+        }
+        let bytes = restricted(part)?;
+        packages.push(register(
+            &mut graph,
+            &format!("middleware{index}"),
+            &part.name,
+            bytes,
+        )?);
+    }
+    let primary_pkg = register(&mut graph, "primary", primary_name, primary)?;
+    let mut instance = graph.instantiate(primary_pkg);
+    let mut upstream = graph
+        .alias_instance_export(instance, HANDLER_INTERFACE)
+        .map_err(graph_error)?;
+    for package in packages.into_iter().rev() {
+        instance = graph.instantiate(package);
+        graph
+            .set_instantiation_argument(instance, HANDLER_INTERFACE, upstream)
+            .map_err(graph_error)?;
+        upstream = graph
+            .alias_instance_export(instance, HANDLER_INTERFACE)
+            .map_err(graph_error)?;
+    }
+    graph
         .export(upstream, HANDLER_INTERFACE)
         .map_err(graph_error)?;
-
-    let bytes = b
-        .graph
-        .encode(EncodeOptions::default())
-        .map_err(graph_error)?;
-    Ok(Composed {
-        bytes,
-        denied: b.denied,
-    })
+    graph.encode(EncodeOptions::default()).map_err(graph_error)
 }
 
 #[cfg(test)]
@@ -386,34 +601,6 @@ mod tests {
     }
 
     #[test]
-    fn deny_names_are_valid_and_unique_per_part_and_version() {
-        assert_eq!(
-            deny_name(2, "wasi:http/client@0.3.0"),
-            "chatgate-deny-p2-wasi-http-client-v030"
-        );
-        assert_ne!(
-            deny_name(1, "wasi:cli/environment@0.2.6"),
-            deny_name(1, "wasi:cli/environment@0.3.0")
-        );
-        assert_ne!(
-            deny_name(1, "spin:variables/variables@3.0.0"),
-            deny_name(2, "spin:variables/variables@3.0.0")
-        );
-        for name in [
-            deny_name(3, "spin:key-value/key-value@3.0.0"),
-            deny_name(1, "fermyon:spin/llm"),
-        ] {
-            // A plain import name is kebab-case: words that start with a letter.
-            let kebab = name.split('-').all(|w| {
-                w.chars().next().is_some_and(|c| c.is_ascii_lowercase())
-                    && w.chars()
-                        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
-            });
-            assert!(kebab, "{name}");
-        }
-    }
-
-    #[test]
     fn wasi_keyvalue_interfaces_need_key_value_stores() {
         for name in [
             "wasi:keyvalue/store@0.2.0-draft2",
@@ -430,13 +617,59 @@ mod tests {
             "wasi:sockets/types@0.3.0",
             "wasi:sockets/tcp@0.2.6",
             "wasi:sockets/udp@0.2.6",
-            "wasi:sockets/network@0.2.6",
+            "wasi:sockets/tcp-create-socket@0.2.6",
+            "wasi:sockets/ip-name-lookup@0.3.0",
         ] {
             assert_eq!(
                 capability_set_of(name),
                 Some("allowed_outbound_hosts"),
                 "{name}"
             );
+        }
+        // Only names the network: it stays with the host, as in Spin's list, so that every
+        // sockets interface a dependency imports agrees on one `network` type.
+        assert_eq!(capability_set_of("wasi:sockets/network@0.2.6"), None);
+    }
+
+    #[test]
+    fn dependency_names_match_imports_as_in_spin() {
+        // The cases of Spin's `test_matches_import` (compose:578-605).
+        for (name, imports) in [
+            ("foo:bar/baz@0.1.0", vec!["foo:bar/baz@0.1.0"]),
+            ("foo:bar/baz", vec!["foo:bar/baz@0.1.0", "foo:bar/baz"]),
+            ("foo:bar", vec!["foo:bar/baz@0.1.0", "foo:bar/baz"]),
+            ("foo:bar@0.1.0", vec!["foo:bar/baz@0.1.0"]),
+            ("foo-bar", vec!["foo-bar"]),
+        ] {
+            let name = DependencyName::parse(name).unwrap();
+            for import in imports {
+                assert!(name.matches_import(import), "{name:?} {import}");
+            }
+        }
+        for (name, imports) in [
+            ("foo:bar/baz@0.1.0", vec!["foo:bar/baz"]),
+            ("foo:bar/baz", vec!["foo:bar/bub", "foo:bar/bub@0.1.0"]),
+            ("foo:bar", vec!["foo:bub/bib"]),
+            ("foo:bar@0.1.0", vec!["foo:bar/baz"]),
+            ("foo:bar/baz", vec!["foo:bar/baz-bub", "foo-bar"]),
+        ] {
+            let name = DependencyName::parse(name).unwrap();
+            for import in imports {
+                assert!(!name.matches_import(import), "{name:?} {import}");
+            }
+        }
+    }
+
+    #[test]
+    fn dependencies_register_under_their_package_without_version() {
+        let name = DependencyName::parse("chatgate:retriever/retriever@0.2.0").unwrap();
+        assert_eq!(name.registered_name(), "chatgate:retriever");
+        assert_eq!(
+            DependencyName::parse("my-dep").unwrap().registered_name(),
+            "my-dep"
+        );
+        for bad in ["Foo:bar", "foo:bar/Baz", "foo:bar@x", "foo/bar", "foo_bar"] {
+            assert!(DependencyName::parse(bad).is_err(), "{bad}");
         }
     }
 

@@ -8,6 +8,7 @@
 pub mod app;
 pub mod build;
 pub mod compose;
+pub mod deny;
 pub mod embeddings;
 pub mod index;
 pub mod key_value;

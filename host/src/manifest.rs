@@ -313,6 +313,8 @@ impl Manifest {
                 self.check_dependency(dep)
                     .map_err(|e| format!("component `{id}` dependency `{import}`: {e}"))?;
             }
+            check_dependency_names(&component.dependencies)
+                .map_err(|e| format!("component `{id}` has invalid dependencies: {e}"))?;
         }
         if self.http_triggers.is_empty() {
             return Err("no `[[trigger.http]]` is declared".into());
@@ -386,6 +388,76 @@ impl Manifest {
     }
 }
 
+/// Spin's checks of a component's dependency names (`crates/manifest/src/schema/v2.rs`:756-822
+/// at spin commit 94a8fc8a): each parses as a dependency name; a whole-package name
+/// (`ns:pkg`) may not pick an `export`; and two names of the same package must differ in
+/// interface or in (semver-compatible) version.
+fn check_dependency_names(dependencies: &BTreeMap<String, DependencySource>) -> Result<(), String> {
+    use crate::compose::DependencyName;
+    let mut parsed = Vec::new();
+    for (name, dependency) in dependencies {
+        let parsed_name =
+            DependencyName::parse(name).map_err(|e| format!("dependency `{name}`: {e}"))?;
+        if let DependencyName::Package {
+            interface: None, ..
+        } = &parsed_name
+            && dependency.export().is_some()
+        {
+            return Err(format!(
+                "using an export to satisfy the package dependency `{name}` is not permitted"
+            ));
+        }
+        parsed.push((name, parsed_name));
+    }
+    for (i, (this_name, this)) in parsed.iter().enumerate() {
+        for (other_name, other) in &parsed[i + 1..] {
+            let (
+                DependencyName::Package {
+                    package: this_package,
+                    interface: this_interface,
+                    version: this_version,
+                },
+                DependencyName::Package {
+                    package: other_package,
+                    interface: other_interface,
+                    version: other_version,
+                },
+            ) = (this, other)
+            else {
+                continue;
+            };
+            if this_package != other_package {
+                continue;
+            }
+            let versions_differ = matches!((this_version, other_version), (Some(a), Some(b))
+                if compatible_version(a) != compatible_version(b));
+            let interfaces_differ =
+                matches!((this_interface, other_interface), (Some(a), Some(b)) if a != b);
+            if !versions_differ && !interfaces_differ {
+                return Err(format!(
+                    "dependency `{this_name}` conflicts with `{other_name}`"
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The version with what semver lets vary zeroed, as Spin's `normalize_compatible_version`.
+fn compatible_version(version: &semver::Version) -> semver::Version {
+    let mut version = version.clone();
+    version.build = semver::BuildMetadata::EMPTY;
+    if version.pre.is_empty() {
+        if version.major > 0 {
+            version.minor = 0;
+            version.patch = 0;
+        } else if version.minor > 0 {
+            version.patch = 0;
+        }
+    }
+    version
+}
+
 /// Spin variable names: lowercase ASCII letters, digits and underscores, starting with a letter.
 pub fn check_variable_name(name: &str) -> Result<(), String> {
     let mut chars = name.chars();
@@ -430,7 +502,7 @@ dependencies.middleware = [{ component = "guard", inherit_configuration = ["vari
 source = "web.wasm"
 allowed_outbound_hosts = ["https://example.com"]
 [component.web.dependencies]
-"chatgate:rag/retriever" = { component = "finder" }
+"chatgate:retriever/retriever" = { component = "finder" }
 [component.guard]
 source = "guard.wasm"
 [component.finder]
@@ -451,7 +523,7 @@ source = "finder.wasm"
             mw.inherit_configuration(),
             Some(&InheritConfiguration::Some(vec!["variables".into()]))
         );
-        let dep = &m.components["web"].dependencies["chatgate:rag/retriever"];
+        let dep = &m.components["web"].dependencies["chatgate:retriever/retriever"];
         assert!(
             matches!(dep, DependencySource::AppComponent { component, .. } if component == "finder")
         );
@@ -521,6 +593,43 @@ source = "finder.wasm"
             "component = \"web\"\nexecutor = { type = \"wagi\" }\n",
         );
         assert!(parse(&text).unwrap_err().contains("executor"));
+    }
+
+    #[test]
+    fn dependency_names_follow_spins_rules() {
+        let with = |lines: &str| {
+            MINIMAL.replace(
+                "\"chatgate:retriever/retriever\" = { component = \"finder\" }",
+                lines,
+            )
+        };
+        // Two interfaces of one package pass the manifest (Spin refuses them when it
+        // composes, see compose.rs).
+        parse(&with(
+            "\"a:b/c\" = { component = \"finder\" }\n\"a:b/d\" = { component = \"guard\" }",
+        ))
+        .unwrap();
+        let err = parse(&with(
+            "\"a:b\" = { component = \"finder\" }\n\"a:b/d\" = { component = \"guard\" }",
+        ))
+        .unwrap_err();
+        assert!(err.contains("conflicts"), "{err}");
+        let err = parse(&with(
+            "\"a:b/c@1.0.0\" = { component = \"finder\" }\n\"a:b/c@1.2.0\" = { component = \"guard\" }",
+        ))
+        .unwrap_err();
+        assert!(err.contains("conflicts"), "{err}");
+        parse(&with(
+            "\"a:b/c@1.0.0\" = { component = \"finder\" }\n\"a:b/c@2.0.0\" = { component = \"guard\" }",
+        ))
+        .unwrap();
+        let err = parse(&with(
+            "\"a:b\" = { component = \"finder\", export = \"x\" }",
+        ))
+        .unwrap_err();
+        assert!(err.contains("export"), "{err}");
+        let err = parse(&with("\"A:b/c\" = { component = \"finder\" }")).unwrap_err();
+        assert!(err.contains("A:b"), "{err}");
     }
 
     #[test]

@@ -1,13 +1,12 @@
 //! The wasmtime side: engine, linker, per-request store state, and the Spin host
 //! interfaces (`spin:variables`, `spin:key-value`, `wasi:keyvalue`) plus outbound HTTP policy.
 
-use crate::compose::DENY_PREFIX;
 use crate::key_value::{KeyValueError, SqliteKeyValue};
 use crate::outbound::OutboundPolicy;
 use crate::variables::ComponentVariables;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::sync::Arc;
-use wasmtime::component::{Accessor, Component, HasData, Linker, Resource, ResourceTable, Val};
+use wasmtime::component::{Accessor, Component, HasData, Linker, Resource, ResourceTable};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks, WasiHttpView};
@@ -613,13 +612,10 @@ const WASI_PREFIXES: &[&str] = &[
     "wasi:http/client@0.3",
 ];
 
-/// Builds the linker for one composed component: real host interfaces, and refusing
-/// stand-ins for every configuration-bearing import a dependency was not granted.
-pub fn linker(
-    engine: &Engine,
-    component: &Component,
-    denied: &BTreeMap<String, String>,
-) -> wasmtime::Result<Linker<HostState>> {
+/// Builds the linker for one composed component: the host interfaces. Configuration a
+/// dependency does not inherit never reaches it: the composition plugs a deny component
+/// into those imports (see [`crate::deny`]).
+pub fn linker(engine: &Engine, component: &Component) -> wasmtime::Result<Linker<HostState>> {
     let mut linker = Linker::new(engine);
     wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
     wasmtime_wasi::p3::add_to_linker(&mut linker)?;
@@ -631,9 +627,8 @@ pub fn linker(
     wasi_batch::add_to_linker::<_, SpinInterfaces>(&mut linker, spin_view)?;
 
     for (name, _) in component.component_type().imports(engine) {
-        let provided = SPIN_INTERFACES.contains(&name)
-            || WASI_PREFIXES.iter().any(|p| name.starts_with(p))
-            || (name.starts_with(DENY_PREFIX) && denied.contains_key(name));
+        let provided =
+            SPIN_INTERFACES.contains(&name) || WASI_PREFIXES.iter().any(|p| name.starts_with(p));
         if !provided {
             wasmtime::bail!(
                 "the app imports `{name}`, which chatgate does not provide (it provides WASI 0.2/0.3, wasi:http@0.3, {})",
@@ -641,124 +636,5 @@ pub fn linker(
             );
         }
     }
-    for (name, original) in denied {
-        deny(&mut linker, engine, component, name, original)?;
-    }
     Ok(linker)
-}
-
-/// Stands in for a resource of an interface a dependency was not granted; never constructed.
-struct DeniedResource;
-
-/// Satisfies the deny import `name` (standing for `original`) as Spin's deny adapter
-/// does: calls that have a natural refusal get it (a variable is undefined, a store is
-/// access-denied, an outbound request fails, the environment is empty); any other call traps.
-fn deny(
-    linker: &mut Linker<HostState>,
-    engine: &Engine,
-    component: &Component,
-    name: &str,
-    original: &str,
-) -> wasmtime::Result<()> {
-    use wasmtime::component::types::ComponentItem;
-    let import = component
-        .component_type()
-        .imports(engine)
-        .find(|(import, _)| *import == name)
-        .map(|(_, item)| item.ty);
-    let Some(ComponentItem::ComponentInstance(instance)) = import else {
-        return Ok(());
-    };
-    let interface = original.split('@').next().unwrap_or(original).to_string();
-    // Resources `use`d from another interface (e.g. `request` in `wasi:http/client`) are
-    // satisfied by that interface; only key-value interfaces define their own.
-    let defines_resources = crate::compose::capability_set_of(original) == Some("key_value_stores");
-    let mut linker = linker.instance(name)?;
-    for (export, item) in instance.exports(engine) {
-        let context = Arc::new(Refusal {
-            interface: interface.clone(),
-            function: export.to_string(),
-        });
-        match item.ty {
-            ComponentItem::ComponentFunc(func) if func.async_() => {
-                linker.func_new_concurrent(export, move |_, _, params, results| {
-                    let outcome = context.answer(params, results);
-                    Box::pin(async move { outcome })
-                })?;
-            }
-            ComponentItem::ComponentFunc(_) => {
-                linker.func_new(export, move |_, _, params, results| {
-                    context.answer(params, results)
-                })?;
-            }
-            ComponentItem::Resource(_) if defines_resources => {
-                linker.resource(
-                    export,
-                    wasmtime::component::ResourceType::host::<DeniedResource>(),
-                    |_, _| Ok(()),
-                )?;
-            }
-            _ => {}
-        }
-    }
-    Ok(())
-}
-
-/// A function of an interface a dependency was not granted.
-struct Refusal {
-    interface: String,
-    function: String,
-}
-
-impl Refusal {
-    fn answer(&self, params: &[Val], results: &mut [Val]) -> wasmtime::Result<()> {
-        let not_granted = format!(
-            "`{}` is not granted to this dependency (see inherit_configuration in spin.toml)",
-            self.interface
-        );
-        let err = |payload: Val| Val::Result(Err(Some(Box::new(payload))));
-        let refusal = match (self.interface.as_str(), self.function.as_str()) {
-            ("spin:variables/variables", "get") => {
-                let variable = match params.first() {
-                    Some(Val::String(name)) => name.clone(),
-                    _ => String::new(),
-                };
-                err(Val::Variant(
-                    "undefined".into(),
-                    Some(Box::new(Val::String(variable))),
-                ))
-            }
-            ("spin:key-value/key-value", "[static]store.open")
-            | ("wasi:keyvalue/store", "open") => err(Val::Variant("access-denied".into(), None)),
-            ("wasi:http/client", "send") | ("wasi:http/outgoing-handler", "handle") => {
-                err(Val::Variant(
-                    "internal-error".into(),
-                    Some(Box::new(Val::Option(Some(Box::new(Val::String(
-                        not_granted,
-                    )))))),
-                ))
-            }
-            ("wasi:cli/environment", "get-environment" | "get-arguments")
-            | ("wasi:filesystem/preopens", "get-directories") => Val::List(Vec::new()),
-            ("wasi:cli/environment", "initial-cwd" | "get-initial-cwd") => Val::Option(None),
-            _ => {
-                return Err(wasmtime::format_err!(
-                    "`{}#{}` was called by a dependency it is not granted to (see inherit_configuration in spin.toml)",
-                    self.interface,
-                    self.function
-                ));
-            }
-        };
-        match results.first_mut() {
-            Some(slot) => {
-                *slot = refusal;
-                Ok(())
-            }
-            None => Err(wasmtime::format_err!(
-                "`{}#{}` has no result to refuse with",
-                self.interface,
-                self.function
-            )),
-        }
-    }
 }
