@@ -42,6 +42,10 @@ pub struct Answer {
     pub ending: Ending,
     /// Accept the request and never send a response head.
     pub stall: bool,
+    /// Wait this long before sending the response head (a slow first byte).
+    pub delay: Option<std::time::Duration>,
+    /// Accept the request, then abort the connection with a TCP reset instead of answering.
+    pub reset: bool,
 }
 
 impl Answer {
@@ -54,6 +58,8 @@ impl Answer {
             held_back: None,
             ending: Ending::Complete,
             stall: false,
+            delay: None,
+            reset: false,
         }
     }
 
@@ -64,6 +70,20 @@ impl Answer {
     pub fn with_header(mut self, name: &'static str, value: impl Into<String>) -> Answer {
         self.headers.push((name, value.into()));
         self
+    }
+
+    /// This answer, its head sent only after `delay`.
+    pub fn with_delay(mut self, delay: std::time::Duration) -> Answer {
+        self.delay = Some(delay);
+        self
+    }
+
+    /// No answer: the connection is reset once the request has been read.
+    pub fn reset() -> Answer {
+        Answer {
+            reset: true,
+            ..Answer::new(200, "application/json", "")
+        }
     }
 }
 
@@ -130,10 +150,15 @@ impl Upstream {
                 };
                 let handler = handler.clone();
                 let recorded = recorded.clone();
+                // A second handle on the socket, for an answer that resets the connection.
+                let twin = Arc::new(Mutex::new(
+                    std::os::fd::AsFd::as_fd(&stream).try_clone_to_owned().ok(),
+                ));
                 let service = hyper::service::service_fn(
                     move |request: hyper::Request<hyper::body::Incoming>| {
                         let handler = handler.clone();
                         let recorded = recorded.clone();
+                        let twin = twin.clone();
                         async move {
                             let (parts, body) = request.into_parts();
                             let body = body
@@ -157,6 +182,19 @@ impl Upstream {
                             if answer.stall {
                                 std::future::pending::<()>().await;
                             }
+                            if let Some(delay) = answer.delay {
+                                tokio::time::sleep(delay).await;
+                            }
+                            if answer.reset {
+                                // Zero linger: closing the socket sends RST, not FIN.
+                                if let Some(fd) = twin.lock().unwrap().take() {
+                                    let socket = tokio::net::TcpSocket::from_std_stream(fd.into());
+                                    let _ = socket.set_zero_linger();
+                                }
+                                return Err::<http::Response<Frames>, BodyError>(
+                                    "connection reset by the test".into(),
+                                );
+                            }
                             let mut response = http::Response::builder()
                                 .status(answer.status)
                                 .header("content-type", answer.content_type);
@@ -164,7 +202,7 @@ impl Upstream {
                                 response = response.header(*name, value);
                             }
                             let response = response.body(body_of(answer)).unwrap();
-                            Ok::<_, std::convert::Infallible>(response)
+                            Ok::<_, BodyError>(response)
                         }
                     },
                 );
