@@ -32,8 +32,16 @@
 //!    through imports and exports named exactly `wasi:http/handler@0.3.0`, outermost first
 //!    (middleware:49-77, 85, 113-121).
 //!
+//! 7. The manifest (`crate::manifest`): dependency names must parse, a whole-package name
+//!    may not pick an `export`, and two names of one package must differ in interface or
+//!    compatible version (`crates/manifest/src/schema/v2.rs`:756-845);
+//!    `dependencies_inherit_configuration` and a dependency's `inherit_configuration` are
+//!    mutually exclusive (`crates/manifest/src/normalize.rs`:156-172).
+//!
 //! Where chatgate is stricter than Spin it says so at the rule: it denies
-//! `wasi:keyvalue/atomics` and `batch` with `store`, and WASI 0.3 sockets.
+//! `wasi:keyvalue/atomics` and `batch` with `store`, and WASI 0.3 sockets; and it refuses
+//! an unknown set name in `inherit_configuration`, which Spin ignores
+//! (`crates/capabilities/src/lib.rs`:17-18).
 
 use crate::manifest::InheritConfiguration;
 use std::collections::{BTreeMap, BTreeSet};
