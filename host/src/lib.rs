@@ -5,6 +5,7 @@
 //! ([`compose`]), and serves HTTP ([`server`]), giving every request a fresh
 //! instance with only the configuration its component was granted ([`runtime`]).
 
+pub mod admission;
 pub mod app;
 pub mod build;
 pub mod compose;

@@ -1,5 +1,6 @@
 //! The `chatgate` command line.
 
+use chatgate::admission::Limits;
 use chatgate::app::{App, AppOptions};
 use chatgate::manifest::Manifest;
 use clap::{Parser, Subcommand};
@@ -34,6 +35,8 @@ enum Commands {
         /// SQLite file behind `spin:key-value` (default: .chatgate/key_value.db beside the manifest).
         #[arg(long)]
         key_value: Option<PathBuf>,
+        #[command(flatten)]
+        serving: Box<ServingArgs>,
     },
     /// Index a folder of Markdown, text and HTML for the `retrieval` component.
     ///
@@ -79,6 +82,7 @@ fn run(cli: Cli) -> wasmtime::Result<()> {
             listen,
             build,
             key_value,
+            serving,
         } => {
             let manifest = Manifest::load(&manifest)?;
             if build {
@@ -89,6 +93,19 @@ fn run(cli: Cli) -> wasmtime::Result<()> {
                     key_value.unwrap_or_else(|| manifest.base_dir.join(".chatgate/key_value.db")),
                 ),
                 compile_cache: Some(manifest.base_dir.join(".chatgate/cache")),
+                response_timeout: serving.response_timeout.0,
+                body_timeout: serving.body_timeout.0,
+                limits: Limits {
+                    max_in_flight: serving.max_in_flight,
+                    max_in_flight_per_client: serving.max_in_flight_per_client,
+                    max_queued: serving.max_queued,
+                    queue_timeout: serving.queue_timeout.0,
+                    max_uploads: serving.max_uploads,
+                    max_uploads_per_client: serving.max_uploads_per_client,
+                    body_read_timeout: serving.body_read_timeout.0,
+                    header_read_timeout: serving.header_read_timeout.0,
+                    max_body_bytes: serving.max_body_bytes,
+                },
                 ..AppOptions::default()
             };
             let runtime = tokio::runtime::Runtime::new()?;
@@ -108,6 +125,74 @@ fn run(cli: Cli) -> wasmtime::Result<()> {
                 chatgate::server::serve(app, listener, shutdown_signal()).await
             })
         }
+    }
+}
+
+/// Timeouts and admission limits of `up`; each also read from the environment.
+#[derive(clap::Args)]
+struct ServingArgs {
+    /// Longest wait for a component's response headers (then 504). Components'
+    /// `*_timeout_ms` variables must be shorter.
+    #[arg(long, env = "CHATGATE_RESPONSE_TIMEOUT", default_value = "60s")]
+    response_timeout: Seconds,
+    /// Longest a response body (e.g. a token stream) may take.
+    #[arg(long, env = "CHATGATE_BODY_TIMEOUT", default_value = "600s")]
+    body_timeout: Seconds,
+    /// Longest wait for a request's complete header section.
+    #[arg(long, env = "CHATGATE_HEADER_READ_TIMEOUT", default_value = "10s")]
+    header_read_timeout: Seconds,
+    /// Longest wait for the next piece of a request body.
+    #[arg(long, env = "CHATGATE_BODY_READ_TIMEOUT", default_value = "10s")]
+    body_read_timeout: Seconds,
+    /// Requests holding a component instance at once (also sizes the instance pool).
+    #[arg(long, env = "CHATGATE_MAX_IN_FLIGHT", default_value_t = Limits::default().max_in_flight)]
+    max_in_flight: usize,
+    /// Of those, how many one client address may hold (then 429).
+    #[arg(long, env = "CHATGATE_MAX_IN_FLIGHT_PER_CLIENT", default_value_t = Limits::default().max_in_flight_per_client)]
+    max_in_flight_per_client: usize,
+    /// Requests that may wait for a slot when all are taken (beyond them: 503 at once).
+    #[arg(long, env = "CHATGATE_MAX_QUEUED", default_value_t = Limits::default().max_queued)]
+    max_queued: usize,
+    /// Longest a request waits for a slot (then 503 with Retry-After).
+    #[arg(long, env = "CHATGATE_QUEUE_TIMEOUT", default_value = "2s")]
+    queue_timeout: Seconds,
+    /// Request bodies being received at once.
+    #[arg(long, env = "CHATGATE_MAX_UPLOADS", default_value_t = Limits::default().max_uploads)]
+    max_uploads: usize,
+    /// Of those, how many from one client address (then 429).
+    #[arg(long, env = "CHATGATE_MAX_UPLOADS_PER_CLIENT", default_value_t = Limits::default().max_uploads_per_client)]
+    max_uploads_per_client: usize,
+    /// Largest request body accepted (then 413, before `100 Continue`).
+    #[arg(long, env = "CHATGATE_MAX_BODY_BYTES", default_value_t = Limits::default().max_body_bytes)]
+    max_body_bytes: u64,
+}
+
+/// A duration written as `<number><unit>`, the unit one of `ms`, `s` or `m`.
+#[derive(Clone, Copy, Debug)]
+struct Seconds(std::time::Duration);
+
+impl std::str::FromStr for Seconds {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        let text = text.trim();
+        let split = text
+            .find(|c: char| !c.is_ascii_digit())
+            .ok_or_else(|| format!("`{text}` needs a unit: ms, s or m"))?;
+        let (number, unit) = text.split_at(split);
+        let number: u64 = number
+            .parse()
+            .map_err(|_| format!("`{text}` is not a duration like 500ms, 60s or 10m"))?;
+        let duration = match unit {
+            "ms" => std::time::Duration::from_millis(number),
+            "s" => std::time::Duration::from_secs(number),
+            "m" => std::time::Duration::from_secs(number.saturating_mul(60)),
+            _ => return Err(format!("`{text}`: the unit must be ms, s or m")),
+        };
+        if duration.is_zero() {
+            return Err(format!("`{text}` must be longer than zero"));
+        }
+        Ok(Seconds(duration))
     }
 }
 

@@ -34,6 +34,19 @@ use bindings::spin::key_value::key_value as kv;
 use bindings::spin::variables::variables;
 use bindings::wasi::keyvalue::{atomics as wasi_atomics, batch as wasi_batch, store as wasi_kv};
 
+/// Fiber stacks the pool holds per instance (see [`engine`]).
+const STACKS_PER_INSTANCE: u32 = 4;
+/// Core instances per composed instance: the shipped chain (five components, their
+/// dependencies, the adapters and deny components between them) needs more than 20
+/// (a pool of 20 per instance ran out before admission did).
+const CORE_INSTANCES_PER_INSTANCE: u32 = 64;
+/// Linear memories per composed instance (the shipped chain has 11). Each reserves over
+/// 4 GiB of address space, so this share bounds the pool: 1,000 instances with 16
+/// memories reserve about 65 TiB of the 128 TiB a process has.
+const MEMORIES_PER_INSTANCE: u32 = 16;
+/// Tables per composed instance (cheap: a table slot reserves its elements only).
+const TABLES_PER_INSTANCE: u32 = 64;
+
 /// Memory one component instance may grow to; the pooling allocator reserves this per memory.
 pub const MAX_MEMORY_BYTES: usize = 1 << 30;
 
@@ -43,9 +56,7 @@ pub const MAX_MEMORY_BYTES: usize = 1 << 30;
 ///
 /// With `compile_cache`, compiled code is kept in that directory and reused when the
 /// same composed component is loaded again. `max_instances` sizes the pool: the
-/// most requests served at once. Each of their memories reserves over 4 GiB of
-/// address space (so that bounds checks can be elided), which bounds how large a
-/// pool one process can hold: 1000 instances reserve about 43 TiB of the 128 TiB.
+/// most requests served at once.
 pub fn engine(
     compile_cache: Option<&std::path::Path>,
     max_instances: u32,
@@ -59,18 +70,22 @@ pub fn engine(
     config.wasm_component_model(true);
     config.wasm_component_model_async(true);
     config.epoch_interruption(true);
-    // A composed app is a few dozen core instances with one memory and table per
-    // component; these ratios leave room for larger compositions.
+    // Every admitted request gets its instance's worth of each pooled resource, so that
+    // the pool never runs out before admission does. The per-component maxima equal the
+    // per-instance shares, so wasmtime refuses to compile a composition that needs more.
     let mut pool = PoolingAllocationConfig::default();
     pool.total_component_instances(max_instances);
-    pool.total_core_instances(max_instances.saturating_mul(20));
-    pool.total_memories(max_instances.saturating_mul(10));
-    pool.total_tables(max_instances.saturating_mul(10));
-    pool.max_memories_per_component(64);
-    pool.max_tables_per_component(64);
-    pool.max_core_instances_per_component(200);
+    pool.total_core_instances(max_instances.saturating_mul(CORE_INSTANCES_PER_INSTANCE));
+    pool.total_memories(max_instances.saturating_mul(MEMORIES_PER_INSTANCE));
+    pool.total_tables(max_instances.saturating_mul(TABLES_PER_INSTANCE));
+    pool.max_memories_per_component(MEMORIES_PER_INSTANCE);
+    pool.max_tables_per_component(TABLES_PER_INSTANCE);
+    pool.max_core_instances_per_component(CORE_INSTANCES_PER_INSTANCE);
     pool.max_memory_size(MAX_MEMORY_BYTES);
-    pool.total_stacks(max_instances);
+    // Each concurrently running guest task takes a fiber stack: a request through the
+    // middleware chain held about two at once when issue 9 was measured (a pool of 1,000
+    // stacks ran out at ~500 requests).
+    pool.total_stacks(max_instances.saturating_mul(STACKS_PER_INSTANCE));
     config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
     Engine::new(&config)
 }

@@ -51,17 +51,21 @@ pub async fn serve(
             () = &mut shutdown => break,
         };
         stream.set_nodelay(true).ok();
+        let header_read_timeout = app.limits().header_read_timeout;
         let app = app.clone();
         let service = hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
             let app = app.clone();
             async move {
+                if is_server_wide_options(&request) {
+                    return Ok(server_wide_options());
+                }
                 let request = into_wasi_request(request, local, peer);
-                Ok::<_, std::convert::Infallible>(app.handle(request).await)
+                Ok::<_, std::convert::Infallible>(app.handle(request, peer.ip()).await)
             }
         });
         let connection = hyper::server::conn::http1::Builder::new()
             .timer(hyper_util::rt::TokioTimer::new())
-            .header_read_timeout(Duration::from_secs(30))
+            .header_read_timeout(header_read_timeout)
             .serve_connection(TokioIo::new(stream), service);
         let connection = graceful.watch(connection);
         tokio::spawn(async move {
@@ -80,6 +84,26 @@ pub async fn serve(
     }
     ticker.abort();
     Ok(())
+}
+
+/// `OPTIONS *` asks about the server, not a resource (RFC 9110, 9.3.7): no component
+/// has a path to answer it with.
+fn is_server_wide_options(request: &hyper::Request<Incoming>) -> bool {
+    request.method() == http::Method::OPTIONS && request.uri() == "*"
+}
+
+fn server_wide_options() -> http::Response<wasmtime_wasi_http::WasiBody> {
+    let mut response = http::Response::new(
+        http_body_util::Empty::new()
+            .map_err(|never| match never {})
+            .boxed_unsync(),
+    );
+    *response.status_mut() = http::StatusCode::NO_CONTENT;
+    response.headers_mut().insert(
+        http::header::ALLOW,
+        http::HeaderValue::from_static("GET, HEAD, POST, OPTIONS"),
+    );
+    response
 }
 
 /// The header carrying the client's socket address, as Spin sets it.

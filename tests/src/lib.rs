@@ -99,6 +99,15 @@ pub struct Gateway {
 impl Gateway {
     /// Loads `manifest` (paths relative to the repository root) with variable overrides.
     pub async fn start(manifest: &str, variables: &[(&str, &str)]) -> Result<Gateway, String> {
+        Gateway::start_with(manifest, variables, |_| {}).await
+    }
+
+    /// Like [`Gateway::start`], with the host's options (timeouts, limits) adjusted by `adjust`.
+    pub async fn start_with(
+        manifest: &str,
+        variables: &[(&str, &str)],
+        adjust: impl FnOnce(&mut AppOptions),
+    ) -> Result<Gateway, String> {
         for (name, _) in &variables.iter().collect::<Vec<_>>() {
             assert!(
                 !name.starts_with("SPIN_VARIABLE_"),
@@ -106,7 +115,7 @@ impl Gateway {
             );
         }
         let manifest = Manifest::parse(manifest, repo_root()).map_err(|e| e.to_string())?;
-        let options = AppOptions {
+        let mut options = AppOptions {
             env_overrides: variables
                 .iter()
                 .map(|(k, v)| {
@@ -119,10 +128,14 @@ impl Gateway {
             compile_cache: Some(repo_root().join("target/chatgate-test-cache")),
             // Tests run many gateways in one process: a smaller pool keeps their
             // address-space reservations within the process's limit.
-            max_concurrent_requests: 200,
+            limits: chatgate::admission::Limits {
+                max_in_flight: 200,
+                ..Default::default()
+            },
             capture_guest_stdout: true,
             ..AppOptions::default()
         };
+        adjust(&mut options);
         let app = Arc::new(App::load(&manifest, &options).map_err(|e| format!("{e:#}"))?);
         let listener = chatgate::server::bind("127.0.0.1:0".parse().unwrap())
             .await
@@ -143,6 +156,19 @@ impl Gateway {
             shutdown: Some(shutdown),
             served: Some(served),
         })
+    }
+
+    /// The running application: its live instances and admission budgets.
+    pub fn app(&self) -> &App {
+        &self.app
+    }
+
+    /// The address the gateway listens on.
+    pub fn address(&self) -> std::net::SocketAddr {
+        self.base
+            .trim_start_matches("http://")
+            .parse()
+            .expect("the base URL is http://address")
     }
 
     /// The JSON lines guests have written to stdout so far.

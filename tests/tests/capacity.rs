@@ -1,0 +1,544 @@
+//! Capacity always comes back: storms of abandoned uploads, response timeouts, slow
+//! upstream answers and clients that vanish mid-stream, each against the real gateway
+//! (telemetry, waf, auth, chat, with `completion-openai` and a local upstream), with a
+//! response timeout of 1 s and a small instance budget. After every storm the gateway
+//! must be back to full capacity (no live instance, nothing in flight or uploading)
+//! within one response-timeout period, answer normal requests, and hold no more memory
+//! than before (within 10 %).
+//!
+//! The storms are many times larger than the instance budget, so a single request whose
+//! instance outlived it would be visible; each test runs alone (one lock) so that memory
+//! figures are the storm's own.
+
+use chatgate_tests::http_client::{open, post_json};
+use chatgate_tests::upstream::{Answer, Ending, Upstream, openai_answer};
+use chatgate_tests::{Gateway, OPENAI_COMPLETION_LINE, manifest_with_completion_line};
+use serde_json::json;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpSocket, TcpStream};
+
+const DEV_KEY: (&str, &str) = ("authorization", "Bearer chatgate-dev-key");
+const RESPONSE_TIMEOUT: Duration = Duration::from_secs(1);
+/// Instances the gateway may hold at once: far fewer than any storm's requests.
+const BUDGET: usize = 24;
+/// The longest the gateway may take to be back at full capacity after a storm ends.
+const RECOVERY: Duration = Duration::from_secs(2);
+
+static ALONE: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// Every component deadline under the 1 s response timeout (the host refuses to load
+/// otherwise), and completion-openai failing fast.
+const FAST: &[(&str, &str)] = &[
+    ("openai_api_key", "sk-test"),
+    ("openai_timeout_ms", "800"),
+    ("openai_connect_timeout_ms", "300"),
+    ("openai_first_byte_timeout_ms", "600"),
+    ("openai_idle_timeout_ms", "300"),
+    ("openai_max_retries", "0"),
+    ("openai_breaker_failures", "1000"),
+    ("azure_search_timeout_ms", "500"),
+    ("retrieval_embeddings_timeout_ms", "500"),
+    ("quota_requests_per_minute", "0"),
+    ("quota_tokens_per_minute", "0"),
+];
+
+async fn gateway(upstream: &Upstream) -> Gateway {
+    let manifest = manifest_with_completion_line(OPENAI_COMPLETION_LINE);
+    let mut variables = FAST.to_vec();
+    variables.push(("openai_origin", &upstream.origin));
+    Gateway::start_with(&manifest, &variables, |options| {
+        options.response_timeout = RESPONSE_TIMEOUT;
+        options.limits.max_in_flight = BUDGET;
+        // A test is one client address: its share must not be what refuses it.
+        options.limits.max_in_flight_per_client = 10 * BUDGET;
+        options.limits.max_queued = 4 * BUDGET;
+        options.limits.queue_timeout = Duration::from_millis(200);
+        options.limits.max_uploads = 10 * BUDGET;
+        options.limits.max_uploads_per_client = 10 * BUDGET;
+        options.limits.body_read_timeout = Duration::from_millis(500);
+    })
+    .await
+    .expect("gateway starts")
+}
+
+fn question(stream: bool) -> serde_json::Value {
+    json!({
+        "model": "chatgate-rag",
+        "stream": stream,
+        "messages": [{"role": "user", "content": "What does the web application firewall block?"}],
+    })
+}
+
+/// An OpenAI-compatible upstream that answers normally until `faulty` is set, then
+/// answers as `fault` makes it.
+async fn switchable_upstream(
+    answer: &'static str,
+    faulty: Arc<std::sync::atomic::AtomicBool>,
+    fault: fn(Answer) -> Answer,
+) -> Upstream {
+    Upstream::start(move |request| {
+        let normal = openai_answer(request, answer);
+        if faulty.load(std::sync::atomic::Ordering::SeqCst) {
+            fault(normal)
+        } else {
+            normal
+        }
+    })
+    .await
+}
+
+/// The process's resident memory, in KiB.
+fn rss_kib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS")
+}
+
+/// Waits (at most [`RECOVERY`]) until nothing is in flight, uploading or instantiated.
+async fn assert_capacity_back(gateway: &Gateway, storm: &str) {
+    let started = Instant::now();
+    loop {
+        let usage = gateway.app().usage();
+        let instances = gateway.app().live_instances();
+        if usage.in_flight == 0 && usage.uploads == 0 && usage.queued == 0 && instances == 0 {
+            break;
+        }
+        assert!(
+            started.elapsed() < RECOVERY,
+            "{storm}: capacity not back after {RECOVERY:?}: {usage:?}, {instances} live instances"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A full budget's worth of normal requests at once all succeed.
+async fn assert_serves_normally(gateway: &Gateway, storm: &str) {
+    let url = gateway.url("/v1/chat/completions");
+    let question = question(false);
+    let replies =
+        futures_util::future::join_all((0..BUDGET).map(|_| post_json(&url, &[DEV_KEY], &question)))
+            .await;
+    for reply in replies {
+        assert_eq!(reply.status, 200, "{storm}: {}", reply.text());
+    }
+}
+
+/// Warms the gateway up (compiled code, first allocations) and returns its memory.
+async fn baseline(gateway: &Gateway) -> u64 {
+    for _ in 0..3 {
+        assert_serves_normally(gateway, "warm-up").await;
+    }
+    assert_capacity_back(gateway, "warm-up").await;
+    rss_kib()
+}
+
+async fn assert_memory_back(gateway: &Gateway, baseline: u64, storm: &str) {
+    // The same normal load as the baseline, so that both figures include it.
+    assert_serves_normally(gateway, storm).await;
+    assert_capacity_back(gateway, storm).await;
+    let after = rss_kib();
+    assert!(
+        after * 10 <= baseline * 11,
+        "{storm}: resident memory {after} KiB, baseline {baseline} KiB (more than 10 % over)"
+    );
+}
+
+/// The head of a chat request declaring `declared` body bytes, and the first `sent` of them.
+fn partial_upload(address: SocketAddr, declared: usize, sent: usize) -> Vec<u8> {
+    let mut bytes = format!(
+        "POST /v1/chat/completions HTTP/1.1\r\nhost: {address}\r\ncontent-type: application/json\r\ncontent-length: {declared}\r\n\r\n"
+    )
+    .into_bytes();
+    bytes.extend(std::iter::repeat_n(b' ', sent));
+    bytes
+}
+
+/// Opens `count` connections (at most `at_once` at a time) that each send `bytes` and
+/// then close, or stay silent when `linger` is set, until the gateway closes them.
+async fn storm_of_uploads(
+    address: SocketAddr,
+    from: IpAddr,
+    bytes: Vec<u8>,
+    count: usize,
+    at_once: usize,
+    linger: bool,
+) {
+    let bytes = Arc::new(bytes);
+    let permits = Arc::new(tokio::sync::Semaphore::new(at_once));
+    let mut tasks = Vec::new();
+    for _ in 0..count {
+        let permit = permits.clone().acquire_owned().await.unwrap();
+        let bytes = bytes.clone();
+        tasks.push(tokio::spawn(async move {
+            let _permit = permit;
+            let Ok(mut stream) = connect_from(from, address).await else {
+                return;
+            };
+            if stream.write_all(&bytes).await.is_err() {
+                return;
+            }
+            if linger {
+                // Whatever the gateway answers, read until it closes (bounded).
+                let mut sink = Vec::new();
+                let _ =
+                    tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut sink))
+                        .await;
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+}
+
+/// A TCP connection from the loopback address `from` (127.0.0.0/8 is all local on Linux).
+async fn connect_from(from: IpAddr, to: SocketAddr) -> std::io::Result<TcpStream> {
+    let socket = TcpSocket::new_v4()?;
+    socket.bind(SocketAddr::new(from, 0))?;
+    socket.connect(to).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn abandoned_uploads_give_their_capacity_back_at_once() {
+    let _alone = ALONE.lock().await;
+    let upstream = Upstream::openai("The firewall blocks SQL injection [doc1].").await;
+    let gateway = gateway(&upstream).await;
+    let before = baseline(&gateway).await;
+
+    // The reported attack: headers of a 1000-byte body, 6 bytes of it, then close.
+    let attack = partial_upload(gateway.address(), 1000, 6);
+    storm_of_uploads(
+        gateway.address(),
+        "127.0.0.1".parse().unwrap(),
+        attack,
+        20 * BUDGET,
+        64,
+        false,
+    )
+    .await;
+    assert_capacity_back(&gateway, "uploads closed mid-body").await;
+    assert_serves_normally(&gateway, "uploads closed mid-body").await;
+
+    // The same, but the clients stay connected and silent: the body read timeout ends them.
+    let silent = partial_upload(gateway.address(), 1000, 6);
+    storm_of_uploads(
+        gateway.address(),
+        "127.0.0.1".parse().unwrap(),
+        silent,
+        4 * BUDGET,
+        64,
+        true,
+    )
+    .await;
+    assert_capacity_back(&gateway, "silent uploads").await;
+    assert_memory_back(&gateway, before, "abandoned uploads").await;
+    gateway.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn requests_that_time_out_give_their_capacity_back_within_one_timeout() {
+    let _alone = ALONE.lock().await;
+    let faulty = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    // Accepts the request and never answers it.
+    let upstream = switchable_upstream("The firewall blocks [doc1].", faulty.clone(), |a| Answer {
+        stall: true,
+        ..a
+    })
+    .await;
+    let gateway = gateway(&upstream).await;
+    let before = baseline(&gateway).await;
+
+    // Every request of the storm reaches a stalled upstream; with openai's own deadline
+    // (800 ms) just under the response timeout, each ends as a clean 504 from chat, or the
+    // host's 504, or a fast 503 when the budget is taken. None may hang.
+    faulty.store(true, std::sync::atomic::Ordering::SeqCst);
+    let url = gateway.url("/v1/chat/completions");
+    let started = Instant::now();
+    let question = question(false);
+    let replies = futures_util::future::join_all(
+        (0..5 * BUDGET).map(|_| post_json(&url, &[DEV_KEY], &question)),
+    )
+    .await;
+    for reply in &replies {
+        assert!(
+            [503, 504].contains(&reply.status),
+            "{}: {}",
+            reply.status,
+            reply.text()
+        );
+        assert!(
+            reply.json()["error"]["code"].is_string(),
+            "{}",
+            reply.text()
+        );
+    }
+    assert!(replies.iter().any(|r| r.status == 504), "some timed out");
+    assert!(started.elapsed() < Duration::from_secs(20), "nothing hangs");
+    assert_capacity_back(&gateway, "response timeouts").await;
+    faulty.store(false, std::sync::atomic::Ordering::SeqCst);
+    assert_memory_back(&gateway, before, "response timeouts").await;
+    gateway.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn slow_upstream_streams_give_their_capacity_back() {
+    let _alone = ALONE.lock().await;
+    let faulty = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    // A stream that begins, then goes silent for good.
+    let upstream = switchable_upstream(
+        "The firewall blocks SQL injection and cross-site scripting [doc1].",
+        faulty.clone(),
+        |mut answer| {
+            let second_event = answer
+                .body
+                .match_indices("\n\n")
+                .nth(1)
+                .map_or(0, |(i, _)| i + 2);
+            answer.body.truncate(second_event);
+            answer.ending = Ending::Silence;
+            answer
+        },
+    )
+    .await;
+    let gateway = gateway(&upstream).await;
+    let before = baseline(&gateway).await;
+
+    // completion-openai's idle timeout ends each stream with an error event, and the
+    // instance must go.
+    faulty.store(true, std::sync::atomic::Ordering::SeqCst);
+    let url = gateway.url("/v1/chat/completions");
+    let question = question(true);
+    let replies = futures_util::future::join_all(
+        (0..3 * BUDGET).map(|_| post_json(&url, &[DEV_KEY], &question)),
+    )
+    .await;
+    for reply in &replies {
+        assert!(
+            [200, 503].contains(&reply.status),
+            "{}: {}",
+            reply.status,
+            reply.text()
+        );
+    }
+    let broken_off = replies
+        .iter()
+        .filter(|r| {
+            r.status == 200 && r.text().contains("\"error\"") && !r.text().contains("[DONE]")
+        })
+        .count();
+    assert!(
+        broken_off > 0,
+        "some streams began and broke off with an error event"
+    );
+    assert_capacity_back(&gateway, "slow upstream streams").await;
+    faulty.store(false, std::sync::atomic::Ordering::SeqCst);
+    assert_memory_back(&gateway, before, "slow upstream streams").await;
+    gateway.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn clients_that_vanish_mid_stream_give_their_capacity_back_at_once() {
+    let _alone = ALONE.lock().await;
+    let gate = Arc::new(tokio::sync::Notify::new());
+    // The stream's rest is held back for good: only a vanished client can end these.
+    let upstream =
+        Upstream::openai_held("The firewall blocks SQL injection [doc1].", gate.clone()).await;
+    let gateway = gateway(&upstream).await;
+    let before = baseline(&gateway).await;
+    let url = gateway.url("/v1/chat/completions");
+    let body = serde_json::to_vec(&question(true)).unwrap();
+    for _round in 0..4 {
+        let mut streams = Vec::new();
+        for _ in 0..BUDGET {
+            let mut stream = open(
+                "POST",
+                &url,
+                &[DEV_KEY, ("content-type", "application/json")],
+                body.clone(),
+            )
+            .await;
+            assert_eq!(stream.status, 200);
+            stream.read_until(|text| text.contains("data: ")).await;
+            streams.push(stream);
+        }
+        assert_eq!(gateway.app().usage().in_flight, BUDGET);
+        drop(streams);
+        // Far sooner than the 1 s idle timeouts could, and the 600 s body timeout would.
+        assert_capacity_back(&gateway, "clients gone mid-stream").await;
+    }
+    assert_memory_back(&gateway, before, "clients gone mid-stream").await;
+    gateway.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn one_address_abandoning_uploads_leaves_another_unaffected() {
+    let _alone = ALONE.lock().await;
+    let upstream = Upstream::openai("The firewall blocks SQL injection [doc1].").await;
+    let manifest = manifest_with_completion_line(OPENAI_COMPLETION_LINE);
+    let mut variables = FAST.to_vec();
+    variables.push(("openai_origin", &upstream.origin));
+    // The default per-client shares, with a small instance budget.
+    let gateway = Gateway::start_with(&manifest, &variables, |options| {
+        options.response_timeout = RESPONSE_TIMEOUT;
+        options.limits.max_in_flight = 4 * BUDGET;
+        options.limits.max_in_flight_per_client = BUDGET;
+        options.limits.body_read_timeout = Duration::from_millis(500);
+    })
+    .await
+    .expect("gateway starts");
+    let address = gateway.address();
+    let noisy: IpAddr = "127.0.0.2".parse().unwrap();
+    let quiet: IpAddr = "127.0.0.3".parse().unwrap();
+
+    let attack = tokio::spawn(storm_of_uploads(
+        address,
+        noisy,
+        partial_upload(address, 1000, 6),
+        1_000,
+        200,
+        true,
+    ));
+    let body = serde_json::to_string(&question(false)).unwrap();
+    let mut served = 0;
+    while !attack.is_finished() || served < 20 {
+        let mut stream = connect_from(quiet, address).await.expect("connect");
+        let request = format!(
+            "POST /v1/chat/completions HTTP/1.1\r\nhost: {address}\r\nauthorization: Bearer chatgate-dev-key\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let mut reply = Vec::new();
+        tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut reply))
+            .await
+            .expect("the quiet client is answered")
+            .unwrap();
+        let reply = String::from_utf8_lossy(&reply);
+        assert!(
+            reply.starts_with("HTTP/1.1 200"),
+            "the quiet client got: {reply}"
+        );
+        served += 1;
+    }
+    attack.await.unwrap();
+    assert_capacity_back(&gateway, "noisy neighbour").await;
+    gateway.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_oversized_declared_body_gets_413_instead_of_100_continue() {
+    let _alone = ALONE.lock().await;
+    let upstream = Upstream::openai("unused").await;
+    let gateway = gateway(&upstream).await;
+    let address = gateway.address();
+    let limit = gateway.app().limits().max_body_bytes;
+    let mut stream = TcpStream::connect(address).await.unwrap();
+    let head = format!(
+        "POST /v1/chat/completions HTTP/1.1\r\nhost: {address}\r\nauthorization: Bearer chatgate-dev-key\r\ncontent-type: application/json\r\nexpect: 100-continue\r\ncontent-length: {}\r\n\r\n",
+        limit + 1
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let mut reply = vec![0; 4096];
+    let read = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut reply))
+        .await
+        .expect("an answer without sending the body")
+        .unwrap();
+    let reply = String::from_utf8_lossy(&reply[..read]);
+    assert!(reply.starts_with("HTTP/1.1 413"), "{reply}");
+    assert!(reply.contains("request_too_large"), "{reply}");
+    gateway.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn server_wide_options_is_answered_by_the_host() {
+    let _alone = ALONE.lock().await;
+    let upstream = Upstream::openai("unused").await;
+    let gateway = gateway(&upstream).await;
+    let address = gateway.address();
+    let mut stream = TcpStream::connect(address).await.unwrap();
+    stream
+        .write_all(
+            format!("OPTIONS * HTTP/1.1\r\nhost: {address}\r\nconnection: close\r\n\r\n")
+                .as_bytes(),
+        )
+        .await
+        .unwrap();
+    let mut reply = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut reply))
+        .await
+        .unwrap()
+        .unwrap();
+    let reply = String::from_utf8_lossy(&reply);
+    assert!(reply.starts_with("HTTP/1.1 204"), "{reply}");
+    assert!(reply.to_ascii_lowercase().contains("allow: "), "{reply}");
+    gateway.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn probes_answer_from_the_host_and_readiness_reflects_capacity() {
+    let _alone = ALONE.lock().await;
+    let gate = Arc::new(tokio::sync::Notify::new());
+    let upstream = Upstream::openai_held("The firewall blocks [doc1].", gate.clone()).await;
+    let gateway = gateway(&upstream).await;
+    let health = chatgate_tests::http_client::get(&gateway.url("/healthz"), &[]).await;
+    assert_eq!(
+        (health.status, health.json()),
+        (200, json!({"status": "ok"}))
+    );
+    assert_eq!(gateway.app().live_instances(), 0, "no component ran");
+    let ready = chatgate_tests::http_client::get(&gateway.url("/readyz"), &[]).await;
+    assert_eq!(ready.status, 200);
+    assert_eq!(ready.json()["max_in_flight"], BUDGET);
+
+    let url = gateway.url("/v1/chat/completions");
+    let body = serde_json::to_vec(&question(true)).unwrap();
+    let mut streams = Vec::new();
+    for _ in 0..BUDGET {
+        let mut stream = open(
+            "POST",
+            &url,
+            &[DEV_KEY, ("content-type", "application/json")],
+            body.clone(),
+        )
+        .await;
+        stream.read_until(|text| text.contains("data: ")).await;
+        streams.push(stream);
+    }
+    let saturated = chatgate_tests::http_client::get(&gateway.url("/readyz"), &[]).await;
+    assert_eq!(saturated.status, 503, "{}", saturated.text());
+    assert_eq!(saturated.json()["in_flight"], BUDGET);
+    assert_eq!(saturated.header("retry-after"), Some("1"));
+    // Liveness does not depend on capacity.
+    let health = chatgate_tests::http_client::get(&gateway.url("/healthz"), &[]).await;
+    assert_eq!(health.status, 200);
+    // A request beyond the budget waits briefly in the queue, then gets a clean 503.
+    let refused = post_json(&url, &[DEV_KEY], &question(false)).await;
+    assert_eq!(refused.status, 503, "{}", refused.text());
+    assert_eq!(refused.json()["error"]["code"], "overloaded");
+    assert_eq!(refused.header("retry-after"), Some("1"));
+    gate.notify_waiters();
+    drop(streams);
+    assert_capacity_back(&gateway, "saturation").await;
+    gateway.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_component_deadline_not_shorter_than_the_response_timeout_is_refused_at_load() {
+    let manifest = manifest_with_completion_line(OPENAI_COMPLETION_LINE);
+    let mut variables = FAST.to_vec();
+    variables.retain(|(name, _)| *name != "openai_timeout_ms");
+    variables.push(("openai_timeout_ms", "1000"));
+    let error = Gateway::start_with(&manifest, &variables, |options| {
+        options.response_timeout = RESPONSE_TIMEOUT;
+    })
+    .await
+    .err()
+    .expect("the gateway refuses to start");
+    assert!(error.contains("openai_timeout_ms"), "{error}");
+    assert!(error.contains("response timeout"), "{error}");
+}
