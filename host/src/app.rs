@@ -168,7 +168,19 @@ pub fn compose_trigger(
         .iter()
         .map(source_part)
         .collect::<wasmtime::Result<Vec<_>>>()?;
-    Ok(compose::compose(primary, dependencies, middleware)?)
+    // What a dependency could reach through the host: the sets `chat` has something in.
+    let mut holds = compose::Holds::default();
+    for (set, held) in [
+        ("variables", !decl.variables.is_empty()),
+        ("key_value_stores", !decl.key_value_stores.is_empty()),
+        ("allowed_outbound_hosts", !decl.allowed_outbound_hosts.is_empty()),
+        ("environment", !decl.environment.is_empty()),
+    ] {
+        if held {
+            holds.0.insert(set);
+        }
+    }
+    Ok(compose::compose(primary, &holds, dependencies, middleware)?)
 }
 
 impl App {

@@ -41,7 +41,7 @@
 //! Where chatgate is stricter than Spin it says so at the rule: it denies
 //! `wasi:keyvalue/atomics` and `batch` with `store`, and WASI 0.3 sockets; and it refuses
 //! an unknown set name in `inherit_configuration`, which Spin ignores
-//! (`crates/capabilities/src/lib.rs`:17-18).
+//! (`crates/capabilities/src/lib.rs`:16-17).
 
 use crate::manifest::InheritConfiguration;
 use std::collections::{BTreeMap, BTreeSet};
@@ -351,18 +351,38 @@ fn interface_names(name: &str, bytes: &[u8]) -> Result<(Vec<String>, Vec<String>
     ))
 }
 
-/// The part's imports of configuration sets it does not inherit.
-fn denied_imports(part: &Part) -> Result<BTreeSet<String>, ComposeError> {
+/// The configuration sets the primary component holds something in (variables, stores,
+/// outbound hosts, environment), that is, what a dependency could reach through the host.
+#[derive(Debug, Clone, Default)]
+pub struct Holds(pub BTreeSet<&'static str>);
+
+impl Holds {
+    /// Every set: every dependency is denied all it does not inherit.
+    pub fn everything() -> Self {
+        Holds(capability_sets().collect())
+    }
+}
+
+/// The part's imports of configuration sets it does not inherit, where the primary holds
+/// something to protect. A set the primary holds nothing in answers a dependency's calls
+/// with the same refusals from the host (no variable, no store, no outbound host, an
+/// empty environment), so it needs no deny component: that saves the component's instance
+/// and memory on every request (`telemetry`, `waf`, `auth` and `completion-extractive`
+/// import `wasi:cli/environment`, and `chat` has no `environment`).
+fn denied_imports(part: &Part, holds: &Holds) -> Result<BTreeSet<String>, ComposeError> {
     let (imports, _) = interface_names(&part.name, &part.bytes)?;
     Ok(imports
         .into_iter()
-        .filter(|import| capability_set_of(import).is_some_and(|set| !part.inherit.grants(set)))
+        .filter(|import| {
+            capability_set_of(import)
+                .is_some_and(|set| !part.inherit.grants(set) && holds.0.contains(set))
+        })
         .collect())
 }
 
 /// The part's bytes, wrapped with a deny component for what it does not inherit.
-fn restricted(part: &Part) -> Result<Vec<u8>, ComposeError> {
-    let denied = denied_imports(part)?;
+fn restricted(part: &Part, holds: &Holds) -> Result<Vec<u8>, ComposeError> {
+    let denied = denied_imports(part, holds)?;
     crate::deny::restrict(&part.bytes, &denied).map_err(|e| ComposeError::Deny {
         name: part.name.clone(),
         message: format!("{e:#}"),
@@ -387,6 +407,7 @@ fn register(
 /// Composes a trigger's primary component with its dependencies and middleware.
 pub fn compose(
     primary: Part,
+    holds: &Holds,
     dependencies: Vec<Dependency>,
     middleware: Vec<Part>,
 ) -> Result<Composed, ComposeError> {
@@ -394,14 +415,15 @@ pub fn compose(
     if !exports.iter().any(|e| e == HANDLER_INTERFACE) {
         return Err(ComposeError::NotHttpComponent(primary.name));
     }
-    let with_dependencies = compose_dependencies(&primary, &dependencies)?;
-    let bytes = compose_middleware(&primary.name, with_dependencies, &middleware)?;
+    let with_dependencies = compose_dependencies(&primary, holds, &dependencies)?;
+    let bytes = compose_middleware(&primary.name, holds, with_dependencies, &middleware)?;
     Ok(Composed { bytes })
 }
 
 /// Rules 1-5: the primary component with its dependencies, as Spin's `crates/compose`.
 pub fn compose_dependencies(
     primary: &Part,
+    holds: &Holds,
     dependencies: &[Dependency],
 ) -> Result<Vec<u8>, ComposeError> {
     if dependencies.is_empty() {
@@ -442,7 +464,7 @@ pub fn compose_dependencies(
                 dependency: dependency.import.clone(),
             });
         }
-        let bytes = restricted(&dependency.part)?;
+        let bytes = restricted(&dependency.part, holds)?;
         let key = name.registered_name();
         if let Some(first) = registered.get(key) {
             return Err(ComposeError::SamePackage {
@@ -539,6 +561,7 @@ pub fn compose_dependencies(
 /// Rule 6: the middleware chain around the composed component, as Spin's HTTP trigger.
 fn compose_middleware(
     primary_name: &str,
+    holds: &Holds,
     primary: Vec<u8>,
     middleware: &[Part],
 ) -> Result<Vec<u8>, ComposeError> {
@@ -554,7 +577,7 @@ fn compose_middleware(
         {
             return Err(ComposeError::NotMiddleware(part.name.clone()));
         }
-        let bytes = restricted(part)?;
+        let bytes = restricted(part, holds)?;
         packages.push(register(
             &mut graph,
             &format!("middleware{index}"),
@@ -702,6 +725,7 @@ mod tests {
                 bytes: b"\0asm\x01\0\0\0".to_vec(),
                 inherit: Inherit::All,
             },
+            &Holds::everything(),
             vec![],
             vec![],
         )

@@ -201,3 +201,30 @@ async fn the_shipped_retriever_does_not_read_chats_variables() {
         assert_eq!(reply.status, expected, "{}", reply.text());
     }
 }
+
+/// Where the parent holds nothing in a set, no deny component is composed for it: the
+/// host's own answers are the same refusals.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_set_the_parent_holds_nothing_in_is_refused_by_the_host() {
+    let upstream = Upstream::start(|_| Answer::new(200, "text/plain", "reached")).await;
+    let bare = manifest(&upstream.origin, "false", "true")
+        .replace("environment = { PROBE_ENV = \"probe\" }\n", "")
+        .replace(
+            "[component.hello.variables]\nprobe_secret = \"{{ probe_secret }}\"\n",
+            "",
+        );
+    assert!(!bare.contains("PROBE_ENV") && !bare.contains("hello.variables"));
+    let gateway = Gateway::start(&bare, &[]).await.unwrap();
+    let reports = probe(&gateway, &upstream).await;
+    gateway.stop().await;
+    for report in &reports {
+        assert_eq!(report["env"], "err:NotPresent", "{report:?}");
+        assert!(
+            report["variables"].starts_with("err:Error::Undefined("),
+            "{report:?}"
+        );
+    }
+    // The sets it holds are still denied to the probe that does not inherit them.
+    assert_denied(&reports[0], "key_value_stores");
+    assert_denied(&reports[0], "allowed_outbound_hosts");
+}

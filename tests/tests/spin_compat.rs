@@ -8,7 +8,7 @@
 //! `compose_like_spin` below does exactly that, independently of the host's composer.
 
 use chatgate::app::compose_trigger;
-use chatgate::compose::{Dependency, Inherit, Part, compose_dependencies};
+use chatgate::compose::{Dependency, Holds, Inherit, Part, compose_dependencies};
 use chatgate::deny::stub_component;
 use chatgate::manifest::Manifest;
 use chatgate_tests::{project_manifest, repo_root};
@@ -225,7 +225,8 @@ fn compose_with_chatgate(manifest: &Manifest) -> Result<Vec<u8>, String> {
             }
         })
         .collect::<Vec<_>>();
-    compose_dependencies(&part("chat"), &dependencies).map_err(|e| e.to_string())
+    compose_dependencies(&part("chat"), &Holds::everything(), &dependencies)
+        .map_err(|e| e.to_string())
 }
 
 #[test]
