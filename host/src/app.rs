@@ -173,7 +173,10 @@ pub fn compose_trigger(
     for (set, held) in [
         ("variables", !decl.variables.is_empty()),
         ("key_value_stores", !decl.key_value_stores.is_empty()),
-        ("allowed_outbound_hosts", !decl.allowed_outbound_hosts.is_empty()),
+        (
+            "allowed_outbound_hosts",
+            !decl.allowed_outbound_hosts.is_empty(),
+        ),
         ("environment", !decl.environment.is_empty()),
     ] {
         if held {
