@@ -18,7 +18,10 @@
 //! dependency's import types by construction, and no binary lives in the repository. The
 //! generation (decoding the dependency's types, encoding a component of a few hundred
 //! bytes) happens once per load; per request it adds one core instance with one 64 KiB
-//! memory and no start function to each restricted dependency's instance.
+//! memory and no start function to each restricted dependency's instance. Only sets the
+//! primary component holds something in are denied this way (`compose::Holds`): for the
+//! others the host's own answers are already these refusals, so the shipped chain needs
+//! one deny component (for `retrieval`) rather than one per dependency and middleware.
 //!
 //! Calls that have a natural refusal answer it exactly as Spin's adapter does
 //! (`crates/capabilities/deny-adapter/src/lib.rs`): a variable is undefined, a store is
