@@ -14,7 +14,9 @@
 //! 1. calibrate: closed loop of `CALIBRATE_CLIENTS` (16) clients for `CALIBRATE_SECS`
 //!    (15) without faults; capacity = successful requests per second.
 //! 2. soak: open loop at `SOAK_LOAD_PERCENT` (80) % of capacity for `SOAK_SECS` (600),
-//!    faults on, half the requests streamed.
+//!    faults on, half the requests streamed. `SOAK_RATE` (requests/s) replaces the
+//!    share of the measured capacity: on a shared machine the calibration varies with
+//!    what else runs.
 //! 3. recovery: the same load for `RECOVERY_SECS` (30), faults off.
 //! 4. noisy neighbour: a quiet client (127.0.0.3) alone for `QUIET_SECS` (20), then
 //!    while another address (127.0.0.2) sends `NOISY_UPLOADS` (10,000) abandoned
@@ -23,10 +25,12 @@
 //!
 //! The load of phases 1-3 comes from `LOAD_ADDRESSES` (16) loopback addresses,
 //! 127.0.1.1 and up, as real traffic comes from many clients, so that the per-client
-//! limits are not what is measured. Every request gets a fresh connection. Every error a client sees must be a clean
-//! one: an OpenAI-style JSON error, or a stream that ends with one `data: {"error": ...}`
-//! event and no `[DONE]`; anything else (transport errors, other bodies, streams that
-//! just stop, no answer within 30 s) is counted as unexpected and printed. The
+//! limits are not what is measured. Every request gets a fresh connection. Every error
+//! a client sees must be a clean one: an OpenAI-style JSON error, or a stream that ends
+//! with one `data: {"error": ...}` event and no `[DONE]`; anything else (transport
+//! errors, other bodies, streams that just stop, no answer within 30 s) is counted as
+//! unexpected and printed. Every 10 s the gateway's RSS, fds and threads (from `/proc`)
+//! and `/readyz` are sampled. The
 //! gateway's own limits and timeouts are its defaults unless `CHATGATE_*` variables in
 //! the environment set them (the subprocess inherits them). Its run directory
 //! (manifest, key-value store, compile cache) is `target/chatgate-soak/`.
@@ -113,6 +117,8 @@ struct Knobs {
     calibrate_clients: usize,
     soak: Duration,
     load_percent: f64,
+    /// Requests per second of the soak and recovery, instead of a share of the capacity.
+    rate: Option<f64>,
     recovery: Duration,
     quiet: Duration,
     noisy_uploads: usize,
@@ -135,6 +141,10 @@ impl Knobs {
             calibrate_clients: env_number("CALIBRATE_CLIENTS", 16).max(1) as usize,
             soak: secs("SOAK_SECS", 600),
             load_percent: env_number("SOAK_LOAD_PERCENT", 80).clamp(1, 200) as f64,
+            rate: std::env::var("SOAK_RATE")
+                .ok()
+                .and_then(|v| v.trim().parse::<f64>().ok())
+                .filter(|rate| *rate >= 1.0),
             recovery: secs("RECOVERY_SECS", 30),
             quiet: secs("QUIET_SECS", 20),
             noisy_uploads: env_number("NOISY_UPLOADS", 10_000) as usize,
@@ -419,6 +429,15 @@ fn rss_kib(pid: u32) -> Option<u64> {
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
 }
 
+/// The process's threads (tokio workers, the blocking pool, wasmtime's).
+fn thread_count(pid: u32) -> Option<u64> {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()?
+        .lines()
+        .find_map(|line| line.strip_prefix("Threads:"))
+        .and_then(|v| v.trim().parse().ok())
+}
+
 fn fd_count(pid: u32) -> Option<usize> {
     Some(std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?.count())
 }
@@ -428,6 +447,7 @@ struct Sample {
     phase: &'static str,
     rss_kib: Option<u64>,
     fds: Option<usize>,
+    threads: Option<u64>,
     /// `/readyz`: in flight, uploads, live instances.
     ready: Option<(u64, u64, u64)>,
 }
@@ -464,6 +484,7 @@ async fn sample(pid: u32, address: SocketAddr, started: Instant, phase: &'static
         phase,
         rss_kib: rss_kib(pid),
         fds: fd_count(pid),
+        threads: thread_count(pid),
         ready: readyz(address).await,
     }
 }
@@ -1000,11 +1021,12 @@ async fn run(knobs: Knobs) {
                 let label = *phase.lock().unwrap();
                 let s = sample(pid, address, run_started, label).await;
                 println!(
-                    "  [{:>5.0} s] {:<16} RSS {:>7.1} MiB  fds {:>5}  readyz (in flight, uploads, instances) {:?}",
+                    "  [{:>5.0} s] {:<16} RSS {:>7.1} MiB  fds {:>5}  threads {:>4}  readyz (in flight, uploads, instances) {:?}",
                     s.at.as_secs_f64(),
                     s.phase,
                     mib(s.rss_kib.unwrap_or(0)),
                     s.fds.unwrap_or(0),
+                    s.threads.unwrap_or(0),
                     s.ready
                 );
                 samples.lock().unwrap().push(s);
@@ -1036,7 +1058,9 @@ async fn run(knobs: Knobs) {
         closed_loop(address, &sources, knobs.calibrate_clients, knobs.calibrate).await;
     let calibration = Summary::of(&records);
     let capacity = calibration.ok as f64 / took.as_secs_f64();
-    let rate = (capacity * knobs.load_percent / 100.0).max(1.0);
+    let rate = knobs
+        .rate
+        .unwrap_or((capacity * knobs.load_percent / 100.0).max(1.0));
     println!(
         "soak: capacity {capacity:.1} requests/s with {} clients; soak rate {rate:.1}/s",
         knobs.calibrate_clients
@@ -1123,14 +1147,17 @@ async fn run(knobs: Knobs) {
     let samples = std::mem::take(&mut *samples.lock().unwrap());
     println!("\n## Soak and fault figures\n");
     println!(
-        "chatgate up on {} cores (shared with the load generator and the upstream), fresh connection per request from {} client addresses (127.0.1.x), half the requests streamed. Capacity {capacity:.1} req/s ({} clients, {:.0} s, no faults); soak at {:.0} % = {rate:.1} req/s for {:.0} s with faults, then {:.0} s without.\n",
+        "chatgate up on {} cores (shared with the load generator and the upstream), fresh connection per request from {} client addresses (127.0.1.x), half the requests streamed. Capacity {capacity:.1} req/s ({} clients, {:.0} s, no faults); soak at {} = {rate:.1} req/s for {:.0} s with faults, then {:.0} s without.\n",
         std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(0),
         knobs.load_addresses,
         knobs.calibrate_clients,
         took.as_secs_f64(),
-        knobs.load_percent,
+        match knobs.rate {
+            Some(_) => "SOAK_RATE".to_string(),
+            None => format!("{:.0} %", knobs.load_percent),
+        },
         knobs.soak.as_secs_f64(),
         knobs.recovery.as_secs_f64(),
     );
@@ -1217,18 +1244,19 @@ async fn run(knobs: Knobs) {
 
     println!("\nGateway process every {} s:\n", SAMPLE_EVERY.as_secs());
     println!(
-        "| at | phase | RSS MiB | fds | in flight, uploads, instances |\n|---|---|---|---|---|"
+        "| at | phase | RSS MiB | fds | threads | in flight, uploads, instances |\n|---|---|---|---|---|---|"
     );
     let marks = [&baseline, &after_recovery, &end];
     let mut all: Vec<&Sample> = samples.iter().chain(marks).collect();
     all.sort_by_key(|s| s.at);
     for s in &all {
         println!(
-            "| {:.0} s | {} | {:.1} | {} | {} |",
+            "| {:.0} s | {} | {:.1} | {} | {} | {} |",
             s.at.as_secs_f64(),
             s.phase,
             mib(s.rss_kib.unwrap_or(0)),
             s.fds.map(|n| n.to_string()).unwrap_or_default(),
+            s.threads.map(|n| n.to_string()).unwrap_or_default(),
             s.ready
                 .map(|(a, b, c)| format!("{a}, {b}, {c}"))
                 .unwrap_or_else(|| "no answer".into())
