@@ -242,18 +242,19 @@ impl Admission {
 
     /// Checks a request's head against the body limits and, when it has a body, takes
     /// an upload slot and wraps the body so that it is timed, bounded and checked
-    /// against its declared length.
+    /// against its declared length; the returned watch tells when it failed.
     pub fn admit_body(
         &self,
         client: IpAddr,
         request: http::Request<WasiBody>,
-    ) -> Result<http::Request<WasiBody>, Refusal> {
+    ) -> Result<(http::Request<WasiBody>, Arc<BodyWatch>), Refusal> {
         let declared = declared_length(request.headers());
         if declared.is_some_and(|length| length > self.limits.max_body_bytes) {
             return Err(Refusal::BodyTooLarge);
         }
+        let watch = Arc::new(BodyWatch::default());
         if request.body().is_end_stream() || declared == Some(0) {
-            return Ok(request);
+            return Ok((request, watch));
         }
         let client_slot = self
             .client_uploads
@@ -271,6 +272,7 @@ impl Admission {
         let (parts, body) = request.into_parts();
         let body = GuardedBody {
             inner: body,
+            watch: watch.clone(),
             upload: Some(upload),
             declared,
             received: 0,
@@ -279,9 +281,9 @@ impl Admission {
             stall: None,
             done: false,
         };
-        Ok(http::Request::from_parts(
-            parts,
-            http_body_util::BodyExt::boxed_unsync(body),
+        Ok((
+            http::Request::from_parts(parts, http_body_util::BodyExt::boxed_unsync(body)),
+            watch,
         ))
     }
 }
@@ -297,11 +299,96 @@ fn declared_length(headers: &http::HeaderMap) -> Option<u64> {
         .ok()
 }
 
+/// How a request body failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyFault {
+    /// Nothing arrived for the body read timeout.
+    Stalled,
+    /// It grew past the gateway's limit.
+    TooLarge,
+    /// It ended before its `Content-Length`, or the client went away mid-body.
+    Incomplete,
+}
+
+impl BodyFault {
+    pub fn status(self) -> http::StatusCode {
+        match self {
+            BodyFault::Stalled => http::StatusCode::REQUEST_TIMEOUT,
+            BodyFault::TooLarge => http::StatusCode::PAYLOAD_TOO_LARGE,
+            BodyFault::Incomplete => http::StatusCode::BAD_REQUEST,
+        }
+    }
+
+    pub fn code(self) -> &'static str {
+        match self {
+            BodyFault::Stalled => "body_timeout",
+            BodyFault::TooLarge => "request_too_large",
+            BodyFault::Incomplete => "incomplete_body",
+        }
+    }
+
+    pub fn message(self) -> &'static str {
+        match self {
+            BodyFault::Stalled => "the request body stopped arriving",
+            BodyFault::TooLarge => "the request body is larger than the gateway accepts",
+            BodyFault::Incomplete => "the request body ended before its declared length",
+        }
+    }
+}
+
+type OnFault = Box<dyn FnOnce() + Send>;
+
+/// Tells whoever serves a request that its body failed: the request cannot be served, so
+/// it is ended at once rather than left to components that may not notice (wasip3's
+/// `http_compat` body forwarding, 0.7.1, waits forever when the body it forwards fails).
+#[derive(Default)]
+pub struct BodyWatch(Mutex<WatchState>);
+
+#[derive(Default)]
+enum WatchState {
+    #[default]
+    Unwatched,
+    Watched(OnFault),
+    Failed(BodyFault),
+}
+
+impl BodyWatch {
+    /// Runs `on_fault` when the body fails (at once, if it has already).
+    pub fn on_fault(&self, on_fault: impl FnOnce() + Send + 'static) {
+        let mut state = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if matches!(*state, WatchState::Failed(_)) {
+            drop(state);
+            on_fault();
+        } else {
+            *state = WatchState::Watched(Box::new(on_fault));
+        }
+    }
+
+    /// How the body failed, if it did.
+    pub fn fault(&self) -> Option<BodyFault> {
+        match *self.0.lock().unwrap_or_else(|e| e.into_inner()) {
+            WatchState::Failed(fault) => Some(fault),
+            _ => None,
+        }
+    }
+
+    fn fail(&self, fault: BodyFault) {
+        let previous = std::mem::replace(
+            &mut *self.0.lock().unwrap_or_else(|e| e.into_inner()),
+            WatchState::Failed(fault),
+        );
+        if let WatchState::Watched(on_fault) = previous {
+            on_fault();
+        }
+    }
+}
+
 /// A request body that fails — so the component reading it sees an error and the chain
 /// ends — when it stalls, grows past the limit, or ends short of its `Content-Length`,
 /// and that gives its upload slot back as soon as it is complete.
 struct GuardedBody {
     inner: WasiBody,
+    watch: Arc<BodyWatch>,
     upload: Option<Upload>,
     declared: Option<u64>,
     received: u64,
@@ -321,6 +408,13 @@ impl GuardedBody {
 
     fn fail(&mut self, error: HttpError) -> Poll<Option<Result<Frame<Bytes>, HttpError>>> {
         self.finish();
+        self.watch.fail(match &error {
+            HttpError::ConnectionReadTimeout => BodyFault::Stalled,
+            HttpError::HttpRequestBodySize(Some(received)) if *received > self.limit => {
+                BodyFault::TooLarge
+            }
+            _ => BodyFault::Incomplete,
+        });
         Poll::Ready(Some(Err(error)))
     }
 }
@@ -486,19 +580,19 @@ mod tests {
     async fn a_declared_body_over_the_limit_is_refused_before_reading() {
         let admission = Admission::new(limits());
         let refused = admission.admit_body(ALICE, request(Some(11), body(&[], true)));
-        assert_eq!(refused.err(), Some(Refusal::BodyTooLarge));
+        assert!(matches!(refused, Err(Refusal::BodyTooLarge)));
         assert_eq!(admission.usage().uploads, 0);
     }
 
     #[tokio::test]
     async fn uploads_are_limited_per_client_and_released_when_the_body_ends() {
         let admission = Admission::new(limits());
-        let first = admission
+        let (first, _) = admission
             .admit_body(ALICE, request(Some(3), body(&[b"abc"], false)))
             .unwrap();
         assert_eq!(admission.usage().uploads, 1);
         let second = admission.admit_body(ALICE, request(Some(3), body(&[b"abc"], false)));
-        assert_eq!(second.err(), Some(Refusal::ClientUploads));
+        assert!(matches!(second, Err(Refusal::ClientUploads)));
         let collected = first.into_body().collect().await.unwrap().to_bytes();
         assert_eq!(&collected[..], b"abc");
         assert_eq!(admission.usage().uploads, 0);
@@ -529,44 +623,53 @@ mod tests {
     #[tokio::test]
     async fn a_stalled_body_fails_and_frees_its_slot() {
         let admission = Admission::new(limits());
-        let request = admission
+        let (request, watch) = admission
             .admit_body(ALICE, request(Some(5), body(&[b"ab"], true)))
             .unwrap();
+        let told = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        watch.on_fault({
+            let told = told.clone();
+            move || told.store(true, Ordering::SeqCst)
+        });
         assert!(matches!(
             body_error(request).await,
             HttpError::ConnectionReadTimeout
         ));
         assert_eq!(admission.usage().uploads, 0);
+        assert!(told.load(Ordering::SeqCst));
+        assert_eq!(watch.fault(), Some(BodyFault::Stalled));
     }
 
     #[tokio::test]
     async fn a_body_shorter_than_declared_fails() {
         let admission = Admission::new(limits());
-        let request = admission
+        let (request, watch) = admission
             .admit_body(ALICE, request(Some(5), body(&[b"ab"], false)))
             .unwrap();
         assert!(matches!(
             body_error(request).await,
             HttpError::HttpRequestBodySize(Some(2))
         ));
+        assert_eq!(watch.fault(), Some(BodyFault::Incomplete));
     }
 
     #[tokio::test]
     async fn a_streamed_body_past_the_limit_fails() {
         let admission = Admission::new(limits());
-        let request = admission
+        let (request, watch) = admission
             .admit_body(ALICE, request(None, body(&[b"012345", b"6789ab"], false)))
             .unwrap();
         assert!(matches!(
             body_error(request).await,
             HttpError::HttpRequestBodySize(Some(12))
         ));
+        assert_eq!(watch.fault(), Some(BodyFault::TooLarge));
     }
 
     #[tokio::test]
     async fn a_dropped_body_frees_its_slot() {
         let admission = Admission::new(limits());
-        let request = admission
+        let (request, _) = admission
             .admit_body(ALICE, request(Some(5), body(&[b"ab"], true)))
             .unwrap();
         assert_eq!(admission.usage().uploads, 1);

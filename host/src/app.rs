@@ -1,7 +1,7 @@
 //! A loaded application: one composed, pre-instantiated component per HTTP trigger,
 //! and the dispatch of requests to fresh instances of them.
 
-use crate::admission::{Admission, InFlight, Limits, Refusal};
+use crate::admission::{Admission, BodyFault, InFlight, Limits, Refusal};
 use crate::compose::{self, Dependency, Inherit, Part};
 use crate::key_value::SqliteKeyValue;
 use crate::manifest::{DependencySource, HttpTrigger, Manifest};
@@ -336,8 +336,9 @@ impl App {
         };
         // The body first: its checks need no waiting, and an oversized declared body is
         // refused before hyper sends `100 Continue` (it does so when the body is polled).
-        request = match self.admission.admit_body(client, request) {
-            Ok(request) => request,
+        let body_watch;
+        (request, body_watch) = match self.admission.admit_body(client, request) {
+            Ok(admitted) => admitted,
             Err(refusal) => return refusal_response(refusal),
         };
         let in_flight = match self.admission.admit(client).await {
@@ -346,6 +347,11 @@ impl App {
         };
         set_spin_headers(&mut request, trigger);
         let life = Arc::new(RequestLife::new(in_flight));
+        // A request whose body failed cannot be served: end it now (see `BodyWatch`).
+        body_watch.on_fault({
+            let life = life.clone();
+            move || life.abandon()
+        });
         // Marks the request abandoned if this future is dropped (the client went away)
         // before the component answered, so its instance is dropped at once.
         let caller = CallerGuard(Some(life.clone()));
@@ -355,6 +361,10 @@ impl App {
             Ok(response) => {
                 life.set(Phase::Streaming);
                 response.map(|body| ResponseBody::watching(body, life))
+            }
+            Err(_) if body_watch.fault().is_some() => {
+                let fault = body_watch.fault().unwrap_or(BodyFault::Incomplete);
+                error_response(fault.status(), fault.code(), fault.message())
             }
             Err(error) => {
                 life.abandon();

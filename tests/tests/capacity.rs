@@ -542,3 +542,38 @@ async fn a_component_deadline_not_shorter_than_the_response_timeout_is_refused_a
     assert!(error.contains("openai_timeout_ms"), "{error}");
     assert!(error.contains("response timeout"), "{error}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_body_shorter_than_declared_ends_the_chain_at_once() {
+    let _alone = ALONE.lock().await;
+    let upstream = Upstream::openai("unused").await;
+    let gateway = gateway(&upstream).await;
+    let address = gateway.address();
+    let mut stream = TcpStream::connect(address).await.unwrap();
+    let head = format!(
+        "POST /v1/chat/completions HTTP/1.1\r\nhost: {address}\r\nauthorization: Bearer chatgate-dev-key\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{{\"messages\""
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    // The client is done sending: the body ends 89 bytes short.
+    stream.shutdown().await.unwrap();
+    let started = Instant::now();
+    let mut reply = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut reply))
+        .await
+        .expect("answered without waiting for the response timeout")
+        .unwrap();
+    let reply = String::from_utf8_lossy(&reply);
+    // The WAF, reading the body, sees the error and refuses; nothing reaches chat.
+    assert!(
+        reply.is_empty() || reply.starts_with("HTTP/1.1 400"),
+        "{reply}"
+    );
+    assert!(
+        started.elapsed() < RESPONSE_TIMEOUT,
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(upstream.hits(), 0);
+    assert_capacity_back(&gateway, "short body").await;
+    gateway.stop().await;
+}
