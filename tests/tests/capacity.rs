@@ -10,7 +10,7 @@
 //! instance outlived it would be visible; each test runs alone (one lock) so that memory
 //! figures are the storm's own.
 
-use chatgate_tests::http_client::{open, post_json};
+use chatgate_tests::http_client::{Reply, open, post_json};
 use chatgate_tests::upstream::{Answer, Ending, Upstream, openai_answer};
 use chatgate_tests::{Gateway, OPENAI_COMPLETION_LINE, manifest_with_completion_line};
 use serde_json::json;
@@ -127,6 +127,29 @@ async fn assert_serves_normally(gateway: &Gateway, storm: &str) {
     for reply in replies {
         assert_eq!(reply.status, 200, "{storm}: {}", reply.text());
     }
+}
+
+/// Asks `count` questions at once; every answer's status must be one of `statuses`.
+async fn storm_of_questions(
+    gateway: &Gateway,
+    count: usize,
+    stream: bool,
+    statuses: &[u16],
+) -> Vec<Reply> {
+    let url = gateway.url("/v1/chat/completions");
+    let question = question(stream);
+    let replies =
+        futures_util::future::join_all((0..count).map(|_| post_json(&url, &[DEV_KEY], &question)))
+            .await;
+    for reply in &replies {
+        assert!(
+            statuses.contains(&reply.status),
+            "{}: {}",
+            reply.status,
+            reply.text()
+        );
+    }
+    replies
 }
 
 /// Warms the gateway up (compiled code, first allocations) and returns its memory.
@@ -258,20 +281,9 @@ async fn requests_that_time_out_give_their_capacity_back_within_one_timeout() {
     // (800 ms) just under the response timeout, each ends as a clean 504 from chat, or the
     // host's 504, or a fast 503 when the budget is taken. None may hang.
     faulty.store(true, std::sync::atomic::Ordering::SeqCst);
-    let url = gateway.url("/v1/chat/completions");
     let started = Instant::now();
-    let question = question(false);
-    let replies = futures_util::future::join_all(
-        (0..5 * BUDGET).map(|_| post_json(&url, &[DEV_KEY], &question)),
-    )
-    .await;
+    let replies = storm_of_questions(&gateway, 5 * BUDGET, false, &[503, 504]).await;
     for reply in &replies {
-        assert!(
-            [503, 504].contains(&reply.status),
-            "{}: {}",
-            reply.status,
-            reply.text()
-        );
         assert!(
             reply.json()["error"]["code"].is_string(),
             "{}",
@@ -312,20 +324,7 @@ async fn slow_upstream_streams_give_their_capacity_back() {
     // completion-openai's idle timeout ends each stream with an error event, and the
     // instance must go.
     faulty.store(true, std::sync::atomic::Ordering::SeqCst);
-    let url = gateway.url("/v1/chat/completions");
-    let question = question(true);
-    let replies = futures_util::future::join_all(
-        (0..3 * BUDGET).map(|_| post_json(&url, &[DEV_KEY], &question)),
-    )
-    .await;
-    for reply in &replies {
-        assert!(
-            [200, 503].contains(&reply.status),
-            "{}: {}",
-            reply.status,
-            reply.text()
-        );
-    }
+    let replies = storm_of_questions(&gateway, 3 * BUDGET, true, &[200, 503]).await;
     let broken_off = replies
         .iter()
         .filter(|r| {
