@@ -4,6 +4,8 @@
 //! composes each HTTP trigger's component with its dependencies and middleware
 //! ([`compose`]), and serves HTTP ([`server`]), giving every request a fresh
 //! instance with only the configuration its component was granted ([`runtime`]).
+//! Requests are admitted within global and per-client budgets ([`admission`]), and an
+//! instance is dropped as soon as its request is over ([`app`]).
 
 pub mod admission;
 pub mod app;
