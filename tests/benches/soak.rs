@@ -49,7 +49,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::io::AsyncWriteExt;
-use tokio::net::{TcpSocket, TcpStream};
+use tokio::net::TcpStream;
 
 const ANSWER: &str = "The Web Application Firewall inspects each request and blocks common web attacks such as SQL injection and cross-site scripting [doc1].";
 const QUESTION: &str = "What does the web application firewall block?";
@@ -535,11 +535,7 @@ fn question(streamed: bool) -> Bytes {
 async fn connect_from(from: Option<IpAddr>, to: SocketAddr) -> std::io::Result<TcpStream> {
     match from {
         None => TcpStream::connect(to).await,
-        Some(from) => {
-            let socket = TcpSocket::new_v4()?;
-            socket.bind(SocketAddr::new(from, 0))?;
-            socket.connect(to).await
-        }
+        Some(from) => chatgate_tests::http_client::connect_from(from, to).await,
     }
 }
 
@@ -814,16 +810,6 @@ async fn open_loop(
     (records, skipped)
 }
 
-/// The head of a chat request declaring `declared` body bytes, and `sent` of them.
-fn partial_upload(address: SocketAddr, declared: usize, sent: usize) -> Vec<u8> {
-    let mut bytes = format!(
-        "POST /v1/chat/completions HTTP/1.1\r\nhost: {address}\r\ncontent-type: application/json\r\ncontent-length: {declared}\r\n\r\n"
-    )
-    .into_bytes();
-    bytes.extend(std::iter::repeat_n(b' ', sent));
-    bytes
-}
-
 /// `count` connections from `from`, at most `at_once` open, each sending `bytes` and closing.
 /// Returns how many could not connect or send.
 async fn abandoned_uploads(
@@ -832,7 +818,9 @@ async fn abandoned_uploads(
     count: usize,
     at_once: usize,
 ) -> usize {
-    let bytes = Arc::new(partial_upload(address, 1000, 6));
+    let bytes = Arc::new(chatgate_tests::http_client::partial_upload(
+        address, 1000, 6,
+    ));
     let permits = Arc::new(tokio::sync::Semaphore::new(at_once));
     let failed = Arc::new(AtomicU64::new(0));
     let mut tasks = Vec::with_capacity(count);

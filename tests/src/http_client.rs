@@ -150,3 +150,25 @@ pub async fn post_json(url: &str, headers: &[(&str, &str)], body: &serde_json::V
     all.extend_from_slice(headers);
     send("POST", url, &all, body.to_string()).await
 }
+
+/// A TCP connection from the loopback address `from` (all of 127.0.0.0/8 is local on
+/// Linux), so that a test can act as several clients.
+pub async fn connect_from(
+    from: std::net::IpAddr,
+    to: std::net::SocketAddr,
+) -> std::io::Result<tokio::net::TcpStream> {
+    let socket = tokio::net::TcpSocket::new_v4()?;
+    socket.bind(std::net::SocketAddr::new(from, 0))?;
+    socket.connect(to).await
+}
+
+/// The head of a chat request to `address` declaring `declared` body bytes, and the
+/// first `sent` of them: an upload to abandon.
+pub fn partial_upload(address: std::net::SocketAddr, declared: usize, sent: usize) -> Vec<u8> {
+    let mut bytes = format!(
+        "POST /v1/chat/completions HTTP/1.1\r\nhost: {address}\r\ncontent-type: application/json\r\ncontent-length: {declared}\r\n\r\n"
+    )
+    .into_bytes();
+    bytes.extend(std::iter::repeat_n(b' ', sent));
+    bytes
+}

@@ -10,7 +10,7 @@
 //! instance outlived it would be visible; each test runs alone (one lock) so that memory
 //! figures are the storm's own.
 
-use chatgate_tests::http_client::{Reply, open, post_json};
+use chatgate_tests::http_client::{Reply, connect_from, open, partial_upload, post_json};
 use chatgate_tests::upstream::{Answer, Ending, Upstream, openai_answer};
 use chatgate_tests::{Gateway, OPENAI_COMPLETION_LINE, manifest_with_completion_line};
 use serde_json::json;
@@ -18,7 +18,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpSocket, TcpStream};
+use tokio::net::TcpStream;
 
 const DEV_KEY: (&str, &str) = ("authorization", "Bearer chatgate-dev-key");
 const RESPONSE_TIMEOUT: Duration = Duration::from_secs(1);
@@ -179,16 +179,6 @@ async fn assert_memory_back(gateway: &Gateway, baseline: u64, storm: &str) {
     );
 }
 
-/// The head of a chat request declaring `declared` body bytes, and the first `sent` of them.
-fn partial_upload(address: SocketAddr, declared: usize, sent: usize) -> Vec<u8> {
-    let mut bytes = format!(
-        "POST /v1/chat/completions HTTP/1.1\r\nhost: {address}\r\ncontent-type: application/json\r\ncontent-length: {declared}\r\n\r\n"
-    )
-    .into_bytes();
-    bytes.extend(std::iter::repeat_n(b' ', sent));
-    bytes
-}
-
 /// Opens `count` connections (at most `at_once` at a time) that each send `bytes` and
 /// then close, or stay silent when `linger` is set, until the gateway closes them.
 async fn storm_of_uploads(
@@ -225,13 +215,6 @@ async fn storm_of_uploads(
     for task in tasks {
         task.await.unwrap();
     }
-}
-
-/// A TCP connection from the loopback address `from` (127.0.0.0/8 is all local on Linux).
-async fn connect_from(from: IpAddr, to: SocketAddr) -> std::io::Result<TcpStream> {
-    let socket = TcpSocket::new_v4()?;
-    socket.bind(SocketAddr::new(from, 0))?;
-    socket.connect(to).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
