@@ -206,10 +206,19 @@ pub fn deny_component(dependency: &[u8], denied: &BTreeSet<String>) -> anyhow::R
         span: Default::default(),
     });
 
-    let mut module = core_module(&resolve, world, false)?;
+    let module = core_module(&resolve, world, false)?;
+    encode(module, &resolve, world).context("encoding the deny component")
+}
+
+/// The component of `world` whose core module is `module`.
+fn encode(
+    mut module: Vec<u8>,
+    resolve: &Resolve,
+    world: wit_parser::WorldId,
+) -> anyhow::Result<Vec<u8>> {
     wit_component::embed_component_metadata(
         &mut module,
-        &resolve,
+        resolve,
         world,
         wit_component::StringEncoding::UTF8,
     )?;
@@ -217,7 +226,6 @@ pub fn deny_component(dependency: &[u8], denied: &BTreeSet<String>) -> anyhow::R
         .validate(true)
         .module(&module)?
         .encode()
-        .context("encoding the deny component")
 }
 
 fn interface_item(id: InterfaceId) -> WorldItem {
@@ -242,17 +250,8 @@ pub fn stub_component(source: &str, world: &str) -> anyhow::Result<Vec<u8>> {
     let mut resolve = Resolve::default();
     let package = resolve.push_source("stub.wit", source)?;
     let world = resolve.select_world(&[package], Some(world))?;
-    let mut module = core_module(&resolve, world, true)?;
-    wit_component::embed_component_metadata(
-        &mut module,
-        &resolve,
-        world,
-        wit_component::StringEncoding::UTF8,
-    )?;
-    wit_component::ComponentEncoder::default()
-        .validate(true)
-        .module(&module)?
-        .encode()
+    let module = core_module(&resolve, world, true)?;
+    encode(module, &resolve, world)
 }
 
 /// The core module behind a deny world: every exported function either writes its
