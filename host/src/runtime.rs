@@ -40,7 +40,8 @@ const STACKS_PER_INSTANCE: u32 = 4;
 /// dependencies, the adapters and deny components between them) needs more than 20
 /// (a pool of 20 per instance ran out before admission did).
 const CORE_INSTANCES_PER_INSTANCE: u32 = 64;
-/// Linear memories per composed instance (the shipped chain has 11). Each reserves over
+/// Linear memories per composed instance (the shipped chain has 7, as wasmtime reports when
+/// this share is set lower; 11 with a deny component per dependency). Each reserves over
 /// 4 GiB of address space, so this share bounds the pool: 1,000 instances with 16
 /// memories reserve about 65 TiB of the 128 TiB a process has.
 const MEMORIES_PER_INSTANCE: u32 = 16;
