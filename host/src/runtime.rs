@@ -37,8 +37,9 @@ use bindings::wasi::keyvalue::{atomics as wasi_atomics, batch as wasi_batch, sto
 /// Fiber stacks the pool holds per instance (see [`engine`]).
 const STACKS_PER_INSTANCE: u32 = 4;
 /// Core instances per composed instance: the shipped chain (five components, their
-/// dependencies, the adapters and deny components between them) needs more than 20
-/// (a pool of 20 per instance ran out before admission did).
+/// dependencies, the adapters and deny components between them) needed more than 20
+/// when measured with a deny component per dependency (a pool of 20 per instance ran out
+/// before admission did); not re-measured since.
 const CORE_INSTANCES_PER_INSTANCE: u32 = 64;
 /// Linear memories per composed instance (the shipped chain has 7, as wasmtime reports when
 /// this share is set lower; 11 with a deny component per dependency). Each reserves over
