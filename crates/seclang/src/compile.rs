@@ -9,6 +9,7 @@ use crate::actions::{
 use crate::error::{ErrorKind, LoadError, Location, Unsupported};
 use crate::lexer::{Directive, directives};
 use crate::operators::{self, Operator};
+use crate::prefilter::Prefilter;
 use crate::transform::Transform;
 use crate::variables::{Targets, parse_targets};
 
@@ -123,6 +124,9 @@ pub struct Link {
     /// Names `transforms` among all the distinct transformation lists of the rule set
     /// (0: none), so a transaction can reuse a transformed value across rules.
     pub chain: u32,
+    /// This link's id in the rule set's [`Prefilter`]: its operator only matches values
+    /// containing one of its factors, and its targets are all request data.
+    pub prefilter: Option<u32>,
     pub capture: bool,
     pub multi_match: bool,
     pub actions: Actions,
@@ -168,6 +172,10 @@ pub struct RuleSet {
     pub(crate) request_body_access: bool,
     pub(crate) arguments_limit: usize,
     pub(crate) unsupported: Vec<Unsupported>,
+    pub(crate) prefilter: Prefilter,
+    /// Whether links with a prefilter id may be skipped (off only to test that skipping
+    /// changes no verdict).
+    pub(crate) use_prefilter: bool,
 }
 
 /// Load settings.
@@ -262,6 +270,14 @@ impl RuleSet {
 
     pub fn rule_ids(&self) -> impl Iterator<Item = u64> + '_ {
         self.rules.iter().filter(|r| !r.removed).map(|r| r.id)
+    }
+
+    /// Turns the literal prefilter off (on by default): every rule then visits every
+    /// value it targets. Verdicts are the same either way; this exists so that tests and
+    /// benchmarks can show it.
+    #[doc(hidden)]
+    pub fn set_prefilter(&mut self, on: bool) {
+        self.use_prefilter = on;
     }
 }
 
@@ -582,6 +598,7 @@ impl<'f> Builder<'f> {
             targets,
             transforms,
             chain: 0,
+            prefilter: None,
             capture: actions.capture,
             multi_match: actions.multi_match,
             operator,
@@ -697,7 +714,10 @@ impl<'f> Builder<'f> {
                 }
             }
         }
+        let prefilter = Prefilter::build(&mut self.rules, &mut chains);
         Ok(RuleSet {
+            prefilter,
+            use_prefilter: true,
             rules: self.rules,
             phases,
             skip_after,

@@ -9,11 +9,12 @@ use crate::actions::{AllowScope, Ctl, Disruptive, Effect, EngineMode, IdRanges, 
 use crate::compile::{Item, Link, Rule, RuleSet};
 use crate::macros::Resolve;
 use crate::operators::atoi;
+use crate::prefilter::{Prefilter, VarMask, var_bit};
 use crate::request::{
     BodyProcessor, MultipartFlags, Pair, Request, Xml, parse_cookies, parse_json, parse_multipart,
     parse_urlencoded, parse_xml,
 };
-use crate::transform::apply_all;
+use crate::transform::{Features, Transform, apply_all, apply_all_with};
 use crate::variables::{Exclusion, Selector, Target, Var};
 
 /// What the rules decided about a request.
@@ -704,12 +705,19 @@ fn resolve_targets<'a>(
 /// phase runs, and the cache is emptied when the body processor adds to it.
 #[derive(Default)]
 struct TransformCache {
-    /// `None`: the list leaves the value as it is.
-    entries: HashMap<CacheKey, Option<Vec<u8>>, BuildHasherDefault<AddressHasher>>,
+    /// The index of the transformed value in `outputs`, or [`UNCHANGED`]: the list
+    /// leaves the value as it is.
+    entries: HashMap<CacheKey, u32, BuildHasherDefault<AddressHasher>>,
+    outputs: Vec<Vec<u8>>,
+    /// Counts the times the request data changed (and the cache was emptied), so that what
+    /// is derived from the data (the prefilter's candidates) knows when to recompute.
+    generation: u32,
 }
 
 /// Transformation list, address and length of the input.
 type CacheKey = (u32, usize, usize);
+
+const UNCHANGED: u32 = u32::MAX;
 
 /// Distinct (transformation list, value) pairs of a typical CRS request; sized up front so
 /// the table is not rehashed while rules run.
@@ -717,23 +725,257 @@ const TRANSFORM_CACHE_CAPACITY: usize = 1024;
 
 impl TransformCache {
     fn apply<'s>(&'s mut self, link: &Link, input: &'s [u8]) -> Cow<'s, [u8]> {
-        let key = (link.chain, input.as_ptr() as usize, input.len());
-        let entry =
-            self.entries
-                .entry(key)
-                .or_insert_with(|| match apply_all(&link.transforms, input) {
-                    Cow::Borrowed(_) => None,
-                    Cow::Owned(v) => Some(v),
-                });
-        match entry {
-            Some(v) => Cow::Borrowed(v.as_slice()),
-            None => Cow::Borrowed(input),
+        match self.index(link.chain, &link.transforms, input, None) {
+            UNCHANGED => Cow::Borrowed(input),
+            i => Cow::Borrowed(self.outputs[i as usize].as_slice()),
         }
+    }
+
+    /// `input` after the transformation list `chain` (`transforms`), as an index into
+    /// `outputs` or [`UNCHANGED`].
+    fn index(
+        &mut self,
+        chain: u32,
+        transforms: &[Transform],
+        input: &[u8],
+        features: Option<Features>,
+    ) -> u32 {
+        if chain == 0 {
+            return UNCHANGED;
+        }
+        let key = (chain, input.as_ptr() as usize, input.len());
+        let outputs = &mut self.outputs;
+        *self.entries.entry(key).or_insert_with(|| {
+            let features = features.unwrap_or_else(|| Features::of(input));
+            match apply_all_with(transforms, input, features) {
+                Cow::Borrowed(_) => UNCHANGED,
+                Cow::Owned(v) => {
+                    outputs.push(v);
+                    outputs.len() as u32 - 1
+                }
+            }
+        })
     }
 
     fn clear(&mut self) {
         self.entries.clear();
+        self.outputs.clear();
+        self.generation += 1;
     }
+}
+
+/// The prefilter's verdict for one data generation: for each prefiltered link, the values
+/// (by address and length) that contain one of its factors after its transformations.
+/// A link without candidates cannot match and is skipped.
+#[derive(Default)]
+struct Candidates {
+    /// The cache generation these were computed for (`None`: never).
+    generation: Option<u32>,
+    /// `values[starts[id]..starts[id + 1]]` are the candidates of link `id`.
+    starts: Vec<u32>,
+    values: Vec<(usize, usize)>,
+}
+
+impl Candidates {
+    fn of(&self, id: u32) -> &[(usize, usize)] {
+        let id = id as usize;
+        &self.values[self.starts[id] as usize..self.starts[id + 1] as usize]
+    }
+
+    /// Lists the static values, scans each distinct transformed value once with the
+    /// prefilter's automaton, and records which links each value is a candidate for.
+    fn compute(&mut self, rules: &RuleSet, data: &Data, state: &State, cache: &mut TransformCache) {
+        let pf = &rules.prefilter;
+        let links = pf.link_vars.len();
+        self.generation = Some(cache.generation);
+        self.starts.clear();
+        self.starts.resize(links + 1, 0);
+        self.values.clear();
+        let Some(ac) = &pf.ac else { return };
+        let words = pf.words();
+        // The distinct values, each with the variables it belongs to (an argument is in
+        // ARGS and ARGS_POST).
+        let mut list: Vec<(&[u8], VarMask)> = Vec::with_capacity(128);
+        let mut index: HashMap<(usize, usize), usize, BuildHasherDefault<AddressHasher>> =
+            HashMap::with_capacity_and_hasher(128, Default::default());
+        let mut all = Vec::new();
+        for &var in &pf.vars {
+            if var == Var::RequestBody {
+                // Listed whatever `ctl:requestBodyAccess` says now: it may change later.
+                all.push(Value {
+                    key: None,
+                    value: Cow::Borrowed(&data.body[..]),
+                });
+            } else {
+                values(var, None, data, state, &mut all);
+            }
+            for v in all.drain(..) {
+                let Cow::Borrowed(bytes) = v.value else {
+                    continue;
+                };
+                let bit = var_bit(var);
+                match index.entry((bytes.as_ptr() as usize, bytes.len())) {
+                    std::collections::hash_map::Entry::Occupied(e) => list[*e.get()].1 |= bit,
+                    std::collections::hash_map::Entry::Vacant(e) => {
+                        e.insert(list.len());
+                        list.push((bytes, bit));
+                    }
+                }
+            }
+        }
+        // Scans by content, case folded: a lowercased value finds what the value finds.
+        let mut scans = Scans {
+            words,
+            hits: Vec::new(),
+            by_hash: HashMap::with_capacity_and_hasher(256, Default::default()),
+            seen: vec![0; pf.pattern_links.len().div_ceil(64)],
+            count: 0,
+        };
+        let mut raw_scan: Vec<Option<usize>> = vec![None; list.len()];
+        let mut out_scan: HashMap<u32, usize, BuildHasherDefault<AddressHasher>> =
+            HashMap::with_capacity_and_hasher(256, Default::default());
+        let mut pairs: Vec<(u32, u32)> = Vec::new();
+        for (vi, &(bytes, mask)) in list.iter().enumerate() {
+            let features = Features::of(bytes);
+            // The automaton ignores case: a list that changes no more than case scans
+            // like the value itself, without being applied.
+            let changing = features.changing(true);
+            for chain in pf.chains.iter().filter(|c| c.vars & mask != 0) {
+                let out = if chain.mask & changing == 0 {
+                    UNCHANGED
+                } else {
+                    cache.index(chain.chain, &chain.transforms, bytes, Some(features))
+                };
+                let scan = if out == UNCHANGED {
+                    match raw_scan[vi] {
+                        Some(s) => s,
+                        None => {
+                            let s = scans.scan(ac, pf, Src::Value(vi), &list, &cache.outputs);
+                            raw_scan[vi] = Some(s);
+                            s
+                        }
+                    }
+                } else {
+                    match out_scan.get(&out) {
+                        Some(&s) => s,
+                        None => {
+                            let s = scans.scan(ac, pf, Src::Output(out), &list, &cache.outputs);
+                            out_scan.insert(out, s);
+                            s
+                        }
+                    }
+                };
+                let hits = &scans.hits[scan * words..(scan + 1) * words];
+                for (w, (&h, &l)) in hits.iter().zip(&chain.links).enumerate() {
+                    let mut m = h & l;
+                    while m != 0 {
+                        let link = w * 64 + m.trailing_zeros() as usize;
+                        m &= m - 1;
+                        if pf.link_vars[link] & mask != 0 {
+                            pairs.push((link as u32, vi as u32));
+                        }
+                    }
+                }
+            }
+        }
+        // Grouped by link (a counting sort).
+        for &(link, _) in &pairs {
+            self.starts[link as usize + 1] += 1;
+        }
+        for i in 0..links {
+            self.starts[i + 1] += self.starts[i];
+        }
+        self.values.resize(pairs.len(), (0, 0));
+        let mut next: Vec<u32> = self.starts[..links].to_vec();
+        for (link, vi) in pairs {
+            let (bytes, _) = list[vi as usize];
+            let slot = &mut next[link as usize];
+            self.values[*slot as usize] = (bytes.as_ptr() as usize, bytes.len());
+            *slot += 1;
+        }
+    }
+}
+
+/// Where a scanned content is: a listed value, or a transformed value in the cache.
+#[derive(Clone, Copy)]
+enum Src {
+    Value(usize),
+    Output(u32),
+}
+
+/// Automaton scans of distinct contents within one [`Candidates::compute`].
+struct Scans {
+    words: usize,
+    /// `words` words per scan: the prefiltered links one of whose factors occurs.
+    hits: Vec<u64>,
+    /// Scans by case-folded content hash.
+    by_hash: HashMap<u64, Vec<(Src, usize)>, BuildHasherDefault<AddressHasher>>,
+    /// Factors already seen in the current scan.
+    seen: Vec<u64>,
+    count: usize,
+}
+
+impl Scans {
+    /// The scan of the content at `src`: an earlier one of the same content (ASCII case
+    /// aside), or a new one.
+    fn scan(
+        &mut self,
+        ac: &aho_corasick::AhoCorasick,
+        pf: &Prefilter,
+        src: Src,
+        list: &[(&[u8], VarMask)],
+        outputs: &[Vec<u8>],
+    ) -> usize {
+        let bytes_of = |src: Src| match src {
+            Src::Value(i) => list[i].0,
+            Src::Output(i) => outputs[i as usize].as_slice(),
+        };
+        let bytes = bytes_of(src);
+        let hash = folded_hash(bytes);
+        if let Some(same) = self.by_hash.get(&hash)
+            && let Some(&(_, scan)) = same
+                .iter()
+                .find(|(other, _)| bytes_of(*other).eq_ignore_ascii_case(bytes))
+        {
+            return scan;
+        }
+        let scan = self.count;
+        self.count += 1;
+        self.hits.resize(self.count * self.words, 0);
+        self.seen.iter_mut().for_each(|w| *w = 0);
+        let hits = &mut self.hits[scan * self.words..];
+        for m in ac.find_overlapping_iter(bytes) {
+            let pattern = m.pattern().as_usize();
+            let (word, bit) = (pattern / 64, 1u64 << (pattern % 64));
+            if self.seen[word] & bit != 0 {
+                continue;
+            }
+            self.seen[word] |= bit;
+            for &link in &pf.pattern_links[pattern] {
+                hits[link as usize / 64] |= 1 << (link % 64);
+            }
+        }
+        self.by_hash.entry(hash).or_default().push((src, scan));
+        scan
+    }
+}
+
+/// A hash of `bytes` that ignores ASCII case (and, harmlessly, bit 5 of every byte):
+/// contents equal but for case share it.
+fn folded_hash(bytes: &[u8]) -> u64 {
+    const FOLD: u64 = 0x2020_2020_2020_2020;
+    let mut h = AddressHasher::default();
+    let mut chunks = bytes.chunks_exact(8);
+    for c in &mut chunks {
+        let mut word = [0; 8];
+        word.copy_from_slice(c);
+        h.write_u64(u64::from_le_bytes(word) | FOLD);
+    }
+    for &b in chunks.remainder() {
+        h.write_u64(u64::from(b | 0x20));
+    }
+    h.write_usize(bytes.len());
+    h.finish()
 }
 
 /// Hashes the cache's small integer keys: a multiply-and-rotate mix is enough for
@@ -776,6 +1018,7 @@ pub struct Response {
 /// response. [`RuleSet::evaluate`] runs a whole request at once.
 pub struct Transaction<'r> {
     cache: TransformCache,
+    candidates: Candidates,
     rules: &'r RuleSet,
     data: Data,
     state: State,
@@ -814,7 +1057,9 @@ impl RuleSet {
                     TRANSFORM_CACHE_CAPACITY,
                     Default::default(),
                 ),
+                ..TransformCache::default()
             },
+            candidates: Candidates::default(),
             done: 0,
             pending_body: request.body.clone(),
         }
@@ -892,6 +1137,16 @@ impl Transaction<'_> {
             self.done = 4;
         }
         self.enforced()
+    }
+
+    /// Runs the rest of the transaction as `SecRuleEngine DetectionOnly` when the rule set
+    /// says `On`: every phase runs, and what a rule would have done is only recorded in
+    /// the [`Outcome`]. For a caller whose own setting says detect only (the `waf`
+    /// component's `waf_mode=detect`). A rule's `ctl:ruleEngine` can still change it.
+    pub fn detect_only(&mut self) {
+        if self.state.mode == EngineMode::On {
+            self.state.mode = EngineMode::DetectionOnly;
+        }
     }
 
     /// The logging phase (5), after whatever request phases have not run yet.
@@ -990,9 +1245,29 @@ impl Transaction<'_> {
             set_vars(&mut self.state, &self.data, rule, link);
             return true;
         };
+        // The prefilter's candidates for this link: without one, no value can match.
+        let mut candidates = None;
+        if let Some(id) = link.prefilter
+            && self.rules.use_prefilter
+        {
+            if self.candidates.generation != Some(self.cache.generation) {
+                self.candidates
+                    .compute(self.rules, &self.data, &self.state, &mut self.cache);
+            }
+            let of = self.candidates.of(id);
+            if of.is_empty() {
+                return false;
+            }
+            candidates = Some(of.to_vec());
+        }
         let values = resolve_targets(rule, link, &self.data, &self.state);
         let mut matched = false;
         for inspected in values {
+            if let (Some(candidates), Cow::Borrowed(v)) = (&candidates, &inspected.value)
+                && !candidates.contains(&(v.as_ptr() as usize, v.len()))
+            {
+                continue;
+            }
             let mut groups = Vec::new();
             let (hit, value) = {
                 let ctx = Ctx {

@@ -37,6 +37,7 @@ mod eval;
 mod lexer;
 pub mod macros;
 pub mod operators;
+pub(crate) mod prefilter;
 pub mod request;
 pub mod transform;
 pub mod variables;

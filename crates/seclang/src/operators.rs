@@ -8,6 +8,7 @@ use regex::bytes::{Regex, RegexBuilder};
 
 use crate::error::ErrorKind;
 use crate::macros::{MacroText, Resolve};
+use crate::prefilter;
 
 /// Compiles an `@rx` pattern as ModSecurity v3 compiles it for PCRE: `.` also matches a
 /// newline (PCRE_DOTALL), `^` and `$` match at line breaks (PCRE_MULTILINE), and byte
@@ -319,6 +320,11 @@ pub struct Operator {
     pub negated: bool,
     /// As written, for logs: `@rx`, `!@within`, ...
     pub name: String,
+    /// Literals one of which every value the operator matches contains (lowercased,
+    /// compared without regard to ASCII case), for the rule set's prefilter
+    /// ([`crate::prefilter`]); taken by the compiler. `None`: the operator may match
+    /// any value.
+    pub(crate) factors: Option<Vec<Vec<u8>>>,
 }
 
 /// Operators that parse but need something this engine does not have.
@@ -373,19 +379,28 @@ pub fn compile(
         reason,
     };
     let macro_text = || MacroText::parse(param);
+    let mut factors = None;
     let kind = match name.as_str() {
         "rx" => {
             let m = macro_text()?;
             if m.constant().is_some() {
-                OpKind::Rx(compile_rx(param).map_err(|reason| ErrorKind::Regex {
+                let re = compile_rx(param).map_err(|reason| ErrorKind::Regex {
                     pattern: param.to_owned(),
                     reason,
-                })?)
+                })?;
+                factors = translate_pcre(param)
+                    .ok()
+                    .and_then(|t| prefilter::rx_factors(&t));
+                OpKind::Rx(re)
             } else {
                 OpKind::RxMacro(m, RegexCache::default())
             }
         }
-        "pm" => pm(param.split_whitespace().map(str::to_owned).collect()).map_err(error)?,
+        "pm" => {
+            let phrases: Vec<String> = param.split_whitespace().map(str::to_owned).collect();
+            factors = prefilter::phrase_factors(phrases.iter().map(|p| p.as_bytes()));
+            pm(phrases).map_err(error)?
+        }
         "pmf" | "pmfromfile" => {
             let mut phrases = Vec::new();
             for file in param.split_whitespace() {
@@ -397,13 +412,22 @@ pub fn compile(
                         .map(str::to_owned),
                 );
             }
+            factors = prefilter::phrase_factors(phrases.iter().map(|p| p.as_bytes()));
             pm(phrases).map_err(error)?
         }
-        "streq" => OpKind::Streq(macro_text()?),
-        "contains" => OpKind::Contains(macro_text()?),
-        "containsword" => OpKind::ContainsWord(macro_text()?),
-        "beginswith" => OpKind::BeginsWith(macro_text()?),
-        "endswith" => OpKind::EndsWith(macro_text()?),
+        "streq" | "contains" | "containsword" | "beginswith" | "endswith" => {
+            let m = macro_text()?;
+            // Comparing the value with a constant phrase matches only values that
+            // contain it.
+            factors = m.constant().and_then(|c| prefilter::phrase_factors([c]));
+            match name.as_str() {
+                "streq" => OpKind::Streq(m),
+                "contains" => OpKind::Contains(m),
+                "containsword" => OpKind::ContainsWord(m),
+                "beginswith" => OpKind::BeginsWith(m),
+                _ => OpKind::EndsWith(m),
+            }
+        }
         "within" => OpKind::Within(macro_text()?),
         "eq" => OpKind::Eq(macro_text()?),
         "ge" => OpKind::Ge(macro_text()?),
@@ -445,6 +469,8 @@ pub fn compile(
         kind,
         negated,
         name: format!("{}@{}", if negated { "!" } else { "" }, name),
+        // A negated operator matches the values that lack its phrases.
+        factors: factors.filter(|_| !negated),
     })
 }
 

@@ -179,11 +179,11 @@ const fn byte_set(bytes: &[u8]) -> [bool; 256] {
     table
 }
 
-static URL_DECODE: [bool; 256] = byte_set(b"%+");
-static SPACE: [bool; 256] = byte_set(b" \t\n\r\x0b\x0c\xa0");
-static COMMENT: [bool; 256] = byte_set(b"/*-#<>");
-static PATH_WIN: [bool; 256] = byte_set(b".\\");
-static CMD_LINE: [bool; 256] = byte_set(b"\\\"'^,;\t\n\r\x0b\x0c");
+const URL_DECODE: [bool; 256] = byte_set(b"%+");
+const SPACE: [bool; 256] = byte_set(b" \t\n\r\x0b\x0c\xa0");
+const COMMENT: [bool; 256] = byte_set(b"/*-#<>");
+const PATH_WIN: [bool; 256] = byte_set(b".\\");
+const CMD_LINE: [bool; 256] = byte_set(b"\\\"'^,;\t\n\r\x0b\x0c");
 
 /// C `isspace` plus the non-breaking space (0xa0), which ModSecurity's whitespace
 /// transformations also treat as whitespace.
@@ -802,11 +802,220 @@ pub fn sha1(input: &[u8]) -> [u8; 20] {
 
 /// Applies a list of transformations, copying only when one of them changes the value.
 pub fn apply_all<'a>(transforms: &[Transform], input: &'a [u8]) -> std::borrow::Cow<'a, [u8]> {
+    apply_all_with(transforms, input, Features::of(input))
+}
+
+/// [`apply_all`] with the input's [`Features`] already known. The value is summarised
+/// once and again only after a transformation changed it, rather than scanned by every
+/// transformation of the list; a transformation whose output equals its input leaves the
+/// value borrowed.
+pub fn apply_all_with<'a>(
+    transforms: &[Transform],
+    input: &'a [u8],
+    features: Features,
+) -> std::borrow::Cow<'a, [u8]> {
     let mut value = std::borrow::Cow::Borrowed(input);
-    for t in transforms {
-        if !t.leaves_unchanged(&value) {
-            value = std::borrow::Cow::Owned(t.apply(&value));
+    let mut features = features;
+    for &t in transforms {
+        if features.leaves_unchanged(t) {
+            continue;
+        }
+        let next = t.apply(&value);
+        if next != *value {
+            features = Features::of(&next);
+            value = std::borrow::Cow::Owned(next);
         }
     }
     value
+}
+
+/// What [`Transform::leaves_unchanged`] looks at, gathered in one pass over a value: the
+/// bytes it holds and the few byte pairs some transformations react to. With it, whether
+/// each transformation of each list would change the value is a bit test.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Features {
+    bytes: [u64; 4],
+    /// `//` occurs.
+    slash_slash: bool,
+    /// `/*` occurs.
+    slash_star: bool,
+    /// A space followed by a space, `/` or `(` (what `cmdLine` rewrites).
+    space_cmd: bool,
+    /// A space followed by any whitespace (what `compressWhitespace` squeezes).
+    space_space: bool,
+    first_space: bool,
+    last_space: bool,
+}
+
+impl Features {
+    pub fn of(input: &[u8]) -> Features {
+        let mut f = Features {
+            first_space: input.first().is_some_and(|&b| is_space(b)),
+            last_space: input.last().is_some_and(|&b| is_space(b)),
+            ..Features::default()
+        };
+        let mut previous = 0u8;
+        for &b in input {
+            f.bytes[usize::from(b >> 6)] |= 1 << (b & 63);
+            match previous {
+                b'/' => {
+                    f.slash_slash |= b == b'/';
+                    f.slash_star |= b == b'*';
+                }
+                b' ' => {
+                    f.space_cmd |= matches!(b, b' ' | b'/' | b'(');
+                    f.space_space |= is_space(b);
+                }
+                _ => {}
+            }
+            previous = b;
+        }
+        f
+    }
+
+    fn has(&self, b: u8) -> bool {
+        self.bytes[usize::from(b >> 6)] & (1 << (b & 63)) != 0
+    }
+
+    fn any(&self, set: &[u64; 4]) -> bool {
+        self.bytes.iter().zip(set).any(|(a, b)| a & b != 0)
+    }
+
+    /// Exactly [`Transform::leaves_unchanged`] of the value summarised (a property test
+    /// holds them together).
+    pub fn leaves_unchanged(&self, t: Transform) -> bool {
+        use Transform::*;
+        match t {
+            Lowercase => !self.any(&UPPER_BITS),
+            Uppercase => !self.any(&LOWER_BITS),
+            CmdLine => !self.any(&UPPER_BITS) && self.leaves_unchanged_but_case(CmdLine),
+            t => self.leaves_unchanged_but_case(t),
+        }
+    }
+
+    /// Whether `t` leaves the value unchanged but for ASCII case: `lowercase`,
+    /// `uppercase` and the lowercasing of `cmdLine` aside, every test looks at bytes that
+    /// are no letters, so it says the same of the value in any case.
+    pub fn leaves_unchanged_but_case(&self, t: Transform) -> bool {
+        use Transform::*;
+        match t {
+            Lowercase | Uppercase => true,
+            UrlDecode | UrlDecodeUni => !self.any(&URL_DECODE_BITS),
+            HtmlEntityDecode => !self.has(b'&'),
+            JsDecode | CssDecode | EscapeSeqDecode => !self.has(b'\\'),
+            RemoveNulls | ReplaceNulls => !self.has(0),
+            RemoveWhitespace => !self.any(&SPACE_BITS),
+            CompressWhitespace => !self.any(&SPACE_BUT_BLANK_BITS) && !self.space_space,
+            Utf8ToUnicode => self.bytes[2] == 0 && self.bytes[3] == 0,
+            RemoveComments | RemoveCommentsChar => !self.any(&COMMENT_BITS),
+            ReplaceComments => !self.slash_star,
+            NormalizePath => !self.has(b'.') && !self.slash_slash,
+            NormalizePathWin => !self.any(&PATH_WIN_BITS) && !self.slash_slash,
+            CmdLine => !self.any(&CMD_LINE_BITS) && !self.space_cmd,
+            Trim => !self.first_space && !self.last_space,
+            TrimLeft => !self.first_space,
+            TrimRight => !self.last_space,
+            UrlEncode | Base64Decode | Base64DecodeExt | Base64Encode | HexEncode | HexDecode
+            | Length | Sha1 => false,
+        }
+    }
+
+    /// The transformations (one bit per [`Transform`], see [`Transform::bit`]) that may
+    /// change the value; `but_case`: ignoring changes of ASCII case alone.
+    pub fn changing(&self, but_case: bool) -> u32 {
+        let mut mask = 0;
+        for &t in ALL {
+            let unchanged = if but_case {
+                self.leaves_unchanged_but_case(t)
+            } else {
+                self.leaves_unchanged(t)
+            };
+            if !unchanged {
+                mask |= t.bit();
+            }
+        }
+        mask
+    }
+}
+
+const fn bits(table: &[bool; 256]) -> [u64; 4] {
+    let mut out = [0u64; 4];
+    let mut i = 0;
+    while i < 256 {
+        if table[i] {
+            out[i / 64] |= 1 << (i % 64);
+        }
+        i += 1;
+    }
+    out
+}
+
+const fn range_bits(lo: u8, hi: u8) -> [u64; 4] {
+    let mut out = [0u64; 4];
+    let mut i = lo as usize;
+    while i <= hi as usize {
+        out[i / 64] |= 1 << (i % 64);
+        i += 1;
+    }
+    out
+}
+
+const UPPER_BITS: [u64; 4] = range_bits(b'A', b'Z');
+const LOWER_BITS: [u64; 4] = range_bits(b'a', b'z');
+// The byte sets above as bits, computed when compiling.
+const URL_DECODE_BITS: [u64; 4] = bits(&URL_DECODE);
+const SPACE_BITS: [u64; 4] = bits(&SPACE);
+/// Whitespace `compressWhitespace` replaces even alone (all but the space).
+const SPACE_BUT_BLANK_BITS: [u64; 4] = bits(&byte_set(b"\t\n\r\x0b\x0c\xa0"));
+const COMMENT_BITS: [u64; 4] = bits(&COMMENT);
+const PATH_WIN_BITS: [u64; 4] = bits(&PATH_WIN);
+const CMD_LINE_BITS: [u64; 4] = bits(&CMD_LINE);
+
+/// Every transformation, for [`Features::changing`].
+pub const ALL: &[Transform] = {
+    use Transform::*;
+    &[
+        Lowercase,
+        Uppercase,
+        UrlDecode,
+        UrlDecodeUni,
+        UrlEncode,
+        HtmlEntityDecode,
+        JsDecode,
+        CssDecode,
+        CmdLine,
+        CompressWhitespace,
+        RemoveWhitespace,
+        RemoveNulls,
+        ReplaceNulls,
+        RemoveComments,
+        RemoveCommentsChar,
+        ReplaceComments,
+        NormalizePath,
+        NormalizePathWin,
+        Utf8ToUnicode,
+        EscapeSeqDecode,
+        Base64Decode,
+        Base64DecodeExt,
+        Base64Encode,
+        HexEncode,
+        HexDecode,
+        Length,
+        Sha1,
+        Trim,
+        TrimLeft,
+        TrimRight,
+    ]
+};
+
+impl Transform {
+    /// This transformation's bit in a mask of transformations.
+    pub fn bit(self) -> u32 {
+        1 << (self as u32)
+    }
+
+    /// The bits of a list of transformations.
+    pub fn mask(list: &[Transform]) -> u32 {
+        list.iter().fold(0, |m, t| m | t.bit())
+    }
 }

@@ -3,7 +3,7 @@
 
 use chatgate_seclang::operators::{compile_rx, translate_pcre};
 use chatgate_seclang::request::{parse_json, parse_multipart, parse_urlencoded, parse_xml};
-use chatgate_seclang::transform::{Transform, apply_all, parse};
+use chatgate_seclang::transform::{self, Features, Transform, apply_all, parse};
 use chatgate_seclang::{LoadOptions, MemoryFiles, Request, RuleSet};
 use proptest::prelude::*;
 
@@ -176,6 +176,22 @@ proptest! {
         for name in TRANSFORMS {
             let _ = transform(name).apply(&input);
         }
+    }
+
+    #[test]
+    fn features_agree_with_the_unchanged_shortcut(input in tricky_bytes()) {
+        // The one-pass summary must say exactly what the per-transformation scans say,
+        // and "unchanged but for case" must hold of the value lowercased.
+        let features = Features::of(&input);
+        for name in TRANSFORMS {
+            let t = transform(name);
+            prop_assert_eq!(features.leaves_unchanged(t), t.leaves_unchanged(&input), "t:{}", name);
+            if features.leaves_unchanged_but_case(t) {
+                let out = t.apply(&input);
+                prop_assert!(out.eq_ignore_ascii_case(&input), "t:{} changes more than case", name);
+            }
+        }
+        prop_assert_eq!(transform::ALL.len(), TRANSFORMS.len(), "every transformation is in ALL");
     }
 
     #[test]

@@ -1,0 +1,165 @@
+//! The requests and rule sets the evaluation benchmark measures, shared by the native
+//! bench (`benches/evaluate.rs`) and the same measurement compiled to `wasm32-wasip2`
+//! (`examples/evaluate.rs`), so both time exactly the same work.
+
+use std::time::{Duration, Instant};
+
+use chatgate_seclang::{FileSystem, LoadOptions, Request, RuleSet};
+
+/// Debian's entry point for CRS 3.3 (crs-setup.conf, the exclusion files, `rules/*.conf`).
+pub const CRS: &str = "/usr/share/modsecurity-crs/owasp-crs.load";
+
+/// The attack families the prompt-field policy takes the chat messages' `content` away
+/// from (issue 11): prose for a model, never input to an interpreter.
+const POLICY_TAGS: &[&str] = &[
+    "attack-sqli",
+    "attack-xss",
+    "attack-rce",
+    "attack-lfi",
+    "attack-rfi",
+    "attack-injection-php",
+    "attack-injection-nodejs",
+    "attack-generic",
+    "attack-fixation",
+];
+
+/// A small stand-in for the project's prompt-field policy, loaded before CRS: one phase-1
+/// `SecAction` whose `ctl:ruleRemoveTargetByTag`s exclude `messages[*].content` from the
+/// attack families, as an operator would write it for CRS.
+pub fn policy() -> String {
+    let ctls: Vec<String> = POLICY_TAGS
+        .iter()
+        .map(|tag| {
+            format!(r"ctl:ruleRemoveTargetByTag={tag};ARGS:/^json\.messages\.\d+\.content$/")
+        })
+        .collect();
+    format!(
+        "SecAction \"id:1000,phase:1,pass,nolog,{}\"\nInclude {CRS}\n",
+        ctls.join(",")
+    )
+}
+
+/// CRS at paranoia level 1 (its default), optionally behind the prompt-field policy.
+pub fn load(with_policy: bool) -> RuleSet {
+    let options = LoadOptions {
+        skip_unsupported: true,
+    };
+    let loaded = if with_policy {
+        RuleSet::from_text(
+            &FileSystem,
+            "/usr/share/modsecurity-crs/policy.conf",
+            &policy(),
+            options,
+        )
+    } else {
+        RuleSet::load_from(&FileSystem, CRS, options)
+    };
+    loaded.unwrap_or_else(|e| panic!("{e} (install Debian's modsecurity-crs: make test-deps)"))
+}
+
+fn request(method: &str, uri: String, body: String) -> Request {
+    let mut headers = vec![
+        ("Host".to_string(), "chat.example.com".to_string()),
+        ("User-Agent".to_string(), "OpenAI/Python 1.54.0".to_string()),
+        ("Accept".to_string(), "application/json".to_string()),
+        ("Accept-Encoding".to_string(), "gzip, deflate".to_string()),
+        (
+            "Authorization".to_string(),
+            "Bearer sk-test-0123456789abcdef".to_string(),
+        ),
+    ];
+    if !body.is_empty() {
+        headers.push(("Content-Type".to_string(), "application/json".to_string()));
+        headers.push(("Content-Length".to_string(), body.len().to_string()));
+    }
+    Request {
+        method: method.into(),
+        uri,
+        protocol: "HTTP/1.1".into(),
+        headers,
+        body: body.into_bytes(),
+        remote_addr: "203.0.113.9".into(),
+        remote_port: 40000,
+        unique_id: "bench".into(),
+    }
+}
+
+/// A 2 KB chat completion: a system prompt and a multi-turn history of prose.
+pub fn chat_2kb() -> Request {
+    let history = "How do I configure the retrieval index so that answers cite the right documents? \
+                   I have a folder of markdown files and want incremental updates. ";
+    let mut messages = vec![
+        r#"{"role":"system","content":"You are a helpful assistant for engineers."}"#.to_string(),
+    ];
+    while messages.iter().map(String::len).sum::<usize>() < 1900 {
+        messages.push(format!(r#"{{"role":"user","content":"{history}"}}"#));
+        messages.push(r#"{"role":"assistant","content":"Run the index command over the folder, then restart."}"#.into());
+    }
+    let body = format!(
+        r#"{{"model":"chatgate-rag","messages":[{}],"temperature":0.2}}"#,
+        messages.join(",")
+    );
+    request("POST", "/v1/chat/completions".into(), body)
+}
+
+/// A 1 KB query-string GET.
+pub fn get_1kb() -> Request {
+    let mut query = String::from("/search?");
+    let mut n = 0;
+    while query.len() < 1000 {
+        query.push_str(&format!("field{n}=value+number+{n}&"));
+        n += 1;
+    }
+    request("GET", query, String::new())
+}
+
+/// Runs `evaluate` `runs` times after a warm-up and prints p50 and p99 of one evaluation.
+pub fn measure(rules: &RuleSet, name: &str, r: &Request, runs: usize) {
+    for _ in 0..runs.div_ceil(20) {
+        std::hint::black_box(rules.evaluate(r));
+    }
+    let mut times: Vec<Duration> = (0..runs)
+        .map(|_| {
+            let start = Instant::now();
+            std::hint::black_box(rules.evaluate(r));
+            start.elapsed()
+        })
+        .collect();
+    times.sort();
+    let outcome = rules.evaluate(r);
+    println!(
+        "{name:<32} p50 {:>9.1?}  p99 {:>9.1?}  (anomaly score {}, blocked: {})",
+        times[times.len() / 2],
+        times[times.len() * 99 / 100],
+        outcome.tx("anomaly_score").unwrap_or("-"),
+        outcome.blocking().is_some()
+    );
+}
+
+/// The whole benchmark. `BENCH_RUNS` sets the number of timed evaluations per request
+/// (default 1000); `BENCH_ONLY` keeps the cases whose name contains it (for profiling).
+pub fn run() {
+    let runs: usize = std::env::var("BENCH_RUNS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(1000);
+    let only = std::env::var("BENCH_ONLY").unwrap_or_default();
+    let start = Instant::now();
+    let plain = load(false);
+    println!(
+        "CRS 3.3 PL1: {} rules, loaded and compiled in {:?}",
+        plain.len(),
+        start.elapsed()
+    );
+    let policy = load(true);
+    let cases = [
+        ("2 KB chat, CRS PL1", &plain, chat_2kb()),
+        ("2 KB chat, CRS PL1 + policy", &policy, chat_2kb()),
+        ("1 KB query GET, CRS PL1", &plain, get_1kb()),
+    ];
+    for (name, rules, request) in &cases {
+        if name.contains(only.as_str()) {
+            measure(rules, name, request, runs);
+        }
+    }
+}
