@@ -150,9 +150,14 @@ def benign():
 
 def q(s):
     """Percent-encodes a payload for a query string, leaving pre-encoded ones alone."""
-    if "%" in s and any(c in "0123456789abcdefABCDEFu" for c in s[s.index("%") + 1:s.index("%") + 2]):
+    if pre_encoded(s):
         return s.replace(" ", "%20").replace("#", "%23").replace("&", "%26")
-    return urllib.parse.quote(s, safe="")
+    # A payload written with '+' for spaces (';SELECT+*+FROM+users') keeps them.
+    return urllib.parse.quote(s, safe="+" if " " not in s else "")
+
+
+def pre_encoded(s):
+    return "%" in s and s[s.index("%") + 1:s.index("%") + 2] in set("0123456789abcdefABCDEFu")
 
 
 UA = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0"
@@ -220,8 +225,8 @@ def spread(family, payloads, kinds, per=1, param="q", start=0):
     for i, p in enumerate(payloads):
         for k in range(per):
             kind = kinds[(i * per + k) % len(kinds)]
-            if kind.startswith("json.") and "%" in p and p != p.replace("%2", ""):
-                kind = "query"  # pre-encoded payloads only where something decodes them
+            if pre_encoded(p) and kind not in ("query", "form", "path", "referer"):
+                kind = "query"  # pre-encoded payloads only where something URL-decodes them
             m, uri, h, body, where = place(kind, p, param=param)
             n += 1
             out.append(req(f"{family}-{n:03d}", family, "block", m, uri, h, body, note=where))
