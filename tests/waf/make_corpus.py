@@ -14,6 +14,7 @@ from pathlib import Path
 
 import corpus_attacks as A
 import corpus_benign as B
+import corpus_holdout as H
 import corpus_prompts as P
 
 OUT = Path(__file__).resolve().parent / "corpus"
@@ -138,6 +139,10 @@ def benign():
                   {"role": "user", "content": B.SQL[i % len(B.SQL)] + " Also " + B.SHELL[i % len(B.SHELL)]}]
         out.append(json_req(f"benign-{len(out) + 1:03d}", "long-history", "pass", "/v1/chat/completions", chat_body(convo, i),
                             note="long multi-turn history (several KB)"))
+    for i, q in enumerate(H.BENIGN):
+        msgs = [{"role": "system", "content": SYSTEMS[i % 3]}, {"role": "user", "content": q}]
+        path, body = ("/v1/chat/completions", chat_body(msgs, i)) if i % 3 else ("/v1/responses", {"model": MODELS[i % 4], "input": q})
+        out.append(json_req(f"benign-ho-{i + 1:03d}", "held-out", "pass", path, body, note="held-out"))
     # The same questions from the browser chat UI (cookies, Referer, Origin).
     for i, q in enumerate((B.WEB + B.SQL)[::2][:30]):
         out.append(json_req(f"benign-{len(out) + 1:03d}", "browser-ui", "pass", "/v1/chat/completions",
@@ -299,6 +304,11 @@ def attacks():
         out.append(req(f"scanner-path-{i + 1}", "scanner", "block", "GET", p, base_headers(), "", note="scanner probe path"))
     out += protocol()
     out += multipart_attacks()
+    for i, (family, kind, p) in enumerate(H.ATTACKS):
+        m, uri, h, b, where = place(kind, p)
+        out.append(req(f"ho-{family}-{i + 1:03d}", family, "block", m, uri, h, b, note=f"held-out, {where}"))
+    for i, (family, uri) in enumerate(H.PATHS):
+        out.append(req(f"ho-{family}-path-{i + 1:02d}", family, "block", "GET", uri, base_headers(), "", note="held-out, path"))
     out += benign_other()
     return out
 
