@@ -370,3 +370,24 @@ def export_users(conn) -> None:
         for row in cur:
             print(row)
 ```'''
+
+# Agentic conversations: the model called a tool (SQL, shell, HTTP, file search) and the
+# tool answered; the arguments and results come back in every later request.
+TOOL_CALLS = [
+    ("run_sql", {"query": "SELECT o.id, o.total FROM orders o WHERE o.created_at > now() - interval '1 day' UNION ALL SELECT r.order_id, -r.amount FROM refunds r WHERE r.created_at > now() - interval '1 day';"},
+     "id | total\n---+------\n17 | 120.00\n18 | -20.00", "How much did we make yesterday, net of refunds?"),
+    ("run_shell", {"command": "find /var/log/nginx -name '*.log' -mtime +7 -exec rm {} \\; && df -h /var/log"},
+     "Filesystem Size Used Avail Use% Mounted on\n/dev/sda1 50G 31G 19G 62% /", "Clean up old nginx logs on web-3 and tell me how much space is left."),
+    ("http_get", {"url": "https://status.contoso.example/api/v2/components.json"},
+     "{\"components\": [{\"name\": \"API\", \"status\": \"operational\"}]}", "Is the API up right now?"),
+    ("search_files", {"pattern": "../config/*.yaml", "contains": "password:"},
+     "config/db.yaml:3: password: ${DB_PASSWORD}", "Do any of our configs hard-code a password?"),
+    ("run_sql", {"query": "EXEC sp_who2; WAITFOR DELAY '00:00:02'; SELECT * FROM sys.dm_exec_requests WHERE blocking_session_id <> 0;"},
+     "session_id | blocking_session_id\n57 | 52", "Which session is blocking the nightly job?"),
+    ("render_html", {"html": "<button onclick=\"toggle()\">Menu</button><script>function toggle(){document.body.classList.toggle('open')}</script>"},
+     "Rendered preview saved to preview-42.png", "Make me a tiny hamburger-menu demo page."),
+    ("run_powershell", {"script": "Get-ChildItem C:\\inetpub\\logs -Recurse | Where-Object {$_.LastWriteTime -lt (Get-Date).AddDays(-14)} | Remove-Item -WhatIf"},
+     "What if: Performing the operation \"Remove File\" on target \"C:\\inetpub\\logs\\u_ex240101.log\".", "Which IIS logs would be deleted by a 14-day retention?"),
+    ("grep_logs", {"regex": "\\$\\{jndi:(ldap|rmi|dns)://", "path": "/var/log/app/*.log"},
+     "app-2024-12-10.log: 3 matches from 203.0.113.5", "Did anyone probe us with Log4Shell strings this week?"),
+]

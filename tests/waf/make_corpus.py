@@ -139,6 +139,24 @@ def benign():
                   {"role": "user", "content": B.SQL[i % len(B.SQL)] + " Also " + B.SHELL[i % len(B.SHELL)]}]
         out.append(json_req(f"benign-{len(out) + 1:03d}", "long-history", "pass", "/v1/chat/completions", chat_body(convo, i),
                             note="long multi-turn history (several KB)"))
+    for i, (tool, args, result, question) in enumerate(B.TOOL_CALLS):
+        call_id = f"call_{token(24)}"
+        msgs = [{"role": "system", "content": SYSTEMS[i % 3]}, {"role": "user", "content": question},
+                {"role": "assistant", "content": None, "tool_calls": [{"id": call_id, "type": "function",
+                 "function": {"name": tool, "arguments": json.dumps(args)}}]},
+                {"role": "tool", "tool_call_id": call_id, "content": result}]
+        if i % 2:
+            msgs += [{"role": "assistant", "content": "Done, see above."}, {"role": "user", "content": "Thanks, explain the result."}]
+        body = chat_body(msgs, i)
+        body["tools"] = [{"type": "function", "function": {"name": tool, "description": f"Calls {tool} on the engineer's behalf.",
+                                                           "parameters": {"type": "object", "properties": {k: {"type": "string"} for k in args}}}}]
+        out.append(json_req(f"benign-{len(out) + 1:03d}", "tool-calls", "pass", "/v1/chat/completions", body,
+                            note="tool call arguments and results replayed in the history"))
+        items = [{"role": "user", "content": question},
+                 {"type": "function_call", "call_id": call_id, "name": tool, "arguments": json.dumps(args)},
+                 {"type": "function_call_output", "call_id": call_id, "output": result}]
+        out.append(json_req(f"benign-{len(out) + 1:03d}", "tool-calls", "pass", "/v1/responses", {"model": MODELS[i % 4], "input": items},
+                            note="Responses API function call items"))
     for i, q in enumerate(H.BENIGN):
         msgs = [{"role": "system", "content": SYSTEMS[i % 3]}, {"role": "user", "content": q}]
         path, body = ("/v1/chat/completions", chat_body(msgs, i)) if i % 3 else ("/v1/responses", {"model": MODELS[i % 4], "input": q})
