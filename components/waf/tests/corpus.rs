@@ -184,6 +184,17 @@ struct Figures {
     pi_false_pos: usize,
     pi_false_neg: usize,
     wrong: Vec<String>,
+    /// Mean evaluation time of a benign chat, for orientation only (shared CI machines make
+    /// it noisy; `cargo bench -p chatgate-seclang` is the measurement).
+    micros_per_request: f64,
+}
+
+fn time_per_request(rules: &RuleSet, cases: &[Case]) -> f64 {
+    let start = std::time::Instant::now();
+    for case in cases {
+        std::hint::black_box(rules.evaluate(&case.request));
+    }
+    start.elapsed().as_secs_f64() * 1e6 / cases.len().max(1) as f64
 }
 
 impl Figures {
@@ -206,7 +217,10 @@ impl Figures {
 }
 
 fn measure(rules: &RuleSet, benign: &[Case], attacks: &[Case], pi: &[Case]) -> Figures {
-    let mut f = Figures::default();
+    let mut f = Figures {
+        micros_per_request: time_per_request(rules, benign),
+        ..Figures::default()
+    };
     let wrong = |v: &Verdict, what: &str| {
         format!(
             "{what} {} [{}] {} {} rules {:?}",
@@ -301,6 +315,9 @@ fn print_table(configs: &[(&str, &Figures)]) {
     });
     row("held-out attacks detected", &|f| {
         f.held_out_detected.to_string()
+    });
+    row("mean time per benign chat (info)", &|f| {
+        format!("{:.0} µs", f.micros_per_request)
     });
     row("prompt injection precision", &|f| {
         format!("{:5.1} %", f.pi_precision())
@@ -524,4 +541,41 @@ fn paranoia_level_2_rules_block_only_when_enabled() {
         );
     }
     assert_eq!(pl(2, 2).blocking().map(|i| i.rule_id), Some(49100));
+}
+
+/// What the README says about the policy: without its exclusion the default rules block
+/// most benign chats too, and loaded after CRS instead of before it the exclusion comes too
+/// late. Prints the figures.
+#[test]
+fn the_exclusion_is_what_passes_the_chats_and_it_must_come_first() {
+    let benign = read_corpus("benign-chat.jsonl");
+    let blocked = |rules: &RuleSet| {
+        run(rules, &benign).iter().filter(|v| v.blocked).count() as f64 * 100.0
+            / benign.len() as f64
+    };
+    let policy = rules_dir().join("chat-policy.conf");
+    let default = default_rules();
+    let text = format!(
+        "Include {}\nSecRuleRemoveById 40100\n",
+        rules_dir().join("default.conf").display()
+    );
+    let no_exclusion = RuleSet::from_text(
+        &FileSystem,
+        &rules_dir().join("no-exclusion-test.conf").to_string_lossy(),
+        &text,
+        LoadOptions::default(),
+    )
+    .unwrap();
+    let with = blocked(&default);
+    let without = blocked(&no_exclusion);
+    println!(
+        "default rules: {with:.1} % of benign chats blocked; without rule 40100: {without:.1} %"
+    );
+    assert!(with <= 1.0 && without > 40.0, "{with} {without}");
+    if crs_available() {
+        let late = load(&[CRS_ENTRY, &policy.to_string_lossy()], true);
+        let late = blocked(&late);
+        println!("chat-policy.conf loaded after CRS: {late:.1} % blocked");
+        assert!(late > 40.0, "{late}");
+    }
 }
