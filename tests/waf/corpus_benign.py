@@ -391,3 +391,16 @@ TOOL_CALLS = [
     ("grep_logs", {"regex": "\\$\\{jndi:(ldap|rmi|dns)://", "path": "/var/log/app/*.log"},
      "app-2024-12-10.log: 3 matches from 203.0.113.5", "Did anyone probe us with Log4Shell strings this week?"),
 ]
+
+# Vision and file inputs: URLs and data: URLs in non-prompt fields that must pass.
+PNG_B64 = "iVBORw0KGgoAAAANSUhEUgAAABAAAAAQCAYAAAAf8/9hAAAAMklEQVR4nGNgGAWjYBSMglEwCkbBKBgFo2AUjIJRMApGwSgYBaNgFIyCUTAKRsEoGAUjBQAAFeIDEdtn7HQAAAAASUVORK5CYII="
+VISION = [
+    ("What's wrong with this architecture diagram? The arrows from the WAF go the wrong way I think.", "https://wiki.contoso.example/images/arch/chatgate-v2.png"),
+    ("Can you read the error in this screenshot?", "data:image/png;base64," + PNG_B64),
+    ("Transcribe the SQL in this whiteboard photo: SELECT ... FROM orders", "https://files.contoso.example/uploads/whiteboard-2024-11-03.jpg?sig=ab12cd34&exp=1733400000"),
+    ("Is this Grafana panel showing a memory leak?", "https://grafana.contoso.example/render/d-solo/abc/api?panelId=4&width=1000&height=500&tz=UTC"),
+]
+FILES = [
+    ("Summarise this runbook PDF.", "runbook.pdf", "data:application/pdf;base64,JVBERi0xLjcKJcfsj6IKNSAwIG9iago8PC9MZW5ndGggNiAwIFIvRmlsdGVyIC9GbGF0ZURlY29kZT4+CnN0cmVhbQp4nCvkMlAwUDC1NNUzMVGwsDDRM7JUKErlCtfiyuMK5AIAXQ8GCgplbmRzdHJlYW0KZW5kb2JqCg=="),
+    ("Find the slow queries in this log excerpt.", "slow.log", "data:text/plain;base64,IyBUaW1lOiAyMDI0LTEyLTAxVDEwOjAwOjAwClNFTEVDVCAqIEZST00gb3JkZXJzIFdIRVJFIGN1c3RvbWVyX2lkID0gNDI7Cg=="),
+]

@@ -157,6 +157,12 @@ def benign():
                  {"type": "function_call_output", "call_id": call_id, "output": result}]
         out.append(json_req(f"benign-{len(out) + 1:03d}", "tool-calls", "pass", "/v1/responses", {"model": MODELS[i % 4], "input": items},
                             note="Responses API function call items"))
+    for i, (q, url) in enumerate(B.VISION):
+        msgs = [{"role": "user", "content": [{"type": "text", "text": q}, {"type": "image_url", "image_url": {"url": url, "detail": "auto"}}]}]
+        out.append(json_req(f"benign-{len(out) + 1:03d}", "vision", "pass", "/v1/chat/completions", chat_body(msgs, i), note="image input (URL or data: URL)"))
+    for i, (q, name, data) in enumerate(B.FILES):
+        body = {"model": MODELS[i % 4], "input": [{"role": "user", "content": [{"type": "input_file", "filename": name, "file_data": data}, {"type": "input_text", "text": q}]}]}
+        out.append(json_req(f"benign-{len(out) + 1:03d}", "file-input", "pass", "/v1/responses", body, note="file input as a data: URL"))
     for i, q in enumerate(H.BENIGN):
         msgs = [{"role": "system", "content": SYSTEMS[i % 3]}, {"role": "user", "content": q}]
         path, body = ("/v1/chat/completions", chat_body(msgs, i)) if i % 3 else ("/v1/responses", {"model": MODELS[i % 4], "input": q})
@@ -320,6 +326,13 @@ def attacks():
         out.append(req(f"scanner-header-{i + 1}", "scanner", "block", "GET", "/", base_headers([(k, v)]), "", note="scanner header"))
     for i, p in enumerate(A.SCANNER_PATHS):
         out.append(req(f"scanner-path-{i + 1}", "scanner", "block", "GET", p, base_headers(), "", note="scanner probe path"))
+    for i, (family, url) in enumerate([("xss", "javascript:alert(document.cookie)"), ("xss", "data:text/html,<script>alert(1)</script>"),
+                                       ("rfi", "http://169.254.169.254/latest/meta-data/iam/security-credentials/"), ("lfi", "file:///etc/passwd"),
+                                       ("xss", "data:image/svg+xml,<svg onload=alert(1)>")]):
+        body = json.dumps({"model": "gpt-4o", "messages": [{"role": "user", "content": [{"type": "text", "text": "What is in this image?"},
+                                                                                          {"type": "image_url", "image_url": {"url": url}}]}]})
+        out.append(req(f"{family}-image-url-{i + 1}", family, "block", "POST", "/v1/chat/completions", sdk_headers("python", len(body)), body,
+                       note="image_url.url of a vision request (fetched or rendered, not prose)"))
     out += protocol()
     out += multipart_attacks()
     for i, (family, kind, p) in enumerate(H.ATTACKS):
