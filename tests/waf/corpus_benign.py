@@ -404,3 +404,16 @@ FILES = [
     ("Summarise this runbook PDF.", "runbook.pdf", "data:application/pdf;base64,JVBERi0xLjcKJcfsj6IKNSAwIG9iago8PC9MZW5ndGggNiAwIFIvRmlsdGVyIC9GbGF0ZURlY29kZT4+CnN0cmVhbQp4nCvkMlAwUDC1NNUzMVGwsDDRM7JUKErlCtfiyuMK5AIAXQ8GCgplbmRzdHJlYW0KZW5kb2JqCg=="),
     ("Find the slow queries in this log excerpt.", "slow.log", "data:text/plain;base64,IyBUaW1lOiAyMDI0LTEyLTAxVDEwOjAwOjAwClNFTEVDVCAqIEZST00gb3JkZXJzIFdIRVJFIGN1c3RvbWVyX2lkID0gNDI7Cg=="),
 ]
+
+# Tool definitions whose descriptions (prose for the model, written by the developer)
+# carry examples of what the tool takes.
+TOOL_DEFS = [
+    ("run_sql", "Run a read-only SQL query against the analytics warehouse and return at most 100 rows. Example: SELECT count(*) FROM events WHERE ts > now() - interval '1 day' GROUP BY type; never DROP or DELETE.",
+     {"query": "A single SELECT statement, e.g. SELECT id, email FROM users WHERE created_at > '2024-01-01' ORDER BY id LIMIT 10"}),
+    ("run_shell", "Execute a shell command in the sandbox, e.g. `ls -la /var/log`, `grep -rn ERROR . | head` or `cat /etc/os-release`. Pipes and && are allowed; rm -rf is refused.",
+     {"command": "The command line to run, such as `find . -name '*.py' | xargs wc -l`"}),
+    ("render_widget", "Render an HTML snippet for the dashboard, for example <div class=\"card\" onclick=\"select(3)\"><img src=\"/static/x.png\"></div>. Scripts are stripped.",
+     {"html": "HTML markup such as <b>bold</b> or <a href=\"/runs/3\">run 3</a>"}),
+    ("read_file", "Read a file from the repository checkout, e.g. src/main.rs or ../shared/config.yaml (paths are resolved inside the sandbox, /etc/passwd is not reachable).",
+     {"path": "Relative path like docs/README.md"}),
+]

@@ -157,6 +157,22 @@ def benign():
                  {"type": "function_call_output", "call_id": call_id, "output": result}]
         out.append(json_req(f"benign-{len(out) + 1:03d}", "tool-calls", "pass", "/v1/responses", {"model": MODELS[i % 4], "input": items},
                             note="Responses API function call items"))
+    for i, (tool, desc, params) in enumerate(B.TOOL_DEFS):
+        fn = {"name": tool, "description": desc,
+              "parameters": {"type": "object", "properties": {k: {"type": "string", "description": v} for k, v in params.items()},
+                             "required": list(params)}}
+        msgs = [{"role": "system", "content": SYSTEMS[i % 3]}, {"role": "user", "content": "Use the tools if you need them. How many signups did we have last week?"}]
+        if i % 2:
+            body = {"model": MODELS[i % 4], "input": "Use the tools if you need them: what changed in the config last week?",
+                    "tools": [dict(type="function", **fn)]}
+            path = "/v1/responses"
+        else:
+            body = chat_body(msgs, i)
+            body["tools"] = [{"type": "function", "function": fn}]
+            body["tool_choice"] = "auto"
+            path = "/v1/chat/completions"
+        out.append(json_req(f"benign-{len(out) + 1:03d}", "tool-definitions", "pass", path, body,
+                            note="tool descriptions with examples"))
     for i, (q, url) in enumerate(B.VISION):
         msgs = [{"role": "user", "content": [{"type": "text", "text": q}, {"type": "image_url", "image_url": {"url": url, "detail": "auto"}}]}]
         out.append(json_req(f"benign-{len(out) + 1:03d}", "vision", "pass", "/v1/chat/completions", chat_body(msgs, i), note="image input (URL or data: URL)"))
