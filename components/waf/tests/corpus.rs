@@ -382,11 +382,44 @@ fn corpus_figures() {
         "default: attacks detected {}",
         d.attacks_detected
     );
-    if let Some((_, c)) = configs.get(1) {
+    // Figures reached beyond the goals, as floors: a rule or engine change that
+    // loses ground fails here.
+    assert_eq!(
+        d.benign_other_blocked.hit, 0,
+        "default: benign non-chat requests blocked {}",
+        d.benign_other_blocked
+    );
+    assert!(
+        d.held_out_detected.pct() >= 95.0,
+        "default: held-out attacks detected {}",
+        d.held_out_detected
+    );
+    assert!(
+        d.pi_precision() >= 95.0 && d.pi_recall() >= 95.0,
+        "default: prompt injection precision {:.1} %, recall {:.1} %",
+        d.pi_precision(),
+        d.pi_recall()
+    );
+    if let (Some((_, c)), Some((_, plain))) = (configs.get(1), configs.get(2)) {
         assert!(
             c.benign_chat_blocked.pct() <= 1.0,
             "CRS + policy: benign chats blocked {}",
             c.benign_chat_blocked
+        );
+        // The policy only takes prompt text out of the injection families, and the attacks
+        // are all outside the prompt fields: CRS under the policy catches what plain CRS
+        // catches.
+        assert!(
+            c.attacks_detected.hit >= plain.attacks_detected.hit,
+            "CRS + policy detects {}, plain CRS {}",
+            c.attacks_detected,
+            plain.attacks_detected
+        );
+        assert!(
+            c.pi_precision() >= 95.0 && c.pi_recall() >= 95.0,
+            "CRS + policy: prompt injection precision {:.1} %, recall {:.1} %",
+            c.pi_precision(),
+            c.pi_recall()
         );
     }
 }
