@@ -190,6 +190,10 @@ struct Figures {
 }
 
 fn time_per_request(rules: &RuleSet, cases: &[Case]) -> f64 {
+    // One pass to warm caches and the allocator, then the timed one.
+    for case in cases {
+        std::hint::black_box(rules.evaluate(&case.request));
+    }
     let start = std::time::Instant::now();
     for case in cases {
         std::hint::black_box(rules.evaluate(&case.request));
@@ -339,6 +343,11 @@ fn corpus_figures() {
     let pi = read_corpus("prompt-injection.jsonl");
     let default = measure(&default_rules(), &benign, &attacks, &pi);
     let mut configs: Vec<(&str, Figures)> = vec![("default rules", default)];
+    // Paranoia level 2 for orientation (the goals are for level 1).
+    let pl2 = default_with(
+        r#"SecAction "id:100,phase:1,pass,nolog,setvar:tx.blocking_paranoia_level=2""#,
+    );
+    let pl2 = measure(&pl2, &benign, &attacks, &pi);
     if crs_available() {
         configs.push((
             "CRS 3.3 + policy",
@@ -351,6 +360,7 @@ fn corpus_figures() {
     } else {
         println!("{CRS_ENTRY} missing: CRS configurations skipped");
     }
+    configs.push(("default rules PL2", pl2));
     for (name, f) in &configs {
         println!("\n== {name}: {} requests wrong", f.wrong.len());
         for w in &f.wrong {
@@ -400,7 +410,9 @@ fn corpus_figures() {
         d.pi_precision(),
         d.pi_recall()
     );
-    if let (Some((_, c)), Some((_, plain))) = (configs.get(1), configs.get(2)) {
+    let crs = configs.iter().find(|(n, _)| *n == "CRS 3.3 + policy");
+    let plain = configs.iter().find(|(n, _)| *n == "plain CRS 3.3");
+    if let (Some((_, c)), Some((_, plain))) = (crs, plain) {
         assert!(
             c.benign_chat_blocked.pct() <= 1.0,
             "CRS + policy: benign chats blocked {}",
