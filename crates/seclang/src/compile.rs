@@ -1,7 +1,7 @@
 //! Turns directives into a [`RuleSet`]: resolves `Include`, chains, `SecDefaultAction`,
 //! removal and target-update directives, and `skipAfter` markers, once.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use crate::actions::{
     Actions, Disruptive, EngineMode, IdRanges, in_ranges, parse_actions, parse_id_ranges,
@@ -145,6 +145,9 @@ pub struct Rule {
     pub skip: Option<u32>,
     pub skip_after: Option<String>,
     pub tags: Vec<String>,
+    /// `tags` as indices into [`RuleSet::tag_ids`], so that `ctl` exclusions by tag are
+    /// integer comparisons per rule.
+    pub tag_ids: Vec<u32>,
     pub log: bool,
     pub removed: bool,
 }
@@ -173,6 +176,8 @@ pub struct RuleSet {
     pub(crate) arguments_limit: usize,
     pub(crate) unsupported: Vec<Unsupported>,
     pub(crate) prefilter: Prefilter,
+    /// Every tag of the rules, numbered.
+    pub(crate) tag_ids: HashMap<String, u32>,
     /// Whether links with a prefilter id may be skipped (off only to test that skipping
     /// changes no verdict).
     pub(crate) use_prefilter: bool,
@@ -633,6 +638,7 @@ impl<'f> Builder<'f> {
                     skip: a.skip,
                     skip_after: a.skip_after.clone(),
                     tags: a.tags.clone(),
+                    tag_ids: Vec::new(),
                     log: a.log.or(default.log).unwrap_or(true),
                     removed: false,
                     links: vec![link],
@@ -667,8 +673,7 @@ impl<'f> Builder<'f> {
     }
 
     fn finish(mut self) -> Result<RuleSet, LoadError> {
-        let mut chains: std::collections::HashMap<Vec<Transform>, u32> =
-            std::collections::HashMap::new();
+        let mut chains: HashMap<Vec<Transform>, u32> = HashMap::new();
         for link in self.rules.iter_mut().flat_map(|r| r.links.iter_mut()) {
             if !link.transforms.is_empty() {
                 let next = chains.len() as u32 + 1;
@@ -715,7 +720,19 @@ impl<'f> Builder<'f> {
             }
         }
         let prefilter = Prefilter::build(&mut self.rules, &mut chains);
+        let mut tag_ids = HashMap::new();
+        for rule in &mut self.rules {
+            rule.tag_ids = rule
+                .tags
+                .iter()
+                .map(|t| {
+                    let next = tag_ids.len() as u32;
+                    *tag_ids.entry(t.clone()).or_insert(next)
+                })
+                .collect();
+        }
         Ok(RuleSet {
+            tag_ids,
             prefilter,
             use_prefilter: true,
             rules: self.rules,

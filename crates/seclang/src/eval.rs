@@ -274,45 +274,100 @@ fn find_bytes(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     haystack.windows(needle.len()).position(|w| w == needle)
 }
 
-/// `ctl` exclusions in force for the rest of the transaction.
+/// `ctl` exclusions in force for the rest of the transaction. Tags are numbered as in
+/// [`RuleSet::tag_ids`] (a tag no rule has is not kept: it applies to nothing), and
+/// target exclusions point into the rule set, so that a selector has one address the
+/// whole transaction ([`SelectorMemo`]).
 #[derive(Default)]
-struct Exceptions {
-    ids: Vec<IdRanges>,
-    tags: Vec<String>,
-    targets_by_id: Vec<(IdRanges, Exclusion)>,
-    targets_by_tag: Vec<(String, Exclusion)>,
+struct Exceptions<'r> {
+    ids: Vec<&'r IdRanges>,
+    tags: Vec<u32>,
+    targets_by_id: Vec<(&'r IdRanges, &'r Exclusion)>,
+    targets_by_tag: Vec<(u32, &'r Exclusion)>,
 }
 
-impl Exceptions {
+impl<'r> Exceptions<'r> {
     fn removes(&self, rule: &Rule) -> bool {
         self.ids.iter().any(|r| in_ranges(r, rule.id))
-            || self.tags.iter().any(|t| rule.tags.contains(t))
+            || self.tags.iter().any(|t| rule.tag_ids.contains(t))
     }
 
-    fn excluded(&self, rule: &Rule, var: Var, key: Option<&str>) -> bool {
-        self.targets_by_id
-            .iter()
-            .any(|(ids, e)| in_ranges(ids, rule.id) && e.excludes(var, key))
-            || self
-                .targets_by_tag
+    /// The target exclusions that apply to `rule` (usually none).
+    fn for_rule(&self, rule: &Rule, out: &mut Vec<&'r Exclusion>) {
+        out.clear();
+        out.extend(
+            self.targets_by_id
                 .iter()
-                .any(|(tag, e)| rule.tags.contains(tag) && e.excludes(var, key))
+                .filter(|(ids, _)| in_ranges(ids, rule.id))
+                .map(|(_, e)| *e),
+        );
+        out.extend(
+            self.targets_by_tag
+                .iter()
+                .filter(|(tag, _)| rule.tag_ids.contains(tag))
+                .map(|(_, e)| *e),
+        );
     }
 }
 
-struct State {
+/// Regular-expression selectors (`ARGS:/^json\.messages\.\d+\.content$/`) matched
+/// against request keys, remembered for the transaction: CRS rules and exclusions ask
+/// the same selector about the same keys rule after rule. Keyed by the selector's
+/// address in the rule set and the key's address in the request data (which does not
+/// move while its generation lasts); keys that are copies are not remembered.
+#[derive(Default)]
+struct SelectorMemo {
+    generation: u32,
+    map: HashMap<(usize, usize, usize), bool, BuildHasherDefault<AddressHasher>>,
+}
+
+impl SelectorMemo {
+    // The `Cow` says whether the key is borrowed from the request (and can be remembered
+    // by address) or a copy.
+    #[allow(clippy::ptr_arg)]
+    fn matches(&mut self, generation: u32, s: &Selector, key: &Cow<'_, str>) -> bool {
+        let (Selector::Regex(_), Cow::Borrowed(k)) = (s, key) else {
+            return s.matches(key);
+        };
+        if self.generation != generation {
+            self.map.clear();
+            self.generation = generation;
+        }
+        *self
+            .map
+            .entry((s as *const Selector as usize, k.as_ptr() as usize, k.len()))
+            .or_insert_with(|| s.matches(k))
+    }
+
+    fn excludes(
+        &mut self,
+        generation: u32,
+        e: &Exclusion,
+        var: Var,
+        key: Option<&Cow<'_, str>>,
+    ) -> bool {
+        e.var == var
+            && match (&e.selector, key) {
+                (None, _) => true,
+                (Some(s), Some(k)) => self.matches(generation, s, k),
+                (Some(_), None) => false,
+            }
+    }
+}
+
+struct State<'r> {
     /// Collections by lowercased name (`tx`, `ip`, ...), keys lowercased, in insertion order.
     collections: BTreeMap<String, Vec<(String, Vec<u8>)>>,
     matched_var: Option<(String, Vec<u8>)>,
     matched_vars: Vec<(String, Vec<u8>)>,
-    exceptions: Exceptions,
+    exceptions: Exceptions<'r>,
     mode: EngineMode,
     body_processor: Option<BodyProcessor>,
     body_access: bool,
     started: Instant,
 }
 
-impl State {
+impl State<'_> {
     fn collection(&self, name: &str) -> &[(String, Vec<u8>)] {
         self.collections.get(name).map_or(&[], Vec::as_slice)
     }
@@ -594,7 +649,7 @@ fn values<'a>(
 /// Macro expansion against the running transaction.
 struct Ctx<'a> {
     data: &'a Data,
-    state: &'a State,
+    state: &'a State<'a>,
     rule: Option<&'a Rule>,
 }
 
@@ -653,10 +708,14 @@ fn resolve_targets<'a>(
     rule: &Rule,
     link: &Link,
     data: &'a Data,
-    state: &State,
+    state: &State<'_>,
+    memo: &mut SelectorMemo,
+    generation: u32,
 ) -> Vec<Inspected<'a>> {
     let mut out = Vec::new();
     let mut all = Vec::new();
+    let mut ctl = Vec::new();
+    state.exceptions.for_rule(rule, &mut ctl);
     for Target {
         var,
         selector,
@@ -670,14 +729,18 @@ fn resolve_targets<'a>(
         };
         values(*var, key, data, state, &mut all);
         let selected = all.drain(..).filter(|v| {
-            let key = v.key.as_deref();
+            let key = v.key.as_ref();
             if let Some(s) = selector
-                && !key.is_some_and(|k| s.matches(k))
+                && !key.is_some_and(|k| memo.matches(generation, s, k))
             {
                 return false;
             }
-            !link.targets.exclude.iter().any(|e| e.excludes(*var, key))
-                && !state.exceptions.excluded(rule, *var, key)
+            !link
+                .targets
+                .exclude
+                .iter()
+                .chain(ctl.iter().copied())
+                .any(|e| memo.excludes(generation, e, *var, key))
         });
         if *count {
             let n = selected.count();
@@ -1018,10 +1081,11 @@ pub struct Response {
 /// response. [`RuleSet::evaluate`] runs a whole request at once.
 pub struct Transaction<'r> {
     cache: TransformCache,
+    selectors: SelectorMemo,
     candidates: Candidates,
     rules: &'r RuleSet,
     data: Data,
-    state: State,
+    state: State<'r>,
     intervention: Option<Intervention>,
     matches: Vec<RuleMatch>,
     /// Set by `allow`: which phases are done.
@@ -1060,6 +1124,7 @@ impl RuleSet {
                 ..TransformCache::default()
             },
             candidates: Candidates::default(),
+            selectors: SelectorMemo::default(),
             done: 0,
             pending_body: request.body.clone(),
         }
@@ -1074,7 +1139,7 @@ impl RuleSet {
     }
 }
 
-impl Transaction<'_> {
+impl<'r> Transaction<'r> {
     /// Phase 1 (request headers). Returns the intervention to enforce, if any (none in
     /// `DetectionOnly` mode).
     pub fn process_request_headers(&mut self) -> Option<&Intervention> {
@@ -1260,7 +1325,14 @@ impl Transaction<'_> {
             }
             candidates = Some(of.to_vec());
         }
-        let values = resolve_targets(rule, link, &self.data, &self.state);
+        let values = resolve_targets(
+            rule,
+            link,
+            &self.data,
+            &self.state,
+            &mut self.selectors,
+            self.cache.generation,
+        );
         let mut matched = false;
         for inspected in values {
             if let (Some(candidates), Cow::Borrowed(v)) = (&candidates, &inspected.value)
@@ -1316,7 +1388,7 @@ impl Transaction<'_> {
 
     /// Runs the actions of a matched chain: the `ctl`s of every link, the match record,
     /// then the disruptive action.
-    fn matched(&mut self, rule: &Rule) {
+    fn matched(&mut self, rule: &'r Rule) {
         for link in &rule.links {
             for effect in &link.actions.effects {
                 if let Effect::Ctl(ctl) = effect {
@@ -1387,25 +1459,25 @@ impl Transaction<'_> {
         }
     }
 
-    fn ctl(&mut self, ctl: &Ctl) {
+    fn ctl(&mut self, ctl: &'r Ctl) {
         match ctl {
             Ctl::RuleEngine(mode) => self.state.mode = *mode,
-            Ctl::RuleRemoveById(ids) => self.state.exceptions.ids.push(ids.clone()),
-            Ctl::RuleRemoveByTag(tag) => self.state.exceptions.tags.push(tag.clone()),
+            Ctl::RuleRemoveById(ids) => self.state.exceptions.ids.push(ids),
+            Ctl::RuleRemoveByTag(tag) => {
+                if let Some(&id) = self.rules.tag_ids.get(tag) {
+                    self.state.exceptions.tags.push(id);
+                }
+            }
             Ctl::RuleRemoveTargetById(ids, targets) => {
                 for t in targets {
-                    self.state
-                        .exceptions
-                        .targets_by_id
-                        .push((ids.clone(), t.clone()));
+                    self.state.exceptions.targets_by_id.push((ids, t));
                 }
             }
             Ctl::RuleRemoveTargetByTag(tag, targets) => {
-                for t in targets {
-                    self.state
-                        .exceptions
-                        .targets_by_tag
-                        .push((tag.clone(), t.clone()));
+                if let Some(&id) = self.rules.tag_ids.get(tag) {
+                    for t in targets {
+                        self.state.exceptions.targets_by_tag.push((id, t));
+                    }
                 }
             }
             Ctl::RequestBodyProcessor(p) => self.state.body_processor = Some(*p),

@@ -1,0 +1,119 @@
+//! What a transaction remembers to go faster must never leak: transformed values between
+//! variables or transformation lists (`t:none` resets), regular-expression selector
+//! answers between keys, the prefilter's candidates between phases.
+
+use chatgate_seclang::{LoadOptions, MemoryFiles, Request, RuleSet};
+
+fn rules(text: &str) -> RuleSet {
+    RuleSet::from_text(
+        &MemoryFiles::default(),
+        "/t.conf",
+        text,
+        LoadOptions::default(),
+    )
+    .unwrap()
+}
+
+fn request(uri: &str, body: &str) -> Request {
+    let mut headers = vec![("Host".to_string(), "example".to_string())];
+    if !body.is_empty() {
+        headers.push((
+            "Content-Type".to_string(),
+            "application/x-www-form-urlencoded".to_string(),
+        ));
+    }
+    Request {
+        method: if body.is_empty() { "GET" } else { "POST" }.into(),
+        uri: uri.into(),
+        protocol: "HTTP/1.1".into(),
+        headers,
+        body: body.as_bytes().to_vec(),
+        ..Request::default()
+    }
+}
+
+/// The matched rule ids with the variables each matched, the same with the prefilter on
+/// and off.
+fn matches(text: &str, r: &Request) -> Vec<(u64, Vec<String>)> {
+    let mut all = Vec::new();
+    for on in [true, false] {
+        let mut rules = rules(text);
+        rules.set_prefilter(on);
+        all.push(
+            rules
+                .evaluate(r)
+                .matches
+                .into_iter()
+                .map(|m| (m.id, m.matched_vars))
+                .collect::<Vec<_>>(),
+        );
+    }
+    assert_eq!(all[0], all[1], "the prefilter changed the matches");
+    all.swap_remove(0)
+}
+
+#[test]
+fn transformed_values_stay_with_their_variable_and_list() {
+    // The same bytes in two arguments, different bytes in a third; lists that lowercase,
+    // that reset with t:none, and none at all.
+    let rules = r#"
+        SecRule ARGS "@streq abc" "id:1,phase:2,pass,t:lowercase"
+        SecRule ARGS "@streq ABC" "id:2,phase:2,pass,t:lowercase,t:none"
+        SecRule ARGS "@streq ABC" "id:3,phase:2,pass"
+        SecRule ARGS "@streq abd" "id:4,phase:2,pass,t:lowercase"
+        SecRule ARGS "@streq abc" "id:5,phase:2,pass,t:none,t:urlDecode,t:lowercase"
+        "#;
+    let found = matches(rules, &request("/?a=ABC&b=ABC&c=ABD", ""));
+    let vars = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    assert_eq!(
+        found,
+        vec![
+            (1, vars(&["ARGS:a", "ARGS:b"])),
+            (2, vars(&["ARGS:a", "ARGS:b"])),
+            (3, vars(&["ARGS:a", "ARGS:b"])),
+            (4, vars(&["ARGS:c"])),
+            (5, vars(&["ARGS:a", "ARGS:b"])),
+        ]
+    );
+}
+
+#[test]
+fn regex_selector_answers_are_per_key() {
+    // `content` is excluded from rule 2 by a regex selector; `contents` and `x` are not,
+    // though they hold the same value and are asked about by the same selector.
+    let rules = r#"
+        SecAction "id:1,phase:1,pass,nolog,ctl:ruleRemoveTargetByTag=t;ARGS:/^content$/"
+        SecRule ARGS "@contains attack" "id:2,phase:2,pass,tag:'t'"
+        SecRule ARGS:/^content/ "@contains attack" "id:3,phase:2,pass"
+        "#;
+    let found = matches(
+        rules,
+        &request(
+            "/?content=attack",
+            "contents=attack&x=attack&content=attack",
+        ),
+    );
+    let vars = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    assert_eq!(
+        found,
+        vec![
+            (1, vec![]),
+            (2, vars(&["ARGS:contents", "ARGS:x"])),
+            (3, vars(&["ARGS:content", "ARGS:contents", "ARGS:content"])),
+        ]
+    );
+}
+
+#[test]
+fn the_prefilter_sees_the_body_in_phase_2() {
+    // Phase 1 knows only the query; the body's arguments arrive before phase 2, and the
+    // candidates computed in phase 1 must not hide them.
+    let rules = r#"
+        SecRule ARGS "@pm evil" "id:1,phase:1,pass"
+        SecRule ARGS "@pm evil" "id:2,phase:2,pass"
+        SecRule ARGS_NAMES "@rx (?i)^sneaky" "id:3,phase:2,pass"
+        "#;
+    let found = matches(rules, &request("/?q=fine", "a=EVIL&SNEAKY_name=1"));
+    let ids: Vec<u64> = found.iter().map(|(id, _)| *id).collect();
+    assert_eq!(ids, vec![2, 3]);
+}
