@@ -356,8 +356,8 @@ impl SelectorMemo {
 }
 
 struct State<'r> {
-    /// Collections by lowercased name (`tx`, `ip`, ...), keys lowercased, in insertion order.
-    collections: BTreeMap<String, Vec<(String, Vec<u8>)>>,
+    /// Collections by lowercased name (`tx`, `ip`, ...).
+    collections: BTreeMap<String, Collection>,
     matched_var: Option<(String, Vec<u8>)>,
     matched_vars: Vec<(String, Vec<u8>)>,
     exceptions: Exceptions<'r>,
@@ -367,30 +367,77 @@ struct State<'r> {
     started: Instant,
 }
 
+/// A transaction collection (`TX`, ...): keys lowercased, in insertion order, with an
+/// index by key. CRS reads single TX variables hundreds of times per request.
+#[derive(Default)]
+struct Collection {
+    entries: Vec<(String, Vec<u8>)>,
+    index: HashMap<String, usize, BuildHasherDefault<AddressHasher>>,
+}
+
+impl Collection {
+    /// The slot of `key`, compared without regard to ASCII case.
+    fn position(&self, key: &str) -> Option<usize> {
+        if key.bytes().any(|b| b.is_ascii_uppercase()) {
+            self.index.get(&key.to_ascii_lowercase()).copied()
+        } else {
+            self.index.get(key).copied()
+        }
+    }
+
+    fn get(&self, key: &str) -> Option<&Vec<u8>> {
+        self.position(key).map(|i| &self.entries[i].1)
+    }
+
+    fn set(&mut self, key: &str, value: Vec<u8>) {
+        match self.position(key) {
+            Some(i) => self.entries[i].1 = value,
+            None => {
+                let key = key.to_ascii_lowercase();
+                self.index.insert(key.clone(), self.entries.len());
+                self.entries.push((key, value));
+            }
+        }
+    }
+
+    fn delete(&mut self, key: &str) {
+        if let Some(i) = self.position(key) {
+            let (key, _) = self.entries.remove(i);
+            self.index.remove(&key);
+            for slot in self.index.values_mut() {
+                if *slot > i {
+                    *slot -= 1;
+                }
+            }
+        }
+    }
+}
+
 impl State<'_> {
     fn collection(&self, name: &str) -> &[(String, Vec<u8>)] {
-        self.collections.get(name).map_or(&[], Vec::as_slice)
+        self.collections
+            .get(name)
+            .map_or(&[], |c| c.entries.as_slice())
     }
 
     fn get(&self, collection: &str, key: &str) -> Option<&Vec<u8>> {
-        self.collection(collection)
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(key))
-            .map(|(_, v)| v)
+        self.collections.get(collection)?.get(key)
     }
 
     fn set(&mut self, collection: &str, key: &str, value: Vec<u8>) {
-        let list = self.collections.entry(collection.to_owned()).or_default();
-        let key = key.to_ascii_lowercase();
-        match list.iter_mut().find(|(k, _)| *k == key) {
-            Some(slot) => slot.1 = value,
-            None => list.push((key, value)),
+        match self.collections.get_mut(collection) {
+            Some(c) => c.set(key, value),
+            None => self
+                .collections
+                .entry(collection.to_owned())
+                .or_default()
+                .set(key, value),
         }
     }
 
     fn delete(&mut self, collection: &str, key: &str) {
-        if let Some(list) = self.collections.get_mut(collection) {
-            list.retain(|(k, _)| !k.eq_ignore_ascii_case(key));
+        if let Some(c) = self.collections.get_mut(collection) {
+            c.delete(key);
         }
     }
 }
@@ -556,14 +603,26 @@ fn values<'a>(
         | Var::Geo
         | Var::Env => {
             let name = collection_name(var).unwrap_or_default();
-            for (k, v) in state.collection(name) {
-                if key.is_some_and(|key| !k.eq_ignore_ascii_case(key)) {
-                    continue;
+            match key {
+                Some(key) => {
+                    if let Some(c) = state.collections.get(name)
+                        && let Some(i) = c.position(key)
+                    {
+                        let (k, v) = &c.entries[i];
+                        out.push(Value {
+                            key: Some(Cow::Owned(k.clone())),
+                            value: owned(v),
+                        });
+                    }
                 }
-                out.push(Value {
-                    key: Some(Cow::Owned(k.clone())),
-                    value: owned(v),
-                });
+                None => {
+                    for (k, v) in state.collection(name) {
+                        out.push(Value {
+                            key: Some(Cow::Owned(k.clone())),
+                            value: owned(v),
+                        });
+                    }
+                }
             }
         }
         Var::MatchedVar => {
@@ -782,9 +841,10 @@ type CacheKey = (u32, usize, usize);
 
 const UNCHANGED: u32 = u32::MAX;
 
-/// Distinct (transformation list, value) pairs of a typical CRS request; sized up front so
-/// the table is not rehashed while rules run.
-const TRANSFORM_CACHE_CAPACITY: usize = 1024;
+/// Distinct (transformation list, value) pairs a CRS request applies transformations to
+/// (most are found unchanged by their features and never enter the cache); sized up
+/// front so the table is rarely rehashed, not so large that allocating it costs.
+const TRANSFORM_CACHE_CAPACITY: usize = 256;
 
 impl TransformCache {
     fn apply<'s>(&'s mut self, link: &Link, input: &'s [u8]) -> Cow<'s, [u8]> {
@@ -1048,7 +1108,14 @@ struct AddressHasher(u64);
 
 impl Hasher for AddressHasher {
     fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
+        // Collection keys: eight bytes at a time.
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            let mut word = [0; 8];
+            word.copy_from_slice(c);
+            self.write_u64(u64::from_le_bytes(word));
+        }
+        for &b in chunks.remainder() {
             self.write_u64(u64::from(b));
         }
     }

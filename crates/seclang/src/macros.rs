@@ -60,8 +60,14 @@ impl MacroText {
     }
 
     pub fn expand(&self, resolve: &dyn Resolve) -> Vec<u8> {
+        self.expand_cow(resolve).into_owned()
+    }
+
+    /// [`MacroText::expand`] without a copy of a text that has no macro (most operator
+    /// arguments: `@lt 2`, `@streq POST`).
+    pub fn expand_cow(&self, resolve: &dyn Resolve) -> std::borrow::Cow<'_, [u8]> {
         if let Some(c) = self.constant() {
-            return c.to_vec();
+            return std::borrow::Cow::Borrowed(c);
         }
         let mut out = Vec::new();
         for part in &self.parts {
@@ -74,7 +80,7 @@ impl MacroText {
                 Part::Rule(name) => out.extend(resolve.rule_property(name).unwrap_or_default()),
             }
         }
-        out
+        std::borrow::Cow::Owned(out)
     }
 }
 

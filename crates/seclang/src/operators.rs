@@ -612,10 +612,10 @@ impl Operator {
         resolve: &dyn Resolve,
         captures: Option<&mut Vec<Vec<u8>>>,
     ) -> bool {
-        let number = |m: &MacroText| atoi(&m.expand(resolve));
+        let number = |m: &MacroText| atoi(&m.expand_cow(resolve));
         match &self.kind {
             OpKind::Rx(re) => rx(re, input, captures),
-            OpKind::RxMacro(m, cache) => match cache.get(&m.expand(resolve)) {
+            OpKind::RxMacro(m, cache) => match cache.get(&m.expand_cow(resolve)) {
                 Some(re) => rx(&re, input, captures),
                 None => false,
             },
@@ -629,10 +629,10 @@ impl Operator {
                 }
                 None => false,
             },
-            OpKind::Streq(m) => input == m.expand(resolve).as_slice(),
-            OpKind::Contains(m) => find(input, &m.expand(resolve)).is_some(),
+            OpKind::Streq(m) => input == &*m.expand_cow(resolve),
+            OpKind::Contains(m) => find(input, &m.expand_cow(resolve)).is_some(),
             OpKind::ContainsWord(m) => {
-                let word = m.expand(resolve);
+                let word = m.expand_cow(resolve);
                 if word.is_empty() {
                     return true;
                 }
@@ -649,9 +649,9 @@ impl Operator {
                 }
                 false
             }
-            OpKind::BeginsWith(m) => input.starts_with(&m.expand(resolve)),
-            OpKind::EndsWith(m) => input.ends_with(&m.expand(resolve)),
-            OpKind::Within(m) => find(&m.expand(resolve), input).is_some(),
+            OpKind::BeginsWith(m) => input.starts_with(&m.expand_cow(resolve)),
+            OpKind::EndsWith(m) => input.ends_with(&m.expand_cow(resolve)),
+            OpKind::Within(m) => find(&m.expand_cow(resolve), input).is_some(),
             OpKind::Eq(m) => atoi(input) == number(m),
             OpKind::Ge(m) => atoi(input) >= number(m),
             OpKind::Gt(m) => atoi(input) > number(m),

@@ -117,3 +117,25 @@ fn the_prefilter_sees_the_body_in_phase_2() {
     let ids: Vec<u64> = found.iter().map(|(id, _)| *id).collect();
     assert_eq!(ids, vec![2, 3]);
 }
+
+#[test]
+fn transaction_collections_stay_consistent_after_deletes() {
+    // TX is indexed by key: deleting a variable must leave the others findable, in any
+    // case, and a deleted one gone.
+    let text = r#"
+        SecAction "id:1,phase:1,pass,nolog,setvar:tx.a=1,setvar:tx.b=2,setvar:tx.c=3,setvar:!tx.A,setvar:tx.D=4,setvar:tx.b=+5"
+        SecRule TX:c "@eq 3" "id:2,phase:1,pass"
+        SecRule TX:B "@eq 7" "id:3,phase:1,pass"
+        SecRule TX:a "@eq 1" "id:4,phase:1,pass"
+        SecRule TX:d "@eq 4" "id:5,phase:1,pass"
+        SecRule &TX:a "@eq 0" "id:6,phase:1,pass"
+    "#;
+    let outcome = rules(text).evaluate(&request("/", ""));
+    assert_eq!(outcome.matched_ids(), vec![1, 2, 3, 5, 6]);
+    let tx: Vec<(&str, &str)> = outcome
+        .tx
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    assert_eq!(tx, vec![("b", "7"), ("c", "3"), ("d", "4")]);
+}
