@@ -656,3 +656,38 @@ fn modsecurity_form_of_the_policy_is_current() {
         );
     }
 }
+
+#[test]
+fn prompt_size_limits_per_field_and_in_total() {
+    let rules = default_with(
+        r#"SecAction "id:100,phase:1,pass,nolog,setvar:tx.chatgate_prompt_max_field_length=1000,setvar:tx.chatgate_prompt_max_total_length=1500""#,
+    );
+    let body = |sizes: &[usize]| {
+        let messages: Vec<String> = sizes
+            .iter()
+            .map(|n| format!(r#"{{"role":"user","content":"{}"}}"#, "a".repeat(*n)))
+            .collect();
+        chat(
+            &format!(r#"{{"model":"m","messages":[{}]}}"#, messages.join(",")),
+            "/v1/chat/completions",
+        )
+    };
+    let ids = |sizes: &[usize]| rules.evaluate(&body(sizes)).matched_ids();
+    assert!(
+        !ids(&[1000, 400]).contains(&41900),
+        "{:?}",
+        ids(&[1000, 400])
+    );
+    let one_too_long = ids(&[1001]);
+    assert!(
+        one_too_long.contains(&41050) && one_too_long.contains(&41900),
+        "{one_too_long:?}"
+    );
+    let too_much_in_total = ids(&[800, 800]);
+    assert!(
+        !too_much_in_total.contains(&41050)
+            && too_much_in_total.contains(&41052)
+            && too_much_in_total.contains(&41900),
+        "{too_much_in_total:?}"
+    );
+}
