@@ -9,7 +9,7 @@ use crate::actions::{AllowScope, Ctl, Disruptive, Effect, EngineMode, IdRanges, 
 use crate::compile::{Item, Link, Rule, RuleSet};
 use crate::macros::Resolve;
 use crate::operators::atoi;
-use crate::prefilter::{Prefilter, VarMask, var_bit};
+use crate::prefilter::{CASE_LOWER, CASE_UPPER, Prefilter, VarMask, var_bit};
 use crate::request::{
     BodyProcessor, MultipartFlags, Pair, Request, Xml, parse_cookies, parse_json, parse_multipart,
     parse_urlencoded, parse_xml,
@@ -770,6 +770,7 @@ fn resolve_targets<'a>(
     state: &State<'_>,
     memo: &mut SelectorMemo,
     generation: u32,
+    only: Option<&[(usize, usize)]>,
 ) -> Vec<Inspected<'a>> {
     let mut out = Vec::new();
     let mut all = Vec::new();
@@ -788,6 +789,12 @@ fn resolve_targets<'a>(
         };
         values(*var, key, data, state, &mut all);
         let selected = all.drain(..).filter(|v| {
+            // The prefilter's candidates first: a cheap test that drops most values.
+            if let (Some(only), Cow::Borrowed(b)) = (only, &v.value)
+                && !only.contains(&(b.as_ptr() as usize, b.len()))
+            {
+                return false;
+            }
             let key = v.key.as_ref();
             if let Some(s) = selector
                 && !key.is_some_and(|k| memo.matches(generation, s, k))
@@ -907,7 +914,7 @@ impl Candidates {
 
     /// Lists the static values, scans each distinct transformed value once with the
     /// prefilter's automaton, and records which links each value is a candidate for.
-    fn compute(&mut self, rules: &RuleSet, data: &Data, state: &State, cache: &mut TransformCache) {
+    fn compute(&mut self, rules: &RuleSet, data: &Data, state: &State, cache: &TransformCache) {
         let pf = &rules.prefilter;
         let links = pf.link_vars.len();
         self.generation = Some(cache.generation);
@@ -953,38 +960,50 @@ impl Candidates {
             by_hash: HashMap::with_capacity_and_hasher(256, Default::default()),
             seen: vec![0; pf.pattern_links.len().div_ceil(64)],
             count: 0,
+            outputs: Vec::new(),
         };
         let mut raw_scan: Vec<Option<usize>> = vec![None; list.len()];
-        let mut out_scan: HashMap<u32, usize, BuildHasherDefault<AddressHasher>> =
-            HashMap::with_capacity_and_hasher(256, Default::default());
+        // The transformed values of the current value, by (case, suffix).
+        let mut done: Vec<(u8, u32, usize)> = Vec::new();
         let mut pairs: Vec<(u32, u32)> = Vec::new();
         for (vi, &(bytes, mask)) in list.iter().enumerate() {
-            let features = Features::of(bytes);
-            // The automaton ignores case: a list that changes no more than case scans
-            // like the value itself, without being applied.
-            let changing = features.changing(true);
+            // The automaton ignores case: transformations that change no more than case
+            // need not be applied, and those that leave the value as it is not at all. A
+            // list is applied from its first transformation that may change the value,
+            // and lists with the same rest (after the same change of case) share it.
+            let changing = Features::of(bytes).changing(true);
+            done.clear();
             for chain in pf.chains.iter().filter(|c| c.vars & mask != 0) {
-                let out = if chain.mask & changing == 0 {
-                    UNCHANGED
-                } else {
-                    cache.index(chain.chain, &chain.transforms, bytes, Some(features))
-                };
-                let scan = if out == UNCHANGED {
-                    match raw_scan[vi] {
+                let scan = match chain
+                    .transforms
+                    .iter()
+                    .position(|t| t.bit() & changing != 0)
+                {
+                    None => match raw_scan[vi] {
                         Some(s) => s,
                         None => {
-                            let s = scans.scan(ac, pf, Src::Value(vi), &list, &cache.outputs);
+                            let s = scans.scan(ac, pf, Src::Value(vi), &list);
                             raw_scan[vi] = Some(s);
                             s
                         }
-                    }
-                } else {
-                    match out_scan.get(&out) {
-                        Some(&s) => s,
-                        None => {
-                            let s = scans.scan(ac, pf, Src::Output(out), &list, &cache.outputs);
-                            out_scan.insert(out, s);
-                            s
+                    },
+                    Some(k) => {
+                        let (suffix, case) = chain.starts[k];
+                        match done.iter().find(|(c, x, _)| (*c, *x) == (case, suffix)) {
+                            Some(&(_, _, s)) => s,
+                            None => {
+                                let input = match case {
+                                    CASE_LOWER => Cow::Owned(bytes.to_ascii_lowercase()),
+                                    CASE_UPPER => Cow::Owned(bytes.to_ascii_uppercase()),
+                                    _ => Cow::Borrowed(bytes),
+                                };
+                                let out = apply_all(&chain.transforms[k..], &input).into_owned();
+                                scans.outputs.push(out);
+                                let i = scans.outputs.len() - 1;
+                                let s = scans.scan(ac, pf, Src::Output(i), &list);
+                                done.push((case, suffix, s));
+                                s
+                            }
                         }
                     }
                 };
@@ -1019,11 +1038,11 @@ impl Candidates {
     }
 }
 
-/// Where a scanned content is: a listed value, or a transformed value in the cache.
+/// Where a scanned content is: a listed value, or a transformed value in `Scans::outputs`.
 #[derive(Clone, Copy)]
 enum Src {
     Value(usize),
-    Output(u32),
+    Output(usize),
 }
 
 /// Automaton scans of distinct contents within one [`Candidates::compute`].
@@ -1036,6 +1055,8 @@ struct Scans {
     /// Factors already seen in the current scan.
     seen: Vec<u64>,
     count: usize,
+    /// Transformed values scanned.
+    outputs: Vec<Vec<u8>>,
 }
 
 impl Scans {
@@ -1047,11 +1068,11 @@ impl Scans {
         pf: &Prefilter,
         src: Src,
         list: &[(&[u8], VarMask)],
-        outputs: &[Vec<u8>],
     ) -> usize {
+        let outputs = &self.outputs;
         let bytes_of = |src: Src| match src {
             Src::Value(i) => list[i].0,
-            Src::Output(i) => outputs[i as usize].as_slice(),
+            Src::Output(i) => outputs[i].as_slice(),
         };
         let bytes = bytes_of(src);
         let hash = folded_hash(bytes);
@@ -1384,7 +1405,7 @@ impl<'r> Transaction<'r> {
         {
             if self.candidates.generation != Some(self.cache.generation) {
                 self.candidates
-                    .compute(self.rules, &self.data, &self.state, &mut self.cache);
+                    .compute(self.rules, &self.data, &self.state, &self.cache);
             }
             let of = self.candidates.of(id);
             if of.is_empty() {
@@ -1399,14 +1420,10 @@ impl<'r> Transaction<'r> {
             &self.state,
             &mut self.selectors,
             self.cache.generation,
+            candidates.as_deref(),
         );
         let mut matched = false;
         for inspected in values {
-            if let (Some(candidates), Cow::Borrowed(v)) = (&candidates, &inspected.value)
-                && !candidates.contains(&(v.as_ptr() as usize, v.len()))
-            {
-                continue;
-            }
             let mut groups = Vec::new();
             let (hit, value) = {
                 let ctx = Ctx {

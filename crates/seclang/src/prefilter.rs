@@ -23,6 +23,10 @@ use crate::variables::Var;
 
 type Set = BTreeSet<Vec<u8>>;
 
+/// The transformations before a point of a list lowercase the value (or uppercase it).
+pub const CASE_LOWER: u8 = 1;
+pub const CASE_UPPER: u8 = 2;
+
 /// A set of variables, one bit per [`Var`].
 pub type VarMask = u128;
 
@@ -54,11 +58,12 @@ pub struct Prefilter {
 
 #[derive(Debug)]
 pub struct PrefilterChain {
-    /// `Link::chain` (0: no transformation).
-    pub chain: u32,
     pub transforms: Vec<Transform>,
-    /// `Transform::mask` of `transforms`.
-    pub mask: u32,
+    /// For each position `k` of `transforms`: the id of the rest of the list from `k`
+    /// (lists with the same rest share it) and how the transformations before `k` change
+    /// case ([`CASE_LOWER`], [`CASE_UPPER`], or 0: not at all) when they change nothing
+    /// else.
+    pub starts: Vec<(u32, u8)>,
     /// The variables its links target: only their values need this transformation list.
     pub vars: VarMask,
     /// Its links, one bit per prefiltered link id.
@@ -124,12 +129,29 @@ impl Prefilter {
         }
         let words = p.link_vars.len().div_ceil(64);
         let mut by_chain: HashMap<u32, usize> = HashMap::new();
+        let mut suffixes: HashMap<Vec<Transform>, u32> = HashMap::new();
         for (id, chain, transforms) in link_chains {
             let id = id as usize;
             let i = *by_chain.entry(chain).or_insert_with(|| {
+                let mut case = 0;
+                let starts = (0..transforms.len())
+                    .map(|k| {
+                        if k > 0 {
+                            case = match transforms[k - 1] {
+                                Transform::Lowercase | Transform::CmdLine => CASE_LOWER,
+                                Transform::Uppercase => CASE_UPPER,
+                                _ => case,
+                            };
+                        }
+                        let next = suffixes.len() as u32;
+                        (
+                            *suffixes.entry(transforms[k..].to_vec()).or_insert(next),
+                            case,
+                        )
+                    })
+                    .collect();
                 p.chains.push(PrefilterChain {
-                    chain,
-                    mask: Transform::mask(&transforms),
+                    starts,
                     transforms,
                     vars: 0,
                     links: vec![0; words],
@@ -363,18 +385,37 @@ fn cross(a: &Set, b: &Set) -> Set {
     out
 }
 
-/// Keeps the more selective of two required sets: longer shortest string, then fewer
-/// strings. A set holding the empty string requires nothing.
+/// Keeps the more selective of two required sets: the one expected to occur less often in
+/// ordinary text (a set of letters is worth little, `<script` or `;` much). A set holding
+/// the empty string requires nothing.
 fn consider(best: &mut Option<Set>, candidate: Set) {
     if candidate.is_empty() || candidate.contains(&Vec::new()) {
         return;
     }
-    let score = |s: &Set| {
-        let shortest = s.iter().map(Vec::len).min().unwrap_or(0);
-        (shortest.min(4), std::cmp::Reverse(s.len()))
-    };
-    if best.as_ref().is_none_or(|b| score(&candidate) > score(b)) {
+    if best.as_ref().is_none_or(|b| cost(&candidate) < cost(b)) {
         *best = Some(candidate);
+    }
+}
+
+/// How often one of the strings is expected at a position of ordinary text (prose, JSON,
+/// headers): the sum over the strings of the product of their bytes' frequencies.
+fn cost(set: &Set) -> f64 {
+    set.iter()
+        .map(|s| s.iter().map(|&b| frequency(b)).product::<f64>())
+        .sum()
+}
+
+/// A rough frequency of a (lowercased) byte in benign request text.
+fn frequency(b: u8) -> f64 {
+    match b {
+        b' ' => 0.15,
+        b'e' | b't' | b'a' | b'o' | b'i' | b'n' | b's' | b'r' | b'h' => 0.06,
+        b'a'..=b'z' => 0.02,
+        b'0'..=b'9' => 0.02,
+        b'.' | b',' | b'-' | b'_' | b'/' | b':' | b'"' | b'\'' | b'\n' => 0.01,
+        b'(' | b')' | b'=' | b'&' | b'?' | b'!' | b'%' | b'+' => 0.003,
+        0x80.. => 0.005,
+        _ => 0.001,
     }
 }
 
@@ -426,7 +467,7 @@ mod tests {
 
     #[test]
     fn literals_alternations_and_case_folding() {
-        assert_eq!(factors("(?i)union\\s+select"), Some(vec!["union".into()]));
+        assert_eq!(factors("(?i)union\\s+select"), Some(vec!["select".into()]));
         assert_eq!(
             factors("(?i:<script|javascript:)"),
             Some(vec!["<script".into(), "javascript:".into()])

@@ -103,8 +103,17 @@ impl Transform {
             Utf8ToUnicode => input.is_ascii(),
             RemoveComments | RemoveCommentsChar => !has(&COMMENT),
             ReplaceComments => !input.windows(2).any(|w| w == b"/*"),
-            NormalizePath => !input.contains(&b'.') && !input.windows(2).any(|w| w == b"//"),
-            NormalizePathWin => !has(&PATH_WIN) && !input.windows(2).any(|w| w == b"//"),
+            NormalizePath => {
+                (!input.contains(&b'.') && !input.windows(2).any(|w| w == b"//"))
+                    || (!input.contains(&b'/') && input != b"." && input != b"..")
+            }
+            NormalizePathWin => {
+                (!has(&PATH_WIN) && !input.windows(2).any(|w| w == b"//"))
+                    || (!input.contains(&b'/')
+                        && !input.contains(&b'\\')
+                        && input != b"."
+                        && input != b"..")
+            }
             CmdLine => {
                 !input.iter().any(u8::is_ascii_uppercase)
                     && !has(&CMD_LINE)
@@ -845,6 +854,8 @@ pub struct Features {
     space_space: bool,
     first_space: bool,
     last_space: bool,
+    /// The value is `.` or `..` (a path of one segment that normalising removes).
+    dots: bool,
 }
 
 impl Features {
@@ -852,6 +863,7 @@ impl Features {
         let mut f = Features {
             first_space: input.first().is_some_and(|&b| is_space(b)),
             last_space: input.last().is_some_and(|&b| is_space(b)),
+            dots: input == b"." || input == b"..",
             ..Features::default()
         };
         let mut previous = 0u8;
@@ -909,8 +921,15 @@ impl Features {
             Utf8ToUnicode => self.bytes[2] == 0 && self.bytes[3] == 0,
             RemoveComments | RemoveCommentsChar => !self.any(&COMMENT_BITS),
             ReplaceComments => !self.slash_star,
-            NormalizePath => !self.has(b'.') && !self.slash_slash,
-            NormalizePathWin => !self.any(&PATH_WIN_BITS) && !self.slash_slash,
+            // A value without separators is one segment, kept unless it is `.` or `..`
+            // (names such as `json.messages.0.content`).
+            NormalizePath => {
+                (!self.has(b'.') && !self.slash_slash) || (!self.has(b'/') && !self.dots)
+            }
+            NormalizePathWin => {
+                (!self.any(&PATH_WIN_BITS) && !self.slash_slash)
+                    || (!self.has(b'/') && !self.has(b'\\') && !self.dots)
+            }
             CmdLine => !self.any(&CMD_LINE_BITS) && !self.space_cmd,
             Trim => !self.first_space && !self.last_space,
             TrimLeft => !self.first_space,

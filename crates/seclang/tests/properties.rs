@@ -195,6 +195,19 @@ proptest! {
     }
 
     #[test]
+    fn path_shortcuts_are_exact(path in "[a./\\\\ ]{0,8}") {
+        // Paths and dotted names, where the normalisations' shortcuts decide.
+        for name in ["normalizePath", "normalizePathWin"] {
+            let t = transform(name);
+            let input = path.as_bytes();
+            prop_assert_eq!(Features::of(input).leaves_unchanged(t), t.leaves_unchanged(input));
+            if t.leaves_unchanged(input) {
+                prop_assert_eq!(t.apply(input), input.to_vec(), "t:{} claims no change", name);
+            }
+        }
+    }
+
+    #[test]
     fn unchanged_shortcut_is_exact(input in tricky_bytes()) {
         for name in TRANSFORMS {
             let t = transform(name);
