@@ -354,6 +354,8 @@ def attacks():
     for i, (family, kind, p) in enumerate(H.ATTACKS):
         m, uri, h, b, where = place(kind, p)
         out.append(req(f"ho-{family}-{i + 1:03d}", family, "block", m, uri, h, b, note=f"held-out, {where}"))
+    for i, (method, uri, extra) in enumerate(H.BENIGN_OTHER):
+        out.append(req(f"ho-other-{i + 1:03d}", "benign-other", "pass", method, uri, base_headers(extra), "", note="held-out, ordinary request"))
     for i, (family, uri) in enumerate(H.PATHS):
         out.append(req(f"ho-{family}-path-{i + 1:02d}", family, "block", "GET", uri, base_headers(), "", note="held-out, path"))
     out += benign_other()
