@@ -965,14 +965,19 @@ impl Candidates {
         let mut raw_scan: Vec<Option<usize>> = vec![None; list.len()];
         // The transformed values of the current value, by (case, suffix).
         let mut done: Vec<(u8, u32, usize)> = Vec::new();
+        let mut walk = Walk::default();
+        let mut out_scan: HashMap<usize, usize, BuildHasherDefault<AddressHasher>> =
+            HashMap::with_capacity_and_hasher(64, Default::default());
         let mut pairs: Vec<(u32, u32)> = Vec::new();
         for (vi, &(bytes, mask)) in list.iter().enumerate() {
             // The automaton ignores case: transformations that change no more than case
             // need not be applied, and those that leave the value as it is not at all. A
             // list is applied from its first transformation that may change the value,
             // and lists with the same rest (after the same change of case) share it.
-            let changing = Features::of(bytes).changing(true);
+            let features = Features::of(bytes);
+            let changing = features.changing(true);
             done.clear();
+            walk.start(features);
             for chain in pf.chains.iter().filter(|c| c.vars & mask != 0) {
                 let scan = match chain
                     .transforms
@@ -992,15 +997,30 @@ impl Candidates {
                         match done.iter().find(|(c, x, _)| (*c, *x) == (case, suffix)) {
                             Some(&(_, _, s)) => s,
                             None => {
-                                let input = match case {
-                                    CASE_LOWER => Cow::Owned(bytes.to_ascii_lowercase()),
-                                    CASE_UPPER => Cow::Owned(bytes.to_ascii_uppercase()),
-                                    _ => Cow::Borrowed(bytes),
+                                let out = walk.apply(
+                                    bytes,
+                                    case,
+                                    &chain.transforms[k..],
+                                    &mut scans.outputs,
+                                );
+                                let s = match out {
+                                    None => match raw_scan[vi] {
+                                        Some(s) => s,
+                                        None => {
+                                            let s = scans.scan(ac, pf, Src::Value(vi), &list);
+                                            raw_scan[vi] = Some(s);
+                                            s
+                                        }
+                                    },
+                                    Some(i) => match out_scan.get(&i) {
+                                        Some(&s) => s,
+                                        None => {
+                                            let s = scans.scan(ac, pf, Src::Output(i), &list);
+                                            out_scan.insert(i, s);
+                                            s
+                                        }
+                                    },
                                 };
-                                let out = apply_all(&chain.transforms[k..], &input).into_owned();
-                                scans.outputs.push(out);
-                                let i = scans.outputs.len() - 1;
-                                let s = scans.scan(ac, pf, Src::Output(i), &list);
                                 done.push((case, suffix, s));
                                 s
                             }
@@ -1035,6 +1055,82 @@ impl Candidates {
             self.values[*slot as usize] = (bytes.as_ptr() as usize, bytes.len());
             *slot += 1;
         }
+    }
+}
+
+/// The transformations applied to one value within [`Candidates::compute`], step by
+/// step: lists that begin alike (`t:urlDecodeUni,t:htmlEntityDecode,...`) share their
+/// first steps, and a step that leaves its input as it is costs a bit test.
+#[derive(Default)]
+struct Walk {
+    /// The features of the value (`None`) and of outputs (by index).
+    features: Vec<(Option<usize>, Features)>,
+    /// Steps taken: input, transformation, output (`None`: the value itself).
+    steps: Vec<(Option<usize>, Transform, Option<usize>)>,
+    /// The value lowercased or uppercased, once needed.
+    cased: [Option<usize>; 2],
+}
+
+impl Walk {
+    fn start(&mut self, features: Features) {
+        self.features.clear();
+        self.features.push((None, features));
+        self.steps.clear();
+        self.cased = [None; 2];
+    }
+
+    fn features_of(&mut self, id: Option<usize>, bytes: &[u8], outputs: &[Vec<u8>]) -> Features {
+        if let Some(&(_, f)) = self.features.iter().find(|(i, _)| *i == id) {
+            return f;
+        }
+        let f = Features::of(id.map_or(bytes, |i| &outputs[i]));
+        self.features.push((id, f));
+        f
+    }
+
+    /// `value` after the change of `case` and `transforms`: `None` for the value itself,
+    /// or an index into `outputs`.
+    fn apply(
+        &mut self,
+        value: &[u8],
+        case: u8,
+        transforms: &[Transform],
+        outputs: &mut Vec<Vec<u8>>,
+    ) -> Option<usize> {
+        let mut id = match case {
+            CASE_LOWER | CASE_UPPER => {
+                let slot = usize::from(case - 1);
+                Some(*self.cased[slot].get_or_insert_with(|| {
+                    outputs.push(if case == CASE_LOWER {
+                        value.to_ascii_lowercase()
+                    } else {
+                        value.to_ascii_uppercase()
+                    });
+                    outputs.len() - 1
+                }))
+            }
+            _ => None,
+        };
+        for &t in transforms {
+            if self.features_of(id, value, outputs).leaves_unchanged(t) {
+                continue;
+            }
+            if let Some(&(_, _, next)) = self.steps.iter().find(|(i, s, _)| (*i, *s) == (id, t)) {
+                id = next;
+                continue;
+            }
+            let input = id.map_or(value, |i| outputs[i].as_slice());
+            let out = t.apply(input);
+            let next = if out == input {
+                id
+            } else {
+                outputs.push(out);
+                Some(outputs.len() - 1)
+            };
+            self.steps.push((id, t, next));
+            id = next;
+        }
+        id
     }
 }
 
@@ -1398,6 +1494,9 @@ impl<'r> Transaction<'r> {
             set_vars(&mut self.state, &self.data, rule, link);
             return true;
         };
+        if self.single_variable_misses(rule, link, operator) {
+            return false;
+        }
         // The prefilter's candidates for this link: without one, no value can match.
         let mut candidates = None;
         if let Some(id) = link.prefilter
@@ -1468,6 +1567,56 @@ impl<'r> Transaction<'r> {
             set_vars(&mut self.state, &self.data, rule, link);
         }
         matched
+    }
+
+    /// Whether a link that reads one transaction variable (`TX:executing_paranoia_level
+    /// "@lt 2"`, as CRS does hundreds of times per request), without transformations or
+    /// exclusions, certainly does not match: decided on the variable in place, without
+    /// listing and copying it. `false` means "evaluate normally".
+    fn single_variable_misses(
+        &self,
+        rule: &Rule,
+        link: &Link,
+        operator: &crate::operators::Operator,
+    ) -> bool {
+        let [
+            Target {
+                var,
+                selector: Some(Selector::Key(key)),
+                count: false,
+            },
+        ] = link.targets.include.as_slice()
+        else {
+            return false;
+        };
+        let Some(collection) = collection_name(*var) else {
+            return false;
+        };
+        let exceptions = &self.state.exceptions;
+        if !link.transforms.is_empty()
+            || link.multi_match
+            || !link.targets.exclude.is_empty()
+            || exceptions
+                .targets_by_id
+                .iter()
+                .any(|(ids, _)| in_ranges(ids, rule.id))
+            || exceptions
+                .targets_by_tag
+                .iter()
+                .any(|(tag, _)| rule.tag_ids.contains(tag))
+        {
+            return false;
+        }
+        let Some(value) = self.state.get(collection, key) else {
+            // No value: nothing to match.
+            return true;
+        };
+        let ctx = Ctx {
+            data: &self.data,
+            state: &self.state,
+            rule: Some(rule),
+        };
+        !operator.matches(value, &ctx, None)
     }
 
     /// Runs the actions of a matched chain: the `ctl`s of every link, the match record,
