@@ -1160,7 +1160,7 @@ impl Scans {
     /// aside), or a new one.
     fn scan(
         &mut self,
-        ac: &aho_corasick::AhoCorasick,
+        ac: &aho_corasick::dfa::DFA,
         pf: &Prefilter,
         src: Src,
         list: &[(&[u8], VarMask)],
@@ -1184,17 +1184,17 @@ impl Scans {
         self.hits.resize(self.count * self.words, 0);
         self.seen.iter_mut().for_each(|w| *w = 0);
         let hits = &mut self.hits[scan * self.words..];
-        for m in ac.find_overlapping_iter(bytes) {
-            let pattern = m.pattern().as_usize();
+        let seen = &mut self.seen;
+        Prefilter::scan(ac, bytes, |pattern| {
             let (word, bit) = (pattern / 64, 1u64 << (pattern % 64));
-            if self.seen[word] & bit != 0 {
-                continue;
+            if seen[word] & bit != 0 {
+                return;
             }
-            self.seen[word] |= bit;
+            seen[word] |= bit;
             for &link in &pf.pattern_links[pattern] {
                 hits[link as usize / 64] |= 1 << (link % 64);
             }
-        }
+        });
         self.by_hash.entry(hash).or_default().push((src, scan));
         scan
     }

@@ -13,7 +13,8 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
+use aho_corasick::MatchKind;
+use aho_corasick::dfa::DFA;
 use regex_syntax::ParserBuilder;
 use regex_syntax::hir::{Class, Hir, HirKind};
 
@@ -44,8 +45,9 @@ pub fn is_static(var: Var) -> bool {
 /// The rule set's prefilter: the factors of every prefiltered link in one automaton.
 #[derive(Debug, Default)]
 pub struct Prefilter {
-    /// All factors, searched ASCII case-insensitively, every occurrence reported.
-    pub ac: Option<AhoCorasick>,
+    /// All factors, searched ASCII case-insensitively, every occurrence reported: a DFA
+    /// walked byte by byte ([`Prefilter::scan`]).
+    pub ac: Option<DFA>,
     /// For each factor (the automaton's pattern id), the prefiltered links it belongs to.
     pub pattern_links: Vec<Vec<u32>>,
     /// For each prefiltered link (`Link::prefilter`), the variables it targets.
@@ -168,10 +170,9 @@ impl Prefilter {
             .collect();
         if !patterns.is_empty() {
             // Standard semantics: every occurrence of every factor, overlapping.
-            p.ac = AhoCorasickBuilder::new()
+            p.ac = aho_corasick::dfa::Builder::new()
                 .ascii_case_insensitive(true)
                 .match_kind(MatchKind::Standard)
-                .kind(Some(AhoCorasickKind::DFA))
                 .build(&patterns)
                 .ok();
             if p.ac.is_none() {
@@ -189,6 +190,28 @@ impl Prefilter {
 
     pub fn words(&self) -> usize {
         self.link_vars.len().div_ceil(64)
+    }
+
+    /// Calls `found` with the id of every factor that occurs in `haystack` (once per
+    /// occurrence). A plain walk of the DFA: every byte one transition, and a look at the
+    /// state only when it is a match.
+    pub fn scan(dfa: &DFA, haystack: &[u8], mut found: impl FnMut(usize)) {
+        use aho_corasick::Anchored;
+        use aho_corasick::automaton::Automaton;
+        let Ok(mut sid) = dfa.start_state(Anchored::No) else {
+            return;
+        };
+        for &b in haystack {
+            sid = dfa.next_state(Anchored::No, sid, b);
+            if dfa.is_special(sid) {
+                if dfa.is_dead(sid) {
+                    return;
+                }
+                for i in 0..dfa.match_len(sid) {
+                    found(dfa.match_pattern(sid, i).as_usize());
+                }
+            }
+        }
     }
 }
 
