@@ -207,8 +207,11 @@ impl Prefilter {
                 if dfa.is_dead(sid) {
                     return;
                 }
-                for i in 0..dfa.match_len(sid) {
-                    found(dfa.match_pattern(sid, i).as_usize());
+                // Start states may be special too.
+                if dfa.is_match(sid) {
+                    for i in 0..dfa.match_len(sid) {
+                        found(dfa.match_pattern(sid, i).as_usize());
+                    }
                 }
             }
         }
