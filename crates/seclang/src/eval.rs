@@ -1160,7 +1160,7 @@ impl Scans {
     /// aside), or a new one.
     fn scan(
         &mut self,
-        ac: &aho_corasick::dfa::DFA,
+        ac: &aho_corasick::nfa::contiguous::NFA,
         pf: &Prefilter,
         src: Src,
         list: &[(&[u8], VarMask)],

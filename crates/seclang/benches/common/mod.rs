@@ -138,6 +138,28 @@ pub fn measure(rules: &RuleSet, name: &str, r: &Request, runs: usize) {
     );
 }
 
+/// Inside Wasm: the linear memory's size, what a snapshot of the instance holds (it
+/// never shrinks, so the growth over loading also counts what loading freed again).
+#[cfg(target_arch = "wasm32")]
+fn memory() -> usize {
+    core::arch::wasm32::memory_size::<0>() * 65536
+}
+
+#[cfg(target_arch = "wasm32")]
+const MEMORY: &str = "Wasm linear memory";
+
+/// Natively: the resident set size (Linux), a rougher figure.
+#[cfg(not(target_arch = "wasm32"))]
+fn memory() -> usize {
+    std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|s| s.split_whitespace().nth(1)?.parse::<usize>().ok())
+        .map_or(0, |pages| pages * 4096)
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+const MEMORY: &str = "resident set size";
+
 /// The whole benchmark. `BENCH_RUNS` sets the number of timed evaluations per request
 /// (default 1000); `BENCH_ONLY` keeps the cases whose name contains it (for profiling).
 pub fn run() {
@@ -146,12 +168,15 @@ pub fn run() {
         .and_then(|n| n.parse().ok())
         .unwrap_or(1000);
     let only = std::env::var("BENCH_ONLY").unwrap_or_default();
+    let before = memory();
     let start = Instant::now();
     let plain = load(false);
+    let took = start.elapsed();
     println!(
-        "CRS 3.3 PL1: {} rules, loaded and compiled in {:?}",
+        "CRS 3.3 PL1: {} rules, loaded and compiled in {took:?}; memory grew by {:.1} MiB ({})",
         plain.len(),
-        start.elapsed()
+        memory().saturating_sub(before) as f64 / (1 << 20) as f64,
+        MEMORY
     );
     let policy = load(true);
     let cases = [
