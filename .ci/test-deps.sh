@@ -1,11 +1,16 @@
 #!/usr/bin/env bash
 # System packages the tests read, installed by `make test`:
-#   modsecurity-crs  OWASP CRS 3.3 (/usr/share/modsecurity-crs), loaded unmodified by
-#                    crates/seclang/tests/crs.rs.
+#   modsecurity-crs                OWASP CRS 3.3 (/usr/share/modsecurity-crs), loaded
+#                                  unmodified by crates/seclang/tests/crs.rs.
+#   nginx-light,                   the reference WAF (nginx + ModSecurity v3 + the same CRS)
+#   libnginx-mod-http-modsecurity  that tests/tests/waf_reference.rs compares chatgate-seclang
+#                                  with, and tests/benches/waf.rs measures.
+# Versions are Debian 12's (not pinned: a pin would break on the next security update;
+# the tests print the versions they ran against).
 # Idempotent: does nothing when they are installed. Installs only as root on a system with
 # apt-get; elsewhere it says what is missing, and the tests that need it fail saying so.
 set -euo pipefail
-packages=(modsecurity-crs)
+packages=(modsecurity-crs nginx-light libnginx-mod-http-modsecurity)
 missing=()
 for p in "${packages[@]}"; do
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
@@ -19,5 +24,5 @@ if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null; then
 fi
 export DEBIAN_FRONTEND=noninteractive
 # Try the cached package lists first; refresh them only if that fails.
-apt-get install -y --no-install-recommends "${missing[@]}" \
-  || { apt-get update && apt-get install -y --no-install-recommends "${missing[@]}"; }
+apt-get install -y -q --no-install-recommends "${missing[@]}" \
+  || { apt-get update -q && apt-get install -y -q --no-install-recommends "${missing[@]}"; }

@@ -8,6 +8,7 @@ pub mod jwt;
 pub mod search;
 pub mod stats;
 pub mod upstream;
+pub mod waf_reference;
 
 use chatgate::app::{App, AppOptions};
 use chatgate::manifest::Manifest;

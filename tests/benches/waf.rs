@@ -1,0 +1,236 @@
+//! Per-request cost of the WAF (issue 11), the same requests through every contender:
+//!
+//! - nginx + ModSecurity v3 + Debian's CRS 3.3 at paranoia level 1 (the reference WAF of
+//!   `tests/src/waf_reference.rs`), against the same nginx without `modsecurity on`, over
+//!   one keep-alive connection: the WAF's share is the difference;
+//! - chatgate-seclang natively, CRS 3.3 PL1 (`RuleSet::evaluate`, as
+//!   `crates/seclang/benches/evaluate.rs` measures it);
+//! - the `waf` component inside Wasm, through the host: `waf` in front of the `hello` test
+//!   component against `hello` alone, with the default rules and with CRS PL1 (when the
+//!   components are built; see `bench/waf/README.md`).
+//!
+//! The requests are those of `crates/seclang/benches/evaluate.rs`: a 2 KB chat completion
+//! and a 1 KB query-string GET. `cargo bench -p chatgate-tests --bench waf`;
+//! `WAF_BENCH_RUNS` sets the timed runs per figure (default 2000).
+
+use std::time::{Duration, Instant};
+
+use chatgate_seclang::{LoadOptions, Request, RuleSet};
+use chatgate_tests::stats::percentile_ms;
+use chatgate_tests::waf_reference::{
+    CRS_ENTRY, Connection, NginxOptions, ReferenceNginx, nginx_version,
+};
+
+fn request(method: &str, uri: String, body: String) -> Request {
+    let mut headers = vec![
+        ("Host".to_string(), "chat.example.com".to_string()),
+        ("User-Agent".to_string(), "OpenAI/Python 1.54.0".to_string()),
+        ("Accept".to_string(), "application/json".to_string()),
+        ("Accept-Encoding".to_string(), "gzip, deflate".to_string()),
+        (
+            "Authorization".to_string(),
+            "Bearer sk-test-0123456789abcdef".to_string(),
+        ),
+    ];
+    if !body.is_empty() {
+        headers.push(("Content-Type".to_string(), "application/json".to_string()));
+        headers.push(("Content-Length".to_string(), body.len().to_string()));
+    }
+    Request {
+        method: method.into(),
+        uri,
+        protocol: "HTTP/1.1".into(),
+        headers,
+        body: body.into_bytes(),
+        remote_addr: "203.0.113.9".into(),
+        remote_port: 40000,
+        unique_id: "bench".into(),
+    }
+}
+
+/// A 2 KB chat completion: a system prompt and a multi-turn history of prose.
+fn chat_2kb() -> Request {
+    let history = "How do I configure the retrieval index so that answers cite the right documents? \
+                   I have a folder of markdown files and want incremental updates. ";
+    let mut messages = vec![
+        r#"{"role":"system","content":"You are a helpful assistant for engineers."}"#.to_string(),
+    ];
+    while messages.iter().map(String::len).sum::<usize>() < 1900 {
+        messages.push(format!(r#"{{"role":"user","content":"{history}"}}"#));
+        messages.push(r#"{"role":"assistant","content":"Run the index command over the folder, then restart."}"#.into());
+    }
+    let body = format!(
+        r#"{{"model":"chatgate-rag","messages":[{}],"temperature":0.2}}"#,
+        messages.join(",")
+    );
+    request("POST", "/v1/chat/completions".into(), body)
+}
+
+/// A 1 KB query-string GET.
+fn get_1kb() -> Request {
+    let mut query = String::from("/search?");
+    let mut n = 0;
+    while query.len() < 1000 {
+        query.push_str(&format!("field{n}=value+number+{n}&"));
+        n += 1;
+    }
+    request("GET", query, String::new())
+}
+
+/// The request's bytes on the wire.
+fn raw(r: &Request) -> Vec<u8> {
+    let mut text = format!("{} {} {}\r\n", r.method, r.uri, r.protocol);
+    for (name, value) in &r.headers {
+        text.push_str(&format!("{name}: {value}\r\n"));
+    }
+    text.push_str("\r\n");
+    let mut bytes = text.into_bytes();
+    bytes.extend_from_slice(&r.body);
+    bytes
+}
+
+/// p50 and p99 in microseconds of `runs` timed calls of `f` after a warm-up; `f` returns
+/// the status the request got, which must be the same every time.
+fn measure(runs: usize, mut f: impl FnMut() -> u16) -> Figure {
+    let status = f();
+    for _ in 0..runs / 10 {
+        assert_eq!(f(), status, "the answer changed during the warm-up");
+    }
+    let mut times: Vec<Duration> = (0..runs)
+        .map(|_| {
+            let start = Instant::now();
+            let got = std::hint::black_box(f());
+            let took = start.elapsed();
+            assert_eq!(got, status, "the answer changed during the run");
+            took
+        })
+        .collect();
+    times.sort();
+    Figure {
+        p50: percentile_ms(&times, 0.5) * 1000.0,
+        p99: percentile_ms(&times, 0.99) * 1000.0,
+        status,
+    }
+}
+
+#[derive(Clone, Copy)]
+struct Figure {
+    p50: f64,
+    p99: f64,
+    status: u16,
+}
+
+struct Table {
+    rows: Vec<(String, String, Figure)>,
+}
+
+impl Table {
+    fn add(&mut self, contender: &str, request: &str, figure: Figure) {
+        println!(
+            "  {contender:<48} {request:<10} p50 {:>8.1} µs  p99 {:>8.1} µs  ({})",
+            figure.p50, figure.p99, figure.status
+        );
+        self.rows.push((contender.into(), request.into(), figure));
+    }
+
+    /// `with` minus `without`, request by request.
+    fn add_share(&mut self, contender: &str, with: &str, without: &str) {
+        for request in ["chat 2 KB", "GET 1 KB"] {
+            let find = |c: &str| {
+                self.rows
+                    .iter()
+                    .find(|(rc, rr, _)| rc == c && rr == request)
+                    .map(|r| r.2)
+            };
+            if let (Some(w), Some(wo)) = (find(with), find(without)) {
+                self.add(
+                    contender,
+                    request,
+                    Figure {
+                        p50: w.p50 - wo.p50,
+                        p99: w.p99 - wo.p99,
+                        status: w.status,
+                    },
+                );
+            }
+        }
+    }
+
+    fn print(&self) {
+        println!("\n| contender | request | p50 µs | p99 µs | status |");
+        println!("| --- | --- | ---: | ---: | ---: |");
+        for (contender, request, f) in &self.rows {
+            println!(
+                "| {contender} | {request} | {:.1} | {:.1} | {} |",
+                f.p50, f.p99, f.status
+            );
+        }
+    }
+}
+
+fn nginx(table: &mut Table, runs: usize, requests: &[(&str, Request)]) {
+    for (name, modsecurity) in [
+        ("nginx alone (baseline)", false),
+        ("nginx + ModSecurity + CRS PL1", true),
+    ] {
+        let reference = ReferenceNginx::start(NginxOptions {
+            modsecurity,
+            audit_log: false,
+        })
+        .unwrap_or_else(|e| panic!("{e}"));
+        let mut connection = Connection::open(reference.address()).expect("connecting to nginx");
+        for (request, r) in requests {
+            let bytes = raw(r);
+            let figure = measure(runs, || {
+                connection.round_trip(&bytes).expect("nginx answers")
+            });
+            table.add(name, request, figure);
+        }
+        drop(connection);
+        reference.stop();
+    }
+    table.add_share(
+        "nginx: ModSecurity's share (difference)",
+        "nginx + ModSecurity + CRS PL1",
+        "nginx alone (baseline)",
+    );
+}
+
+fn seclang(table: &mut Table, runs: usize, requests: &[(&str, Request)]) {
+    let rules = RuleSet::load(
+        CRS_ENTRY,
+        LoadOptions {
+            skip_unsupported: true,
+        },
+    )
+    .unwrap_or_else(|e| panic!("{e} (install Debian's modsecurity-crs: make test-deps)"));
+    for (request, r) in requests {
+        let figure = measure(runs, || {
+            rules
+                .evaluate(std::hint::black_box(r))
+                .blocking()
+                .map_or(200, |i| i.status)
+        });
+        table.add("chatgate-seclang native, CRS PL1", request, figure);
+    }
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; a filter argument is not supported.
+    let runs: usize = std::env::var("WAF_BENCH_RUNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2000);
+    let requests = [("chat 2 KB", chat_2kb()), ("GET 1 KB", get_1kb())];
+    for (name, r) in &requests {
+        println!("{name}: {} bytes on the wire", raw(r).len());
+    }
+    println!(
+        "{}, {runs} timed runs per figure, keep-alive connection for nginx",
+        nginx_version()
+    );
+    let mut table = Table { rows: Vec::new() };
+    nginx(&mut table, runs, &requests);
+    seclang(&mut table, runs, &requests);
+    table.print();
+}
