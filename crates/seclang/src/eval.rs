@@ -1494,8 +1494,17 @@ impl<'r> Transaction<'r> {
             set_vars(&mut self.state, &self.data, rule, link);
             return true;
         };
-        if self.single_variable_misses(rule, link, operator) {
-            return false;
+        match self.single_variable(rule, link, operator) {
+            None => {}
+            Some(None) => return false,
+            Some(Some((name, value))) => {
+                // As the loop below does for one matching value.
+                self.state.matched_vars.clear();
+                self.state.matched_var = Some((name.clone(), value.clone()));
+                self.state.matched_vars.push((name, value));
+                set_vars(&mut self.state, &self.data, rule, link);
+                return true;
+            }
         }
         // The prefilter's candidates for this link: without one, no value can match.
         let mut candidates = None;
@@ -1569,16 +1578,17 @@ impl<'r> Transaction<'r> {
         matched
     }
 
-    /// Whether a link that reads one transaction variable (`TX:executing_paranoia_level
-    /// "@lt 2"`, as CRS does hundreds of times per request), without transformations or
-    /// exclusions, certainly does not match: decided on the variable in place, without
-    /// listing and copying it. `false` means "evaluate normally".
-    fn single_variable_misses(
+    /// A link that reads one transaction variable (`TX:executing_paranoia_level "@lt 2"`,
+    /// as CRS does hundreds of times per request), without transformations, captures or
+    /// exclusions, decided on the variable in place instead of listing copies of it:
+    /// `Some(None)` if it does not match, `Some(Some((name, value)))` if it does, `None`
+    /// if the link is not of that kind.
+    fn single_variable(
         &self,
         rule: &Rule,
         link: &Link,
         operator: &crate::operators::Operator,
-    ) -> bool {
+    ) -> Option<Option<(String, Vec<u8>)>> {
         let [
             Target {
                 var,
@@ -1587,14 +1597,13 @@ impl<'r> Transaction<'r> {
             },
         ] = link.targets.include.as_slice()
         else {
-            return false;
+            return None;
         };
-        let Some(collection) = collection_name(*var) else {
-            return false;
-        };
+        let collection = collection_name(*var)?;
         let exceptions = &self.state.exceptions;
         if !link.transforms.is_empty()
             || link.multi_match
+            || link.capture
             || !link.targets.exclude.is_empty()
             || exceptions
                 .targets_by_id
@@ -1605,18 +1614,23 @@ impl<'r> Transaction<'r> {
                 .iter()
                 .any(|(tag, _)| rule.tag_ids.contains(tag))
         {
-            return false;
+            return None;
         }
-        let Some(value) = self.state.get(collection, key) else {
+        let c = self.state.collections.get(collection);
+        let Some(i) = c.and_then(|c| c.position(key)) else {
             // No value: nothing to match.
-            return true;
+            return Some(None);
         };
+        let (stored, value) = &c?.entries[i];
         let ctx = Ctx {
             data: &self.data,
             state: &self.state,
             rule: Some(rule),
         };
-        !operator.matches(value, &ctx, None)
+        if !operator.matches(value, &ctx, None) {
+            return Some(None);
+        }
+        Some(Some((format!("{}:{stored}", var.name()), value.clone())))
     }
 
     /// Runs the actions of a matched chain: the `ctl`s of every link, the match record,

@@ -604,19 +604,47 @@ fn normalize_path(input: &[u8]) -> Vec<u8> {
     out
 }
 
-/// Every multi-byte UTF-8 character becomes `%uHHHH` (its code point in lowercase hex);
-/// ASCII and invalid bytes are kept.
+/// Every multi-byte UTF-8 sequence becomes `%uHHHH` (its code point in lowercase hex, at
+/// least four digits); ASCII is kept. As libmodsecurity 3.0.9 does it
+/// (`utf8_to_unicode.cc`, what CRS is tested with): a sequence is read by its lead byte
+/// and continuation bytes only, so an overlong form (`\xc0\xaf`, a `/`) or a surrogate is
+/// decoded too, and its lead byte is then written after the `%u`; a lead byte whose
+/// continuation bytes are missing is dropped; any other byte is kept.
 fn utf8_to_unicode(input: &[u8]) -> Vec<u8> {
+    let continuation = |i: usize| input.get(i).is_some_and(|&b| b & 0xC0 == 0x80);
     let mut out = Vec::with_capacity(input.len());
-    for chunk in input.utf8_chunks() {
-        for c in chunk.valid().chars() {
-            if c.is_ascii() {
-                out.push(c as u8);
-            } else {
-                out.extend_from_slice(format!("%u{:04x}", u32::from(c)).as_bytes());
-            }
+    let mut i = 0;
+    while i < input.len() {
+        let c = input[i];
+        let len = match c {
+            0x00..=0x7F => 1,
+            _ if c & 0xE0 == 0xC0 => 2,
+            _ if c & 0xF0 == 0xE0 => 3,
+            _ if c & 0xF8 == 0xF0 => 4,
+            _ => 1,
+        };
+        if len == 1 {
+            out.push(c);
+            i += 1;
+            continue;
         }
-        out.extend_from_slice(chunk.invalid());
+        if c >= 0xF5 {
+            out.push(c);
+        }
+        if !(1..len).all(|k| continuation(i + k)) {
+            i += 1;
+            continue;
+        }
+        let lead = u32::from(c) & (0x7F >> len);
+        let d = input[i + 1..i + len]
+            .iter()
+            .fold(lead, |d, &b| (d << 6) | u32::from(b & 0x3F));
+        out.extend_from_slice(format!("%u{d:04x}").as_bytes());
+        let overlong = d < [0, 0, 0x80, 0x800, 0x10000][len];
+        if (0xD800..=0xDFFF).contains(&d) || overlong {
+            out.push(c);
+        }
+        i += len;
     }
     out
 }
