@@ -719,7 +719,6 @@ impl<'f> Builder<'f> {
                 }
             }
         }
-        let prefilter = Prefilter::build(&mut self.rules, &mut chains);
         let mut tag_ids = HashMap::new();
         for rule in &mut self.rules {
             rule.tag_ids = rule
@@ -731,6 +730,7 @@ impl<'f> Builder<'f> {
                 })
                 .collect();
         }
+        let prefilter = Prefilter::build(&mut self.rules, &mut chains, tag_ids.len());
         Ok(RuleSet {
             tag_ids,
             prefilter,

@@ -914,7 +914,14 @@ impl Candidates {
 
     /// Lists the static values, scans each distinct transformed value once with the
     /// prefilter's automaton, and records which links each value is a candidate for.
-    fn compute(&mut self, rules: &RuleSet, data: &Data, state: &State, cache: &TransformCache) {
+    fn compute(
+        &mut self,
+        rules: &RuleSet,
+        data: &Data,
+        state: &State<'_>,
+        cache: &TransformCache,
+        memo: &mut SelectorMemo,
+    ) {
         let pf = &rules.prefilter;
         let links = pf.link_vars.len();
         self.generation = Some(cache.generation);
@@ -926,10 +933,11 @@ impl Candidates {
         // The distinct values, each with the variables it belongs to (an argument is in
         // ARGS and ARGS_POST).
         let mut list: Vec<(&[u8], VarMask)> = Vec::with_capacity(128);
+        let mut keys: Vec<Option<Cow<'_, str>>> = Vec::with_capacity(128);
         let mut index: HashMap<(usize, usize), usize, BuildHasherDefault<AddressHasher>> =
             HashMap::with_capacity_and_hasher(128, Default::default());
         let mut all = Vec::new();
-        for &var in &pf.vars {
+        for &(var, _) in &pf.vars {
             if var == Var::RequestBody {
                 // Listed whatever `ctl:requestBodyAccess` says now: it may change later.
                 all.push(Value {
@@ -949,6 +957,7 @@ impl Candidates {
                     std::collections::hash_map::Entry::Vacant(e) => {
                         e.insert(list.len());
                         list.push((bytes, bit));
+                        keys.push(v.key);
                     }
                 }
             }
@@ -969,7 +978,40 @@ impl Candidates {
         let mut out_scan: HashMap<usize, usize, BuildHasherDefault<AddressHasher>> =
             HashMap::with_capacity_and_hasher(64, Default::default());
         let mut pairs: Vec<(u32, u32)> = Vec::new();
+        // `ctl:ruleRemoveTargetByTag` exclusions in force, alike ones merged (a policy
+        // names the same selector for many tags): the links each takes a value from.
+        // Exclusions are only ever added, so candidates that respect the ones in force now
+        // stay right for the rest of the transaction.
+        let mut groups: Vec<(&Exclusion, Vec<u64>)> = Vec::new();
+        for &(tag, e) in &state.exceptions.targets_by_tag {
+            let links = &pf.tag_links[tag as usize];
+            match groups.iter_mut().find(|(g, _)| g.same(e)) {
+                Some((_, bits)) => bits.iter_mut().zip(links).for_each(|(b, l)| *b |= l),
+                None => groups.push((e, links.clone())),
+            }
+        }
+        let mut live_links = vec![0u64; words];
+        let mut excluded = vec![0u64; words];
         for (vi, &(bytes, mask)) in list.iter().enumerate() {
+            // The links that inspect this value: those targeting one of its variables
+            // from which no exclusion takes it. (`None`: all links of its variables.)
+            let live = if groups.is_empty() {
+                None
+            } else {
+                live_links.iter_mut().for_each(|w| *w = 0);
+                for (var, var_links) in pf.vars.iter().filter(|(v, _)| mask & var_bit(*v) != 0) {
+                    excluded.iter_mut().for_each(|w| *w = 0);
+                    for (e, bits) in &groups {
+                        if memo.excludes(cache.generation, e, *var, keys[vi].as_ref()) {
+                            excluded.iter_mut().zip(bits).for_each(|(x, b)| *x |= b);
+                        }
+                    }
+                    for ((l, v), x) in live_links.iter_mut().zip(var_links).zip(&excluded) {
+                        *l |= v & !x;
+                    }
+                }
+                Some(&live_links)
+            };
             // The automaton ignores case: transformations that change no more than case
             // need not be applied, and those that leave the value as it is not at all. A
             // list is applied from its first transformation that may change the value,
@@ -979,6 +1021,11 @@ impl Candidates {
             done.clear();
             walk.start(features);
             for chain in pf.chains.iter().filter(|c| c.vars & mask != 0) {
+                if let Some(live) = live
+                    && !chain.links.iter().zip(live.iter()).any(|(c, l)| c & l != 0)
+                {
+                    continue;
+                }
                 let scan = match chain
                     .transforms
                     .iter()
@@ -1033,7 +1080,11 @@ impl Candidates {
                     while m != 0 {
                         let link = w * 64 + m.trailing_zeros() as usize;
                         m &= m - 1;
-                        if pf.link_vars[link] & mask != 0 {
+                        let inspects = match live {
+                            Some(live) => live[link / 64] & (1 << (link % 64)) != 0,
+                            None => pf.link_vars[link] & mask != 0,
+                        };
+                        if inspects {
                             pairs.push((link as u32, vi as u32));
                         }
                     }
@@ -1512,8 +1563,13 @@ impl<'r> Transaction<'r> {
             && self.rules.use_prefilter
         {
             if self.candidates.generation != Some(self.cache.generation) {
-                self.candidates
-                    .compute(self.rules, &self.data, &self.state, &self.cache);
+                self.candidates.compute(
+                    self.rules,
+                    &self.data,
+                    &self.state,
+                    &self.cache,
+                    &mut self.selectors,
+                );
             }
             let of = self.candidates.of(id);
             if of.is_empty() {

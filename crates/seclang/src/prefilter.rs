@@ -56,8 +56,12 @@ pub struct Prefilter {
     pub link_vars: Vec<VarMask>,
     /// The distinct transformation lists of prefiltered links.
     pub chains: Vec<PrefilterChain>,
-    /// The static variables some prefiltered link targets.
-    pub vars: Vec<Var>,
+    /// The static variables some prefiltered link targets, each with its prefiltered
+    /// links (one bit per link id).
+    pub vars: Vec<(Var, Vec<u64>)>,
+    /// For each tag ([`crate::RuleSet`]'s numbering), the prefiltered links of the rules
+    /// that have it: what a `ctl:ruleRemoveTargetByTag` takes a value away from.
+    pub tag_links: Vec<Vec<u64>>,
 }
 
 #[derive(Debug)]
@@ -79,11 +83,16 @@ impl Prefilter {
     /// prefilter id (`Link::prefilter`), and builds the automaton. `chain_ids` numbers
     /// the transformation lists (`Link::chain`); the prefixes `multiMatch` links need
     /// are added to it.
-    pub fn build(rules: &mut [Rule], chain_ids: &mut HashMap<Vec<Transform>, u32>) -> Prefilter {
+    pub fn build(
+        rules: &mut [Rule],
+        chain_ids: &mut HashMap<Vec<Transform>, u32>,
+        tags: usize,
+    ) -> Prefilter {
         let mut p = Prefilter::default();
         let mut patterns: Vec<Vec<u8>> = Vec::new();
         let mut pattern_ids: HashMap<Vec<u8>, u32> = HashMap::new();
         let mut link_chains = Vec::new();
+        let mut link_tags: Vec<Vec<u32>> = Vec::new();
         let mut vars: VarMask = 0;
         for rule in rules.iter_mut().filter(|r| !r.removed) {
             for link in &mut rule.links {
@@ -102,6 +111,7 @@ impl Prefilter {
                 let mask = targets.iter().fold(0, |m, t| m | var_bit(t.var));
                 vars |= mask;
                 p.link_vars.push(mask);
+                link_tags.push(rule.tag_ids.clone());
                 // `multiMatch` also matches the value before each transformation: the
                 // link is a candidate if a factor occurs after any prefix of its list.
                 let lists = if link.multi_match {
@@ -166,9 +176,20 @@ impl Prefilter {
             c.vars |= p.link_vars[id];
             c.links[id / 64] |= 1 << (id % 64);
         }
+        let bits_of = |f: &dyn Fn(usize) -> bool| {
+            let mut bits = vec![0u64; words];
+            for id in (0..p.link_vars.len()).filter(|&id| f(id)) {
+                bits[id / 64] |= 1 << (id % 64);
+            }
+            bits
+        };
         p.vars = (0..128u32)
             .filter(|b| vars & (1 << b) != 0)
             .filter_map(|b| ALL_STATIC.iter().copied().find(|v| *v as u32 == b))
+            .map(|v| (v, bits_of(&|id| p.link_vars[id] & var_bit(v) != 0)))
+            .collect();
+        p.tag_links = (0..tags as u32)
+            .map(|tag| bits_of(&|id| link_tags[id].contains(&tag)))
             .collect();
         if !patterns.is_empty() {
             // Standard semantics: every occurrence of every factor, overlapping.

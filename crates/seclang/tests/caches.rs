@@ -139,3 +139,25 @@ fn transaction_collections_stay_consistent_after_deletes() {
         .collect();
     assert_eq!(tx, vec![("b", "7"), ("c", "3"), ("d", "4")]);
 }
+
+#[test]
+fn exclusions_take_a_value_only_from_the_variable_they_name() {
+    // The prefilter leaves out values a `ctl` exclusion takes from a rule; an exclusion
+    // on ARGS must not hide the same value from a rule that reads ARGS_POST.
+    let text = r#"
+        SecAction "id:1,phase:1,pass,nolog,ctl:ruleRemoveTargetByTag=t;ARGS:/^content$/"
+        SecRule ARGS "@pm attack" "id:2,phase:2,pass,tag:'t'"
+        SecRule ARGS_POST "@pm attack" "id:3,phase:2,pass,tag:'t'"
+        SecRule ARGS|ARGS_NAMES "@pm content" "id:4,phase:2,pass,tag:'t'"
+    "#;
+    let found = matches(text, &request("/", "content=attack"));
+    let vars = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    assert_eq!(
+        found,
+        vec![
+            (1, vec![]),
+            (3, vars(&["ARGS_POST:content"])),
+            (4, vars(&["ARGS_NAMES:content"])),
+        ]
+    );
+}
