@@ -1316,6 +1316,7 @@ pub struct Response {
 /// response. [`RuleSet::evaluate`] runs a whole request at once.
 pub struct Transaction<'r> {
     cache: TransformCache,
+    detect: crate::operators::DetectMemo,
     selectors: SelectorMemo,
     candidates: Candidates,
     rules: &'r RuleSet,
@@ -1360,6 +1361,7 @@ impl RuleSet {
             },
             candidates: Candidates::default(),
             selectors: SelectorMemo::default(),
+            detect: Default::default(),
             done: 0,
             pending_body: request.body.clone(),
         }
@@ -1597,7 +1599,14 @@ impl<'r> Transaction<'r> {
                 };
                 let want = link.capture.then_some(&mut groups);
                 if link.multi_match {
-                    multi_match(link, operator, inspected.value.clone(), &ctx, want)
+                    multi_match(
+                        link,
+                        operator,
+                        inspected.value.clone(),
+                        &ctx,
+                        want,
+                        &mut self.detect,
+                    )
                 } else {
                     let value = match &inspected.value {
                         _ if link.chain == 0 => inspected.value.clone(),
@@ -1606,7 +1615,10 @@ impl<'r> Transaction<'r> {
                             Cow::Owned(apply_all(&link.transforms, own).into_owned())
                         }
                     };
-                    (operator.matches(&value, &ctx, want), value)
+                    (
+                        operator.matches_with(&value, &ctx, want, &mut self.detect),
+                        value,
+                    )
                 }
             };
             if !hit {
@@ -1841,16 +1853,17 @@ fn multi_match<'v>(
     raw: Cow<'v, [u8]>,
     ctx: &Ctx<'_>,
     mut captures: Option<&mut Vec<Vec<u8>>>,
+    memo: &mut crate::operators::DetectMemo,
 ) -> (bool, Cow<'v, [u8]>) {
     let mut value = raw;
-    if operator.matches(&value, ctx, captures.as_deref_mut()) {
+    if operator.matches_with(&value, ctx, captures.as_deref_mut(), memo) {
         return (true, value);
     }
     for t in &link.transforms {
         let next = t.apply(&value);
         if next != *value {
             value = Cow::Owned(next);
-            if operator.matches(&value, ctx, captures.as_deref_mut()) {
+            if operator.matches_with(&value, ctx, captures.as_deref_mut(), memo) {
                 return (true, value);
             }
         }

@@ -682,6 +682,69 @@ impl Operator {
     }
 }
 
+/// libinjection's answers by value within a transaction: CRS asks `@detectSQLi` and
+/// `@detectXSS` about every argument, and a chat request repeats values (`user`,
+/// `assistant`), while each answer costs microseconds.
+type Answer = (bool, Vec<u8>, Option<Option<Vec<u8>>>);
+
+#[derive(Default)]
+pub(crate) struct DetectMemo {
+    /// By a hash of the value: (SQLi rather than XSS, the value, `Some` if it is an
+    /// injection, with the fingerprint if libinjection gave one).
+    answers: std::collections::HashMap<u64, Vec<Answer>>,
+}
+
+impl Operator {
+    /// [`Operator::matches`], with libinjection's answers remembered in `memo`.
+    pub(crate) fn matches_with(
+        &self,
+        input: &[u8],
+        resolve: &dyn Resolve,
+        captures: Option<&mut Vec<Vec<u8>>>,
+        memo: &mut DetectMemo,
+    ) -> bool {
+        let sqli = match self.kind {
+            OpKind::DetectSqli => true,
+            OpKind::DetectXss => false,
+            _ => return self.matches(input, resolve, captures),
+        };
+        use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
+        let hash = BuildHasherDefault::<DefaultHasher>::default().hash_one(input);
+        let bucket = memo.answers.entry(hash).or_default();
+        let answer = match bucket.iter().find(|(s, v, _)| *s == sqli && v == input) {
+            Some((_, _, answer)) => answer.clone(),
+            None => {
+                let answer = if sqli {
+                    let result = libinjectionrs::detect_sqli(input);
+                    result
+                        .is_injection()
+                        .then(|| result.fingerprint.map(|f| f.as_str().as_bytes().to_vec()))
+                } else {
+                    libinjectionrs::detect_xss(input)
+                        .is_injection()
+                        .then_some(None)
+                };
+                bucket.push((sqli, input.to_vec(), answer.clone()));
+                answer
+            }
+        };
+        let raw = match answer {
+            Some(fingerprint) => {
+                // As `raw` does: the fingerprint is `TX:0` of a matching `@detectSQLi`.
+                if !self.negated
+                    && let (Some(c), Some(fingerprint)) = (captures, fingerprint)
+                {
+                    c.clear();
+                    c.push(fingerprint);
+                }
+                true
+            }
+            None => false,
+        };
+        raw != self.negated
+    }
+}
+
 fn rx(re: &Regex, input: &[u8], captures: Option<&mut Vec<Vec<u8>>>) -> bool {
     // Most values do not match: find that out without the cost of capture groups.
     if !re.is_match(input) {

@@ -161,3 +161,30 @@ fn exclusions_take_a_value_only_from_the_variable_they_name() {
         ]
     );
 }
+
+#[test]
+fn libinjection_answers_stay_with_their_value_and_operator() {
+    // Answers are remembered by value: a repeated value gets the same answer and
+    // fingerprint, another value its own, and `@detectXSS` is not answered by
+    // `@detectSQLi`'s memory (nor the other way round).
+    let text = r#"
+        SecRule ARGS "@detectSQLi" "id:1,phase:2,pass,capture,setvar:'tx.fp_%{MATCHED_VAR_NAME}=%{TX.0}'"
+        SecRule ARGS "@detectXSS" "id:2,phase:2,pass"
+        SecRule ARGS "!@detectSQLi" "id:3,phase:2,pass"
+    "#;
+    let body = "a=1%27+OR+%271%27%3D%271&b=hello&c=1%27+OR+%271%27%3D%271&d=%3Cscript%3Ealert(1)%3C%2Fscript%3E";
+    let found = matches(text, &request("/", body));
+    let vars = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    assert_eq!(
+        found,
+        vec![
+            (1, vars(&["ARGS:a", "ARGS:c"])),
+            (2, vars(&["ARGS:d"])),
+            (3, vars(&["ARGS:b", "ARGS:d"])),
+        ]
+    );
+    let outcome = rules(text).evaluate(&request("/", body));
+    let fp_a = outcome.tx("fp_args:a").expect("a fingerprint for a");
+    assert!(!fp_a.is_empty());
+    assert_eq!(outcome.tx("fp_args:c"), Some(fp_a));
+}
