@@ -14,7 +14,11 @@
 //! * **time**: a body that sends nothing for [`Limits::body_read_timeout`] fails (the
 //!   component reading it sees a body error), and so does one longer than
 //!   [`Limits::max_body_bytes`] or shorter than its `Content-Length`.
+//!
+//! And one signal: while the scheduler has been running late for a while (see
+//! [`crate::overload`]), new requests are answered 503 at once, whatever the budgets say.
 
+use crate::overload::LagDetector;
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use std::collections::HashMap;
@@ -49,6 +53,10 @@ pub struct Limits {
     /// Largest request body the gateway accepts; a larger declared `Content-Length` is
     /// answered 413 before any of the body is read (and before `100 Continue`).
     pub max_body_bytes: u64,
+    /// Scheduler lag above which the gateway counts as overloaded; zero turns shedding off.
+    pub overload_lag: Duration,
+    /// How long the lag must stay above [`Limits::overload_lag`] before requests are shed.
+    pub overload_interval: Duration,
 }
 
 impl Default for Limits {
@@ -65,6 +73,8 @@ impl Default for Limits {
             body_read_timeout: Duration::from_secs(10),
             header_read_timeout: Duration::from_secs(10),
             max_body_bytes: 4 << 20,
+            overload_lag: Duration::from_millis(100),
+            overload_interval: Duration::from_millis(500),
         }
     }
 }
@@ -74,6 +84,8 @@ impl Default for Limits {
 pub enum Refusal {
     #[error("the gateway is at capacity; retry shortly")]
     Saturated,
+    #[error("the gateway is overloaded and is shedding requests; retry shortly")]
+    Overloaded,
     #[error(
         "too many requests from this client address are in progress; retry when some have finished"
     )]
@@ -89,7 +101,9 @@ pub enum Refusal {
 impl Refusal {
     pub fn status(self) -> http::StatusCode {
         match self {
-            Refusal::Saturated | Refusal::Uploads => http::StatusCode::SERVICE_UNAVAILABLE,
+            Refusal::Saturated | Refusal::Overloaded | Refusal::Uploads => {
+                http::StatusCode::SERVICE_UNAVAILABLE
+            }
             Refusal::ClientInFlight | Refusal::ClientUploads => http::StatusCode::TOO_MANY_REQUESTS,
             Refusal::BodyTooLarge => http::StatusCode::PAYLOAD_TOO_LARGE,
         }
@@ -97,7 +111,7 @@ impl Refusal {
 
     pub fn code(self) -> &'static str {
         match self {
-            Refusal::Saturated | Refusal::Uploads => "overloaded",
+            Refusal::Saturated | Refusal::Overloaded | Refusal::Uploads => "overloaded",
             Refusal::ClientInFlight | Refusal::ClientUploads => "rate_limit_exceeded",
             Refusal::BodyTooLarge => "request_too_large",
         }
@@ -157,6 +171,7 @@ pub struct Admission {
     uploads: Arc<Semaphore>,
     client_in_flight: Arc<PerClient>,
     client_uploads: Arc<PerClient>,
+    load: Arc<LagDetector>,
 }
 
 /// A snapshot of the budgets' use, for `/readyz`.
@@ -167,6 +182,10 @@ pub struct Usage {
     pub queued: usize,
     pub uploads: usize,
     pub max_uploads: usize,
+    /// Whether new requests are being shed because the scheduler runs late.
+    pub overloaded: bool,
+    /// How late the latest scheduler tick ran, in milliseconds.
+    pub scheduler_lag_ms: u64,
 }
 
 /// An admitted request's hold on the in-flight budget, released on drop.
@@ -189,6 +208,10 @@ impl Admission {
             queued: AtomicUsize::new(0),
             client_in_flight: Arc::default(),
             client_uploads: Arc::default(),
+            load: Arc::new(LagDetector::new(
+                limits.overload_lag,
+                limits.overload_interval,
+            )),
             limits,
         }
     }
@@ -204,12 +227,22 @@ impl Admission {
             queued: self.queued.load(Ordering::Relaxed),
             uploads: self.limits.max_uploads - self.uploads.available_permits(),
             max_uploads: self.limits.max_uploads,
+            overloaded: self.load.overloaded(),
+            scheduler_lag_ms: u64::try_from(self.load.last_lag().as_millis()).unwrap_or(u64::MAX),
         }
+    }
+
+    /// Samples the scheduler lag that decides shedding, until the task is aborted.
+    pub fn watch_load(&self) -> tokio::task::JoinHandle<()> {
+        crate::overload::watch(self.load.clone())
     }
 
     /// Admits a request from `client`: a client over its share is refused at once; when
     /// the gateway is full the request waits in the bounded queue.
     pub async fn admit(&self, client: IpAddr) -> Result<InFlight, Refusal> {
+        if self.load.overloaded() {
+            return Err(Refusal::Overloaded);
+        }
         let client_slot = self
             .client_in_flight
             .try_take(client, self.limits.max_in_flight_per_client)
@@ -494,7 +527,31 @@ mod tests {
             body_read_timeout: Duration::from_millis(50),
             header_read_timeout: Duration::from_secs(1),
             max_body_bytes: 10,
+            overload_lag: Duration::from_millis(50),
+            overload_interval: Duration::from_millis(200),
         }
+    }
+
+    #[tokio::test]
+    async fn an_overloaded_scheduler_sheds_new_requests_until_it_catches_up() {
+        let admission = Admission::new(limits());
+        let due = std::time::Instant::now();
+        admission.load.record(due, due + Duration::from_millis(300));
+        assert_eq!(
+            admission.admit(ALICE).await.err(),
+            Some(Refusal::Overloaded)
+        );
+        assert!(admission.usage().overloaded);
+        assert_eq!(
+            admission.usage().in_flight,
+            0,
+            "a shed request holds nothing"
+        );
+        admission.load.record(
+            due + Duration::from_millis(310),
+            due + Duration::from_millis(311),
+        );
+        assert!(admission.admit(ALICE).await.is_ok());
     }
 
     /// A body that yields `chunks`, then stays open (never ends) if `hang`.

@@ -288,6 +288,11 @@ impl App {
         &self.engine
     }
 
+    /// Samples the scheduler lag that decides load shedding until the task is aborted.
+    pub fn watch_load(&self) -> tokio::task::JoinHandle<()> {
+        self.admission.watch_load()
+    }
+
     /// Advances the engine epoch every 10 ms until the returned task is dropped or aborted.
     pub fn tick_epochs(&self) -> tokio::task::JoinHandle<()> {
         let engine = self.engine.clone();
@@ -406,7 +411,14 @@ impl App {
             )),
             "/readyz" => {
                 let usage = self.admission.usage();
-                let ready = usage.in_flight < usage.max_in_flight;
+                let status = if usage.overloaded {
+                    "overloaded"
+                } else if usage.in_flight >= usage.max_in_flight {
+                    "saturated"
+                } else {
+                    "ready"
+                };
+                let ready = status == "ready";
                 let mut response = json_response(
                     if ready {
                         http::StatusCode::OK
@@ -414,12 +426,13 @@ impl App {
                         http::StatusCode::SERVICE_UNAVAILABLE
                     },
                     &serde_json::json!({
-                        "status": if ready { "ready" } else { "saturated" },
+                        "status": status,
                         "in_flight": usage.in_flight,
                         "max_in_flight": usage.max_in_flight,
                         "queued": usage.queued,
                         "uploads": usage.uploads,
                         "max_uploads": usage.max_uploads,
+                        "scheduler_lag_ms": usage.scheduler_lag_ms,
                         "instances": self.live_instances(),
                     }),
                 );

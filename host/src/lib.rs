@@ -17,6 +17,7 @@ pub mod index;
 pub mod key_value;
 pub mod manifest;
 pub mod outbound;
+pub mod overload;
 pub mod preload;
 pub mod routes;
 pub mod runtime;

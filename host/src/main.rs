@@ -113,6 +113,8 @@ fn run(cli: Cli) -> wasmtime::Result<()> {
                 let started = std::time::Instant::now();
                 let app = Arc::new(App::load(&manifest, &options)?);
                 let listener = chatgate::server::bind(listen).await?;
+                    overload_lag: serving.overload_lag.0,
+                    overload_interval: serving.overload_interval.0,
                 eprintln!(
                     "chatgate: serving `{}` on http://{} (loaded in {:.1?})",
                     manifest.application.name,
@@ -173,6 +175,29 @@ struct Seconds(std::time::Duration);
 
 impl std::str::FromStr for Seconds {
     type Err = String;
+    /// Scheduler lag that counts as overload (`off` disables shedding): while the lag
+    /// stays above it for `--overload-interval`, new requests get 503 at once.
+    #[arg(long, env = "CHATGATE_OVERLOAD_LAG", default_value = "100ms")]
+    overload_lag: OptionalDuration,
+    /// How long the scheduler lag must stay above `--overload-lag` before shedding.
+    #[arg(long, env = "CHATGATE_OVERLOAD_INTERVAL", default_value = "500ms")]
+    overload_interval: Seconds,
+}
+
+/// A [`Seconds`] duration, or `off` for zero.
+#[derive(Clone, Copy, Debug)]
+struct OptionalDuration(std::time::Duration);
+
+impl std::str::FromStr for OptionalDuration {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        if text.trim().eq_ignore_ascii_case("off") {
+            return Ok(OptionalDuration(std::time::Duration::ZERO));
+        }
+        let Seconds(duration) = text.parse()?;
+        Ok(OptionalDuration(duration))
+    }
 
     fn from_str(text: &str) -> Result<Self, String> {
         let text = text.trim();

@@ -35,6 +35,7 @@ pub async fn serve(
 ) -> wasmtime::Result<()> {
     let local = listener.local_addr()?;
     let ticker = app.tick_epochs();
+    let load_watch = app.watch_load();
     let graceful = GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
@@ -83,6 +84,7 @@ pub async fn serve(
         tracing::warn!(target: "chatgate::server", "drain timed out; closing remaining connections");
     }
     ticker.abort();
+    load_watch.abort();
     Ok(())
 }
 

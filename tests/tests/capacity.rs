@@ -566,3 +566,104 @@ async fn a_body_shorter_than_declared_ends_the_chain_at_once() {
     assert_capacity_back(&gateway, "short body").await;
     gateway.stop().await;
 }
+
+/// Many more CPU-bound requests at once than the gateway's runtime can run promptly:
+/// once its scheduler has been behind for the overload interval, new requests get a
+/// clean 503 at once instead of joining the backlog, `/readyz` says so, and the first
+/// moment the backlog is gone the gateway admits and serves again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gateway_behind_on_cpu_sheds_new_requests_and_recovers() {
+    let _alone = ALONE.lock().await;
+    let upstream = Upstream::openai("The firewall blocks SQL injection [doc1].").await;
+    // The gateway on a runtime of its own with one thread, so that the clients' work
+    // (on this test's runtime) is not what makes it late.
+    let server = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    let origin = upstream.origin.clone();
+    let gateway = server
+        .spawn(async move {
+            let manifest = manifest_with_completion_line(OPENAI_COMPLETION_LINE);
+            let mut variables = FAST.to_vec();
+            variables.push(("openai_origin", &origin));
+            Gateway::start_with(&manifest, &variables, |options| {
+                options.limits.max_in_flight = 400;
+                options.limits.max_in_flight_per_client = 400;
+                options.limits.max_uploads = 400;
+                options.limits.max_uploads_per_client = 400;
+                options.limits.overload_lag = Duration::from_millis(20);
+                options.limits.overload_interval = Duration::from_millis(100);
+            })
+            .await
+            .expect("gateway starts")
+        })
+        .await
+        .expect("the gateway's start-up");
+    let url = gateway.url("/v1/chat/completions");
+    let quiet = post_json(&url, &[DEV_KEY], &question(false)).await;
+    assert_eq!(quiet.status, 200, "{}", quiet.text());
+
+    // Every request goes through the whole chain on one thread: hundreds at once are
+    // far more work than fits in the 20 ms the scheduler may be behind.
+    let question = question(false);
+    let readiness_seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let storm =
+        futures_util::future::join_all((0..300).map(|_| post_json(&url, &[DEV_KEY], &question)));
+    let watch_readiness = {
+        let seen = readiness_seen.clone();
+        let readyz = gateway.url("/readyz");
+        async move {
+            for _ in 0..20 {
+                let ready = chatgate_tests::http_client::get(&readyz, &[]).await;
+                seen.lock().unwrap().push(ready.json()["status"].clone());
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    };
+    let (replies, ()) = tokio::join!(storm, watch_readiness);
+    let mut shed = 0;
+    for reply in &replies {
+        match reply.status {
+            200 => {}
+            503 => {
+                let error = &reply.json()["error"];
+                assert_eq!(error["code"], "overloaded", "{}", reply.text());
+                assert_eq!(reply.header("retry-after"), Some("1"));
+                if error["message"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .contains("shedding")
+                {
+                    shed += 1;
+                }
+            }
+            other => panic!("{other}: {}", reply.text()),
+        }
+    }
+    assert!(shed > 0, "no request was shed out of {}", replies.len());
+    assert!(
+        readiness_seen
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|s| s == "overloaded"),
+        "readiness never reported overload: {:?}",
+        readiness_seen.lock().unwrap()
+    );
+
+    // Bounded by the harness: on a loaded machine the backlog may take a while to clear.
+    while gateway.app().usage().overloaded || gateway.app().usage().in_flight > 0 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    for _ in 0..8 {
+        let reply = post_json(&url, &[DEV_KEY], &question).await;
+        assert_eq!(reply.status, 200, "after the storm: {}", reply.text());
+    }
+    server
+        .spawn(async move { gateway.stop().await })
+        .await
+        .expect("the gateway stops");
+    server.shutdown_background();
+}
