@@ -549,7 +549,10 @@ impl<'f> Builder<'f> {
                     }
                     // A pattern RE2 semantics cannot express (look-around, backreferences)
                     // is an error; when unsupported rules are skipped it is listed instead.
-                    Err(ErrorKind::Regex { pattern, reason }) if self.options.skip_unsupported => {
+                    // A malformed pattern (an unclosed group) stays an error either way.
+                    Err(ErrorKind::Regex { pattern, reason })
+                        if self.options.skip_unsupported && reason.contains("not supported") =>
+                    {
                         unsupported = Some(Unsupported {
                             at: at.clone(),
                             rule_id: None,

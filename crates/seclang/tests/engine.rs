@@ -595,6 +595,24 @@ fn unsupported_rules_can_be_listed_instead_of_failing() {
     ));
 }
 
+/// Skipping unsupported rules never skips a broken one: a malformed pattern is still an
+/// error naming its line.
+#[test]
+fn a_malformed_pattern_is_an_error_even_when_unsupported_rules_are_skipped() {
+    let text = "SecAction \"id:1\"\nSecRule ARGS \"@rx (unclosed\" \"id:2\"";
+    let error = RuleSet::from_text(
+        &MemoryFiles::default(),
+        "/r.conf",
+        text,
+        LoadOptions {
+            skip_unsupported: true,
+        },
+    )
+    .unwrap_err();
+    assert_eq!(error.at.line, 2);
+    assert!(matches!(error.kind, ErrorKind::Regex { .. }), "{error}");
+}
+
 #[test]
 fn outcome_reports_matched_variable_names() {
     let rules = load(
