@@ -3,9 +3,9 @@
 COMPONENTS := telemetry waf auth chat retrieval completion-extractive completion-openai retrieval-azure-search hello retrieval-probe capability-probe
 CARGO ?= cargo
 
-.PHONY: build components host index up test lint bench sdk test-deps
+.PHONY: build components host index waf up test lint bench sdk test-deps
 
-build: components host index
+build: components host index waf
 
 components:
 	@rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip2 || rustup target add wasm32-wasip2
@@ -22,6 +22,11 @@ host:
 # expects them (the same command as the component's build in spin.toml).
 index: components host
 	./target/release/chatgate index data --out target/chatgate-index --component target/wasm32-wasip2/release/retrieval.wasm
+
+# The waf component with the default rule set compiled in, where spin.toml expects it
+# (the same command as the component's build in spin.toml).
+waf: components host
+	./target/release/chatgate waf --rules components/waf/rules/default.conf --out target/chatgate-waf --component target/wasm32-wasip2/release/waf.wasm
 
 # Serves spin.toml on http://127.0.0.1:3000 with its embedded defaults.
 up: build

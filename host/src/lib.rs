@@ -23,3 +23,4 @@ pub mod routes;
 pub mod runtime;
 pub mod server;
 pub mod variables;
+pub mod waf_build;

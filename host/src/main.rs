@@ -43,6 +43,13 @@ enum Commands {
     /// Writes `<out>/chatgate.idx` and, with `--component`, `<out>/retrieval.wasm`: that
     /// component preloaded with the index. Re-running reuses unchanged documents.
     Index(Box<IndexArgs>),
+    /// Check a SecLang rule set (default rules, OWASP CRS) and write the `waf` component
+    /// with it compiled in.
+    ///
+    /// Loads the rule files (with what they include and their data files) natively, fails
+    /// on any error with file, line and reason, then writes `<out>/waf-rules.json` (every
+    /// file read) and `<out>/waf.wasm`: the component pre-initialised with the compiled set.
+    Waf(WafArgs),
     /// Run the components' build commands (like `spin build`).
     Build {
         #[arg(long, short = 'f', default_value = "spin.toml")]
@@ -73,6 +80,7 @@ fn main() -> std::process::ExitCode {
 fn run(cli: Cli) -> wasmtime::Result<()> {
     match cli.command {
         Commands::Index(args) => index(*args),
+        Commands::Waf(args) => waf(args),
         Commands::Build {
             manifest,
             components,
@@ -412,6 +420,55 @@ fn index(args: IndexArgs) -> wasmtime::Result<()> {
             report.skipped.len()
         );
     }
+    Ok(())
+}
+
+#[derive(clap::Args)]
+struct WafArgs {
+    /// A rule file; repeat to load several, in order (e.g. the default rules' policy
+    /// around `/usr/share/modsecurity-crs/owasp-crs.load`).
+    #[arg(long = "rules", required = true)]
+    rules: Vec<PathBuf>,
+    /// Where to write `waf-rules.json` and `waf.wasm`.
+    #[arg(long, short = 'o', default_value = "target/chatgate-waf")]
+    out: PathBuf,
+    /// The `waf` component to preload.
+    #[arg(long, default_value = "target/wasm32-wasip2/release/waf.wasm")]
+    component: PathBuf,
+    /// Leave out rules the engine cannot honour (they are listed) instead of failing.
+    #[arg(long)]
+    allow_unsupported: bool,
+}
+
+fn waf(args: WafArgs) -> wasmtime::Result<()> {
+    let options = chatgate::waf_build::WafBuildOptions {
+        rules: args.rules,
+        out_dir: args.out,
+        component: args.component,
+        allow_unsupported: args.allow_unsupported,
+    };
+    let started = std::time::Instant::now();
+    let report = tokio::runtime::Runtime::new()?.block_on(chatgate::waf_build::run(&options))?;
+    for rule in &report.unsupported {
+        eprintln!("left out (unsupported): {rule}");
+    }
+    eprintln!(
+        "compiled {} rules from {} files ({} unsupported left out)",
+        report.rules,
+        report.files,
+        report.unsupported.len()
+    );
+    eprintln!(
+        "wrote {} ({} bytes)",
+        report.bundle.0.display(),
+        report.bundle.1
+    );
+    eprintln!(
+        "wrote {} ({} bytes), preloaded with the compiled rules",
+        report.component.0.display(),
+        report.component.1
+    );
+    eprintln!("in {:.1?}", started.elapsed());
     Ok(())
 }
 

@@ -36,6 +36,18 @@ pub fn wasm(crate_name: &str) -> PathBuf {
     path
 }
 
+/// The `waf` component preloaded with the default rules, as `make build` writes it (with
+/// `chatgate waf`) and `spin.toml` serves it.
+pub fn preloaded_waf() -> PathBuf {
+    let path = repo_root().join("target/chatgate-waf/waf.wasm");
+    assert!(
+        path.exists(),
+        "{} is missing: build it with `make build` (or `make waf`)",
+        path.display()
+    );
+    path
+}
+
 /// The project's own `spin.toml`, as text.
 pub fn project_manifest() -> String {
     std::fs::read_to_string(repo_root().join("spin.toml")).expect("reading spin.toml")

@@ -108,10 +108,11 @@ async fn a_streamed_answer_is_server_sent_events_ending_with_done() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn sql_injection_and_script_are_refused_by_the_waf_before_chat_runs() {
+async fn sql_injection_and_script_outside_the_prompt_are_refused_by_the_waf_before_chat_runs() {
     let gateway = gateway().await;
-    for attack in ["' OR 1=1 --", "<script>alert(1)</script>"] {
-        let reply = ask(&gateway, attack, false).await;
+    for attack in ["x' OR 1=1 --", "<script>alert(1)</script>"] {
+        let body = json!({"model": attack, "messages": [{"role": "user", "content": "hello"}]});
+        let reply = post_json(&gateway.url("/v1/chat/completions"), &[DEV_KEY], &body).await;
         assert_eq!(reply.status, 403, "{attack}: {}", reply.text());
         let error = &reply.json()["error"];
         assert!(
@@ -122,6 +123,22 @@ async fn sql_injection_and_script_are_refused_by_the_waf_before_chat_runs() {
             error["message"].as_str().unwrap().contains("rule"),
             "{error}"
         );
+    }
+    gateway.stop().await;
+}
+
+/// The prompt is prose for the model (the WAF's prompt-field policy): a question about
+/// SQL injection or HTML is answered, not refused.
+#[tokio::test(flavor = "multi_thread")]
+async fn code_questions_in_the_prompt_reach_chat() {
+    let gateway = gateway().await;
+    for question in [
+        "Why does ' OR 1=1 -- bypass a login form, and what does the web application firewall block?",
+        "What's the difference between <script defer> and <script async>?",
+    ] {
+        let reply = ask(&gateway, question, false).await;
+        assert_eq!(reply.status, 200, "{question}: {}", reply.text());
+        assert_eq!(reply.json()["object"], "chat.completion");
     }
     gateway.stop().await;
 }

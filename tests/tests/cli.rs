@@ -74,3 +74,105 @@ fn a_bad_manifest_is_reported_with_its_path_and_the_offending_field() {
     assert!(stderr.contains("allowed_outbund_hosts"), "{stderr}");
     assert!(stderr.contains(&manifest.display().to_string()), "{stderr}");
 }
+
+/// `chatgate waf` with rule files in `name`'s folder; returns the folder and the output.
+fn waf_build(
+    name: &str,
+    files: &[(&str, &str)],
+    args: &[&str],
+) -> (std::path::PathBuf, std::process::Output) {
+    let dir = repo_root().join("target/cli-test/waf").join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    for (file, text) in files {
+        std::fs::write(dir.join(file), text).unwrap();
+    }
+    let output = Command::new(binary())
+        .arg("waf")
+        .args(args)
+        .arg("--out")
+        .arg(dir.join("out"))
+        .arg("--component")
+        .arg(chatgate_tests::wasm("waf"))
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    (dir, output)
+}
+
+#[test]
+fn waf_build_stops_on_a_bad_rule_file_naming_file_and_line() {
+    let (dir, output) = waf_build(
+        "broken",
+        &[
+            ("main.conf", "# the entry\nInclude extra.conf\n"),
+            (
+                "extra.conf",
+                "SecRule ARGS \"@rx ok\" \"id:1,phase:2,pass\"\n\n# line 4 is broken:\nSecRule ARGS \"@rx (unclosed\" \"id:2,phase:2,deny\"\n",
+            ),
+        ],
+        &["--rules", "main.conf"],
+    );
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("extra.conf:4:"), "{stderr}");
+    assert!(stderr.contains("does not compile"), "{stderr}");
+    assert!(!dir.join("out/waf.wasm").exists(), "nothing written");
+
+    let (_, output) = waf_build(
+        "unsupported",
+        &[(
+            "r.conf",
+            "SecRule ARGS \"@rx (?<=a)b\" \"id:7,phase:2,deny\"\n",
+        )],
+        &["--rules", "r.conf"],
+    );
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("r.conf:1 rule 7"), "{stderr}");
+    assert!(stderr.contains("--allow-unsupported"), "{stderr}");
+}
+
+/// The component `chatgate waf` writes holds the rule set it was given (not the embedded
+/// defaults): a request only that set blocks is refused by the rule's id, and rule files
+/// deleted after the build are not needed.
+#[tokio::test(flavor = "multi_thread")]
+async fn waf_build_writes_a_component_preloaded_with_the_given_rules() {
+    let (dir, output) = waf_build(
+        "custom",
+        &[
+            ("setup.conf", "SecRuleEngine On\nSecRequestBodyAccess On\n"),
+            (
+                "custom.conf",
+                "SecRule ARGS:probe \"@pmFromFile words.data\" \"id:4242,phase:2,deny,status:403,log,msg:'custom word'\"\n",
+            ),
+            ("words.data", "preload-proof\n"),
+        ],
+        &["--rules", "setup.conf", "--rules", "custom.conf"],
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(stderr.contains("compiled 1 rules from 3 files"), "{stderr}");
+    let component = dir.join("out/waf.wasm");
+    for file in ["setup.conf", "custom.conf", "words.data"] {
+        std::fs::remove_file(dir.join(file)).unwrap();
+    }
+    let manifest = single_route_manifest("hello", &["waf"], "").replace(
+        &chatgate_tests::wasm("waf").display().to_string(),
+        &component.display().to_string(),
+    );
+    let gateway = chatgate_tests::Gateway::start(&manifest, &[])
+        .await
+        .unwrap();
+    let blocked = get(&gateway.url("/x?probe=preload-proof"), &[]).await;
+    assert_eq!(blocked.status, 403, "{}", blocked.text());
+    assert_eq!(blocked.json()["error"]["code"], "waf_rule_4242");
+    let passed = get(&gateway.url("/x?probe=other"), &[]).await;
+    assert_eq!(passed.status, 200, "{}", passed.text());
+    // These rules do not score methods: the component's own refusal answers.
+    let method = chatgate_tests::http_client::send("DELETE", &gateway.url("/x"), &[], "").await;
+    assert_eq!(method.status, 405, "{}", method.text());
+    assert_eq!(method.json()["error"]["code"], "method_not_allowed");
+    assert_eq!(method.header("allow"), Some("GET, HEAD, POST, OPTIONS"));
+    gateway.stop().await;
+}

@@ -4,7 +4,7 @@
 
 use chatgate_tests::http_client::{Reply, get, post_json, send};
 use chatgate_tests::jwt::{Issuer, now};
-use chatgate_tests::{Gateway, single_route_manifest};
+use chatgate_tests::{Gateway, preloaded_waf, single_route_manifest, wasm};
 use serde_json::{Value, json};
 
 /// `hello` behind one middleware, which sees `variables` (declared as application variables
@@ -225,28 +225,76 @@ async fn telemetry_replaces_an_insane_client_request_id_with_a_uuid() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// waf
+// waf: the component as `make build` writes it, preloaded with the default rules by
+// `chatgate waf` (the one spin.toml serves); one test runs the raw component, which
+// compiles the embedded defaults itself.
 
 const WAF_VARS: [&str; 3] = ["waf_mode", "waf_max_body_bytes", "waf_max_header_bytes"];
 
 async fn waf(values: &[(&str, &str)]) -> Gateway {
-    start("waf", &WAF_VARS, values).await
+    let manifest = behind("waf", &WAF_VARS).replace(
+        &wasm("waf").display().to_string(),
+        &preloaded_waf().display().to_string(),
+    );
+    Gateway::start_with(&manifest, values, |options| options.probes = false)
+        .await
+        .unwrap_or_else(|e| panic!("gateway with the preloaded waf: {e}"))
+}
+
+/// The audit lines the WAF wrote so far.
+fn audit_lines(gateway: &Gateway) -> Vec<Value> {
+    gateway
+        .guest_log()
+        .into_iter()
+        .filter(|line| line["msg"] == "waf_audit")
+        .collect()
+}
+
+/// The one audit line of the request with `x-request-id: id`.
+fn audit_of(gateway: &Gateway, id: &str) -> Value {
+    let lines: Vec<Value> = audit_lines(gateway)
+        .into_iter()
+        .filter(|line| line["request_id"] == id)
+        .collect();
+    assert_eq!(lines.len(), 1, "audit lines of {id}: {lines:?}");
+    lines.into_iter().next().unwrap()
+}
+
+/// A 403 from the rules: `waf_rule_<id>`, the rule ids named, the attack not echoed.
+fn blocked(reply: &Reply, attack: &str) -> Value {
+    let error = openai_error(reply, 403);
+    assert!(
+        error["code"].as_str().unwrap().starts_with("waf_rule_"),
+        "{error}"
+    );
+    assert!(
+        error["message"].as_str().unwrap().contains("rule"),
+        "{error}"
+    );
+    assert!(
+        !reply.text().contains(attack),
+        "the attack is echoed: {}",
+        reply.text()
+    );
+    error
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn waf_blocks_sql_injection_and_xss_in_a_chat_body_before_the_handler_runs() {
+async fn waf_blocks_injection_outside_the_prompt_fields_before_the_handler_runs() {
     let gateway = waf(&[]).await;
-    for attack in ["' OR 1=1 --", "<script>alert(1)</script>"] {
-        let reply = post_json(&gateway.url("/v1/chat/completions"), &[], &chat(attack)).await;
-        let error = openai_error(&reply, 403);
-        let code = error["code"].as_str().unwrap();
-        assert!(code.starts_with("waf_rule_"), "{attack}: {code}");
-        assert!(
-            !reply.text().contains(attack),
-            "the attack is echoed: {}",
-            reply.text()
-        );
+    let url = gateway.url("/v1/chat/completions");
+    for attack in ["x' OR 1=1 --", "<script>alert(1)</script>"] {
+        let mut body = chat("hello");
+        body["model"] = json!(attack);
+        blocked(&post_json(&url, &[], &body).await, attack);
     }
+    let sqli_query = "/v1/models?id=1%27%20UNION%20SELECT%20password%20FROM%20users--";
+    blocked(&get(&gateway.url(sqli_query), &[]).await, "UNION SELECT");
+    let header = "1' or '1'='1' --";
+    blocked(
+        &get(&gateway.url("/v1/models"), &[("user-agent", header)]).await,
+        header,
+    );
     gateway.stop().await;
 }
 
@@ -254,50 +302,177 @@ async fn waf_blocks_sql_injection_and_xss_in_a_chat_body_before_the_handler_runs
 async fn waf_blocks_path_traversal_in_the_url() {
     let gateway = waf(&[]).await;
     for path in [
-        "/../../etc/passwd",
         "/files/..%2f..%2fetc%2fpasswd",
         "/x?file=../../etc/passwd",
+        "/x?file=..%252f..%252fetc%252fpasswd",
     ] {
-        let reply = get(&gateway.url(path), &[]).await;
-        let error = openai_error(&reply, 403);
-        assert!(
-            error["code"].as_str().unwrap().starts_with("waf_rule_3"),
-            "{path}: {error}"
-        );
+        blocked(&get(&gateway.url(path), &[]).await, "etc/passwd");
+    }
+    gateway.stop().await;
+}
+
+/// Code questions in a prompt reach the model: the prompt fields are exempt from the
+/// injection families (components/waf/rules/chat-policy.conf), and the body is passed on
+/// byte for byte.
+#[tokio::test(flavor = "multi_thread")]
+async fn waf_passes_code_questions_in_the_prompt_inward_byte_for_byte() {
+    let gateway = waf(&[]).await;
+    for question in [
+        "What's the difference between <script defer> and <script async>?",
+        "T-SQL: I tried WAITFOR DELAY '00:00:05' and SELECT name FROM a UNION ALL SELECT name FROM b -- how do I sort it?",
+        "Why does ' OR 1=1 -- work as a SQL injection?",
+        "My Dockerfile runs `cat /etc/passwd | grep root; rm -rf /tmp/x` -- is that safe?",
+        "In React, <button onClick={() => alert(1)}> fires twice. Why?",
+    ] {
+        let mut body = chat(question);
+        // The assistant's earlier answer, with code, must not block the next turn either.
+        body["messages"] = json!([
+            {"role": "user", "content": "Show me a PHP include."},
+            {"role": "assistant", "content": "<?php include($_GET['page'] . '.php'); ?> is vulnerable to ../../etc/passwd"},
+            {"role": "user", "content": question},
+        ]);
+        let body = body.to_string();
+        let reply = send(
+            "POST",
+            &gateway.url("/v1/chat/completions"),
+            &[("content-type", "application/json")],
+            body.clone(),
+        )
+        .await;
+        let echo = echo(&reply);
+        assert_eq!(echo["method"], "POST");
+        assert_eq!(echo["body_bytes"], body.len(), "{question}");
     }
     gateway.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn waf_passes_benign_chat_with_sql_and_html_words_inward_byte_for_byte() {
-    let gateway = waf(&[]).await;
-    let body =
-        chat("Which union members selected the plan? And what does <T> mean in Rust?").to_string();
-    let reply = send(
-        "POST",
-        &gateway.url("/v1/chat/completions"),
-        &[("content-type", "application/json")],
-        body.clone(),
-    )
-    .await;
-    let echo = echo(&reply);
-    assert_eq!(echo["method"], "POST");
-    assert_eq!(echo["body_bytes"], body.len());
-    gateway.stop().await;
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn waf_in_detect_mode_lets_sql_injection_through() {
+async fn waf_in_detect_mode_logs_the_attack_and_lets_it_through() {
     let gateway = waf(&[("waf_mode", "detect")]).await;
-    let body = chat("' OR 1=1 --").to_string();
+    let mut body = chat("hello");
+    body["model"] = json!("x' OR 1=1 --");
+    let body = body.to_string();
     let reply = send(
         "POST",
         &gateway.url("/v1/chat/completions"),
-        &[("content-type", "application/json")],
+        &[
+            ("content-type", "application/json"),
+            ("x-request-id", "detect-1"),
+        ],
         body.clone(),
     )
     .await;
     assert_eq!(echo(&reply)["body_bytes"], body.len());
+    let audit = audit_of(&gateway, "detect-1");
+    assert_eq!(audit["verdict"], "detected");
+    assert_eq!(audit["mode"], "detect");
+    assert!(audit["status"].is_null(), "{audit}");
+    assert!(!audit["rule_ids"].as_array().unwrap().is_empty(), "{audit}");
+    gateway.stop().await;
+}
+
+/// The audit line names the rules, tags, variables and scores, and never a credential.
+#[tokio::test(flavor = "multi_thread")]
+async fn waf_audit_line_names_the_attack_and_redacts_credentials() {
+    let gateway = waf(&[]).await;
+    let secret = "sk-audit-secret-7f3a9c";
+    let reply = send(
+        "GET",
+        &gateway.url("/v1/models?id=1%27%20or%20%271%27%3D%271%27--&q=secretless"),
+        &[
+            ("authorization", &format!("Bearer {secret}")),
+            ("api-key", "azure-key-1b2c3d4e"),
+            ("cookie", "session=cookie-value-9e8d7c"),
+            ("x-request-id", "audit-1"),
+        ],
+        "",
+    )
+    .await;
+    blocked(&reply, "or '1'='1");
+    let audit = audit_of(&gateway, "audit-1");
+    let line = audit.to_string();
+    for credential in [secret, "azure-key-1b2c3d4e", "cookie-value-9e8d7c"] {
+        assert!(!line.contains(credential), "{credential} in {line}");
+    }
+    assert_eq!(audit["verdict"], "blocked");
+    assert_eq!(audit["status"], 403);
+    assert_eq!(audit["method"], "GET");
+    assert_eq!(audit["path"], "/v1/models", "the path without its query");
+    assert_eq!(audit["mode"], "block");
+    let code = openai_error(&reply, 403)["code"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let deciding: u64 = code.trim_start_matches("waf_rule_").parse().unwrap();
+    assert_eq!(audit["intervention_rule"], deciding);
+    let matches = audit["matches"].as_array().unwrap();
+    let sqli = matches
+        .iter()
+        .find(|m| {
+            m["tags"]
+                .as_array()
+                .unwrap()
+                .contains(&json!("attack-sqli"))
+        })
+        .unwrap_or_else(|| panic!("no attack-sqli match: {audit}"));
+    assert!(
+        sqli["msg"].as_str().is_some_and(|m| !m.is_empty()),
+        "{sqli}"
+    );
+    assert!(
+        sqli["matched"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["variable"].as_str().unwrap().starts_with("ARGS")),
+        "{sqli}"
+    );
+    assert!(
+        audit["scores"].as_object().is_some_and(|s| !s.is_empty()),
+        "{audit}"
+    );
+    assert_eq!(audit["paranoia_level"]["blocking"], 1, "{audit}");
+    gateway.stop().await;
+}
+
+/// Every request is scored before any other refusal (issue 11 §7): an attack is a 403
+/// whatever else is wrong with the request.
+#[tokio::test(flavor = "multi_thread")]
+async fn waf_reports_an_attack_before_content_type_method_or_size() {
+    let gateway = waf(&[("waf_max_body_bytes", "100")]).await;
+    let url = gateway.url("/v1/chat/completions");
+    let form = send(
+        "POST",
+        &url,
+        &[("content-type", "application/x-www-form-urlencoded")],
+        "q=1%27%20UNION%20SELECT%20password%20FROM%20users--",
+    )
+    .await;
+    blocked(&form, "UNION SELECT");
+    let xml = send(
+        "POST",
+        &url,
+        &[("content-type", "application/xml")],
+        "<q><![CDATA[<script>alert(document.cookie)</script>]]></q>",
+    )
+    .await;
+    blocked(&xml, "<script>");
+    let method = send(
+        "DELETE",
+        &gateway.url("/v1/models?id=1%27%20UNION%20SELECT%20password%20FROM%20users--"),
+        &[],
+        "",
+    )
+    .await;
+    blocked(&method, "UNION SELECT");
+    let oversized = send(
+        "GET",
+        &gateway.url("/x?file=../../../../etc/passwd"),
+        &[("content-type", "application/json")],
+        "x".repeat(200),
+    )
+    .await;
+    blocked(&oversized, "etc/passwd");
     gateway.stop().await;
 }
 
@@ -317,6 +492,39 @@ async fn waf_refuses_a_body_over_the_limit_with_413() {
     gateway.stop().await;
 }
 
+/// A declared body over the limit is answered before any of it is sent; a chunked one as
+/// soon as it passes the limit, without waiting for its end.
+#[tokio::test(flavor = "multi_thread")]
+async fn waf_answers_413_without_reading_the_rest_of_the_body() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let gateway = waf(&[("waf_max_body_bytes", "100")]).await;
+    let address = gateway.address();
+    for (framing, first_bytes) in [
+        ("content-length: 100000\r\n", String::new()),
+        (
+            "transfer-encoding: chunked\r\n",
+            format!("40\r\n{}\r\n40\r\n{}\r\n", "a".repeat(64), "b".repeat(64)),
+        ),
+    ] {
+        let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+        let head = format!(
+            "POST /v1/chat/completions HTTP/1.1\r\nhost: {address}\r\ncontent-type: application/json\r\n{framing}\r\n{first_bytes}"
+        );
+        stream.write_all(head.as_bytes()).await.unwrap();
+        // The body is never finished: only an answer that does not wait for it arrives.
+        let mut reply = vec![0; 4096];
+        let read =
+            tokio::time::timeout(std::time::Duration::from_secs(30), stream.read(&mut reply))
+                .await
+                .unwrap_or_else(|_| panic!("no answer to an unfinished oversized body ({framing})"))
+                .unwrap();
+        let reply = String::from_utf8_lossy(&reply[..read]);
+        assert!(reply.starts_with("HTTP/1.1 413"), "{framing}: {reply}");
+        assert!(reply.contains("request_too_large"), "{reply}");
+    }
+    gateway.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn waf_refuses_a_non_json_body_with_415() {
     let gateway = waf(&[]).await;
@@ -331,12 +539,23 @@ async fn waf_refuses_a_non_json_body_with_415() {
     gateway.stop().await;
 }
 
+/// The default rules score a method outside `tx.allowed_methods` as critical (rule
+/// 11100, as CRS's 911100 does), so it is refused as a policy violation and audited; the
+/// component's own 405 + `Allow` answers it under rule sets that do not score methods
+/// (tests/tests/cli.rs builds one).
 #[tokio::test(flavor = "multi_thread")]
-async fn waf_refuses_a_method_outside_the_allow_list_with_405_and_allow() {
+async fn waf_refuses_a_method_outside_the_allow_list() {
     let gateway = waf(&[]).await;
-    let reply = send("DELETE", &gateway.url("/v1/chat/completions"), &[], "").await;
-    assert_eq!(openai_error(&reply, 405)["code"], "method_not_allowed");
-    assert_eq!(reply.header("allow"), Some("GET, HEAD, POST, OPTIONS"));
+    let reply = send(
+        "DELETE",
+        &gateway.url("/v1/chat/completions"),
+        &[("x-request-id", "delete-1")],
+        "",
+    )
+    .await;
+    assert_eq!(openai_error(&reply, 403)["code"], "waf_rule_49100");
+    let audit = audit_of(&gateway, "delete-1");
+    assert_eq!(audit["rule_ids"][0], 11100, "{audit}");
     gateway.stop().await;
 }
 
@@ -351,6 +570,32 @@ async fn waf_refuses_invalid_json_with_400() {
     )
     .await;
     assert_eq!(openai_error(&reply, 400)["code"], "invalid_json");
+    gateway.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn waf_fails_closed_on_an_invalid_variable() {
+    let gateway = waf(&[("waf_mode", "off")]).await;
+    let reply = get(&gateway.url("/v1/models"), &[]).await;
+    let error = openai_error(&reply, 500);
+    assert_eq!(error["code"], "waf_misconfigured");
+    assert!(error["message"].as_str().unwrap().contains("waf_mode"));
+    gateway.stop().await;
+}
+
+/// The component as cargo builds it, not pre-initialised, compiles the embedded default
+/// rules on first use and protects the same way.
+#[tokio::test(flavor = "multi_thread")]
+async fn waf_without_preloading_compiles_the_embedded_default_rules() {
+    let gateway = start("waf", &WAF_VARS, &[]).await;
+    let mut body = chat("What does <T> mean in Rust?");
+    let reply = post_json(&gateway.url("/v1/chat/completions"), &[], &body).await;
+    echo(&reply);
+    body["model"] = json!("x' OR 1=1 --");
+    blocked(
+        &post_json(&gateway.url("/v1/chat/completions"), &[], &body).await,
+        "OR 1=1",
+    );
     gateway.stop().await;
 }
 

@@ -133,12 +133,16 @@ async fn the_requests_compared_with_spin_answer_as_they_did_on_both_hosts() {
     .await;
     assert_eq!(azure.status, 200, "{}", azure.text());
 
-    for attack in ["' OR 1=1 --", "<script>alert(1)</script>"] {
+    // The attacks were compared in the prompt; since the WAF's prompt-field policy
+    // (issue 11) prompts go to the model uninspected by the injection rules, so they are
+    // sent in the `model` field, which keeps every rule.
+    for attack in ["x' OR 1=1 --", "<script>alert(1)</script>"] {
+        let body = json!({"model": attack, "messages": [{"role": "user", "content": QUESTION}]});
         let reply = send(
             "POST",
             &url("/v1/chat/completions"),
             &[KEY, JSON],
-            chat_body(attack, false),
+            body.to_string(),
         )
         .await;
         assert_eq!(reply.status, 403, "{attack}: {}", reply.text());

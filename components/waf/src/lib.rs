@@ -1,24 +1,79 @@
-//! Web application firewall middleware. Checks, in order: method allow-list (405), total header
-//! bytes (431), body size (413, from `Content-Length` and while reading), content type of bodies
-//! (415), then the injection [`rules`] over the decoded URL, header values and every string of
-//! the JSON body (invalid JSON: 400). A rule match answers 403, or in detect mode is only logged.
+//! Web application firewall middleware: a ModSecurity SecLang rule set (the project's
+//! default rules, or OWASP CRS with the prompt-field policy) evaluated by
+//! [`chatgate_seclang`] over every request, then the gateway's own limits.
 //!
-//! Decisions are made here and tested natively; the `wasm` module reads variables, buffers the
-//! body and forwards it unchanged.
+//! Every request is inspected and scored before any other refusal, so that an attack is
+//! answered 403 and logged as an attack whatever else is wrong with it (issue 11 §7):
+//!
+//! 1. phase 1 over the request line and headers: a blocking rule answers 403 at once;
+//! 2. the declared body size (400 for an invalid `Content-Length`, 413 over
+//!    `waf_max_body_bytes`), then the body is read, never past that limit (413). A request
+//!    ended here still goes through phase 2 without its body, so that an attack in its
+//!    query (which rule sets such as CRS inspect in phase 2) is answered 403;
+//! 3. the body processor chosen by `Content-Type` (JSON, urlencoded, multipart, XML; the
+//!    raw body otherwise) and phase 2: a blocking rule answers 403;
+//! 4. only then what the routes cannot take: method (405 + `Allow`), header bytes (431), a
+//!    body that is not JSON (415), malformed JSON or a body the processor refused (400).
+//!
+//! `waf_mode=detect` runs the rules as `SecRuleEngine DetectionOnly`: what they would have
+//! blocked is logged and the request goes on (the limits of step 4 still apply). Each
+//! request the rules blocked, would have blocked or flagged gets one [`audit`] line.
+//!
+//! The rule set is compiled once: `chatgate waf` pre-initialises the component with a
+//! [`bundle`] of rule files and snapshots the compiled set into it. A component that was
+//! not pre-initialised compiles the embedded default rules (`rules/`) on first use in the
+//! instance. A rule set that does not compile answers 500 `waf_misconfigured`: the WAF
+//! never passes a request it could not inspect.
+//!
+//! Decisions are made here and tested natively; the `wasm` module reads variables and the
+//! body, and forwards the body unchanged.
 
+pub mod audit;
+pub mod bundle;
 pub mod config;
-pub mod decode;
-pub mod inspect;
-pub mod normalize;
-pub mod rules;
 
+use chatgate_seclang::{Outcome, Request, RuleSet, Transaction};
 use config::{Config, ConfigError, Mode};
 use http::{HeaderMap, Method, StatusCode};
-use inspect::Finding;
 
 pub const ALLOWED_METHODS: [Method; 4] = [Method::GET, Method::HEAD, Method::POST, Method::OPTIONS];
 /// Value of the `Allow` header sent with 405.
 pub const ALLOW_HEADER_VALUE: &str = "GET, HEAD, POST, OPTIONS";
+
+/// Where `chatgate waf` makes the rule bundle readable during pre-initialisation
+/// (the host's `preload` shows its folder at `/index`).
+pub const PRELOAD_PATH: &str = "/index/waf-rules.json";
+
+/// The project's default rule set, embedded at build time (every file under `rules/`;
+/// see `build.rs`), compiled when the component was not pre-initialised.
+pub mod default_rules {
+    include!(concat!(env!("OUT_DIR"), "/default_rules.rs"));
+
+    /// The entry file, as the embedded files name it.
+    pub const ENTRY: &str = "rules/default.conf";
+
+    /// The default rules as a bundle of the embedded files.
+    pub fn bundle() -> super::bundle::Bundle {
+        super::bundle::Bundle {
+            entries: vec![ENTRY.to_owned()],
+            skip_unsupported: false,
+            files: FILES
+                .iter()
+                .map(|(path, text)| ((*path).to_owned(), (*text).to_owned()))
+                .collect(),
+        }
+    }
+
+    /// Compiles the embedded default rules.
+    pub fn compile() -> Result<chatgate_seclang::RuleSet, String> {
+        if !FILES.iter().any(|(path, _)| *path == ENTRY) {
+            return Err(format!(
+                "no default rule set was embedded ({ENTRY} was missing when the component was built)"
+            ));
+        }
+        bundle().compile().map_err(|error| error.to_string())
+    }
+}
 
 /// A refused request: status and OpenAI-style error.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -60,40 +115,30 @@ impl Rejection {
 
 /// Fail closed on a bad variable, naming it but not echoing its value.
 pub fn config_rejection(error: &ConfigError) -> Rejection {
+    misconfigured(format!(
+        "The WAF is misconfigured: variable `{}` has an invalid value.",
+        error.variable
+    ))
+}
+
+/// Fail closed on a rule set that does not compile. The reason goes to the log, not to
+/// the client.
+pub fn rules_rejection() -> Rejection {
+    misconfigured("The WAF is misconfigured: its rule set does not compile.".to_owned())
+}
+
+fn misconfigured(message: String) -> Rejection {
     Rejection {
         status: StatusCode::INTERNAL_SERVER_ERROR,
         error_type: "server_error",
         code: "waf_misconfigured".to_owned(),
-        message: format!(
-            "The WAF is misconfigured: variable `{}` has an invalid value.",
-            error.variable
-        ),
+        message,
     }
 }
 
-/// Checks that need only the request head: method, header size and declared body size.
-pub fn check_head(config: &Config, method: &Method, headers: &HeaderMap) -> Result<(), Rejection> {
-    if !ALLOWED_METHODS.contains(method) {
-        return Err(Rejection::invalid_request(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "method_not_allowed",
-            format!("Method {method} is not allowed; use one of {ALLOW_HEADER_VALUE}."),
-        ));
-    }
-    if header_bytes(headers) > config.max_header_bytes {
-        return Err(Rejection::invalid_request(
-            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-            "request_header_fields_too_large",
-            format!(
-                "Request headers exceed the limit of {} bytes.",
-                config.max_header_bytes
-            ),
-        ));
-    }
-    if let Some(declared) = declared_content_length(headers)? {
-        check_body_size(config, declared)?;
-    }
-    Ok(())
+/// The log line for a rule set that does not compile.
+pub fn rules_error_line(error: &str) -> String {
+    serde_json::json!({"level": "error", "msg": "waf_rules_invalid", "error": error}).to_string()
 }
 
 /// Size of the header section as on an HTTP/1.1 wire: `name: value\r\n` per field.
@@ -104,7 +149,8 @@ pub fn header_bytes(headers: &HeaderMap) -> u64 {
         .sum()
 }
 
-fn declared_content_length(headers: &HeaderMap) -> Result<Option<u64>, Rejection> {
+/// The declared body length; `Err` for an invalid or conflicting `Content-Length`.
+fn declared_content_length(headers: &HeaderMap) -> Result<Option<u64>, ()> {
     let mut declared = None;
     for value in headers.get_all(http::header::CONTENT_LENGTH) {
         let parsed = value
@@ -115,31 +161,29 @@ fn declared_content_length(headers: &HeaderMap) -> Result<Option<u64>, Rejection
         match (parsed, declared) {
             (Some(length), None) => declared = Some(length),
             (Some(length), Some(previous)) if length == previous => {}
-            _ => {
-                return Err(Rejection::invalid_request(
-                    StatusCode::BAD_REQUEST,
-                    "invalid_content_length",
-                    "The Content-Length header is invalid.".to_owned(),
-                ));
-            }
+            _ => return Err(()),
         }
     }
     Ok(declared)
 }
 
-/// Called with the running total while the body is read, so an oversized body is cut off early.
-pub fn check_body_size(config: &Config, bytes: u64) -> Result<(), Rejection> {
-    if bytes > config.max_body_bytes {
-        return Err(Rejection::invalid_request(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "request_too_large",
-            format!(
-                "Request body exceeds the limit of {} bytes.",
-                config.max_body_bytes
-            ),
-        ));
-    }
-    Ok(())
+fn body_too_large(config: &Config) -> Rejection {
+    Rejection::invalid_request(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "request_too_large",
+        format!(
+            "Request body exceeds the limit of {} bytes.",
+            config.max_body_bytes
+        ),
+    )
+}
+
+fn unreadable_body() -> Rejection {
+    Rejection::invalid_request(
+        StatusCode::BAD_REQUEST,
+        "unreadable_body",
+        "The request body could not be read.".to_owned(),
+    )
 }
 
 /// `application/json`, optionally with `charset=utf-8` (JSON is UTF-8 by definition, RFC 8259).
@@ -162,113 +206,353 @@ pub fn is_allowed_content_type(value: &str) -> bool {
     })
 }
 
-/// The outcome of inspecting a complete request.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Verdict {
-    Pass,
-    /// A rule matched in detect mode: log it and pass the request on.
-    Detected(Finding),
-    /// A rule matched in block mode: log it and answer with the rejection (403).
-    Blocked(Finding, Rejection),
-    Rejected(Rejection),
+/// The request as the rules see it. Headers the host sets itself (`spin-*`: Spin replaces
+/// any a client sent) are left out: they repeat the URL, and an attack in a query would
+/// be scored twice. `host` is restored from the URI's authority when the host took it off
+/// (wasi:http carries it separately), so that a rule asking for it sees what was sent.
+pub fn rules_request(
+    method: &Method,
+    uri: &http::Uri,
+    headers: &HeaderMap,
+    request_id: Option<&str>,
+) -> Request {
+    let mut pairs: Vec<(String, String)> = headers
+        .iter()
+        .filter(|(name, _)| !name.as_str().starts_with("spin-"))
+        .map(|(name, value)| {
+            (
+                name.as_str().to_owned(),
+                String::from_utf8_lossy(value.as_bytes()).into_owned(),
+            )
+        })
+        .collect();
+    if !headers.contains_key(http::header::HOST)
+        && let Some(authority) = uri.authority()
+    {
+        pairs.insert(0, ("host".to_owned(), authority.as_str().to_owned()));
+    }
+    Request {
+        method: method.as_str().to_owned(),
+        uri: uri
+            .path_and_query()
+            .map_or("/", |pq| pq.as_str())
+            .to_owned(),
+        protocol: "HTTP/1.1".to_owned(),
+        headers: pairs,
+        unique_id: request_id.unwrap_or_default().to_owned(),
+        ..Request::default()
+    }
 }
 
-/// Content-type, JSON and rule checks over a request whose body has been read within limits.
-pub fn inspect_request(
-    config: &Config,
-    path_and_query: &str,
-    headers: &HeaderMap,
-    body: &[u8],
-) -> Verdict {
-    let document = if body.is_empty() {
-        None
-    } else {
-        let content_type_ok = match headers
+/// What the WAF decided about a request whose body it read, and the audit line to write.
+#[derive(Debug)]
+pub struct Decision {
+    /// `None`: pass the request on.
+    pub refusal: Option<Rejection>,
+    pub audit: Option<String>,
+}
+
+/// A request ended before its body was inspected, and the audit line to write.
+#[derive(Debug)]
+pub struct Refused {
+    pub rejection: Rejection,
+    pub audit: Option<String>,
+}
+
+/// One request going through the checks, in the order of the module documentation.
+pub struct Inspection<'r> {
+    transaction: Transaction<'r>,
+    context: Context,
+}
+
+/// What the checks and the audit line need besides the transaction.
+struct Context {
+    config: Config,
+    method: Method,
+    path: String,
+    request_id: Option<String>,
+    secrets: audit::Secrets,
+    header_bytes: u64,
+    declared_length: Result<Option<u64>, ()>,
+    content_type: ContentType,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ContentType {
+    None,
+    Json,
+    Other,
+}
+
+impl<'r> Inspection<'r> {
+    pub fn new(rules: &'r RuleSet, config: &Config, parts: &http::request::Parts) -> Self {
+        let request_id = parts
+            .headers
+            .get("x-request-id")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let request = rules_request(
+            &parts.method,
+            &parts.uri,
+            &parts.headers,
+            request_id.as_deref(),
+        );
+        let mut transaction = rules.transaction(&request);
+        if config.mode == Mode::Detect {
+            transaction.detect_only();
+        }
+        let content_types: Vec<_> = parts
+            .headers
             .get_all(http::header::CONTENT_TYPE)
             .iter()
-            .collect::<Vec<_>>()[..]
-        {
-            [single] => single.to_str().is_ok_and(is_allowed_content_type),
-            _ => false,
+            .collect();
+        let content_type = match content_types[..] {
+            [] => ContentType::None,
+            [single] if single.to_str().is_ok_and(is_allowed_content_type) => ContentType::Json,
+            _ => ContentType::Other,
         };
-        if !content_type_ok {
-            return Verdict::Rejected(Rejection::invalid_request(
+        Inspection {
+            transaction,
+            context: Context {
+                config: config.clone(),
+                method: parts.method.clone(),
+                path: parts.uri.path().to_owned(),
+                request_id,
+                secrets: audit::Secrets::of(&parts.headers),
+                header_bytes: header_bytes(&parts.headers),
+                declared_length: declared_content_length(&parts.headers),
+                content_type,
+            },
+        }
+    }
+
+    /// Phase 1, then the declared body size. `Err` ends the request.
+    pub fn headers(mut self) -> Result<Self, Refused> {
+        if self.transaction.process_request_headers().is_some() {
+            return Err(self.refuse(None));
+        }
+        match self.context.declared_length {
+            Err(()) => Err(self.refuse_body(Rejection::invalid_request(
+                StatusCode::BAD_REQUEST,
+                "invalid_content_length",
+                "The Content-Length header is invalid.".to_owned(),
+            ))),
+            Ok(Some(declared)) if declared > self.context.config.max_body_bytes => {
+                let rejection = body_too_large(&self.context.config);
+                Err(self.refuse_body(rejection))
+            }
+            Ok(_) => Ok(self),
+        }
+    }
+
+    /// The most body bytes to read; one more ends the request ([`Inspection::too_large`]).
+    pub fn max_body_bytes(&self) -> u64 {
+        self.context.config.max_body_bytes
+    }
+
+    /// The body grew past [`Inspection::max_body_bytes`] while being read.
+    pub fn too_large(self) -> Refused {
+        let rejection = body_too_large(&self.context.config);
+        self.refuse_body(rejection)
+    }
+
+    /// The body could not be read.
+    pub fn unreadable(self) -> Refused {
+        self.refuse_body(unreadable_body())
+    }
+
+    /// The body processor and phase 2 over the whole body, then the gateway's own checks.
+    pub fn body(mut self, body: &[u8]) -> Decision {
+        let blocked = self
+            .transaction
+            .process_request_body(Some(body.to_vec()))
+            .is_some();
+        let outcome = self.transaction.finish();
+        let context = self.context;
+        let refusal = if blocked {
+            Some(blocked_rejection(&outcome))
+        } else {
+            context
+                .route_check(body)
+                .or_else(|| body_error_rejection(&outcome))
+        };
+        let status = refusal.as_ref().map(|r| r.status.as_u16());
+        let audit = context.audit(&outcome, blocked, status);
+        Decision { refusal, audit }
+    }
+
+    /// Ends a request whose body will not be inspected (too large, unreadable) with
+    /// `rejection`, unless phase 2 over the rest of the request blocks it: rule sets such
+    /// as CRS inspect the query's arguments in phase 2, and an attack there must be
+    /// reported as one, whatever the body.
+    fn refuse_body(mut self, rejection: Rejection) -> Refused {
+        if self
+            .transaction
+            .process_request_body(Some(Vec::new()))
+            .is_some()
+        {
+            return self.refuse(None);
+        }
+        self.refuse(Some(rejection))
+    }
+
+    /// Ends the transaction (phase 5) with `rejection`, or with the rules' block if `None`.
+    fn refuse(self, rejection: Option<Rejection>) -> Refused {
+        let blocked = rejection.is_none();
+        let outcome = self.transaction.finish();
+        let rejection = rejection.unwrap_or_else(|| blocked_rejection(&outcome));
+        let audit = self
+            .context
+            .audit(&outcome, blocked, Some(rejection.status.as_u16()));
+        Refused { rejection, audit }
+    }
+}
+
+impl Context {
+    /// What the routes cannot take, whatever the rules said.
+    fn route_check(&self, body: &[u8]) -> Option<Rejection> {
+        if !ALLOWED_METHODS.contains(&self.method) {
+            return Some(Rejection::invalid_request(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                format!(
+                    "Method {} is not allowed; use one of {ALLOW_HEADER_VALUE}.",
+                    self.method
+                ),
+            ));
+        }
+        if self.header_bytes > self.config.max_header_bytes {
+            return Some(Rejection::invalid_request(
+                StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                "request_header_fields_too_large",
+                format!(
+                    "Request headers exceed the limit of {} bytes.",
+                    self.config.max_header_bytes
+                ),
+            ));
+        }
+        if body.is_empty() {
+            return None;
+        }
+        if self.content_type != ContentType::Json {
+            return Some(Rejection::invalid_request(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 "unsupported_media_type",
                 "Request bodies must be sent as Content-Type: application/json.".to_owned(),
             ));
         }
-        match serde_json::from_slice::<serde_json::Value>(body) {
-            Ok(document) => Some(document),
-            Err(_) => {
-                return Verdict::Rejected(Rejection::invalid_request(
-                    StatusCode::BAD_REQUEST,
-                    "invalid_json",
-                    "The request body is not valid JSON.".to_owned(),
-                ));
-            }
+        if serde_json::from_slice::<serde::de::IgnoredAny>(body).is_err() {
+            return Some(Rejection::invalid_request(
+                StatusCode::BAD_REQUEST,
+                "invalid_json",
+                "The request body is not valid JSON.".to_owned(),
+            ));
         }
-    };
+        None
+    }
 
-    let finding = inspect::inspect_url(path_and_query)
-        .or_else(|| inspect::inspect_headers(headers))
-        .or_else(|| document.as_ref().and_then(inspect::inspect_json));
-    match (finding, config.mode) {
-        (None, _) => Verdict::Pass,
-        (Some(finding), Mode::Detect) => Verdict::Detected(finding),
-        (Some(finding), Mode::Block) => {
-            let rejection = rule_rejection(&finding);
-            Verdict::Blocked(finding, rejection)
-        }
+    fn audit(&self, outcome: &Outcome, blocked: bool, status: Option<u16>) -> Option<String> {
+        let verdict = audit::verdict(outcome, blocked)?;
+        let info = audit::RequestInfo {
+            request_id: self.request_id.as_deref(),
+            method: self.method.as_str(),
+            path: &self.path,
+            mode: self.config.mode.as_str(),
+        };
+        Some(audit::record(
+            &info,
+            outcome,
+            verdict,
+            status,
+            &self.secrets,
+        ))
     }
 }
 
-fn rule_rejection(finding: &Finding) -> Rejection {
-    let rule = finding.rule;
-    Rejection::invalid_request(
-        StatusCode::FORBIDDEN,
-        &format!("waf_rule_{}", rule.id),
-        format!(
-            "Request blocked by WAF rule {} ({}, category {}).",
-            rule.id,
-            rule.name,
-            rule.category.as_str()
-        ),
-    )
+/// A JSON body the body processor could not take whole (nested deeper than it reads, more
+/// arguments than `SecArgumentsLimit`): part of it would go uninspected, so it is refused
+/// (ModSecurity's recommended `REQBODY_ERROR` rule does the same).
+fn body_error_rejection(outcome: &Outcome) -> Option<Rejection> {
+    let error = outcome.body_error.as_ref()?;
+    Some(Rejection::invalid_request(
+        StatusCode::BAD_REQUEST,
+        "invalid_request_body",
+        format!("The request body could not be inspected: {error}."),
+    ))
 }
 
-/// The `waf_match` log line: which rule, where, and the request's identity, never the value.
-pub fn match_log_line(
-    finding: &Finding,
-    mode: Mode,
-    method: &str,
-    route: &str,
-    request_id: Option<&str>,
-) -> String {
-    serde_json::json!({
-        "level": "warn",
-        "msg": "waf_match",
-        "rule": finding.rule.id,
-        "rule_name": finding.rule.name,
-        "category": finding.rule.category.as_str(),
-        "target": finding.target,
-        "mode": mode.as_str(),
-        "method": method,
-        "route": route,
-        "request_id": request_id,
-    })
-    .to_string()
+/// 403 naming the rule that decided and the rules that matched, never the values.
+fn blocked_rejection(outcome: &Outcome) -> Rejection {
+    let deciding = outcome.intervention.as_ref().map_or(0, |i| i.rule_id);
+    let mut matched: Vec<u64> = audit::reported(outcome)
+        .map(|m| m.id)
+        .filter(|id| *id != deciding)
+        .collect();
+    matched.dedup();
+    let matched = if matched.is_empty() {
+        String::new()
+    } else {
+        let ids: Vec<String> = matched.iter().map(u64::to_string).collect();
+        format!("; matched rules {}", ids.join(", "))
+    };
+    Rejection::invalid_request(
+        StatusCode::FORBIDDEN,
+        &format!("waf_rule_{deciding}"),
+        format!("Request blocked by the web application firewall (rule {deciding}{matched})."),
+    )
 }
 
 #[cfg(target_arch = "wasm32")]
 mod wasm {
-    use super::config::{Config, Mode, VARIABLES};
-    use super::{Rejection, Verdict};
+    use super::config::{Config, VARIABLES};
+    use super::{Inspection, Refused, Rejection};
     use bytes::Bytes;
+    use chatgate_seclang::RuleSet;
     use http_body_util::BodyExt;
-    use spin_sdk::http::{FullBody, IntoResponse, Request, Response, StatusCode, box_body, next};
+    use spin_sdk::http::{FullBody, IntoResponse, Request, Response, box_body, next};
     use spin_sdk::http_service;
     use spin_sdk::wasip3::http::types::{ErrorCode, Response as WasiResponse};
+    use std::sync::OnceLock;
+
+    spin_sdk::wit_bindgen::generate!({
+        path: "../../wit",
+        world: "preloaded-waf",
+        runtime_path: "::spin_sdk::wit_bindgen::rt",
+    });
+
+    /// The compiled rule set: set by `wizer-initialize` under `chatgate waf` (and then in
+    /// every instance of the snapshot), else compiled from the embedded defaults on first
+    /// use in the instance.
+    static RULES: OnceLock<Result<RuleSet, String>> = OnceLock::new();
+
+    struct Preload;
+    export!(Preload);
+
+    impl Guest for Preload {
+        /// Runs under `chatgate waf` only, which has already loaded the same bundle
+        /// natively. A failure panics, which fails the build with the message, rather than
+        /// writing a WAF without its rules.
+        fn wizer_initialize() {
+            let text = std::fs::read_to_string(super::PRELOAD_PATH)
+                .unwrap_or_else(|error| panic!("reading {}: {error}", super::PRELOAD_PATH));
+            let bundle = super::bundle::Bundle::from_json(&text)
+                .unwrap_or_else(|error| panic!("{}: {error}", super::PRELOAD_PATH));
+            let rules = bundle
+                .compile()
+                .unwrap_or_else(|error| panic!("compiling the rule bundle: {error}"));
+            let _ = RULES.set(Ok(rules));
+        }
+    }
+
+    fn rules() -> &'static Result<RuleSet, String> {
+        RULES.get_or_init(|| {
+            let rules = super::default_rules::compile();
+            if let Err(error) = &rules {
+                eprintln!("{}", super::rules_error_line(error));
+            }
+            rules
+        })
+    }
 
     #[http_service]
     async fn handle(request: Request) -> Result<WasiResponse, ErrorCode> {
@@ -276,38 +560,45 @@ mod wasm {
             Ok(config) => config,
             Err(error) => return reject(&super::config_rejection(&error)),
         };
-        if let Err(rejection) = super::check_head(&config, request.method(), request.headers()) {
-            return reject(&rejection);
-        }
-
+        let Ok(rules) = rules() else {
+            return reject(&super::rules_rejection());
+        };
         let (parts, mut body) = request.into_parts();
+        let inspection = match Inspection::new(rules, &config, &parts).headers() {
+            Ok(inspection) => inspection,
+            Err(decision) => return respond(decision),
+        };
+
+        let limit = inspection.max_body_bytes();
         let mut buffered = Vec::new();
         while let Some(frame) = body.frame().await {
             let Ok(frame) = frame else {
-                return reject(&unreadable_body());
+                return respond(inspection.unreadable());
             };
             if let Ok(data) = frame.into_data() {
-                let total = (buffered.len() + data.len()) as u64;
-                if let Err(rejection) = super::check_body_size(&config, total) {
-                    return reject(&rejection);
+                if (buffered.len() + data.len()) as u64 > limit {
+                    return respond(inspection.too_large());
                 }
                 buffered.extend_from_slice(&data);
             }
         }
 
-        let path_and_query = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
-        match super::inspect_request(&config, path_and_query, &parts.headers, &buffered) {
-            Verdict::Pass => {}
-            Verdict::Rejected(rejection) => return reject(&rejection),
-            Verdict::Detected(finding) => log_match(&finding, Mode::Detect, &parts),
-            Verdict::Blocked(finding, rejection) => {
-                log_match(&finding, Mode::Block, &parts);
-                return reject(&rejection);
-            }
+        let decision = inspection.body(&buffered);
+        if let Some(line) = &decision.audit {
+            println!("{line}");
         }
-
+        if let Some(rejection) = &decision.refusal {
+            return reject(rejection);
+        }
         let inward = Request::from_parts(parts, box_body(FullBody::new(Bytes::from(buffered))));
         next(inward).await?.into_response()
+    }
+
+    fn respond(refused: Refused) -> Result<WasiResponse, ErrorCode> {
+        if let Some(line) = &refused.audit {
+            println!("{line}");
+        }
+        reject(&refused.rejection)
     }
 
     async fn read_config() -> Result<Config, super::config::ConfigError> {
@@ -326,30 +617,6 @@ mod wasm {
                 .find(|(n, _)| *n == name)
                 .map_or(Ok(None), |(_, v)| v.clone())
         })
-    }
-
-    fn log_match(finding: &super::inspect::Finding, mode: Mode, parts: &http::request::Parts) {
-        let request_id = parts
-            .headers
-            .get("x-request-id")
-            .and_then(|v| v.to_str().ok());
-        let line = super::match_log_line(
-            finding,
-            mode,
-            parts.method.as_str(),
-            parts.uri.path(),
-            request_id,
-        );
-        println!("{line}");
-    }
-
-    fn unreadable_body() -> Rejection {
-        Rejection {
-            status: StatusCode::BAD_REQUEST,
-            error_type: "invalid_request_error",
-            code: "unreadable_body".to_owned(),
-            message: "The request body could not be read.".to_owned(),
-        }
     }
 
     fn reject(rejection: &Rejection) -> Result<WasiResponse, ErrorCode> {
@@ -374,107 +641,333 @@ mod wasm {
 mod tests {
     use super::*;
     use http::HeaderValue;
+    use serde_json::Value;
+    use std::sync::OnceLock;
 
-    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
-        let mut map = HeaderMap::new();
-        for (name, value) in pairs {
-            map.append(*name, HeaderValue::from_str(value).unwrap());
+    fn rules() -> &'static RuleSet {
+        static RULES: OnceLock<RuleSet> = OnceLock::new();
+        RULES.get_or_init(|| {
+            RuleSet::from_text(
+                &chatgate_seclang::MemoryFiles::default(),
+                "anomaly.conf",
+                include_str!("../tests/fixtures/anomaly.conf"),
+                Default::default(),
+            )
+            .unwrap()
+        })
+    }
+
+    fn parts(method: &str, uri: &str, headers: &[(&'static str, &str)]) -> http::request::Parts {
+        let mut request = http::Request::builder().method(method).uri(uri);
+        for (name, value) in headers {
+            request = request.header(*name, HeaderValue::from_str(value).unwrap());
         }
-        map
+        request.body(()).unwrap().into_parts().0
     }
 
-    fn json_headers() -> HeaderMap {
-        headers(&[("content-type", "application/json")])
-    }
+    const JSON: (&str, &str) = ("content-type", "application/json");
 
-    fn status_of(result: Result<(), Rejection>) -> Option<u16> {
-        result.err().map(|r| r.status.as_u16())
-    }
-
-    fn verdict_status(verdict: &Verdict) -> Option<u16> {
-        match verdict {
-            Verdict::Pass | Verdict::Detected(_) => None,
-            Verdict::Blocked(_, rejection) | Verdict::Rejected(rejection) => {
-                Some(rejection.status.as_u16())
-            }
-        }
-    }
-
-    #[test]
-    fn only_the_allowed_methods_pass() {
-        let config = Config::default();
-        for method in [Method::GET, Method::HEAD, Method::POST, Method::OPTIONS] {
-            assert_eq!(check_head(&config, &method, &HeaderMap::new()), Ok(()));
-        }
-        for method in [
-            Method::PUT,
-            Method::DELETE,
-            Method::PATCH,
-            Method::TRACE,
-            Method::CONNECT,
-        ] {
-            let rejection = check_head(&config, &method, &HeaderMap::new()).unwrap_err();
-            assert_eq!(rejection.status, StatusCode::METHOD_NOT_ALLOWED);
-            assert!(rejection.needs_allow_header());
-            assert_eq!(rejection.code, "method_not_allowed");
-        }
-    }
-
-    #[test]
-    fn header_bytes_are_limited() {
-        let config = Config {
-            max_header_bytes: 20,
-            ..Config::default()
+    /// The decision for a whole request, as the adapter reaches it.
+    fn decide(
+        config: &Config,
+        method: &str,
+        uri: &str,
+        headers: &[(&'static str, &str)],
+        body: &[u8],
+    ) -> (Option<Rejection>, Option<Value>) {
+        let parts = parts(method, uri, headers);
+        let inspection = match Inspection::new(rules(), config, &parts).headers() {
+            Ok(inspection) => inspection,
+            Err(refused) => return (Some(refused.rejection), audit_json(refused.audit)),
         };
-        // "x-a: 1234567890\r\n" is 3 + 10 + 4 = 17 bytes.
-        let small = headers(&[("x-a", "1234567890")]);
-        assert_eq!(header_bytes(&small), 17);
-        assert_eq!(check_head(&config, &Method::GET, &small), Ok(()));
-        let large = headers(&[("x-a", "1234567890"), ("x-b", "1")]);
-        assert_eq!(
-            status_of(check_head(&config, &Method::GET, &large)),
-            Some(431)
-        );
+        let decision = if body.len() as u64 > inspection.max_body_bytes() {
+            let refused = inspection.too_large();
+            return (Some(refused.rejection), audit_json(refused.audit));
+        } else {
+            inspection.body(body)
+        };
+        (decision.refusal, audit_json(decision.audit))
+    }
+
+    fn audit_json(line: Option<String>) -> Option<Value> {
+        line.map(|line| serde_json::from_str(&line).unwrap())
+    }
+
+    fn status(result: &(Option<Rejection>, Option<Value>)) -> Option<u16> {
+        result.0.as_ref().map(|r| r.status.as_u16())
+    }
+
+    fn chat(content: &str) -> Vec<u8> {
+        serde_json::json!({"model": "m", "messages": [{"role": "user", "content": content}]})
+            .to_string()
+            .into_bytes()
     }
 
     #[test]
-    fn declared_content_length_is_checked_before_reading() {
+    fn a_plain_chat_passes_without_an_audit_line() {
+        let result = decide(
+            &Config::default(),
+            "POST",
+            "/v1/chat/completions",
+            &[JSON, ("authorization", "Bearer abc.def.ghi")],
+            &chat("What does <T> mean in Rust generics?"),
+        );
+        assert_eq!(status(&result), None, "{result:?}");
+        assert!(result.1.is_none(), "{result:?}");
+    }
+
+    #[test]
+    fn sql_injection_in_the_body_is_403_naming_the_rules() {
+        let result = decide(
+            &Config::default(),
+            "POST",
+            "/v1/chat/completions",
+            &[JSON],
+            &chat("' OR 1=1 --"),
+        );
+        let rejection = result.0.clone().unwrap();
+        assert_eq!(rejection.status, StatusCode::FORBIDDEN);
+        assert_eq!(rejection.code, "waf_rule_949110");
+        assert!(
+            rejection.message.contains("942100"),
+            "{}",
+            rejection.message
+        );
+        assert!(!rejection.message.contains("OR 1=1"), "payload not echoed");
+        let body: Value = serde_json::from_str(&rejection.body()).unwrap();
+        assert_eq!(body["error"]["type"], "invalid_request_error");
+        assert!(body["error"]["param"].is_null());
+        let audit = result.1.unwrap();
+        assert_eq!(audit["verdict"], "blocked");
+        assert_eq!(audit["status"], 403);
+        assert_eq!(audit["rule_ids"], serde_json::json!([942100, 949110]));
+        assert_eq!(
+            audit["matches"][0]["matched"][0]["variable"],
+            "ARGS:json.messages.0.content"
+        );
+        assert_eq!(audit["scores"]["sql_injection_score"], 5);
+    }
+
+    #[test]
+    fn a_phase_1_block_comes_before_the_size_check() {
+        // Traversal in the URL with a body declared far over the limit: the attack is
+        // reported, not the size.
         let config = Config {
             max_body_bytes: 10,
             ..Config::default()
         };
-        let ok = headers(&[("content-length", "10")]);
-        assert_eq!(check_head(&config, &Method::POST, &ok), Ok(()));
-        let too_big = headers(&[("content-length", "11")]);
-        assert_eq!(
-            status_of(check_head(&config, &Method::POST, &too_big)),
-            Some(413)
+        let result = decide(
+            &config,
+            "POST",
+            "/files/..%2f..%2fetc%2fpasswd",
+            &[JSON, ("content-length", "1000000")],
+            b"",
         );
-        for bad in ["-1", "1e3", "", "ten"] {
-            let invalid = headers(&[("content-length", bad)]);
-            assert_eq!(
-                status_of(check_head(&config, &Method::POST, &invalid)),
-                Some(400),
-                "{bad}"
-            );
-        }
-        let conflicting = headers(&[("content-length", "1"), ("content-length", "2")]);
+        assert_eq!(status(&result), Some(403));
+        assert_eq!(result.1.unwrap()["rule_ids"][0], 930100);
+        // An attack in the query, which the rules see in phase 2, is reported too: phase 2
+        // runs over the request without its body.
+        let result = decide(
+            &config,
+            "POST",
+            "/files?id=1%27%20or%20%271%27%3D%271%27--",
+            &[JSON, ("content-length", "1000000")],
+            b"",
+        );
+        assert_eq!(status(&result), Some(403), "{result:?}");
+        assert_eq!(result.1.unwrap()["rule_ids"][0], 942100);
+        // Without the attack the same request is 413, before any body is read.
+        let result = decide(
+            &config,
+            "POST",
+            "/files",
+            &[JSON, ("content-length", "1000000")],
+            b"",
+        );
+        assert_eq!(result.0.unwrap().code, "request_too_large");
+    }
+
+    #[test]
+    fn attacks_come_before_method_content_type_and_size_refusals() {
+        let config = Config {
+            max_header_bytes: 40,
+            ..Config::default()
+        };
+        let form = decide(
+            &Config::default(),
+            "POST",
+            "/v1/chat/completions",
+            &[("content-type", "application/x-www-form-urlencoded")],
+            b"q=1%27%20OR%201%3D1%20--",
+        );
+        assert_eq!(status(&form), Some(403), "form body attack: {form:?}");
+        let multipart_body = b"--b\r\nContent-Disposition: form-data; name=\"q\"\r\n\r\n<script>alert(1)</script>\r\n--b--\r\n";
+        let multipart = decide(
+            &Config::default(),
+            "POST",
+            "/upload",
+            &[("content-type", "multipart/form-data; boundary=b")],
+            multipart_body,
+        );
+        assert_eq!(status(&multipart), Some(403), "{multipart:?}");
+        let method = decide(
+            &Config::default(),
+            "DELETE",
+            "/v1/chat/completions?id=1%27%20or%20%271%27%3D%271",
+            &[],
+            b"",
+        );
+        assert_eq!(status(&method), Some(403), "{method:?}");
+        let headers = decide(
+            &config,
+            "GET",
+            "/?q=%3Cscript%3Ealert(1)%3C/script%3E",
+            &[("x-padding", &"a".repeat(100))],
+            b"",
+        );
+        assert_eq!(status(&headers), Some(403), "{headers:?}");
+    }
+
+    #[test]
+    fn the_gateway_refusals_follow_when_no_rule_blocks() {
+        let config = Config {
+            max_header_bytes: 40,
+            ..Config::default()
+        };
+        let method = decide(&Config::default(), "DELETE", "/v1/models", &[], b"");
+        let rejection = method.0.unwrap();
+        assert_eq!(rejection.status, StatusCode::METHOD_NOT_ALLOWED);
+        assert!(rejection.needs_allow_header());
         assert_eq!(
-            status_of(check_head(&config, &Method::POST, &conflicting)),
-            Some(400)
+            decide(&config, "GET", "/", &[("x-padding", &"a".repeat(100))], b"")
+                .0
+                .unwrap()
+                .code,
+            "request_header_fields_too_large"
+        );
+        let plain = decide(
+            &Config::default(),
+            "POST",
+            "/",
+            &[("content-type", "text/plain")],
+            b"hello there",
+        );
+        assert_eq!(plain.0.unwrap().code, "unsupported_media_type");
+        let none = decide(&Config::default(), "POST", "/", &[], b"{}");
+        assert_eq!(none.0.unwrap().code, "unsupported_media_type");
+        let bad_json = decide(&Config::default(), "POST", "/", &[JSON], b"{\"a\":");
+        assert_eq!(bad_json.0.unwrap().code, "invalid_json");
+        let bad_length = decide(
+            &Config::default(),
+            "POST",
+            "/",
+            &[JSON, ("content-length", "1e3")],
+            b"",
+        );
+        assert_eq!(bad_length.0.unwrap().code, "invalid_content_length");
+        // No body, no content-type requirement.
+        assert_eq!(
+            status(&decide(&Config::default(), "GET", "/healthz", &[], b"")),
+            None
         );
     }
 
     #[test]
-    fn running_body_size_is_checked() {
+    fn a_body_over_the_limit_is_413() {
         let config = Config {
-            max_body_bytes: 1_048_576,
+            max_body_bytes: 10,
             ..Config::default()
         };
-        assert_eq!(check_body_size(&config, 1_048_576), Ok(()));
-        let rejection = check_body_size(&config, 1_048_577).unwrap_err();
-        assert_eq!(rejection.status, StatusCode::PAYLOAD_TOO_LARGE);
-        assert_eq!(rejection.code, "request_too_large");
+        let result = decide(&config, "POST", "/", &[JSON], &chat("a long enough body"));
+        assert_eq!(result.0.unwrap().code, "request_too_large");
+        assert!(result.1.is_none());
+    }
+
+    #[test]
+    fn a_json_body_the_processor_cannot_take_whole_is_400() {
+        let many: Vec<String> = (0..1001).map(|i| format!("\"k{i}\":{i}")).collect();
+        let body = format!("{{{}}}", many.join(","));
+        let result = decide(&Config::default(), "POST", "/", &[JSON], body.as_bytes());
+        let rejection = result.0.unwrap();
+        assert_eq!(rejection.code, "invalid_request_body");
+        assert!(rejection.message.contains("1000"), "{}", rejection.message);
+    }
+
+    #[test]
+    fn detect_mode_logs_what_it_would_block_and_passes() {
+        let config = Config {
+            mode: Mode::Detect,
+            ..Config::default()
+        };
+        let result = decide(
+            &config,
+            "GET",
+            "/../../etc/passwd?q=%27%20OR%201%3D1%20--",
+            &[("user-agent", "sqlmap/1.7")],
+            b"",
+        );
+        assert_eq!(status(&result), None);
+        let audit = result.1.unwrap();
+        assert_eq!(audit["verdict"], "detected");
+        assert_eq!(audit["mode"], "detect");
+        assert_eq!(audit["status"], Value::Null);
+        // Phase 2 ran although phase 1 would have blocked: every rule is scored.
+        let ids = audit["rule_ids"].as_array().unwrap();
+        for id in [913100, 930100, 949100, 942100] {
+            assert!(ids.contains(&Value::from(id)), "{id} in {ids:?}");
+        }
+        // The limits still apply.
+        let refused = decide(&config, "POST", "/", &[JSON], b"nope");
+        assert_eq!(status(&refused), Some(400));
+    }
+
+    #[test]
+    fn a_rule_below_the_threshold_is_flagged_and_passes() {
+        let result = decide(&Config::default(), "GET", "/?debug=1", &[], b"");
+        assert_eq!(status(&result), None);
+        let audit = result.1.unwrap();
+        assert_eq!(audit["verdict"], "flagged");
+        assert_eq!(audit["rule_ids"], serde_json::json!([920999]));
+    }
+
+    #[test]
+    fn the_audit_line_keeps_credentials_out() {
+        let result = decide(
+            &Config::default(),
+            "GET",
+            "/x?a=%3Cscript%3Ealert(1)%3C/script%3E",
+            &[
+                ("authorization", "Bearer sk-secret-token-42"),
+                ("referer", "' or 1=1 -- sk-secret-token-42"),
+                ("x-request-id", "req-7"),
+            ],
+            b"",
+        );
+        assert_eq!(status(&result), Some(403));
+        let audit = result.1.unwrap();
+        let line = audit.to_string();
+        assert!(!line.contains("sk-secret-token-42"), "{line}");
+        assert!(line.contains("[redacted]"), "{line}");
+        assert_eq!(audit["request_id"], "req-7");
+        assert_eq!(audit["path"], "/x", "no query in the path");
+    }
+
+    #[test]
+    fn host_headers_are_not_inspected_but_host_is_restored() {
+        let mut headers = HeaderMap::new();
+        headers.insert("spin-full-url", HeaderValue::from_static("http://h/?q=1"));
+        headers.insert("user-agent", HeaderValue::from_static("curl"));
+        let uri: http::Uri = "http://example.test:3000/v1/models?x=1".parse().unwrap();
+        let request = rules_request(&Method::GET, &uri, &headers, Some("rid"));
+        assert_eq!(request.uri, "/v1/models?x=1");
+        assert_eq!(
+            request.headers,
+            vec![
+                ("host".to_owned(), "example.test:3000".to_owned()),
+                ("user-agent".to_owned(), "curl".to_owned())
+            ]
+        );
+        assert_eq!(request.unique_id, "rid");
     }
 
     #[test]
@@ -501,111 +994,11 @@ mod tests {
     }
 
     #[test]
-    fn bodies_need_a_json_content_type() {
-        let config = Config::default();
-        let plain = headers(&[("content-type", "text/plain")]);
-        assert_eq!(
-            verdict_status(&inspect_request(&config, "/", &plain, b"{}")),
-            Some(415)
-        );
-        assert_eq!(
-            verdict_status(&inspect_request(&config, "/", &HeaderMap::new(), b"{}")),
-            Some(415)
-        );
-        // No body, no content-type requirement.
-        assert_eq!(
-            inspect_request(&config, "/healthz", &HeaderMap::new(), b""),
-            Verdict::Pass
-        );
-    }
-
-    #[test]
-    fn invalid_json_is_400() {
-        let verdict = inspect_request(&Config::default(), "/", &json_headers(), b"{\"a\":");
-        assert_eq!(verdict_status(&verdict), Some(400));
-        let Verdict::Rejected(rejection) = verdict else {
-            panic!("expected a rejection")
-        };
-        assert_eq!(rejection.code, "invalid_json");
-    }
-
-    #[test]
-    fn a_rule_match_blocks_with_the_rule_named() {
-        let body = br#"{"messages":[{"role":"user","content":"' OR 1=1 --"}]}"#;
-        let verdict = inspect_request(
-            &Config::default(),
-            "/v1/chat/completions",
-            &json_headers(),
-            body,
-        );
-        let Verdict::Blocked(finding, rejection) = verdict else {
-            panic!("expected a block, got {verdict:?}")
-        };
-        assert_eq!(finding.target, "body:/messages/0/content");
-        assert_eq!(rejection.status, StatusCode::FORBIDDEN);
-        let value: serde_json::Value = serde_json::from_str(&rejection.body()).unwrap();
-        assert_eq!(value["error"]["type"], "invalid_request_error");
-        assert_eq!(value["error"]["code"], "waf_rule_1001");
-        assert!(value["error"]["param"].is_null());
-        let message = value["error"]["message"].as_str().unwrap();
-        assert!(
-            message.contains("1001") && message.contains("sql_injection"),
-            "{message}"
-        );
-        assert!(!message.contains("OR 1=1"), "the payload is not echoed");
-    }
-
-    #[test]
-    fn detect_mode_reports_but_passes() {
-        let config = Config {
-            mode: Mode::Detect,
-            ..Config::default()
-        };
-        let verdict = inspect_request(&config, "/search?q=%3Cscript%3E", &HeaderMap::new(), b"");
-        let Verdict::Detected(finding) = verdict else {
-            panic!("expected a detection, got {verdict:?}")
-        };
-        let line = match_log_line(&finding, Mode::Detect, "GET", "/search", Some("rid-1"));
-        let value: serde_json::Value = serde_json::from_str(&line).unwrap();
-        assert_eq!(value["msg"], "waf_match");
-        assert_eq!(value["rule"], 2001);
-        assert_eq!(value["category"], "xss");
-        assert_eq!(value["mode"], "detect");
-        assert_eq!(value["target"], "query:q");
-        assert_eq!(value["request_id"], "rid-1");
-        assert!(!line.contains("script>"), "the matched value is not logged");
-    }
-
-    #[test]
-    fn limits_and_content_checks_apply_in_detect_mode_too() {
-        let config = Config {
-            mode: Mode::Detect,
-            ..Config::default()
-        };
-        assert_eq!(
-            status_of(check_head(&config, &Method::DELETE, &HeaderMap::new())),
-            Some(405)
-        );
-        assert_eq!(
-            verdict_status(&inspect_request(&config, "/", &json_headers(), b"nope")),
-            Some(400)
-        );
-    }
-
-    #[test]
-    fn a_normal_chat_request_passes() {
-        let body = br#"{"messages":[{"role":"user","content":"Which union members selected the chair? I'm not sure, or 1 of them. What does <T> mean in Rust generics? a -- b"}],"stream":true}"#;
-        let verdict = inspect_request(
-            &Config::default(),
-            "/v1/chat/completions",
-            &headers(&[
-                ("content-type", "application/json; charset=utf-8"),
-                ("authorization", "Bearer abc.def.ghi"),
-                ("user-agent", "openai-python/1.50.0"),
-            ]),
-            body,
-        );
-        assert_eq!(verdict, Verdict::Pass);
+    fn header_bytes_count_as_on_the_wire() {
+        let mut headers = HeaderMap::new();
+        headers.insert("x-a", HeaderValue::from_static("1234567890"));
+        // "x-a: 1234567890\r\n" is 3 + 10 + 4 = 17 bytes.
+        assert_eq!(header_bytes(&headers), 17);
     }
 
     #[test]
@@ -615,7 +1008,17 @@ mod tests {
         });
         assert_eq!(rejection.status, StatusCode::INTERNAL_SERVER_ERROR);
         assert!(rejection.message.contains("waf_max_body_bytes"));
-        let value: serde_json::Value = serde_json::from_str(&rejection.body()).unwrap();
+        let value: Value = serde_json::from_str(&rejection.body()).unwrap();
         assert_eq!(value["error"]["code"], "waf_misconfigured");
+        assert_eq!(rules_rejection().code, "waf_misconfigured");
+    }
+
+    /// The rules the component compiles when it was not pre-initialised are the ones
+    /// shipped under `rules/`, and they compile.
+    #[test]
+    fn the_embedded_default_rules_compile() {
+        let rules = default_rules::compile().unwrap();
+        assert!(!rules.is_empty());
+        assert!(rules.unsupported().is_empty());
     }
 }
