@@ -6,8 +6,9 @@
 //! - chatgate-seclang natively, CRS 3.3 PL1 (`RuleSet::evaluate`, as
 //!   `crates/seclang/benches/evaluate.rs` measures it);
 //! - the `waf` component inside Wasm, through the host: `waf` in front of the `hello` test
-//!   component against `hello` alone, with the default rules and with CRS PL1 (when the
-//!   components are built; see `bench/waf/README.md`).
+//!   component against `hello` alone, with the default rules (`target/chatgate-waf/waf.wasm`,
+//!   from `make build`) and with CRS PL1 (preloaded here by `target/release/chatgate waf`
+//!   into `target/chatgate-waf-bench/crs`). Needs the built components (`make build`).
 //!
 //! The requests are those of `crates/seclang/benches/evaluate.rs`: a 2 KB chat completion
 //! and a 1 KB query-string GET. `cargo bench -p chatgate-tests --bench waf`;
@@ -15,11 +16,15 @@
 
 use std::time::{Duration, Instant};
 
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
 use chatgate_seclang::{LoadOptions, Request, RuleSet};
 use chatgate_tests::stats::percentile_ms;
 use chatgate_tests::waf_reference::{
     CRS_ENTRY, Connection, NginxOptions, ReferenceNginx, nginx_version,
 };
+use chatgate_tests::{Gateway, repo_root, wasm};
 
 fn request(method: &str, uri: String, body: String) -> Request {
     let mut headers = vec![
@@ -215,6 +220,123 @@ fn seclang(table: &mut Table, runs: usize, requests: &[(&str, Request)]) {
     }
 }
 
+/// A manifest with one route served by `hello`, behind the `waf` component at `waf` if
+/// given (a preloaded `waf.wasm`).
+fn manifest(waf: Option<&Path>) -> String {
+    let hello = format!(
+        "[component.hello]\nsource = \"{}\"\n",
+        wasm("hello").display()
+    );
+    let (middleware, waf_component) = match waf {
+        Some(path) => (
+            r#"{ component = "waf", inherit_configuration = ["variables"] }"#,
+            format!("[component.waf]\nsource = \"{}\"\n", path.display()),
+        ),
+        None => ("", String::new()),
+    };
+    format!(
+        "spin_manifest_version = 2\n[application]\nname = \"waf-bench\"\n\
+         [[trigger.http]]\nroute = \"/...\"\ncomponent = \"hello\"\n\
+         dependencies.middleware = [{middleware}]\n{hello}{waf_component}"
+    )
+}
+
+/// The `waf` component preloaded with CRS 3.3 PL1 (Debian's entry point, the rules the
+/// engine cannot honour left out, as natively) by `chatgate waf`, the command `make build`
+/// preloads the default rules with; `None` (with the reason printed) without it.
+fn crs_waf() -> Option<PathBuf> {
+    let root = repo_root();
+    let chatgate = root.join("target/release/chatgate");
+    let out = root.join("target/chatgate-waf-bench/crs");
+    let output = Command::new(&chatgate)
+        .current_dir(&root)
+        .args(["waf", "--allow-unsupported", "--rules", CRS_ENTRY, "--out"])
+        .arg(&out)
+        .arg("--component")
+        .arg(wasm("waf"))
+        .output();
+    match output {
+        Ok(o) if o.status.success() => {
+            let report = String::from_utf8_lossy(&o.stderr);
+            println!(
+                "waf preloaded with CRS PL1 by `chatgate waf`: {}",
+                report
+                    .lines()
+                    .find(|l| l.starts_with("compiled"))
+                    .unwrap_or("")
+            );
+            Some(out.join("waf.wasm"))
+        }
+        Ok(o) => {
+            println!(
+                "waf with CRS PL1 not measured: `{} waf` failed: {}",
+                chatgate.display(),
+                String::from_utf8_lossy(&o.stderr).trim()
+            );
+            None
+        }
+        Err(e) => {
+            println!(
+                "waf with CRS PL1 not measured: {}: {e} (`make build` builds it)",
+                chatgate.display()
+            );
+            None
+        }
+    }
+}
+
+fn in_wasm(table: &mut Table, runs: usize, requests: &[(&str, Request)]) {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime");
+    let default_waf = repo_root().join("target/chatgate-waf/waf.wasm");
+    if !default_waf.exists() {
+        println!(
+            "waf with the default rules not measured: {} is missing (`make build` writes it)",
+            default_waf.display()
+        );
+    }
+    let crs = crs_waf();
+    let contenders = [
+        ("hello alone (Wasm baseline)", None),
+        (
+            "waf default rules + hello",
+            default_waf.exists().then_some(default_waf.as_path()),
+        ),
+        ("waf CRS PL1 + hello", crs.as_deref()),
+    ];
+    for (i, (name, waf)) in contenders.into_iter().enumerate() {
+        if i > 0 && waf.is_none() {
+            continue;
+        }
+        let gateway = runtime
+            .block_on(Gateway::start_with(&manifest(waf), &[], |options| {
+                options.probes = false;
+            }))
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        let mut connection = Connection::open(gateway.address()).expect("connecting");
+        for (request, r) in requests {
+            let bytes = raw(r);
+            let figure = measure(runs, || {
+                connection.round_trip(&bytes).expect("the gateway answers")
+            });
+            table.add(name, request, figure);
+        }
+        drop(connection);
+        runtime.block_on(gateway.stop());
+    }
+    for (share, with) in [
+        (
+            "Wasm: waf's share, default rules",
+            "waf default rules + hello",
+        ),
+        ("Wasm: waf's share, CRS PL1", "waf CRS PL1 + hello"),
+    ] {
+        table.add_share(share, with, "hello alone (Wasm baseline)");
+    }
+}
+
 fn main() {
     // `cargo bench` passes `--bench`; a filter argument is not supported.
     let runs: usize = std::env::var("WAF_BENCH_RUNS")
@@ -232,5 +354,6 @@ fn main() {
     let mut table = Table { rows: Vec::new() };
     nginx(&mut table, runs, &requests);
     seclang(&mut table, runs, &requests);
+    in_wasm(&mut table, runs, &requests);
     table.print();
 }
