@@ -53,9 +53,9 @@ pub struct Limits {
     /// Largest request body the gateway accepts; a larger declared `Content-Length` is
     /// answered 413 before any of the body is read (and before `100 Continue`).
     pub max_body_bytes: u64,
-    /// Scheduler lag above which the gateway counts as overloaded; zero turns shedding off.
+    /// Smoothed scheduler lag above which new requests are shed; zero turns shedding off.
     pub overload_lag: Duration,
-    /// How long the lag must stay above [`Limits::overload_lag`] before requests are shed.
+    /// The time over which the scheduler lag is smoothed.
     pub overload_interval: Duration,
 }
 
@@ -73,7 +73,7 @@ impl Default for Limits {
             body_read_timeout: Duration::from_secs(10),
             header_read_timeout: Duration::from_secs(10),
             max_body_bytes: 4 << 20,
-            overload_lag: Duration::from_millis(100),
+            overload_lag: Duration::from_millis(50),
             overload_interval: Duration::from_millis(500),
         }
     }
@@ -528,7 +528,7 @@ mod tests {
             header_read_timeout: Duration::from_secs(1),
             max_body_bytes: 10,
             overload_lag: Duration::from_millis(50),
-            overload_interval: Duration::from_millis(200),
+            overload_interval: Duration::from_millis(500),
         }
     }
 
@@ -536,7 +536,7 @@ mod tests {
     async fn an_overloaded_scheduler_sheds_new_requests_until_it_catches_up() {
         let admission = Admission::new(limits());
         let due = std::time::Instant::now();
-        admission.load.record(due, due + Duration::from_millis(300));
+        admission.load.record(due, due + Duration::from_millis(600));
         assert_eq!(
             admission.admit(ALICE).await.err(),
             Some(Refusal::Overloaded)
@@ -548,8 +548,8 @@ mod tests {
             "a shed request holds nothing"
         );
         admission.load.record(
-            due + Duration::from_millis(310),
-            due + Duration::from_millis(311),
+            due + Duration::from_millis(1610),
+            due + Duration::from_millis(1611),
         );
         assert!(admission.admit(ALICE).await.is_ok());
     }

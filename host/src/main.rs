@@ -113,6 +113,8 @@ fn run(cli: Cli) -> wasmtime::Result<()> {
                     body_read_timeout: serving.body_read_timeout.0,
                     header_read_timeout: serving.header_read_timeout.0,
                     max_body_bytes: serving.max_body_bytes,
+                    overload_lag: serving.overload_lag.0,
+                    overload_interval: serving.overload_interval.0,
                 },
                 ..AppOptions::default()
             };
@@ -121,8 +123,6 @@ fn run(cli: Cli) -> wasmtime::Result<()> {
                 let started = std::time::Instant::now();
                 let app = Arc::new(App::load(&manifest, &options)?);
                 let listener = chatgate::server::bind(listen).await?;
-                    overload_lag: serving.overload_lag.0,
-                    overload_interval: serving.overload_interval.0,
                 eprintln!(
                     "chatgate: serving `{}` on http://{} (loaded in {:.1?})",
                     manifest.application.name,
@@ -175,19 +175,11 @@ struct ServingArgs {
     /// Largest request body accepted (then 413, before `100 Continue`).
     #[arg(long, env = "CHATGATE_MAX_BODY_BYTES", default_value_t = Limits::default().max_body_bytes)]
     max_body_bytes: u64,
-}
-
-/// A duration written as `<number><unit>`, the unit one of `ms`, `s` or `m`.
-#[derive(Clone, Copy, Debug)]
-struct Seconds(std::time::Duration);
-
-impl std::str::FromStr for Seconds {
-    type Err = String;
-    /// Scheduler lag that counts as overload (`off` disables shedding): while the lag
-    /// stays above it for `--overload-interval`, new requests get 503 at once.
-    #[arg(long, env = "CHATGATE_OVERLOAD_LAG", default_value = "100ms")]
+    /// Scheduler lag that counts as overload (`off` disables shedding): while the lag,
+    /// smoothed over `--overload-interval`, is above it, new requests get 503 at once.
+    #[arg(long, env = "CHATGATE_OVERLOAD_LAG", default_value = "50ms")]
     overload_lag: OptionalDuration,
-    /// How long the scheduler lag must stay above `--overload-lag` before shedding.
+    /// The time over which the scheduler lag is smoothed.
     #[arg(long, env = "CHATGATE_OVERLOAD_INTERVAL", default_value = "500ms")]
     overload_interval: Seconds,
 }
@@ -206,6 +198,14 @@ impl std::str::FromStr for OptionalDuration {
         let Seconds(duration) = text.parse()?;
         Ok(OptionalDuration(duration))
     }
+}
+
+/// A duration written as `<number><unit>`, the unit one of `ms`, `s` or `m`.
+#[derive(Clone, Copy, Debug)]
+struct Seconds(std::time::Duration);
+
+impl std::str::FromStr for Seconds {
+    type Err = String;
 
     fn from_str(text: &str) -> Result<Self, String> {
         let text = text.trim();

@@ -11,12 +11,17 @@
 //! Latency of the scheduler itself is the signal that needs no tuning per workload: a
 //! timer task that should run every [`TICK`] runs late by roughly the time the runnable
 //! work ahead of it takes. Requests that only wait (on an upstream, on a client) cost
-//! no lag, so slow upstreams do not trigger shedding; CPU-bound backlog does. While the
-//! lag has stayed above [`LagDetector::target`] for [`LagDetector::interval`], new
-//! requests are refused at once with 503 and `Retry-After` (the cheapest possible
-//! answer), which lets the backlog drain; the first sample back under the target
-//! admits again. This is CoDel's rule (act on a standing delay, not on a spike)
-//! applied to the runtime rather than to one queue.
+//! no lag, so slow upstreams do not trigger shedding; CPU-bound backlog does. Single
+//! samples are noisy (on a multi-threaded runtime the ticker is sometimes polled at
+//! once however long the queue), so the lag is smoothed over [`LagDetector::interval`]
+//! (an average weighted by the time each sample covers). While the smoothed lag is
+//! above [`LagDetector::target`], new requests are refused at once with 503 and
+//! `Retry-After` (the cheapest possible answer), which lets the backlog drain; below
+//! half the target they are admitted again.
+//!
+//! Measured with the soak harness (`tests/benches/soak.rs`) on 2 cores: lag samples of
+//! 15-21 ms with 16 to 200 requests in flight at full CPU, 86 ms at 755 and 229 ms at
+//! 985 in flight (unverified elsewhere: the figures depend on the machine).
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -29,31 +34,37 @@ pub const TICK: Duration = Duration::from_millis(10);
 pub struct LagDetector {
     target: Duration,
     interval: Duration,
-    /// When the current run of samples above the target began (its first tick's due time).
-    above_since: Mutex<Option<Instant>>,
+    smoothing: Mutex<Smoothing>,
     overloaded: AtomicBool,
     last_lag_micros: AtomicU64,
 }
 
+#[derive(Default)]
+struct Smoothing {
+    /// The smoothed lag, in seconds.
+    lag: f64,
+    last_sample: Option<Instant>,
+}
+
 impl LagDetector {
-    /// Overloaded once the lag has stayed above `target` for `interval`. A zero
+    /// Overloaded while the lag, smoothed over `interval`, is above `target`. A zero
     /// `target` turns detection off.
     pub fn new(target: Duration, interval: Duration) -> Self {
         LagDetector {
             target,
             interval,
-            above_since: Mutex::new(None),
+            smoothing: Mutex::new(Smoothing::default()),
             overloaded: AtomicBool::new(false),
             last_lag_micros: AtomicU64::new(0),
         }
     }
 
-    /// The lag above which the scheduler counts as behind.
+    /// The smoothed lag above which requests are shed.
     pub fn target(&self) -> Duration {
         self.target
     }
 
-    /// How long the lag must stay above the target before requests are shed.
+    /// The time over which lag samples are smoothed.
     pub fn interval(&self) -> Duration {
         self.interval
     }
@@ -68,16 +79,26 @@ impl LagDetector {
         if self.target.is_zero() {
             return;
         }
-        let mut above_since = self.above_since.lock().unwrap_or_else(|e| e.into_inner());
-        if lag <= self.target {
-            *above_since = None;
-            self.overloaded.store(false, Ordering::Release);
-            return;
-        }
-        // The scheduler has been behind since the tick was due, not since it ran.
-        let since = *above_since.get_or_insert(due);
-        if now.saturating_duration_since(since) >= self.interval {
+        let mut smoothing = self.smoothing.lock().unwrap_or_else(|e| e.into_inner());
+        // A sample speaks for the time since the previous one (at least its own lag, the
+        // time the scheduler was seen behind); a sample covering the whole interval
+        // replaces the average.
+        let covered = smoothing
+            .last_sample
+            .map_or(lag, |last| now.saturating_duration_since(last))
+            .max(lag);
+        let weight = if self.interval.is_zero() {
+            1.0
+        } else {
+            (covered.as_secs_f64() / self.interval.as_secs_f64()).min(1.0)
+        };
+        smoothing.lag += (lag.as_secs_f64() - smoothing.lag) * weight;
+        smoothing.last_sample = Some(now);
+        let target = self.target.as_secs_f64();
+        if smoothing.lag > target {
             self.overloaded.store(true, Ordering::Release);
+        } else if smoothing.lag < target / 2.0 {
+            self.overloaded.store(false, Ordering::Release);
         }
     }
 
@@ -112,56 +133,79 @@ mod tests {
     use super::*;
 
     const TARGET: Duration = Duration::from_millis(50);
-    const INTERVAL: Duration = Duration::from_millis(200);
+    const INTERVAL: Duration = Duration::from_millis(500);
 
     fn ms(n: u64) -> Duration {
         Duration::from_millis(n)
     }
 
-    #[test]
-    fn a_single_late_tick_under_the_interval_is_not_overload() {
-        let detector = LagDetector::new(TARGET, INTERVAL);
-        let start = Instant::now();
-        detector.record(start, start + ms(120));
-        assert!(!detector.overloaded());
-        assert_eq!(detector.last_lag(), ms(120));
+    /// Feeds ticks every 10 ms plus `lag` for `span`, starting at `start`; returns the end.
+    fn ticks(detector: &LagDetector, start: Instant, span: Duration, lag: Duration) -> Instant {
+        let mut due = start;
+        while due < start + span {
+            detector.record(due, due + lag);
+            due += TICK + lag;
+        }
+        due
     }
 
     #[test]
-    fn lag_that_stays_above_the_target_for_the_interval_is_overload() {
+    fn lag_of_healthy_full_load_is_not_overload() {
         let detector = LagDetector::new(TARGET, INTERVAL);
-        let start = Instant::now();
-        let mut due = start;
-        for _ in 0..3 {
-            detector.record(due, due + ms(60));
-            assert!(!detector.overloaded());
-            due += ms(50);
+        ticks(&detector, Instant::now(), Duration::from_secs(5), ms(20));
+        assert!(!detector.overloaded());
+        assert_eq!(detector.last_lag(), ms(20));
+    }
+
+    #[test]
+    fn a_short_spike_is_not_overload() {
+        let detector = LagDetector::new(TARGET, INTERVAL);
+        let end = ticks(&detector, Instant::now(), Duration::from_secs(1), ms(5));
+        detector.record(end, end + ms(100));
+        assert!(!detector.overloaded(), "one 100 ms sample among 5 ms ones");
+    }
+
+    #[test]
+    fn lag_that_stays_above_the_target_is_overload() {
+        let detector = LagDetector::new(TARGET, INTERVAL);
+        let end = ticks(&detector, Instant::now(), Duration::from_secs(1), ms(5));
+        let end = ticks(&detector, end, ms(100), ms(80));
+        assert!(
+            !detector.overloaded(),
+            "not yet: 100 ms of a 500 ms interval"
+        );
+        ticks(&detector, end, ms(600), ms(80));
+        assert!(detector.overloaded());
+    }
+
+    #[test]
+    fn noisy_samples_averaging_above_the_target_are_overload() {
+        // What a backlog looks like on a multi-threaded runtime: the ticker is sometimes
+        // polled at once, mostly late.
+        let detector = LagDetector::new(TARGET, INTERVAL);
+        let mut due = Instant::now();
+        for lag in [ms(229), ms(3), ms(150), ms(2), ms(200), ms(5)].repeat(3) {
+            detector.record(due, due + lag);
+            due += TICK + lag;
         }
-        detector.record(due, due + ms(60));
+        assert!(detector.overloaded());
+    }
+
+    #[test]
+    fn overload_ends_once_the_lag_is_back_under_half_the_target() {
+        let detector = LagDetector::new(TARGET, INTERVAL);
+        let due = Instant::now();
+        detector.record(due, due + ms(600));
         assert!(
             detector.overloaded(),
-            "above the target since {start:?} for 210 ms"
+            "one tick 600 ms late covers the interval"
         );
-    }
-
-    #[test]
-    fn one_tick_late_by_more_than_the_interval_is_overload_at_once() {
-        let detector = LagDetector::new(TARGET, INTERVAL);
-        let due = Instant::now();
-        detector.record(due, due + ms(400));
-        assert!(detector.overloaded());
-    }
-
-    #[test]
-    fn the_first_tick_back_under_the_target_ends_overload() {
-        let detector = LagDetector::new(TARGET, INTERVAL);
-        let due = Instant::now();
-        detector.record(due, due + ms(400));
-        assert!(detector.overloaded());
-        detector.record(due + ms(410), due + ms(415));
-        assert!(!detector.overloaded());
-        // And the next run above the target needs the whole interval again.
-        detector.record(due + ms(500), due + ms(560));
+        let end = ticks(&detector, due + ms(600), ms(100), ms(30));
+        assert!(
+            detector.overloaded(),
+            "30 ms is under the target but not under half of it"
+        );
+        ticks(&detector, end, Duration::from_secs(2), ms(5));
         assert!(!detector.overloaded());
     }
 
@@ -180,14 +224,13 @@ mod tests {
         let watcher = watch(detector.clone());
         tokio::time::sleep(ms(20)).await;
         // Blocking the only thread is what a backlog of guest work does to the ticker.
-        std::thread::sleep(ms(300));
+        std::thread::sleep(ms(600));
         tokio::task::yield_now().await;
         assert!(detector.overloaded(), "lag {:?}", detector.last_lag());
         // Bounded by the test harness, not asserted: a loaded machine may take longer.
         while detector.overloaded() {
             tokio::time::sleep(TICK).await;
         }
-        assert!(detector.last_lag() <= TARGET);
         watcher.abort();
     }
 }

@@ -448,11 +448,26 @@ struct Sample {
     rss_kib: Option<u64>,
     fds: Option<usize>,
     threads: Option<u64>,
-    /// `/readyz`: in flight, uploads, live instances.
-    ready: Option<(u64, u64, u64)>,
+    ready: Option<Ready>,
 }
 
-async fn readyz(address: SocketAddr) -> Option<(u64, u64, u64)> {
+/// What `/readyz` says.
+#[derive(Debug, PartialEq)]
+struct Ready {
+    status: String,
+    in_flight: u64,
+    uploads: u64,
+    instances: u64,
+    scheduler_lag_ms: u64,
+}
+
+impl Ready {
+    fn idle(&self) -> bool {
+        self.in_flight == 0 && self.uploads == 0 && self.instances == 0
+    }
+}
+
+async fn readyz(address: SocketAddr) -> Option<Ready> {
     let exchange = async {
         let stream = TcpStream::connect(address).await.ok()?;
         let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
@@ -466,11 +481,13 @@ async fn readyz(address: SocketAddr) -> Option<(u64, u64, u64)> {
         let response = sender.send_request(request).await.ok()?;
         let body = response.into_body().collect().await.ok()?.to_bytes();
         let json: serde_json::Value = serde_json::from_slice(&body).ok()?;
-        Some((
-            json["in_flight"].as_u64()?,
-            json["uploads"].as_u64()?,
-            json["instances"].as_u64()?,
-        ))
+        Some(Ready {
+            status: json["status"].as_str()?.to_owned(),
+            in_flight: json["in_flight"].as_u64()?,
+            uploads: json["uploads"].as_u64()?,
+            instances: json["instances"].as_u64()?,
+            scheduler_lag_ms: json["scheduler_lag_ms"].as_u64()?,
+        })
     };
     tokio::time::timeout(Duration::from_secs(5), exchange)
         .await
@@ -493,7 +510,7 @@ async fn sample(pid: u32, address: SocketAddr, started: Instant, phase: &'static
 async fn wait_idle(address: SocketAddr, limit: Duration) -> Option<Duration> {
     let started = Instant::now();
     while started.elapsed() < limit {
-        if readyz(address).await == Some((0, 0, 0)) {
+        if readyz(address).await.is_some_and(|ready| ready.idle()) {
             return Some(started.elapsed());
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -1009,13 +1026,16 @@ async fn run(knobs: Knobs) {
                 let label = *phase.lock().unwrap();
                 let s = sample(pid, address, run_started, label).await;
                 println!(
-                    "  [{:>5.0} s] {:<16} RSS {:>7.1} MiB  fds {:>5}  threads {:>4}  readyz (in flight, uploads, instances) {:?}",
+                    "  [{:>5.0} s] {:<16} RSS {:>7.1} MiB  fds {:>5}  threads {:>4}  readyz {}",
                     s.at.as_secs_f64(),
                     s.phase,
                     mib(s.rss_kib.unwrap_or(0)),
                     s.fds.unwrap_or(0),
                     s.threads.unwrap_or(0),
-                    s.ready
+                    s.ready.as_ref().map_or("-".to_owned(), |r| format!(
+                        "{} in flight {} uploads {} instances {} lag {} ms",
+                        r.status, r.in_flight, r.uploads, r.instances, r.scheduler_lag_ms
+                    ))
                 );
                 samples.lock().unwrap().push(s);
             }
@@ -1232,7 +1252,7 @@ async fn run(knobs: Knobs) {
 
     println!("\nGateway process every {} s:\n", SAMPLE_EVERY.as_secs());
     println!(
-        "| at | phase | RSS MiB | fds | threads | in flight, uploads, instances |\n|---|---|---|---|---|---|"
+        "| at | phase | RSS MiB | fds | threads | readyz: status, in flight, uploads, instances, scheduler lag |\n|---|---|---|---|---|---|"
     );
     let marks = [&baseline, &after_recovery, &end];
     let mut all: Vec<&Sample> = samples.iter().chain(marks).collect();
@@ -1246,7 +1266,11 @@ async fn run(knobs: Knobs) {
             s.fds.map(|n| n.to_string()).unwrap_or_default(),
             s.threads.map(|n| n.to_string()).unwrap_or_default(),
             s.ready
-                .map(|(a, b, c)| format!("{a}, {b}, {c}"))
+                .as_ref()
+                .map(|r| format!(
+                    "{}, {}, {}, {}, {} ms",
+                    r.status, r.in_flight, r.uploads, r.instances, r.scheduler_lag_ms
+                ))
                 .unwrap_or_else(|| "no answer".into())
         );
     }
@@ -1329,7 +1353,7 @@ async fn run(knobs: Knobs) {
     let storm_peak = samples
         .iter()
         .filter(|s| s.phase == "noisy neighbour")
-        .filter_map(|s| s.ready.map(|(in_flight, _, _)| in_flight))
+        .filter_map(|s| s.ready.as_ref().map(|r| r.in_flight))
         .max();
     println!(
         "\nThe gateway's own capacity: most in flight at a sample during this phase {}; back to idle {} after the last upload was sent.",

@@ -143,6 +143,10 @@ impl Gateway {
             // address-space reservations within the process's limit.
             limits: chatgate::admission::Limits {
                 max_in_flight: 200,
+                // Many gateways and clients share a loaded machine in a test run: the
+                // scheduler lag of one is no sign of its own overload. The tests of
+                // shedding turn it on.
+                overload_lag: std::time::Duration::ZERO,
                 ..Default::default()
             },
             capture_guest_stdout: true,
@@ -155,10 +159,6 @@ impl Gateway {
             .map_err(|e| e.to_string())?;
         let base = format!("http://{}", listener.local_addr().unwrap());
         let (shutdown, stop) = tokio::sync::oneshot::channel::<()>();
-                // Many gateways and clients share a loaded machine in a test run: the
-                // scheduler lag of one is no sign of its own overload. The tests of
-                // shedding turn it on.
-                overload_lag: std::time::Duration::ZERO,
         let served_app = app.clone();
         let served = tokio::spawn(async move {
             chatgate::server::serve(served_app, listener, async {
