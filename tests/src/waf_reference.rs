@@ -137,6 +137,18 @@ impl ReferenceNginx {
     /// Writes the configuration into a fresh directory under the system's temporary
     /// directory and starts nginx from it; returns once it accepts connections.
     pub fn start(options: NginxOptions) -> Result<ReferenceNginx, String> {
+        // The free port is found by binding and releasing it: another process may take
+        // it before nginx binds it. Then nginx says so and exits, and a new port is tried.
+        let mut attempts = 0;
+        loop {
+            match ReferenceNginx::start_on(options, free_port()) {
+                Err(e) if e.contains("Address already in use") && attempts < 5 => attempts += 1,
+                other => return other,
+            }
+        }
+    }
+
+    fn start_on(options: NginxOptions, port: u16) -> Result<ReferenceNginx, String> {
         let nginx = nginx_binary()?;
         let dir = std::env::temp_dir().join(format!(
             "chatgate-waf-reference-{}-{}",
@@ -157,7 +169,6 @@ impl ReferenceNginx {
         } else {
             String::new()
         };
-        let port = free_port();
         // Header and URI limits are raised and invalid header names kept, so that the WAF
         // rather than nginx decides.
         let conf = format!(
@@ -224,6 +235,7 @@ impl ReferenceNginx {
                     std::fs::read_to_string(reference.dir.join("error.log")).unwrap_or_default()
                 );
                 reference.shutdown();
+                let _ = std::fs::remove_dir_all(&reference.dir);
                 return Err(why);
             }
             std::thread::sleep(Duration::from_millis(20));
