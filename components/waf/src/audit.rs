@@ -219,6 +219,14 @@ pub fn record(
     Value::Object(record).to_string()
 }
 
+/// What each severity adds (`critical_anomaly_score`, ...): settings, not scores.
+const SEVERITY_SETTINGS: [&str; 4] = [
+    "critical_anomaly_score",
+    "error_anomaly_score",
+    "warning_anomaly_score",
+    "notice_anomaly_score",
+];
+
 /// The anomaly scores of `TX` (CRS 3: `anomaly_score`, `sql_injection_score`, ...;
 /// CRS 4: `blocking_inbound_anomaly_score`, `inbound_anomaly_score_pl1`, ...) and the
 /// threshold, as numbers; zero scores are left out.
@@ -227,6 +235,7 @@ fn scores(outcome: &Outcome) -> Map<String, Value> {
         .tx
         .iter()
         .filter(|(name, _)| name.ends_with("_score") || name.contains("anomaly_score"))
+        .filter(|(name, _)| !SEVERITY_SETTINGS.contains(&name.as_str()))
         .filter_map(|(name, value)| {
             let number: i64 = value.trim().parse().ok()?;
             (number != 0 || name.contains("threshold")).then(|| (name.clone(), json!(number)))
@@ -304,6 +313,7 @@ mod tests {
                 ("sql_injection_score", "10"),
                 ("xss_score", "0"),
                 ("inbound_anomaly_score_threshold", "5"),
+                ("critical_anomaly_score", "5"),
                 ("paranoia_level", "1"),
                 ("executing_paranoia_level", "2"),
                 ("crs_setup_version", "334"),
