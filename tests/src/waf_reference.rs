@@ -13,7 +13,6 @@
 //! "headers":[["Host","localhost"]],"body":""}` (optional: `note`, and `protocol`, the
 //! request line's, `HTTP/1.1` by default).
 
-use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -356,11 +355,15 @@ impl AuditEntry {
     }
 }
 
-/// Finds each request's audit entry by client port and URI.
-pub fn audit_index(entries: Vec<AuditEntry>) -> HashMap<(u16, String), AuditEntry> {
-    entries
-        .into_iter()
-        .map(|e| ((e.client_port, e.uri.clone()), e))
+/// Each request's audit entry, for requests sent one after the other as `(client port,
+/// URI)`: nginx's single worker writes a transaction's entry before it takes the next
+/// connection, so entries come in the requests' order, and a request nginx answered
+/// itself has none. Matching in order, not by port alone, keeps a client port the
+/// system hands out again later in the run from taking another request's entry.
+pub fn match_audit(entries: Vec<AuditEntry>, sent: &[(u16, &str)]) -> Vec<Option<AuditEntry>> {
+    let mut entries = entries.into_iter().peekable();
+    sent.iter()
+        .map(|&(port, uri)| entries.next_if(|e| e.client_port == port && e.uri == uri))
         .collect()
 }
 

@@ -14,8 +14,8 @@ use std::path::Path;
 use chatgate_seclang::{LoadOptions, RuleSet};
 use chatgate_tests::repo_root;
 use chatgate_tests::waf_reference::{
-    CRS_ENTRY, CorpusRequest, NginxOptions, ReferenceNginx, Verdict, audit_index, load_corpus_dir,
-    load_corpus_file, nginx_binary, nginx_version,
+    CRS_ENTRY, CorpusRequest, NginxOptions, ReferenceNginx, Verdict, load_corpus_dir,
+    load_corpus_file, match_audit, nginx_binary, nginx_version,
 };
 
 const DISAGREEMENTS: &str = "tests/waf/reference/disagreements.md";
@@ -169,9 +169,15 @@ fn chatgate_seclang_agrees_with_nginx_modsecurity_crs() {
             .unwrap_or_else(|e| panic!("{} ({}): nginx did not answer: {e}", r.id, r.source));
         exchanges.push(exchange);
     }
-    let audit = audit_index(nginx.stop());
+    let sent: Vec<(u16, &str)> = requests
+        .iter()
+        .zip(&exchanges)
+        .map(|(r, e)| (e.client_port, r.uri.as_str()))
+        .collect();
+    let audit = match_audit(nginx.stop(), &sent);
     let producer = audit
-        .values()
+        .iter()
+        .flatten()
         .next()
         .map(|e| e.producer.clone())
         .unwrap_or_default();
@@ -180,14 +186,13 @@ fn chatgate_seclang_agrees_with_nginx_modsecurity_crs() {
     let compared: Vec<Compared> = requests
         .iter()
         .zip(exchanges)
-        .map(|(r, exchange)| {
+        .zip(audit)
+        .map(|((r, exchange), audit)| {
             let outcome = rules.evaluate(&r.seclang_request());
             Compared {
                 request: r.clone(),
                 reference_status: exchange.status,
-                reference_rules: audit
-                    .get(&(exchange.client_port, r.uri.clone()))
-                    .map(|e| e.rule_ids.clone()),
+                reference_rules: audit.map(|e| e.rule_ids),
                 seclang_status: outcome.blocking().map_or(200, |i| i.status),
                 seclang_rules: outcome
                     .matches
