@@ -6,7 +6,7 @@
 //! nginx from it as a child process on a free loopback port, and [`ReferenceNginx::stop`]
 //! ends it. Requests are replayed over raw TCP, byte for byte ([`CorpusRequest::raw`]);
 //! the verdict is the status (403 = block). The ModSecurity audit log (JSON, one line per
-//! transaction) tells which rules fired, matched to requests by client port and URI.
+//! transaction) tells which rules fired ([`match_audit`]).
 //!
 //! The corpora are JSON lines, one request each:
 //! `{"id":"sqli-017","family":"sqli","expect":"block","method":"GET","uri":"/…",
