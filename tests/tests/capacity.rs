@@ -49,11 +49,25 @@ const FAST: &[(&str, &str)] = &[
 ];
 
 async fn gateway(upstream: &Upstream) -> Gateway {
+    gateway_with(upstream, &[], RESPONSE_TIMEOUT).await
+}
+
+/// [`gateway`] with some of the [`FAST`] variables replaced and another response timeout.
+async fn gateway_with(
+    upstream: &Upstream,
+    overrides: &[(&str, &str)],
+    response_timeout: Duration,
+) -> Gateway {
     let manifest = manifest_with_completion_line(OPENAI_COMPLETION_LINE);
-    let mut variables = FAST.to_vec();
+    let mut variables: Vec<(&str, &str)> = FAST
+        .iter()
+        .filter(|(name, _)| overrides.iter().all(|(replaced, _)| replaced != name))
+        .copied()
+        .collect();
+    variables.extend_from_slice(overrides);
     variables.push(("openai_origin", &upstream.origin));
     Gateway::start_with(&manifest, &variables, |options| {
-        options.response_timeout = RESPONSE_TIMEOUT;
+        options.response_timeout = response_timeout;
         options.limits.max_in_flight = BUDGET;
         // A test is one client address: its share must not be what refuses it.
         options.limits.max_in_flight_per_client = 10 * BUDGET;
@@ -473,7 +487,18 @@ async fn probes_answer_from_the_host_and_readiness_reflects_capacity() {
     let _alone = ALONE.lock().await;
     let gate = Arc::new(tokio::sync::Notify::new());
     let upstream = Upstream::openai_held("The firewall blocks [doc1].", gate.clone()).await;
-    let gateway = gateway(&upstream).await;
+    // The held streams must outlive the time it takes to open all of them (each goes
+    // through the whole chain, WAF included): no deadline of the fast set may end them.
+    let gateway = gateway_with(
+        &upstream,
+        &[
+            ("openai_timeout_ms", "20000"),
+            ("openai_first_byte_timeout_ms", "20000"),
+            ("openai_idle_timeout_ms", "20000"),
+        ],
+        Duration::from_secs(30),
+    )
+    .await;
     let health = chatgate_tests::http_client::get(&gateway.url("/healthz"), &[]).await;
     assert_eq!(
         (health.status, health.json()),
