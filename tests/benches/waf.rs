@@ -241,16 +241,18 @@ fn manifest(waf: Option<&Path>) -> String {
     )
 }
 
-/// The `waf` component preloaded with CRS 3.3 PL1 (Debian's entry point, the rules the
-/// engine cannot honour left out, as natively) by `chatgate waf`, the command `make build`
-/// preloads the default rules with; `None` (with the reason printed) without it.
-fn crs_waf() -> Option<PathBuf> {
+/// The `waf` component preloaded by `chatgate waf` (the command `make build` preloads the
+/// default rules with) with `rules`, into `target/chatgate-waf-bench/<name>`; `None`
+/// (with the reason printed) without it.
+fn preloaded_waf(name: &str, rules: &Path) -> Option<PathBuf> {
     let root = repo_root();
     let chatgate = root.join("target/release/chatgate");
-    let out = root.join("target/chatgate-waf-bench/crs");
+    let out = root.join("target/chatgate-waf-bench").join(name);
     let output = Command::new(&chatgate)
         .current_dir(&root)
-        .args(["waf", "--allow-unsupported", "--rules", CRS_ENTRY, "--out"])
+        .args(["waf", "--allow-unsupported", "--rules"])
+        .arg(rules)
+        .arg("--out")
         .arg(&out)
         .arg("--component")
         .arg(wasm("waf"))
@@ -259,7 +261,7 @@ fn crs_waf() -> Option<PathBuf> {
         Ok(o) if o.status.success() => {
             let report = String::from_utf8_lossy(&o.stderr);
             println!(
-                "waf preloaded with CRS PL1 by `chatgate waf`: {}",
+                "waf preloaded with {name} by `chatgate waf`: {}",
                 report
                     .lines()
                     .find(|l| l.starts_with("compiled"))
@@ -269,7 +271,7 @@ fn crs_waf() -> Option<PathBuf> {
         }
         Ok(o) => {
             println!(
-                "waf with CRS PL1 not measured: `{} waf` failed: {}",
+                "waf with {name} not measured: `{} waf` failed: {}",
                 chatgate.display(),
                 String::from_utf8_lossy(&o.stderr).trim()
             );
@@ -277,12 +279,31 @@ fn crs_waf() -> Option<PathBuf> {
         }
         Err(e) => {
             println!(
-                "waf with CRS PL1 not measured: {}: {e} (`make build` builds it)",
+                "waf with {name} not measured: {}: {e} (`make build` builds it)",
                 chatgate.display()
             );
             None
         }
     }
+}
+
+/// CRS 3.3 PL1 (Debian's entry point, the rules the engine cannot honour left out, as
+/// natively).
+fn crs_waf() -> Option<PathBuf> {
+    preloaded_waf("crs", Path::new(CRS_ENTRY))
+}
+
+/// One rule that never matches: what the waf stage costs whatever its rules.
+fn one_rule_waf() -> Option<PathBuf> {
+    let dir = repo_root().join("target/chatgate-waf-bench");
+    std::fs::create_dir_all(&dir).expect("creating target/chatgate-waf-bench");
+    let rules = dir.join("one-rule.conf");
+    std::fs::write(
+        &rules,
+        "SecRule REQUEST_METHOD \"@streq NONE\" \"id:1,phase:1,deny,status:403\"\n",
+    )
+    .expect("writing one-rule.conf");
+    preloaded_waf("one-rule", &rules)
 }
 
 fn in_wasm(table: &mut Table, runs: usize, requests: &[(&str, Request)]) {
@@ -298,8 +319,10 @@ fn in_wasm(table: &mut Table, runs: usize, requests: &[(&str, Request)]) {
         );
     }
     let crs = crs_waf();
+    let one_rule = one_rule_waf();
     let contenders = [
         ("hello alone (Wasm baseline)", None),
+        ("waf one rule + hello", one_rule.as_deref()),
         (
             "waf default rules + hello",
             default_waf.exists().then_some(default_waf.as_path()),
@@ -327,6 +350,7 @@ fn in_wasm(table: &mut Table, runs: usize, requests: &[(&str, Request)]) {
         runtime.block_on(gateway.stop());
     }
     for (share, with) in [
+        ("Wasm: waf's share, one rule", "waf one rule + hello"),
         (
             "Wasm: waf's share, default rules",
             "waf default rules + hello",
