@@ -210,6 +210,8 @@ pub fn is_allowed_content_type(value: &str) -> bool {
 /// any a client sent) are left out: they repeat the URL, and an attack in a query would
 /// be scored twice. `host` is restored from the URI's authority when the host took it off
 /// (wasi:http carries it separately), so that a rule asking for it sees what was sent.
+/// `REMOTE_ADDR` / `REMOTE_PORT` come from `spin-client-addr`, which the host (like Spin)
+/// sets from the connection, replacing any value a client sent.
 pub fn rules_request(
     method: &Method,
     uri: &http::Uri,
@@ -231,6 +233,10 @@ pub fn rules_request(
     {
         pairs.insert(0, ("host".to_owned(), authority.as_str().to_owned()));
     }
+    let client = headers
+        .get("spin-client-addr")
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse::<std::net::SocketAddr>().ok());
     Request {
         method: method.as_str().to_owned(),
         uri: uri
@@ -240,8 +246,64 @@ pub fn rules_request(
         protocol: "HTTP/1.1".to_owned(),
         headers: pairs,
         unique_id: request_id.unwrap_or_default().to_owned(),
+        remote_addr: client.map(|a| a.ip().to_string()).unwrap_or_default(),
+        remote_port: client.map_or(0, |a| a.port()),
         ..Request::default()
     }
+}
+
+/// Ordinary requests evaluated once while the component is pre-initialised, so that
+/// the state the engine builds lazily on first use (the regex engines' caches: DFA
+/// states, scratch space) is part of the snapshot every instance starts from, instead of
+/// being rebuilt by every request in every fresh instance.
+pub fn warm_up_requests() -> Vec<Request> {
+    let chat = serde_json::json!({
+        "model": "chatgate-rag",
+        "stream": true,
+        "messages": [
+            {"role": "system", "content": "You are a helpful assistant for engineers."},
+            {"role": "user", "content": "How do I sort the result of SELECT name FROM a UNION ALL SELECT name FROM b?"},
+            {"role": "assistant", "content": "Wrap it: SELECT name FROM (SELECT name FROM a UNION ALL SELECT name FROM b) t ORDER BY name;"},
+            {"role": "user", "content": "And in Python, with `sorted(rows, key=lambda r: r[0])`?"},
+        ],
+        "temperature": 0.2,
+        "user": "user-1234",
+    });
+    let responses = serde_json::json!({
+        "model": "chatgate-rag",
+        "instructions": "Answer briefly.",
+        "input": "What does the web application firewall block?",
+    });
+    let headers = |body: &str| {
+        let mut headers = vec![
+            ("host".to_owned(), "chat.example.com".to_owned()),
+            ("user-agent".to_owned(), "OpenAI/Python 1.54.0".to_owned()),
+            ("accept".to_owned(), "application/json".to_owned()),
+            ("accept-encoding".to_owned(), "gzip, deflate".to_owned()),
+            ("authorization".to_owned(), "Bearer warm-up".to_owned()),
+        ];
+        if !body.is_empty() {
+            headers.push(("content-type".to_owned(), "application/json".to_owned()));
+            headers.push(("content-length".to_owned(), body.len().to_string()));
+        }
+        headers
+    };
+    let request = |method: &str, uri: &str, body: String| Request {
+        method: method.to_owned(),
+        uri: uri.to_owned(),
+        protocol: "HTTP/1.1".to_owned(),
+        headers: headers(&body),
+        body: body.into_bytes(),
+        remote_addr: "127.0.0.1".to_owned(),
+        remote_port: 40000,
+        unique_id: "warm-up".to_owned(),
+    };
+    vec![
+        request("POST", "/v1/chat/completions", chat.to_string()),
+        request("POST", "/v1/responses", responses.to_string()),
+        request("GET", "/v1/models", String::new()),
+        request("GET", "/v1/models/chatgate-rag?api-version=2024-10-21", String::new()),
+    ]
 }
 
 /// What the WAF decided about a request whose body it read, and the audit line to write.
@@ -540,6 +602,9 @@ mod wasm {
             let rules = bundle
                 .compile()
                 .unwrap_or_else(|error| panic!("compiling the rule bundle: {error}"));
+            for request in super::warm_up_requests() {
+                rules.evaluate(&request);
+            }
             let _ = RULES.set(Ok(rules));
         }
     }
@@ -655,6 +720,26 @@ mod tests {
             )
             .unwrap()
         })
+    }
+
+    #[test]
+    fn the_warm_up_requests_are_ordinary_ones_the_default_rules_pass() {
+        let rules = default_rules::compile().expect("the default rules compile");
+        for request in warm_up_requests() {
+            let outcome = rules.evaluate(&request);
+            // Setup and scoring rules match every request; detection rules carry tags.
+            let detections: Vec<_> = outcome
+                .matches
+                .iter()
+                .filter(|m| !m.tags.is_empty())
+                .collect();
+            assert!(
+                outcome.blocking().is_none() && detections.is_empty(),
+                "{} {}: {detections:?}",
+                request.method,
+                request.uri,
+            );
+        }
     }
 
     fn parts(method: &str, uri: &str, headers: &[(&'static str, &str)]) -> http::request::Parts {
@@ -956,9 +1041,11 @@ mod tests {
     fn host_headers_are_not_inspected_but_host_is_restored() {
         let mut headers = HeaderMap::new();
         headers.insert("spin-full-url", HeaderValue::from_static("http://h/?q=1"));
+        headers.insert("spin-client-addr", HeaderValue::from_static("203.0.113.7:40123"));
         headers.insert("user-agent", HeaderValue::from_static("curl"));
         let uri: http::Uri = "http://example.test:3000/v1/models?x=1".parse().unwrap();
         let request = rules_request(&Method::GET, &uri, &headers, Some("rid"));
+        assert_eq!((request.remote_addr.as_str(), request.remote_port), ("203.0.113.7", 40123));
         assert_eq!(request.uri, "/v1/models?x=1");
         assert_eq!(
             request.headers,
