@@ -302,7 +302,11 @@ pub fn warm_up_requests() -> Vec<Request> {
         request("POST", "/v1/chat/completions", chat.to_string()),
         request("POST", "/v1/responses", responses.to_string()),
         request("GET", "/v1/models", String::new()),
-        request("GET", "/v1/models/chatgate-rag?api-version=2024-10-21", String::new()),
+        request(
+            "GET",
+            "/v1/models/chatgate-rag?api-version=2024-10-21",
+            String::new(),
+        ),
     ]
 }
 
@@ -1041,11 +1045,17 @@ mod tests {
     fn host_headers_are_not_inspected_but_host_is_restored() {
         let mut headers = HeaderMap::new();
         headers.insert("spin-full-url", HeaderValue::from_static("http://h/?q=1"));
-        headers.insert("spin-client-addr", HeaderValue::from_static("203.0.113.7:40123"));
+        headers.insert(
+            "spin-client-addr",
+            HeaderValue::from_static("203.0.113.7:40123"),
+        );
         headers.insert("user-agent", HeaderValue::from_static("curl"));
         let uri: http::Uri = "http://example.test:3000/v1/models?x=1".parse().unwrap();
         let request = rules_request(&Method::GET, &uri, &headers, Some("rid"));
-        assert_eq!((request.remote_addr.as_str(), request.remote_port), ("203.0.113.7", 40123));
+        assert_eq!(
+            (request.remote_addr.as_str(), request.remote_port),
+            ("203.0.113.7", 40123)
+        );
         assert_eq!(request.uri, "/v1/models?x=1");
         assert_eq!(
             request.headers,
