@@ -59,12 +59,7 @@ async fn gateway_with(
     response_timeout: Duration,
 ) -> Gateway {
     let manifest = manifest_with_completion_line(OPENAI_COMPLETION_LINE);
-    let mut variables: Vec<(&str, &str)> = FAST
-        .iter()
-        .filter(|(name, _)| overrides.iter().all(|(replaced, _)| replaced != name))
-        .copied()
-        .collect();
-    variables.extend_from_slice(overrides);
+    let mut variables = fast_with(overrides);
     variables.push(("openai_origin", &upstream.origin));
     Gateway::start_with(&manifest, &variables, |options| {
         options.response_timeout = response_timeout;
@@ -80,6 +75,26 @@ async fn gateway_with(
     .await
     .expect("gateway starts")
 }
+
+/// [`FAST`] with some of its variables replaced.
+fn fast_with<'a>(overrides: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
+    let mut variables: Vec<(&str, &str)> = FAST
+        .iter()
+        .filter(|(name, _)| overrides.iter().all(|(replaced, _)| replaced != name))
+        .copied()
+        .collect();
+    variables.extend_from_slice(overrides);
+    variables
+}
+
+/// Deadlines for tests whose requests may wait long (held streams, an overloaded
+/// gateway) without that being what they test: with the response timeout below.
+const PATIENT: &[(&str, &str)] = &[
+    ("openai_timeout_ms", "20000"),
+    ("openai_first_byte_timeout_ms", "20000"),
+    ("openai_idle_timeout_ms", "20000"),
+];
+const PATIENT_RESPONSE_TIMEOUT: Duration = Duration::from_secs(30);
 
 fn question(stream: bool) -> serde_json::Value {
     json!({
@@ -489,16 +504,7 @@ async fn probes_answer_from_the_host_and_readiness_reflects_capacity() {
     let upstream = Upstream::openai_held("The firewall blocks [doc1].", gate.clone()).await;
     // The held streams must outlive the time it takes to open all of them (each goes
     // through the whole chain, WAF included): no deadline of the fast set may end them.
-    let gateway = gateway_with(
-        &upstream,
-        &[
-            ("openai_timeout_ms", "20000"),
-            ("openai_first_byte_timeout_ms", "20000"),
-            ("openai_idle_timeout_ms", "20000"),
-        ],
-        Duration::from_secs(30),
-    )
-    .await;
+    let gateway = gateway_with(&upstream, PATIENT, PATIENT_RESPONSE_TIMEOUT).await;
     let health = chatgate_tests::http_client::get(&gateway.url("/healthz"), &[]).await;
     assert_eq!(
         (health.status, health.json()),
@@ -611,9 +617,12 @@ async fn a_gateway_behind_on_cpu_sheds_new_requests_and_recovers() {
     let gateway = server
         .spawn(async move {
             let manifest = manifest_with_completion_line(OPENAI_COMPLETION_LINE);
-            let mut variables = FAST.to_vec();
+            // Only shedding may refuse: admitted requests may take long, and must not
+            // end by a deadline instead.
+            let mut variables = fast_with(PATIENT);
             variables.push(("openai_origin", &origin));
             Gateway::start_with(&manifest, &variables, |options| {
+                options.response_timeout = PATIENT_RESPONSE_TIMEOUT;
                 options.limits.max_in_flight = 400;
                 options.limits.max_in_flight_per_client = 400;
                 options.limits.max_uploads = 400;
