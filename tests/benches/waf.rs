@@ -26,61 +26,12 @@ use chatgate_tests::waf_reference::{
 };
 use chatgate_tests::{Gateway, repo_root, wasm};
 
-fn request(method: &str, uri: String, body: String) -> Request {
-    let mut headers = vec![
-        ("Host".to_string(), "chat.example.com".to_string()),
-        ("User-Agent".to_string(), "OpenAI/Python 1.54.0".to_string()),
-        ("Accept".to_string(), "application/json".to_string()),
-        ("Accept-Encoding".to_string(), "gzip, deflate".to_string()),
-        (
-            "Authorization".to_string(),
-            "Bearer sk-test-0123456789abcdef".to_string(),
-        ),
-    ];
-    if !body.is_empty() {
-        headers.push(("Content-Type".to_string(), "application/json".to_string()));
-        headers.push(("Content-Length".to_string(), body.len().to_string()));
-    }
-    Request {
-        method: method.into(),
-        uri,
-        protocol: "HTTP/1.1".into(),
-        headers,
-        body: body.into_bytes(),
-        remote_addr: "203.0.113.9".into(),
-        remote_port: 40000,
-        unique_id: "bench".into(),
-    }
-}
-
-/// A 2 KB chat completion: a system prompt and a multi-turn history of prose.
-fn chat_2kb() -> Request {
-    let history = "How do I configure the retrieval index so that answers cite the right documents? \
-                   I have a folder of markdown files and want incremental updates. ";
-    let mut messages = vec![
-        r#"{"role":"system","content":"You are a helpful assistant for engineers."}"#.to_string(),
-    ];
-    while messages.iter().map(String::len).sum::<usize>() < 1900 {
-        messages.push(format!(r#"{{"role":"user","content":"{history}"}}"#));
-        messages.push(r#"{"role":"assistant","content":"Run the index command over the folder, then restart."}"#.into());
-    }
-    let body = format!(
-        r#"{{"model":"chatgate-rag","messages":[{}],"temperature":0.2}}"#,
-        messages.join(",")
-    );
-    request("POST", "/v1/chat/completions".into(), body)
-}
-
-/// A 1 KB query-string GET.
-fn get_1kb() -> Request {
-    let mut query = String::from("/search?");
-    let mut n = 0;
-    while query.len() < 1000 {
-        query.push_str(&format!("field{n}=value+number+{n}&"));
-        n += 1;
-    }
-    request("GET", query, String::new())
-}
+/// The requests `cargo bench -p chatgate-seclang` measures (a 2 KB chat completion and a
+/// 1 KB query-string GET), from its own module, so that both benches time the same bytes.
+#[allow(dead_code)]
+#[path = "../../crates/seclang/benches/common/mod.rs"]
+mod seclang_bench;
+use seclang_bench::{chat_2kb, get_1kb};
 
 /// The request's bytes on the wire.
 fn raw(r: &Request) -> Vec<u8> {

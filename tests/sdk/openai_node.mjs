@@ -343,8 +343,9 @@ const checks = {
     error = await expectError(
       OpenAI.PermissionDeniedError,
       403,
-      () => client.chat.completions.create({ model: MODEL, messages: [{ role: 'user', content: '<script>alert(1)</script>' }] }),
-      'a script tag blocked by the WAF',
+      // Outside the prompt fields: message contents are prose for the model, not markup.
+      () => client.chat.completions.create({ model: MODEL, messages: MESSAGES, user: '<script>alert(1)</script>' }),
+      'a script tag in `user` blocked by the WAF',
     );
     expect(String(error.code).startsWith('waf_rule_'), `WAF: code ${show(error.code)}`);
   },

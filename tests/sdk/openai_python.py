@@ -352,10 +352,11 @@ def gateway_extras():
     error = expect_error(
         openai.PermissionDeniedError,
         403,
+        # Outside the prompt fields: message contents are prose for the model, not markup.
         lambda: client.chat.completions.create(
-            model=MODEL, messages=[{"role": "user", "content": "<script>alert(1)</script>"}]
+            model=MODEL, messages=MESSAGES, user="<script>alert(1)</script>"
         ),
-        "a script tag blocked by the WAF",
+        "a script tag in `user` blocked by the WAF",
     )
     expect(str(error.code).startswith("waf_rule_"), f"WAF: code {error.code!r}")
 
