@@ -33,10 +33,11 @@ up: build
 	./target/release/chatgate up
 
 # Every test: component logic natively, the host, and the built components end to end.
-test: build sdk test-deps
+test: build test-deps sdk
 	$(CARGO) test --release --workspace
 
-# System packages the tests read (OWASP CRS for crates/seclang); installs what is missing.
+# System packages the tests need (OWASP CRS, nginx + ModSecurity, and python3-venv / npm for
+# the SDK tests when missing); installs what is missing, before `sdk` uses them.
 test-deps:
 	./.ci/test-deps.sh
 

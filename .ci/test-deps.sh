@@ -5,6 +5,8 @@
 #   nginx-light,                   the reference WAF (nginx + ModSecurity v3 + the same CRS)
 #   libnginx-mod-http-modsecurity  that tests/tests/waf_reference.rs compares chatgate-seclang
 #                                  with, and tests/benches/waf.rs measures.
+#   python3-venv, nodejs, npm      only when `python3 -m venv` or `npm` is missing: the
+#                                  official OpenAI SDKs of tests/tests/sdk.rs (`make sdk`).
 # Versions are Debian 12's (not pinned: a pin would break on the next security update;
 # the tests print the versions they ran against).
 # Idempotent: does nothing when they are installed. Installs only as root on a system with
@@ -17,6 +19,10 @@ for p in "${packages[@]}"; do
     missing+=("$p")
   fi
 done
+# Checked by command, not by package: python3 and npm may come from elsewhere (pyenv,
+# NodeSource's nodejs, which bundles npm).
+python3 -c 'import ensurepip, venv' 2>/dev/null || missing+=(python3-venv)
+command -v npm >/dev/null || missing+=(nodejs npm)
 [ ${#missing[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null; then
   echo "test-deps: missing ${missing[*]}; install it (apt-get install --no-install-recommends ${missing[*]}) or its tests fail" >&2
