@@ -8,6 +8,7 @@ use crate::actions::{
 };
 use crate::error::{ErrorKind, LoadError, Location, Unsupported};
 use crate::lexer::{Directive, directives};
+use crate::lookup::{GeoDb, ResolverSlot};
 use crate::operators::{self, Operator};
 use crate::prefilter::Prefilter;
 use crate::transform::Transform;
@@ -17,6 +18,11 @@ use crate::variables::{Targets, parse_targets};
 /// when rules are embedded.
 pub trait Files {
     fn read(&self, path: &str) -> std::io::Result<String>;
+    /// A binary data file (`SecGeoLookupDb`'s database). By default the text of
+    /// [`Files::read`], so an implementation holding only text need not have it.
+    fn read_bytes(&self, path: &str) -> std::io::Result<Vec<u8>> {
+        self.read(path).map(String::into_bytes)
+    }
     /// Paths matching `pattern`, whose last component may contain `*`, sorted.
     fn glob(&self, pattern: &str) -> std::io::Result<Vec<String>>;
 }
@@ -28,6 +34,10 @@ pub struct FileSystem;
 impl Files for FileSystem {
     fn read(&self, path: &str) -> std::io::Result<String> {
         std::fs::read_to_string(path)
+    }
+
+    fn read_bytes(&self, path: &str) -> std::io::Result<Vec<u8>> {
+        std::fs::read(path)
     }
 
     fn glob(&self, pattern: &str) -> std::io::Result<Vec<String>> {
@@ -181,6 +191,12 @@ pub struct RuleSet {
     /// Whether links with a prefilter id may be skipped (off only to test that skipping
     /// changes no verdict).
     pub(crate) use_prefilter: bool,
+    /// `SecGeoLookupDb`'s database, for `@geoLookup`.
+    pub(crate) geo_db: Option<std::sync::Arc<GeoDb>>,
+    /// `SecHttpBlKey`, for `@rbl` with http:BL.
+    pub(crate) httpbl_key: Option<String>,
+    /// For `@rbl`: none unless the embedder sets one ([`RuleSet::set_resolver`]).
+    pub(crate) resolver: ResolverSlot,
 }
 
 /// Load settings.
@@ -214,6 +230,8 @@ struct Builder<'f> {
     request_body_access: bool,
     arguments_limit: usize,
     unsupported: Vec<Unsupported>,
+    geo_db: Option<std::sync::Arc<GeoDb>>,
+    httpbl_key: Option<String>,
 }
 
 /// ModSecurity v3's recommended `SecArgumentsLimit`: a body with more arguments than this
@@ -277,6 +295,25 @@ impl RuleSet {
         self.rules.iter().filter(|r| !r.removed).map(|r| r.id)
     }
 
+    /// Gives `@rbl` a resolver. Without one every `@rbl` lookup fails, and a failed
+    /// lookup does not match (as a DNS failure in ModSecurity).
+    pub fn set_resolver(&mut self, resolver: std::sync::Arc<dyn crate::lookup::Resolver>) {
+        self.resolver = ResolverSlot(Some(resolver));
+    }
+
+    /// Whether `SecGeoLookupDb` loaded a database.
+    pub fn has_geo_db(&self) -> bool {
+        self.geo_db.is_some()
+    }
+
+    pub(crate) fn services(&self) -> crate::operators::Services<'_> {
+        crate::operators::Services {
+            geo: self.geo_db.as_deref(),
+            resolver: self.resolver.0.as_deref(),
+            httpbl_key: self.httpbl_key.as_deref(),
+        }
+    }
+
     /// Turns the literal prefilter off (on by default): every rule then visits every
     /// value it targets. Verdicts are the same either way; this exists so that tests and
     /// benchmarks can show it.
@@ -300,6 +337,8 @@ impl<'f> Builder<'f> {
             request_body_access: true,
             arguments_limit: DEFAULT_ARGUMENTS_LIMIT,
             unsupported: Vec::new(),
+            geo_db: None,
+            httpbl_key: None,
         }
     }
 
@@ -493,6 +532,32 @@ impl<'f> Builder<'f> {
             // collections (not kept by this engine): accepted.
             "seccomponentsignature" | "seccollectiontimeout" => {
                 args(1..=1, "one value")?;
+            }
+            // The database `@geoLookup` reads. ModSecurity refuses the configuration when
+            // the file cannot be opened as a database ("Failed to load the GeoDB from"),
+            // and so does this engine. The path is relative to the rule file, as data
+            // files are. The last directive wins, as in ModSecurity (one global database).
+            "secgeolookupdb" => {
+                args(1..=1, "the path of a MaxMind DB (.mmdb)")?;
+                let path = join(split_path(&at.file).0, &d.args[0]);
+                let bytes = self.files.read_bytes(&path).map_err(|e| {
+                    fail(ErrorKind::Io {
+                        path: path.clone(),
+                        reason: e.to_string(),
+                    })
+                })?;
+                let db = GeoDb::from_bytes(bytes).map_err(|reason| {
+                    fail(ErrorKind::Io {
+                        path: path.clone(),
+                        reason: format!("not a MaxMind DB: {reason}"),
+                    })
+                })?;
+                self.geo_db = Some(std::sync::Arc::new(db));
+            }
+            // http:BL's access key, put before the name `@rbl ...httpbl.org` looks up.
+            "sechttpblkey" => {
+                args(1..=1, "an http:BL access key")?;
+                self.httpbl_key = Some(d.args[0].clone());
             }
             _ => return Err(fail(ErrorKind::UnknownDirective(d.name.clone()))),
         }
@@ -738,6 +803,9 @@ impl<'f> Builder<'f> {
             tag_ids,
             prefilter,
             use_prefilter: true,
+            geo_db: self.geo_db,
+            httpbl_key: self.httpbl_key,
+            resolver: ResolverSlot::default(),
             rules: self.rules,
             phases,
             skip_after,

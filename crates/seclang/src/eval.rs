@@ -1606,6 +1606,7 @@ impl<'r> Transaction<'r> {
                         &ctx,
                         want,
                         &mut self.detect,
+                        self.rules.services(),
                     )
                 } else {
                     let value = match &inspected.value {
@@ -1616,11 +1617,22 @@ impl<'r> Transaction<'r> {
                         }
                     };
                     (
-                        operator.matches_with(&value, &ctx, want, &mut self.detect),
+                        operator.matches_with(
+                            &value,
+                            &ctx,
+                            want,
+                            &mut self.detect,
+                            self.rules.services(),
+                        ),
                         value,
                     )
                 }
             };
+            if let Some(geo) = self.detect.geo.take() {
+                for (key, value) in geo {
+                    self.state.set("geo", key, value.into_bytes());
+                }
+            }
             if !hit {
                 continue;
             }
@@ -1854,16 +1866,17 @@ fn multi_match<'v>(
     ctx: &Ctx<'_>,
     mut captures: Option<&mut Vec<Vec<u8>>>,
     memo: &mut crate::operators::DetectMemo,
+    services: crate::operators::Services<'_>,
 ) -> (bool, Cow<'v, [u8]>) {
     let mut value = raw;
-    if operator.matches_with(&value, ctx, captures.as_deref_mut(), memo) {
+    if operator.matches_with(&value, ctx, captures.as_deref_mut(), memo, services) {
         return (true, value);
     }
     for t in &link.transforms {
         let next = t.apply(&value);
         if next != *value {
             value = Cow::Owned(next);
-            if operator.matches_with(&value, ctx, captures.as_deref_mut(), memo) {
+            if operator.matches_with(&value, ctx, captures.as_deref_mut(), memo, services) {
                 return (true, value);
             }
         }

@@ -35,6 +35,7 @@ mod compile;
 mod error;
 mod eval;
 mod lexer;
+pub mod lookup;
 pub mod macros;
 pub mod operators;
 pub(crate) mod prefilter;

@@ -14,7 +14,8 @@ use crate::prefilter;
 /// newline (PCRE_DOTALL), `^` and `$` match at line breaks (PCRE_MULTILINE), and byte
 /// semantics (no UTF mode: `\w`, `\d`, `\s` and case folding are ASCII), so a value that
 /// is not valid UTF-8 is still matched. The pattern is first rewritten from PCRE to RE2
-/// syntax by [`translate_pcre`].
+/// syntax by [`translate_pcre`]. Patterns that need look-around or backreferences are an
+/// error here; [`compile_pattern`] takes them too.
 pub fn compile_rx(pattern: &str) -> Result<Regex, String> {
     let translated = translate_pcre(pattern)?;
     RegexBuilder::new(&translated)
@@ -25,6 +26,107 @@ pub fn compile_rx(pattern: &str) -> Result<Regex, String> {
         .size_limit(64 << 20)
         .build()
         .map_err(|e| e.to_string())
+}
+
+/// How many backtracking steps one match of a [`Pattern::Backtracking`] may take before
+/// it gives up. ModSecurity v3 treats PCRE's match-limit error as "no match"
+/// (`Regex::searchAll` / `Rx::evaluate` only count positive results), and so does this
+/// engine: a hostile value costs a bounded amount of work and does not match.
+pub const BACKTRACK_LIMIT: usize = 1_000_000;
+
+/// A compiled `@rx` pattern.
+#[derive(Debug)]
+pub enum Pattern {
+    /// RE2 semantics (the `regex` crate): linear time, and the prefilter reads it.
+    Linear(Regex),
+    /// A pattern with look-around or backreferences, which RE2 cannot express, run by a
+    /// backtracking matcher (`fancy-regex`) with at most [`BACKTRACK_LIMIT`] steps per
+    /// match. Three CRS 3.3 rules need it (920120, 942130, 953120). Same flags and byte
+    /// semantics as the linear form: the value is matched as bytes (ASCII classes, `.`
+    /// matches any byte), so non-UTF-8 input needs no lossy conversion.
+    Backtracking(Box<fancy_regex::Regex>),
+}
+
+/// Compiles an `@rx` pattern: with [`compile_rx`] when RE2 semantics can express it, and
+/// otherwise (look-around, backreferences) as a [`Pattern::Backtracking`].
+pub fn compile_pattern(pattern: &str) -> Result<Pattern, String> {
+    match compile_rx(pattern) {
+        Ok(re) => Ok(Pattern::Linear(re)),
+        Err(linear) if linear.contains("not supported by RE2") => {
+            let translated = translate(pattern, true).map_err(|_| linear.clone())?;
+            // fancy-regex reads `\xHH` above 0x7f as the code point U+00HH, which never
+            // matches the single byte PCRE means (checked: `(?<=\xff)a` does not match
+            // b"\xffa" in its ASCII bytes mode). Such a pattern stays unsupported rather
+            // than silently missing; none of CRS 3.3's three needs it.
+            if has_high_byte(&translated) {
+                return Err(format!(
+                    "{linear}; bytes above 0x7f with look-around or backreferences are not supported"
+                ));
+            }
+            fancy_regex::RegexBuilder::new(&translated)
+                .dot_matches_new_line(true)
+                .multi_line(true)
+                .bytes_mode(fancy_regex::BytesMode::Ascii)
+                .backtrack_limit(BACKTRACK_LIMIT)
+                .delegate_size_limit(64 << 20)
+                .build()
+                .map(|re| Pattern::Backtracking(Box::new(re)))
+                .map_err(|e| e.to_string())
+        }
+        Err(e) => Err(e),
+    }
+}
+
+impl Pattern {
+    /// Whether `input` matches; with `captures`, fills them (the whole match first, at
+    /// most [`MAX_CAPTURES`]) when it does.
+    pub fn matches(&self, input: &[u8], captures: Option<&mut Vec<Vec<u8>>>) -> bool {
+        match self {
+            Pattern::Linear(re) => rx(re, input, captures),
+            Pattern::Backtracking(re) => {
+                // An error is the step budget running out: no match, as in ModSecurity.
+                let Some(out) = captures else {
+                    return re.is_match(input).unwrap_or(false);
+                };
+                match re.captures(input) {
+                    Ok(Some(found)) => {
+                        out.clear();
+                        for i in 0..found.len().min(MAX_CAPTURES) {
+                            out.push(
+                                found
+                                    .get(i)
+                                    .map(|g| g.as_bytes().to_vec())
+                                    .unwrap_or_default(),
+                            );
+                        }
+                        true
+                    }
+                    Ok(None) | Err(_) => false,
+                }
+            }
+        }
+    }
+}
+
+/// Whether a [`translate`]d pattern names a byte above 0x7f (`\xHH`; the translation
+/// spells every non-ASCII byte, `\x{..}`, `\h` and `\v` so).
+fn has_high_byte(translated: &str) -> bool {
+    let b = translated.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\' {
+            if b.get(i + 1) == Some(&b'x')
+                && let Some(digits) = translated.get(i + 2..i + 4)
+                && u8::from_str_radix(digits, 16).is_ok_and(|v| v >= 0x80)
+            {
+                return true;
+            }
+            i += 2;
+        } else {
+            i += 1;
+        }
+    }
+    false
 }
 
 /// Rewrites PCRE syntax that means the same in RE2 but is spelled differently:
@@ -41,6 +143,12 @@ pub fn compile_rx(pattern: &str) -> Result<Regex, String> {
 ///
 /// Look-around and backreferences have no RE2 equivalent: they are an error.
 pub fn translate_pcre(pattern: &str) -> Result<String, String> {
+    translate(pattern, false)
+}
+
+/// [`translate_pcre`]; with `backtracking`, look-around and backreferences `\1`..`\9` are
+/// kept as they are (fancy-regex spells them as PCRE does).
+fn translate(pattern: &str, backtracking: bool) -> Result<String, String> {
     let b = pattern.as_bytes();
     let mut out = String::with_capacity(pattern.len() + 16);
     let hex = |out: &mut String, byte: u8| out.push_str(&format!("\\x{byte:02X}"));
@@ -116,6 +224,10 @@ pub fn translate_pcre(pattern: &str) -> Result<String, String> {
                 };
                 i += 2;
                 match e {
+                    b'1'..=b'9' if backtracking => {
+                        out.push('\\');
+                        out.push(char::from(e));
+                    }
                     b'1'..=b'9' => {
                         return Err(format!(
                             "backreference \\{} is not supported by RE2",
@@ -152,14 +264,16 @@ pub fn translate_pcre(pattern: &str) -> Result<String, String> {
             }
             b'(' => {
                 let rest = &pattern[i..];
-                if rest.starts_with("(?=")
-                    || rest.starts_with("(?!")
-                    || rest.starts_with("(?<=")
-                    || rest.starts_with("(?<!")
-                {
-                    return Err("look-around is not supported by RE2".into());
-                }
-                if rest.starts_with("(?>") {
+                let look_around = ["(?=", "(?!", "(?<=", "(?<!"]
+                    .into_iter()
+                    .find(|l| rest.starts_with(l));
+                if let Some(l) = look_around {
+                    if !backtracking {
+                        return Err("look-around is not supported by RE2".into());
+                    }
+                    out.push_str(l);
+                    i += l.len();
+                } else if rest.starts_with("(?>") {
                     out.push_str("(?:");
                     i += 3;
                 } else if rest.starts_with("(?#") {
@@ -260,7 +374,7 @@ fn counted(b: &[u8]) -> Option<usize> {
 
 #[derive(Debug)]
 pub enum OpKind {
-    Rx(Regex),
+    Rx(Pattern),
     /// `@rx` whose pattern has macros (`^%{tx.allowed_request_content_type_charset}$`):
     /// compiled when first seen, kept in a small cache shared by all transactions.
     RxMacro(MacroText, RegexCache),
@@ -284,6 +398,11 @@ pub enum OpKind {
     DetectSqli,
     /// libinjection's XSS detection.
     DetectXss,
+    /// Looks the value up in the `SecGeoLookupDb` database and fills `GEO`
+    /// ([`crate::lookup`]).
+    GeoLookup,
+    /// Looks a name built from the value up in a DNS blocklist ([`crate::lookup`]).
+    Rbl(crate::lookup::Rbl),
     UnconditionalMatch,
     NoMatch,
 }
@@ -292,19 +411,19 @@ pub enum OpKind {
 pub struct RegexCache(Arc<Mutex<Vec<CachedRegex>>>);
 
 /// An expanded pattern and its compiled form (`None`: it does not compile).
-type CachedRegex = (Vec<u8>, Option<Arc<Regex>>);
+type CachedRegex = (Vec<u8>, Option<Arc<Pattern>>);
 
 const REGEX_CACHE_SIZE: usize = 32;
 
 impl RegexCache {
-    fn get(&self, pattern: &[u8]) -> Option<Arc<Regex>> {
+    fn get(&self, pattern: &[u8]) -> Option<Arc<Pattern>> {
         let mut cache = self.0.lock().unwrap_or_else(|e| e.into_inner());
         if let Some((_, r)) = cache.iter().find(|(p, _)| p == pattern) {
             return r.clone();
         }
         let compiled = std::str::from_utf8(pattern)
             .ok()
-            .and_then(|p| compile_rx(p).ok())
+            .and_then(|p| compile_pattern(p).ok())
             .map(Arc::new);
         if cache.len() >= REGEX_CACHE_SIZE {
             cache.remove(0);
@@ -336,14 +455,6 @@ const UNSUPPORTED: &[(&str, &str)] = &[
     (
         "detectxss",
         "libinjection XSS detection is not implemented yet",
-    ),
-    (
-        "geolookup",
-        "needs a GeoIP database, which this engine does not load",
-    ),
-    (
-        "rbl",
-        "needs DNS lookups, which the WebAssembly guest cannot make",
     ),
     ("gsblookup", "needs Google Safe Browsing lookups"),
     ("inspectfile", "runs an external program"),
@@ -384,13 +495,17 @@ pub fn compile(
         "rx" => {
             let m = macro_text()?;
             if m.constant().is_some() {
-                let re = compile_rx(param).map_err(|reason| ErrorKind::Regex {
+                let re = compile_pattern(param).map_err(|reason| ErrorKind::Regex {
                     pattern: param.to_owned(),
                     reason,
                 })?;
-                factors = translate_pcre(param)
-                    .ok()
-                    .and_then(|t| prefilter::rx_factors(&t));
+                // A backtracking pattern has no factors: the prefilter reads RE2 syntax
+                // only, and "may match anything" is always safe.
+                if let Pattern::Linear(_) = re {
+                    factors = translate_pcre(param)
+                        .ok()
+                        .and_then(|t| prefilter::rx_factors(&t));
+                }
                 OpKind::Rx(re)
             } else {
                 OpKind::RxMacro(m, RegexCache::default())
@@ -453,6 +568,15 @@ pub fn compile(
         }
         "detectsqli" => OpKind::DetectSqli,
         "detectxss" => OpKind::DetectXss,
+        "geolookup" => OpKind::GeoLookup,
+        // ModSecurity reads the zone once, when the rule is loaded (`m_string->evaluate()`
+        // without a transaction): a macro in it is not expanded.
+        "rbl" => {
+            if param.is_empty() {
+                return Err(error("@rbl needs a zone".into()));
+            }
+            OpKind::Rbl(crate::lookup::Rbl::new(param))
+        }
         "unconditionalmatch" => OpKind::UnconditionalMatch,
         "nomatch" => OpKind::NoMatch,
         other => {
@@ -614,9 +738,9 @@ impl Operator {
     ) -> bool {
         let number = |m: &MacroText| atoi(&m.expand_cow(resolve));
         match &self.kind {
-            OpKind::Rx(re) => rx(re, input, captures),
+            OpKind::Rx(re) => re.matches(input, captures),
             OpKind::RxMacro(m, cache) => match cache.get(&m.expand_cow(resolve)) {
-                Some(re) => rx(&re, input, captures),
+                Some(re) => re.matches(input, captures),
                 None => false,
             },
             OpKind::Pm(ac) => match ac.find(input) {
@@ -676,6 +800,9 @@ impl Operator {
                 true
             }
             OpKind::DetectXss => libinjectionrs::detect_xss(input).is_injection(),
+            // Without the rule set's database and resolver ([`Operator::matches_with`]),
+            // as ModSecurity without `SecGeoLookupDb` or with DNS failing: no match.
+            OpKind::GeoLookup | OpKind::Rbl(_) => false,
             OpKind::UnconditionalMatch => true,
             OpKind::NoMatch => false,
         }
@@ -692,6 +819,17 @@ pub(crate) struct DetectMemo {
     /// By a hash of the value: (SQLi rather than XSS, the value, `Some` if it is an
     /// injection, with the fingerprint if libinjection gave one).
     answers: std::collections::HashMap<u64, Vec<Answer>>,
+    /// What the last successful `@geoLookup` found, for the caller to put into `GEO`.
+    pub(crate) geo: Option<Vec<(&'static str, String)>>,
+}
+
+/// What `@geoLookup` and `@rbl` consult: the rule set's database, resolver and http:BL
+/// key.
+#[derive(Clone, Copy, Default)]
+pub(crate) struct Services<'a> {
+    pub geo: Option<&'a crate::lookup::GeoDb>,
+    pub resolver: Option<&'a dyn crate::lookup::Resolver>,
+    pub httpbl_key: Option<&'a str>,
 }
 
 impl Operator {
@@ -702,10 +840,31 @@ impl Operator {
         resolve: &dyn Resolve,
         captures: Option<&mut Vec<Vec<u8>>>,
         memo: &mut DetectMemo,
+        services: Services<'_>,
     ) -> bool {
-        let sqli = match self.kind {
+        let sqli = match &self.kind {
             OpKind::DetectSqli => true,
             OpKind::DetectXss => false,
+            OpKind::GeoLookup => {
+                // ModSecurity fills GEO whatever the rule's negation says.
+                memo.geo = services.geo.and_then(|db| db.lookup(input));
+                return memo.geo.is_some() != self.negated;
+            }
+            OpKind::Rbl(rbl) => {
+                let found = crate::lookup::rbl_name(rbl, input, services.httpbl_key)
+                    .zip(services.resolver)
+                    .and_then(|(name, resolver)| resolver.lookup(&name))
+                    .is_some_and(|addresses| !addresses.is_empty());
+                // With `capture`, ModSecurity sets TX:0 to the value looked up.
+                if found
+                    && !self.negated
+                    && let Some(c) = captures
+                {
+                    c.clear();
+                    c.push(input.to_vec());
+                }
+                return found != self.negated;
+            }
             _ => return self.matches(input, resolve, captures),
         };
         use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};

@@ -488,8 +488,8 @@ fn include_globs_and_data_files_resolve_relative_to_the_including_file() {
 fn load_errors_name_file_line_and_reason() {
     let cases: &[(&str, &str)] = &[
         (
-            "\n\nSecRule ARGS \"@rx (?<=a)b\" \"id:1\"",
-            "/rules/t.conf:3: regular expression \"(?<=a)b\" does not compile: look-around",
+            "\n\nSecRule ARGS \"@rx (?<=\\xff)b\" \"id:1\"",
+            "/rules/t.conf:3: regular expression \"(?<=\\\\xff)b\" does not compile: look-around",
         ),
         (
             "SecRule ARGS \"@rx (\" \"id:1\"",
@@ -541,8 +541,8 @@ fn load_errors_name_file_line_and_reason() {
             "/rules/t.conf:1: cannot read /rules/missing.data",
         ),
         (
-            "SecRule ARGS \"@geoLookup\" \"id:1\"",
-            "/rules/t.conf:1: unsupported: operator @geoLookup",
+            "SecRule ARGS \"@fuzzyHash x.txt 4\" \"id:1\"",
+            "/rules/t.conf:1: unsupported: operator @fuzzyHash",
         ),
         (
             "SecRule ARGS \"@rx a",
@@ -562,7 +562,7 @@ fn load_errors_name_file_line_and_reason() {
 
 #[test]
 fn unsupported_rules_can_be_listed_instead_of_failing() {
-    let text = "SecRule REMOTE_ADDR \"@rbl dnsbl.example\" \"id:7,phase:2,block\"\nSecRule ARGS \"@rx (?!x)\" \"id:8\"\nSecAction \"id:9\"";
+    let text = "SecRule REMOTE_ADDR \"@gsbLookup x\" \"id:7,phase:2,block\"\nSecRule ARGS \"@rx (?!\\xff)\" \"id:8\"\nSecAction \"id:9\"";
     let rules = RuleSet::from_text(
         &MemoryFiles::default(),
         "/r.conf",
@@ -576,11 +576,11 @@ fn unsupported_rules_can_be_listed_instead_of_failing() {
     let listed: Vec<String> = rules.unsupported().iter().map(|u| u.to_string()).collect();
     assert_eq!(listed.len(), 2);
     assert!(
-        listed[0].starts_with("/r.conf:1 rule 7: operator @rbl"),
+        listed[0].starts_with("/r.conf:1 rule 7: operator @gsbLookup"),
         "{listed:?}"
     );
     assert!(
-        listed[1].starts_with("/r.conf:2 rule 8: @rx (?!x) (look-around"),
+        listed[1].starts_with("/r.conf:2 rule 8: @rx (?!\\xff) (look-around"),
         "{listed:?}"
     );
     assert!(matches!(
