@@ -17,10 +17,15 @@
 //! ```
 //!
 //! `entries` are the `--rules` paths in order; `files` maps each path the load read to its
-//! text; `skip_unsupported` is `--allow-unsupported`. [`compile`] loads the entries in order
+//! text; `skip_unsupported` is `--allow-unsupported`. A binary file the load read (the
+//! MaxMind DB `SecGeoLookupDb` names) is under `binary_files` instead, as base64
+//! (standard alphabet, padded); the key is left out when there is none, so a bundle
+//! without one is what it was before binary files existed. [`compile`] loads the entries in order
 //! the same way on both sides (as `Include`s of a synthetic file named [`ENTRY_NAME`]), so
 //! the component compiles the rule set the host accepted.
 
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
 use chatgate_seclang::{Files, LoadError, LoadOptions, MemoryFiles, RuleSet};
 use std::collections::BTreeMap;
 
@@ -39,17 +44,27 @@ pub struct Bundle {
     pub entries: Vec<String>,
     pub skip_unsupported: bool,
     pub files: BTreeMap<String, String>,
+    /// Files read as bytes ([`Files::read_bytes`]): a `SecGeoLookupDb` database.
+    pub binary_files: BTreeMap<String, Vec<u8>>,
 }
 
 impl Bundle {
     pub fn to_json(&self) -> String {
-        serde_json::json!({
+        let mut value = serde_json::json!({
             "format": FORMAT,
             "entries": self.entries,
             "skip_unsupported": self.skip_unsupported,
             "files": self.files,
-        })
-        .to_string()
+        });
+        if !self.binary_files.is_empty() {
+            value["binary_files"] = self
+                .binary_files
+                .iter()
+                .map(|(path, bytes)| (path.clone(), BASE64.encode(bytes).into()))
+                .collect::<serde_json::Map<_, _>>()
+                .into();
+        }
+        value.to_string()
     }
 
     pub fn from_json(text: &str) -> Result<Bundle, String> {
@@ -82,20 +97,73 @@ impl Bundle {
                     .collect::<Option<BTreeMap<_, _>>>()
             })
             .ok_or("the rule bundle's `files` is not an object of strings")?;
+        let binary_files = match &value["binary_files"] {
+            serde_json::Value::Null => BTreeMap::new(),
+            v => v
+                .as_object()
+                .and_then(|map| {
+                    map.iter()
+                        .map(|(k, v)| {
+                            let bytes = BASE64.decode(v.as_str()?).ok()?;
+                            Some((k.clone(), bytes))
+                        })
+                        .collect::<Option<BTreeMap<_, _>>>()
+                })
+                .ok_or("the rule bundle's `binary_files` is not an object of base64 strings")?,
+        };
         Ok(Bundle {
             entries,
             skip_unsupported,
             files,
+            binary_files,
         })
     }
 
     /// Compiles the bundle's rule set from its files alone.
     pub fn compile(&self) -> Result<RuleSet, LoadError> {
         compile(
-            &MemoryFiles(self.files.clone()),
+            &BundleFiles {
+                text: MemoryFiles(self.files.clone()),
+                binary: &self.binary_files,
+            },
             &self.entries,
             self.skip_unsupported,
         )
+    }
+}
+
+/// A bundle's files: text, and the binary ones by themselves.
+struct BundleFiles<'a> {
+    text: MemoryFiles,
+    binary: &'a BTreeMap<String, Vec<u8>>,
+}
+
+impl Files for BundleFiles<'_> {
+    fn read(&self, path: &str) -> std::io::Result<String> {
+        self.text.read(path)
+    }
+
+    fn read_bytes(&self, path: &str) -> std::io::Result<Vec<u8>> {
+        match self.binary.get(path) {
+            Some(bytes) => Ok(bytes.clone()),
+            None => self.text.read_bytes(path),
+        }
+    }
+
+    fn glob(&self, pattern: &str) -> std::io::Result<Vec<String>> {
+        let mut found = self.text.glob(pattern)?;
+        found.extend(
+            MemoryFiles(
+                self.binary
+                    .keys()
+                    .map(|k| (k.clone(), String::new()))
+                    .collect(),
+            )
+            .glob(pattern)?,
+        );
+        found.sort();
+        found.dedup();
+        Ok(found)
     }
 }
 
@@ -134,6 +202,7 @@ pub fn valid_entry(path: &str) -> bool {
 pub struct Recorder<F> {
     inner: F,
     read: std::cell::RefCell<BTreeMap<String, String>>,
+    read_bytes: std::cell::RefCell<BTreeMap<String, Vec<u8>>>,
 }
 
 impl<F: Files> Recorder<F> {
@@ -141,12 +210,19 @@ impl<F: Files> Recorder<F> {
         Self {
             inner,
             read: Default::default(),
+            read_bytes: Default::default(),
         }
     }
 
-    /// Every file read so far, by the path the engine asked for.
+    /// Every file read so far as text, by the path the engine asked for.
     pub fn into_files(self) -> BTreeMap<String, String> {
         self.read.into_inner()
+    }
+
+    /// Every file read so far: as text, and as bytes.
+    #[allow(clippy::type_complexity)]
+    pub fn into_all_files(self) -> (BTreeMap<String, String>, BTreeMap<String, Vec<u8>>) {
+        (self.read.into_inner(), self.read_bytes.into_inner())
     }
 }
 
@@ -155,6 +231,14 @@ impl<F: Files> Files for Recorder<F> {
         let text = self.inner.read(path)?;
         self.read.borrow_mut().insert(path.to_owned(), text.clone());
         Ok(text)
+    }
+
+    fn read_bytes(&self, path: &str) -> std::io::Result<Vec<u8>> {
+        let bytes = self.inner.read_bytes(path)?;
+        self.read_bytes
+            .borrow_mut()
+            .insert(path.to_owned(), bytes.clone());
+        Ok(bytes)
     }
 
     // A glob is answered from the real files; the bundle holds only what was then read,
@@ -191,6 +275,9 @@ mod tests {
             ]
             .into_iter()
             .collect(),
+            binary_files: [("/geo/db.mmdb".to_string(), vec![0, 0xff, 0xab, 0xcd, 0x80])]
+                .into_iter()
+                .collect(),
         };
         let text = bundle.to_json();
         assert_eq!(Bundle::from_json(&text).unwrap(), bundle);
@@ -206,6 +293,7 @@ mod tests {
             r#"{"format":"chatgate-waf-rules/1","entries":[1],"skip_unsupported":false,"files":{}}"#,
             r#"{"format":"chatgate-waf-rules/1","entries":[],"skip_unsupported":"no","files":{}}"#,
             r#"{"format":"chatgate-waf-rules/1","entries":[],"skip_unsupported":false,"files":{"a":1}}"#,
+            r#"{"format":"chatgate-waf-rules/1","entries":[],"skip_unsupported":false,"files":{},"binary_files":{"a":"!!"}}"#,
         ] {
             assert!(Bundle::from_json(text).is_err(), "{text}");
         }
@@ -242,10 +330,12 @@ mod tests {
         let entries = vec!["rules/main.conf".to_string(), "other.conf".to_string()];
         let recorder = Recorder::new(disk);
         let native = compile(&recorder, &entries, false).unwrap();
+        let (files, binary_files) = recorder.into_all_files();
         let bundle = Bundle {
             entries,
             skip_unsupported: false,
-            files: recorder.into_files(),
+            files,
+            binary_files,
         };
         assert!(bundle.files.contains_key("rules/parts/words.data"));
         assert!(bundle.files.contains_key("/etc/crs/setup.conf"));

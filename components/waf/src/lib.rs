@@ -61,6 +61,7 @@ pub mod default_rules {
                 .iter()
                 .map(|(path, text)| ((*path).to_owned(), (*text).to_owned()))
                 .collect(),
+            binary_files: Default::default(),
         }
     }
 

@@ -78,7 +78,12 @@ fn rx_reads_pcre_spellings() {
     yes("@rx \\x{c2}\\x{b4}", "´".as_bytes());
     // Look-around and backreferences run on the backtracking fallback (tests/backtracking.rs);
     // with a byte above 0x7f they cannot, and a malformed pattern never can.
-    for bad in ["@rx (?<!\\xe9)b", "@rx (?=\\xff)", "@rx (a)\\1\\xff", "@rx (unclosed"] {
+    for bad in [
+        "@rx (?<!\\xe9)b",
+        "@rx (?=\\xff)",
+        "@rx (a)\\1\\xff",
+        "@rx (unclosed",
+    ] {
         assert!(
             matches!(compile(bad, &no_files), Err(ErrorKind::Regex { .. })),
             "{bad} should be a regex error"
