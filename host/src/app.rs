@@ -1,11 +1,13 @@
 //! A loaded application: one composed, pre-instantiated component per HTTP trigger,
-//! and the dispatch of requests to fresh instances of them.
+//! and the dispatch of requests to its instances, reused as Spin reuses them
+//! ([`crate::reuse`]).
 
 use crate::admission::{Admission, BodyFault, InFlight, Limits, Refusal};
 use crate::compose::{self, Dependency, Inherit, Part};
 use crate::key_value::SqliteKeyValue;
 use crate::manifest::{DependencySource, HttpTrigger, Manifest};
 use crate::outbound::{AllowedHost, OutboundPolicy};
+use crate::reuse::{InstanceReuse, Range};
 use crate::routes::{Route, Router};
 use crate::runtime::{self, Grants, HostState};
 use crate::variables::AppVariables;
@@ -16,8 +18,8 @@ use http_body_util::BodyExt;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 use wasmtime::component::{Component, GuestTaskId};
@@ -39,9 +41,12 @@ pub struct AppOptions {
     pub key_value_path: Option<PathBuf>,
     /// Directory for compiled code reused across loads; `None` compiles every time.
     pub compile_cache: Option<PathBuf>,
-    /// Longest wait for a component's response headers. Every `*_timeout_ms` variable
-    /// of a component must be shorter (checked at load).
-    pub response_timeout: Duration,
+    /// Longest wait for a component's response headers (Spin's `--request-timeout`),
+    /// drawn per instance from a range. Every `*_timeout_ms` variable of a component must
+    /// be shorter than its smallest value (checked at load).
+    pub response_timeout: Range<Duration>,
+    /// How instances are reused across requests.
+    pub reuse: InstanceReuse,
     /// Longest a response body (e.g. a token stream) may keep an instance alive.
     pub body_timeout: Duration,
     /// What the gateway admits before any component runs.
@@ -59,7 +64,8 @@ impl Default for AppOptions {
         AppOptions {
             key_value_path: None,
             compile_cache: None,
-            response_timeout: Duration::from_secs(60),
+            response_timeout: Range::Value(Duration::from_secs(60)),
+            reuse: InstanceReuse::default(),
             body_timeout: Duration::from_secs(600),
             env_overrides: Vec::new(),
             capture_guest_stdout: false,
@@ -85,7 +91,7 @@ pub struct App {
     router: Router<Arc<Trigger>>,
     guest_stdout: Option<wasmtime_wasi::p2::pipe::MemoryOutputPipe>,
     admission: Admission,
-    instances: Arc<AtomicUsize>,
+    instances: Arc<InstanceSlots>,
     probes: bool,
 }
 
@@ -99,9 +105,61 @@ struct TriggerState {
     engine: Engine,
     pre: ProxyPre<HostState>,
     grants: Arc<Grants>,
-    response_timeout: Duration,
+    response_timeout: Range<Duration>,
     body_timeout: Duration,
-    instances: Arc<AtomicUsize>,
+    reuse: InstanceReuse,
+    instances: Arc<InstanceSlots>,
+}
+
+/// How long a new instance may wait for an idle one to give up its pool slot.
+const SLOT_WAIT: Duration = Duration::from_secs(2);
+
+/// The instance pool's slots, shared by every trigger. Admission bounds the requests in
+/// flight by the pool's size, but idle instances kept for reuse hold slots too: when a
+/// new instance finds none free, idle instances (of any trigger) retire at once.
+struct InstanceSlots {
+    free: Arc<tokio::sync::Semaphore>,
+    /// Notified when the pool is full: idle instances then give their slots up.
+    reclaim: Arc<tokio::sync::Notify>,
+    live: AtomicUsize,
+    idle: AtomicUsize,
+    created: AtomicUsize,
+}
+
+impl InstanceSlots {
+    fn new(size: usize) -> Self {
+        InstanceSlots {
+            free: Arc::new(tokio::sync::Semaphore::new(size)),
+            reclaim: Arc::new(tokio::sync::Notify::new()),
+            live: AtomicUsize::new(0),
+            idle: AtomicUsize::new(0),
+            created: AtomicUsize::new(0),
+        }
+    }
+
+    async fn take(&self) -> wasmtime::Result<tokio::sync::OwnedSemaphorePermit> {
+        if let Ok(slot) = self.free.clone().try_acquire_owned() {
+            return Ok(slot);
+        }
+        self.reclaim.notify_waiters();
+        match tokio::time::timeout(SLOT_WAIT, self.free.clone().acquire_owned()).await {
+            Ok(Ok(slot)) => Ok(slot),
+            _ => Err(wasmtime::format_err!(
+                "no instance slot was freed within {SLOT_WAIT:?}"
+            )),
+        }
+    }
+}
+
+/// Live component instances, across all routes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Instances {
+    /// All of them.
+    pub live: usize,
+    /// Those kept without work for a next request (reclaimed when the pool is full).
+    pub idle: usize,
+    /// Instances created since the application was loaded.
+    pub created: usize,
 }
 
 fn read_wasm(path: &Path, what: &str) -> wasmtime::Result<Vec<u8>> {
@@ -192,7 +250,7 @@ impl App {
         let max_instances = u32::try_from(options.limits.max_in_flight)
             .map_err(|_| wasmtime::format_err!("max_in_flight is too large"))?;
         let engine = runtime::engine(options.compile_cache.as_deref(), max_instances)?;
-        let instances = Arc::new(AtomicUsize::new(0));
+        let instances = Arc::new(InstanceSlots::new(options.limits.max_in_flight));
         let variables = AppVariables::resolve(manifest, |k| options.env(k))?;
         let key_value = Arc::new(match &options.key_value_path {
             Some(path) => SqliteKeyValue::open(path)?,
@@ -235,7 +293,11 @@ impl App {
                 .filter_map(Result::transpose)
                 .collect::<wasmtime::Result<OutboundPolicy>>()?;
             let component_variables = variables.component_view(&decl.variables)?;
-            check_deadlines(primary_id, &component_variables, options.response_timeout)?;
+            check_deadlines(
+                primary_id,
+                &component_variables,
+                options.response_timeout.min(),
+            )?;
             let grants = Arc::new(Grants {
                 variables: component_variables,
                 outbound,
@@ -254,6 +316,7 @@ impl App {
                 grants,
                 response_timeout: options.response_timeout,
                 body_timeout: options.body_timeout,
+                reuse: options.reuse,
                 instances: instances.clone(),
             };
             let route = Route::parse(&trigger.route).map_err(|e| wasmtime::format_err!(e))?;
@@ -307,7 +370,16 @@ impl App {
 
     /// Live component instances, across all routes.
     pub fn live_instances(&self) -> usize {
-        self.instances.load(Ordering::Acquire)
+        self.instances().live
+    }
+
+    /// Live component instances, and how many of them are idle.
+    pub fn instances(&self) -> Instances {
+        Instances {
+            live: self.instances.live.load(Ordering::Acquire),
+            idle: self.instances.idle.load(Ordering::Acquire),
+            created: self.instances.created.load(Ordering::Acquire),
+        }
     }
 
     /// The admission budgets' current use.
@@ -433,7 +505,8 @@ impl App {
                         "uploads": usage.uploads,
                         "max_uploads": usage.max_uploads,
                         "scheduler_lag_ms": usage.scheduler_lag_ms,
-                        "instances": self.live_instances(),
+                        "instances": self.instances().live,
+                        "idle_instances": self.instances().idle,
                     }),
                 );
                 if !ready {
@@ -466,7 +539,7 @@ fn check_deadlines(
         };
         if Duration::from_millis(millis) >= response_timeout {
             wasmtime::bail!(
-                "component `{component}`: variable `{name}` is {millis} ms, which is not shorter than the gateway's response timeout ({} ms); lower it or raise --response-timeout",
+                "component `{component}`: variable `{name}` is {millis} ms, which is not shorter than the gateway's response timeout ({} ms); lower it or raise --request-timeout",
                 response_timeout.as_millis()
             );
         }
@@ -485,7 +558,8 @@ enum Phase {
     /// The response has been sent in full.
     Sent = 2,
     /// Nobody wants the response any more: the client went away, the response timed
-    /// out, or the instance failed. Its instance is dropped at once.
+    /// out, or the instance failed. Its instance takes no more requests and is dropped
+    /// as soon as no other request needs it.
     Abandoned = 3,
 }
 
@@ -493,8 +567,12 @@ enum Phase {
 /// the request's in-flight slot until all three are gone.
 pub struct RequestLife {
     phase: AtomicU8,
+    /// When the phase last changed.
+    since: Mutex<Instant>,
     /// The instance's expiration, woken when the phase changes.
     waker: AtomicWaker,
+    /// Ends the request's wait for its response inside the instance when it is abandoned.
+    abandoned: tokio::sync::Notify,
     _in_flight: InFlight,
 }
 
@@ -502,8 +580,31 @@ impl RequestLife {
     fn new(in_flight: InFlight) -> Self {
         RequestLife {
             phase: AtomicU8::new(Phase::Waiting as u8),
+            since: Mutex::new(Instant::now()),
             waker: AtomicWaker::new(),
+            abandoned: tokio::sync::Notify::new(),
             _in_flight: in_flight,
+        }
+    }
+
+    fn since(&self) -> Instant {
+        *self.since.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn touch(&self) {
+        *self.since.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
+    }
+
+    /// Resolves once the request is abandoned.
+    async fn until_abandoned(&self) {
+        loop {
+            let notified = self.abandoned.notified();
+            let mut notified = std::pin::pin!(notified);
+            notified.as_mut().enable();
+            if self.phase() == Phase::Abandoned {
+                return;
+            }
+            notified.await;
         }
     }
 
@@ -517,6 +618,7 @@ impl RequestLife {
     }
 
     fn set(&self, phase: Phase) {
+        self.touch();
         self.phase.store(phase as u8, Ordering::Release);
         self.waker.wake();
     }
@@ -530,7 +632,9 @@ impl RequestLife {
             })
             .is_ok();
         if unfinished {
+            self.touch();
             self.waker.wake();
+            self.abandoned.notify_waiters();
         }
     }
 }
@@ -697,49 +801,113 @@ fn json_response(status: http::StatusCode, body: &serde_json::Value) -> http::Re
 impl HandlerState for TriggerState {
     type StoreData = HostState;
     type WorkerExpiration = Deadline;
-    type WorkerState = OneRequest;
+    type WorkerState = Worker;
 
     async fn instantiate(
         &self,
-    ) -> wasmtime::Result<handler::Instance<HostState, Deadline, OneRequest>> {
+    ) -> wasmtime::Result<handler::Instance<HostState, Deadline, Worker>> {
+        let slot = self.instances.take().await?;
         let mut store = Store::new(&self.engine, HostState::new(self.grants.clone()));
         // Yield to the executor on every epoch tick: a busy guest shares the thread.
         store.set_epoch_deadline(1);
         store.epoch_deadline_async_yield_and_update(1);
         let proxy = self.pre.instantiate_async(&mut store).await?;
-        self.instances.fetch_add(1, Ordering::AcqRel);
-        let request = Arc::new(OnceLock::new());
+        let live = LiveInstance::new(self.instances.clone(), slot);
+        let served = Arc::new(Served::default());
+        let response_timeout = self.response_timeout.draw();
         Ok(handler::Instance {
             store,
             proxy,
             view: <HostState as WasiHttpView>::http,
-            expiration: Deadline::new(self.response_timeout, self.body_timeout, request.clone()),
-            state: OneRequest {
-                response_timeout: self.response_timeout,
-                request,
-                instances: self.instances.clone(),
+            expiration: Deadline {
+                response_timeout,
+                body_timeout: self.body_timeout,
+                idle_timeout: self.reuse.idle_timeout.draw(),
+                served: served.clone(),
+                live: live.clone(),
+                reclaim: None,
+                sleep: Box::pin(tokio::time::sleep(response_timeout)),
+            },
+            state: Worker {
+                max_requests: self.reuse.max_requests.draw(),
+                max_concurrent: self.reuse.max_concurrent.draw(),
+                response_timeout,
+                served,
+                live,
             },
         })
     }
 }
 
-/// Each instance serves exactly one request: no state leaks between callers.
-struct OneRequest {
-    response_timeout: Duration,
-    /// The request this instance serves, shared with its [`Deadline`].
-    request: Arc<OnceLock<Arc<RequestLife>>>,
-    instances: Arc<AtomicUsize>,
+/// An instance's pool slot and its place in the instance counts, given back when the
+/// instance is dropped.
+struct LiveInstance {
+    slots: Arc<InstanceSlots>,
+    idle: AtomicBool,
+    _slot: tokio::sync::OwnedSemaphorePermit,
 }
 
-impl WorkerState for OneRequest {
+impl LiveInstance {
+    fn new(slots: Arc<InstanceSlots>, slot: tokio::sync::OwnedSemaphorePermit) -> Arc<Self> {
+        slots.live.fetch_add(1, Ordering::AcqRel);
+        slots.created.fetch_add(1, Ordering::AcqRel);
+        Arc::new(LiveInstance {
+            slots,
+            idle: AtomicBool::new(false),
+            _slot: slot,
+        })
+    }
+
+    fn set_idle(&self, idle: bool) {
+        if self.idle.swap(idle, Ordering::AcqRel) != idle {
+            if idle {
+                self.slots.idle.fetch_add(1, Ordering::AcqRel);
+            } else {
+                self.slots.idle.fetch_sub(1, Ordering::AcqRel);
+            }
+        }
+    }
+}
+
+impl Drop for LiveInstance {
+    fn drop(&mut self) {
+        self.set_idle(false);
+        self.slots.live.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// The requests an instance has accepted and not yet sent in full, shared by its
+/// [`Worker`] and its [`Deadline`]. A request's in-flight slot is held here until its
+/// response is sent, or, once abandoned, until the instance is dropped: an instance
+/// still working for a request nobody waits for keeps counting against capacity.
+#[derive(Default)]
+struct Served {
+    requests: Mutex<Vec<Arc<RequestLife>>>,
+    /// Set once one of its requests was abandoned: the instance takes no more requests,
+    /// since what it still does for that one cannot be stopped without dropping it.
+    retired: AtomicBool,
+}
+
+/// One instance's reuse limits (see [`crate::reuse`]).
+struct Worker {
+    max_requests: usize,
+    max_concurrent: usize,
+    response_timeout: Duration,
+    served: Arc<Served>,
+    live: Arc<LiveInstance>,
+}
+
+impl WorkerState for Worker {
     type StoreData = HostState;
     type RequestData = Arc<RequestLife>;
 
-    fn should_accept_request(&self, _concurrent: usize, total: usize) -> ShouldAccept {
-        if total == 0 {
-            ShouldAccept::Yes
-        } else {
+    fn should_accept_request(&self, concurrent: usize, total: usize) -> ShouldAccept {
+        if self.served.retired.load(Ordering::Acquire) || total >= self.max_requests {
             ShouldAccept::Never
+        } else if concurrent >= self.max_concurrent {
+            ShouldAccept::No
+        } else {
+            ShouldAccept::Yes
         }
     }
 
@@ -749,18 +917,27 @@ impl WorkerState for OneRequest {
         life: Arc<RequestLife>,
         _task: GuestTaskId,
     ) -> Pin<Box<dyn Future<Output = ()> + Send + Sync + 'static>> {
-        // The Deadline is woken by the phase changes from here on.
-        _ = self.request.set(life);
-        Box::pin(tokio::time::sleep(self.response_timeout))
+        self.live.set_idle(false);
+        life.touch();
+        self.served
+            .requests
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(life.clone());
+        // The request expires (504) when it takes too long or is abandoned; the handler
+        // then takes no more requests on this instance.
+        let timeout = self.response_timeout;
+        Box::pin(async move {
+            tokio::select! {
+                () = tokio::time::sleep(timeout) => {}
+                () = life.until_abandoned() => {}
+            }
+        })
     }
 
     fn drop(&self, store: Store<HostState>, result: wasmtime::Result<()>) {
         drop(store);
-        self.instances.fetch_sub(1, Ordering::AcqRel);
-        let abandoned = self
-            .request
-            .get()
-            .is_some_and(|life| life.phase() == Phase::Abandoned);
+        let abandoned = self.served.retired.load(Ordering::Acquire);
         match result {
             Err(error) if abandoned => {
                 tracing::debug!(target: "chatgate::instance", "dropped the instance of an abandoned request: {error}");
@@ -773,65 +950,92 @@ impl WorkerState for OneRequest {
     }
 }
 
-/// Ends an instance as soon as its request is over: at once when it is abandoned (the
-/// client went away, the response timed out, the instance failed), after a grace period
-/// for post-return work once the response has been sent, and otherwise when the
-/// response or its body takes too long.
+/// Ends an instance: at once when a request it serves was abandoned (the client went
+/// away, the response timed out, the instance failed) and no other request needs it;
+/// when a response or a response body takes too long; after a grace period for
+/// post-return work once every response has been sent; and after its idle timeout, or
+/// at once when idle and the pool needs its slot.
 struct Deadline {
     response_timeout: Duration,
     body_timeout: Duration,
-    request: Arc<OnceLock<Arc<RequestLife>>>,
-    armed_for: Option<(WorkerStatus, Instant, Phase)>,
+    idle_timeout: Duration,
+    served: Arc<Served>,
+    live: Arc<LiveInstance>,
+    /// While idle: resolves when the pool asks idle instances for their slots.
+    reclaim: Option<Pin<Box<tokio::sync::futures::OwnedNotified>>>,
     sleep: Pin<Box<tokio::time::Sleep>>,
-}
-
-impl Deadline {
-    fn new(
-        response_timeout: Duration,
-        body_timeout: Duration,
-        request: Arc<OnceLock<Arc<RequestLife>>>,
-    ) -> Self {
-        Deadline {
-            response_timeout,
-            body_timeout,
-            request,
-            armed_for: None,
-            sleep: Box::pin(tokio::time::sleep(response_timeout)),
-        }
-    }
 }
 
 impl WorkerExpiration for Deadline {
     fn poll(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-        state: WorkerStatus,
+        status: WorkerStatus,
         start: Instant,
     ) -> Poll<()> {
-        let phase = match self.request.get() {
-            Some(life) => {
+        let (mut waiting, mut streaming_until, mut abandoned) = (0, None::<Instant>, false);
+        {
+            let mut requests = self
+                .served
+                .requests
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            // A request sent in full needs nothing more of the instance.
+            requests.retain(|life| life.phase() != Phase::Sent);
+            for life in requests.iter() {
                 life.waker.register(cx.waker());
-                life.phase()
+                match life.phase() {
+                    Phase::Waiting => waiting += 1,
+                    Phase::Streaming => {
+                        let until = life.since() + self.body_timeout;
+                        streaming_until = Some(streaming_until.map_or(until, |u| u.min(until)));
+                    }
+                    Phase::Abandoned => abandoned = true,
+                    Phase::Sent => {}
+                }
             }
-            None => Phase::Waiting,
-        };
-        let limit = match (state, phase) {
-            (WorkerStatus::Idle, _) | (_, Phase::Abandoned) => return Poll::Ready(()),
-            (WorkerStatus::Requests, _) => self.response_timeout,
-            (WorkerStatus::PostReturn, Phase::Waiting | Phase::Streaming) => self.body_timeout,
-            // The response is out; what the guest still does (e.g. logging) is bounded
+        }
+        if abandoned {
+            self.served.retired.store(true, Ordering::Release);
+            if waiting == 0 && streaming_until.is_none() {
+                return Poll::Ready(());
+            }
+        }
+        self.live.set_idle(status == WorkerStatus::Idle);
+        let limit = match status {
+            WorkerStatus::Idle => {
+                if self.served.retired.load(Ordering::Acquire) {
+                    return Poll::Ready(());
+                }
+                let slots = self.live.slots.reclaim.clone();
+                let reclaim = self
+                    .reclaim
+                    .get_or_insert_with(|| Box::pin(slots.notified_owned()));
+                reclaim.as_mut().enable();
+                if reclaim.as_mut().poll(cx).is_ready() {
+                    return Poll::Ready(());
+                }
+                Some(self.idle_timeout)
+            }
+            WorkerStatus::Requests => Some(self.response_timeout),
+            // Bodies still streaming are bounded by their own deadlines.
+            WorkerStatus::PostReturn if waiting == 0 && streaming_until.is_some() => None,
+            // The responses are out; what the guest still does (e.g. logging) is bounded
             // like a response.
-            (WorkerStatus::PostReturn, Phase::Sent) => self.response_timeout,
+            WorkerStatus::PostReturn => Some(self.response_timeout),
         };
-        if self.armed_for != Some((state, start, phase)) {
-            // A phase change restarts the clock from now; a status change from its start.
-            let from = match self.armed_for {
-                Some((s, t, _)) if (s, t) == (state, start) => Instant::now(),
-                _ => start,
-            };
-            self.armed_for = Some((state, start, phase));
-            let deadline = tokio::time::Instant::from_std(from + limit);
-            self.sleep.as_mut().reset(deadline);
+        if status != WorkerStatus::Idle {
+            self.reclaim = None;
+        }
+        let status_until = limit.and_then(|limit| start.checked_add(limit));
+        let until = match (status_until, streaming_until) {
+            (Some(a), Some(b)) => a.min(b),
+            (Some(a), None) | (None, Some(a)) => a,
+            (None, None) => return Poll::Pending,
+        };
+        let until = tokio::time::Instant::from_std(until);
+        if self.sleep.deadline() != until {
+            self.sleep.as_mut().reset(until);
         }
         self.sleep.as_mut().poll(cx)
     }

@@ -2,10 +2,11 @@
 //!
 //! The host reads `spin.toml` ([`manifest`]), resolves variables ([`variables`]),
 //! composes each HTTP trigger's component with its dependencies and middleware
-//! ([`compose`]), and serves HTTP ([`server`]), giving every request a fresh
-//! instance with only the configuration its component was granted ([`runtime`]).
-//! Requests are admitted within global and per-client budgets ([`admission`]), and an
-//! instance is dropped as soon as its request is over ([`app`]).
+//! ([`compose`]), and serves HTTP ([`server`]) from instances that hold only the
+//! configuration their component was granted ([`runtime`]) and are reused across
+//! requests as Spin reuses them ([`reuse`]). Requests are admitted within global and
+//! per-client budgets ([`admission`]), and an instance working for a request nobody
+//! waits for is retired and dropped ([`app`]).
 
 pub mod admission;
 pub mod app;
@@ -19,6 +20,7 @@ pub mod manifest;
 pub mod outbound;
 pub mod overload;
 pub mod preload;
+pub mod reuse;
 pub mod routes;
 pub mod runtime;
 pub mod server;

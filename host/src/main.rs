@@ -3,6 +3,7 @@
 use chatgate::admission::Limits;
 use chatgate::app::{App, AppOptions};
 use chatgate::manifest::Manifest;
+use chatgate::reuse::{CountRange, DurationRange, InstanceReuse};
 use clap::{Parser, Subcommand};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -101,7 +102,12 @@ fn run(cli: Cli) -> wasmtime::Result<()> {
                     key_value.unwrap_or_else(|| manifest.base_dir.join(".chatgate/key_value.db")),
                 ),
                 compile_cache: Some(manifest.base_dir.join(".chatgate/cache")),
-                response_timeout: serving.response_timeout.0,
+                response_timeout: serving.request_timeout.0,
+                reuse: InstanceReuse {
+                    max_requests: serving.max_instance_reuse_count.0,
+                    max_concurrent: serving.max_instance_concurrent_reuse_count.0,
+                    idle_timeout: serving.idle_instance_timeout.0,
+                },
                 body_timeout: serving.body_timeout.0,
                 limits: Limits {
                     max_in_flight: serving.max_in_flight,
@@ -141,10 +147,33 @@ fn run(cli: Cli) -> wasmtime::Result<()> {
 /// Timeouts and admission limits of `up`; each also read from the environment.
 #[derive(clap::Args)]
 struct ServingArgs {
-    /// Longest wait for a component's response headers (then 504). Components'
-    /// `*_timeout_ms` variables must be shorter.
-    #[arg(long, env = "CHATGATE_RESPONSE_TIMEOUT", default_value = "60s")]
-    response_timeout: Seconds,
+    /// Longest wait for a component's response headers (then 504), as a duration or a
+    /// range (`30s..60s`) each instance draws its own from. Components' `*_timeout_ms`
+    /// variables must be shorter. Spin's flag of the same name; `--response-timeout`
+    /// is its older name here.
+    #[arg(
+        long,
+        alias = "response-timeout",
+        env = "CHATGATE_REQUEST_TIMEOUT",
+        default_value = "60s"
+    )]
+    request_timeout: DurationRange,
+    /// Requests one component instance serves before it is dropped: a number or a range
+    /// (`64..128`) each instance draws its own from. `1` gives every request a fresh
+    /// instance. Spin's flag and default for WASIp3 components.
+    #[arg(long, env = "CHATGATE_MAX_INSTANCE_REUSE_COUNT", default_value = "128")]
+    max_instance_reuse_count: CountRange,
+    /// Requests one instance serves at once: a number or a range. Spin's flag and default.
+    #[arg(
+        long,
+        env = "CHATGATE_MAX_INSTANCE_CONCURRENT_REUSE_COUNT",
+        default_value = "16"
+    )]
+    max_instance_concurrent_reuse_count: CountRange,
+    /// How long an instance without work is kept for the next request: a duration or a
+    /// range. Spin's flag and default.
+    #[arg(long, env = "CHATGATE_IDLE_INSTANCE_TIMEOUT", default_value = "1s")]
+    idle_instance_timeout: DurationRange,
     /// Longest a response body (e.g. a token stream) may take.
     #[arg(long, env = "CHATGATE_BODY_TIMEOUT", default_value = "600s")]
     body_timeout: Seconds,

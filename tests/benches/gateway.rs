@@ -1,13 +1,18 @@
 //! Load benchmark: requests per second and latency percentiles through the full
-//! chain (telemetry -> waf -> auth -> chat -> retrieval + completion-extractive) and
-//! for the bare `hello` component, on the same host in the same run.
+//! chain (telemetry -> waf -> auth -> chat -> retrieval + completion-extractive), for
+//! `chat` alone (no middleware) and for the bare `hello` component, on the same host in
+//! the same run, with instance reuse on (Spin's defaults) and off (a fresh instance per
+//! request, `--max-instance-reuse-count 1`).
 //!
 //! `cargo bench -p chatgate-tests --bench gateway` (after `make build`).
-//! Environment: `BENCH_CONNECTIONS` (default 16), `BENCH_SECONDS` per scenario (default 10).
-//! The load generator shares the machine with the gateway; numbers are for comparison
-//! between scenarios of one run, not absolute capacity.
+//! Environment: `BENCH_CONNECTIONS` (default `1,16`), `BENCH_SECONDS` per scenario
+//! (default 5), `BENCH_REUSE` (`on,off`), `BENCH_CLOSE=1` for a new connection per
+//! request (`Connection: close`). The load generator shares the machine with the
+//! gateway; numbers are for comparison between scenarios of one run, not absolute
+//! capacity.
 
 use bytes::Bytes;
+use chatgate::reuse::InstanceReuse;
 use chatgate_tests::stats::percentile_ms;
 use chatgate_tests::{Gateway, project_manifest, wasm};
 use http_body_util::{BodyExt, Full};
@@ -22,27 +27,42 @@ struct Scenario {
     body: &'static str,
 }
 
-const CHAIN: Scenario = Scenario {
-    name: "full chain (POST /v1/chat/completions)",
+const DEV_KEY: (&str, &str) = ("authorization", "Bearer chatgate-dev-key");
+
+const RAG: Scenario = Scenario {
+    name: "RAG answer (POST /v1/chat/completions)",
     method: "POST",
     path: "/v1/chat/completions",
-    headers: &[
-        ("authorization", "Bearer chatgate-dev-key"),
-        ("content-type", "application/json"),
-    ],
+    headers: &[DEV_KEY, ("content-type", "application/json")],
     body: r#"{"model":"chatgate-rag","messages":[{"role":"user","content":"What does the web application firewall block?"}]}"#,
 };
 
-const CHAIN_NO_RAG: Scenario = Scenario {
-    name: "full chain, no retrieval (GET /v1/models)",
+const MODELS: Scenario = Scenario {
+    name: "chain GET /v1/models",
     method: "GET",
     path: "/v1/models",
-    headers: &[("authorization", "Bearer chatgate-dev-key")],
+    headers: &[DEV_KEY],
+    body: "",
+};
+
+const HEALTHZ: Scenario = Scenario {
+    name: "chain GET /healthz",
+    method: "GET",
+    path: "/healthz",
+    headers: &[],
+    body: "",
+};
+
+const CHAT_ALONE_MODELS: Scenario = Scenario {
+    name: "chat alone GET /v1/models",
+    method: "GET",
+    path: "/v1/models",
+    headers: &[DEV_KEY],
     body: "",
 };
 
 const HELLO: Scenario = Scenario {
-    name: "bare hello component (GET /hello)",
+    name: "bare hello (GET /hello)",
     method: "GET",
     path: "/hello",
     headers: &[],
@@ -56,35 +76,56 @@ fn env_number(name: &str, default: u64) -> u64 {
         .unwrap_or(default)
 }
 
+fn env_list(name: &str, default: &str) -> Vec<String> {
+    std::env::var(name)
+        .unwrap_or_else(|_| default.to_string())
+        .split(',')
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .collect()
+}
+
 /// One keep-alive connection sending requests back to back until `until`.
 async fn connection(
     base: String,
     scenario: &'static Scenario,
     until: Instant,
+    close: bool,
 ) -> (Vec<Duration>, u64) {
     let authority = base.trim_start_matches("http://").to_string();
-    let stream = tokio::net::TcpStream::connect(&authority)
-        .await
-        .expect("connect");
-    stream.set_nodelay(true).ok();
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .expect("handshake");
-    tokio::spawn(conn);
+    let open = || async {
+        let stream = tokio::net::TcpStream::connect(&authority)
+            .await
+            .expect("connect");
+        stream.set_nodelay(true).ok();
+        let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .expect("handshake");
+        tokio::spawn(conn);
+        sender
+    };
+    let mut sender = open().await;
     let mut latencies = Vec::new();
     let mut failures = 0;
     while Instant::now() < until {
+        let started = Instant::now();
+        // The first request uses the connection opened above.
+        if close && (!latencies.is_empty() || failures > 0) {
+            sender = open().await;
+        }
         let mut request = http::Request::builder()
             .method(scenario.method)
             .uri(scenario.path)
             .header("host", &authority);
+        if close {
+            request = request.header("connection", "close");
+        }
         for (k, v) in scenario.headers {
             request = request.header(*k, *v);
         }
         let request = request
             .body(Full::new(Bytes::from_static(scenario.body.as_bytes())))
             .unwrap();
-        let started = Instant::now();
         sender.ready().await.expect("connection ready");
         let response = sender.send_request(request).await.expect("response");
         let ok = response.status().is_success();
@@ -103,11 +144,13 @@ async fn run(
     scenario: &'static Scenario,
     connections: u64,
     seconds: u64,
+    close: bool,
 ) -> serde_json::Value {
-    // Warm-up: fills caches and the instance pool's free lists.
+    // Warm-up: fills caches, the instance pool's free lists and (with reuse) the idle
+    // instances.
     let warm_until = Instant::now() + Duration::from_secs(2);
     let warm: Vec<_> = (0..connections)
-        .map(|_| tokio::spawn(connection(base.to_string(), scenario, warm_until)))
+        .map(|_| tokio::spawn(connection(base.to_string(), scenario, warm_until, close)))
         .collect();
     for task in warm {
         task.await.unwrap();
@@ -115,7 +158,7 @@ async fn run(
     let started = Instant::now();
     let until = started + Duration::from_secs(seconds);
     let tasks: Vec<_> = (0..connections)
-        .map(|_| tokio::spawn(connection(base.to_string(), scenario, until)))
+        .map(|_| tokio::spawn(connection(base.to_string(), scenario, until, close)))
         .collect();
     let mut latencies = Vec::new();
     let mut failures = 0;
@@ -127,7 +170,7 @@ async fn run(
     let elapsed = started.elapsed().as_secs_f64();
     latencies.sort();
     let pct = |p: f64| percentile_ms(&latencies, p);
-    let result = serde_json::json!({
+    serde_json::json!({
         "scenario": scenario.name,
         "connections": connections,
         "seconds": elapsed,
@@ -136,45 +179,117 @@ async fn run(
         "rps": latencies.len() as f64 / elapsed,
         "p50_ms": pct(0.50),
         "p99_ms": pct(0.99),
-    });
+    })
+}
+
+fn print_row(reuse: &str, result: &serde_json::Value, hello_rps: f64) {
+    let rps = result["rps"].as_f64().unwrap();
     println!(
-        "{:<42} {:>9.0} req/s   p50 {:>7.2} ms   p99 {:>7.2} ms   ({} requests, {} failures)",
-        scenario.name,
-        result["rps"].as_f64().unwrap(),
+        "{:<5} {:<40} {:>3} conn {:>8.0} req/s {:>6.1} % of hello   p50 {:>7.3} ms   p99 {:>7.3} ms   ({} requests, {} failures)",
+        reuse,
+        result["scenario"].as_str().unwrap(),
+        result["connections"],
+        rps,
+        100.0 * rps / hello_rps,
         result["p50_ms"].as_f64().unwrap(),
         result["p99_ms"].as_f64().unwrap(),
         result["requests"],
-        failures
+        result["failures"],
     );
-    result
+}
+
+/// The shipped manifest with its middleware removed: `chat` and its dependencies alone.
+fn chat_alone_manifest() -> String {
+    let manifest = project_manifest();
+    let start = manifest
+        .find("dependencies.middleware = [")
+        .expect("spin.toml declares middleware");
+    let end = start
+        + manifest[start..]
+            .find("]\n")
+            .expect("end of the middleware list")
+        + 2;
+    format!("{}{}", &manifest[..start], &manifest[end..])
 }
 
 fn main() {
     if std::env::args().any(|a| a == "--list") {
         return;
     }
-    let connections = env_number("BENCH_CONNECTIONS", 16);
-    let seconds = env_number("BENCH_SECONDS", 10);
-    let manifest = format!(
+    let connections: Vec<u64> = env_list("BENCH_CONNECTIONS", "1,16")
+        .iter()
+        .map(|c| c.parse().expect("BENCH_CONNECTIONS: numbers"))
+        .collect();
+    let seconds = env_number("BENCH_SECONDS", 5);
+    let modes = env_list("BENCH_REUSE", "on,off");
+    let close = std::env::var("BENCH_CLOSE").is_ok_and(|v| v == "1");
+    let with_hello = format!(
         "{}\n[[trigger.http]]\nroute = \"/hello\"\ncomponent = \"hello\"\n[component.hello]\nsource = \"{}\"\n",
         project_manifest(),
         wasm("hello").display()
     );
+    let chat_alone = chat_alone_manifest();
+    // Quotas off: one identity sends all the load.
+    let unlimited = [
+        ("quota_requests_per_minute", "0"),
+        ("quota_tokens_per_minute", "0"),
+    ];
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
-        // Quotas off: one identity sends all the load.
-        let unlimited = [
-            ("quota_requests_per_minute", "0"),
-            ("quota_tokens_per_minute", "0"),
-        ];
-        let gateway = Gateway::start(&manifest, &unlimited)
-            .await
-            .expect("gateway");
-        println!("chatgate gateway benchmark: {connections} connections, {seconds} s per scenario, {} cores", std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0));
-        let hello = run(&gateway.base, &HELLO, connections, seconds).await;
-        let models = run(&gateway.base, &CHAIN_NO_RAG, connections, seconds).await;
-        let chain = run(&gateway.base, &CHAIN, connections, seconds).await;
-        println!("{}", serde_json::json!({"hello": hello, "chain_models": models, "chain": chain}));
-        gateway.stop().await;
+        println!(
+            "chatgate gateway benchmark: {seconds} s per scenario, {} cores, connections {connections:?}, {}",
+            std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
+            if close { "a new connection per request" } else { "keep-alive" }
+        );
+        let mut all = Vec::new();
+        for mode in &modes {
+            let reuse = match mode.as_str() {
+                "on" => InstanceReuse::default(),
+                "off" => InstanceReuse::SINGLE_USE,
+                other => panic!("BENCH_REUSE: `{other}` is not on or off"),
+            };
+            // The host's probes are off: `/healthz` goes through the chain to `chat`.
+            let adjust = |options: &mut chatgate::app::AppOptions| {
+                options.reuse = reuse;
+                options.probes = false;
+                options.capture_guest_stdout = false;
+            };
+            let gateway = Gateway::start_with(&with_hello, &unlimited, adjust)
+                .await
+                .expect("gateway");
+            let alone = Gateway::start_with(&chat_alone, &unlimited, adjust)
+                .await
+                .expect("chat alone");
+            for &conns in &connections {
+                let hello = run(&gateway.base, &HELLO, conns, seconds, close).await;
+                let hello_rps = hello["rps"].as_f64().unwrap();
+                print_row(mode, &hello, hello_rps);
+                let mut results = vec![hello];
+                for (base, scenario) in [
+                    (&gateway.base, &HEALTHZ),
+                    (&gateway.base, &MODELS),
+                    (&alone.base, &CHAT_ALONE_MODELS),
+                    (&gateway.base, &RAG),
+                ] {
+                    let result = run(base, scenario, conns, seconds, close).await;
+                    print_row(mode, &result, hello_rps);
+                    results.push(result);
+                }
+                let p50 = |i: usize| results[i]["p50_ms"].as_f64().unwrap();
+                println!(
+                    "{mode:<5} the three middlewares add {:.0} µs p50 at {conns} connection(s) (chain /v1/models - chat alone)",
+                    1000.0 * (p50(2) - p50(3))
+                );
+                all.push(serde_json::json!({"reuse": mode, "connections": conns, "results": results}));
+            }
+            let instances = gateway.app().instances();
+            println!(
+                "{mode:<5} instances created: {} (live {}, idle {})",
+                instances.created, instances.live, instances.idle
+            );
+            gateway.stop().await;
+            alone.stop().await;
+        }
+        println!("{}", serde_json::Value::Array(all));
     });
 }

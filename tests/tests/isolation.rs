@@ -228,3 +228,201 @@ async fn a_set_the_parent_holds_nothing_in_is_refused_by_the_host() {
     assert_denied(&reports[0], "key_value_stores");
     assert_denied(&reports[0], "allowed_outbound_hosts");
 }
+
+// Instance reuse: one instance serves many requests, in turn and at once (Spin's
+// defaults for WASIp3), so nothing one request sets may reach the next. `hello` behind
+// `telemetry` and `auth` echoes what reached it; requests of two identities (an API
+// key and a JWT), each with its own request id and trace, alternate on instances that
+// live for the whole run.
+
+const KEYS: &str = "dev=k1-secret";
+const ISSUER: &str = "https://login.example.test/tenant/v2.0";
+const AUDIENCE: &str = "api://chatgate";
+
+fn reuse_manifest() -> String {
+    let mut extra = String::from("[component.hello.variables]\n");
+    for name in ["auth_api_keys", "auth_jwks", "auth_issuer", "auth_audience"] {
+        extra.push_str(&format!("{name} = \"{{{{ {name} }}}}\"\n"));
+    }
+    extra.push_str("[variables]\n");
+    for name in ["auth_api_keys", "auth_jwks", "auth_issuer", "auth_audience"] {
+        extra.push_str(&format!("{name} = {{ default = \"\" }}\n"));
+    }
+    chatgate_tests::single_route_manifest("hello", &["telemetry", "auth"], &extra)
+}
+
+async fn reusing_gateway(issuer: &chatgate_tests::jwt::Issuer, concurrent: usize) -> Gateway {
+    Gateway::start_with(
+        &reuse_manifest(),
+        &[
+            ("auth_api_keys", KEYS),
+            ("auth_jwks", issuer.jwks()),
+            ("auth_issuer", ISSUER),
+            ("auth_audience", AUDIENCE),
+        ],
+        |options| {
+            options.reuse = chatgate::reuse::InstanceReuse {
+                max_requests: 100_000.into(),
+                max_concurrent: concurrent.into(),
+                idle_timeout: std::time::Duration::from_secs(30).into(),
+            };
+        },
+    )
+    .await
+    .expect("gateway starts")
+}
+
+/// What reached `hello` for one request: (subject, request id, trace id, credentials seen).
+async fn identity_of(gateway: &Gateway, credential: (&str, &str), n: usize) -> [String; 4] {
+    let request_id = format!("req-{n:05}");
+    let trace_id = format!("{:032x}", 0xabc0_0000 + n);
+    let traceparent = format!("00-{trace_id}-00f067aa0ba902b7-01");
+    let reply = send(
+        "GET",
+        &gateway.url("/whoami"),
+        &[
+            credential,
+            ("x-request-id", &request_id),
+            ("traceparent", &traceparent),
+        ],
+        "",
+    )
+    .await;
+    assert_eq!(reply.status, 200, "request {n}: {}", reply.text());
+    let echo = reply.json();
+    let headers = echo["headers"].as_array().expect("hello's echo").clone();
+    let all = |name: &str| -> Vec<String> {
+        headers
+            .iter()
+            .filter(|pair| pair[0].as_str().unwrap().eq_ignore_ascii_case(name))
+            .map(|pair| pair[1].as_str().unwrap().to_string())
+            .collect()
+    };
+    let one = |name: &str| {
+        let values = all(name);
+        assert_eq!(
+            values.len(),
+            1,
+            "request {n}: `{name}` reached hello as {values:?}"
+        );
+        values[0].clone()
+    };
+    let seen_trace = one("traceparent")[3..35].to_string();
+    let credentials = all("authorization").len() + all("api-key").len();
+    assert_eq!(one("x-request-id"), request_id, "request {n}");
+    assert_eq!(seen_trace, trace_id, "request {n}");
+    [
+        one("x-chatgate-subject"),
+        request_id,
+        seen_trace,
+        credentials.to_string(),
+    ]
+}
+
+async fn interleaved_identities_stay_apart(concurrent: usize) {
+    let issuer = chatgate_tests::jwt::Issuer::new(ISSUER, "key-1");
+    let gateway = reusing_gateway(&issuer, concurrent).await;
+    let token = issuer.token(&serde_json::json!({
+        "sub": "user-b@example.test", "iss": ISSUER, "aud": AUDIENCE,
+        "exp": chatgate_tests::jwt::now() + 600, "iat": chatgate_tests::jwt::now(),
+    }));
+    let bearer_b = format!("Bearer {token}");
+    const ROUNDS: usize = 20;
+    // Waves of `concurrent` requests at once, identities alternating within each wave.
+    let wave = concurrent.max(2);
+    for round in 0..ROUNDS {
+        let requests = (0..wave).map(|i| {
+            let n = round * wave + i;
+            let (credential, subject) = if n % 2 == 0 {
+                (("authorization", "Bearer k1-secret"), "api-key:dev")
+            } else {
+                (("authorization", bearer_b.as_str()), "user-b@example.test")
+            };
+            let gateway = &gateway;
+            async move { (identity_of(gateway, credential, n).await, subject) }
+        });
+        for (seen, subject) in futures_util::future::join_all(requests).await {
+            assert_eq!(seen[0], subject, "request {} got another identity", seen[1]);
+            assert_eq!(
+                seen[3], "0",
+                "request {}: a credential reached hello",
+                seen[1]
+            );
+        }
+    }
+    let instances = gateway.app().instances();
+    let served = ROUNDS * wave;
+    // Reuse is what is under test: far fewer instances than requests.
+    assert!(
+        instances.created <= served / 4,
+        "{served} requests took {instances:?}"
+    );
+    gateway.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_reused_instance_serving_one_request_at_a_time_keeps_identities_apart() {
+    interleaved_identities_stay_apart(1).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_reused_instance_serving_sixteen_at_once_keeps_identities_apart() {
+    interleaved_identities_stay_apart(16).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn reuse_count_one_gives_every_request_a_fresh_instance() {
+    let gateway = Gateway::start_with(&reuse_manifest(), &[("auth_api_keys", KEYS)], |options| {
+        options.reuse = chatgate::reuse::InstanceReuse::SINGLE_USE;
+    })
+    .await
+    .expect("gateway starts");
+    for n in 0..10 {
+        let seen = identity_of(&gateway, ("api-key", "k1-secret"), n).await;
+        assert_eq!(seen[0], "api-key:dev");
+    }
+    assert_eq!(gateway.app().instances().created, 10);
+    gateway.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_instance_is_kept_for_its_idle_timeout_then_dropped() {
+    let idle = std::time::Duration::from_millis(300);
+    let gateway = Gateway::start_with(&reuse_manifest(), &[("auth_api_keys", KEYS)], |options| {
+        options.reuse.idle_timeout = idle.into();
+    })
+    .await
+    .expect("gateway starts");
+    for n in 0..5 {
+        identity_of(&gateway, ("api-key", "k1-secret"), n).await;
+    }
+    let kept = gateway.app().instances();
+    assert_eq!((kept.created, kept.live), (1, 1), "{kept:?}");
+    let started = std::time::Instant::now();
+    while gateway.app().instances().live > 0 {
+        assert!(
+            started.elapsed() < idle * 10,
+            "the idle instance outlived its timeout: {:?}",
+            gateway.app().instances()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    // The next request gets a new instance.
+    identity_of(&gateway, ("api-key", "k1-secret"), 99).await;
+    assert_eq!(gateway.app().instances().created, 2);
+    gateway.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_instance_retires_after_its_reuse_count() {
+    let gateway = Gateway::start_with(&reuse_manifest(), &[("auth_api_keys", KEYS)], |options| {
+        options.reuse.max_requests = 4.into();
+    })
+    .await
+    .expect("gateway starts");
+    for n in 0..12 {
+        identity_of(&gateway, ("api-key", "k1-secret"), n).await;
+    }
+    assert_eq!(gateway.app().instances().created, 3);
+    gateway.stop().await;
+}
