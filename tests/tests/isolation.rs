@@ -333,7 +333,7 @@ async fn interleaved_identities_stay_apart(concurrent: usize) {
     for round in 0..ROUNDS {
         let requests = (0..wave).map(|i| {
             let n = round * wave + i;
-            let (credential, subject) = if n % 2 == 0 {
+            let (credential, subject) = if n.is_multiple_of(2) {
                 (("authorization", "Bearer k1-secret"), "api-key:dev")
             } else {
                 (("authorization", bearer_b.as_str()), "user-b@example.test")
