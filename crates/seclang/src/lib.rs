@@ -23,10 +23,15 @@
 //!
 //! [`RuleSet::transaction`] runs the phases one at a time (headers, body, response).
 //!
-//! What is not there yet: XPath beyond `XML:/*` and `XML://@*`; `@geoLookup` and `@rbl`
-//! (reported as unsupported at load time, like patterns that need look-around);
-//! persistent collections (`IP`, `SESSION`, ... live for one transaction). See the
-//! README for the semantics chosen where ModSecurity versions differ.
+//! `@rx` patterns RE2 cannot express (look-around, backreferences) run on a bounded
+//! backtracking matcher ([`operators::Pattern`]). `@geoLookup` reads the MaxMind DB
+//! `SecGeoLookupDb` names; `@rbl` asks the resolver given with [`RuleSet::set_resolver`];
+//! without either they do not match, as in ModSecurity v3 ([`lookup`]).
+//!
+//! What is not there yet: XPath beyond `XML:/*` and `XML://@*`; look-around or
+//! backreferences in a pattern that also names bytes above 0x7f (reported as unsupported
+//! at load time); persistent collections (`IP`, `SESSION`, ... live for one transaction).
+//! See the README for the semantics chosen where ModSecurity versions differ.
 
 #![forbid(unsafe_code)]
 

@@ -258,3 +258,71 @@ fn crs_response_rules_catch_a_leaked_sql_error() {
         outcome.tx("outbound_anomaly_score")
     );
 }
+
+/// The three CRS 3.3 rules whose patterns need the backtracking `@rx` fallback fire where
+/// their patterns say: 942130 (PL2) on a SQL tautology, 920120 on a file name with a
+/// quote, 953120 on PHP source in a response.
+#[test]
+fn crs_rules_on_the_backtracking_fallback_fire() {
+    use chatgate_seclang::Response;
+    let tautology = request("GET", "/search?q=x%27%20or%20%27a%27%3D%27a", &[], "");
+    assert!(
+        load_crs_at(2)
+            .evaluate(&tautology)
+            .matched_ids()
+            .contains(&942130)
+    );
+    let plain = request("GET", "/search?q=paris%20hotels", &[], "");
+    assert!(
+        !load_crs_at(2)
+            .evaluate(&plain)
+            .matched_ids()
+            .contains(&942130)
+    );
+
+    let rules = load_crs(None);
+    let upload = |name: &str| {
+        let body = format!(
+            "--b\r\nContent-Disposition: form-data; name=\"f\"; filename=\"{name}\"\r\n\
+             Content-Type: text/plain\r\n\r\nhello\r\n--b--\r\n"
+        );
+        request(
+            "POST",
+            "/upload",
+            &[("Content-Type", "multipart/form-data; boundary=b")],
+            &body,
+        )
+    };
+    assert!(
+        rules
+            .evaluate(&upload("a'b.txt"))
+            .matched_ids()
+            .contains(&920120)
+    );
+    assert!(
+        !rules
+            .evaluate(&upload("M&uuml;ller.txt"))
+            .matched_ids()
+            .contains(&920120)
+    );
+    assert!(
+        !rules
+            .evaluate(&upload("report.txt"))
+            .matched_ids()
+            .contains(&920120)
+    );
+
+    let respond = |body: &[u8]| {
+        let mut t = rules.transaction(&request("GET", "/page", &[], ""));
+        assert!(t.process_request_body(None).is_none());
+        t.process_response(&Response {
+            status: 200,
+            protocol: "HTTP/1.1".into(),
+            headers: vec![("Content-Type".into(), "text/html".into())],
+            body: body.to_vec(),
+        });
+        t.finish().matched_ids()
+    };
+    assert!(respond(b"<html><?php echo $secret; ?></html>").contains(&953120));
+    assert!(!respond(b"<?xml version=\"1.0\"?><html></html>").contains(&953120));
+}
