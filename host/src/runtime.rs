@@ -72,6 +72,12 @@ pub fn engine(
     config.wasm_component_model(true);
     config.wasm_component_model_async(true);
     config.epoch_interruption(true);
+    // `CHATGATE_PROFILER=perfmap` writes /tmp/perf-<pid>.map so that `perf report`
+    // names the guests' compiled functions (how the per-stage costs in the gateway
+    // benchmark were found).
+    if std::env::var("CHATGATE_PROFILER").is_ok_and(|p| p == "perfmap") {
+        config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+    }
     // Every admitted request gets its instance's worth of each pooled resource, so that
     // the pool never runs out before admission does. The per-component maxima equal the
     // per-instance shares, so wasmtime refuses to compile a composition that needs more.

@@ -146,6 +146,13 @@ async fn run(
     seconds: u64,
     close: bool,
 ) -> serde_json::Value {
+    // `BENCH_ONLY=<text>`: only the scenarios whose name contains it (e.g. to profile one).
+    if std::env::var("BENCH_ONLY").is_ok_and(|only| !scenario.name.contains(&only)) {
+        return serde_json::json!({
+            "scenario": scenario.name, "connections": connections, "skipped": true,
+            "rps": f64::NAN, "p50_ms": f64::NAN, "p99_ms": f64::NAN, "requests": 0, "failures": 0,
+        });
+    }
     // Warm-up: fills caches, the instance pool's free lists and (with reuse) the idle
     // instances.
     let warm_until = Instant::now() + Duration::from_secs(2);
@@ -183,6 +190,9 @@ async fn run(
 }
 
 fn print_row(reuse: &str, result: &serde_json::Value, hello_rps: f64) {
+    if result["skipped"] == true {
+        return;
+    }
     let rps = result["rps"].as_f64().unwrap();
     println!(
         "{:<5} {:<40} {:>3} conn {:>8.0} req/s {:>6.1} % of hello   p50 {:>7.3} ms   p99 {:>7.3} ms   ({} requests, {} failures)",
@@ -191,15 +201,16 @@ fn print_row(reuse: &str, result: &serde_json::Value, hello_rps: f64) {
         result["connections"],
         rps,
         100.0 * rps / hello_rps,
-        result["p50_ms"].as_f64().unwrap(),
+        result["p50_ms"].as_f64().unwrap_or(f64::NAN),
         result["p99_ms"].as_f64().unwrap(),
         result["requests"],
         result["failures"],
     );
 }
 
-/// The shipped manifest with its middleware removed: `chat` and its dependencies alone.
-fn chat_alone_manifest() -> String {
+/// The shipped manifest with only the middleware entries named in `kept` (none: `chat`
+/// and its dependencies alone).
+fn chat_behind(kept: &[&str]) -> String {
     let manifest = project_manifest();
     let start = manifest
         .find("dependencies.middleware = [")
@@ -209,8 +220,45 @@ fn chat_alone_manifest() -> String {
             .find("]\n")
             .expect("end of the middleware list")
         + 2;
-    format!("{}{}", &manifest[..start], &manifest[end..])
+    let entries: Vec<&str> = manifest[start..end]
+        .lines()
+        .filter(|line| {
+            kept.iter()
+                .any(|id| line.contains(&format!("component = \"{id}\"")))
+        })
+        .collect();
+    format!(
+        "{}dependencies.middleware = [\n{}\n]\n{}",
+        &manifest[..start],
+        entries.join("\n"),
+        &manifest[end..]
+    )
 }
+
+/// `/v1/models` behind one middleware, for the per-stage breakdown.
+const STAGES: [(&str, Scenario); 3] = [
+    (
+        "telemetry",
+        Scenario {
+            name: "chat behind telemetry only GET /v1/models",
+            ..CHAT_ALONE_MODELS
+        },
+    ),
+    (
+        "waf",
+        Scenario {
+            name: "chat behind waf only GET /v1/models",
+            ..CHAT_ALONE_MODELS
+        },
+    ),
+    (
+        "auth",
+        Scenario {
+            name: "chat behind auth only GET /v1/models",
+            ..CHAT_ALONE_MODELS
+        },
+    ),
+];
 
 fn main() {
     if std::env::args().any(|a| a == "--list") {
@@ -228,7 +276,7 @@ fn main() {
         project_manifest(),
         wasm("hello").display()
     );
-    let chat_alone = chat_alone_manifest();
+    let chat_alone = chat_behind(&[]);
     // Quotas off: one identity sends all the load.
     let unlimited = [
         ("quota_requests_per_minute", "0"),
@@ -262,7 +310,7 @@ fn main() {
                 .expect("chat alone");
             for &conns in &connections {
                 let hello = run(&gateway.base, &HELLO, conns, seconds, close).await;
-                let hello_rps = hello["rps"].as_f64().unwrap();
+                let hello_rps = hello["rps"].as_f64().unwrap_or(f64::NAN);
                 print_row(mode, &hello, hello_rps);
                 let mut results = vec![hello];
                 for (base, scenario) in [
@@ -275,12 +323,30 @@ fn main() {
                     print_row(mode, &result, hello_rps);
                     results.push(result);
                 }
-                let p50 = |i: usize| results[i]["p50_ms"].as_f64().unwrap();
+                let p50 = |i: usize| results[i]["p50_ms"].as_f64().unwrap_or(f64::NAN);
                 println!(
                     "{mode:<5} the three middlewares add {:.0} µs p50 at {conns} connection(s) (chain /v1/models - chat alone)",
                     1000.0 * (p50(2) - p50(3))
                 );
                 all.push(serde_json::json!({"reuse": mode, "connections": conns, "results": results}));
+            }
+            // What each middleware costs alone, at one connection.
+            let alone_p50 = {
+                let result = run(&alone.base, &CHAT_ALONE_MODELS, 1, seconds, close).await;
+                result["p50_ms"].as_f64().unwrap_or(f64::NAN)
+            };
+            for (stage, scenario) in &STAGES {
+                let behind = Gateway::start_with(&chat_behind(&[stage]), &unlimited, adjust)
+                    .await
+                    .expect("chat behind one middleware");
+                let result = run(&behind.base, scenario, 1, seconds, close).await;
+                println!(
+                    "{mode:<5} stage {stage:<9} adds {:>6.0} µs p50 at 1 connection ({} req/s)",
+                    1000.0 * (result["p50_ms"].as_f64().unwrap_or(f64::NAN) - alone_p50),
+                    result["rps"].as_f64().unwrap_or(f64::NAN).round()
+                );
+                all.push(serde_json::json!({"reuse": mode, "stage": stage, "result": result}));
+                behind.stop().await;
             }
             let instances = gateway.app().instances();
             println!(
