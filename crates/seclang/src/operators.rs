@@ -17,8 +17,11 @@ use crate::prefilter;
 /// syntax by [`translate_pcre`]. Patterns that need look-around or backreferences are an
 /// error here; [`compile_pattern`] takes them too.
 pub fn compile_rx(pattern: &str) -> Result<Regex, String> {
-    let translated = translate_pcre(pattern)?;
-    RegexBuilder::new(&translated)
+    build_linear(&translate_pcre(pattern)?)
+}
+
+fn build_linear(translated: &str) -> Result<Regex, String> {
+    RegexBuilder::new(translated)
         .dot_matches_new_line(true)
         .multi_line(true)
         .unicode(false)
@@ -29,9 +32,13 @@ pub fn compile_rx(pattern: &str) -> Result<Regex, String> {
 }
 
 /// How many backtracking steps one match of a [`Pattern::Backtracking`] may take before
-/// it gives up. ModSecurity v3 treats PCRE's match-limit error as "no match"
-/// (`Regex::searchAll` / `Rx::evaluate` only count positive results), and so does this
-/// engine: a hostile value costs a bounded amount of work and does not match.
+/// it gives up. ModSecurity v3 treats a PCRE error, the match limit included, as "no
+/// match" (3.0.9 source read: `Rx::evaluate` returns true only when
+/// `Regex::searchOneMatch` gave captures, and a negative `pcre_exec` result gives none),
+/// and so does this engine: a hostile value costs a bounded amount of work and does not
+/// match. 3.0.9 sets no match limit of its own (PCRE's build default, 10 000 000 calls,
+/// applies); this budget is lower to bound the cost per value, and the two count
+/// different things, so the cut-off points are not the same.
 pub const BACKTRACK_LIMIT: usize = 1_000_000;
 
 /// A compiled `@rx` pattern.
@@ -44,7 +51,30 @@ pub enum Pattern {
     /// match. Three CRS 3.3 rules need it (920120, 942130, 953120). Same flags and byte
     /// semantics as the linear form: the value is matched as bytes (ASCII classes, `.`
     /// matches any byte), so non-UTF-8 input needs no lossy conversion.
-    Backtracking(Box<fancy_regex::Regex>),
+    Backtracking(Box<Backtracking>),
+}
+
+#[derive(Debug)]
+pub struct Backtracking {
+    regex: fancy_regex::Regex,
+    /// The pattern [`relax`]ed into RE2 syntax: it matches every value the pattern
+    /// matches (and more), in linear time, so a value it rejects skips the backtracking
+    /// matcher. `None` when the relaxed form does not compile.
+    filter: Option<Regex>,
+    /// The relaxed form's prefilter factors.
+    factors: Option<Vec<Vec<u8>>>,
+}
+
+impl Backtracking {
+    /// The backtracking matcher itself.
+    pub fn regex(&self) -> &fancy_regex::Regex {
+        &self.regex
+    }
+
+    /// The linear pre-check ([`relax`]), if the relaxed pattern compiled.
+    pub fn filter(&self) -> Option<&Regex> {
+        self.filter.as_ref()
+    }
 }
 
 /// Compiles an `@rx` pattern: with [`compile_rx`] when RE2 semantics can express it, and
@@ -53,7 +83,7 @@ pub fn compile_pattern(pattern: &str) -> Result<Pattern, String> {
     match compile_rx(pattern) {
         Ok(re) => Ok(Pattern::Linear(re)),
         Err(linear) if linear.contains("not supported by RE2") => {
-            let translated = translate(pattern, true).map_err(|_| linear.clone())?;
+            let translated = translate(pattern, Mode::Backtracking).map_err(|_| linear.clone())?;
             // fancy-regex reads `\xHH` above 0x7f as the code point U+00HH, which never
             // matches the single byte PCRE means (checked: `(?<=\xff)a` does not match
             // b"\xffa" in its ASCII bytes mode). Such a pattern stays unsupported rather
@@ -63,15 +93,20 @@ pub fn compile_pattern(pattern: &str) -> Result<Pattern, String> {
                     "{linear}; bytes above 0x7f with look-around or backreferences are not supported"
                 ));
             }
-            fancy_regex::RegexBuilder::new(&translated)
+            let regex = fancy_regex::RegexBuilder::new(&translated)
                 .dot_matches_new_line(true)
                 .multi_line(true)
                 .bytes_mode(fancy_regex::BytesMode::Ascii)
                 .backtrack_limit(BACKTRACK_LIMIT)
                 .delegate_size_limit(64 << 20)
                 .build()
-                .map(|re| Pattern::Backtracking(Box::new(re)))
-                .map_err(|e| e.to_string())
+                .map_err(|e| e.to_string())?;
+            let relaxed = relax(pattern).ok();
+            Ok(Pattern::Backtracking(Box::new(Backtracking {
+                regex,
+                filter: relaxed.as_deref().and_then(|r| build_linear(r).ok()),
+                factors: relaxed.as_deref().and_then(prefilter::rx_factors),
+            })))
         }
         Err(e) => Err(e),
     }
@@ -83,7 +118,11 @@ impl Pattern {
     pub fn matches(&self, input: &[u8], captures: Option<&mut Vec<Vec<u8>>>) -> bool {
         match self {
             Pattern::Linear(re) => rx(re, input, captures),
-            Pattern::Backtracking(re) => {
+            Pattern::Backtracking(b) => {
+                if b.filter.as_ref().is_some_and(|f| !f.is_match(input)) {
+                    return false;
+                }
+                let re = &b.regex;
                 // An error is the step budget running out: no match, as in ModSecurity.
                 let Some(out) = captures else {
                     return re.is_match(input).unwrap_or(false);
@@ -143,12 +182,33 @@ fn has_high_byte(translated: &str) -> bool {
 ///
 /// Look-around and backreferences have no RE2 equivalent: they are an error.
 pub fn translate_pcre(pattern: &str) -> Result<String, String> {
-    translate(pattern, false)
+    translate(pattern, Mode::Re2)
 }
 
-/// [`translate_pcre`]; with `backtracking`, look-around and backreferences `\1`..`\9` are
-/// kept as they are (fancy-regex spells them as PCRE does).
-fn translate(pattern: &str, backtracking: bool) -> Result<String, String> {
+/// [`translate_pcre`] for a pattern with look-around or backreferences, into RE2 syntax
+/// that matches a superset of what it matches: each look-around `(?=X)`, `(?!X)`,
+/// `(?<=X)`, `(?<!X)` becomes an optional group `(?:X)?` (which may match nothing, as a
+/// dropped assertion would), and a backreference `\N` becomes `(?s:.*)` (any text,
+/// the captured one included). A value the relaxed pattern does not match cannot match
+/// the original, and every literal all its matches contain is in the original's too.
+pub fn relax(pattern: &str) -> Result<String, String> {
+    translate(pattern, Mode::Relaxed)
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// Look-around and backreferences are an error.
+    Re2,
+    /// Kept as they are (fancy-regex spells them as PCRE does).
+    Backtracking,
+    /// Widened ([`relax`]).
+    Relaxed,
+}
+
+fn translate(pattern: &str, mode: Mode) -> Result<String, String> {
+    let backtracking = mode == Mode::Backtracking;
+    // Per open group: whether it was a look-around turned into an optional group.
+    let mut groups: Vec<bool> = Vec::new();
     let b = pattern.as_bytes();
     let mut out = String::with_capacity(pattern.len() + 16);
     let hex = |out: &mut String, byte: u8| out.push_str(&format!("\\x{byte:02X}"));
@@ -224,6 +284,14 @@ fn translate(pattern: &str, backtracking: bool) -> Result<String, String> {
                 };
                 i += 2;
                 match e {
+                    b'1'..=b'9' if mode == Mode::Relaxed => {
+                        // `\11` is group 11 (or an octal byte): any text covers every
+                        // reading.
+                        while b.get(i).is_some_and(u8::is_ascii_digit) {
+                            i += 1;
+                        }
+                        out.push_str("(?s:.*)");
+                    }
                     b'1'..=b'9' if backtracking => {
                         out.push('\\');
                         out.push(char::from(e));
@@ -267,16 +335,19 @@ fn translate(pattern: &str, backtracking: bool) -> Result<String, String> {
                 let look_around = ["(?=", "(?!", "(?<=", "(?<!"]
                     .into_iter()
                     .find(|l| rest.starts_with(l));
+                groups.push(look_around.is_some() && mode == Mode::Relaxed);
                 if let Some(l) = look_around {
-                    if !backtracking {
-                        return Err("look-around is not supported by RE2".into());
+                    match mode {
+                        Mode::Re2 => return Err("look-around is not supported by RE2".into()),
+                        Mode::Backtracking => out.push_str(l),
+                        Mode::Relaxed => out.push_str("(?:"),
                     }
-                    out.push_str(l);
                     i += l.len();
                 } else if rest.starts_with("(?>") {
                     out.push_str("(?:");
                     i += 3;
                 } else if rest.starts_with("(?#") {
+                    groups.pop();
                     let end = rest.find(')').ok_or("unterminated comment")?;
                     i += end + 1;
                 } else if rest.starts_with("(?|") {
@@ -300,6 +371,13 @@ fn translate(pattern: &str, backtracking: bool) -> Result<String, String> {
                     i += 1;
                 }
             },
+            b')' => {
+                out.push(')');
+                if groups.pop() == Some(true) {
+                    out.push('?');
+                }
+                i += 1;
+            }
             b'}' => {
                 out.push_str("\\}");
                 i += 1;
@@ -499,13 +577,13 @@ pub fn compile(
                     pattern: param.to_owned(),
                     reason,
                 })?;
-                // A backtracking pattern has no factors: the prefilter reads RE2 syntax
-                // only, and "may match anything" is always safe.
-                if let Pattern::Linear(_) = re {
-                    factors = translate_pcre(param)
+                factors = match &re {
+                    Pattern::Linear(_) => translate_pcre(param)
                         .ok()
-                        .and_then(|t| prefilter::rx_factors(&t));
-                }
+                        .and_then(|t| prefilter::rx_factors(&t)),
+                    // The relaxed form's literals are in every match of the original.
+                    Pattern::Backtracking(b) => b.factors.clone(),
+                };
                 OpKind::Rx(re)
             } else {
                 OpKind::RxMacro(m, RegexCache::default())

@@ -3,10 +3,24 @@
 
 use chatgate_seclang::ErrorKind;
 use chatgate_seclang::macros::Resolve;
-use chatgate_seclang::operators::{BACKTRACK_LIMIT, Operator, Pattern, compile, compile_pattern};
+use chatgate_seclang::operators::{
+    BACKTRACK_LIMIT, Operator, Pattern, compile, compile_pattern, relax,
+};
 use chatgate_seclang::variables::Var;
 
 struct NoVars;
+
+/// `TX:word` is `select`; nothing else exists.
+struct Word;
+
+impl Resolve for Word {
+    fn first(&self, var: Var, key: Option<&str>) -> Option<Vec<u8>> {
+        (var == Var::Tx && key == Some("word")).then(|| b"select".to_vec())
+    }
+    fn rule_property(&self, _: &str) -> Option<Vec<u8>> {
+        None
+    }
+}
 
 impl Resolve for NoVars {
     fn first(&self, _: Var, _: Option<&str>) -> Option<Vec<u8>> {
@@ -125,6 +139,42 @@ fn captures_fill_tx_0_to_9() {
     assert_eq!(captures.len(), 10);
     assert_eq!(captures[0], b"abcdefghijkk");
     assert_eq!(captures[9], b"i");
+}
+
+/// Each backtracking pattern has a linear pre-check that matches a superset of its
+/// matches, so most values never reach the backtracking matcher: plain chat text does not
+/// pass 942130's (it needs a comparison operator or `like` after a word).
+#[test]
+fn crs_patterns_get_a_linear_pre_check() {
+    for p in [CRS_920120, CRS_942130, CRS_953120] {
+        let Ok(Pattern::Backtracking(b)) = compile_pattern(p) else {
+            panic!("{p} should need backtracking");
+        };
+        assert!(b.filter().is_some(), "{p}: {:?}", relax(p));
+    }
+    assert_eq!(relax(CRS_953120).unwrap(), r"<\x3F(?:xml)?");
+    assert_eq!(relax(r"(a)\11x").unwrap(), "(a)(?s:.*)x");
+    assert_eq!(relax(r"(a)\1(?<!b)").unwrap(), "(a)(?s:.*)(?:b)?");
+    let Ok(Pattern::Backtracking(b)) = compile_pattern(CRS_942130) else {
+        unreachable!()
+    };
+    let filter = b.filter().unwrap();
+    let chat = "Please summarise the following meeting notes for the team, keeping the \
+        action items and their owners (two per line).";
+    assert!(!filter.is_match(chat.as_bytes()));
+    for attack in [&b"1=1"[..], b"x' or 'a'='a", b"1 != 2"] {
+        assert!(filter.is_match(attack));
+    }
+}
+
+/// A pattern with a macro is compiled when first evaluated, on the fallback when it
+/// needs it.
+#[test]
+fn a_macro_pattern_with_look_around_compiles_on_use() {
+    let o = op("@rx (?<![a-z])%{tx.word}(?!_)");
+    assert!(o.matches(b"1 select 2", &Word, None));
+    assert!(!o.matches(b"xselect", &Word, None));
+    assert!(!o.matches(b"select_", &Word, None));
 }
 
 /// Same flags and byte semantics as the linear path: `.` crosses newlines, `^` matches at

@@ -1,7 +1,7 @@
 //! Property tests: the parser, the PCRE rewriting, the transformations, the body
 //! processors and evaluation never panic, whatever the input.
 
-use chatgate_seclang::operators::{compile_rx, translate_pcre};
+use chatgate_seclang::operators::{Pattern, compile_pattern, compile_rx, translate_pcre};
 use chatgate_seclang::request::{parse_json, parse_multipart, parse_urlencoded, parse_xml};
 use chatgate_seclang::transform::{self, Features, Transform, apply_all, parse};
 use chatgate_seclang::{LoadOptions, MemoryFiles, Request, RuleSet};
@@ -168,7 +168,33 @@ proptest! {
     #[test]
     fn pcre_rewriting_never_panics(pattern in "[\\\\()\\[\\]{}?+*|^$.a-c0-9:<=!>#'\"é,-]{0,24}") {
         let _ = translate_pcre(&pattern);
-        let _ = compile_rx(&pattern);
+        let linear = compile_rx(&pattern);
+        // The fallback only takes what the linear engine refuses, and then matches
+        // without panicking.
+        match compile_pattern(&pattern) {
+            Ok(Pattern::Linear(_)) => prop_assert!(linear.is_ok()),
+            Ok(p @ Pattern::Backtracking(_)) => {
+                prop_assert!(linear.is_err());
+                let mut captures = Vec::new();
+                let _ = p.matches(b"a<b=c>!#'\"\xe9\xff\n0:", Some(&mut captures));
+            }
+            Err(_) => prop_assert!(linear.is_err()),
+        }
+    }
+
+    /// The relaxed pre-check of a backtracking pattern never rejects a value the pattern
+    /// matches: skipping the backtracking matcher on its "no" loses no detection.
+    #[test]
+    fn the_relaxed_filter_accepts_everything_the_pattern_matches(
+        pattern in "(\\(\\?(=|!|<=|<!)[ab]{1,2}\\)|\\(a\\|b\\)|\\\\1|[abc.*+?|^$]){1,12}",
+        input in "[abc\n]{0,12}",
+    ) {
+        if let Ok(Pattern::Backtracking(b)) = compile_pattern(&pattern)
+            && let Some(filter) = b.filter()
+            && b.regex().is_match(input.as_bytes()).unwrap_or(false)
+        {
+            prop_assert!(filter.is_match(input.as_bytes()), "{pattern} on {input:?}");
+        }
     }
 
     #[test]
