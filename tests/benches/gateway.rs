@@ -300,7 +300,9 @@ fn main() {
             let adjust = |options: &mut chatgate::app::AppOptions| {
                 options.reuse = reuse;
                 options.probes = false;
-                options.capture_guest_stdout = false;
+                // Guests' log lines go where `chatgate up` sends them (stdout), unless
+                // `BENCH_CAPTURE=1` keeps them in memory (to see what writing them costs).
+                options.capture_guest_stdout = std::env::var("BENCH_CAPTURE").is_ok_and(|v| v == "1");
             };
             let gateway = Gateway::start_with(&with_hello, &unlimited, adjust)
                 .await

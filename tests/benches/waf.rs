@@ -201,7 +201,7 @@ fn preloaded_waf(name: &str, rules: &Path) -> Option<PathBuf> {
     let out = root.join("target/chatgate-waf-bench").join(name);
     let output = Command::new(&chatgate)
         .current_dir(&root)
-        .args(["waf", "--allow-unsupported", "--rules"])
+        .args(["waf", "--rules"])
         .arg(rules)
         .arg("--out")
         .arg(&out)
