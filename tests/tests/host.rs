@@ -66,9 +66,13 @@ async fn key_value_store_not_granted_is_access_denied() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn wasi_keyvalue_increments_from_concurrent_requests_all_count() {
-    let gateway = Gateway::start(&hello_with_default_store(), &[])
-        .await
-        .unwrap();
+    // 50 bodies at once from one address: above the default per-client upload share (32),
+    // which a loaded machine can reach while instances take the requests in turn.
+    let gateway = Gateway::start_with(&hello_with_default_store(), &[], |options| {
+        options.limits.max_uploads_per_client = 64;
+    })
+    .await
+    .unwrap();
     // Request i adds i: a lost or doubled update changes the total, and every reply is
     // a distinct running total.
     let url = gateway.url("/incr/quota");
