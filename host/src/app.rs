@@ -3,8 +3,9 @@
 //! ([`crate::reuse`]).
 
 use crate::admission::{Admission, BodyFault, InFlight, Limits, Refusal};
-use crate::compose::{self, Dependency, Inherit, Part};
-use crate::key_value::SqliteKeyValue;
+use crate::capabilities::{self, Holds, Inherit};
+use crate::compose::{self, Dependency, Part};
+use crate::key_value::{KeyValueStore, SqliteKeyValue};
 use crate::manifest::{DependencySource, HttpTrigger, Manifest};
 use crate::outbound::{AllowedHost, OutboundPolicy};
 use crate::reuse::{InstanceReuse, Range};
@@ -121,6 +122,10 @@ struct InstanceSlots {
     free: Arc<tokio::sync::Semaphore>,
     /// Notified when the pool is full: idle instances then give their slots up.
     reclaim: Arc<tokio::sync::Notify>,
+    /// Set when the application is dropped: instances take no more requests and idle
+    /// ones end at once, so that the engine (and its pool's address-space reservation)
+    /// goes with the application rather than after the idle timeout.
+    closing: AtomicBool,
     live: AtomicUsize,
     idle: AtomicUsize,
     created: AtomicUsize,
@@ -131,6 +136,7 @@ impl InstanceSlots {
         InstanceSlots {
             free: Arc::new(tokio::sync::Semaphore::new(size)),
             reclaim: Arc::new(tokio::sync::Notify::new()),
+            closing: AtomicBool::new(false),
             live: AtomicUsize::new(0),
             idle: AtomicUsize::new(0),
             created: AtomicUsize::new(0),
@@ -227,20 +233,18 @@ pub fn compose_trigger(
         .map(source_part)
         .collect::<wasmtime::Result<Vec<_>>>()?;
     // What a dependency could reach through the host: the sets `chat` has something in.
-    let mut holds = compose::Holds::default();
-    for (set, held) in [
-        ("variables", !decl.variables.is_empty()),
-        ("key_value_stores", !decl.key_value_stores.is_empty()),
+    let holds = Holds::from_flags([
+        (capabilities::VARIABLES, !decl.variables.is_empty()),
         (
-            "allowed_outbound_hosts",
+            capabilities::KEY_VALUE_STORES,
+            !decl.key_value_stores.is_empty(),
+        ),
+        (
+            capabilities::ALLOWED_OUTBOUND_HOSTS,
             !decl.allowed_outbound_hosts.is_empty(),
         ),
-        ("environment", !decl.environment.is_empty()),
-    ] {
-        if held {
-            holds.0.insert(set);
-        }
-    }
+        (capabilities::ENVIRONMENT, !decl.environment.is_empty()),
+    ]);
     Ok(compose::compose(primary, &holds, dependencies, middleware)?)
 }
 
@@ -252,7 +256,7 @@ impl App {
         let engine = runtime::engine(options.compile_cache.as_deref(), max_instances)?;
         let instances = Arc::new(InstanceSlots::new(options.limits.max_in_flight));
         let variables = AppVariables::resolve(manifest, |k| options.env(k))?;
-        let key_value = Arc::new(match &options.key_value_path {
+        let key_value: Arc<dyn KeyValueStore> = Arc::new(match &options.key_value_path {
             Some(path) => SqliteKeyValue::open(path)?,
             None => SqliteKeyValue::in_memory()?,
         });
@@ -521,6 +525,13 @@ impl App {
     }
 }
 
+impl Drop for App {
+    fn drop(&mut self) {
+        self.instances.closing.store(true, Ordering::Release);
+        self.instances.reclaim.notify_waiters();
+    }
+}
+
 /// Refuses to load a component whose own deadlines (variables named `*_timeout_ms`, a
 /// convention of this app's components) are not shorter than the host's response
 /// timeout: the host would cut the request off before the component could answer
@@ -765,23 +776,13 @@ fn set_spin_headers(request: &mut http::Request<WasiBody>, trigger: &Trigger) {
     }
 }
 
-/// An OpenAI-style error body: `{"error": {"message", "type", "param", "code"}}`.
+/// The host's own error answers, in the OpenAI shape clients parse ([`crate::openai_error`]).
 pub fn error_response(
     status: http::StatusCode,
     code: &str,
     message: &str,
 ) -> http::Response<WasiBody> {
-    let kind = if status.is_server_error() {
-        "server_error"
-    } else {
-        "invalid_request_error"
-    };
-    json_response(
-        status,
-        &serde_json::json!({
-            "error": { "message": message, "type": kind, "param": null, "code": code }
-        }),
-    )
+    json_response(status, &crate::openai_error::body(status, code, message))
 }
 
 fn json_response(status: http::StatusCode, body: &serde_json::Value) -> http::Response<WasiBody> {
@@ -902,7 +903,10 @@ impl WorkerState for Worker {
     type RequestData = Arc<RequestLife>;
 
     fn should_accept_request(&self, concurrent: usize, total: usize) -> ShouldAccept {
-        if self.served.retired.load(Ordering::Acquire) || total >= self.max_requests {
+        if self.served.retired.load(Ordering::Acquire)
+            || self.live.slots.closing.load(Ordering::Acquire)
+            || total >= self.max_requests
+        {
             ShouldAccept::Never
         } else if concurrent >= self.max_concurrent {
             ShouldAccept::No
@@ -1004,7 +1008,9 @@ impl WorkerExpiration for Deadline {
         self.live.set_idle(status == WorkerStatus::Idle);
         let limit = match status {
             WorkerStatus::Idle => {
-                if self.served.retired.load(Ordering::Acquire) {
+                if self.served.retired.load(Ordering::Acquire)
+                    || self.live.slots.closing.load(Ordering::Acquire)
+                {
                     return Poll::Ready(());
                 }
                 let slots = self.live.slots.reclaim.clone();

@@ -41,63 +41,18 @@
 //! Where chatgate is stricter than Spin it says so at the rule: it denies
 //! `wasi:keyvalue/atomics` and `batch` with `store`, and WASI 0.3 sockets; and it refuses
 //! an unknown set name in `inherit_configuration`, which Spin ignores
-//! (`crates/capabilities/src/lib.rs`:16-17).
+//! (`crates/capabilities/src/lib.rs`:16-17). The sets and inheritance are
+//! [`crate::capabilities`]; dependency names are [`crate::dependency_name`].
 
-use crate::manifest::InheritConfiguration;
+// Re-exported: the composer's callers name these with the parts they pass in.
+pub use crate::capabilities::{Holds, Inherit};
+pub use crate::dependency_name::DependencyName;
 use std::collections::{BTreeMap, BTreeSet};
 use wac_graph::types::{Package, SubtypeChecker, Types};
 use wac_graph::{CompositionGraph, EncodeOptions, PackageId};
 
 /// The interface every middleware imports and exports, and the composed result exports.
 pub const HANDLER_INTERFACE: &str = "wasi:http/handler@0.3.0";
-
-/// Host interfaces, by configuration set, that a dependency reaches only when it inherits the set.
-/// Matching is by interface name without version (`wasi:http/client@0.3.0` matches `wasi:http/client`).
-/// Spin's lists (`crates/capabilities/src/lib.rs`:31-89) name each version; chatgate
-/// matches every version of the same interfaces.
-const CAPABILITY_INTERFACES: &[(&str, &[&str])] = &[
-    ("ai_models", &["fermyon:spin/llm"]),
-    (
-        "allowed_outbound_hosts",
-        // As Spin: what makes a connection or a lookup. `wasi:sockets/network` and
-        // `instance-network` only name the network and its types (they stay with the
-        // host, so that the sockets interfaces keep one `network` type). WASI 0.3 creates
-        // sockets with `wasi:sockets/types`, which Spin does not list; chatgate denies it.
-        &[
-            "wasi:http/client",
-            "wasi:http/outgoing-handler",
-            "wasi:sockets/types",
-            "wasi:sockets/tcp",
-            "wasi:sockets/udp",
-            "wasi:sockets/tcp-create-socket",
-            "wasi:sockets/udp-create-socket",
-            "wasi:sockets/ip-name-lookup",
-            "spin:mqtt/mqtt",
-            "spin:mysql/mysql",
-            "spin:postgres/postgres",
-            "spin:redis/redis",
-        ],
-    ),
-    ("environment", &["wasi:cli/environment"]),
-    ("files", &["wasi:filesystem/preopens"]),
-    (
-        "key_value_stores",
-        // Spin's deny adapter covers only `wasi:keyvalue/store`; `atomics` and `batch`
-        // take the store's `bucket`, so chatgate denies all three together, keeping each
-        // interface's resource types in one place (the deny component).
-        &[
-            "spin:key-value/key-value",
-            "wasi:keyvalue/store",
-            "wasi:keyvalue/batch",
-            "wasi:keyvalue/atomics",
-        ],
-    ),
-    ("sqlite_databases", &["spin:sqlite/sqlite"]),
-    (
-        "variables",
-        &["spin:variables/variables", "wasi:config/store"],
-    ),
-];
 
 /// Why a trigger could not be composed.
 #[derive(Debug, thiserror::Error)]
@@ -184,152 +139,6 @@ pub struct Dependency {
     pub part: Part,
 }
 
-/// Which configuration sets a dependency inherits from the primary component.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Inherit {
-    All,
-    Sets(Vec<String>),
-}
-
-impl Inherit {
-    pub fn from_manifest(value: Option<&InheritConfiguration>) -> Self {
-        match value {
-            Some(InheritConfiguration::All(true)) => Inherit::All,
-            Some(InheritConfiguration::Some(sets)) => Inherit::Sets(sets.clone()),
-            Some(InheritConfiguration::All(false)) | None => Inherit::Sets(Vec::new()),
-        }
-    }
-
-    fn grants(&self, set: &str) -> bool {
-        match self {
-            Inherit::All => true,
-            Inherit::Sets(sets) => sets.iter().any(|s| s == set),
-        }
-    }
-}
-
-/// The names of the configuration sets a dependency can inherit (`inherit_configuration`).
-pub fn capability_sets() -> impl Iterator<Item = &'static str> {
-    CAPABILITY_INTERFACES.iter().map(|(set, _)| *set)
-}
-
-/// The configuration set an import belongs to, if it is configuration-bearing.
-pub fn capability_set_of(import: &str) -> Option<&'static str> {
-    let interface = import.split('@').next().unwrap_or(import);
-    CAPABILITY_INTERFACES
-        .iter()
-        .find(|(_, interfaces)| interfaces.contains(&interface))
-        .map(|(set, _)| *set)
-}
-
-/// A dependency's name in the manifest, as Spin parses it
-/// (`crates/serde/src/dependencies.rs`:51-79, 128-140).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum DependencyName {
-    /// `foo-bar`: matches the plain import of that name.
-    Plain(String),
-    /// `ns:pkg`, `ns:pkg@1.2.3`, `ns:pkg/interface`, `ns:pkg/interface@1.2.3`.
-    Package {
-        package: String,
-        interface: Option<String>,
-        version: Option<semver::Version>,
-    },
-}
-
-/// Lowercase kebab-case, as Spin's `KebabId` and package names (`wasm-pkg-common`) require.
-fn is_kebab(word: &str) -> bool {
-    !word.is_empty()
-        && word.split('-').all(|part| {
-            let mut chars = part.chars();
-            chars.next().is_some_and(|c| c.is_ascii_lowercase())
-                && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
-        })
-}
-
-impl DependencyName {
-    pub fn parse(name: &str) -> Result<Self, String> {
-        if !name.contains([':', '/']) {
-            return if is_kebab(name) {
-                Ok(DependencyName::Plain(name.to_string()))
-            } else {
-                Err("a plain name must be kebab-case".into())
-            };
-        }
-        let (unversioned, version) = match name.split_once('@') {
-            Some((unversioned, version)) => (
-                unversioned,
-                Some(
-                    semver::Version::parse(version)
-                        .map_err(|e| format!("invalid version `{version}`: {e}"))?,
-                ),
-            ),
-            None => (name, None),
-        };
-        let (package, interface) = match unversioned.split_once('/') {
-            Some((package, interface)) => (package, Some(interface)),
-            None => (unversioned, None),
-        };
-        let valid_package = package
-            .split_once(':')
-            .is_some_and(|(ns, pkg)| is_kebab(ns) && is_kebab(pkg));
-        if !valid_package {
-            return Err(format!(
-                "`{package}` is not a package name (`namespace:name`)"
-            ));
-        }
-        if let Some(interface) = interface
-            && !is_kebab(interface)
-        {
-            return Err(format!("`{interface}` is not an interface name"));
-        }
-        Ok(DependencyName::Package {
-            package: package.to_string(),
-            interface: interface.map(str::to_string),
-            version,
-        })
-    }
-
-    /// The name Spin registers the dependency under in its composition graph: the
-    /// package without version, or the plain name (compose:420-423).
-    pub fn registered_name(&self) -> &str {
-        match self {
-            DependencyName::Plain(name) => name,
-            DependencyName::Package { package, .. } => package,
-        }
-    }
-
-    /// Whether this name satisfies the import `import`, as Spin's `matches_import`
-    /// (compose:532-572).
-    pub fn matches_import(&self, import: &str) -> bool {
-        match self {
-            DependencyName::Plain(name) => !import.contains([':', '/']) && name == import,
-            DependencyName::Package {
-                package,
-                interface,
-                version,
-            } => {
-                let Some((import_package, rest)) = import.split_once('/') else {
-                    return false;
-                };
-                let (import_interface, import_version) = match rest.split_once('@') {
-                    Some((interface, version)) => {
-                        let Ok(version) = semver::Version::parse(version) else {
-                            return false;
-                        };
-                        (interface, Some(version))
-                    }
-                    None => (rest, None),
-                };
-                import_package == package
-                    && interface.as_deref().is_none_or(|i| i == import_interface)
-                    && version
-                        .as_ref()
-                        .is_none_or(|v| Some(v) == import_version.as_ref())
-            }
-        }
-    }
-}
-
 /// The composed component.
 pub struct Composed {
     pub bytes: Vec<u8>,
@@ -351,32 +160,15 @@ fn interface_names(name: &str, bytes: &[u8]) -> Result<(Vec<String>, Vec<String>
     ))
 }
 
-/// The configuration sets the primary component holds something in (variables, stores,
-/// outbound hosts, environment), that is, what a dependency could reach through the host.
-#[derive(Debug, Clone, Default)]
-pub struct Holds(pub BTreeSet<&'static str>);
-
-impl Holds {
-    /// Every set: every dependency is denied all it does not inherit.
-    pub fn everything() -> Self {
-        Holds(capability_sets().collect())
-    }
-}
-
 /// The part's imports of configuration sets it does not inherit, where the primary holds
-/// something to protect. A set the primary holds nothing in answers a dependency's calls
-/// with the same refusals from the host (no variable, no store, no outbound host, an
-/// empty environment), so it needs no deny component: that saves the component's instance
-/// and memory on every request (`telemetry`, `waf`, `auth` and `completion-extractive`
-/// import `wasi:cli/environment`, and `chat` has no `environment`).
+/// something to protect ([`Holds::denies`]): `telemetry`, `waf`, `auth` and
+/// `completion-extractive` import `wasi:cli/environment`, and `chat` has no
+/// `environment`, so none of them needs a deny component for it.
 fn denied_imports(part: &Part, holds: &Holds) -> Result<BTreeSet<String>, ComposeError> {
     let (imports, _) = interface_names(&part.name, &part.bytes)?;
     Ok(imports
         .into_iter()
-        .filter(|import| {
-            capability_set_of(import)
-                .is_some_and(|set| !part.inherit.grants(set) && holds.0.contains(set))
-        })
+        .filter(|import| holds.denies(&part.inherit, import))
         .collect())
 }
 
@@ -608,114 +400,6 @@ fn compose_middleware(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn configuration_sets_cover_spin_and_wasi_interfaces() {
-        assert_eq!(
-            capability_set_of("wasi:http/client@0.3.0"),
-            Some("allowed_outbound_hosts")
-        );
-        assert_eq!(
-            capability_set_of("spin:variables/variables@3.0.0"),
-            Some("variables")
-        );
-        assert_eq!(
-            capability_set_of("spin:key-value/key-value@3.0.0"),
-            Some("key_value_stores")
-        );
-        assert_eq!(
-            capability_set_of("wasi:cli/environment@0.3.0"),
-            Some("environment")
-        );
-        assert_eq!(capability_set_of("wasi:http/types@0.3.0"), None);
-        assert_eq!(capability_set_of("wasi:clocks/monotonic-clock@0.3.0"), None);
-    }
-
-    #[test]
-    fn wasi_keyvalue_interfaces_need_key_value_stores() {
-        for name in [
-            "wasi:keyvalue/store@0.2.0-draft2",
-            "wasi:keyvalue/atomics@0.2.0-draft2",
-            "wasi:keyvalue/batch@0.2.0-draft2",
-        ] {
-            assert_eq!(capability_set_of(name), Some("key_value_stores"), "{name}");
-        }
-    }
-
-    #[test]
-    fn socket_interfaces_need_allowed_outbound_hosts() {
-        for name in [
-            "wasi:sockets/types@0.3.0",
-            "wasi:sockets/tcp@0.2.6",
-            "wasi:sockets/udp@0.2.6",
-            "wasi:sockets/tcp-create-socket@0.2.6",
-            "wasi:sockets/ip-name-lookup@0.3.0",
-        ] {
-            assert_eq!(
-                capability_set_of(name),
-                Some("allowed_outbound_hosts"),
-                "{name}"
-            );
-        }
-        // Only names the network: it stays with the host, as in Spin's list, so that every
-        // sockets interface a dependency imports agrees on one `network` type.
-        assert_eq!(capability_set_of("wasi:sockets/network@0.2.6"), None);
-    }
-
-    #[test]
-    fn dependency_names_match_imports_as_in_spin() {
-        // The cases of Spin's `test_matches_import` (compose:578-605).
-        for (name, imports) in [
-            ("foo:bar/baz@0.1.0", vec!["foo:bar/baz@0.1.0"]),
-            ("foo:bar/baz", vec!["foo:bar/baz@0.1.0", "foo:bar/baz"]),
-            ("foo:bar", vec!["foo:bar/baz@0.1.0", "foo:bar/baz"]),
-            ("foo:bar@0.1.0", vec!["foo:bar/baz@0.1.0"]),
-            ("foo-bar", vec!["foo-bar"]),
-        ] {
-            let name = DependencyName::parse(name).unwrap();
-            for import in imports {
-                assert!(name.matches_import(import), "{name:?} {import}");
-            }
-        }
-        for (name, imports) in [
-            ("foo:bar/baz@0.1.0", vec!["foo:bar/baz"]),
-            ("foo:bar/baz", vec!["foo:bar/bub", "foo:bar/bub@0.1.0"]),
-            ("foo:bar", vec!["foo:bub/bib"]),
-            ("foo:bar@0.1.0", vec!["foo:bar/baz"]),
-            ("foo:bar/baz", vec!["foo:bar/baz-bub", "foo-bar"]),
-        ] {
-            let name = DependencyName::parse(name).unwrap();
-            for import in imports {
-                assert!(!name.matches_import(import), "{name:?} {import}");
-            }
-        }
-    }
-
-    #[test]
-    fn dependencies_register_under_their_package_without_version() {
-        let name = DependencyName::parse("chatgate:retriever/retriever@0.2.0").unwrap();
-        assert_eq!(name.registered_name(), "chatgate:retriever");
-        assert_eq!(
-            DependencyName::parse("my-dep").unwrap().registered_name(),
-            "my-dep"
-        );
-        for bad in ["Foo:bar", "foo:bar/Baz", "foo:bar@x", "foo/bar", "foo_bar"] {
-            assert!(DependencyName::parse(bad).is_err(), "{bad}");
-        }
-    }
-
-    #[test]
-    fn inheritance_grants_only_named_sets() {
-        let some =
-            Inherit::from_manifest(Some(&InheritConfiguration::Some(vec!["variables".into()])));
-        assert!(some.grants("variables"));
-        assert!(!some.grants("allowed_outbound_hosts"));
-        assert!(Inherit::from_manifest(Some(&InheritConfiguration::All(true))).grants("files"));
-        assert!(
-            !Inherit::from_manifest(Some(&InheritConfiguration::All(false))).grants("variables")
-        );
-        assert!(!Inherit::from_manifest(None).grants("variables"));
-    }
 
     #[test]
     fn non_components_are_refused_by_name() {

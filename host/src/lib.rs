@@ -3,7 +3,8 @@
 //! The host reads `spin.toml` ([`manifest`]), resolves variables ([`variables`]),
 //! composes each HTTP trigger's component with its dependencies and middleware
 //! ([`compose`]), and serves HTTP ([`server`]) from instances that hold only the
-//! configuration their component was granted ([`runtime`]) and are reused across
+//! configuration their component was granted ([`runtime`], by capability: which
+//! interfaces each configuration set covers is [`capabilities`]) and are reused across
 //! requests as Spin reuses them ([`reuse`]). Requests are admitted within global and
 //! per-client budgets ([`admission`]), and an instance working for a request nobody
 //! waits for is retired and dropped ([`app`]).
@@ -11,12 +12,15 @@
 pub mod admission;
 pub mod app;
 pub mod build;
+pub mod capabilities;
 pub mod compose;
 pub mod deny;
+pub mod dependency_name;
 pub mod embeddings;
 pub mod index;
 pub mod key_value;
 pub mod manifest;
+pub mod openai_error;
 pub mod outbound;
 pub mod overload;
 pub mod preload;

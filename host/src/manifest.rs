@@ -4,6 +4,8 @@
 //! Spin 4.x. Anything chatgate cannot honour is rejected here with an error that
 //! names the field, rather than being silently ignored.
 
+/// Re-exported: it is part of the manifest's schema, owned by the capability rules.
+pub use crate::capabilities::InheritConfiguration;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -192,14 +194,6 @@ impl DependencySource {
     }
 }
 
-/// `inherit_configuration = true | false | ["variables", "allowed_outbound_hosts", ...]`.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(untagged)]
-pub enum InheritConfiguration {
-    All(bool),
-    Some(Vec<String>),
-}
-
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawManifest {
@@ -360,16 +354,7 @@ impl Manifest {
             }
         }
         if let Some(InheritConfiguration::Some(sets)) = dep.inherit_configuration() {
-            for set in sets {
-                if !crate::compose::capability_sets().any(|known| known == set) {
-                    return Err(format!(
-                        "unknown configuration `{set}` in inherit_configuration (known: {})",
-                        crate::compose::capability_sets()
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    ));
-                }
-            }
+            crate::capabilities::check_names(sets)?;
         }
         Ok(())
     }
@@ -393,7 +378,7 @@ impl Manifest {
 /// (`ns:pkg`) may not pick an `export`; and two names of the same package must differ in
 /// interface or in (semver-compatible) version.
 fn check_dependency_names(dependencies: &BTreeMap<String, DependencySource>) -> Result<(), String> {
-    use crate::compose::DependencyName;
+    use crate::dependency_name::DependencyName;
     let mut parsed = Vec::new();
     for (name, dependency) in dependencies {
         let parsed_name =

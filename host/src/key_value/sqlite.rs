@@ -1,53 +1,22 @@
-//! The key-value stores behind `spin:key-value` and `wasi:keyvalue`: one SQLite file
-//! shared by all stores of an app, laid out as Spin's own SQLite backend lays it out
-//! (table `spin_key_value`, one row per (store, key), counters as 8-byte little-endian
-//! `i64`), so both interfaces, and Spin itself, read the same data.
+//! The key-value backend: one SQLite file shared by all stores of an app, laid out as
+//! Spin's own SQLite backend lays it out (table `spin_key_value`, one row per (store, key),
+//! counters as 8-byte little-endian `i64`), so both interfaces, and Spin itself, read the
+//! same data.
 
+use super::{KeyValueError, KeyValueStore, KeyValues, ResultBudget};
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use std::path::Path;
 use std::sync::Mutex;
-
-/// Why a key-value operation failed. Messages never include stored values or keys.
-#[derive(Debug, thiserror::Error)]
-pub enum KeyValueError {
-    #[error("key-value database error: {0}")]
-    Sqlite(#[from] rusqlite::Error),
-    #[error("cannot create key-value directory {path}: {source}")]
-    Directory {
-        path: String,
-        source: std::io::Error,
-    },
-    #[error("the key-value worker thread failed: {0}")]
-    Worker(String),
-    #[error(
-        "the value is not a counter: `increment` needs an 8-byte little-endian integer, the key holds {0} bytes"
-    )]
-    NotACounter(usize),
-    #[error("the increment overflows a 64-bit counter")]
-    Overflow,
-}
-
-impl KeyValueError {
-    /// Whether the caller caused the error (and may be told why), rather than the host.
-    pub fn is_caller_error(&self) -> bool {
-        matches!(
-            self,
-            KeyValueError::NotACounter(_) | KeyValueError::Overflow
-        )
-    }
-}
 
 const SELECT_VALUE: &str = "SELECT value FROM spin_key_value WHERE store = ?1 AND key = ?2";
 const UPSERT_VALUE: &str = "INSERT INTO spin_key_value (store, key, value) VALUES (?1, ?2, ?3)
      ON CONFLICT (store, key) DO UPDATE SET value = excluded.value";
 const DELETE_KEY: &str = "DELETE FROM spin_key_value WHERE store = ?1 AND key = ?2";
 
-/// Keys with their values (`None`: the key has no value), as a batch read answers them.
-pub type KeyValues = Vec<(String, Option<Vec<u8>>)>;
-
 /// The SQLite database holding every store, one row per (store, key).
 pub struct SqliteKeyValue {
     connection: Mutex<Connection>,
+    max_result_bytes: usize,
 }
 
 impl SqliteKeyValue {
@@ -62,7 +31,8 @@ impl SqliteKeyValue {
         Self::from_connection(Connection::open(path)?)
     }
 
-    /// A database that lives only as long as this value (tests, `--key-value memory`).
+    /// A database that lives only as long as this value: an app loaded without a
+    /// `key_value_path` (tests), whose stores start empty and vanish with it.
     pub fn in_memory() -> Result<Self, KeyValueError> {
         Self::from_connection(Connection::open_in_memory()?)
     }
@@ -83,7 +53,18 @@ impl SqliteKeyValue {
         )?;
         Ok(SqliteKeyValue {
             connection: Mutex::new(connection),
+            max_result_bytes: super::MAX_RESULT_BYTES,
         })
+    }
+
+    /// The same database with another limit on what one read answers (tests use a small one).
+    pub fn with_max_result_bytes(mut self, max_result_bytes: usize) -> Self {
+        self.max_result_bytes = max_result_bytes;
+        self
+    }
+
+    fn budget(&self) -> ResultBudget {
+        ResultBudget::new(self.max_result_bytes)
     }
 
     fn with<T>(
@@ -95,12 +76,18 @@ impl SqliteKeyValue {
         let mut connection = self.connection.lock().unwrap_or_else(|e| e.into_inner());
         f(&mut connection)
     }
+}
 
-    pub fn get(&self, store: &str, key: &str) -> Result<Option<Vec<u8>>, KeyValueError> {
-        self.with(|c| Ok(read(c, store, key)?))
+impl KeyValueStore for SqliteKeyValue {
+    fn get(&self, store: &str, key: &str) -> Result<Option<Vec<u8>>, KeyValueError> {
+        // rusqlite cannot stream one value, so the value is already in memory when it is
+        // measured; the limit still keeps it from reaching the guest.
+        let value = self.with(|c| Ok(read(c, store, key)?))?;
+        self.budget().charge(value.as_ref().map_or(0, Vec::len))?;
+        Ok(value)
     }
 
-    pub fn set(&self, store: &str, key: &str, value: &[u8]) -> Result<(), KeyValueError> {
+    fn set(&self, store: &str, key: &str, value: &[u8]) -> Result<(), KeyValueError> {
         self.with(|c| {
             c.prepare_cached(UPSERT_VALUE)?
                 .execute(params![store, key, value])?;
@@ -108,30 +95,43 @@ impl SqliteKeyValue {
         })
     }
 
-    pub fn delete(&self, store: &str, key: &str) -> Result<(), KeyValueError> {
+    fn delete(&self, store: &str, key: &str) -> Result<(), KeyValueError> {
         self.with(|c| {
             c.prepare_cached(DELETE_KEY)?.execute(params![store, key])?;
             Ok(())
         })
     }
 
-    pub fn exists(&self, store: &str, key: &str) -> Result<bool, KeyValueError> {
-        Ok(self.get(store, key)?.is_some())
-    }
-
-    pub fn keys(&self, store: &str) -> Result<Vec<String>, KeyValueError> {
+    fn exists(&self, store: &str, key: &str) -> Result<bool, KeyValueError> {
+        // Answers a boolean, so no value reaches the guest and no result limit applies.
         self.with(|c| {
-            let mut stmt =
-                c.prepare_cached("SELECT key FROM spin_key_value WHERE store = ?1 ORDER BY key")?;
-            let rows = stmt.query_map(params![store], |row| row.get(0))?;
-            Ok(rows.collect::<rusqlite::Result<_>>()?)
+            Ok(c.prepare_cached(
+                "SELECT EXISTS (SELECT 1 FROM spin_key_value WHERE store = ?1 AND key = ?2)",
+            )?
+            .query_row(params![store, key], |row| row.get(0))?)
         })
     }
 
-    /// Adds `delta` to the counter at `key` (a missing key counts as 0) and returns the
-    /// new value, as one transaction: concurrent increments, from this process or another
-    /// one sharing the file, never lose an update.
-    pub fn increment(&self, store: &str, key: &str, delta: i64) -> Result<i64, KeyValueError> {
+    fn get_keys(&self, store: &str) -> Result<Vec<String>, KeyValueError> {
+        let mut budget = self.budget();
+        self.with(|c| {
+            let mut stmt =
+                c.prepare_cached("SELECT key FROM spin_key_value WHERE store = ?1 ORDER BY key")?;
+            let mut rows = stmt.query(params![store])?;
+            let mut keys = Vec::new();
+            // Measured row by row, so that a huge store is refused before it is all read.
+            while let Some(row) = rows.next()? {
+                let key: String = row.get(0)?;
+                budget.charge(key.len())?;
+                keys.push(key);
+            }
+            Ok(keys)
+        })
+    }
+
+    /// One transaction: concurrent increments, from this process or another one sharing
+    /// the file, never lose an update.
+    fn increment(&self, store: &str, key: &str, delta: i64) -> Result<i64, KeyValueError> {
         self.with(|c| {
             // IMMEDIATE takes the write lock before reading: a deferred transaction would
             // read under a shared lock and could then fail to upgrade it.
@@ -151,9 +151,7 @@ impl SqliteKeyValue {
         })
     }
 
-    /// Stores `value` at `key` only if the key still holds `expected` (`None`: only if
-    /// the key is still absent). Returns whether the value was stored.
-    pub fn compare_and_swap(
+    fn compare_and_swap(
         &self,
         store: &str,
         key: &str,
@@ -180,15 +178,16 @@ impl SqliteKeyValue {
         })
     }
 
-    /// The value of every key asked for, in the order asked (`None` where there is no
-    /// value), read in one transaction so that they are consistent with each other.
-    pub fn get_many(&self, store: &str, keys: Vec<String>) -> Result<KeyValues, KeyValueError> {
+    /// One transaction, so that the values are consistent with each other.
+    fn get_many(&self, store: &str, keys: Vec<String>) -> Result<KeyValues, KeyValueError> {
+        let mut budget = self.budget();
         self.with(|c| {
             let tx = c.transaction()?;
             let values = keys
                 .into_iter()
                 .map(|key| {
                     let value = read(&tx, store, &key)?;
+                    budget.charge(key.len() + value.as_ref().map_or(0, Vec::len))?;
                     Ok((key, value))
                 })
                 .collect::<Result<Vec<_>, KeyValueError>>()?;
@@ -197,12 +196,8 @@ impl SqliteKeyValue {
         })
     }
 
-    /// Sets every pair in one transaction: all of them or, on failure, none.
-    pub fn set_many(
-        &self,
-        store: &str,
-        key_values: &[(String, Vec<u8>)],
-    ) -> Result<(), KeyValueError> {
+    /// One transaction: all of them or, on failure, none.
+    fn set_many(&self, store: &str, key_values: &[(String, Vec<u8>)]) -> Result<(), KeyValueError> {
         self.with(|c| {
             let tx = c.transaction()?;
             {
@@ -216,8 +211,8 @@ impl SqliteKeyValue {
         })
     }
 
-    /// Deletes every key in one transaction; keys that do not exist are skipped.
-    pub fn delete_many(&self, store: &str, keys: &[String]) -> Result<(), KeyValueError> {
+    /// One transaction.
+    fn delete_many(&self, store: &str, keys: &[String]) -> Result<(), KeyValueError> {
         self.with(|c| {
             let tx = c.transaction()?;
             {
@@ -249,6 +244,7 @@ fn decode_counter(bytes: &[u8]) -> Result<i64, KeyValueError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::key_value::MAX_RESULT_BYTES;
     use std::sync::Arc;
 
     /// A database file unique to one test, removed when dropped.
@@ -294,7 +290,7 @@ mod tests {
             kv.set("s", k, b"").unwrap();
         }
         kv.set("t", "z", b"").unwrap();
-        assert_eq!(kv.keys("s").unwrap(), vec!["a", "b", "c"]);
+        assert_eq!(kv.get_keys("s").unwrap(), vec!["a", "b", "c"]);
     }
 
     #[test]
@@ -418,8 +414,49 @@ mod tests {
         );
         kv.delete_many("s", &["a".into(), "missing".into()])
             .unwrap();
-        assert_eq!(kv.keys("s").unwrap(), vec!["b"]);
+        assert_eq!(kv.get_keys("s").unwrap(), vec!["b"]);
         assert_eq!(kv.get("t", "a").unwrap(), Some(b"other store".to_vec()));
         assert_eq!(kv.get_many("s", Vec::new()).unwrap(), Vec::new());
+    }
+
+    #[test]
+    fn reads_larger_than_the_limit_are_refused_and_writes_are_not() {
+        let kv = SqliteKeyValue::in_memory()
+            .unwrap()
+            .with_max_result_bytes(8);
+        // Spin limits no write: a value larger than a read may answer is still stored.
+        kv.set("s", "big", &[0; 9]).unwrap();
+        kv.set("s", "ok", &[0; 8]).unwrap();
+        assert_eq!(kv.get("s", "ok").unwrap(), Some(vec![0; 8]));
+        let err = kv.get("s", "big").unwrap_err();
+        assert!(
+            matches!(err, KeyValueError::ResultTooLarge { limit: 8 }),
+            "{err}"
+        );
+        assert!(err.is_caller_error());
+        // `exists` answers no value, so the limit does not apply to it.
+        assert!(kv.exists("s", "big").unwrap());
+        // Keys count too: "big" + "ok" is 5 bytes, plus "longkey" is 12.
+        assert_eq!(kv.get_keys("s").unwrap(), vec!["big", "ok"]);
+        kv.set("s", "longkey", b"").unwrap();
+        assert!(matches!(
+            kv.get_keys("s").unwrap_err(),
+            KeyValueError::ResultTooLarge { .. }
+        ));
+        // A batch counts every key and value it answers: "ok" + 8 bytes is 10.
+        assert_eq!(
+            kv.get_many("s", vec!["longkey".into()]).unwrap(),
+            vec![("longkey".to_string(), Some(Vec::new()))]
+        );
+        assert!(matches!(
+            kv.get_many("s", vec!["ok".into()]).unwrap_err(),
+            KeyValueError::ResultTooLarge { .. }
+        ));
+    }
+
+    #[test]
+    fn the_default_limit_is_spins() {
+        let kv = SqliteKeyValue::in_memory().unwrap();
+        assert_eq!(kv.max_result_bytes, MAX_RESULT_BYTES);
     }
 }

@@ -1,0 +1,78 @@
+//! What one store holds: one request's instance of a composed component, with the
+//! grants of its trigger, and the views wasmtime's WASI and HTTP implementations and the
+//! Spin interfaces take of it.
+
+use super::grants::Grants;
+use super::outbound::OutboundHooks;
+use std::sync::Arc;
+use wasmtime::component::{HasData, ResourceTable};
+use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
+
+/// The data of one store: one request's instance of a composed component.
+pub struct HostState {
+    table: ResourceTable,
+    wasi: WasiCtx,
+    http: WasiHttpCtx,
+    hooks: OutboundHooks,
+    grants: Arc<Grants>,
+}
+
+impl HostState {
+    pub fn new(grants: Arc<Grants>) -> Self {
+        let mut wasi = WasiCtxBuilder::new();
+        wasi.inherit_stderr().envs(&grants.environment);
+        match &grants.guest_stdout {
+            Some(buffer) => wasi.stdout(buffer.clone()),
+            None => wasi.inherit_stdout(),
+        };
+        let wasi = wasi.build();
+        HostState {
+            table: ResourceTable::new(),
+            wasi,
+            http: WasiHttpCtx::new(),
+            hooks: OutboundHooks::new(grants.clone()),
+            grants,
+        }
+    }
+}
+
+impl WasiView for HostState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl WasiHttpView for HostState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            hooks: &mut self.hooks,
+        }
+    }
+}
+
+/// The view of the store the Spin interfaces are implemented on: the resource table and
+/// the grants, and nothing of WASI's state.
+pub struct SpinView<'a> {
+    pub(super) table: &'a mut ResourceTable,
+    pub(super) grants: &'a Arc<Grants>,
+}
+
+/// The `HasData` marker the Spin interfaces are added to the linker with.
+pub(super) struct SpinInterfaces;
+
+impl HasData for SpinInterfaces {
+    type Data<'a> = SpinView<'a>;
+}
+
+pub(super) fn spin_view(state: &mut HostState) -> SpinView<'_> {
+    SpinView {
+        table: &mut state.table,
+        grants: &state.grants,
+    }
+}
