@@ -3,7 +3,7 @@
 COMPONENTS := telemetry waf auth chat retrieval completion-extractive completion-openai retrieval-azure-search hello retrieval-probe capability-probe
 CARGO ?= cargo
 
-.PHONY: build components host index waf up test lint bench sdk test-deps
+.PHONY: build components host index waf up test test-unit lint bench sdk test-deps
 
 build: components host index waf
 
@@ -36,6 +36,11 @@ up: build
 test: build test-deps sdk
 	$(CARGO) test --release --workspace
 
+# The native tests of components, crates and the host, without the end-to-end suite
+# (tests/): seconds once built, and no built component needed.
+test-unit:
+	$(CARGO) test --release --workspace --exclude chatgate-tests
+
 # System packages the tests need (OWASP CRS, nginx + ModSecurity, and python3-venv / npm for
 # the SDK tests when missing); installs what is missing, before `sdk` uses them.
 test-deps:
@@ -63,5 +68,6 @@ lint:
 	$(CARGO) clippy --release --workspace --all-targets -- -D warnings
 	@set -e; for c in $(COMPONENTS); do $(CARGO) clippy --release --target wasm32-wasip2 -p $$c -- -D warnings; done
 
+# The end-to-end benchmarks (each prints its figures; see README "Benchmarks").
 bench: build
-	./bench/load.sh
+	$(CARGO) bench -p chatgate-tests

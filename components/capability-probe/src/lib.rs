@@ -29,6 +29,9 @@ pub fn compact(text: &str) -> String {
 }
 
 #[cfg(target_arch = "wasm32")]
+// The generated bindings (`wit_bindgen::generate!`, `export!`) are unsafe glue;
+// nothing else in the crate may use `unsafe` (workspace lint).
+#[allow(unsafe_code)]
 mod wasm {
     use spin_sdk::http::{BoxBody, HeaderValue, Request, Response, box_body, next};
     use spin_sdk::http_service;

@@ -44,6 +44,9 @@ pub fn completion_options(
 }
 
 #[cfg(target_arch = "wasm32")]
+// The generated bindings (`wit_bindgen::generate!`, `export!`) are unsafe glue;
+// nothing else in the crate may use `unsafe` (workspace lint).
+#[allow(unsafe_code)]
 mod wasm;
 
 #[cfg(test)]

@@ -189,6 +189,9 @@ fn apply_limits(answer: &str, options: &Options) -> (String, FinishReason) {
 }
 
 #[cfg(target_arch = "wasm32")]
+// The generated bindings (`wit_bindgen::generate!`, `export!`) are unsafe glue;
+// nothing else in the crate may use `unsafe` (workspace lint).
+#[allow(unsafe_code)]
 mod wasm {
     spin_sdk::wit_bindgen::generate!({
         path: "../../wit",

@@ -21,4 +21,7 @@ pub const MAX_COMPLETION_BODY_BYTES: usize = 8 << 20;
 pub const MAX_ERROR_BODY_BYTES: usize = 64 << 10;
 
 #[cfg(target_arch = "wasm32")]
+// The generated bindings (`wit_bindgen::generate!`, `export!`) are unsafe glue;
+// nothing else in the crate may use `unsafe` (workspace lint).
+#[allow(unsafe_code)]
 mod wasm;

@@ -43,4 +43,7 @@ pub const MAX_RESULT_BODY_BYTES: usize = 16 << 20;
 pub const MAX_ERROR_BODY_BYTES: usize = 64 << 10;
 
 #[cfg(target_arch = "wasm32")]
+// The generated bindings (`wit_bindgen::generate!`, `export!`) are unsafe glue;
+// nothing else in the crate may use `unsafe` (workspace lint).
+#[allow(unsafe_code)]
 mod wasm;

@@ -42,6 +42,9 @@ fn percent_decode(text: &str) -> Option<String> {
 }
 
 #[cfg(target_arch = "wasm32")]
+// The generated bindings (`wit_bindgen::generate!`, `export!`) are unsafe glue;
+// nothing else in the crate may use `unsafe` (workspace lint).
+#[allow(unsafe_code)]
 mod wasm {
     use spin_sdk::http::{IntoResponse, Request, Response, StatusCode};
     use spin_sdk::wasip3::clocks::monotonic_clock;

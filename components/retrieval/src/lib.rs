@@ -39,4 +39,7 @@ pub fn load(bytes: Vec<u8>) -> Result<Loaded, FormatError> {
 pub const NOT_PRELOADED: &str = "this retrieval component holds no index: build it with `chatgate index <folder>` and deploy the component that writes";
 
 #[cfg(target_arch = "wasm32")]
+// The generated bindings (`wit_bindgen::generate!`, `export!`) are unsafe glue;
+// nothing else in the crate may use `unsafe` (workspace lint).
+#[allow(unsafe_code)]
 mod wasm;

@@ -570,6 +570,9 @@ fn blocked_rejection(outcome: &Outcome) -> Rejection {
 }
 
 #[cfg(target_arch = "wasm32")]
+// The generated bindings (`wit_bindgen::generate!`, `export!`) are unsafe glue;
+// nothing else in the crate may use `unsafe` (workspace lint).
+#[allow(unsafe_code)]
 mod wasm {
     use super::config::{Config, VARIABLES};
     use super::{Inspection, Refused, Rejection};
