@@ -1,12 +1,13 @@
 //! `chatgate:retriever/retriever` over an index artifact built by `chatgate index`.
 //!
-//! The component is instantiated for every request, so it must not load its index per
-//! request. `chatgate index` pre-initialises it instead: it calls `wizer-initialize`
-//! once with the artifact readable at `/index/chatgate.idx`, which opens (validates)
-//! the artifact in memory, and snapshots that memory into the component it writes. A
-//! per-request instance starts with the opened index, mapped copy-on-write, so neither
-//! its start-up nor a search grows with the index (a search reads only the postings of
-//! its terms and the chunks it returns).
+//! New instances are made as requests need them (each then serves up to 128 requests,
+//! as on Spin), so the component must not load its index when it starts. `chatgate
+//! index` pre-initialises it instead: it calls `wizer-initialize` once with the artifact
+//! readable at `/index/chatgate.idx`, which opens (validates) the artifact in memory, and
+//! snapshots that memory into the component it writes. An instance starts with the
+//! opened index, mapped copy-on-write, so its start-up does not grow with the index. A
+//! search reads only the postings of its terms and the chunks it returns; it grows with
+//! those postings, which grow with the collection.
 //!
 //! When the index holds vectors and `retrieval_embeddings_origin` is set, each query is
 //! embedded by that endpoint ([`embeddings`]) and the search is hybrid: BM25 and exact

@@ -256,7 +256,7 @@ pub fn rules_request(
 /// Ordinary requests evaluated once while the component is pre-initialised, so that
 /// the state the engine builds lazily on first use (the regex engines' caches: DFA
 /// states, scratch space) is part of the snapshot every instance starts from, instead of
-/// being rebuilt by every request in every fresh instance.
+/// being rebuilt in every new instance.
 pub fn warm_up_requests() -> Vec<Request> {
     let chat = serde_json::json!({
         "model": "chatgate-rag",
