@@ -260,6 +260,44 @@ const STAGES: [(&str, Scenario); 3] = [
     ),
 ];
 
+/// The process's resident memory, in KiB.
+fn rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find_map(|line| line.strip_prefix("VmRSS:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// What an idle instance of the full chain holds: the resident memory with a burst's
+/// instances kept idle for reuse, less the same once their idle timeout has dropped them.
+async fn idle_instance_memory(gateway: &Gateway, close: bool) {
+    let settle = || tokio::time::sleep(Duration::from_millis(1500));
+    settle().await;
+    let empty = rss_kib();
+    // 64 RAG answers at once leave several instances behind, each grown by a request.
+    let until = Instant::now() + Duration::from_millis(500);
+    let burst: Vec<_> = (0..64)
+        .map(|_| tokio::spawn(connection(gateway.base.clone(), &RAG, until, close)))
+        .collect();
+    for task in burst {
+        task.await.unwrap();
+    }
+    let idle = gateway.app().instances().idle;
+    let with_idle = rss_kib();
+    settle().await;
+    let after = rss_kib();
+    println!(
+        "on    idle instances: {idle} held {} KiB resident ({} KiB each); with none: {empty} KiB before, {after} KiB after",
+        with_idle.saturating_sub(after),
+        with_idle.saturating_sub(after) / (idle.max(1) as u64),
+    );
+}
+
 fn main() {
     if std::env::args().any(|a| a == "--list") {
         return;
@@ -355,6 +393,9 @@ fn main() {
                 "{mode:<5} instances created: {} (live {}, idle {})",
                 instances.created, instances.live, instances.idle
             );
+            if mode == "on" {
+                idle_instance_memory(&gateway, close).await;
+            }
             gateway.stop().await;
             alone.stop().await;
         }
