@@ -173,17 +173,7 @@ fn scan_dotted_quad(text: &str) -> Option<[i64; 4]> {
         while b.get(i).is_some_and(u8::is_ascii_whitespace) {
             i += 1;
         }
-        let negative = match b.get(i) {
-            Some(b'-') => {
-                i += 1;
-                true
-            }
-            Some(b'+') => {
-                i += 1;
-                false
-            }
-            _ => false,
-        };
+        let negative = crate::operators::skip_sign(b, &mut i);
         let start = i;
         while b.get(i).is_some_and(u8::is_ascii_digit) {
             i += 1;

@@ -753,6 +753,21 @@ fn in_network(ip: IpAddr, (net, bits): (IpAddr, u8)) -> bool {
     }
 }
 
+/// Steps over a `+` or `-` at `text[*i]`, as C's number parsing does; whether it was `-`.
+pub(crate) fn skip_sign(text: &[u8], i: &mut usize) -> bool {
+    match text.get(*i) {
+        Some(b'-') => {
+            *i += 1;
+            true
+        }
+        Some(b'+') => {
+            *i += 1;
+            false
+        }
+        _ => false,
+    }
+}
+
 /// C `atoi`: optional whitespace and sign, then digits; anything else ends the number,
 /// and no digits at all is 0. ModSecurity compares numbers this way, so `@gt 5` against
 /// `10abc` compares 10.
@@ -761,17 +776,7 @@ pub fn atoi(text: &[u8]) -> i64 {
     while i < text.len() && text[i].is_ascii_whitespace() {
         i += 1;
     }
-    let negative = match text.get(i) {
-        Some(b'-') => {
-            i += 1;
-            true
-        }
-        Some(b'+') => {
-            i += 1;
-            false
-        }
-        _ => false,
-    };
+    let negative = skip_sign(text, &mut i);
     let mut value: i64 = 0;
     while let Some(d) = text.get(i).filter(|d| d.is_ascii_digit()) {
         value = value.saturating_mul(10).saturating_add(i64::from(d - b'0'));
