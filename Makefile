@@ -3,12 +3,17 @@
 COMPONENTS := telemetry waf auth chat retrieval completion-extractive completion-openai retrieval-azure-search hello retrieval-probe capability-probe
 CARGO ?= cargo
 
-.PHONY: build components host index waf up test test-unit lint bench sdk test-deps
+.PHONY: toolchain build components host index waf up test test-unit lint bench sdk test-deps
 
 build: components host index waf
 
-components:
+# What the build and the lints need of the toolchain (idempotent; nothing to do when present).
+toolchain:
 	@rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip2 || rustup target add wasm32-wasip2
+	@rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy
+	@rustup component list --installed 2>/dev/null | grep -q '^rustfmt' || rustup component add rustfmt
+
+components: toolchain
 	@# One cargo invocation per component, as `spin build` does: a combined build would
 	@# unify spin-sdk features across crates and give every component the middleware import.
 	@set -e; for c in $(COMPONENTS); do $(CARGO) build --release --target wasm32-wasip2 -p $$c; done
@@ -32,9 +37,11 @@ waf: components host
 up: build
 	./target/release/chatgate up
 
-# Every test: component logic natively, the host, and the built components end to end.
+# Every test: component logic natively, the host, and the built components end to end;
+# then the lints. This is the README's test command and all that CI (.ci/run) runs.
 test: build test-deps sdk
 	$(CARGO) test --release --workspace
+	$(MAKE) lint
 
 # The native tests of components, crates and the host, without the end-to-end suite
 # (tests/): seconds once built, and no built component needed.
@@ -63,7 +70,7 @@ tests/sdk/node_modules/.package-lock.json: tests/sdk/package.json tests/sdk/pack
 	npm ci --prefix tests/sdk --no-audit --no-fund
 	touch $@
 
-lint:
+lint: toolchain
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --release --workspace --all-targets -- -D warnings
 	@set -e; for c in $(COMPONENTS); do $(CARGO) clippy --release --target wasm32-wasip2 -p $$c -- -D warnings; done
