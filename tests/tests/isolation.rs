@@ -426,3 +426,33 @@ async fn an_instance_retires_after_its_reuse_count() {
     assert_eq!(gateway.app().instances().created, 3);
     gateway.stop().await;
 }
+
+/// An idle instance kept for reuse gives its pool slot up when another route needs a new
+/// instance: with a pool of one, `/b` is served at once while `/a`'s instance idles
+/// (for 30 s), instead of waiting for the idle timeout or being refused.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_idle_instance_gives_its_pool_slot_to_another_route() {
+    let hello = wasm("hello");
+    let manifest = format!(
+        "spin_manifest_version = 2\n[application]\nname = \"slots\"\n\
+         [[trigger.http]]\nroute = \"/a/...\"\ncomponent = \"a\"\n\
+         [[trigger.http]]\nroute = \"/b/...\"\ncomponent = \"b\"\n\
+         [component.a]\nsource = \"{}\"\n[component.b]\nsource = \"{}\"\n",
+        hello.display(),
+        hello.display()
+    );
+    let gateway = Gateway::start_with(&manifest, &[], |options| {
+        options.limits.max_in_flight = 1;
+        options.reuse.idle_timeout = std::time::Duration::from_secs(30).into();
+    })
+    .await
+    .expect("gateway starts");
+    let a = send("GET", &gateway.url("/a/x"), &[], "").await;
+    assert_eq!(a.status, 200, "{}", a.text());
+    assert_eq!(gateway.app().instances().idle, 1);
+    // Without reclaiming, `/b` would wait 2 s for a slot and get 503.
+    let b = send("GET", &gateway.url("/b/x"), &[], "").await;
+    assert_eq!(b.status, 200, "{}", b.text());
+    assert_eq!(gateway.app().instances().created, 2);
+    gateway.stop().await;
+}
