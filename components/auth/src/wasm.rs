@@ -1,0 +1,65 @@
+use super::config::{Settings, VARIABLES};
+use spin_sdk::http::{IntoResponse, Request, Response, box_body, next};
+use spin_sdk::http_service;
+use spin_sdk::wasip3::http::types::{ErrorCode, Response as WasiResponse};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+#[http_service]
+async fn handle(mut request: Request) -> Result<WasiResponse, ErrorCode> {
+    let settings = if super::is_exempt(request.method(), request.uri().path()) {
+        Settings::default()
+    } else {
+        read_settings().await
+    };
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+    let outcome = super::authenticate(
+        request.method(),
+        request.uri().path(),
+        request.headers(),
+        &settings,
+        now,
+    );
+    if let Some(refusal) = super::refusal(&outcome) {
+        let mut response = Response::new(refusal.body);
+        *response.status_mut() = refusal.status;
+        let headers = response.headers_mut();
+        headers.insert(
+            "content-type",
+            spin_sdk::http::HeaderValue::from_static("application/json"),
+        );
+        if let Some(challenge) = refusal
+            .www_authenticate
+            .and_then(|c| spin_sdk::http::HeaderValue::from_str(&c).ok())
+        {
+            headers.insert("www-authenticate", challenge);
+        }
+        return response.into_response();
+    }
+    let super::Outcome::Forward(identity) = outcome else {
+        return Err(ErrorCode::InternalError(None));
+    };
+    super::prepare_inward(request.headers_mut(), identity.as_ref());
+    // Re-boxing the body makes spin-sdk build a new WASI request from the edited headers
+    // (an untouched incoming body would forward the original request, credential included).
+    next(request.map(box_body)).await?.into_response()
+}
+
+async fn read_settings() -> Settings {
+    let mut values = Vec::with_capacity(VARIABLES.len());
+    for name in VARIABLES {
+        let value = match spin_sdk::variables::get(name).await {
+            Ok(value) => Ok(Some(value)),
+            Err(spin_sdk::variables::Error::Undefined(_)) => Ok(None),
+            Err(_) => Err(()),
+        };
+        values.push((name, value));
+    }
+    Settings::read(|name| {
+        values
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map_or(Ok(None), |(_, v)| v.clone())
+    })
+}

@@ -1,0 +1,134 @@
+use super::config::{Config, VARIABLES};
+use super::{Inspection, Refused, Rejection};
+use bytes::Bytes;
+use chatgate_seclang::RuleSet;
+use http_body_util::BodyExt;
+use spin_sdk::http::{FullBody, IntoResponse, Request, Response, box_body, next};
+use spin_sdk::http_service;
+use spin_sdk::wasip3::http::types::{ErrorCode, Response as WasiResponse};
+use std::sync::OnceLock;
+
+spin_sdk::wit_bindgen::generate!({
+    path: "../../wit",
+    world: "preloaded-waf",
+    runtime_path: "::spin_sdk::wit_bindgen::rt",
+});
+
+/// The compiled rule set: set by `wizer-initialize` under `chatgate waf` (and then in
+/// every instance of the snapshot), else compiled from the embedded defaults on first
+/// use in the instance.
+static RULES: OnceLock<Result<RuleSet, String>> = OnceLock::new();
+
+struct Preload;
+export!(Preload);
+
+impl Guest for Preload {
+    /// Runs under `chatgate waf` only, which has already loaded the same bundle
+    /// natively. A failure panics, which fails the build with the message, rather than
+    /// writing a WAF without its rules.
+    fn wizer_initialize() {
+        let text = std::fs::read_to_string(super::PRELOAD_PATH)
+            .unwrap_or_else(|error| panic!("reading {}: {error}", super::PRELOAD_PATH));
+        let bundle = super::bundle::Bundle::from_json(&text)
+            .unwrap_or_else(|error| panic!("{}: {error}", super::PRELOAD_PATH));
+        let rules = bundle
+            .compile()
+            .unwrap_or_else(|error| panic!("compiling the rule bundle: {error}"));
+        for request in super::warm_up_requests() {
+            rules.evaluate(&request);
+        }
+        let _ = RULES.set(Ok(rules));
+    }
+}
+
+fn rules() -> &'static Result<RuleSet, String> {
+    RULES.get_or_init(|| {
+        let rules = super::default_rules::compile();
+        if let Err(error) = &rules {
+            eprintln!("{}", super::rules_error_line(error));
+        }
+        rules
+    })
+}
+
+#[http_service]
+async fn handle(request: Request) -> Result<WasiResponse, ErrorCode> {
+    let config = match read_config().await {
+        Ok(config) => config,
+        Err(error) => return reject(&super::config_rejection(&error)),
+    };
+    let Ok(rules) = rules() else {
+        return reject(&super::rules_rejection());
+    };
+    let (parts, mut body) = request.into_parts();
+    let inspection = match Inspection::new(rules, &config, &parts).headers() {
+        Ok(inspection) => inspection,
+        Err(decision) => return respond(decision),
+    };
+
+    let limit = inspection.max_body_bytes();
+    let mut buffered = Vec::new();
+    while let Some(frame) = body.frame().await {
+        let Ok(frame) = frame else {
+            return respond(inspection.unreadable());
+        };
+        if let Ok(data) = frame.into_data() {
+            if (buffered.len() + data.len()) as u64 > limit {
+                return respond(inspection.too_large());
+            }
+            buffered.extend_from_slice(&data);
+        }
+    }
+
+    let decision = inspection.body(&buffered);
+    if let Some(line) = &decision.audit {
+        println!("{line}");
+    }
+    if let Some(rejection) = &decision.refusal {
+        return reject(rejection);
+    }
+    let inward = Request::from_parts(parts, box_body(FullBody::new(Bytes::from(buffered))));
+    next(inward).await?.into_response()
+}
+
+fn respond(refused: Refused) -> Result<WasiResponse, ErrorCode> {
+    if let Some(line) = &refused.audit {
+        println!("{line}");
+    }
+    reject(&refused.rejection)
+}
+
+async fn read_config() -> Result<Config, super::config::ConfigError> {
+    let mut values = Vec::with_capacity(VARIABLES.len());
+    for name in VARIABLES {
+        let value = match spin_sdk::variables::get(name).await {
+            Ok(value) => Ok(Some(value)),
+            Err(spin_sdk::variables::Error::Undefined(_)) => Ok(None),
+            Err(_) => Err(()),
+        };
+        values.push((name, value));
+    }
+    Config::from_variables(|name| {
+        values
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map_or(Ok(None), |(_, v)| v.clone())
+    })
+}
+
+fn reject(rejection: &Rejection) -> Result<WasiResponse, ErrorCode> {
+    let mut response = Response::new(rejection.body());
+    *response.status_mut() = rejection.status;
+    let headers = response.headers_mut();
+    headers.insert(
+        "content-type",
+        spin_sdk::http::HeaderValue::from_static("application/json"),
+    );
+    if rejection.needs_allow_header() {
+        headers.insert(
+            "allow",
+            spin_sdk::http::HeaderValue::from_static(super::ALLOW_HEADER_VALUE),
+        );
+    }
+    response.into_response()
+}
