@@ -54,6 +54,20 @@ fn corrupt(why: impl Into<String>) -> FormatError {
     FormatError::Corrupt(why.into())
 }
 
+/// A size computed from counts read in the file: overflow means the counts are corrupt
+/// (the bytes could never hold that much), never a wrapped size or a panic.
+fn checked_mul(count: usize, size: usize) -> Result<usize, FormatError> {
+    count
+        .checked_mul(size)
+        .ok_or_else(|| corrupt("a count overflows"))
+}
+
+fn checked_add(count: usize, extra: usize) -> Result<usize, FormatError> {
+    count
+        .checked_add(extra)
+        .ok_or_else(|| corrupt("a count overflows"))
+}
+
 /// BM25 and field weighting parameters, fixed when the index is built.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct RankingParams {
@@ -105,7 +119,7 @@ pub(crate) struct U32s<'a>(&'a [u8]);
 
 impl<'a> U32s<'a> {
     fn new(bytes: &'a [u8], count: usize, what: &str) -> Result<Self, FormatError> {
-        if bytes.len() != count * 4 {
+        if count.checked_mul(4) != Some(bytes.len()) {
             return Err(corrupt(format!("{what}: expected {count} entries")));
         }
         Ok(U32s(bytes))
@@ -113,6 +127,8 @@ impl<'a> U32s<'a> {
     pub(crate) fn len(&self) -> usize {
         self.0.len() / 4
     }
+    /// `i` must be below `len()`: `Index::open` checked every index it derives from the
+    /// file, so a product like `i * 4` cannot overflow here.
     #[inline]
     pub(crate) fn get(&self, i: usize) -> u32 {
         let at = i * 4;
@@ -126,7 +142,7 @@ pub(crate) struct F32s<'a>(&'a [u8]);
 
 impl<'a> F32s<'a> {
     fn new(bytes: &'a [u8], count: usize, what: &str) -> Result<Self, FormatError> {
-        if bytes.len() != count * 4 {
+        if count.checked_mul(4) != Some(bytes.len()) {
             return Err(corrupt(format!("{what}: expected {count} entries")));
         }
         Ok(F32s(bytes))
@@ -209,6 +225,11 @@ impl<'a> Reader<'a> {
         let b = self.take(8)?;
         Ok(u64::from_le_bytes(b.try_into().expect("8 bytes")))
     }
+    /// A u64 offset or length, which must fit the address space: on wasm32 an `as usize`
+    /// cast would silently drop the high bits.
+    fn u64_size(&mut self) -> Result<usize, FormatError> {
+        usize::try_from(self.u64()?).map_err(|_| corrupt("a section lies outside the file"))
+    }
     fn f32(&mut self) -> Result<f32, FormatError> {
         Ok(f32::from_bits(self.u32()?))
     }
@@ -221,15 +242,11 @@ impl<'a> Reader<'a> {
             .map_err(|_| corrupt(format!("{} section holds invalid UTF-8", self.what)))
     }
     fn u32s(&mut self, count: usize) -> Result<U32s<'a>, FormatError> {
-        let length = count
-            .checked_mul(4)
-            .ok_or_else(|| corrupt("count overflows"))?;
+        let length = checked_mul(count, 4)?;
         U32s::new(self.take(length)?, count, self.what)
     }
     fn f32s(&mut self, count: usize) -> Result<F32s<'a>, FormatError> {
-        let length = count
-            .checked_mul(4)
-            .ok_or_else(|| corrupt("count overflows"))?;
+        let length = checked_mul(count, 4)?;
         F32s::new(self.take(length)?, count, self.what)
     }
     fn strings(&mut self, expected: Option<usize>) -> Result<Strings<'a>, FormatError> {
@@ -240,7 +257,8 @@ impl<'a> Reader<'a> {
                 self.what
             )));
         }
-        let offsets = self.u32s(count + 1)?;
+        // `count + 1` overflows a 32-bit usize (wasm32) when the count is u32::MAX.
+        let offsets = self.u32s(checked_add(count, 1)?)?;
         let blob_length = self.count()?;
         let blob = std::str::from_utf8(self.take(blob_length)?)
             .map_err(|_| corrupt(format!("{} section holds invalid UTF-8", self.what)))?;
@@ -302,7 +320,7 @@ impl<'a> Index<'a> {
         let mut sections = BTreeMap::new();
         for _ in 0..header.count()? {
             let tag: [u8; 4] = header.take(4)?.try_into().expect("4 bytes");
-            let (offset, length) = (header.u64()? as usize, header.u64()? as usize);
+            let (offset, length) = (header.u64_size()?, header.u64_size()?);
             let section = offset
                 .checked_add(length)
                 .and_then(|end| bytes.get(offset..end))
@@ -353,8 +371,8 @@ impl<'a> Index<'a> {
         let doc_paths = docs.strings(Some(doc_count))?;
         let doc_titles = docs.strings(Some(doc_count))?;
         let doc_metadata = docs.strings(Some(doc_count))?;
-        let doc_hashes = docs.take(doc_count * 32)?;
-        let doc_first_chunk = docs.u32s(doc_count + 1)?;
+        let doc_hashes = docs.take(checked_mul(doc_count, 32)?)?;
+        let doc_first_chunk = docs.u32s(checked_add(doc_count, 1)?)?;
         docs.finish()?;
 
         let mut chunks = section("CHNK")?;
@@ -367,7 +385,7 @@ impl<'a> Index<'a> {
 
         let mut term_section = section("TERM")?;
         let terms = term_section.strings(None)?;
-        let term_postings = term_section.u32s(terms.len() + 1)?;
+        let term_postings = term_section.u32s(checked_add(terms.len(), 1)?)?;
         term_section.finish()?;
 
         let mut postings = section("POST")?;
@@ -380,13 +398,20 @@ impl<'a> Index<'a> {
             None => None,
             Some(info) => {
                 let mut section = section("VECT")?;
-                let vectors = section.f32s(chunk_count * info.dimensions as usize)?;
+                let dimensions = usize::try_from(info.dimensions)
+                    .map_err(|_| corrupt("vector dimensions overflow"))?;
+                let vectors = section.f32s(checked_mul(chunk_count, dimensions)?)?;
                 section.finish()?;
                 Some(vectors)
             }
         };
 
         // Cross-references are checked once here so that searches can index freely.
+        // Document ranges start at chunk 0 and are contiguous, so every chunk has exactly
+        // one document: `passage` subtracts its document's first chunk from its number.
+        if doc_first_chunk.get(0) != 0 {
+            return Err(corrupt("document chunk ranges do not cover the chunks"));
+        }
         let mut previous = 0;
         for d in 0..=doc_count {
             let first = doc_first_chunk.get(d);
@@ -614,7 +639,10 @@ pub fn build(
         .flat_map(|(d, document)| document.chunks.iter().map(move |chunk| (d, chunk)))
         .collect();
     if let Some(vectors) = &vectors {
-        let expected = chunks.len() * vectors.info.dimensions as usize;
+        let expected = chunks
+            .len()
+            .checked_mul(vectors.info.dimensions as usize)
+            .ok_or(BuildError::TooLarge)?;
         if vectors.values.len() != expected {
             return Err(BuildError::VectorMismatch {
                 expected,
