@@ -5,8 +5,8 @@ use crate::request::MAX_TEMPERATURE;
 
 pub const DEFAULT_MODEL: &str = "chatgate-rag";
 pub const DEFAULT_TOP_K: u32 = 4;
-/// More passages than this would crowd the model's context for little gain.
-pub const MAX_TOP_K: u32 = 50;
+/// The contract's bound on `top-k`, which `chat_top_k` and clients' `top_k` must respect.
+pub use chatgate_rag::retriever::MAX_TOP_K;
 /// Enough for a long conversation plus sources, well inside every current
 /// model's context window, and a cap on what one request can cost.
 pub const DEFAULT_MAX_PROMPT_TOKENS: u32 = 16_384;

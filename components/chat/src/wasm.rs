@@ -10,8 +10,7 @@ use spin_sdk::http_service;
 
 use crate::budget::{self, Grounding};
 use crate::domain::{
-    ChatMessage, Completion, CompletionFailure, CompletionOptions, FinishReason, Passage,
-    RetrievalFailure, Role, Usage,
+    Completion, CompletionFailure, FinishReason, Passage, RetrievalFailure, Usage,
 };
 use crate::error::ApiError;
 use crate::quota::{self, Limits};
@@ -31,6 +30,8 @@ mod bindings {
 }
 
 use bindings::chatgate::{completion::completion, retriever::retriever};
+chatgate_rag::retriever_conversions!(bindings::chatgate::retriever::retriever);
+chatgate_rag::completion_conversions!(bindings::chatgate::completion::completion);
 use bindings::wasi::keyvalue::{atomics, store};
 
 /// The key-value store quotas are counted in.
@@ -118,8 +119,8 @@ async fn chat_completions(
     )?;
     let citations = response::citations(&fitted.passages);
     let messages: Vec<completion::Message> =
-        fitted.conversation.into_iter().map(wit_message).collect();
-    let options = wit_options(options);
+        fitted.conversation.into_iter().map(Into::into).collect();
+    let options = options.into();
     let budget_headers = [
         ("x-chatgate-prompt-tokens", fitted.prompt_tokens),
         ("x-chatgate-dropped-messages", fitted.dropped_messages),
@@ -129,7 +130,7 @@ async fn chat_completions(
     let mut response = if chat.stream {
         let (start, deltas, end) = completion::complete_stream(messages, options)
             .await
-            .map_err(|error| ApiError::from(completion_failure(error)))?;
+            .map_err(|error| ApiError::from(CompletionFailure::from(error)))?;
         let header = ChunkHeader {
             id,
             created,
@@ -139,8 +140,8 @@ async fn chat_completions(
     } else {
         let answer = completion::complete(messages, options)
             .await
-            .map_err(|error| ApiError::from(completion_failure(error)))?;
-        let answer = completion_from_wit(answer);
+            .map_err(|error| ApiError::from(CompletionFailure::from(error)))?;
+        let answer = Completion::from(answer);
         meter.record(answer.usage);
         let body = response::completion_body(&id, created, &answer, citations);
         json_response(200, &body)
@@ -168,16 +169,18 @@ async fn retrieve(chat: &ChatRequest, settings: &Settings) -> Result<Vec<Passage
         .grounding
         .filters
         .iter()
-        .map(|filter| retriever::Filter {
-            field: filter.field.clone(),
-            value: filter.value.clone(),
+        .map(|filter| {
+            retriever::Filter::from(crate::domain::Filter {
+                field: filter.field.clone(),
+                value: filter.value.clone(),
+            })
         })
         .collect();
     let top_k = chat.grounding.top_k.unwrap_or(settings.top_k);
     let passages = retriever::search(query, top_k, filters)
         .await
         .map_err(|error| {
-            let failure = retrieval_failure(error);
+            let failure = RetrievalFailure::from(error);
             if let RetrievalFailure::IndexUnavailable(reason) | RetrievalFailure::Upstream(reason) =
                 &failure
             {
@@ -190,7 +193,7 @@ async fn retrieve(chat: &ChatRequest, settings: &Settings) -> Result<Vec<Passage
             ApiError::from(failure)
         })?;
     Ok(prompt::usable_passages(
-        passages.into_iter().map(passage_from_wit).collect(),
+        passages.into_iter().map(Passage::from).collect(),
     ))
 }
 
@@ -372,19 +375,21 @@ async fn relay_stream(
     let closing = match end.await {
         Ok(end) => {
             if let Some(usage) = end.usage {
-                meter.record(usage_from_wit(usage));
+                meter.record(usage.into());
             }
             let mut closing = vec![sse::finish_chunk(
                 &header,
-                finish_reason_from_wit(end.finish_reason),
+                FinishReason::from(end.finish_reason),
             )];
             if include_usage && let Some(usage) = end.usage {
-                closing.push(sse::usage_chunk(&header, usage_from_wit(usage)));
+                closing.push(sse::usage_chunk(&header, usage.into()));
             }
             closing.push(sse::DONE.to_string());
             closing
         }
-        Err(error) => vec![sse::error_event(&ApiError::from(completion_failure(error)))],
+        Err(error) => vec![sse::error_event(&ApiError::from(CompletionFailure::from(
+            error,
+        )))],
     };
     for event in closing {
         if events.send(event).await.is_err() {
@@ -454,89 +459,4 @@ fn error_response(error: &ApiError) -> Response<BoxBody> {
     let mut response = json_response(error.status, &error.to_json());
     insert_headers(&mut response, &error.headers);
     response
-}
-
-fn passage_from_wit(passage: retriever::Passage) -> Passage {
-    Passage {
-        id: passage.id,
-        title: passage.title,
-        content: passage.content,
-        source: passage.source,
-    }
-}
-
-fn wit_message(message: ChatMessage) -> completion::Message {
-    completion::Message {
-        role: match message.role {
-            Role::System => completion::Role::System,
-            Role::User => completion::Role::User,
-            Role::Assistant => completion::Role::Assistant,
-        },
-        content: message.content,
-    }
-}
-
-fn wit_options(options: CompletionOptions) -> completion::Options {
-    completion::Options {
-        model: options.model,
-        temperature: options.temperature,
-        top_p: options.top_p,
-        max_tokens: options.max_tokens,
-        stop: options.stop,
-        seed: options.seed,
-        response_format: options.response_format,
-        user: options.user,
-    }
-}
-
-fn finish_reason_from_wit(reason: completion::FinishReason) -> FinishReason {
-    match reason {
-        completion::FinishReason::Stop => FinishReason::Stop,
-        completion::FinishReason::Length => FinishReason::Length,
-        completion::FinishReason::ContentFilter => FinishReason::ContentFilter,
-    }
-}
-
-fn usage_from_wit(usage: completion::Usage) -> Usage {
-    Usage {
-        prompt_tokens: usage.prompt_tokens,
-        completion_tokens: usage.completion_tokens,
-    }
-}
-
-fn completion_from_wit(answer: completion::ChatCompletion) -> Completion {
-    Completion {
-        model: answer.model,
-        content: answer.message.content,
-        finish_reason: finish_reason_from_wit(answer.finish_reason),
-        usage: usage_from_wit(answer.usage),
-    }
-}
-
-fn completion_failure(error: completion::CompletionError) -> CompletionFailure {
-    use completion::CompletionError as E;
-    match error {
-        E::RateLimited(limit) => CompletionFailure::RateLimited {
-            retry_after_seconds: limit.retry_after_seconds,
-            message: limit.message,
-        },
-        E::UpstreamUnavailable(m) => CompletionFailure::UpstreamUnavailable(m),
-        E::Timeout(m) => CompletionFailure::Timeout(m),
-        E::InvalidRequest(refusal) => CompletionFailure::InvalidRequest {
-            message: refusal.message,
-            param: refusal.param,
-        },
-        E::Unauthorized(m) => CompletionFailure::Unauthorized(m),
-        E::ContentFiltered(m) => CompletionFailure::ContentFiltered(m),
-        E::Internal(m) => CompletionFailure::Internal(m),
-    }
-}
-
-fn retrieval_failure(error: retriever::RetrievalError) -> RetrievalFailure {
-    use retriever::RetrievalError as E;
-    match error {
-        E::InvalidQuery(m) => RetrievalFailure::InvalidQuery(m),
-        E::IndexUnavailable(m) => RetrievalFailure::IndexUnavailable(m),
-        E::Upstream(m) => RetrievalFailure::Upstream(m),
-    }
 }

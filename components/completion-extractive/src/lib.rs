@@ -17,88 +17,29 @@ pub const MODEL: &str = "chatgate-extractive";
 /// The whole answer when the sources hold nothing relevant to the question.
 pub const NOT_FOUND_ANSWER: &str = "I could not find anything about that in the indexed documents.";
 
-/// Largest number of stop sequences accepted, as in the OpenAI API.
-pub const MAX_STOP_SEQUENCES: usize = 4;
+pub use chatgate_rag::completion::{
+    ChatCompletion, CompletionError, FinishReason, Message, Options, Role, StreamEnd, Usage,
+};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Role {
-    System,
-    User,
-    Assistant,
-}
-
-impl Role {
-    pub fn as_openai(self) -> &'static str {
-        match self {
-            Role::System => "system",
-            Role::User => "user",
-            Role::Assistant => "assistant",
-        }
-    }
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct Message {
-    pub role: Role,
-    pub content: String,
-}
-
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Options {
-    /// Accepted for interface compatibility: extraction is deterministic, but an
-    /// out-of-range value is still an invalid request, as it would be for a real model.
-    pub temperature: Option<f32>,
-    pub max_tokens: Option<u32>,
-    pub stop: Vec<String>,
-    /// OpenAI's `response_format` as JSON text. Extracted sentences are prose, so
-    /// only `{"type": "text"}` can be honoured.
-    pub response_format: Option<String>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FinishReason {
-    /// The answer is complete, or was cut at a stop sequence.
-    Stop,
-    /// The answer was cut at `max-tokens`.
-    Length,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct Completion {
-    pub content: String,
-    pub finish_reason: FinishReason,
-    /// o200k_base counts; see [`tokens`].
-    pub prompt_tokens: u32,
-    pub completion_tokens: u32,
-}
-
-/// The request can never succeed as given.
-#[derive(Debug, Clone, PartialEq)]
-pub struct InvalidRequest {
-    /// The OpenAI request parameter at fault.
-    pub param: &'static str,
-    pub message: String,
-}
-
-impl InvalidRequest {
-    fn new(param: &'static str, message: impl Into<String>) -> Self {
-        Self {
-            param,
-            message: message.into(),
-        }
-    }
-}
-
-/// Answers the last user message from the sources in the first system message.
-pub fn complete(messages: &[Message], options: &Options) -> Result<Completion, InvalidRequest> {
-    validate(options)?;
+/// Answers the last user message from the sources in the first system message. Of the
+/// options, `model` is ignored (see [`MODEL`]) and so are the sampling ones (`top_p`,
+/// `seed`) and `user`: extraction is deterministic. Out-of-range values are still
+/// refused, as a real model would refuse them. Every failure is `invalid-request`.
+pub fn complete(
+    messages: &[Message],
+    options: &Options,
+) -> Result<ChatCompletion, CompletionError> {
+    options.validate()?;
+    validate_response_format(options)?;
     let question = messages
         .iter()
         .rev()
         .find(|message| message.role == Role::User)
-        .ok_or_else(|| InvalidRequest::new("messages", "the messages contain no user message"))?;
+        .ok_or_else(|| {
+            CompletionError::invalid_parameter("messages", "the messages contain no user message")
+        })?;
     if question.content.trim().is_empty() {
-        return Err(InvalidRequest::new(
+        return Err(CompletionError::invalid_parameter(
             "messages",
             "the last user message is empty",
         ));
@@ -117,47 +58,25 @@ pub fn complete(messages: &[Message], options: &Options) -> Result<Completion, I
             .iter()
             .map(|message| (message.role.as_openai(), message.content.as_str())),
     );
-    Ok(Completion {
-        completion_tokens: tokens::count(&content),
+    Ok(ChatCompletion {
+        model: MODEL.to_string(),
+        usage: Usage {
+            prompt_tokens,
+            completion_tokens: tokens::count(&content),
+        },
         content,
         finish_reason,
-        prompt_tokens,
     })
 }
 
-fn validate(options: &Options) -> Result<(), InvalidRequest> {
-    if let Some(temperature) = options.temperature
-        && !(0.0..=2.0).contains(&temperature)
-    {
-        return Err(InvalidRequest::new(
-            "temperature",
-            "temperature must be between 0 and 2",
-        ));
-    }
-    if options.max_tokens == Some(0) {
-        return Err(InvalidRequest::new(
-            "max_tokens",
-            "max-tokens must be at least 1",
-        ));
-    }
-    if options.stop.len() > MAX_STOP_SEQUENCES {
-        return Err(InvalidRequest::new(
-            "stop",
-            format!("at most {MAX_STOP_SEQUENCES} stop sequences are allowed"),
-        ));
-    }
-    if options.stop.iter().any(String::is_empty) {
-        return Err(InvalidRequest::new(
-            "stop",
-            "stop sequences must not be empty",
-        ));
-    }
+/// Extracted sentences are prose, so only `{"type": "text"}` can be honoured.
+fn validate_response_format(options: &Options) -> Result<(), CompletionError> {
     if let Some(format) = &options.response_format {
         let kind = serde_json::from_str::<serde_json::Value>(format)
             .ok()
             .and_then(|format| format.get("type")?.as_str().map(str::to_string));
         if kind.as_deref() != Some("text") {
-            return Err(InvalidRequest::new(
+            return Err(CompletionError::invalid_parameter(
                 "response_format",
                 format!(
                     "response_format {} is not supported by {MODEL}: it answers with extracted prose only",
@@ -216,7 +135,7 @@ mod tests {
 
     const WAF_SOURCES: &str = "[doc1] Application Gateway and Web Application Firewall > What the Web Application Firewall blocks (data/application-gateway-waf.md)\nThe Web Application Firewall (WAF) on Application Gateway inspects each request before it reaches the application and blocks common web attacks. An optional bot protection rule set blocks traffic from known malicious bots.\n\n[doc2] Key Vault (data/key-vault-secrets.md)\nKey Vault stores secrets, keys and certificates.\n";
 
-    fn ask(question: &str, options: &Options) -> Completion {
+    fn ask(question: &str, options: &Options) -> ChatCompletion {
         complete(
             &[grounded(WAF_SOURCES), message(Role::User, question)],
             options,
@@ -236,7 +155,7 @@ mod tests {
         );
         assert_eq!(completion.finish_reason, FinishReason::Stop);
         assert_eq!(
-            completion.completion_tokens,
+            completion.usage.completion_tokens,
             tokens::count(&completion.content)
         );
     }
@@ -290,7 +209,7 @@ mod tests {
         let completion = ask("What does the web application firewall block?", &options);
         assert_eq!(completion.content, "The Web Application");
         assert_eq!(completion.finish_reason, FinishReason::Length);
-        assert_eq!(completion.completion_tokens, 3);
+        assert_eq!(completion.usage.completion_tokens, 3);
     }
 
     #[test]
@@ -327,7 +246,7 @@ mod tests {
         .unwrap();
         // Two messages of 3 framing + 1 role token each, the texts, and 3 for the reply.
         assert_eq!(
-            completion.prompt_tokens,
+            completion.usage.prompt_tokens,
             2 * (3 + 1) + tokens::count("Be brief.") + tokens::count("Retry-After?") + 3
         );
     }
@@ -336,12 +255,12 @@ mod tests {
     fn requests_without_a_question_are_invalid() {
         let no_user = complete(&[grounded(WAF_SOURCES)], &Options::default());
         assert!(
-            matches!(no_user, Err(InvalidRequest { param: "messages", message }) if message.contains("no user message"))
+            matches!(no_user, Err(CompletionError::InvalidRequest { param: Some(param), message }) if param == "messages" && message.contains("no user message"))
         );
         assert!(complete(&[], &Options::default()).is_err());
         let blank = complete(&[message(Role::User, "  \n")], &Options::default());
         assert!(
-            matches!(blank, Err(InvalidRequest { param: "messages", message }) if message.contains("empty"))
+            matches!(blank, Err(CompletionError::InvalidRequest { param: Some(param), message }) if param == "messages" && message.contains("empty"))
         );
     }
 
@@ -377,6 +296,7 @@ mod tests {
             max_tokens: Some(1),
             stop: vec!["x".into(); 4],
             response_format: Some(r#"{"type":"text"}"#.into()),
+            ..Options::default()
         };
         assert!(complete(&user, &valid).is_ok());
     }
@@ -393,15 +313,12 @@ mod tests {
                 response_format: Some(format.into()),
                 ..Options::default()
             };
-            let Err(refused) = complete(&user, &options) else {
+            let Err(CompletionError::InvalidRequest { message, param }) = complete(&user, &options)
+            else {
                 panic!("{format} accepted");
             };
-            assert_eq!(refused.param, "response_format");
-            assert!(
-                refused.message.contains("not supported"),
-                "{}",
-                refused.message
-            );
+            assert_eq!(param.as_deref(), Some("response_format"));
+            assert!(message.contains("not supported"), "{message}");
         }
     }
 

@@ -6,54 +6,20 @@ spin_sdk::wit_bindgen::generate!({
 });
 
 use exports::chatgate::completion::completion::{
-    ChatCompletion, CompletionError, Delta, FinishReason, Guest, Message, Options, Refusal, Role,
-    StreamEnd, StreamStart, Usage,
+    ChatCompletion, CompletionError, Delta, Guest, Message, Options, StreamEnd, StreamStart,
 };
 use spin_sdk::wit_bindgen::{FutureReader, StreamReader};
 
+chatgate_rag::completion_conversions!(exports::chatgate::completion::completion);
+
 struct Extractive;
 
-fn answer(messages: Vec<Message>, options: Options) -> Result<super::Completion, CompletionError> {
-    let messages: Vec<super::Message> = messages
-        .into_iter()
-        .map(|message| super::Message {
-            role: match message.role {
-                Role::System => super::Role::System,
-                Role::User => super::Role::User,
-                Role::Assistant => super::Role::Assistant,
-            },
-            content: message.content,
-        })
-        .collect();
-    // `options.model` is deliberately unused: see `super::MODEL`.
-    // Sampling options (`top-p`, `seed`) and `user` change nothing in a
-    // deterministic extraction, so they are accepted and unused.
-    let options = super::Options {
-        temperature: options.temperature,
-        max_tokens: options.max_tokens,
-        stop: options.stop,
-        response_format: options.response_format,
-    };
-    super::complete(&messages, &options).map_err(|refused| {
-        CompletionError::InvalidRequest(Refusal {
-            message: refused.message,
-            param: Some(refused.param.to_string()),
-        })
-    })
-}
-
-fn finish_reason(reason: super::FinishReason) -> FinishReason {
-    match reason {
-        super::FinishReason::Stop => FinishReason::Stop,
-        super::FinishReason::Length => FinishReason::Length,
-    }
-}
-
-fn usage(completion: &super::Completion) -> Usage {
-    Usage {
-        prompt_tokens: completion.prompt_tokens,
-        completion_tokens: completion.completion_tokens,
-    }
+fn answer(
+    messages: Vec<Message>,
+    options: Options,
+) -> Result<super::ChatCompletion, CompletionError> {
+    let messages: Vec<super::Message> = messages.into_iter().map(Into::into).collect();
+    Ok(super::complete(&messages, &options.into())?)
 }
 
 impl Guest for Extractive {
@@ -61,16 +27,7 @@ impl Guest for Extractive {
         messages: Vec<Message>,
         options: Options,
     ) -> Result<ChatCompletion, CompletionError> {
-        let completion = answer(messages, options)?;
-        Ok(ChatCompletion {
-            model: super::MODEL.to_string(),
-            finish_reason: finish_reason(completion.finish_reason),
-            usage: usage(&completion),
-            message: Message {
-                role: Role::Assistant,
-                content: completion.content,
-            },
-        })
+        Ok(answer(messages, options)?.into())
     }
 
     async fn complete_stream(
@@ -105,13 +62,13 @@ impl Guest for Extractive {
             let _unsent = deltas_tx.write_all(deltas).await;
             // Close the stream before resolving the future, as the interface promises.
             drop(deltas_tx);
-            let end = StreamEnd {
-                model: super::MODEL.to_string(),
-                finish_reason: finish_reason(completion.finish_reason),
-                usage: Some(usage(&completion)),
+            let end = super::StreamEnd {
+                model: completion.model,
+                finish_reason: completion.finish_reason,
+                usage: Some(completion.usage),
             };
             // Fails only if the caller dropped the future, which then wants no answer.
-            let _ = end_tx.write(Ok(end)).await;
+            let _ = end_tx.write(Ok(end.into())).await;
         });
         let start = StreamStart {
             model: super::MODEL.to_string(),

@@ -6,8 +6,8 @@
 
 use crate::breaker::BreakerPolicy;
 use crate::retry::RetryPolicy;
-use crate::types::CompletionError;
 use chatgate_guest::identity::is_client_id;
+use chatgate_rag::completion::CompletionError;
 
 pub const ORIGIN: &str = "openai_origin";
 pub const API_FLAVOR: &str = "openai_api_flavor";

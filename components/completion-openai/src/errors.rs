@@ -6,7 +6,7 @@
 //! is at most [`MAX_MESSAGE_CHARS`] characters. For 401/403 the upstream's text is not
 //! used at all, because providers quote (masked) keys there.
 
-use crate::types::CompletionError;
+use chatgate_rag::completion::CompletionError;
 use serde_json::Value;
 
 pub use chatgate_guest::{MAX_MESSAGE_CHARS, sanitize};
@@ -99,11 +99,8 @@ impl UpstreamError {
     /// An invalid request, naming the parameter the upstream blamed.
     fn invalid(&self, message: String) -> CompletionError {
         match &self.param {
-            Some(param) => CompletionError::InvalidParameter {
-                param: param.clone(),
-                message,
-            },
-            None => CompletionError::InvalidRequest(message),
+            Some(param) => CompletionError::invalid_parameter(param.clone(), message),
+            None => CompletionError::invalid_request(message),
         }
     }
 
@@ -311,17 +308,17 @@ mod tests {
         for status in [400, 404, 422] {
             assert_eq!(
                 error_for_status(status, None, body, None),
-                CompletionError::InvalidParameter {
-                    param: "messages".into(),
-                    message: "This model's maximum context length is 128000 tokens.".into()
-                }
+                CompletionError::invalid_parameter(
+                    "messages",
+                    "This model's maximum context length is 128000 tokens."
+                )
             );
         }
         let without_param =
             br#"{"error":{"message":"Bad request.","type":"invalid_request_error","param":null}}"#;
         assert_eq!(
             error_for_status(400, None, without_param, None),
-            CompletionError::InvalidRequest("Bad request.".into())
+            CompletionError::invalid_request("Bad request.")
         );
     }
 
@@ -329,7 +326,7 @@ mod tests {
     fn client_error_without_openai_shape_names_the_status() {
         assert_eq!(
             error_for_status(404, None, b"<html>Not Found</html>", None),
-            CompletionError::InvalidRequest("the upstream rejected the request (HTTP 404)".into())
+            CompletionError::invalid_request("the upstream rejected the request (HTTP 404)")
         );
     }
 
@@ -338,12 +335,12 @@ mod tests {
         let llama_cpp = br#"{"error":{"code":400,"message":"context too long","type":"invalid_request_error"}}"#;
         assert_eq!(
             error_for_status(400, None, llama_cpp, None),
-            CompletionError::InvalidRequest("context too long".into())
+            CompletionError::invalid_request("context too long")
         );
         let plain = br#"{"error":"model 'llama9' not found"}"#;
         assert_eq!(
             error_for_status(404, None, plain, None),
-            CompletionError::InvalidRequest("model 'llama9' not found".into())
+            CompletionError::invalid_request("model 'llama9' not found")
         );
     }
 
@@ -401,7 +398,7 @@ mod tests {
         let error = error_for_status(422, None, body.as_bytes(), Some("sk-live-123"));
         assert_eq!(
             error,
-            CompletionError::InvalidRequest("bad key [redacted] for org".into())
+            CompletionError::invalid_request("bad key [redacted] for org")
         );
     }
 
@@ -428,7 +425,7 @@ mod tests {
         let invalid = json!({"message": "bad stop", "type": "invalid_request_error"});
         assert_eq!(
             error_for_error_object(&invalid, None),
-            CompletionError::InvalidRequest("bad stop".into())
+            CompletionError::invalid_request("bad stop")
         );
         assert_eq!(
             error_for_error_object(&json!(null), None),

@@ -6,8 +6,8 @@
 //! [`REFRESH_MARGIN_SECONDS`] before they expire.
 
 use crate::config::CLIENT_ID;
-use crate::types::CompletionError;
 use chatgate_guest::identity::{self as shared, TokenFailure};
+use chatgate_rag::completion::CompletionError;
 
 pub use shared::{MAX_TOKEN_BODY_BYTES, REFRESH_MARGIN_SECONDS, TOKEN_REQUEST_HEADERS, Token};
 

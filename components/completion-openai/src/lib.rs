@@ -13,7 +13,6 @@ pub mod response;
 pub mod retry;
 pub mod sse;
 pub mod stream;
-pub mod types;
 
 /// A 2xx non-streamed answer larger than this is not a chat completion we can use.
 pub const MAX_COMPLETION_BODY_BYTES: usize = 8 << 20;

@@ -1,7 +1,7 @@
 //! The upstream HTTP request for one completion: URL, headers and JSON body.
 
 use crate::config::{Flavor, Target, is_deployment_name};
-use crate::types::{CompletionError, Message, Options};
+use chatgate_rag::completion::{CompletionError, Message, Options};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -67,17 +67,13 @@ pub fn validate(
     messages: &[Message],
     options: &Options,
 ) -> Result<(), CompletionError> {
-    let invalid = |message: &str| Err(CompletionError::InvalidRequest(message.into()));
+    let invalid = |message: &str| Err(CompletionError::invalid_request(message));
     if messages.is_empty() {
         return invalid("at least one message is required");
     }
     // serde_json would silently write NaN or infinity as `null`.
-    let invalid_parameter = |param: &str, message: &str| {
-        Err(CompletionError::InvalidParameter {
-            param: param.into(),
-            message: message.into(),
-        })
-    };
+    let invalid_parameter =
+        |param: &str, message: &str| Err(CompletionError::invalid_parameter(param, message));
     if options.temperature.is_some_and(|t| !t.is_finite()) {
         return invalid_parameter("temperature", "temperature must be a finite number");
     }
@@ -107,11 +103,10 @@ fn response_format(options: &Options) -> Result<Option<Value>, CompletionError> 
     };
     match serde_json::from_str::<Value>(text) {
         Ok(format @ Value::Object(_)) => Ok(Some(format)),
-        _ => Err(CompletionError::InvalidParameter {
-            param: "response_format".into(),
-            message: "response_format must be a JSON object such as {\"type\": \"json_object\"}"
-                .into(),
-        }),
+        _ => Err(CompletionError::invalid_parameter(
+            "response_format",
+            "response_format must be a JSON object such as {\"type\": \"json_object\"}",
+        )),
     }
 }
 
@@ -134,9 +129,8 @@ pub fn build_request(
         Flavor::OpenAi { path_prefix } => format!("{origin}{path_prefix}/chat/completions"),
         Flavor::Azure { api_version } => {
             if !is_deployment_name(model) {
-                return Err(CompletionError::InvalidRequest(
-                    "model must be an Azure deployment name (letters, digits, `-`, `_`, `.`)"
-                        .into(),
+                return Err(CompletionError::invalid_request(
+                    "model must be an Azure deployment name (letters, digits, `-`, `_`, `.`)",
                 ));
             }
             format!(
@@ -204,7 +198,7 @@ mod tests {
         API_FLAVOR, API_KEY, AUTH, Config, FAILOVER_API_KEY, FAILOVER_ORIGIN, MODEL, ORIGIN,
         PATH_PREFIX, TOKEN_ORIGIN, VariableValue,
     };
-    use crate::types::Role;
+    use chatgate_rag::completion::Role;
     use serde_json::{Value, json};
 
     fn config(vars: &[(&str, &str)]) -> Config {
@@ -366,7 +360,7 @@ mod tests {
             };
             assert!(matches!(
                 build(&config, &conversation(), &options, false),
-                Err(CompletionError::InvalidRequest(_))
+                Err(CompletionError::InvalidRequest { param: None, .. })
             ));
         }
     }
@@ -376,7 +370,7 @@ mod tests {
         let config = config(&[]);
         assert!(matches!(
             build(&config, &[], &Options::default(), false),
-            Err(CompletionError::InvalidRequest(_))
+            Err(CompletionError::InvalidRequest { param: None, .. })
         ));
         let nan = Options {
             temperature: Some(f32::NAN),
@@ -384,7 +378,7 @@ mod tests {
         };
         assert!(matches!(
             build(&config, &conversation(), &nan, false),
-            Err(CompletionError::InvalidParameter { param, .. }) if param == "temperature"
+            Err(CompletionError::InvalidRequest { param: Some(param), .. }) if param == "temperature"
         ));
         let blank_model = Options {
             model: Some("  ".into()),
@@ -392,7 +386,7 @@ mod tests {
         };
         assert!(matches!(
             build(&config, &conversation(), &blank_model, false),
-            Err(CompletionError::InvalidRequest(_))
+            Err(CompletionError::InvalidRequest { param: None, .. })
         ));
     }
 
@@ -428,7 +422,7 @@ mod tests {
             };
             assert!(matches!(
                 validate(&config(&[]).flavor, &conversation(), &options),
-                Err(CompletionError::InvalidParameter { param, .. }) if param == "response_format"
+                Err(CompletionError::InvalidRequest { param: Some(param), .. }) if param == "response_format"
             ));
         }
         let options = Options {
@@ -437,7 +431,7 @@ mod tests {
         };
         assert!(matches!(
             validate(&config(&[]).flavor, &conversation(), &options),
-            Err(CompletionError::InvalidParameter { param, .. }) if param == "top_p"
+            Err(CompletionError::InvalidRequest { param: Some(param), .. }) if param == "top_p"
         ));
     }
 

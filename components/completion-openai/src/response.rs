@@ -7,7 +7,7 @@
 //! not fix, unlike `upstream-unavailable`.
 
 use crate::errors::error_for_error_object;
-use crate::types::{ChatCompletion, CompletionError, FinishReason, Usage};
+use chatgate_rag::completion::{ChatCompletion, CompletionError, FinishReason, Usage};
 use serde::Deserialize;
 use serde_json::Value;
 

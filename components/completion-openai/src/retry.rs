@@ -13,7 +13,7 @@
 //! Time is milliseconds since the call started; randomness and the circuit breaker
 //! are passed in, so all of this is tested natively.
 
-use crate::types::CompletionError;
+use chatgate_rag::completion::CompletionError;
 
 /// The longest backoff between rounds, however many retries are configured.
 pub const MAX_BACKOFF_MS: u64 = 30_000;
@@ -105,9 +105,9 @@ impl Failure {
             }
             CompletionError::RateLimited { .. } => (Retry, Neutral),
             CompletionError::Unauthorized(_) => (NextTarget, Neutral),
-            CompletionError::InvalidRequest(_)
-            | CompletionError::InvalidParameter { .. }
-            | CompletionError::ContentFiltered(_) => (Stop, Neutral),
+            CompletionError::InvalidRequest { .. } | CompletionError::ContentFiltered(_) => {
+                (Stop, Neutral)
+            }
         };
         Failure {
             error,
@@ -489,11 +489,10 @@ mod tests {
     #[test]
     fn client_errors_are_never_retried() {
         for status in [400, 413, 422] {
-            let failure =
-                Failure::status(status, CompletionError::InvalidRequest("bad".into()), None);
+            let failure = Failure::status(status, CompletionError::invalid_request("bad"), None);
             let (steps, result) = run(POLICY, 3, |_, _| Some(failure.clone()));
             assert_eq!(steps.len(), 2, "{status}: {steps:?}");
-            assert_eq!(result, Err(CompletionError::InvalidRequest("bad".into())));
+            assert_eq!(result, Err(CompletionError::invalid_request("bad")));
         }
         let filtered = Failure::status(
             404,
@@ -585,7 +584,7 @@ mod tests {
         );
         assert_eq!(of(Failure::answer(down())), (Retry, Failing));
         assert_eq!(
-            of(Failure::answer(CompletionError::InvalidRequest("x".into()))),
+            of(Failure::answer(CompletionError::invalid_request("x"))),
             (Stop, Neutral)
         );
         assert_eq!(

@@ -8,7 +8,7 @@
 use crate::errors::{error_for_error_object, sanitize};
 use crate::response::parse_chunk;
 use crate::sse::{SseError, SseEvent, SseParser};
-use crate::types::{CompletionError, FinishReason, StreamEnd, Usage};
+use chatgate_rag::completion::{CompletionError, FinishReason, StreamEnd, Usage};
 
 /// What one piece of upstream bytes produced.
 #[derive(Debug, Default, PartialEq)]

@@ -14,10 +14,10 @@ use crate::request::{UpstreamRequest, build_request, validate};
 use crate::response::{self, has_media_type, parse_completion, wrong_content_type};
 use crate::retry::{Failure, Health, Planner, Step};
 use crate::stream::StreamDecoder;
-use crate::types;
 use crate::{MAX_COMPLETION_BODY_BYTES, MAX_ERROR_BODY_BYTES};
 use bytes::Bytes;
 use chatgate_guest::{sleep_ms, wall_clock_ms, within};
+use chatgate_rag::completion as rag;
 use http_body_util::BodyExt;
 use spin_sdk::http::{FullBody, Response};
 use spin_sdk::key_value::Store;
@@ -35,9 +35,9 @@ spin_sdk::wit_bindgen::generate!({
 });
 
 use exports::chatgate::completion::completion::{
-    ChatCompletion, CompletionError, Delta, FinishReason, Guest, Message, Options, RateLimit,
-    Refusal, Role, StreamEnd, StreamStart, Usage,
+    ChatCompletion, CompletionError, Delta, Guest, Message, Options, StreamEnd, StreamStart,
 };
+chatgate_rag::completion_conversions!(exports::chatgate::completion::completion);
 
 type StreamResult = Result<StreamEnd, CompletionError>;
 
@@ -48,7 +48,9 @@ impl Guest for OpenAiCompletion {
         messages: Vec<Message>,
         options: Options,
     ) -> Result<ChatCompletion, CompletionError> {
-        complete(messages, options).await.map_err(to_wit_error)
+        complete(messages, options)
+            .await
+            .map_err(CompletionError::from)
     }
 
     async fn complete_stream(
@@ -64,7 +66,7 @@ impl Guest for OpenAiCompletion {
     > {
         complete_stream(messages, options)
             .await
-            .map_err(to_wit_error)
+            .map_err(CompletionError::from)
     }
 }
 
@@ -73,22 +75,14 @@ export!(OpenAiCompletion);
 async fn complete(
     messages: Vec<Message>,
     options: Options,
-) -> Result<ChatCompletion, types::CompletionError> {
+) -> Result<ChatCompletion, rag::CompletionError> {
     let mut call = Call::start(messages, options).await?;
     loop {
         let target = call.next_target().await?;
         match attempt_complete(&call, target).await {
             Ok(completion) => {
                 call.breakers.record(target, None).await;
-                return Ok(ChatCompletion {
-                    model: completion.model,
-                    message: Message {
-                        role: Role::Assistant,
-                        content: completion.content,
-                    },
-                    finish_reason: to_wit_finish(completion.finish_reason),
-                    usage: to_wit_usage(completion.usage),
-                });
+                return Ok(completion.into());
             }
             Err(failure) => call.failed(target, failure).await,
         }
@@ -104,7 +98,7 @@ async fn complete_stream(
         wit_bindgen::StreamReader<Delta>,
         wit_bindgen::FutureReader<StreamResult>,
     ),
-    types::CompletionError,
+    rag::CompletionError,
 > {
     let mut call = Call::start(messages, options).await?;
     let (target, begun) = loop {
@@ -142,12 +136,12 @@ async fn complete_stream(
                 Err(error)
             }
             // Nobody reads the future either; it is resolved for form's sake.
-            Err(Interrupted::CallerGone) => Err(types::CompletionError::Internal(
+            Err(Interrupted::CallerGone) => Err(rag::CompletionError::Internal(
                 "the caller closed the delta stream before the answer ended".into(),
             )),
         };
         let _ = end
-            .write(outcome.map(to_wit_end).map_err(to_wit_error))
+            .write(outcome.map(StreamEnd::from).map_err(CompletionError::from))
             .await;
     });
     Ok((start, deltas_reader, end_reader))
@@ -158,8 +152,8 @@ async fn complete_stream(
 struct Call {
     config: Config,
     targets: Vec<Target>,
-    messages: Vec<types::Message>,
-    options: types::Options,
+    messages: Vec<rag::Message>,
+    options: rag::Options,
     planner: Planner,
     breakers: Breakers,
     store: Option<Rc<Store>>,
@@ -168,14 +162,11 @@ struct Call {
 }
 
 impl Call {
-    async fn start(
-        messages: Vec<Message>,
-        options: Options,
-    ) -> Result<Call, types::CompletionError> {
+    async fn start(messages: Vec<Message>, options: Options) -> Result<Call, rag::CompletionError> {
         let started_at = monotonic_clock::now();
         let config = read_config().await?;
-        let messages = from_wit_messages(messages);
-        let options = from_wit_options(options);
+        let messages: Vec<rag::Message> = messages.into_iter().map(Into::into).collect();
+        let options = rag::Options::from(options);
         validate(&config.flavor, &messages, &options)?;
         let targets = config.targets(options.model.as_deref());
         // Without a store (not granted, or failing) the call still runs: without a
@@ -208,7 +199,7 @@ impl Call {
     }
 
     /// The next target to try, after any backoff; the call's error once none is left.
-    async fn next_target(&mut self) -> Result<usize, types::CompletionError> {
+    async fn next_target(&mut self) -> Result<usize, rag::CompletionError> {
         loop {
             let now_ms = self.elapsed_ms();
             let wall_ms = wall_clock_ms();
@@ -245,7 +236,7 @@ impl Call {
 
     async fn failed(&mut self, target: usize, failure: Failure) {
         self.breakers.record(target, Some(failure.health)).await;
-        if matches!(failure.error, types::CompletionError::Unauthorized(_))
+        if matches!(failure.error, rag::CompletionError::Unauthorized(_))
             && let (
                 Some(store),
                 Auth::ManagedIdentity {
@@ -279,7 +270,7 @@ impl Call {
         &self,
         target: usize,
         stream: bool,
-    ) -> Result<UpstreamRequest, types::CompletionError> {
+    ) -> Result<UpstreamRequest, rag::CompletionError> {
         build_request(
             &self.config.flavor,
             &self.targets[target],
@@ -295,7 +286,7 @@ impl Call {
         &self,
         token_origin: &str,
         client_id: Option<&str>,
-    ) -> Result<Token, types::CompletionError> {
+    ) -> Result<Token, rag::CompletionError> {
         let key = identity::cache_key(token_origin, client_id);
         let now_unix = wall_clock_ms() / 1000;
         if let Some(store) = &self.store
@@ -314,21 +305,21 @@ impl Call {
             builder = builder.header(name, value);
         }
         let request = builder.body(FullBody::new(Bytes::new())).map_err(|_| {
-            types::CompletionError::Internal("could not build the token request".into())
+            rag::CompletionError::Internal("could not build the token request".into())
         })?;
         let budget = self.attempt_budget_ms();
         let response = match within(budget, spin_sdk::http::send(request)).await {
             None => {
-                return Err(types::CompletionError::Timeout(format!(
+                return Err(rag::CompletionError::Timeout(format!(
                     "the managed identity endpoint did not answer within {budget} ms"
                 )));
             }
             Some(Err(code)) => {
                 return Err(match classify(&code) {
-                    TransportFailure::Denied => types::CompletionError::Internal(
+                    TransportFailure::Denied => rag::CompletionError::Internal(
                         "the host denied the token request; openai_token_origin must be an allowed outbound host".into(),
                     ),
-                    failure => types::CompletionError::UpstreamUnavailable(format!(
+                    failure => rag::CompletionError::UpstreamUnavailable(format!(
                         "the managed identity endpoint is unreachable: {}",
                         transport_error(&failure).message()
                     )),
@@ -342,7 +333,7 @@ impl Call {
             Some(ReadBody::Complete(body)) => body,
             _ if !(200..300).contains(&status) => Vec::new(),
             _ => {
-                return Err(types::CompletionError::UpstreamUnavailable(
+                return Err(rag::CompletionError::UpstreamUnavailable(
                     "the managed identity endpoint answer could not be read".into(),
                 ));
             }
@@ -464,7 +455,7 @@ struct Begun {
     /// Deltas that arrived with the first chunks.
     pending: Vec<String>,
     /// Set if the answer also ended before it was handed over.
-    outcome: Option<Result<types::StreamEnd, types::CompletionError>>,
+    outcome: Option<Result<rag::StreamEnd, rag::CompletionError>>,
 }
 
 /// Sends `request` and accepts the response only if it is a success carrying
@@ -488,7 +479,7 @@ async fn open(
 }
 
 /// One non-streamed attempt on `target`.
-async fn attempt_complete(call: &Call, target: usize) -> Result<types::ChatCompletion, Failure> {
+async fn attempt_complete(call: &Call, target: usize) -> Result<rag::ChatCompletion, Failure> {
     let request = call.request(target, false).map_err(Failure::local)?;
     let requested_model = request.model.clone();
     let secret = call.secret(target);
@@ -507,7 +498,7 @@ async fn attempt_complete(call: &Call, target: usize) -> Result<types::ChatCompl
                 if let Ok(data) = frame.into_data() {
                     bytes.extend_from_slice(&data);
                     if bytes.len() > MAX_COMPLETION_BODY_BYTES {
-                        return Err(Failure::answer(types::CompletionError::Internal(format!(
+                        return Err(Failure::answer(rag::CompletionError::Internal(format!(
                             "the upstream answer is larger than {MAX_COMPLETION_BODY_BYTES} bytes"
                         ))));
                     }
@@ -584,7 +575,7 @@ async fn attempt_stream(call: &Call, target: usize) -> Result<Begun, Failure> {
 /// Forwards the deltas of a begun answer as upstream frames arrive, until the decoder
 /// reaches an outcome, the body ends or it stalls for `idle_ms`.
 enum Interrupted {
-    ByUpstream(types::CompletionError),
+    ByUpstream(rag::CompletionError),
     CallerGone,
 }
 
@@ -592,7 +583,7 @@ async fn pump(
     begun: Begun,
     idle_ms: u64,
     deltas: &mut wit_bindgen::StreamWriter<Delta>,
-) -> Result<types::StreamEnd, Interrupted> {
+) -> Result<rag::StreamEnd, Interrupted> {
     let Begun {
         model: _,
         mut body,
@@ -614,7 +605,7 @@ async fn pump(
         }
         let frame = match within(idle_ms, body.frame()).await {
             None => {
-                return Err(Interrupted::ByUpstream(types::CompletionError::Timeout(
+                return Err(Interrupted::ByUpstream(rag::CompletionError::Timeout(
                     format!("the upstream stream stalled: nothing arrived for {idle_ms} ms"),
                 )));
             }
@@ -634,8 +625,8 @@ async fn pump(
     }
 }
 
-fn stalled(budget_ms: u64) -> types::CompletionError {
-    types::CompletionError::Timeout(format!("the upstream stopped sending for {budget_ms} ms"))
+fn stalled(budget_ms: u64) -> rag::CompletionError {
+    rag::CompletionError::Timeout(format!("the upstream stopped sending for {budget_ms} ms"))
 }
 
 fn request_options(timeouts: &Timeouts) -> RequestOptionsExtension {
@@ -663,15 +654,15 @@ async fn send(call: &Call, request: UpstreamRequest) -> Result<Response, Failure
     let outbound = builder
         .body(FullBody::new(Bytes::from(request.body)))
         .map_err(|_| {
-            Failure::local(types::CompletionError::Internal(
+            Failure::local(rag::CompletionError::Internal(
                 "could not build the upstream request".into(),
             ))
         })?;
     let budget = call.attempt_budget_ms();
     match within(budget, spin_sdk::http::send(outbound)).await {
-        None => Err(Failure::transport(types::CompletionError::Timeout(
-            format!("the upstream did not answer within {budget} ms"),
-        ))),
+        None => Err(Failure::transport(rag::CompletionError::Timeout(format!(
+            "the upstream did not answer within {budget} ms"
+        )))),
         Some(Err(code)) => Err(match classify(&code) {
             denied @ TransportFailure::Denied => Failure::local(transport_error(&denied)),
             failure => Failure::transport(transport_error(&failure)),
@@ -768,86 +759,7 @@ fn classify(code: &ErrorCode) -> TransportFailure {
     }
 }
 
-fn from_wit_messages(messages: Vec<Message>) -> Vec<types::Message> {
-    messages
-        .into_iter()
-        .map(|m| types::Message {
-            role: match m.role {
-                Role::System => types::Role::System,
-                Role::User => types::Role::User,
-                Role::Assistant => types::Role::Assistant,
-            },
-            content: m.content,
-        })
-        .collect()
-}
-
-fn from_wit_options(options: Options) -> types::Options {
-    types::Options {
-        model: options.model,
-        temperature: options.temperature,
-        top_p: options.top_p,
-        max_tokens: options.max_tokens,
-        stop: options.stop,
-        seed: options.seed,
-        response_format: options.response_format,
-        user: options.user,
-    }
-}
-
-fn to_wit_finish(reason: types::FinishReason) -> FinishReason {
-    match reason {
-        types::FinishReason::Stop => FinishReason::Stop,
-        types::FinishReason::Length => FinishReason::Length,
-        types::FinishReason::ContentFilter => FinishReason::ContentFilter,
-    }
-}
-
-fn to_wit_usage(usage: types::Usage) -> Usage {
-    Usage {
-        prompt_tokens: usage.prompt_tokens,
-        completion_tokens: usage.completion_tokens,
-    }
-}
-
-fn to_wit_end(end: types::StreamEnd) -> StreamEnd {
-    StreamEnd {
-        model: end.model,
-        finish_reason: to_wit_finish(end.finish_reason),
-        usage: end.usage.map(to_wit_usage),
-    }
-}
-
-fn to_wit_error(error: types::CompletionError) -> CompletionError {
-    match error {
-        types::CompletionError::RateLimited {
-            retry_after_seconds,
-            message,
-        } => CompletionError::RateLimited(RateLimit {
-            retry_after_seconds,
-            message,
-        }),
-        types::CompletionError::UpstreamUnavailable(m) => CompletionError::UpstreamUnavailable(m),
-        types::CompletionError::Timeout(m) => CompletionError::Timeout(m),
-        types::CompletionError::InvalidRequest(message) => {
-            CompletionError::InvalidRequest(Refusal {
-                message,
-                param: None,
-            })
-        }
-        types::CompletionError::InvalidParameter { param, message } => {
-            CompletionError::InvalidRequest(Refusal {
-                message,
-                param: Some(param),
-            })
-        }
-        types::CompletionError::Unauthorized(m) => CompletionError::Unauthorized(m),
-        types::CompletionError::ContentFiltered(m) => CompletionError::ContentFiltered(m),
-        types::CompletionError::Internal(m) => CompletionError::Internal(m),
-    }
-}
-
-async fn read_config() -> Result<Config, types::CompletionError> {
+async fn read_config() -> Result<Config, rag::CompletionError> {
     let variables = chatgate_guest::read_variables(&config::VARIABLE_NAMES).await;
     Config::from_variables(|name| variables.get(name))
 }

@@ -12,30 +12,8 @@ pub mod odata;
 pub mod request;
 pub mod response;
 
-/// A passage of the shared contract, as this crate builds it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Passage {
-    pub id: String,
-    pub title: String,
-    pub content: String,
-    pub source: String,
-    pub score: f32,
-}
-
-/// A metadata filter of the shared contract.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Filter {
-    pub field: String,
-    pub value: String,
-}
-
-/// `retrieval-error` of the shared contract.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RetrievalError {
-    InvalidQuery(String),
-    IndexUnavailable(String),
-    Upstream(String),
-}
+/// The contract's types, from their one owner.
+pub use chatgate_rag::retriever::{Filter, Passage, RetrievalError};
 
 /// A 2xx search answer larger than this is not one we can use (top-k passages of text).
 pub const MAX_RESULT_BODY_BYTES: usize = 16 << 20;

@@ -6,7 +6,7 @@
 //! ranking by reciprocal rank fusion. Semantic ranking, when configured, reranks the
 //! fused results.
 
-use crate::config::{Config, MAX_TOP};
+use crate::config::Config;
 use crate::odata::filter_expression;
 use crate::{Filter, RetrievalError};
 use serde_json::{Map, Value, json};
@@ -67,11 +67,7 @@ pub fn plan(
     if query.is_empty() {
         return Err(RetrievalError::InvalidQuery("the query is empty".into()));
     }
-    if top_k > MAX_TOP {
-        return Err(RetrievalError::InvalidQuery(format!(
-            "at most {MAX_TOP} passages can be asked for, not {top_k}"
-        )));
-    }
+    chatgate_rag::retriever::check_search(top_k, filters)?;
     // Validated even when nothing is sent, so a bad filter is reported the same way.
     let filter = filter_expression(filters, &config.fields)?;
     if top_k == 0 {

@@ -31,6 +31,7 @@ spin_sdk::wit_bindgen::generate!({
 });
 
 use exports::chatgate::retriever::retriever::{Filter, Guest, Passage, RetrievalError};
+chatgate_rag::retriever_conversions!(exports::chatgate::retriever::retriever);
 
 struct AzureSearchRetriever;
 
@@ -40,17 +41,11 @@ impl Guest for AzureSearchRetriever {
         top_k: u32,
         filters: Vec<Filter>,
     ) -> Result<Vec<Passage>, RetrievalError> {
-        let filters: Vec<crate::Filter> = filters
-            .into_iter()
-            .map(|f| crate::Filter {
-                field: f.field,
-                value: f.value,
-            })
-            .collect();
+        let filters: Vec<crate::Filter> = filters.into_iter().map(Into::into).collect();
         search(&query, top_k, &filters)
             .await
-            .map(|passages| passages.into_iter().map(to_wit_passage).collect())
-            .map_err(to_wit_error)
+            .map(|passages| passages.into_iter().map(Into::into).collect())
+            .map_err(Into::into)
     }
 }
 
@@ -305,24 +300,6 @@ fn classify(code: &ErrorCode, secret: &str) -> TransportFailure {
             TransportFailure::Unreachable("the TLS handshake failed".into())
         }
         other => TransportFailure::Unreachable(sanitize(&format!("{other:?}"), Some(secret))),
-    }
-}
-
-fn to_wit_passage(passage: crate::Passage) -> Passage {
-    Passage {
-        id: passage.id,
-        title: passage.title,
-        content: passage.content,
-        source: passage.source,
-        score: passage.score,
-    }
-}
-
-fn to_wit_error(error: crate::RetrievalError) -> RetrievalError {
-    match error {
-        crate::RetrievalError::InvalidQuery(m) => RetrievalError::InvalidQuery(m),
-        crate::RetrievalError::IndexUnavailable(m) => RetrievalError::IndexUnavailable(m),
-        crate::RetrievalError::Upstream(m) => RetrievalError::Upstream(m),
     }
 }
 

@@ -21,6 +21,7 @@ spin_sdk::wit_bindgen::generate!({
 });
 
 use exports::chatgate::retriever::retriever::{Filter, Passage, RetrievalError};
+chatgate_rag::retriever_conversions!(exports::chatgate::retriever::retriever);
 
 /// Set once, by `wizer-initialize` at build time; every instance of the snapshot has it.
 static PRELOADED: OnceLock<Loaded> = OnceLock::new();
@@ -51,6 +52,9 @@ impl exports::chatgate::retriever::retriever::Guest for Retriever {
         let variables = chatgate_guest::read_variables(config::VARIABLES).await;
         let config = Config::from_variables(&variables)
             .map_err(|error| RetrievalError::IndexUnavailable(error.0))?;
+        let filters: Vec<chatgate_rag::retriever::Filter> =
+            filters.into_iter().map(Into::into).collect();
+        chatgate_rag::retriever::check_search(top_k, &filters)?;
         let filters: Vec<IndexFilter> = filters
             .into_iter()
             .map(|filter| IndexFilter {
@@ -89,13 +93,14 @@ impl exports::chatgate::retriever::retriever::Guest for Retriever {
             .into_iter()
             .map(|hit| {
                 let passage = loaded.index.passage(hit.chunk);
-                Passage {
+                chatgate_rag::retriever::Passage {
                     id: passage.id,
                     title: passage.title.to_string(),
                     content: passage.text.to_string(),
                     source: passage.source.to_string(),
                     score: hit.score,
                 }
+                .into()
             })
             .collect())
     }

@@ -1,0 +1,334 @@
+//! The one owner of the contracts between `chat` and its dependencies: plain-Rust
+//! mirrors of the `chatgate:retriever` and `chatgate:completion` WIT packages
+//! (`wit/deps/`), their limits, the validation every side applies, and macros that
+//! convert to and from the bindings `wit_bindgen::generate!` makes in each component.
+//!
+//! Components keep their logic in these types, so it builds and is tested natively;
+//! their wasm adapters only call [`retriever_conversions!`] or
+//! [`completion_conversions!`] next to their bindings and `.into()` across. A change
+//! to the WIT that these types do not follow fails the wasm build of every component
+//! at the macro, not at runtime.
+
+pub mod completion;
+pub mod retriever;
+
+/// `From` conversions both ways between the [`retriever`] types and the bindings of
+/// `chatgate:retriever/retriever` that `wit_bindgen::generate!` made at the given path
+/// (`exports::chatgate::retriever::retriever` in a provider, or
+/// `chatgate::retriever::retriever` in an importer). Expand it in the module that holds
+/// the bindings: trait impls for the generated types can only be written in their crate.
+#[macro_export]
+macro_rules! retriever_conversions {
+    ($($wit:ident)::+) => {
+        const _: () = {
+            use $($wit)::+ as wit;
+            use $crate::retriever as rag;
+
+            impl From<wit::Passage> for rag::Passage {
+                fn from(passage: wit::Passage) -> Self {
+                    rag::Passage {
+                        id: passage.id,
+                        title: passage.title,
+                        content: passage.content,
+                        source: passage.source,
+                        score: passage.score,
+                    }
+                }
+            }
+
+            impl From<rag::Passage> for wit::Passage {
+                fn from(passage: rag::Passage) -> Self {
+                    wit::Passage {
+                        id: passage.id,
+                        title: passage.title,
+                        content: passage.content,
+                        source: passage.source,
+                        score: passage.score,
+                    }
+                }
+            }
+
+            impl From<wit::Filter> for rag::Filter {
+                fn from(filter: wit::Filter) -> Self {
+                    rag::Filter {
+                        field: filter.field,
+                        value: filter.value,
+                    }
+                }
+            }
+
+            impl From<rag::Filter> for wit::Filter {
+                fn from(filter: rag::Filter) -> Self {
+                    wit::Filter {
+                        field: filter.field,
+                        value: filter.value,
+                    }
+                }
+            }
+
+            impl From<wit::RetrievalError> for rag::RetrievalError {
+                fn from(error: wit::RetrievalError) -> Self {
+                    match error {
+                        wit::RetrievalError::InvalidQuery(m) => rag::RetrievalError::InvalidQuery(m),
+                        wit::RetrievalError::IndexUnavailable(m) => {
+                            rag::RetrievalError::IndexUnavailable(m)
+                        }
+                        wit::RetrievalError::Upstream(m) => rag::RetrievalError::Upstream(m),
+                    }
+                }
+            }
+
+            impl From<rag::RetrievalError> for wit::RetrievalError {
+                fn from(error: rag::RetrievalError) -> Self {
+                    match error {
+                        rag::RetrievalError::InvalidQuery(m) => wit::RetrievalError::InvalidQuery(m),
+                        rag::RetrievalError::IndexUnavailable(m) => {
+                            wit::RetrievalError::IndexUnavailable(m)
+                        }
+                        rag::RetrievalError::Upstream(m) => wit::RetrievalError::Upstream(m),
+                    }
+                }
+            }
+        };
+    };
+}
+
+/// `From` conversions both ways between the [`completion`] types and the bindings of
+/// `chatgate:completion/completion` at the given path; see [`retriever_conversions!`].
+/// A [`completion::ChatCompletion`] carries its text as `content`: the WIT record's
+/// `message` is always the assistant's, so the role is set on the way out and not read
+/// on the way in.
+#[macro_export]
+macro_rules! completion_conversions {
+    ($($wit:ident)::+) => {
+        const _: () = {
+            use $($wit)::+ as wit;
+            use $crate::completion as rag;
+
+            impl From<wit::Role> for rag::Role {
+                fn from(role: wit::Role) -> Self {
+                    match role {
+                        wit::Role::System => rag::Role::System,
+                        wit::Role::User => rag::Role::User,
+                        wit::Role::Assistant => rag::Role::Assistant,
+                    }
+                }
+            }
+
+            impl From<rag::Role> for wit::Role {
+                fn from(role: rag::Role) -> Self {
+                    match role {
+                        rag::Role::System => wit::Role::System,
+                        rag::Role::User => wit::Role::User,
+                        rag::Role::Assistant => wit::Role::Assistant,
+                    }
+                }
+            }
+
+            impl From<wit::Message> for rag::Message {
+                fn from(message: wit::Message) -> Self {
+                    rag::Message {
+                        role: message.role.into(),
+                        content: message.content,
+                    }
+                }
+            }
+
+            impl From<rag::Message> for wit::Message {
+                fn from(message: rag::Message) -> Self {
+                    wit::Message {
+                        role: message.role.into(),
+                        content: message.content,
+                    }
+                }
+            }
+
+            impl From<wit::Options> for rag::Options {
+                fn from(options: wit::Options) -> Self {
+                    rag::Options {
+                        model: options.model,
+                        temperature: options.temperature,
+                        top_p: options.top_p,
+                        max_tokens: options.max_tokens,
+                        stop: options.stop,
+                        seed: options.seed,
+                        response_format: options.response_format,
+                        user: options.user,
+                    }
+                }
+            }
+
+            impl From<rag::Options> for wit::Options {
+                fn from(options: rag::Options) -> Self {
+                    wit::Options {
+                        model: options.model,
+                        temperature: options.temperature,
+                        top_p: options.top_p,
+                        max_tokens: options.max_tokens,
+                        stop: options.stop,
+                        seed: options.seed,
+                        response_format: options.response_format,
+                        user: options.user,
+                    }
+                }
+            }
+
+            impl From<wit::FinishReason> for rag::FinishReason {
+                fn from(reason: wit::FinishReason) -> Self {
+                    match reason {
+                        wit::FinishReason::Stop => rag::FinishReason::Stop,
+                        wit::FinishReason::Length => rag::FinishReason::Length,
+                        wit::FinishReason::ContentFilter => rag::FinishReason::ContentFilter,
+                    }
+                }
+            }
+
+            impl From<rag::FinishReason> for wit::FinishReason {
+                fn from(reason: rag::FinishReason) -> Self {
+                    match reason {
+                        rag::FinishReason::Stop => wit::FinishReason::Stop,
+                        rag::FinishReason::Length => wit::FinishReason::Length,
+                        rag::FinishReason::ContentFilter => wit::FinishReason::ContentFilter,
+                    }
+                }
+            }
+
+            impl From<wit::Usage> for rag::Usage {
+                fn from(usage: wit::Usage) -> Self {
+                    rag::Usage {
+                        prompt_tokens: usage.prompt_tokens,
+                        completion_tokens: usage.completion_tokens,
+                    }
+                }
+            }
+
+            impl From<rag::Usage> for wit::Usage {
+                fn from(usage: rag::Usage) -> Self {
+                    wit::Usage {
+                        prompt_tokens: usage.prompt_tokens,
+                        completion_tokens: usage.completion_tokens,
+                    }
+                }
+            }
+
+            impl From<wit::ChatCompletion> for rag::ChatCompletion {
+                fn from(answer: wit::ChatCompletion) -> Self {
+                    rag::ChatCompletion {
+                        model: answer.model,
+                        content: answer.message.content,
+                        finish_reason: answer.finish_reason.into(),
+                        usage: answer.usage.into(),
+                    }
+                }
+            }
+
+            impl From<rag::ChatCompletion> for wit::ChatCompletion {
+                fn from(answer: rag::ChatCompletion) -> Self {
+                    wit::ChatCompletion {
+                        model: answer.model,
+                        message: wit::Message {
+                            role: wit::Role::Assistant,
+                            content: answer.content,
+                        },
+                        finish_reason: answer.finish_reason.into(),
+                        usage: answer.usage.into(),
+                    }
+                }
+            }
+
+            impl From<wit::StreamStart> for rag::StreamStart {
+                fn from(start: wit::StreamStart) -> Self {
+                    rag::StreamStart { model: start.model }
+                }
+            }
+
+            impl From<rag::StreamStart> for wit::StreamStart {
+                fn from(start: rag::StreamStart) -> Self {
+                    wit::StreamStart { model: start.model }
+                }
+            }
+
+            impl From<wit::Delta> for rag::Delta {
+                fn from(delta: wit::Delta) -> Self {
+                    rag::Delta {
+                        content: delta.content,
+                    }
+                }
+            }
+
+            impl From<rag::Delta> for wit::Delta {
+                fn from(delta: rag::Delta) -> Self {
+                    wit::Delta {
+                        content: delta.content,
+                    }
+                }
+            }
+
+            impl From<wit::StreamEnd> for rag::StreamEnd {
+                fn from(end: wit::StreamEnd) -> Self {
+                    rag::StreamEnd {
+                        model: end.model,
+                        finish_reason: end.finish_reason.into(),
+                        usage: end.usage.map(Into::into),
+                    }
+                }
+            }
+
+            impl From<rag::StreamEnd> for wit::StreamEnd {
+                fn from(end: rag::StreamEnd) -> Self {
+                    wit::StreamEnd {
+                        model: end.model,
+                        finish_reason: end.finish_reason.into(),
+                        usage: end.usage.map(Into::into),
+                    }
+                }
+            }
+
+            impl From<wit::CompletionError> for rag::CompletionError {
+                fn from(error: wit::CompletionError) -> Self {
+                    use rag::CompletionError as R;
+                    use wit::CompletionError as W;
+                    match error {
+                        W::RateLimited(limit) => R::RateLimited {
+                            retry_after_seconds: limit.retry_after_seconds,
+                            message: limit.message,
+                        },
+                        W::UpstreamUnavailable(m) => R::UpstreamUnavailable(m),
+                        W::Timeout(m) => R::Timeout(m),
+                        W::InvalidRequest(refusal) => R::InvalidRequest {
+                            message: refusal.message,
+                            param: refusal.param,
+                        },
+                        W::Unauthorized(m) => R::Unauthorized(m),
+                        W::ContentFiltered(m) => R::ContentFiltered(m),
+                        W::Internal(m) => R::Internal(m),
+                    }
+                }
+            }
+
+            impl From<rag::CompletionError> for wit::CompletionError {
+                fn from(error: rag::CompletionError) -> Self {
+                    use rag::CompletionError as R;
+                    use wit::CompletionError as W;
+                    match error {
+                        R::RateLimited {
+                            retry_after_seconds,
+                            message,
+                        } => W::RateLimited(wit::RateLimit {
+                            retry_after_seconds,
+                            message,
+                        }),
+                        R::UpstreamUnavailable(m) => W::UpstreamUnavailable(m),
+                        R::Timeout(m) => W::Timeout(m),
+                        R::InvalidRequest { message, param } => {
+                            W::InvalidRequest(wit::Refusal { message, param })
+                        }
+                        R::Unauthorized(m) => W::Unauthorized(m),
+                        R::ContentFiltered(m) => W::ContentFiltered(m),
+                        R::Internal(m) => W::Internal(m),
+                    }
+                }
+            }
+        };
+    };
+}
