@@ -358,7 +358,10 @@ impl SelectorMemo {
 struct State<'r> {
     /// Collections by lowercased name (`tx`, `ip`, ...).
     collections: BTreeMap<String, Collection>,
-    matched_var: Option<(String, Vec<u8>)>,
+    /// `MATCHED_VAR` when `matched_vars` is empty: the last match of an earlier rule
+    /// ([`State::matched_var`]).
+    earlier_match: Option<(String, Vec<u8>)>,
+    /// `MATCHED_VARS`: the matches of the current link (or of the last link that matched).
     matched_vars: Vec<(String, Vec<u8>)>,
     exceptions: Exceptions<'r>,
     mode: EngineMode,
@@ -414,6 +417,22 @@ impl Collection {
 }
 
 impl State<'_> {
+    /// `MATCHED_VAR`: the last value matched, in this rule or an earlier one. Kept as the
+    /// last of `matched_vars` rather than as a copy of it, and moved aside when that list
+    /// is emptied.
+    fn matched_var(&self) -> Option<&(String, Vec<u8>)> {
+        self.matched_vars.last().or(self.earlier_match.as_ref())
+    }
+
+    /// Empties `MATCHED_VARS` (a new rule, or the first match of a link), keeping
+    /// `MATCHED_VAR`.
+    fn clear_matched(&mut self) {
+        if let Some(last) = self.matched_vars.pop() {
+            self.earlier_match = Some(last);
+        }
+        self.matched_vars.clear();
+    }
+
     fn collection(&self, name: &str) -> &[(String, Vec<u8>)] {
         self.collections
             .get(name)
@@ -463,19 +482,27 @@ struct Value<'a> {
 }
 
 /// The members of a request collection, only the one named `key` when given (a lookup
-/// such as `REQUEST_HEADERS:User-Agent` need not list every header).
-fn pairs<'a>(list: &'a [Pair], names: bool, key: Option<&str>, out: &mut Vec<Value<'a>>) {
+/// such as `REQUEST_HEADERS:User-Agent` need not list every header), and only the
+/// prefilter's candidates when given (values by address and length): a prefiltered link
+/// of CRS targets every argument, of which it usually inspects one or none.
+fn pairs<'a>(
+    list: &'a [Pair],
+    names: bool,
+    key: Option<&str>,
+    only: Option<&[(usize, usize)]>,
+    out: &mut Vec<Value<'a>>,
+) {
     for (k, v) in list {
         if key.is_some_and(|key| !k.eq_ignore_ascii_case(key)) {
             continue;
         }
+        let value: &[u8] = if names { k.as_bytes() } else { v };
+        if only.is_some_and(|only| !only.contains(&(value.as_ptr() as usize, value.len()))) {
+            continue;
+        }
         out.push(Value {
             key: Some(Cow::Borrowed(k)),
-            value: if names {
-                Cow::Borrowed(k.as_bytes())
-            } else {
-                Cow::Borrowed(v)
-            },
+            value: Cow::Borrowed(value),
         });
     }
 }
@@ -491,9 +518,12 @@ fn flag(b: bool) -> Cow<'static, [u8]> {
 /// All values of `var`, before selection. `key` narrows a transaction collection (`TX`,
 /// `IP`, ...) to one member up front: CRS reads single TX variables hundreds of times
 /// per request, and copying the whole collection each time would dominate the cost.
+/// `only` (the prefilter's candidates) may leave out request collection members that
+/// are not among them; the caller still filters by it.
 fn values<'a>(
     var: Var,
     key: Option<&str>,
+    only: Option<&[(usize, usize)]>,
     data: &'a Data,
     state: &State,
     out: &mut Vec<Value<'a>>,
@@ -501,17 +531,17 @@ fn values<'a>(
     let owned = |v: &[u8]| Cow::<'a, [u8]>::Owned(v.to_vec());
     match var {
         Var::Args => {
-            pairs(&data.args_get, false, key, out);
-            pairs(&data.args_post, false, key, out);
+            pairs(&data.args_get, false, key, only, out);
+            pairs(&data.args_post, false, key, only, out);
         }
-        Var::ArgsGet => pairs(&data.args_get, false, key, out),
-        Var::ArgsPost => pairs(&data.args_post, false, key, out),
+        Var::ArgsGet => pairs(&data.args_get, false, key, only, out),
+        Var::ArgsPost => pairs(&data.args_post, false, key, only, out),
         Var::ArgsNames => {
-            pairs(&data.args_get, true, key, out);
-            pairs(&data.args_post, true, key, out);
+            pairs(&data.args_get, true, key, only, out);
+            pairs(&data.args_post, true, key, only, out);
         }
-        Var::ArgsGetNames => pairs(&data.args_get, true, key, out),
-        Var::ArgsPostNames => pairs(&data.args_post, true, key, out),
+        Var::ArgsGetNames => pairs(&data.args_get, true, key, only, out),
+        Var::ArgsPostNames => pairs(&data.args_post, true, key, only, out),
         Var::ArgsCombinedSize => {
             let size: usize = data
                 .args_get
@@ -529,10 +559,10 @@ fn values<'a>(
         Var::RequestMethod => scalar(out, Cow::Borrowed(&data.method)),
         Var::RequestProtocol => scalar(out, Cow::Borrowed(&data.protocol)),
         Var::QueryString => scalar(out, Cow::Borrowed(&data.query)),
-        Var::RequestHeaders => pairs(&data.headers, false, key, out),
-        Var::RequestHeadersNames => pairs(&data.headers, true, key, out),
-        Var::RequestCookies => pairs(&data.cookies, false, key, out),
-        Var::RequestCookiesNames => pairs(&data.cookies, true, key, out),
+        Var::RequestHeaders => pairs(&data.headers, false, key, only, out),
+        Var::RequestHeadersNames => pairs(&data.headers, true, key, only, out),
+        Var::RequestCookies => pairs(&data.cookies, false, key, only, out),
+        Var::RequestCookiesNames => pairs(&data.cookies, true, key, only, out),
         Var::RequestBody => {
             if state.body_access {
                 scalar(out, Cow::Borrowed(&data.body))
@@ -550,8 +580,8 @@ fn values<'a>(
                 scalar(out, Cow::Borrowed(p.name().as_bytes()))
             }
         }
-        Var::Files => pairs(&data.files, false, key, out),
-        Var::FilesNames => pairs(&data.files, true, key, out),
+        Var::Files => pairs(&data.files, false, key, only, out),
+        Var::FilesNames => pairs(&data.files, true, key, only, out),
         Var::FilesSizes => {
             for (k, size) in &data.file_sizes {
                 out.push(Value {
@@ -564,7 +594,7 @@ fn values<'a>(
             let size: usize = data.file_sizes.iter().map(|(_, s)| s).sum();
             scalar(out, Cow::Owned(size.to_string().into_bytes()));
         }
-        Var::MultipartPartHeaders => pairs(&data.part_headers, false, key, out),
+        Var::MultipartPartHeaders => pairs(&data.part_headers, false, key, only, out),
         Var::MultipartStrictError => scalar(out, flag(data.multipart_strict)),
         Var::MultipartUnmatchedBoundary => scalar(out, flag(data.multipart.unmatched_boundary)),
         Var::MultipartBoundaryQuoted => scalar(out, flag(data.multipart.boundary_quoted)),
@@ -626,12 +656,12 @@ fn values<'a>(
             }
         }
         Var::MatchedVar => {
-            if let Some((_, v)) = &state.matched_var {
+            if let Some((_, v)) = state.matched_var() {
                 scalar(out, owned(v))
             }
         }
         Var::MatchedVarName => {
-            if let Some((n, _)) = &state.matched_var {
+            if let Some((n, _)) = state.matched_var() {
                 scalar(out, owned(n.as_bytes()))
             }
         }
@@ -680,8 +710,8 @@ fn values<'a>(
             scalar(out, Cow::Owned(len.to_string().into_bytes()));
         }
         // Empty until the response is processed (phases 3 and 4).
-        Var::ResponseHeaders => pairs(&data.response.headers, false, key, out),
-        Var::ResponseHeadersNames => pairs(&data.response.headers, true, key, out),
+        Var::ResponseHeaders => pairs(&data.response.headers, false, key, only, out),
+        Var::ResponseHeadersNames => pairs(&data.response.headers, true, key, only, out),
         Var::ResponseStatus
         | Var::ResponseProtocol
         | Var::ResponseContentType
@@ -715,7 +745,7 @@ struct Ctx<'a> {
 impl Resolve for Ctx<'_> {
     fn first(&self, var: Var, key: Option<&str>) -> Option<Vec<u8>> {
         let mut out = Vec::new();
-        values(var, key, self.data, self.state, &mut out);
+        values(var, key, None, self.data, self.state, &mut out);
         out.into_iter()
             .find(|v| match (key, &v.key) {
                 (None, _) => true,
@@ -787,7 +817,24 @@ fn resolve_targets<'a>(
             Some(Selector::Key(k)) => Some(k.as_str()),
             _ => None,
         };
-        values(*var, key, data, state, &mut all);
+        match (collection_name(*var), selector) {
+            // A transaction collection read through a regular expression
+            // (`TX:/^header_name_/`): only the members it selects are copied (their
+            // names are tested again below, as every selector is).
+            (Some(name), Some(s @ Selector::Regex(_))) => {
+                all.extend(
+                    state
+                        .collection(name)
+                        .iter()
+                        .filter(|(k, _)| s.matches(k))
+                        .map(|(k, v)| Value {
+                            key: Some(Cow::Owned(k.clone())),
+                            value: Cow::Owned(v.clone()),
+                        }),
+                );
+            }
+            _ => values(*var, key, only, data, state, &mut all),
+        }
         let selected = all.drain(..).filter(|v| {
             // The prefilter's candidates first: a cheap test that drops most values.
             if let (Some(only), Cow::Borrowed(b)) = (only, &v.value)
@@ -945,7 +992,7 @@ impl Candidates {
                     value: Cow::Borrowed(&data.body[..]),
                 });
             } else {
-                values(var, None, data, state, &mut all);
+                values(var, None, None, data, state, &mut all);
             }
             for v in all.drain(..) {
                 let Cow::Borrowed(bytes) = v.value else {
@@ -1341,7 +1388,7 @@ impl RuleSet {
             data: Data::new(request),
             state: State {
                 collections: BTreeMap::new(),
-                matched_var: None,
+                earlier_match: None,
                 matched_vars: Vec::new(),
                 exceptions: Exceptions::default(),
                 mode: self.engine,
@@ -1456,11 +1503,18 @@ impl<'r> Transaction<'r> {
         self.process_request_body(None);
         self.allowed = None;
         self.phase(5);
+        // Moved out rather than copied: the transaction ends here.
         let tx = self
             .state
-            .collection("tx")
-            .iter()
-            .map(|(k, v)| (k.clone(), String::from_utf8_lossy(v).into_owned()))
+            .collections
+            .remove("tx")
+            .map_or_else(Vec::new, |c| c.entries)
+            .into_iter()
+            .map(|(k, v)| {
+                let v = String::from_utf8(v)
+                    .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
+                (k, v)
+            })
             .collect();
         Outcome {
             mode: self.state.mode,
@@ -1528,7 +1582,7 @@ impl<'r> Transaction<'r> {
     }
 
     fn matches_chain(&mut self, rule: &Rule) -> bool {
-        self.state.matched_vars.clear();
+        self.state.clear_matched();
         for link in &rule.links {
             if !self.matches_link(rule, link) {
                 return false;
@@ -1552,8 +1606,7 @@ impl<'r> Transaction<'r> {
             Some(None) => return false,
             Some(Some((name, value))) => {
                 // As the loop below does for one matching value.
-                self.state.matched_vars.clear();
-                self.state.matched_var = Some((name.clone(), value.clone()));
+                self.state.clear_matched();
                 self.state.matched_vars.push((name, value));
                 set_vars(&mut self.state, &self.data, rule, link);
                 return true;
@@ -1573,11 +1626,10 @@ impl<'r> Transaction<'r> {
                     &mut self.selectors,
                 );
             }
-            let of = self.candidates.of(id);
-            if of.is_empty() {
+            if self.candidates.of(id).is_empty() {
                 return false;
             }
-            candidates = Some(of.to_vec());
+            candidates = Some(id);
         }
         let values = resolve_targets(
             rule,
@@ -1586,10 +1638,12 @@ impl<'r> Transaction<'r> {
             &self.state,
             &mut self.selectors,
             self.cache.generation,
-            candidates.as_deref(),
+            candidates.map(|id| self.candidates.of(id)),
         );
         let mut matched = false;
-        for inspected in values {
+        for mut inspected in values {
+            // Moved, not copied, into the operator's input below (a `TX` value is owned).
+            let raw = std::mem::take(&mut inspected.value);
             let mut groups = Vec::new();
             let (hit, value) = {
                 let ctx = Ctx {
@@ -1602,18 +1656,22 @@ impl<'r> Transaction<'r> {
                     multi_match(
                         link,
                         operator,
-                        inspected.value.clone(),
+                        raw,
                         &ctx,
                         want,
                         &mut self.detect,
                         self.rules.services(),
                     )
                 } else {
-                    let value = match &inspected.value {
-                        _ if link.chain == 0 => inspected.value.clone(),
+                    let value = match raw {
+                        raw if link.chain == 0 => raw,
                         Cow::Borrowed(data_value) => self.cache.apply(link, data_value),
                         Cow::Owned(own) => {
-                            Cow::Owned(apply_all(&link.transforms, own).into_owned())
+                            let changed = match apply_all(&link.transforms, &own) {
+                                Cow::Owned(changed) => Some(changed),
+                                Cow::Borrowed(_) => None,
+                            };
+                            Cow::Owned(changed.unwrap_or(own))
                         }
                     };
                     (
@@ -1638,20 +1696,19 @@ impl<'r> Transaction<'r> {
             }
             if !matched {
                 // This link's matches replace those of the previous link of the chain.
-                self.state.matched_vars.clear();
+                self.state.clear_matched();
                 matched = true;
             }
             if !groups.is_empty() {
-                for n in 0..crate::operators::MAX_CAPTURES {
-                    self.state.delete("tx", &n.to_string());
+                for n in CAPTURE_NAMES {
+                    self.state.delete("tx", n);
                 }
-                for (n, g) in groups.into_iter().enumerate() {
-                    self.state.set("tx", &n.to_string(), g);
+                for (n, g) in CAPTURE_NAMES.iter().zip(groups) {
+                    self.state.set("tx", n, g);
                 }
             }
             let name = inspected.name();
             let value = value.into_owned();
-            self.state.matched_var = Some((name.clone(), value.clone()));
             self.state.matched_vars.push((name, value));
             set_vars(&mut self.state, &self.data, rule, link);
         }
@@ -1857,6 +1914,10 @@ fn set_vars(state: &mut State, data: &Data, rule: &Rule, link: &Link) {
     }
 }
 
+/// The `TX` names of the captures (`TX:0` .. `TX:9`), spelled once.
+const CAPTURE_NAMES: [&str; crate::operators::MAX_CAPTURES] =
+    ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"];
+
 /// `multiMatch`: the operator runs on the value before any transformation and again after
 /// every transformation that changed it.
 fn multi_match<'v>(
@@ -1872,9 +1933,17 @@ fn multi_match<'v>(
     if operator.matches_with(&value, ctx, captures.as_deref_mut(), memo, services) {
         return (true, value);
     }
-    for t in &link.transforms {
+    // As `apply_all_with` does: a transformation the value's features say leaves it as
+    // it is is not applied (CRS's 942100 runs three over every argument and name, which
+    // hardly ever change one).
+    let mut features = Features::of(&value);
+    for &t in &link.transforms {
+        if features.leaves_unchanged(t) {
+            continue;
+        }
         let next = t.apply(&value);
         if next != *value {
+            features = Features::of(&next);
             value = Cow::Owned(next);
             if operator.matches_with(&value, ctx, captures.as_deref_mut(), memo, services) {
                 return (true, value);

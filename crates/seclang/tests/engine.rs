@@ -285,6 +285,30 @@ fn setvar_runs_once_per_matching_value() {
 }
 
 #[test]
+fn matched_var_outlives_rules_that_match_nothing() {
+    let rules = load(
+        r#"
+        SecRule ARGS "@contains x" "id:1,phase:2,pass,setvar:'tx.in_rule=%{MATCHED_VAR}'"
+        SecRule ARGS "@contains nothing-has-this" "id:2,phase:2,pass"
+        SecRule REQUEST_METHOD "@streq GET" "id:3,phase:2,pass,chain"
+            SecRule ARGS:b "@streq y" "chain"
+                SecRule MATCHED_VAR "@streq y" "setvar:'tx.chained=%{MATCHED_VAR_NAME}'"
+        SecAction "id:4,phase:2,pass,setvar:'tx.after=%{MATCHED_VAR_NAME}=%{MATCHED_VAR}'"
+        SecRule MATCHED_VARS "@rx ." "id:5,phase:2,pass,setvar:tx.vars=+1"
+        "#,
+    );
+    let o = rules.evaluate(&get("/?a=x1&b=y&c=x2"));
+    // Per matching value, MATCHED_VAR is the latest one (`x1`, then `x2`).
+    assert_eq!(o.tx("in_rule"), Some("x2"));
+    // Rule 2 matches nothing and rule 4 has no operator: MATCHED_VAR is still the last
+    // value matched, by rule 3's last link.
+    assert_eq!(o.tx("chained"), Some("MATCHED_VAR"));
+    assert_eq!(o.tx("after"), Some("MATCHED_VAR=y"));
+    // MATCHED_VARS belong to the rule being matched: empty again for rule 5.
+    assert_eq!(o.tx("vars"), None);
+}
+
+#[test]
 fn default_disruptive_action_applies_to_block_only() {
     let rules = load(
         r#"
