@@ -1,6 +1,6 @@
 //! `chatgate build`: runs each component's `[component.x.build] command`, as `spin build` does.
 
-use crate::manifest::Manifest;
+use chatgate::manifest::Manifest;
 use std::process::Command;
 
 /// Runs every component's build commands in manifest order, stopping at the first failure.

@@ -11,13 +11,10 @@
 
 pub mod admission;
 pub mod app;
-pub mod build;
 pub mod capabilities;
 pub mod compose;
 pub mod deny;
 pub mod dependency_name;
-pub mod embeddings;
-pub mod index;
 pub mod key_value;
 pub mod manifest;
 pub mod openai_error;

@@ -9,6 +9,9 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+/// `chatgate build`: a command-line tool, not part of the runtime library.
+mod build;
+
 #[derive(Parser)]
 #[command(
     name = "chatgate",
@@ -85,7 +88,7 @@ fn run(cli: Cli) -> wasmtime::Result<()> {
         Commands::Build {
             manifest,
             components,
-        } => chatgate::build::build_components(&Manifest::load(&manifest)?, &components),
+        } => build::build_components(&Manifest::load(&manifest)?, &components),
         Commands::Up {
             manifest,
             listen,
@@ -95,7 +98,7 @@ fn run(cli: Cli) -> wasmtime::Result<()> {
         } => {
             let manifest = Manifest::load(&manifest)?;
             if build {
-                chatgate::build::build_components(&manifest, &[])?;
+                build::build_components(&manifest, &[])?;
             }
             let options = AppOptions {
                 key_value_path: Some(
@@ -272,10 +275,10 @@ struct IndexArgs {
     #[arg(long)]
     source_prefix: Option<String>,
     /// Most words of new text per chunk.
-    #[arg(long, default_value_t = chatgate::index::default_chunking().max_words)]
+    #[arg(long, default_value_t = chatgate_indexer::default_chunking().max_words)]
     max_words: u32,
     /// Words a chunk repeats from the one before it in the same section.
-    #[arg(long, default_value_t = chatgate::index::default_chunking().overlap_words)]
+    #[arg(long, default_value_t = chatgate_indexer::default_chunking().overlap_words)]
     overlap_words: u32,
     /// BM25 term-frequency saturation.
     #[arg(long, default_value_t = chatgate_index::RankingParams::default().k1)]
@@ -310,13 +313,13 @@ struct IndexArgs {
     #[arg(long, default_value = "openai", value_parser = ["openai", "azure"], requires = "embeddings_origin")]
     embeddings_flavor: String,
     /// Azure OpenAI's api-version.
-    #[arg(long, default_value = chatgate::embeddings::DEFAULT_AZURE_API_VERSION, requires = "embeddings_origin")]
+    #[arg(long, default_value = chatgate_indexer::embeddings::DEFAULT_AZURE_API_VERSION, requires = "embeddings_origin")]
     embeddings_api_version: String,
     /// Path before `/embeddings` (OpenAI flavor).
-    #[arg(long, default_value = chatgate::embeddings::DEFAULT_PATH_PREFIX, requires = "embeddings_origin")]
+    #[arg(long, default_value = chatgate_indexer::embeddings::DEFAULT_PATH_PREFIX, requires = "embeddings_origin")]
     embeddings_path_prefix: String,
     /// Chunks per embeddings request.
-    #[arg(long, default_value_t = chatgate::embeddings::DEFAULT_BATCH_INPUTS, requires = "embeddings_origin")]
+    #[arg(long, default_value_t = chatgate_indexer::embeddings::DEFAULT_BATCH_INPUTS, requires = "embeddings_origin")]
     embeddings_batch: usize,
 }
 
@@ -350,7 +353,7 @@ fn index(args: IndexArgs) -> wasmtime::Result<()> {
     let embeddings = match &args.embeddings_origin {
         None => None,
         Some(origin) => {
-            use chatgate::embeddings::{API_KEY_ENV, EmbeddingsOptions, Flavor};
+            use chatgate_indexer::embeddings::{API_KEY_ENV, EmbeddingsOptions, Flavor};
             let Some(model) = &args.embeddings_model else {
                 wasmtime::bail!(
                     "--embeddings-origin needs --embeddings-model (for Azure, the deployment)"
@@ -376,7 +379,7 @@ fn index(args: IndexArgs) -> wasmtime::Result<()> {
             Some(options)
         }
     };
-    let options = chatgate::index::IndexOptions {
+    let options = chatgate_indexer::IndexOptions {
         folder: args.folder,
         out_dir: args.out,
         source_prefix,
@@ -397,13 +400,13 @@ fn index(args: IndexArgs) -> wasmtime::Result<()> {
             },
             embedding: None,
         },
-        component: args.component,
         progress: true,
         strict: args.strict,
         embeddings,
     };
     let started = std::time::Instant::now();
-    let report = tokio::runtime::Runtime::new()?.block_on(chatgate::index::run(&options))?;
+    let runtime = tokio::runtime::Runtime::new()?;
+    let report = runtime.block_on(chatgate_indexer::run(&options))?;
     for skipped in &report.skipped {
         eprintln!("skipped {}: {}", skipped.path, skipped.reason);
     }
@@ -436,19 +439,29 @@ fn index(args: IndexArgs) -> wasmtime::Result<()> {
             report.artifact_bytes
         );
     }
-    if let Some((path, bytes)) = &report.component {
-        eprintln!(
-            "wrote {} ({bytes} bytes), preloaded with the index",
-            path.display()
-        );
-    }
-    eprintln!("in {:.1?}", started.elapsed());
     if !report.written {
+        eprintln!("in {:.1?}", started.elapsed());
         wasmtime::bail!(
             "{} files were skipped (--strict): nothing was written",
             report.skipped.len()
         );
     }
+    if let Some(component) = &args.component {
+        // The component reads the artifact just written, at `/index`, while it is
+        // pre-initialised.
+        let wasm = std::fs::read(component).map_err(|error| {
+            wasmtime::format_err!("cannot read the component {}: {error}", component.display())
+        })?;
+        let preloaded = runtime.block_on(chatgate::preload::preload(&wasm, &options.out_dir))?;
+        let path = options.out_dir.join(chatgate_indexer::COMPONENT_FILE);
+        chatgate_indexer::write_atomically(&path, &preloaded)?;
+        eprintln!(
+            "wrote {} ({} bytes), preloaded with the index",
+            path.display(),
+            preloaded.len()
+        );
+    }
+    eprintln!("in {:.1?}", started.elapsed());
     Ok(())
 }
 

@@ -122,7 +122,7 @@ async fn preload(chunks: usize) -> Preloaded {
     let params = IndexParams {
         ranking: RankingParams::default(),
         analyzer: AnalyzerConfig::default(),
-        chunking: chatgate::index::default_chunking(),
+        chunking: chatgate_indexer::default_chunking(),
         embedding: None,
     };
     let started = Instant::now();
@@ -132,14 +132,14 @@ async fn preload(chunks: usize) -> Preloaded {
     let (chunk_count, terms) = (index.chunk_count(), index.term_count());
     let dir = repo_root().join(format!("target/bench-retrieval/{chunks}"));
     std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join(chatgate::index::ARTIFACT_FILE), &artifact).unwrap();
+    std::fs::write(dir.join(chatgate_indexer::ARTIFACT_FILE), &artifact).unwrap();
     let retrieval = std::fs::read(wasm("retrieval")).unwrap();
     let started = Instant::now();
     let preloaded = chatgate::preload::preload(&retrieval, &dir)
         .await
         .expect("preloading");
     let preload_time = started.elapsed();
-    let component = dir.join(chatgate::index::COMPONENT_FILE);
+    let component = dir.join(chatgate_indexer::COMPONENT_FILE);
     std::fs::write(&component, &preloaded).unwrap();
     std::fs::write(dir.join("queries.txt"), corpus.queries.join("\n")).unwrap();
     Preloaded {

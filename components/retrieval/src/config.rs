@@ -1,6 +1,9 @@
 //! The deployment's settings, from Spin variables (when `chat` passes its variables on
 //! with `inherit_configuration = ["variables", ...]`; without them, the defaults).
 
+/// Which wire format the endpoint speaks: `{origin}{path_prefix}/embeddings` (OpenAI)
+/// or `{origin}/openai/deployments/{model}/embeddings?api-version={api_version}` (Azure).
+pub use chatgate_embeddings::Flavor as ApiFlavor;
 use chatgate_guest::{ApiKey, VariableValue, Variables};
 
 pub const MIN_SCORE: &str = "retrieval_min_score";
@@ -26,8 +29,9 @@ pub const VARIABLES: &[&str] = &[
     EMBEDDINGS_TIMEOUT_MS,
 ];
 
-pub const DEFAULT_PATH_PREFIX: &str = "/v1";
-pub const DEFAULT_API_VERSION: &str = "2024-10-21";
+pub use chatgate_embeddings::{
+    DEFAULT_AZURE_API_VERSION as DEFAULT_API_VERSION, DEFAULT_PATH_PREFIX,
+};
 /// A query embedding is one short input: when it takes longer than this, the search
 /// answers from BM25 alone rather than keep `chat` waiting.
 pub const DEFAULT_TIMEOUT_MS: u64 = 3000;
@@ -55,15 +59,6 @@ pub struct EmbeddingsConfig {
     /// The model (Azure: the deployment); `None` uses the one the index records.
     pub model: Option<String>,
     pub timeout_ms: u64,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ApiFlavor {
-    /// `{origin}{path_prefix}/embeddings`; `path_prefix` is empty or starts with `/`,
-    /// without a trailing one.
-    OpenAi { path_prefix: String },
-    /// `{origin}/openai/deployments/{model}/embeddings?api-version={api_version}`.
-    Azure { api_version: String },
 }
 
 /// A variable that is set but unusable: the deployment is misconfigured.
@@ -96,10 +91,7 @@ fn embeddings(variables: &Variables) -> Result<Option<EmbeddingsConfig>, ConfigE
         Some("azure") => {
             let version = text(variables, EMBEDDINGS_API_VERSION)?
                 .unwrap_or_else(|| DEFAULT_API_VERSION.to_string());
-            if !version
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.'))
-            {
+            if !chatgate_embeddings::valid_api_version(&version) {
                 return Err(ConfigError(format!(
                     "variable `{EMBEDDINGS_API_VERSION}` must look like {DEFAULT_API_VERSION}, not `{version}`"
                 )));
@@ -126,7 +118,7 @@ fn embeddings(variables: &Variables) -> Result<Option<EmbeddingsConfig>, ConfigE
     }
     let model = text(variables, EMBEDDINGS_MODEL)?;
     if let (ApiFlavor::Azure { .. }, Some(model)) = (&flavor, &model)
-        && !crate::embeddings::valid_deployment(model)
+        && !chatgate_embeddings::valid_deployment(model)
     {
         return Err(ConfigError(format!(
             "variable `{EMBEDDINGS_MODEL}` must be an Azure OpenAI deployment name (letters, digits, `-`, `_`, `.`), not `{model}`"
@@ -177,19 +169,11 @@ fn parse_origin(text: &str) -> Result<String, ConfigError> {
 
 /// `/v1`, `/openai/v1`, or empty (`/` alone also means empty).
 fn parse_path_prefix(text: &str) -> Result<String, ConfigError> {
-    let prefix = text.trim_end_matches('/');
-    let valid = prefix.is_empty()
-        || (prefix.starts_with('/')
-            && prefix
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '/' | '-' | '_' | '.' | '~')));
-    if valid {
-        Ok(prefix.to_string())
-    } else {
-        Err(ConfigError(format!(
+    chatgate_embeddings::path_prefix(text).ok_or_else(|| {
+        ConfigError(format!(
             "variable `{EMBEDDINGS_PATH_PREFIX}` must be a URL path such as {DEFAULT_PATH_PREFIX}, not `{text}`"
-        )))
-    }
+        ))
+    })
 }
 
 fn non_negative(variables: &Variables, name: &str, default: f32) -> Result<f32, ConfigError> {

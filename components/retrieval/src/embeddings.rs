@@ -1,19 +1,13 @@
 //! Embedding a query with the endpoint that embedded the index: the request to send and
-//! the meaning of the answer. The `wasm` module only sends it.
+//! the meaning of the answer, in the wire format `chatgate index` speaks too
+//! ([`chatgate_embeddings`]). The `wasm` module only sends it.
 //!
-//! Two wire formats, the same as `chatgate index` speaks:
-//! - OpenAI-compatible: `POST {origin}{path_prefix}/embeddings` with
-//!   `Authorization: Bearer <key>` and `{"model", "input", "encoding_format": "float"}`;
-//! - Azure OpenAI: `POST {origin}/openai/deployments/{deployment}/embeddings?api-version=…`
-//!   with `api-key: <key>` (the model is the deployment, named in the path).
-//!
-//! Both answer `{"data": [{"index": 0, "embedding": [f32, …]}, …]}`, and on failure
-//! `{"error": {"message": …}}`. A failure is never fatal to a search: the caller falls
-//! back to BM25 and logs [`EmbeddingFailure`]'s text, which holds no secret.
+//! A failure is never fatal to a search: the caller falls back to BM25 and logs
+//! [`EmbeddingFailure`]'s text, which holds no secret.
 
-use crate::config::{ApiFlavor, EmbeddingsConfig};
+use crate::config::EmbeddingsConfig;
+pub use chatgate_embeddings::valid_deployment;
 use chatgate_guest::sanitize;
-use serde_json::{Value, json};
 use std::fmt;
 
 /// A query embedding larger than this is not one (3072 dimensions take about 70 KB).
@@ -34,33 +28,13 @@ pub fn request(config: &EmbeddingsConfig, model: &str, query: &str) -> Embedding
         ("content-type", "application/json".to_string()),
         ("accept", "application/json".to_string()),
     ];
-    let (url, body) = match &config.flavor {
-        ApiFlavor::OpenAi { path_prefix } => {
-            if let Some(key) = &config.api_key {
-                headers.push(("authorization", format!("Bearer {}", key.expose())));
-            }
-            (
-                format!("{}{path_prefix}/embeddings", config.origin),
-                json!({"model": model, "input": [query], "encoding_format": "float"}),
-            )
-        }
-        ApiFlavor::Azure { api_version } => {
-            if let Some(key) = &config.api_key {
-                headers.push(("api-key", key.expose().to_string()));
-            }
-            (
-                format!(
-                    "{}/openai/deployments/{model}/embeddings?api-version={api_version}",
-                    config.origin
-                ),
-                json!({"input": [query], "encoding_format": "float"}),
-            )
-        }
-    };
+    if let Some(key) = &config.api_key {
+        headers.push(config.flavor.credential_header(key.expose()));
+    }
     EmbeddingRequest {
-        url,
+        url: format!("{}{}", config.origin, config.flavor.path_and_query(model)),
         headers,
-        body: body.to_string(),
+        body: config.flavor.request_body(model, &[query]),
     }
 }
 
@@ -132,38 +106,12 @@ pub fn fallback_line(failure: &EmbeddingFailure) -> String {
     format!("retrieval: answering from BM25 only: the query was not embedded: {failure}")
 }
 
-/// Azure deployment names go into the URL path, so only these characters may.
-pub fn valid_deployment(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 256
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-        && name != "."
-        && name != ".."
-}
-
 /// The query vector in a 2xx answer `body`, which must have `dimensions` components.
 pub fn parse_vector(body: &[u8], dimensions: usize) -> Result<Vec<f32>, EmbeddingFailure> {
-    let malformed = |why: &str| EmbeddingFailure::Malformed(why.to_string());
-    let value: Value = serde_json::from_slice(body).map_err(|_| malformed("not JSON"))?;
-    let data = value
-        .get("data")
-        .and_then(Value::as_array)
-        .ok_or_else(|| malformed("no `data` list"))?;
-    let first = data
-        .iter()
-        .find(|item| item.get("index").and_then(Value::as_u64).unwrap_or(0) == 0)
-        .ok_or_else(|| malformed("no embedding in `data`"))?;
-    let embedding = first
-        .get("embedding")
-        .and_then(Value::as_array)
-        .ok_or_else(|| malformed("the embedding is not a list of numbers (base64?)"))?;
-    let vector = embedding
-        .iter()
-        .map(|v| v.as_f64().map(|v| v as f32).filter(|v| v.is_finite()))
-        .collect::<Option<Vec<f32>>>()
-        .ok_or_else(|| malformed("the embedding holds something other than finite numbers"))?;
+    let vector = chatgate_embeddings::parse_vectors(body, 1)
+        .map_err(|error| EmbeddingFailure::Malformed(error.to_string()))?
+        .pop()
+        .unwrap_or_default();
     if vector.len() != dimensions {
         return Err(EmbeddingFailure::WrongDimensions {
             expected: dimensions,
@@ -176,9 +124,7 @@ pub fn parse_vector(body: &[u8], dimensions: usize) -> Result<Vec<f32>, Embeddin
 /// The failure for a non-2xx answer; `secret` (the key that was sent) is redacted from
 /// the service's message should it be echoed.
 pub fn status_failure(status: u16, body: &[u8], secret: Option<&str>) -> EmbeddingFailure {
-    let message = serde_json::from_slice::<Value>(body)
-        .ok()
-        .and_then(|v| v.get("error")?.get("message")?.as_str().map(str::to_string))
+    let message = chatgate_embeddings::error_message(body)
         .map(|message| sanitize(&message, secret))
         .filter(|message| !message.is_empty());
     EmbeddingFailure::Status { status, message }
@@ -187,7 +133,9 @@ pub fn status_failure(status: u16, body: &[u8], secret: Option<&str>) -> Embeddi
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::ApiFlavor;
     use chatgate_guest::ApiKey;
+    use serde_json::{Value, json};
 
     fn openai(key: Option<&str>) -> EmbeddingsConfig {
         EmbeddingsConfig {
@@ -255,15 +203,6 @@ mod tests {
             let request = request(&config, "m", "q");
             assert_eq!(header(&request, "authorization"), None);
             assert_eq!(header(&request, "api-key"), None);
-        }
-    }
-
-    #[test]
-    fn deployment_names_cannot_change_the_path() {
-        assert!(valid_deployment("text-embedding-3-small"));
-        assert!(valid_deployment("embed_v1.2"));
-        for bad in ["", "..", "a/b", "a?x=1", "a b", "é"] {
-            assert!(!valid_deployment(bad), "{bad}");
         }
     }
 

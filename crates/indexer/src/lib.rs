@@ -1,5 +1,6 @@
-//! `chatgate index`: builds the retrieval index artifact from a folder of documents,
-//! and the `retrieval` component preloaded with it.
+//! `chatgate index`: builds the retrieval index artifact from a folder of documents.
+//! (The `chatgate` binary then preloads the `retrieval` component with it, with
+//! wasmtime; this crate does not run Wasm.)
 //!
 //! Re-indexing is incremental: a document whose content hash and path are unchanged
 //! keeps its chunks (and their embeddings) from the previous artifact in the output
@@ -11,27 +12,31 @@
 //! unchanged document keeps its stored vectors if they come from the same model (a
 //! different model re-embeds every chunk, though the chunks themselves are reused).
 
-use crate::embeddings::{EmbeddingsClient, EmbeddingsOptions};
+pub mod embeddings;
+
+use chatgate_index::ingest::IngestError;
 use chatgate_index::ingest::{self, ChunkingOptions, Skipped};
-use chatgate_index::{ChunkingParams, Document, EmbeddingInfo, Index, IndexParams, Vectors};
+use chatgate_index::{
+    BuildError, ChunkingParams, Document, EmbeddingInfo, FormatError, Index, IndexParams, Vectors,
+};
+use embeddings::{EmbeddingsClient, EmbeddingsError, EmbeddingsOptions};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 /// The artifact's file name in the output folder (and, through `/index`, in the component).
 pub const ARTIFACT_FILE: &str = "chatgate.idx";
-/// The preloaded component's file name in the output folder.
+/// The preloaded component's file name in the output folder (written by `chatgate index
+/// --component`).
 pub const COMPONENT_FILE: &str = "retrieval.wasm";
 
 pub struct IndexOptions {
     /// The folder of documents.
     pub folder: PathBuf,
-    /// Where `chatgate.idx` (and `retrieval.wasm`) are written.
+    /// Where `chatgate.idx` is written.
     pub out_dir: PathBuf,
     /// Prepended to each document's path inside `folder` to make its `source`.
     pub source_prefix: String,
     pub params: IndexParams,
-    /// The `retrieval` component to preload with the index.
-    pub component: Option<PathBuf>,
     /// Show a progress bar (on a terminal).
     pub progress: bool,
     /// Write nothing if any file had to be skipped.
@@ -58,7 +63,6 @@ pub struct IndexReport {
     pub full_rebuild_reason: Option<String>,
     pub artifact: PathBuf,
     pub artifact_bytes: usize,
-    pub component: Option<(PathBuf, usize)>,
     /// False when `strict` stopped the run before anything was written.
     pub written: bool,
     /// The model whose vectors the index holds.
@@ -71,14 +75,41 @@ pub struct IndexReport {
     pub reembed_reason: Option<String>,
 }
 
+/// Why a run failed.
+#[derive(Debug, thiserror::Error)]
+pub enum IndexError {
+    /// The embeddings settings are unusable (nothing was read or sent).
+    #[error(transparent)]
+    EmbeddingsSettings(EmbeddingsError),
+    #[error(transparent)]
+    Folder(#[from] IngestError),
+    #[error("embedding chunks: {0}")]
+    Embedding(EmbeddingsError),
+    #[error("embeddings of {0} dimensions are too large")]
+    TooManyDimensions(usize),
+    #[error(transparent)]
+    Build(#[from] BuildError),
+    /// The artifact just built does not open: a bug in `chatgate_index`.
+    #[error("the index just built is unreadable: {0}")]
+    Unreadable(FormatError),
+    // `reason`, not `source`: the message already says it, and a source would be
+    // printed a second time by `{:#}`.
+    #[error("cannot write {}: {reason}", path.display())]
+    Write {
+        path: PathBuf,
+        reason: std::io::Error,
+    },
+}
+
 /// Builds the index of `options.folder`; see the module documentation.
-pub async fn run(options: &IndexOptions) -> wasmtime::Result<IndexReport> {
+pub async fn run(options: &IndexOptions) -> Result<IndexReport, IndexError> {
     // Bad embeddings settings fail the run before any file is read.
     let embeddings = options
         .embeddings
         .clone()
         .map(EmbeddingsClient::new)
-        .transpose()?;
+        .transpose()
+        .map_err(IndexError::EmbeddingsSettings)?;
     let discovered = ingest::discover(&options.folder)?;
     let mut report = IndexReport {
         skipped: discovered.skipped,
@@ -192,23 +223,16 @@ pub async fn run(options: &IndexOptions) -> wasmtime::Result<IndexReport> {
     params.embedding = vectors.as_ref().map(|v| v.info.clone());
     report.embedding = params.embedding.clone();
     let artifact = chatgate_index::build(&documents, &params, vectors)?;
-    let opened = Index::open(&artifact)?;
+    let opened = Index::open(&artifact).map_err(IndexError::Unreadable)?;
     report.documents = opened.document_count();
     report.chunks = opened.chunk_count();
     report.terms = opened.term_count();
     report.artifact_bytes = artifact.len();
-    std::fs::create_dir_all(&options.out_dir)?;
+    std::fs::create_dir_all(&options.out_dir).map_err(|reason| IndexError::Write {
+        path: options.out_dir.clone(),
+        reason,
+    })?;
     write_atomically(&report.artifact, &artifact)?;
-
-    if let Some(component) = &options.component {
-        let wasm = std::fs::read(component).map_err(|error| {
-            wasmtime::format_err!("cannot read the component {}: {error}", component.display())
-        })?;
-        let preloaded = crate::preload::preload(&wasm, &options.out_dir).await?;
-        let path = options.out_dir.join(COMPONENT_FILE);
-        write_atomically(&path, &preloaded)?;
-        report.component = Some((path, preloaded.len()));
-    }
     report.written = true;
     Ok(report)
 }
@@ -233,7 +257,7 @@ async fn embed(
     previous: Option<&Index<'_>>,
     progress: bool,
     report: &mut IndexReport,
-) -> wasmtime::Result<Option<(EmbeddingInfo, Vec<f32>)>> {
+) -> Result<Option<(EmbeddingInfo, Vec<f32>)>, IndexError> {
     let stored_info = previous.and_then(|index| index.params().embedding.clone());
     let reusable = match (&stored_info, previous) {
         (Some(info), _) if info.model == client.model() => true,
@@ -302,9 +326,8 @@ async fn embed(
     }
     let info = EmbeddingInfo {
         model: client.model().to_string(),
-        dimensions: u32::try_from(dimensions).map_err(|_| {
-            wasmtime::format_err!("embeddings of {dimensions} dimensions are too large")
-        })?,
+        dimensions: u32::try_from(dimensions)
+            .map_err(|_| IndexError::TooManyDimensions(dimensions))?,
     };
     Ok(Some((info, values)))
 }
@@ -316,7 +339,7 @@ async fn embed_missing(
     documents: &[Document],
     stored: &[Option<Vec<f32>>],
     progress: bool,
-) -> wasmtime::Result<Option<(usize, Vec<Vec<f32>>)>> {
+) -> Result<Option<(usize, Vec<Vec<f32>>)>, IndexError> {
     let inputs: Vec<String> = documents
         .iter()
         .zip(stored)
@@ -331,7 +354,7 @@ async fn embed_missing(
     let embeddings = client
         .embed(&inputs, |done| bar.inc(done as u64))
         .await
-        .map_err(|error| wasmtime::format_err!("embedding chunks: {error}"))?;
+        .map_err(IndexError::Embedding)?;
     bar.finish_and_clear();
     let dimensions = embeddings.dimensions;
     let vectors = embeddings
@@ -361,11 +384,15 @@ fn skipped(path: &str, reason: String) -> Skipped {
 }
 
 /// Writes `bytes` so that a reader sees the old file or the new one, never a mix.
-fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), IndexError> {
     let mut temporary = path.as_os_str().to_owned();
     temporary.push(".partial");
-    std::fs::write(&temporary, bytes)?;
-    std::fs::rename(&temporary, path)
+    std::fs::write(&temporary, bytes)
+        .and_then(|()| std::fs::rename(&temporary, path))
+        .map_err(|reason| IndexError::Write {
+            path: path.to_path_buf(),
+            reason,
+        })
 }
 
 fn progress_bar(enabled: bool, total: usize, doing: &str, unit: &str) -> indicatif::ProgressBar {

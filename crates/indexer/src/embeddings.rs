@@ -1,55 +1,34 @@
 //! A client of an embeddings endpoint, for `chatgate index`: it embeds chunks in
 //! batches so that the index can hold their vectors (hybrid search).
 //!
-//! Two wire formats:
-//! - OpenAI-compatible (OpenAI, and local servers such as Ollama or vLLM):
-//!   `POST {origin}{path_prefix}/embeddings`, `Authorization: Bearer <key>`, body
-//!   `{"model", "input": [...], "encoding_format": "float"}`;
-//! - Azure OpenAI: `POST {origin}/openai/deployments/{deployment}/embeddings?api-version=…`,
-//!   `api-key: <key>`, body `{"input": [...], "encoding_format": "float"}`.
+//! The wire format (OpenAI-compatible or Azure OpenAI) is [`chatgate_embeddings`]'s,
+//! which the `retrieval` component speaks too. Vectors are put back in input order by
+//! `index`. Throttling (429), server errors (5xx), 408, 409, timeouts and broken
+//! connections are retried with exponential backoff, or after the delay the service
+//! asks for (`retry-after-ms`, then `Retry-After`), a bounded number of times. Other
+//! refusals fail at once with the status and the service's own message. The key never
+//! appears in an error: the service's text is redacted before it is shown.
 //!
-//! Both answer `{"data": [{"index", "embedding": [f32, ...]}, ...]}`; vectors are put
-//! back in input order by `index`. Throttling (429), server errors (5xx), timeouts and
-//! broken connections are retried with exponential backoff, or after the delay the
-//! service asks for (`retry-after-ms`, then `Retry-After`), a bounded number of times.
-//! Other refusals fail at once with the status and the service's own message. The
-//! key never appears in an error: the service's text is redacted before it is shown.
-//!
-//! HTTP/1.1 over hyper, with TLS by rustls and the Mozilla root certificates
-//! (`webpki-roots`); one connection is kept open and reused across batches.
+//! HTTP/1.1 by `reqwest`, with TLS by rustls and the Mozilla root certificates
+//! (`webpki-roots`); its pool keeps the connection open across batches. Redirects are
+//! not followed and proxies are not used, so the key goes to the origin given and
+//! nowhere else.
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full, Limited};
-use hyper::client::conn::http1::SendRequest;
-use hyper_util::rt::TokioIo;
-use std::sync::Arc;
+use chatgate_embeddings::AnswerError;
+pub use chatgate_embeddings::{DEFAULT_AZURE_API_VERSION, DEFAULT_PATH_PREFIX, Flavor};
+use reqwest::header::{self, HeaderMap, HeaderValue};
 use std::time::Duration;
-use tokio_rustls::rustls;
 
 /// Inputs per request unless told otherwise (OpenAI allows 2048; smaller batches keep a
 /// retried request cheap).
 pub const DEFAULT_BATCH_INPUTS: usize = 64;
 /// Characters per request: about 100k tokens, well under OpenAI's 300k per request.
 pub const DEFAULT_BATCH_CHARS: usize = 400_000;
-pub const DEFAULT_PATH_PREFIX: &str = "/v1";
-pub const DEFAULT_AZURE_API_VERSION: &str = "2024-10-21";
 /// The environment variable the API key is read from (never a flag: flags show in
 /// process listings and shell history).
 pub const API_KEY_ENV: &str = "CHATGATE_EMBEDDINGS_API_KEY";
 /// An answer larger than this is refused (2048 inputs of 3072 dimensions take ~130 MB).
 pub const MAX_RESPONSE_BYTES: usize = 256 << 20;
-
-/// Which wire format the endpoint speaks.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Flavor {
-    /// `path_prefix` is empty or starts with `/` (e.g. `/v1`).
-    OpenAi {
-        path_prefix: String,
-    },
-    Azure {
-        api_version: String,
-    },
-}
 
 /// When and how often a failed request is tried again.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,6 +56,8 @@ impl Default for RetryPolicy {
 pub struct EmbeddingsOptions {
     /// `http(s)://host[:port]`.
     pub origin: String,
+    /// For the OpenAI flavour, the path prefix as given (`/v1`, `/api/v2/`): it is
+    /// checked and normalised by [`EmbeddingsClient::new`].
     pub flavor: Flavor,
     /// The model; for Azure, the deployment.
     pub model: String,
@@ -84,7 +65,7 @@ pub struct EmbeddingsOptions {
     pub batch_inputs: usize,
     pub batch_chars: usize,
     pub retry: RetryPolicy,
-    /// One attempt's limit, connecting included.
+    /// One attempt's limit, connecting and reading the answer included.
     pub request_timeout: Duration,
 }
 
@@ -122,6 +103,7 @@ impl EmbeddingsOptions {
 /// Why embedding failed.
 #[derive(Debug, thiserror::Error)]
 pub enum EmbeddingsError {
+    /// The options are unusable; nothing was sent.
     #[error("{0}")]
     Config(String),
     #[error(
@@ -130,13 +112,17 @@ pub enum EmbeddingsError {
     )]
     Status {
         status: u16,
+        /// The service's message, redacted.
         message: Option<String>,
         hint: &'static str,
     },
     #[error("the embeddings endpoint {origin} could not be reached: {reason}")]
-    Unreachable { origin: String, reason: String },
+    Unreachable {
+        origin: String,
+        reason: TransportFailure,
+    },
     #[error("the embeddings endpoint's answer is unusable: {0}")]
-    InvalidResponse(String),
+    InvalidResponse(AnswerError),
     #[error(
         "the embeddings endpoint answered vectors of {found} dimensions after vectors of {expected}"
     )]
@@ -150,6 +136,22 @@ fn detail(message: &Option<String>) -> String {
         .unwrap_or_default()
 }
 
+/// Why an attempt got no complete answer (it is retried).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TransportFailure {
+    #[error("no answer within {0:.0?}")]
+    TimedOut(Duration),
+    #[error("the TLS handshake failed: {0}")]
+    Tls(String),
+    /// Connecting or sending failed: the causes, outermost first.
+    #[error("{0}")]
+    Connection(String),
+    #[error("the answer is larger than {MAX_RESPONSE_BYTES} bytes")]
+    TooLarge,
+    #[error("the answer broke off: {0}")]
+    BrokeOff(String),
+}
+
 /// The vectors of a list of inputs, one after the other, in input order.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Embeddings {
@@ -157,135 +159,104 @@ pub struct Embeddings {
     pub values: Vec<f32>,
 }
 
-/// Where requests go, parsed once.
-struct Endpoint {
-    tls: Option<tokio_rustls::TlsConnector>,
-    server_name: rustls::pki_types::ServerName<'static>,
-    /// `host:port` to connect to.
-    address: String,
-    /// The `Host` header.
-    authority: String,
-    path_and_query: String,
+/// An answer, whatever its status.
+struct Answer {
+    status: u16,
+    headers: HeaderMap,
+    body: Vec<u8>,
 }
 
 /// An embeddings client; see the module documentation.
 pub struct EmbeddingsClient {
     options: EmbeddingsOptions,
-    endpoint: Endpoint,
-    connection: tokio::sync::Mutex<Option<SendRequest<Full<Bytes>>>>,
+    http: reqwest::Client,
+    url: reqwest::Url,
 }
 
 impl EmbeddingsClient {
     pub fn new(options: EmbeddingsOptions) -> Result<Self, EmbeddingsError> {
         let config = |message: String| EmbeddingsError::Config(message);
-        let origin = options.origin.trim_end_matches('/').to_string();
         let invalid_origin = || {
             config(format!(
                 "--embeddings-origin must be scheme://host[:port], e.g. https://api.openai.com, not `{}`",
                 options.origin
             ))
         };
-        let uri: http::Uri = origin.parse().map_err(|_| invalid_origin())?;
-        let https = match uri.scheme_str() {
-            Some("https") => true,
-            Some("http") => false,
-            _ => return Err(invalid_origin()),
-        };
-        let authority = uri
-            .authority()
-            .filter(|a| !a.as_str().contains('@'))
-            .ok_or_else(invalid_origin)?;
-        if uri.path_and_query().is_some_and(|p| p.as_str() != "/") {
-            return Err(invalid_origin());
-        }
-        let host = authority
-            .host()
-            .trim_start_matches('[')
-            .trim_end_matches(']');
-        let port = authority.port_u16().unwrap_or(if https { 443 } else { 80 });
-        let address = if host.contains(':') {
-            format!("[{host}]:{port}")
-        } else {
-            format!("{host}:{port}")
-        };
-        let server_name = rustls::pki_types::ServerName::try_from(host.to_string())
-            .map_err(|_| invalid_origin())?;
-
+        let origin = chatgate_guest::parse_origin(&options.origin).ok_or_else(invalid_origin)?;
         if options.model.trim().is_empty() {
             return Err(config("--embeddings-model is empty".into()));
         }
-        let path_and_query = match &options.flavor {
-            Flavor::OpenAi { path_prefix } => {
-                let prefix = path_prefix.trim_end_matches('/');
-                let valid = prefix.is_empty()
-                    || (prefix.starts_with('/')
-                        && prefix.chars().all(|c| {
-                            c.is_ascii_alphanumeric() || matches!(c, '/' | '-' | '_' | '.' | '~')
-                        }));
-                if !valid {
-                    return Err(config(format!(
-                        "--embeddings-path-prefix must be a URL path such as /v1, not `{path_prefix}`"
-                    )));
-                }
-                format!("{prefix}/embeddings")
-            }
+        let flavor = match &options.flavor {
+            Flavor::OpenAi { path_prefix } => Flavor::OpenAi {
+                path_prefix: chatgate_embeddings::path_prefix(path_prefix).ok_or_else(|| {
+                    config(format!(
+                        "--embeddings-path-prefix must be a URL path such as {DEFAULT_PATH_PREFIX}, not `{path_prefix}`"
+                    ))
+                })?,
+            },
             Flavor::Azure { api_version } => {
-                let deployment = &options.model;
-                if !deployment
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-                    || deployment == "."
-                    || deployment == ".."
-                {
+                if !chatgate_embeddings::valid_deployment(&options.model) {
                     return Err(config(format!(
-                        "--embeddings-model must be an Azure OpenAI deployment name (letters, digits, `-`, `_`, `.`), not `{deployment}`"
+                        "--embeddings-model must be an Azure OpenAI deployment name (letters, digits, `-`, `_`, `.`), not `{}`",
+                        options.model
                     )));
                 }
-                if api_version.is_empty()
-                    || !api_version
-                        .chars()
-                        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.'))
-                {
+                if !chatgate_embeddings::valid_api_version(api_version) {
                     return Err(config(format!(
                         "--embeddings-api-version must look like {DEFAULT_AZURE_API_VERSION}, not `{api_version}`"
                     )));
                 }
-                format!("/openai/deployments/{deployment}/embeddings?api-version={api_version}")
+                options.flavor.clone()
             }
         };
-        if let Some(key) = &options.api_key
-            && (key.is_empty() || !key.bytes().all(|b| b.is_ascii_graphic()))
-        {
-            // The value is not shown: it is a secret.
-            return Err(config(format!(
-                "{API_KEY_ENV} holds characters an HTTP header cannot carry"
-            )));
+        let url = reqwest::Url::parse(&format!(
+            "{origin}{}",
+            flavor.path_and_query(&options.model)
+        ))
+        .map_err(|_| invalid_origin())?;
+
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        headers.insert(header::ACCEPT, HeaderValue::from_static("application/json"));
+        if let Some(key) = &options.api_key {
+            let (name, value) = flavor.credential_header(key);
+            let value = HeaderValue::from_str(&value)
+                .ok()
+                .filter(|_| !key.is_empty() && key.bytes().all(|b| b.is_ascii_graphic()))
+                .map(|mut value| {
+                    value.set_sensitive(true);
+                    value
+                })
+                // The value is not shown: it is a secret.
+                .ok_or_else(|| {
+                    config(format!(
+                        "{API_KEY_ENV} holds characters an HTTP header cannot carry"
+                    ))
+                })?;
+            headers.insert(name, value);
         }
         if options.batch_inputs == 0 {
             return Err(config("--embeddings-batch must be at least 1".into()));
         }
-        let tls = https.then(|| {
-            let roots = rustls::RootCertStore {
-                roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-            };
-            let provider = Arc::new(rustls::crypto::ring::default_provider());
-            let config = rustls::ClientConfig::builder_with_provider(provider)
-                .with_safe_default_protocol_versions()
-                .expect("ring supports the default TLS versions")
-                .with_root_certificates(roots)
-                .with_no_client_auth();
-            tokio_rustls::TlsConnector::from(Arc::new(config))
-        });
+        let http = reqwest::Client::builder()
+            .user_agent(concat!("chatgate/", env!("CARGO_PKG_VERSION")))
+            .default_headers(headers)
+            .timeout(options.request_timeout)
+            .redirect(reqwest::redirect::Policy::none())
+            .no_proxy()
+            .build()
+            .map_err(|error| config(format!("the HTTP client cannot be set up: {error}")))?;
         Ok(EmbeddingsClient {
-            endpoint: Endpoint {
-                tls,
-                server_name,
-                address,
-                authority: authority.as_str().to_string(),
-                path_and_query,
+            http,
+            url,
+            options: EmbeddingsOptions {
+                origin,
+                flavor,
+                ..options
             },
-            options: EmbeddingsOptions { origin, ..options },
-            connection: tokio::sync::Mutex::new(None),
         })
     }
 
@@ -325,18 +296,21 @@ impl EmbeddingsClient {
 
     /// One batch, retried as the policy allows.
     async fn embed_batch(&self, batch: &[String]) -> Result<Vec<Vec<f32>>, EmbeddingsError> {
-        let body = Bytes::from(self.request_body(batch).to_string());
+        let body = self.options.flavor.request_body(&self.options.model, batch);
         let retry = self.options.retry;
         let mut attempt = 1;
         loop {
-            let failure = match self.attempt(body.clone()).await {
-                Ok((status, _, response)) if (200..300).contains(&status) => {
-                    return parse_vectors(&response, batch.len());
+            let (retryable, asked, error) = match self.attempt(&body).await {
+                Ok(answer) if (200..300).contains(&answer.status) => {
+                    return chatgate_embeddings::parse_vectors(&answer.body, batch.len())
+                        .map_err(EmbeddingsError::InvalidResponse);
                 }
-                Ok((status, headers, response)) => {
-                    let retryable = matches!(status, 408 | 409 | 429 | 500..=599);
-                    let error = self.status_error(status, &response);
-                    let asked = retryable.then(|| requested_delay(&headers)).flatten();
+                Ok(answer) => {
+                    let retryable = matches!(answer.status, 408 | 409 | 429 | 500..=599);
+                    let error = self.status_error(answer.status, &answer.body);
+                    let asked = retryable
+                        .then(|| requested_delay(&answer.headers))
+                        .flatten();
                     (retryable, asked, error)
                 }
                 Err(reason) => (
@@ -348,7 +322,6 @@ impl EmbeddingsClient {
                     },
                 ),
             };
-            let (retryable, asked, error) = failure;
             if !retryable || attempt >= retry.max_attempts.max(1) {
                 return Err(error);
             }
@@ -364,24 +337,8 @@ impl EmbeddingsClient {
         }
     }
 
-    fn request_body(&self, batch: &[String]) -> serde_json::Value {
-        match self.options.flavor {
-            Flavor::OpenAi { .. } => serde_json::json!({
-                "model": self.options.model,
-                "input": batch,
-                "encoding_format": "float",
-            }),
-            Flavor::Azure { .. } => serde_json::json!({
-                "input": batch,
-                "encoding_format": "float",
-            }),
-        }
-    }
-
     fn status_error(&self, status: u16, body: &[u8]) -> EmbeddingsError {
-        let message = serde_json::from_slice::<serde_json::Value>(body)
-            .ok()
-            .and_then(|v| v.get("error")?.get("message")?.as_str().map(str::to_string))
+        let message = chatgate_embeddings::error_message(body)
             .map(|message| chatgate_guest::sanitize(&message, self.options.api_key.as_deref()))
             .filter(|message| !message.is_empty());
         let hint = match status {
@@ -398,108 +355,87 @@ impl EmbeddingsClient {
         }
     }
 
-    /// One request; `Err` says why there was no complete answer.
-    async fn attempt(&self, body: Bytes) -> Result<(u16, http::HeaderMap, Bytes), String> {
-        match tokio::time::timeout(self.options.request_timeout, self.exchange(body)).await {
-            Ok(result) => result,
-            // The connection was taken out of its slot for the exchange, so one left
-            // mid-response is dropped with it rather than reused.
-            Err(_) => Err(format!(
-                "no answer within {:.0?}",
-                self.options.request_timeout
-            )),
-        }
-    }
-
-    async fn exchange(&self, body: Bytes) -> Result<(u16, http::HeaderMap, Bytes), String> {
-        let mut slot = self.connection.lock().await;
-        let reusable = match slot.take() {
-            Some(mut sender) => sender.ready().await.is_ok().then_some(sender),
-            None => None,
+    /// One request, its answer read whole (within the client's timeout).
+    async fn attempt(&self, body: &str) -> Result<Answer, TransportFailure> {
+        let failure = |error: reqwest::Error, reading: bool| {
+            if error.is_timeout() {
+                TransportFailure::TimedOut(self.options.request_timeout)
+            } else if let Some(tls) = tls_failure(&error) {
+                TransportFailure::Tls(tls)
+            } else if reading {
+                TransportFailure::BrokeOff(causes(&error))
+            } else {
+                TransportFailure::Connection(causes(&error))
+            }
         };
-        let mut sender = match reusable {
-            Some(sender) => sender,
-            None => self.connect().await?,
-        };
-        let mut request = http::Request::builder()
-            .method(http::Method::POST)
-            .uri(&self.endpoint.path_and_query)
-            .header(http::header::HOST, &self.endpoint.authority)
-            .header(http::header::CONTENT_TYPE, "application/json")
-            .header(http::header::ACCEPT, "application/json")
-            .header(
-                http::header::USER_AGENT,
-                concat!("chatgate/", env!("CARGO_PKG_VERSION")),
-            );
-        if let Some(key) = &self.options.api_key {
-            request = match self.options.flavor {
-                Flavor::OpenAi { .. } => {
-                    request.header(http::header::AUTHORIZATION, format!("Bearer {key}"))
-                }
-                Flavor::Azure { .. } => request.header("api-key", key),
-            };
+        let mut response = self
+            .http
+            .post(self.url.clone())
+            .body(body.to_string())
+            .send()
+            .await
+            .map_err(|error| failure(error, false))?;
+        if response
+            .content_length()
+            .is_some_and(|length| length > MAX_RESPONSE_BYTES as u64)
+        {
+            return Err(TransportFailure::TooLarge);
         }
-        let request = request
-            .body(Full::new(body))
-            .map_err(|_| "the request could not be built".to_string())?;
-        let response = sender
-            .send_request(request)
+        let mut answer = Vec::new();
+        while let Some(chunk) = response
+            .chunk()
             .await
-            .map_err(|error| describe(&error))?;
-        let (parts, body) = response.into_parts();
-        let body = Limited::new(body, MAX_RESPONSE_BYTES)
-            .collect()
-            .await
-            .map_err(|error| {
-                if error.is::<http_body_util::LengthLimitError>() {
-                    format!("the answer is larger than {MAX_RESPONSE_BYTES} bytes")
-                } else {
-                    format!("the answer broke off: {error}")
-                }
-            })?
-            .to_bytes();
-        *slot = Some(sender);
-        Ok((parts.status.as_u16(), parts.headers, body))
+            .map_err(|error| failure(error, true))?
+        {
+            if answer.len() + chunk.len() > MAX_RESPONSE_BYTES {
+                return Err(TransportFailure::TooLarge);
+            }
+            answer.extend_from_slice(&chunk);
+        }
+        Ok(Answer {
+            status: response.status().as_u16(),
+            headers: std::mem::take(response.headers_mut()),
+            body: answer,
+        })
     }
+}
 
-    async fn connect(&self) -> Result<SendRequest<Full<Bytes>>, String> {
-        let stream = tokio::net::TcpStream::connect(&self.endpoint.address)
-            .await
-            .map_err(|error| error.to_string())?;
-        let _ = stream.set_nodelay(true);
-        match &self.endpoint.tls {
-            None => handshake(stream).await,
-            Some(tls) => {
-                let stream = tls
-                    .connect(self.endpoint.server_name.clone(), stream)
-                    .await
-                    .map_err(|error| format!("the TLS handshake failed: {error}"))?;
-                handshake(stream).await
+/// The causes of a `reqwest` error, outermost first: its own text only names the URL.
+fn causes(error: &reqwest::Error) -> String {
+    let mut causes = Vec::new();
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        causes.push(cause.to_string());
+        source = cause.source();
+    }
+    if causes.is_empty() {
+        error.to_string()
+    } else {
+        causes.join(": ")
+    }
+}
+
+/// What rustls said, if the error is a failed TLS handshake. (rustls's error reaches
+/// reqwest wrapped in `io::Error`s, whose `source` skips what they wrap.)
+fn tls_failure(error: &reqwest::Error) -> Option<String> {
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        let mut unwrapped: &(dyn std::error::Error + 'static) = cause;
+        loop {
+            if let Some(tls) = unwrapped.downcast_ref::<rustls::Error>() {
+                return Some(tls.to_string());
+            }
+            match unwrapped
+                .downcast_ref::<std::io::Error>()
+                .and_then(std::io::Error::get_ref)
+            {
+                Some(inner) => unwrapped = inner,
+                None => break,
             }
         }
+        source = cause.source();
     }
-}
-
-async fn handshake<S>(stream: S) -> Result<SendRequest<Full<Bytes>>, String>
-where
-    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
-{
-    let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .map_err(|error| describe(&error))?;
-    tokio::spawn(async move {
-        // A failed connection shows in the request that uses it.
-        let _ = connection.await;
-    });
-    Ok(sender)
-}
-
-/// A hyper error with its cause (hyper's own text is often just "connection error").
-fn describe(error: &hyper::Error) -> String {
-    match std::error::Error::source(error) {
-        Some(source) => format!("{error}: {source}"),
-        None => error.to_string(),
-    }
+    None
 }
 
 /// Consecutive slices of `inputs`, each at most `max_inputs` long and, unless a single
@@ -524,61 +460,9 @@ fn batches(inputs: &[String], max_inputs: usize, max_chars: usize) -> Vec<&[Stri
     batches
 }
 
-/// The vectors of a 2xx answer to a batch of `count` inputs, in input order.
-fn parse_vectors(body: &[u8], count: usize) -> Result<Vec<Vec<f32>>, EmbeddingsError> {
-    let invalid = |why: String| EmbeddingsError::InvalidResponse(why);
-    let value: serde_json::Value =
-        serde_json::from_slice(body).map_err(|_| invalid("not JSON".into()))?;
-    let data = value
-        .get("data")
-        .and_then(serde_json::Value::as_array)
-        .ok_or_else(|| invalid("no `data` list".into()))?;
-    if data.len() != count {
-        return Err(invalid(format!(
-            "{} embeddings for {count} inputs",
-            data.len()
-        )));
-    }
-    let mut vectors: Vec<Option<Vec<f32>>> = vec![None; count];
-    for (position, item) in data.iter().enumerate() {
-        // Without `index`, the answer's order is the inputs' order.
-        let index = match item.get("index") {
-            None => position,
-            Some(index) => index
-                .as_u64()
-                .and_then(|i| usize::try_from(i).ok())
-                .filter(|&i| i < count)
-                .ok_or_else(|| invalid(format!("an embedding has index {index}")))?,
-        };
-        let embedding = item
-            .get("embedding")
-            .and_then(serde_json::Value::as_array)
-            .ok_or_else(|| {
-                invalid(
-                    "an embedding is not a list of numbers (was encoding_format ignored?)".into(),
-                )
-            })?;
-        let vector = embedding
-            .iter()
-            .map(|v| v.as_f64().map(|v| v as f32).filter(|v| v.is_finite()))
-            .collect::<Option<Vec<f32>>>()
-            .ok_or_else(|| {
-                invalid("an embedding holds something other than finite numbers".into())
-            })?;
-        if vector.is_empty() {
-            return Err(invalid("an embedding is empty".into()));
-        }
-        if vectors[index].replace(vector).is_some() {
-            return Err(invalid(format!("two embeddings have index {index}")));
-        }
-    }
-    // `count` entries, no index twice: every slot is filled.
-    Ok(vectors.into_iter().flatten().collect())
-}
-
 /// The delay a 429/5xx answer asks for: `retry-after-ms` (OpenAI, Azure OpenAI), else
 /// `Retry-After` in seconds or as an HTTP date.
-fn requested_delay(headers: &http::HeaderMap) -> Option<Duration> {
+fn requested_delay(headers: &HeaderMap) -> Option<Duration> {
     let header = |name: &str| {
         headers
             .get(name)
@@ -605,15 +489,18 @@ fn requested_delay(headers: &http::HeaderMap) -> Option<Duration> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use http_body_util::BodyExt;
+    use http_body_util::{BodyExt, Full};
+    use hyper::body::Bytes;
+    use hyper_util::rt::TokioIo;
     use std::collections::VecDeque;
+    use std::sync::Arc;
     use std::sync::Mutex;
 
     /// One request the local server received.
     #[derive(Debug, Clone)]
     struct Received {
         path_and_query: String,
-        headers: http::HeaderMap,
+        headers: HeaderMap,
         body: serde_json::Value,
     }
 
@@ -681,7 +568,7 @@ mod tests {
                 counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                 let (recorded, script) = (recorded.clone(), script.clone());
                 let service = hyper::service::service_fn(
-                    move |request: http::Request<hyper::body::Incoming>| {
+                    move |request: hyper::Request<hyper::body::Incoming>| {
                         let (recorded, script) = (recorded.clone(), script.clone());
                         async move {
                             let (parts, body) = request.into_parts();
@@ -698,7 +585,7 @@ mod tests {
                                 headers: parts.headers,
                                 body,
                             });
-                            let mut response = http::Response::builder()
+                            let mut response = hyper::Response::builder()
                                 .status(status)
                                 .header("content-type", "application/json");
                             for (name, value) in headers {
@@ -939,6 +826,62 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn an_endpoint_that_never_answers_is_retried_then_reported_as_timed_out() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let origin = format!("http://{}", listener.local_addr().unwrap());
+        let accepted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counted = accepted.clone();
+        let silent = tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((stream, _)) = listener.accept().await {
+                counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                held.push(stream);
+            }
+        });
+        let mut options = openai(&origin, None);
+        options.request_timeout = Duration::from_millis(50);
+        let error = EmbeddingsClient::new(options)
+            .unwrap()
+            .embed(&inputs(&["a"]), |_| {})
+            .await
+            .unwrap_err();
+        silent.abort();
+        assert!(
+            matches!(
+                &error,
+                EmbeddingsError::Unreachable {
+                    reason: TransportFailure::TimedOut(_),
+                    ..
+                }
+            ),
+            "{error:?}"
+        );
+        assert!(
+            error.to_string().ends_with("no answer within 50ms"),
+            "{error}"
+        );
+        // A connection left mid-request is not reused: every attempt opens its own.
+        assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 3);
+    }
+
+    #[tokio::test]
+    async fn redirects_are_not_followed_so_the_key_goes_nowhere_else() {
+        let server = serve(vec![(
+            307,
+            vec![("location", "http://127.0.0.1:1/v1/embeddings")],
+            String::new(),
+        )])
+        .await;
+        let client = EmbeddingsClient::new(openai(&server.origin, Some("sk-1"))).unwrap();
+        let error = client.embed(&inputs(&["a"]), |_| {}).await.unwrap_err();
+        assert!(
+            matches!(error, EmbeddingsError::Status { status: 307, .. }),
+            "{error:?}"
+        );
+        assert_eq!(server.received().len(), 1);
+    }
+
+    #[tokio::test]
     async fn answers_that_do_not_fit_the_inputs_are_refused() {
         let cases = [
             (r#"{"data":[]}"#, "0 embeddings for 1 inputs"),
@@ -1002,7 +945,7 @@ mod tests {
     #[test]
     fn the_delay_asked_for_is_read_from_retry_after_ms_then_retry_after() {
         let headers = |pairs: &[(&'static str, &str)]| {
-            let mut map = http::HeaderMap::new();
+            let mut map = HeaderMap::new();
             for (name, value) in pairs {
                 map.insert(*name, value.parse().unwrap());
             }
@@ -1028,7 +971,7 @@ mod tests {
             "a date in the past asks for no delay"
         );
         assert_eq!(requested_delay(&headers(&[("retry-after", "soon")])), None);
-        assert_eq!(requested_delay(&http::HeaderMap::new()), None);
+        assert_eq!(requested_delay(&HeaderMap::new()), None);
     }
 
     #[test]
