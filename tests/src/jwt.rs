@@ -2,6 +2,7 @@
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use rsa::PrivateKey;
 use rsa::pkcs1v15::SigningKey;
 use rsa::signature::{SignatureEncoding, Signer};
 use rsa::traits::PublicKeyParts;
@@ -17,16 +18,15 @@ pub struct Issuer {
 impl Issuer {
     /// A fresh 2048-bit key published under `kid`.
     pub fn new(issuer: &str, kid: &str) -> Issuer {
-        let private = rsa::RsaPrivateKey::new(&mut rand::thread_rng(), 2048).expect("RSA key");
-        let public = private.to_public_key();
+        let private = PrivateKey::new(&mut getrandom::SysRng, 2048).expect("RSA key");
         let jwks = serde_json::json!({
             "keys": [{
                 "kty": "RSA",
                 "kid": kid,
                 "use": "sig",
                 "alg": "RS256",
-                "n": URL_SAFE_NO_PAD.encode(public.n().to_bytes_be()),
-                "e": URL_SAFE_NO_PAD.encode(public.e().to_bytes_be()),
+                "n": URL_SAFE_NO_PAD.encode(private.n_bytes()),
+                "e": URL_SAFE_NO_PAD.encode(private.e_bytes()),
             }]
         })
         .to_string();
