@@ -70,10 +70,15 @@ tests/sdk/node_modules/.package-lock.json: tests/sdk/package.json tests/sdk/pack
 	npm ci --prefix tests/sdk --no-audit --no-fund
 	touch $@
 
+# `cargo deny` (deny.toml; installed by `make test-deps`): duplicate versions, licenses and
+# sources. Not advisories: `cargo deny check advisories` clones the RustSec database from
+# github.com, which this CI cannot reach (it fails with "Could not resolve host:
+# github.com"); run it where github.com is reachable.
 lint: toolchain
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --release --workspace --all-targets -- -D warnings
 	@set -e; for c in $(COMPONENTS); do $(CARGO) clippy --release --target wasm32-wasip2 -p $$c -- -D warnings; done
+	$(CARGO) deny check bans licenses sources
 
 # The end-to-end benchmarks (each prints its figures; see README "Benchmarks").
 bench: build

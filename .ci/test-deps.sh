@@ -9,9 +9,16 @@
 #                                  official OpenAI SDKs of tests/tests/sdk.rs (`make sdk`).
 # Versions are Debian 12's (not pinned: a pin would break on the next security update;
 # the tests print the versions they ran against).
+#   cargo-deny                     `make lint`'s dependency checks (deny.toml), pinned below;
+#                                  installed with cargo (crates.io) when missing or another
+#                                  version: about 4 minutes cold on 2 cores, once.
 # Idempotent: does nothing when they are installed. Installs only as root on a system with
 # apt-get; elsewhere it says what is missing, and the tests that need it fail saying so.
 set -euo pipefail
+cargo_deny_version=0.20.2
+if [ "$(cargo deny --version 2>/dev/null)" != "cargo-deny $cargo_deny_version" ]; then
+  cargo install --locked "cargo-deny@$cargo_deny_version"
+fi
 packages=(modsecurity-crs nginx-light libnginx-mod-http-modsecurity)
 missing=()
 for p in "${packages[@]}"; do
