@@ -1442,10 +1442,16 @@ impl<'r> Transaction<'r> {
             let body = body.unwrap_or_else(|| std::mem::take(&mut self.pending_body));
             if self.state.body_access {
                 let processor = self.state.body_processor;
+                let adds = !body.is_empty();
                 self.data
                     .process_body(body, processor, self.rules.arguments_limit);
-                // Cached values are known by address; the data just changed.
-                self.cache.clear();
+                // Cached values are known by address; the data just changed. An empty
+                // body adds nothing (its processor does not run, `REQUEST_BODY` stays
+                // empty), and the values phase 1 cached and scanned have not moved: their
+                // transformations and the prefilter's candidates stay right for phase 2.
+                if adds {
+                    self.cache.clear();
+                }
             }
             self.phase(2);
             self.done = 2;

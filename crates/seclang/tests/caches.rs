@@ -119,6 +119,30 @@ fn the_prefilter_sees_the_body_in_phase_2() {
 }
 
 #[test]
+fn without_a_body_phase_2_reuses_what_phase_1_found() {
+    // No body: what phase 1 transformed and the candidates it found are kept for phase 2
+    // (the data has not changed). Both phases, and a transformation list phase 1 never
+    // used, must still see the query's arguments and headers; an empty REQUEST_BODY
+    // matches only what matches nothing.
+    let rules = r#"
+        SecRule ARGS "@pm evil" "id:1,phase:1,pass,t:lowercase"
+        SecRule ARGS "@pm evil" "id:2,phase:2,pass,t:lowercase"
+        SecRule ARGS "@rx evil" "id:3,phase:2,pass,t:urlDecodeUni,t:lowercase"
+        SecRule REQUEST_HEADERS:Host "@contains exam" "id:4,phase:2,pass"
+        SecRule REQUEST_BODY "@rx ^$" "id:5,phase:2,pass"
+        SecRule REQUEST_BODY "@contains evil" "id:6,phase:2,pass"
+        SecRule ARGS_NAMES "@pm q" "id:7,phase:2,pass,t:none"
+        "#;
+    // `%45VIL` is `evil` only after t:urlDecodeUni, a list only phase 2 uses.
+    let found = matches(rules, &request("/?q=%2545VIL", ""));
+    let ids: Vec<u64> = found.iter().map(|(id, _)| *id).collect();
+    assert_eq!(ids, vec![3, 4, 5, 7]);
+    let found = matches(rules, &request("/?q=EVIL", ""));
+    let ids: Vec<u64> = found.iter().map(|(id, _)| *id).collect();
+    assert_eq!(ids, vec![1, 2, 3, 4, 5, 7]);
+}
+
+#[test]
 fn transaction_collections_stay_consistent_after_deletes() {
     // TX is indexed by key: deleting a variable must leave the others findable, in any
     // case, and a deleted one gone.
