@@ -744,6 +744,11 @@ struct Ctx<'a> {
 
 impl Resolve for Ctx<'_> {
     fn first(&self, var: Var, key: Option<&str>) -> Option<Vec<u8>> {
+        // `%{tx.critical_anomaly_score}` and the like, in CRS's setvars: the member
+        // itself, copied once, rather than a listing of copies.
+        if let (Some(collection), Some(key)) = (collection_name(var), key) {
+            return self.state.get(collection, key).cloned();
+        }
         let mut out = Vec::new();
         values(var, key, None, self.data, self.state, &mut out);
         out.into_iter()
@@ -1887,7 +1892,14 @@ fn set_vars(state: &mut State, data: &Data, rule: &Rule, link: &Link) {
                 state,
                 rule: Some(rule),
             };
-            let key = String::from_utf8_lossy(&s.key.expand(&ctx)).into_owned();
+            // Most names are constants (`tx.anomaly_score_pl1`): borrowed, not copied.
+            let key: Cow<'_, str> = match s.key.expand_cow(&ctx) {
+                Cow::Borrowed(b) => String::from_utf8_lossy(b),
+                Cow::Owned(v) => Cow::Owned(
+                    String::from_utf8(v)
+                        .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()),
+                ),
+            };
             let current = || {
                 atoi(
                     state
