@@ -1019,6 +1019,7 @@ impl Candidates {
             words,
             hits: Vec::new(),
             by_hash: HashMap::with_capacity_and_hasher(256, Default::default()),
+            more: Vec::new(),
             seen: vec![0; pf.pattern_links.len().div_ceil(64)],
             count: 0,
             outputs: Vec::new(),
@@ -1249,8 +1250,10 @@ struct Scans {
     words: usize,
     /// `words` words per scan: the prefiltered links one of whose factors occurs.
     hits: Vec<u64>,
-    /// Scans by case-folded content hash.
-    by_hash: HashMap<u64, Vec<(Src, usize)>, BuildHasherDefault<AddressHasher>>,
+    /// Scans by case-folded content hash: the first with each hash, and the others in
+    /// `more` (rare: one small vector rather than one per hash).
+    by_hash: HashMap<u64, (Src, usize), BuildHasherDefault<AddressHasher>>,
+    more: Vec<(u64, Src, usize)>,
     /// Factors already seen in the current scan.
     seen: Vec<u64>,
     count: usize,
@@ -1275,12 +1278,18 @@ impl Scans {
         };
         let bytes = bytes_of(src);
         let hash = folded_hash(bytes);
-        if let Some(same) = self.by_hash.get(&hash)
-            && let Some(&(_, scan)) = same
+        let taken = self.by_hash.get(&hash).copied();
+        if let Some((other, scan)) = taken {
+            if bytes_of(other).eq_ignore_ascii_case(bytes) {
+                return scan;
+            }
+            if let Some(&(_, _, scan)) = self
+                .more
                 .iter()
-                .find(|(other, _)| bytes_of(*other).eq_ignore_ascii_case(bytes))
-        {
-            return scan;
+                .find(|(h, other, _)| *h == hash && bytes_of(*other).eq_ignore_ascii_case(bytes))
+            {
+                return scan;
+            }
         }
         let scan = self.count;
         self.count += 1;
@@ -1298,7 +1307,11 @@ impl Scans {
                 hits[link as usize / 64] |= 1 << (link % 64);
             }
         });
-        self.by_hash.entry(hash).or_default().push((src, scan));
+        if taken.is_some() {
+            self.more.push((hash, src, scan));
+        } else {
+            self.by_hash.insert(hash, (src, scan));
+        }
         scan
     }
 }
