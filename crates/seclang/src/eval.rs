@@ -890,6 +890,9 @@ struct TransformCache {
     /// leaves the value as it is.
     entries: HashMap<CacheKey, u32, BuildHasherDefault<AddressHasher>>,
     outputs: Vec<Vec<u8>>,
+    /// The features of values (by address and length) some list was applied to: CRS
+    /// applies several lists to each argument, and each needs them.
+    features: HashMap<(usize, usize), Features, BuildHasherDefault<AddressHasher>>,
     /// Counts the times the request data changed (and the cache was emptied), so that what
     /// is derived from the data (the prefilter's candidates) knows when to recompute.
     generation: u32,
@@ -927,8 +930,13 @@ impl TransformCache {
         }
         let key = (chain, input.as_ptr() as usize, input.len());
         let outputs = &mut self.outputs;
+        let known = &mut self.features;
         *self.entries.entry(key).or_insert_with(|| {
-            let features = features.unwrap_or_else(|| Features::of(input));
+            let features = features.unwrap_or_else(|| {
+                *known
+                    .entry((key.1, key.2))
+                    .or_insert_with(|| Features::of(input))
+            });
             match apply_all_with(transforms, input, features) {
                 Cow::Borrowed(_) => UNCHANGED,
                 Cow::Owned(v) => {
@@ -942,6 +950,7 @@ impl TransformCache {
     fn clear(&mut self) {
         self.entries.clear();
         self.outputs.clear();
+        self.features.clear();
         self.generation += 1;
     }
 }
