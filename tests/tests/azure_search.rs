@@ -309,7 +309,8 @@ async fn an_unknown_filter_field_is_refused_before_reaching_the_service() {
     body["chatgate"] = json!({"filters": [{"field": "author", "value": "x"}]});
     let reply = ask(&gateway, body).await;
     assert_eq!(reply.status, 400, "{}", reply.text());
-    assert_eq!(reply.json()["error"]["code"], "invalid_query");
+    assert_eq!(reply.json()["error"]["code"], "invalid_filter");
+    assert_eq!(reply.json()["error"]["param"], "chatgate.filters");
     assert!(reply.text().contains("author"), "{}", reply.text());
     assert_eq!(service.hits(), 0);
     gateway.stop().await;
@@ -375,7 +376,7 @@ async fn throttling_is_retried_once_after_retry_after() {
     assert_eq!(service.hits(), 2);
     gateway.stop().await;
 
-    // Throttled twice: the call gives up after its one retry.
+    // Unavailable twice: the call gives up after its one retry.
     let service =
         Upstream::start(|_| search::error(503, "busy").with_header("retry-after", "0")).await;
     let gateway = start_gateway(&service, &[]).await;
@@ -383,6 +384,25 @@ async fn throttling_is_retried_once_after_retry_after() {
     assert_eq!(reply.status, 503, "{}", reply.text());
     assert_eq!(reply.json()["error"]["code"], "retrieval_unavailable");
     assert_eq!(service.hits(), 2);
+    gateway.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn throttling_longer_than_a_retry_can_wait_is_passed_on_as_429_with_retry_after() {
+    // More than the two seconds a call waits before its one retry: not retried.
+    let service = Upstream::start(|_| {
+        search::error(429, "Too many requests").with_header("retry-after", "7")
+    })
+    .await;
+    let gateway = start_gateway(&service, &[]).await;
+    let reply = ask(&gateway, question("narwhals")).await;
+    assert_eq!(reply.status, 429, "{}", reply.text());
+    assert_eq!(reply.header("retry-after"), Some("7"));
+    assert_eq!(reply.header("content-type"), Some("application/json"));
+    let body = reply.json();
+    assert_eq!(body["error"]["type"], "rate_limit_error", "{body}");
+    assert_eq!(body["error"]["code"], "rate_limit_exceeded", "{body}");
+    assert_eq!(service.hits(), 1);
     gateway.stop().await;
 }
 
@@ -414,8 +434,10 @@ async fn a_silent_service_fails_the_request_at_the_configured_timeout() {
     )
     .await
     .expect("the gateway answers instead of hanging");
-    assert_eq!(reply.status, 503, "{}", reply.text());
-    assert_eq!(reply.json()["error"]["code"], "retrieval_unavailable");
+    assert_eq!(reply.status, 504, "{}", reply.text());
+    let body = reply.json();
+    assert_eq!(body["error"]["code"], "retrieval_timeout", "{body}");
+    assert_eq!(body["error"]["type"], "server_error", "{body}");
     gateway.stop().await;
 }
 
@@ -685,8 +707,10 @@ async fn a_failing_token_endpoint_is_retrieval_unavailable_without_calling_the_s
     )
     .await
     .expect("the gateway answers instead of hanging");
-    assert_eq!(reply.status, 503, "{}", reply.text());
-    assert_eq!(reply.json()["error"]["code"], "retrieval_unavailable");
+    assert_eq!(reply.status, 504, "{}", reply.text());
+    let body = reply.json();
+    assert_eq!(body["error"]["code"], "retrieval_timeout", "{body}");
+    assert_eq!(body["error"]["type"], "server_error", "{body}");
     gateway.stop().await;
 
     assert_eq!(service.hits(), 0);

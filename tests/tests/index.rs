@@ -626,8 +626,9 @@ async fn front_matter_filters_restrict_the_sources_and_unknown_fields_are_named(
         Some(json!({"filters": [{"field": "colour", "value": "red"}]})),
     )
     .await;
-    let body = assert_error(&unknown, 400, "invalid_query");
+    let body = assert_error(&unknown, 400, "invalid_filter");
     assert_eq!(body["error"]["type"], "invalid_request_error", "{body}");
+    assert_eq!(body["error"]["param"], "chatgate.filters", "{body}");
     let message = body["error"]["message"].as_str().unwrap();
     assert!(message.contains("`colour`"), "{message}");
     // It also says which fields the index does support.

@@ -152,7 +152,7 @@ world completion-provider {
 const TWO_PACKAGES: &str = r#"
 package chatgate:worlds@0.2.0;
 
-package chatgate:retriever@0.2.0 {
+package chatgate:retriever@0.3.0 {
     interface retriever {
         search: func(query: string) -> list<string>;
     }
@@ -165,12 +165,12 @@ package chatgate:completion@0.2.0 {
 }
 
 world orchestrator {
-    import chatgate:retriever/retriever@0.2.0;
+    import chatgate:retriever/retriever@0.3.0;
     import chatgate:completion/completion@0.2.0;
 }
 
 world retrieval-provider {
-    export chatgate:retriever/retriever@0.2.0;
+    export chatgate:retriever/retriever@0.3.0;
 }
 
 world completion-provider {

@@ -212,6 +212,14 @@ impl From<RetrievalFailure> for ApiError {
                     clip(&reason)
                 ),
             ),
+            RetrievalFailure::InvalidFilter(refusal) => ApiError::invalid(
+                "chatgate.filters",
+                "invalid_filter",
+                format!(
+                    "'chatgate.filters' cannot be applied: {}",
+                    clip(&refusal.message)
+                ),
+            ),
             // The retriever's reason goes to the gateway log (see `wasm::retrieve`), not
             // to clients: it describes the deployment, not the request.
             RetrievalFailure::IndexUnavailable(_) => ApiError::new(
@@ -225,6 +233,29 @@ impl From<RetrievalFailure> for ApiError {
                 SERVER_ERROR,
                 "retrieval_unavailable",
                 "The document index is unavailable; retry later.",
+            ),
+            RetrievalFailure::RateLimited {
+                retry_after_seconds: Some(seconds),
+            } => ApiError::new(
+                429,
+                RATE_LIMIT,
+                "rate_limit_exceeded",
+                format!("The document index is rate limited; retry after {seconds} seconds."),
+            )
+            .with_header("retry-after", seconds.to_string()),
+            RetrievalFailure::RateLimited {
+                retry_after_seconds: None,
+            } => ApiError::new(
+                429,
+                RATE_LIMIT,
+                "rate_limit_exceeded",
+                "The document index is rate limited; retry later.",
+            ),
+            RetrievalFailure::Timeout(_) => ApiError::new(
+                504,
+                SERVER_ERROR,
+                "retrieval_timeout",
+                "The document index did not answer in time; retry later.",
             ),
         }
     }
@@ -248,6 +279,7 @@ pub fn clip(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use chatgate_rag::retriever::FilterRefusal;
 
     fn header<'a>(error: &'a ApiError, name: &str) -> Option<&'a str> {
         error
@@ -361,6 +393,45 @@ mod tests {
             assert_eq!(error.status, 503);
             assert_eq!(error.code, "retrieval_unavailable");
         }
+    }
+
+    #[test]
+    fn a_refused_filter_is_the_clients_400_on_chatgate_filters() {
+        let error = ApiError::from(RetrievalFailure::InvalidFilter(FilterRefusal {
+            field: Some("colour".into()),
+            message: "unknown filter field `colour`".into(),
+        }));
+        let body = error.to_json();
+        assert_eq!(error.status, 400);
+        assert_eq!(body["error"]["param"], "chatgate.filters");
+        assert_eq!(body["error"]["type"], INVALID_REQUEST);
+        assert_eq!(body["error"]["code"], "invalid_filter");
+        assert!(error.message.contains("`colour`"), "{}", error.message);
+    }
+
+    #[test]
+    fn a_throttled_index_is_429_with_the_delay_it_asked_for() {
+        let error = ApiError::from(RetrievalFailure::RateLimited {
+            retry_after_seconds: Some(12),
+        });
+        assert_eq!((error.status, error.error_type), (429, RATE_LIMIT));
+        assert_eq!(error.code, "rate_limit_exceeded");
+        assert_eq!(header(&error, "retry-after"), Some("12"));
+        let untold = ApiError::from(RetrievalFailure::RateLimited {
+            retry_after_seconds: None,
+        });
+        assert_eq!(untold.status, 429);
+        assert_eq!(header(&untold, "retry-after"), None);
+    }
+
+    #[test]
+    fn an_index_past_its_deadline_is_504_without_the_reason() {
+        let error = ApiError::from(RetrievalFailure::Timeout(
+            "Azure AI Search did not answer within 300 ms".into(),
+        ));
+        assert_eq!((error.status, error.code), (504, "retrieval_timeout"));
+        assert_eq!(error.error_type, SERVER_ERROR);
+        assert!(!error.message.contains("300 ms"), "{}", error.message);
     }
 
     #[test]

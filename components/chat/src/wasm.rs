@@ -181,13 +181,14 @@ async fn retrieve(chat: &ChatRequest, settings: &Settings) -> Result<Vec<Passage
         .await
         .map_err(|error| {
             let failure = RetrievalFailure::from(error);
-            if let RetrievalFailure::IndexUnavailable(reason) | RetrievalFailure::Upstream(reason) =
-                &failure
-            {
+            if !matches!(
+                failure,
+                RetrievalFailure::InvalidQuery(_) | RetrievalFailure::InvalidFilter(_)
+            ) {
                 // Retrievers redact secrets from their reasons; one line for the operator.
                 eprintln!(
                     "chat: retrieval failed: {}",
-                    reason.replace(['\n', '\r'], " ")
+                    failure.to_string().replace(['\n', '\r'], " ")
                 );
             }
             ApiError::from(failure)

@@ -17,7 +17,7 @@ pub const MIN_TEXT_VECTOR_API_VERSION: &str = "2024-07-01";
 pub const TOKEN_RESOURCE: &str = "https://search.azure.com";
 
 /// Every variable the component reads.
-pub const VARIABLE_NAMES: [&str; 15] = [
+pub const VARIABLE_NAMES: [&str; 16] = [
     "azure_search_origin",
     "azure_search_index",
     "azure_search_auth",
@@ -30,6 +30,7 @@ pub const VARIABLE_NAMES: [&str; 15] = [
     "azure_search_title_field",
     "azure_search_content_field",
     "azure_search_source_field",
+    "azure_search_metadata_fields",
     "azure_search_timeout_ms",
     "azure_search_vector_fields",
     "azure_search_vector_k",
@@ -45,6 +46,8 @@ pub struct Fields {
     pub title: String,
     pub content: String,
     pub source: String,
+    /// Further fields passed on as each passage's `metadata`, in this order.
+    pub metadata: Vec<String>,
 }
 
 /// How requests prove their right to query the index.
@@ -189,6 +192,10 @@ impl Config {
             title: field("azure_search_title_field", "title")?,
             content: field("azure_search_content_field", "content")?,
             source: field("azure_search_source_field", "filepath")?,
+            metadata: field_list(
+                &read("azure_search_metadata_fields", "")?,
+                "azure_search_metadata_fields",
+            )?,
         };
         let timeout = read("azure_search_timeout_ms", "")?;
         let timeout_ms = if timeout.is_empty() {
@@ -221,27 +228,29 @@ impl Config {
     }
 }
 
+/// The comma-separated field names of the variable `name`, each once, in order.
+fn field_list(text: &str, name: &str) -> Result<Vec<String>, RetrievalError> {
+    let mut fields: Vec<String> = Vec::new();
+    for field in text.split(',').map(str::trim).filter(|f| !f.is_empty()) {
+        if !valid_field_name(field) {
+            return Err(misconfigured(format!(
+                "{name} must be comma-separated index field names (letters, digits and underscores, starting with a letter)"
+            )));
+        }
+        if !fields.iter().any(|f| f == field) {
+            fields.push(field.to_string());
+        }
+    }
+    Ok(fields)
+}
+
 /// Hybrid search settings: off unless vector fields are named.
 fn vector_search(
     fields_text: &str,
     k_text: &str,
     api_version: &str,
 ) -> Result<Option<VectorSearch>, RetrievalError> {
-    let mut fields: Vec<String> = Vec::new();
-    for field in fields_text
-        .split(',')
-        .map(str::trim)
-        .filter(|f| !f.is_empty())
-    {
-        if !valid_field_name(field) {
-            return Err(misconfigured(
-                "azure_search_vector_fields must be comma-separated index field names (letters, digits and underscores, starting with a letter)".into(),
-            ));
-        }
-        if !fields.iter().any(|f| f == field) {
-            fields.push(field.to_string());
-        }
-    }
+    let fields = field_list(fields_text, "azure_search_vector_fields")?;
     if fields.is_empty() {
         return Ok(None);
     }
@@ -319,6 +328,7 @@ pub(crate) mod tests {
             title: "title".into(),
             content: "content".into(),
             source: "filepath".into(),
+            metadata: Vec::new(),
         }
     }
 
@@ -374,6 +384,7 @@ pub(crate) mod tests {
                 title: "title".into(),
                 content: "content".into(),
                 source: "filepath".into(),
+                metadata: Vec::new(),
             }
         );
         assert_eq!(config.timeout_ms, 10_000);
@@ -578,6 +589,21 @@ pub(crate) mod tests {
         assert!(message.contains("azure_search_token_origin"), "{message}");
         let message = misconfiguration(&with(&[("azure_search_auth", "aad")]));
         assert!(message.contains("`managed-identity`"), "{message}");
+    }
+
+    #[test]
+    fn metadata_fields_are_a_checked_list() {
+        let config = config(&with(&[(
+            "azure_search_metadata_fields",
+            " team , lastUpdated,team,",
+        )]))
+        .unwrap();
+        assert_eq!(config.fields.metadata, ["team", "lastUpdated"]);
+        let message = misconfiguration(&with(&[("azure_search_metadata_fields", "team,x eq 'y'")]));
+        assert!(
+            message.contains("azure_search_metadata_fields"),
+            "{message}"
+        );
     }
 
     #[test]

@@ -4,9 +4,10 @@
 //! it be echoed, control characters become spaces, and it is bounded. For 401/403 the
 //! service's text is not used at all.
 
-use crate::RetrievalError;
 use crate::config::Auth;
 use chatgate_guest::identity::TokenFailure;
+use chatgate_guest::retry_after;
+use chatgate_rag::retriever::{FilterRefusal, RetrievalError};
 use serde_json::Value;
 
 pub use chatgate_guest::{MAX_MESSAGE_CHARS, sanitize};
@@ -23,35 +24,31 @@ pub fn retry_delay_ms(status: u16, retry_after: Option<&str>, now_unix_ms: u64) 
     if !matches!(status, 429 | 503) {
         return None;
     }
-    match retry_after.and_then(|text| requested_delay_ms(text, now_unix_ms)) {
+    match retry_after.and_then(|text| retry_after::delay_ms(text, now_unix_ms)) {
         Some(ms) if ms > MAX_RETRY_DELAY_MS => None,
         Some(ms) => Some(ms),
         None => Some(DEFAULT_RETRY_DELAY_MS),
     }
 }
 
-/// `Retry-After` (RFC 9110) as delta-seconds or an HTTP-date, in milliseconds from
-/// `now_unix_ms` (a past date asks for no delay). `None` when unusable.
-pub fn requested_delay_ms(text: &str, now_unix_ms: u64) -> Option<u64> {
-    let text = text.trim();
-    if text.is_empty() {
-        return None;
-    }
-    if text.bytes().all(|b| b.is_ascii_digit()) {
-        return Some(text.parse::<u64>().unwrap_or(u64::MAX).saturating_mul(1000));
-    }
-    let date = httpdate::parse_http_date(text).ok()?;
-    let date_ms = date.duration_since(std::time::UNIX_EPOCH).ok()?.as_millis();
-    Some(
-        u64::try_from(date_ms)
-            .unwrap_or(u64::MAX)
-            .saturating_sub(now_unix_ms),
-    )
+/// What a non-2xx answer said: its status, its `Retry-After` and its (possibly
+/// truncated) body.
+#[derive(Debug, Clone, Copy)]
+pub struct FailedAnswer<'a> {
+    pub status: u16,
+    pub retry_after: Option<&'a str>,
+    pub body: &'a [u8],
 }
 
-/// The error for a non-2xx answer; `body` is the (possibly truncated) error body and
-/// `secret` the credential that was sent.
-pub fn error_for_status(status: u16, body: &[u8], secret: &str, auth: &Auth) -> RetrievalError {
+/// The error for a non-2xx answer received at `now_unix_ms`; `secret` is the
+/// credential that was sent.
+pub fn error_for_status(
+    answer: FailedAnswer<'_>,
+    now_unix_ms: u64,
+    secret: &str,
+    auth: &Auth,
+) -> RetrievalError {
+    let FailedAnswer { status, body, .. } = answer;
     let detail = service_message(body, secret);
     let with_detail = |summary: String| match &detail {
         Some(detail) => format!("{summary}: {detail}"),
@@ -61,7 +58,11 @@ pub fn error_for_status(status: u16, body: &[u8], secret: &str, auth: &Auth) -> 
         // The caller shapes only the words and the filter; the words cannot make a
         // simple query invalid, so a 400 not about `$filter` is about what this
         // component was configured to send (fields, semantic or vector settings).
-        400 if about_the_filter(body) => RetrievalError::InvalidQuery(detail.unwrap_or_default()),
+        // The service does not say which filter, only why.
+        400 if about_the_filter(body) => RetrievalError::InvalidFilter(FilterRefusal {
+            field: None,
+            message: detail.unwrap_or_else(|| "Azure AI Search refused the filter".into()),
+        }),
         400 => RetrievalError::IndexUnavailable(with_detail(
             "Azure AI Search refused the request as configured (HTTP 400); check the azure_search_* field, semantic and vector settings".into(),
         )),
@@ -76,9 +77,13 @@ pub fn error_for_status(status: u16, body: &[u8], secret: &str, auth: &Auth) -> 
         404 => RetrievalError::IndexUnavailable(with_detail(
             "Azure AI Search has no such index (HTTP 404); check azure_search_index".into(),
         )),
-        429 => RetrievalError::Upstream(with_detail(
-            "Azure AI Search is throttling requests (HTTP 429)".into(),
-        )),
+        // Throttling the caller can wait out, so it is told how long the service asked.
+        429 => RetrievalError::RateLimited {
+            retry_after_seconds: answer
+                .retry_after
+                .and_then(|text| retry_after::delay_ms(text, now_unix_ms))
+                .map(retry_after::client_seconds),
+        },
         _ => RetrievalError::Upstream(with_detail(format!(
             "Azure AI Search answered HTTP {status}"
         ))),
@@ -118,7 +123,7 @@ pub fn transport_error(failure: &TransportFailure) -> RetrievalError {
             "the host denied the request; azure_search_origin must be an allowed outbound host of the component".into(),
         ),
         TransportFailure::TimedOut => {
-            RetrievalError::Upstream("Azure AI Search did not answer in time".into())
+            RetrievalError::Timeout("Azure AI Search did not answer in time".into())
         }
         TransportFailure::Unreachable(reason) => {
             RetrievalError::Upstream(format!("Azure AI Search is unreachable: {reason}"))
@@ -141,7 +146,7 @@ pub fn token_transport_error(failure: &TransportFailure, budget_ms: u64) -> Retr
         TransportFailure::Denied => RetrievalError::IndexUnavailable(
             "the host denied the token request; azure_search_token_origin must be an allowed outbound host of the component".into(),
         ),
-        TransportFailure::TimedOut => RetrievalError::Upstream(format!(
+        TransportFailure::TimedOut => RetrievalError::Timeout(format!(
             "the managed identity endpoint did not answer within {budget_ms} ms"
         )),
         TransportFailure::Unreachable(reason) => RetrievalError::Upstream(format!(
@@ -157,8 +162,30 @@ mod tests {
 
     const KEY: &str = "admin-key-123";
 
+    /// 2015-10-21T07:28:00Z, the date in the RFC 9110 example.
+    const NOW_MS: u64 = 1_445_412_480_000;
+
     fn error_for_status(status: u16, body: &[u8], secret: &str) -> RetrievalError {
-        super::error_for_status(status, body, secret, &Auth::ApiKey(ApiKey::new(KEY.into())))
+        throttled(status, None, body, secret)
+    }
+
+    fn throttled(
+        status: u16,
+        retry_after: Option<&str>,
+        body: &[u8],
+        secret: &str,
+    ) -> RetrievalError {
+        let answer = FailedAnswer {
+            status,
+            retry_after,
+            body,
+        };
+        super::error_for_status(
+            answer,
+            NOW_MS,
+            secret,
+            &Auth::ApiKey(ApiKey::new(KEY.into())),
+        )
     }
 
     fn azure_error(message: &str) -> Vec<u8> {
@@ -168,7 +195,7 @@ mod tests {
     }
 
     #[test]
-    fn a_bad_request_is_an_invalid_query_carrying_the_services_reason() {
+    fn a_bad_filter_is_a_refused_filter_carrying_the_services_reason() {
         let error = error_for_status(
             400,
             &azure_error(
@@ -178,9 +205,10 @@ mod tests {
         );
         assert_eq!(
             error,
-            RetrievalError::InvalidQuery(
-                "Invalid expression: Could not find a property named 'author'.  Parameter name: $filter".into()
-            )
+            RetrievalError::InvalidFilter(FilterRefusal {
+                field: None,
+                message: "Invalid expression: Could not find a property named 'author'.  Parameter name: $filter".into()
+            })
         );
     }
 
@@ -237,16 +265,13 @@ mod tests {
     }
 
     #[test]
-    fn throttling_and_server_errors_are_upstream_failures_with_the_key_redacted() {
+    fn server_errors_are_upstream_failures_with_the_key_redacted() {
         let error = error_for_status(503, &azure_error(&format!("overloaded, key {KEY}")), KEY);
         assert_eq!(
             error,
             RetrievalError::Upstream(
                 "Azure AI Search answered HTTP 503: overloaded, key [redacted]".into()
             )
-        );
-        assert!(
-            matches!(error_for_status(429, b"", KEY), RetrievalError::Upstream(m) if m.contains("429"))
         );
         assert!(
             matches!(error_for_status(500, b"", KEY), RetrievalError::Upstream(m) if m == "Azure AI Search answered HTTP 500")
@@ -256,7 +281,8 @@ mod tests {
     #[test]
     fn long_service_messages_are_cut() {
         let long = format!("{}\r\nParameter name: $filter", "x".repeat(1000));
-        let RetrievalError::InvalidQuery(message) = error_for_status(400, &azure_error(&long), KEY)
+        let RetrievalError::InvalidFilter(FilterRefusal { message, .. }) =
+            error_for_status(400, &azure_error(&long), KEY)
         else {
             panic!();
         };
@@ -280,21 +306,39 @@ mod tests {
     }
 
     #[test]
-    fn retry_after_dates_count_from_now() {
-        let now_ms = 1_445_412_480_000; // Wed, 21 Oct 2015 07:28:00 GMT
+    fn throttling_is_rate_limited_with_the_delay_the_service_asked_for() {
         assert_eq!(
-            requested_delay_ms("Wed, 21 Oct 2015 07:28:01 GMT", now_ms),
-            Some(1000)
+            throttled(429, Some("7"), &azure_error("Too many requests"), KEY),
+            RetrievalError::RateLimited {
+                retry_after_seconds: Some(7)
+            }
         );
         assert_eq!(
-            requested_delay_ms("Wed, 21 Oct 2015 07:27:00 GMT", now_ms),
-            Some(0)
+            throttled(429, Some("Wed, 21 Oct 2015 07:28:02 GMT"), b"", KEY),
+            RetrievalError::RateLimited {
+                retry_after_seconds: Some(2)
+            }
         );
-        assert_eq!(requested_delay_ms("", now_ms), None);
+        // "Retry now" is still told as a second, so that a client cannot spin.
         assert_eq!(
-            requested_delay_ms("99999999999999999999999", now_ms),
-            Some(u64::MAX)
+            throttled(429, Some("0"), b"", KEY),
+            RetrievalError::RateLimited {
+                retry_after_seconds: Some(1)
+            }
         );
+        for unusable in [None, Some("soon")] {
+            assert_eq!(
+                throttled(429, unusable, b"", KEY),
+                RetrievalError::RateLimited {
+                    retry_after_seconds: None
+                }
+            );
+        }
+        // A 503 with Retry-After is an outage, not throttling of this caller.
+        assert!(matches!(
+            throttled(503, Some("7"), b"", KEY),
+            RetrievalError::Upstream(_)
+        ));
     }
 
     #[test]
@@ -303,7 +347,7 @@ mod tests {
             matches!(transport_error(&TransportFailure::Denied), RetrievalError::IndexUnavailable(m) if m.contains("allowed outbound host"))
         );
         assert!(
-            matches!(transport_error(&TransportFailure::TimedOut), RetrievalError::Upstream(m) if m.contains("in time"))
+            matches!(transport_error(&TransportFailure::TimedOut), RetrievalError::Timeout(m) if m.contains("in time"))
         );
     }
 
@@ -313,12 +357,15 @@ mod tests {
             token_origin: "http://169.254.169.254".into(),
             client_id: None,
         };
-        let RetrievalError::Upstream(message) = super::error_for_status(
-            403,
-            &azure_error("Forbidden eyJ0.x.y"),
-            "eyJ0.x.y",
-            &identity,
-        ) else {
+        let body = azure_error("Forbidden eyJ0.x.y");
+        let answer = FailedAnswer {
+            status: 403,
+            retry_after: None,
+            body: &body,
+        };
+        let RetrievalError::Upstream(message) =
+            super::error_for_status(answer, NOW_MS, "eyJ0.x.y", &identity)
+        else {
             panic!("403 must be an upstream failure");
         };
         assert!(message.contains("Search Index Data Reader"), "{message}");
@@ -344,7 +391,7 @@ mod tests {
         ));
         assert_eq!(
             token_transport_error(&TransportFailure::TimedOut, 250),
-            RetrievalError::Upstream(
+            RetrievalError::Timeout(
                 "the managed identity endpoint did not answer within 250 ms".into()
             )
         );

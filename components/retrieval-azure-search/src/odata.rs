@@ -31,10 +31,13 @@ pub fn filter_expression(
     let mut terms = Vec::new();
     for filter in filters {
         if filter.value.chars().any(char::is_control) {
-            return Err(RetrievalError::InvalidQuery(format!(
-                "the `{}` filter value holds control characters",
-                filter.field
-            )));
+            return Err(RetrievalError::invalid_filter(
+                filter.field.clone(),
+                format!(
+                    "the `{}` filter value holds control characters",
+                    filter.field
+                ),
+            ));
         }
         match filter.field.as_str() {
             "title" => terms.push(format!("{} eq {}", fields.title, literal(&filter.value))),
@@ -44,9 +47,12 @@ pub fn filter_expression(
                 }
             }
             other => {
-                return Err(RetrievalError::InvalidQuery(format!(
-                    "unknown filter field `{other}`; supported fields are `source` and `title`"
-                )));
+                return Err(RetrievalError::invalid_filter(
+                    other,
+                    format!(
+                        "unknown filter field `{other}`; supported fields are `source` and `title`"
+                    ),
+                ));
             }
         }
     }
@@ -222,19 +228,21 @@ mod tests {
     }
 
     #[test]
-    fn unknown_fields_and_control_characters_are_invalid_queries() {
-        let Err(RetrievalError::InvalidQuery(message)) =
+    fn unknown_fields_and_control_characters_are_refused_filters() {
+        let Err(RetrievalError::InvalidFilter(refusal)) =
             filter_expression(&[filter("author", "x")], &fields())
         else {
             panic!("unknown field accepted");
         };
+        assert_eq!(refusal.field.as_deref(), Some("author"));
         assert!(
-            message.contains("`author`") && message.contains("`source`"),
-            "{message}"
+            refusal.message.contains("`author`") && refusal.message.contains("`source`"),
+            "{}",
+            refusal.message
         );
         assert!(matches!(
             filter_expression(&[filter("title", "a\nb")], &fields()),
-            Err(RetrievalError::InvalidQuery(_))
+            Err(RetrievalError::InvalidFilter(refusal)) if refusal.field.as_deref() == Some("title")
         ));
     }
 }

@@ -75,7 +75,8 @@ pub fn plan(
     }
     let fields = &config.fields;
     let mut select: Vec<&str> = Vec::new();
-    for field in [&fields.id, &fields.title, &fields.content, &fields.source] {
+    let parts = [&fields.id, &fields.title, &fields.content, &fields.source];
+    for field in parts.into_iter().chain(&fields.metadata) {
         if !select.contains(&field.as_str()) {
             select.push(field);
         }
@@ -203,7 +204,7 @@ mod tests {
             Err(RetrievalError::InvalidQuery("the query is empty".into()))
         );
         assert!(matches!(
-            plan(&config, "q", 1001, &[]),
+            plan(&config, "q", 51, &[]),
             Err(RetrievalError::InvalidQuery(_))
         ));
         let unknown = [Filter {
@@ -212,7 +213,7 @@ mod tests {
         }];
         assert!(matches!(
             plan(&config, "q", 0, &unknown),
-            Err(RetrievalError::InvalidQuery(_))
+            Err(RetrievalError::InvalidFilter(_))
         ));
         assert_eq!(plan(&config, "q", 0, &[]), Ok(Plan::Nothing));
     }

@@ -48,6 +48,21 @@ pub fn parse_results(
                 .join(" "),
             _ => String::new(),
         };
+        // Numbers and booleans in their JSON spelling (dates arrive as strings); a
+        // field the document lacks, or holds null or an object in, is left out.
+        let metadata = fields
+            .metadata
+            .iter()
+            .filter_map(|field| {
+                let value = match document.get(field)? {
+                    Value::Number(number) => number.to_string(),
+                    Value::Bool(flag) => flag.to_string(),
+                    Value::String(_) | Value::Array(_) => text(field),
+                    Value::Null | Value::Object(_) => return None,
+                };
+                Some((field.clone(), value))
+            })
+            .collect();
         let score = document
             .get("@search.rerankerScore")
             .and_then(Value::as_f64)
@@ -59,6 +74,7 @@ pub fn parse_results(
             content: text(&fields.content),
             source: text(&fields.source),
             score: score as f32,
+            metadata,
         });
     }
     // The service orders by its score already; reranker scores can tie or arrive
@@ -95,17 +111,53 @@ mod tests {
                     title: "Narwhal tusks".into(),
                     content: "Tusks sense salinity.".into(),
                     source: "zoo/narwhal.md".into(),
-                    score: 3.5
+                    score: 3.5,
+                    metadata: Vec::new(),
                 },
                 Passage {
                     id: "b2".into(),
                     title: "Krill".into(),
                     content: "Krill swarm.".into(),
                     source: "zoo/krill.md".into(),
-                    score: 1.25
+                    score: 1.25,
+                    metadata: Vec::new(),
                 },
             ]
         );
+    }
+
+    #[test]
+    fn configured_metadata_fields_travel_with_each_passage() {
+        let fields = crate::config::Fields {
+            metadata: vec![
+                "team".into(),
+                "pages".into(),
+                "reviewed".into(),
+                "tags".into(),
+            ],
+            ..fields()
+        };
+        let body = json!({"value": [
+            {"@search.score": 1.0, "id": "a", "team": "payments", "pages": 12, "reviewed": true, "tags": ["pci", "cards"]},
+            {"@search.score": 0.5, "id": "b", "team": null, "extra": "x"}
+        ]});
+        let passages = parse_results(body.to_string().as_bytes(), &fields, "key").unwrap();
+        let pairs = |items: &[(&str, &str)]| -> Vec<(String, String)> {
+            items
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        assert_eq!(
+            passages[0].metadata,
+            pairs(&[
+                ("team", "payments"),
+                ("pages", "12"),
+                ("reviewed", "true"),
+                ("tags", "pci cards")
+            ])
+        );
+        assert_eq!(passages[1].metadata, pairs(&[]));
     }
 
     #[test]

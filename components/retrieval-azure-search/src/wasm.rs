@@ -7,7 +7,7 @@
 
 use crate::config::{self, Auth, Config};
 use crate::errors::{
-    TransportFailure, error_for_status, retry_delay_ms, sanitize, token_failure,
+    FailedAnswer, TransportFailure, error_for_status, retry_delay_ms, sanitize, token_failure,
     token_transport_error, transport_error,
 };
 use crate::request::{Credential, Plan, SearchRequest, headers, plan};
@@ -222,7 +222,7 @@ async fn attempt(
     remaining_ms: impl Fn() -> u64,
 ) -> Attempt {
     let timed_out = || {
-        Attempt::Done(Err(crate::RetrievalError::Upstream(format!(
+        Attempt::Done(Err(crate::RetrievalError::Timeout(format!(
             "Azure AI Search did not answer within {} ms",
             config.timeout_ms
         ))))
@@ -272,10 +272,20 @@ async fn attempt(
         Ok(ReadBody::Complete(body)) => body,
         _ => Vec::new(),
     };
+    let error = error_for_status(
+        FailedAnswer {
+            status,
+            retry_after: retry_after.as_deref(),
+            body: &body,
+        },
+        wall_clock_ms(),
+        secret,
+        &config.auth,
+    );
     Attempt::Failed {
         status,
         retry_after,
-        error: error_for_status(status, &body, secret, &config.auth),
+        error,
     }
 }
 

@@ -20,7 +20,7 @@ spin_sdk::wit_bindgen::generate!({
     generate_all,
 });
 
-use exports::chatgate::retriever::retriever::{Filter, Passage, RetrievalError};
+use exports::chatgate::retriever::retriever::{Filter, FilterRefusal, Passage, RetrievalError};
 chatgate_rag::retriever_conversions!(exports::chatgate::retriever::retriever);
 
 /// Set once, by `wizer-initialize` at build time; every instance of the snapshot has it.
@@ -64,7 +64,16 @@ impl exports::chatgate::retriever::retriever::Guest for Retriever {
             .collect();
         let invalid = |SearchError::InvalidQuery(message)| RetrievalError::InvalidQuery(message);
         // A query the index refuses anyway is not worth an embedding request.
-        loaded.index.allowed(&filters).map_err(invalid)?;
+        if let Err(SearchError::InvalidQuery(message)) = loaded.index.allowed(&filters) {
+            // The index refuses filters only; the first one it refuses alone is named.
+            let refused = filters
+                .iter()
+                .find(|filter| loaded.index.allowed(std::slice::from_ref(filter)).is_err());
+            return Err(RetrievalError::InvalidFilter(FilterRefusal {
+                field: refused.map(|filter| filter.field.clone()),
+                message,
+            }));
+        }
         let query_vector = match (&config.embeddings, &loaded.index.params().embedding) {
             (Some(endpoint), Some(info)) if top_k > 0 && !query.trim().is_empty() => {
                 match embed(endpoint, info, &query).await {
@@ -99,6 +108,9 @@ impl exports::chatgate::retriever::retriever::Guest for Retriever {
                     content: passage.text.to_string(),
                     source: passage.source.to_string(),
                     score: hit.score,
+                    // The index keeps document metadata for filtering only; it does not
+                    // hand it out with a passage (`chatgate_index::Passage`).
+                    metadata: Vec::new(),
                 }
                 .into()
             })

@@ -6,6 +6,7 @@
 //! fetching Entra ID tokens from a managed-identity endpoint.
 
 pub mod identity;
+pub mod retry_after;
 
 /// What reading one variable gave.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -32,6 +32,7 @@ macro_rules! retriever_conversions {
                         content: passage.content,
                         source: passage.source,
                         score: passage.score,
+                        metadata: passage.metadata,
                     }
                 }
             }
@@ -44,6 +45,7 @@ macro_rules! retriever_conversions {
                         content: passage.content,
                         source: passage.source,
                         score: passage.score,
+                        metadata: passage.metadata,
                     }
                 }
             }
@@ -66,26 +68,54 @@ macro_rules! retriever_conversions {
                 }
             }
 
+            impl From<wit::FilterRefusal> for rag::FilterRefusal {
+                fn from(refusal: wit::FilterRefusal) -> Self {
+                    rag::FilterRefusal {
+                        field: refusal.field,
+                        message: refusal.message,
+                    }
+                }
+            }
+
+            impl From<rag::FilterRefusal> for wit::FilterRefusal {
+                fn from(refusal: rag::FilterRefusal) -> Self {
+                    wit::FilterRefusal {
+                        field: refusal.field,
+                        message: refusal.message,
+                    }
+                }
+            }
+
             impl From<wit::RetrievalError> for rag::RetrievalError {
                 fn from(error: wit::RetrievalError) -> Self {
+                    use rag::RetrievalError as R;
+                    use wit::RetrievalError as W;
                     match error {
-                        wit::RetrievalError::InvalidQuery(m) => rag::RetrievalError::InvalidQuery(m),
-                        wit::RetrievalError::IndexUnavailable(m) => {
-                            rag::RetrievalError::IndexUnavailable(m)
-                        }
-                        wit::RetrievalError::Upstream(m) => rag::RetrievalError::Upstream(m),
+                        W::InvalidQuery(m) => R::InvalidQuery(m),
+                        W::InvalidFilter(refusal) => R::InvalidFilter(refusal.into()),
+                        W::IndexUnavailable(m) => R::IndexUnavailable(m),
+                        W::Upstream(m) => R::Upstream(m),
+                        W::RateLimited(retry_after_seconds) => R::RateLimited {
+                            retry_after_seconds,
+                        },
+                        W::Timeout(m) => R::Timeout(m),
                     }
                 }
             }
 
             impl From<rag::RetrievalError> for wit::RetrievalError {
                 fn from(error: rag::RetrievalError) -> Self {
+                    use rag::RetrievalError as R;
+                    use wit::RetrievalError as W;
                     match error {
-                        rag::RetrievalError::InvalidQuery(m) => wit::RetrievalError::InvalidQuery(m),
-                        rag::RetrievalError::IndexUnavailable(m) => {
-                            wit::RetrievalError::IndexUnavailable(m)
-                        }
-                        rag::RetrievalError::Upstream(m) => wit::RetrievalError::Upstream(m),
+                        R::InvalidQuery(m) => W::InvalidQuery(m),
+                        R::InvalidFilter(refusal) => W::InvalidFilter(refusal.into()),
+                        R::IndexUnavailable(m) => W::IndexUnavailable(m),
+                        R::Upstream(m) => W::Upstream(m),
+                        R::RateLimited {
+                            retry_after_seconds,
+                        } => W::RateLimited(retry_after_seconds),
+                        R::Timeout(m) => W::Timeout(m),
                     }
                 }
             }

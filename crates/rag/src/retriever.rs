@@ -1,4 +1,4 @@
-//! `chatgate:retriever/retriever` (`wit/deps/chatgate-retriever-0.2.0`) in plain Rust.
+//! `chatgate:retriever/retriever` (`wit/deps/chatgate-retriever-0.3.0`) in plain Rust.
 
 /// Most passages one `search` may ask for. `chat` refuses more from clients and
 /// operators (more would crowd the model's context for little gain); retrievers refuse
@@ -16,6 +16,9 @@ pub struct Passage {
     pub source: String,
     /// Higher is better; comparable only within one answer.
     pub score: f32,
+    /// Further fields of the passage's document as (name, value) pairs, in the
+    /// retriever's order; empty when it has none to give.
+    pub metadata: Vec<(String, String)>,
 }
 
 impl Passage {
@@ -28,6 +31,7 @@ impl Passage {
             content: content.into(),
             source: source.into(),
             score: 0.0,
+            metadata: Vec::new(),
         }
     }
 }
@@ -40,30 +44,61 @@ pub struct Filter {
     pub value: String,
 }
 
+/// Why one of the filters cannot be applied (`filter-refusal`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FilterRefusal {
+    /// The `field` of the refused filter, as the caller sent it, when the retriever
+    /// can tell which filter it is (a remote service may not say).
+    pub field: Option<String>,
+    pub message: String,
+}
+
 /// Why a search failed (`retrieval-error`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RetrievalError {
-    /// The query or a filter cannot be answered as given: the caller's fault.
+    /// The query cannot be answered as given: the caller's fault.
     InvalidQuery(String),
+    /// A filter cannot be applied, or there are too many: the caller's fault.
+    InvalidFilter(FilterRefusal),
     /// The index could not be loaded or reached, or is misconfigured.
     IndexUnavailable(String),
     /// A remote search service failed.
     Upstream(String),
+    /// A remote search service is throttling requests; retry after the given number
+    /// of seconds, when it said.
+    RateLimited { retry_after_seconds: Option<u32> },
+    /// The search did not finish within the retriever's deadline; the text says which.
+    Timeout(String),
 }
 
 impl RetrievalError {
-    pub fn message(&self) -> &str {
-        match self {
-            RetrievalError::InvalidQuery(message)
-            | RetrievalError::IndexUnavailable(message)
-            | RetrievalError::Upstream(message) => message,
-        }
+    /// A refusal of the filter on `field`.
+    pub fn invalid_filter(field: impl Into<String>, message: impl Into<String>) -> Self {
+        RetrievalError::InvalidFilter(FilterRefusal {
+            field: Some(field.into()),
+            message: message.into(),
+        })
     }
 }
 
 impl std::fmt::Display for RetrievalError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.message())
+        match self {
+            RetrievalError::InvalidQuery(message)
+            | RetrievalError::IndexUnavailable(message)
+            | RetrievalError::Upstream(message)
+            | RetrievalError::Timeout(message) => f.write_str(message),
+            RetrievalError::InvalidFilter(refusal) => f.write_str(&refusal.message),
+            RetrievalError::RateLimited {
+                retry_after_seconds: Some(seconds),
+            } => write!(
+                f,
+                "the search service is throttling requests; retry after {seconds} s"
+            ),
+            RetrievalError::RateLimited {
+                retry_after_seconds: None,
+            } => f.write_str("the search service is throttling requests"),
+        }
     }
 }
 
@@ -78,16 +113,20 @@ pub fn check_search(top_k: u32, filters: &[Filter]) -> Result<(), RetrievalError
             "at most {MAX_TOP_K} passages can be asked for, not {top_k}"
         )));
     }
-    if filters.len() > MAX_FILTERS {
-        return Err(RetrievalError::InvalidQuery(format!(
-            "at most {MAX_FILTERS} filters are allowed, not {}",
-            filters.len()
-        )));
+    if let Some(extra) = filters.get(MAX_FILTERS) {
+        return Err(RetrievalError::invalid_filter(
+            extra.field.clone(),
+            format!(
+                "at most {MAX_FILTERS} filters are allowed, not {}",
+                filters.len()
+            ),
+        ));
     }
     if filters.iter().any(|filter| filter.field.trim().is_empty()) {
-        return Err(RetrievalError::InvalidQuery(
-            "a filter names no field".into(),
-        ));
+        return Err(RetrievalError::InvalidFilter(FilterRefusal {
+            field: None,
+            message: "a filter names no field".into(),
+        }));
     }
     Ok(())
 }
@@ -116,7 +155,25 @@ mod tests {
     #[test]
     fn filters_are_bounded_and_name_a_field() {
         assert_eq!(check_search(1, &vec![filter("title"); MAX_FILTERS]), Ok(()));
-        assert!(check_search(1, &vec![filter("title"); MAX_FILTERS + 1]).is_err());
-        assert!(check_search(1, &[filter(" ")]).is_err());
+        assert!(matches!(
+            check_search(1, &vec![filter("title"); MAX_FILTERS + 1]),
+            Err(RetrievalError::InvalidFilter(refusal)) if refusal.field.as_deref() == Some("title")
+        ));
+        assert!(matches!(
+            check_search(1, &[filter(" ")]),
+            Err(RetrievalError::InvalidFilter(_))
+        ));
+    }
+
+    #[test]
+    fn throttling_says_when_to_retry_if_it_was_told() {
+        let told = RetrievalError::RateLimited {
+            retry_after_seconds: Some(7),
+        };
+        assert!(told.to_string().ends_with("retry after 7 s"), "{told}");
+        let untold = RetrievalError::RateLimited {
+            retry_after_seconds: None,
+        };
+        assert!(!untold.to_string().contains("retry after"), "{untold}");
     }
 }
