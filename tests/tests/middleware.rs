@@ -827,3 +827,33 @@ async fn auth_disabled_passes_everyone_as_anonymous() {
     assert_identity(&echo(&reply), "anonymous", "disabled");
     gateway.stop().await;
 }
+
+/// A body of many stream chunks, with a byte pattern that shows loss or reordering in its count.
+fn large_body() -> Vec<u8> {
+    (0..600 * 1024).map(|i| (i % 251) as u8).collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn telemetry_and_auth_forward_a_large_body_whole_with_their_edited_headers() {
+    let body = large_body();
+    let telemetry = start("telemetry", &[], &[]).await;
+    let reply = send("POST", &telemetry.url("/upload"), &[], body.clone()).await;
+    let seen = echo(&reply);
+    assert_eq!(seen["body_bytes"], body.len(), "{seen}");
+    assert_eq!(received(&seen, "traceparent").len(), 1, "{seen}");
+    assert!(reply.header("traceparent").is_some(), "response not decorated");
+    telemetry.stop().await;
+
+    let auth = auth(&[("auth_api_keys", KEYS)]).await;
+    let reply = send(
+        "POST",
+        &auth.url("/upload"),
+        &[("authorization", "Bearer k1-secret")],
+        body.clone(),
+    )
+    .await;
+    let seen = echo(&reply);
+    assert_eq!(seen["body_bytes"], body.len(), "{seen}");
+    assert_identity(&seen, "api-key:dev", "api-key");
+    auth.stop().await;
+}

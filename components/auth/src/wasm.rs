@@ -1,5 +1,6 @@
 use super::config::{Settings, VARIABLES};
-use spin_sdk::http::{IntoResponse, Request, Response, box_body, next};
+use chatgate_middleware::forward_request;
+use spin_sdk::http::{IntoResponse, Request, Response, next};
 use spin_sdk::http_service;
 use spin_sdk::wasip3::http::types::{ErrorCode, Response as WasiResponse};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -41,9 +42,9 @@ async fn handle(mut request: Request) -> Result<WasiResponse, ErrorCode> {
         return Err(ErrorCode::InternalError(None));
     };
     super::prepare_inward(request.headers_mut(), identity.as_ref());
-    // Re-boxing the body makes spin-sdk build a new WASI request from the edited headers
-    // (an untouched incoming body would forward the original request, credential included).
-    next(request.map(box_body)).await?.into_response()
+    // A new WASI request with the edited headers around the original, unread body (spin-sdk
+    // would forward an untouched incoming request as it came, credential included).
+    next(forward_request(request)?).await?.into_response()
 }
 
 async fn read_settings() -> Settings {

@@ -1,9 +1,11 @@
-use spin_sdk::http::{BoxBody, Request, Response, box_body, next};
+use chatgate_middleware::{forward_request, forward_response};
+use spin_sdk::http::{BoxBody, IntoResponse, Request, Response, box_body, next};
 use spin_sdk::http_service;
+use spin_sdk::wasip3::http::types::{ErrorCode, Response as WasiResponse};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 #[http_service]
-async fn handle(mut request: Request) -> Response<BoxBody> {
+async fn handle(mut request: Request) -> Result<WasiResponse, ErrorCode> {
     let started = Instant::now();
     let started_at = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -14,20 +16,30 @@ async fn handle(mut request: Request) -> Response<BoxBody> {
     let entropy = spin_sdk::wasip3::random::random::get_random_bytes(super::ENTROPY_LEN as u64);
     let telemetry = super::prepare_inward(request.headers_mut(), &entropy);
 
-    // Re-boxing the body makes spin-sdk build a new WASI request from our edited headers
-    // (an untouched incoming body would forward the original request as it was).
-    let (mut response, error) = match next(request.map(box_body)).await {
-        Ok(response) => (response.map(box_body), None),
-        Err(code) => (bad_gateway(), Some(format!("{code:?}"))),
+    // The edited headers travel with the original body, which never enters this component.
+    let outcome = match forward_request(request) {
+        Ok(forwarded) => next(forwarded).await,
+        Err(code) => Err(code),
+    };
+    let (status, response, error) = match outcome {
+        Ok(mut response) => {
+            super::decorate_response(response.headers_mut(), &telemetry, started.elapsed());
+            (response.status().as_u16(), forward_response(response), None)
+        }
+        Err(code) => {
+            let mut response = bad_gateway();
+            super::decorate_response(response.headers_mut(), &telemetry, started.elapsed());
+            let error = Some(format!("{code:?}"));
+            (response.status().as_u16(), response.into_response(), error)
+        }
     };
     let elapsed = started.elapsed();
-    super::decorate_response(response.headers_mut(), &telemetry, elapsed);
 
     let line = super::log::RequestLog {
         started_at,
         method: &method,
         route: &route,
-        status: response.status().as_u16(),
+        status,
         elapsed,
         span: &telemetry.span,
         request_id: &telemetry.request_id,
