@@ -319,10 +319,7 @@ pub fn refusal(outcome: &Outcome) -> Option<Refusal> {
 }
 
 fn error_body(message: &str, error_type: &str, code: &str) -> String {
-    serde_json::json!({
-        "error": {"message": message, "type": error_type, "param": null, "code": code}
-    })
-    .to_string()
+    chatgate_guest::openai_error::error_json(message, error_type, None, code).to_string()
 }
 
 #[cfg(target_arch = "wasm32")]

@@ -1,4 +1,5 @@
 use super::config::{Settings, VARIABLES};
+use chatgate_guest::VariableValue;
 use chatgate_middleware::forward_request;
 use spin_sdk::http::{IntoResponse, Request, Response, next};
 use spin_sdk::http_service;
@@ -48,19 +49,10 @@ async fn handle(mut request: Request) -> Result<WasiResponse, ErrorCode> {
 }
 
 async fn read_settings() -> Settings {
-    let mut values = Vec::with_capacity(VARIABLES.len());
-    for name in VARIABLES {
-        let value = match spin_sdk::variables::get(name).await {
-            Ok(value) => Ok(Some(value)),
-            Err(spin_sdk::variables::Error::Undefined(_)) => Ok(None),
-            Err(_) => Err(()),
-        };
-        values.push((name, value));
-    }
-    Settings::read(|name| {
-        values
-            .iter()
-            .find(|(n, _)| *n == name)
-            .map_or(Ok(None), |(_, v)| v.clone())
+    let values = chatgate_guest_io::read_variables(&VARIABLES).await;
+    Settings::read(|name| match values.get(name) {
+        VariableValue::Value(value) => Ok(Some(value)),
+        VariableValue::Missing => Ok(None),
+        VariableValue::Unreadable => Err(()),
     })
 }

@@ -2,9 +2,7 @@
 
 use crate::domain::{CompletionFailure, RetrievalFailure};
 
-pub const INVALID_REQUEST: &str = "invalid_request_error";
-pub const SERVER_ERROR: &str = "server_error";
-pub const RATE_LIMIT: &str = "rate_limit_error";
+pub use chatgate_guest::openai_error::{INVALID_REQUEST, RATE_LIMIT, SERVER_ERROR};
 
 /// Longest provider-supplied text we pass on to clients; provider messages can
 /// embed whole upstream bodies, which are not ours to forward.
@@ -120,14 +118,12 @@ impl ApiError {
 
     /// The JSON error object (`{"error":{...}}`).
     pub fn to_json(&self) -> serde_json::Value {
-        serde_json::json!({
-            "error": {
-                "message": self.message,
-                "type": self.error_type,
-                "param": self.param,
-                "code": self.code,
-            }
-        })
+        chatgate_guest::openai_error::error_json(
+            &self.message,
+            self.error_type,
+            self.param.as_deref(),
+            self.code,
+        )
     }
 
     pub fn body(&self) -> String {

@@ -19,6 +19,7 @@ use crate::routes::{Route, require_api_version, route};
 use crate::settings::{Settings, Variables};
 use crate::sse::ChunkHeader;
 use crate::{prompt, response, sse, tokens};
+use chatgate_guest::VariableValue;
 
 mod bindings {
     spin_sdk::wit_bindgen::generate!({
@@ -421,20 +422,20 @@ async fn read_body(request: Request) -> Result<Vec<u8>, ApiError> {
 }
 
 async fn load_settings() -> Result<Settings, ApiError> {
+    let read = chatgate_guest_io::read_variables(&Variables::NAMES).await;
     let mut variables = Variables::default();
     for name in Variables::NAMES {
-        variables.set(name, variable(name).await?);
+        // Undeclared means unset, so defaults apply; unreadable is the operator's to fix.
+        let value = match read.get(name) {
+            VariableValue::Value(value) => Some(value),
+            VariableValue::Missing => None,
+            VariableValue::Unreadable => {
+                return Err(ApiError::misconfigured(name, "could not be read"));
+            }
+        };
+        variables.set(name, value);
     }
     Settings::from_variables(&variables)
-}
-
-/// `None` when the manifest does not define the variable, so defaults apply.
-async fn variable(name: &str) -> Result<Option<String>, ApiError> {
-    match spin_sdk::variables::get(name).await {
-        Ok(value) => Ok(Some(value)),
-        Err(spin_sdk::variables::Error::Undefined(_)) => Ok(None),
-        Err(_) => Err(ApiError::misconfigured(name, "could not be read")),
-    }
 }
 
 fn unix_seconds() -> u64 {

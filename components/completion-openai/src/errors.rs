@@ -9,7 +9,8 @@
 use chatgate_rag::completion::CompletionError;
 use serde_json::Value;
 
-pub use chatgate_guest::{MAX_MESSAGE_CHARS, sanitize};
+use chatgate_guest::retry_after;
+pub use chatgate_guest::{MAX_MESSAGE_CHARS, TransportFailure, sanitize};
 const DEFAULT_RETRY_AFTER_SECONDS: u32 = 1;
 
 /// The headers of a 429 (or 503) answer that tell when to retry.
@@ -30,30 +31,14 @@ pub fn requested_delay_ms(headers: RetryHeaders<'_>, now_unix_ms: u64) -> Option
         // `as` saturates float-to-int conversions.
         (ms.is_finite() && ms >= 0.0).then(|| ms.ceil() as u64)
     });
-    let from_retry_after = || {
-        let text = headers.retry_after?.trim();
-        if text.is_empty() {
-            return None;
-        }
-        if text.bytes().all(|b| b.is_ascii_digit()) {
-            // All digits: only overflow can fail, and that means "very long".
-            return Some(text.parse::<u64>().unwrap_or(u64::MAX).saturating_mul(1000));
-        }
-        let date = httpdate::parse_http_date(text).ok()?;
-        let date_ms = date.duration_since(std::time::UNIX_EPOCH).ok()?.as_millis();
-        let date_ms = u64::try_from(date_ms).unwrap_or(u64::MAX);
-        Some(date_ms.saturating_sub(now_unix_ms))
-    };
+    let from_retry_after = || retry_after::delay_ms(headers.retry_after?, now_unix_ms);
     from_ms.or_else(from_retry_after)
 }
 
 /// Whole seconds for a `rate-limited` error: the requested delay rounded up, else 1;
 /// never 0, so that a caller honouring it cannot spin.
 pub fn retry_after_seconds(requested_delay_ms: Option<u64>) -> u32 {
-    match requested_delay_ms {
-        Some(ms) => u32::try_from(ms.div_ceil(1000)).unwrap_or(u32::MAX).max(1),
-        None => DEFAULT_RETRY_AFTER_SECONDS,
-    }
+    requested_delay_ms.map_or(DEFAULT_RETRY_AFTER_SECONDS, retry_after::client_seconds)
 }
 
 /// The parts of an OpenAI-shaped error body (`{"error": {"message", "type", "code"}}`)
@@ -171,16 +156,6 @@ pub fn error_for_error_object(error: &Value, secret: Option<&str>) -> Completion
     } else {
         CompletionError::UpstreamUnavailable(message)
     }
-}
-
-/// Why the HTTP exchange itself failed (no usable status or body).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum TransportFailure {
-    /// The host refused the outbound request: the origin is not an allowed outbound host.
-    Denied,
-    TimedOut,
-    /// Connection refused or reset, DNS, TLS, protocol errors: described for operators.
-    Unreachable(String),
 }
 
 pub fn transport_error(failure: &TransportFailure) -> CompletionError {

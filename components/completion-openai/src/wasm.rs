@@ -7,7 +7,7 @@
 use crate::breaker::{self, Admission, Breaker, BreakerPolicy};
 use crate::config::{self, Auth, Config, Target, Timeouts};
 use crate::errors::{
-    RetryHeaders, TransportFailure, error_for_status, requested_delay_ms, sanitize, transport_error,
+    RetryHeaders, TransportFailure, error_for_status, requested_delay_ms, transport_error,
 };
 use crate::identity::{self, Token};
 use crate::request::{UpstreamRequest, build_request, validate};
@@ -16,13 +16,13 @@ use crate::retry::{Failure, Health, Planner, Step};
 use crate::stream::StreamDecoder;
 use crate::{MAX_COMPLETION_BODY_BYTES, MAX_ERROR_BODY_BYTES};
 use bytes::Bytes;
-use chatgate_guest::{sleep_ms, wall_clock_ms, within};
+use chatgate_guest_io::{classify, sleep_ms, wall_clock_ms, within};
 use chatgate_rag::completion as rag;
 use http_body_util::BodyExt;
 use spin_sdk::http::{FullBody, Response};
 use spin_sdk::key_value::Store;
 use spin_sdk::wasip3::clocks::monotonic_clock;
-use spin_sdk::wasip3::http::types::{ErrorCode, RequestOptions};
+use spin_sdk::wasip3::http::types::RequestOptions;
 use spin_sdk::wasip3::http_compat::{IncomingResponseBody, RequestOptionsExtension};
 use spin_sdk::wit_bindgen;
 use std::rc::Rc;
@@ -315,7 +315,7 @@ impl Call {
                 )));
             }
             Some(Err(code)) => {
-                return Err(match classify(&code) {
+                return Err(match classify(&code, None) {
                     TransportFailure::Denied => rag::CompletionError::Internal(
                         "the host denied the token request; openai_token_origin must be an allowed outbound host".into(),
                     ),
@@ -492,7 +492,7 @@ async fn attempt_complete(call: &Call, target: usize) -> Result<rag::ChatComplet
             None => return Err(Failure::transport(stalled(budget))),
             Some(None) => break,
             Some(Some(Err(code))) => {
-                return Err(Failure::transport(transport_error(&classify(&code))));
+                return Err(Failure::transport(transport_error(&classify(&code, None))));
             }
             Some(Some(Ok(frame))) => {
                 if let Ok(data) = frame.into_data() {
@@ -538,7 +538,7 @@ async fn attempt_stream(call: &Call, target: usize) -> Result<Begun, Failure> {
                 };
             }
             Some(Some(Err(code))) => {
-                return Err(Failure::transport(transport_error(&classify(&code))));
+                return Err(Failure::transport(transport_error(&classify(&code, None))));
             }
             Some(Some(Ok(frame))) => frame,
         };
@@ -611,7 +611,9 @@ async fn pump(
             }
             Some(None) => return decoder.finish().map_err(Interrupted::ByUpstream),
             Some(Some(Err(code))) => {
-                return Err(Interrupted::ByUpstream(transport_error(&classify(&code))));
+                return Err(Interrupted::ByUpstream(transport_error(&classify(
+                    &code, None,
+                ))));
             }
             Some(Some(Ok(frame))) => frame,
         };
@@ -663,7 +665,7 @@ async fn send(call: &Call, request: UpstreamRequest) -> Result<Response, Failure
         None => Err(Failure::transport(rag::CompletionError::Timeout(format!(
             "the upstream did not answer within {budget} ms"
         )))),
-        Some(Err(code)) => Err(match classify(&code) {
+        Some(Err(code)) => Err(match classify(&code, None) {
             denied @ TransportFailure::Denied => Failure::local(transport_error(&denied)),
             failure => Failure::transport(transport_error(&failure)),
         }),
@@ -735,31 +737,7 @@ fn header(response: &Response, name: &str) -> Option<String> {
         .map(str::to_string)
 }
 
-fn classify(code: &ErrorCode) -> TransportFailure {
-    match code {
-        ErrorCode::HttpRequestDenied => TransportFailure::Denied,
-        ErrorCode::DnsTimeout
-        | ErrorCode::ConnectionTimeout
-        | ErrorCode::ConnectionReadTimeout
-        | ErrorCode::ConnectionWriteTimeout
-        | ErrorCode::HttpResponseTimeout => TransportFailure::TimedOut,
-        ErrorCode::ConnectionRefused => TransportFailure::Unreachable("connection refused".into()),
-        ErrorCode::ConnectionTerminated => {
-            TransportFailure::Unreachable("connection closed by the upstream".into())
-        }
-        ErrorCode::DnsError(_) | ErrorCode::DestinationNotFound => {
-            TransportFailure::Unreachable("the upstream host name did not resolve".into())
-        }
-        ErrorCode::TlsProtocolError
-        | ErrorCode::TlsCertificateError
-        | ErrorCode::TlsAlertReceived(_) => {
-            TransportFailure::Unreachable("the TLS handshake failed".into())
-        }
-        other => TransportFailure::Unreachable(sanitize(&format!("{other:?}"), None)),
-    }
-}
-
 async fn read_config() -> Result<Config, rag::CompletionError> {
-    let variables = chatgate_guest::read_variables(&config::VARIABLE_NAMES).await;
+    let variables = chatgate_guest_io::read_variables(&config::VARIABLE_NAMES).await;
     Config::from_variables(|name| variables.get(name))
 }

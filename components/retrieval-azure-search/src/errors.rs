@@ -5,6 +5,7 @@
 //! service's text is not used at all.
 
 use crate::config::Auth;
+pub use chatgate_guest::TransportFailure;
 use chatgate_guest::identity::TokenFailure;
 use chatgate_guest::retry_after;
 use chatgate_rag::retriever::{FilterRefusal, RetrievalError};
@@ -106,15 +107,6 @@ fn service_message(body: &[u8], secret: &str) -> Option<String> {
 /// filter, so the whole message is searched, not the shortened one.
 fn about_the_filter(body: &[u8]) -> bool {
     raw_service_message(body).is_some_and(|message| message.contains("$filter"))
-}
-
-/// Why the request got no answer at all.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum TransportFailure {
-    /// The host refused the request: the origin is not an allowed outbound host.
-    Denied,
-    TimedOut,
-    Unreachable(String),
 }
 
 pub fn transport_error(failure: &TransportFailure) -> RetrievalError {

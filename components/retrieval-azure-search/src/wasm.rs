@@ -7,7 +7,7 @@
 
 use crate::config::{self, Auth, Config};
 use crate::errors::{
-    FailedAnswer, TransportFailure, error_for_status, retry_delay_ms, sanitize, token_failure,
+    FailedAnswer, TransportFailure, error_for_status, retry_delay_ms, token_failure,
     token_transport_error, transport_error,
 };
 use crate::request::{Credential, Plan, SearchRequest, headers, plan};
@@ -15,13 +15,12 @@ use crate::response::parse_results;
 use crate::{MAX_ERROR_BODY_BYTES, MAX_RESULT_BODY_BYTES};
 use bytes::Bytes;
 use chatgate_guest::identity::{self, Token};
-use chatgate_guest::{
-    BodyFailure, ReadBody, read_body, request_options, sleep_ms, wall_clock_ms, within,
+use chatgate_guest_io::{
+    BodyFailure, ReadBody, classify, read_body, request_options, sleep_ms, wall_clock_ms, within,
 };
 use spin_sdk::http::FullBody;
 use spin_sdk::key_value::Store;
 use spin_sdk::wasip3::clocks::monotonic_clock;
-use spin_sdk::wasip3::http::types::ErrorCode;
 
 spin_sdk::wit_bindgen::generate!({
     path: "../../wit",
@@ -177,7 +176,7 @@ impl<'a> TokenSource<'a> {
                 ));
             }
             Some(Err(code)) => {
-                return Err(token_transport_error(&classify(&code, ""), budget_ms));
+                return Err(token_transport_error(&classify(&code, None), budget_ms));
             }
             Some(Ok(response)) => response,
         };
@@ -244,7 +243,9 @@ async fn attempt(
     };
     let response = match within(remaining_ms(), spin_sdk::http::send(outbound)).await {
         None => return timed_out(),
-        Some(Err(code)) => return Attempt::Done(Err(transport_error(&classify(&code, secret)))),
+        Some(Err(code)) => {
+            return Attempt::Done(Err(transport_error(&classify(&code, Some(secret)))));
+        }
         Some(Ok(response)) => response,
     };
     let status = response.status().as_u16();
@@ -289,31 +290,7 @@ async fn attempt(
     }
 }
 
-fn classify(code: &ErrorCode, secret: &str) -> TransportFailure {
-    match code {
-        ErrorCode::HttpRequestDenied => TransportFailure::Denied,
-        ErrorCode::DnsTimeout
-        | ErrorCode::ConnectionTimeout
-        | ErrorCode::ConnectionReadTimeout
-        | ErrorCode::ConnectionWriteTimeout
-        | ErrorCode::HttpResponseTimeout => TransportFailure::TimedOut,
-        ErrorCode::ConnectionRefused => TransportFailure::Unreachable("connection refused".into()),
-        ErrorCode::ConnectionTerminated => {
-            TransportFailure::Unreachable("connection closed by the service".into())
-        }
-        ErrorCode::DnsError(_) | ErrorCode::DestinationNotFound => {
-            TransportFailure::Unreachable("the service host name did not resolve".into())
-        }
-        ErrorCode::TlsProtocolError
-        | ErrorCode::TlsCertificateError
-        | ErrorCode::TlsAlertReceived(_) => {
-            TransportFailure::Unreachable("the TLS handshake failed".into())
-        }
-        other => TransportFailure::Unreachable(sanitize(&format!("{other:?}"), Some(secret))),
-    }
-}
-
 async fn read_config() -> Result<Config, crate::RetrievalError> {
-    let variables = chatgate_guest::read_variables(&config::VARIABLE_NAMES).await;
+    let variables = chatgate_guest_io::read_variables(&config::VARIABLE_NAMES).await;
     Config::from_variables(|name| variables.get(name))
 }

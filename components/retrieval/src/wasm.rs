@@ -6,11 +6,11 @@ use crate::config::{self, Config, EmbeddingsConfig};
 use crate::embeddings::{self, EmbeddingFailure};
 use crate::{Loaded, NOT_PRELOADED, PRELOAD_PATH};
 use bytes::Bytes;
-use chatgate_guest::{ReadBody, read_body, request_options, within};
+use chatgate_guest::TransportFailure;
+use chatgate_guest_io::{BodyFailure, ReadBody, classify, read_body, request_options, within};
 use chatgate_index::{EmbeddingInfo, Filter as IndexFilter, SearchError, SearchRequest};
 use spin_sdk::http::FullBody;
 use spin_sdk::wasip3::clocks::monotonic_clock;
-use spin_sdk::wasip3::http::types::ErrorCode;
 use std::sync::OnceLock;
 
 spin_sdk::wit_bindgen::generate!({
@@ -49,7 +49,7 @@ impl exports::chatgate::retriever::retriever::Guest for Retriever {
         let Some(loaded) = PRELOADED.get() else {
             return Err(RetrievalError::IndexUnavailable(NOT_PRELOADED.into()));
         };
-        let variables = chatgate_guest::read_variables(config::VARIABLES).await;
+        let variables = chatgate_guest_io::read_variables(config::VARIABLES).await;
         let config = Config::from_variables(&variables)
             .map_err(|error| RetrievalError::IndexUnavailable(error.0))?;
         let filters: Vec<chatgate_rag::retriever::Filter> =
@@ -159,7 +159,7 @@ async fn embed(
     };
     let response = match within(remaining_ms(), spin_sdk::http::send(outbound)).await {
         None => return Err(timed_out),
-        Some(Err(code)) => return Err(classify(&code, secret)),
+        Some(Err(code)) => return Err(transport_failure(classify(&code, secret))),
         Some(Ok(response)) => response,
     };
     let status = response.status().as_u16();
@@ -179,8 +179,8 @@ async fn embed(
                 embeddings::MAX_BODY_BYTES
             )));
         }
-        Err(chatgate_guest::BodyFailure::TimedOut) => return Err(timed_out),
-        Err(chatgate_guest::BodyFailure::Broken) => {
+        Err(BodyFailure::TimedOut) => return Err(timed_out),
+        Err(BodyFailure::Broken) => {
             return Err(EmbeddingFailure::Unreachable("the answer broke off".into()));
         }
     };
@@ -190,25 +190,14 @@ async fn embed(
     embeddings::parse_vector(&body, info.dimensions as usize)
 }
 
-fn classify(code: &ErrorCode, secret: Option<&str>) -> EmbeddingFailure {
-    let unreachable = |why: &str| EmbeddingFailure::Unreachable(why.to_string());
-    match code {
-        ErrorCode::HttpRequestDenied => EmbeddingFailure::Denied,
-        ErrorCode::DnsTimeout
-        | ErrorCode::ConnectionTimeout
-        | ErrorCode::ConnectionReadTimeout
-        | ErrorCode::ConnectionWriteTimeout
-        | ErrorCode::HttpResponseTimeout => unreachable("the connection timed out"),
-        ErrorCode::ConnectionRefused => unreachable("connection refused"),
-        ErrorCode::ConnectionTerminated => unreachable("connection closed by the service"),
-        ErrorCode::DnsError(_) | ErrorCode::DestinationNotFound => {
-            unreachable("the host name did not resolve")
+/// What a failed embeddings request means here: a timeout is reported as the
+/// endpoint being unreachable, since the search goes on from BM25 alone either way.
+fn transport_failure(failure: TransportFailure) -> EmbeddingFailure {
+    match failure {
+        TransportFailure::Denied => EmbeddingFailure::Denied,
+        TransportFailure::TimedOut => {
+            EmbeddingFailure::Unreachable("the connection timed out".into())
         }
-        ErrorCode::TlsProtocolError
-        | ErrorCode::TlsCertificateError
-        | ErrorCode::TlsAlertReceived(_) => unreachable("the TLS handshake failed"),
-        other => {
-            EmbeddingFailure::Unreachable(chatgate_guest::sanitize(&format!("{other:?}"), secret))
-        }
+        TransportFailure::Unreachable(why) => EmbeddingFailure::Unreachable(why),
     }
 }

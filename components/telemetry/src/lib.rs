@@ -72,14 +72,12 @@ pub fn decorate_response(headers: &mut HeaderMap, telemetry: &RequestTelemetry, 
 
 /// The body of the 502 sent when the inner handler fails without a response.
 pub fn bad_gateway_body() -> String {
-    serde_json::json!({
-        "error": {
-            "message": "The request could not be completed because an inner component failed.",
-            "type": "server_error",
-            "param": null,
-            "code": "bad_gateway",
-        }
-    })
+    chatgate_guest::openai_error::error_json(
+        "The request could not be completed because an inner component failed.",
+        chatgate_guest::openai_error::SERVER_ERROR,
+        None,
+        "bad_gateway",
+    )
     .to_string()
 }
 

@@ -1,11 +1,13 @@
-//! Guest-side helpers shared by chatgate components that call out of the
-//! sandbox: reading their Spin variables, deadlines and clocks for host
-//! calls, and bounded reads of outbound responses. The plain types build
-//! natively, so the components' configuration logic stays testable with
-//! `cargo test`. [`identity`] holds the pure parts of
-//! fetching Entra ID tokens from a managed-identity endpoint.
+//! The pure helpers chatgate's components share, built natively and for wasm32 with
+//! no host calls: redaction of remote text ([`sanitize`]), origin parsing, credentials
+//! that never print, variable values as read, `Retry-After` ([`retry_after`]), the
+//! OpenAI error object ([`openai_error`]), what a failed outbound call was
+//! ([`TransportFailure`]) and the pure parts of managed-identity tokens
+//! ([`identity`]). Their wasm side (reading variables, sending, clocks) is
+//! `chatgate-guest-io`.
 
 pub mod identity;
+pub mod openai_error;
 pub mod retry_after;
 
 /// What reading one variable gave.
@@ -93,118 +95,16 @@ impl std::fmt::Debug for ApiKey {
     }
 }
 
-#[cfg(target_arch = "wasm32")]
-mod wasm {
-    use super::{VariableValue, Variables};
-    use futures_util::future::{Either, select};
-    use spin_sdk::wasip3::clocks::{monotonic_clock, system_clock};
-    use std::pin::pin;
-
-    /// Reads every variable in `names` from Spin.
-    pub async fn read_variables(names: &[&'static str]) -> Variables {
-        let mut values = Vec::with_capacity(names.len());
-        for &name in names {
-            let value = match spin_sdk::variables::get(name).await {
-                Ok(value) => VariableValue::Value(value),
-                Err(spin_sdk::variables::Error::Undefined(_)) => VariableValue::Missing,
-                Err(_) => VariableValue::Unreadable,
-            };
-            values.push((name, value));
-        }
-        Variables::new(values)
-    }
-
-    /// `future`'s output, or `None` if `ms` milliseconds pass first (the future is
-    /// then dropped, which cancels the host call behind it).
-    pub async fn within<F: Future>(ms: u64, future: F) -> Option<F::Output> {
-        let future = pin!(future);
-        let timer = pin!(sleep_ms(ms));
-        match select(future, timer).await {
-            Either::Left((output, _)) => Some(output),
-            Either::Right(_) => None,
-        }
-    }
-
-    /// A response body as far as it was read.
-    pub enum ReadBody {
-        Complete(Vec<u8>),
-        /// Longer than the limit; the rest was not read.
-        Truncated,
-    }
-
-    /// Why a response body could not be read.
-    pub enum BodyFailure {
-        /// The budget ran out first.
-        TimedOut,
-        /// The body broke off.
-        Broken,
-    }
-
-    /// Reads `response`'s body, at most `limit` bytes of it, within `budget_ms`
-    /// milliseconds in all: a stalled or endless body cannot hold the caller.
-    pub async fn read_body(
-        response: spin_sdk::http::Response,
-        limit: usize,
-        budget_ms: u64,
-    ) -> Result<ReadBody, BodyFailure> {
-        use http_body_util::BodyExt;
-        let started_at = monotonic_clock::now();
-        let mut body = response.into_body();
-        let mut bytes = Vec::new();
-        loop {
-            let elapsed_ms = monotonic_clock::now().saturating_sub(started_at) / 1_000_000;
-            let frame = within(budget_ms.saturating_sub(elapsed_ms), body.frame())
-                .await
-                .ok_or(BodyFailure::TimedOut)?;
-            match frame {
-                None => return Ok(ReadBody::Complete(bytes)),
-                Some(Err(_)) => return Err(BodyFailure::Broken),
-                Some(Ok(frame)) => {
-                    if let Ok(data) = frame.into_data() {
-                        bytes.extend_from_slice(&data);
-                        if bytes.len() > limit {
-                            return Ok(ReadBody::Truncated);
-                        }
-                    }
-                }
-            }
-        }
-    }
-
-    /// `wasi:http` request options that ask the host to give up after `budget_ms`
-    /// (connecting, waiting for the first byte, between bytes).
-    pub fn request_options(
-        budget_ms: u64,
-    ) -> spin_sdk::wasip3::http_compat::RequestOptionsExtension {
-        let ns = budget_ms.saturating_mul(1_000_000);
-        let options = spin_sdk::wasip3::http::types::RequestOptions::new();
-        // A host without a timeout kind keeps its own default; the guest's timer bounds
-        // the waits either way.
-        let _ = options.set_connect_timeout(Some(ns));
-        let _ = options.set_first_byte_timeout(Some(ns));
-        let _ = options.set_between_bytes_timeout(Some(ns));
-        spin_sdk::wasip3::http_compat::RequestOptionsExtension(options)
-    }
-
-    pub async fn sleep_ms(ms: u64) {
-        monotonic_clock::wait_for(ms.saturating_mul(1_000_000)).await;
-    }
-
-    /// Milliseconds since the Unix epoch.
-    pub fn wall_clock_ms() -> u64 {
-        let now = system_clock::now();
-        u64::try_from(now.seconds)
-            .unwrap_or(0)
-            .saturating_mul(1000)
-            .saturating_add(u64::from(now.nanoseconds) / 1_000_000)
-    }
+/// Why an outbound request got no answer at all; `chatgate-guest-io` classifies the
+/// host's `wasi:http` error codes into it, each component says what it means for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TransportFailure {
+    /// The host refused the request: the origin is not an allowed outbound host.
+    Denied,
+    TimedOut,
+    /// Connection refused or reset, DNS, TLS, protocol errors: described for operators.
+    Unreachable(String),
 }
-
-#[cfg(target_arch = "wasm32")]
-pub use wasm::{
-    BodyFailure, ReadBody, read_body, read_variables, request_options, sleep_ms, wall_clock_ms,
-    within,
-};
 
 #[cfg(test)]
 mod tests {
