@@ -28,6 +28,7 @@ pub enum Stemming {
 /// How text becomes terms. Stored in every index.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AnalyzerConfig {
+    /// The stemmer applied to every word.
     pub stemming: Stemming,
     /// Case-folded words dropped before stemming.
     pub stop_words: Vec<String>,
@@ -54,6 +55,7 @@ pub struct Analyzer {
 }
 
 impl Analyzer {
+    /// The analyzer `config` describes.
     pub fn new(config: AnalyzerConfig) -> Self {
         let mut stop_words: Vec<String> = config.stop_words.iter().map(|w| fold(w)).collect();
         stop_words.sort_unstable();
@@ -69,6 +71,7 @@ impl Analyzer {
         }
     }
 
+    /// What this analyzer was built from (as stored in an index).
     pub fn config(&self) -> &AnalyzerConfig {
         &self.config
     }

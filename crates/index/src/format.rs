@@ -21,6 +21,7 @@ use crate::analysis::{AnalyzerConfig, Stemming};
 use std::collections::BTreeMap;
 use std::fmt;
 
+/// The first bytes of every index file (with CR LF, so that a text-mode copy is detected).
 pub const MAGIC: &[u8; 8] = b"CHGIDX\r\n";
 /// Bumped on any change of layout or meaning; an index of another version is refused.
 pub const FORMAT_VERSION: u32 = 1;
@@ -28,9 +29,13 @@ pub const FORMAT_VERSION: u32 = 1;
 /// Why bytes are not a usable index.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FormatError {
+    /// The bytes do not start with [`MAGIC`].
     NotAnIndex,
+    /// Written in another [`FORMAT_VERSION`] (the one found).
     UnsupportedVersion(u32),
+    /// A section every index has is absent (its name).
     MissingSection(&'static str),
+    /// A section's contents are inconsistent: out of range, truncated or overflowing.
     Corrupt(String),
 }
 
@@ -71,7 +76,9 @@ fn checked_add(count: usize, extra: usize) -> Result<usize, FormatError> {
 /// BM25 and field weighting parameters, fixed when the index is built.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct RankingParams {
+    /// BM25's term-frequency saturation.
     pub k1: f32,
+    /// BM25's length normalisation (0: none, 1: full).
     pub b: f32,
     /// How much a term in a chunk's title (its heading path) counts, relative to one in its text.
     pub title_weight: f32,
@@ -90,23 +97,31 @@ impl Default for RankingParams {
 /// How documents were chunked: re-indexing reuses a document's chunks only if unchanged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct ChunkingParams {
+    /// The most words in one chunk.
     pub max_words: u32,
+    /// Words a chunk repeats from the end of the one before it.
     pub overlap_words: u32,
 }
 
 /// The embedding model whose vectors the index holds.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EmbeddingInfo {
+    /// The model (or Azure OpenAI deployment) name the vectors came from.
     pub model: String,
+    /// Components per vector.
     pub dimensions: u32,
 }
 
 /// Everything about how an index was built.
 #[derive(Debug, Clone, PartialEq)]
 pub struct IndexParams {
+    /// How chunks are scored.
     pub ranking: RankingParams,
+    /// How text became terms; queries must be analysed the same way.
     pub analyzer: AnalyzerConfig,
+    /// How documents were cut into chunks.
     pub chunking: ChunkingParams,
+    /// The embedding model, when the index holds vectors.
     pub embedding: Option<EmbeddingInfo>,
 }
 
@@ -477,18 +492,22 @@ impl<'a> Index<'a> {
         })
     }
 
+    /// How this index was built.
     pub fn params(&self) -> &IndexParams {
         &self.params
     }
 
+    /// Documents indexed.
     pub fn document_count(&self) -> usize {
         self.doc_paths.len()
     }
 
+    /// Chunks indexed (the unit a search returns).
     pub fn chunk_count(&self) -> usize {
         self.chunk_docs.len()
     }
 
+    /// Distinct terms in the vocabulary.
     pub fn term_count(&self) -> usize {
         self.terms.len()
     }
@@ -596,11 +615,17 @@ impl Writer {
 
 /// Why an index could not be built.
 #[derive(Debug, Clone, PartialEq, Eq)]
+/// Why an index could not be written.
 pub enum BuildError {
     /// More than 4 GiB of text, or more than 2^32 chunks or postings.
     TooLarge,
     /// The vectors given do not match the chunks or the declared dimensions.
-    VectorMismatch { expected: usize, found: usize },
+    VectorMismatch {
+        /// Chunks times dimensions.
+        expected: usize,
+        /// Components given.
+        found: usize,
+    },
 }
 
 impl fmt::Display for BuildError {
@@ -620,7 +645,9 @@ impl std::error::Error for BuildError {}
 /// Chunk vectors to store: `values` holds one vector of `info.dimensions` per chunk, in
 /// the order of the documents' chunks. They are stored normalised to unit length.
 pub struct Vectors<'v> {
+    /// The model and dimensions of every vector.
     pub info: EmbeddingInfo,
+    /// All vectors, one after another.
     pub values: &'v [f32],
 }
 

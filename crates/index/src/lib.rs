@@ -7,6 +7,9 @@
 //!   parsing it into owned structures.
 //! - [`search`] ranks: BM25, exact vector search, reciprocal rank fusion, filters.
 
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
 use std::collections::BTreeMap;
 
 pub mod analysis;
@@ -49,8 +52,11 @@ pub struct Chunk {
 /// One search: what `chatgate:retriever/retriever.search` asks, plus the deployment's floors.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct SearchRequest<'q> {
+    /// The user's words, analysed as the index was.
     pub query: &'q str,
+    /// The most passages to return.
     pub top_k: usize,
+    /// Every filter must hold for a passage to be returned.
     pub filters: &'q [Filter],
     /// BM25 scores below this are not returned (0 returns every matching chunk).
     pub min_score: f32,

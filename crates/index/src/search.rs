@@ -18,12 +18,17 @@ pub const FUSION_DEPTH: usize = 100;
 /// A restriction on which chunks a search may return.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Filter {
+    /// `source`, `title` or a metadata field the index holds.
     pub field: String,
+    /// The value the field must have (for `source`, a prefix of the document's path).
     pub value: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
+/// Why a search was refused.
 pub enum SearchError {
+    /// The request cannot be answered as asked (e.g. an unknown filter field); the message
+    /// says why and is safe to show the client.
     InvalidQuery(String),
 }
 
@@ -40,7 +45,9 @@ impl std::error::Error for SearchError {}
 /// A ranked chunk.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Hit {
+    /// The chunk's number in the index.
     pub chunk: usize,
+    /// Its relevance (higher is better; the scale depends on the ranking).
     pub score: f32,
 }
 
@@ -49,7 +56,9 @@ pub struct Hit {
 pub struct Passage<'a> {
     /// `<document path>#<chunk number within the document>`.
     pub id: String,
+    /// The chunk's heading path.
     pub title: &'a str,
+    /// The chunk's text.
     pub text: &'a str,
     /// The document's path.
     pub source: &'a str,

@@ -16,6 +16,8 @@
 //! Only headers are taken from the edited message: method, scheme, authority and path
 //! come from the original (no chatgate middleware rewrites them).
 
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
 #![cfg(target_arch = "wasm32")]
 
 use spin_sdk::http::{Request, Response};

@@ -31,6 +31,9 @@
 //! The vocabularies are OpenAI's (`tiktoken`, MIT licence, Copyright (c) 2022 OpenAI, Shantanu
 //! Jain; see `LICENSE-tiktoken`), read at build time from the `tiktoken-rs` crate.
 
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
 mod bpe;
 mod pretokenize;
 mod vocab;
