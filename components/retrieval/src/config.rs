@@ -1,9 +1,7 @@
 //! The deployment's settings, from Spin variables (when `chat` passes its variables on
 //! with `inherit_configuration = ["variables", ...]`; without them, the defaults).
 
-/// Which wire format the endpoint speaks: `{origin}{path_prefix}/embeddings` (OpenAI)
-/// or `{origin}/openai/deployments/{model}/embeddings?api-version={api_version}` (Azure).
-pub use chatgate_embeddings::Flavor as ApiFlavor;
+use chatgate_embeddings::Flavor;
 use chatgate_guest::{ApiKey, VariableValue, Variables};
 
 pub const MIN_SCORE: &str = "retrieval_min_score";
@@ -29,9 +27,7 @@ pub const VARIABLES: &[&str] = &[
     EMBEDDINGS_TIMEOUT_MS,
 ];
 
-pub use chatgate_embeddings::{
-    DEFAULT_AZURE_API_VERSION as DEFAULT_API_VERSION, DEFAULT_PATH_PREFIX,
-};
+use chatgate_embeddings::{DEFAULT_AZURE_API_VERSION, DEFAULT_PATH_PREFIX};
 /// A query embedding is one short input: when it takes longer than this, the search
 /// answers from BM25 alone rather than keep `chat` waiting.
 pub const DEFAULT_TIMEOUT_MS: u64 = 3000;
@@ -53,7 +49,9 @@ pub struct Config {
 pub struct EmbeddingsConfig {
     /// `scheme://host[:port]`, without a trailing slash.
     pub origin: String,
-    pub flavor: ApiFlavor,
+    /// The wire format: `{origin}{path_prefix}/embeddings` (OpenAI) or
+    /// `{origin}/openai/deployments/{model}/embeddings?api-version={api_version}` (Azure).
+    pub flavor: Flavor,
     /// Sent when set; a local OpenAI-compatible server may need none.
     pub api_key: Option<ApiKey>,
     /// The model (Azure: the deployment); `None` uses the one the index records.
@@ -84,19 +82,19 @@ fn embeddings(variables: &Variables) -> Result<Option<EmbeddingsConfig>, ConfigE
         None | Some("openai") => {
             let prefix = text(variables, EMBEDDINGS_PATH_PREFIX)?
                 .unwrap_or_else(|| DEFAULT_PATH_PREFIX.to_string());
-            ApiFlavor::OpenAi {
+            Flavor::OpenAi {
                 path_prefix: parse_path_prefix(&prefix)?,
             }
         }
         Some("azure") => {
             let version = text(variables, EMBEDDINGS_API_VERSION)?
-                .unwrap_or_else(|| DEFAULT_API_VERSION.to_string());
+                .unwrap_or_else(|| DEFAULT_AZURE_API_VERSION.to_string());
             if !chatgate_embeddings::valid_api_version(&version) {
                 return Err(ConfigError(format!(
-                    "variable `{EMBEDDINGS_API_VERSION}` must look like {DEFAULT_API_VERSION}, not `{version}`"
+                    "variable `{EMBEDDINGS_API_VERSION}` must look like {DEFAULT_AZURE_API_VERSION}, not `{version}`"
                 )));
             }
-            ApiFlavor::Azure {
+            Flavor::Azure {
                 api_version: version,
             }
         }
@@ -117,7 +115,7 @@ fn embeddings(variables: &Variables) -> Result<Option<EmbeddingsConfig>, ConfigE
         )));
     }
     let model = text(variables, EMBEDDINGS_MODEL)?;
-    if let (ApiFlavor::Azure { .. }, Some(model)) = (&flavor, &model)
+    if let (Flavor::Azure { .. }, Some(model)) = (&flavor, &model)
         && !chatgate_embeddings::valid_deployment(model)
     {
         return Err(ConfigError(format!(
@@ -267,7 +265,7 @@ mod tests {
             embeddings,
             EmbeddingsConfig {
                 origin: "https://api.openai.com".into(),
-                flavor: ApiFlavor::OpenAi {
+                flavor: Flavor::OpenAi {
                     path_prefix: "/v1".into()
                 },
                 api_key: None,
@@ -291,7 +289,7 @@ mod tests {
         .unwrap();
         assert_eq!(
             openai.flavor,
-            ApiFlavor::OpenAi {
+            Flavor::OpenAi {
                 path_prefix: String::new()
             }
         );
@@ -309,7 +307,7 @@ mod tests {
         .unwrap();
         assert_eq!(
             azure.flavor,
-            ApiFlavor::Azure {
+            Flavor::Azure {
                 api_version: "2024-02-01".into()
             }
         );

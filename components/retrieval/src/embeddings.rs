@@ -6,7 +6,7 @@
 //! [`EmbeddingFailure`]'s text, which holds no secret.
 
 use crate::config::EmbeddingsConfig;
-pub use chatgate_embeddings::valid_deployment;
+use chatgate_embeddings::Flavor;
 use chatgate_guest::sanitize;
 use std::fmt;
 
@@ -22,8 +22,18 @@ pub struct EmbeddingRequest {
     pub body: String,
 }
 
-/// The request that embeds `query` with `model` (for Azure, the deployment).
-pub fn request(config: &EmbeddingsConfig, model: &str, query: &str) -> EmbeddingRequest {
+/// The request that embeds `query` with `model` (for Azure, the deployment, which goes
+/// into the URL path: one that could change it is refused).
+pub fn request(
+    config: &EmbeddingsConfig,
+    model: &str,
+    query: &str,
+) -> Result<EmbeddingRequest, EmbeddingFailure> {
+    if matches!(config.flavor, Flavor::Azure { .. })
+        && !chatgate_embeddings::valid_deployment(model)
+    {
+        return Err(EmbeddingFailure::BadDeployment(model.to_string()));
+    }
     let mut headers = vec![
         ("content-type", "application/json".to_string()),
         ("accept", "application/json".to_string()),
@@ -31,11 +41,11 @@ pub fn request(config: &EmbeddingsConfig, model: &str, query: &str) -> Embedding
     if let Some(key) = &config.api_key {
         headers.push(config.flavor.credential_header(key.expose()));
     }
-    EmbeddingRequest {
+    Ok(EmbeddingRequest {
         url: format!("{}{}", config.origin, config.flavor.path_and_query(model)),
         headers,
         body: config.flavor.request_body(model, &[query]),
-    }
+    })
 }
 
 /// Why a query was not embedded, worded for the deployment's log.
@@ -133,14 +143,13 @@ pub fn status_failure(status: u16, body: &[u8], secret: Option<&str>) -> Embeddi
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::ApiFlavor;
     use chatgate_guest::ApiKey;
     use serde_json::{Value, json};
 
     fn openai(key: Option<&str>) -> EmbeddingsConfig {
         EmbeddingsConfig {
             origin: "https://api.example.com".into(),
-            flavor: ApiFlavor::OpenAi {
+            flavor: Flavor::OpenAi {
                 path_prefix: "/v1".into(),
             },
             api_key: key.map(|k| ApiKey::new(k.into())),
@@ -152,7 +161,7 @@ mod tests {
     fn azure(key: Option<&str>) -> EmbeddingsConfig {
         EmbeddingsConfig {
             origin: "https://contoso.openai.azure.com".into(),
-            flavor: ApiFlavor::Azure {
+            flavor: Flavor::Azure {
                 api_version: "2024-10-21".into(),
             },
             ..openai(key)
@@ -173,7 +182,8 @@ mod tests {
             &openai(Some("sk-1")),
             "text-embedding-3-small",
             "why \"tusks\"?",
-        );
+        )
+        .unwrap();
         assert_eq!(request.url, "https://api.example.com/v1/embeddings");
         assert_eq!(header(&request, "authorization"), Some("Bearer sk-1"));
         assert_eq!(header(&request, "api-key"), None);
@@ -186,7 +196,7 @@ mod tests {
 
     #[test]
     fn azure_requests_name_the_deployment_in_the_path_and_send_an_api_key_header() {
-        let request = request(&azure(Some("azure-key")), "embed-small", "q");
+        let request = request(&azure(Some("azure-key")), "embed-small", "q").unwrap();
         assert_eq!(
             request.url,
             "https://contoso.openai.azure.com/openai/deployments/embed-small/embeddings?api-version=2024-10-21"
@@ -200,10 +210,23 @@ mod tests {
     #[test]
     fn without_a_key_no_credential_is_sent() {
         for config in [openai(None), azure(None)] {
-            let request = request(&config, "m", "q");
+            let request = request(&config, "m", "q").unwrap();
             assert_eq!(header(&request, "authorization"), None);
             assert_eq!(header(&request, "api-key"), None);
         }
+    }
+
+    #[test]
+    fn an_azure_deployment_that_would_change_the_path_is_never_sent() {
+        for bad in ["../admin", "a/b", "a?x=1", ""] {
+            assert_eq!(
+                request(&azure(Some("azure-key")), bad, "q").err(),
+                Some(EmbeddingFailure::BadDeployment(bad.to_string())),
+                "{bad}"
+            );
+        }
+        // The OpenAI flavour names the model in the body, where any text is fine.
+        assert!(request(&openai(None), "org/model:latest", "q").is_ok());
     }
 
     #[test]

@@ -136,12 +136,7 @@ async fn embed(
         timeout_ms: endpoint.timeout_ms,
     };
     let model = endpoint.model.as_deref().unwrap_or(&info.model);
-    if matches!(endpoint.flavor, config::ApiFlavor::Azure { .. })
-        && !embeddings::valid_deployment(model)
-    {
-        return Err(EmbeddingFailure::BadDeployment(model.to_string()));
-    }
-    let planned = embeddings::request(endpoint, model, query);
+    let planned = embeddings::request(endpoint, model, query)?;
     let secret = endpoint.api_key.as_ref().map(|key| key.expose());
     let mut builder = http::Request::builder()
         .method(http::Method::POST)
