@@ -53,7 +53,7 @@ test-unit:
 test-deps:
 	./.ci/test-deps.sh
 
-# The official OpenAI SDKs that tests/tests/sdk.rs runs, at the versions tests/sdk pins:
+# The official OpenAI SDKs that tests/tests/e2e/sdk.rs runs, at the versions tests/sdk pins:
 # Python's into .sdk/venv, npm's into tests/sdk/node_modules. Reinstalled only when a pin changes.
 SDK_VENV := .sdk/venv
 sdk: $(SDK_VENV)/.installed tests/sdk/node_modules/.package-lock.json

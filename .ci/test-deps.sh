@@ -3,10 +3,10 @@
 #   modsecurity-crs                OWASP CRS 3.3 (/usr/share/modsecurity-crs), loaded
 #                                  unmodified by crates/seclang/tests/crs.rs.
 #   nginx-light,                   the reference WAF (nginx + ModSecurity v3 + the same CRS)
-#   libnginx-mod-http-modsecurity  that tests/tests/waf_reference.rs compares chatgate-seclang
+#   libnginx-mod-http-modsecurity  that tests/tests/e2e/waf_reference.rs compares chatgate-seclang
 #                                  with, and tests/benches/waf.rs measures.
 #   python3-venv, nodejs, npm      only when `python3 -m venv` or `npm` is missing: the
-#                                  official OpenAI SDKs of tests/tests/sdk.rs (`make sdk`).
+#                                  official OpenAI SDKs of tests/tests/e2e/sdk.rs (`make sdk`).
 # Versions are Debian 12's (not pinned: a pin would break on the next security update;
 # the tests print the versions they ran against).
 #   cargo-deny                     `make lint`'s dependency checks (deny.toml), pinned below;

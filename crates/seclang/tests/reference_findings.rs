@@ -1,5 +1,5 @@
 //! Differences from ModSecurity v3 (Debian 12's libmodsecurity 3.0.9, the reference WAF of
-//! `tests/tests/waf_reference.rs`) found by replaying the WAF corpora through both, each
+//! `tests/tests/e2e/waf_reference.rs`) found by replaying the WAF corpora through both, each
 //! pinned by what libmodsecurity 3.0.9 does.
 
 use chatgate_seclang::transform::parse;

@@ -1,4 +1,4 @@
-//! HTTP middleware for the dependency-isolation tests (`tests/tests/isolation.rs`): before
+//! HTTP middleware for the dependency-isolation tests (`tests/tests/e2e/isolation.rs`): before
 //! passing a request on, it tries each configuration-bearing capability and appends one
 //! `x-probe` response header saying what each attempt got, e.g.
 //! `variables=ok:s3cret;spin-kv=ok;wasi-kv=ok:1;http=200;env=ok:probe;files=0;tcp=denied`.

@@ -552,7 +552,7 @@ async fn waf_refuses_a_non_json_body_with_415() {
 /// The default rules score a method outside `tx.allowed_methods` as critical (rule
 /// 11100, as CRS's 911100 does), so it is refused as a policy violation and audited; the
 /// component's own 405 + `Allow` answers it under rule sets that do not score methods
-/// (tests/tests/cli.rs builds one).
+/// (tests/tests/e2e/cli.rs builds one).
 #[tokio::test(flavor = "multi_thread")]
 async fn waf_refuses_a_method_outside_the_allow_list() {
     let gateway = waf(&[]).await;

@@ -1,0 +1,20 @@
+//! The end-to-end suite: the built components served by the host, driven over HTTP, as
+//! one test binary so that wasmtime and the test crate are linked once, not once per file.
+//! Each module is one area (`cargo test -p chatgate-tests --test e2e <module>::` runs one).
+//! `capacity` stays its own binary: it measures the process's resident memory.
+
+mod api;
+mod azure_search;
+mod chain;
+mod cli;
+mod faults;
+mod host;
+mod hybrid;
+mod index;
+mod isolation;
+mod middleware;
+mod sdk;
+mod spin_compat;
+mod spin_parity;
+mod swap;
+mod waf_reference;
