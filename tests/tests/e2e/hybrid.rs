@@ -415,11 +415,19 @@ async fn reindexing_embeds_only_the_chunks_of_changed_documents() {
     );
     gateway.stop().await;
 
-    // Nothing changed: nothing is sent.
+    // Nothing changed: the indexer sends nothing. The gateway above also embedded the
+    // question through this double, and once, in a loaded full run, one request arrived
+    // after `clear` (what it held was not recorded): only inputs other than the question,
+    // which can only come from the indexer, count.
     double.clear();
     let third = index(&folder, &out, &args, Some(EMBEDDINGS_KEY)).await;
     assert!(third.success, "{}", third.output);
-    assert_eq!(double.requests().len(), 0);
+    let sent: Vec<String> = double
+        .inputs()
+        .into_iter()
+        .filter(|input| input != SYNONYM_QUESTION)
+        .collect();
+    assert!(sent.is_empty(), "the indexer sent {sent:?}");
     assert!(
         third
             .output
