@@ -38,9 +38,8 @@ pub fn load(bytes: Vec<u8>) -> Result<Loaded, FormatError> {
 
 /// The index engine returns at most its own `MAX_TOP_K` hits; a search the contract
 /// allows must never be cut shorter than asked for.
-const _: () = assert!(
-    chatgate_rag::retriever::MAX_TOP_K as usize <= chatgate_index::search::MAX_TOP_K
-);
+const _: () =
+    assert!(chatgate_rag::retriever::MAX_TOP_K as usize <= chatgate_index::search::MAX_TOP_K);
 
 /// What a retriever without an index answers.
 pub const NOT_PRELOADED: &str = "this retrieval component holds no index: build it with `chatgate index <folder>` and deploy the component that writes";

@@ -841,7 +841,10 @@ async fn telemetry_and_auth_forward_a_large_body_whole_with_their_edited_headers
     let seen = echo(&reply);
     assert_eq!(seen["body_bytes"], body.len(), "{seen}");
     assert_eq!(received(&seen, "traceparent").len(), 1, "{seen}");
-    assert!(reply.header("traceparent").is_some(), "response not decorated");
+    assert!(
+        reply.header("traceparent").is_some(),
+        "response not decorated"
+    );
     telemetry.stop().await;
 
     let auth = auth(&[("auth_api_keys", KEYS)]).await;
