@@ -11,10 +11,13 @@ use serde_json::{Map, Value};
 use crate::domain::{ChatMessage, Role};
 use crate::error::ApiError;
 
-pub const MAX_STOP_SEQUENCES: usize = 4;
+/// The contract's limits (`chatgate-rag` owns them, every side checks the same ones),
+/// re-exported for the tests that generate requests at the edge of them.
+pub use chatgate_rag::completion::{MAX_STOP_SEQUENCES, MAX_TEMPERATURE};
+pub use chatgate_rag::retriever::{MAX_FILTERS, MAX_TOP_K};
+
 /// Bounds the memory one request can make us hold; long conversations stay far below it.
 pub const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
-pub const MAX_TEMPERATURE: f64 = 2.0;
 
 /// A validated chat completion request.
 #[derive(Debug, Clone, PartialEq)]
@@ -75,9 +78,6 @@ struct WireGrounding {
     top_k: Option<u32>,
     filters: Option<Vec<Filter>>,
 }
-
-/// Most filters a request may pass to the retriever.
-pub const MAX_FILTERS: usize = 8;
 
 /// Fields the SDKs can send that this gateway cannot honour: answering without
 /// them would silently change what the client asked for, so they are refused.
@@ -207,7 +207,8 @@ pub fn parse_chat_request(body: &[u8]) -> Result<ChatRequest, ApiError> {
     let messages = parse_messages(&mut fields)?;
 
     let temperature = match take::<f64>(&mut fields, "temperature", "temperature", "a number")? {
-        Some(t) if !(0.0..=MAX_TEMPERATURE).contains(&t) => {
+        // Compared before narrowing, so that 2.0000001 is refused rather than rounded in.
+        Some(t) if !(0.0..=f64::from(MAX_TEMPERATURE)).contains(&t) => {
             return Err(ApiError::invalid(
                 "temperature",
                 "invalid_value",
@@ -344,15 +345,12 @@ fn parse_grounding(fields: &mut Map<String, Value>) -> Result<Grounding, ApiErro
         return Ok(Grounding::default());
     };
     if let Some(top_k) = wire.top_k
-        && !(1..=crate::settings::MAX_TOP_K).contains(&top_k)
+        && !(1..=MAX_TOP_K).contains(&top_k)
     {
         return Err(ApiError::invalid(
             "chatgate.top_k",
             "invalid_value",
-            format!(
-                "'chatgate.top_k' must be from 1 to {}, got {top_k}.",
-                crate::settings::MAX_TOP_K
-            ),
+            format!("'chatgate.top_k' must be from 1 to {MAX_TOP_K}, got {top_k}."),
         ));
     }
     let filters = wire.filters.unwrap_or_default();
@@ -886,6 +884,12 @@ mod tests {
         );
         rejected(
             json!({"messages": hello(), "temperature": -0.1}),
+            "temperature",
+        );
+        // Narrowed to f32 this would be exactly 2.0, inside the range.
+        assert_eq!(2.000_000_1_f64 as f32, 2.0);
+        rejected(
+            json!({"messages": hello(), "temperature": 2.000_000_1}),
             "temperature",
         );
         assert_eq!(

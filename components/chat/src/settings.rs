@@ -1,7 +1,7 @@
 //! Per-request configuration from Spin variables.
 
 use crate::error::ApiError;
-use crate::request::MAX_TEMPERATURE;
+use chatgate_rag::completion::MAX_TEMPERATURE;
 
 pub const DEFAULT_MODEL: &str = "chatgate-rag";
 pub const DEFAULT_TOP_K: u32 = 4;
@@ -132,7 +132,7 @@ impl Settings {
                 raw.trim()
                     .parse::<f32>()
                     .ok()
-                    .filter(|t| (0.0..=MAX_TEMPERATURE as f32).contains(t))
+                    .filter(|t| (0.0..=MAX_TEMPERATURE).contains(t))
                     .ok_or_else(|| {
                         ApiError::misconfigured(
                             "chat_temperature_default",
