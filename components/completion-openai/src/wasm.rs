@@ -5,7 +5,7 @@
 //! whether or not the host honours the `wasi:http` request options it is also given.
 
 use crate::breaker::{self, Admission, Breaker, BreakerPolicy};
-use crate::config::{self, Auth, Config, Target, Timeouts};
+use crate::config::{self, Config, Target, Timeouts};
 use crate::errors::{
     RetryHeaders, TransportFailure, error_for_status, requested_delay_ms, transport_error,
 };
@@ -16,6 +16,8 @@ use crate::retry::{Failure, Health, Planner, Step};
 use crate::stream::StreamDecoder;
 use crate::{MAX_COMPLETION_BODY_BYTES, MAX_ERROR_BODY_BYTES};
 use bytes::Bytes;
+use chatgate_guest::identity::ManagedIdentity;
+use chatgate_guest_io::identity::{TokenWaits, fetch_token, forget_token};
 use chatgate_guest_io::{classify, sleep_ms, wall_clock_ms, within};
 use chatgate_rag::completion as rag;
 use http_body_util::BodyExt;
@@ -214,16 +216,10 @@ impl Call {
                     // Fetched only now, so that a call every breaker refuses makes no
                     // request at all; a failure here ends the call before the probe
                     // a breaker may have just admitted is stored.
-                    if let (
-                        None,
-                        Auth::ManagedIdentity {
-                            token_origin,
-                            client_id,
-                        },
-                    ) = (&self.token, &self.config.auth)
+                    if self.token.is_none()
+                        && let Some(identity) = identity::managed_identity(&self.config.auth)
                     {
-                        self.token =
-                            Some(self.entra_token(token_origin, client_id.as_deref()).await?);
+                        self.token = Some(self.entra_token(&identity).await?);
                     }
                     self.breakers.save_if_changed(target).await;
                     return Ok(target);
@@ -237,18 +233,9 @@ impl Call {
     async fn failed(&mut self, target: usize, failure: Failure) {
         self.breakers.record(target, Some(failure.health)).await;
         if matches!(failure.error, rag::CompletionError::Unauthorized(_))
-            && let (
-                Some(store),
-                Auth::ManagedIdentity {
-                    token_origin,
-                    client_id,
-                },
-            ) = (&self.store, &self.config.auth)
+            && let Some(identity) = identity::managed_identity(&self.config.auth)
         {
-            // A refused token may have been revoked: the next call fetches a new one.
-            let _ = store
-                .delete(identity::cache_key(token_origin, client_id.as_deref()))
-                .await;
+            forget_token(&identity, self.store.as_deref()).await;
         }
         let now_ms = self.elapsed_ms();
         self.planner.failed(target, now_ms, &failure);
@@ -281,71 +268,21 @@ impl Call {
         )
     }
 
-    /// A cached token while it is fresh, else a new one from the token endpoint.
+    /// A cached token while it is fresh, else a new one from the token endpoint, within
+    /// the same timeouts as an attempt on the upstream.
     async fn entra_token(
         &self,
-        token_origin: &str,
-        client_id: Option<&str>,
+        managed: &ManagedIdentity<'_>,
     ) -> Result<Token, rag::CompletionError> {
-        let key = identity::cache_key(token_origin, client_id);
-        let now_unix = wall_clock_ms() / 1000;
-        if let Some(store) = &self.store
-            && let Ok(Some(bytes)) = store.get(&key).await
-            && let Some(token) = Token::from_bytes(&bytes)
-            && token.usable(now_unix)
-        {
-            return Ok(token);
-        }
-        let url = identity::token_url(token_origin, client_id);
-        let mut builder = http::Request::builder()
-            .method(http::Method::GET)
-            .uri(&url)
-            .extension(request_options(&self.config.timeouts));
-        for (name, value) in identity::TOKEN_REQUEST_HEADERS {
-            builder = builder.header(name, value);
-        }
-        let request = builder.body(FullBody::new(Bytes::new())).map_err(|_| {
-            rag::CompletionError::Internal("could not build the token request".into())
-        })?;
         let budget = self.attempt_budget_ms();
-        let response = match within(budget, spin_sdk::http::send(request)).await {
-            None => {
-                return Err(rag::CompletionError::Timeout(format!(
-                    "the managed identity endpoint did not answer within {budget} ms"
-                )));
-            }
-            Some(Err(code)) => {
-                return Err(match classify(&code, None) {
-                    TransportFailure::Denied => rag::CompletionError::Internal(
-                        "the host denied the token request; openai_token_origin must be an allowed outbound host".into(),
-                    ),
-                    failure => rag::CompletionError::UpstreamUnavailable(format!(
-                        "the managed identity endpoint is unreachable: {}",
-                        transport_error(&failure).message()
-                    )),
-                });
-            }
-            Some(Ok(response)) => response,
+        let waits = TokenWaits {
+            options: request_options(&self.config.timeouts),
+            answer_ms: budget,
+            read_ms: || self.read_budget_ms(),
         };
-        let status = response.status().as_u16();
-        let idle_ms = self.config.timeouts.idle_ms.min(self.remaining_ms());
-        let body = match read_body(response, identity::MAX_TOKEN_BODY_BYTES, idle_ms).await {
-            Some(ReadBody::Complete(body)) => body,
-            _ if !(200..300).contains(&status) => Vec::new(),
-            _ => {
-                return Err(rag::CompletionError::UpstreamUnavailable(
-                    "the managed identity endpoint answer could not be read".into(),
-                ));
-            }
-        };
-        if !(200..300).contains(&status) {
-            return Err(identity::token_error(status, &body));
-        }
-        let token = identity::parse_token(&body, now_unix)?;
-        if let Some(store) = &self.store {
-            let _ = store.set(&key, token.to_bytes()).await;
-        }
-        Ok(token)
+        fetch_token(managed, self.store.as_deref(), waits)
+            .await
+            .map_err(|failure| identity::token_error(failure, budget))
     }
 
     /// How long one attempt may wait for response headers: connect plus first byte,

@@ -6,7 +6,7 @@
 
 use crate::config::Auth;
 pub use chatgate_guest::TransportFailure;
-use chatgate_guest::identity::TokenFailure;
+use chatgate_guest::identity::{FetchFailure, TokenFailure};
 use chatgate_guest::retry_after;
 use chatgate_rag::retriever::{FilterRefusal, RetrievalError};
 use serde_json::Value;
@@ -123,27 +123,32 @@ pub fn transport_error(failure: &TransportFailure) -> RetrievalError {
     }
 }
 
-/// The error for a token that could not be had. A refused identity will stay refused
-/// until the configuration changes; a failing endpoint may recover.
-pub fn token_failure(failure: TokenFailure) -> RetrievalError {
+/// The error for a token that could not be had, `budget_ms` being what the fetch was
+/// given. A refused identity or a request the host denies stays so until the
+/// configuration changes (`index-unavailable`); a failing endpoint may recover.
+pub fn token_error(failure: FetchFailure, budget_ms: u64) -> RetrievalError {
     match failure {
-        TokenFailure::Refused(message) => RetrievalError::IndexUnavailable(message),
-        TokenFailure::Unavailable(message) => RetrievalError::Upstream(message),
-    }
-}
-
-/// The error for a token request that got no answer.
-pub fn token_transport_error(failure: &TransportFailure, budget_ms: u64) -> RetrievalError {
-    match failure {
-        TransportFailure::Denied => RetrievalError::IndexUnavailable(
+        FetchFailure::Token(TokenFailure::Refused(message)) => {
+            RetrievalError::IndexUnavailable(message)
+        }
+        FetchFailure::Token(TokenFailure::Unavailable(message)) => RetrievalError::Upstream(message),
+        FetchFailure::Transport(TransportFailure::Denied) => RetrievalError::IndexUnavailable(
             "the host denied the token request; azure_search_token_origin must be an allowed outbound host of the component".into(),
         ),
-        TransportFailure::TimedOut => RetrievalError::Timeout(format!(
-            "the managed identity endpoint did not answer within {budget_ms} ms"
-        )),
-        TransportFailure::Unreachable(reason) => RetrievalError::Upstream(format!(
-            "the managed identity endpoint is unreachable: {reason}"
-        )),
+        FetchFailure::TimedOut | FetchFailure::Transport(TransportFailure::TimedOut) => {
+            RetrievalError::Timeout(format!(
+                "the managed identity endpoint did not answer within {budget_ms} ms"
+            ))
+        }
+        FetchFailure::Transport(TransportFailure::Unreachable(reason)) => RetrievalError::Upstream(
+            format!("the managed identity endpoint is unreachable: {reason}"),
+        ),
+        FetchFailure::Unbuildable => {
+            RetrievalError::IndexUnavailable("could not build the token request".into())
+        }
+        FetchFailure::Unreadable => RetrievalError::Upstream(
+            "the managed identity endpoint answer could not be read".into(),
+        ),
     }
 }
 
@@ -370,26 +375,49 @@ mod tests {
     #[test]
     fn token_failures_say_whether_waiting_can_help() {
         assert_eq!(
-            token_failure(TokenFailure::Refused("identity not found".into())),
+            token_error(
+                FetchFailure::Token(TokenFailure::Refused("identity not found".into())),
+                10
+            ),
             RetrievalError::IndexUnavailable("identity not found".into())
         );
         assert_eq!(
-            token_failure(TokenFailure::Unavailable("HTTP 503".into())),
+            token_error(
+                FetchFailure::Token(TokenFailure::Unavailable("HTTP 503".into())),
+                10
+            ),
             RetrievalError::Upstream("HTTP 503".into())
         );
         assert!(matches!(
-            token_transport_error(&TransportFailure::Denied, 10),
+            token_error(FetchFailure::Transport(TransportFailure::Denied), 10),
             RetrievalError::IndexUnavailable(m) if m.contains("azure_search_token_origin")
         ));
-        assert_eq!(
-            token_transport_error(&TransportFailure::TimedOut, 250),
-            RetrievalError::Timeout(
-                "the managed identity endpoint did not answer within 250 ms".into()
-            )
-        );
+        // The guest's timer and the host's timeout read the same.
+        for timed_out in [
+            FetchFailure::TimedOut,
+            FetchFailure::Transport(TransportFailure::TimedOut),
+        ] {
+            assert_eq!(
+                token_error(timed_out, 250),
+                RetrievalError::Timeout(
+                    "the managed identity endpoint did not answer within 250 ms".into()
+                )
+            );
+        }
         assert!(matches!(
-            token_transport_error(&TransportFailure::Unreachable("connection refused".into()), 10),
+            token_error(
+                FetchFailure::Transport(TransportFailure::Unreachable("connection refused".into())),
+                10
+            ),
             RetrievalError::Upstream(m) if m.ends_with("unreachable: connection refused")
+        ));
+        assert!(matches!(
+            token_error(FetchFailure::Unbuildable, 10),
+            RetrievalError::IndexUnavailable(_)
+        ));
+        assert!(matches!(
+            token_error(FetchFailure::Unreadable, 10),
+            RetrievalError::Upstream(m) if m.contains("could not be read")
         ));
     }
 }

@@ -6,15 +6,13 @@
 //! request options it is also given. It covers fetching a managed-identity token too.
 
 use crate::config::{self, Auth, Config};
-use crate::errors::{
-    FailedAnswer, TransportFailure, error_for_status, retry_delay_ms, token_failure,
-    token_transport_error, transport_error,
-};
+use crate::errors::{FailedAnswer, error_for_status, retry_delay_ms, token_error, transport_error};
 use crate::request::{Credential, Plan, SearchRequest, headers, plan};
 use crate::response::parse_results;
 use crate::{MAX_ERROR_BODY_BYTES, MAX_RESULT_BODY_BYTES};
 use bytes::Bytes;
-use chatgate_guest::identity::{self, Token};
+use chatgate_guest::identity::ManagedIdentity;
+use chatgate_guest_io::identity::{TokenWaits, fetch_token, forget_token};
 use chatgate_guest_io::{
     BodyFailure, ReadBody, classify, read_body, request_options, sleep_ms, wall_clock_ms, within,
 };
@@ -66,7 +64,7 @@ async fn search(
         config.timeout_ms.saturating_sub(elapsed_ms)
     };
     // Fetched only once the request is known to be worth sending.
-    let mut token_source = None;
+    let mut managed = None;
     let token;
     let credential = match &config.auth {
         Auth::ApiKey(key) => Credential::ApiKey(key.expose()),
@@ -74,9 +72,25 @@ async fn search(
             token_origin,
             client_id,
         } => {
-            let source =
-                token_source.insert(TokenSource::open(token_origin, client_id.as_deref()).await);
-            token = source.token(&remaining_ms).await?;
+            let identity = ManagedIdentity {
+                token_origin,
+                client_id: client_id.as_deref(),
+                resource: config::TOKEN_RESOURCE,
+                cache_owner: "retrieval-azure-search",
+                client_id_variable: "azure_search_client_id",
+            };
+            // Without a store (not granted, or failing) every call fetches its own token.
+            let (identity, store) = managed.insert((identity, Store::open_default().await.ok()));
+            // The whole fetch, like the search, lives within the one deadline.
+            let budget_ms = remaining_ms();
+            let waits = TokenWaits {
+                options: request_options(budget_ms),
+                answer_ms: budget_ms,
+                read_ms: remaining_ms,
+            };
+            token = fetch_token(identity, store.as_ref(), waits)
+                .await
+                .map_err(|failure| token_error(failure, budget_ms))?;
             Credential::Bearer(token.expose())
         }
     };
@@ -90,10 +104,9 @@ async fn search(
                 error,
             } => {
                 if matches!(status, 401 | 403)
-                    && let Some(source) = &token_source
+                    && let Some((identity, store)) = &managed
                 {
-                    // A refused token may have been revoked: the next call fetches anew.
-                    source.forget().await;
+                    forget_token(identity, store.as_ref()).await;
                 }
                 let delay = retry_delay_ms(status, retry_after.as_deref(), wall_clock_ms());
                 match delay {
@@ -117,101 +130,6 @@ enum Attempt {
         retry_after: Option<String>,
         error: crate::RetrievalError,
     },
-}
-
-/// Where a managed-identity token comes from: the key-value store while a cached one
-/// is fresh, else the token endpoint. Without a store (not granted, or failing) every
-/// call fetches its own token.
-struct TokenSource<'a> {
-    token_origin: &'a str,
-    client_id: Option<&'a str>,
-    store: Option<Store>,
-}
-
-/// Cache keys are per component: components may share the store, not the audience.
-const TOKEN_CACHE_OWNER: &str = "retrieval-azure-search";
-
-impl<'a> TokenSource<'a> {
-    async fn open(token_origin: &'a str, client_id: Option<&'a str>) -> TokenSource<'a> {
-        TokenSource {
-            token_origin,
-            client_id,
-            store: Store::open_default().await.ok(),
-        }
-    }
-
-    fn cache_key(&self) -> String {
-        identity::cache_key(TOKEN_CACHE_OWNER, self.token_origin, self.client_id)
-    }
-
-    async fn token(&self, remaining_ms: &impl Fn() -> u64) -> Result<Token, crate::RetrievalError> {
-        let key = self.cache_key();
-        let now_unix = wall_clock_ms() / 1000;
-        if let Some(store) = &self.store
-            && let Ok(Some(bytes)) = store.get(&key).await
-            && let Some(token) = Token::from_bytes(&bytes)
-            && token.usable(now_unix)
-        {
-            return Ok(token);
-        }
-        let url = identity::token_url(self.token_origin, config::TOKEN_RESOURCE, self.client_id);
-        let budget_ms = remaining_ms();
-        let mut builder = http::Request::builder()
-            .method(http::Method::GET)
-            .uri(&url)
-            .extension(request_options(budget_ms));
-        for (name, value) in identity::TOKEN_REQUEST_HEADERS {
-            builder = builder.header(name, value);
-        }
-        let Ok(outbound) = builder.body(FullBody::new(Bytes::new())) else {
-            return Err(crate::RetrievalError::IndexUnavailable(
-                "could not build the token request".into(),
-            ));
-        };
-        let response = match within(budget_ms, spin_sdk::http::send(outbound)).await {
-            None => {
-                return Err(token_transport_error(
-                    &TransportFailure::TimedOut,
-                    budget_ms,
-                ));
-            }
-            Some(Err(code)) => {
-                return Err(token_transport_error(&classify(&code, None), budget_ms));
-            }
-            Some(Ok(response)) => response,
-        };
-        let status = response.status().as_u16();
-        let succeeded = (200..300).contains(&status);
-        let body = match read_body(response, identity::MAX_TOKEN_BODY_BYTES, remaining_ms()).await {
-            Ok(ReadBody::Complete(body)) => body,
-            // A refusal still says enough by its status.
-            _ if !succeeded => Vec::new(),
-            _ => {
-                return Err(crate::RetrievalError::Upstream(
-                    "the managed identity endpoint answer could not be read".into(),
-                ));
-            }
-        };
-        if !succeeded {
-            return Err(token_failure(identity::token_error(
-                status,
-                &body,
-                "azure_search_client_id",
-            )));
-        }
-        let token = identity::parse_token(&body, now_unix).map_err(token_failure)?;
-        if let Some(store) = &self.store {
-            // A token that cannot be cached still serves this call.
-            let _ = store.set(&key, &token.to_bytes()).await;
-        }
-        Ok(token)
-    }
-
-    async fn forget(&self) {
-        if let Some(store) = &self.store {
-            let _ = store.delete(&self.cache_key()).await;
-        }
-    }
 }
 
 async fn attempt(

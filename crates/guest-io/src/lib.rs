@@ -1,10 +1,15 @@
 //! The wasm side of the helpers chatgate's components share: reading their Spin
 //! variables, deadlines and clocks for host calls, `wasi:http` request options, bounded
-//! reads of outbound responses, and what a failed outbound call means. The decisions
-//! these feed (configuration, error mapping, redaction) live in the pure
-//! `chatgate-guest`, which builds natively.
+//! reads of outbound responses, what a failed outbound call means, and fetching
+//! managed-identity tokens ([`identity`]). The decisions these feed (configuration,
+//! error mapping, redaction) live in the pure `chatgate-guest`, which builds natively.
 
+// No bindings are generated here: spin-sdk's are used, so nothing needs `unsafe`.
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
 #![cfg(target_arch = "wasm32")]
+
+pub mod identity;
 
 use chatgate_guest::{TransportFailure, VariableValue, Variables, sanitize};
 use futures_util::future::{Either, select};
@@ -41,6 +46,7 @@ pub async fn within<F: Future>(ms: u64, future: F) -> Option<F::Output> {
 
 /// A response body as far as it was read.
 pub enum ReadBody {
+    /// The whole body, at most the limit.
     Complete(Vec<u8>),
     /// Longer than the limit; the rest was not read.
     Truncated,
@@ -121,6 +127,8 @@ pub fn classify(code: &ErrorCode, secret: Option<&str>) -> TransportFailure {
     }
 }
 
+/// Waits `ms` milliseconds on the host's monotonic clock: backoffs, pauses before a
+/// retry, and the timer [`within`] races against.
 pub async fn sleep_ms(ms: u64) {
     monotonic_clock::wait_for(ms.saturating_mul(1_000_000)).await;
 }

@@ -4,15 +4,19 @@
 //! with `Metadata: true`, answering `{access_token, expires_on, resource, token_type}`.
 //!
 //! Only the pure parts live here (URL, headers, cache key, parsing, the meaning of a
-//! failed answer); each component sends the request with its own deadlines and
-//! caches the token in its key-value store until [`REFRESH_MARGIN_SECONDS`] before
-//! it expires, so that a token is never sent in its last minutes, when clock skew or
-//! a long request could outlive it.
+//! failed answer); `chatgate-guest-io`'s `fetch_token` sends the request within the
+//! waits its component gives it and caches the token in the key-value store until
+//! [`REFRESH_MARGIN_SECONDS`] before it expires, so that a token is never sent in its
+//! last minutes, when clock skew or a long request could outlive it. Each component
+//! keeps what differs between them explicit: its [`ManagedIdentity`] (audience, cache
+//! owner, the variable to check) and how a [`FetchFailure`] reads as its own error.
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+/// The IMDS API version whose answer [`parse_token`] reads.
 pub const IMDS_API_VERSION: &str = "2018-02-01";
+/// How long before its expiry a token stops being sent (see the module comment).
 pub const REFRESH_MARGIN_SECONDS: u64 = 300;
 /// A token answer larger than this is not one.
 pub const MAX_TOKEN_BODY_BYTES: usize = 64 << 10;
@@ -43,6 +47,34 @@ pub fn cache_key(component: &str, token_origin: &str, client_id: Option<&str>) -
     )
 }
 
+/// Whose token a component asks for, and what it is known by: the parts that differ
+/// between components, so that each states them and `fetch_token` holds the rest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ManagedIdentity<'a> {
+    /// `scheme://host[:port]` of the token endpoint, as [`crate::parse_origin`] gives it.
+    pub token_origin: &'a str,
+    /// A user-assigned identity ([`is_client_id`]); `None` is the system-assigned one.
+    pub client_id: Option<&'a str>,
+    /// The audience the token is for, e.g. `https://search.azure.com`.
+    pub resource: &'a str,
+    /// The component, in the cache key: components may share a store, not an audience.
+    pub cache_owner: &'a str,
+    /// The variable an operator checks when the endpoint refuses the identity.
+    pub client_id_variable: &'a str,
+}
+
+impl ManagedIdentity<'_> {
+    /// The URL of the token request ([`token_url`]).
+    pub fn url(&self) -> String {
+        token_url(self.token_origin, self.resource, self.client_id)
+    }
+
+    /// The key-value key the token is cached under ([`cache_key`]).
+    pub fn cache_key(&self) -> String {
+        cache_key(self.cache_owner, self.token_origin, self.client_id)
+    }
+}
+
 /// Entra client ids are GUIDs; this keeps the value safe in a query string.
 pub fn is_client_id(text: &str) -> bool {
     !text.is_empty()
@@ -68,10 +100,12 @@ impl std::fmt::Debug for Token {
 }
 
 impl Token {
+    /// The token itself, for the `Authorization` header and for redaction.
     pub fn expose(&self) -> &str {
         &self.access_token
     }
 
+    /// When the token expires, in Unix seconds.
     pub fn expires_on(&self) -> u64 {
         self.expires_on
     }
@@ -81,6 +115,7 @@ impl Token {
         now_unix.saturating_add(REFRESH_MARGIN_SECONDS) < self.expires_on
     }
 
+    /// The token as it is cached in the key-value store ([`Token::from_bytes`] reads it).
     pub fn to_bytes(&self) -> Vec<u8> {
         serde_json::to_vec(self).unwrap_or_default()
     }
@@ -107,11 +142,28 @@ pub enum TokenFailure {
 }
 
 impl TokenFailure {
+    /// The description, for an operator, whichever kind of failure it is.
     pub fn message(&self) -> &str {
         match self {
             TokenFailure::Refused(message) | TokenFailure::Unavailable(message) => message,
         }
     }
+}
+
+/// Why fetching a token failed, for the component to turn into its own error: the
+/// same event means different things to a retriever and to a completion provider.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FetchFailure {
+    /// No answer within the component's budget (the guest's own timer ran out).
+    TimedOut,
+    /// No answer: the host's `wasi:http` error, classified.
+    Transport(crate::TransportFailure),
+    /// The request could not be built from the configured origin and client id.
+    Unbuildable,
+    /// A 2xx answer whose body broke off, stalled or was over [`MAX_TOKEN_BODY_BYTES`].
+    Unreadable,
+    /// An answer without a usable token ([`parse_token`], [`token_error`]).
+    Token(TokenFailure),
 }
 
 /// Parses a 2xx token answer received at `now_unix`. `expires_on` is unix seconds as
@@ -258,6 +310,25 @@ mod tests {
             token_error(429, b"", "x"),
             TokenFailure::Unavailable(_)
         ));
+    }
+
+    #[test]
+    fn a_managed_identity_is_its_url_and_its_cache_key() {
+        let identity = ManagedIdentity {
+            token_origin: "http://imds",
+            client_id: Some("client-a"),
+            resource: "https://search.azure.com",
+            cache_owner: "retrieval-azure-search",
+            client_id_variable: "azure_search_client_id",
+        };
+        assert_eq!(
+            identity.url(),
+            token_url("http://imds", "https://search.azure.com", Some("client-a"))
+        );
+        assert_eq!(
+            identity.cache_key(),
+            cache_key("retrieval-azure-search", "http://imds", Some("client-a"))
+        );
     }
 
     #[test]
