@@ -576,9 +576,14 @@ fn values<'a>(
             }
         }
         Var::ReqbodyProcessor => {
-            if let Some(p) = data.body_processor.or(state.body_processor) {
-                scalar(out, Cow::Borrowed(p.name().as_bytes()))
-            }
+            // Known from phase 1 on, as in ModSecurity v3 (set with the Content-Type
+            // header; JSON and XML as its recommended rules 200000/200001 set them in
+            // phase 1): CRS's 901350 forces URLENCODED only where this is empty.
+            let by_type = || crate::request::BodyProcessor::for_content_type(&data.content_type);
+            // Empty when there is none, not absent (v3's anchored variables always have
+            // a value): 901350's `!@rx` then matches a request without Content-Type.
+            let p = data.body_processor.or(state.body_processor).or_else(by_type);
+            scalar(out, Cow::Borrowed(p.map_or(&b""[..], |p| p.name().as_bytes())))
         }
         Var::Files => pairs(&data.files, false, key, only, out),
         Var::FilesNames => pairs(&data.files, true, key, only, out),

@@ -587,7 +587,11 @@ fn disposition(value: &str, flags: &mut MultipartFlags) -> (Option<String>, Opti
             let mut end = None;
             while let Some((i, c)) = chars.next() {
                 match c {
-                    '\\' => {
+                    // Only the quote and the backslash can be escaped; before anything
+                    // else the backslash is kept (ModSecurity v3, multipart.cc: "IE sends
+                    // improperly escaped content"), so `filename="a\b.php"` keeps its
+                    // backslash for CRS 920120/920121 and 930110 to see.
+                    '\\' if matches!(quoted[i + 1..].chars().next(), Some('"' | '\\')) => {
                         if let Some((_, e)) = chars.next() {
                             v.push(e);
                         }
@@ -731,6 +735,28 @@ mod tests {
                 && m.flags.unmatched_boundary
         );
         assert!(parse_multipart("multipart/form-data", b"x").is_err());
+    }
+
+    /// ModSecurity v3 (multipart.cc): in a quoted parameter only `\"` and `\\` are
+    /// escapes; a backslash before anything else stays (CRS 4's tests 920120-40/41,
+    /// 920121-6/7 and 930110-11 expect `filename="1.j\s\p"`, `name="cv.p\d\f"` and
+    /// `filename="..\1.7z"` to keep it).
+    #[test]
+    fn multipart_quoted_parameters_keep_backslashes_that_escape_nothing() {
+        let mut flags = MultipartFlags::default();
+        assert_eq!(
+            disposition(r#"form-data; name="cv.p\d\f"; filename="..\1.7z""#, &mut flags),
+            (Some(r"cv.p\d\f".to_string()), Some(r"..\1.7z".to_string()))
+        );
+        assert_eq!(
+            disposition(r#"form-data; name="a\"b"; filename="c\\d""#, &mut flags),
+            (Some(r#"a"b"#.to_string()), Some(r"c\d".to_string()))
+        );
+        assert_eq!(
+            disposition(r#"form-data; name="x\\"; filename="y""#, &mut flags),
+            (Some(r"x\".to_string()), Some("y".to_string()))
+        );
+        assert!(!flags.invalid_quoting);
     }
 }
 

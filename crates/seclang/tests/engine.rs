@@ -797,3 +797,41 @@ fn too_many_body_arguments_are_a_body_error() {
             .contains("SecArgumentsLimit expects a positive number")
     );
 }
+
+/// `REQBODY_PROCESSOR` is known in phase 1, as ModSecurity v3 sets it with the
+/// Content-Type header (MULTIPART, URLENCODED; JSON and XML as its recommended rules
+/// 200000/200001 set them in phase 1). CRS 4's 920400 (upload too large) reads it in
+/// phase 1, and CRS's 901350 (`tx.enforce_bodyproc_urlencoded=1`) forces URLENCODED only
+/// when it is empty: with the variable empty in phase 1, it forced URLENCODED on JSON.
+#[test]
+fn reqbody_processor_is_known_in_phase_1() {
+    let rules = load(
+        r#"
+        SecRule REQBODY_PROCESSOR "@rx ^(.*)$" "id:1,phase:1,pass,capture,setvar:tx.p1=%{tx.1}"
+        SecRule REQBODY_PROCESSOR "!@rx (?:URLENCODED|MULTIPART|XML|JSON)" "id:2,phase:1,pass,ctl:requestBodyProcessor=URLENCODED"
+        SecRule REQBODY_PROCESSOR "@rx ^(.*)$" "id:3,phase:2,pass,capture,setvar:tx.p2=%{tx.1}"
+        SecRule ARGS_POST_NAMES "@rx ^json\.a$" "id:4,phase:2,pass"
+        "#,
+    );
+    for (content_type, body, p1) in [
+        ("multipart/form-data; boundary=B", "--B--\r\n", "MULTIPART"),
+        ("application/x-www-form-urlencoded", "a=1", "URLENCODED"),
+        ("application/json", r#"{"a":"1"}"#, "JSON"),
+        ("text/xml", "<a>1</a>", "XML"),
+    ] {
+        let outcome = rules.evaluate(&post(content_type, body));
+        assert_eq!(outcome.tx("p1"), Some(p1), "{content_type}");
+        assert_eq!(outcome.tx("p2"), Some(p1), "{content_type}");
+        assert!(!outcome.matched_ids().contains(&2), "{content_type}");
+    }
+    // The JSON body was parsed as JSON, not forced to URLENCODED.
+    assert!(ids(&rules, &post("application/json", r#"{"a":"1"}"#)).contains(&4));
+    // No Content-Type: empty (not absent, as in v3) in phase 1, and rule 2 forces
+    // URLENCODED.
+    let mut r = post("x", "a=1");
+    r.headers.retain(|(k, _)| k != "Content-Type");
+    let outcome = rules.evaluate(&r);
+    assert_eq!(outcome.tx("p1"), Some(""));
+    assert!(outcome.matched_ids().contains(&2));
+    assert_eq!(outcome.tx("p2"), Some("URLENCODED"));
+}
