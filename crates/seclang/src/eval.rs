@@ -582,8 +582,14 @@ fn values<'a>(
             let by_type = || crate::request::BodyProcessor::for_content_type(&data.content_type);
             // Empty when there is none, not absent (v3's anchored variables always have
             // a value): 901350's `!@rx` then matches a request without Content-Type.
-            let p = data.body_processor.or(state.body_processor).or_else(by_type);
-            scalar(out, Cow::Borrowed(p.map_or(&b""[..], |p| p.name().as_bytes())))
+            let p = data
+                .body_processor
+                .or(state.body_processor)
+                .or_else(by_type);
+            scalar(
+                out,
+                Cow::Borrowed(p.map_or(&b""[..], |p| p.name().as_bytes())),
+            )
         }
         Var::Files => pairs(&data.files, false, key, only, out),
         Var::FilesNames => pairs(&data.files, true, key, only, out),

@@ -745,7 +745,10 @@ mod tests {
     fn multipart_quoted_parameters_keep_backslashes_that_escape_nothing() {
         let mut flags = MultipartFlags::default();
         assert_eq!(
-            disposition(r#"form-data; name="cv.p\d\f"; filename="..\1.7z""#, &mut flags),
+            disposition(
+                r#"form-data; name="cv.p\d\f"; filename="..\1.7z""#,
+                &mut flags
+            ),
             (Some(r"cv.p\d\f".to_string()), Some(r"..\1.7z".to_string()))
         );
         assert_eq!(
