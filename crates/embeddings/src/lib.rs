@@ -14,6 +14,9 @@
 //! Both answer `{"data": [{"index", "embedding": [f32, ...]}, ...]}`, and refuse with
 //! `{"error": {"message": ...}}`.
 
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
 use serde::Serialize;
 use serde_json::Value;
 use std::fmt;
@@ -28,9 +31,16 @@ pub const DEFAULT_AZURE_API_VERSION: &str = "2024-10-21";
 pub enum Flavor {
     /// OpenAI-compatible. `path_prefix` is empty or starts with `/`, without a trailing
     /// one (as [`path_prefix`] returns it).
-    OpenAi { path_prefix: String },
+    OpenAi {
+        /// Between the origin and `/embeddings`: `/v1` for OpenAI
+        /// ([`DEFAULT_PATH_PREFIX`]), a server's own for others.
+        path_prefix: String,
+    },
     /// Azure OpenAI; the model is the deployment.
-    Azure { api_version: String },
+    Azure {
+        /// The `api-version` query parameter ([`valid_api_version`]).
+        api_version: String,
+    },
 }
 
 impl Flavor {
@@ -112,19 +122,27 @@ pub fn valid_api_version(version: &str) -> bool {
 /// Why a 2xx answer holds no usable vectors.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AnswerError {
+    /// The body does not parse as JSON.
     NotJson,
+    /// The JSON has no `data` list.
     NoData,
     /// The answer holds `found` embeddings for `expected` inputs.
     WrongCount {
+        /// Entries in `data`.
         found: usize,
+        /// Inputs sent.
         expected: usize,
     },
     /// An embedding's `index` (as the answer writes it) names no input.
     BadIndex(String),
+    /// Two embeddings claim the same input; one input would then have none.
     DuplicateIndex(usize),
     /// Not a list of numbers: base64, when `encoding_format` was ignored.
     NotNumbers,
+    /// An element is not a number, or is NaN or infinite once narrowed to `f32`: such
+    /// a vector would poison every cosine it takes part in.
     NotFinite,
+    /// An embedding with no elements.
     Empty,
 }
 

@@ -6,6 +6,9 @@
 //! ([`identity`]). Their wasm side (reading variables, sending, clocks) is
 //! `chatgate-guest-io`.
 
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
 pub mod identity;
 pub mod openai_error;
 pub mod retry_after;
@@ -13,6 +16,7 @@ pub mod retry_after;
 /// What reading one variable gave.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum VariableValue {
+    /// The value as the host resolved it, not yet trimmed or parsed.
     Value(String),
     /// Not declared for the component: its default applies.
     Missing,
@@ -25,6 +29,7 @@ pub enum VariableValue {
 pub struct Variables(Vec<(&'static str, VariableValue)>);
 
 impl Variables {
+    /// The values as read, by variable name.
     pub fn new(values: Vec<(&'static str, VariableValue)>) -> Self {
         Self(values)
     }
@@ -80,10 +85,12 @@ pub fn sanitize(text: &str, secret: Option<&str>) -> String {
 pub struct ApiKey(String);
 
 impl ApiKey {
+    /// Wraps a key read from a variable.
     pub fn new(key: String) -> Self {
         Self(key)
     }
 
+    /// The key itself, for the one header that carries it and for redaction.
     pub fn expose(&self) -> &str {
         &self.0
     }
@@ -101,6 +108,7 @@ impl std::fmt::Debug for ApiKey {
 pub enum TransportFailure {
     /// The host refused the request: the origin is not an allowed outbound host.
     Denied,
+    /// The host's own timeout (connect, first byte, between bytes) ran out.
     TimedOut,
     /// Connection refused or reset, DNS, TLS, protocol errors: described for operators.
     Unreachable(String),

@@ -61,9 +61,14 @@ pub struct EmbeddingsOptions {
     pub flavor: Flavor,
     /// The model; for Azure, the deployment.
     pub model: String,
+    /// From [`API_KEY_ENV`]; `None` for a local server that needs none.
     pub api_key: Option<String>,
+    /// Most inputs per request (at least 1; [`DEFAULT_BATCH_INPUTS`]).
     pub batch_inputs: usize,
+    /// Most characters per request; a single longer input is still sent, alone
+    /// ([`DEFAULT_BATCH_CHARS`]).
     pub batch_chars: usize,
+    /// How throttled and failed requests are retried.
     pub retry: RetryPolicy,
     /// One attempt's limit, connecting and reading the answer included.
     pub request_timeout: Duration,
@@ -110,23 +115,37 @@ pub enum EmbeddingsError {
         "the embeddings endpoint answered HTTP {status}{hint}{}",
         detail(message)
     )]
+    /// A non-2xx answer that retrying did not (or could not) change.
     Status {
+        /// The HTTP status.
         status: u16,
         /// The service's message, redacted.
         message: Option<String>,
+        /// Which flag or variable to check, for the statuses that point at one.
         hint: &'static str,
     },
     #[error("the embeddings endpoint {origin} could not be reached: {reason}")]
+    /// No complete answer, after every attempt.
     Unreachable {
+        /// The endpoint, as configured.
         origin: String,
+        /// What went wrong on the last attempt.
         reason: TransportFailure,
     },
+    /// A 2xx answer without usable vectors.
     #[error("the embeddings endpoint's answer is unusable: {0}")]
     InvalidResponse(AnswerError),
     #[error(
         "the embeddings endpoint answered vectors of {found} dimensions after vectors of {expected}"
     )]
-    InconsistentDimensions { expected: usize, found: usize },
+    /// Vectors of different sizes in one run: the index holds one size, and cosine
+    /// similarity needs it.
+    InconsistentDimensions {
+        /// The size of the first vectors.
+        expected: usize,
+        /// The size that differs.
+        found: usize,
+    },
 }
 
 fn detail(message: &Option<String>) -> String {
@@ -139,15 +158,19 @@ fn detail(message: &Option<String>) -> String {
 /// Why an attempt got no complete answer (it is retried).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TransportFailure {
+    /// The attempt's `request_timeout` ran out.
     #[error("no answer within {0:.0?}")]
     TimedOut(Duration),
+    /// The TLS handshake failed (an untrusted certificate, a protocol mismatch): the cause.
     #[error("the TLS handshake failed: {0}")]
     Tls(String),
     /// Connecting or sending failed: the causes, outermost first.
     #[error("{0}")]
     Connection(String),
+    /// The answer passed [`MAX_RESPONSE_BYTES`] and was not read further.
     #[error("the answer is larger than {MAX_RESPONSE_BYTES} bytes")]
     TooLarge,
+    /// The answer's body stopped before its end: the cause.
     #[error("the answer broke off: {0}")]
     BrokeOff(String),
 }
@@ -155,7 +178,10 @@ pub enum TransportFailure {
 /// The vectors of a list of inputs, one after the other, in input order.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Embeddings {
+    /// The size of every vector.
     pub dimensions: usize,
+    /// The vectors end to end: `dimensions` values per input, so one allocation
+    /// rather than one per chunk.
     pub values: Vec<f32>,
 }
 
@@ -174,6 +200,8 @@ pub struct EmbeddingsClient {
 }
 
 impl EmbeddingsClient {
+    /// A client for `options`, checked here so that bad settings fail before any file
+    /// is read or request sent.
     pub fn new(options: EmbeddingsOptions) -> Result<Self, EmbeddingsError> {
         let config = |message: String| EmbeddingsError::Config(message);
         let invalid_origin = || {

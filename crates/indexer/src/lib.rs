@@ -12,6 +12,9 @@
 //! unchanged document keeps its stored vectors if they come from the same model (a
 //! different model re-embeds every chunk, though the chunks themselves are reused).
 
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
 pub mod embeddings;
 
 use chatgate_index::ingest::IngestError;
@@ -29,6 +32,7 @@ pub const ARTIFACT_FILE: &str = "chatgate.idx";
 /// --component`).
 pub const COMPONENT_FILE: &str = "retrieval.wasm";
 
+/// What to index and how: the flags of `chatgate index`.
 pub struct IndexOptions {
     /// The folder of documents.
     pub folder: PathBuf,
@@ -36,6 +40,8 @@ pub struct IndexOptions {
     pub out_dir: PathBuf,
     /// Prepended to each document's path inside `folder` to make its `source`.
     pub source_prefix: String,
+    /// Analysis, chunking and BM25 settings; stored in the index, and a change to them
+    /// rebuilds it whole.
     pub params: IndexParams,
     /// Show a progress bar (on a terminal).
     pub progress: bool,
@@ -48,6 +54,7 @@ pub struct IndexOptions {
 /// What one run did.
 #[derive(Debug, Default)]
 pub struct IndexReport {
+    /// Documents in the index written (when `strict` stopped the run: documents read).
     pub documents: usize,
     /// Documents whose chunks were taken from the previous index unchanged.
     pub reused: usize,
@@ -55,13 +62,17 @@ pub struct IndexReport {
     pub parsed: usize,
     /// Documents of the previous index that are gone.
     pub removed: usize,
+    /// Chunks in the index written.
     pub chunks: usize,
+    /// Distinct terms in its vocabulary.
     pub terms: usize,
     /// Files that were not indexed, and why.
     pub skipped: Vec<Skipped>,
     /// Why the previous index could not be reused, if there was one.
     pub full_rebuild_reason: Option<String>,
+    /// Where the artifact is (or would have been) written.
     pub artifact: PathBuf,
+    /// Its size.
     pub artifact_bytes: usize,
     /// False when `strict` stopped the run before anything was written.
     pub written: bool,
@@ -81,12 +92,17 @@ pub enum IndexError {
     /// The embeddings settings are unusable (nothing was read or sent).
     #[error(transparent)]
     EmbeddingsSettings(EmbeddingsError),
+    /// The folder to index is missing, unreadable or not a folder.
     #[error(transparent)]
     Folder(#[from] IngestError),
+    /// The endpoint did not embed the chunks.
     #[error("embedding chunks: {0}")]
     Embedding(EmbeddingsError),
+    /// The vectors' size does not fit the index format's `u32`.
     #[error("embeddings of {0} dimensions are too large")]
     TooManyDimensions(usize),
+    /// The artifact could not be built: the corpus is past the format's limits, or the
+    /// vectors do not match the chunks.
     #[error(transparent)]
     Build(#[from] BuildError),
     /// The artifact just built does not open: a bug in `chatgate_index`.
@@ -95,8 +111,11 @@ pub enum IndexError {
     // `reason`, not `source`: the message already says it, and a source would be
     // printed a second time by `{:#}`.
     #[error("cannot write {}: {reason}", path.display())]
+    /// The output folder or a file in it could not be written.
     Write {
+        /// The folder or file.
         path: PathBuf,
+        /// What the file system said.
         reason: std::io::Error,
     },
 }

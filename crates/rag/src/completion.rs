@@ -5,10 +5,15 @@ pub const MAX_STOP_SEQUENCES: usize = 4;
 /// The temperature range of the OpenAI API.
 pub const MAX_TEMPERATURE: f32 = 2.0;
 
+/// Who wrote a message (`role`). OpenAI's `developer` role arrives here as `System`:
+/// `chat` maps it when it parses the request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
+    /// Instructions to the model, including the grounding `chat` adds.
     System,
+    /// The person asking.
     User,
+    /// An earlier answer of the model, in a multi-turn conversation.
     Assistant,
 }
 
@@ -23,13 +28,18 @@ impl Role {
     }
 }
 
+/// One message of the conversation sent to the model (`message`): text only, since the
+/// contract carries no images, audio or tool calls.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Message {
+    /// Who wrote it.
     pub role: Role,
+    /// Its text.
     pub content: String,
 }
 
 impl Message {
+    /// A message from `role` saying `content`.
     pub fn new(role: Role, content: impl Into<String>) -> Self {
         Self {
             role,
@@ -43,10 +53,14 @@ impl Message {
 pub struct Options {
     /// Model or Azure deployment name; the provider's default when `None`.
     pub model: Option<String>,
+    /// Sampling temperature, 0 to [`MAX_TEMPERATURE`]; the provider's default when `None`.
     pub temperature: Option<f32>,
     /// Nucleus sampling, OpenAI's `top_p`.
     pub top_p: Option<f32>,
+    /// Most tokens the answer may have (at least 1); the provider's default when `None`.
     pub max_tokens: Option<u32>,
+    /// Texts that end the answer where they would appear, at most
+    /// [`MAX_STOP_SEQUENCES`], none empty.
     pub stop: Vec<String>,
     /// Best-effort determinism, OpenAI's `seed`.
     pub seed: Option<i64>,
@@ -91,10 +105,14 @@ impl Options {
     }
 }
 
+/// Why an answer ended (`finish-reason`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FinishReason {
+    /// The model finished, or met a stop sequence.
     Stop,
+    /// The answer reached `max_tokens` (or the model's limit) and is cut.
     Length,
+    /// The provider's content filter withheld the rest.
     ContentFilter,
 }
 
@@ -119,9 +137,12 @@ impl FinishReason {
     }
 }
 
+/// Tokens an answer cost, as the provider counted them (`usage`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Usage {
+    /// Tokens of the messages sent.
     pub prompt_tokens: u32,
+    /// Tokens of the answer.
     pub completion_tokens: u32,
 }
 
@@ -131,28 +152,36 @@ pub struct Usage {
 pub struct ChatCompletion {
     /// The model that actually answered.
     pub model: String,
+    /// The assistant's text.
     pub content: String,
+    /// Why it ended.
     pub finish_reason: FinishReason,
+    /// What it cost.
     pub usage: Usage,
 }
 
 /// How a streamed answer began.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StreamStart {
+    /// The model that is answering, as the provider names it.
     pub model: String,
 }
 
 /// One increment of a streamed answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Delta {
+    /// The text that follows what the earlier deltas carried.
     pub content: String,
 }
 
 /// How a streamed answer ended.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StreamEnd {
+    /// The model that answered, as the provider names it.
     pub model: String,
+    /// Why the answer ended.
     pub finish_reason: FinishReason,
+    /// What it cost, when the provider reported it.
     pub usage: Option<Usage>,
 }
 
@@ -161,19 +190,28 @@ pub struct StreamEnd {
 pub enum CompletionError {
     /// The provider asked us to slow down (`rate-limited(rate-limit)`).
     RateLimited {
+        /// How long to wait before asking again.
         retry_after_seconds: u32,
+        /// The provider's explanation.
         message: String,
     },
+    /// The provider could not be reached or answered with a server error.
     UpstreamUnavailable(String),
+    /// The provider did not answer in time.
     Timeout(String),
     /// The request can never succeed as given (`invalid-request(refusal)`); `param`
     /// names the OpenAI request parameter at fault, when one is.
     InvalidRequest {
+        /// What is wrong, for the client.
         message: String,
+        /// The parameter at fault, as OpenAI names it (`response_format`, `max_tokens`).
         param: Option<String>,
     },
+    /// The provider refused the gateway's credentials (not the client's).
     Unauthorized(String),
+    /// The provider's content filter rejected the prompt or the answer.
     ContentFiltered(String),
+    /// Anything else, including a malformed provider answer.
     Internal(String),
 }
 
@@ -194,6 +232,7 @@ impl CompletionError {
         }
     }
 
+    /// The description carried by any variant, for logs and error bodies.
     pub fn message(&self) -> &str {
         match self {
             CompletionError::RateLimited { message, .. }

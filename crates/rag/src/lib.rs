@@ -9,6 +9,9 @@
 //! to the WIT that these types do not follow fails the wasm build of every component
 //! at the macro, not at runtime.
 
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
 pub mod completion;
 pub mod retriever;
 

@@ -10,9 +10,14 @@ pub const MAX_FILTERS: usize = 8;
 /// One ranked passage. `source` is a URL or a corpus-relative path.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Passage {
+    /// Names the passage within the retriever's index; `chat` numbers the passages it
+    /// cites by their rank (`[doc1]`, ...), not by this.
     pub id: String,
+    /// The document's title or heading path, shown next to the passage in the prompt.
     pub title: String,
+    /// The text the model is grounded on.
     pub content: String,
+    /// Where the passage comes from: what a `source` filter matches by prefix.
     pub source: String,
     /// Higher is better; comparable only within one answer.
     pub score: f32,
@@ -40,7 +45,9 @@ impl Passage {
 /// Every retriever knows `source` (prefix match) and `title` (exact match).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Filter {
+    /// The metadata field to compare.
     pub field: String,
+    /// The value it must have (or, for `source`, start with).
     pub value: String,
 }
 
@@ -50,6 +57,7 @@ pub struct FilterRefusal {
     /// The `field` of the refused filter, as the caller sent it, when the retriever
     /// can tell which filter it is (a remote service may not say).
     pub field: Option<String>,
+    /// Why, for the client (`chat` answers it as a 400 on `chatgate.filters`).
     pub message: String,
 }
 
@@ -66,7 +74,10 @@ pub enum RetrievalError {
     Upstream(String),
     /// A remote search service is throttling requests; retry after the given number
     /// of seconds, when it said.
-    RateLimited { retry_after_seconds: Option<u32> },
+    RateLimited {
+        /// The delay the service asked for, if it named one.
+        retry_after_seconds: Option<u32>,
+    },
     /// The search did not finish within the retriever's deadline; the text says which.
     Timeout(String),
 }
