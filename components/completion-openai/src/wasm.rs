@@ -42,6 +42,12 @@ use exports::chatgate::completion::completion::{
 chatgate_rag::completion_conversions!(exports::chatgate::completion::completion);
 
 type StreamResult = Result<StreamEnd, CompletionError>;
+/// What `complete-stream` returns once the answer has begun.
+type Streamed = (
+    StreamStart,
+    wit_bindgen::StreamReader<Delta>,
+    wit_bindgen::FutureReader<StreamResult>,
+);
 
 struct OpenAiCompletion;
 
@@ -58,14 +64,7 @@ impl Guest for OpenAiCompletion {
     async fn complete_stream(
         messages: Vec<Message>,
         options: Options,
-    ) -> Result<
-        (
-            StreamStart,
-            wit_bindgen::StreamReader<Delta>,
-            wit_bindgen::FutureReader<StreamResult>,
-        ),
-        CompletionError,
-    > {
+    ) -> Result<Streamed, CompletionError> {
         complete_stream(messages, options)
             .await
             .map_err(CompletionError::from)
@@ -94,14 +93,7 @@ async fn complete(
 async fn complete_stream(
     messages: Vec<Message>,
     options: Options,
-) -> Result<
-    (
-        StreamStart,
-        wit_bindgen::StreamReader<Delta>,
-        wit_bindgen::FutureReader<StreamResult>,
-    ),
-    rag::CompletionError,
-> {
+) -> Result<Streamed, rag::CompletionError> {
     let mut call = Call::start(messages, options).await?;
     let (target, begun) = loop {
         let target = call.next_target().await?;

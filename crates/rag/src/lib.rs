@@ -27,67 +27,11 @@ macro_rules! retriever_conversions {
             use $($wit)::+ as wit;
             use $crate::retriever as rag;
 
-            impl From<wit::Passage> for rag::Passage {
-                fn from(passage: wit::Passage) -> Self {
-                    rag::Passage {
-                        id: passage.id,
-                        title: passage.title,
-                        content: passage.content,
-                        source: passage.source,
-                        score: passage.score,
-                        metadata: passage.metadata,
-                    }
-                }
-            }
-
-            impl From<rag::Passage> for wit::Passage {
-                fn from(passage: rag::Passage) -> Self {
-                    wit::Passage {
-                        id: passage.id,
-                        title: passage.title,
-                        content: passage.content,
-                        source: passage.source,
-                        score: passage.score,
-                        metadata: passage.metadata,
-                    }
-                }
-            }
-
-            impl From<wit::Filter> for rag::Filter {
-                fn from(filter: wit::Filter) -> Self {
-                    rag::Filter {
-                        field: filter.field,
-                        value: filter.value,
-                    }
-                }
-            }
-
-            impl From<rag::Filter> for wit::Filter {
-                fn from(filter: rag::Filter) -> Self {
-                    wit::Filter {
-                        field: filter.field,
-                        value: filter.value,
-                    }
-                }
-            }
-
-            impl From<wit::FilterRefusal> for rag::FilterRefusal {
-                fn from(refusal: wit::FilterRefusal) -> Self {
-                    rag::FilterRefusal {
-                        field: refusal.field,
-                        message: refusal.message,
-                    }
-                }
-            }
-
-            impl From<rag::FilterRefusal> for wit::FilterRefusal {
-                fn from(refusal: rag::FilterRefusal) -> Self {
-                    wit::FilterRefusal {
-                        field: refusal.field,
-                        message: refusal.message,
-                    }
-                }
-            }
+            $crate::records_both_ways!(wit, rag;
+                Passage { id, title, content, source, score, metadata }
+                Filter { field, value }
+                FilterRefusal { field, message }
+            );
 
             impl From<wit::RetrievalError> for rag::RetrievalError {
                 fn from(error: wit::RetrievalError) -> Self {
@@ -138,25 +82,16 @@ macro_rules! completion_conversions {
             use $($wit)::+ as wit;
             use $crate::completion as rag;
 
-            impl From<wit::Role> for rag::Role {
-                fn from(role: wit::Role) -> Self {
-                    match role {
-                        wit::Role::System => rag::Role::System,
-                        wit::Role::User => rag::Role::User,
-                        wit::Role::Assistant => rag::Role::Assistant,
-                    }
-                }
-            }
-
-            impl From<rag::Role> for wit::Role {
-                fn from(role: rag::Role) -> Self {
-                    match role {
-                        rag::Role::System => wit::Role::System,
-                        rag::Role::User => wit::Role::User,
-                        rag::Role::Assistant => wit::Role::Assistant,
-                    }
-                }
-            }
+            $crate::enums_both_ways!(wit, rag;
+                Role { System, User, Assistant }
+                FinishReason { Stop, Length, ContentFilter }
+            );
+            $crate::records_both_ways!(wit, rag;
+                Options { model, temperature, top_p, max_tokens, stop, seed, response_format, user }
+                Usage { prompt_tokens, completion_tokens }
+                StreamStart { model }
+                Delta { content }
+            );
 
             impl From<wit::Message> for rag::Message {
                 fn from(message: wit::Message) -> Self {
@@ -172,74 +107,6 @@ macro_rules! completion_conversions {
                     wit::Message {
                         role: message.role.into(),
                         content: message.content,
-                    }
-                }
-            }
-
-            impl From<wit::Options> for rag::Options {
-                fn from(options: wit::Options) -> Self {
-                    rag::Options {
-                        model: options.model,
-                        temperature: options.temperature,
-                        top_p: options.top_p,
-                        max_tokens: options.max_tokens,
-                        stop: options.stop,
-                        seed: options.seed,
-                        response_format: options.response_format,
-                        user: options.user,
-                    }
-                }
-            }
-
-            impl From<rag::Options> for wit::Options {
-                fn from(options: rag::Options) -> Self {
-                    wit::Options {
-                        model: options.model,
-                        temperature: options.temperature,
-                        top_p: options.top_p,
-                        max_tokens: options.max_tokens,
-                        stop: options.stop,
-                        seed: options.seed,
-                        response_format: options.response_format,
-                        user: options.user,
-                    }
-                }
-            }
-
-            impl From<wit::FinishReason> for rag::FinishReason {
-                fn from(reason: wit::FinishReason) -> Self {
-                    match reason {
-                        wit::FinishReason::Stop => rag::FinishReason::Stop,
-                        wit::FinishReason::Length => rag::FinishReason::Length,
-                        wit::FinishReason::ContentFilter => rag::FinishReason::ContentFilter,
-                    }
-                }
-            }
-
-            impl From<rag::FinishReason> for wit::FinishReason {
-                fn from(reason: rag::FinishReason) -> Self {
-                    match reason {
-                        rag::FinishReason::Stop => wit::FinishReason::Stop,
-                        rag::FinishReason::Length => wit::FinishReason::Length,
-                        rag::FinishReason::ContentFilter => wit::FinishReason::ContentFilter,
-                    }
-                }
-            }
-
-            impl From<wit::Usage> for rag::Usage {
-                fn from(usage: wit::Usage) -> Self {
-                    rag::Usage {
-                        prompt_tokens: usage.prompt_tokens,
-                        completion_tokens: usage.completion_tokens,
-                    }
-                }
-            }
-
-            impl From<rag::Usage> for wit::Usage {
-                fn from(usage: rag::Usage) -> Self {
-                    wit::Usage {
-                        prompt_tokens: usage.prompt_tokens,
-                        completion_tokens: usage.completion_tokens,
                     }
                 }
             }
@@ -265,34 +132,6 @@ macro_rules! completion_conversions {
                         },
                         finish_reason: answer.finish_reason.into(),
                         usage: answer.usage.into(),
-                    }
-                }
-            }
-
-            impl From<wit::StreamStart> for rag::StreamStart {
-                fn from(start: wit::StreamStart) -> Self {
-                    rag::StreamStart { model: start.model }
-                }
-            }
-
-            impl From<rag::StreamStart> for wit::StreamStart {
-                fn from(start: rag::StreamStart) -> Self {
-                    wit::StreamStart { model: start.model }
-                }
-            }
-
-            impl From<wit::Delta> for rag::Delta {
-                fn from(delta: wit::Delta) -> Self {
-                    rag::Delta {
-                        content: delta.content,
-                    }
-                }
-            }
-
-            impl From<rag::Delta> for wit::Delta {
-                fn from(delta: rag::Delta) -> Self {
-                    wit::Delta {
-                        content: delta.content,
                     }
                 }
             }
@@ -363,5 +202,54 @@ macro_rules! completion_conversions {
                 }
             }
         };
+    };
+}
+
+/// `From` both ways between records whose fields are the same on both sides, moved as
+/// they are: for [`retriever_conversions!`] and [`completion_conversions!`], which pass
+/// the paths their `use` brought in. A field the WIT adds or renames fails here.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! records_both_ways {
+    ($wit:ident, $rag:ident; $($ty:ident { $($field:ident),* $(,)? })*) => {
+        $(
+            impl From<$wit::$ty> for $rag::$ty {
+                fn from(value: $wit::$ty) -> Self {
+                    $rag::$ty { $($field: value.$field),* }
+                }
+            }
+
+            impl From<$rag::$ty> for $wit::$ty {
+                fn from(value: $rag::$ty) -> Self {
+                    $wit::$ty { $($field: value.$field),* }
+                }
+            }
+        )*
+    };
+}
+
+/// `From` both ways between enums whose unit variants are the same on both sides; see
+/// [`records_both_ways!`]. A case the WIT adds fails the match here.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! enums_both_ways {
+    ($wit:ident, $rag:ident; $($ty:ident { $($case:ident),* $(,)? })*) => {
+        $(
+            impl From<$wit::$ty> for $rag::$ty {
+                fn from(value: $wit::$ty) -> Self {
+                    match value {
+                        $($wit::$ty::$case => $rag::$ty::$case),*
+                    }
+                }
+            }
+
+            impl From<$rag::$ty> for $wit::$ty {
+                fn from(value: $rag::$ty) -> Self {
+                    match value {
+                        $($rag::$ty::$case => $wit::$ty::$case),*
+                    }
+                }
+            }
+        )*
     };
 }
