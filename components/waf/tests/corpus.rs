@@ -60,6 +60,41 @@ fn plain_crs() -> RuleSet {
     load(&[CRS_ENTRY], true)
 }
 
+/// An unpacked CRS 4 release named by `CHATGATE_CRS4_DIR` (with crs-setup.conf), if any.
+fn crs4_dir() -> Option<PathBuf> {
+    let dir = PathBuf::from(std::env::var_os("CHATGATE_CRS4_DIR")?);
+    assert!(
+        dir.join("crs-setup.conf").exists(),
+        "CHATGATE_CRS4_DIR={}: no crs-setup.conf (copy crs-setup.conf.example)",
+        dir.display()
+    );
+    Some(dir)
+}
+
+/// CRS 4 through the shipped entry file `rules/crs4.load`, read as if it had been copied
+/// into the release directory (as the README says to do), optionally after
+/// `chat-policy.conf`. Nothing may be left out.
+fn crs4(dir: &Path, policy: bool) -> RuleSet {
+    let entry = std::fs::read_to_string(rules_dir().join("crs4.load")).unwrap();
+    let text = if policy {
+        format!(
+            "Include {}\n{entry}",
+            rules_dir().join("chat-policy.conf").display()
+        )
+    } else {
+        entry
+    };
+    let rules = RuleSet::from_text(
+        &FileSystem,
+        &dir.join("crs4.load").to_string_lossy(),
+        &text,
+        LoadOptions::default(),
+    )
+    .unwrap_or_else(|e| panic!("CRS 4 does not load: {e}"));
+    assert!(rules.unsupported().is_empty());
+    rules
+}
+
 #[derive(Debug, Clone)]
 struct Case {
     id: String,
@@ -124,7 +159,7 @@ fn read_corpus(name: &str) -> Vec<Case> {
 struct Verdict<'c> {
     case: &'c Case,
     blocked: bool,
-    rules: Vec<u64>,
+    rules: Vec<String>,
 }
 
 fn run<'c>(rules: &RuleSet, cases: &'c [Case]) -> Vec<Verdict<'c>> {
@@ -135,12 +170,17 @@ fn run<'c>(rules: &RuleSet, cases: &'c [Case]) -> Vec<Verdict<'c>> {
             Verdict {
                 case,
                 blocked: outcome.blocking().is_some(),
-                // The detection rules that matched (set-up and evaluation rules left out).
+                // The detection rules that matched, with the variables (set-up and
+                // evaluation rules left out: CRS 4 tags those too, but with no family).
                 rules: outcome
                     .matches
                     .iter()
-                    .filter(|m| !m.tags.is_empty())
-                    .map(|m| m.id)
+                    .filter(|m| {
+                        m.tags
+                            .iter()
+                            .any(|t| t.starts_with("attack-") || t.starts_with("chatgate/"))
+                    })
+                    .map(|m| format!("{} {}", m.id, m.matched_vars.join("|")))
                     .collect(),
             }
         })
@@ -363,6 +403,20 @@ fn corpus_figures() {
         ));
     } else {
         println!("{CRS_ENTRY} missing: CRS configurations skipped");
+    }
+    if let Some(dir) = crs4_dir() {
+        configs.push((
+            "CRS 4 + policy",
+            measure(&crs4(&dir, true), &benign, &attacks, &pi),
+        ));
+        configs.push((
+            "plain CRS 4",
+            measure(&crs4(&dir, false), &benign, &attacks, &pi),
+        ));
+    } else {
+        println!(
+            "CHATGATE_CRS4_DIR not set (an unpacked CRS 4 release): CRS 4 configurations skipped"
+        );
     }
     configs.push(("default rules PL2", pl2));
     for (name, f) in &configs {
@@ -696,4 +750,59 @@ fn prompt_size_limits_per_field_and_in_total() {
             && too_much_in_total.contains(&41900),
         "{too_much_in_total:?}"
     );
+}
+
+/// A method the gateway does not serve is not an attack by itself: PATCH and DELETE pass
+/// the rules (the component then answers 405 with `Allow`), under the default rules and
+/// under CRS with the policy (`chat-policy.conf` sets `tx.allowed_methods` before CRS's
+/// 901160 would). Probing methods still score as attacks (11100 / CRS 911100), and an
+/// attack in a DELETE request is still blocked by its own rules.
+#[test]
+fn patch_and_delete_are_left_to_the_405_and_probing_methods_are_attacks() {
+    let request = |method: &str, uri: &str| Request {
+        method: method.into(),
+        uri: uri.into(),
+        protocol: "HTTP/1.1".into(),
+        headers: vec![
+            ("Host".into(), "localhost".into()),
+            ("User-Agent".into(), "curl/8.5.0".into()),
+            ("Accept".into(), "*/*".into()),
+        ],
+        remote_addr: "192.0.2.10".into(),
+        ..Request::default()
+    };
+    let mut sets = vec![("default rules", default_rules(), 11100)];
+    if crs_available() {
+        sets.push(("CRS 3.3 + policy", crs_with_policy(), 911100));
+    }
+    if let Some(dir) = crs4_dir() {
+        sets.push(("CRS 4 + policy", crs4(&dir, true), 911100));
+    }
+    for (name, rules, method_rule) in &sets {
+        for method in ["PATCH", "DELETE"] {
+            let outcome = rules.evaluate(&request(method, "/v1/chat/completions"));
+            assert!(
+                outcome.blocking().is_none() && !outcome.matched_ids().contains(method_rule),
+                "{name} {method}: {:?}",
+                outcome.matched_ids()
+            );
+        }
+        for method in ["TRACE", "TRACK", "CONNECT", "PUT", "PROPFIND", "DEBUG"] {
+            let outcome = rules.evaluate(&request(method, "/v1/chat/completions"));
+            assert!(
+                outcome.blocking().is_some() && outcome.matched_ids().contains(method_rule),
+                "{name} {method}: {:?}",
+                outcome.matched_ids()
+            );
+        }
+        let attack = rules.evaluate(&request(
+            "DELETE",
+            "/v1/models?id=1%27%20UNION%20SELECT%20password%20FROM%20users--",
+        ));
+        assert!(
+            attack.blocking().is_some(),
+            "{name}: {:?}",
+            attack.matched_ids()
+        );
+    }
 }
