@@ -802,7 +802,8 @@ fn too_many_body_arguments_are_a_body_error() {
 /// Content-Type header (MULTIPART, URLENCODED; JSON and XML as its recommended rules
 /// 200000/200001 set them in phase 1). CRS 4's 920400 (upload too large) reads it in
 /// phase 1, and CRS's 901350 (`tx.enforce_bodyproc_urlencoded=1`) forces URLENCODED only
-/// when it is empty: with the variable empty in phase 1, it forced URLENCODED on JSON.
+/// when it is empty. Without a processor it is empty, not absent (v3's anchored
+/// variables always have a value), so that 901350's `!@rx` matches.
 #[test]
 fn reqbody_processor_is_known_in_phase_1() {
     let rules = load(
