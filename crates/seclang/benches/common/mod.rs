@@ -39,6 +39,22 @@ pub fn policy() -> String {
     )
 }
 
+/// chatgate's own default rule set (`components/waf/rules/default.conf`), which the `waf`
+/// component loads when no other rule set is configured; `None` where the file cannot be
+/// read (inside Wasm the runner opens only CRS's directories).
+pub fn default_rules() -> Option<RuleSet> {
+    let entry = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../components/waf/rules/default.conf"
+    );
+    if std::fs::metadata(entry).is_err() {
+        println!("default rules not measured: {entry} is not readable here");
+        return None;
+    }
+    let rules = RuleSet::load_from(&FileSystem, entry, LoadOptions::default());
+    Some(rules.unwrap_or_else(|e| panic!("loading {entry}: {e}")))
+}
+
 /// CRS at paranoia level 1 (its default), optionally behind the prompt-field policy.
 pub fn load(with_policy: bool) -> RuleSet {
     let options = LoadOptions {
@@ -113,6 +129,11 @@ pub fn get_1kb() -> Request {
     request("GET", query, String::new())
 }
 
+/// The smallest API call a client makes through the chain: `GET /v1/models`.
+pub fn get_models() -> Request {
+    request("GET", "/v1/models".into(), String::new())
+}
+
 /// Runs `evaluate` `runs` times after a warm-up and prints the minimum, p50 and p99 of one
 /// evaluation (on a shared machine the minimum is the figure least disturbed by others).
 pub fn measure(rules: &RuleSet, name: &str, r: &Request, runs: usize) {
@@ -179,11 +200,18 @@ pub fn run() {
         MEMORY
     );
     let policy = load(true);
-    let cases = [
+    let mut cases = vec![
         ("2 KB chat, CRS PL1", &plain, chat_2kb()),
         ("2 KB chat, CRS PL1 + policy", &policy, chat_2kb()),
         ("1 KB query GET, CRS PL1", &plain, get_1kb()),
+        ("GET /v1/models, CRS PL1", &plain, get_models()),
     ];
+    let defaults = default_rules();
+    if let Some(defaults) = &defaults {
+        cases.push(("2 KB chat, default rules", defaults, chat_2kb()));
+        cases.push(("1 KB query GET, default rules", defaults, get_1kb()));
+        cases.push(("GET /v1/models, default rules", defaults, get_models()));
+    }
     for (name, rules, request) in &cases {
         if name.contains(only.as_str()) {
             measure(rules, name, request, runs);
