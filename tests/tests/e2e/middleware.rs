@@ -549,10 +549,11 @@ async fn waf_refuses_a_non_json_body_with_415() {
     gateway.stop().await;
 }
 
-/// The default rules score a method outside `tx.allowed_methods` as critical (rule
-/// 11100, as CRS's 911100 does), so it is refused as a policy violation and audited; the
-/// component's own 405 + `Allow` answers it under rule sets that do not score methods
-/// (tests/tests/e2e/cli.rs builds one).
+/// A method the gateway does not serve is not an attack by itself: the default rules let
+/// PATCH and DELETE through (`tx.allowed_methods`, components/waf/rules/setup.conf) and the
+/// component answers 405 + `Allow` after inspecting the request. Probing methods (TRACE,
+/// PUT, CONNECT, ...) still score critical (rule 11100, as CRS's 911100 does): refused as
+/// an attack and audited.
 #[tokio::test(flavor = "multi_thread")]
 async fn waf_refuses_a_method_outside_the_allow_list() {
     let gateway = waf(&[]).await;
@@ -563,8 +564,17 @@ async fn waf_refuses_a_method_outside_the_allow_list() {
         "",
     )
     .await;
+    assert_eq!(openai_error(&reply, 405)["code"], "method_not_allowed");
+    assert_eq!(reply.header("allow"), Some("GET, HEAD, POST, OPTIONS"));
+    let reply = send(
+        "TRACE",
+        &gateway.url("/v1/chat/completions"),
+        &[("x-request-id", "trace-1")],
+        "",
+    )
+    .await;
     assert_eq!(openai_error(&reply, 403)["code"], "waf_rule_49100");
-    let audit = audit_of(&gateway, "delete-1");
+    let audit = audit_of(&gateway, "trace-1");
     assert_eq!(audit["rule_ids"][0], 11100, "{audit}");
     gateway.stop().await;
 }
