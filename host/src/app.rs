@@ -396,6 +396,11 @@ impl App {
         self.admission.limits()
     }
 
+    /// The manifest route that serves `path` (OpenTelemetry's `http.route`).
+    pub fn route_of(&self, path: &str) -> Option<&str> {
+        self.router.find(path).map(|trigger| trigger.route.as_str())
+    }
+
     /// Handles one request from `client` end to end. Failures become OpenAI-style JSON errors.
     pub async fn handle(
         &self,

@@ -18,6 +18,7 @@ pub mod dependency_name;
 pub mod key_value;
 pub mod manifest;
 pub mod openai_error;
+pub mod otel;
 pub mod outbound;
 pub mod overload;
 pub mod preload;

@@ -127,9 +127,24 @@ fn run(cli: Cli) -> wasmtime::Result<()> {
                 },
                 ..AppOptions::default()
             };
+            // OpenTelemetry trace export, from the OTEL_* variables as Spin reads them.
+            let trace_settings =
+                chatgate::otel::TraceSettings::from_env(|name| std::env::var(name).ok())
+                    .map_err(|e| wasmtime::format_err!("{e}"))?;
             let runtime = tokio::runtime::Runtime::new()?;
             runtime.block_on(async move {
                 let started = std::time::Instant::now();
+                let otel = match &trace_settings {
+                    Some(settings) => {
+                        let otel = chatgate::otel::Tracing::start(settings)?;
+                        eprintln!(
+                            "chatgate: exporting traces to {} as service `{}`",
+                            settings.traces_endpoint, settings.service_name
+                        );
+                        Some(Arc::new(otel))
+                    }
+                    None => None,
+                };
                 let app = Arc::new(App::load(&manifest, &options)?);
                 let listener = chatgate::server::bind(listen).await?;
                 eprintln!(
@@ -141,7 +156,16 @@ fn run(cli: Cli) -> wasmtime::Result<()> {
                 for trigger in &manifest.http_triggers {
                     eprintln!("  {} -> {}", trigger.route, trigger.component);
                 }
-                chatgate::server::serve(app, listener, shutdown_signal()).await
+                chatgate::server::serve_traced(app, listener, shutdown_signal(), otel.clone())
+                    .await?;
+                if let Some(otel) = otel {
+                    // Exports the spans still queued; blocks, so off the async threads.
+                    let flushed = tokio::task::spawn_blocking(move || otel.shutdown()).await;
+                    if let Ok(Err(e)) = flushed {
+                        tracing::warn!(target: "chatgate::otel", "flushing traces at exit: {e}");
+                    }
+                }
+                Ok(())
             })
         }
     }

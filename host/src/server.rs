@@ -2,6 +2,7 @@
 //! drains in-flight requests on shutdown.
 
 use crate::app::App;
+use crate::otel::Tracing;
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
@@ -33,6 +34,17 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl Future<Output = ()>,
 ) -> wasmtime::Result<()> {
+    serve_traced(app, listener, shutdown, None).await
+}
+
+/// Like [`serve`], with one OpenTelemetry SERVER span per request when `tracing` is set
+/// ([`crate::otel`]); the caller flushes and shuts it down after this returns.
+pub async fn serve_traced(
+    app: Arc<App>,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()>,
+    tracing: Option<Arc<Tracing>>,
+) -> wasmtime::Result<()> {
     let local = listener.local_addr()?;
     let ticker = app.tick_epochs();
     let load_watch = app.watch_load();
@@ -54,14 +66,23 @@ pub async fn serve(
         stream.set_nodelay(true).ok();
         let header_read_timeout = app.limits().header_read_timeout;
         let app = app.clone();
+        let tracing = tracing.clone();
         let service = hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
             let app = app.clone();
+            let tracing = tracing.clone();
             async move {
                 if is_server_wide_options(&request) {
                     return Ok(server_wide_options());
                 }
-                let request = into_wasi_request(request, local, peer);
-                Ok::<_, std::convert::Infallible>(app.handle(request, peer.ip()).await)
+                let mut request = into_wasi_request(request, local, peer);
+                let Some(tracing) = tracing else {
+                    return Ok::<_, std::convert::Infallible>(app.handle(request, peer.ip()).await);
+                };
+                let span = tracing.server_span(&request, peer, app.route_of(request.uri().path()));
+                span.inject(request.headers_mut());
+                let response = app.handle(request, peer.ip()).await;
+                span.end(response.status());
+                Ok(response)
             }
         });
         let connection = hyper::server::conn::http1::Builder::new()

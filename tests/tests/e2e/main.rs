@@ -13,6 +13,7 @@ mod hybrid;
 mod index;
 mod isolation;
 mod middleware;
+mod otel;
 mod sdk;
 mod spin_compat;
 mod spin_parity;

@@ -1,0 +1,529 @@
+//! OpenTelemetry trace export over OTLP/HTTP, configured from the environment the way
+//! Spin 4 configures its own (read in Spin's source, commit 94a8fc8a:
+//! `crates/telemetry/src/env.rs`, `traces.rs`, `detector.rs`, and the request span of
+//! `crates/trigger-http/src/instrument.rs`; the rules are restated here, not copied):
+//!
+//! - Trace export is on when `OTEL_EXPORTER_OTLP_ENDPOINT` or
+//!   `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` is set and not empty, unless
+//!   `OTEL_SDK_DISABLED` is set and not empty (any value, as in Spin; the OpenTelemetry
+//!   specification only names `true`). Otherwise nothing is set up and the request path
+//!   pays one `Option` check.
+//! - The traces URL is `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` as given, else
+//!   `OTEL_EXPORTER_OTLP_ENDPOINT` followed by `/v1/traces` (the rule of the exporter
+//!   crate Spin hands the variables to).
+//! - The protocol is `OTEL_EXPORTER_OTLP_TRACES_PROTOCOL`, else
+//!   `OTEL_EXPORTER_OTLP_PROTOCOL`, else `http/protobuf`; an unknown value falls back
+//!   to `http/protobuf` with a warning. Spin refuses `http/json`; chatgate refuses it
+//!   too, and `grpc`, which chatgate does not build in (no tonic), at start-up with an
+//!   error naming the variable.
+//! - `service.name` is `OTEL_SERVICE_NAME`, else `service.name` in
+//!   `OTEL_RESOURCE_ATTRIBUTES`, else the host's own name (`chatgate`, where Spin says
+//!   `spin`); `service.version` is the host's version; the other
+//!   `OTEL_RESOURCE_ATTRIBUTES` pairs (`key=value,...`, trimmed, as the SDK parses them)
+//!   are resource attributes too.
+//! - Request headers and timeouts of the exporter (`OTEL_EXPORTER_OTLP_HEADERS`,
+//!   `..._TIMEOUT`, `..._COMPRESSION`) and of the batch processor (`OTEL_BSP_*`) are
+//!   read by the OpenTelemetry crates themselves from the process environment, as in
+//!   Spin.
+//!
+//! Spans go through the SDK's batch span processor, which runs exports on its own
+//! thread: a request only pushes its finished span into a bounded queue
+//! (`OTEL_BSP_MAX_QUEUE_SIZE`, 2048 spans by default) and never waits for the
+//! collector. With the collector down or slow, spans beyond the queue are dropped (the
+//! processor counts them internally; chatgate neither logs nor exports that count yet),
+//! so memory stays bounded by the queue plus the one batch (512 spans) being exported.
+//!
+//! One SERVER span per request ([`Tracing::server_span`]) follows Spin's request span:
+//! named `{method} {route}`, a child of the caller's W3C `traceparent`, with the HTTP
+//! semantic-convention attributes listed at [`ServerSpan`]. No header value other than
+//! `User-Agent` is recorded, and no body.
+
+use opentelemetry::propagation::TextMapPropagator;
+use opentelemetry::trace::{Span as _, SpanKind, Status, Tracer as _, TracerProvider as _};
+use opentelemetry::{KeyValue, Value};
+use opentelemetry_http::{Bytes, HttpClient, HttpError, Request, Response};
+use opentelemetry_otlp::{WithExportConfig, WithHttpConfig};
+use opentelemetry_sdk::propagation::TraceContextPropagator;
+use opentelemetry_sdk::trace::{BatchConfigBuilder, BatchSpanProcessor, SdkTracerProvider};
+use std::net::SocketAddr;
+use std::time::Duration;
+
+pub const OTEL_EXPORTER_OTLP_ENDPOINT: &str = "OTEL_EXPORTER_OTLP_ENDPOINT";
+pub const OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: &str = "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT";
+pub const OTEL_EXPORTER_OTLP_PROTOCOL: &str = "OTEL_EXPORTER_OTLP_PROTOCOL";
+pub const OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: &str = "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL";
+pub const OTEL_SERVICE_NAME: &str = "OTEL_SERVICE_NAME";
+pub const OTEL_RESOURCE_ATTRIBUTES: &str = "OTEL_RESOURCE_ATTRIBUTES";
+pub const OTEL_SDK_DISABLED: &str = "OTEL_SDK_DISABLED";
+
+/// `service.name` when neither `OTEL_SERVICE_NAME` nor `OTEL_RESOURCE_ATTRIBUTES` names one.
+pub const DEFAULT_SERVICE_NAME: &str = "chatgate";
+
+/// The batch processor's queue, in spans, unless `OTEL_BSP_MAX_QUEUE_SIZE` says otherwise
+/// (the SDK's and the specification's default).
+pub const DEFAULT_MAX_QUEUE_SIZE: usize = 2048;
+
+/// Longest wait for the collector per export request (the exporter's
+/// `OTEL_EXPORTER_OTLP_TIMEOUT` default), enforced by the HTTP client as well.
+const EXPORT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A collector's answer beyond this is refused (the exporter crate's own clients' limit).
+const MAX_RESPONSE_BODY_BYTES: usize = 4 << 20;
+
+/// Trace export settings, read from the environment by [`TraceSettings::from_env`]
+/// (`chatgate up`) or built directly (tests, which must not share process environment).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TraceSettings {
+    /// Where spans are POSTed (OTLP/HTTP, protobuf).
+    pub traces_endpoint: String,
+    /// `service.name` of the resource.
+    pub service_name: String,
+    /// Further resource attributes, from `OTEL_RESOURCE_ATTRIBUTES`.
+    pub resource_attributes: Vec<(String, String)>,
+    /// How long the batch processor gathers spans before an export (`None`: the SDK's
+    /// default, 5 s, or `OTEL_BSP_SCHEDULE_DELAY`).
+    pub scheduled_delay: Option<Duration>,
+}
+
+impl TraceSettings {
+    /// The settings the variables `var` returns describe: `Ok(None)` when trace export is
+    /// off, an error when it is asked for in a form this host cannot honour.
+    pub fn from_env(var: impl Fn(&str) -> Option<String>) -> Result<Option<TraceSettings>, String> {
+        let set = |name: &str| var(name).filter(|value| !value.is_empty());
+        if set(OTEL_SDK_DISABLED).is_some() {
+            return Ok(None);
+        }
+        let traces_endpoint = match (
+            set(OTEL_EXPORTER_OTLP_TRACES_ENDPOINT),
+            set(OTEL_EXPORTER_OTLP_ENDPOINT),
+        ) {
+            (Some(traces), _) => traces,
+            (None, Some(general)) => join_signal_path(&general, "/v1/traces"),
+            (None, None) => return Ok(None),
+        };
+        // As in Spin, a signal-specific protocol variable that is set wins even when empty
+        // (and then is an unknown protocol).
+        let (variable, protocol) = match var(OTEL_EXPORTER_OTLP_TRACES_PROTOCOL) {
+            Some(protocol) => (OTEL_EXPORTER_OTLP_TRACES_PROTOCOL, protocol),
+            None => match var(OTEL_EXPORTER_OTLP_PROTOCOL) {
+                Some(protocol) => (OTEL_EXPORTER_OTLP_PROTOCOL, protocol),
+                None => (OTEL_EXPORTER_OTLP_PROTOCOL, "http/protobuf".to_string()),
+            },
+        };
+        match protocol.as_str() {
+            "http/protobuf" => {}
+            "grpc" => {
+                return Err(format!(
+                    "{variable}=grpc: this chatgate exports OTLP over HTTP only; set {variable}=http/protobuf and point the endpoint at the collector's OTLP/HTTP port (4318)"
+                ));
+            }
+            "http/json" => {
+                return Err(format!(
+                    "{variable}=http/json: the http/json OTLP protocol is not supported (neither is it by Spin); use http/protobuf"
+                ));
+            }
+            other => tracing::warn!(
+                target: "chatgate::otel",
+                "{variable}: `{other}` is not a valid OTLP protocol, using http/protobuf"
+            ),
+        }
+        if let Err(e) = traces_endpoint.parse::<http::Uri>() {
+            return Err(format!(
+                "the OTLP traces endpoint `{traces_endpoint}` is not a URL: {e}"
+            ));
+        }
+        let resource_attributes =
+            parse_resource_attributes(&var(OTEL_RESOURCE_ATTRIBUTES).unwrap_or_default());
+        let service_name = set(OTEL_SERVICE_NAME)
+            .or_else(|| {
+                resource_attributes
+                    .iter()
+                    .find(|(k, _)| k == "service.name")
+                    .map(|(_, v)| v.clone())
+            })
+            .unwrap_or_else(|| DEFAULT_SERVICE_NAME.to_string());
+        Ok(Some(TraceSettings {
+            traces_endpoint,
+            service_name,
+            resource_attributes,
+            scheduled_delay: None,
+        }))
+    }
+}
+
+/// `endpoint` + `path`, without doubling the slash between them.
+fn join_signal_path(endpoint: &str, path: &str) -> String {
+    if endpoint.ends_with('/') {
+        format!("{endpoint}{}", &path[1..])
+    } else {
+        format!("{endpoint}{path}")
+    }
+}
+
+/// `key=value` pairs separated by commas, each trimmed; entries without `=` are skipped.
+fn parse_resource_attributes(value: &str) -> Vec<(String, String)> {
+    value
+        .split_terminator(',')
+        .filter_map(|entry| {
+            let (key, value) = entry.split_once('=')?;
+            Some((key.trim().to_string(), value.trim().to_string()))
+        })
+        .collect()
+}
+
+/// A running trace pipeline: the tracer that makes the request spans and the provider
+/// whose batch processor exports them.
+#[derive(Debug)]
+pub struct Tracing {
+    provider: SdkTracerProvider,
+    tracer: opentelemetry_sdk::trace::SdkTracer,
+    propagator: TraceContextPropagator,
+}
+
+impl Tracing {
+    /// Starts the exporter and its batch processor. Must be called inside a tokio
+    /// runtime: the exporter's HTTP requests run on it (spawned from the processor's
+    /// thread).
+    pub fn start(settings: &TraceSettings) -> wasmtime::Result<Tracing> {
+        let client = ReqwestOnTokio {
+            client: reqwest::Client::builder()
+                .timeout(EXPORT_TIMEOUT)
+                .connect_timeout(EXPORT_TIMEOUT)
+                .build()
+                .map_err(|e| wasmtime::format_err!("building the OTLP HTTP client: {e}"))?,
+            runtime: tokio::runtime::Handle::try_current()
+                .map_err(|_| wasmtime::format_err!("OpenTelemetry export needs a tokio runtime"))?,
+        };
+        let exporter = opentelemetry_otlp::SpanExporter::builder()
+            .with_http()
+            .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
+            .with_http_client(client)
+            .with_endpoint(settings.traces_endpoint.clone())
+            .build()
+            .map_err(|e| wasmtime::format_err!("OpenTelemetry trace exporter: {e}"))?;
+        let mut batch = BatchConfigBuilder::default();
+        if let Some(delay) = settings.scheduled_delay {
+            batch = batch.with_scheduled_delay(delay);
+        }
+        let processor = BatchSpanProcessor::builder(exporter)
+            .with_batch_config(batch.build())
+            .build();
+        let mut attributes: Vec<KeyValue> = settings
+            .resource_attributes
+            .iter()
+            .filter(|(k, _)| k != "service.name" && k != "service.version")
+            .map(|(k, v)| KeyValue::new(k.clone(), v.clone()))
+            .collect();
+        attributes.push(KeyValue::new("service.name", settings.service_name.clone()));
+        attributes.push(KeyValue::new("service.version", env!("CARGO_PKG_VERSION")));
+        let resource = opentelemetry_sdk::Resource::builder_empty()
+            .with_detector(Box::new(
+                opentelemetry_sdk::resource::TelemetryResourceDetector,
+            ))
+            .with_attributes(attributes)
+            .build();
+        let provider = SdkTracerProvider::builder()
+            .with_resource(resource)
+            .with_span_processor(processor)
+            .build();
+        let tracer = provider.tracer("chatgate");
+        Ok(Tracing {
+            provider,
+            tracer,
+            propagator: TraceContextPropagator::new(),
+        })
+    }
+
+    /// Starts the SERVER span of `request` (its URI absolute, as the host hands it to
+    /// components), a child of the caller's `traceparent` if it sent a valid one.
+    /// `route` is the manifest route that serves the path.
+    pub fn server_span<B>(
+        &self,
+        request: &http::Request<B>,
+        peer: SocketAddr,
+        route: Option<&str>,
+    ) -> ServerSpan {
+        let parent = self
+            .propagator
+            .extract(&opentelemetry_http::HeaderExtractor(request.headers()));
+        let method = request.method().as_str().to_string();
+        let uri = request.uri();
+        let mut attributes = vec![
+            KeyValue::new("http.request.method", method.clone()),
+            KeyValue::new("url.path", uri.path().to_string()),
+            KeyValue::new("url.scheme", uri.scheme_str().unwrap_or("http").to_string()),
+            KeyValue::new("network.protocol.name", "http"),
+            KeyValue::new(
+                "network.protocol.version",
+                protocol_version(request.version()),
+            ),
+            KeyValue::new("network.peer.address", peer.ip().to_string()),
+            KeyValue::new("network.peer.port", i64::from(peer.port())),
+            KeyValue::new("client.address", peer.ip().to_string()),
+        ];
+        if let Some(host) = uri.host() {
+            attributes.push(KeyValue::new("server.address", host.to_string()));
+        }
+        if let Some(port) = uri.port_u16() {
+            attributes.push(KeyValue::new("server.port", i64::from(port)));
+        }
+        if let Some(agent) = request
+            .headers()
+            .get(http::header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+        {
+            attributes.push(KeyValue::new("user_agent.original", agent.to_string()));
+        }
+        let name = match route {
+            Some(route) => {
+                attributes.push(KeyValue::new("http.route", route.to_string()));
+                format!("{method} {route}")
+            }
+            None => method,
+        };
+        let span = self
+            .tracer
+            .span_builder(name)
+            .with_kind(SpanKind::Server)
+            .with_attributes(attributes)
+            .start_with_context(&self.tracer, &parent);
+        ServerSpan { span }
+    }
+
+    /// Exports what the batch processor holds now (blocks: call off the async threads).
+    pub fn force_flush(&self) -> Result<(), String> {
+        self.provider.force_flush().map_err(|e| e.to_string())
+    }
+
+    /// Exports what is left and stops the processor (blocks: call off the async threads).
+    pub fn shutdown(&self) -> Result<(), String> {
+        self.provider.shutdown().map_err(|e| e.to_string())
+    }
+}
+
+fn protocol_version(version: http::Version) -> &'static str {
+    match version {
+        http::Version::HTTP_09 => "0.9",
+        http::Version::HTTP_10 => "1.0",
+        http::Version::HTTP_2 => "2",
+        http::Version::HTTP_3 => "3",
+        _ => "1.1",
+    }
+}
+
+/// One request's SERVER span. Attributes: `http.request.method`, `url.path`,
+/// `url.scheme`, `http.route`, `network.protocol.name`/`.version`,
+/// `network.peer.address`/`.port`, `client.address` (the peer's address: unlike Spin,
+/// which copies `X-Forwarded-For`, chatgate does not trust a header the client writes),
+/// `server.address`/`.port` (from `Host`), `user_agent.original`, and at the end
+/// `http.response.status_code`, with status Error and `error.type` for a 5xx.
+/// `url.query` (which Spin records) is left out: a query may carry credentials.
+/// Dropped without [`ServerSpan::end`] (the client went away), it ends without a status.
+pub struct ServerSpan {
+    span: opentelemetry_sdk::trace::Span,
+}
+
+impl ServerSpan {
+    /// Replaces the request's `traceparent` (and `tracestate`) with this span's, so that
+    /// what runs downstream (the `telemetry` component's log line, outbound calls it
+    /// propagates) continues the host's trace as this span's child.
+    pub fn inject(&self, headers: &mut http::HeaderMap) {
+        use opentelemetry::trace::TraceContextExt as _;
+        headers.remove("traceparent");
+        headers.remove("tracestate");
+        let context = opentelemetry::Context::new()
+            .with_remote_span_context(self.span.span_context().clone());
+        TraceContextPropagator::new()
+            .inject_context(&context, &mut opentelemetry_http::HeaderInjector(headers));
+    }
+
+    /// Ends the span when the response head is ready (as Spin's does; the time spent
+    /// streaming the body is not part of it).
+    pub fn end(mut self, status: http::StatusCode) {
+        self.span.set_attribute(KeyValue::new(
+            "http.response.status_code",
+            Value::I64(i64::from(status.as_u16())),
+        ));
+        if status.is_server_error() {
+            self.span
+                .set_attribute(KeyValue::new("error.type", status.as_str().to_string()));
+            self.span.set_status(Status::error(""));
+        }
+        self.span.end();
+    }
+}
+
+/// reqwest 0.12 (rustls) as the exporter's HTTP client. The batch processor runs
+/// exports on its own thread, outside any tokio runtime, so each request is spawned
+/// onto the host's runtime and awaited from there.
+#[derive(Debug)]
+struct ReqwestOnTokio {
+    client: reqwest::Client,
+    runtime: tokio::runtime::Handle,
+}
+
+#[async_trait::async_trait]
+impl HttpClient for ReqwestOnTokio {
+    async fn send_bytes(&self, request: Request<Bytes>) -> Result<Response<Bytes>, HttpError> {
+        let request = reqwest::Request::try_from(request)?;
+        let client = self.client.clone();
+        self.runtime
+            .spawn(async move {
+                let mut response = client.execute(request).await?;
+                let status = response.status();
+                let headers = std::mem::take(response.headers_mut());
+                let mut body = Vec::new();
+                while let Some(chunk) = response.chunk().await? {
+                    if body.len() + chunk.len() > MAX_RESPONSE_BODY_BYTES {
+                        return Err::<_, HttpError>("the collector's answer is over 4 MiB".into());
+                    }
+                    body.extend_from_slice(&chunk);
+                }
+                let mut answer = Response::new(Bytes::from(body));
+                *answer.status_mut() = status;
+                *answer.headers_mut() = headers;
+                Ok(answer)
+            })
+            .await?
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(vars: &[(&str, &str)]) -> Result<Option<TraceSettings>, String> {
+        let vars: Vec<(String, String)> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        TraceSettings::from_env(|name| vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()))
+    }
+
+    #[test]
+    fn off_without_an_endpoint_or_when_disabled() {
+        assert_eq!(settings(&[]), Ok(None));
+        assert_eq!(settings(&[(OTEL_EXPORTER_OTLP_ENDPOINT, "")]), Ok(None));
+        assert_eq!(settings(&[(OTEL_SERVICE_NAME, "x")]), Ok(None));
+        // Spin: any non-empty value of OTEL_SDK_DISABLED disables, even "false".
+        for value in ["true", "false", "1"] {
+            assert_eq!(
+                settings(&[
+                    (OTEL_EXPORTER_OTLP_ENDPOINT, "http://c:4318"),
+                    (OTEL_SDK_DISABLED, value)
+                ]),
+                Ok(None)
+            );
+        }
+        assert!(
+            settings(&[
+                (OTEL_EXPORTER_OTLP_ENDPOINT, "http://c:4318"),
+                (OTEL_SDK_DISABLED, "")
+            ])
+            .unwrap()
+            .is_some()
+        );
+    }
+
+    #[test]
+    fn endpoints() {
+        let endpoint = |vars: &[(&str, &str)]| settings(vars).unwrap().unwrap().traces_endpoint;
+        assert_eq!(
+            endpoint(&[(OTEL_EXPORTER_OTLP_ENDPOINT, "http://c:4318")]),
+            "http://c:4318/v1/traces"
+        );
+        assert_eq!(
+            endpoint(&[(OTEL_EXPORTER_OTLP_ENDPOINT, "http://c:4318/")]),
+            "http://c:4318/v1/traces"
+        );
+        assert_eq!(
+            endpoint(&[(OTEL_EXPORTER_OTLP_ENDPOINT, "http://c:4318/otlp")]),
+            "http://c:4318/otlp/v1/traces"
+        );
+        // The signal's own endpoint is taken as it is, and wins.
+        assert_eq!(
+            endpoint(&[
+                (OTEL_EXPORTER_OTLP_ENDPOINT, "http://c:4318"),
+                (OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, "http://t:9999/traces")
+            ]),
+            "http://t:9999/traces"
+        );
+        assert_eq!(
+            endpoint(&[
+                (OTEL_EXPORTER_OTLP_ENDPOINT, ""),
+                (OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, "http://t:9999")
+            ]),
+            "http://t:9999"
+        );
+        assert!(settings(&[(OTEL_EXPORTER_OTLP_ENDPOINT, "not a url")]).is_err());
+    }
+
+    #[test]
+    fn protocols() {
+        let on = (OTEL_EXPORTER_OTLP_ENDPOINT, "http://c:4318");
+        assert!(
+            settings(&[on, (OTEL_EXPORTER_OTLP_PROTOCOL, "http/protobuf")])
+                .unwrap()
+                .is_some()
+        );
+        // Unknown: http/protobuf, as in Spin.
+        assert!(
+            settings(&[on, (OTEL_EXPORTER_OTLP_PROTOCOL, "carrier-pigeon")])
+                .unwrap()
+                .is_some()
+        );
+        let grpc = settings(&[on, (OTEL_EXPORTER_OTLP_PROTOCOL, "grpc")]).unwrap_err();
+        assert!(grpc.contains("OTEL_EXPORTER_OTLP_PROTOCOL=grpc"), "{grpc}");
+        let grpc = settings(&[
+            on,
+            (OTEL_EXPORTER_OTLP_PROTOCOL, "http/protobuf"),
+            (OTEL_EXPORTER_OTLP_TRACES_PROTOCOL, "grpc"),
+        ])
+        .unwrap_err();
+        assert!(
+            grpc.contains("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL=grpc"),
+            "{grpc}"
+        );
+        // The traces variable wins over the general one.
+        assert!(
+            settings(&[
+                on,
+                (OTEL_EXPORTER_OTLP_PROTOCOL, "grpc"),
+                (OTEL_EXPORTER_OTLP_TRACES_PROTOCOL, "http/protobuf"),
+            ])
+            .unwrap()
+            .is_some()
+        );
+        assert!(settings(&[on, (OTEL_EXPORTER_OTLP_PROTOCOL, "http/json")]).is_err());
+    }
+
+    #[test]
+    fn service_name_and_resource_attributes() {
+        let on = (OTEL_EXPORTER_OTLP_ENDPOINT, "http://c:4318");
+        let get = |vars: &[(&str, &str)]| settings(vars).unwrap().unwrap();
+        assert_eq!(get(&[on]).service_name, "chatgate");
+        let s = get(&[
+            on,
+            (
+                OTEL_RESOURCE_ATTRIBUTES,
+                " service.name = from-attrs ,deployment.environment=prod,bad,",
+            ),
+        ]);
+        assert_eq!(s.service_name, "from-attrs");
+        assert_eq!(
+            s.resource_attributes,
+            vec![
+                ("service.name".to_string(), "from-attrs".to_string()),
+                ("deployment.environment".to_string(), "prod".to_string()),
+            ]
+        );
+        let s = get(&[
+            on,
+            (OTEL_RESOURCE_ATTRIBUTES, "service.name=from-attrs"),
+            (OTEL_SERVICE_NAME, "from-name"),
+        ]);
+        assert_eq!(s.service_name, "from-name");
+        let s = get(&[on, (OTEL_SERVICE_NAME, "")]);
+        assert_eq!(s.service_name, "chatgate");
+    }
+}

@@ -1,0 +1,414 @@
+//! OpenTelemetry trace export (host/src/otel.rs): a real OTLP/HTTP receiver on loopback
+//! decodes what the gateway exports with the protocol's own protobuf messages
+//! (`opentelemetry-proto`), and the tests check the one SERVER span each request gets.
+//! The settings go through the host's API, not the process environment, so that tests
+//! running at once do not race on it.
+
+use chatgate::app::{App, AppOptions};
+use chatgate::manifest::Manifest;
+use chatgate::otel::{TraceSettings, Tracing};
+use chatgate_tests::http_client::{Reply, get};
+use chatgate_tests::{repo_root, single_route_manifest};
+use http_body_util::BodyExt;
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
+use opentelemetry_proto::tonic::trace::v1::{Span, span, status};
+use prost::Message;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// One POST the receiver got: path, content type, body.
+type Received = Arc<Mutex<Vec<(String, String, bytes::Bytes)>>>;
+
+/// An OTLP/HTTP receiver: accepts every POST and answers an empty
+/// `ExportTraceServiceResponse`.
+async fn receiver() -> (std::net::SocketAddr, Received) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let received: Received = Arc::default();
+    let store = received.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                return;
+            };
+            let store = store.clone();
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(
+                    move |request: hyper::Request<hyper::body::Incoming>| {
+                        let store = store.clone();
+                        async move {
+                            let path = request.uri().path().to_string();
+                            let content_type = request
+                                .headers()
+                                .get(http::header::CONTENT_TYPE)
+                                .and_then(|v| v.to_str().ok())
+                                .unwrap_or_default()
+                                .to_string();
+                            let body = request.into_body().collect().await?.to_bytes();
+                            store.lock().unwrap().push((path, content_type, body));
+                            let mut response = hyper::Response::new(http_body_util::Full::new(
+                                bytes::Bytes::new(),
+                            ));
+                            response.headers_mut().insert(
+                                http::header::CONTENT_TYPE,
+                                http::HeaderValue::from_static("application/x-protobuf"),
+                            );
+                            Ok::<_, hyper::Error>(response)
+                        }
+                    },
+                );
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    (address, received)
+}
+
+/// A gateway served with (or, with `None`, without) trace export.
+struct Traced {
+    base: String,
+    port: u16,
+    app: Arc<App>,
+    tracing: Option<Arc<Tracing>>,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    served: tokio::task::JoinHandle<()>,
+}
+
+impl Traced {
+    async fn start(manifest: &str, settings: Option<TraceSettings>) -> Traced {
+        let manifest = Manifest::parse(manifest, repo_root()).unwrap();
+        let options = AppOptions {
+            compile_cache: Some(repo_root().join("target/chatgate-test-cache")),
+            limits: chatgate::admission::Limits {
+                max_in_flight: 200,
+                overload_lag: Duration::ZERO,
+                ..Default::default()
+            },
+            capture_guest_stdout: true,
+            ..AppOptions::default()
+        };
+        let app = Arc::new(App::load(&manifest, &options).unwrap());
+        let tracing = settings.map(|s| Arc::new(Tracing::start(&s).unwrap()));
+        let listener = chatgate::server::bind("127.0.0.1:0".parse().unwrap())
+            .await
+            .unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let (shutdown, stop) = tokio::sync::oneshot::channel::<()>();
+        let served = tokio::spawn(chatgate::server::serve_traced(
+            app.clone(),
+            listener,
+            async {
+                let _ = stop.await;
+            },
+            tracing.clone(),
+        ));
+        let served = tokio::spawn(async move { served.await.unwrap().unwrap() });
+        Traced {
+            base: format!("http://127.0.0.1:{port}"),
+            port,
+            app,
+            tracing,
+            shutdown: Some(shutdown),
+            served,
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// Exports what is queued now (the SDK call blocks: run off the async threads).
+    async fn flush(&self) -> Result<(), String> {
+        let tracing = self.tracing.clone().expect("traced");
+        tokio::time::timeout(
+            Duration::from_secs(30),
+            tokio::task::spawn_blocking(move || tracing.force_flush()),
+        )
+        .await
+        .expect("flush within 30 s")
+        .unwrap()
+    }
+
+    fn guest_log(&self) -> Vec<serde_json::Value> {
+        self.app
+            .guest_stdout()
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|line| serde_json::from_str(line).ok())
+            .collect()
+    }
+
+    async fn stop(mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+        self.served.await.unwrap();
+        if let Some(tracing) = self.tracing.take() {
+            let _ = tokio::task::spawn_blocking(move || tracing.shutdown()).await;
+        }
+    }
+}
+
+fn settings(endpoint: String) -> TraceSettings {
+    TraceSettings {
+        traces_endpoint: endpoint,
+        service_name: "chatgate-otel-test".into(),
+        resource_attributes: vec![("deployment.environment".into(), "e2e".into())],
+        scheduled_delay: Some(Duration::from_millis(100)),
+    }
+}
+
+/// `hello` (which echoes the request) behind `telemetry` (which logs the trace it sees).
+fn manifest() -> String {
+    single_route_manifest("hello", &["telemetry"], "")
+}
+
+fn attribute<'a>(attributes: &'a [KeyValue], key: &str) -> Option<&'a any_value::Value> {
+    attributes
+        .iter()
+        .find(|kv| kv.key == key)
+        .and_then(|kv| kv.value.as_ref())
+        .and_then(|v: &AnyValue| v.value.as_ref())
+}
+
+fn string(attributes: &[KeyValue], key: &str) -> String {
+    match attribute(attributes, key) {
+        Some(any_value::Value::StringValue(s)) => s.clone(),
+        other => panic!("`{key}` is not a string attribute: {other:?}"),
+    }
+}
+
+fn int(attributes: &[KeyValue], key: &str) -> i64 {
+    match attribute(attributes, key) {
+        Some(any_value::Value::IntValue(i)) => *i,
+        other => panic!("`{key}` is not an int attribute: {other:?}"),
+    }
+}
+
+/// The decoded export requests, once they hold at least `spans` spans (10 s at most).
+async fn exported(received: &Received, spans: usize) -> Vec<ExportTraceServiceRequest> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let requests: Vec<ExportTraceServiceRequest> = received
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(path, content_type, body)| {
+                assert_eq!(path, "/v1/traces");
+                assert_eq!(content_type, "application/x-protobuf");
+                ExportTraceServiceRequest::decode(body.clone()).expect("an OTLP trace export")
+            })
+            .collect();
+        let count: usize = requests
+            .iter()
+            .flat_map(|r| &r.resource_spans)
+            .flat_map(|r| &r.scope_spans)
+            .map(|s| s.spans.len())
+            .sum();
+        if count >= spans || tokio::time::Instant::now() > deadline {
+            return requests;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn spans_of(requests: &[ExportTraceServiceRequest]) -> Vec<Span> {
+    requests
+        .iter()
+        .flat_map(|r| &r.resource_spans)
+        .flat_map(|r| &r.scope_spans)
+        .flat_map(|s| s.spans.clone())
+        .collect()
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
+const CALLER_SPAN: &str = "00f067aa0ba902b7";
+const SECRET_BEARER: &str = "sk-otel-test-secret-bearer-7f3a";
+const SECRET_API_KEY: &str = "otel-test-secret-api-key-91c2";
+const SECRET_COOKIE: &str = "otel-test-secret-cookie-5d0e";
+
+#[tokio::test(flavor = "multi_thread")]
+async fn one_server_span_per_request_with_the_callers_trace() {
+    let (collector, received) = receiver().await;
+    let gateway = Traced::start(
+        &manifest(),
+        Some(settings(format!("http://{collector}/v1/traces"))),
+    )
+    .await;
+    let traceparent = format!("00-{TRACE_ID}-{CALLER_SPAN}-01");
+    let authorization = format!("Bearer {SECRET_BEARER}");
+    let cookie = format!("session={SECRET_COOKIE}");
+    let with_parent = get(
+        &gateway.url("/echo/with-parent?q=1"),
+        &[
+            ("traceparent", traceparent.as_str()),
+            ("authorization", authorization.as_str()),
+            ("api-key", SECRET_API_KEY),
+            ("cookie", cookie.as_str()),
+            ("user-agent", "otel-e2e/1.0"),
+        ],
+    )
+    .await;
+    assert_eq!(with_parent.status, 200, "{}", with_parent.text());
+    let without_parent = get(&gateway.url("/echo/without-parent"), &[]).await;
+    // `hello`'s counter has no key-value store here: a component's 5xx.
+    let failing = get(&gateway.url("/counter"), &[]).await;
+    assert!(
+        failing.status >= 500,
+        "{}: {}",
+        failing.status,
+        failing.text()
+    );
+    gateway.flush().await.expect("flush to a live collector");
+
+    let requests = exported(&received, 3).await;
+    let bytes: Vec<u8> = received
+        .lock()
+        .unwrap()
+        .iter()
+        .flat_map(|(_, _, body)| body.to_vec())
+        .collect();
+    for secret in [SECRET_BEARER, SECRET_API_KEY, SECRET_COOKIE] {
+        assert!(
+            !bytes.windows(secret.len()).any(|w| w == secret.as_bytes()),
+            "`{secret}` was exported"
+        );
+    }
+    for request in &requests {
+        for resource_spans in &request.resource_spans {
+            let resource = &resource_spans.resource.as_ref().unwrap().attributes;
+            assert_eq!(string(resource, "service.name"), "chatgate-otel-test");
+            assert_eq!(string(resource, "deployment.environment"), "e2e");
+            assert_eq!(string(resource, "telemetry.sdk.language"), "rust");
+        }
+    }
+    let spans = spans_of(&requests);
+    assert_eq!(spans.len(), 3, "one span per request: {spans:#?}");
+    assert!(
+        spans
+            .iter()
+            .all(|s| s.kind == span::SpanKind::Server as i32),
+        "all SERVER spans: {spans:#?}"
+    );
+    let by_path = |path: &str| {
+        let found: Vec<&Span> = spans
+            .iter()
+            .filter(|s| string(&s.attributes, "url.path") == path)
+            .collect();
+        assert_eq!(found.len(), 1, "one span for {path}: {spans:#?}");
+        found[0].clone()
+    };
+
+    // The caller's trace: same trace id, the caller's span as parent.
+    let span = by_path("/echo/with-parent");
+    assert_eq!(hex(&span.trace_id), TRACE_ID);
+    assert_eq!(hex(&span.parent_span_id), CALLER_SPAN);
+    assert_eq!(span.name, "GET /...");
+    let attributes = &span.attributes;
+    assert_eq!(string(attributes, "http.request.method"), "GET");
+    assert_eq!(string(attributes, "http.route"), "/...");
+    assert_eq!(
+        int(attributes, "http.response.status_code"),
+        i64::from(with_parent.status)
+    );
+    assert_eq!(string(attributes, "client.address"), "127.0.0.1");
+    assert_eq!(string(attributes, "user_agent.original"), "otel-e2e/1.0");
+    assert_eq!(string(attributes, "server.address"), "127.0.0.1");
+    assert_eq!(int(attributes, "server.port"), i64::from(gateway.port));
+    assert_eq!(string(attributes, "url.scheme"), "http");
+    assert!(attribute(attributes, "url.query").is_none());
+    assert_ne!(
+        span.status.as_ref().map(|s| s.code),
+        Some(status::StatusCode::Error as i32)
+    );
+
+    // Downstream continues the host's span: `telemetry` logs it as its parent, and the
+    // request that reached `hello` carries the same trace.
+    let echoed = with_parent.json();
+    let inward = echoed["headers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|pair| pair[0] == "traceparent")
+        .map(|pair| pair[1].as_str().unwrap().to_string())
+        .expect("traceparent reached hello");
+    assert!(inward.starts_with(&format!("00-{TRACE_ID}-")), "{inward}");
+    let log = gateway.guest_log();
+    let line = log
+        .iter()
+        .find(|line| line["route"] == "/echo/with-parent")
+        .unwrap_or_else(|| panic!("telemetry's log line: {log:#?}"));
+    assert_eq!(line["trace_id"], TRACE_ID, "{line}");
+    assert_eq!(line["parent_span_id"], hex(&span.span_id), "{line}");
+
+    // No caller trace: a new trace, no parent; the guest's trace is the host's.
+    let span = by_path("/echo/without-parent");
+    assert!(span.parent_span_id.is_empty(), "{span:#?}");
+    assert_ne!(hex(&span.trace_id), TRACE_ID);
+    assert_eq!(
+        int(&span.attributes, "http.response.status_code"),
+        i64::from(without_parent.status)
+    );
+    assert!(attribute(&span.attributes, "user_agent.original").is_none());
+    let line = log
+        .iter()
+        .find(|line| line["route"] == "/echo/without-parent")
+        .unwrap_or_else(|| panic!("telemetry's log line: {log:#?}"));
+    assert_eq!(line["trace_id"], hex(&span.trace_id), "{line}");
+
+    // A 5xx: status Error, and its code.
+    let span = by_path("/counter");
+    assert_eq!(
+        int(&span.attributes, "http.response.status_code"),
+        i64::from(failing.status)
+    );
+    assert_eq!(
+        span.status.as_ref().map(|s| s.code),
+        Some(status::StatusCode::Error as i32)
+    );
+    assert_eq!(
+        string(&span.attributes, "error.type"),
+        failing.status.to_string()
+    );
+    gateway.stop().await;
+}
+
+async fn statuses(gateway: &Traced) -> Vec<u16> {
+    let mut statuses = Vec::new();
+    for path in ["/hello", "/echo/x", "/counter", "/healthz"] {
+        let reply: Reply = get(&gateway.url(path), &[("authorization", "Bearer x")]).await;
+        statuses.push(reply.status);
+    }
+    statuses
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_collector_that_is_down_changes_no_response() {
+    // A port nothing listens on.
+    let down = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap()
+    };
+    let untraced = Traced::start(&manifest(), None).await;
+    let expected = statuses(&untraced).await;
+    untraced.stop().await;
+    let traced = Traced::start(
+        &manifest(),
+        Some(settings(format!("http://{down}/v1/traces"))),
+    )
+    .await;
+    for _ in 0..3 {
+        assert_eq!(statuses(&traced).await, expected);
+    }
+    // The export fails, and says so to whoever flushes, not to the requests.
+    assert!(traced.flush().await.is_err());
+    assert_eq!(statuses(&traced).await, expected);
+    traced.stop().await;
+}
