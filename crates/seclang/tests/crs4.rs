@@ -303,3 +303,66 @@ fn known_failure(name: &str) -> Option<&'static str> {
         _ => return None,
     })
 }
+
+/// CRS 4 at its default paranoia level 1 blocks classic attacks through 949110, passes a
+/// plain chat request with a score of 0, and its response rules catch a leaked SQL error
+/// (959100).
+#[test]
+fn crs4_blocks_attacks_and_passes_a_chat_at_paranoia_level_1() {
+    let Some(dir) = crs4_dir() else { return };
+    let rules = load(&dir, "", false);
+    let attacks = [
+        request("GET", "/?id=1%27%20OR%20%271%27%3D%271", &[], ""),
+        request("GET", "/?q=%3Cscript%3Ealert(1)%3C/script%3E", &[], ""),
+        request("GET", "/?file=../../../../etc/passwd", &[], ""),
+        request("GET", "/?cmd=;cat%20/etc/passwd", &[], ""),
+        request(
+            "GET",
+            "/",
+            &[("User-Agent", "sqlmap/1.7.2#stable (https://sqlmap.org)")],
+            "",
+        ),
+        request(
+            "POST",
+            "/v1/chat/completions",
+            &[("Content-Type", "application/json")],
+            r#"{"model":"m","user":"x' UNION SELECT password FROM users--"}"#,
+        ),
+    ];
+    for r in &attacks {
+        let outcome = rules.evaluate(r);
+        assert!(
+            outcome
+                .blocking()
+                .is_some_and(|i| i.rule_id == 949110 && i.status == 403),
+            "{} {}: {:?}",
+            r.method,
+            r.uri,
+            outcome.matched_ids()
+        );
+    }
+    let chat = request(
+        "POST",
+        "/v1/chat/completions",
+        &[("Content-Type", "application/json")],
+        r#"{"model":"chatgate-rag","messages":[{"role":"user","content":"What does the web application firewall block?"}]}"#,
+    );
+    let outcome = rules.evaluate(&chat);
+    assert!(
+        outcome.intervention.is_none(),
+        "{:?}",
+        outcome.matched_ids()
+    );
+    assert_eq!(outcome.tx("blocking_inbound_anomaly_score"), Some("0"));
+
+    let mut t = rules.transaction(&request("GET", "/products?id=7", &[], ""));
+    assert!(t.process_request_body(None).is_none());
+    let leak = Response {
+        status: 200,
+        protocol: "HTTP/1.1".into(),
+        headers: vec![("Content-Type".into(), "text/html".into())],
+        body: b"<p>You have an error in your SQL syntax; check the manual that corresponds to your MySQL server version</p>".to_vec(),
+    };
+    let blocked = t.process_response(&leak).map(|i| (i.rule_id, i.phase));
+    assert_eq!(blocked, Some((959100, 4)), "{:?}", t.finish().matched_ids());
+}
