@@ -412,3 +412,80 @@ async fn a_collector_that_is_down_changes_no_response() {
     assert_eq!(statuses(&traced).await, expected);
     traced.stop().await;
 }
+
+/// Requests per second and p50 of `GET /hello` through `telemetry`, 16 keep-alive
+/// connections for `secs`, on `gateway`.
+async fn load(gateway: &Traced, secs: u64) -> (f64, f64) {
+    let until = tokio::time::Instant::now() + Duration::from_secs(secs);
+    let mut tasks = Vec::new();
+    for _ in 0..16 {
+        let address = format!("127.0.0.1:{}", gateway.port);
+        tasks.push(tokio::spawn(async move {
+            let stream = tokio::net::TcpStream::connect(&address).await.unwrap();
+            stream.set_nodelay(true).unwrap();
+            let (mut sender, connection) =
+                hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+                    .await
+                    .unwrap();
+            tokio::spawn(connection);
+            let mut latencies = Vec::new();
+            while tokio::time::Instant::now() < until {
+                let request = http::Request::get("/hello")
+                    .header("host", &address)
+                    .body(http_body_util::Empty::<bytes::Bytes>::new())
+                    .unwrap();
+                let started = std::time::Instant::now();
+                let response = sender.send_request(request).await.unwrap();
+                assert_eq!(response.status(), 200);
+                response.into_body().collect().await.unwrap();
+                latencies.push(started.elapsed());
+            }
+            latencies
+        }));
+    }
+    let mut latencies = Vec::new();
+    for task in tasks {
+        latencies.extend(task.await.unwrap());
+    }
+    latencies.sort();
+    let p50 = latencies[latencies.len() / 2].as_secs_f64() * 1000.0;
+    (latencies.len() as f64 / secs as f64, p50)
+}
+
+/// The cost of export, on (to a live local receiver) against off, in one run:
+/// `cargo test --release -p chatgate-tests --test e2e otel::export_cost -- --ignored --nocapture`
+/// (`OTEL_COST_SECS`, 10 by default, per measurement; off and on alternate twice).
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "a measurement, not a check: run by hand"]
+async fn export_cost() {
+    let secs: u64 = std::env::var("OTEL_COST_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(10);
+    let (collector, received) = receiver().await;
+    let mut figures = vec![Vec::new(), Vec::new()];
+    for _round in 0..2 {
+        for (i, traced) in [false, true].into_iter().enumerate() {
+            let settings = traced.then(|| {
+                let mut s = settings(format!("http://{collector}/v1/traces"));
+                s.scheduled_delay = None;
+                s
+            });
+            let gateway = Traced::start(&manifest(), settings).await;
+            load(&gateway, 1).await;
+            figures[i].push(load(&gateway, secs).await);
+            gateway.stop().await;
+        }
+    }
+    let exported = spans_of(&exported(&received, 0).await).len();
+    for (name, runs) in ["off", "on"].iter().zip(&figures) {
+        let rps: Vec<String> = runs.iter().map(|(r, _)| format!("{r:.0}")).collect();
+        let p50: Vec<String> = runs.iter().map(|(_, p)| format!("{p:.2}")).collect();
+        println!(
+            "export {name}: req/s {} p50 ms {}",
+            rps.join(" / "),
+            p50.join(" / ")
+        );
+    }
+    println!("spans received by the collector: {exported}");
+}
