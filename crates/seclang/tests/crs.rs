@@ -2,7 +2,11 @@
 //! set-up step) unmodified, through the package's own entry point, and lists what cannot
 //! be loaded.
 
-use chatgate_seclang::{LoadOptions, Request, RuleSet};
+use chatgate_seclang::{LoadOptions, RuleSet};
+
+#[path = "support/request.rs"]
+mod support_request;
+use support_request::request;
 
 const CRS_ENTRY: &str = "/usr/share/modsecurity-crs/owasp-crs.load";
 
@@ -65,31 +69,6 @@ fn crs_3_3_loads_unmodified() {
     // Loading without `skip_unsupported` succeeds too: nothing needed leaving out.
     RuleSet::load(CRS_ENTRY, LoadOptions::default())
         .unwrap_or_else(|e| panic!("CRS does not load strictly: {e}"));
-}
-
-fn request(method: &str, uri: &str, headers: &[(&str, &str)], body: &str) -> Request {
-    let mut all = vec![
-        ("Host".to_string(), "chat.example".to_string()),
-        (
-            "User-Agent".to_string(),
-            "Mozilla/5.0 (X11; Linux x86_64) Firefox/120.0".to_string(),
-        ),
-        ("Accept".to_string(), "application/json".to_string()),
-    ];
-    all.extend(headers.iter().map(|(k, v)| (k.to_string(), v.to_string())));
-    if !body.is_empty() {
-        all.push(("Content-Length".to_string(), body.len().to_string()));
-    }
-    Request {
-        method: method.into(),
-        uri: uri.into(),
-        protocol: "HTTP/1.1".into(),
-        headers: all,
-        body: body.as_bytes().to_vec(),
-        remote_addr: "192.0.2.10".into(),
-        remote_port: 40000,
-        unique_id: "test".into(),
-    }
 }
 
 #[test]

@@ -10,6 +10,10 @@ use std::path::PathBuf;
 use chatgate_seclang::{LoadOptions, Request, Response, RuleSet};
 use std::collections::BTreeMap;
 
+#[path = "support/request.rs"]
+mod support_request;
+use support_request::request;
+
 /// The CRS 4 directory, or `None` after printing why the test is skipped.
 fn crs4_dir() -> Option<PathBuf> {
     let Some(dir) = std::env::var_os("CHATGATE_CRS4_DIR") else {
@@ -56,31 +60,6 @@ fn at_paranoia_level(pl: u8) -> String {
     format!(
         "SecAction \"id:900000,phase:1,pass,t:none,nolog,setvar:tx.blocking_paranoia_level={pl}\""
     )
-}
-
-fn request(method: &str, uri: &str, headers: &[(&str, &str)], body: &str) -> Request {
-    let mut all = vec![
-        ("Host".to_string(), "chat.example".to_string()),
-        (
-            "User-Agent".to_string(),
-            "Mozilla/5.0 (X11; Linux x86_64) Firefox/120.0".to_string(),
-        ),
-        ("Accept".to_string(), "application/json".to_string()),
-    ];
-    all.extend(headers.iter().map(|(k, v)| (k.to_string(), v.to_string())));
-    if !body.is_empty() {
-        all.push(("Content-Length".to_string(), body.len().to_string()));
-    }
-    Request {
-        method: method.into(),
-        uri: uri.into(),
-        protocol: "HTTP/1.1".into(),
-        headers: all,
-        body: body.as_bytes().to_vec(),
-        remote_addr: "192.0.2.10".into(),
-        remote_port: 40000,
-        unique_id: "test".into(),
-    }
 }
 
 /// Issue 11: CRS 4 loads unmodified at paranoia levels 1 to 4 with nothing left out, also
