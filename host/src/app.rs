@@ -947,9 +947,15 @@ impl WorkerState for Worker {
     fn drop(&self, store: Store<HostState>, result: wasmtime::Result<()>) {
         drop(store);
         let abandoned = self.served.retired.load(Ordering::Acquire);
+        // wasmtime-wasi-http reports every worker it drops unfinished as "worker
+        // panicked", also those the host ends on purpose when it shuts down.
+        let closing = self.live.slots.closing.load(Ordering::Acquire);
         match result {
             Err(error) if abandoned => {
                 tracing::debug!(target: "chatgate::instance", "dropped the instance of an abandoned request: {error}");
+            }
+            Err(error) if closing => {
+                tracing::debug!(target: "chatgate::instance", "ended an instance at shutdown: {error}");
             }
             Err(error) => {
                 tracing::warn!(target: "chatgate::instance", "instance ended with an error: {error:?}");

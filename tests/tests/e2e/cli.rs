@@ -23,12 +23,21 @@ fn write_manifest(name: &str, text: &str) -> std::path::PathBuf {
     path
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn up_serves_then_drains_and_exits_cleanly_on_sigterm() {
-    let manifest = write_manifest("up", &single_route_manifest("hello", &[], ""));
+/// Runs `chatgate up` on `manifest` (extra `args` after it), answers one GET of `path`
+/// with `headers` (which must be 200 with `expected` as its body, if given), then sends
+/// SIGTERM; returns what the gateway wrote to stderr after its banner, once it exited
+/// successfully.
+async fn serve_one_then_sigterm(
+    manifest: &std::path::Path,
+    args: &[&str],
+    path: &str,
+    headers: &[(&str, &str)],
+    expected: Option<&str>,
+) -> String {
     let mut child = Command::new(binary())
         .args(["up", "--listen", "127.0.0.1:0", "--manifest"])
-        .arg(&manifest)
+        .arg(manifest)
+        .args(args)
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
@@ -42,8 +51,11 @@ async fn up_serves_then_drains_and_exits_cleanly_on_sigterm() {
         .unwrap_or_else(|| panic!("no address in {banner:?}"))
         .to_string();
 
-    let reply = get(&format!("http://{address}/hello"), &[]).await;
-    assert_eq!((reply.status, reply.text().as_str()), (200, "hello"));
+    let reply = get(&format!("http://{address}{path}"), headers).await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    if let Some(expected) = expected {
+        assert_eq!(reply.text(), expected);
+    }
 
     let killed = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
@@ -55,6 +67,31 @@ async fn up_serves_then_drains_and_exits_cleanly_on_sigterm() {
     let mut rest = String::new();
     std::io::Read::read_to_string(&mut stderr, &mut rest).unwrap();
     assert!(rest.contains("shutting down"), "{rest}");
+    rest
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn up_serves_then_drains_and_exits_cleanly_on_sigterm() {
+    let manifest = write_manifest("up", &single_route_manifest("hello", &[], ""));
+    serve_one_then_sigterm(&manifest, &[], "/hello", &[], Some("hello")).await;
+}
+
+/// The shipped chain's instances are still alive (idle, or finishing their post-return
+/// work) when SIGTERM comes: ending them is not an error. wasmtime-wasi-http reports each
+/// as "worker panicked", which the gateway logged as a warning before.
+#[tokio::test(flavor = "multi_thread")]
+async fn shutdown_ends_the_shipped_chains_instances_without_a_warning() {
+    let key_value = repo_root().join("target/cli-test/shutdown/key_value.db");
+    std::fs::create_dir_all(key_value.parent().unwrap()).unwrap();
+    let rest = serve_one_then_sigterm(
+        &repo_root().join("spin.toml"),
+        &["--key-value", key_value.to_str().unwrap()],
+        "/v1/models",
+        &[("authorization", "Bearer chatgate-dev-key")],
+        None,
+    )
+    .await;
+    assert!(!rest.contains("WARN"), "{rest}");
 }
 
 #[test]
