@@ -46,7 +46,8 @@ use opentelemetry_otlp::{WithExportConfig, WithHttpConfig};
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::{BatchConfigBuilder, BatchSpanProcessor, SdkTracerProvider};
 use std::net::SocketAddr;
-use std::time::Duration;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 pub const OTEL_EXPORTER_OTLP_ENDPOINT: &str = "OTEL_EXPORTER_OTLP_ENDPOINT";
 pub const OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: &str = "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT";
@@ -193,6 +194,7 @@ impl Tracing {
                 .map_err(|e| wasmtime::format_err!("building the OTLP HTTP client: {e}"))?,
             runtime: tokio::runtime::Handle::try_current()
                 .map_err(|_| wasmtime::format_err!("OpenTelemetry export needs a tokio runtime"))?,
+            health: Mutex::new(ExportHealth::default()),
         };
         let exporter = opentelemetry_otlp::SpanExporter::builder()
             .with_http()
@@ -360,6 +362,79 @@ impl ServerSpan {
 struct ReqwestOnTokio {
     client: reqwest::Client,
     runtime: tokio::runtime::Handle,
+    /// What the operator has been told about the collector (the SDK's own error logs
+    /// are not built in, so a collector that is down would otherwise go unnoticed).
+    health: Mutex<ExportHealth>,
+}
+
+/// How often a collector that keeps failing is reported again.
+const EXPORT_FAILURE_REPORT_INTERVAL: Duration = Duration::from_secs(60);
+
+/// Whether exports reach the collector, reported as it changes: the first failure at
+/// once, further failures at most once per [`EXPORT_FAILURE_REPORT_INTERVAL`] with how
+/// many there were, and the first success after failures.
+#[derive(Debug, Default)]
+struct ExportHealth {
+    /// When failing: when the last report was made, and the failures since then.
+    failing: Option<(Instant, u64)>,
+}
+
+/// What [`ExportHealth::record`] asks to tell the operator.
+#[derive(Debug, PartialEq, Eq)]
+enum HealthReport {
+    /// Exports fail; `failures` since the previous report (1 for the first).
+    Failing { failures: u64 },
+    /// An export succeeded after failures.
+    Recovered,
+}
+
+impl ExportHealth {
+    fn record(&mut self, now: Instant, succeeded: bool) -> Option<HealthReport> {
+        match (&mut self.failing, succeeded) {
+            (None, true) => None,
+            (Some(_), true) => {
+                self.failing = None;
+                Some(HealthReport::Recovered)
+            }
+            (None, false) => {
+                self.failing = Some((now, 0));
+                Some(HealthReport::Failing { failures: 1 })
+            }
+            (Some((reported, failures)), false) => {
+                *failures += 1;
+                if now.duration_since(*reported) < EXPORT_FAILURE_REPORT_INTERVAL {
+                    return None;
+                }
+                let report = HealthReport::Failing {
+                    failures: *failures,
+                };
+                *reported = now;
+                *failures = 0;
+                Some(report)
+            }
+        }
+    }
+}
+
+impl ReqwestOnTokio {
+    /// Records one export's outcome and logs what changed (`problem` names the failure;
+    /// the collector's URL is left out, its user-info could be a credential).
+    fn report(&self, problem: Option<String>) {
+        let report = self
+            .health
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .record(Instant::now(), problem.is_none());
+        match (report, problem) {
+            (Some(HealthReport::Failing { failures }), Some(problem)) => {
+                tracing::warn!(target: "chatgate::otel", "exporting spans failed ({failures} export(s) since the last report; spans in them are lost): {problem}");
+            }
+            (Some(HealthReport::Recovered), _) => {
+                tracing::info!(target: "chatgate::otel", "exporting spans works again");
+            }
+            _ => {}
+        }
+    }
 }
 
 #[async_trait::async_trait]
@@ -367,7 +442,8 @@ impl HttpClient for ReqwestOnTokio {
     async fn send_bytes(&self, request: Request<Bytes>) -> Result<Response<Bytes>, HttpError> {
         let request = reqwest::Request::try_from(request)?;
         let client = self.client.clone();
-        self.runtime
+        let answer = self
+            .runtime
             .spawn(async move {
                 let mut response = client.execute(request).await?;
                 let status = response.status();
@@ -384,13 +460,64 @@ impl HttpClient for ReqwestOnTokio {
                 *answer.headers_mut() = headers;
                 Ok(answer)
             })
-            .await?
+            .await?;
+        self.report(match &answer {
+            Ok(response) if response.status().is_success() => None,
+            Ok(response) => Some(format!("the collector answered {}", response.status())),
+            Err(error) => Some(describe(error.as_ref())),
+        });
+        answer
     }
+}
+
+/// `error` and its sources, without a URL (reqwest puts the collector's in its errors).
+fn describe(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = match error.downcast_ref::<reqwest::Error>() {
+        Some(error) if error.is_connect() => "cannot connect to the collector".to_string(),
+        Some(error) if error.is_timeout() => "the collector did not answer in time".to_string(),
+        Some(_) => "the request to the collector failed".to_string(),
+        None => error.to_string(),
+    };
+    let mut source = error.source();
+    while let Some(cause) = source {
+        if cause.downcast_ref::<reqwest::Error>().is_none() {
+            text.push_str(": ");
+            text.push_str(&cause.to_string());
+        }
+        source = cause.source();
+    }
+    text
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_failing_collector_is_reported_at_once_then_once_a_minute_and_its_recovery_once() {
+        let mut health = ExportHealth::default();
+        let start = Instant::now();
+        assert_eq!(health.record(start, true), None);
+        assert_eq!(
+            health.record(start, false),
+            Some(HealthReport::Failing { failures: 1 })
+        );
+        let soon = start + Duration::from_secs(5);
+        assert_eq!(health.record(soon, false), None);
+        assert_eq!(health.record(soon, false), None);
+        let later = start + EXPORT_FAILURE_REPORT_INTERVAL;
+        assert_eq!(
+            health.record(later, false),
+            Some(HealthReport::Failing { failures: 3 })
+        );
+        assert_eq!(health.record(later, false), None);
+        assert_eq!(health.record(later, true), Some(HealthReport::Recovered));
+        assert_eq!(health.record(later, true), None);
+        assert_eq!(
+            health.record(later, false),
+            Some(HealthReport::Failing { failures: 1 })
+        );
+    }
 
     fn settings(vars: &[(&str, &str)]) -> Result<Option<TraceSettings>, String> {
         let vars: Vec<(String, String)> = vars
