@@ -36,6 +36,17 @@ pub fn wasm(crate_name: &str) -> PathBuf {
     path
 }
 
+/// The `chatgate` binary `make build` builds, as users run it.
+pub fn chatgate_binary() -> PathBuf {
+    let path = repo_root().join("target/release/chatgate");
+    assert!(
+        path.exists(),
+        "{} is missing: run `make build`",
+        path.display()
+    );
+    path
+}
+
 /// The `waf` component preloaded with the default rules, as `make build` writes it (with
 /// `chatgate waf`) and `spin.toml` serves it.
 pub fn preloaded_waf() -> PathBuf {
@@ -190,12 +201,7 @@ impl Gateway {
 
     /// The JSON lines guests have written to stdout so far.
     pub fn guest_log(&self) -> Vec<serde_json::Value> {
-        self.app
-            .guest_stdout()
-            .unwrap_or_default()
-            .lines()
-            .filter_map(|line| serde_json::from_str(line).ok())
-            .collect()
+        guest_log(&self.app)
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -235,4 +241,14 @@ pub fn single_route_manifest(primary: &str, middleware: &[&str], extra: &str) ->
          dependencies.middleware = [{}]\n{components}{extra}",
         middleware_list.join(", ")
     )
+}
+
+/// The JSON lines `app`'s guests have written to stdout so far (captured when
+/// `capture_guest_stdout` is set).
+pub fn guest_log(app: &chatgate::app::App) -> Vec<serde_json::Value> {
+    app.guest_stdout()
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|line| serde_json::from_str(line).ok())
+        .collect()
 }

@@ -1,19 +1,9 @@
 //! The `chatgate` binary as users run it: start-up, a bad manifest, and graceful shutdown.
 
 use chatgate_tests::http_client::get;
-use chatgate_tests::{repo_root, single_route_manifest};
+use chatgate_tests::{chatgate_binary, repo_root, single_route_manifest};
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
-
-fn binary() -> std::path::PathBuf {
-    let path = repo_root().join("target/release/chatgate");
-    assert!(
-        path.exists(),
-        "{} is missing: run `make build`",
-        path.display()
-    );
-    path
-}
 
 fn write_manifest(name: &str, text: &str) -> std::path::PathBuf {
     let dir = repo_root().join("target/cli-test").join(name);
@@ -34,7 +24,7 @@ async fn serve_one_then_sigterm(
     headers: &[(&str, &str)],
     expected: Option<&str>,
 ) -> String {
-    let mut child = Command::new(binary())
+    let mut child = Command::new(chatgate_binary())
         .args(["up", "--listen", "127.0.0.1:0", "--manifest"])
         .arg(manifest)
         .args(args)
@@ -100,7 +90,7 @@ fn a_bad_manifest_is_reported_with_its_path_and_the_offending_field() {
         "bad",
         "spin_manifest_version = 2\n[application]\nname = \"x\"\n[[trigger.http]]\nroute = \"/...\"\ncomponent = \"web\"\n[component.web]\nsource = \"web.wasm\"\nallowed_outbund_hosts = []\n",
     );
-    let output = Command::new(binary())
+    let output = Command::new(chatgate_binary())
         .arg("up")
         .arg("--manifest")
         .arg(&manifest)
@@ -124,7 +114,7 @@ fn waf_build(
     for (file, text) in files {
         std::fs::write(dir.join(file), text).unwrap();
     }
-    let output = Command::new(binary())
+    let output = Command::new(chatgate_binary())
         .arg("waf")
         .args(args)
         .arg("--out")

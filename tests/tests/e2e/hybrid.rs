@@ -9,7 +9,7 @@
 
 use chatgate_tests::embeddings::{EmbeddingsDouble, Fault};
 use chatgate_tests::http_client::{Reply, post_json};
-use chatgate_tests::{Gateway, configured_retrieval_manifest, repo_root, wasm};
+use chatgate_tests::{Gateway, chatgate_binary, configured_retrieval_manifest, repo_root, wasm};
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -49,16 +49,6 @@ const SYNONYM_QUESTION: &str = "How often should I replace the lubricant in my a
 /// Matches `kitchen.md` by its words.
 const WORD_QUESTION: &str = "How long should bread dough rise?";
 
-fn binary() -> PathBuf {
-    let path = repo_root().join("target/release/chatgate");
-    assert!(
-        path.exists(),
-        "{} is missing: run `make build`",
-        path.display()
-    );
-    path
-}
-
 /// A fresh `docs` folder with `docs` in it, and the output folder beside it, under
 /// `target/hybrid-test/<name>`.
 fn corpus(name: &str, docs: &[(&str, &str)]) -> (PathBuf, PathBuf) {
@@ -82,7 +72,7 @@ struct Run {
 /// Runs `chatgate index <folder> --out <out> --source-prefix docs/ <args>` with
 /// `CHATGATE_EMBEDDINGS_API_KEY` set to `api_key` (and unset without one).
 async fn index(folder: &Path, out: &Path, args: &[&str], api_key: Option<&str>) -> Run {
-    let mut command = Command::new(binary());
+    let mut command = Command::new(chatgate_binary());
     command
         .arg("index")
         .arg(folder)
@@ -565,7 +555,7 @@ async fn batches_follow_the_flag_and_throttling_is_waited_out() {
 fn embedding_flags_need_an_origin_and_a_model() {
     let (folder, out) = corpus("flags", DOCS);
     let run = |args: &[&str]| {
-        Command::new(binary())
+        Command::new(chatgate_binary())
             .arg("index")
             .arg(&folder)
             .arg("--out")

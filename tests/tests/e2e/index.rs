@@ -10,7 +10,7 @@
 //! for the shipped index of `data/`, `target/chatgate-index/retrieval.wasm` (`make build`).
 
 use chatgate_tests::http_client::{Reply, post_json};
-use chatgate_tests::{Gateway, configured_retrieval_manifest, repo_root, wasm};
+use chatgate_tests::{Gateway, chatgate_binary, configured_retrieval_manifest, repo_root, wasm};
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -20,16 +20,6 @@ const NOTHING_RELEVANT: &str =
     "I could not find anything relevant to your question in the documents.";
 /// The line of `spin.toml` that serves the component `make index` preloads with `data/`.
 const SHIPPED_RETRIEVAL_SOURCE: &str = r#"source = "target/chatgate-index/retrieval.wasm""#;
-
-fn binary() -> PathBuf {
-    let path = repo_root().join("target/release/chatgate");
-    assert!(
-        path.exists(),
-        "{} is missing: run `make build`",
-        path.display()
-    );
-    path
-}
 
 /// A fresh project folder, `target/index-test/<name>`, with the documents in `docs/`.
 struct Project {
@@ -68,7 +58,7 @@ impl Project {
 
     /// `chatgate index <folder> --out index <args>`, run in the project folder.
     fn index_folder(&self, folder: &str, args: &[&str]) -> Run {
-        let output = Command::new(binary())
+        let output = Command::new(chatgate_binary())
             .current_dir(&self.root)
             .args(["index", folder, "--out", "index"])
             .args(args)

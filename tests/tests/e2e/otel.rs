@@ -133,12 +133,7 @@ impl Traced {
     }
 
     fn guest_log(&self) -> Vec<serde_json::Value> {
-        self.app
-            .guest_stdout()
-            .unwrap_or_default()
-            .lines()
-            .filter_map(|line| serde_json::from_str(line).ok())
-            .collect()
+        chatgate_tests::guest_log(&self.app)
     }
 
     async fn stop(mut self) {
