@@ -1,6 +1,6 @@
 # One profile (release) for everything: wasmtime is compiled once, and tests run
 # the same host binary users run.
-COMPONENTS := telemetry waf auth chat retrieval completion-extractive completion-openai retrieval-azure-search hello retrieval-probe capability-probe
+COMPONENTS := telemetry waf auth chat retrieval completion-extractive completion-openai retrieval-azure-search ui hello retrieval-probe capability-probe
 CARGO ?= cargo
 
 .PHONY: toolchain build components host index waf up test test-unit lint bench sdk test-deps

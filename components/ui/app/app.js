@@ -1,0 +1,648 @@
+// chatgate's chat app: plain JavaScript, no framework, no build step but the hashing and
+// compression of components/ui/build.rs.
+//
+// Model output is untrusted. Answers are rendered by building DOM nodes and setting
+// `textContent`; no model text is ever parsed as HTML, and links keep only http(s) and
+// mailto targets (anything else, `javascript:` included, stays plain text).
+
+const STORE_KEY = 'chatgate.conversations';
+const CURRENT_KEY = 'chatgate.current';
+const MODEL_KEY = 'chatgate.model';
+const API_KEY = 'chatgate.apiKey'; // sessionStorage: this tab only
+
+const $ = (id) => document.getElementById(id);
+const el = (tag, props = {}, ...children) => {
+  const node = document.createElement(tag);
+  for (const [name, value] of Object.entries(props)) {
+    if (name === 'text') node.textContent = value;
+    else if (name === 'class') node.className = value;
+    else if (name.startsWith('on')) node.addEventListener(name.slice(2), value);
+    else node.setAttribute(name, value);
+  }
+  for (const child of children) node.append(child);
+  return node;
+};
+
+// ---- State --------------------------------------------------------------------------
+
+let conversations = load();
+let currentId = localStorage.getItem(CURRENT_KEY);
+let streaming = null; // { controller, message }
+let pendingAfterKey = null;
+
+function load() {
+  try {
+    const parsed = JSON.parse(localStorage.getItem(STORE_KEY) || '[]');
+    return Array.isArray(parsed) ? parsed.filter((c) => c && Array.isArray(c.messages)) : [];
+  } catch {
+    return [];
+  }
+}
+
+function save() {
+  try {
+    localStorage.setItem(STORE_KEY, JSON.stringify(conversations));
+    if (currentId) localStorage.setItem(CURRENT_KEY, currentId);
+    else localStorage.removeItem(CURRENT_KEY);
+  } catch (error) {
+    showStatus(`Could not save the history in this browser: ${error.message}`);
+  }
+}
+
+function current() {
+  return conversations.find((c) => c.id === currentId) || null;
+}
+
+function newId() {
+  const bytes = crypto.getRandomValues(new Uint8Array(8));
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('');
+}
+
+function apiKey() {
+  return sessionStorage.getItem(API_KEY) || '';
+}
+
+// ---- Markdown, sanitised by construction ----------------------------------------------
+
+const SAFE_SCHEMES = ['http:', 'https:', 'mailto:'];
+
+function safeHref(url) {
+  try {
+    const parsed = new URL(url, location.href);
+    return SAFE_SCHEMES.includes(parsed.protocol) && /^(https?:|mailto:)/i.test(url.trim())
+      ? parsed.href
+      : null;
+  } catch {
+    return null;
+  }
+}
+
+// Inline markdown: `code`, **bold**, *italic*, [text](url), bare http(s) URLs and [docN].
+function inline(text, ctx) {
+  const out = document.createDocumentFragment();
+  const pattern =
+    /(`[^`\n]+`)|(\*\*[^*\n]+\*\*)|(\*[^*\n]+\*)|\[([^\]\n]+)\]\(([^)\s]+)\)|(\[doc(\d+)\])|(https?:\/\/[^\s<>()]+[^\s<>().,;:!?'"])/g;
+  let last = 0;
+  for (const m of text.matchAll(pattern)) {
+    if (m.index > last) out.append(text.slice(last, m.index));
+    last = m.index + m[0].length;
+    if (m[1]) out.append(el('code', { text: m[1].slice(1, -1) }));
+    else if (m[2]) out.append(el('strong', {}, inline(m[2].slice(2, -2), ctx)));
+    else if (m[3]) out.append(el('em', {}, inline(m[3].slice(1, -1), ctx)));
+    else if (m[4] !== undefined) {
+      const href = safeHref(m[5]);
+      out.append(
+        href
+          ? el('a', { href, rel: 'noopener noreferrer nofollow', target: '_blank', text: m[4] })
+          : document.createTextNode(m[0]),
+      );
+    } else if (m[6]) out.append(citationChip(Number(m[7]), ctx));
+    else if (m[8]) {
+      const href = safeHref(m[8]);
+      out.append(href ? el('a', { href, rel: 'noopener noreferrer nofollow', target: '_blank', text: m[8] }) : m[8]);
+    }
+  }
+  if (last < text.length) out.append(text.slice(last));
+  return out;
+}
+
+function citationChip(n, ctx) {
+  const citation = ctx.citations[n - 1];
+  if (!citation) {
+    // A marker naming no source the answer came with: shown as text, linked to nothing.
+    return el('span', { class: 'unknown-cite', title: 'No such source in this answer', text: `[doc${n}]` });
+  }
+  return el('a', {
+    class: 'chip',
+    href: `#${ctx.prefix}-cite-${n}`,
+    'aria-label': `Source ${n}: ${citation.title || citation.filepath || citation.url || ''}`,
+    text: String(n),
+  });
+}
+
+// Block markdown: fenced code, headings, lists, quotes and paragraphs.
+function renderMarkdown(text, ctx) {
+  const root = document.createDocumentFragment();
+  const lines = text.replace(/\r\n?/g, '\n').split('\n');
+  let i = 0;
+  let paragraph = [];
+  const flush = () => {
+    if (paragraph.length) root.append(el('p', {}, inline(paragraph.join('\n'), ctx)));
+    paragraph = [];
+  };
+  while (i < lines.length) {
+    const line = lines[i];
+    const fence = line.match(/^\s*```\s*([\w+-]*)/);
+    if (fence) {
+      flush();
+      const code = [];
+      i += 1;
+      while (i < lines.length && !/^\s*```/.test(lines[i])) code.push(lines[i++]);
+      i += 1;
+      root.append(el('pre', {}, el('code', { text: code.join('\n') })));
+      continue;
+    }
+    const heading = line.match(/^(#{1,6})\s+(.*)$/);
+    if (heading) {
+      flush();
+      // Headings in an answer sit under the page's own: h3 at most.
+      const level = Math.min(6, heading[1].length + 2);
+      root.append(el(`h${level}`, {}, inline(heading[2], ctx)));
+      i += 1;
+      continue;
+    }
+    const item = line.match(/^\s*([-*+]|\d+[.)])\s+(.*)$/);
+    if (item) {
+      flush();
+      const ordered = /\d/.test(item[1]);
+      const list = el(ordered ? 'ol' : 'ul');
+      while (i < lines.length) {
+        const next = lines[i].match(/^\s*([-*+]|\d+[.)])\s+(.*)$/);
+        if (!next || /\d/.test(next[1]) !== ordered) break;
+        list.append(el('li', {}, inline(next[2], ctx)));
+        i += 1;
+      }
+      root.append(list);
+      continue;
+    }
+    if (/^\s*>/.test(line)) {
+      flush();
+      const quoted = [];
+      while (i < lines.length && /^\s*>/.test(lines[i])) quoted.push(lines[i++].replace(/^\s*>\s?/, ''));
+      root.append(el('blockquote', {}, inline(quoted.join('\n'), ctx)));
+      continue;
+    }
+    if (line.trim() === '') flush();
+    else paragraph.push(line);
+    i += 1;
+  }
+  flush();
+  return root;
+}
+
+// ---- Rendering ----------------------------------------------------------------------
+
+function renderSidebar() {
+  const list = $('conversations');
+  list.replaceChildren();
+  for (const conversation of [...conversations].sort((a, b) => b.updated - a.updated)) {
+    const title = conversation.title || 'New conversation';
+    const item = el(
+      'li',
+      { 'aria-current': String(conversation.id === currentId) },
+      el('button', { type: 'button', class: 'open', text: title, onclick: () => select(conversation.id) }),
+      el('button', {
+        type: 'button',
+        class: 'delete',
+        'aria-label': `Delete conversation: ${title}`,
+        text: '✕',
+        onclick: () => remove(conversation.id),
+      }),
+    );
+    list.append(item);
+  }
+}
+
+function renderMessages() {
+  const box = $('messages');
+  box.replaceChildren();
+  const conversation = current();
+  if (!conversation || conversation.messages.length === 0) {
+    box.append(el('p', { class: 'empty', text: 'Ask a question about your documents. Answers cite their sources.' }));
+    return;
+  }
+  conversation.messages.forEach((message, index) => box.append(messageNode(message, index, conversation)));
+  box.scrollTop = box.scrollHeight;
+}
+
+function messageNode(message, index, conversation) {
+  const node = el('article', { class: `message ${message.role}`, 'data-index': String(index) });
+  node.append(el('div', { class: 'role', text: message.role === 'user' ? 'You' : 'Assistant' }));
+  const body = el('div', { class: 'body' });
+  node.append(body);
+  fillMessage(node, message, index, conversation);
+  return node;
+}
+
+function fillMessage(node, message, index, conversation) {
+  const body = node.querySelector('.body');
+  node.querySelectorAll('.citations, .note, .tools').forEach((n) => n.remove());
+  node.classList.toggle('error-state', Boolean(message.error));
+  if (message.role === 'user') {
+    body.textContent = message.content;
+    return;
+  }
+  const ctx = { citations: message.citations || [], prefix: `m${index}` };
+  body.replaceChildren(renderMarkdown(message.content || '', ctx));
+  if (ctx.citations.length) {
+    const list = el('ol', { class: 'citations', 'aria-label': 'Sources' });
+    ctx.citations.forEach((c, i) => {
+      const source = c.url && safeHref(c.url)
+        ? el('a', { href: safeHref(c.url), rel: 'noopener noreferrer nofollow', target: '_blank', text: c.url })
+        : el('span', { text: c.filepath || c.url || '' });
+      const excerpt = (c.content || '').length > 320 ? `${c.content.slice(0, 320)}…` : c.content || '';
+      list.append(
+        el(
+          'li',
+          { id: `${ctx.prefix}-cite-${i + 1}`, tabindex: '-1' },
+          el('strong', { text: c.title || `Source ${i + 1}` }),
+          ' ',
+          el('span', { class: 'source' }, source),
+          el('blockquote', { text: excerpt }),
+        ),
+      );
+    });
+    node.append(list);
+  }
+  if (message.note) node.append(el('p', { class: 'note', text: message.note }));
+  if (message.pending) return;
+  const tools = el('div', { class: 'tools' });
+  if (message.content) {
+    tools.append(el('button', { type: 'button', text: 'Copy', 'aria-label': 'Copy this answer', onclick: (e) => copy(message, e.target) }));
+  }
+  if (index === conversation.messages.length - 1) {
+    tools.append(el('button', { type: 'button', class: 'retry', text: 'Retry', 'aria-label': 'Ask again', onclick: retry }));
+  }
+  node.append(tools);
+}
+
+function showStatus(text) {
+  const status = $('status');
+  status.textContent = text;
+  status.hidden = !text;
+}
+
+async function copy(message, button) {
+  try {
+    await navigator.clipboard.writeText(message.content);
+    button.textContent = 'Copied';
+  } catch {
+    button.textContent = 'Copy failed';
+  }
+  setTimeout(() => { button.textContent = 'Copy'; }, 1500);
+}
+
+// ---- Conversations ------------------------------------------------------------------
+
+function select(id) {
+  if (streaming) stop();
+  currentId = id;
+  save();
+  renderSidebar();
+  renderMessages();
+  showStatus('');
+  closeSidebar();
+  $('prompt').focus();
+}
+
+function newConversation() {
+  if (streaming) stop();
+  const empty = conversations.find((c) => c.messages.length === 0);
+  if (empty) return select(empty.id);
+  const conversation = { id: newId(), title: '', messages: [], updated: Date.now() };
+  conversations.push(conversation);
+  select(conversation.id);
+}
+
+function remove(id) {
+  if (streaming && currentId === id) stop();
+  conversations = conversations.filter((c) => c.id !== id);
+  if (currentId === id) currentId = conversations.length ? conversations[conversations.length - 1].id : null;
+  save();
+  renderSidebar();
+  renderMessages();
+  $('new-chat').focus();
+}
+
+// ---- Errors -------------------------------------------------------------------------
+
+// Rule families by rule id: chatgate's default rule files (components/waf/rules/*.conf,
+// their tags) and OWASP CRS's numbering (9xxxxx, its rule file names).
+const FAMILIES = [
+  [41000, 41999, 'prompt injection'], [31000, 31999, 'SQL injection'], [30000, 30999, 'cross-site scripting'],
+  [26000, 26999, 'session fixation'], [25000, 25999, 'Java attack'], [24000, 24999, 'Node.js injection'],
+  [23000, 23999, 'PHP injection'], [22000, 22999, 'remote command execution'], [21000, 21999, 'remote file inclusion'],
+  [20000, 20999, 'local file inclusion'], [13000, 13999, 'scanner detection'], [11000, 12999, 'protocol enforcement'],
+  [39000, 39999, 'protocol enforcement'],
+  [913000, 913999, 'scanner detection'], [920000, 921999, 'protocol enforcement'], [930000, 930999, 'local file inclusion'],
+  [931000, 931999, 'remote file inclusion'], [932000, 932999, 'remote command execution'], [933000, 933999, 'PHP injection'],
+  [934000, 934999, 'generic injection'], [941000, 941999, 'cross-site scripting'], [942000, 942999, 'SQL injection'],
+  [943000, 943999, 'session fixation'], [944000, 944999, 'Java attack'],
+];
+
+function ruleFamilies(error) {
+  const ids = [];
+  const deciding = /^waf_rule_(\d+)$/.exec(error.code || '');
+  if (deciding) ids.push(Number(deciding[1]));
+  const matched = /matched rules ([\d, ]+)/.exec(error.message || '');
+  if (matched) ids.push(...matched[1].split(',').map((s) => Number(s.trim())));
+  const families = [];
+  for (const id of ids) {
+    const family = FAMILIES.find(([lo, hi]) => id >= lo && id <= hi);
+    if (family && !families.includes(family[2])) families.push(family[2]);
+  }
+  return { rule: deciding ? deciding[1] : null, families };
+}
+
+function retryAfterSeconds(response) {
+  const header = response.headers.get('retry-after');
+  if (!header) return null;
+  if (/^\d+$/.test(header.trim())) return Number(header.trim());
+  const date = Date.parse(header);
+  return Number.isNaN(date) ? null : Math.max(0, Math.ceil((date - Date.now()) / 1000));
+}
+
+async function errorOf(response) {
+  let error = {};
+  try {
+    error = (await response.json()).error || {};
+  } catch {
+    // Not JSON: only the status is known.
+  }
+  return error;
+}
+
+// What to tell the person, for a failed API call.
+async function describeFailure(response) {
+  const error = await errorOf(response);
+  const detail = error.message ? ` (${error.message})` : '';
+  switch (response.status) {
+    case 401:
+      return { kind: 'auth', text: 'The gateway needs an API key: enter it and the question is sent again.' };
+    case 403: {
+      if (!/^waf_rule_/.test(error.code || '')) return { kind: 'forbidden', text: `Not allowed${detail}.` };
+      const { rule, families } = ruleFamilies(error);
+      const family = families.length ? families.join(', ') : 'a security rule';
+      return {
+        kind: 'waf',
+        text: `Blocked by the web application firewall: it looked like ${family} (rule ${rule}). Rephrase the question in plain words, without code, markup or instructions to the assistant, and send it again.`,
+      };
+    }
+    case 429: {
+      const seconds = retryAfterSeconds(response);
+      const when = seconds === null ? 'in a moment' : `in ${seconds} second${seconds === 1 ? '' : 's'}`;
+      return { kind: 'rate', text: `Too many requests: you can try again ${when}.`, retryAfter: seconds };
+    }
+    default:
+      if (response.status >= 500) {
+        return { kind: 'server', text: `The gateway failed (HTTP ${response.status})${detail}. Retry in a moment.` };
+      }
+      return { kind: 'client', text: `The request was refused (HTTP ${response.status})${detail}.` };
+  }
+}
+
+// ---- API ----------------------------------------------------------------------------
+
+function headers() {
+  const h = { 'content-type': 'application/json' };
+  const key = apiKey();
+  if (key) h.authorization = `Bearer ${key}`;
+  return h;
+}
+
+async function loadModels() {
+  const select = $('model');
+  let response;
+  try {
+    response = await fetch('/v1/models', { headers: headers() });
+  } catch {
+    showStatus('The gateway cannot be reached. Check the connection and reload.');
+    return;
+  }
+  if (response.status === 401) {
+    askForKey('The gateway needs an API key to list its models.', loadModels);
+    return;
+  }
+  if (!response.ok) {
+    showStatus((await describeFailure(response)).text);
+    return;
+  }
+  const models = ((await response.json()).data || []).map((m) => m.id).filter((id) => typeof id === 'string');
+  const chosen = localStorage.getItem(MODEL_KEY);
+  select.replaceChildren(...models.map((id) => el('option', { value: id, text: id })));
+  if (chosen && models.includes(chosen)) select.value = chosen;
+}
+
+// Sends the conversation and streams the answer into its last message.
+async function ask(conversation) {
+  const history = conversation.messages
+    .filter((m) => !m.error && (m.role === 'user' || m.content))
+    .map((m) => ({ role: m.role, content: m.content }));
+  const message = { role: 'assistant', content: '', citations: [], pending: true };
+  conversation.messages.push(message);
+  conversation.updated = Date.now();
+  const index = conversation.messages.length - 1;
+  renderMessages();
+  const node = $('messages').querySelector(`[data-index="${index}"]`);
+  const controller = new AbortController();
+  streaming = { controller, message };
+  setBusy(true);
+  showStatus('');
+
+  let frame = 0;
+  const paint = () => {
+    frame = 0;
+    fillMessage(node, message, index, conversation);
+    $('messages').scrollTop = $('messages').scrollHeight;
+  };
+  const schedule = () => { if (!frame) frame = requestAnimationFrame(paint); };
+
+  try {
+    const body = { messages: history, stream: true };
+    if ($('model').value) body.model = $('model').value;
+    const response = await fetch('/v1/chat/completions', {
+      method: 'POST',
+      headers: headers(),
+      body: JSON.stringify(body),
+      signal: controller.signal,
+    });
+    if (!response.ok) {
+      const failure = await describeFailure(response);
+      conversation.messages.pop();
+      if (failure.kind === 'auth') {
+        askForKey(failure.text, () => ask(conversation));
+      } else {
+        message.pending = false;
+        message.error = failure.kind;
+        message.note = failure.text;
+        conversation.messages.push(message);
+        showStatus(failure.text);
+      }
+      return;
+    }
+    await readStream(response, message, schedule);
+    if (!message.finished && !message.error) {
+      message.error = 'network';
+      message.note = 'The answer was cut off: the connection closed before it ended. Retry to ask again.';
+      showStatus(message.note);
+    }
+  } catch (error) {
+    if (error.name === 'AbortError') {
+      message.note = 'Stopped.';
+      message.stopped = true;
+    } else {
+      message.error = 'network';
+      message.note = 'The connection to the gateway was lost. Check the network and retry.';
+      showStatus(message.note);
+    }
+  } finally {
+    if (frame) cancelAnimationFrame(frame);
+    message.pending = false;
+    streaming = null;
+    setBusy(false);
+    save();
+    renderSidebar();
+    renderMessages();
+  }
+}
+
+// Reads OpenAI's server-sent events: `data: {chunk}` lines, `data: [DONE]` at the end,
+// or one `data: {"error": ...}` when the stream fails after it began.
+async function readStream(response, message, onChange) {
+  const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+  let buffer = '';
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    buffer += value;
+    let end;
+    while ((end = buffer.search(/\r?\n\r?\n/)) >= 0) {
+      const event = buffer.slice(0, end);
+      buffer = buffer.slice(end).replace(/^\r?\n\r?\n/, '');
+      const data = event
+        .split(/\r?\n/)
+        .filter((line) => line.startsWith('data:'))
+        .map((line) => line.slice(5).replace(/^ /, ''))
+        .join('\n');
+      if (!data) continue;
+      if (data === '[DONE]') {
+        message.finished = true;
+        continue;
+      }
+      let chunk;
+      try {
+        chunk = JSON.parse(data);
+      } catch {
+        continue;
+      }
+      if (chunk.error) {
+        message.error = 'server';
+        message.note = `The answer failed part-way: ${chunk.error.message || 'server error'}. Retry to ask again.`;
+        showStatus(message.note);
+        continue;
+      }
+      const delta = chunk.choices && chunk.choices[0] && chunk.choices[0].delta;
+      if (!delta) continue;
+      const citations = delta.context && delta.context.citations;
+      if (Array.isArray(citations)) message.citations = citations.filter((c) => c && typeof c === 'object');
+      if (typeof delta.content === 'string' && delta.content) {
+        message.content += delta.content;
+        onChange();
+      } else if (citations) onChange();
+    }
+  }
+}
+
+function setBusy(busy) {
+  $('send').hidden = busy;
+  $('stop').hidden = !busy;
+  $('composer').setAttribute('aria-busy', String(busy));
+  if (busy) $('stop').focus();
+  else if (document.activeElement === document.body || document.activeElement === $('stop')) $('prompt').focus();
+}
+
+function stop() {
+  if (streaming) streaming.controller.abort();
+}
+
+function send(text) {
+  if (streaming) return;
+  let conversation = current();
+  if (!conversation) {
+    conversation = { id: newId(), title: '', messages: [], updated: Date.now() };
+    conversations.push(conversation);
+    currentId = conversation.id;
+  }
+  if (!conversation.title) conversation.title = text.slice(0, 60);
+  conversation.messages.push({ role: 'user', content: text });
+  save();
+  renderSidebar();
+  ask(conversation);
+}
+
+function retry() {
+  const conversation = current();
+  if (!conversation || streaming) return;
+  while (conversation.messages.length && conversation.messages[conversation.messages.length - 1].role === 'assistant') {
+    conversation.messages.pop();
+  }
+  if (!conversation.messages.length) return;
+  ask(conversation);
+}
+
+// ---- API key ------------------------------------------------------------------------
+
+function askForKey(reason, then) {
+  pendingAfterKey = then || null;
+  $('key-reason').textContent = reason;
+  $('key-input').value = apiKey();
+  const dialog = $('key-dialog');
+  if (!dialog.open) dialog.showModal();
+  $('key-input').focus();
+}
+
+// ---- Wiring -------------------------------------------------------------------------
+
+function closeSidebar() {
+  $('sidebar').classList.remove('open');
+  $('toggle-sidebar').setAttribute('aria-expanded', 'false');
+}
+
+function init() {
+  if (currentId && !current()) currentId = null;
+  $('composer').addEventListener('submit', (event) => {
+    event.preventDefault();
+    const text = $('prompt').value.trim();
+    if (!text) return;
+    $('prompt').value = '';
+    send(text);
+  });
+  $('prompt').addEventListener('keydown', (event) => {
+    if (event.key === 'Enter' && !event.shiftKey && !event.isComposing) {
+      event.preventDefault();
+      $('composer').requestSubmit();
+    }
+  });
+  $('stop').addEventListener('click', stop);
+  document.addEventListener('keydown', (event) => {
+    if (event.key === 'Escape' && streaming) stop();
+  });
+  $('new-chat').addEventListener('click', newConversation);
+  $('model').addEventListener('change', () => localStorage.setItem(MODEL_KEY, $('model').value));
+  $('key-button').addEventListener('click', () => askForKey('Enter the API key for this gateway.', loadModels));
+  $('toggle-sidebar').addEventListener('click', () => {
+    const open = $('sidebar').classList.toggle('open');
+    $('toggle-sidebar').setAttribute('aria-expanded', String(open));
+    if (open) $('new-chat').focus();
+  });
+  $('key-form').addEventListener('submit', (event) => {
+    event.preventDefault();
+    const key = $('key-input').value.trim();
+    if (!key) return;
+    sessionStorage.setItem(API_KEY, key);
+    $('key-dialog').close();
+    const then = pendingAfterKey;
+    pendingAfterKey = null;
+    if (then) then();
+  });
+  $('key-cancel').addEventListener('click', () => {
+    pendingAfterKey = null;
+    $('key-dialog').close();
+    renderMessages();
+  });
+  renderSidebar();
+  renderMessages();
+  loadModels();
+}
+
+init();

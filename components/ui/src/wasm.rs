@@ -1,0 +1,37 @@
+//! The Spin adapter: reads the method, path and two request headers, and writes the
+//! [`crate::respond`] answer. Nothing is decided here.
+
+use bytes::Bytes;
+use spin_sdk::http::{BoxBody, FullBody, HeaderValue, Request, Response, StatusCode, box_body};
+use spin_sdk::http_service;
+
+#[http_service]
+async fn handle(request: Request) -> Response<BoxBody> {
+    let header = |name: &str| {
+        request
+            .headers()
+            .get(name)
+            .and_then(|value| value.to_str().ok())
+    };
+    let reply = crate::respond(
+        request.method().as_str(),
+        request.uri().path(),
+        crate::RequestHeaders {
+            accept_encoding: header("accept-encoding"),
+            if_none_match: header("if-none-match"),
+        },
+    );
+    let body = match reply.body {
+        crate::Body::Static(bytes) => Bytes::from_static(bytes),
+        crate::Body::Owned(text) => Bytes::from(text),
+    };
+    let mut response = Response::new(box_body(FullBody::new(body)));
+    *response.status_mut() =
+        StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    for (name, value) in reply.headers {
+        if let Ok(value) = HeaderValue::from_str(&value) {
+            response.headers_mut().append(name, value);
+        }
+    }
+    response
+}
