@@ -6,6 +6,8 @@ use crate::request::BodyProcessor;
 use crate::transform::{self, Transform};
 use crate::variables::{Exclusion, parse_targets};
 
+/// How much of the transaction an `allow` action lets through unchecked. It only takes
+/// effect when the engine mode is `On`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AllowScope {
     /// `allow`: no further rule in the request phases (logging still runs).
@@ -16,25 +18,44 @@ pub enum AllowScope {
     Request,
 }
 
+/// The disruptive action of a rule: what happens to the transaction when the rule (its
+/// whole chain) matches. At most one per rule; the last one written wins.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Disruptive {
+    /// `pass`: record the match and go on with the next rule. Also what a rule without
+    /// a disruptive action does.
     Pass,
     /// Whatever `SecDefaultAction` of the rule's phase says (resolved when compiling).
     Block,
+    /// `deny`: stop the transaction and answer with the rule's `status` (403 when it has
+    /// none).
     Deny,
+    /// `drop`: stop the transaction and close the connection without a response; the
+    /// engine reports it and the embedder does the closing.
     Drop,
+    /// `allow`, `allow:phase`, `allow:request`: skip the remaining rules of the scope.
     Allow(AllowScope),
+    /// `redirect:URL`: stop the transaction and redirect to the URL (macros expanded when
+    /// the rule matches), with the rule's `status` or 302.
     Redirect(MacroText),
 }
 
+/// `SecRuleEngine` (and `ctl:ruleEngine`): whether rules run and whether their
+/// disruptive actions are enforced.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EngineMode {
+    /// Rules run and the first disruptive action is enforced
+    /// ([`crate::Outcome::blocking`] returns it).
     On,
+    /// No rule runs, not even in the logging phase.
     Off,
+    /// Rules run and matches are recorded, but no disruptive action is enforced: the
+    /// intervention a rule would have made is only reported.
     DetectionOnly,
 }
 
 impl EngineMode {
+    /// Reads `On`, `Off` or `DetectionOnly` in any ASCII case; `None` for anything else.
     pub fn parse(text: &str) -> Option<EngineMode> {
         match text.to_ascii_lowercase().as_str() {
             "on" => Some(EngineMode::On),
@@ -48,6 +69,9 @@ impl EngineMode {
 /// Inclusive ranges of rule ids.
 pub type IdRanges = Vec<(u64, u64)>;
 
+/// Reads the id list of `SecRuleRemoveById`, `SecRuleUpdateTargetById` and the `ctl`
+/// removals: ids and `lo-hi` ranges (inclusive) separated by spaces, tabs or commas. An
+/// empty list, an id that is not a number or a range with `lo > hi` is an error message.
 pub fn parse_id_ranges(text: &str) -> Result<IdRanges, String> {
     let mut out = Vec::new();
     for item in text.split([' ', ',', '\t']).filter(|s| !s.is_empty()) {
@@ -69,44 +93,76 @@ pub fn parse_id_ranges(text: &str) -> Result<IdRanges, String> {
     Ok(out)
 }
 
+/// Whether `id` lies in one of the inclusive `ranges`.
 pub fn in_ranges(ranges: &[(u64, u64)], id: u64) -> bool {
     ranges.iter().any(|&(lo, hi)| (lo..=hi).contains(&id))
 }
 
+/// A `ctl:name=value` action: changes the engine's configuration for the rest of the
+/// transaction only. It runs when the rule's whole chain matches, before the match is
+/// recorded.
 #[derive(Debug, Clone)]
 pub enum Ctl {
+    /// `ctl:ruleEngine=On|Off|DetectionOnly`: the engine mode from now on.
     RuleEngine(EngineMode),
+    /// `ctl:ruleRemoveById=ids`: the rules with these ids do not run any more.
     RuleRemoveById(IdRanges),
+    /// `ctl:ruleRemoveByTag=tag`: the rules with this tag (compared exactly) do not run
+    /// any more.
     RuleRemoveByTag(String),
+    /// `ctl:ruleRemoveTargetById=ids;TARGET`: the rules with these ids no longer inspect
+    /// the given variables (or collection members).
     RuleRemoveTargetById(IdRanges, Vec<Exclusion>),
+    /// `ctl:ruleRemoveTargetByTag=tag;TARGET`: the rules with this tag no longer inspect
+    /// the given variables (or collection members).
     RuleRemoveTargetByTag(String, Vec<Exclusion>),
+    /// `ctl:requestBodyProcessor=URLENCODED|MULTIPART|JSON|XML`: how the request body is
+    /// parsed, when set before the body is processed (in phase 1).
     RequestBodyProcessor(BodyProcessor),
+    /// `ctl:requestBodyAccess=On|Off` (also `true` / `false`): whether the request body is
+    /// processed at all, when set before it is.
     RequestBodyAccess(bool),
     /// Audit-log settings (`auditEngine`, `auditLogParts`) and `forceRequestBodyVariable`
     /// (this engine always fills `REQUEST_BODY`): accepted, nothing to do here.
     NoEffect,
 }
 
+/// What a `setvar` does to its variable. Values are macro texts, expanded when the
+/// `setvar` runs.
 #[derive(Debug, Clone)]
 pub enum SetOp {
+    /// `setvar:tx.x=value` sets the value; `setvar:tx.x` without `=` sets `1`.
     Set(MacroText),
+    /// `setvar:tx.x=+n`: adds `n` to the current value, both read as integers the way
+    /// C's `atoi` reads them (a missing variable or non-number is 0), saturating.
     Add(MacroText),
+    /// `setvar:tx.x=-n`: subtracts `n` from the current value, read as for
+    /// [`SetOp::Add`].
     Sub(MacroText),
+    /// `setvar:!tx.x`: removes the variable from its collection.
     Delete,
 }
 
+/// One `setvar` action: sets, changes or removes a member of a collection (`TX`, or `IP`,
+/// `SESSION`, ..., which this engine keeps for one transaction only).
 #[derive(Debug, Clone)]
 pub struct SetVar {
     /// Lowercased collection name: `tx`, `ip`, ...
     pub collection: String,
+    /// The member's name after the `.`; may hold macros (`setvar:tx.%{rule.id}-x=1`). Compared
+    /// without regard to ASCII case, stored lowercased.
     pub key: MacroText,
+    /// What to do to it.
     pub op: SetOp,
 }
 
 /// Non-disruptive actions with an effect, run in the order written.
 #[derive(Debug, Clone)]
 pub enum Effect {
+    /// A `setvar`. It runs for each value of its link that matches, whether or not the
+    /// rest of the chain matches, as in ModSecurity v3.
     SetVar(SetVar),
+    /// A `ctl`. It runs once, when the whole chain matches.
     Ctl(Ctl),
 }
 
@@ -114,27 +170,63 @@ pub enum Effect {
 /// `SecDefaultAction` can fill it in.
 #[derive(Debug, Clone, Default)]
 pub struct Actions {
+    /// `id`: the rule's number, unique in the rule set; only the first rule of a chain
+    /// has one.
     pub id: Option<u64>,
+    /// `phase`: 1 to 5 (`request` is 2, `response` 4, `logging` 5). A rule without one
+    /// runs in phase 2.
     pub phase: Option<u8>,
+    /// The disruptive action (`pass`, `block`, `deny`, `drop`, `allow`, `redirect`), the
+    /// last one written.
     pub disruptive: Option<Disruptive>,
+    /// `status`: the HTTP status (100 to 999) of a `deny`, `drop` or `redirect`.
     pub status: Option<u16>,
-    /// `None` entries are `t:none`.
+    /// `t:` transformations in the order written. `None` entries are `t:none`, which
+    /// drops every transformation before it (the default ones included).
     pub transforms: Vec<Option<Transform>>,
+    /// `chain`: the next `SecRule` is a further condition of this rule.
     pub chain: bool,
+    /// `skip:n`: when the rule matches, the next `n` rules of the phase (markers not
+    /// counted) are skipped.
     pub skip: Option<u32>,
+    /// `skipAfter:name`: when the rule matches, go on after the `SecMarker` of that name
+    /// (or the rule of that id) later in the phase.
     pub skip_after: Option<String>,
+    /// `setvar` and `ctl` actions, in the order written.
     pub effects: Vec<Effect>,
+    /// `capture`: the operator's match goes to `TX:0` .. `TX:9`: `@rx`'s match and
+    /// groups, `@pm`'s phrase, `@detectSQLi`'s fingerprint, `@rbl`'s value.
     pub capture: bool,
+    /// `multiMatch`: the operator runs on the value before any transformation and after
+    /// each transformation that changed it, instead of once on the final value.
     pub multi_match: bool,
+    /// `msg`: the message recorded with a match, macros expanded then
+    /// ([`crate::RuleMatch::msg`]).
     pub msg: Option<MacroText>,
+    /// `logdata`: extra data recorded with a match, macros expanded then
+    /// ([`crate::RuleMatch::logdata`]).
     pub logdata: Option<MacroText>,
+    /// `tag` values in the order written, as written; `ctl` and `SecRuleRemoveByTag`
+    /// compare them exactly.
     pub tags: Vec<String>,
+    /// `severity`: 0 (`EMERGENCY`) to 7 (`DEBUG`), given as a number or a name in any
+    /// ASCII case.
     pub severity: Option<u8>,
+    /// `ver`: the rule set's version, as written; read only by `%{rule.ver}`.
     pub ver: Option<String>,
+    /// `rev`: the rule's revision, as written; read only by `%{rule.rev}`.
     pub rev: Option<String>,
+    /// `maturity`: read only by `%{rule.maturity}`; `None` also when the value is not a
+    /// number from 0 to 255.
     pub maturity: Option<u8>,
+    /// `accuracy`: read only by `%{rule.accuracy}`; `None` also when the value is not a
+    /// number from 0 to 255.
     pub accuracy: Option<u8>,
+    /// `log` (`Some(true)`) or `nolog` (`Some(false)`): whether the match is marked to be
+    /// logged ([`crate::RuleMatch::log`]). A rule without either takes its phase's
+    /// `SecDefaultAction`, and is logged when that says nothing either.
     pub log: Option<bool>,
+    /// `auditlog` / `noauditlog`: parsed and kept, but this engine writes no audit log.
     pub auditlog: Option<bool>,
 }
 
@@ -203,6 +295,11 @@ fn severity(value: &str) -> Option<u8> {
     })
 }
 
+/// Parses an action list (the third argument of `SecRule`, the argument of `SecAction`
+/// and `SecDefaultAction`). Action names are matched case-insensitively; an unknown
+/// action or a value an action cannot take is an error. Actions that only shape logs,
+/// the web server or persistent storage (`initcol`, `expirevar`, `sanitiseArg`,
+/// `setenv`, ...) are accepted and ignored.
 pub fn parse_actions(text: &str) -> Result<Actions, ErrorKind> {
     let mut a = Actions::default();
     for (name, value) in split_actions(text) {

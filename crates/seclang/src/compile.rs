@@ -17,6 +17,8 @@ use crate::variables::{Targets, parse_targets};
 /// Where rule files and data files come from: the file system, or memory in tests and
 /// when rules are embedded.
 pub trait Files {
+    /// The text of the rule or data file at `path` (a path as the rules spell it, joined
+    /// to the including file's directory). A file that does not exist is an error.
     fn read(&self, path: &str) -> std::io::Result<String>;
     /// A binary data file (`SecGeoLookupDb`'s database). By default the text of
     /// [`Files::read`], so an implementation holding only text need not have it.
@@ -258,6 +260,8 @@ impl RuleSet {
         b.finish()
     }
 
+    /// Loads a rule file (and what it includes) read through `files`: [`RuleSet::load`]
+    /// for any [`Files`] implementation, e.g. [`MemoryFiles`].
     pub fn load_from(
         files: &dyn Files,
         path: &str,
@@ -287,10 +291,13 @@ impl RuleSet {
         self.rules.iter().filter(|r| !r.removed).count()
     }
 
+    /// Whether no rule will run (none loaded, or all removed or left out).
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
+    /// The ids of the rules that will run, in load order (chains once, by the id of
+    /// their first rule).
     pub fn rule_ids(&self) -> impl Iterator<Item = u64> + '_ {
         self.rules.iter().filter(|r| !r.removed).map(|r| r.id)
     }

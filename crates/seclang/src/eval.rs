@@ -34,10 +34,14 @@ pub struct Outcome {
 }
 
 impl Outcome {
+    /// The `TX` variable `name` at the end of the transaction, `name` in any ASCII case;
+    /// `None` when no rule set it (or one removed it).
     pub fn tx(&self, name: &str) -> Option<&str> {
         self.tx.get(&name.to_ascii_lowercase()).map(String::as_str)
     }
 
+    /// The ids of the rules that matched, in the order they matched (all phases, the
+    /// logging phase and `pass` rules included).
     pub fn matched_ids(&self) -> Vec<u64> {
         self.matches.iter().map(|m| m.id).collect()
     }
@@ -50,29 +54,48 @@ impl Outcome {
     }
 }
 
+/// What the embedder is asked to do to the transaction.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum InterventionKind {
+    /// Refuse the request with [`Intervention::status`].
     Deny,
     /// Close the connection without a response.
     Drop,
+    /// Redirect to this URL (the rule's `redirect` with its macros expanded) with
+    /// [`Intervention::status`].
     Redirect(String),
 }
 
+/// The disruptive action a rule took: the first `deny`, `drop` or `redirect` of a
+/// matching rule in phases 1 to 4. Later disruptive rules do not replace it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Intervention {
+    /// What to do.
     pub kind: InterventionKind,
+    /// The HTTP status: the rule's `status` (or its phase's `SecDefaultAction`'s), else
+    /// 302 for a redirect and 403 otherwise.
     pub status: u16,
+    /// The id of the rule (the first rule of its chain) that took the action.
     pub rule_id: u64,
+    /// The phase (1 to 4) the rule ran in.
     pub phase: u8,
 }
 
+/// A rule (its whole chain) that matched, as ModSecurity would log it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RuleMatch {
+    /// The rule's id.
     pub id: u64,
+    /// The phase (1 to 5) it ran in.
     pub phase: u8,
+    /// Its `msg`, macros expanded when it matched (invalid UTF-8 replaced).
     pub msg: Option<String>,
+    /// Its `logdata`, macros expanded when it matched (invalid UTF-8 replaced). CRS puts
+    /// the matched data here: it can hold secrets.
     pub logdata: Option<String>,
+    /// Its `tag`s, as written.
     pub tags: Vec<String>,
+    /// Its `severity`, 0 (emergency) to 7 (debug).
     pub severity: Option<u8>,
     /// Whether the rule asked to be logged (`log` / `nolog`).
     pub log: bool,
@@ -1389,10 +1412,14 @@ impl Hasher for AddressHasher {
 /// A response, for phases 3 and 4.
 #[derive(Debug, Clone, Default)]
 pub struct Response {
+    /// `RESPONSE_STATUS`.
     pub status: u16,
     /// `HTTP/1.1`, `HTTP/2.0`, ...
     pub protocol: String,
+    /// `RESPONSE_HEADERS`, in order, names as sent; `Content-Type` and `Content-Length`
+    /// are looked up without regard to case.
     pub headers: Vec<(String, String)>,
+    /// `RESPONSE_BODY`, as much of it as the caller chooses to inspect (phase 4).
     pub body: Vec<u8>,
 }
 

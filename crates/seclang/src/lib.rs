@@ -34,6 +34,7 @@
 //! See the README for the semantics chosen where ModSecurity versions differ.
 
 #![forbid(unsafe_code)]
+#![deny(missing_docs)]
 
 pub mod actions;
 mod compile;

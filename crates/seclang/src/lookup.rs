@@ -113,11 +113,15 @@ impl Resolver for SystemResolver {
 /// containing `httpbl.org`, as ModSecurity decides), whose names start with an access key.
 #[derive(Debug, Clone)]
 pub struct Rbl {
+    /// The zone as written after `@rbl` (`sbl-xbl.spamhaus.org`); macros are not
+    /// expanded.
     pub zone: String,
+    /// Whether the zone contains `httpbl.org`, so that names start with `SecHttpBlKey`.
     pub httpbl: bool,
 }
 
 impl Rbl {
+    /// The operator for `zone`, deciding once whether it is http:BL.
     pub fn new(zone: &str) -> Rbl {
         Rbl {
             zone: zone.to_owned(),
@@ -194,8 +198,13 @@ fn scan_dotted_quad(text: &str) -> Option<[i64; 4]> {
 /// `@rbl` matches: any address is a match there too.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HttpBlAnswer {
+    /// The second octet: days since http:BL last saw the address active.
     pub days_since_last_activity: u8,
+    /// The third octet: http:BL's threat score, 0 to 255 (for a search engine, http:BL
+    /// puts the engine's serial number there instead).
     pub threat_score: u8,
+    /// The fourth octet, the visitor type, in ModSecurity's words (`Search Engine`,
+    /// `Comment spammer IP`, ...; `" "` for a type it does not name).
     pub visitor: &'static str,
 }
 

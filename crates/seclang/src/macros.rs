@@ -4,8 +4,10 @@
 use crate::error::ErrorKind;
 use crate::variables::Var;
 
+/// One piece of a [`MacroText`]: literal bytes or a `%{...}` reference.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Part {
+    /// Text outside any `%{...}`, copied as it is.
     Literal(Vec<u8>),
     /// A variable, with the key of a collection member (lowercased).
     Var(Var, Option<String>),
@@ -23,10 +25,15 @@ pub struct MacroText {
 pub trait Resolve {
     /// The first value of the variable (or of the named member of a collection).
     fn first(&self, var: Var, key: Option<&str>) -> Option<Vec<u8>>;
+    /// A property of the rule being run (`id`, `msg`, `severity`, ...; `name`
+    /// lowercased), for `%{rule.name}`; `None` when the rule has none.
     fn rule_property(&self, name: &str) -> Option<Vec<u8>>;
 }
 
 impl MacroText {
+    /// Splits `text` into literals and `%{VAR}`, `%{VAR.key}` / `%{VAR:key}` and
+    /// `%{rule.name}` references (variable names in any case). An unknown variable, or a
+    /// key on one that is not a collection, is an error; a `%{` without `}` is literal.
     pub fn parse(text: &str) -> Result<MacroText, ErrorKind> {
         let mut parts = Vec::new();
         let mut literal = Vec::new();
@@ -59,6 +66,8 @@ impl MacroText {
         }
     }
 
+    /// The text with every reference replaced by its value: a variable's first value,
+    /// or nothing when it has none (as in ModSecurity).
     pub fn expand(&self, resolve: &dyn Resolve) -> Vec<u8> {
         self.expand_cow(resolve).into_owned()
     }

@@ -54,6 +54,9 @@ pub enum Pattern {
     Backtracking(Box<Backtracking>),
 }
 
+/// The backtracking form of an `@rx` pattern ([`Pattern::Backtracking`]): the
+/// `fancy-regex` matcher, bounded by [`BACKTRACK_LIMIT`], and the linear pre-check that
+/// rejects most values before it runs.
 #[derive(Debug)]
 pub struct Backtracking {
     regex: fancy_regex::Regex,
@@ -450,27 +453,64 @@ fn counted(b: &[u8]) -> Option<usize> {
     (b.get(i) == Some(&b'}')).then_some(i + 1)
 }
 
+/// What an operator does, with its parameter compiled. Values are compared as bytes after
+/// the rule's transformations; parameters that are macro texts are expanded against the
+/// transaction each time the operator runs.
 #[derive(Debug)]
 pub enum OpKind {
+    /// `@rx` (or an operator without `@`): the regular expression matches somewhere in
+    /// the value; with `capture`, the match and its groups go to `TX:0` .. `TX:9`.
     Rx(Pattern),
     /// `@rx` whose pattern has macros (`^%{tx.allowed_request_content_type_charset}$`):
     /// compiled when first seen, kept in a small cache shared by all transactions.
+    /// A pattern that expands to one that does not compile does not match.
     RxMacro(MacroText, RegexCache),
+    /// `@pm` and `@pmFromFile` (`@pmf`): one of the phrases occurs in the value,
+    /// compared without regard to ASCII case. `@pm` phrases are separated by
+    /// whitespace; a data file has one phrase per line, `#` lines and empty lines
+    /// skipped. With `capture`, `TX:0` is the phrase as found in the value.
     Pm(AhoCorasick),
+    /// `@streq`: the value equals the parameter, byte for byte (case-sensitive).
     Streq(MacroText),
+    /// `@contains`: the parameter occurs in the value (case-sensitive).
     Contains(MacroText),
+    /// `@containsWord`: the parameter occurs in the value with no word character
+    /// (ASCII letter, digit, `_`) right before or after it. An empty parameter matches
+    /// any value.
     ContainsWord(MacroText),
+    /// `@beginsWith`: the value starts with the parameter (case-sensitive).
     BeginsWith(MacroText),
+    /// `@endsWith`: the value ends with the parameter (case-sensitive).
     EndsWith(MacroText),
+    /// `@within`: the value occurs in the parameter, the reverse of `@contains` (an
+    /// empty value matches). CRS uses it to check a value against a space-separated
+    /// allow list such as `tx.allowed_methods`.
     Within(MacroText),
+    /// `@eq`: value and parameter are equal as integers, each read like C's `atoi`
+    /// ([`atoi`]: leading digits, anything else 0).
     Eq(MacroText),
+    /// `@ge`: the value is at least the parameter, as integers ([`atoi`]).
     Ge(MacroText),
+    /// `@gt`: the value is greater than the parameter, as integers ([`atoi`]).
     Gt(MacroText),
+    /// `@le`: the value is at most the parameter, as integers ([`atoi`]).
     Le(MacroText),
+    /// `@lt`: the value is less than the parameter, as integers ([`atoi`]).
     Lt(MacroText),
+    /// `@validateByteRange 1-255,...`: matches when the value holds a byte outside the
+    /// allowed bytes and ranges (the table is indexed by byte, `true` = allowed).
     ValidateByteRange(Box<[bool; 256]>),
+    /// `@validateUrlEncoding`: matches when a `%` in the value is not followed by two
+    /// hex digits.
     ValidateUrlEncoding,
+    /// `@validateUtf8Encoding`: matches when the value is not valid UTF-8 (Rust's
+    /// definition: overlong forms, surrogates and code points above U+10FFFF are
+    /// invalid too).
     ValidateUtf8Encoding,
+    /// `@ipMatch` and `@ipMatchFromFile` (`@ipMatchF`): the value (trimmed) is an IPv4 or
+    /// IPv6 address in one of the networks, each an address and a prefix length in bits
+    /// (32 or 128 for a single address). An IPv4-mapped IPv6 value also matches IPv4
+    /// networks; a value that is not an address does not match.
     IpMatch(Vec<(IpAddr, u8)>),
     /// libinjection's SQL injection detection; `TX:0` is the token fingerprint.
     DetectSqli,
@@ -481,10 +521,15 @@ pub enum OpKind {
     GeoLookup,
     /// Looks a name built from the value up in a DNS blocklist ([`crate::lookup`]).
     Rbl(crate::lookup::Rbl),
+    /// `@unconditionalMatch`: every value matches.
     UnconditionalMatch,
+    /// `@noMatch`: no value matches.
     NoMatch,
 }
 
+/// The compiled forms of an [`OpKind::RxMacro`] pattern by expanded text, shared by every
+/// transaction of the rule set (behind a mutex): the last 32 expansions, oldest dropped
+/// first, a pattern that does not compile kept as such.
 #[derive(Debug, Default, Clone)]
 pub struct RegexCache(Arc<Mutex<Vec<CachedRegex>>>);
 
@@ -511,9 +556,13 @@ impl RegexCache {
     }
 }
 
+/// A rule's compiled operator (`[!]@name param`), as [`compile`] returns it.
 #[derive(Debug)]
 pub struct Operator {
+    /// What it matches, its parameter compiled.
     pub kind: OpKind,
+    /// `!@...`: the rule matches when the operator does not. A negated operator captures
+    /// nothing.
     pub negated: bool,
     /// As written, for logs: `@rx`, `!@within`, ...
     pub name: String,

@@ -6,20 +6,30 @@ use crate::transform::url_decode;
 /// An HTTP request as received. Header names keep their case; lookups ignore it.
 #[derive(Debug, Clone, Default)]
 pub struct Request {
+    /// `REQUEST_METHOD`, as sent.
     pub method: String,
     /// The request target as sent: origin form (`/path?query`) or absolute form.
     pub uri: String,
     /// `HTTP/1.1`, `HTTP/2.0`, ...
     pub protocol: String,
+    /// The request headers in order, repeated names kept (`REQUEST_HEADERS`). `Host`
+    /// gives `SERVER_NAME`, `Cookie` the cookies and `Content-Type` the body processor.
     pub headers: Vec<(String, String)>,
+    /// The body, processed before phase 2 unless a body is given to
+    /// [`crate::Transaction::process_request_body`] instead. May be empty.
     pub body: Vec<u8>,
+    /// `REMOTE_ADDR`: the client's address as text (`192.0.2.1`, `2001:db8::1`); what
+    /// `@ipMatch`, `@geoLookup` and `@rbl` rules usually inspect.
     pub remote_addr: String,
+    /// `REMOTE_PORT`: the client's port.
     pub remote_port: u16,
     /// Names the transaction in logs (`UNIQUE_ID`).
     pub unique_id: String,
 }
 
 impl Request {
+    /// The value of the first header named `name`, compared without regard to ASCII
+    /// case; `None` when there is none.
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .iter()
@@ -31,13 +41,21 @@ impl Request {
 /// How the body is parsed into variables (`REQBODY_PROCESSOR`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BodyProcessor {
+    /// `URLENCODED`: `name=value&...` form fields into `ARGS_POST`.
     UrlEncoded,
+    /// `MULTIPART`: `multipart/form-data` fields into `ARGS_POST`, file parts into
+    /// `FILES*`, anomalies into the `MULTIPART_*` flags.
     Multipart,
+    /// `JSON`: the document flattened into `ARGS_POST` named by path ([`parse_json`]).
     Json,
+    /// `XML`: a well-formedness check, and the text and attribute values into `XML`
+    /// ([`parse_xml`]).
     Xml,
 }
 
 impl BodyProcessor {
+    /// The name ModSecurity uses (`REQBODY_PROCESSOR`, `ctl:requestBodyProcessor`),
+    /// upper case.
     pub fn name(self) -> &'static str {
         match self {
             BodyProcessor::UrlEncoded => "URLENCODED",
@@ -47,6 +65,8 @@ impl BodyProcessor {
         }
     }
 
+    /// The processor with this [`BodyProcessor::name`], in any ASCII case; `None` for
+    /// any other name.
     pub fn parse(name: &str) -> Option<BodyProcessor> {
         match name.to_ascii_uppercase().as_str() {
             "URLENCODED" => Some(BodyProcessor::UrlEncoded),
@@ -379,20 +399,44 @@ impl Json<'_> {
 /// `MULTIPART_*` variables; `strict_error` is set when any of them is.
 #[derive(Debug, Clone, Default)]
 pub struct MultipartFlags {
+    /// `MULTIPART_BOUNDARY_QUOTED`: the `Content-Type` boundary parameter was quoted.
     pub boundary_quoted: bool,
+    /// `MULTIPART_BOUNDARY_WHITESPACE`: the boundary parameter has whitespace around it.
     pub boundary_whitespace: bool,
+    /// `MULTIPART_DATA_BEFORE`: something other than whitespace precedes the first
+    /// delimiter.
     pub data_before: bool,
+    /// `MULTIPART_DATA_AFTER`: something other than whitespace follows the closing
+    /// delimiter.
     pub data_after: bool,
+    /// `MULTIPART_HEADER_FOLDING`: a part header continues on a line starting with a
+    /// space or tab.
     pub header_folding: bool,
+    /// `MULTIPART_LF_LINE`: a delimiter or part header line ends with a bare LF.
     pub lf_line: bool,
+    /// `MULTIPART_CRLF_LF_LINES`: meant for CRLF and bare-LF line endings mixed, but
+    /// [`parse_multipart`] never sets it (mixed endings set `lf_line`), and it is not
+    /// part of [`MultipartFlags::strict_error`].
     pub crlf_lf_lines: bool,
+    /// `MULTIPART_MISSING_SEMICOLON`: a `Content-Disposition` parameter is not preceded
+    /// by `;`.
     pub missing_semicolon: bool,
+    /// `MULTIPART_INVALID_QUOTING`: a `Content-Disposition` value has an unterminated
+    /// quote, or a quote inside an unquoted value.
     pub invalid_quoting: bool,
+    /// `MULTIPART_INVALID_PART`: a part has a header line without `:`, a
+    /// `Content-Disposition` that is not `form-data`, or no field name (such a part is
+    /// skipped).
     pub invalid_part: bool,
+    /// `MULTIPART_UNMATCHED_BOUNDARY`: the body has no closing delimiter
+    /// (`--boundary--`).
     pub unmatched_boundary: bool,
 }
 
 impl MultipartFlags {
+    /// `MULTIPART_STRICT_ERROR` as far as the flags go: whether any of them is set
+    /// (`crlf_lf_lines` excepted). The variable is also set when the body cannot be
+    /// parsed at all.
     pub fn strict_error(&self) -> bool {
         self.boundary_quoted
             || self.boundary_whitespace
@@ -407,14 +451,18 @@ impl MultipartFlags {
     }
 }
 
+/// What [`parse_multipart`] extracts from a `multipart/form-data` body.
 #[derive(Debug, Clone, Default)]
 pub struct Multipart {
+    /// The form fields that are not files (`ARGS_POST`): field name and content.
     pub args: Vec<Pair>,
     /// Field name and file name of each file part.
     pub files: Vec<Pair>,
+    /// Field name and size in bytes of each file part (`FILES_SIZES`).
     pub file_sizes: Vec<(String, usize)>,
     /// Field name and each header line of each part.
     pub part_headers: Vec<Pair>,
+    /// The anomalies found while parsing.
     pub flags: MultipartFlags,
 }
 
@@ -768,7 +816,10 @@ mod tests {
 /// value (`XML://@*`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Xml {
+    /// Every text node of the document (entities decoded, CDATA sections included)
+    /// concatenated in document order (`XML:/*`).
     pub text: Vec<u8>,
+    /// Every attribute value, in document order (`XML://@*`).
     pub attributes: Vec<Vec<u8>>,
 }
 

@@ -8,35 +8,89 @@ use crate::error::ErrorKind;
 /// transformations collected so far, so the rule compiler handles it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Transform {
+    /// `t:lowercase`: ASCII letters to lower case; other bytes, UTF-8 included, unchanged.
     Lowercase,
+    /// `t:uppercase`: ASCII letters to upper case; other bytes unchanged.
     Uppercase,
+    /// `t:urlDecode`: `%XX` becomes that byte and `+` a space; a `%` not followed by two hex
+    /// digits is kept as it is.
     UrlDecode,
+    /// `t:urlDecodeUni`: [`Transform::UrlDecode`] plus `%uHHHH`, which becomes one byte:
+    /// full-width ASCII (U+FF01..U+FF5E) its ASCII twin, any other code point its low byte.
     UrlDecodeUni,
+    /// `t:urlEncode`: keeps ASCII letters, digits and `-_.*`, turns a space into `+` and
+    /// every other byte into `%xx` (lowercase hex).
     UrlEncode,
+    /// `t:htmlEntityDecode`: `&#DDD;` and `&#xHH;` become the code point's low byte, `&quot;`
+    /// `&amp;` `&lt;` `&gt;` their character and `&nbsp;` byte 0xa0; the `;` is optional and
+    /// names ignore case. Other entities are kept.
     HtmlEntityDecode,
+    /// `t:jsDecode`: JavaScript escapes: `\uHHHH` (one byte, as for
+    /// [`Transform::UrlDecodeUni`]), `\xHH`, octal `\OOO`, `\a \b \f \n \r \t \v`, and `\`
+    /// before any other character is that character.
     JsDecode,
+    /// `t:cssDecode`: CSS 2 escapes: `\` and 1 to 6 hex digits become one byte (as for
+    /// [`Transform::UrlDecodeUni`]), one whitespace after them swallowed; `\` before a
+    /// newline is removed with it; `\` before anything else is that character, and a
+    /// trailing `\` is dropped.
     CssDecode,
+    /// `t:cmdLine`: undoes shell obfuscation: drops `\ " ' ^`, turns runs of whitespace, `,`
+    /// and `;` into one space, drops a space before `/` and `(`, and lowercases ASCII.
     CmdLine,
+    /// `t:compressWhitespace`: each run of whitespace (C's `isspace` and the non-breaking
+    /// space 0xa0) becomes one space.
     CompressWhitespace,
+    /// `t:removeWhitespace`: drops every whitespace byte (C's `isspace` and 0xa0).
     RemoveWhitespace,
+    /// `t:removeNulls`: drops every NUL byte.
     RemoveNulls,
+    /// `t:replaceNulls`: turns every NUL byte into a space.
     ReplaceNulls,
+    /// `t:removeComments`: removes `/* */` and `<!-- -->` comments (an unterminated one to
+    /// the end) and cuts the value at the first `--` or `#` outside them.
     RemoveComments,
+    /// `t:removeCommentsChar`: drops the comment markers `/*`, `*/`, `<!--`, `-->`, `--` and
+    /// `#`, keeping the text between them.
     RemoveCommentsChar,
+    /// `t:replaceComments`: each `/* ... */` (an unterminated one to the end) becomes one
+    /// space, so `UNION/**/SELECT` reads `UNION SELECT`.
     ReplaceComments,
+    /// `t:normalizePath` (or `normalisePath`): resolves `.` and `..` segments and collapses
+    /// repeated `/`. `..` above the root of an absolute path is dropped; leading `..` of a
+    /// relative path kept.
     NormalizePath,
+    /// `t:normalizePathWin` (or `normalisePathWin`): turns `\` into `/`, then as
+    /// [`Transform::NormalizePath`].
     NormalizePathWin,
+    /// `t:utf8toUnicode`: each multi-byte UTF-8 sequence becomes `%uHHHH` (its code point,
+    /// lowercase hex); ASCII is kept. Overlong forms and surrogates are decoded too, as
+    /// libmodsecurity 3.0.9 does.
     Utf8ToUnicode,
+    /// `t:escapeSeqDecode`: ANSI C escapes: `\a \b \f \n \r \t \v \\ \? \' \"`, `\xHH` and
+    /// octal `\OOO`; an unknown escape is kept as written.
     EscapeSeqDecode,
+    /// `t:base64Decode`: decodes base64 (standard or URL-safe alphabet), stopping at `=` or
+    /// the first character outside the alphabet.
     Base64Decode,
+    /// `t:base64DecodeExt`: as [`Transform::Base64Decode`], but characters outside the
+    /// alphabet are skipped instead of ending the value (`=` still ends it).
     Base64DecodeExt,
+    /// `t:base64Encode`: standard base64 with `=` padding.
     Base64Encode,
+    /// `t:hexEncode`: each byte as two lowercase hex digits.
     HexEncode,
+    /// `t:hexDecode`: each pair of hex digits becomes one byte; a character that does not
+    /// start a pair is skipped.
     HexDecode,
+    /// `t:length`: the value's length in bytes, in decimal.
     Length,
+    /// `t:sha1`: the value's SHA-1 digest, as 20 raw bytes (not hex).
     Sha1,
+    /// `t:trim`: removes whitespace (C's `isspace` and 0xa0) at both ends.
     Trim,
+    /// `t:trimLeft`: removes whitespace at the start.
     TrimLeft,
+    /// `t:trimRight`: removes whitespace at the end.
     TrimRight,
 }
 
@@ -132,6 +186,8 @@ impl Transform {
         }
     }
 
+    /// The transformed value. Transformations are total: input a decoder cannot read is
+    /// kept or skipped as each variant says, never an error.
     pub fn apply(self, input: &[u8]) -> Vec<u8> {
         use Transform::*;
         match self {
@@ -887,6 +943,7 @@ pub struct Features {
 }
 
 impl Features {
+    /// Summarises `input` in one pass.
     pub fn of(input: &[u8]) -> Features {
         let mut f = Features {
             first_space: input.first().is_some_and(|&b| is_space(b)),
