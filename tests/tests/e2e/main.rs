@@ -10,6 +10,7 @@ mod cli;
 mod faults;
 mod host;
 mod hybrid;
+mod image;
 mod index;
 mod isolation;
 mod middleware;
