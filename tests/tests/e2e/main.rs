@@ -14,6 +14,7 @@ mod image;
 mod index;
 mod isolation;
 mod middleware;
+mod netns;
 mod otel;
 mod sdk;
 mod spin_compat;
