@@ -3,7 +3,7 @@
 COMPONENTS := telemetry waf auth chat retrieval completion-extractive completion-openai retrieval-azure-search ui hello retrieval-probe capability-probe
 CARGO ?= cargo
 
-.PHONY: toolchain build components host index waf up test test-unit lint bench sdk test-deps image image-host
+.PHONY: toolchain build components host index waf up test test-unit lint bench sdk test-deps
 
 build: components host index waf
 
@@ -40,7 +40,7 @@ up: build
 
 # Every test: component logic natively, the host, and the built components end to end;
 # then the lints. This is the README's test command and all that CI (.ci/run) runs.
-test: build test-deps sdk image
+test: build test-deps sdk
 	$(CARGO) test --release --workspace
 	$(MAKE) lint
 
@@ -56,8 +56,11 @@ test-deps:
 
 # The official OpenAI SDKs that tests/tests/e2e/sdk.rs runs, at the versions tests/sdk pins:
 # Python's into .sdk/venv, npm's into tests/sdk/node_modules. Reinstalled only when a pin changes.
+# Also Playwright for tests/tests/e2e/ui.rs, pinned in tests/ui/requirements.txt, into
+# .sdk/ui-venv (it drives Debian's chromium, which `make test-deps` installs).
 SDK_VENV := .sdk/venv
-sdk: $(SDK_VENV)/.installed tests/sdk/node_modules/.package-lock.json
+UI_VENV := .sdk/ui-venv
+sdk: $(SDK_VENV)/.installed tests/sdk/node_modules/.package-lock.json $(UI_VENV)/.installed
 
 # A fresh venv, so that it holds exactly the pinned set.
 $(SDK_VENV)/.installed: tests/sdk/requirements.txt
@@ -65,6 +68,13 @@ $(SDK_VENV)/.installed: tests/sdk/requirements.txt
 	python3 -m venv $(SDK_VENV)
 	$(SDK_VENV)/bin/pip install --quiet --disable-pip-version-check --no-deps -r tests/sdk/requirements.txt
 	$(SDK_VENV)/bin/pip check --disable-pip-version-check
+	touch $@
+
+$(UI_VENV)/.installed: tests/ui/requirements.txt
+	rm -rf $(UI_VENV)
+	python3 -m venv $(UI_VENV)
+	$(UI_VENV)/bin/pip install --quiet --disable-pip-version-check --no-deps -r tests/ui/requirements.txt
+	$(UI_VENV)/bin/pip check --disable-pip-version-check
 	touch $@
 
 tests/sdk/node_modules/.package-lock.json: tests/sdk/package.json tests/sdk/package-lock.json
@@ -81,18 +91,6 @@ lint: toolchain
 	$(CARGO) clippy --release --workspace --all-targets -- -D warnings
 	@set -e; for c in $(COMPONENTS); do $(CARGO) clippy --release --target wasm32-wasip2 -p $$c -- -D warnings; done
 	$(CARGO) deny check bans licenses sources
-
-# The OCI image of the gateway (image/Containerfile, built by image/build.sh with buildah
-# into target/image/oci and target/image/chatgate-<version>.oci.tar, with its SBOM):
-# the host built static for musl, the components and spin.toml as `make build` leaves them.
-# Needs buildah and musl-tools (`make test-deps` installs them, as root).
-image: build image-host test-deps
-	./image/build.sh
-
-# The static host: wasmtime and every other host dependency compiled a second time, for musl.
-image-host: test-deps
-	@rustup target list --installed 2>/dev/null | grep -qx x86_64-unknown-linux-musl || rustup target add x86_64-unknown-linux-musl
-	$(CARGO) build --release --target x86_64-unknown-linux-musl -p chatgate --bin chatgate
 
 # The end-to-end benchmarks (each prints its figures; see README "Benchmarks").
 bench: build

@@ -425,8 +425,13 @@ async function loadModels() {
 
 // Sends the conversation and streams the answer into its last message.
 async function ask(conversation) {
+  // A question the gateway refused (its answer is an error) is not sent again: a WAF
+  // block would otherwise refuse every later turn of the conversation.
   const history = conversation.messages
-    .filter((m) => !m.error && (m.role === 'user' || m.content))
+    .filter((m, i, all) => {
+      if (m.role === 'user') return !(all[i + 1] && all[i + 1].error);
+      return !m.error && m.content;
+    })
     .map((m) => ({ role: m.role, content: m.content }));
   const message = { role: 'assistant', content: '', citations: [], pending: true };
   conversation.messages.push(message);
@@ -596,6 +601,7 @@ function askForKey(reason, then) {
 function closeSidebar() {
   $('sidebar').classList.remove('open');
   $('toggle-sidebar').setAttribute('aria-expanded', 'false');
+  $('toggle-sidebar').setAttribute('aria-label', 'Show conversations');
 }
 
 function init() {
@@ -615,7 +621,12 @@ function init() {
   });
   $('stop').addEventListener('click', stop);
   document.addEventListener('keydown', (event) => {
-    if (event.key === 'Escape' && streaming) stop();
+    if (event.key !== 'Escape') return;
+    if (streaming) stop();
+    else if ($('sidebar').classList.contains('open')) {
+      closeSidebar();
+      $('toggle-sidebar').focus();
+    }
   });
   $('new-chat').addEventListener('click', newConversation);
   $('model').addEventListener('change', () => localStorage.setItem(MODEL_KEY, $('model').value));
@@ -623,6 +634,7 @@ function init() {
   $('toggle-sidebar').addEventListener('click', () => {
     const open = $('sidebar').classList.toggle('open');
     $('toggle-sidebar').setAttribute('aria-expanded', String(open));
+    $('toggle-sidebar').setAttribute('aria-label', open ? 'Hide conversations' : 'Show conversations');
     if (open) $('new-chat').focus();
   });
   $('key-form').addEventListener('submit', (event) => {
