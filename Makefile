@@ -3,7 +3,7 @@
 COMPONENTS := telemetry waf auth chat retrieval completion-extractive completion-openai retrieval-azure-search ui hello retrieval-probe capability-probe
 CARGO ?= cargo
 
-.PHONY: toolchain build components host index waf up test test-unit lint bench sdk test-deps
+.PHONY: toolchain build components host index waf up test test-unit lint bench sdk test-deps image image-host
 
 build: components host index waf
 
@@ -40,7 +40,7 @@ up: build
 
 # Every test: component logic natively, the host, and the built components end to end;
 # then the lints. This is the README's test command and all that CI (.ci/run) runs.
-test: build test-deps sdk
+test: build test-deps sdk image
 	$(CARGO) test --release --workspace
 	$(MAKE) lint
 
@@ -91,6 +91,18 @@ lint: toolchain
 	$(CARGO) clippy --release --workspace --all-targets -- -D warnings
 	@set -e; for c in $(COMPONENTS); do $(CARGO) clippy --release --target wasm32-wasip2 -p $$c -- -D warnings; done
 	$(CARGO) deny check bans licenses sources
+
+# The OCI image of the gateway (image/Containerfile, built by image/build.sh with buildah
+# into target/image/oci and target/image/chatgate-<version>.oci.tar, with its SBOM):
+# the host built static for musl, the components and spin.toml as `make build` leaves them.
+# Needs buildah and musl-tools (`make test-deps` installs them, as root).
+image: build image-host test-deps
+	./image/build.sh
+
+# The static host: wasmtime and every other host dependency compiled a second time, for musl.
+image-host: test-deps
+	@rustup target list --installed 2>/dev/null | grep -qx x86_64-unknown-linux-musl || rustup target add x86_64-unknown-linux-musl
+	$(CARGO) build --release --target x86_64-unknown-linux-musl -p chatgate --bin chatgate
 
 # The end-to-end benchmarks (each prints its figures; see README "Benchmarks").
 bench: build

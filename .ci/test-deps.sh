@@ -5,6 +5,11 @@
 #   nginx-light,                   the reference WAF (nginx + ModSecurity v3 + the same CRS)
 #   libnginx-mod-http-modsecurity  that tests/tests/e2e/waf_reference.rs compares chatgate-seclang
 #                                  with, and tests/benches/waf.rs measures.
+#   buildah, musl-tools            `make image`: buildah builds the OCI image (image/build.sh);
+#                                  musl-gcc compiles the C parts of the host (SQLite, ring,
+#                                  zstd, wasmtime's helpers) for the static musl host.
+#   iproute2, curl                 tests/tests/e2e/netns.rs: `ip netns` and veth pairs, and
+#                                  the client in its namespace.
 #   chromium                       the browser tests/tests/e2e/ui.rs drives with Playwright
 #                                  (tests/ui: `make sdk` installs Playwright, not a browser).
 #   python3-venv, nodejs, npm      only when `python3 -m venv` or `npm` is missing: the
@@ -21,7 +26,7 @@ cargo_deny_version=0.20.2
 if [ "$(cargo deny --version 2>/dev/null)" != "cargo-deny $cargo_deny_version" ]; then
   cargo install --locked "cargo-deny@$cargo_deny_version"
 fi
-packages=(modsecurity-crs nginx-light libnginx-mod-http-modsecurity chromium)
+packages=(modsecurity-crs nginx-light libnginx-mod-http-modsecurity chromium buildah musl-tools iproute2 curl)
 missing=()
 for p in "${packages[@]}"; do
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then

@@ -31,14 +31,20 @@ enum Commands {
         #[arg(long, short = 'f', default_value = "spin.toml")]
         manifest: PathBuf,
         /// Address to listen on. Keep it on loopback unless auth is configured.
-        #[arg(long, default_value = "127.0.0.1:3000")]
+        #[arg(long, env = "CHATGATE_LISTEN", default_value = "127.0.0.1:3000")]
         listen: SocketAddr,
         /// Run the components' build commands first (like `spin up --build`).
         #[arg(long)]
         build: bool,
-        /// SQLite file behind `spin:key-value` (default: .chatgate/key_value.db beside the manifest).
-        #[arg(long)]
+        /// SQLite file behind `spin:key-value` (default: .chatgate/key_value.db beside the
+        /// manifest); `none` keeps the store in memory, written nowhere.
+        #[arg(long, env = "CHATGATE_KEY_VALUE")]
         key_value: Option<PathBuf>,
+        /// Directory where compiled components are kept for the next start (default:
+        /// .chatgate/cache beside the manifest); `none` compiles at every start and writes
+        /// nothing.
+        #[arg(long, env = "CHATGATE_COMPILE_CACHE")]
+        compile_cache: Option<PathBuf>,
         #[command(flatten)]
         serving: Box<ServingArgs>,
     },
@@ -94,6 +100,7 @@ fn run(cli: Cli) -> wasmtime::Result<()> {
             listen,
             build,
             key_value,
+            compile_cache,
             serving,
         } => {
             let manifest = Manifest::load(&manifest)?;
@@ -101,10 +108,8 @@ fn run(cli: Cli) -> wasmtime::Result<()> {
                 build::build_components(&manifest, &[])?;
             }
             let options = AppOptions {
-                key_value_path: Some(
-                    key_value.unwrap_or_else(|| manifest.base_dir.join(".chatgate/key_value.db")),
-                ),
-                compile_cache: Some(manifest.base_dir.join(".chatgate/cache")),
+                key_value_path: writable_path(key_value, &manifest, "key_value.db"),
+                compile_cache: writable_path(compile_cache, &manifest, "cache"),
                 response_timeout: serving.request_timeout.0,
                 reuse: InstanceReuse {
                     max_requests: serving.max_instance_reuse_count.0,
@@ -168,6 +173,16 @@ fn run(cli: Cli) -> wasmtime::Result<()> {
                 Ok(())
             })
         }
+    }
+}
+
+/// Where `up` writes `name`: the path given, nowhere for `none`, else `.chatgate/<name>`
+/// beside the manifest.
+fn writable_path(given: Option<PathBuf>, manifest: &Manifest, name: &str) -> Option<PathBuf> {
+    match given {
+        Some(path) if path.as_os_str() == "none" => None,
+        Some(path) => Some(path),
+        None => Some(manifest.base_dir.join(".chatgate").join(name)),
     }
 }
 

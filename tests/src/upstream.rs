@@ -139,6 +139,14 @@ impl Upstream {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
+        Upstream::start_on(listener, handler)
+    }
+
+    /// Serves `handler` on `listener` (e.g. an address in another network namespace).
+    pub fn start_on(
+        listener: tokio::net::TcpListener,
+        handler: impl Fn(&Recorded) -> Answer + Send + Sync + 'static,
+    ) -> Upstream {
         let origin = format!("http://{}", listener.local_addr().unwrap());
         let requests = Arc::new(Mutex::new(Vec::new()));
         let handler: Arc<Handler> = Arc::new(handler);
@@ -222,7 +230,19 @@ impl Upstream {
     /// Like [`Upstream::openai`], but a streamed answer stops after its first words
     /// until `gate` is notified.
     pub async fn openai_held(answer: &'static str, gate: Arc<tokio::sync::Notify>) -> Upstream {
-        Upstream::start(move |request| {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        Upstream::openai_held_on(listener, answer, gate)
+    }
+
+    /// [`Upstream::openai_held`] on `listener`.
+    pub fn openai_held_on(
+        listener: tokio::net::TcpListener,
+        answer: &'static str,
+        gate: Arc<tokio::sync::Notify>,
+    ) -> Upstream {
+        Upstream::start_on(listener, move |request| {
             let mut full = openai_answer(request, answer);
             if full.content_type == "text/event-stream" {
                 // Split after the second event: the role chunk and the first word.
@@ -232,7 +252,6 @@ impl Upstream {
             }
             full
         })
-        .await
     }
 
     /// An OpenAI-compatible model that always answers `answer` (streamed word by word when asked).

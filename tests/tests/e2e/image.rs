@@ -1,0 +1,497 @@
+//! The OCI image `make image` writes (image/build.sh) to `target/image/oci`, checked the way
+//! a container runtime would use it: the layout's index, manifest and config are read and
+//! every blob checked against its digest; the layers are unpacked into a root filesystem;
+//! the config's entrypoint runs from it as its (non-root) user, with the config's
+//! environment and working directory, the root filesystem mounted read-only, in a mount
+//! namespace of its own (`unshare`, `mount`, util-linux), and answers over HTTP.
+//!
+//! Running the image needs root (mounts and chroot); elsewhere those tests say they are
+//! skipped. Podman is not used: its runtime (crun) refuses this machine's cgroups.
+
+use chatgate_tests::http_client::{get, post_json};
+use chatgate_tests::repo_root;
+use serde_json::{Value, json};
+use sha2::Digest;
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+/// The image layout `make image` writes.
+fn layout() -> PathBuf {
+    let layout = repo_root().join("target/image/oci");
+    assert!(
+        layout.join("index.json").exists(),
+        "{} is missing: run `make image` (make test runs it)",
+        layout.display()
+    );
+    layout
+}
+
+/// A blob of the layout, checked against its digest.
+fn blob(layout: &Path, digest: &str) -> Vec<u8> {
+    let hex = digest
+        .strip_prefix("sha256:")
+        .unwrap_or_else(|| panic!("{digest} is not a sha256 digest"));
+    let bytes = std::fs::read(layout.join("blobs/sha256").join(hex)).unwrap();
+    let actual = sha256_hex(&bytes);
+    assert_eq!(actual, hex, "blob {digest} does not match its digest");
+    bytes
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    sha2::Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+struct Image {
+    layout: PathBuf,
+    manifest: Value,
+    config: Value,
+}
+
+fn image() -> Image {
+    let layout = layout();
+    let index: Value = serde_json::from_slice(&std::fs::read(layout.join("index.json")).unwrap())
+        .expect("index.json is JSON");
+    let manifests = index["manifests"]
+        .as_array()
+        .expect("index.json lists manifests");
+    assert_eq!(manifests.len(), 1, "one image in the layout: {index}");
+    assert_eq!(
+        manifests[0]["mediaType"],
+        "application/vnd.oci.image.manifest.v1+json"
+    );
+    let manifest: Value =
+        serde_json::from_slice(&blob(&layout, manifests[0]["digest"].as_str().unwrap())).unwrap();
+    assert_eq!(
+        manifest["config"]["mediaType"],
+        "application/vnd.oci.image.config.v1+json"
+    );
+    let config: Value = serde_json::from_slice(&blob(
+        &layout,
+        manifest["config"]["digest"].as_str().unwrap(),
+    ))
+    .unwrap();
+    Image {
+        layout,
+        manifest,
+        config,
+    }
+}
+
+impl Image {
+    /// Unpacks the layers, in order, into a fresh `dir`/rootfs (owned by root when run as root).
+    fn unpack(&self, dir: &Path) -> PathBuf {
+        let rootfs = dir.join("rootfs");
+        let _ = std::fs::remove_dir_all(dir);
+        std::fs::create_dir_all(&rootfs).unwrap();
+        for layer in self.manifest["layers"].as_array().unwrap() {
+            let media_type = layer["mediaType"].as_str().unwrap();
+            assert_eq!(media_type, "application/vnd.oci.image.layer.v1.tar+gzip");
+            let path = dir.join("layer.tar.gz");
+            std::fs::write(&path, blob(&self.layout, layer["digest"].as_str().unwrap())).unwrap();
+            let status = Command::new("tar")
+                .arg("-xzf")
+                .arg(&path)
+                .arg("-C")
+                .arg(&rootfs)
+                .status()
+                .unwrap();
+            assert!(status.success(), "unpacking {layer}");
+            std::fs::remove_file(&path).unwrap();
+        }
+        rootfs
+    }
+
+    fn env(&self) -> Vec<(String, String)> {
+        self.config["config"]["Env"]
+            .as_array()
+            .map(|env| {
+                env.iter()
+                    .filter_map(|e| e.as_str()?.split_once('='))
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// The config's user as numbers: `uid:gid` (the image gives numbers; it has no
+    /// /etc/passwd to look names up in).
+    fn user(&self) -> (u32, u32) {
+        let user = self.config["config"]["User"].as_str().unwrap_or("");
+        let (uid, gid) = user.split_once(':').unwrap_or((user, user));
+        (
+            uid.parse()
+                .unwrap_or_else(|_| panic!("User {user:?} is not numeric")),
+            gid.parse()
+                .unwrap_or_else(|_| panic!("User {user:?} is not numeric")),
+        )
+    }
+}
+
+fn running_as_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find(|l| l.starts_with("Uid:"))
+                .map(|l| l.split_whitespace().nth(2) == Some("0"))
+        })
+        .unwrap_or(false)
+}
+
+/// An absolute path of `program`, found in PATH (the image's process gets the image's
+/// environment only, so the tools that start it are named by path).
+fn which(program: &str) -> PathBuf {
+    std::env::var_os("PATH")
+        .and_then(|path| {
+            std::env::split_paths(&path)
+                .map(|dir| dir.join(program))
+                .find(|p| p.exists())
+        })
+        .unwrap_or_else(|| panic!("{program} is not installed"))
+}
+
+/// The image's entrypoint, running.
+struct Container {
+    child: Child,
+    address: String,
+    stderr: BufReader<std::process::ChildStderr>,
+}
+
+impl Container {
+    /// Runs the config's entrypoint from `rootfs` as the config's user, in its working
+    /// directory, with its environment plus `env` (as `-e` would), the root filesystem
+    /// read-only; with `tmpfs`, a tmpfs at /tmp (as a Kubernetes emptyDir or
+    /// `--tmpfs /tmp` gives). Returns once it serves.
+    fn start(image: &Image, rootfs: &Path, env: &[(&str, &str)], tmpfs: bool) -> Container {
+        let config = &image.config["config"];
+        let entrypoint: Vec<String> = config["Entrypoint"]
+            .as_array()
+            .expect("the image has an entrypoint")
+            .iter()
+            .map(|a| a.as_str().unwrap().to_string())
+            .collect();
+        let workdir = config["WorkingDir"].as_str().unwrap_or("/");
+        let (uid, gid) = image.user();
+        // In a private mount namespace: the root filesystem bound read-only onto itself,
+        // /tmp on a tmpfs if asked, then chroot, working directory, and the user's ids
+        // (util-linux `unshare --setgid` drops supplementary groups).
+        let script = format!(
+            "set -e; root=$1; wd=$2; uid=$3; gid=$4; shift 4\n\
+             {mount} --bind \"$root\" \"$root\"\n\
+             {mount} -o remount,bind,ro \"$root\"\n\
+             {tmpfs}\
+             exec {unshare} --root=\"$root\" --wd=\"$wd\" --setgid \"$gid\" --setuid \"$uid\" -- \"$@\"",
+            mount = which("mount").display(),
+            unshare = which("unshare").display(),
+            tmpfs = if tmpfs {
+                format!(
+                    "{} -t tmpfs -o mode=1777,size=512m tmpfs \"$root/tmp\"\n",
+                    which("mount").display()
+                )
+            } else {
+                String::new()
+            },
+        );
+        let mut command = Command::new(which("unshare"));
+        command
+            .args(["--mount", "--propagation", "private", "--"])
+            .arg(which("sh"))
+            .arg("-c")
+            .arg(script)
+            .arg("sh")
+            .arg(rootfs)
+            .arg(workdir)
+            .arg(uid.to_string())
+            .arg(gid.to_string())
+            .args(&entrypoint)
+            .env_clear()
+            .envs(image.env())
+            .envs(env.iter().copied())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        let mut child = command.spawn().unwrap();
+        let mut stderr = BufReader::new(child.stderr.take().unwrap());
+        let mut seen = String::new();
+        let address = loop {
+            let mut line = String::new();
+            if stderr.read_line(&mut line).unwrap() == 0 {
+                let status = child.wait().unwrap();
+                panic!("the entrypoint exited ({status}) before serving:\n{seen}");
+            }
+            seen.push_str(&line);
+            if let Some(rest) = line.split("http://").nth(1)
+                && line.contains("serving")
+            {
+                break rest.split_whitespace().next().unwrap().to_string();
+            }
+        };
+        Container {
+            child,
+            address,
+            stderr,
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.address)
+    }
+
+    /// `/proc/<pid>/status` of the serving process: the entrypoint replaced `unshare`
+    /// and `sh` by exec, so it is the child.
+    fn status(&self) -> String {
+        std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap()
+    }
+
+    /// SIGTERM; the gateway must drain and exit 0. Returns what it wrote to stderr.
+    fn stop(mut self) -> String {
+        let killed = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(killed.success());
+        let status = self.child.wait().unwrap();
+        let mut rest = String::new();
+        self.stderr.read_to_string(&mut rest).unwrap();
+        assert!(status.success(), "exit status {status}: {rest}");
+        rest
+    }
+}
+
+impl Drop for Container {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn field<'a>(status: &'a str, name: &str) -> Vec<&'a str> {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(name))
+        .unwrap_or_else(|| panic!("no {name} in {status}"))
+        .split_whitespace()
+        .collect()
+}
+
+async fn chat(container: &Container, key: &str) -> chatgate_tests::http_client::Reply {
+    let authorization = format!("Bearer {key}");
+    post_json(
+        &container.url("/v1/chat/completions"),
+        &[("authorization", &authorization)],
+        &json!({"model": "chatgate-rag", "messages": [{"role": "user", "content": "What does the web application firewall block?"}]}),
+    )
+    .await
+}
+
+#[test]
+fn the_config_runs_the_host_as_a_non_root_user_with_oci_annotations() {
+    let image = image();
+    let (uid, gid) = image.user();
+    assert_ne!(uid, 0, "the image runs as root");
+    assert_ne!(gid, 0, "the image runs in group root");
+    let config = &image.config["config"];
+    assert_eq!(
+        config["Entrypoint"],
+        json!([
+            "/usr/local/bin/chatgate",
+            "up",
+            "--manifest",
+            "/app/spin.toml"
+        ])
+    );
+    assert_eq!(image.config["os"], "linux");
+    assert_eq!(image.config["architecture"], "amd64");
+    let env = image.env();
+    let var = |name: &str| env.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
+    assert_eq!(var("CHATGATE_LISTEN"), Some("0.0.0.0:8080"));
+    // No credential is accepted until one is configured.
+    assert_eq!(var("SPIN_VARIABLE_AUTH_API_KEYS"), Some(""));
+    let version = env!("CARGO_PKG_VERSION");
+    for (key, expected) in [
+        ("org.opencontainers.image.title", Some("chatgate")),
+        ("org.opencontainers.image.version", Some(version)),
+        ("org.opencontainers.image.licenses", Some("Apache-2.0")),
+        ("org.opencontainers.image.revision", None),
+        ("org.opencontainers.image.created", None),
+        ("org.opencontainers.image.description", None),
+    ] {
+        for (place, values) in [
+            ("manifest annotations", &image.manifest["annotations"]),
+            ("config labels", &config["Labels"]),
+        ] {
+            let value = values[key]
+                .as_str()
+                .unwrap_or_else(|| panic!("{place} lack {key}: {values}"));
+            assert!(!value.is_empty(), "{place}: {key} is empty");
+            if let Some(expected) = expected {
+                assert_eq!(value, expected, "{place}: {key}");
+            }
+        }
+    }
+    // Reproducible: the image's times are the source's (SOURCE_DATE_EPOCH), not the build's.
+    let created = image.manifest["annotations"]["org.opencontainers.image.created"]
+        .as_str()
+        .unwrap();
+    assert_eq!(image.config["created"].as_str().unwrap(), created);
+}
+
+#[test]
+fn the_layers_hold_a_static_host_the_built_components_and_an_sbom_and_no_shell() {
+    let image = image();
+    let dir = repo_root().join(format!("target/image-test/contents-{}", std::process::id()));
+    let rootfs = image.unpack(&dir);
+    for shell in ["bin/sh", "usr/bin/sh", "bin/busybox", "bin/bash"] {
+        assert!(!rootfs.join(shell).exists(), "the image has /{shell}");
+    }
+    // Static: no program interpreter (dynamic loader) in the ELF program headers.
+    let host = std::fs::read(rootfs.join("usr/local/bin/chatgate")).expect("the host binary");
+    assert_eq!(&host[..4], b"\x7fELF");
+    let u16_at = |o: usize| u16::from_le_bytes([host[o], host[o + 1]]) as usize;
+    let phoff = u64::from_le_bytes(host[0x20..0x28].try_into().unwrap()) as usize;
+    let (phentsize, phnum) = (u16_at(0x36), u16_at(0x38));
+    let interpreters = (0..phnum)
+        .filter(|i| {
+            let at = phoff + i * phentsize;
+            u32::from_le_bytes(host[at..at + 4].try_into().unwrap()) == 3 // PT_INTERP
+        })
+        .count();
+    assert_eq!(interpreters, 0, "the host binary needs a dynamic loader");
+
+    // Every component source the shipped manifest names is there, byte for byte as built.
+    let manifest = std::fs::read_to_string(rootfs.join("app/spin.toml")).unwrap();
+    assert_eq!(manifest, chatgate_tests::project_manifest());
+    let sources: Vec<&str> = manifest
+        .lines()
+        .filter_map(|l| l.strip_prefix("source = \""))
+        .map(|l| l.trim_end_matches('"'))
+        .collect();
+    assert!(sources.len() >= 8, "{sources:?}");
+    for source in &sources {
+        let inside = std::fs::read(rootfs.join("app").join(source))
+            .unwrap_or_else(|e| panic!("/app/{source}: {e}"));
+        let built = std::fs::read(repo_root().join(source)).unwrap();
+        assert!(inside == built, "/app/{source} differs from the build's");
+    }
+
+    // The SBOM names every file with its digest and the crates each was built from.
+    let sbom: Value = serde_json::from_slice(
+        &std::fs::read(rootfs.join("usr/share/doc/chatgate/sbom.spdx.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(sbom["spdxVersion"], "SPDX-2.3");
+    let files = sbom["files"].as_array().unwrap();
+    let host_entry = files
+        .iter()
+        .find(|f| f["fileName"] == "./usr/local/bin/chatgate")
+        .expect("the SBOM lists the host binary");
+    assert_eq!(
+        host_entry["checksums"][0]["checksumValue"],
+        sha256_hex(&host)
+    );
+    let relationships = sbom["relationships"].as_array().unwrap();
+    for source in &sources {
+        let entry = files
+            .iter()
+            .find(|f| f["fileName"] == format!("./app/{source}"))
+            .unwrap_or_else(|| panic!("the SBOM lacks /app/{source}"));
+        assert!(
+            relationships
+                .iter()
+                .any(|r| r["spdxElementId"] == entry["SPDXID"]
+                    && r["relationshipType"] == "GENERATED_FROM"),
+            "/app/{source} has no GENERATED_FROM"
+        );
+    }
+    let packages = sbom["packages"].as_array().unwrap();
+    for crate_name in ["chatgate", "wasmtime", "rusqlite", "spin-sdk", "chat"] {
+        assert!(
+            packages.iter().any(|p| p["name"] == crate_name),
+            "the SBOM lacks {crate_name}"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// As a Kubernetes pod with `readOnlyRootFilesystem` and an emptyDir at /tmp would run
+/// it: the image's own environment, serving on an address the test picks.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_entrypoint_serves_health_and_refuses_the_dev_key_from_a_read_only_root() {
+    if !running_as_root() {
+        eprintln!("skipped: running the image needs root (mount namespace, chroot)");
+        return;
+    }
+    let image = image();
+    let dir = repo_root().join(format!("target/image-test/readonly-{}", std::process::id()));
+    let rootfs = image.unpack(&dir);
+    let container = Container::start(&image, &rootfs, &[("CHATGATE_LISTEN", "127.0.0.1:0")], true);
+    let status = container.status();
+    assert_eq!(field(&status, "Uid:")[0], "65532", "{status}");
+    assert_eq!(field(&status, "Gid:")[0], "65532", "{status}");
+    assert!(field(&status, "Groups:").is_empty(), "{status}");
+
+    let health = get(&container.url("/healthz"), &[]).await;
+    assert_eq!(health.status, 200, "{}", health.text());
+    // The image sets no API key: the development key of spin.toml is refused.
+    let refused = chat(&container, "chatgate-dev-key").await;
+    assert_eq!(refused.status, 401, "{}", refused.text());
+    // What it wrote went to the tmpfs, as configured.
+    let store = PathBuf::from(format!(
+        "/proc/{}/root/tmp/chatgate/key_value.db",
+        container.child.id()
+    ));
+    assert!(store.exists(), "no key-value store at {}", store.display());
+    let stderr = container.stop();
+    assert!(!stderr.contains("ERROR"), "{stderr}");
+    // Nothing of that is in the root filesystem.
+    assert!(
+        std::fs::read_dir(rootfs.join("tmp"))
+            .unwrap()
+            .next()
+            .is_none()
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A read-only root and nothing writable at all: with the store in memory and no compile
+/// cache (`none`), the host writes no file; configured with a key, it answers a chat.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_entrypoint_answers_a_chat_with_nothing_writable() {
+    if !running_as_root() {
+        eprintln!("skipped: running the image needs root (mount namespace, chroot)");
+        return;
+    }
+    let image = image();
+    let dir = repo_root().join(format!("target/image-test/nowrite-{}", std::process::id()));
+    let rootfs = image.unpack(&dir);
+    let container = Container::start(
+        &image,
+        &rootfs,
+        &[
+            ("CHATGATE_LISTEN", "127.0.0.1:0"),
+            ("CHATGATE_KEY_VALUE", "none"),
+            ("CHATGATE_COMPILE_CACHE", "none"),
+            ("SPIN_VARIABLE_AUTH_API_KEYS", "image-test=image-test-key"),
+        ],
+        false,
+    );
+    let reply = chat(&container, "image-test-key").await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    let message = &reply.json()["choices"][0]["message"];
+    assert!(
+        message["content"].as_str().unwrap().contains("[doc1]"),
+        "{message}"
+    );
+    assert_eq!(
+        message["context"]["citations"][0]["filepath"],
+        "data/application-gateway-waf.md"
+    );
+    let stderr = container.stop();
+    assert!(!stderr.contains("ERROR"), "{stderr}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
