@@ -58,6 +58,8 @@ pub struct AppOptions {
     pub env_overrides: Vec<(String, String)>,
     /// Keep guests' stdout (e.g. request logs) in memory, readable with [`App::guest_stdout`].
     pub capture_guest_stdout: bool,
+    /// Where guests' spans go (`wasi:otel/tracing`); `None` when trace export is off.
+    pub span_sink: Option<crate::otel::SpanSink>,
 }
 
 impl Default for AppOptions {
@@ -70,6 +72,7 @@ impl Default for AppOptions {
             body_timeout: Duration::from_secs(600),
             env_overrides: Vec::new(),
             capture_guest_stdout: false,
+            span_sink: None,
             limits: Limits::default(),
             probes: true,
         }
@@ -313,6 +316,7 @@ impl App {
                     .map(|(k, v)| (k.clone(), v.clone()))
                     .collect(),
                 guest_stdout: guest_stdout.clone(),
+                span_sink: options.span_sink.clone(),
             });
             let state = TriggerState {
                 engine: engine.clone(),

@@ -150,6 +150,10 @@ fn run(cli: Cli) -> wasmtime::Result<()> {
                     }
                     None => None,
                 };
+                let options = AppOptions {
+                    span_sink: otel.as_ref().map(|otel| otel.span_sink()),
+                    ..options
+                };
                 let app = Arc::new(App::load(&manifest, &options)?);
                 let listener = chatgate::server::bind(listen).await?;
                 eprintln!(

@@ -43,10 +43,14 @@ use opentelemetry::trace::{Span as _, SpanKind, Status, Tracer as _, TracerProvi
 use opentelemetry::{KeyValue, Value};
 use opentelemetry_http::{Bytes, HttpClient, HttpError, Request, Response};
 use opentelemetry_otlp::{WithExportConfig, WithHttpConfig};
+use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
-use opentelemetry_sdk::trace::{BatchConfigBuilder, BatchSpanProcessor, SdkTracerProvider};
+use opentelemetry_sdk::trace::{
+    BatchConfigBuilder, BatchSpanProcessor, SdkTracerProvider, SpanData, SpanExporter as _,
+    SpanProcessor,
+};
 use std::net::SocketAddr;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 pub const OTEL_EXPORTER_OTLP_ENDPOINT: &str = "OTEL_EXPORTER_OTLP_ENDPOINT";
@@ -179,6 +183,42 @@ pub struct Tracing {
     provider: SdkTracerProvider,
     tracer: opentelemetry_sdk::trace::SdkTracer,
     propagator: TraceContextPropagator,
+    sink: SpanSink,
+}
+
+/// A handle on the batch processor that exports finished spans made elsewhere (the
+/// guests'), with the ids, times and instrumentation scope they were made with.
+#[derive(Debug, Clone)]
+pub struct SpanSink(Arc<BatchSpanProcessor>);
+
+impl SpanSink {
+    /// Queues `span` for export; never waits (a full queue drops it, as it drops the
+    /// host's own spans).
+    pub fn export(&self, span: SpanData) {
+        self.0.on_end(span);
+    }
+}
+
+/// The provider's side of the shared batch processor.
+#[derive(Debug)]
+struct SharedProcessor(Arc<BatchSpanProcessor>);
+
+impl SpanProcessor for SharedProcessor {
+    fn on_start(&self, span: &mut opentelemetry_sdk::trace::Span, cx: &opentelemetry::Context) {
+        self.0.on_start(span, cx);
+    }
+
+    fn on_end(&self, span: SpanData) {
+        self.0.on_end(span);
+    }
+
+    fn force_flush(&self) -> OTelSdkResult {
+        self.0.force_flush()
+    }
+
+    fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
+        self.0.shutdown_with_timeout(timeout)
+    }
 }
 
 impl Tracing {
@@ -207,9 +247,6 @@ impl Tracing {
         if let Some(delay) = settings.scheduled_delay {
             batch = batch.with_scheduled_delay(delay);
         }
-        let processor = BatchSpanProcessor::builder(exporter)
-            .with_batch_config(batch.build())
-            .build();
         let mut attributes: Vec<KeyValue> = settings
             .resource_attributes
             .iter()
@@ -224,16 +261,33 @@ impl Tracing {
             ))
             .with_attributes(attributes)
             .build();
+        // The resource is given to the exporter here rather than through the provider:
+        // the processor is shared with the guests' spans ([`SpanSink`]), and a shared
+        // processor cannot take the provider's `set_resource(&mut self)`.
+        let mut exporter = exporter;
+        exporter.set_resource(&resource);
+        let processor = Arc::new(
+            BatchSpanProcessor::builder(exporter)
+                .with_batch_config(batch.build())
+                .build(),
+        );
         let provider = SdkTracerProvider::builder()
             .with_resource(resource)
-            .with_span_processor(processor)
+            .with_span_processor(SharedProcessor(processor.clone()))
             .build();
         let tracer = provider.tracer("chatgate");
         Ok(Tracing {
             provider,
             tracer,
             propagator: TraceContextPropagator::new(),
+            sink: SpanSink(processor),
         })
+    }
+
+    /// Where guests' finished spans (`wasi:otel/tracing`) go: the batch processor of the
+    /// host's own spans, so they share its queue, its exporter and its resource.
+    pub fn span_sink(&self) -> SpanSink {
+        self.sink.clone()
     }
 
     /// Starts the SERVER span of `request` (its URI absolute, as the host hands it to

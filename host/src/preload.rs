@@ -96,6 +96,17 @@ pub async fn preload(component: &[u8], dir: &Path) -> wasmtime::Result<Vec<u8>> 
         .await
 }
 
+/// The WASI 0.2 packages `wasmtime_wasi::p2::add_to_linker_async` defines (not
+/// `wasi:http`, nor proposals at 0.2 versions such as `wasi:otel@0.2.0-rc.2`).
+const WASI_P2_PACKAGES: &[&str] = &[
+    "wasi:cli/",
+    "wasi:clocks/",
+    "wasi:filesystem/",
+    "wasi:io/",
+    "wasi:random/",
+    "wasi:sockets/",
+];
+
 /// Makes every import other than WASI 0.2 trap when called. (wasmtime's
 /// `define_unknown_imports_as_traps` would also shadow WASI 0.2 interfaces that the
 /// component imports at an older patch version than the linker defines.)
@@ -106,7 +117,7 @@ fn trap_imports_beyond_wasi_p2(
 ) -> wasmtime::Result<()> {
     use wasmtime::component::types::ComponentItem;
     for (name, item) in component.component_type().imports(engine) {
-        if name.starts_with("wasi:") && name.contains("@0.2.") && !name.starts_with("wasi:http/") {
+        if WASI_P2_PACKAGES.iter().any(|p| name.starts_with(p)) && name.contains("@0.2.") {
             continue;
         }
         let ComponentItem::ComponentInstance(instance) = item.ty else {

@@ -294,6 +294,26 @@ pub struct Refusal {
     pub body: String,
 }
 
+/// What `auth`'s span records of an outcome: how the caller was authenticated or why
+/// not. Never the subject or the credential.
+pub fn span_attributes(outcome: &Outcome) -> Vec<(&'static str, &'static str)> {
+    match outcome {
+        Outcome::Forward(Some(identity)) => vec![
+            ("chatgate.auth.outcome", "authenticated"),
+            ("chatgate.auth.method", identity.method.as_str()),
+        ],
+        Outcome::Forward(None) => vec![("chatgate.auth.outcome", "exempt")],
+        Outcome::Unauthorized(refused) => vec![
+            ("chatgate.auth.outcome", "refused"),
+            ("chatgate.auth.failure", refused.code),
+        ],
+        Outcome::Misconfigured(error) => vec![
+            ("chatgate.auth.outcome", "misconfigured"),
+            ("chatgate.auth.variable", error.variable),
+        ],
+    }
+}
+
 /// The response to send instead of forwarding, if any.
 pub fn refusal(outcome: &Outcome) -> Option<Refusal> {
     match outcome {

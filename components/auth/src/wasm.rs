@@ -1,13 +1,33 @@
 use super::config::{Settings, VARIABLES};
 use chatgate_guest::VariableValue;
+use chatgate_guest_otel::{StageSpan, Tracer};
 use chatgate_middleware::forward_request;
 use spin_sdk::http::{IntoResponse, Request, Response, next};
 use spin_sdk::http_service;
 use spin_sdk::wasip3::http::types::{ErrorCode, Response as WasiResponse};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+/// The span `auth` reports (`wasi:otel/tracing`).
+const TRACER: Tracer = Tracer::new("chatgate-auth", env!("CARGO_PKG_VERSION"));
+
 #[http_service]
 async fn handle(mut request: Request) -> Result<WasiResponse, ErrorCode> {
+    let mut stage = TRACER.inward("auth", request.headers_mut());
+    let outcome = authenticate_and_forward(request, &mut stage).await;
+    match &outcome {
+        Ok(response) => {
+            stage.set("http.response.status_code", response.get_status_code());
+            stage.end_unset();
+        }
+        Err(code) => stage.end_error(format!("{code:?}")),
+    }
+    outcome
+}
+
+async fn authenticate_and_forward(
+    mut request: Request,
+    stage: &mut StageSpan,
+) -> Result<WasiResponse, ErrorCode> {
     let settings = if super::is_exempt(request.method(), request.uri().path()) {
         Settings::default()
     } else {
@@ -23,6 +43,9 @@ async fn handle(mut request: Request) -> Result<WasiResponse, ErrorCode> {
         &settings,
         now,
     );
+    for (key, value) in super::span_attributes(&outcome) {
+        stage.set(key, value);
+    }
     if let Some(refusal) = super::refusal(&outcome) {
         let mut response = Response::new(refusal.body);
         *response.status_mut() = refusal.status;

@@ -341,3 +341,31 @@ fn disabled_mode_identity_headers() {
     assert_eq!(map["x-chatgate-subject"], "anonymous");
     assert_eq!(map["x-chatgate-auth"], "disabled");
 }
+
+#[test]
+fn the_span_says_how_the_caller_was_authenticated_or_why_not_and_never_who() {
+    let settings = settings(&[]);
+    let key = run(&[("api-key", DEV_KEY)], &settings);
+    assert_eq!(
+        auth::span_attributes(&key),
+        [
+            ("chatgate.auth.outcome", "authenticated"),
+            ("chatgate.auth.method", "api-key")
+        ]
+    );
+    let wrong = run(&[("api-key", "not-a-key")], &settings);
+    let attributes = auth::span_attributes(&wrong);
+    assert_eq!(attributes[0], ("chatgate.auth.outcome", "refused"));
+    assert_eq!(attributes[1].0, "chatgate.auth.failure");
+    for (_, value) in auth::span_attributes(&key).iter().chain(&attributes) {
+        assert!(
+            !value.contains("dev") && !value.contains("not-a-key"),
+            "{value}"
+        );
+    }
+    let exempt = authenticate(&Method::GET, "/healthz", &HeaderMap::new(), &settings, NOW);
+    assert_eq!(
+        auth::span_attributes(&exempt),
+        [("chatgate.auth.outcome", "exempt")]
+    );
+}

@@ -8,6 +8,7 @@
 pub mod budget;
 pub mod domain;
 pub mod error;
+pub mod genai;
 pub mod prompt;
 pub mod quota;
 pub mod request;

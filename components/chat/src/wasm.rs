@@ -18,8 +18,9 @@ use crate::request::{ChatRequest, MAX_BODY_BYTES, parse_chat_request};
 use crate::routes::{Route, require_api_version, route};
 use crate::settings::{Settings, Variables};
 use crate::sse::ChunkHeader;
-use crate::{prompt, response, sse, tokens};
+use crate::{genai, prompt, response, sse, tokens};
 use chatgate_guest::VariableValue;
+use chatgate_guest_otel::{Kind, StageSpan, Tracer};
 
 mod bindings {
     spin_sdk::wit_bindgen::generate!({
@@ -41,8 +42,24 @@ const QUOTA_STORE: &str = "default";
 /// Random bytes in a completion id: as many as OpenAI's ids carry entropy.
 const COMPLETION_ID_RANDOM_BYTES: u64 = 16;
 
+/// The spans `chat` reports (`wasi:otel/tracing`).
+const TRACER: Tracer = Tracer::new("chatgate-chat", env!("CARGO_PKG_VERSION"));
+
 #[http_service]
-async fn handle(request: Request) -> Response<BoxBody> {
+async fn handle(mut request: Request) -> Response<BoxBody> {
+    let mut stage = TRACER.inward("chat", request.headers_mut());
+    let response = serve(request, &stage).await;
+    let status = response.status().as_u16();
+    stage.set("http.response.status_code", status);
+    if status >= 500 {
+        stage.end_error(format!("answered {status}"));
+    } else {
+        stage.end_unset();
+    }
+    response
+}
+
+async fn serve(request: Request, stage: &StageSpan) -> Response<BoxBody> {
     let method = request.method().as_str().to_string();
     let path = request.uri().path().to_string();
     let azure_version = if Route::is_azure(&path) {
@@ -63,7 +80,9 @@ async fn handle(request: Request) -> Response<BoxBody> {
                 Err(ApiError::model_not_found(&id))
             }
         }),
-        Ok(Route::ChatCompletions { deployment }) => chat_completions(request, deployment).await,
+        Ok(Route::ChatCompletions { deployment }) => {
+            chat_completions(request, deployment, stage).await
+        }
     };
     outcome.unwrap_or_else(|error| error_response(&error))
 }
@@ -71,6 +90,7 @@ async fn handle(request: Request) -> Response<BoxBody> {
 async fn chat_completions(
     request: Request,
     deployment: Option<String>,
+    stage: &StageSpan,
 ) -> Result<Response<BoxBody>, ApiError> {
     // Settings first: a misconfigured gateway is reported as such, whatever the body.
     let settings = load_settings().await?;
@@ -99,7 +119,19 @@ async fn chat_completions(
     let created = unix_seconds();
 
     let (passages, grounding) = if chat.grounding.retrieval {
-        let passages = retrieve(&chat, &settings).await?;
+        let mut span = stage.child("retrieval", Kind::Client);
+        let passages = match retrieve(&chat, &settings).await {
+            Ok(passages) => passages,
+            Err(error) => {
+                span.end_error(error.code);
+                return Err(error);
+            }
+        };
+        let top_k = chat.grounding.top_k.unwrap_or(settings.top_k);
+        for (key, value) in genai::retrieval_attributes(top_k, &passages) {
+            span.set(key, value);
+        }
+        span.end_ok();
         if passages.is_empty() {
             let mut response = nothing_relevant(&chat, id, created, model.id);
             insert_headers(&mut response, &allowance.headers);
@@ -121,6 +153,13 @@ async fn chat_completions(
     let citations = response::citations(&fitted.passages);
     let messages: Vec<completion::Message> =
         fitted.conversation.into_iter().map(Into::into).collect();
+    let mut span = stage.child(
+        genai::completion_span_name(&options, &model.id),
+        Kind::Client,
+    );
+    for (key, value) in genai::request_attributes(&options, &model.id) {
+        span.set(key, value);
+    }
     let options = options.into();
     let budget_headers = [
         ("x-chatgate-prompt-tokens", fitted.prompt_tokens),
@@ -129,20 +168,34 @@ async fn chat_completions(
     ];
 
     let mut response = if chat.stream {
-        let (start, deltas, end) = completion::complete_stream(messages, options)
-            .await
-            .map_err(|error| ApiError::from(CompletionFailure::from(error)))?;
+        let (start, deltas, end) = match completion::complete_stream(messages, options).await {
+            Ok(stream) => stream,
+            Err(error) => return Err(completion_failed(span, error)),
+        };
         let header = ChunkHeader {
             id,
             created,
             model: start.model,
         };
-        stream_response(header, citations, chat.include_usage, deltas, end, meter)
+        let relay = Relay {
+            header,
+            citations,
+            include_usage: chat.include_usage,
+            meter,
+            span,
+        };
+        stream_response(relay, deltas, end)
     } else {
-        let answer = completion::complete(messages, options)
-            .await
-            .map_err(|error| ApiError::from(CompletionFailure::from(error)))?;
-        let answer = Completion::from(answer);
+        let answer = match completion::complete(messages, options).await {
+            Ok(answer) => Completion::from(answer),
+            Err(error) => return Err(completion_failed(span, error)),
+        };
+        for (key, value) in
+            genai::response_attributes(&id, &answer.model, answer.finish_reason, Some(answer.usage))
+        {
+            span.set(key, value);
+        }
+        span.end_ok();
         meter.record(answer.usage);
         let body = response::completion_body(&id, created, &answer, citations);
         json_response(200, &body)
@@ -317,25 +370,30 @@ type Deltas = spin_sdk::wit_bindgen::StreamReader<completion::Delta>;
 type StreamEnd =
     spin_sdk::wit_bindgen::FutureReader<Result<completion::StreamEnd, completion::CompletionError>>;
 
-/// Answers at once with an SSE body that a spawned task fills as deltas arrive.
-fn stream_response(
+/// The completion call failed: its span says so, and the client gets the error.
+fn completion_failed(span: StageSpan, error: completion::CompletionError) -> ApiError {
+    let error = ApiError::from(CompletionFailure::from(error));
+    span.end_error(error.code);
+    error
+}
+
+/// How a completion span ends when the client stops reading the stream.
+const CLIENT_LEFT: &str = "the client closed the stream";
+
+/// What the task relaying a streamed answer needs besides the stream.
+struct Relay {
     header: ChunkHeader,
     citations: Vec<serde_json::Value>,
     include_usage: bool,
-    deltas: Deltas,
-    end: StreamEnd,
     meter: TokenMeter,
-) -> Response<BoxBody> {
+    /// The completion call's span, ended when the stream ends.
+    span: StageSpan,
+}
+
+/// Answers at once with an SSE body that a spawned task fills as deltas arrive.
+fn stream_response(relay: Relay, deltas: Deltas, end: StreamEnd) -> Response<BoxBody> {
     let (events, body) = spin_sdk::http::body::stream::<String>();
-    spin_sdk::wasip3::spawn(relay_stream(
-        events,
-        header,
-        citations,
-        include_usage,
-        deltas,
-        end,
-        meter,
-    ));
+    spin_sdk::wasip3::spawn(relay_stream(events, relay, deltas, end));
     let mut response = Response::new(box_body(body));
     let headers = response.headers_mut();
     headers.insert("content-type", header_value("text/event-stream"));
@@ -347,18 +405,23 @@ fn stream_response(
 /// then drops the delta stream and the end future, which tells the provider.
 async fn relay_stream(
     mut events: Sender<String>,
-    header: ChunkHeader,
-    citations: Vec<serde_json::Value>,
-    include_usage: bool,
+    relay: Relay,
     mut deltas: Deltas,
     end: StreamEnd,
-    meter: TokenMeter,
 ) {
+    let Relay {
+        header,
+        citations,
+        include_usage,
+        meter,
+        mut span,
+    } = relay;
     if events
         .send(sse::role_chunk(&header, citations))
         .await
         .is_err()
     {
+        span.end_error(CLIENT_LEFT);
         return;
     }
     while let Some(delta) = deltas.next().await {
@@ -370,12 +433,23 @@ async fn relay_stream(
             .await
             .is_err()
         {
+            span.end_error(CLIENT_LEFT);
             return;
         }
     }
     drop(deltas);
     let closing = match end.await {
         Ok(end) => {
+            let usage = end.usage.map(Usage::from);
+            for (key, value) in genai::response_attributes(
+                &header.id,
+                &header.model,
+                FinishReason::from(end.finish_reason),
+                usage,
+            ) {
+                span.set(key, value);
+            }
+            span.end_ok();
             if let Some(usage) = end.usage {
                 meter.record(usage.into());
             }
@@ -389,9 +463,7 @@ async fn relay_stream(
             closing.push(sse::DONE.to_string());
             closing
         }
-        Err(error) => vec![sse::error_event(&ApiError::from(CompletionFailure::from(
-            error,
-        )))],
+        Err(error) => vec![sse::error_event(&completion_failed(span, error))],
     };
     for event in closing {
         if events.send(event).await.is_err() {

@@ -6,7 +6,8 @@
 
 pub mod log;
 pub mod request_id;
-pub mod trace;
+/// W3C trace context, shared with the stages that report spans.
+pub use chatgate_guest::trace_context as trace;
 
 use http::{HeaderMap, HeaderValue};
 use std::time::Duration;

@@ -1,8 +1,13 @@
+use chatgate_guest_otel::Tracer;
 use chatgate_middleware::{forward_request, forward_response};
 use spin_sdk::http::{BoxBody, IntoResponse, Request, Response, box_body, next};
 use spin_sdk::http_service;
 use spin_sdk::wasip3::http::types::{ErrorCode, Response as WasiResponse};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+/// The span `telemetry` reports (`wasi:otel/tracing`): the request's span in the guests,
+/// parent of every later stage's.
+const TRACER: Tracer = Tracer::new("chatgate-telemetry", env!("CARGO_PKG_VERSION"));
 
 #[http_service]
 async fn handle(mut request: Request) -> Result<WasiResponse, ErrorCode> {
@@ -15,6 +20,8 @@ async fn handle(mut request: Request) -> Result<WasiResponse, ErrorCode> {
 
     let entropy = spin_sdk::wasip3::random::random::get_random_bytes(super::ENTROPY_LEN as u64);
     let telemetry = super::prepare_inward(request.headers_mut(), &entropy);
+    let mut stage = TRACER.adopt("telemetry", telemetry.span.clone());
+    stage.set("chatgate.request_id", telemetry.request_id.as_str());
 
     // The edited headers travel with the original body, which never enters this component.
     let outcome = match forward_request(request) {
@@ -34,6 +41,12 @@ async fn handle(mut request: Request) -> Result<WasiResponse, ErrorCode> {
         }
     };
     let elapsed = started.elapsed();
+    stage.set("http.response.status_code", status);
+    match &error {
+        Some(error) => stage.end_error(error.clone()),
+        None if status >= 500 => stage.end_error(format!("answered {status}")),
+        None => stage.end_unset(),
+    }
 
     let line = super::log::RequestLog {
         started_at,

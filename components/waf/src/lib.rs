@@ -114,6 +114,45 @@ impl Rejection {
     }
 }
 
+/// What `waf`'s span records of a request: passed or refused (and the refusal's code),
+/// and, when rules matched, the verdict, rule ids, anomaly score, paranoia level and
+/// mode of the audit line. Never a matched value: those stay in the audit log, redacted.
+pub fn span_attributes(
+    rejection: Option<&Rejection>,
+    audit: Option<&str>,
+) -> Vec<(&'static str, serde_json::Value)> {
+    use serde_json::{Value, json};
+    let mut attributes = match rejection {
+        Some(rejection) => vec![
+            ("chatgate.waf.outcome", json!("refused")),
+            ("chatgate.waf.rejection", json!(rejection.code)),
+        ],
+        None => vec![("chatgate.waf.outcome", json!("pass"))],
+    };
+    let Some(Value::Object(record)) = audit.and_then(|line| serde_json::from_str(line).ok()) else {
+        return attributes;
+    };
+    for (attribute, field) in [
+        ("chatgate.waf.verdict", "verdict"),
+        ("chatgate.waf.mode", "mode"),
+        ("chatgate.waf.rule_ids", "rule_ids"),
+        ("chatgate.waf.paranoia_level", "paranoia_level"),
+    ] {
+        if let Some(value) = record.get(field).filter(|v| !v.is_null()) {
+            attributes.push((attribute, value.clone()));
+        }
+    }
+    let score = record.get("scores").and_then(|scores| {
+        scores
+            .get("anomaly_score")
+            .or(scores.get("inbound_anomaly_score"))
+    });
+    if let Some(score) = score {
+        attributes.push(("chatgate.waf.anomaly_score", score.clone()));
+    }
+    attributes
+}
+
 /// Fail closed on a bad variable, naming it but not echoing its value.
 pub fn config_rejection(error: &ConfigError) -> Rejection {
     misconfigured(format!(
@@ -704,6 +743,42 @@ mod tests {
             "ARGS:json.messages.0.content"
         );
         assert_eq!(audit["scores"]["sql_injection_score"], 5);
+    }
+
+    #[test]
+    fn the_span_names_the_rules_and_score_of_a_block_and_never_the_payload() {
+        let result = decide(
+            &Config::default(),
+            "POST",
+            "/v1/chat/completions",
+            &[JSON],
+            &chat("' OR 1=1 --"),
+        );
+        let audit = result.1.unwrap().to_string();
+        let attributes = span_attributes(result.0.as_ref(), Some(&audit));
+        let get = |key: &str| {
+            attributes
+                .iter()
+                .find(|(k, _)| *k == key)
+                .map(|(_, v)| v.clone())
+        };
+        assert_eq!(get("chatgate.waf.outcome"), Some("refused".into()));
+        assert_eq!(
+            get("chatgate.waf.rejection"),
+            Some("waf_rule_949110".into())
+        );
+        assert_eq!(get("chatgate.waf.verdict"), Some("blocked".into()));
+        assert_eq!(
+            get("chatgate.waf.rule_ids"),
+            Some(serde_json::json!([942100, 949110]))
+        );
+        assert!(get("chatgate.waf.anomaly_score").is_some());
+        let text = serde_json::to_string(&attributes).unwrap();
+        assert!(!text.contains("OR 1=1"), "{text}");
+        assert_eq!(
+            span_attributes(None, None),
+            vec![("chatgate.waf.outcome", serde_json::json!("pass"))]
+        );
     }
 
     #[test]

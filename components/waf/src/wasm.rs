@@ -1,6 +1,7 @@
 use super::config::{Config, VARIABLES};
 use super::{Inspection, Refused, Rejection};
 use bytes::Bytes;
+use chatgate_guest_otel::{StageSpan, Tracer};
 use chatgate_seclang::RuleSet;
 use http_body_util::BodyExt;
 use spin_sdk::http::{FullBody, IntoResponse, Request, Response, box_body, next};
@@ -51,36 +52,70 @@ fn rules() -> &'static Result<RuleSet, String> {
     })
 }
 
+/// The span `waf` reports (`wasi:otel/tracing`).
+const TRACER: Tracer = Tracer::new("chatgate-waf", env!("CARGO_PKG_VERSION"));
+
 #[http_service]
-async fn handle(request: Request) -> Result<WasiResponse, ErrorCode> {
+async fn handle(mut request: Request) -> Result<WasiResponse, ErrorCode> {
+    let mut stage = TRACER.inward("waf", request.headers_mut());
+    let outcome = inspect_and_forward(request, &mut stage).await;
+    match &outcome {
+        Ok(response) => {
+            stage.set("http.response.status_code", response.get_status_code());
+            stage.end_unset();
+        }
+        Err(code) => stage.end_error(format!("{code:?}")),
+    }
+    outcome
+}
+
+/// Records on the stage's span what the WAF decided (from the audit line, when the
+/// request matched rules) and answers `rejection`, if any.
+fn report(stage: &mut StageSpan, rejection: Option<&Rejection>, audit: Option<&str>) {
+    for (key, value) in super::span_attributes(rejection, audit) {
+        stage.set(key, value);
+    }
+}
+
+async fn inspect_and_forward(
+    request: Request,
+    stage: &mut StageSpan,
+) -> Result<WasiResponse, ErrorCode> {
     let config = match read_config().await {
         Ok(config) => config,
-        Err(error) => return reject(&super::config_rejection(&error)),
+        Err(error) => {
+            let rejection = super::config_rejection(&error);
+            report(stage, Some(&rejection), None);
+            return reject(&rejection);
+        }
     };
     let Ok(rules) = rules() else {
-        return reject(&super::rules_rejection());
+        let rejection = super::rules_rejection();
+        report(stage, Some(&rejection), None);
+        return reject(&rejection);
     };
     let (parts, mut body) = request.into_parts();
     let inspection = match Inspection::new(rules, &config, &parts).headers() {
         Ok(inspection) => inspection,
-        Err(decision) => return respond(decision),
+        Err(refused) => return respond(stage, refused),
     };
 
     let limit = inspection.max_body_bytes();
     let mut buffered = Vec::new();
     while let Some(frame) = body.frame().await {
         let Ok(frame) = frame else {
-            return respond(inspection.unreadable());
+            return respond(stage, inspection.unreadable());
         };
         if let Ok(data) = frame.into_data() {
             if (buffered.len() + data.len()) as u64 > limit {
-                return respond(inspection.too_large());
+                return respond(stage, inspection.too_large());
             }
             buffered.extend_from_slice(&data);
         }
     }
 
     let decision = inspection.body(&buffered);
+    report(stage, decision.refusal.as_ref(), decision.audit.as_deref());
     if let Some(line) = &decision.audit {
         println!("{line}");
     }
@@ -91,7 +126,8 @@ async fn handle(request: Request) -> Result<WasiResponse, ErrorCode> {
     next(inward).await?.into_response()
 }
 
-fn respond(refused: Refused) -> Result<WasiResponse, ErrorCode> {
+fn respond(stage: &mut StageSpan, refused: Refused) -> Result<WasiResponse, ErrorCode> {
+    report(stage, Some(&refused.rejection), refused.audit.as_deref());
     if let Some(line) = &refused.audit {
         println!("{line}");
     }

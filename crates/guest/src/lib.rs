@@ -3,7 +3,7 @@
 //! that never print, variable values as read, `Retry-After` ([`retry_after`]), the
 //! OpenAI error object ([`openai_error`]), what a failed outbound call was
 //! ([`TransportFailure`]) and the pure parts of managed-identity tokens
-//! ([`identity`]). Their wasm side (reading variables, sending, clocks) is
+//! ([`identity`]), and W3C trace context ([`trace_context`]). Their wasm side (reading variables, sending, clocks) is
 //! `chatgate-guest-io`.
 
 #![forbid(unsafe_code)]
@@ -12,6 +12,7 @@
 pub mod identity;
 pub mod openai_error;
 pub mod retry_after;
+pub mod trace_context;
 
 /// What reading one variable gave.
 #[derive(Debug, Clone, PartialEq, Eq)]

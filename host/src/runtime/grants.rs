@@ -22,6 +22,9 @@ pub struct Grants {
     pub environment: Vec<(String, String)>,
     /// Where guests' stdout goes: the process's stdout, or a buffer tests read.
     pub guest_stdout: Option<wasmtime_wasi::p2::pipe::MemoryOutputPipe>,
+    /// Where guests' spans (`wasi:otel/tracing`) are exported; `None` when trace export
+    /// is off, and the interface then takes spans and does nothing with them.
+    pub span_sink: Option<crate::otel::SpanSink>,
 }
 
 #[cfg(test)]
@@ -37,6 +40,7 @@ pub(super) mod tests {
             key_value: Arc::new(crate::key_value::SqliteKeyValue::in_memory().unwrap()),
             environment: Vec::new(),
             guest_stdout: None,
+            span_sink: None,
         }
     }
 }

@@ -6,6 +6,7 @@
 //! - `outbound`: the `wasi:http` hook enforcing `allowed_outbound_hosts`;
 //! - `variables`: `spin:variables`;
 //! - `key_value`: `spin:key-value` and `wasi:keyvalue` over a [`crate::key_value::KeyValueStore`];
+//! - `guest_spans`: `wasi:otel/tracing`, guests' spans handed to the host's exporter;
 //! - `linker`: what the host provides, and the refusal of an app importing anything else.
 //!
 //! The WIT bindings are generated once here, for the `chatgate:host/spin-host` world, and
@@ -13,6 +14,7 @@
 
 pub mod engine;
 mod grants;
+mod guest_spans;
 mod key_value;
 mod linker;
 mod outbound;
@@ -28,8 +30,15 @@ pub use state::{HostState, SpinView};
 #[allow(missing_docs, clippy::all)]
 mod bindings {
     wasmtime::component::bindgen!({
-        // `wasi:keyvalue` first: `wit` refers to it and finds it already resolved.
-        path: ["../wit/deps/keyvalue-2024-10-17", "wit"],
+        // Dependencies first: `wit` refers to them and finds them already resolved
+        // (`wasi:otel` uses `wasi:clocks@0.2.0`, which uses `wasi:io@0.2.0`).
+        path: [
+            "../wit/deps/io-0.2.0",
+            "../wit/deps/clocks-0.2.0",
+            "../wit/deps/otel-0.2.0-rc.2",
+            "../wit/deps/keyvalue-2024-10-17",
+            "wit",
+        ],
         world: "chatgate:host/spin-host",
         imports: {
             // Its functions are synchronous to the guest; the host awaits the database.

@@ -1,13 +1,14 @@
 //! OpenTelemetry trace export (host/src/otel.rs): a real OTLP/HTTP receiver on loopback
 //! decodes what the gateway exports with the protocol's own protobuf messages
-//! (`opentelemetry-proto`), and the tests check the one SERVER span each request gets.
+//! (`opentelemetry-proto`), and the tests check the one SERVER span each request gets
+//! and the spans the stages report under it (`wasi:otel/tracing`).
 //! The settings go through the host's API, not the process environment, so that tests
 //! running at once do not race on it.
 
 use chatgate::app::{App, AppOptions};
 use chatgate::manifest::Manifest;
 use chatgate::otel::{TraceSettings, Tracing};
-use chatgate_tests::http_client::{Reply, get};
+use chatgate_tests::http_client::{Reply, get, post_json};
 use chatgate_tests::{repo_root, single_route_manifest};
 use http_body_util::BodyExt;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
@@ -80,7 +81,9 @@ struct Traced {
 impl Traced {
     async fn start(manifest: &str, settings: Option<TraceSettings>) -> Traced {
         let manifest = Manifest::parse(manifest, repo_root()).unwrap();
+        let tracing = settings.map(|s| Arc::new(Tracing::start(&s).unwrap()));
         let options = AppOptions {
+            span_sink: tracing.as_ref().map(|t| t.span_sink()),
             compile_cache: Some(repo_root().join("target/chatgate-test-cache")),
             limits: chatgate::admission::Limits {
                 max_in_flight: 200,
@@ -91,7 +94,6 @@ impl Traced {
             ..AppOptions::default()
         };
         let app = Arc::new(App::load(&manifest, &options).unwrap());
-        let tracing = settings.map(|s| Arc::new(Tracing::start(&s).unwrap()));
         let listener = chatgate::server::bind("127.0.0.1:0".parse().unwrap())
             .await
             .unwrap();
@@ -263,7 +265,7 @@ async fn one_server_span_per_request_with_the_callers_trace() {
     );
     gateway.flush().await.expect("flush to a live collector");
 
-    let requests = exported(&received, 3).await;
+    let requests = exported(&received, 6).await;
     let bytes: Vec<u8> = received
         .lock()
         .unwrap()
@@ -284,14 +286,23 @@ async fn one_server_span_per_request_with_the_callers_trace() {
             assert_eq!(string(resource, "telemetry.sdk.language"), "rust");
         }
     }
-    let spans = spans_of(&requests);
-    assert_eq!(spans.len(), 3, "one span per request: {spans:#?}");
-    assert!(
-        spans
+    let all = spans_of(&requests);
+    // `telemetry` reports its own span (`wasi:otel`), a child of each SERVER span.
+    let spans: Vec<Span> = all
+        .iter()
+        .filter(|s| s.kind == span::SpanKind::Server as i32)
+        .cloned()
+        .collect();
+    assert_eq!(spans.len(), 3, "one SERVER span per request: {all:#?}");
+    for server in &spans {
+        let children: Vec<&Span> = all
             .iter()
-            .all(|s| s.kind == span::SpanKind::Server as i32),
-        "all SERVER spans: {spans:#?}"
-    );
+            .filter(|s| s.parent_span_id == server.span_id)
+            .collect();
+        assert_eq!(children.len(), 1, "telemetry's span under {server:#?}");
+        assert_eq!(children[0].name, "telemetry");
+        assert_eq!(children[0].trace_id, server.trace_id);
+    }
     let by_path = |path: &str| {
         let found: Vec<&Span> = spans
             .iter()
@@ -371,6 +382,176 @@ async fn one_server_span_per_request_with_the_callers_trace() {
     assert_eq!(
         string(&span.attributes, "error.type"),
         failing.status.to_string()
+    );
+    gateway.stop().await;
+}
+
+/// The shipped manifest: every stage reports its span.
+fn shipped_manifest() -> String {
+    std::fs::read_to_string(repo_root().join("spin.toml")).unwrap()
+}
+
+/// The one span named `name`.
+fn named<'a>(spans: &'a [Span], name: &str) -> &'a Span {
+    let found: Vec<&Span> = spans.iter().filter(|s| s.name == name).collect();
+    assert_eq!(found.len(), 1, "one `{name}` span: {spans:#?}");
+    found[0]
+}
+
+const PROMPT: &str = "How do I rotate the otel-e2e-private-prompt credentials?";
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_stages_spans_nest_in_request_order_with_genai_attributes() {
+    let (collector, received) = receiver().await;
+    let gateway = Traced::start(
+        &shipped_manifest(),
+        Some(settings(format!("http://{collector}/v1/traces"))),
+    )
+    .await;
+    let traceparent = format!("00-{TRACE_ID}-{CALLER_SPAN}-01");
+    let answered = post_json(
+        &gateway.url("/v1/chat/completions"),
+        &[
+            ("traceparent", traceparent.as_str()),
+            ("authorization", "Bearer chatgate-dev-key"),
+        ],
+        &serde_json::json!({
+            "model": "chatgate-rag",
+            "messages": [{"role": "user", "content": PROMPT}],
+            "temperature": 0.25,
+            "max_tokens": 200,
+        }),
+    )
+    .await;
+    assert_eq!(answered.status, 200, "{}", answered.text());
+    let answer = answered.json();
+    gateway.flush().await.expect("flush to a live collector");
+    let requests = exported(&received, 7).await;
+    let spans = spans_of(&requests);
+
+    // SERVER -> telemetry -> waf -> auth -> chat -> {retrieval, chat <model>}, one trace.
+    let server = spans
+        .iter()
+        .find(|s| s.kind == span::SpanKind::Server as i32)
+        .expect("the SERVER span");
+    let mut parent = server;
+    for stage in ["telemetry", "waf", "auth", "chat"] {
+        let span = named(&spans, stage);
+        assert_eq!(hex(&span.trace_id), TRACE_ID, "{stage}");
+        assert_eq!(span.parent_span_id, parent.span_id, "{stage}'s parent");
+        assert!(
+            span.start_time_unix_nano >= parent.start_time_unix_nano,
+            "{stage} starts inside its parent"
+        );
+        parent = span;
+    }
+    let chat = parent;
+    let retrieval = named(&spans, "retrieval");
+    assert_eq!(retrieval.parent_span_id, chat.span_id);
+    assert!(int(&retrieval.attributes, "chatgate.retrieval.passages") >= 1);
+    let completion = spans
+        .iter()
+        .find(|s| s.name.starts_with("chat ") && s.parent_span_id == chat.span_id)
+        .unwrap_or_else(|| panic!("the completion span under chat: {spans:#?}"));
+    assert_eq!(completion.kind, span::SpanKind::Client as i32);
+    assert_eq!(
+        completion.name,
+        format!(
+            "chat {}",
+            string(&completion.attributes, "gen_ai.request.model")
+        )
+    );
+    let attributes = &completion.attributes;
+    assert_eq!(string(attributes, "gen_ai.operation.name"), "chat");
+    assert_eq!(
+        string(attributes, "gen_ai.response.id"),
+        answer["id"].as_str().unwrap()
+    );
+    assert_eq!(
+        string(attributes, "gen_ai.response.model"),
+        answer["model"].as_str().unwrap()
+    );
+    assert_eq!(
+        int(attributes, "gen_ai.usage.input_tokens"),
+        answer["usage"]["prompt_tokens"].as_i64().unwrap()
+    );
+    assert_eq!(
+        int(attributes, "gen_ai.usage.output_tokens"),
+        answer["usage"]["completion_tokens"].as_i64().unwrap()
+    );
+    assert_eq!(int(attributes, "gen_ai.request.max_tokens"), 200);
+    match attribute(attributes, "gen_ai.request.temperature") {
+        Some(any_value::Value::DoubleValue(t)) => assert_eq!(*t, 0.25),
+        other => panic!("temperature: {other:?}"),
+    }
+    assert_eq!(
+        string(&named(&spans, "auth").attributes, "chatgate.auth.method"),
+        "api-key"
+    );
+    assert_eq!(
+        string(&named(&spans, "waf").attributes, "chatgate.waf.outcome"),
+        "pass"
+    );
+    for span in &spans {
+        let scope_spans = requests
+            .iter()
+            .flat_map(|r| &r.resource_spans)
+            .flat_map(|r| &r.scope_spans)
+            .find(|s| s.spans.iter().any(|x| x.span_id == span.span_id))
+            .unwrap();
+        let scope = scope_spans.scope.as_ref().unwrap();
+        if span.kind != span::SpanKind::Server as i32 {
+            assert!(scope.name.starts_with("chatgate-"), "{}", scope.name);
+        }
+    }
+    // Neither the prompt, nor the answer, nor the key, anywhere in what was exported.
+    let bytes: Vec<u8> = received
+        .lock()
+        .unwrap()
+        .iter()
+        .flat_map(|(_, _, body)| body.to_vec())
+        .collect();
+    let content = answer["choices"][0]["message"]["content"].as_str().unwrap();
+    for secret in [
+        "otel-e2e-private-prompt",
+        "chatgate-dev-key",
+        &content[..content.len().min(40)],
+    ] {
+        assert!(
+            !bytes.windows(secret.len()).any(|w| w == secret.as_bytes()),
+            "`{secret}` was exported"
+        );
+    }
+    gateway.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_waf_block_is_a_span_with_its_rules_and_nothing_inward() {
+    let (collector, received) = receiver().await;
+    let gateway = Traced::start(
+        &shipped_manifest(),
+        Some(settings(format!("http://{collector}/v1/traces"))),
+    )
+    .await;
+    let blocked = post_json(
+        &gateway.url("/v1/chat/completions"),
+        &[("authorization", "Bearer chatgate-dev-key")],
+        &serde_json::json!({"model": "' UNION SELECT password FROM users --", "messages": [{"role": "user", "content": "hi"}]}),
+    )
+    .await;
+    assert_eq!(blocked.status, 403, "{}", blocked.text());
+    gateway.flush().await.expect("flush to a live collector");
+    let spans = spans_of(&exported(&received, 3).await);
+    let waf = named(&spans, "waf");
+    assert_eq!(string(&waf.attributes, "chatgate.waf.outcome"), "refused");
+    assert_eq!(int(&waf.attributes, "http.response.status_code"), 403);
+    match attribute(&waf.attributes, "chatgate.waf.rule_ids") {
+        Some(any_value::Value::ArrayValue(ids)) => assert!(!ids.values.is_empty()),
+        other => panic!("rule ids: {other:?}"),
+    }
+    assert!(
+        !spans.iter().any(|s| s.name == "auth" || s.name == "chat"),
+        "no stage after the WAF ran: {spans:#?}"
     );
     gateway.stop().await;
 }

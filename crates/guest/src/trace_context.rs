@@ -1,4 +1,8 @@
-//! W3C Trace Context (`traceparent`, version 00).
+//! W3C Trace Context (`traceparent`, version 00): the span a component serves a request
+//! in, continued from the caller's header or started afresh. The `telemetry` middleware
+//! starts the request's span; every later stage that reports a span (`wasi:otel`, in
+//! `chatgate-guest-io`) is a child of the `traceparent` it receives, and hands its own
+//! on.
 //!
 //! Spec: <https://www.w3.org/TR/trace-context/>. Only version `00` is accepted; anything
 //! else starts a new trace, which the spec allows a participant to do.
@@ -7,7 +11,7 @@ const VERSION: &str = "00";
 /// `00-` + 32 hex + `-` + 16 hex + `-` + 2 hex.
 const TRACEPARENT_LEN: usize = 55;
 /// The only trace flag version 00 defines; other bits are not propagated.
-const SAMPLED: u8 = 0x01;
+pub const SAMPLED: u8 = 0x01;
 
 /// Random bytes a [`Span`] may need: 16 for a new trace id, 8 for the span id.
 pub const SPAN_ENTROPY_LEN: usize = 24;
@@ -15,8 +19,11 @@ pub const SPAN_ENTROPY_LEN: usize = 24;
 /// A parsed, valid incoming `traceparent`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TraceParent {
+    /// The trace, never all zeros.
     pub trace_id: [u8; 16],
+    /// The caller's span, never all zeros.
     pub parent_id: [u8; 8],
+    /// The trace flags as sent (only [`SAMPLED`] is defined by version 00).
     pub flags: u8,
 }
 
@@ -54,10 +61,13 @@ impl TraceParent {
 /// The span this request is served in: either a child of the caller's span or the root of a new trace.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Span {
+    /// The trace it belongs to.
     pub trace_id: [u8; 16],
+    /// Its own id, never all zeros.
     pub span_id: [u8; 8],
     /// The caller's span when the trace was continued.
     pub parent_span_id: Option<[u8; 8]>,
+    /// Trace flags handed on: [`SAMPLED`] or nothing.
     pub flags: u8,
 }
 
@@ -85,14 +95,32 @@ impl Span {
         }
     }
 
+    /// A span of the same trace whose parent is this one (a stage inside this one).
+    pub fn child(&self, span_entropy: &[u8; 8]) -> Self {
+        Self {
+            trace_id: self.trace_id,
+            span_id: non_zero(*span_entropy),
+            parent_span_id: Some(self.span_id),
+            flags: self.flags,
+        }
+    }
+
+    /// Whether the trace is recorded: the caller's decision, or ours for a new trace.
+    pub fn sampled(&self) -> bool {
+        self.flags & SAMPLED != 0
+    }
+
+    /// The trace id as 32 lowercase hex digits.
     pub fn trace_id_hex(&self) -> String {
         encode_hex(&self.trace_id)
     }
 
+    /// The span id as 16 lowercase hex digits.
     pub fn span_id_hex(&self) -> String {
         encode_hex(&self.span_id)
     }
 
+    /// The parent's span id as 16 lowercase hex digits, if the span has a parent.
     pub fn parent_span_id_hex(&self) -> Option<String> {
         self.parent_span_id.map(|id| encode_hex(&id))
     }
@@ -141,7 +169,8 @@ fn lower_hex_value(digit: u8) -> Option<u8> {
     }
 }
 
-pub(crate) fn encode_hex(bytes: &[u8]) -> String {
+/// `bytes` as lowercase hex, two digits each.
+pub fn encode_hex(bytes: &[u8]) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut out = String::with_capacity(bytes.len() * 2);
     for &b in bytes {
@@ -248,6 +277,20 @@ mod tests {
         assert_eq!(span.parent_span_id, None);
         assert!(span.traceparent().ends_with("-01"));
         assert!(TraceParent::parse(&span.traceparent()).is_some());
+    }
+
+    #[test]
+    fn a_child_stays_in_the_trace_with_its_parents_sampling_and_its_own_id() {
+        let parent = Span::start(TraceParent::parse(VALID), &entropy(0xab));
+        let child = parent.child(&[0xcd; 8]);
+        assert_eq!(child.trace_id, parent.trace_id);
+        assert_eq!(child.parent_span_id, Some(parent.span_id));
+        assert_eq!(child.span_id_hex(), "cdcdcdcdcdcdcdcd");
+        assert!(child.sampled());
+        let unsampled = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00";
+        let parent = Span::start(TraceParent::parse(unsampled), &entropy(1));
+        assert!(!parent.child(&[0; 8]).sampled());
+        assert!(TraceParent::parse(&parent.child(&[0; 8]).traceparent()).is_some());
     }
 
     #[test]
