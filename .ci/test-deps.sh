@@ -10,6 +10,8 @@
 #                                  zstd, wasmtime's helpers) for the static musl host.
 #   iproute2, curl                 tests/tests/e2e/netns.rs: `ip netns` and veth pairs, and
 #                                  the client in its namespace.
+#   openssl                        tests/tests/e2e/image.rs: the certificate of the HTTPS test
+#                                  (curl is its client).
 #   chromium                       the browser tests/tests/e2e/ui.rs drives with Playwright
 #                                  (tests/ui: `make sdk` installs Playwright, not a browser).
 #   python3-venv, nodejs, npm      only when `python3 -m venv` or `npm` is missing: the
@@ -26,7 +28,7 @@ cargo_deny_version=0.20.2
 if [ "$(cargo deny --version 2>/dev/null)" != "cargo-deny $cargo_deny_version" ]; then
   cargo install --locked "cargo-deny@$cargo_deny_version"
 fi
-packages=(modsecurity-crs nginx-light libnginx-mod-http-modsecurity chromium buildah musl-tools iproute2 curl)
+packages=(modsecurity-crs nginx-light libnginx-mod-http-modsecurity chromium buildah musl-tools iproute2 curl openssl)
 missing=()
 for p in "${packages[@]}"; do
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then

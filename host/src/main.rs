@@ -45,6 +45,13 @@ enum Commands {
         /// nothing.
         #[arg(long, env = "CHATGATE_COMPILE_CACHE")]
         compile_cache: Option<PathBuf>,
+        /// Serve HTTPS with this certificate chain (PEM, leaf first); needs `--tls-key`.
+        /// Spin's flag of the same name.
+        #[arg(long, env = "CHATGATE_TLS_CERT", requires = "tls_key")]
+        tls_cert: Option<PathBuf>,
+        /// The private key of `--tls-cert` (PEM: PKCS#8, PKCS#1 or SEC1). Spin's flag.
+        #[arg(long, env = "CHATGATE_TLS_KEY", requires = "tls_cert")]
+        tls_key: Option<PathBuf>,
         #[command(flatten)]
         serving: Box<ServingArgs>,
     },
@@ -101,9 +108,15 @@ fn run(cli: Cli) -> wasmtime::Result<()> {
             build,
             key_value,
             compile_cache,
+            tls_cert,
+            tls_key,
             serving,
         } => {
             let manifest = Manifest::load(&manifest)?;
+            let tls = match (&tls_cert, &tls_key) {
+                (Some(cert), Some(key)) => Some(chatgate::server::tls_acceptor(cert, key)?),
+                _ => None,
+            };
             if build {
                 build::build_components(&manifest, &[])?;
             }
@@ -157,15 +170,16 @@ fn run(cli: Cli) -> wasmtime::Result<()> {
                 let app = Arc::new(App::load(&manifest, &options)?);
                 let listener = chatgate::server::bind(listen).await?;
                 eprintln!(
-                    "chatgate: serving `{}` on http://{} (loaded in {:.1?})",
+                    "chatgate: serving `{}` on {}://{} (loaded in {:.1?})",
                     manifest.application.name,
+                    if tls.is_some() { "https" } else { "http" },
                     listener.local_addr()?,
                     started.elapsed()
                 );
                 for trigger in &manifest.http_triggers {
                     eprintln!("  {} -> {}", trigger.route, trigger.component);
                 }
-                chatgate::server::serve_traced(app, listener, shutdown_signal(), otel.clone())
+                chatgate::server::serve_with(app, listener, shutdown_signal(), otel.clone(), tls)
                     .await?;
                 if let Some(otel) = otel {
                     // Exports the spans still queued; blocks, so off the async threads.

@@ -225,7 +225,7 @@ impl Container {
                 panic!("the entrypoint exited ({status}) before serving:\n{seen}");
             }
             seen.push_str(&line);
-            if let Some(rest) = line.split("http://").nth(1)
+            if let Some(rest) = line.split("://").nth(1)
                 && line.contains("serving")
             {
                 break rest.split_whitespace().next().unwrap().to_string();
@@ -365,7 +365,10 @@ fn the_layers_hold_a_static_host_the_built_components_and_an_sbom_and_no_shell()
 
     // Every component source the shipped manifest names is there, byte for byte as built.
     let manifest = std::fs::read_to_string(rootfs.join("app/spin.toml")).unwrap();
-    assert_eq!(manifest, chatgate_tests::project_manifest());
+    assert!(
+        manifest == chatgate_tests::project_manifest(),
+        "/app/spin.toml differs from spin.toml: run `make image` again"
+    );
     let sources: Vec<&str> = manifest
         .lines()
         .filter_map(|l| l.strip_prefix("source = \""))
@@ -494,4 +497,167 @@ async fn the_entrypoint_answers_a_chat_with_nothing_writable() {
     let stderr = container.stop();
     assert!(!stderr.contains("ERROR"), "{stderr}");
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// As a Kubernetes pod with the certificate of `--tls-cert`/`--tls-key` mounted from a
+/// Secret would run it: HTTPS only, on the same port.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_entrypoint_serves_https_with_a_mounted_certificate() {
+    if !running_as_root() {
+        eprintln!("skipped: running the image needs root (mount namespace, chroot)");
+        return;
+    }
+    let image = image();
+    let dir = repo_root().join(format!("target/image-test/tls-{}", std::process::id()));
+    let rootfs = image.unpack(&dir);
+    // A self-signed certificate for 127.0.0.1, "mounted" at /run/tls (files the image's
+    // user can read, as a Secret volume gives).
+    let tls = rootfs.join("run/tls");
+    std::fs::create_dir_all(&tls).unwrap();
+    let made = Command::new(which("openssl"))
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+        ])
+        .args(["-nodes", "-days", "1", "-subj", "/CN=chatgate-image-test"])
+        .args(["-addext", "subjectAltName=IP:127.0.0.1"])
+        .arg("-keyout")
+        .arg(tls.join("tls.key"))
+        .arg("-out")
+        .arg(tls.join("tls.crt"))
+        .output()
+        .unwrap();
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    for file in ["tls.key", "tls.crt"] {
+        let status = Command::new("chmod")
+            .arg("0444")
+            .arg(tls.join(file))
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+    let container = Container::start(
+        &image,
+        &rootfs,
+        &[
+            ("CHATGATE_LISTEN", "127.0.0.1:0"),
+            ("CHATGATE_KEY_VALUE", "none"),
+            ("CHATGATE_COMPILE_CACHE", "none"),
+            ("CHATGATE_TLS_CERT", "/run/tls/tls.crt"),
+            ("CHATGATE_TLS_KEY", "/run/tls/tls.key"),
+        ],
+        false,
+    );
+    let curl = |url: String, ca: bool| {
+        let mut command = Command::new(which("curl"));
+        command.args([
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "--max-time",
+            "30",
+        ]);
+        if ca {
+            command.arg("--cacert").arg(tls.join("tls.crt"));
+        }
+        command.arg(url).output().unwrap()
+    };
+    let https = curl(format!("https://{}/healthz", container.address), true);
+    assert!(https.status.success(), "{https:?}");
+    assert_eq!(String::from_utf8_lossy(&https.stdout), "200");
+    // Plain HTTP on the TLS port gets no HTTP answer.
+    let plain = curl(format!("http://{}/healthz", container.address), false);
+    assert_eq!(String::from_utf8_lossy(&plain.stdout), "000", "{plain:?}");
+    let stderr = container.stop();
+    assert!(!stderr.contains("ERROR"), "{stderr}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// infra/kubernetes runs this image as it is built: its user, port and writable /tmp,
+/// and only names the host and spin.toml know (a misspelt SPIN_VARIABLE_* would
+/// silently leave the spin.toml default in force).
+#[test]
+fn the_kubernetes_deployment_matches_the_image_and_names_only_known_settings() {
+    let image = image();
+    let dir = repo_root().join("infra/kubernetes");
+    let mut texts = Vec::new();
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "yaml") {
+            texts.push((path.clone(), std::fs::read_to_string(&path).unwrap()));
+        }
+    }
+    let deployment = &texts
+        .iter()
+        .find(|(p, _)| p.ends_with("deployment.yaml"))
+        .expect("infra/kubernetes/deployment.yaml")
+        .1;
+    let (uid, gid) = image.user();
+    assert!(deployment.contains(&format!("runAsUser: {uid}\n")));
+    assert!(deployment.contains(&format!("runAsGroup: {gid}\n")));
+    for required in [
+        "runAsNonRoot: true",
+        "readOnlyRootFilesystem: true",
+        "allowPrivilegeEscalation: false",
+        "drop: [\"ALL\"]",
+        "type: RuntimeDefault",
+        "mountPath: /tmp\n",
+        "scheme: HTTPS",
+    ] {
+        assert!(
+            deployment.contains(required),
+            "deployment.yaml lacks {required}"
+        );
+    }
+    let env = image.env();
+    let var = |name: &str| env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+    let port = var("CHATGATE_LISTEN").unwrap();
+    let port = port.rsplit(':').next().unwrap();
+    assert!(deployment.contains(&format!("containerPort: {port}\n")));
+    for writable in ["CHATGATE_KEY_VALUE", "CHATGATE_COMPILE_CACHE"] {
+        assert!(var(writable).unwrap().starts_with("/tmp/"), "{writable}");
+    }
+
+    let manifest =
+        chatgate::manifest::Manifest::parse(&chatgate_tests::project_manifest(), repo_root())
+            .unwrap();
+    let help = Command::new(chatgate_tests::chatgate_binary())
+        .args(["up", "--help"])
+        .output()
+        .unwrap();
+    let help = String::from_utf8_lossy(&help.stdout);
+    for (path, text) in &texts {
+        for name in words_with_prefix(text, "SPIN_VARIABLE_") {
+            let variable = name["SPIN_VARIABLE_".len()..].to_ascii_lowercase();
+            assert!(
+                manifest.variables.contains_key(&variable),
+                "{}: {name} is not a spin.toml variable",
+                path.display()
+            );
+        }
+        for name in words_with_prefix(text, "CHATGATE_") {
+            assert!(
+                help.contains(&format!("env: {name}=")),
+                "{}: {name} is not a `chatgate up` setting",
+                path.display()
+            );
+        }
+    }
+}
+
+/// Every word of `text` (letters, digits, `_`) that starts with `prefix`.
+fn words_with_prefix<'a>(text: &'a str, prefix: &str) -> Vec<&'a str> {
+    text.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .filter(|w| w.starts_with(prefix) && w.len() > prefix.len())
+        .collect()
 }
