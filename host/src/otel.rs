@@ -38,6 +38,7 @@
 //! semantic-convention attributes listed at [`ServerSpan`]. No header value other than
 //! `User-Agent` is recorded, and no body.
 
+use crate::otel_metrics::Metrics;
 use opentelemetry::propagation::TextMapPropagator;
 use opentelemetry::trace::{Span as _, SpanKind, Status, Tracer as _, TracerProvider as _};
 use opentelemetry::{KeyValue, Value};
@@ -60,6 +61,8 @@ pub const OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: &str = "OTEL_EXPORTER_OTLP_TRACES_
 pub const OTEL_SERVICE_NAME: &str = "OTEL_SERVICE_NAME";
 pub const OTEL_RESOURCE_ATTRIBUTES: &str = "OTEL_RESOURCE_ATTRIBUTES";
 pub const OTEL_SDK_DISABLED: &str = "OTEL_SDK_DISABLED";
+pub const OTEL_EXPORTER_OTLP_METRICS_ENDPOINT: &str = "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT";
+pub const OTEL_METRIC_EXPORT_INTERVAL: &str = "OTEL_METRIC_EXPORT_INTERVAL";
 
 /// `service.name` when neither `OTEL_SERVICE_NAME` nor `OTEL_RESOURCE_ATTRIBUTES` names one.
 pub const DEFAULT_SERVICE_NAME: &str = "chatgate";
@@ -88,6 +91,10 @@ pub struct TraceSettings {
     /// How long the batch processor gathers spans before an export (`None`: the SDK's
     /// default, 5 s, or `OTEL_BSP_SCHEDULE_DELAY`).
     pub scheduled_delay: Option<Duration>,
+    /// Where metrics are POSTed ([`crate::otel_metrics`]); `None`: no metrics.
+    pub metrics_endpoint: Option<String>,
+    /// How often metrics are exported (`None`: the SDK's default, 60 s).
+    pub metrics_interval: Option<Duration>,
 }
 
 impl TraceSettings {
@@ -137,6 +144,28 @@ impl TraceSettings {
                 "the OTLP traces endpoint `{traces_endpoint}` is not a URL: {e}"
             ));
         }
+        let metrics_endpoint = match (
+            set(OTEL_EXPORTER_OTLP_METRICS_ENDPOINT),
+            set(OTEL_EXPORTER_OTLP_ENDPOINT),
+        ) {
+            (Some(metrics), _) => Some(metrics),
+            (None, Some(general)) => Some(join_signal_path(&general, "/v1/metrics")),
+            (None, None) => None,
+        };
+        if let Some(Err(e)) = metrics_endpoint.as_ref().map(|e| e.parse::<http::Uri>()) {
+            return Err(format!("the OTLP metrics endpoint is not a URL: {e}"));
+        }
+        let metrics_interval = match set(OTEL_METRIC_EXPORT_INTERVAL) {
+            None => None,
+            Some(ms) => match ms.trim().parse::<u64>() {
+                Ok(ms) if ms > 0 => Some(Duration::from_millis(ms)),
+                _ => {
+                    return Err(format!(
+                        "{OTEL_METRIC_EXPORT_INTERVAL}=`{ms}`: expected a positive number of milliseconds"
+                    ));
+                }
+            },
+        };
         let resource_attributes =
             parse_resource_attributes(&var(OTEL_RESOURCE_ATTRIBUTES).unwrap_or_default());
         let service_name = set(OTEL_SERVICE_NAME)
@@ -152,6 +181,8 @@ impl TraceSettings {
             service_name,
             resource_attributes,
             scheduled_delay: None,
+            metrics_endpoint,
+            metrics_interval,
         }))
     }
 }
@@ -184,18 +215,26 @@ pub struct Tracing {
     tracer: opentelemetry_sdk::trace::SdkTracer,
     propagator: TraceContextPropagator,
     sink: SpanSink,
+    metrics: Option<Arc<Metrics>>,
 }
 
 /// A handle on the batch processor that exports finished spans made elsewhere (the
 /// guests'), with the ids, times and instrumentation scope they were made with.
 #[derive(Debug, Clone)]
-pub struct SpanSink(Arc<BatchSpanProcessor>);
+pub struct SpanSink {
+    processor: Arc<BatchSpanProcessor>,
+    /// The metrics derived from stages' spans ([`Metrics::record_stage_span`]).
+    metrics: Option<Arc<Metrics>>,
+}
 
 impl SpanSink {
-    /// Queues `span` for export; never waits (a full queue drops it, as it drops the
-    /// host's own spans).
+    /// Records what `span` measures and queues it for export; never waits (a full
+    /// queue drops it, as it drops the host's own spans).
     pub fn export(&self, span: SpanData) {
-        self.0.on_end(span);
+        if let Some(metrics) = &self.metrics {
+            metrics.record_stage_span(&span);
+        }
+        self.processor.on_end(span);
     }
 }
 
@@ -226,16 +265,7 @@ impl Tracing {
     /// runtime: the exporter's HTTP requests run on it (spawned from the processor's
     /// thread).
     pub fn start(settings: &TraceSettings) -> wasmtime::Result<Tracing> {
-        let client = ReqwestOnTokio {
-            client: reqwest::Client::builder()
-                .timeout(EXPORT_TIMEOUT)
-                .connect_timeout(EXPORT_TIMEOUT)
-                .build()
-                .map_err(|e| wasmtime::format_err!("building the OTLP HTTP client: {e}"))?,
-            runtime: tokio::runtime::Handle::try_current()
-                .map_err(|_| wasmtime::format_err!("OpenTelemetry export needs a tokio runtime"))?,
-            health: Mutex::new(ExportHealth::default()),
-        };
+        let client = ReqwestOnTokio::new("trace")?;
         let exporter = opentelemetry_otlp::SpanExporter::builder()
             .with_http()
             .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
@@ -264,6 +294,15 @@ impl Tracing {
         // The resource is given to the exporter here rather than through the provider:
         // the processor is shared with the guests' spans ([`SpanSink`]), and a shared
         // processor cannot take the provider's `set_resource(&mut self)`.
+        let metrics = match &settings.metrics_endpoint {
+            Some(endpoint) => Some(Arc::new(Metrics::start(
+                endpoint,
+                settings.metrics_interval,
+                resource.clone(),
+                ReqwestOnTokio::new("metric")?,
+            )?)),
+            None => None,
+        };
         let mut exporter = exporter;
         exporter.set_resource(&resource);
         let processor = Arc::new(
@@ -280,7 +319,11 @@ impl Tracing {
             provider,
             tracer,
             propagator: TraceContextPropagator::new(),
-            sink: SpanSink(processor),
+            sink: SpanSink {
+                processor,
+                metrics: metrics.clone(),
+            },
+            metrics,
         })
     }
 
@@ -343,17 +386,35 @@ impl Tracing {
             .with_kind(SpanKind::Server)
             .with_attributes(attributes)
             .start_with_context(&self.tracer, &parent);
-        ServerSpan { span }
+        ServerSpan {
+            span,
+            measured: self.metrics.clone().map(|metrics| MeasuredRequest {
+                metrics,
+                started: Instant::now(),
+                method: request.method().as_str().to_string(),
+                route: route.map(str::to_string),
+            }),
+        }
     }
 
-    /// Exports what the batch processor holds now (blocks: call off the async threads).
+    /// Exports what the batch processor and the metrics hold now (blocks: call off the
+    /// async threads).
     pub fn force_flush(&self) -> Result<(), String> {
-        self.provider.force_flush().map_err(|e| e.to_string())
+        self.provider.force_flush().map_err(|e| e.to_string())?;
+        match &self.metrics {
+            Some(metrics) => metrics.force_flush(),
+            None => Ok(()),
+        }
     }
 
-    /// Exports what is left and stops the processor (blocks: call off the async threads).
+    /// Exports what is left and stops (blocks: call off the async threads).
     pub fn shutdown(&self) -> Result<(), String> {
-        self.provider.shutdown().map_err(|e| e.to_string())
+        let traces = self.provider.shutdown().map_err(|e| e.to_string());
+        let metrics = match &self.metrics {
+            Some(metrics) => metrics.shutdown(),
+            None => Ok(()),
+        };
+        traces.and(metrics)
     }
 }
 
@@ -377,6 +438,15 @@ fn protocol_version(version: http::Version) -> &'static str {
 /// Dropped without [`ServerSpan::end`] (the client went away), it ends without a status.
 pub struct ServerSpan {
     span: opentelemetry_sdk::trace::Span,
+    /// What `http.server.request.duration` needs, when metrics are exported.
+    measured: Option<MeasuredRequest>,
+}
+
+struct MeasuredRequest {
+    metrics: Arc<Metrics>,
+    started: Instant,
+    method: String,
+    route: Option<String>,
 }
 
 impl ServerSpan {
@@ -406,6 +476,14 @@ impl ServerSpan {
             self.span.set_status(Status::error(""));
         }
         self.span.end();
+        if let Some(measured) = self.measured {
+            measured.metrics.record_request(
+                &measured.method,
+                measured.route.as_deref(),
+                status.as_u16(),
+                measured.started.elapsed(),
+            );
+        }
     }
 }
 
@@ -416,6 +494,8 @@ impl ServerSpan {
 struct ReqwestOnTokio {
     client: reqwest::Client,
     runtime: tokio::runtime::Handle,
+    /// What it exports (`trace`, `metric`), for the log lines.
+    signal: &'static str,
     /// What the operator has been told about the collector (the SDK's own error logs
     /// are not built in, so a collector that is down would otherwise go unnoticed).
     health: Mutex<ExportHealth>,
@@ -471,6 +551,21 @@ impl ExportHealth {
 }
 
 impl ReqwestOnTokio {
+    /// A client for the exporter of `signal`; must be called inside a tokio runtime.
+    fn new(signal: &'static str) -> wasmtime::Result<ReqwestOnTokio> {
+        Ok(ReqwestOnTokio {
+            client: reqwest::Client::builder()
+                .timeout(EXPORT_TIMEOUT)
+                .connect_timeout(EXPORT_TIMEOUT)
+                .build()
+                .map_err(|e| wasmtime::format_err!("building the OTLP HTTP client: {e}"))?,
+            runtime: tokio::runtime::Handle::try_current()
+                .map_err(|_| wasmtime::format_err!("OpenTelemetry export needs a tokio runtime"))?,
+            signal,
+            health: Mutex::new(ExportHealth::default()),
+        })
+    }
+
     /// Records one export's outcome and logs what changed (`problem` names the failure;
     /// the collector's URL is left out, its user-info could be a credential).
     fn report(&self, problem: Option<String>) {
@@ -481,10 +576,12 @@ impl ReqwestOnTokio {
             .record(Instant::now(), problem.is_none());
         match (report, problem) {
             (Some(HealthReport::Failing { failures }), Some(problem)) => {
-                tracing::warn!(target: "chatgate::otel", "exporting spans failed ({failures} export(s) since the last report; spans in them are lost): {problem}");
+                let signal = self.signal;
+                tracing::warn!(target: "chatgate::otel", "exporting {signal}s failed ({failures} export(s) since the last report; {signal}s in them are lost): {problem}");
             }
             (Some(HealthReport::Recovered), _) => {
-                tracing::info!(target: "chatgate::otel", "exporting spans works again");
+                let signal = self.signal;
+                tracing::info!(target: "chatgate::otel", "exporting {signal}s works again");
             }
             _ => {}
         }
@@ -637,6 +734,49 @@ mod tests {
             "http://t:9999"
         );
         assert!(settings(&[(OTEL_EXPORTER_OTLP_ENDPOINT, "not a url")]).is_err());
+    }
+
+    #[test]
+    fn metrics_go_with_traces_to_the_general_endpoint_or_their_own() {
+        let metrics = |vars: &[(&str, &str)]| {
+            let s = settings(vars).unwrap().unwrap();
+            (s.metrics_endpoint, s.metrics_interval)
+        };
+        assert_eq!(
+            metrics(&[(OTEL_EXPORTER_OTLP_ENDPOINT, "http://c:4318/")]),
+            (Some("http://c:4318/v1/metrics".into()), None)
+        );
+        assert_eq!(
+            metrics(&[
+                (OTEL_EXPORTER_OTLP_ENDPOINT, "http://c:4318"),
+                (OTEL_EXPORTER_OTLP_METRICS_ENDPOINT, "http://m:9999/m"),
+                (OTEL_METRIC_EXPORT_INTERVAL, "15000"),
+            ]),
+            (
+                Some("http://m:9999/m".into()),
+                Some(Duration::from_secs(15))
+            )
+        );
+        // Only the traces endpoint: traces without metrics.
+        assert_eq!(
+            metrics(&[(OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, "http://t:9999")]),
+            (None, None)
+        );
+        // Metrics alone are not offered: no trace endpoint, no export.
+        assert_eq!(
+            settings(&[(OTEL_EXPORTER_OTLP_METRICS_ENDPOINT, "http://m:9999")]).unwrap(),
+            None
+        );
+        for interval in ["0", "soon", "-5"] {
+            assert!(
+                settings(&[
+                    (OTEL_EXPORTER_OTLP_ENDPOINT, "http://c:4318"),
+                    (OTEL_METRIC_EXPORT_INTERVAL, interval)
+                ])
+                .is_err(),
+                "{interval}"
+            );
+        }
     }
 
     #[test]

@@ -11,8 +11,10 @@ use chatgate::otel::{TraceSettings, Tracing};
 use chatgate_tests::http_client::{Reply, get, post_json};
 use chatgate_tests::{repo_root, single_route_manifest};
 use http_body_util::BodyExt;
+use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
+use opentelemetry_proto::tonic::metrics::v1::{HistogramDataPoint, Metric, metric};
 use opentelemetry_proto::tonic::trace::v1::{Span, span, status};
 use prost::Message;
 use std::sync::{Arc, Mutex};
@@ -151,6 +153,9 @@ impl Traced {
 
 fn settings(endpoint: String) -> TraceSettings {
     TraceSettings {
+        metrics_endpoint: Some(endpoint.replace("/v1/traces", "/v1/metrics")),
+        // Exported by the test's flush, not by the clock.
+        metrics_interval: Some(Duration::from_secs(3600)),
         traces_endpoint: endpoint,
         service_name: "chatgate-otel-test".into(),
         resource_attributes: vec![("deployment.environment".into(), "e2e".into())],
@@ -193,8 +198,8 @@ async fn exported(received: &Received, spans: usize) -> Vec<ExportTraceServiceRe
             .lock()
             .unwrap()
             .iter()
-            .map(|(path, content_type, body)| {
-                assert_eq!(path, "/v1/traces");
+            .filter(|(path, _, _)| path == "/v1/traces")
+            .map(|(_, content_type, body)| {
                 assert_eq!(content_type, "application/x-protobuf");
                 ExportTraceServiceRequest::decode(body.clone()).expect("an OTLP trace export")
             })
@@ -209,6 +214,45 @@ async fn exported(received: &Received, spans: usize) -> Vec<ExportTraceServiceRe
             return requests;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The metrics received so far, by name (the last export's data of each).
+fn metrics_received(received: &Received) -> Vec<Metric> {
+    let mut metrics: Vec<Metric> = Vec::new();
+    for (_, content_type, body) in received
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(path, _, _)| path == "/v1/metrics")
+    {
+        assert_eq!(content_type, "application/x-protobuf");
+        let request =
+            ExportMetricsServiceRequest::decode(body.clone()).expect("an OTLP metrics export");
+        for metric in request
+            .resource_metrics
+            .into_iter()
+            .flat_map(|r| r.scope_metrics)
+            .flat_map(|s| s.metrics)
+        {
+            metrics.retain(|m| m.name != metric.name);
+            metrics.push(metric);
+        }
+    }
+    metrics
+}
+
+/// The data points of the histogram `name`.
+fn histogram(metrics: &[Metric], name: &str) -> (String, Vec<HistogramDataPoint>) {
+    let metric = metrics.iter().find(|m| m.name == name).unwrap_or_else(|| {
+        panic!(
+            "no `{name}` among {:?}",
+            metrics.iter().map(|m| &m.name).collect::<Vec<_>>()
+        )
+    });
+    match &metric.data {
+        Some(metric::Data::Histogram(h)) => (metric.unit.clone(), h.data_points.clone()),
+        other => panic!("`{name}` is not a histogram: {other:?}"),
     }
 }
 
@@ -504,6 +548,36 @@ async fn the_stages_spans_nest_in_request_order_with_genai_attributes() {
             assert!(scope.name.starts_with("chatgate-"), "{}", scope.name);
         }
     }
+    // Metrics: the request's duration by route and status, and the completion's tokens
+    // by type, equal to the response's usage.
+    let metrics = metrics_received(&received);
+    let (unit, points) = histogram(&metrics, "http.server.request.duration");
+    assert_eq!(unit, "s");
+    let point = points
+        .iter()
+        .find(|p| int(&p.attributes, "http.response.status_code") == 200)
+        .expect("a 200 data point");
+    assert_eq!(point.count, 1);
+    assert_eq!(string(&point.attributes, "http.request.method"), "POST");
+    assert!(point.sum.unwrap() > 0.0);
+    let (unit, points) = histogram(&metrics, "gen_ai.client.token.usage");
+    assert_eq!(unit, "{token}");
+    for (kind, field) in [("input", "prompt_tokens"), ("output", "completion_tokens")] {
+        let point = points
+            .iter()
+            .find(|p| string(&p.attributes, "gen_ai.token.type") == kind)
+            .unwrap_or_else(|| panic!("{kind} tokens: {points:#?}"));
+        assert_eq!(point.count, 1);
+        assert_eq!(
+            point.sum,
+            Some(answer["usage"][field].as_f64().unwrap()),
+            "{kind}"
+        );
+        assert_eq!(string(&point.attributes, "gen_ai.operation.name"), "chat");
+    }
+    let (unit, points) = histogram(&metrics, "gen_ai.client.operation.duration");
+    assert_eq!((unit.as_str(), points.len()), ("s", 1));
+
     // Neither the prompt, nor the answer, nor the key, anywhere in what was exported.
     let bytes: Vec<u8> = received
         .lock()
@@ -553,6 +627,26 @@ async fn a_waf_block_is_a_span_with_its_rules_and_nothing_inward() {
         !spans.iter().any(|s| s.name == "auth" || s.name == "chat"),
         "no stage after the WAF ran: {spans:#?}"
     );
+    let metrics = metrics_received(&received);
+    let refusals = metrics
+        .iter()
+        .find(|m| m.name == "chatgate.waf.refusals")
+        .expect("the WAF refusal counter");
+    match &refusals.data {
+        Some(metric::Data::Sum(sum)) => {
+            assert_eq!(sum.data_points.len(), 1);
+            let point = &sum.data_points[0];
+            assert_eq!(
+                point.value,
+                Some(opentelemetry_proto::tonic::metrics::v1::number_data_point::Value::AsInt(1))
+            );
+            assert_eq!(
+                string(&point.attributes, "chatgate.waf.rejection"),
+                string(&waf.attributes, "chatgate.waf.rejection")
+            );
+        }
+        other => panic!("a counter: {other:?}"),
+    }
     gateway.stop().await;
 }
 
