@@ -163,6 +163,14 @@ resource appGw 'Microsoft.Network/applicationGateways@2024-05-01' = {
       maxCapacity: maxCapacity
     }
     enableHttp2: true
+    // Streamed answers (server-sent events) must reach the client as the backend sends
+    // them: response buffering off. Requests stay buffered (the default), so the WAF
+    // sees whole bodies and slow uploads end at the gateway. The same split is what
+    // tests/tests/e2e/netns.rs gives nginx in the gateway's role.
+    globalConfiguration: {
+      enableRequestBuffering: true
+      enableResponseBuffering: false
+    }
     firewallPolicy: {
       id: wafPolicy.id
     }
