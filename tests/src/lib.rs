@@ -5,6 +5,7 @@
 pub mod embeddings;
 pub mod http_client;
 pub mod jwt;
+pub mod oidc;
 pub mod search;
 pub mod stats;
 pub mod upstream;

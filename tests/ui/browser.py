@@ -8,7 +8,9 @@ Protocol with ui.rs: `OPEN <gate>` on stdout asks ui.rs to let the double send t
 a held answer; ui.rs answers `OPENED` on stdin. Progress goes to stderr. Exit status 0 means
 every check passed; an AssertionError names the one that failed.
 
-Usage: browser.py <base-url> <artifacts-dir>
+Usage: browser.py <base-url> <artifacts-dir> [oidc]
+(`oidc`: the gateway is set up for OpenID Connect sign-in against the provider double of
+tests/src/oidc.rs; the flow is signed in instead of keyed.)
 """
 
 import json
@@ -246,5 +248,81 @@ def main():
     print("OK", flush=True)
 
 
+def main_oidc():
+    console = []
+    page_errors = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"],
+        )
+        context = browser.new_context(viewport={"width": 1280, "height": 800})
+        context.add_init_script(INIT)
+        page = context.new_page()
+        page.on("console", lambda m: console.append((m.type, m.text)))
+        page.on("pageerror", lambda e: page_errors.append(str(e)))
+        api_calls = []  # the Authorization header of every API request the page made
+        page.on("request", lambda r: api_calls.append(r.headers.get("authorization"))
+                if r.url.startswith(BASE + "/v1/") else None)
+
+        # Not signed in: /v1/models is a 401, and the app asks to sign in (no key prompt).
+        page.goto(BASE + "/")
+        expect(page.locator("#sign-in")).to_have_text("Sign in")
+        expect(page.locator("#status")).to_contain_text("sign in")
+        expect(page.locator("#key-dialog")).to_be_hidden()
+        log("401: the app asks to sign in")
+
+        # Sign in: to the provider's /authorize and back to / with a code, which the app
+        # exchanges (with its PKCE verifier) for tokens it keeps in memory.
+        page.locator("#sign-in").click()
+        expect(page.locator("#sign-in")).to_have_text("Sign out")
+        assert page.url == BASE + "/", f"the code is left in the address: {page.url}"
+        expect(page.locator("#model option")).not_to_have_count(0)
+        stored = page.evaluate("JSON.stringify([Object.entries(localStorage), Object.entries(sessionStorage)])")
+        assert "eyJ" not in stored and "rt-" not in stored, f"a token was stored: {stored}"
+        log("signed in; no token in localStorage or sessionStorage")
+
+        # The API accepts the token: a question is answered.
+        ask(page, QUESTION + " keyboard-case")
+        expect(page.locator("#send")).to_be_visible()
+        expect(last_answer(page).locator(".body")).to_contain_text("traced")
+        first_token = api_calls[-1]
+        assert first_token and first_token.startswith("Bearer eyJ"), first_token
+        log("answered with the bearer token")
+
+        # The access tokens live 3 s: the app refreshes them before they expire and uses
+        # the new one.
+        with page.expect_request(
+            lambda r: r.url.endswith("/token") and "grant_type=refresh_token" in (r.post_data or ""),
+            timeout=30_000,
+        ):
+            pass
+        ask(page, QUESTION + " keyboard-case")
+        expect(page.locator("article.message.assistant")).to_have_count(2)
+        expect(page.locator("#send")).to_be_visible()
+        expect(last_answer(page).locator(".body")).to_contain_text("traced")
+        second_token = api_calls[-1]
+        assert second_token.startswith("Bearer eyJ") and second_token != first_token, (first_token, second_token)
+        log("refreshed token used for the next question")
+
+        # Signing out drops the tokens: the API refuses again.
+        page.locator("#sign-in").click()
+        expect(page.locator("#sign-in")).to_have_text("Sign in")
+        ask(page, QUESTION + " keyboard-case")
+        expect(page.locator("#status")).to_contain_text("sign in")
+        assert api_calls[-1] is None, api_calls[-1]
+
+        csp = page.evaluate("window.__csp")
+        assert csp == [], csp
+        refused = [text for kind, text in console if "Content Security Policy" in text or "Refused to" in text]
+        assert refused == [], refused
+        assert page_errors == [], page_errors
+        browser.close()
+    print("OK", flush=True)
+
+
 if __name__ == "__main__":
-    main()
+    if sys.argv[3:] == ["oidc"]:
+        main_oidc()
+    else:
+        main()

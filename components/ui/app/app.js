@@ -9,6 +9,7 @@ const STORE_KEY = 'chatgate.conversations';
 const CURRENT_KEY = 'chatgate.current';
 const MODEL_KEY = 'chatgate.model';
 const API_KEY = 'chatgate.apiKey'; // sessionStorage: this tab only
+const OIDC_PENDING = 'chatgate.oidcPending'; // sessionStorage: one sign-in round trip
 
 const $ = (id) => document.getElementById(id);
 const el = (tag, props = {}, ...children) => {
@@ -29,6 +30,10 @@ let conversations = load();
 let currentId = localStorage.getItem(CURRENT_KEY);
 let streaming = null; // { controller, message }
 let pendingAfterKey = null;
+let oidc = null; // { authority, client_id, scopes } from /config.json, when sign-in is set up
+let oidcMetadata = null;
+let tokens = null; // { access_token, refresh_token, expires_in }: in memory only
+let refreshTimer = 0;
 
 function load() {
   try {
@@ -396,8 +401,150 @@ async function describeFailure(response) {
 function headers() {
   const h = { 'content-type': 'application/json' };
   const key = apiKey();
-  if (key) h.authorization = `Bearer ${key}`;
+  if (tokens) h.authorization = `Bearer ${tokens.access_token}`;
+  else if (key) h.authorization = `Bearer ${key}`;
   return h;
+}
+
+// A 401: sign in when OpenID Connect is set up, else ask for an API key.
+function needCredential(reason, then) {
+  if (oidc) {
+    showStatus('The gateway needs you to sign in: use “Sign in” at the top (the question is sent once you are back).');
+    $('sign-in').focus();
+  } else {
+    askForKey(reason, then);
+  }
+}
+
+// ---- OpenID Connect: authorization code with PKCE ------------------------------------
+
+function b64url(bytes) {
+  let text = '';
+  for (const b of bytes) text += String.fromCharCode(b);
+  return btoa(text).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
+}
+
+function randomString(bytes) {
+  return b64url(crypto.getRandomValues(new Uint8Array(bytes)));
+}
+
+function redirectUri() {
+  return `${location.origin}/`;
+}
+
+async function discover() {
+  if (oidcMetadata) return oidcMetadata;
+  const response = await fetch(`${oidc.authority}/.well-known/openid-configuration`);
+  if (!response.ok) throw new Error(`its discovery document answered HTTP ${response.status}`);
+  oidcMetadata = await response.json();
+  return oidcMetadata;
+}
+
+async function signIn() {
+  try {
+    const metadata = await discover();
+    const verifier = randomString(32);
+    const digest = await crypto.subtle.digest('SHA-256', new TextEncoder().encode(verifier));
+    const state = randomString(16);
+    const nonce = randomString(16);
+    sessionStorage.setItem(OIDC_PENDING, JSON.stringify({ verifier, state, nonce }));
+    const url = new URL(metadata.authorization_endpoint);
+    url.search = new URLSearchParams({
+      response_type: 'code',
+      client_id: oidc.client_id,
+      redirect_uri: redirectUri(),
+      scope: oidc.scopes,
+      state,
+      nonce,
+      code_challenge: b64url(new Uint8Array(digest)),
+      code_challenge_method: 'S256',
+    }).toString();
+    location.assign(url.href);
+  } catch (error) {
+    showStatus(`Sign-in is unavailable: ${error.message}.`);
+  }
+}
+
+function signOut() {
+  tokens = null;
+  clearTimeout(refreshTimer);
+  renderSignIn();
+}
+
+function jwtClaims(jwt) {
+  const part = (jwt.split('.')[1] || '').replace(/-/g, '+').replace(/_/g, '/');
+  return JSON.parse(atob(part.padEnd(Math.ceil(part.length / 4) * 4, '=')));
+}
+
+async function tokenRequest(form) {
+  const metadata = await discover();
+  const response = await fetch(metadata.token_endpoint, {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    body: new URLSearchParams(form),
+  });
+  const body = await response.json().catch(() => ({}));
+  if (!response.ok || typeof body.access_token !== 'string') {
+    throw new Error(`the token endpoint answered HTTP ${response.status}${body.error ? ` (${body.error})` : ''}`);
+  }
+  return body;
+}
+
+// Keeps the tokens in memory and refreshes them before they expire.
+function keep(answer) {
+  const refreshToken = answer.refresh_token || (tokens && tokens.refresh_token) || null;
+  const lifetime = Number(answer.expires_in) > 0 ? Number(answer.expires_in) : 3600;
+  tokens = { access_token: answer.access_token, refresh_token: refreshToken, expires_in: lifetime };
+  clearTimeout(refreshTimer);
+  if (refreshToken) {
+    const seconds = Math.max(1, Math.min(lifetime * 0.8, lifetime - 60));
+    refreshTimer = setTimeout(refresh, seconds * 1000);
+  }
+  renderSignIn();
+}
+
+async function refresh() {
+  try {
+    keep(await tokenRequest({
+      grant_type: 'refresh_token',
+      refresh_token: tokens.refresh_token,
+      client_id: oidc.client_id,
+      scope: oidc.scopes,
+    }));
+  } catch (error) {
+    signOut();
+    showStatus(`Your session ended (${error.message}): sign in again.`);
+  }
+}
+
+// The identity provider sent the browser back to `/?code=...&state=...` (or `?error=`).
+async function completeSignIn(params) {
+  const pending = JSON.parse(sessionStorage.getItem(OIDC_PENDING) || 'null');
+  sessionStorage.removeItem(OIDC_PENDING);
+  history.replaceState(null, '', '/');
+  if (params.get('error')) {
+    throw new Error(`the identity provider refused: ${params.get('error_description') || params.get('error')}`);
+  }
+  if (!pending || pending.state !== params.get('state')) {
+    throw new Error('the answer does not belong to a sign-in started in this tab');
+  }
+  const answer = await tokenRequest({
+    grant_type: 'authorization_code',
+    code: params.get('code'),
+    redirect_uri: redirectUri(),
+    client_id: oidc.client_id,
+    code_verifier: pending.verifier,
+  });
+  if (answer.id_token && jwtClaims(answer.id_token).nonce !== pending.nonce) {
+    throw new Error('the ID token is not for this sign-in (nonce)');
+  }
+  keep(answer);
+}
+
+function renderSignIn() {
+  const button = $('sign-in');
+  button.hidden = !oidc;
+  button.textContent = tokens ? 'Sign out' : 'Sign in';
 }
 
 async function loadModels() {
@@ -410,7 +557,7 @@ async function loadModels() {
     return;
   }
   if (response.status === 401) {
-    askForKey('The gateway needs an API key to list its models.', loadModels);
+    needCredential('The gateway needs an API key to list its models.', loadModels);
     return;
   }
   if (!response.ok) {
@@ -465,7 +612,7 @@ async function ask(conversation) {
       const failure = await describeFailure(response);
       conversation.messages.pop();
       if (failure.kind === 'auth') {
-        askForKey(failure.text, () => ask(conversation));
+        needCredential(failure.text, () => ask(conversation));
       } else {
         message.pending = false;
         message.error = failure.kind;
@@ -604,7 +751,7 @@ function closeSidebar() {
   $('toggle-sidebar').setAttribute('aria-label', 'Show conversations');
 }
 
-function init() {
+async function init() {
   if (currentId && !current()) currentId = null;
   $('composer').addEventListener('submit', (event) => {
     event.preventDefault();
@@ -652,8 +799,29 @@ function init() {
     $('key-dialog').close();
     renderMessages();
   });
+  $('sign-in').addEventListener('click', () => (tokens ? signOut() : signIn()));
   renderSidebar();
   renderMessages();
+  try {
+    const config = await (await fetch('/config.json')).json();
+    oidc = config.oidc || null;
+    if (config.oidc_error) showStatus(`Sign-in is not set up correctly: ${config.oidc_error}.`);
+  } catch {
+    oidc = null;
+  }
+  renderSignIn();
+  const params = new URLSearchParams(location.search);
+  if (oidc && (params.has('code') || params.has('error'))) {
+    try {
+      await completeSignIn(params);
+      // The question that met the 401 before the sign-in is asked now.
+      const conversation = current();
+      const last = conversation && conversation.messages[conversation.messages.length - 1];
+      if (last && last.role === 'user') ask(conversation);
+    } catch (error) {
+      showStatus(`Sign-in failed: ${error.message}.`);
+    }
+  }
   loadModels();
 }
 

@@ -30,15 +30,29 @@ pub struct Asset {
 
 include!(concat!(env!("OUT_DIR"), "/assets.rs"));
 
-/// The page's Content-Security-Policy: scripts, styles, images and API calls from this
-/// origin only; no inline script or style, no `eval`, no plugins, no framing, no `<base>`.
+/// The page's Content-Security-Policy without sign-in: scripts, styles, images and API
+/// calls from this origin only; no inline script or style, no `eval`, no plugins, no
+/// framing, no `<base>`. With OpenID Connect, `connect-src` adds the authority's origin
+/// ([`content_security_policy`]).
 pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; \
 style-src 'self'; img-src 'self'; connect-src 'self'; manifest-src 'self'; \
 base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 
-/// Sent with every answer of this component.
-pub const SECURITY_HEADERS: [(&str, &str); 5] = [
-    ("content-security-policy", CONTENT_SECURITY_POLICY),
+/// The Content-Security-Policy for `settings`: [`CONTENT_SECURITY_POLICY`], whose
+/// `connect-src` also allows the OpenID Connect authority's origin when one is set (the
+/// app fetches its discovery document and token endpoint there).
+pub fn content_security_policy(settings: &Settings) -> String {
+    match &settings.oidc {
+        Some(oidc) => CONTENT_SECURITY_POLICY.replace(
+            "connect-src 'self'",
+            &format!("connect-src 'self' {}", oidc.origin),
+        ),
+        None => CONTENT_SECURITY_POLICY.to_string(),
+    }
+}
+
+/// Sent with every answer of this component, after its Content-Security-Policy.
+pub const SECURITY_HEADERS: [(&str, &str); 4] = [
     ("x-content-type-options", "nosniff"),
     ("referrer-policy", "no-referrer"),
     // For browsers that predate `frame-ancestors`.
@@ -48,6 +62,96 @@ pub const SECURITY_HEADERS: [(&str, &str); 5] = [
 
 pub const IMMUTABLE: &str = "public, max-age=31536000, immutable";
 pub const NO_CACHE: &str = "no-cache";
+
+/// The variables `ui` reads.
+pub const VARIABLES: [&str; 3] = ["ui_oidc_authority", "ui_oidc_client_id", "ui_oidc_scopes"];
+
+/// Scopes asked for when `ui_oidc_scopes` is empty.
+pub const DEFAULT_SCOPES: &str = "openid profile offline_access";
+
+/// OpenID Connect sign-in, as the page is told it (`/config.json`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Oidc {
+    /// The issuer URL the discovery document hangs off
+    /// (`<authority>/.well-known/openid-configuration`).
+    pub authority: String,
+    /// `scheme://host[:port]` of the authority, which the CSP lets the page reach.
+    pub origin: String,
+    pub client_id: String,
+    pub scopes: String,
+}
+
+/// What the page is configured with.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Settings {
+    /// `None`: API keys only.
+    pub oidc: Option<Oidc>,
+    /// Why the sign-in variables were not usable, told to the page (and so its user).
+    pub oidc_error: Option<String>,
+}
+
+impl Settings {
+    /// From the variables' values (`None`: unset or unreadable). An authority must be an
+    /// `https` URL, or `http` on a loopback host (development and tests), and needs a
+    /// client id.
+    pub fn read(get: impl Fn(&str) -> Option<String>) -> Settings {
+        let value = |name: &str| get(name).map(|v| v.trim().to_string()).unwrap_or_default();
+        let authority = value("ui_oidc_authority");
+        if authority.is_empty() {
+            return Settings::default();
+        }
+        let refused = |why: String| Settings {
+            oidc: None,
+            oidc_error: Some(why),
+        };
+        let Some(origin) = authority_origin(&authority) else {
+            return refused(format!(
+                "ui_oidc_authority must be an https URL (http only on a loopback host); it is {authority:?}"
+            ));
+        };
+        let client_id = value("ui_oidc_client_id");
+        if client_id.is_empty() {
+            return refused("ui_oidc_authority is set but ui_oidc_client_id is empty".into());
+        }
+        let scopes = match value("ui_oidc_scopes") {
+            scopes if scopes.is_empty() => DEFAULT_SCOPES.to_string(),
+            scopes => scopes,
+        };
+        Settings {
+            oidc: Some(Oidc {
+                authority: authority.trim_end_matches('/').to_string(),
+                origin,
+                client_id,
+                scopes,
+            }),
+            oidc_error: None,
+        }
+    }
+
+    /// The page's `/config.json`.
+    pub fn config_json(&self) -> String {
+        let oidc = self.oidc.as_ref().map(|o| {
+            serde_json::json!({"authority": o.authority, "client_id": o.client_id, "scopes": o.scopes})
+        });
+        serde_json::json!({"oidc": oidc, "oidc_error": self.oidc_error}).to_string()
+    }
+}
+
+/// The origin of an authority URL: `https://host[:port]`, or `http://` on a loopback host.
+fn authority_origin(authority: &str) -> Option<String> {
+    let uri: http::Uri = authority.parse().ok()?;
+    let host = uri.host()?;
+    let loopback = matches!(host, "127.0.0.1" | "localhost" | "[::1]");
+    let scheme = uri.scheme_str()?;
+    if !(scheme == "https" || (scheme == "http" && loopback)) || uri.query().is_some() {
+        return None;
+    }
+    let authority = uri.authority()?.as_str();
+    if authority.contains('@') {
+        return None;
+    }
+    Some(format!("{scheme}://{authority}"))
+}
 
 /// A content coding of a response body.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -153,10 +257,12 @@ pub fn index() -> &'static Asset {
 }
 
 fn with_security_headers(
+    settings: &Settings,
     status: u16,
     mut headers: Vec<(&'static str, String)>,
     body: Body,
 ) -> Reply {
+    headers.push(("content-security-policy", content_security_policy(settings)));
     headers.extend(SECURITY_HEADERS.iter().map(|(n, v)| (*n, v.to_string())));
     Reply {
         status,
@@ -165,14 +271,20 @@ fn with_security_headers(
     }
 }
 
-fn error(status: u16, message: &str, code: &str, extra: Vec<(&'static str, String)>) -> Reply {
+fn error(
+    settings: &Settings,
+    status: u16,
+    message: &str,
+    code: &str,
+    extra: Vec<(&'static str, String)>,
+) -> Reply {
     let mut headers = vec![
         ("content-type", "application/json".to_string()),
         ("cache-control", "no-store".to_string()),
     ];
     headers.extend(extra);
     let body = error_json(message, INVALID_REQUEST, None, code).to_string();
-    with_security_headers(status, headers, Body::Owned(body))
+    with_security_headers(settings, status, headers, Body::Owned(body))
 }
 
 /// Whether `if_none_match` (a list of entity tags, or `*`) names `etag`; weak
@@ -191,27 +303,50 @@ pub struct RequestHeaders<'a> {
     pub if_none_match: Option<&'a str>,
 }
 
-/// The whole answer to `method path`.
-pub fn respond(method: &str, path: &str, request: RequestHeaders<'_>) -> Reply {
-    let Some(asset) = find(path) else {
+/// Where the page reads its configuration (sign-in).
+pub const CONFIG_PATH: &str = "/config.json";
+
+/// The whole answer to `method path`, for a page configured with `settings`.
+pub fn respond(
+    method: &str,
+    path: &str,
+    request: RequestHeaders<'_>,
+    settings: &Settings,
+) -> Reply {
+    let asset = find(path);
+    if asset.is_none() && path != CONFIG_PATH {
         return error(
+            settings,
             404,
             &format!("No page or file at {path}. The chat app is at /, the API under /v1."),
             "not_found",
             Vec::new(),
         );
-    };
+    }
     let head = match method {
         "GET" => false,
         "HEAD" => true,
         _ => {
             return error(
+                settings,
                 405,
                 &format!("{method} is not allowed here; the chat app's files are read with GET."),
                 "method_not_allowed",
                 vec![("allow", "GET, HEAD".to_string())],
             );
         }
+    };
+    let Some(asset) = asset else {
+        let headers = vec![
+            ("content-type", "application/json".to_string()),
+            ("cache-control", "no-store".to_string()),
+        ];
+        let body = if head {
+            String::new()
+        } else {
+            settings.config_json()
+        };
+        return with_security_headers(settings, 200, headers, Body::Owned(body));
     };
     let encoding = negotiate(request.accept_encoding, asset);
     let (bytes, suffix) = match encoding {
@@ -233,13 +368,13 @@ pub fn respond(method: &str, path: &str, request: RequestHeaders<'_>) -> Reply {
         .if_none_match
         .is_some_and(|tags| matches_etag(tags, &etag))
     {
-        return with_security_headers(304, headers, Body::Static(b""));
+        return with_security_headers(settings, 304, headers, Body::Static(b""));
     }
     if let Some(coding) = encoding.token() {
         headers.push(("content-encoding", coding.to_string()));
     }
     let body = if head { b"" as &[u8] } else { bytes };
-    with_security_headers(200, headers, Body::Static(body))
+    with_security_headers(settings, 200, headers, Body::Static(body))
 }
 
 #[cfg(target_arch = "wasm32")]

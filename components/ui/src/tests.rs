@@ -10,7 +10,17 @@ fn get(path: &str, accept_encoding: Option<&str>) -> Reply {
             accept_encoding,
             if_none_match: None,
         },
+        &Settings::default(),
     )
+}
+
+fn settings(values: &[(&str, &str)]) -> Settings {
+    Settings::read(|name| {
+        values
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| v.to_string())
+    })
 }
 
 fn page_text() -> String {
@@ -125,11 +135,20 @@ fn every_answer_carries_the_security_headers() {
     for reply in [
         get("/", Some("br")),
         get("/nowhere", None),
-        respond("DELETE", "/", RequestHeaders::default()),
+        respond(
+            "DELETE",
+            "/",
+            RequestHeaders::default(),
+            &Settings::default(),
+        ),
     ] {
         for (name, value) in SECURITY_HEADERS {
             assert_eq!(reply.header(name), Some(value), "{} {name}", reply.status);
         }
+        assert_eq!(
+            reply.header("content-security-policy"),
+            Some(CONTENT_SECURITY_POLICY)
+        );
     }
     let csp = CONTENT_SECURITY_POLICY;
     assert!(!csp.contains("unsafe-inline") && !csp.contains("unsafe-eval"));
@@ -204,6 +223,7 @@ fn a_matching_if_none_match_is_answered_304_without_body() {
                 accept_encoding: Some("br"),
                 if_none_match: Some(&tags),
             },
+            &Settings::default(),
         );
         assert_eq!(reply.status, 304, "{tags}");
         assert!(reply.body.as_bytes().is_empty());
@@ -216,13 +236,14 @@ fn a_matching_if_none_match_is_answered_304_without_body() {
             accept_encoding: Some("br"),
             if_none_match: Some("\"0000000000000000-br\""),
         },
+        &Settings::default(),
     );
     assert_eq!(stale.status, 200);
 }
 
 #[test]
 fn head_has_the_headers_of_get_and_no_body() {
-    let head = respond("HEAD", "/", RequestHeaders::default());
+    let head = respond("HEAD", "/", RequestHeaders::default(), &Settings::default());
     let get = get("/", None);
     assert_eq!((head.status, &head.headers), (200, &get.headers));
     assert!(head.body.as_bytes().is_empty());
@@ -246,7 +267,7 @@ fn unknown_paths_and_other_methods_get_openai_errors() {
         assert!(error["error"]["message"].as_str().unwrap().contains(path));
     }
     for method in ["POST", "PUT", "DELETE", "OPTIONS"] {
-        let reply = respond(method, "/", RequestHeaders::default());
+        let reply = respond(method, "/", RequestHeaders::default(), &Settings::default());
         assert_eq!(reply.status, 405, "{method}");
         assert_eq!(reply.header("allow"), Some("GET, HEAD"));
         let error: serde_json::Value = serde_json::from_slice(reply.body.as_bytes()).unwrap();
@@ -267,4 +288,75 @@ fn the_page_weighs_under_200_kb_compressed() {
         ASSETS.len()
     );
     assert!(total < 200 * 1024, "{total} bytes");
+}
+
+#[test]
+fn without_sign_in_variables_the_page_is_told_api_keys_only() {
+    let reply = get(CONFIG_PATH, None);
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.header("cache-control"), Some("no-store"));
+    let config: serde_json::Value = serde_json::from_slice(reply.body.as_bytes()).unwrap();
+    assert_eq!(
+        config,
+        serde_json::json!({"oidc": null, "oidc_error": null})
+    );
+}
+
+#[test]
+fn an_oidc_authority_is_told_to_the_page_and_allowed_by_the_csp() {
+    let configured = settings(&[
+        (
+            "ui_oidc_authority",
+            "https://login.example.com/tenant/v2.0/",
+        ),
+        ("ui_oidc_client_id", "chat-app"),
+        ("ui_oidc_scopes", ""),
+    ]);
+    let reply = respond("GET", CONFIG_PATH, RequestHeaders::default(), &configured);
+    let config: serde_json::Value = serde_json::from_slice(reply.body.as_bytes()).unwrap();
+    assert_eq!(
+        config["oidc"],
+        serde_json::json!({
+            "authority": "https://login.example.com/tenant/v2.0",
+            "client_id": "chat-app",
+            "scopes": DEFAULT_SCOPES,
+        })
+    );
+    let csp = reply.header("content-security-policy").unwrap();
+    assert!(
+        csp.contains("connect-src 'self' https://login.example.com;"),
+        "{csp}"
+    );
+    let page = respond("GET", "/", RequestHeaders::default(), &configured);
+    assert_eq!(page.header("content-security-policy"), Some(csp));
+}
+
+#[test]
+fn unusable_oidc_variables_are_refused_with_the_reason() {
+    for (authority, client_id, reason) in [
+        ("http://login.example.com", "app", "https"),
+        ("javascript:alert(1)", "app", "https"),
+        ("https://user@login.example.com", "app", "https"),
+        ("https://login.example.com/?x=1", "app", "https"),
+        ("https://login.example.com", "", "ui_oidc_client_id"),
+    ] {
+        let refused = settings(&[
+            ("ui_oidc_authority", authority),
+            ("ui_oidc_client_id", client_id),
+        ]);
+        assert_eq!(refused.oidc, None, "{authority}");
+        assert!(
+            refused.oidc_error.as_deref().unwrap().contains(reason),
+            "{authority}: {refused:?}"
+        );
+        assert_eq!(content_security_policy(&refused), CONTENT_SECURITY_POLICY);
+    }
+    let loopback = settings(&[
+        ("ui_oidc_authority", "http://127.0.0.1:8080"),
+        ("ui_oidc_client_id", "app"),
+        ("ui_oidc_scopes", "openid api://chat/.default"),
+    ]);
+    let oidc = loopback.oidc.unwrap();
+    assert_eq!(oidc.origin, "http://127.0.0.1:8080");
+    assert_eq!(oidc.scopes, "openid api://chat/.default");
 }

@@ -1,7 +1,8 @@
-//! The Spin adapter: reads the method, path and two request headers, and writes the
-//! [`crate::respond`] answer. Nothing is decided here.
+//! The Spin adapter: reads the method, path, two request headers and the sign-in
+//! variables, and writes the [`crate::respond`] answer. Nothing is decided here.
 
 use bytes::Bytes;
+use chatgate_guest::VariableValue;
 use spin_sdk::http::{BoxBody, FullBody, HeaderValue, Request, Response, StatusCode, box_body};
 use spin_sdk::http_service;
 
@@ -13,6 +14,11 @@ async fn handle(request: Request) -> Response<BoxBody> {
             .get(name)
             .and_then(|value| value.to_str().ok())
     };
+    let values = chatgate_guest_io::read_variables(&crate::VARIABLES).await;
+    let settings = crate::Settings::read(|name| match values.get(name) {
+        VariableValue::Value(value) => Some(value),
+        VariableValue::Missing | VariableValue::Unreadable => None,
+    });
     let reply = crate::respond(
         request.method().as_str(),
         request.uri().path(),
@@ -20,6 +26,7 @@ async fn handle(request: Request) -> Response<BoxBody> {
             accept_encoding: header("accept-encoding"),
             if_none_match: header("if-none-match"),
         },
+        &settings,
     );
     let body = match reply.body {
         crate::Body::Static(bytes) => Bytes::from_static(bytes),

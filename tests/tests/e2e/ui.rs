@@ -6,6 +6,7 @@
 
 use chatgate::manifest::{DependencySource, Manifest};
 use chatgate_tests::http_client::send;
+use chatgate_tests::oidc::{Client, Provider};
 use chatgate_tests::upstream::{Answer, Recorded, Upstream, openai_answer};
 use chatgate_tests::{Gateway, OPENAI_COMPLETION_LINE, manifest_with_completion_line};
 use chatgate_tests::{project_manifest, repo_root};
@@ -160,8 +161,9 @@ fn held(request: &Recorded, answer: &str, gate: &Arc<tokio::sync::Notify>) -> An
     full
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn the_chat_app_in_chromium() {
+/// Runs `tests/ui/browser.py` with `args` until it exits, opening `gate` when it asks;
+/// fails unless it printed `OK` and exited 0.
+async fn drive_browser(args: &[String], gate: Option<&Arc<tokio::sync::Notify>>) {
     let python = repo_root().join(".sdk/ui-venv/bin/python");
     assert!(
         python.exists(),
@@ -174,7 +176,40 @@ async fn the_chat_app_in_chromium() {
         std::path::Path::new(&chromium).exists(),
         "{chromium} is missing: run `make test-deps` (Debian's chromium)"
     );
+    let mut child = tokio::process::Command::new(&python)
+        .arg(repo_root().join("tests/ui/browser.py"))
+        .args(args)
+        .env("CHATGATE_CHROMIUM", &chromium)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("starting browser.py");
+    let mut stdin = child.stdin.take().unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut passed = false;
+    // A bound on a hung browser, not a measure of speed.
+    let exit = tokio::time::timeout(Duration::from_secs(300), async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            match (line.as_str(), gate) {
+                ("OPEN stream", Some(gate)) => {
+                    gate.notify_one();
+                    stdin.write_all(b"OPENED\n").await.unwrap();
+                    stdin.flush().await.unwrap();
+                }
+                ("OK", _) => passed = true,
+                (other, _) => panic!("browser.py said {other:?}"),
+            }
+        }
+        child.wait().await.unwrap()
+    })
+    .await
+    .expect("browser.py finishes");
+    assert!(exit.success() && passed, "browser.py failed ({exit})");
+}
 
+#[tokio::test(flavor = "multi_thread")]
+async fn the_chat_app_in_chromium() {
     let stream_gate = Arc::new(tokio::sync::Notify::new());
     let never = Arc::new(tokio::sync::Notify::new());
     let again = AtomicUsize::new(0);
@@ -217,37 +252,11 @@ async fn the_chat_app_in_chromium() {
     .unwrap();
 
     let artifacts = repo_root().join("target/ui-screenshots");
-    let mut child = tokio::process::Command::new(&python)
-        .arg(repo_root().join("tests/ui/browser.py"))
-        .arg(gateway.url("/"))
-        .arg(&artifacts)
-        .env("CHATGATE_CHROMIUM", &chromium)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("starting browser.py");
-    let mut stdin = child.stdin.take().unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut passed = false;
-    // A bound on a hung browser, not a measure of speed.
-    let driven = tokio::time::timeout(Duration::from_secs(300), async {
-        while let Some(line) = lines.next_line().await.unwrap() {
-            match line.as_str() {
-                "OPEN stream" => {
-                    stream_gate.notify_one();
-                    stdin.write_all(b"OPENED\n").await.unwrap();
-                    stdin.flush().await.unwrap();
-                }
-                "OK" => passed = true,
-                other => panic!("browser.py said {other:?}"),
-            }
-        }
-        child.wait().await.unwrap()
-    })
-    .await
-    .expect("browser.py finishes");
-    assert!(driven.success() && passed, "browser.py failed ({driven})");
+    drive_browser(
+        &[gateway.url("/"), artifacts.display().to_string()],
+        Some(&stream_gate),
+    )
+    .await;
 
     // What reached the double: the questions the page sent, with the model it picked.
     let recorded = upstream.recorded();
@@ -280,4 +289,57 @@ fn error(_request: &Recorded, status: u16, headers: &[(&'static str, &str)]) -> 
         answer = answer.with_header(name, *value);
     }
     answer
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_chat_app_signs_in_with_openid_connect() {
+    const AUDIENCE: &str = "api://chatgate";
+    let provider = Provider::start(Client {
+        client_id: "chatgate-ui".into(),
+        audience: AUDIENCE.into(),
+        subject: "user-oidc@example.test".into(),
+        // Short, so that the app's refresh is seen within the test.
+        lifetime: 3,
+    })
+    .await;
+    let upstream = Upstream::openai(STREAMED).await;
+    let manifest = manifest_with_completion_line(OPENAI_COMPLETION_LINE);
+    let jwks = provider.jwks();
+    let gateway = Gateway::start(
+        &manifest,
+        &[
+            ("openai_origin", upstream.origin.as_str()),
+            ("openai_api_key", "sk-test-double"),
+            ("auth_jwks", jwks.as_str()),
+            ("auth_issuer", provider.origin.as_str()),
+            ("auth_audience", AUDIENCE),
+            ("ui_oidc_authority", provider.origin.as_str()),
+            ("ui_oidc_client_id", "chatgate-ui"),
+            (
+                "ui_oidc_scopes",
+                "openid offline_access api://chatgate/chat",
+            ),
+        ],
+    )
+    .await
+    .unwrap();
+    provider.register_redirect_uri(&gateway.url("/"));
+    let artifacts = repo_root().join("target/ui-screenshots");
+    drive_browser(
+        &[
+            gateway.url("/"),
+            artifacts.display().to_string(),
+            "oidc".into(),
+        ],
+        None,
+    )
+    .await;
+
+    let exchanges = provider.exchanges();
+    assert_eq!(exchanges.codes, 1, "{exchanges:?}");
+    assert!(exchanges.refreshes >= 1, "{exchanges:?}");
+    assert!(exchanges.refused.is_empty(), "{exchanges:?}");
+    // Both questions reached the model: the API accepted the tokens the provider issued.
+    assert!(upstream.hits() >= 2);
+    gateway.stop().await;
 }
