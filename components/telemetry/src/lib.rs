@@ -142,7 +142,7 @@ mod tests {
         assert_eq!(telemetry.span.parent_span_id, None);
         assert_eq!(
             map["traceparent"],
-            "00-0102030405060708090a0b0c0d0e0f10-1112131415161718-01"
+            "00-0102030405060708090a0b0c0d0e0f10-1112131415161718-00"
         );
         assert!(map.get("tracestate").is_none());
     }

@@ -19,6 +19,7 @@ async fn handle(mut request: Request) -> Result<WasiResponse, ErrorCode> {
     let route = request.uri().path().to_owned();
 
     let entropy = spin_sdk::wasip3::random::random::get_random_bytes(super::ENTROPY_LEN as u64);
+    chatgate_guest_otel::adopt_host_span(request.headers_mut());
     let telemetry = super::prepare_inward(request.headers_mut(), &entropy);
     let mut stage = TRACER.adopt("telemetry", telemetry.span.clone());
     stage.set("chatgate.request_id", telemetry.request_id.as_str());

@@ -76,6 +76,34 @@ impl Tracer {
     }
 }
 
+/// Gives the request a `traceparent` from the host's own span when it has none (or an
+/// invalid one): the request span Spin returns from `outer-span-context` when its
+/// tracing is on. chatgate's host returns an invalid context (it sets the header
+/// itself when it traces), and so does a host that does not trace; the headers are then
+/// left as they are, and the first stage starts a trace that is not sampled.
+pub fn adopt_host_span(headers: &mut http::HeaderMap) {
+    if single(headers, TRACEPARENT)
+        .and_then(TraceParent::parse)
+        .is_some()
+    {
+        return;
+    }
+    let host = tracing::outer_span_context();
+    let sampled = host.trace_flags.contains(tracing::TraceFlags::SAMPLED);
+    let candidate = format!(
+        "00-{:0>32}-{:0>16}-{}",
+        host.trace_id,
+        host.span_id,
+        if sampled { "01" } else { "00" }
+    );
+    // Parsing refuses all-zero and malformed ids: an invalid host context changes nothing.
+    if TraceParent::parse(&candidate).is_some()
+        && let Ok(value) = http::HeaderValue::from_str(&candidate)
+    {
+        headers.insert(TRACEPARENT, value);
+    }
+}
+
 /// One span being recorded; reported to the host when it ends.
 #[derive(Debug)]
 pub struct StageSpan {

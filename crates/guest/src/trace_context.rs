@@ -72,7 +72,11 @@ pub struct Span {
 }
 
 impl Span {
-    /// Continues `incoming` with a fresh span id, or starts a new sampled trace.
+    /// Continues `incoming` with a fresh span id, or starts a new trace that is not
+    /// sampled: with no caller's trace and no host span to continue (see
+    /// `chatgate-guest-otel`), nothing upstream records this request, and the flag
+    /// says so to whatever comes after (W3C: `sampled` means the caller may have
+    /// recorded). Stages then report no spans, which costs nothing.
     pub fn start(incoming: Option<TraceParent>, entropy: &[u8; SPAN_ENTROPY_LEN]) -> Self {
         let mut new_trace_id = [0u8; 16];
         new_trace_id.copy_from_slice(&entropy[..16]);
@@ -90,7 +94,7 @@ impl Span {
                 trace_id: non_zero(new_trace_id),
                 span_id,
                 parent_span_id: None,
-                flags: SAMPLED,
+                flags: 0,
             },
         }
     }
@@ -266,7 +270,7 @@ mod tests {
     }
 
     #[test]
-    fn a_new_trace_is_sampled_and_uses_the_entropy() {
+    fn a_new_trace_is_not_sampled_and_uses_the_entropy() {
         let mut bytes = [0u8; SPAN_ENTROPY_LEN];
         for (i, b) in bytes.iter_mut().enumerate() {
             *b = i as u8 + 1;
@@ -275,7 +279,8 @@ mod tests {
         assert_eq!(span.trace_id_hex(), "0102030405060708090a0b0c0d0e0f10");
         assert_eq!(span.span_id_hex(), "1112131415161718");
         assert_eq!(span.parent_span_id, None);
-        assert!(span.traceparent().ends_with("-01"));
+        assert!(span.traceparent().ends_with("-00"));
+        assert!(!span.sampled());
         assert!(TraceParent::parse(&span.traceparent()).is_some());
     }
 

@@ -650,6 +650,28 @@ async fn a_waf_block_is_a_span_with_its_rules_and_nothing_inward() {
     gateway.stop().await;
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn without_export_a_new_trace_is_not_sampled_so_stages_report_nothing() {
+    let gateway = Traced::start(&manifest(), None).await;
+    let reply = get(&gateway.url("/echo/untraced"), &[]).await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    let traceparent = reply.headers["traceparent"].to_str().unwrap().to_string();
+    assert!(traceparent.ends_with("-00"), "{traceparent}");
+    // A caller's sampled trace is continued as sampled, whoever records it.
+    let caller = format!("00-{TRACE_ID}-{CALLER_SPAN}-01");
+    let reply = get(
+        &gateway.url("/echo/traced"),
+        &[("traceparent", caller.as_str())],
+    )
+    .await;
+    let traceparent = reply.headers["traceparent"].to_str().unwrap().to_string();
+    assert!(
+        traceparent.starts_with(&format!("00-{TRACE_ID}-")) && traceparent.ends_with("-01"),
+        "{traceparent}"
+    );
+    gateway.stop().await;
+}
+
 async fn statuses(gateway: &Traced) -> Vec<u16> {
     let mut statuses = Vec::new();
     for path in ["/hello", "/echo/x", "/counter", "/healthz"] {
