@@ -367,10 +367,15 @@ async function errorOf(response) {
   return error;
 }
 
+// A gateway's message inside a sentence of ours: without its final full stop.
+function clause(text) {
+  return String(text).trim().replace(/\.+$/, '');
+}
+
 // What to tell the person, for a failed API call.
 async function describeFailure(response) {
   const error = await errorOf(response);
-  const detail = error.message ? ` (${error.message})` : '';
+  const detail = error.message ? `: ${clause(error.message)}` : '';
   switch (response.status) {
     case 401:
       return { kind: 'auth', text: 'The gateway needs an API key: enter it and the question is sent again.' };
@@ -679,7 +684,7 @@ async function readStream(response, message, onChange) {
       }
       if (chunk.error) {
         message.error = 'server';
-        message.note = `The answer failed part-way: ${chunk.error.message || 'server error'}. Retry to ask again.`;
+        message.note = `The answer failed part-way: ${clause(chunk.error.message || 'server error')}. Retry to ask again.`;
         showStatus(message.note);
         continue;
       }

@@ -7,7 +7,7 @@
 use chatgate::manifest::{DependencySource, Manifest};
 use chatgate_tests::http_client::send;
 use chatgate_tests::oidc::{Client, Provider};
-use chatgate_tests::upstream::{Answer, Recorded, Upstream, openai_answer};
+use chatgate_tests::upstream::{Answer, Ending, Recorded, Upstream, openai_answer};
 use chatgate_tests::{Gateway, OPENAI_COMPLETION_LINE, manifest_with_completion_line};
 use chatgate_tests::{project_manifest, repo_root};
 use std::sync::Arc;
@@ -145,17 +145,20 @@ fn question(request: &Recorded) -> String {
         .unwrap_or_default()
 }
 
+/// The byte offset just after the first `events` SSE events of `body`.
+fn after_events(body: &str, events: usize) -> usize {
+    body.match_indices("\n\n")
+        .nth(events - 1)
+        .map(|(i, _)| i + 2)
+        .unwrap()
+}
+
 /// `answer` streamed, its role chunk and first word sent at once and the rest once
 /// `gate` is notified (never, for a gate nobody opens).
 fn held(request: &Recorded, answer: &str, gate: &Arc<tokio::sync::Notify>) -> Answer {
     let mut full = openai_answer(request, answer);
     assert_eq!(full.content_type, "text/event-stream", "the app streams");
-    let split = full
-        .body
-        .match_indices("\n\n")
-        .nth(1)
-        .map(|(i, _)| i + 2)
-        .unwrap();
+    let split = after_events(&full.body, 2);
     let rest = full.body.split_off(split);
     full.held_back = Some((gate.clone(), rest));
     full
@@ -223,6 +226,11 @@ async fn the_chat_app_in_chromium() {
                 held(request, STREAMED, &never)
             } else if question.contains("rate-case") {
                 error(request, 429, &[("retry-after", "7")])
+            } else if question.contains("cut-case") {
+                let mut cut = openai_answer(request, STREAMED);
+                cut.body.truncate(after_events(&cut.body, 2));
+                cut.ending = Ending::Cut;
+                cut
             } else if question.contains("broken-case") {
                 error(request, 500, &[])
             } else if question.contains("again-case") {
@@ -268,7 +276,12 @@ async fn the_chat_app_in_chromium() {
             .any(|r| question(r).contains("Ignore all previous instructions")),
         "the blocked question reached the model"
     );
-    for screenshot in ["desktop.png", "phone.png", "phone-conversations.png"] {
+    for screenshot in [
+        "desktop.png",
+        "desktop-dark.png",
+        "phone.png",
+        "phone-conversations.png",
+    ] {
         let written = artifacts.join(screenshot);
         assert!(
             std::fs::metadata(&written).is_ok_and(|m| m.len() > 0),
