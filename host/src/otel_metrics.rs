@@ -12,7 +12,10 @@
 //! - from the spans the stages report ([`crate::otel::SpanSink`]), so for sampled
 //!   requests only: `gen_ai.client.token.usage` ({token}, by `gen_ai.token.type`,
 //!   operation, request and response model) and `gen_ai.client.operation.duration` (s)
-//!   of `chat`'s completion calls (the GenAI semantic conventions), WAF refusals by
+//!   of `chat`'s completion calls and, for streamed answers,
+//!   `gen_ai.server.time_to_first_token` (s, from the span's first-token event; measured
+//!   where `chat` receives the token, so the provider's and the completion component's
+//!   time) (the GenAI semantic conventions), WAF refusals by
 //!   refusal code (`chatgate.waf.refusals`) and authentication failures by failure code
 //!   (`chatgate.auth.failures`).
 
@@ -44,6 +47,16 @@ const OPERATION_DURATION_BUCKETS: [f64; 14] = [
     0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92,
 ];
 
+/// The bucket boundaries the GenAI semantic conventions recommend for
+/// `gen_ai.server.time_to_first_token`, in seconds.
+const TIME_TO_FIRST_TOKEN_BUCKETS: [f64; 14] = [
+    0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0,
+];
+
+/// The event `chat`'s completion span records at a stream's first token
+/// (`chatgate_guest_otel::FIRST_TOKEN`).
+const FIRST_TOKEN: &str = "gen_ai.first_token";
+
 /// A running metrics pipeline and its instruments.
 #[derive(Debug)]
 pub struct Metrics {
@@ -51,6 +64,7 @@ pub struct Metrics {
     request_duration: Histogram<f64>,
     token_usage: Histogram<u64>,
     operation_duration: Histogram<f64>,
+    time_to_first_token: Histogram<f64>,
     waf_refusals: Counter<u64>,
     auth_failures: Counter<u64>,
 }
@@ -101,6 +115,12 @@ impl Metrics {
                 .with_unit("s")
                 .with_description("GenAI operation duration.")
                 .with_boundaries(OPERATION_DURATION_BUCKETS.to_vec())
+                .build(),
+            time_to_first_token: meter
+                .f64_histogram("gen_ai.server.time_to_first_token")
+                .with_unit("s")
+                .with_description("Time to the first token of a streamed answer, as chat sees it.")
+                .with_boundaries(TIME_TO_FIRST_TOKEN_BUCKETS.to_vec())
                 .build(),
             waf_refusals: meter
                 .u64_counter("chatgate.waf.refusals")
@@ -166,6 +186,19 @@ impl Metrics {
                 .unwrap_or_default();
             self.operation_duration
                 .record(elapsed.as_secs_f64(), &common);
+            if let Some(first) = span
+                .events
+                .events
+                .iter()
+                .find(|event| event.name == FIRST_TOKEN)
+            {
+                let waited = first
+                    .timestamp
+                    .duration_since(span.start_time)
+                    .unwrap_or_default();
+                self.time_to_first_token
+                    .record(waited.as_secs_f64(), &common);
+            }
             for (key, kind) in [
                 ("gen_ai.usage.input_tokens", "input"),
                 ("gen_ai.usage.output_tokens", "output"),

@@ -424,9 +424,14 @@ async fn relay_stream(
         span.end_error(CLIENT_LEFT);
         return;
     }
+    let mut first = true;
     while let Some(delta) = deltas.next().await {
         if delta.content.is_empty() {
             continue;
+        }
+        if first {
+            span.event(chatgate_guest_otel::FIRST_TOKEN);
+            first = false;
         }
         if events
             .send(sse::content_chunk(&header, &delta.content))

@@ -33,6 +33,10 @@ use bindings::wasi::otel::{tracing, types};
 
 const TRACEPARENT: &str = "traceparent";
 
+/// The event a completion span records when the first token of a streamed answer
+/// arrives; the host derives `gen_ai.server.time_to_first_token` from it.
+pub const FIRST_TOKEN: &str = "gen_ai.first_token";
+
 /// What a span's stage was to its caller (OpenTelemetry's span kinds that chatgate uses).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -113,6 +117,7 @@ pub struct StageSpan {
     kind: Kind,
     start: Datetime,
     attributes: Vec<types::KeyValue>,
+    events: Vec<tracing::Event>,
 }
 
 impl StageSpan {
@@ -124,6 +129,7 @@ impl StageSpan {
             kind,
             start: now(),
             attributes: Vec::new(),
+            events: Vec::new(),
         };
         if this.recording() {
             tracing::on_start(&this.context());
@@ -160,6 +166,17 @@ impl StageSpan {
         }
     }
 
+    /// Records that `name` happened now (e.g. [`FIRST_TOKEN`]).
+    pub fn event(&mut self, name: &str) {
+        if self.recording() {
+            self.events.push(tracing::Event {
+                name: name.to_owned(),
+                time: now(),
+                attributes: Vec::new(),
+            });
+        }
+    }
+
     /// Ends the span as having done its work.
     pub fn end_ok(self) {
         self.end(tracing::Status::Ok);
@@ -192,7 +209,7 @@ impl StageSpan {
             start_time: self.start,
             end_time: now(),
             attributes: self.attributes,
-            events: Vec::new(),
+            events: self.events,
             links: Vec::new(),
             status,
             instrumentation_scope: types::InstrumentationScope {

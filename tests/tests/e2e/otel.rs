@@ -600,6 +600,52 @@ async fn the_stages_spans_nest_in_request_order_with_genai_attributes() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_streamed_answer_records_when_its_first_token_came() {
+    let (collector, received) = receiver().await;
+    let gateway = Traced::start(
+        &shipped_manifest(),
+        Some(settings(format!("http://{collector}/v1/traces"))),
+    )
+    .await;
+    let streamed = post_json(
+        &gateway.url("/v1/chat/completions"),
+        &[("authorization", "Bearer chatgate-dev-key")],
+        &serde_json::json!({
+            "model": "chatgate-rag",
+            "stream": true,
+            "messages": [{"role": "user", "content": "How do I configure retrieval?"}],
+        }),
+    )
+    .await;
+    assert_eq!(streamed.status, 200, "{}", streamed.text());
+    assert!(
+        streamed.text().contains("data: [DONE]"),
+        "{}",
+        streamed.text()
+    );
+    gateway.flush().await.expect("flush to a live collector");
+    let spans = spans_of(&exported(&received, 7).await);
+    let completion = spans
+        .iter()
+        .find(|s| s.name.starts_with("chat ") && s.kind == span::SpanKind::Client as i32)
+        .unwrap_or_else(|| panic!("the completion span: {spans:#?}"));
+    let first = completion
+        .events
+        .iter()
+        .find(|e| e.name == "gen_ai.first_token")
+        .unwrap_or_else(|| panic!("the first-token event: {completion:#?}"));
+    assert!(
+        first.time_unix_nano >= completion.start_time_unix_nano
+            && first.time_unix_nano <= completion.end_time_unix_nano
+    );
+    let metrics = metrics_received(&received);
+    let (unit, points) = histogram(&metrics, "gen_ai.server.time_to_first_token");
+    assert_eq!((unit.as_str(), points.len()), ("s", 1));
+    assert_eq!(points[0].count, 1);
+    gateway.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_waf_block_is_a_span_with_its_rules_and_nothing_inward() {
     let (collector, received) = receiver().await;
     let gateway = Traced::start(
