@@ -19,6 +19,7 @@ pub mod key_value;
 pub mod manifest;
 pub mod openai_error;
 pub mod otel;
+pub mod otel_logs;
 pub mod otel_metrics;
 pub mod outbound;
 pub mod overload;

@@ -38,6 +38,7 @@
 //! semantic-convention attributes listed at [`ServerSpan`]. No header value other than
 //! `User-Agent` is recorded, and no body.
 
+use crate::otel_logs::{GuestLog, Logs};
 use crate::otel_metrics::Metrics;
 use opentelemetry::propagation::TextMapPropagator;
 use opentelemetry::trace::{Span as _, SpanKind, Status, Tracer as _, TracerProvider as _};
@@ -63,6 +64,7 @@ pub const OTEL_RESOURCE_ATTRIBUTES: &str = "OTEL_RESOURCE_ATTRIBUTES";
 pub const OTEL_SDK_DISABLED: &str = "OTEL_SDK_DISABLED";
 pub const OTEL_EXPORTER_OTLP_METRICS_ENDPOINT: &str = "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT";
 pub const OTEL_METRIC_EXPORT_INTERVAL: &str = "OTEL_METRIC_EXPORT_INTERVAL";
+pub const OTEL_EXPORTER_OTLP_LOGS_ENDPOINT: &str = "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT";
 
 /// `service.name` when neither `OTEL_SERVICE_NAME` nor `OTEL_RESOURCE_ATTRIBUTES` names one.
 pub const DEFAULT_SERVICE_NAME: &str = "chatgate";
@@ -95,6 +97,8 @@ pub struct TraceSettings {
     pub metrics_endpoint: Option<String>,
     /// How often metrics are exported (`None`: the SDK's default, 60 s).
     pub metrics_interval: Option<Duration>,
+    /// Where guests' log records are POSTed ([`crate::otel_logs`]); `None`: none.
+    pub logs_endpoint: Option<String>,
 }
 
 impl TraceSettings {
@@ -155,6 +159,17 @@ impl TraceSettings {
         if let Some(Err(e)) = metrics_endpoint.as_ref().map(|e| e.parse::<http::Uri>()) {
             return Err(format!("the OTLP metrics endpoint is not a URL: {e}"));
         }
+        let logs_endpoint = match (
+            set(OTEL_EXPORTER_OTLP_LOGS_ENDPOINT),
+            set(OTEL_EXPORTER_OTLP_ENDPOINT),
+        ) {
+            (Some(logs), _) => Some(logs),
+            (None, Some(general)) => Some(join_signal_path(&general, "/v1/logs")),
+            (None, None) => None,
+        };
+        if let Some(Err(e)) = logs_endpoint.as_ref().map(|e| e.parse::<http::Uri>()) {
+            return Err(format!("the OTLP logs endpoint is not a URL: {e}"));
+        }
         let metrics_interval = match set(OTEL_METRIC_EXPORT_INTERVAL) {
             None => None,
             Some(ms) => match ms.trim().parse::<u64>() {
@@ -183,6 +198,7 @@ impl TraceSettings {
             scheduled_delay: None,
             metrics_endpoint,
             metrics_interval,
+            logs_endpoint,
         }))
     }
 }
@@ -216,6 +232,7 @@ pub struct Tracing {
     propagator: TraceContextPropagator,
     sink: SpanSink,
     metrics: Option<Arc<Metrics>>,
+    logs: Option<Arc<Logs>>,
 }
 
 /// A handle on the batch processor that exports finished spans made elsewhere (the
@@ -225,6 +242,8 @@ pub struct SpanSink {
     processor: Arc<BatchSpanProcessor>,
     /// The metrics derived from stages' spans ([`Metrics::record_stage_span`]).
     metrics: Option<Arc<Metrics>>,
+    /// Where guests' log records go (`wasi:otel/logs`).
+    logs: Option<Arc<Logs>>,
 }
 
 impl SpanSink {
@@ -235,6 +254,13 @@ impl SpanSink {
             metrics.record_stage_span(&span);
         }
         self.processor.on_end(span);
+    }
+
+    /// Queues a guest's log record for export, if logs are exported; never waits.
+    pub fn log(&self, log: GuestLog) {
+        if let Some(logs) = &self.logs {
+            logs.emit(log);
+        }
     }
 }
 
@@ -303,6 +329,14 @@ impl Tracing {
             )?)),
             None => None,
         };
+        let logs = match &settings.logs_endpoint {
+            Some(endpoint) => Some(Arc::new(Logs::start(
+                endpoint,
+                resource.clone(),
+                ReqwestOnTokio::new("log")?,
+            )?)),
+            None => None,
+        };
         let mut exporter = exporter;
         exporter.set_resource(&resource);
         let processor = Arc::new(
@@ -322,8 +356,10 @@ impl Tracing {
             sink: SpanSink {
                 processor,
                 metrics: metrics.clone(),
+                logs: logs.clone(),
             },
             metrics,
+            logs,
         })
     }
 
@@ -401,6 +437,9 @@ impl Tracing {
     /// async threads).
     pub fn force_flush(&self) -> Result<(), String> {
         self.provider.force_flush().map_err(|e| e.to_string())?;
+        if let Some(logs) = &self.logs {
+            logs.force_flush()?;
+        }
         match &self.metrics {
             Some(metrics) => metrics.force_flush(),
             None => Ok(()),
@@ -414,7 +453,11 @@ impl Tracing {
             Some(metrics) => metrics.shutdown(),
             None => Ok(()),
         };
-        traces.and(metrics)
+        let logs = match &self.logs {
+            Some(logs) => logs.shutdown(),
+            None => Ok(()),
+        };
+        traces.and(metrics).and(logs)
     }
 }
 

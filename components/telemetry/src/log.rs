@@ -89,12 +89,55 @@ impl RequestLog<'_> {
         }
         line.to_string()
     }
+
+    /// The same as an OpenTelemetry log record: the severity number (9 info, 13 warn,
+    /// 17 error, by the line's level) and the attributes, named by the HTTP semantic
+    /// conventions where they have a name. The trace and span are the record's context.
+    pub fn otel_record(&self) -> (u8, Vec<(&'static str, serde_json::Value)>) {
+        let severity = match level_for_status(self.status) {
+            "error" => 17,
+            "warn" => 13,
+            _ => 9,
+        };
+        let mut attributes = vec![
+            ("http.request.method", self.method.into()),
+            ("url.path", self.route.into()),
+            ("http.response.status_code", self.status.into()),
+            ("chatgate.request_id", self.request_id.into()),
+            ("chatgate.duration_ms", duration_ms(self.elapsed).into()),
+        ];
+        if let Some(error) = self.error {
+            attributes.push(("error.type", error.into()));
+        }
+        (severity, attributes)
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::trace::{SPAN_ENTROPY_LEN, Span};
+
+    #[test]
+    fn the_otel_record_says_what_the_line_says() {
+        let span = Span::start(None, &[7u8; SPAN_ENTROPY_LEN]);
+        let log = RequestLog {
+            started_at: Duration::ZERO,
+            method: "POST",
+            route: "/v1/chat/completions",
+            status: 503,
+            elapsed: Duration::from_micros(1_500),
+            span: &span,
+            request_id: "rid-1",
+            error: Some("upstream"),
+        };
+        let (severity, attributes) = log.otel_record();
+        assert_eq!(severity, 17);
+        assert!(attributes.contains(&("http.response.status_code", 503.into())));
+        assert!(attributes.contains(&("url.path", "/v1/chat/completions".into())));
+        assert!(attributes.contains(&("error.type", "upstream".into())));
+        assert!(attributes.contains(&("chatgate.request_id", "rid-1".into())));
+    }
 
     #[test]
     fn levels_follow_status_classes() {

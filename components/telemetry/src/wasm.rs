@@ -42,14 +42,7 @@ async fn handle(mut request: Request) -> Result<WasiResponse, ErrorCode> {
         }
     };
     let elapsed = started.elapsed();
-    stage.set("http.response.status_code", status);
-    match &error {
-        Some(error) => stage.end_error(error.clone()),
-        None if status >= 500 => stage.end_error(format!("answered {status}")),
-        None => stage.end_unset(),
-    }
-
-    let line = super::log::RequestLog {
+    let log = super::log::RequestLog {
         started_at,
         method: &method,
         route: &route,
@@ -58,9 +51,16 @@ async fn handle(mut request: Request) -> Result<WasiResponse, ErrorCode> {
         span: &telemetry.span,
         request_id: &telemetry.request_id,
         error: error.as_deref(),
+    };
+    println!("{}", log.to_json_line());
+    let (severity, attributes) = log.otel_record();
+    stage.log(severity, "request", &attributes);
+    stage.set("http.response.status_code", status);
+    match &error {
+        Some(error) => stage.end_error(error.clone()),
+        None if status >= 500 => stage.end_error(format!("answered {status}")),
+        None => stage.end_unset(),
     }
-    .to_json_line();
-    println!("{line}");
     response
 }
 

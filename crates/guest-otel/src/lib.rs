@@ -29,7 +29,7 @@ mod bindings {
 }
 
 use bindings::wasi::clocks::wall_clock::Datetime;
-use bindings::wasi::otel::{tracing, types};
+use bindings::wasi::otel::{logs, tracing, types};
 
 const TRACEPARENT: &str = "traceparent";
 
@@ -177,6 +177,47 @@ impl StageSpan {
         }
     }
 
+    /// Emits a log record in this span (`wasi:otel/logs`), if the span is recorded:
+    /// `severity` is OpenTelemetry's number (9 info, 13 warn, 17 error), `body` the
+    /// message, `attributes` as for [`StageSpan::set`]. Never a secret or a prompt.
+    pub fn log(&self, severity: u8, body: &str, attributes: &[(&str, serde_json::Value)]) {
+        if !self.recording() {
+            return;
+        }
+        let time = now();
+        logs::on_emit(&logs::LogRecord {
+            timestamp: Some(time),
+            observed_timestamp: Some(time),
+            severity_text: None,
+            severity_number: Some(severity),
+            body: Some(serde_json::Value::from(body).to_string()),
+            attributes: Some(
+                attributes
+                    .iter()
+                    .map(|(key, value)| types::KeyValue {
+                        key: (*key).to_owned(),
+                        value: value.to_string(),
+                    })
+                    .collect(),
+            ),
+            event_name: None,
+            resource: None,
+            instrumentation_scope: Some(self.scope()),
+            trace_id: Some(self.span.trace_id_hex()),
+            span_id: Some(self.span.span_id_hex()),
+            trace_flags: Some(tracing::TraceFlags::SAMPLED),
+        });
+    }
+
+    fn scope(&self) -> types::InstrumentationScope {
+        types::InstrumentationScope {
+            name: self.tracer.scope.to_owned(),
+            version: Some(self.tracer.version.to_owned()),
+            schema_url: None,
+            attributes: Vec::new(),
+        }
+    }
+
     /// Ends the span as having done its work.
     pub fn end_ok(self) {
         self.end(tracing::Status::Ok);
@@ -198,6 +239,7 @@ impl StageSpan {
             return;
         }
         let context = self.context();
+        let scope = self.scope();
         tracing::on_end(&tracing::SpanData {
             span_context: context,
             parent_span_id: self.span.parent_span_id_hex().unwrap_or_default(),
@@ -212,12 +254,7 @@ impl StageSpan {
             events: self.events,
             links: Vec::new(),
             status,
-            instrumentation_scope: types::InstrumentationScope {
-                name: self.tracer.scope.to_owned(),
-                version: Some(self.tracer.version.to_owned()),
-                schema_url: None,
-                attributes: Vec::new(),
-            },
+            instrumentation_scope: scope,
             dropped_attributes: 0,
             dropped_events: 0,
             dropped_links: 0,

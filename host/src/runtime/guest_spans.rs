@@ -168,7 +168,7 @@ fn scope(scope: types::InstrumentationScope) -> InstrumentationScope {
     builder.build()
 }
 
-fn system_time(time: Datetime) -> SystemTime {
+pub(super) fn system_time(time: Datetime) -> SystemTime {
     UNIX_EPOCH + Duration::new(time.seconds, time.nanoseconds.min(999_999_999))
 }
 
@@ -189,7 +189,7 @@ fn key_values(list: Vec<types::KeyValue>) -> (Vec<KeyValue>, u32) {
 /// An attribute value: a JSON string, boolean, number, or array of one of those kinds
 /// (`wasi:otel`'s `types.value`, as Spin reads it). Integers beyond `i64` and mixed or
 /// nested arrays are refused.
-fn value(json: &str) -> Option<Value> {
+pub(super) fn value(json: &str) -> Option<Value> {
     use serde_json::Value as Json;
     Some(match serde_json::from_str::<Json>(json).ok()? {
         Json::String(s) => Value::from(s),

@@ -10,7 +10,9 @@ use super::bindings::spin::variables::variables;
 use super::bindings::wasi::keyvalue::{
     atomics as wasi_atomics, batch as wasi_batch, store as wasi_kv,
 };
-use super::bindings::wasi::otel::{tracing as otel_tracing, types as otel_types};
+use super::bindings::wasi::otel::{
+    logs as otel_logs, tracing as otel_tracing, types as otel_types,
+};
 use super::state::{HostState, SpinInterfaces, spin_view};
 use wasmtime::Engine;
 use wasmtime::component::{Component, Linker};
@@ -24,6 +26,7 @@ const SPIN_INTERFACES: &[&str] = &[
     "wasi:keyvalue/batch@0.2.0-draft2",
     "wasi:otel/tracing@0.2.0-rc.2",
     "wasi:otel/types@0.2.0-rc.2",
+    "wasi:otel/logs@0.2.0-rc.2",
 ];
 
 /// WASI packages the host provides (through wasmtime-wasi and wasmtime-wasi-http).
@@ -57,6 +60,7 @@ pub fn linker(engine: &Engine, component: &Component) -> wasmtime::Result<Linker
     wasi_batch::add_to_linker::<_, SpinInterfaces>(&mut linker, spin_view)?;
     otel_types::add_to_linker::<_, SpinInterfaces>(&mut linker, spin_view)?;
     otel_tracing::add_to_linker::<_, SpinInterfaces>(&mut linker, spin_view)?;
+    otel_logs::add_to_linker::<_, SpinInterfaces>(&mut linker, spin_view)?;
 
     for (name, _) in component.component_type().imports(engine) {
         if !provided(name) {

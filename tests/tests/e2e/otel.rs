@@ -11,9 +11,11 @@ use chatgate::otel::{TraceSettings, Tracing};
 use chatgate_tests::http_client::{Reply, get, post_json};
 use chatgate_tests::{repo_root, single_route_manifest};
 use http_body_util::BodyExt;
+use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
+use opentelemetry_proto::tonic::logs::v1::LogRecord;
 use opentelemetry_proto::tonic::metrics::v1::{HistogramDataPoint, Metric, metric};
 use opentelemetry_proto::tonic::trace::v1::{Span, span, status};
 use prost::Message;
@@ -154,6 +156,7 @@ impl Traced {
 fn settings(endpoint: String) -> TraceSettings {
     TraceSettings {
         metrics_endpoint: Some(endpoint.replace("/v1/traces", "/v1/metrics")),
+        logs_endpoint: Some(endpoint.replace("/v1/traces", "/v1/logs")),
         // Exported by the test's flush, not by the clock.
         metrics_interval: Some(Duration::from_secs(3600)),
         traces_endpoint: endpoint,
@@ -240,6 +243,24 @@ fn metrics_received(received: &Received) -> Vec<Metric> {
         }
     }
     metrics
+}
+
+/// The log records received so far.
+fn logs_received(received: &Received) -> Vec<LogRecord> {
+    received
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(path, _, _)| path == "/v1/logs")
+        .flat_map(|(_, content_type, body)| {
+            assert_eq!(content_type, "application/x-protobuf");
+            ExportLogsServiceRequest::decode(body.clone())
+                .expect("an OTLP logs export")
+                .resource_logs
+        })
+        .flat_map(|r| r.scope_logs)
+        .flat_map(|s| s.log_records)
+        .collect()
 }
 
 /// The data points of the histogram `name`.
@@ -338,6 +359,9 @@ async fn one_server_span_per_request_with_the_callers_trace() {
         .cloned()
         .collect();
     assert_eq!(spans.len(), 3, "one SERVER span per request: {all:#?}");
+    // And one log record per request (`wasi:otel/logs`), in telemetry's span.
+    let logs = logs_received(&received);
+    assert_eq!(logs.len(), 3, "{logs:#?}");
     for server in &spans {
         let children: Vec<&Span> = all
             .iter()
@@ -346,6 +370,30 @@ async fn one_server_span_per_request_with_the_callers_trace() {
         assert_eq!(children.len(), 1, "telemetry's span under {server:#?}");
         assert_eq!(children[0].name, "telemetry");
         assert_eq!(children[0].trace_id, server.trace_id);
+        let record = logs
+            .iter()
+            .find(|r| r.span_id == children[0].span_id)
+            .unwrap_or_else(|| panic!("the log record of {server:#?}: {logs:#?}"));
+        assert_eq!(record.trace_id, server.trace_id);
+        assert_eq!(
+            string(&record.attributes, "url.path"),
+            string(&server.attributes, "url.path")
+        );
+        let status = int(&server.attributes, "http.response.status_code");
+        assert_eq!(int(&record.attributes, "http.response.status_code"), status);
+        let expected = if status >= 500 {
+            (17, "ERROR")
+        } else {
+            (9, "INFO")
+        };
+        assert_eq!(
+            (record.severity_number, record.severity_text.as_str()),
+            expected
+        );
+        assert_eq!(
+            record.body.as_ref().and_then(|b| b.value.clone()),
+            Some(any_value::Value::StringValue("request".into()))
+        );
     }
     let by_path = |path: &str| {
         let found: Vec<&Span> = spans

@@ -1,0 +1,146 @@
+//! OpenTelemetry logs over OTLP/HTTP: the log records guests emit through
+//! `wasi:otel/logs` (the `telemetry` component's one record per request), exported with
+//! the traces when trace export is on, to `OTEL_EXPORTER_OTLP_LOGS_ENDPOINT` as given,
+//! else `OTEL_EXPORTER_OTLP_ENDPOINT` followed by `/v1/logs`, through the SDK's batch
+//! processor (bounded queue, dropped beyond it, like spans).
+
+use opentelemetry::InstrumentationScope;
+use opentelemetry::logs::{AnyValue, LogRecord as _, Logger as _, LoggerProvider as _, Severity};
+use opentelemetry::trace::{SpanId, TraceFlags, TraceId};
+use opentelemetry_otlp::{WithExportConfig, WithHttpConfig};
+use opentelemetry_sdk::Resource;
+use opentelemetry_sdk::logs::SdkLoggerProvider;
+use std::time::SystemTime;
+
+/// A log record as a guest gave it, its values already checked.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GuestLog {
+    pub timestamp: Option<SystemTime>,
+    pub observed_timestamp: Option<SystemTime>,
+    /// OpenTelemetry's severity number, 1 to 24.
+    pub severity: Option<u8>,
+    pub body: Option<AnyValue>,
+    pub attributes: Vec<(String, AnyValue)>,
+    /// The guest's instrumentation scope: its name and version.
+    pub scope: Option<(String, Option<String>)>,
+    /// The trace and span the record belongs to, with the trace's sampled flag.
+    pub trace: Option<(TraceId, SpanId, bool)>,
+}
+
+/// A running log pipeline.
+#[derive(Debug)]
+pub struct Logs {
+    provider: SdkLoggerProvider,
+}
+
+impl Logs {
+    /// Starts the exporter, posting to `endpoint` through `client`, with `resource`.
+    pub(crate) fn start<C>(endpoint: &str, resource: Resource, client: C) -> wasmtime::Result<Logs>
+    where
+        C: opentelemetry_http::HttpClient + 'static,
+    {
+        let exporter = opentelemetry_otlp::LogExporter::builder()
+            .with_http()
+            .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
+            .with_http_client(client)
+            .with_endpoint(endpoint.to_string())
+            .build()
+            .map_err(|e| wasmtime::format_err!("OpenTelemetry log exporter: {e}"))?;
+        let provider = SdkLoggerProvider::builder()
+            .with_resource(resource)
+            .with_batch_exporter(exporter)
+            .build();
+        Ok(Logs { provider })
+    }
+
+    /// Queues `log` for export; never waits.
+    pub fn emit(&self, log: GuestLog) {
+        let (name, version) = log.scope.unwrap_or_else(|| ("guest".to_string(), None));
+        let mut scope = InstrumentationScope::builder(name);
+        if let Some(version) = version {
+            scope = scope.with_version(version);
+        }
+        let logger = self.provider.logger_with_scope(scope.build());
+        let mut record = logger.create_log_record();
+        if let Some(time) = log.timestamp {
+            record.set_timestamp(time);
+        }
+        record.set_observed_timestamp(log.observed_timestamp.unwrap_or_else(SystemTime::now));
+        if let Some(number) = log.severity {
+            let (severity, text) = severity(number);
+            record.set_severity_number(severity);
+            record.set_severity_text(text);
+        }
+        if let Some(body) = log.body {
+            record.set_body(body);
+        }
+        record.add_attributes(log.attributes);
+        if let Some((trace, span, sampled)) = log.trace {
+            let flags = if sampled {
+                TraceFlags::SAMPLED
+            } else {
+                TraceFlags::default()
+            };
+            record.set_trace_context(trace, span, Some(flags));
+        }
+        logger.emit(record);
+    }
+
+    /// Exports what is queued now (blocks: call off the async threads).
+    pub fn force_flush(&self) -> Result<(), String> {
+        self.provider.force_flush().map_err(|e| e.to_string())
+    }
+
+    /// Exports what is left and stops (blocks: call off the async threads).
+    pub fn shutdown(&self) -> Result<(), String> {
+        self.provider.shutdown().map_err(|e| e.to_string())
+    }
+}
+
+/// The severity of OpenTelemetry's number (1 to 24; others are clamped), and its short
+/// name (the guest's own severity text is not used: the SDK keeps only static text).
+pub fn severity(number: u8) -> (Severity, &'static str) {
+    use Severity::*;
+    const ALL: [(Severity, &str); 24] = [
+        (Trace, "TRACE"),
+        (Trace2, "TRACE2"),
+        (Trace3, "TRACE3"),
+        (Trace4, "TRACE4"),
+        (Debug, "DEBUG"),
+        (Debug2, "DEBUG2"),
+        (Debug3, "DEBUG3"),
+        (Debug4, "DEBUG4"),
+        (Info, "INFO"),
+        (Info2, "INFO2"),
+        (Info3, "INFO3"),
+        (Info4, "INFO4"),
+        (Warn, "WARN"),
+        (Warn2, "WARN2"),
+        (Warn3, "WARN3"),
+        (Warn4, "WARN4"),
+        (Error, "ERROR"),
+        (Error2, "ERROR2"),
+        (Error3, "ERROR3"),
+        (Error4, "ERROR4"),
+        (Fatal, "FATAL"),
+        (Fatal2, "FATAL2"),
+        (Fatal3, "FATAL3"),
+        (Fatal4, "FATAL4"),
+    ];
+    ALL[usize::from(number.clamp(1, 24)) - 1]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn severity_numbers_map_to_their_ranges() {
+        assert_eq!(severity(9), (Severity::Info, "INFO"));
+        assert_eq!(severity(12), (Severity::Info4, "INFO4"));
+        assert_eq!(severity(17), (Severity::Error, "ERROR"));
+        assert_eq!(severity(24), (Severity::Fatal4, "FATAL4"));
+        assert_eq!(severity(0), (Severity::Trace, "TRACE"));
+        assert_eq!(severity(200), (Severity::Fatal4, "FATAL4"));
+    }
+}
