@@ -3,14 +3,21 @@
 //! name them so, and each file gets gzip and brotli variants when they are smaller.
 //! Writes `$OUT_DIR/assets.rs`, which `src/lib.rs` includes: one `Asset` per file.
 
-use sha2::{Digest, Sha256};
 use std::fmt::Write as _;
 use std::io::Write as _;
 use std::path::PathBuf;
 
-/// Hex digits of the SHA-256 kept in a name: 64 bits, ample against collisions
-/// between the versions of one file.
-const HASH_DIGITS: usize = 16;
+/// The content hash in a name: SipHash-2-4 with zero keys (std's `SipHasher`, whose
+/// algorithm is fixed), 64 bits as 16 hex digits: ample against collisions between the
+/// versions of one file, and no crypto crate in the build script (a build-dependency
+/// on sha2 would resolve its features apart from the host's; `.ci/check-features.sh`).
+#[allow(deprecated)]
+fn content_hash(bytes: &[u8]) -> String {
+    use std::hash::Hasher as _;
+    let mut hasher = std::hash::SipHasher::new();
+    hasher.write(bytes);
+    format!("{:016x}", hasher.finish())
+}
 
 struct Built {
     served_path: String,
@@ -39,13 +46,6 @@ fn compressible(content_type: &str) -> bool {
     !(content_type.starts_with("image/png") || content_type.starts_with("font/woff2"))
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().fold(String::new(), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
-}
-
 fn gzip(data: &[u8]) -> Vec<u8> {
     let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
     encoder.write_all(data).unwrap();
@@ -65,7 +65,7 @@ fn brotli(data: &[u8]) -> Vec<u8> {
 
 fn build(served_path: String, name: &str, identity: Vec<u8>, immutable: bool) -> Built {
     let content_type = content_type(name);
-    let hash = hex(&Sha256::digest(&identity))[..HASH_DIGITS].to_string();
+    let hash = content_hash(&identity);
     let (gzip, brotli) = if compressible(content_type) {
         let smaller = |v: Vec<u8>| (v.len() < identity.len()).then_some(v);
         (smaller(gzip(&identity)), smaller(brotli(&identity)))
@@ -106,7 +106,7 @@ fn main() {
         println!("cargo:rerun-if-changed={}", path.display());
         let bytes = std::fs::read(&path).unwrap();
         let (stem, ext) = name.rsplit_once('.').expect("app/ files have an extension");
-        let hash = hex(&Sha256::digest(&bytes))[..HASH_DIGITS].to_string();
+        let hash = content_hash(&bytes);
         let served = format!("/assets/{stem}.{hash}.{ext}");
         renames.push((format!("/assets/{name}"), served.clone()));
         built.push(build(served, name, bytes, true));

@@ -21,7 +21,7 @@ pub struct Asset {
     pub content_type: &'static str,
     /// Whether the name carries the content hash (and may be cached for ever).
     pub immutable: bool,
-    /// The first 16 hex digits of the SHA-256 of `identity`.
+    /// SipHash-2-4 (zero keys) of `identity`, 16 hex digits.
     pub hash: &'static str,
     pub identity: &'static [u8],
     pub gzip: Option<&'static [u8]>,
