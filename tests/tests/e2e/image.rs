@@ -38,6 +38,21 @@ fn blob(layout: &Path, digest: &str) -> Vec<u8> {
     bytes
 }
 
+/// A folder of this test run under target/image-test, removed when dropped, failed or not.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new(name: &str) -> Scratch {
+        Scratch(repo_root().join(format!("target/image-test/{name}-{}", std::process::id())))
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 fn sha256_hex(bytes: &[u8]) -> String {
     sha2::Sha256::digest(bytes)
         .iter()
@@ -344,8 +359,8 @@ fn the_config_runs_the_host_as_a_non_root_user_with_oci_annotations() {
 #[test]
 fn the_layers_hold_a_static_host_the_built_components_and_an_sbom_and_no_shell() {
     let image = image();
-    let dir = repo_root().join(format!("target/image-test/contents-{}", std::process::id()));
-    let rootfs = image.unpack(&dir);
+    let dir = Scratch::new("contents");
+    let rootfs = image.unpack(&dir.0);
     for shell in ["bin/sh", "usr/bin/sh", "bin/busybox", "bin/bash"] {
         assert!(!rootfs.join(shell).exists(), "the image has /{shell}");
     }
@@ -418,7 +433,6 @@ fn the_layers_hold_a_static_host_the_built_components_and_an_sbom_and_no_shell()
             "the SBOM lacks {crate_name}"
         );
     }
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// As a Kubernetes pod with `readOnlyRootFilesystem` and an emptyDir at /tmp would run
@@ -430,8 +444,8 @@ async fn the_entrypoint_serves_health_and_refuses_the_dev_key_from_a_read_only_r
         return;
     }
     let image = image();
-    let dir = repo_root().join(format!("target/image-test/readonly-{}", std::process::id()));
-    let rootfs = image.unpack(&dir);
+    let dir = Scratch::new("readonly");
+    let rootfs = image.unpack(&dir.0);
     let container = Container::start(&image, &rootfs, &[("CHATGATE_LISTEN", "127.0.0.1:0")], true);
     let status = container.status();
     assert_eq!(field(&status, "Uid:")[0], "65532", "{status}");
@@ -458,7 +472,6 @@ async fn the_entrypoint_serves_health_and_refuses_the_dev_key_from_a_read_only_r
             .next()
             .is_none()
     );
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// A read-only root and nothing writable at all: with the store in memory and no compile
@@ -470,8 +483,8 @@ async fn the_entrypoint_answers_a_chat_with_nothing_writable() {
         return;
     }
     let image = image();
-    let dir = repo_root().join(format!("target/image-test/nowrite-{}", std::process::id()));
-    let rootfs = image.unpack(&dir);
+    let dir = Scratch::new("nowrite");
+    let rootfs = image.unpack(&dir.0);
     let container = Container::start(
         &image,
         &rootfs,
@@ -496,7 +509,6 @@ async fn the_entrypoint_answers_a_chat_with_nothing_writable() {
     );
     let stderr = container.stop();
     assert!(!stderr.contains("ERROR"), "{stderr}");
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// As a Kubernetes pod with the certificate of `--tls-cert`/`--tls-key` mounted from a
@@ -508,8 +520,8 @@ async fn the_entrypoint_serves_https_with_a_mounted_certificate() {
         return;
     }
     let image = image();
-    let dir = repo_root().join(format!("target/image-test/tls-{}", std::process::id()));
-    let rootfs = image.unpack(&dir);
+    let dir = Scratch::new("tls");
+    let rootfs = image.unpack(&dir.0);
     // A self-signed certificate for 127.0.0.1, "mounted" at /run/tls (files the image's
     // user can read, as a Secret volume gives).
     let tls = rootfs.join("run/tls");
@@ -580,7 +592,6 @@ async fn the_entrypoint_serves_https_with_a_mounted_certificate() {
     assert_eq!(String::from_utf8_lossy(&plain.stdout), "000", "{plain:?}");
     let stderr = container.stop();
     assert!(!stderr.contains("ERROR"), "{stderr}");
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// infra/kubernetes runs this image as it is built: its user, port and writable /tmp,
