@@ -234,6 +234,13 @@ def main():
         for control in ["new-chat", "open", "delete", "model", "key-button", "prompt", "send", "retry", "chip"]:
             assert control in reached, f"Tab never reached {control}: {sorted(reached)}"
         log(f"keyboard: Tab reaches {sorted(reached)}")
+        # Every visible control has a name a screen reader can say.
+        unnamed = page.evaluate("""() => [...document.querySelectorAll('button, select, textarea, input, a[href]')]
+          .filter((e) => e.getClientRects().length > 0)
+          .filter((e) => !((e.getAttribute('aria-label') || '').trim() || e.textContent.trim()
+                          || (e.labels && e.labels.length)))
+          .map((e) => e.outerHTML.slice(0, 100))""")
+        assert unnamed == [], unnamed
         # Delete a conversation with the keyboard.
         page.locator("#conversations li .delete").first.focus()
         page.keyboard.press("Enter")
