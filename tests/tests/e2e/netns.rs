@@ -295,8 +295,10 @@ fn wait_for(
 
 fn nginx_conf(dir: &std::path::Path) -> String {
     let d = dir.display();
-    // The App Gateway's role: a reverse proxy that buffers requests (as App Gateway does)
-    // but not responses, so that server-sent events pass as they come.
+    // The App Gateway's role, configured as appgateway.bicep configures the gateway:
+    // requests buffered, responses not. (With `proxy_buffering on` this test passed too,
+    // tried once: nginx forwarded the partial stream anyway. So the test shows that the
+    // chain streams, not that nginx needs the setting.)
     format!(
         "master_process off;\n\
          daemon off;\n\
