@@ -109,12 +109,10 @@ impl TraceSettings {
         if set(OTEL_SDK_DISABLED).is_some() {
             return Ok(None);
         }
-        let traces_endpoint = match (
-            set(OTEL_EXPORTER_OTLP_TRACES_ENDPOINT),
-            set(OTEL_EXPORTER_OTLP_ENDPOINT),
-        ) {
+        let general = set(OTEL_EXPORTER_OTLP_ENDPOINT);
+        let traces_endpoint = match (set(OTEL_EXPORTER_OTLP_TRACES_ENDPOINT), &general) {
             (Some(traces), _) => traces,
-            (None, Some(general)) => join_signal_path(&general, "/v1/traces"),
+            (None, Some(general)) => join_signal_path(general, "/v1/traces"),
             (None, None) => return Ok(None),
         };
         // As in Spin, a signal-specific protocol variable that is set wins even when empty
@@ -148,28 +146,16 @@ impl TraceSettings {
                 "the OTLP traces endpoint `{traces_endpoint}` is not a URL: {e}"
             ));
         }
-        let metrics_endpoint = match (
+        let metrics_endpoint = signal_endpoint(
             set(OTEL_EXPORTER_OTLP_METRICS_ENDPOINT),
-            set(OTEL_EXPORTER_OTLP_ENDPOINT),
-        ) {
-            (Some(metrics), _) => Some(metrics),
-            (None, Some(general)) => Some(join_signal_path(&general, "/v1/metrics")),
-            (None, None) => None,
-        };
-        if let Some(Err(e)) = metrics_endpoint.as_ref().map(|e| e.parse::<http::Uri>()) {
-            return Err(format!("the OTLP metrics endpoint is not a URL: {e}"));
-        }
-        let logs_endpoint = match (
+            general.as_deref(),
+            "/v1/metrics",
+        )?;
+        let logs_endpoint = signal_endpoint(
             set(OTEL_EXPORTER_OTLP_LOGS_ENDPOINT),
-            set(OTEL_EXPORTER_OTLP_ENDPOINT),
-        ) {
-            (Some(logs), _) => Some(logs),
-            (None, Some(general)) => Some(join_signal_path(&general, "/v1/logs")),
-            (None, None) => None,
-        };
-        if let Some(Err(e)) = logs_endpoint.as_ref().map(|e| e.parse::<http::Uri>()) {
-            return Err(format!("the OTLP logs endpoint is not a URL: {e}"));
-        }
+            general.as_deref(),
+            "/v1/logs",
+        )?;
         let metrics_interval = match set(OTEL_METRIC_EXPORT_INTERVAL) {
             None => None,
             Some(ms) => match ms.trim().parse::<u64>() {
@@ -201,6 +187,20 @@ impl TraceSettings {
             logs_endpoint,
         }))
     }
+}
+
+/// A signal's URL: its own variable's value as given, else the general endpoint
+/// followed by `path`, else none; an error if it is not a URL.
+fn signal_endpoint(
+    own: Option<String>,
+    general: Option<&str>,
+    path: &str,
+) -> Result<Option<String>, String> {
+    let endpoint = own.or_else(|| general.map(|general| join_signal_path(general, path)));
+    if let Some(Err(e)) = endpoint.as_ref().map(|e| e.parse::<http::Uri>()) {
+        return Err(format!("the OTLP endpoint for {path} is not a URL: {e}"));
+    }
+    Ok(endpoint)
 }
 
 /// `endpoint` + `path`, without doubling the slash between them.

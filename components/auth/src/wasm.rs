@@ -14,13 +14,7 @@ const TRACER: Tracer = Tracer::new("chatgate-auth", env!("CARGO_PKG_VERSION"));
 async fn handle(mut request: Request) -> Result<WasiResponse, ErrorCode> {
     let mut stage = TRACER.inward("auth", request.headers_mut());
     let outcome = authenticate_and_forward(request, &mut stage).await;
-    match &outcome {
-        Ok(response) => {
-            stage.set("http.response.status_code", response.get_status_code());
-            stage.end_unset();
-        }
-        Err(code) => stage.end_error(format!("{code:?}")),
-    }
+    stage.end_with(&outcome);
     outcome
 }
 

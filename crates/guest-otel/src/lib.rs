@@ -218,6 +218,21 @@ impl StageSpan {
         }
     }
 
+    /// Ends a middleware's span with what it answered: the status code of its response
+    /// (status unset: a refusal is the stage doing its job), or the error it failed with.
+    pub fn end_with<T>(mut self, outcome: &Result<spin_sdk::wasip3::http::types::Response, T>)
+    where
+        T: std::fmt::Debug,
+    {
+        match outcome {
+            Ok(response) => {
+                self.set("http.response.status_code", response.get_status_code());
+                self.end_unset();
+            }
+            Err(error) => self.end_error(format!("{error:?}")),
+        }
+    }
+
     /// Ends the span as having done its work.
     pub fn end_ok(self) {
         self.end(tracing::Status::Ok);

@@ -478,9 +478,19 @@ async fn one_server_span_per_request_with_the_callers_trace() {
     gateway.stop().await;
 }
 
-/// The shipped manifest: every stage reports its span.
-fn shipped_manifest() -> String {
-    std::fs::read_to_string(repo_root().join("spin.toml")).unwrap()
+/// The shipped chain, exporting to a receiver of its own.
+async fn traced_shipped_chain() -> (Traced, Received) {
+    let (collector, received) = receiver().await;
+    let manifest = std::fs::read_to_string(repo_root().join("spin.toml")).unwrap();
+    let settings = settings(format!("http://{collector}/v1/traces"));
+    (Traced::start(&manifest, Some(settings)).await, received)
+}
+
+/// A chat completion through the gateway with the development key.
+async fn ask(gateway: &Traced, extra_headers: &[(&str, &str)], body: serde_json::Value) -> Reply {
+    let mut headers = vec![("authorization", "Bearer chatgate-dev-key")];
+    headers.extend_from_slice(extra_headers);
+    post_json(&gateway.url("/v1/chat/completions"), &headers, &body).await
 }
 
 /// The one span named `name`.
@@ -494,20 +504,12 @@ const PROMPT: &str = "How do I rotate the otel-e2e-private-prompt credentials?";
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_stages_spans_nest_in_request_order_with_genai_attributes() {
-    let (collector, received) = receiver().await;
-    let gateway = Traced::start(
-        &shipped_manifest(),
-        Some(settings(format!("http://{collector}/v1/traces"))),
-    )
-    .await;
+    let (gateway, received) = traced_shipped_chain().await;
     let traceparent = format!("00-{TRACE_ID}-{CALLER_SPAN}-01");
-    let answered = post_json(
-        &gateway.url("/v1/chat/completions"),
-        &[
-            ("traceparent", traceparent.as_str()),
-            ("authorization", "Bearer chatgate-dev-key"),
-        ],
-        &serde_json::json!({
+    let answered = ask(
+        &gateway,
+        &[("traceparent", traceparent.as_str())],
+        serde_json::json!({
             "model": "chatgate-rag",
             "messages": [{"role": "user", "content": PROMPT}],
             "temperature": 0.25,
@@ -649,16 +651,11 @@ async fn the_stages_spans_nest_in_request_order_with_genai_attributes() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_streamed_answer_records_when_its_first_token_came() {
-    let (collector, received) = receiver().await;
-    let gateway = Traced::start(
-        &shipped_manifest(),
-        Some(settings(format!("http://{collector}/v1/traces"))),
-    )
-    .await;
-    let streamed = post_json(
-        &gateway.url("/v1/chat/completions"),
-        &[("authorization", "Bearer chatgate-dev-key")],
-        &serde_json::json!({
+    let (gateway, received) = traced_shipped_chain().await;
+    let streamed = ask(
+        &gateway,
+        &[],
+        serde_json::json!({
             "model": "chatgate-rag",
             "stream": true,
             "messages": [{"role": "user", "content": "How do I configure retrieval?"}],
@@ -695,16 +692,11 @@ async fn a_streamed_answer_records_when_its_first_token_came() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_waf_block_is_a_span_with_its_rules_and_nothing_inward() {
-    let (collector, received) = receiver().await;
-    let gateway = Traced::start(
-        &shipped_manifest(),
-        Some(settings(format!("http://{collector}/v1/traces"))),
-    )
-    .await;
-    let blocked = post_json(
-        &gateway.url("/v1/chat/completions"),
-        &[("authorization", "Bearer chatgate-dev-key")],
-        &serde_json::json!({"model": "' UNION SELECT password FROM users --", "messages": [{"role": "user", "content": "hi"}]}),
+    let (gateway, received) = traced_shipped_chain().await;
+    let blocked = ask(
+        &gateway,
+        &[],
+        serde_json::json!({"model": "' UNION SELECT password FROM users --", "messages": [{"role": "user", "content": "hi"}]}),
     )
     .await;
     assert_eq!(blocked.status, 403, "{}", blocked.text());
