@@ -123,12 +123,16 @@ def main():
 
     spdx_files = []
     for path in files:
-        digest = hashlib.sha256(open(os.path.join(args.rootfs, path.lstrip("/")), "rb").read()).hexdigest()
+        content = open(os.path.join(args.rootfs, path.lstrip("/")), "rb").read()
         fid = spdx_id("File", path.lstrip("/"))
         spdx_files.append({
             "SPDXID": fid,
             "fileName": "." + path,
-            "checksums": [{"algorithm": "SHA256", "checksumValue": digest}],
+            # SPDX 2.3 requires SHA-1 for files; SHA-256 is the one to rely on.
+            "checksums": [
+                {"algorithm": "SHA1", "checksumValue": hashlib.sha1(content).hexdigest()},
+                {"algorithm": "SHA256", "checksumValue": hashlib.sha256(content).hexdigest()},
+            ],
             "licenseConcluded": "NOASSERTION",
             "copyrightText": "NOASSERTION",
         })
