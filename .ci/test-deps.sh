@@ -8,8 +8,9 @@
 #   buildah, musl-tools            `make image`: buildah builds the OCI image (image/build.sh);
 #                                  musl-gcc compiles the C parts of the host (SQLite, ring,
 #                                  zstd, wasmtime's helpers) for the static musl host.
-#   iproute2, curl                 tests/tests/e2e/netns.rs: `ip netns` and veth pairs, and
-#                                  the client in its namespace.
+#   iproute2, curl, procps         tests/tests/e2e/netns.rs: `ip netns` and veth pairs, the
+#                                  client in its namespace, `sysctl` (procps; also `kill`,
+#                                  which the image and cli tests send SIGTERM with).
 #   openssl                        tests/tests/e2e/image.rs: the certificate of the HTTPS test
 #                                  (curl is its client).
 #   chromium                       the browser tests/tests/e2e/ui.rs drives with Playwright
@@ -28,7 +29,7 @@ cargo_deny_version=0.20.2
 if [ "$(cargo deny --version 2>/dev/null)" != "cargo-deny $cargo_deny_version" ]; then
   cargo install --locked "cargo-deny@$cargo_deny_version"
 fi
-packages=(modsecurity-crs nginx-light libnginx-mod-http-modsecurity chromium buildah musl-tools iproute2 curl openssl)
+packages=(modsecurity-crs nginx-light libnginx-mod-http-modsecurity chromium buildah musl-tools iproute2 curl procps openssl)
 missing=()
 for p in "${packages[@]}"; do
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
