@@ -16,6 +16,7 @@ use bytes::Bytes;
 use futures_util::task::AtomicWaker;
 use http_body::Body as _;
 use http_body_util::BodyExt;
+use std::collections::HashMap;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
@@ -97,6 +98,8 @@ pub struct App {
     admission: Admission,
     instances: Arc<InstanceSlots>,
     probes: bool,
+    /// Distinct compositions compiled for the routes (routes with the same one share it).
+    compositions: usize,
 }
 
 struct Trigger {
@@ -267,21 +270,36 @@ impl App {
             .capture_guest_stdout
             .then(|| wasmtime_wasi::p2::pipe::MemoryOutputPipe::new(GUEST_STDOUT_CAPACITY));
         let mut routes = Vec::new();
+        // Routes served by the same composition (the API's `/v1/...`, `/openai/...` and
+        // `/healthz` behind one chain) share its compiled code: compiled once, mapped
+        // once. Each route still has its own instances, grants and reuse pool.
+        let mut compiled: HashMap<
+            Vec<u8>,
+            wasmtime_wasi_http::p3::bindings::ServicePre<HostState>,
+        > = HashMap::new();
         for trigger in &manifest.http_triggers {
             let composed = compose_trigger(manifest, trigger)
                 .with_context(|| format!("composing route `{}`", trigger.route))?;
-            let component = Component::new(&engine, &composed.bytes).with_context(|| {
-                format!(
-                    "compiling the composed component of route `{}`",
-                    trigger.route
-                )
-            })?;
-            let linker = runtime::linker(&engine, &component)
-                .with_context(|| format!("linking route `{}`", trigger.route))?;
-            let pre = linker
-                .instantiate_pre(&component)
-                .and_then(wasmtime_wasi_http::p3::bindings::ServicePre::new)
-                .with_context(|| format!("route `{}`", trigger.route))?;
+            let pre = match compiled.get(&composed.bytes) {
+                Some(pre) => pre.clone(),
+                None => {
+                    let component =
+                        Component::new(&engine, &composed.bytes).with_context(|| {
+                            format!(
+                                "compiling the composed component of route `{}`",
+                                trigger.route
+                            )
+                        })?;
+                    let linker = runtime::linker(&engine, &component)
+                        .with_context(|| format!("linking route `{}`", trigger.route))?;
+                    let pre = linker
+                        .instantiate_pre(&component)
+                        .and_then(wasmtime_wasi_http::p3::bindings::ServicePre::new)
+                        .with_context(|| format!("route `{}`", trigger.route))?;
+                    compiled.insert(composed.bytes, pre.clone());
+                    pre
+                }
+            };
 
             let primary_id = &trigger.component;
             let decl = &manifest.components[primary_id];
@@ -344,7 +362,14 @@ impl App {
             admission: Admission::new(options.limits.clone()),
             instances,
             probes: options.probes,
+            compositions: compiled.len(),
         })
+    }
+
+    /// How many distinct compositions serve the routes: routes whose components,
+    /// middleware and dependencies compose to the same bytes share one compilation.
+    pub fn compositions(&self) -> usize {
+        self.compositions
     }
 
     /// Everything guests wrote to stdout, when loaded with `capture_guest_stdout`.

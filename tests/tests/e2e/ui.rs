@@ -74,6 +74,9 @@ async fn the_shipped_routes_send_the_api_to_chat_and_the_rest_to_the_page() {
     let gateway = Gateway::start_with(&project_manifest(), &[], |options| options.probes = false)
         .await
         .unwrap();
+    // The three API routes compose to the same bytes and share one compilation; the
+    // page's chain is the other.
+    assert_eq!(gateway.app().compositions(), 2);
     for (path, expected) in [
         ("/", ("ui", 200)),
         ("/index.html", ("ui", 200)),
