@@ -666,6 +666,27 @@ fn the_kubernetes_deployment_matches_the_image_and_names_only_known_settings() {
                 path.display()
             );
         }
+        // The OpenTelemetry variables the host reads itself (README "Observability").
+        use chatgate::otel::*;
+        let otel = [
+            OTEL_EXPORTER_OTLP_ENDPOINT,
+            OTEL_EXPORTER_OTLP_TRACES_ENDPOINT,
+            OTEL_EXPORTER_OTLP_METRICS_ENDPOINT,
+            OTEL_EXPORTER_OTLP_LOGS_ENDPOINT,
+            OTEL_EXPORTER_OTLP_PROTOCOL,
+            OTEL_EXPORTER_OTLP_TRACES_PROTOCOL,
+            OTEL_METRIC_EXPORT_INTERVAL,
+            OTEL_SERVICE_NAME,
+            OTEL_RESOURCE_ATTRIBUTES,
+            OTEL_SDK_DISABLED,
+        ];
+        for name in words_with_prefix(text, "OTEL_") {
+            assert!(
+                otel.contains(&name),
+                "{}: {name} is not an OpenTelemetry variable the host reads",
+                path.display()
+            );
+        }
     }
 }
 
