@@ -12,6 +12,7 @@ mod host;
 mod hybrid;
 mod image;
 mod index;
+mod infra;
 mod isolation;
 mod middleware;
 mod netns;
