@@ -1,6 +1,7 @@
-//! Spans of chatgate's stages, reported to the host through `wasi:otel/tracing`
-//! (0.2.0-rc.2), so that a trace shows `waf`, `auth`, `chat` and the calls `chat` makes
-//! under the host's SERVER span, with their outcomes.
+//! Spans and log records of chatgate's stages, reported to the host through
+//! `wasi:otel/tracing` and `wasi:otel/logs` (0.2.0-rc.2), so that a trace shows `waf`,
+//! `auth`, `chat` and the calls `chat` makes under the host's SERVER span, with their
+//! outcomes, and the request log lands in the same trace.
 //!
 //! A stage span continues the request's `traceparent` (which the host sets to its
 //! SERVER span, and each stage replaces with its own before passing the request on),
