@@ -29,9 +29,9 @@
 //! Spans go through the SDK's batch span processor, which runs exports on its own
 //! thread: a request only pushes its finished span into a bounded queue
 //! (`OTEL_BSP_MAX_QUEUE_SIZE`, 2048 spans by default) and never waits for the
-//! collector. With the collector down or slow, spans beyond the queue are dropped (the
-//! processor counts them internally; chatgate neither logs nor exports that count yet),
-//! so memory stays bounded by the queue plus the one batch (512 spans) being exported.
+//! collector. With the collector down or slow, spans beyond the queue are dropped, counted
+//! and reported ([`crate::otel_queue`]), so memory stays bounded by the queue plus the one
+//! batch (512 spans) being exported.
 //!
 //! One SERVER span per request ([`Tracing::server_span`]) follows Spin's request span:
 //! named `{method} {route}`, a child of the caller's W3C `traceparent`, with the HTTP
@@ -40,6 +40,7 @@
 
 use crate::otel_logs::{GuestLog, Logs};
 use crate::otel_metrics::Metrics;
+use crate::otel_queue::SpanQueue;
 use opentelemetry::propagation::TextMapPropagator;
 use opentelemetry::trace::{Span as _, SpanKind, Status, Tracer as _, TracerProvider as _};
 use opentelemetry::{KeyValue, Value};
@@ -48,8 +49,7 @@ use opentelemetry_otlp::{WithExportConfig, WithHttpConfig};
 use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::{
-    BatchConfigBuilder, BatchSpanProcessor, SdkTracerProvider, SpanData, SpanExporter as _,
-    SpanProcessor,
+    BatchConfigBuilder, SdkTracerProvider, SpanData, SpanExporter as _, SpanProcessor,
 };
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -64,6 +64,7 @@ pub const OTEL_RESOURCE_ATTRIBUTES: &str = "OTEL_RESOURCE_ATTRIBUTES";
 pub const OTEL_SDK_DISABLED: &str = "OTEL_SDK_DISABLED";
 pub const OTEL_EXPORTER_OTLP_METRICS_ENDPOINT: &str = "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT";
 pub const OTEL_METRIC_EXPORT_INTERVAL: &str = "OTEL_METRIC_EXPORT_INTERVAL";
+pub const OTEL_BSP_MAX_QUEUE_SIZE: &str = "OTEL_BSP_MAX_QUEUE_SIZE";
 pub const OTEL_EXPORTER_OTLP_LOGS_ENDPOINT: &str = "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT";
 
 /// `service.name` when neither `OTEL_SERVICE_NAME` nor `OTEL_RESOURCE_ATTRIBUTES` names one.
@@ -99,6 +100,8 @@ pub struct TraceSettings {
     pub metrics_interval: Option<Duration>,
     /// Where guests' log records are POSTed ([`crate::otel_logs`]); `None`: none.
     pub logs_endpoint: Option<String>,
+    /// Spans the export queue holds (`OTEL_BSP_MAX_QUEUE_SIZE`; `None`: 2048).
+    pub max_queue_size: Option<usize>,
 }
 
 impl TraceSettings {
@@ -156,6 +159,17 @@ impl TraceSettings {
             general.as_deref(),
             "/v1/logs",
         )?;
+        let max_queue_size = match set(OTEL_BSP_MAX_QUEUE_SIZE) {
+            None => None,
+            Some(n) => match n.trim().parse::<usize>() {
+                Ok(n) if n > 0 => Some(n),
+                _ => {
+                    return Err(format!(
+                        "{OTEL_BSP_MAX_QUEUE_SIZE}=`{n}`: expected a positive number of spans"
+                    ));
+                }
+            },
+        };
         let metrics_interval = match set(OTEL_METRIC_EXPORT_INTERVAL) {
             None => None,
             Some(ms) => match ms.trim().parse::<u64>() {
@@ -185,6 +199,7 @@ impl TraceSettings {
             metrics_endpoint,
             metrics_interval,
             logs_endpoint,
+            max_queue_size,
         }))
     }
 }
@@ -239,7 +254,7 @@ pub struct Tracing {
 /// guests'), with the ids, times and instrumentation scope they were made with.
 #[derive(Debug, Clone)]
 pub struct SpanSink {
-    processor: Arc<BatchSpanProcessor>,
+    processor: Arc<SpanQueue>,
     /// The metrics derived from stages' spans ([`Metrics::record_stage_span`]).
     metrics: Option<Arc<Metrics>>,
     /// Where guests' log records go (`wasi:otel/logs`).
@@ -253,7 +268,7 @@ impl SpanSink {
         if let Some(metrics) = &self.metrics {
             metrics.record_stage_span(&span);
         }
-        self.processor.on_end(span);
+        self.processor.submit(span);
     }
 
     /// Queues a guest's log record for export, if logs are exported; never waits.
@@ -266,23 +281,23 @@ impl SpanSink {
 
 /// The provider's side of the shared batch processor.
 #[derive(Debug)]
-struct SharedProcessor(Arc<BatchSpanProcessor>);
+struct SharedProcessor(Arc<SpanQueue>);
 
 impl SpanProcessor for SharedProcessor {
     fn on_start(&self, span: &mut opentelemetry_sdk::trace::Span, cx: &opentelemetry::Context) {
-        self.0.on_start(span, cx);
+        self.0.processor().on_start(span, cx);
     }
 
     fn on_end(&self, span: SpanData) {
-        self.0.on_end(span);
+        self.0.submit(span);
     }
 
     fn force_flush(&self) -> OTelSdkResult {
-        self.0.force_flush()
+        self.0.processor().force_flush()
     }
 
     fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
-        self.0.shutdown_with_timeout(timeout)
+        self.0.processor().shutdown_with_timeout(timeout)
     }
 }
 
@@ -299,7 +314,8 @@ impl Tracing {
             .with_endpoint(settings.traces_endpoint.clone())
             .build()
             .map_err(|e| wasmtime::format_err!("OpenTelemetry trace exporter: {e}"))?;
-        let mut batch = BatchConfigBuilder::default();
+        let queue_capacity = settings.max_queue_size.unwrap_or(DEFAULT_MAX_QUEUE_SIZE);
+        let mut batch = BatchConfigBuilder::default().with_max_queue_size(queue_capacity);
         if let Some(delay) = settings.scheduled_delay {
             batch = batch.with_scheduled_delay(delay);
         }
@@ -339,11 +355,7 @@ impl Tracing {
         };
         let mut exporter = exporter;
         exporter.set_resource(&resource);
-        let processor = Arc::new(
-            BatchSpanProcessor::builder(exporter)
-                .with_batch_config(batch.build())
-                .build(),
-        );
+        let processor = Arc::new(SpanQueue::new(exporter, batch.build(), queue_capacity));
         let provider = SdkTracerProvider::builder()
             .with_resource(resource)
             .with_span_processor(SharedProcessor(processor.clone()))
@@ -361,6 +373,11 @@ impl Tracing {
             metrics,
             logs,
         })
+    }
+
+    /// Spans dropped because the export queue was full (a slow or unreachable collector).
+    pub fn dropped_spans(&self) -> u64 {
+        self.sink.processor.dropped()
     }
 
     /// Where guests' finished spans (`wasi:otel/tracing`) go: the batch processor of the
@@ -777,6 +794,20 @@ mod tests {
             "http://t:9999"
         );
         assert!(settings(&[(OTEL_EXPORTER_OTLP_ENDPOINT, "not a url")]).is_err());
+    }
+
+    #[test]
+    fn the_queue_size_is_read_here_so_that_drops_can_be_counted() {
+        let queue = |value: &str| {
+            settings(&[
+                (OTEL_EXPORTER_OTLP_ENDPOINT, "http://c:4318"),
+                (OTEL_BSP_MAX_QUEUE_SIZE, value),
+            ])
+        };
+        assert_eq!(queue("64").unwrap().unwrap().max_queue_size, Some(64));
+        assert_eq!(queue("").unwrap().unwrap().max_queue_size, None);
+        assert!(queue("0").is_err());
+        assert!(queue("many").is_err());
     }
 
     #[test]

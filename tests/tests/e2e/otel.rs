@@ -157,6 +157,7 @@ fn settings(endpoint: String) -> TraceSettings {
     TraceSettings {
         metrics_endpoint: Some(endpoint.replace("/v1/traces", "/v1/metrics")),
         logs_endpoint: Some(endpoint.replace("/v1/traces", "/v1/logs")),
+        max_queue_size: None,
         // Exported by the test's flush, not by the clock.
         metrics_interval: Some(Duration::from_secs(3600)),
         traces_endpoint: endpoint,
@@ -755,6 +756,35 @@ async fn without_export_a_new_trace_is_not_sampled_so_stages_report_nothing() {
         traceparent.starts_with(&format!("00-{TRACE_ID}-")) && traceparent.ends_with("-01"),
         "{traceparent}"
     );
+    gateway.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_collector_that_never_answers_costs_a_bounded_queue_and_counts_the_drops() {
+    // Takes connections and never answers: each export waits out its timeout.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let silent = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((stream, _)) = listener.accept().await {
+            held.push(stream);
+        }
+    });
+    let mut settings = settings(format!("http://{silent}/v1/traces"));
+    settings.max_queue_size = Some(8);
+    settings.metrics_endpoint = None;
+    settings.logs_endpoint = None;
+    let gateway = Traced::start(&manifest(), Some(settings)).await;
+    let caller = format!("00-{TRACE_ID}-{CALLER_SPAN}-01");
+    for _ in 0..40 {
+        let reply = get(&gateway.url("/hello"), &[("traceparent", caller.as_str())]).await;
+        assert_eq!(reply.status, 200);
+    }
+    // 80 spans (a SERVER span and telemetry's per request): at most the queue (8) and
+    // the batches handed to the stalled exporter (8 each) got in; the rest were dropped
+    // and counted.
+    let dropped = gateway.tracing.as_ref().unwrap().dropped_spans();
+    assert!((40..=80).contains(&dropped), "{dropped} dropped");
     gateway.stop().await;
 }
 

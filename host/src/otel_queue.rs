@@ -1,0 +1,197 @@
+//! The spans waiting for export, bounded, with the spans dropped counted and reported.
+//!
+//! The SDK's batch processor drops a span when its queue is full and says so once, in a
+//! log the host does not build in (read in `opentelemetry_sdk` 0.33.1,
+//! `span_processor.rs`). So chatgate keeps its own account in front of it: spans handed
+//! to the processor minus spans handed on to the exporter is at least what the queue
+//! holds, and a span that would take that past the queue's capacity is dropped here,
+//! counted, and reported (a warning at the first drop, then at most once a minute with
+//! the number since the last report). The processor's own queue therefore never fills,
+//! and every drop is counted.
+
+use opentelemetry_sdk::Resource;
+use opentelemetry_sdk::error::OTelSdkResult;
+use opentelemetry_sdk::trace::{
+    BatchConfig, BatchSpanProcessor, SpanData, SpanExporter, SpanProcessor,
+};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// How often drops are reported after the first.
+const DROP_REPORT_INTERVAL: Duration = Duration::from_secs(60);
+
+/// The account of spans between the host and the exporter.
+#[derive(Debug)]
+pub struct QueueAccount {
+    capacity: u64,
+    submitted: AtomicU64,
+    exported: AtomicU64,
+    dropped: AtomicU64,
+    /// When drops were last reported, and how many were dropped since.
+    report: Mutex<(Option<Instant>, u64)>,
+}
+
+impl QueueAccount {
+    /// An account for a queue of `capacity` spans.
+    pub fn new(capacity: usize) -> QueueAccount {
+        QueueAccount {
+            capacity: capacity as u64,
+            submitted: AtomicU64::new(0),
+            exported: AtomicU64::new(0),
+            dropped: AtomicU64::new(0),
+            report: Mutex::new((None, 0)),
+        }
+    }
+
+    /// Takes one span in if the queue has room; otherwise counts it as dropped.
+    pub fn admit(&self) -> bool {
+        let submitted = self.submitted.fetch_add(1, Ordering::AcqRel) + 1;
+        let exported = self.exported.load(Ordering::Acquire);
+        if submitted.saturating_sub(exported) <= self.capacity {
+            return true;
+        }
+        self.submitted.fetch_sub(1, Ordering::AcqRel);
+        self.dropped.fetch_add(1, Ordering::Relaxed);
+        self.report_drop(Instant::now());
+        false
+    }
+
+    /// Records that `spans` left the queue for the exporter.
+    pub fn exported(&self, spans: usize) {
+        self.exported.fetch_add(spans as u64, Ordering::AcqRel);
+    }
+
+    /// Spans dropped since the start.
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+
+    fn report_drop(&self, now: Instant) {
+        let mut report = self.report.lock().unwrap_or_else(|e| e.into_inner());
+        let (last, since) = &mut *report;
+        *since += 1;
+        let due = last.is_none_or(|at| now.duration_since(at) >= DROP_REPORT_INTERVAL);
+        if due {
+            tracing::warn!(
+                target: "chatgate::otel",
+                "the span export queue ({} spans) is full: dropped {} span(s) since the last report ({} in all); the collector is slow or down",
+                self.capacity,
+                since,
+                self.dropped()
+            );
+            *last = Some(now);
+            *since = 0;
+        }
+    }
+}
+
+/// An exporter that records in the account every span it is handed.
+#[derive(Debug)]
+pub struct CountingExporter<E> {
+    inner: E,
+    account: Arc<QueueAccount>,
+}
+
+impl<E> CountingExporter<E> {
+    /// Wraps `inner`, counting into `account`.
+    pub fn new(inner: E, account: Arc<QueueAccount>) -> Self {
+        CountingExporter { inner, account }
+    }
+}
+
+impl<E: SpanExporter> SpanExporter for CountingExporter<E> {
+    fn export(
+        &self,
+        batch: Vec<SpanData>,
+    ) -> impl std::future::Future<Output = OTelSdkResult> + Send {
+        self.account.exported(batch.len());
+        self.inner.export(batch)
+    }
+
+    fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
+        self.inner.shutdown_with_timeout(timeout)
+    }
+
+    fn force_flush(&self) -> OTelSdkResult {
+        self.inner.force_flush()
+    }
+
+    fn set_resource(&mut self, resource: &Resource) {
+        self.inner.set_resource(resource);
+    }
+}
+
+/// The batch processor behind the account.
+#[derive(Debug)]
+pub struct SpanQueue {
+    processor: BatchSpanProcessor,
+    account: Arc<QueueAccount>,
+}
+
+impl SpanQueue {
+    /// A batch processor for `exporter` with `config`, whose queue capacity the account
+    /// takes as its own.
+    pub fn new<E: SpanExporter + 'static>(
+        exporter: E,
+        config: BatchConfig,
+        capacity: usize,
+    ) -> SpanQueue {
+        let account = Arc::new(QueueAccount::new(capacity));
+        let processor =
+            BatchSpanProcessor::builder(CountingExporter::new(exporter, account.clone()))
+                .with_batch_config(config)
+                .build();
+        SpanQueue { processor, account }
+    }
+
+    /// Queues `span` for export, or drops and counts it when the queue is full.
+    pub fn submit(&self, span: SpanData) {
+        if self.account.admit() {
+            self.processor.on_end(span);
+        }
+    }
+
+    /// Spans dropped since the start.
+    pub fn dropped(&self) -> u64 {
+        self.account.dropped()
+    }
+
+    /// The processor, for what is not a finished span (start, flush, shutdown).
+    pub fn processor(&self) -> &BatchSpanProcessor {
+        &self.processor
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_queue_drops_counts_and_takes_spans_again_once_exported() {
+        let account = QueueAccount::new(2);
+        assert!(account.admit());
+        assert!(account.admit());
+        assert!(!account.admit());
+        assert!(!account.admit());
+        assert_eq!(account.dropped(), 2);
+        account.exported(1);
+        assert!(account.admit());
+        assert!(!account.admit());
+        assert_eq!(account.dropped(), 3);
+    }
+
+    #[test]
+    fn drops_are_reported_at_once_then_at_most_once_a_minute() {
+        let account = QueueAccount::new(0);
+        let start = Instant::now();
+        account.report_drop(start);
+        assert_eq!(*account.report.lock().unwrap(), (Some(start), 0));
+        account.report_drop(start + Duration::from_secs(30));
+        account.report_drop(start + Duration::from_secs(59));
+        assert_eq!(*account.report.lock().unwrap(), (Some(start), 2));
+        let later = start + Duration::from_secs(61);
+        account.report_drop(later);
+        assert_eq!(*account.report.lock().unwrap(), (Some(later), 0));
+    }
+}
