@@ -28,6 +28,9 @@ use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider};
 use opentelemetry_sdk::trace::SpanData;
 use std::time::Duration;
 
+// The bucket boundaries below are the semantic conventions' advisory ones, written from
+// their documentation as remembered; not checked against a pinned copy of the text.
+
 /// The bucket boundaries the HTTP semantic conventions recommend for
 /// `http.server.request.duration`, in seconds.
 const REQUEST_DURATION_BUCKETS: [f64; 14] = [
@@ -212,15 +215,22 @@ impl Metrics {
                 }
             }
         }
-        if text("chatgate.waf.outcome").as_deref() == Some("refused") {
-            let code = text("chatgate.waf.rejection").unwrap_or_default();
-            self.waf_refusals
-                .add(1, &[KeyValue::new("chatgate.waf.rejection", code)]);
-        }
-        if text("chatgate.auth.outcome").as_deref() == Some("refused") {
-            let code = text("chatgate.auth.failure").unwrap_or_default();
-            self.auth_failures
-                .add(1, &[KeyValue::new("chatgate.auth.failure", code)]);
+        // A refusal counts once, by the code its stage gave.
+        for (outcome, code, counter) in [
+            (
+                "chatgate.waf.outcome",
+                "chatgate.waf.rejection",
+                &self.waf_refusals,
+            ),
+            (
+                "chatgate.auth.outcome",
+                "chatgate.auth.failure",
+                &self.auth_failures,
+            ),
+        ] {
+            if text(outcome).as_deref() == Some("refused") {
+                counter.add(1, &[KeyValue::new(code, text(code).unwrap_or_default())]);
+            }
         }
     }
 

@@ -37,9 +37,7 @@ async fn authenticate_and_forward(
         &settings,
         now,
     );
-    for (key, value) in super::span_attributes(&outcome) {
-        stage.set(key, value);
-    }
+    stage.set_all(|| super::span_attributes(&outcome));
     if let Some(refusal) = super::refusal(&outcome) {
         let mut response = Response::new(refusal.body);
         *response.status_mut() = refusal.status;

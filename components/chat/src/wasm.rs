@@ -128,9 +128,7 @@ async fn chat_completions(
             }
         };
         let top_k = chat.grounding.top_k.unwrap_or(settings.top_k);
-        for (key, value) in genai::retrieval_attributes(top_k, &passages) {
-            span.set(key, value);
-        }
+        span.set_all(|| genai::retrieval_attributes(top_k, &passages));
         span.end_ok();
         if passages.is_empty() {
             let mut response = nothing_relevant(&chat, id, created, model.id);
@@ -157,9 +155,7 @@ async fn chat_completions(
         genai::completion_span_name(&options, &model.id),
         Kind::Client,
     );
-    for (key, value) in genai::request_attributes(&options, &model.id) {
-        span.set(key, value);
-    }
+    span.set_all(|| genai::request_attributes(&options, &model.id));
     let options = options.into();
     let budget_headers = [
         ("x-chatgate-prompt-tokens", fitted.prompt_tokens),
@@ -190,11 +186,9 @@ async fn chat_completions(
             Ok(answer) => Completion::from(answer),
             Err(error) => return Err(completion_failed(span, error)),
         };
-        for (key, value) in
+        span.set_all(|| {
             genai::response_attributes(&id, &answer.model, answer.finish_reason, Some(answer.usage))
-        {
-            span.set(key, value);
-        }
+        });
         span.end_ok();
         meter.record(answer.usage);
         let body = response::completion_body(&id, created, &answer, citations);
@@ -446,14 +440,14 @@ async fn relay_stream(
     let closing = match end.await {
         Ok(end) => {
             let usage = end.usage.map(Usage::from);
-            for (key, value) in genai::response_attributes(
-                &header.id,
-                &header.model,
-                FinishReason::from(end.finish_reason),
-                usage,
-            ) {
-                span.set(key, value);
-            }
+            span.set_all(|| {
+                genai::response_attributes(
+                    &header.id,
+                    &header.model,
+                    FinishReason::from(end.finish_reason),
+                    usage,
+                )
+            });
             span.end_ok();
             if let Some(usage) = end.usage {
                 meter.record(usage.into());

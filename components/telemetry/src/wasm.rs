@@ -53,8 +53,10 @@ async fn handle(mut request: Request) -> Result<WasiResponse, ErrorCode> {
         error: error.as_deref(),
     };
     println!("{}", log.to_json_line());
-    let (severity, attributes) = log.otel_record();
-    stage.log(severity, "request", &attributes);
+    if stage.recording() {
+        let (severity, attributes) = log.otel_record();
+        stage.log(severity, "request", &attributes);
+    }
     stage.set("http.response.status_code", status);
     match &error {
         Some(error) => stage.end_error(error.clone()),

@@ -63,12 +63,10 @@ async fn handle(mut request: Request) -> Result<WasiResponse, ErrorCode> {
     outcome
 }
 
-/// Records on the stage's span what the WAF decided (from the audit line, when the
-/// request matched rules) and answers `rejection`, if any.
+/// Records on the stage's span what the WAF decided: the refusal, if any, and what the
+/// audit line says when the request matched rules.
 fn report(stage: &mut StageSpan, rejection: Option<&Rejection>, audit: Option<&str>) {
-    for (key, value) in super::span_attributes(rejection, audit) {
-        stage.set(key, value);
-    }
+    stage.set_all(|| super::span_attributes(rejection, audit));
 }
 
 async fn inspect_and_forward(

@@ -178,6 +178,21 @@ impl StageSpan {
         }
     }
 
+    /// Records the attributes `attributes` builds, building them only if the span is
+    /// recorded: most requests are not sampled, and the attributes cost allocations.
+    pub fn set_all<K, V, I>(&mut self, attributes: impl FnOnce() -> I)
+    where
+        K: AsRef<str>,
+        V: Into<serde_json::Value>,
+        I: IntoIterator<Item = (K, V)>,
+    {
+        if self.recording() {
+            for (key, value) in attributes() {
+                self.set(key.as_ref(), value);
+            }
+        }
+    }
+
     /// Emits a log record in this span (`wasi:otel/logs`), if the span is recorded:
     /// `severity` is OpenTelemetry's number (9 info, 13 warn, 17 error), `body` the
     /// message, `attributes` as for [`StageSpan::set`]. Never a secret or a prompt.
