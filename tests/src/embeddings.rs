@@ -21,8 +21,7 @@
 //! to show hybrid search finding a passage that BM25, which matches words, cannot.
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper_util::rt::TokioIo;
+use http_body_util::Full;
 use serde_json::{Value, json};
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -186,40 +185,17 @@ impl EmbeddingsDouble {
             .expect("bind");
         let origin = format!("http://{}", listener.local_addr().unwrap());
         let served_state = state.clone();
-        let task = tokio::spawn(async move {
-            loop {
-                let Ok((stream, _)) = listener.accept().await else {
-                    continue;
-                };
-                let (settings, state) = (settings.clone(), served_state.clone());
-                let service = hyper::service::service_fn(
-                    move |request: hyper::Request<hyper::body::Incoming>| {
-                        let (settings, state) = (settings.clone(), state.clone());
-                        async move {
-                            let (parts, body) = request.into_parts();
-                            let body = body
-                                .collect()
-                                .await
-                                .map(|b| b.to_bytes())
-                                .unwrap_or_default();
-                            let (status, headers, text) =
-                                serve(&settings, &state, parts, &body).await;
-                            let mut response = http::Response::builder()
-                                .status(status)
-                                .header("content-type", "application/json");
-                            for (name, value) in headers {
-                                response = response.header(name, value);
-                            }
-                            Ok::<_, std::convert::Infallible>(
-                                response.body(Full::new(Bytes::from(text))).unwrap(),
-                            )
-                        }
-                    },
-                );
-                tokio::spawn(
-                    hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service),
-                );
+        let task = crate::double::serve_buffered(listener, move |parts, body| {
+            let (settings, state) = (settings.clone(), served_state.clone());
+            async move {
+                let (status, headers, text) = serve(&settings, &state, parts, &body).await;
+                let mut response = http::Response::builder()
+                    .status(status)
+                    .header("content-type", "application/json");
+                for (name, value) in headers {
+                    response = response.header(name, value);
+                }
+                response.body(Full::new(Bytes::from(text))).unwrap()
             }
         });
         EmbeddingsDouble {

@@ -2,6 +2,7 @@
 //! the built components, speaks HTTP to it, and provides the external peers the
 //! gateway talks to (an OpenAI-compatible upstream, an OIDC issuer's signing keys).
 
+pub mod double;
 pub mod embeddings;
 pub mod http_client;
 pub mod jwt;

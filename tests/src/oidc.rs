@@ -20,8 +20,7 @@ use crate::jwt::{Issuer, now};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper_util::rt::TokioIo;
+use http_body_util::Full;
 use sha2::Digest as _;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -163,33 +162,11 @@ impl Provider {
             state.clone(),
             Arc::new(client),
         );
-        let task = tokio::spawn(async move {
-            loop {
-                let Ok((stream, _)) = listener.accept().await else {
-                    continue;
-                };
-                let context = context.clone();
-                let service = hyper::service::service_fn(
-                    move |request: hyper::Request<hyper::body::Incoming>| {
-                        let (origin, issuer, state, client) = context.clone();
-                        async move {
-                            let (parts, body) = request.into_parts();
-                            let body = body
-                                .collect()
-                                .await
-                                .map(|b| b.to_bytes())
-                                .unwrap_or_default();
-                            let body = String::from_utf8_lossy(&body).into_owned();
-                            Ok::<_, std::convert::Infallible>(handle(
-                                &origin, &issuer, &state, &client, &parts, &body,
-                            ))
-                        }
-                    },
-                );
-                tokio::spawn(
-                    hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service),
-                );
+        let task = crate::double::serve_buffered(listener, move |parts, body| {
+            let (origin, issuer, state, client) = context.clone();
+            async move {
+                let body = String::from_utf8_lossy(&body).into_owned();
+                handle(&origin, &issuer, &state, &client, &parts, &body)
             }
         });
         Provider {

@@ -32,41 +32,25 @@ async fn receiver() -> (std::net::SocketAddr, Received) {
     let address = listener.local_addr().unwrap();
     let received: Received = Arc::default();
     let store = received.clone();
-    tokio::spawn(async move {
-        loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                return;
-            };
-            let store = store.clone();
-            tokio::spawn(async move {
-                let service = hyper::service::service_fn(
-                    move |request: hyper::Request<hyper::body::Incoming>| {
-                        let store = store.clone();
-                        async move {
-                            let path = request.uri().path().to_string();
-                            let content_type = request
-                                .headers()
-                                .get(http::header::CONTENT_TYPE)
-                                .and_then(|v| v.to_str().ok())
-                                .unwrap_or_default()
-                                .to_string();
-                            let body = request.into_body().collect().await?.to_bytes();
-                            store.lock().unwrap().push((path, content_type, body));
-                            let mut response = hyper::Response::new(http_body_util::Full::new(
-                                bytes::Bytes::new(),
-                            ));
-                            response.headers_mut().insert(
-                                http::header::CONTENT_TYPE,
-                                http::HeaderValue::from_static("application/x-protobuf"),
-                            );
-                            Ok::<_, hyper::Error>(response)
-                        }
-                    },
-                );
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
-                    .await;
-            });
+    chatgate_tests::double::serve_buffered(listener, move |parts, body| {
+        let store = store.clone();
+        async move {
+            let content_type = parts
+                .headers
+                .get(http::header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_string();
+            store
+                .lock()
+                .unwrap()
+                .push((parts.uri.path().to_string(), content_type, body));
+            let mut response = hyper::Response::new(http_body_util::Full::new(bytes::Bytes::new()));
+            response.headers_mut().insert(
+                http::header::CONTENT_TYPE,
+                http::HeaderValue::from_static("application/x-protobuf"),
+            );
+            response
         }
     });
     (address, received)
