@@ -7,7 +7,8 @@
 //!
 //! What is measured:
 //! - `http.server.request.duration` (s): every request the host serves, from its
-//!   arrival to its response head, by method, route and status (OpenTelemetry's HTTP
+//!   arrival to its response head, by method (a method outside HTTP's own as `_OTHER`),
+//!   route and status (OpenTelemetry's HTTP
 //!   semantic conventions, with their recommended bucket boundaries);
 //! - from the spans the stages report ([`crate::otel::SpanSink`]), so for sampled
 //!   requests only: `gen_ai.client.token.usage` ({token}, by `gen_ai.token.type`,
@@ -59,6 +60,16 @@ const TIME_TO_FIRST_TOKEN_BUCKETS: [f64; 14] = [
 /// The event `chat`'s completion span records at a stream's first token
 /// (`chatgate_guest_otel::FIRST_TOKEN`).
 const FIRST_TOKEN: &str = "gen_ai.first_token";
+
+/// The method as `http.request.method` records it on a metric: one of HTTP's methods, or
+/// `_OTHER` (the HTTP semantic conventions' rule), so that clients sending made-up
+/// methods cannot grow the number of series without bound.
+fn method_attribute(method: &str) -> &'static str {
+    const KNOWN: [&str; 9] = [
+        "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH",
+    ];
+    KNOWN.into_iter().find(|m| *m == method).unwrap_or("_OTHER")
+}
 
 /// A running metrics pipeline and its instruments.
 #[derive(Debug)]
@@ -148,7 +159,7 @@ impl Metrics {
         elapsed: Duration,
     ) {
         let mut attributes = vec![
-            KeyValue::new("http.request.method", method.to_string()),
+            KeyValue::new("http.request.method", method_attribute(method)),
             KeyValue::new("http.response.status_code", i64::from(status)),
         ];
         if let Some(route) = route {
@@ -242,5 +253,18 @@ impl Metrics {
     /// Exports a last time and stops (blocks: call off the async threads).
     pub fn shutdown(&self) -> Result<(), String> {
         self.provider.shutdown().map_err(|e| e.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn made_up_methods_share_one_series() {
+        assert_eq!(method_attribute("POST"), "POST");
+        assert_eq!(method_attribute("PATCH"), "PATCH");
+        assert_eq!(method_attribute("FOO1"), "_OTHER");
+        assert_eq!(method_attribute("get"), "_OTHER");
     }
 }
