@@ -1,7 +1,9 @@
-// Private AKS cluster for SpinKube: Azure CNI Overlay with the Cilium
-// dataplane (enforces the NetworkPolicies in infra/spinkube), OIDC issuer +
-// workload identity, Key Vault CSI driver add-on, and the chatgate workload
-// identity with its federated credential and data-plane role assignments.
+// Private AKS cluster: Azure CNI Overlay with the Cilium dataplane (enforces the
+// NetworkPolicies in infra/kubernetes and infra/spinkube), OIDC issuer + workload
+// identity, Key Vault CSI driver add-on, Container insights, egress through Azure
+// Firewall (outboundType userDefinedRouting), encryption at host and ephemeral OS
+// disks on every node, and the chatgate workload identity with its federated
+// credentials and data-plane role assignments.
 
 @description('Azure region.')
 param location string
@@ -14,6 +16,9 @@ param vnetName string
 
 @description('AKS node subnet name.')
 param nodesSubnetName string
+
+@description('Route table of the node subnet (egress to Azure Firewall); the cluster identity may read and join it.')
+param routeTableName string
 
 @description('Kubernetes version; empty = the region default.')
 param kubernetesVersion string
@@ -42,7 +47,7 @@ param zones array
 @description('Entra group object ids that get cluster-admin.')
 param adminGroupObjectIds array
 
-@description('Cluster egress path. The reference architecture routes egress through Azure Firewall (userDefinedRouting + a route table on the node subnet, not created here).')
+@description('Cluster egress path. userDefinedRouting: the node subnet\'s route table (network.bicep) sends 0.0.0.0/0 to Azure Firewall (firewall.bicep), as the reference architecture does.')
 @allowed([
   'loadBalancer'
   'userDefinedRouting'
@@ -75,8 +80,14 @@ param keyVaultName string
 @description('Azure AI Search service name (Search Index Data Reader is granted on it).')
 param searchName string
 
-@description('Log Analytics workspace resource id for control-plane diagnostic settings.')
+@description('Log Analytics workspace resource id for control-plane diagnostic settings and Container insights.')
 param workspaceId string
+
+@description('OS disk size in GiB. Ephemeral OS disks live on the VM\'s cache or temp disk, so this must fit there (Standard_D4ds_v5: 150 GiB temp disk).')
+param osDiskSizeGB int
+
+@description('Service account of the OpenTelemetry Collector (infra/kubernetes/otel-collector.yaml), federated to the same workload identity so that it reads its Key Vault secret.')
+param collectorServiceAccount string
 
 @description('Resource tags.')
 param tags object
@@ -118,6 +129,22 @@ resource subnetNetworkContributor 'Microsoft.Authorization/roleAssignments@2022-
   }
 }
 
+resource routeTable 'Microsoft.Network/routeTables@2024-05-01' existing = {
+  name: routeTableName
+}
+
+// AKS checks, and with some network plugins edits, the route table of a
+// userDefinedRouting cluster with the cluster identity.
+resource routeTableNetworkContributor 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(routeTable.id, controlPlaneIdentity.id, roles.networkContributor)
+  scope: routeTable
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.networkContributor)
+    principalId: controlPlaneIdentity.properties.principalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
 // ---------------------------------------------------------------- cluster
 
 resource aks 'Microsoft.ContainerService/managedClusters@2024-09-01' = {
@@ -136,6 +163,7 @@ resource aks 'Microsoft.ContainerService/managedClusters@2024-09-01' = {
   }
   dependsOn: [
     subnetNetworkContributor
+    routeTableNetworkContributor
   ]
   properties: {
     kubernetesVersion: empty(kubernetesVersion) ? null : kubernetesVersion
@@ -181,8 +209,17 @@ resource aks 'Microsoft.ContainerService/managedClusters@2024-09-01' = {
       nodeOSUpgradeChannel: 'NodeImage'
     }
     addonProfiles: {
+      // Container insights, authenticated with the add-on's managed identity; what it
+      // collects is the data collection rule below.
+      omsagent: {
+        enabled: true
+        config: {
+          logAnalyticsWorkspaceResourceID: workspaceId
+          useAADAuth: 'true'
+        }
+      }
       // Secrets Store CSI driver + Azure Key Vault provider
-      // (infra/spinkube/secretproviderclass.yaml).
+      // (infra/kubernetes/secretproviderclass.yaml).
       azureKeyvaultSecretsProvider: {
         enabled: true
         config: {
@@ -205,6 +242,14 @@ resource aks 'Microsoft.ContainerService/managedClusters@2024-09-01' = {
         count: systemNodeCount
         availabilityZones: empty(zones) ? null : zones
         vnetSubnetID: nodesSubnet.id
+        // Encryption at host covers the temp disk, caches and the OS disk's host side;
+        // needs the subscription feature Microsoft.Compute/EncryptionAtHost registered.
+        enableEncryptionAtHost: true
+        // Ephemeral OS disks: faster reimaging, no managed OS disk to secure or pay for.
+        osDiskType: 'Ephemeral'
+        osDiskSizeGB: osDiskSizeGB
+        // Stated, not left to the network plugin's default (250 under Overlay).
+        maxPods: 110
         nodeTaints: [
           'CriticalAddonsOnly=true:NoSchedule'
         ]
@@ -228,6 +273,14 @@ resource aks 'Microsoft.ContainerService/managedClusters@2024-09-01' = {
         maxCount: appNodeMaxCount
         availabilityZones: empty(zones) ? null : zones
         vnetSubnetID: nodesSubnet.id
+        // Encryption at host covers the temp disk, caches and the OS disk's host side;
+        // needs the subscription feature Microsoft.Compute/EncryptionAtHost registered.
+        enableEncryptionAtHost: true
+        // Ephemeral OS disks: faster reimaging, no managed OS disk to secure or pay for.
+        osDiskType: 'Ephemeral'
+        osDiskSizeGB: osDiskSizeGB
+        // Stated, not left to the network plugin's default (250 under Overlay).
+        maxPods: 110
         nodeLabels: {
           spin: 'true'
         }
@@ -239,22 +292,32 @@ resource aks 'Microsoft.ContainerService/managedClusters@2024-09-01' = {
   }
 }
 
+// Every AKS resource-log category (control plane, audit, autoscaler, CSI controllers),
+// into resource-specific tables. kube-audit is the large one; drop it (keep
+// kube-audit-admin, the writes) if the ingestion cost matters more than read audits.
+var aksLogCategories = [
+  'kube-apiserver'
+  'kube-audit'
+  'kube-audit-admin'
+  'kube-controller-manager'
+  'kube-scheduler'
+  'cluster-autoscaler'
+  'cloud-controller-manager'
+  'guard'
+  'csi-azuredisk-controller'
+  'csi-azurefile-controller'
+  'csi-snapshot-controller'
+]
+
 resource aksDiagnostics 'Microsoft.Insights/diagnosticSettings@2021-05-01-preview' = {
   name: 'to-log-analytics'
   scope: aks
   properties: {
     workspaceId: workspaceId
+    logAnalyticsDestinationType: 'Dedicated'
     logs: [
-      {
-        category: 'kube-audit-admin'
-        enabled: true
-      }
-      {
-        category: 'guard'
-        enabled: true
-      }
-      {
-        category: 'cluster-autoscaler'
+      for category in aksLogCategories: {
+        category: category
         enabled: true
       }
     ]
@@ -264,6 +327,62 @@ resource aksDiagnostics 'Microsoft.Insights/diagnosticSettings@2021-05-01-previe
         enabled: true
       }
     ]
+  }
+}
+
+// Container insights: what the omsagent add-on collects (the default group: inventory,
+// performance, container logs in the ContainerLogV2 schema) and where it goes.
+resource containerInsightsRule 'Microsoft.Insights/dataCollectionRules@2022-06-01' = {
+  name: 'MSCI-${location}-aks-${baseName}'
+  location: location
+  tags: tags
+  kind: 'Linux'
+  properties: {
+    dataSources: {
+      extensions: [
+        {
+          name: 'ContainerInsightsExtension'
+          extensionName: 'ContainerInsights'
+          streams: [
+            'Microsoft-ContainerInsights-Group-Default'
+          ]
+          extensionSettings: {
+            dataCollectionSettings: {
+              interval: '1m'
+              namespaceFilteringMode: 'Off'
+              enableContainerLogV2: true
+            }
+          }
+        }
+      ]
+    }
+    destinations: {
+      logAnalytics: [
+        {
+          name: 'workspace'
+          workspaceResourceId: workspaceId
+        }
+      ]
+    }
+    dataFlows: [
+      {
+        streams: [
+          'Microsoft-ContainerInsights-Group-Default'
+        ]
+        destinations: [
+          'workspace'
+        ]
+      }
+    ]
+  }
+}
+
+resource containerInsightsAssociation 'Microsoft.Insights/dataCollectionRuleAssociations@2022-06-01' = {
+  name: 'ContainerInsightsExtension'
+  scope: aks
+  properties: {
+    description: 'Container insights for the chatgate cluster.'
+    dataCollectionRuleId: containerInsightsRule.id
   }
 }
 
@@ -281,6 +400,24 @@ resource federatedCredential 'Microsoft.ManagedIdentity/userAssignedIdentities/f
   properties: {
     issuer: aks.properties.oidcIssuerProfile.issuerURL
     subject: 'system:serviceaccount:${workloadNamespace}:${workloadServiceAccount}'
+    audiences: [
+      'api://AzureADTokenExchange'
+    ]
+  }
+}
+
+// The collector reads the Application Insights connection string from Key Vault with
+// the same identity (Key Vault Secrets User below); federated credentials on one
+// identity are created one at a time, hence the dependsOn.
+resource collectorFederatedCredential 'Microsoft.ManagedIdentity/userAssignedIdentities/federatedIdentityCredentials@2023-01-31' = {
+  parent: workloadIdentity
+  name: 'aks-${workloadNamespace}-${collectorServiceAccount}'
+  dependsOn: [
+    federatedCredential
+  ]
+  properties: {
+    issuer: aks.properties.oidcIssuerProfile.issuerURL
+    subject: 'system:serviceaccount:${workloadNamespace}:${collectorServiceAccount}'
     audiences: [
       'api://AzureADTokenExchange'
     ]

@@ -1,7 +1,9 @@
 // Application Gateway WAF_v2 in front of chatgate, mirroring the reference
-// architecture's ingress: TLS terminated with a Key Vault certificate, WAF
-// policy in Prevention mode, backend = the AKS internal load balancer that the
-// Kubernetes Service `chatgate-ilb` (infra/spinkube/service-ilb.yaml) creates.
+// architecture's ingress: TLS terminated with a Key Vault certificate, WAF policy in
+// Prevention mode (Microsoft Default Rule Set 2.1 by default, with chatgate's
+// prompt-field exclusions), and TLS again to the backend: the AKS internal load
+// balancer that the Service `chatgate-ilb` (infra/kubernetes/service-ilb.yaml, 443 ->
+// pod 8080, served by chatgate with --tls-cert/--tls-key) creates.
 
 @description('Azure region.')
 param location string
@@ -37,6 +39,12 @@ param backendIpAddress string
 @description('Health probe path served by chatgate without authentication.')
 param healthProbePath string
 
+@description('Host name the gateway sends to the backend (Host header and TLS SNI) and expects in the backend certificate: the subject of the Key Vault certificate chatgate-internal-tls.')
+param backendHostName string
+
+@description('Base64 (DER) of the root certificate the backend certificate chains to. For a self-signed chatgate-internal-tls, that certificate itself (public part only). Empty: the gateway trusts only well-known CAs.')
+param backendTrustedRootCertificate string
+
 @description('Backend request timeout in seconds (LLM completions can be slow).')
 @minValue(1)
 @maxValue(86400)
@@ -51,6 +59,9 @@ param wafRuleSetType string
 
 @description('WAF managed rule set version (3.2 for OWASP, 2.1 for Microsoft_DefaultRuleSet).')
 param wafRuleSetVersion string
+
+@description('JSON argument names (suffixes) that carry prompts: excluded from the injection rule groups only. See the comment at wafPolicy.')
+param wafPromptFieldSuffixes array
 
 @description('Autoscale minimum instance count (2+ for availability).')
 @minValue(0)
@@ -109,6 +120,70 @@ resource publicIp 'Microsoft.Network/publicIPAddresses@2024-05-01' = {
   }
 }
 
+// The injection rule groups, by rule set: the families chatgate's own WAF removes prompt
+// fields from (components/waf/rules/chat-policy.conf, rule 40100: sqli, xss, rce, lfi,
+// rfi, php, nodejs, java, session fixation and the generic injection tags).
+var injectionRuleGroups = {
+  Microsoft_DefaultRuleSet: [
+    'APPLICATION-ATTACK-LFI'
+    'APPLICATION-ATTACK-RFI'
+    'APPLICATION-ATTACK-RCE'
+    'APPLICATION-ATTACK-PHP'
+    'APPLICATION-ATTACK-NodeJS'
+    'APPLICATION-ATTACK-XSS'
+    'APPLICATION-ATTACK-SQLI'
+    'APPLICATION-ATTACK-SESSION-FIXATION'
+    'APPLICATION-ATTACK-SESSION-JAVA'
+    'MS-ThreatIntel-SQLI'
+  ]
+  OWASP: [
+    'REQUEST-930-APPLICATION-ATTACK-LFI'
+    'REQUEST-931-APPLICATION-ATTACK-RFI'
+    'REQUEST-932-APPLICATION-ATTACK-RCE'
+    'REQUEST-933-APPLICATION-ATTACK-PHP'
+    'REQUEST-941-APPLICATION-ATTACK-XSS'
+    'REQUEST-942-APPLICATION-ATTACK-SQLI'
+    'REQUEST-943-APPLICATION-ATTACK-SESSION-FIXATION'
+    'REQUEST-944-APPLICATION-ATTACK-SESSION-JAVA'
+  ]
+}
+
+// An empty rules list names the whole group. (Bicep allows no loop inside a loop, so
+// this list is built first.)
+var excludedRuleGroups = [
+  for group in injectionRuleGroups[wafRuleSetType]: {
+    ruleGroupName: group
+    rules: []
+  }
+]
+
+// Chat-aware exclusions. A question about SQL or a pasted stack trace in
+// messages[*].content is prose for the model, and the injection rules would refuse it.
+// chatgate's own WAF exempts exactly the prompt fields by a regular expression over the
+// JSON path (messages.N.content, messages.N.content.M.text, ...) and refuses keys that
+// only imitate them. Application Gateway's exclusions cannot express that: a selector is
+// matched with Equals/StartsWith/EndsWith/Contains only, and Microsoft does not document
+// how nested JSON names are spelled. So the gateway excludes argument names ENDING in a
+// prompt field's last segment, from the injection rule groups only; every other rule
+// group, and every other argument, keeps full inspection, and the precise policy (with
+// its guards and the prompt-injection rules) runs again inside chatgate. That an
+// exclusion on these suffixes matches DRS 2.1's names for nested JSON values has not
+// been tried against a gateway.
+var promptExclusions = [
+  for suffix in wafPromptFieldSuffixes: {
+    matchVariable: 'RequestArgNames'
+    selectorMatchOperator: 'EndsWith'
+    selector: suffix
+    exclusionManagedRuleSets: [
+      {
+        ruleSetType: wafRuleSetType
+        ruleSetVersion: wafRuleSetVersion
+        ruleGroups: excludedRuleGroups
+      }
+    ]
+  }
+]
+
 resource wafPolicy 'Microsoft.Network/ApplicationGatewayWebApplicationFirewallPolicies@2024-05-01' = {
   name: 'waf-${baseName}'
   location: location
@@ -122,6 +197,7 @@ resource wafPolicy 'Microsoft.Network/ApplicationGatewayWebApplicationFirewallPo
       fileUploadLimitInMb: 4
     }
     managedRules: {
+      exclusions: promptExclusions
       managedRuleSets: [
         {
           ruleSetType: wafRuleSetType
@@ -224,6 +300,14 @@ resource appGw 'Microsoft.Network/applicationGateways@2024-05-01' = {
         }
       }
     ]
+    trustedRootCertificates: empty(backendTrustedRootCertificate) ? [] : [
+      {
+        name: 'chatgate-internal-root'
+        properties: {
+          data: backendTrustedRootCertificate
+        }
+      }
+    ]
     backendAddressPools: [
       {
         name: 'aks-ilb'
@@ -240,8 +324,8 @@ resource appGw 'Microsoft.Network/applicationGateways@2024-05-01' = {
       {
         name: 'chatgate-healthz'
         properties: {
-          protocol: 'Http'
-          host: backendIpAddress
+          protocol: 'Https'
+          host: backendHostName
           path: healthProbePath
           interval: 30
           timeout: 30
@@ -257,17 +341,23 @@ resource appGw 'Microsoft.Network/applicationGateways@2024-05-01' = {
     ]
     backendHttpSettingsCollection: [
       {
-        name: 'chatgate-http'
+        name: 'chatgate-https'
         properties: {
-          // TLS ends at the gateway; the hop AppGw -> ILB -> pod :80 is plain
-          // HTTP inside the VNet (the reference architecture uses HTTPS to App
-          // Service over its private endpoint). End-to-end TLS would need a
-          // TLS listener in the pod; see infra/README.md.
-          port: 80
-          protocol: 'Http'
+          // End-to-end TLS: the gateway re-encrypts to the internal load balancer, and
+          // chatgate in the pod terminates it with the Key Vault certificate
+          // chatgate-internal-tls. The gateway checks that the certificate chains to
+          // the trusted root below and names backendHostName.
+          port: 443
+          protocol: 'Https'
           cookieBasedAffinity: 'Disabled'
           requestTimeout: backendRequestTimeoutSeconds
           pickHostNameFromBackendAddress: false
+          hostName: backendHostName
+          trustedRootCertificates: empty(backendTrustedRootCertificate) ? [] : [
+            {
+              id: '${gwId}/trustedRootCertificates/chatgate-internal-root'
+            }
+          ]
           probe: {
             id: '${gwId}/probes/chatgate-healthz'
           }
@@ -306,7 +396,7 @@ resource appGw 'Microsoft.Network/applicationGateways@2024-05-01' = {
             id: '${gwId}/backendAddressPools/aks-ilb'
           }
           backendHttpSettings: {
-            id: '${gwId}/backendHttpSettingsCollection/chatgate-http'
+            id: '${gwId}/backendHttpSettingsCollection/chatgate-https'
           }
         }
       }
