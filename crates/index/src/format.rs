@@ -796,7 +796,7 @@ pub fn build(
         let dimensions = vectors.info.dimensions as usize;
         let mut section = Writer::default();
         for vector in vectors.values.chunks(dimensions.max(1)) {
-            for value in crate::search::unit_length(vector) {
+            for value in unit_length(vector) {
                 section.f32(value);
             }
         }
@@ -828,4 +828,15 @@ pub fn build(
 /// Metadata keys and values may not contain the record separators.
 fn clean(text: &str) -> String {
     text.replace(['\u{1e}', '\u{1f}'], " ")
+}
+
+/// `vector` scaled to unit length (unchanged if all zero): the form vectors are stored
+/// in, so that a dot product is their cosine; search scales queries the same way.
+pub fn unit_length(vector: &[f32]) -> Vec<f32> {
+    let norm = vector.iter().map(|v| v * v).sum::<f32>().sqrt();
+    if norm > 0.0 {
+        vector.iter().map(|v| v / norm).collect()
+    } else {
+        vector.to_vec()
+    }
 }

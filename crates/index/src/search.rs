@@ -2,6 +2,8 @@
 //! the vectors, reciprocal rank fusion of the two, metadata filters and score floors.
 
 use crate::analysis::Analyzer;
+/// Queries are scaled like the stored vectors: the format owns the normalisation.
+pub use crate::format::unit_length;
 use crate::format::{Index, metadata_pairs};
 use std::fmt;
 
@@ -283,14 +285,4 @@ fn metadata_matches(stored: &str, wanted: &str) -> bool {
                     .eq_ignore_ascii_case(wanted)
             })
         })
-}
-
-/// `vector` scaled to unit length (unchanged if all zero).
-pub fn unit_length(vector: &[f32]) -> Vec<f32> {
-    let norm = vector.iter().map(|v| v * v).sum::<f32>().sqrt();
-    if norm > 0.0 {
-        vector.iter().map(|v| v / norm).collect()
-    } else {
-        vector.to_vec()
-    }
 }
