@@ -139,6 +139,11 @@ pub struct Link {
     /// This link's id in the rule set's [`Prefilter`]: its operator only matches values
     /// containing one of its factors, and its targets are all request data.
     pub prefilter: Option<u32>,
+    /// This link's bit in an [`crate::EvalMemo`]'s record of a value: set when its
+    /// operator's answer depends on the (transformed) value alone
+    /// ([`crate::operators::Operator`]'s `value_only`), so that "this value does not
+    /// match" can be remembered across requests.
+    pub memo: Option<u32>,
     pub capture: bool,
     pub multi_match: bool,
     pub actions: Actions,
@@ -180,6 +185,11 @@ pub enum Item {
 /// rule's `skipAfter` destination (an index into its phase's list).
 #[derive(Debug)]
 pub struct RuleSet {
+    /// Unique among the rule sets of the process: an [`crate::EvalMemo`] filled with
+    /// one rule set's answers is emptied before it serves another.
+    pub(crate) id: u64,
+    /// How many links have a [`Link::memo`] bit.
+    pub(crate) memo_links: u32,
     pub(crate) rules: Vec<Rule>,
     pub(crate) phases: [Vec<Item>; 5],
     pub(crate) skip_after: Vec<Option<usize>>,
@@ -679,6 +689,7 @@ impl<'f> Builder<'f> {
             transforms,
             chain: 0,
             prefilter: None,
+            memo: None,
             capture: actions.capture,
             multi_match: actions.multi_match,
             operator,
@@ -806,7 +817,17 @@ impl<'f> Builder<'f> {
                 .collect();
         }
         let prefilter = Prefilter::build(&mut self.rules, &mut chains, tag_ids.len());
+        let mut memo_links = 0;
+        for link in self.rules.iter_mut().flat_map(|r| r.links.iter_mut()) {
+            if link.operator.as_ref().is_some_and(|o| o.value_only()) {
+                link.memo = Some(memo_links);
+                memo_links += 1;
+            }
+        }
+        static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
         Ok(RuleSet {
+            id: NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+            memo_links,
             tag_ids,
             prefilter,
             use_prefilter: true,

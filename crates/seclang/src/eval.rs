@@ -8,6 +8,7 @@ use std::time::Instant;
 use crate::actions::{AllowScope, Ctl, Disruptive, Effect, EngineMode, IdRanges, SetOp, in_ranges};
 use crate::compile::{Item, Link, Rule, RuleSet};
 use crate::macros::Resolve;
+use crate::memo::{EvalMemo, Slot};
 use crate::operators::atoi;
 use crate::prefilter::{CASE_LOWER, CASE_UPPER, Prefilter, VarMask, var_bit};
 use crate::request::{
@@ -1016,6 +1017,7 @@ impl Candidates {
         state: &State<'_>,
         cache: &TransformCache,
         memo: &mut SelectorMemo,
+        mut values_memo: Option<&mut EvalMemo>,
     ) {
         let pf = &rules.prefilter;
         let links = pf.link_vars.len();
@@ -1088,6 +1090,9 @@ impl Candidates {
         }
         let mut live_links = vec![0u64; words];
         let mut excluded = vec![0u64; words];
+        // The links one of whose factors occurs in the current value (before the
+        // exclusions), as the memo keeps them.
+        let mut found = vec![0u64; words];
         for (vi, &(bytes, mask)) in list.iter().enumerate() {
             // The links that inspect this value: those targeting one of its variables
             // from which no exclusion takes it. (`None`: all links of its variables.)
@@ -1108,6 +1113,31 @@ impl Candidates {
                 }
                 Some(&live_links)
             };
+            let inspects = |link: usize| match live {
+                Some(live) => live[link / 64] & (1 << (link % 64)) != 0,
+                None => pf.link_vars[link] & mask != 0,
+            };
+            let slot = values_memo.as_deref().and_then(|m| m.find(bytes));
+            if let Some(known) = slot
+                .zip(values_memo.as_deref())
+                .and_then(|(slot, m)| m.prefilter(slot, mask))
+            {
+                for (w, &bits) in known.iter().enumerate() {
+                    let mut m = bits;
+                    while m != 0 {
+                        let link = w * 64 + m.trailing_zeros() as usize;
+                        m &= m - 1;
+                        if inspects(link) {
+                            pairs.push((link as u32, vi as u32));
+                        }
+                    }
+                }
+                continue;
+            }
+            found.iter_mut().for_each(|w| *w = 0);
+            // Whether a list was left out because no link using it inspects the value:
+            // then `found` is not the whole verdict, and is not remembered.
+            let mut partial = false;
             // The automaton ignores case: transformations that change no more than case
             // need not be applied, and those that leave the value as it is not at all. A
             // list is applied from its first transformation that may change the value,
@@ -1120,6 +1150,7 @@ impl Candidates {
                 if let Some(live) = live
                     && !chain.links.iter().zip(live.iter()).any(|(c, l)| c & l != 0)
                 {
+                    partial = true;
                     continue;
                 }
                 let scan = match chain
@@ -1171,20 +1202,25 @@ impl Candidates {
                     }
                 };
                 let hits = &scans.hits[scan * words..(scan + 1) * words];
-                for (w, (&h, &l)) in hits.iter().zip(&chain.links).enumerate() {
-                    let mut m = h & l;
-                    while m != 0 {
-                        let link = w * 64 + m.trailing_zeros() as usize;
-                        m &= m - 1;
-                        let inspects = match live {
-                            Some(live) => live[link / 64] & (1 << (link % 64)) != 0,
-                            None => pf.link_vars[link] & mask != 0,
-                        };
-                        if inspects {
-                            pairs.push((link as u32, vi as u32));
-                        }
+                for ((f, &h), &l) in found.iter_mut().zip(hits).zip(&chain.links) {
+                    *f |= h & l;
+                }
+            }
+            for (w, &bits) in found.iter().enumerate() {
+                let mut m = bits;
+                while m != 0 {
+                    let link = w * 64 + m.trailing_zeros() as usize;
+                    m &= m - 1;
+                    if inspects(link) {
+                        pairs.push((link as u32, vi as u32));
                     }
                 }
+            }
+            if !partial
+                && let Some(m) = values_memo.as_deref_mut()
+                && let Some(slot) = slot.or_else(|| m.find_or_add(bytes))
+            {
+                m.set_prefilter(slot, mask, &found);
             }
         }
         // Grouped by link (a counting sort).
@@ -1431,6 +1467,12 @@ pub struct Transaction<'r> {
     detect: crate::operators::DetectMemo,
     selectors: SelectorMemo,
     candidates: Candidates,
+    /// The caller's memo across requests, if it gave one.
+    memo: Option<EvalMemo>,
+    /// The memo's record of request values by address and length (`None`: none yet),
+    /// for the cache generation `slots_generation`.
+    slots: HashMap<(usize, usize), Option<Slot>, BuildHasherDefault<AddressHasher>>,
+    slots_generation: u32,
     rules: &'r RuleSet,
     data: Data,
     state: State<'r>,
@@ -1448,7 +1490,24 @@ impl RuleSet {
     /// Starts a transaction for `request`; its body may be empty now and given to
     /// [`Transaction::process_request_body`] later.
     pub fn transaction(&self, request: &Request) -> Transaction<'_> {
+        self.transaction_memo(request, None)
+    }
+
+    /// [`RuleSet::transaction`] with the caller's memo across requests ([`EvalMemo`]),
+    /// which [`Transaction::finish_with_memo`] gives back. The verdicts are those
+    /// without it; only the work done differs.
+    pub fn transaction_with(&self, request: &Request, memo: EvalMemo) -> Transaction<'_> {
+        self.transaction_memo(request, Some(memo))
+    }
+
+    fn transaction_memo(&self, request: &Request, mut memo: Option<EvalMemo>) -> Transaction<'_> {
+        if let Some(m) = &mut memo {
+            m.begin(self);
+        }
         Transaction {
+            memo,
+            slots: HashMap::default(),
+            slots_generation: 0,
             rules: self,
             data: Data::new(request),
             state: State {
@@ -1485,6 +1544,16 @@ impl RuleSet {
         let mut t = self.transaction(request);
         t.process_request_body(None);
         t.finish()
+    }
+
+    /// [`RuleSet::evaluate`] with the caller's memo across requests ([`EvalMemo`]): the
+    /// same [`Outcome`], with less work for values seen before.
+    pub fn evaluate_with(&self, request: &Request, memo: &mut EvalMemo) -> Outcome {
+        let mut t = self.transaction_with(request, std::mem::take(memo));
+        t.process_request_body(None);
+        let (outcome, m) = t.finish_with_memo();
+        *memo = m;
+        outcome
     }
 }
 
@@ -1570,7 +1639,13 @@ impl<'r> Transaction<'r> {
     }
 
     /// The logging phase (5), after whatever request phases have not run yet.
-    pub fn finish(mut self) -> Outcome {
+    pub fn finish(self) -> Outcome {
+        self.finish_with_memo().0
+    }
+
+    /// [`Transaction::finish`], giving back the memo of [`RuleSet::transaction_with`]
+    /// (an empty one if the transaction was started without).
+    pub fn finish_with_memo(mut self) -> (Outcome, EvalMemo) {
         self.process_request_body(None);
         self.allowed = None;
         self.phase(5);
@@ -1587,13 +1662,14 @@ impl<'r> Transaction<'r> {
                 (k, v)
             })
             .collect();
-        Outcome {
+        let outcome = Outcome {
             mode: self.state.mode,
             intervention: self.intervention,
             matches: self.matches,
             tx,
             body_error: self.data.body_error,
-        }
+        };
+        (outcome, self.memo.unwrap_or_default())
     }
 
     fn enforced(&self) -> Option<&Intervention> {
@@ -1695,6 +1771,7 @@ impl<'r> Transaction<'r> {
                     &self.state,
                     &self.cache,
                     &mut self.selectors,
+                    self.memo.as_mut(),
                 );
             }
             if self.candidates.of(id).is_empty() {
@@ -1712,7 +1789,27 @@ impl<'r> Transaction<'r> {
             candidates.map(|id| self.candidates.of(id)),
         );
         let mut matched = false;
+        let memo_bit = link.memo.filter(|_| self.memo.is_some());
+        if memo_bit.is_some() && self.slots_generation != self.cache.generation {
+            self.slots.clear();
+            self.slots_generation = self.cache.generation;
+        }
         for mut inspected in values {
+            // A value of the request this link is known not to match (in an earlier
+            // request or rule): skipped, as its operator would answer no again.
+            let mut slot = None;
+            if let (Some(bit), Some(memo), Cow::Borrowed(bytes)) =
+                (memo_bit, &self.memo, &inspected.value)
+            {
+                let found = *self
+                    .slots
+                    .entry((bytes.as_ptr() as usize, bytes.len()))
+                    .or_insert_with(|| memo.find(bytes));
+                if found.is_some_and(|s| memo.no_match(s, bit)) {
+                    continue;
+                }
+                slot = Some((found, *bytes));
+            }
             // Moved, not copied, into the operator's input below (a `TX` value is owned).
             let raw = std::mem::take(&mut inspected.value);
             let mut groups = Vec::new();
@@ -1763,6 +1860,21 @@ impl<'r> Transaction<'r> {
                 }
             }
             if !hit {
+                if let (Some(bit), Some((known, bytes)), Some(memo)) =
+                    (memo_bit, slot, &mut self.memo)
+                {
+                    let s = match known {
+                        Some(s) => Some(s),
+                        None => {
+                            let s = memo.find_or_add(bytes);
+                            self.slots.insert((bytes.as_ptr() as usize, bytes.len()), s);
+                            s
+                        }
+                    };
+                    if let Some(s) = s {
+                        memo.set_no_match(s, bit);
+                    }
+                }
                 continue;
             }
             if !matched {

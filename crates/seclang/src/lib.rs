@@ -43,6 +43,7 @@ mod eval;
 mod lexer;
 pub mod lookup;
 pub mod macros;
+mod memo;
 pub mod operators;
 pub(crate) mod prefilter;
 pub mod request;
@@ -55,4 +56,5 @@ pub use error::{ErrorKind, LoadError, Location, Unsupported};
 pub use eval::{
     Intervention, InterventionKind, MATCHED_VALUE_LIMIT, Outcome, Response, RuleMatch, Transaction,
 };
+pub use memo::{EvalMemo, MEMO_BYTES, MEMO_VALUE_LIMIT, MEMO_VALUES};
 pub use request::Request;

@@ -965,6 +965,41 @@ pub(crate) struct Services<'a> {
 }
 
 impl Operator {
+    /// Whether the operator's answer depends on the value alone: the same bytes always
+    /// give the same answer, whatever the transaction holds. True of the operators with a
+    /// parameter fixed at load time and no side effect; false of those whose parameter
+    /// has macros (`@within %{tx.restricted_headers}`, `@rx` with macros) and of
+    /// `@geoLookup` (fills `GEO`) and `@rbl` (asks a resolver). Only such operators'
+    /// answers may be remembered across requests ([`crate::EvalMemo`]).
+    pub(crate) fn value_only(&self) -> bool {
+        match &self.kind {
+            OpKind::Rx(_)
+            | OpKind::Pm(_)
+            | OpKind::ValidateByteRange(_)
+            | OpKind::ValidateUrlEncoding
+            | OpKind::ValidateUtf8Encoding
+            | OpKind::IpMatch(_)
+            | OpKind::DetectSqli
+            | OpKind::DetectXss
+            | OpKind::UnconditionalMatch
+            | OpKind::NoMatch => true,
+            OpKind::Streq(m)
+            | OpKind::Contains(m)
+            | OpKind::ContainsWord(m)
+            | OpKind::BeginsWith(m)
+            | OpKind::EndsWith(m)
+            | OpKind::Within(m)
+            | OpKind::Eq(m)
+            | OpKind::Ge(m)
+            | OpKind::Gt(m)
+            | OpKind::Le(m)
+            | OpKind::Lt(m) => m.constant().is_some(),
+            OpKind::RxMacro(..) | OpKind::GeoLookup | OpKind::Rbl(_) => false,
+        }
+    }
+}
+
+impl Operator {
     /// [`Operator::matches`], with libinjection's answers remembered in `memo`.
     pub(crate) fn matches_with(
         &self,

@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use chatgate_seclang::{FileSystem, LoadOptions, Request, RuleSet};
+use chatgate_seclang::{EvalMemo, FileSystem, LoadOptions, Request, RuleSet};
 
 /// Debian's entry point for CRS 3.3 (crs-setup.conf, the exclusion files, `rules/*.conf`).
 pub const CRS: &str = "/usr/share/modsecurity-crs/owasp-crs.load";
@@ -118,6 +118,180 @@ pub fn chat_2kb() -> Request {
     request("POST", "/v1/chat/completions".into(), body)
 }
 
+/// Words the varied chats are written with: prose a user or a model might write.
+const WORDS: &[&str] = &[
+    "the",
+    "index",
+    "answer",
+    "documents",
+    "folder",
+    "update",
+    "retrieval",
+    "model",
+    "please",
+    "how",
+    "can",
+    "I",
+    "configure",
+    "markdown",
+    "files",
+    "incremental",
+    "cite",
+    "right",
+    "should",
+    "we",
+    "restart",
+    "service",
+    "after",
+    "changing",
+    "settings",
+    "why",
+    "does",
+    "it",
+    "take",
+    "so",
+    "long",
+    "to",
+    "build",
+    "embeddings",
+    "for",
+    "a",
+    "thousand",
+    "pages",
+    "is",
+    "there",
+    "way",
+    "limit",
+    "tokens",
+    "per",
+    "request",
+    "and",
+    "what",
+    "happens",
+    "when",
+    "quota",
+    "runs",
+    "out",
+    "thanks",
+    "explain",
+    "difference",
+    "between",
+    "streaming",
+    "batch",
+    "responses",
+    "my",
+    "team",
+    "wants",
+    "summaries",
+    "of",
+    "meeting",
+    "notes",
+    "in",
+    "French",
+    "German",
+    "also",
+    "translate",
+    "them",
+    "into",
+    "English",
+    "keep",
+    "original",
+    "formatting",
+    "headings",
+    "lists",
+    "tables",
+    "could",
+    "you",
+    "write",
+    "short",
+    "paragraph",
+    "about",
+    "our",
+    "deployment",
+    "plan",
+    "next",
+    "week",
+    "with",
+    "three",
+    "stages",
+    "rollout",
+    "monitoring",
+    "rollback",
+    "customer",
+    "support",
+    "ticket",
+    "says",
+    "login",
+    "fails",
+    "sometimes",
+    "on",
+    "mobile",
+    "browsers",
+    "but",
+    "works",
+    "desktop",
+    "which",
+    "logs",
+    "look",
+    "at",
+    "first",
+    "cache",
+    "memory",
+    "latency",
+    "p99",
+    "dashboard",
+    "alert",
+    "threshold",
+];
+
+/// `n` distinct 2 KB chat completions: the headers, roles, model and structure of
+/// [`chat_2kb`], with message contents drawn from a word list by a fixed pseudo-random
+/// sequence (different in every request), as a client's successive chats would be.
+pub fn varied_chats(n: usize) -> Vec<Request> {
+    let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let mut text = |min: usize, max: usize| {
+        let len = min + (next() as usize) % (max - min);
+        let mut s = String::new();
+        while s.len() < len {
+            if !s.is_empty() {
+                s.push(' ');
+            }
+            s.push_str(WORDS[(next() as usize) % WORDS.len()]);
+        }
+        s.push('.');
+        s
+    };
+    (0..n)
+        .map(|_| {
+            let mut messages = vec![
+                r#"{"role":"system","content":"You are a helpful assistant for engineers."}"#
+                    .to_string(),
+            ];
+            while messages.iter().map(String::len).sum::<usize>() < 1900 {
+                messages.push(format!(
+                    r#"{{"role":"user","content":"{}"}}"#,
+                    text(30, 300)
+                ));
+                messages.push(format!(
+                    r#"{{"role":"assistant","content":"{}"}}"#,
+                    text(30, 300)
+                ));
+            }
+            let body = format!(
+                r#"{{"model":"chatgate-rag","messages":[{}],"temperature":0.2}}"#,
+                messages.join(",")
+            );
+            request("POST", "/v1/chat/completions".into(), body)
+        })
+        .collect()
+}
+
 /// A 1 KB query-string GET.
 pub fn get_1kb() -> Request {
     let mut query = String::from("/search?");
@@ -136,21 +310,32 @@ pub fn get_models() -> Request {
 
 /// Runs `evaluate` `runs` times after a warm-up and prints the minimum, p50 and p99 of one
 /// evaluation (on a shared machine the minimum is the figure least disturbed by others).
-pub fn measure(rules: &RuleSet, name: &str, r: &Request, runs: usize) {
-    for _ in 0..runs.div_ceil(20) {
-        std::hint::black_box(rules.evaluate(r));
+/// The requests are taken in turn from `requests`, each at most once when there are
+/// enough of them (the warm-up takes the first ones); with `memo`, evaluation uses one
+/// memo across all of them (`RuleSet::evaluate_with`), warmed up by the warm-up.
+pub fn measure(rules: &RuleSet, name: &str, requests: &[Request], memo: bool, runs: usize) {
+    let mut m = memo.then(EvalMemo::new);
+    let mut eval = |r: &Request| match &mut m {
+        Some(m) => rules.evaluate_with(r, m),
+        None => rules.evaluate(r),
+    };
+    let warm = runs.div_ceil(20);
+    let mut next = (0..).map(|i| &requests[i % requests.len()]);
+    for r in next.by_ref().take(warm) {
+        std::hint::black_box(eval(r));
     }
-    let mut times: Vec<Duration> = (0..runs)
-        .map(|_| {
+    let mut times: Vec<Duration> = next
+        .take(runs)
+        .map(|r| {
             let start = Instant::now();
-            std::hint::black_box(rules.evaluate(r));
+            std::hint::black_box(eval(r));
             start.elapsed()
         })
         .collect();
     times.sort();
-    let outcome = rules.evaluate(r);
+    let outcome = eval(&requests[0]);
     println!(
-        "{name:<32} min {:>9.1?}  p50 {:>9.1?}  p99 {:>9.1?}  (anomaly score {}, blocked: {})",
+        "{name:<44} min {:>9.1?}  p50 {:>9.1?}  p99 {:>9.1?}  (anomaly score {}, blocked: {})",
         times[0],
         times[times.len() / 2],
         times[times.len() * 99 / 100],
@@ -200,21 +385,39 @@ pub fn run() {
         MEMORY
     );
     let policy = load(true);
+    // Distinct chats, each evaluated once (warm-up included).
+    let varied = varied_chats(runs + runs.div_ceil(20) + 1);
+    let one = |r: Request| vec![r];
     let mut cases = vec![
-        ("2 KB chat, CRS PL1", &plain, chat_2kb()),
-        ("2 KB chat, CRS PL1 + policy", &policy, chat_2kb()),
-        ("1 KB query GET, CRS PL1", &plain, get_1kb()),
-        ("GET /v1/models, CRS PL1", &plain, get_models()),
+        ("2 KB chat, CRS PL1", &plain, one(chat_2kb())),
+        ("2 KB chat, CRS PL1 + policy", &policy, one(chat_2kb())),
+        ("varied 2 KB chats, CRS PL1", &plain, varied.clone()),
+        (
+            "varied 2 KB chats, CRS PL1 + policy",
+            &policy,
+            varied.clone(),
+        ),
+        ("1 KB query GET, CRS PL1", &plain, one(get_1kb())),
+        ("GET /v1/models, CRS PL1", &plain, one(get_models())),
     ];
     let defaults = default_rules();
     if let Some(defaults) = &defaults {
-        cases.push(("2 KB chat, default rules", defaults, chat_2kb()));
-        cases.push(("1 KB query GET, default rules", defaults, get_1kb()));
-        cases.push(("GET /v1/models, default rules", defaults, get_models()));
+        cases.push(("2 KB chat, default rules", defaults, one(chat_2kb())));
+        cases.push(("varied 2 KB chats, default rules", defaults, varied.clone()));
+        cases.push(("1 KB query GET, default rules", defaults, one(get_1kb())));
+        cases.push(("GET /v1/models, default rules", defaults, one(get_models())));
     }
-    for (name, rules, request) in &cases {
-        if name.contains(only.as_str()) {
-            measure(rules, name, request, runs);
+    // `BENCH_MEMO=0` measures without the memo only, `1` with it only; both by default.
+    let memo = std::env::var("BENCH_MEMO").unwrap_or_default();
+    for (name, rules, requests) in &cases {
+        for with in [false, true] {
+            if memo == if with { "0" } else { "1" } {
+                continue;
+            }
+            let name = format!("{name}{}", if with { ", memo" } else { "" });
+            if name.contains(only.as_str()) {
+                measure(rules, &name, requests, with, runs);
+            }
         }
     }
 }

@@ -1,0 +1,159 @@
+//! What evaluation learns about a value and can reuse in later requests: header values,
+//! argument names, roles and model names repeat from one request of a client to the next,
+//! and most of the work CRS does on them (libinjection, byte ranges, the prefilter's
+//! transformations and scan) gives the same "no match" every time.
+
+use std::collections::HashMap;
+use std::hash::RandomState;
+
+use crate::compile::RuleSet;
+use crate::prefilter::VarMask;
+
+/// The longest value remembered. Header values, argument names, roles and models fit;
+/// prose mostly does not, and would only fill the memo with what never repeats.
+pub const MEMO_VALUE_LIMIT: usize = 256;
+
+/// The most distinct values remembered; the memo is emptied when a transaction starts
+/// beyond it (or beyond [`MEMO_BYTES`]), so it holds at most this plus one request's
+/// values.
+pub const MEMO_VALUES: usize = 4096;
+
+/// The most bytes the remembered values and their records take (approximately: the
+/// values, the bit sets and a fixed overhead per value).
+pub const MEMO_BYTES: usize = 2 << 20;
+
+/// A memo of evaluation results across requests, owned by the caller and given to
+/// [`RuleSet::evaluate_with`] or [`RuleSet::transaction_with`] (one per instance or
+/// thread; it is not shared).
+///
+/// For each value of at most [`MEMO_VALUE_LIMIT`] bytes it remembers:
+///
+/// - the links of rules whose operator did not match it, among the links whose answer
+///   depends on the value alone (an operator without macros and without side effects:
+///   `@rx`, `@pm`, `@detectSQLi`, `@detectXSS`, `@validateByteRange`, comparisons with a
+///   constant, ...; not `@within %{tx.…}`, `@geoLookup`, `@rbl`). Such a link then skips
+///   the value: no transformation, no operator. A match is never remembered: a matching
+///   value runs the rule as before, with its actions.
+/// - the prefilter's verdict for the value (which links may match it), per set of
+///   variables the value belongs to, so the value is not transformed and scanned again.
+///
+/// Values are looked up by their bytes, compared exactly (the hash only finds the
+/// candidate; a collision never answers for another value), with a randomly keyed hash.
+/// The memo belongs to the rule set it was filled with: given to another, it is emptied
+/// first. Verdicts are the same with and without it (`tests/memo.rs`).
+#[derive(Default)]
+pub struct EvalMemo {
+    /// [`RuleSet::id`] of the rule set the records are for (0: none yet).
+    rules: u64,
+    /// Words per record: the memo bits of links, and the prefiltered links.
+    link_words: usize,
+    prefilter_words: usize,
+    map: HashMap<Box<[u8]>, u32, RandomState>,
+    records: Vec<Record>,
+    bytes: usize,
+}
+
+#[derive(Default)]
+struct Record {
+    /// One bit per [`crate::compile::Link::memo`]: the link's operator did not match the
+    /// value (after the link's transformations).
+    no_match: Box<[u64]>,
+    /// Per set of variables: the prefiltered links one of whose factors occurs in the
+    /// value after their transformations (before exclusions).
+    prefilter: Vec<(VarMask, Box<[u64]>)>,
+}
+
+/// A value's record in an [`EvalMemo`].
+pub(crate) type Slot = u32;
+
+impl EvalMemo {
+    /// An empty memo.
+    pub fn new() -> EvalMemo {
+        EvalMemo::default()
+    }
+
+    /// How many values it remembers.
+    pub fn len(&self) -> usize {
+        self.records.len()
+    }
+
+    /// Whether it remembers nothing.
+    pub fn is_empty(&self) -> bool {
+        self.records.is_empty()
+    }
+
+    /// Forgets everything.
+    pub fn clear(&mut self) {
+        self.map.clear();
+        self.records.clear();
+        self.bytes = 0;
+    }
+
+    /// Before a transaction of `rules`: empties the memo if it was filled for another
+    /// rule set or is full.
+    pub(crate) fn begin(&mut self, rules: &RuleSet) {
+        if self.rules != rules.id {
+            self.clear();
+            self.rules = rules.id;
+            self.link_words = (rules.memo_links as usize).div_ceil(64);
+            self.prefilter_words = rules.prefilter.link_vars.len().div_ceil(64);
+        } else if self.records.len() >= MEMO_VALUES || self.bytes >= MEMO_BYTES {
+            self.clear();
+        }
+    }
+
+    /// The record of `value`, if it has one.
+    pub(crate) fn find(&self, value: &[u8]) -> Option<Slot> {
+        if value.len() > MEMO_VALUE_LIMIT {
+            return None;
+        }
+        self.map.get(value).copied()
+    }
+
+    /// The record of `value`, made if it has none; `None` if the value is too long.
+    pub(crate) fn find_or_add(&mut self, value: &[u8]) -> Option<Slot> {
+        if value.len() > MEMO_VALUE_LIMIT {
+            return None;
+        }
+        if let Some(&slot) = self.map.get(value) {
+            return Some(slot);
+        }
+        let slot = self.records.len() as Slot;
+        self.records.push(Record {
+            no_match: vec![0; self.link_words].into_boxed_slice(),
+            prefilter: Vec::new(),
+        });
+        self.bytes += value.len() + 8 * self.link_words + 96;
+        self.map.insert(value.into(), slot);
+        Some(slot)
+    }
+
+    /// Whether the link with memo bit `bit` is known not to match the value.
+    pub(crate) fn no_match(&self, slot: Slot, bit: u32) -> bool {
+        let words = &self.records[slot as usize].no_match;
+        words[bit as usize / 64] & (1 << (bit % 64)) != 0
+    }
+
+    pub(crate) fn set_no_match(&mut self, slot: Slot, bit: u32) {
+        let words = &mut self.records[slot as usize].no_match;
+        words[bit as usize / 64] |= 1 << (bit % 64);
+    }
+
+    /// The prefilter's links for the value as a member of the variables `mask`.
+    pub(crate) fn prefilter(&self, slot: Slot, mask: VarMask) -> Option<&[u64]> {
+        self.records[slot as usize]
+            .prefilter
+            .iter()
+            .find(|(m, _)| *m == mask)
+            .map(|(_, links)| &links[..])
+    }
+
+    pub(crate) fn set_prefilter(&mut self, slot: Slot, mask: VarMask, links: &[u64]) {
+        debug_assert_eq!(links.len(), self.prefilter_words);
+        let record = &mut self.records[slot as usize];
+        if record.prefilter.iter().all(|(m, _)| *m != mask) {
+            record.prefilter.push((mask, links.into()));
+            self.bytes += 8 * links.len() + 32;
+        }
+    }
+}
