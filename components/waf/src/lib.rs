@@ -32,7 +32,7 @@ pub mod audit;
 pub mod bundle;
 pub mod config;
 
-use chatgate_seclang::{Outcome, Request, RuleSet, Transaction};
+use chatgate_seclang::{EvalMemo, Outcome, Request, RuleSet, Transaction};
 use config::{Config, ConfigError, Mode};
 use http::{HeaderMap, Method, StatusCode};
 
@@ -365,6 +365,36 @@ pub struct Refused {
     pub audit: Option<String>,
 }
 
+/// What the engine learnt about values in earlier requests of this instance (header
+/// values, argument names, roles, models: what repeats from one request of a client to
+/// the next), so that it does not transform and match them again ([`EvalMemo`]: values of
+/// at most 256 bytes, compared byte for byte, bounded; verdicts are the same without it).
+/// Each inspection takes it and gives it back when it ends; one that starts while another
+/// holds it (concurrent requests in one instance) works without.
+static MEMO: std::sync::Mutex<Option<EvalMemo>> = std::sync::Mutex::new(None);
+
+fn take_memo() -> EvalMemo {
+    MEMO.lock()
+        .ok()
+        .and_then(|mut memo| memo.take())
+        .unwrap_or_default()
+}
+
+fn keep_memo(memo: EvalMemo) {
+    if let Ok(mut slot) = MEMO.lock()
+        && slot.is_none()
+    {
+        *slot = Some(memo);
+    }
+}
+
+/// Ends `transaction` (phase 5) and gives its memo back for the next request.
+fn finish(transaction: Transaction<'_>) -> Outcome {
+    let (outcome, memo) = transaction.finish_with_memo();
+    keep_memo(memo);
+    outcome
+}
+
 /// One request going through the checks, in the order of the module documentation.
 pub struct Inspection<'r> {
     transaction: Transaction<'r>,
@@ -403,7 +433,7 @@ impl<'r> Inspection<'r> {
             &parts.headers,
             request_id.as_deref(),
         );
-        let mut transaction = rules.transaction(&request);
+        let mut transaction = rules.transaction_with(&request, take_memo());
         if config.mode == Mode::Detect {
             transaction.detect_only();
         }
@@ -473,7 +503,7 @@ impl<'r> Inspection<'r> {
             .transaction
             .process_request_body(Some(body.to_vec()))
             .is_some();
-        let outcome = self.transaction.finish();
+        let outcome = finish(self.transaction);
         let context = self.context;
         let refusal = if blocked {
             Some(blocked_rejection(&outcome))
@@ -505,7 +535,7 @@ impl<'r> Inspection<'r> {
     /// Ends the transaction (phase 5) with `rejection`, or with the rules' block if `None`.
     fn refuse(self, rejection: Option<Rejection>) -> Refused {
         let blocked = rejection.is_none();
-        let outcome = self.transaction.finish();
+        let outcome = finish(self.transaction);
         let rejection = rejection.unwrap_or_else(|| blocked_rejection(&outcome));
         let audit = self
             .context

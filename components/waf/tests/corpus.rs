@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use chatgate_seclang::{FileSystem, LoadOptions, Request, RuleSet};
+use chatgate_seclang::{EvalMemo, FileSystem, LoadOptions, Request, RuleSet};
 use serde_json::Value;
 
 const CRS_ENTRY: &str = "/usr/share/modsecurity-crs/owasp-crs.load";
@@ -163,10 +163,24 @@ struct Verdict<'c> {
 }
 
 fn run<'c>(rules: &RuleSet, cases: &'c [Case]) -> Vec<Verdict<'c>> {
+    // The component evaluates with a memo across requests (`EvalMemo`); it must not
+    // change a verdict: every case is evaluated both ways and the outcomes compared.
+    let mut memo = EvalMemo::new();
     cases
         .iter()
         .map(|case| {
             let outcome = rules.evaluate(&case.request);
+            let remembered = rules.evaluate_with(&case.request, &mut memo);
+            assert_eq!(
+                (&outcome.intervention, &outcome.matches, &outcome.tx),
+                (
+                    &remembered.intervention,
+                    &remembered.matches,
+                    &remembered.tx
+                ),
+                "{}: the memo changed the outcome",
+                case.id
+            );
             Verdict {
                 case,
                 blocked: outcome.blocking().is_some(),
