@@ -4,5 +4,5 @@ pub use self::blacklists::AttributeType;
 
 mod detector;
 mod html5;
-mod blacklists;
+pub mod blacklists;
 

@@ -4,6 +4,19 @@ use super::blacklists::{
 };
 use super::html5::{Html5Flags, Html5State, TokenType};
 
+/// chatgate: longer than every name of `BLACK_ATTR_EVENTS`, `BLACK_ATTRS` and `BLACK_TAGS` (checked by
+/// `attr_names_fit`).
+const ATTR_NAME_MAX: usize = 64;
+
+#[test]
+fn attr_names_fit() {
+    let names = BLACK_ATTR_EVENTS.iter().chain(BLACK_ATTRS).map(|s| s.name);
+    for name in names.chain(BLACK_TAGS.iter().copied()) {
+        assert!(name.len() < ATTR_NAME_MAX, "{name}");
+        assert!(!name.bytes().any(|c| c == 0 || c.is_ascii_lowercase()), "{name}");
+    }
+}
+
 use core::fmt;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -138,9 +151,10 @@ impl XssDetector {
             return false;
         }
 
-        // Check explicit blacklist
-        for &black_tag in BLACK_TAGS {
-            if Self::cstrcasecmp_with_null(black_tag.as_bytes(), tag_name) {
+        // Check explicit blacklist (chatgate: the name normalised once, as for attributes)
+        let mut buf = [0u8; ATTR_NAME_MAX];
+        if let Some(name) = Self::upper_without_nulls(tag_name, &mut buf) {
+            if BLACK_TAGS.iter().any(|t| t.as_bytes() == name) {
                 return true;
             }
         }
@@ -175,10 +189,14 @@ impl XssDetector {
         if attr_name.len() >= 5 {
             if (attr_name[0] == b'o' || attr_name[0] == b'O') &&
                (attr_name[1] == b'n' || attr_name[1] == b'N') {
-                let event_name = &attr_name[2..];
-                for event in BLACK_ATTR_EVENTS {
-                    if Self::cstrcasecmp_with_null(event.name.as_bytes(), event_name) {
-                        return event.atype;
+                // chatgate: the name upper-cased without NULs once, then compared whole
+                // (what `cstrcasecmp_with_null` answers), instead of once per event.
+                let mut buf = [0u8; ATTR_NAME_MAX];
+                if let Some(event_name) = Self::upper_without_nulls(&attr_name[2..], &mut buf) {
+                    for event in BLACK_ATTR_EVENTS {
+                        if event.name.as_bytes() == event_name {
+                            return event.atype;
+                        }
                     }
                 }
             }
@@ -191,13 +209,34 @@ impl XssDetector {
         }
 
         // Check other blacklisted attributes
-        for attr in BLACK_ATTRS {
-            if Self::cstrcasecmp_with_null(attr.name.as_bytes(), attr_name) {
-                return attr.atype;
+        let mut buf = [0u8; ATTR_NAME_MAX];
+        if let Some(name) = Self::upper_without_nulls(attr_name, &mut buf) {
+            for attr in BLACK_ATTRS {
+                if attr.name.as_bytes() == name {
+                    return attr.atype;
+                }
             }
         }
 
         AttributeType::None
+    }
+
+    /// chatgate: `input` without NUL bytes and with `a`-`z` upper-cased, the form
+    /// `cstrcasecmp_with_null` compares with its (upper-case) pattern; `None` when it is
+    /// longer than [`ATTR_NAME_MAX`] bytes, longer than every attribute and event name.
+    fn upper_without_nulls<'b>(input: &[u8], buf: &'b mut [u8; ATTR_NAME_MAX]) -> Option<&'b [u8]> {
+        let mut n = 0;
+        for &c in input {
+            if c == 0 {
+                continue;
+            }
+            if n == ATTR_NAME_MAX {
+                return None;
+            }
+            buf[n] = c.to_ascii_uppercase();
+            n += 1;
+        }
+        Some(&buf[..n])
     }
 
     fn is_black_url(url: &[u8]) -> bool {
