@@ -40,7 +40,11 @@ up: build
 
 # Every test: component logic natively, the host, and the built components end to end;
 # then the lints. This is the README's test command and all that CI (.ci/run) runs.
-test: build test-deps sdk image
+# The set-up steps run side by side (-j3): the installs (apt, pip, npm) wait on the
+# network while cargo compiles, and cargo's own lock keeps its builds one at a time.
+# Output is grouped by step. Their order is in the prerequisites below (`| test-deps`).
+test:
+	$(MAKE) --no-print-directory -j3 --output-sync=target build test-deps sdk image
 	$(CARGO) test --release --workspace
 	$(MAKE) lint
 
@@ -63,21 +67,21 @@ UI_VENV := .sdk/ui-venv
 sdk: $(SDK_VENV)/.installed tests/sdk/node_modules/.package-lock.json $(UI_VENV)/.installed
 
 # A fresh venv, so that it holds exactly the pinned set.
-$(SDK_VENV)/.installed: tests/sdk/requirements.txt
+$(SDK_VENV)/.installed: tests/sdk/requirements.txt | test-deps
 	rm -rf $(SDK_VENV)
 	python3 -m venv $(SDK_VENV)
 	$(SDK_VENV)/bin/pip install --quiet --disable-pip-version-check --no-deps -r tests/sdk/requirements.txt
 	$(SDK_VENV)/bin/pip check --disable-pip-version-check
 	touch $@
 
-$(UI_VENV)/.installed: tests/ui/requirements.txt
+$(UI_VENV)/.installed: tests/ui/requirements.txt | test-deps
 	rm -rf $(UI_VENV)
 	python3 -m venv $(UI_VENV)
 	$(UI_VENV)/bin/pip install --quiet --disable-pip-version-check --no-deps -r tests/ui/requirements.txt
 	$(UI_VENV)/bin/pip check --disable-pip-version-check
 	touch $@
 
-tests/sdk/node_modules/.package-lock.json: tests/sdk/package.json tests/sdk/package-lock.json
+tests/sdk/node_modules/.package-lock.json: tests/sdk/package.json tests/sdk/package-lock.json | test-deps
 	npm ci --prefix tests/sdk --no-audit --no-fund
 	touch $@
 
@@ -100,7 +104,7 @@ image: build image-host test-deps
 	./image/build.sh
 
 # The static host: wasmtime and every other host dependency compiled a second time, for musl.
-image-host: test-deps
+image-host: test-deps toolchain
 	@rustup target list --installed 2>/dev/null | grep -qx x86_64-unknown-linux-musl || rustup target add x86_64-unknown-linux-musl
 	$(CARGO) build --release --target x86_64-unknown-linux-musl -p chatgate --bin chatgate
 
