@@ -62,9 +62,12 @@ test-deps:
 # Python's into .sdk/venv, npm's into tests/sdk/node_modules. Reinstalled only when a pin changes.
 # Also Playwright for tests/tests/e2e/ui.rs, pinned in tests/ui/requirements.txt, into
 # .sdk/ui-venv (it drives Debian's chromium, which `make test-deps` installs).
+# And checkov + kubernetes-validate for tests/tests/e2e/infra.rs, pinned in
+# infra/scripts/requirements.txt, into .sdk/infra-venv.
 SDK_VENV := .sdk/venv
 UI_VENV := .sdk/ui-venv
-sdk: $(SDK_VENV)/.installed tests/sdk/node_modules/.package-lock.json $(UI_VENV)/.installed
+INFRA_VENV := .sdk/infra-venv
+sdk: $(SDK_VENV)/.installed tests/sdk/node_modules/.package-lock.json $(UI_VENV)/.installed $(INFRA_VENV)/.installed
 
 # A fresh venv, so that it holds exactly the pinned set.
 $(SDK_VENV)/.installed: tests/sdk/requirements.txt | test-deps
@@ -79,6 +82,13 @@ $(UI_VENV)/.installed: tests/ui/requirements.txt | test-deps
 	python3 -m venv $(UI_VENV)
 	$(UI_VENV)/bin/pip install --quiet --disable-pip-version-check --no-deps -r tests/ui/requirements.txt
 	$(UI_VENV)/bin/pip check --disable-pip-version-check
+	touch $@
+
+$(INFRA_VENV)/.installed: infra/scripts/requirements.txt | test-deps
+	rm -rf $(INFRA_VENV)
+	python3 -m venv $(INFRA_VENV)
+	$(INFRA_VENV)/bin/pip install --quiet --disable-pip-version-check --no-deps -r infra/scripts/requirements.txt
+	$(INFRA_VENV)/bin/pip check --disable-pip-version-check
 	touch $@
 
 tests/sdk/node_modules/.package-lock.json: tests/sdk/package.json tests/sdk/package-lock.json | test-deps

@@ -1,5 +1,10 @@
 //! `infra/scripts/render-overlay`: the Kubernetes overlay written from the Bicep
-//! deployment's outputs, so that no manifest is edited by hand (issue 16 item 5).
+//! deployment's outputs, so that no manifest is edited by hand (issue 16 item 5); and
+//! the checks that stand in for a Bicep compiler and a cluster (issue 16, "Checks"):
+//! `infra/scripts/check-bicep-wiring`, checkov on the Bicep and on the rendered
+//! manifests, and strict schema validation of every rendered object. checkov,
+//! kubernetes-validate and pycep-parser come from `.sdk/infra-venv` (`make sdk`, pinned in
+//! infra/scripts/requirements.txt).
 
 use chatgate_tests::repo_root;
 use std::path::{Path, PathBuf};
@@ -10,6 +15,8 @@ const CLIENT: &str = "66666666-7777-8888-9999-000000000000";
 const VAULT: &str = "kv-chatgate-abc123";
 const ORIGIN: &str = "https://oai-chatgate-abc123.openai.azure.com";
 const CONNECTION_STRING: &str = "InstrumentationKey=render-test-secret";
+const SEARCH: &str = "https://srch-chatgate-abc123.search.windows.net";
+const REGISTRY: &str = "acrchatgateabc123.azurecr.io";
 
 /// A scratch directory under target/, removed on drop.
 struct Scratch(PathBuf);
@@ -40,6 +47,9 @@ fn outputs(dir: &Path, leave_out: Option<&str>) -> PathBuf {
         "openAiOrigin": {"type": "String", "value": ORIGIN},
         "openAiDeploymentName": {"type": "String", "value": "gpt-4o-mini"},
         "appInsightsConnectionString": {"type": "String", "value": CONNECTION_STRING},
+        "searchEndpoint": {"type": "String", "value": SEARCH},
+        "searchIndexName": {"type": "String", "value": "chatgate-docs"},
+        "acrLoginServer": {"type": "String", "value": REGISTRY},
     });
     if let Some(name) = leave_out {
         outputs.as_object_mut().unwrap().remove(name);
@@ -47,6 +57,17 @@ fn outputs(dir: &Path, leave_out: Option<&str>) -> PathBuf {
     let path = dir.join("outputs.json");
     std::fs::write(&path, outputs.to_string()).unwrap();
     path
+}
+
+/// A program of the infra venv; `make sdk` builds it.
+fn infra_tool(name: &str) -> PathBuf {
+    let tool = repo_root().join(".sdk/infra-venv/bin").join(name);
+    assert!(
+        tool.exists(),
+        "{} is missing: run `make sdk` (pinned in infra/scripts/requirements.txt)",
+        tool.display()
+    );
+    tool
 }
 
 fn render(outputs: &Path, out: &Path, image: &str) -> Output {
@@ -58,7 +79,7 @@ fn render(outputs: &Path, out: &Path, image: &str) -> Output {
         .args(["--image", image])
         .args([
             "--collector-image",
-            &format!("acr.example.io/otelcol@sha256:{}", "b".repeat(64)),
+            &format!("{REGISTRY}/otelcol@sha256:{}", "b".repeat(64)),
         ])
         .args(["--api-audience", "api://render-test"])
         .output()
@@ -70,7 +91,7 @@ fn the_overlay_carries_every_output_and_leaves_no_placeholder() {
     let scratch = Scratch::new("render");
     let outputs = outputs(&scratch.0, None);
     let overlay = scratch.0.join("overlay");
-    let image = format!("acr.example.io/chatgate@sha256:{}", "a".repeat(64));
+    let image = format!("{REGISTRY}/chatgate@sha256:{}", "a".repeat(64));
     let rendered = render(&outputs, &overlay, &image);
     assert!(
         rendered.status.success(),
@@ -108,6 +129,8 @@ fn the_overlay_carries_every_output_and_leaves_no_placeholder() {
         "SPIN_VARIABLE_OPENAI_MODEL: gpt-4o-mini".to_string(),
         format!("SPIN_VARIABLE_AUTH_ISSUER: https://login.microsoftonline.com/{TENANT}/v2.0"),
         "SPIN_VARIABLE_AUTH_AUDIENCE: api://render-test".to_string(),
+        format!("SPIN_VARIABLE_AZURE_SEARCH_ORIGIN: {SEARCH}"),
+        "SPIN_VARIABLE_AZURE_SEARCH_INDEX: chatgate-docs".to_string(),
         format!("image: {image}"),
     ] {
         assert!(manifests.contains(&value), "`{value}` missing");
@@ -118,6 +141,7 @@ fn the_overlay_carries_every_output_and_leaves_no_placeholder() {
         "chatgate-openai.openai.azure.com",
         "sha256:0000000000000000000000000000000000000000000000000000000000000000",
         "opentelemetry-collector-contrib:0.114.0",
+        "chatgate-search.search.windows.net",
     ] {
         assert!(
             !manifests.contains(placeholder),
@@ -133,7 +157,7 @@ fn the_overlay_carries_every_output_and_leaves_no_placeholder() {
 #[test]
 fn a_missing_output_or_an_unpinned_image_is_refused_by_name() {
     let scratch = Scratch::new("refuse");
-    let image = format!("acr.example.io/chatgate@sha256:{}", "a".repeat(64));
+    let image = format!("{REGISTRY}/chatgate@sha256:{}", "a".repeat(64));
     let incomplete = outputs(&scratch.0, Some("keyVaultName"));
     let refused = render(&incomplete, &scratch.0.join("a"), &image);
     assert!(!refused.status.success());
@@ -148,4 +172,241 @@ fn a_missing_output_or_an_unpinned_image_is_refused_by_name() {
     );
     assert!(!refused.status.success());
     assert!(String::from_utf8_lossy(&refused.stderr).contains("--image"));
+
+    // Pinned, but from a registry the nodes cannot reach.
+    let refused = render(
+        &complete,
+        &scratch.0.join("c"),
+        &format!("docker.io/library/chatgate@sha256:{}", "a".repeat(64)),
+    );
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains(REGISTRY));
+    assert!(!scratch.0.join("c/kustomization.yaml").exists());
+}
+
+/// The overlay rendered from sample outputs and kustomized, as kubectl would apply it;
+/// None where kubectl is not installed.
+fn rendered_manifests(scratch: &Scratch) -> Option<PathBuf> {
+    let outputs = outputs(&scratch.0, None);
+    let overlay = scratch.0.join("overlay");
+    let image = format!("{REGISTRY}/chatgate@sha256:{}", "a".repeat(64));
+    let rendered = render(&outputs, &overlay, &image);
+    assert!(
+        rendered.status.success(),
+        "{}",
+        String::from_utf8_lossy(&rendered.stderr)
+    );
+    let Ok(kustomized) = Command::new("kubectl")
+        .args(["kustomize"])
+        .arg(&overlay)
+        .output()
+    else {
+        println!("skipped: kubectl is not installed here, so the manifests were not rendered");
+        return None;
+    };
+    assert!(
+        kustomized.status.success(),
+        "{}",
+        String::from_utf8_lossy(&kustomized.stderr)
+    );
+    let manifests = scratch.0.join("manifests.yaml");
+    std::fs::write(&manifests, kustomized.stdout).unwrap();
+    Some(manifests)
+}
+
+fn run(command: &mut Command) -> Output {
+    let output = command.output().expect("the check runs");
+    println!("{}", String::from_utf8_lossy(&output.stdout));
+    eprintln!("{}", String::from_utf8_lossy(&output.stderr));
+    output
+}
+
+#[test]
+fn the_bicep_parses_and_its_modules_are_wired_and_the_check_catches_miswiring() {
+    let python = infra_tool("python");
+    let checker = repo_root().join("infra/scripts/check-bicep-wiring");
+    let wired = run(Command::new(&python).arg(&checker));
+    assert!(wired.status.success(), "infra/bicep is miswired");
+
+    // The same files with four mistakes the check exists for: a parameter the module
+    // does not declare, a required one left out, an output that does not exist, and a
+    // parameter of main.bicepparam that main.bicep does not declare.
+    let scratch = Scratch::new("wiring");
+    let copy = scratch.0.join("bicep");
+    std::fs::create_dir_all(copy.join("modules")).unwrap();
+    for entry in ["main.bicep", "main.bicepparam"]
+        .into_iter()
+        .map(|f| (f.to_string(), repo_root().join("infra/bicep").join(f)))
+        .chain(
+            std::fs::read_dir(repo_root().join("infra/bicep/modules"))
+                .unwrap()
+                .map(|e| e.unwrap().path())
+                .map(|p| {
+                    (
+                        format!("modules/{}", p.file_name().unwrap().to_string_lossy()),
+                        p,
+                    )
+                }),
+        )
+    {
+        std::fs::copy(entry.1, copy.join(entry.0)).unwrap();
+    }
+    let main = std::fs::read_to_string(copy.join("main.bicep")).unwrap();
+    let broken = main
+        .replacen(
+            "    kubeletIdentityObjectId: aks.outputs.kubeletIdentityObjectId\n",
+            "    kubeletIdentityObjectID: aks.outputs.kubeletIdentityObjectId\n",
+            1,
+        )
+        .replacen(
+            "firewall.outputs.privateIp",
+            "firewall.outputs.privateIP",
+            1,
+        );
+    assert_ne!(main, broken);
+    std::fs::write(copy.join("main.bicep"), broken).unwrap();
+    let params = std::fs::read_to_string(copy.join("main.bicepparam")).unwrap();
+    std::fs::write(
+        copy.join("main.bicepparam"),
+        params + "param searchReplicas = 3\n",
+    )
+    .unwrap();
+    let miswired = run(Command::new(&python).arg(&checker).arg("--root").arg(&copy));
+    assert!(!miswired.status.success());
+    let report = String::from_utf8_lossy(&miswired.stdout);
+    for problem in [
+        "module `registry` is passed `kubeletIdentityObjectID`, which acr.bicep does not declare",
+        "module `registry` is not passed `kubeletIdentityObjectId`, which acr.bicep requires",
+        "reads `firewall.outputs.privateIP`, which firewall.bicep does not output",
+        "sets `searchReplicas`, which main.bicep does not declare",
+    ] {
+        assert!(report.contains(problem), "`{problem}` not reported");
+    }
+}
+
+/// checkov's JSON report: (passed, failed, parsing errors), with the failures printed.
+fn checkov(args: &[&str], target: &Path) -> (u64, u64, u64) {
+    let output = Command::new(infra_tool("checkov"))
+        .current_dir(repo_root())
+        .args(args)
+        .arg(target)
+        .args(["--config-file", ".checkov.yaml", "--output", "json"])
+        .output()
+        .expect("checkov runs");
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
+        panic!(
+            "checkov wrote no JSON report ({e}): {}",
+            String::from_utf8_lossy(&output.stderr)
+        )
+    });
+    for failed in report["results"]["failed_checks"]
+        .as_array()
+        .into_iter()
+        .flatten()
+    {
+        println!(
+            "FAILED {} {} ({}:{:?})",
+            failed["check_id"], failed["resource"], failed["file_path"], failed["file_line_range"]
+        );
+    }
+    let summary = &report["summary"];
+    let count = |key: &str| {
+        summary[key]
+            .as_u64()
+            .unwrap_or_else(|| panic!("no {key} in {summary}"))
+    };
+    (count("passed"), count("failed"), count("parsing_errors"))
+}
+
+#[test]
+fn checkov_finds_nothing_in_the_bicep_or_the_rendered_manifests_that_is_not_skipped_with_a_reason()
+{
+    // Every skip is preceded by the comment that says why.
+    let config = std::fs::read_to_string(repo_root().join(".checkov.yaml")).unwrap();
+    let lines: Vec<&str> = config.lines().collect();
+    let mut skips = 0;
+    for (i, line) in lines.iter().enumerate() {
+        if line.trim_start().starts_with("- CKV") {
+            skips += 1;
+            assert!(
+                i > 0 && lines[i - 1].trim_start().starts_with('#'),
+                ".checkov.yaml: `{}` has no reason above it",
+                line.trim()
+            );
+        }
+    }
+
+    let (passed, failed, parsing_errors) = checkov(
+        &["--framework", "bicep", "--directory"],
+        &repo_root().join("infra/bicep"),
+    );
+    println!(
+        "checkov bicep: {passed} passed, {failed} failed, {parsing_errors} parsing errors ({skips} check ids skipped in .checkov.yaml)"
+    );
+    assert_eq!(parsing_errors, 0, "checkov could not parse a Bicep file");
+    assert!(passed > 0, "checkov checked nothing in infra/bicep");
+    assert_eq!(failed, 0, "checkov failures in infra/bicep (listed above)");
+
+    let scratch = Scratch::new("checkov");
+    let Some(manifests) = rendered_manifests(&scratch) else {
+        return;
+    };
+    let (passed, failed, parsing_errors) =
+        checkov(&["--framework", "kubernetes", "--file"], &manifests);
+    println!(
+        "checkov kubernetes: {passed} passed, {failed} failed, {parsing_errors} parsing errors"
+    );
+    assert_eq!(parsing_errors, 0);
+    assert!(
+        passed > 0,
+        "checkov checked nothing in the rendered manifests"
+    );
+    assert_eq!(
+        failed, 0,
+        "checkov failures in the rendered manifests (listed above)"
+    );
+}
+
+#[test]
+fn every_rendered_kubernetes_object_validates_strictly_against_its_schema() {
+    let scratch = Scratch::new("validate");
+    let Some(manifests) = rendered_manifests(&scratch) else {
+        return;
+    };
+    // AKS's supported versions in 2026 start at 1.32; unknown fields are errors.
+    let output = run(Command::new(infra_tool("kubernetes-validate"))
+        .args(["--strict", "--kubernetes-version", "1.32.0"])
+        .arg(&manifests));
+    assert!(
+        output.status.success(),
+        "an object fails its schema (above)"
+    );
+    let log = String::from_utf8_lossy(&output.stdout).to_string()
+        + &String::from_utf8_lossy(&output.stderr);
+    let passed = log.matches(" passed for resource ").count();
+    let documents = std::fs::read_to_string(&manifests)
+        .unwrap()
+        .lines()
+        .filter(|l| l.starts_with("kind: "))
+        .count();
+    // The one kind kubernetes-validate has no schema for is the CSI driver's CRD;
+    // everything else must have been validated, not skipped.
+    let unvalidated: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("Couldn't find schema"))
+        .collect();
+    for line in &unvalidated {
+        assert!(
+            line.contains(
+                "kind SecretProviderClass with api version secrets-store.csi.x-k8s.io/v1"
+            ),
+            "no schema for: {line}"
+        );
+    }
+    println!(
+        "kubernetes-validate --strict: {passed} of {documents} objects validated; {} SecretProviderClass(es) have no schema there",
+        unvalidated.len()
+    );
+    assert_eq!(passed + unvalidated.len(), documents);
+    assert!(passed >= 15, "only {passed} objects validated");
 }
