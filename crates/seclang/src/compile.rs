@@ -144,6 +144,10 @@ pub struct Link {
     /// ([`crate::operators::Operator`]'s `value_only`), so that "this value does not
     /// match" can be remembered across requests.
     pub memo: Option<u32>,
+    /// For a link reading one member of a transaction collection (`TX:paranoia_level`):
+    /// its name as `MATCHED_VAR_NAME` spells it (`TX:paranoia_level`), so a match need not
+    /// spell it again.
+    pub single_name: Option<String>,
     pub capture: bool,
     pub multi_match: bool,
     pub actions: Actions,
@@ -690,6 +694,7 @@ impl<'f> Builder<'f> {
             chain: 0,
             prefilter: None,
             memo: None,
+            single_name: None,
             capture: actions.capture,
             multi_match: actions.multi_match,
             operator,
@@ -822,6 +827,17 @@ impl<'f> Builder<'f> {
             if link.operator.as_ref().is_some_and(|o| o.value_only()) {
                 link.memo = Some(memo_links);
                 memo_links += 1;
+            }
+            if let [
+                crate::variables::Target {
+                    var,
+                    selector: Some(crate::variables::Selector::Key(key)),
+                    count: false,
+                },
+            ] = link.targets.include.as_slice()
+                && var.is_collection()
+            {
+                link.single_name = Some(format!("{}:{key}", var.name()));
             }
         }
         static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);

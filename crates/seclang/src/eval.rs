@@ -384,9 +384,10 @@ struct State<'r> {
     collections: BTreeMap<String, Collection>,
     /// `MATCHED_VAR` when `matched_vars` is empty: the last match of an earlier rule
     /// ([`State::matched_var`]).
-    earlier_match: Option<(String, Vec<u8>)>,
-    /// `MATCHED_VARS`: the matches of the current link (or of the last link that matched).
-    matched_vars: Vec<(String, Vec<u8>)>,
+    earlier_match: Option<(Cow<'r, str>, Vec<u8>)>,
+    /// `MATCHED_VARS`: the matches of the current link (or of the last link that matched),
+    /// names borrowed from the rule set where they are known at load time.
+    matched_vars: Vec<(Cow<'r, str>, Vec<u8>)>,
     exceptions: Exceptions<'r>,
     mode: EngineMode,
     body_processor: Option<BodyProcessor>,
@@ -440,11 +441,11 @@ impl Collection {
     }
 }
 
-impl State<'_> {
+impl<'r> State<'r> {
     /// `MATCHED_VAR`: the last value matched, in this rule or an earlier one. Kept as the
     /// last of `matched_vars` rather than as a copy of it, and moved aside when that list
     /// is emptied.
-    fn matched_var(&self) -> Option<&(String, Vec<u8>)> {
+    fn matched_var(&self) -> Option<&(Cow<'r, str>, Vec<u8>)> {
         self.matched_vars.last().or(self.earlier_match.as_ref())
     }
 
@@ -470,11 +471,17 @@ impl State<'_> {
     fn set(&mut self, collection: &str, key: &str, value: Vec<u8>) {
         match self.collections.get_mut(collection) {
             Some(c) => c.set(key, value),
-            None => self
-                .collections
-                .entry(collection.to_owned())
-                .or_default()
-                .set(key, value),
+            None => {
+                // CRS sets about a hundred TX variables per request: room for them up front.
+                let room = if collection == "tx" { TX_CAPACITY } else { 0 };
+                self.collections
+                    .entry(collection.to_owned())
+                    .or_insert_with(|| Collection {
+                        entries: Vec::with_capacity(room),
+                        index: HashMap::with_capacity_and_hasher(room, Default::default()),
+                    })
+                    .set(key, value)
+            }
         }
     }
 
@@ -484,6 +491,13 @@ impl State<'_> {
         }
     }
 }
+
+/// TX variables a transaction has room for from the start (CRS 3.3 sets about 100).
+const TX_CAPACITY: usize = 128;
+
+/// Match records a transaction has room for from the start (CRS 3.3 records about 76 for
+/// an ordinary request, most of them its set-up rules).
+const MATCHES_CAPACITY: usize = 96;
 
 fn collection_name(var: Var) -> Option<&'static str> {
     Some(match var {
@@ -703,7 +717,7 @@ fn values<'a>(
         Var::MatchedVars | Var::MatchedVarsNames => {
             for (n, v) in &state.matched_vars {
                 out.push(Value {
-                    key: Some(Cow::Owned(n.clone())),
+                    key: Some(Cow::Owned(n.to_string())),
                     value: if var == Var::MatchedVars {
                         owned(v)
                     } else {
@@ -1015,7 +1029,7 @@ impl Candidates {
         rules: &RuleSet,
         data: &Data,
         state: &State<'_>,
-        cache: &TransformCache,
+        cache: &mut TransformCache,
         memo: &mut SelectorMemo,
         mut values_memo: Option<&mut EvalMemo>,
     ) {
@@ -1142,7 +1156,11 @@ impl Candidates {
             // need not be applied, and those that leave the value as it is not at all. A
             // list is applied from its first transformation that may change the value,
             // and lists with the same rest (after the same change of case) share it.
-            let features = Features::of(bytes);
+            // Kept for the rules' transformations of the same value.
+            let features = *cache
+                .features
+                .entry((bytes.as_ptr() as usize, bytes.len()))
+                .or_insert_with(|| Features::of(bytes));
             let changing = features.changing(true);
             done.clear();
             walk.start(features);
@@ -1427,8 +1445,13 @@ impl Hasher for AddressHasher {
             word.copy_from_slice(c);
             self.write_u64(u64::from_le_bytes(word));
         }
-        for &b in chunks.remainder() {
-            self.write_u64(u64::from(b));
+        // The rest as one word (its length is hashed by the caller: `str` and slices
+        // write it, or a terminator).
+        let rest = chunks.remainder();
+        if !rest.is_empty() {
+            let mut word = [0; 8];
+            word[..rest.len()].copy_from_slice(rest);
+            self.write_u64(u64::from_le_bytes(word));
         }
     }
     fn write_u32(&mut self, n: u32) {
@@ -1521,7 +1544,7 @@ impl RuleSet {
                 started: Instant::now(),
             },
             intervention: None,
-            matches: Vec::new(),
+            matches: Vec::with_capacity(MATCHES_CAPACITY),
             allowed: None,
             cache: TransformCache {
                 entries: HashMap::with_capacity_and_hasher(
@@ -1728,7 +1751,7 @@ impl<'r> Transaction<'r> {
         }
     }
 
-    fn matches_chain(&mut self, rule: &Rule) -> bool {
+    fn matches_chain(&mut self, rule: &'r Rule) -> bool {
         self.state.clear_matched();
         for link in &rule.links {
             if !self.matches_link(rule, link) {
@@ -1743,7 +1766,7 @@ impl<'r> Transaction<'r> {
     /// runs them per matching value and whether or not the rest of the chain matches
     /// ("independent of the chained rule result"), so two matching arguments add a score
     /// twice.
-    fn matches_link(&mut self, rule: &Rule, link: &Link) -> bool {
+    fn matches_link(&mut self, rule: &Rule, link: &'r Link) -> bool {
         let Some(operator) = &link.operator else {
             set_vars(&mut self.state, &self.data, rule, link);
             return true;
@@ -1769,7 +1792,7 @@ impl<'r> Transaction<'r> {
                     self.rules,
                     &self.data,
                     &self.state,
-                    &self.cache,
+                    &mut self.cache,
                     &mut self.selectors,
                     self.memo.as_mut(),
                 );
@@ -1821,10 +1844,20 @@ impl<'r> Transaction<'r> {
                 };
                 let want = link.capture.then_some(&mut groups);
                 if link.multi_match {
+                    // The features of a value of the request, as the prefilter and other
+                    // rules' transformations found them.
+                    let known = match &raw {
+                        Cow::Borrowed(b) => self
+                            .cache
+                            .features
+                            .get(&(b.as_ptr() as usize, b.len()))
+                            .copied(),
+                        Cow::Owned(_) => None,
+                    };
                     multi_match(
                         link,
                         operator,
-                        raw,
+                        (raw, known),
                         &ctx,
                         want,
                         &mut self.detect,
@@ -1890,7 +1923,7 @@ impl<'r> Transaction<'r> {
                     self.state.set("tx", n, g);
                 }
             }
-            let name = inspected.name();
+            let name = Cow::Owned(inspected.name());
             let value = value.into_owned();
             self.state.matched_vars.push((name, value));
             set_vars(&mut self.state, &self.data, rule, link);
@@ -1906,9 +1939,9 @@ impl<'r> Transaction<'r> {
     fn single_variable(
         &self,
         rule: &Rule,
-        link: &Link,
+        link: &'r Link,
         operator: &crate::operators::Operator,
-    ) -> Option<Option<(String, Vec<u8>)>> {
+    ) -> Option<Option<(Cow<'r, str>, Vec<u8>)>> {
         let [
             Target {
                 var,
@@ -1950,7 +1983,19 @@ impl<'r> Transaction<'r> {
         if !operator.matches(value, &ctx, None) {
             return Some(None);
         }
-        Some(Some((format!("{}:{stored}", var.name()), value.clone())))
+        // The name as `MATCHED_VAR_NAME` spells it: spelled at load time when the key as
+        // written is the key stored (both lowercased: always, unless the key came from
+        // elsewhere).
+        let name = match &link.single_name {
+            Some(name)
+                if name.len() == var.name().len() + 1 + stored.len()
+                    && name.ends_with(stored.as_str()) =>
+            {
+                Cow::Borrowed(name.as_str())
+            }
+            _ => Cow::Owned(format!("{}:{stored}", var.name())),
+        };
+        Some(Some((name, value.clone())))
     }
 
     /// Runs the actions of a matched chain: the `ctl`s of every link, the match record,
@@ -1985,7 +2030,7 @@ impl<'r> Transaction<'r> {
                 .state
                 .matched_vars
                 .iter()
-                .map(|(n, _)| n.clone())
+                .map(|(n, _)| n.to_string())
                 .collect(),
             matched_values: self
                 .state
@@ -2108,12 +2153,12 @@ fn set_vars(state: &mut State, data: &Data, rule: &Rule, link: &Link) {
 const CAPTURE_NAMES: [&str; crate::operators::MAX_CAPTURES] =
     ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"];
 
-/// `multiMatch`: the operator runs on the value before any transformation and again after
-/// every transformation that changed it.
+/// `multiMatch`: the operator runs on the value (with its features, if known) before any
+/// transformation and again after every transformation that changed it.
 fn multi_match<'v>(
     link: &Link,
     operator: &crate::operators::Operator,
-    raw: Cow<'v, [u8]>,
+    (raw, features): (Cow<'v, [u8]>, Option<Features>),
     ctx: &Ctx<'_>,
     mut captures: Option<&mut Vec<Vec<u8>>>,
     memo: &mut crate::operators::DetectMemo,
@@ -2126,7 +2171,7 @@ fn multi_match<'v>(
     // As `apply_all_with` does: a transformation the value's features say leaves it as
     // it is is not applied (CRS's 942100 runs three over every argument and name, which
     // hardly ever change one).
-    let mut features = Features::of(&value);
+    let mut features = features.unwrap_or_else(|| Features::of(&value));
     for &t in &link.transforms {
         if features.leaves_unchanged(t) {
             continue;
