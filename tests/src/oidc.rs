@@ -15,6 +15,9 @@
 //!
 //! Token and discovery answers allow any origin (CORS), as real providers do for public
 //! clients. Everything it refused is kept in [`Exchanges::refused`].
+//!
+//! [`Provider::set_fault`] makes it issue a bad ID token on purpose (forged, from another
+//! issuer, for another sign-in, ...), so that a test can see the app refuse it.
 
 use crate::jwt::{Issuer, now};
 use base64::Engine as _;
@@ -35,6 +38,58 @@ pub struct Client {
     pub subject: String,
     /// `expires_in` of every access token, in seconds.
     pub lifetime: i64,
+}
+
+/// A bad ID token the provider issues on purpose, until the fault is set back to `None`.
+/// All but [`Fault::RefreshOtherSubject`] spoil the ID token of an authorization code
+/// exchange; the access token stays good, so only the app's own checks can refuse them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Fault {
+    #[default]
+    None,
+    /// Signed, then its claims changed (`sub`): the signature no longer matches.
+    Tampered,
+    /// Signed by another key published nowhere, under the provider's `kid`.
+    ForeignKey,
+    /// Signed by another key, under a kid the JWKS does not have.
+    UnknownKid,
+    /// `"alg": "none"` and no signature.
+    Unsigned,
+    /// Validly signed, but `iss` names another issuer.
+    WrongIssuer,
+    /// Validly signed, but `aud` names another client.
+    WrongAudience,
+    /// Validly signed, but the `nonce` is not the one the sign-in sent.
+    WrongNonce,
+    /// Validly signed, but expired an hour ago.
+    Expired,
+    /// No `id_token` in the token answer.
+    Missing,
+    /// The ID token of a refresh grant names another user (`sub`): OpenID Connect Core
+    /// 12.2 requires the same one.
+    RefreshOtherSubject,
+}
+
+impl Fault {
+    /// By the name a test's script uses (`tests/ui/browser.py`): `none`, `tampered`,
+    /// `foreign-key`, `unknown-kid`, `unsigned`, `wrong-issuer`, `wrong-audience`, `wrong-nonce`,
+    /// `expired`, `missing`, `refresh-other-subject`.
+    pub fn named(name: &str) -> Option<Fault> {
+        Some(match name {
+            "none" => Fault::None,
+            "tampered" => Fault::Tampered,
+            "foreign-key" => Fault::ForeignKey,
+            "unknown-kid" => Fault::UnknownKid,
+            "unsigned" => Fault::Unsigned,
+            "wrong-issuer" => Fault::WrongIssuer,
+            "wrong-audience" => Fault::WrongAudience,
+            "wrong-nonce" => Fault::WrongNonce,
+            "expired" => Fault::Expired,
+            "missing" => Fault::Missing,
+            "refresh-other-subject" => Fault::RefreshOtherSubject,
+            _ => return None,
+        })
+    }
 }
 
 struct Grant {
@@ -64,6 +119,7 @@ struct State {
     refresh_tokens: HashMap<String, String>,
     exchanges: Exchanges,
     serial: u64,
+    fault: Fault,
 }
 
 pub struct Provider {
@@ -187,6 +243,12 @@ impl Provider {
         self.issuer.jwks().to_string()
     }
 
+    /// Makes the token endpoint issue bad ID tokens of this kind from now on
+    /// (`Fault::None`: good ones again).
+    pub fn set_fault(&self, fault: Fault) {
+        self.state.lock().unwrap().fault = fault;
+    }
+
     /// What happened at the token endpoint so far.
     pub fn exchanges(&self) -> Exchanges {
         self.state.lock().unwrap().exchanges.clone()
@@ -304,6 +366,7 @@ fn token(
     if get("client_id") != client.client_id {
         return oauth_error(state, 401, "invalid_client", "unknown client_id");
     }
+    let refresh = get("grant_type") == "refresh_token";
     let (scope, nonce) = match get("grant_type") {
         "authorization_code" => {
             let grant = state.lock().unwrap().codes.remove(get("code"));
@@ -363,23 +426,71 @@ fn token(
     if let Some(nonce) = nonce {
         id_claims["nonce"] = nonce.into();
     }
+    // A code exchange gets every fault but the refresh one; a refresh grant only that one.
+    let fault = match locked.fault {
+        Fault::RefreshOtherSubject if refresh => Fault::RefreshOtherSubject,
+        Fault::RefreshOtherSubject => Fault::None,
+        _ if refresh => Fault::None,
+        fault => fault,
+    };
     let refresh_token = format!("rt-{serial}");
     locked
         .refresh_tokens
         .insert(refresh_token.clone(), scope.clone());
     locked.exchanges.access_tokens.push(access_token.clone());
     drop(locked);
-    reply(
-        200,
-        "application/json",
-        serde_json::json!({
-            "access_token": access_token,
-            "token_type": "Bearer",
-            "expires_in": client.lifetime,
-            "scope": scope,
-            "refresh_token": refresh_token,
-            "id_token": issuer.token(&id_claims),
-        })
-        .to_string(),
-    )
+    let mut answer = serde_json::json!({
+        "access_token": access_token,
+        "token_type": "Bearer",
+        "expires_in": client.lifetime,
+        "scope": scope,
+        "refresh_token": refresh_token,
+    });
+    if let Some(id_token) = id_token(origin, issuer, id_claims, fault) {
+        answer["id_token"] = id_token.into();
+    }
+    reply(200, "application/json", answer.to_string())
+}
+
+/// The ID token for `claims`, spoilt as `fault` says.
+fn id_token(
+    origin: &str,
+    issuer: &Issuer,
+    mut claims: serde_json::Value,
+    fault: Fault,
+) -> Option<String> {
+    let encode = |value: &serde_json::Value| URL_SAFE_NO_PAD.encode(value.to_string());
+    match fault {
+        Fault::None => {}
+        Fault::Missing => return None,
+        Fault::Tampered => {
+            let signed = issuer.token(&claims);
+            let mut parts: Vec<&str> = signed.split('.').collect();
+            claims["sub"] = "someone-else@example.test".into();
+            let forged = encode(&claims);
+            parts[1] = &forged;
+            return Some(parts.join("."));
+        }
+        Fault::ForeignKey => {
+            // A key of the same size under the same kid, that the JWKS does not publish.
+            return Some(Issuer::new(origin, &issuer.kid).token(&claims));
+        }
+        Fault::UnknownKid => {
+            return Some(Issuer::new(origin, "unpublished-key").token(&claims));
+        }
+        Fault::Unsigned => {
+            let header = serde_json::json!({"alg": "none", "typ": "JWT"});
+            return Some(format!("{}.{}.", encode(&header), encode(&claims)));
+        }
+        Fault::WrongIssuer => claims["iss"] = "https://issuer.invalid".into(),
+        Fault::WrongAudience => claims["aud"] = "another-client".into(),
+        Fault::WrongNonce => claims["nonce"] = "not-this-sign-in".into(),
+        Fault::Expired => {
+            let issued = now() - 2 * 3600;
+            claims["iat"] = issued.into();
+            claims["exp"] = (issued + 3600).into();
+        }
+        Fault::RefreshOtherSubject => claims["sub"] = "someone-else@example.test".into(),
+    }
+    Some(issuer.token(&claims))
 }

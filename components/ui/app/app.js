@@ -33,6 +33,8 @@ let pendingAfterKey = null;
 let oidc = null; // { authority, client_id, scopes } from /config.json, when sign-in is set up
 let oidcMetadata = null;
 let tokens = null; // { access_token, refresh_token, expires_in }: in memory only
+let idClaims = null; // the claims of this sign-in's validated ID token, in memory only
+let signingKeys = null; // the provider's JWKS `keys`, fetched once per page load
 let refreshTimer = 0;
 
 function load() {
@@ -437,11 +439,29 @@ function redirectUri() {
   return `${location.origin}/`;
 }
 
+// The provider's discovery document (OpenID Connect Discovery 1.0). Its issuer must be
+// the authority (section 4.3: otherwise another provider's document could stand in), and
+// the endpoints the page calls must be on the authority's origin, the only one besides
+// the page's that its Content-Security-Policy lets it reach (`connect-src`).
 async function discover() {
   if (oidcMetadata) return oidcMetadata;
   const response = await fetch(`${oidc.authority}/.well-known/openid-configuration`);
   if (!response.ok) throw new Error(`its discovery document answered HTTP ${response.status}`);
-  oidcMetadata = await response.json();
+  const metadata = await response.json();
+  if (String(metadata.issuer).replace(/\/+$/, '') !== oidc.authority) {
+    throw new Error(`its discovery document names the issuer ${metadata.issuer}, not ${oidc.authority}`);
+  }
+  const origin = new URL(oidc.authority).origin;
+  for (const name of ['token_endpoint', 'jwks_uri']) {
+    let url = null;
+    try {
+      url = new URL(metadata[name]);
+    } catch {
+      // Missing or not a URL: refused below.
+    }
+    if (!url || url.origin !== origin) throw new Error(`its ${name} is not on ${origin}`);
+  }
+  oidcMetadata = metadata;
   return oidcMetadata;
 }
 
@@ -458,7 +478,8 @@ async function signIn() {
       response_type: 'code',
       client_id: oidc.client_id,
       redirect_uri: redirectUri(),
-      scope: oidc.scopes,
+      // OpenID Connect requires `openid` (Core 3.1.2.1); without it no ID token comes back.
+      scope: oidcScopes(),
       state,
       nonce,
       code_challenge: b64url(new Uint8Array(digest)),
@@ -472,13 +493,125 @@ async function signIn() {
 
 function signOut() {
   tokens = null;
+  idClaims = null;
   clearTimeout(refreshTimer);
   renderSignIn();
 }
 
-function jwtClaims(jwt) {
-  const part = (jwt.split('.')[1] || '').replace(/-/g, '+').replace(/_/g, '/');
-  return JSON.parse(atob(part.padEnd(Math.ceil(part.length / 4) * 4, '=')));
+function oidcScopes() {
+  const scopes = oidc.scopes.split(/\s+/).filter(Boolean);
+  return (scopes.includes('openid') ? scopes : ['openid', ...scopes]).join(' ');
+}
+
+function b64urlBytes(text) {
+  const base64 = text.replace(/-/g, '+').replace(/_/g, '/');
+  const binary = atob(base64.padEnd(Math.ceil(base64.length / 4) * 4, '='));
+  return Uint8Array.from(binary, (c) => c.charCodeAt(0));
+}
+
+function b64urlJson(text) {
+  return JSON.parse(new TextDecoder().decode(b64urlBytes(text)));
+}
+
+async function fetchSigningKeys() {
+  const url = (await discover()).jwks_uri;
+  let response;
+  try {
+    response = await fetch(url);
+  } catch (error) {
+    throw new Error(`its JWKS (${url}) cannot be fetched: ${error.message}`);
+  }
+  if (!response.ok) throw new Error(`its JWKS answered HTTP ${response.status}`);
+  const keys = (await response.json().catch(() => ({}))).keys;
+  return Array.isArray(keys) ? keys : [];
+}
+
+// The provider's key for `kid`, from its JWKS (`jwks_uri`), as a WebCrypto RS256 key.
+// Keys kept from earlier in this page's life are fetched again once when the kid is not
+// among them: the provider may have rotated its keys since.
+async function verifyingKey(kid) {
+  const pick = (keys) => {
+    const usable = keys.filter((k) => k && k.kty === 'RSA' && (!k.use || k.use === 'sig')
+      && (!k.alg || k.alg === 'RS256'));
+    // Without a kid, only a JWKS of one usable key says which key signed (Core 10.1).
+    const matching = kid === undefined ? usable : usable.filter((k) => k.kid === kid);
+    return matching.length === 1 ? matching[0] : null;
+  };
+  let fresh = false;
+  if (!signingKeys) {
+    signingKeys = await fetchSigningKeys();
+    fresh = true;
+  }
+  let jwk = pick(signingKeys);
+  if (!jwk && !fresh) {
+    signingKeys = await fetchSigningKeys();
+    jwk = pick(signingKeys);
+  }
+  if (!jwk) throw new Error(`no key ${kid === undefined ? 'without a kid' : `with kid ${kid}`} in the provider's JWKS`);
+  return crypto.subtle.importKey('jwk', { kty: 'RSA', n: jwk.n, e: jwk.e, alg: 'RS256', ext: true },
+    { name: 'RSASSA-PKCS1-v1_5', hash: 'SHA-256' }, false, ['verify']);
+}
+
+// Allowed difference between this device's clock and the provider's (MSAL's default).
+const CLOCK_SKEW_SECONDS = 300;
+
+// Validates an ID token as OpenID Connect Core 3.1.3.7 says, signature included: RS256
+// against the provider's published key, `iss` exactly the discovery document's issuer,
+// this client in `aud` (and `azp` when present or when there are several audiences), not
+// expired, not issued in the future, and the `nonce` of this sign-in. Core 3.1.3.7 lets a
+// client that got the token straight from the token endpoint over TLS skip the signature;
+// it is checked anyway, because the authority may be plain `http` on a loopback host and
+// because a forged or substituted token is then refused by the page itself rather than
+// only by the API. After a refresh (`original`: the sign-in's claims), Core 12.2: the
+// same `iss` and `sub`, and no nonce to match.
+async function validateIdToken(idToken, { nonce, original }) {
+  const metadata = await discover();
+  const parts = String(idToken).split('.');
+  let header;
+  let claims;
+  try {
+    if (parts.length !== 3) throw new Error();
+    header = b64urlJson(parts[0]);
+    claims = b64urlJson(parts[1]);
+    if (!header || typeof header !== 'object' || !claims || typeof claims !== 'object') throw new Error();
+  } catch {
+    throw new Error('the ID token is not a signed JWT');
+  }
+  // Only RS256: never `none`, and never an algorithm chosen by whoever wrote the token.
+  if (header.alg !== 'RS256') throw new Error(`the ID token is signed with ${header.alg}, not RS256`);
+  const key = await verifyingKey(header.kid);
+  let signature;
+  try {
+    signature = b64urlBytes(parts[2]);
+  } catch {
+    signature = new Uint8Array();
+  }
+  const signed = new TextEncoder().encode(`${parts[0]}.${parts[1]}`);
+  if (!(await crypto.subtle.verify('RSASSA-PKCS1-v1_5', key, signature, signed))) {
+    throw new Error('the ID token\'s signature does not verify with the provider\'s key');
+  }
+  if (claims.iss !== metadata.issuer) throw new Error(`the ID token's issuer is ${claims.iss}, not ${metadata.issuer}`);
+  const audiences = Array.isArray(claims.aud) ? claims.aud : [claims.aud];
+  if (!audiences.includes(oidc.client_id)) throw new Error('the ID token is not for this app (aud)');
+  if ((audiences.length > 1 || claims.azp !== undefined) && claims.azp !== oidc.client_id) {
+    throw new Error('the ID token is not for this app (azp)');
+  }
+  const now = Date.now() / 1000;
+  if (typeof claims.exp !== 'number' || claims.exp + CLOCK_SKEW_SECONDS <= now) {
+    throw new Error('the ID token has expired (exp)');
+  }
+  if (typeof claims.iat !== 'number' || claims.iat - CLOCK_SKEW_SECONDS > now) {
+    throw new Error('the ID token is issued in the future (iat)');
+  }
+  if (typeof claims.sub !== 'string' || !claims.sub) throw new Error('the ID token names no subject (sub)');
+  if (original) {
+    if (claims.iss !== original.iss || claims.sub !== original.sub) {
+      throw new Error('the refreshed ID token is for another user (sub)');
+    }
+  } else if (typeof nonce !== 'string' || claims.nonce !== nonce) {
+    throw new Error('the ID token is not for this sign-in (nonce)');
+  }
+  return claims;
 }
 
 async function tokenRequest(form) {
@@ -510,12 +643,15 @@ function keep(answer) {
 
 async function refresh() {
   try {
-    keep(await tokenRequest({
+    const answer = await tokenRequest({
       grant_type: 'refresh_token',
       refresh_token: tokens.refresh_token,
       client_id: oidc.client_id,
-      scope: oidc.scopes,
-    }));
+      scope: oidcScopes(),
+    });
+    // A refresh may or may not bring a new ID token (Core 12.2); one that comes is checked.
+    if (typeof answer.id_token === 'string') idClaims = await validateIdToken(answer.id_token, { original: idClaims });
+    keep(answer);
   } catch (error) {
     signOut();
     showStatus(`Your session ended (${error.message}): sign in again.`);
@@ -540,9 +676,9 @@ async function completeSignIn(params) {
     client_id: oidc.client_id,
     code_verifier: pending.verifier,
   });
-  if (answer.id_token && jwtClaims(answer.id_token).nonce !== pending.nonce) {
-    throw new Error('the ID token is not for this sign-in (nonce)');
-  }
+  if (typeof answer.id_token !== 'string') throw new Error('the token endpoint sent no ID token');
+  // Nothing of the answer is kept unless its ID token is valid.
+  idClaims = await validateIdToken(answer.id_token, { nonce: pending.nonce });
   keep(answer);
 }
 
@@ -824,7 +960,9 @@ async function init() {
       const last = conversation && conversation.messages[conversation.messages.length - 1];
       if (last && last.role === 'user') ask(conversation);
     } catch (error) {
+      // Said, and not replaced by the 401 that listing the models would now meet.
       showStatus(`Sign-in failed: ${error.message}.`);
+      return;
     }
   }
   loadModels();

@@ -6,7 +6,7 @@
 
 use chatgate::manifest::{DependencySource, Manifest};
 use chatgate_tests::http_client::send;
-use chatgate_tests::oidc::{Client, Provider};
+use chatgate_tests::oidc::{Client, Fault, Provider};
 use chatgate_tests::upstream::{Answer, Ending, Recorded, Upstream, openai_answer};
 use chatgate_tests::{Gateway, OPENAI_COMPLETION_LINE, manifest_with_completion_line};
 use chatgate_tests::{project_manifest, repo_root};
@@ -167,9 +167,14 @@ fn held(request: &Recorded, answer: &str, gate: &Arc<tokio::sync::Notify>) -> An
     full
 }
 
-/// Runs `tests/ui/browser.py` with `args` until it exits, opening `gate` when it asks;
-/// fails unless it printed `OK` and exited 0.
-async fn drive_browser(args: &[String], gate: Option<&Arc<tokio::sync::Notify>>) {
+/// Runs `tests/ui/browser.py` with `args` until it exits, opening `gate` when it asks
+/// (`OPEN stream`) and setting the `provider`'s fault when it asks (`FAULT <name>`);
+/// fails unless it printed `OK` and exited 0. Returns the faults it set, in order.
+async fn drive_browser(
+    args: &[String],
+    gate: Option<&Arc<tokio::sync::Notify>>,
+    provider: Option<&Provider>,
+) -> Vec<Fault> {
     let python = repo_root().join(".sdk/ui-venv/bin/python");
     assert!(
         python.exists(),
@@ -194,24 +199,32 @@ async fn drive_browser(args: &[String], gate: Option<&Arc<tokio::sync::Notify>>)
     let mut stdin = child.stdin.take().unwrap();
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let mut passed = false;
+    let mut faults = Vec::new();
     // A bound on a hung browser, not a measure of speed.
     let exit = tokio::time::timeout(Duration::from_secs(300), async {
         while let Some(line) = lines.next_line().await.unwrap() {
-            match (line.as_str(), gate) {
-                ("OPEN stream", Some(gate)) => {
-                    gate.notify_one();
-                    stdin.write_all(b"OPENED\n").await.unwrap();
-                    stdin.flush().await.unwrap();
+            let fault = line.strip_prefix("FAULT ").and_then(Fault::named);
+            match (line.as_str(), gate, provider, fault) {
+                ("OPEN stream", Some(gate), _, _) => gate.notify_one(),
+                (_, _, Some(provider), Some(fault)) => {
+                    provider.set_fault(fault);
+                    faults.push(fault);
                 }
-                ("OK", _) => passed = true,
-                (other, _) => panic!("browser.py said {other:?}"),
+                ("OK", ..) => {
+                    passed = true;
+                    continue;
+                }
+                (other, ..) => panic!("browser.py said {other:?}"),
             }
+            stdin.write_all(b"OPENED\n").await.unwrap();
+            stdin.flush().await.unwrap();
         }
         child.wait().await.unwrap()
     })
     .await
     .expect("browser.py finishes");
     assert!(exit.success() && passed, "browser.py failed ({exit})");
+    faults
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -266,6 +279,7 @@ async fn the_chat_app_in_chromium() {
     drive_browser(
         &[gateway.url("/"), artifacts.display().to_string()],
         Some(&stream_gate),
+        None,
     )
     .await;
 
@@ -341,21 +355,43 @@ async fn the_chat_app_signs_in_with_openid_connect() {
     .unwrap();
     provider.register_redirect_uri(&gateway.url("/"));
     let artifacts = repo_root().join("target/ui-screenshots");
-    drive_browser(
+    let faults = drive_browser(
         &[
             gateway.url("/"),
             artifacts.display().to_string(),
             "oidc".into(),
         ],
         None,
+        Some(&provider),
     )
     .await;
 
+    // Every way of spoiling the ID token was tried, each by a sign-in of its own that the
+    // app refused (browser.py checks the refusal and that no API call followed).
+    let code_faults = [
+        Fault::Tampered,
+        Fault::ForeignKey,
+        Fault::UnknownKid,
+        Fault::Unsigned,
+        Fault::WrongIssuer,
+        Fault::WrongAudience,
+        Fault::WrongNonce,
+        Fault::Expired,
+        Fault::Missing,
+    ];
+    for fault in code_faults.iter().chain([&Fault::RefreshOtherSubject]) {
+        assert!(
+            faults.contains(fault),
+            "{fault:?} was not tried: {faults:?}"
+        );
+    }
     let exchanges = provider.exchanges();
-    assert_eq!(exchanges.codes, 1, "{exchanges:?}");
-    assert!(exchanges.refreshes >= 1, "{exchanges:?}");
+    // The refused sign-ins, then two good ones (before and after the refused refresh).
+    assert_eq!(exchanges.codes, code_faults.len() + 2, "{exchanges:?}");
+    assert!(exchanges.refreshes >= 2, "{exchanges:?}");
     assert!(exchanges.refused.is_empty(), "{exchanges:?}");
-    // Both questions reached the model: the API accepted the tokens the provider issued.
-    assert!(upstream.hits() >= 2);
+    // The three answered questions reached the model: the API accepted the tokens the
+    // provider issued.
+    assert!(upstream.hits() >= 3);
     gateway.stop().await;
 }
