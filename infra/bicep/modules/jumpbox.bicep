@@ -160,9 +160,12 @@ resource vm 'Microsoft.Compute/virtualMachines@2024-07-01' = {
       linuxConfiguration: {
         disablePasswordAuthentication: true
         provisionVMAgent: true
+        // The image's own updater (Ubuntu's unattended-upgrades) applies security
+        // updates; platform-orchestrated patching is limited to a list of images this
+        // one was not checked against.
         patchSettings: {
-          patchMode: 'AutomaticByPlatform'
-          assessmentMode: 'AutomaticByPlatform'
+          patchMode: 'ImageDefault'
+          assessmentMode: 'ImageDefault'
         }
         ssh: {
           publicKeys: [
