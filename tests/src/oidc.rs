@@ -109,6 +109,8 @@ pub struct Exchanges {
     pub refused: Vec<String>,
     /// The access tokens issued, in order.
     pub access_tokens: Vec<String>,
+    /// The fault of every spoilt ID token issued (or left out), in order.
+    pub spoilt: Vec<Fault>,
 }
 
 #[derive(Default)]
@@ -438,6 +440,9 @@ fn token(
         .refresh_tokens
         .insert(refresh_token.clone(), scope.clone());
     locked.exchanges.access_tokens.push(access_token.clone());
+    if fault != Fault::None {
+        locked.exchanges.spoilt.push(fault);
+    }
     drop(locked);
     let mut answer = serde_json::json!({
         "access_token": access_token,

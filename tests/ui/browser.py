@@ -495,7 +495,10 @@ def main_oidc():
         calls_before = len(api_calls)
         for fault, said in BAD_ID_TOKENS:
             set_fault(fault)
-            page.locator("#sign-in").click()
+            # Until the browser is back with a code, the page still shows the last
+            # refusal (two of them read alike): wait for the new page.
+            with page.expect_navigation(url=re.compile(r"[?&]code=")):
+                page.locator("#sign-in").click()
             expect(page.locator("#status")).to_contain_text("Sign-in failed")
             expect(page.locator("#status")).to_contain_text(said)
             expect(page.locator("#sign-in")).to_have_text("Sign in")

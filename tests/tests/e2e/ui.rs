@@ -386,6 +386,13 @@ async fn the_chat_app_signs_in_with_openid_connect() {
         );
     }
     let exchanges = provider.exchanges();
+    // Each spoilt ID token went out once, in a code exchange of its own, in order; then
+    // the refresh's (the app signs out at the first).
+    let (by_code, by_refresh) = exchanges
+        .spoilt
+        .split_at(code_faults.len().min(exchanges.spoilt.len()));
+    assert_eq!(by_code, code_faults, "{exchanges:?}");
+    assert_eq!(by_refresh, [Fault::RefreshOtherSubject], "{exchanges:?}");
     // The refused sign-ins, then two good ones (before and after the refused refresh).
     assert_eq!(exchanges.codes, code_faults.len() + 2, "{exchanges:?}");
     assert!(exchanges.refreshes >= 2, "{exchanges:?}");
