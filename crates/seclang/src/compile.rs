@@ -3,14 +3,13 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use crate::actions::{
-    Actions, Disruptive, EngineMode, IdRanges, in_ranges, parse_actions, parse_id_ranges,
-};
+use crate::actions::{Disruptive, EngineMode, IdRanges, in_ranges, parse_actions, parse_id_ranges};
 use crate::error::{ErrorKind, LoadError, Location, Unsupported};
 use crate::lexer::{Directive, directives};
 use crate::lookup::{GeoDb, ResolverSlot};
-use crate::operators::{self, Operator};
+use crate::operators;
 use crate::prefilter::Prefilter;
+pub use crate::rule::{Item, Link, Rule};
 use crate::transform::Transform;
 use crate::variables::{Targets, parse_targets};
 
@@ -124,65 +123,6 @@ fn wildcard(pattern: &str, name: &str) -> bool {
         }
     }
     rest.is_empty()
-}
-
-/// One `SecRule` (or `SecAction`) of a chain.
-#[derive(Debug)]
-pub struct Link {
-    pub targets: Targets,
-    /// `None` for `SecAction`: matches once, unconditionally.
-    pub operator: Option<Operator>,
-    pub transforms: Vec<Transform>,
-    /// Names `transforms` among all the distinct transformation lists of the rule set
-    /// (0: none), so a transaction can reuse a transformed value across rules.
-    pub chain: u32,
-    /// This link's id in the rule set's [`Prefilter`]: its operator only matches values
-    /// containing one of its factors, and its targets are all request data.
-    pub prefilter: Option<u32>,
-    /// This link's bit in an [`crate::EvalMemo`]'s record of a value: set when its
-    /// operator's answer depends on the (transformed) value alone
-    /// ([`crate::operators::Operator`]'s `value_only`), so that "this value does not
-    /// match" can be remembered across requests.
-    pub memo: Option<u32>,
-    /// For a link reading one member of a transaction collection (`TX:paranoia_level`):
-    /// its name as `MATCHED_VAR_NAME` spells it (`TX:paranoia_level`), so a match need not
-    /// spell it again.
-    pub single_name: Option<String>,
-    pub capture: bool,
-    pub multi_match: bool,
-    pub actions: Actions,
-}
-
-/// A rule: a chain starter and the links chained to it.
-#[derive(Debug)]
-pub struct Rule {
-    pub id: u64,
-    pub phase: u8,
-    pub at: Location,
-    pub links: Vec<Link>,
-    /// `block` already resolved through `SecDefaultAction`.
-    pub disruptive: Disruptive,
-    pub status: Option<u16>,
-    pub skip: Option<u32>,
-    pub skip_after: Option<String>,
-    pub tags: Vec<String>,
-    /// `tags` as indices into [`RuleSet::tag_ids`], so that `ctl` exclusions by tag are
-    /// integer comparisons per rule.
-    pub tag_ids: Vec<u32>,
-    pub log: bool,
-    pub removed: bool,
-}
-
-impl Rule {
-    pub fn actions(&self) -> &Actions {
-        &self.links[0].actions
-    }
-}
-
-#[derive(Debug, Clone)]
-pub enum Item {
-    Rule(usize),
-    Marker(String),
 }
 
 /// A compiled rule set. Phase `p` runs `phases[p - 1]` in order; `skip_after` holds each

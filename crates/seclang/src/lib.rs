@@ -40,13 +40,16 @@ pub mod actions;
 mod compile;
 mod error;
 mod eval;
+mod factors;
 mod lexer;
 pub mod lookup;
 pub mod macros;
 mod memo;
+mod numbers;
 pub mod operators;
 pub(crate) mod prefilter;
 pub mod request;
+mod rule;
 pub mod transform;
 pub mod variables;
 

@@ -177,7 +177,7 @@ fn scan_dotted_quad(text: &str) -> Option<[i64; 4]> {
         while b.get(i).is_some_and(u8::is_ascii_whitespace) {
             i += 1;
         }
-        let negative = crate::operators::skip_sign(b, &mut i);
+        let negative = crate::numbers::skip_sign(b, &mut i);
         let start = i;
         while b.get(i).is_some_and(u8::is_ascii_digit) {
             i += 1;

@@ -7,8 +7,9 @@ use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
 use regex::bytes::{Regex, RegexBuilder};
 
 use crate::error::ErrorKind;
+use crate::factors;
 use crate::macros::{MacroText, Resolve};
-use crate::prefilter;
+pub use crate::numbers::atoi;
 
 /// Compiles an `@rx` pattern as ModSecurity v3 compiles it for PCRE: `.` also matches a
 /// newline (PCRE_DOTALL), `^` and `$` match at line breaks (PCRE_MULTILINE), and byte
@@ -108,7 +109,7 @@ pub fn compile_pattern(pattern: &str) -> Result<Pattern, String> {
             Ok(Pattern::Backtracking(Box::new(Backtracking {
                 regex,
                 filter: relaxed.as_deref().and_then(|r| build_linear(r).ok()),
-                factors: relaxed.as_deref().and_then(prefilter::rx_factors),
+                factors: relaxed.as_deref().and_then(factors::rx_factors),
             })))
         }
         Err(e) => Err(e),
@@ -629,7 +630,7 @@ pub fn compile(
                 factors = match &re {
                     Pattern::Linear(_) => translate_pcre(param)
                         .ok()
-                        .and_then(|t| prefilter::rx_factors(&t)),
+                        .and_then(|t| factors::rx_factors(&t)),
                     // The relaxed form's literals are in every match of the original.
                     Pattern::Backtracking(b) => b.factors.clone(),
                 };
@@ -640,7 +641,7 @@ pub fn compile(
         }
         "pm" => {
             let phrases: Vec<String> = param.split_whitespace().map(str::to_owned).collect();
-            factors = prefilter::phrase_factors(phrases.iter().map(|p| p.as_bytes()));
+            factors = factors::phrase_factors(phrases.iter().map(|p| p.as_bytes()));
             pm(phrases).map_err(error)?
         }
         "pmf" | "pmfromfile" => {
@@ -654,14 +655,14 @@ pub fn compile(
                         .map(str::to_owned),
                 );
             }
-            factors = prefilter::phrase_factors(phrases.iter().map(|p| p.as_bytes()));
+            factors = factors::phrase_factors(phrases.iter().map(|p| p.as_bytes()));
             pm(phrases).map_err(error)?
         }
         "streq" | "contains" | "containsword" | "beginswith" | "endswith" => {
             let m = macro_text()?;
             // Comparing the value with a constant phrase matches only values that
             // contain it.
-            factors = m.constant().and_then(|c| prefilter::phrase_factors([c]));
+            factors = m.constant().and_then(|c| factors::phrase_factors([c]));
             match name.as_str() {
                 "streq" => OpKind::Streq(m),
                 "contains" => OpKind::Contains(m),
@@ -800,38 +801,6 @@ fn in_network(ip: IpAddr, (net, bits): (IpAddr, u8)) -> bool {
             .is_some_and(|a| in_network(IpAddr::V4(a), (net, bits))),
         (IpAddr::V4(_), IpAddr::V6(_)) => false,
     }
-}
-
-/// Steps over a `+` or `-` at `text[*i]`, as C's number parsing does; whether it was `-`.
-pub(crate) fn skip_sign(text: &[u8], i: &mut usize) -> bool {
-    match text.get(*i) {
-        Some(b'-') => {
-            *i += 1;
-            true
-        }
-        Some(b'+') => {
-            *i += 1;
-            false
-        }
-        _ => false,
-    }
-}
-
-/// C `atoi`: optional whitespace and sign, then digits; anything else ends the number,
-/// and no digits at all is 0. ModSecurity compares numbers this way, so `@gt 5` against
-/// `10abc` compares 10.
-pub fn atoi(text: &[u8]) -> i64 {
-    let mut i = 0;
-    while i < text.len() && text[i].is_ascii_whitespace() {
-        i += 1;
-    }
-    let negative = skip_sign(text, &mut i);
-    let mut value: i64 = 0;
-    while let Some(d) = text.get(i).filter(|d| d.is_ascii_digit()) {
-        value = value.saturating_mul(10).saturating_add(i64::from(d - b'0'));
-        i += 1;
-    }
-    if negative { -value } else { value }
 }
 
 fn is_word(b: u8) -> bool {
