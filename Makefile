@@ -98,10 +98,12 @@ tests/sdk/node_modules/.package-lock.json: tests/sdk/package.json tests/sdk/pack
 # `cargo deny` (deny.toml; installed by `make test-deps`): duplicate versions, licenses and
 # sources. Not advisories: `cargo deny check advisories` clones the RustSec database from
 # github.com, which this CI cannot reach (it fails with "Could not resolve host:
-# github.com"); run it where github.com is reachable.
+# github.com"); run it where github.com is reachable. `.ci/check-module-cycles.py`: no two
+# top-level modules of a crate depend on each other (issue 12).
 lint: toolchain
 	$(CARGO) fmt --all -- --check
 	CARGO=$(CARGO) ./.ci/check-features.sh
+	./.ci/check-module-cycles.py
 	$(CARGO) clippy --release --workspace --all-targets -- -D warnings
 	@set -e; for c in $(COMPONENTS); do $(CARGO) clippy --release --target wasm32-wasip2 -p $$c -- -D warnings; done
 	$(CARGO) deny check bans licenses sources
