@@ -63,6 +63,8 @@ pub enum Fault {
     WrongNonce,
     /// Validly signed, but expired an hour ago.
     Expired,
+    /// Validly signed, but valid only from an hour on (`nbf`).
+    NotYetValid,
     /// No `id_token` in the token answer.
     Missing,
     /// The ID token of a refresh grant names another user (`sub`): OpenID Connect Core
@@ -73,7 +75,7 @@ pub enum Fault {
 impl Fault {
     /// By the name a test's script uses (`tests/ui/browser.py`): `none`, `tampered`,
     /// `foreign-key`, `unknown-kid`, `unsigned`, `wrong-issuer`, `wrong-audience`, `wrong-nonce`,
-    /// `expired`, `missing`, `refresh-other-subject`.
+    /// `expired`, `not-yet-valid`, `missing`, `refresh-other-subject`.
     pub fn named(name: &str) -> Option<Fault> {
         Some(match name {
             "none" => Fault::None,
@@ -85,6 +87,7 @@ impl Fault {
             "wrong-audience" => Fault::WrongAudience,
             "wrong-nonce" => Fault::WrongNonce,
             "expired" => Fault::Expired,
+            "not-yet-valid" => Fault::NotYetValid,
             "missing" => Fault::Missing,
             "refresh-other-subject" => Fault::RefreshOtherSubject,
             _ => return None,
@@ -495,6 +498,7 @@ fn id_token(
             claims["iat"] = issued.into();
             claims["exp"] = (issued + 3600).into();
         }
+        Fault::NotYetValid => claims["nbf"] = (now() + 3600).into(),
         Fault::RefreshOtherSubject => claims["sub"] = "someone-else@example.test".into(),
     }
     Some(issuer.token(&claims))

@@ -462,6 +462,7 @@ BAD_ID_TOKENS = [
     ("wrong-audience", "not for this app (aud)"),
     ("wrong-nonce", "not for this sign-in (nonce)"),
     ("expired", "has expired (exp)"),
+    ("not-yet-valid", "not valid yet (nbf)"),
     ("missing", "sent no ID token"),
 ]
 

@@ -558,9 +558,9 @@ const CLOCK_SKEW_SECONDS = 300;
 // Validates an ID token as OpenID Connect Core 3.1.3.7 says, signature included: RS256
 // against the provider's published key, `iss` exactly the discovery document's issuer,
 // this client in `aud` (and `azp` when present or when there are several audiences), not
-// expired, not issued in the future, and the `nonce` of this sign-in. Core 3.1.3.7 lets a
-// client that got the token straight from the token endpoint over TLS skip the signature;
-// it is checked anyway, because the authority may be plain `http` on a loopback host and
+// expired, not issued in the future nor valid only later (`nbf`), and the `nonce` of
+// this sign-in. Core 3.1.3.7 lets a client that got the token straight from the token
+// endpoint over TLS skip the signature; it is checked anyway, because the authority may be plain `http` on a loopback host and
 // because a forged or substituted token is then refused by the page itself rather than
 // only by the API. After a refresh (`original`: the sign-in's claims), Core 12.2: the
 // same `iss` and `sub`, and no nonce to match.
@@ -602,6 +602,10 @@ async function validateIdToken(idToken, { nonce, original }) {
   }
   if (typeof claims.iat !== 'number' || claims.iat - CLOCK_SKEW_SECONDS > now) {
     throw new Error('the ID token is issued in the future (iat)');
+  }
+  // Not an OpenID Connect rule, but a JWT's (RFC 7519, 4.1.5); Entra ID sets it.
+  if (claims.nbf !== undefined && (typeof claims.nbf !== 'number' || claims.nbf - CLOCK_SKEW_SECONDS > now)) {
+    throw new Error('the ID token is not valid yet (nbf)');
   }
   if (typeof claims.sub !== 'string' || !claims.sub) throw new Error('the ID token names no subject (sub)');
   if (original) {

@@ -377,6 +377,7 @@ async fn the_chat_app_signs_in_with_openid_connect() {
         Fault::WrongAudience,
         Fault::WrongNonce,
         Fault::Expired,
+        Fault::NotYetValid,
         Fault::Missing,
     ];
     for fault in code_faults.iter().chain([&Fault::RefreshOtherSubject]) {
