@@ -250,6 +250,11 @@ pub fn compose_trigger(
             !decl.allowed_outbound_hosts.is_empty(),
         ),
         (capabilities::ENVIRONMENT, !decl.environment.is_empty()),
+        // As in Spin, only the primary's `files` are mounted (a dependency's own `files` are
+        // ignored, `crates/manifest/src/schema/v2.rs`:211-214), and a dependency reaches them
+        // only if it inherits `files`: otherwise a deny component answers its
+        // `wasi:filesystem/preopens` with no directories (`crates/capabilities/src/lib.rs`:65-69).
+        (capabilities::FILES, !decl.files.is_empty()),
     ]);
     Ok(compose::compose(primary, &holds, dependencies, middleware)?)
 }
@@ -323,6 +328,9 @@ impl App {
                 &component_variables,
                 options.response_timeout.min(),
             )?;
+            let files = manifest
+                .file_mounts(primary_id)
+                .map_err(|e| wasmtime::format_err!("{e}"))?;
             let grants = Arc::new(Grants {
                 variables: component_variables,
                 outbound,
@@ -333,6 +341,7 @@ impl App {
                     .iter()
                     .map(|(k, v)| (k.clone(), v.clone()))
                     .collect(),
+                files,
                 guest_stdout: guest_stdout.clone(),
                 span_sink: options.span_sink.clone(),
             });
@@ -842,7 +851,7 @@ impl HandlerState for TriggerState {
         &self,
     ) -> wasmtime::Result<handler::Instance<HostState, Deadline, Worker>> {
         let slot = self.instances.take().await?;
-        let mut store = Store::new(&self.engine, HostState::new(self.grants.clone()));
+        let mut store = Store::new(&self.engine, HostState::new(self.grants.clone())?);
         // Yield to the executor on every epoch tick: a busy guest shares the thread.
         store.set_epoch_deadline(1);
         store.epoch_deadline_async_yield_and_update(1);

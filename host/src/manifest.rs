@@ -27,6 +27,9 @@ pub enum ManifestError {
 /// A parsed and validated manifest, with the directory its relative paths resolve against.
 #[derive(Debug, Clone)]
 pub struct Manifest {
+    /// The manifest file, when loaded from one ([`Manifest::load`]); errors found after
+    /// parsing (e.g. a `files` source that is not a directory) name it.
+    pub path: Option<PathBuf>,
     pub base_dir: PathBuf,
     pub application: Application,
     pub variables: BTreeMap<String, VariableDecl>,
@@ -100,6 +103,13 @@ pub struct ComponentDecl {
     pub key_value_stores: Vec<String>,
     #[serde(default)]
     pub environment: BTreeMap<String, String>,
+    /// Directories the component may read, mounted read-only (see [`FilesMount`]).
+    #[serde(default)]
+    pub files: Vec<FilesMount>,
+    /// Spin's exclusions from `files`; refused by chatgate, which mounts directories
+    /// directly as `spin up --direct-mounts` does (see [`FilesMount`]).
+    #[serde(default)]
+    pub exclude_files: Vec<String>,
     #[serde(default)]
     pub build: Option<BuildConfig>,
     #[serde(default)]
@@ -114,6 +124,142 @@ pub struct ComponentDecl {
 pub enum ComponentSource {
     Local(String),
     Remote { url: String, digest: String },
+}
+
+/// One entry of a component's `files`: `"dir"` or `{ source = "dir", destination = "/guest/dir" }`,
+/// the two shapes of Spin's `WasiFilesMount` (`crates/manifest/src/schema/common.rs`:129-158
+/// at spin commit 94a8fc8a).
+///
+/// What Spin does with them, and what chatgate mirrors:
+///
+/// * `spin up` by default copies every entry (directories, single files, glob matches
+///   minus `exclude_files`) into a temporary directory when the app loads and mounts that
+///   copy at `/` (`crates/loader/src/local.rs`:244-261 and 400-589; `src/commands/up.rs`:532-536).
+///   A file changed on the host afterwards is not seen by the guest, and a source outside
+///   the application directory is refused (`local.rs`:539-543).
+/// * `spin up --direct-mounts` mounts each entry's source directory itself at its
+///   destination (`local.rs`:262-273 and 620-640, `crates/factor-wasi/src/spin.rs`:28-45),
+///   so host changes are seen without a restart (the flag's help, `up.rs`:149-155). It
+///   refuses anything but directories and any `exclude_files` (`local.rs`:263-266 and
+///   630-634). A source is joined to the application directory, so an absolute one stays
+///   absolute and is accepted (`local.rs`:630).
+/// * Mounts are read-only (`DirPerms::READ`, `FilePerms::READ`) unless `spin up
+///   --allow-transient-write` (`crates/factor-wasi/src/lib.rs`:443-457,
+///   `crates/runtime-factors/src/lib.rs`:101-103).
+///
+/// chatgate implements the direct mounts only, always: a mounted directory is read live
+/// (a projected service-account token the kubelet rotates is seen by the next read), so
+/// the same manifest behaves as under `spin up --direct-mounts`; single files, globs and
+/// `exclude_files`, which need the copy, are refused with Spin's `--direct-mounts`
+/// reasons. Mounts are always read-only: chatgate has no `--allow-transient-write`. A
+/// relative `source` resolves against the manifest's directory (Spin's direct mounts
+/// check it there, `local.rs`:630, but record it against the process's working directory,
+/// `local.rs`:637 and 1051-1055); an absolute one is used as is, as Spin's direct mounts
+/// do. A `destination` must be absolute (Spin's schema says so, `common.rs`:151); a
+/// `"dir"` entry is mounted at `/dir`, where `spin up`'s copy puts it (`local.rs`:455-457);
+/// Spin's direct mounts pass the string itself as the guest path (`local.rs`:624 and 638),
+/// which differs for a relative one.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "toml::Value")]
+pub enum FilesMount {
+    /// `"dir"`: the directory `dir`, at `/dir` in the guest.
+    Pattern(String),
+    /// `{ source = "...", destination = "..." }`.
+    Placement { source: String, destination: String },
+}
+
+impl TryFrom<toml::Value> for FilesMount {
+    type Error = String;
+
+    fn try_from(value: toml::Value) -> Result<Self, String> {
+        match value {
+            toml::Value::String(pattern) => Ok(FilesMount::Pattern(pattern)),
+            toml::Value::Table(mut table) => {
+                let mut take = |key: &str| match table.remove(key) {
+                    Some(toml::Value::String(value)) => Ok(value),
+                    Some(other) => Err(format!(
+                        "`files` entry: `{key}` must be a string, found {}",
+                        other.type_str()
+                    )),
+                    None => Err(format!(
+                        "`files` entry: a table needs `source` and `destination` (missing `{key}`)"
+                    )),
+                };
+                let source = take("source")?;
+                let destination = take("destination")?;
+                if let Some(unknown) = table.keys().next() {
+                    return Err(format!(
+                        "`files` entry: unknown field `{unknown}` (expected `source` and `destination`)"
+                    ));
+                }
+                Ok(FilesMount::Placement {
+                    source,
+                    destination,
+                })
+            }
+            other => Err(format!(
+                "`files` entry: expected a path or {{ source = \"...\", destination = \"...\" }}, found {}",
+                other.type_str()
+            )),
+        }
+    }
+}
+
+impl FilesMount {
+    /// The entry's host path, as written.
+    pub fn source(&self) -> &str {
+        match self {
+            FilesMount::Pattern(source) | FilesMount::Placement { source, .. } => source,
+        }
+    }
+
+    /// Where the guest sees it: `destination`, or `/` joined with the pattern.
+    pub fn guest_path(&self) -> String {
+        match self {
+            FilesMount::Placement { destination, .. } => destination.clone(),
+            FilesMount::Pattern(pattern) => format!("/{}", pattern.trim_start_matches('/')),
+        }
+    }
+
+    /// The checks that need no filesystem.
+    fn check(&self) -> Result<(), String> {
+        let source = self.source();
+        if source.is_empty() {
+            return Err("`source` is empty".into());
+        }
+        if let FilesMount::Pattern(pattern) = self {
+            // Spin's messages for these (`crates/loader/src/local.rs`:431-440).
+            if pattern == ".." || pattern.ends_with("/..") {
+                return Err("a file pattern can't end in a parent directory path (..); to include a directory, use the { source = \"...\", destination = \"...\" } form".into());
+            }
+            if pattern == "." || pattern.ends_with("/.") {
+                return Err("a file pattern can't end in a current directory path (.); to include a directory, use the { source = \"...\", destination = \"...\" } form".into());
+            }
+        }
+        // Spin's `looks_like_glob_pattern` (`local.rs`:1039-1042): what `glob` would escape.
+        if source.contains(['*', '?', '[', ']']) {
+            return Err(
+                "glob patterns are not supported by chatgate, which mounts directories directly as `spin up --direct-mounts` does (Spin copies glob matches into a temporary directory, which a rotated file would not reach); name a directory".into(),
+            );
+        }
+        let guest = self.guest_path();
+        if !guest.starts_with('/') {
+            return Err(format!("`destination` `{guest}` must be an absolute path"));
+        }
+        if guest.split('/').any(|part| part == ".." || part == ".") {
+            return Err(format!(
+                "`destination` `{guest}` must not contain `.` or `..`"
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// A `files` entry resolved at load: a host directory and where the guest sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileMount {
+    pub host: PathBuf,
+    pub guest: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -227,17 +373,22 @@ impl Manifest {
             .ok()
             .and_then(|p| p.parent().map(Path::to_path_buf))
             .unwrap_or_else(|| PathBuf::from("."));
-        Self::parse(&text, base_dir).map_err(|e| match e {
-            ManifestError::Parse { message, .. } => ManifestError::Parse {
-                path: path.to_owned(),
-                message,
-            },
-            ManifestError::Invalid { message, .. } => ManifestError::Invalid {
-                path: path.to_owned(),
-                message,
-            },
-            other => other,
-        })
+        Self::parse(&text, base_dir)
+            .map(|manifest| Manifest {
+                path: Some(path.to_owned()),
+                ..manifest
+            })
+            .map_err(|e| match e {
+                ManifestError::Parse { message, .. } => ManifestError::Parse {
+                    path: path.to_owned(),
+                    message,
+                },
+                ManifestError::Invalid { message, .. } => ManifestError::Invalid {
+                    path: path.to_owned(),
+                    message,
+                },
+                other => other,
+            })
     }
 
     /// Parses manifest text; relative paths resolve against `base_dir`.
@@ -262,6 +413,7 @@ impl Manifest {
             )));
         }
         let manifest = Manifest {
+            path: None,
             base_dir,
             application: raw.application,
             variables: raw.variables,
@@ -303,6 +455,7 @@ impl Manifest {
                     "component `{id}`: `dependencies_inherit_configuration` and a dependency's `inherit_configuration` are mutually exclusive"
                 ));
             }
+            check_files(component).map_err(|e| format!("component `{id}`: {e}"))?;
             for (import, dep) in &component.dependencies {
                 self.check_dependency(dep)
                     .map_err(|e| format!("component `{id}` dependency `{import}`: {e}"))?;
@@ -364,6 +517,52 @@ impl Manifest {
         self.base_dir.join(relative)
     }
 
+    /// The directories component `id` mounts (its `files`), checked on the filesystem: each
+    /// source must be a directory now (as Spin's direct mounts check,
+    /// `crates/loader/src/local.rs`:630-635). The error names the manifest.
+    pub fn file_mounts(&self, id: &str) -> Result<Vec<FileMount>, ManifestError> {
+        let invalid = |message: String| ManifestError::Invalid {
+            path: self
+                .path
+                .clone()
+                .unwrap_or_else(|| self.base_dir.join("spin.toml")),
+            message: format!("component `{id}`: {message}"),
+        };
+        let Some(component) = self.components.get(id) else {
+            return Ok(Vec::new());
+        };
+        component
+            .files
+            .iter()
+            .map(|mount| {
+                let source = mount.source();
+                let host = self.resolve_path(source);
+                let entry = || format!("`files` entry `{source}`");
+                match std::fs::metadata(&host) {
+                    Ok(meta) if meta.is_dir() => Ok(FileMount {
+                        host,
+                        guest: mount.guest_path(),
+                    }),
+                    Ok(_) => Err(invalid(format!(
+                        "{}: {} is not a directory; chatgate mounts only directories, as `spin up --direct-mounts` does (mount the directory that holds the file)",
+                        entry(),
+                        host.display()
+                    ))),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(invalid(format!(
+                        "{}: {} does not exist",
+                        entry(),
+                        host.display()
+                    ))),
+                    Err(e) => Err(invalid(format!(
+                        "{}: cannot read {}: {e}",
+                        entry(),
+                        host.display()
+                    ))),
+                }
+            })
+            .collect()
+    }
+
     /// The `.wasm` file a component is loaded from.
     pub fn component_source(&self, id: &str) -> Option<PathBuf> {
         match &self.components.get(id)?.source {
@@ -371,6 +570,25 @@ impl Manifest {
             ComponentSource::Remote { .. } => None,
         }
     }
+}
+
+/// The checks of a component's `files` and `exclude_files` that need no filesystem.
+fn check_files(component: &ComponentDecl) -> Result<(), String> {
+    if !component.exclude_files.is_empty() {
+        // Spin's `--direct-mounts` refuses them too (`crates/loader/src/local.rs`:263-266).
+        return Err("`exclude_files` is not supported by chatgate, which mounts `files` directories directly as `spin up --direct-mounts` does; mount a directory that holds only what the component may read".into());
+    }
+    let mut destinations = std::collections::BTreeSet::new();
+    for mount in &component.files {
+        mount
+            .check()
+            .map_err(|e| format!("`files` entry `{}`: {e}", mount.source()))?;
+        let guest = mount.guest_path();
+        if !destinations.insert(guest.trim_end_matches('/').to_string()) {
+            return Err(format!("`files`: two entries are mounted at `{guest}`"));
+        }
+    }
+    Ok(())
 }
 
 /// Spin's checks of a component's dependency names (`crates/manifest/src/schema/v2.rs`:756-822
@@ -615,6 +833,148 @@ source = "finder.wasm"
         assert!(err.contains("export"), "{err}");
         let err = parse(&with("\"A:b/c\" = { component = \"finder\" }")).unwrap_err();
         assert!(err.contains("A:b"), "{err}");
+    }
+
+    /// `MINIMAL` with `lines` added to `[component.web]`.
+    fn with_web(lines: &str) -> String {
+        MINIMAL.replace(
+            "allowed_outbound_hosts = [\"https://example.com\"]\n",
+            &format!("allowed_outbound_hosts = [\"https://example.com\"]\n{lines}\n"),
+        )
+    }
+
+    #[test]
+    fn files_take_spins_two_shapes() {
+        let m = parse(&with_web(
+            "files = [\"static\", { source = \"/var/run/secrets/azure/tokens\", destination = \"/var/run/secrets/azure/tokens\" }, { source = \"conf/\", destination = \"/\" }]",
+        ))
+        .unwrap();
+        let files = &m.components["web"].files;
+        assert_eq!(files[0], FilesMount::Pattern("static".into()));
+        assert_eq!(files[0].guest_path(), "/static");
+        assert_eq!(files[1].source(), "/var/run/secrets/azure/tokens");
+        assert_eq!(files[1].guest_path(), "/var/run/secrets/azure/tokens");
+        assert_eq!(files[2].guest_path(), "/");
+        assert!(m.components["guard"].files.is_empty());
+    }
+
+    #[test]
+    fn bad_files_entries_are_refused_by_name() {
+        for (entry, expected) in [
+            ("\"assets/*.png\"", "glob patterns are not supported"),
+            ("\"assets/\"", ""),
+            ("\"a/..\"", "parent directory"),
+            ("\".\"", "current directory"),
+            (
+                "{ source = \"a\", destination = \"guest\" }",
+                "must be an absolute path",
+            ),
+            (
+                "{ source = \"a\", destination = \"/x/../y\" }",
+                "must not contain",
+            ),
+            ("{ source = \"a\" }", "missing `destination`"),
+            (
+                "{ source = \"a\", destination = \"/a\", mode = \"rw\" }",
+                "unknown field `mode`",
+            ),
+            (
+                "{ source = 1, destination = \"/a\" }",
+                "`source` must be a string",
+            ),
+            (
+                "{ source = \"\", destination = \"/a\" }",
+                "`source` is empty",
+            ),
+            ("3", "expected a path"),
+        ] {
+            let result = parse(&with_web(&format!("files = [{entry}]")));
+            if expected.is_empty() {
+                result.unwrap();
+                continue;
+            }
+            let err = result.unwrap_err();
+            assert!(err.contains(expected), "{entry}: {err}");
+        }
+        let err = parse(&with_web(
+            "files = [{ source = \"a\", destination = \"/d\" }, { source = \"b\", destination = \"/d/\" }]",
+        ))
+        .unwrap_err();
+        assert!(err.contains("two entries are mounted at `/d/`"), "{err}");
+        let err = parse(&with_web("files = [\"a\"]\nexclude_files = [\"a/secret\"]")).unwrap_err();
+        assert!(
+            err.contains("component `web`: `exclude_files` is not supported"),
+            "{err}"
+        );
+    }
+
+    /// A directory under the system's temporary directory, removed on drop.
+    struct TempDir(PathBuf);
+
+    impl TempDir {
+        fn new(name: &str) -> TempDir {
+            let path = std::env::temp_dir()
+                .join(format!("chatgate-manifest-{name}-{}", std::process::id()));
+            std::fs::create_dir_all(&path).unwrap();
+            TempDir(path)
+        }
+    }
+
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    #[test]
+    fn file_mounts_resolve_relative_and_absolute_directories() {
+        let app = TempDir::new("mounts");
+        let outside = TempDir::new("mounts-outside");
+        std::fs::create_dir_all(app.0.join("static")).unwrap();
+        std::fs::write(app.0.join("static/file.txt"), "x").unwrap();
+        let text = with_web(&format!(
+            "files = [\"static\", {{ source = \"{}\", destination = \"/var/run/tokens\" }}]",
+            outside.0.display()
+        ));
+        std::fs::write(app.0.join("spin.toml"), &text).unwrap();
+        let m = Manifest::load(&app.0.join("spin.toml")).unwrap();
+        let base = std::path::absolute(&app.0).unwrap();
+        assert_eq!(
+            m.file_mounts("web").unwrap(),
+            vec![
+                FileMount {
+                    host: base.join("static"),
+                    guest: "/static".into()
+                },
+                FileMount {
+                    host: outside.0.clone(),
+                    guest: "/var/run/tokens".into()
+                },
+            ]
+        );
+        assert_eq!(m.file_mounts("guard").unwrap(), vec![]);
+
+        // A single file and a missing directory: refused with the manifest's path.
+        for (source, expected) in [
+            (
+                "static/file.txt",
+                "is not a directory; chatgate mounts only directories",
+            ),
+            ("missing", "does not exist"),
+        ] {
+            let text = with_web(&format!("files = [\"{source}\"]"));
+            std::fs::write(app.0.join("spin.toml"), &text).unwrap();
+            let m = Manifest::load(&app.0.join("spin.toml")).unwrap();
+            let err = m.file_mounts("web").unwrap_err().to_string();
+            assert!(err.contains(expected), "{err}");
+            assert!(
+                err.starts_with(&format!(
+                    "invalid manifest {}: component `web`: `files` entry `{source}`",
+                    app.0.join("spin.toml").display()
+                )),
+                "{err}"
+            );
+        }
     }
 
     #[test]

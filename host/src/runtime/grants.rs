@@ -20,6 +20,8 @@ pub struct Grants {
     pub key_value: Arc<dyn KeyValueStore>,
     /// The component's `environment`, as WASI environment variables.
     pub environment: Vec<(String, String)>,
+    /// The component's `files`: directories preopened read-only in every instance.
+    pub files: Vec<crate::manifest::FileMount>,
     /// Where guests' stdout goes: the process's stdout, or a buffer tests read.
     pub guest_stdout: Option<wasmtime_wasi::p2::pipe::MemoryOutputPipe>,
     /// Where guests' spans (`wasi:otel/tracing`) are exported; `None` when trace export
@@ -39,6 +41,7 @@ pub(super) mod tests {
             key_value_stores: BTreeSet::new(),
             key_value: Arc::new(crate::key_value::SqliteKeyValue::in_memory().unwrap()),
             environment: Vec::new(),
+            files: Vec::new(),
             guest_stdout: None,
             span_sink: None,
         }

@@ -6,7 +6,7 @@ use super::grants::Grants;
 use super::outbound::OutboundHooks;
 use std::sync::Arc;
 use wasmtime::component::{HasData, ResourceTable};
-use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 /// The data of one store: one request's instance of a composed component.
@@ -19,21 +19,38 @@ pub struct HostState {
 }
 
 impl HostState {
-    pub fn new(grants: Arc<Grants>) -> Self {
+    /// Fails when a mounted directory can no longer be opened (removed after load), as
+    /// Spin's mounter fails the instance (`crates/factor-wasi/src/spin.rs`:35-39).
+    pub fn new(grants: Arc<Grants>) -> wasmtime::Result<Self> {
         let mut wasi = WasiCtxBuilder::new();
         wasi.inherit_stderr().envs(&grants.environment);
+        // The component's `files`, each directory opened itself rather than copied (Spin's
+        // `--direct-mounts`, see `crate::manifest::FilesMount`): reads see the host's
+        // current content, e.g. a rotated token. Read-only, as Spin's mounts without
+        // `--allow-transient-write` (`crates/factor-wasi/src/lib.rs`:443-457). wasmtime
+        // resolves every guest path inside the opened directory, symlinks included.
+        for mount in &grants.files {
+            wasi.preopened_dir(&mount.host, &mount.guest, FsPerms::ReadOnly)
+                .map_err(|e| {
+                    wasmtime::format_err!(
+                        "cannot mount {} at `{}`: {e}",
+                        mount.host.display(),
+                        mount.guest
+                    )
+                })?;
+        }
         match &grants.guest_stdout {
             Some(buffer) => wasi.stdout(buffer.clone()),
             None => wasi.inherit_stdout(),
         };
         let wasi = wasi.build();
-        HostState {
+        Ok(HostState {
             table: ResourceTable::new(),
             wasi,
             http: WasiHttpCtx::new(),
             hooks: OutboundHooks::new(grants.clone()),
             grants,
-        }
+        })
     }
 }
 

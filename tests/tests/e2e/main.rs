@@ -8,6 +8,7 @@ mod azure_search;
 mod chain;
 mod cli;
 mod faults;
+mod files;
 mod host;
 mod hybrid;
 mod image;

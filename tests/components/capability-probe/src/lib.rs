@@ -9,7 +9,9 @@
 //!   `wasi:keyvalue` (and increments the key `probe`, atomically);
 //! * `http`: `GET` of the URL in `x-probe-url` through `wasi:http/client`;
 //! * `env`: the environment variable `PROBE_ENV`;
-//! * `files`: the preopened directories (the number of entries of `/`);
+//! * `files`: the preopened directories (the number of entries of `/`); with
+//!   `x-probe-read: /a,/b`, each file's content as `compact` keeps it (`read0`, `read1`, ...), and with
+//!   `x-probe-write: /c`, whether writing the file succeeds (`write`);
 //! * `tcp`: a TCP connection to the address in `x-probe-tcp` (`wasi:sockets`).
 
 /// One probe's outcome, as it appears in the report.

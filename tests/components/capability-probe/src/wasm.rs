@@ -60,6 +60,18 @@ async fn handle(request: Request) -> Response<BoxBody> {
         "files={}",
         super::outcome(std::fs::read_dir("/").map(|entries| entries.count()))
     ));
+    // `x-probe-read: /a,/b`: each file's content (`read0=ok:...`), `x-probe-write: /c`:
+    // whether writing there succeeds (the `files` tests).
+    if let Some(paths) = header("x-probe-read") {
+        for (i, path) in paths.split(',').enumerate() {
+            let content = std::fs::read_to_string(path).map(|text| super::compact(text.trim()));
+            report.push(format!("read{i}={}", super::outcome(content)));
+        }
+    }
+    if let Some(path) = header("x-probe-write") {
+        let written = std::fs::write(&path, "overwritten").map(|()| "written");
+        report.push(format!("write={}", super::outcome(written)));
+    }
     if let Some(address) = tcp {
         let connected = std::net::TcpStream::connect(address.as_str()).map(|_| "connected");
         report.push(format!("tcp={}", super::outcome(connected)));
