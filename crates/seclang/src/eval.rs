@@ -1136,16 +1136,7 @@ impl Candidates {
                 .zip(values_memo.as_deref())
                 .and_then(|(slot, m)| m.prefilter(slot, mask))
             {
-                for (w, &bits) in known.iter().enumerate() {
-                    let mut m = bits;
-                    while m != 0 {
-                        let link = w * 64 + m.trailing_zeros() as usize;
-                        m &= m - 1;
-                        if inspects(link) {
-                            pairs.push((link as u32, vi as u32));
-                        }
-                    }
-                }
+                pair_links(known, inspects, vi as u32, &mut pairs);
                 continue;
             }
             found.iter_mut().for_each(|w| *w = 0);
@@ -1224,16 +1215,7 @@ impl Candidates {
                     *f |= h & l;
                 }
             }
-            for (w, &bits) in found.iter().enumerate() {
-                let mut m = bits;
-                while m != 0 {
-                    let link = w * 64 + m.trailing_zeros() as usize;
-                    m &= m - 1;
-                    if inspects(link) {
-                        pairs.push((link as u32, vi as u32));
-                    }
-                }
-            }
+            pair_links(&found, inspects, vi as u32, &mut pairs);
             if !partial
                 && let Some(m) = values_memo.as_deref_mut()
                 && let Some(slot) = slot.or_else(|| m.find_or_add(bytes))
@@ -1255,6 +1237,25 @@ impl Candidates {
             let slot = &mut next[link as usize];
             self.values[*slot as usize] = (bytes.as_ptr() as usize, bytes.len());
             *slot += 1;
+        }
+    }
+}
+
+/// Adds `(link, value)` to `pairs` for each link set in `links` that inspects the value.
+fn pair_links(
+    links: &[u64],
+    inspects: impl Fn(usize) -> bool,
+    value: u32,
+    pairs: &mut Vec<(u32, u32)>,
+) {
+    for (w, &bits) in links.iter().enumerate() {
+        let mut m = bits;
+        while m != 0 {
+            let link = w * 64 + m.trailing_zeros() as usize;
+            m &= m - 1;
+            if inspects(link) {
+                pairs.push((link as u32, value));
+            }
         }
     }
 }
