@@ -71,25 +71,7 @@ fn manifest(files: &str) -> String {
 /// Each probe's report, outer first.
 async fn probe(gateway: &Gateway, headers: &[(&str, &str)]) -> Vec<BTreeMap<String, String>> {
     let reply = send("GET", &gateway.url("/echo"), headers, "").await;
-    assert_eq!(reply.status, 200, "{}", reply.text());
-    let mut reports: Vec<BTreeMap<String, String>> = reply
-        .headers
-        .get_all("x-probe")
-        .iter()
-        .map(|value| {
-            value
-                .to_str()
-                .unwrap()
-                .split(';')
-                .filter_map(|pair| pair.split_once('='))
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect()
-        })
-        .collect();
-    assert_eq!(reports.len(), 2, "{:?}", reply.headers);
-    // The inner probe sees the response first and appends its header first.
-    reports.reverse();
-    reports
+    crate::isolation::reports(&reply)
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -9,7 +9,7 @@
 //! component into the graph, an un-inheriting probe read the parent's variables whenever
 //! a sibling or the parent imported `spin:variables`.
 
-use chatgate_tests::http_client::send;
+use chatgate_tests::http_client::{Reply, send};
 use chatgate_tests::upstream::{Answer, Upstream};
 use chatgate_tests::{Gateway, wasm};
 use std::collections::BTreeMap;
@@ -68,6 +68,12 @@ async fn probe(gateway: &Gateway, upstream: &Upstream) -> Vec<BTreeMap<String, S
         "",
     )
     .await;
+    reports(&reply)
+}
+
+/// The two capability probes' `x-probe` reports (key -> outcome) of a 200 answer, outer
+/// probe first (the inner one sees the response first and appends its header first).
+pub(crate) fn reports(reply: &Reply) -> Vec<BTreeMap<String, String>> {
     assert_eq!(reply.status, 200, "{}", reply.text());
     let mut reports: Vec<BTreeMap<String, String>> = reply
         .headers
@@ -84,7 +90,6 @@ async fn probe(gateway: &Gateway, upstream: &Upstream) -> Vec<BTreeMap<String, S
         })
         .collect();
     assert_eq!(reports.len(), 2, "{:?}", reply.headers);
-    // The inner probe sees the response first and appends its header first.
     reports.reverse();
     reports
 }
