@@ -2,14 +2,18 @@
 //! `wasi:otel/logs` (the `telemetry` component's one record per request), exported with
 //! the traces when trace export is on, to `OTEL_EXPORTER_OTLP_LOGS_ENDPOINT` as given,
 //! else `OTEL_EXPORTER_OTLP_ENDPOINT` followed by `/v1/logs`, through the SDK's batch
-//! processor (bounded queue, dropped beyond it, like spans).
+//! processor: a bounded queue (`OTEL_BLRP_MAX_QUEUE_SIZE`, 2048 records by default),
+//! beyond which records are dropped, counted and reported as spans are
+//! ([`crate::otel_queue`]).
 
+use crate::otel_queue::{CountingExporter, QueueAccount};
 use opentelemetry::InstrumentationScope;
 use opentelemetry::logs::{AnyValue, LogRecord as _, Logger as _, LoggerProvider as _, Severity};
 use opentelemetry::trace::{SpanId, TraceFlags, TraceId};
 use opentelemetry_otlp::{WithExportConfig, WithHttpConfig};
 use opentelemetry_sdk::Resource;
-use opentelemetry_sdk::logs::SdkLoggerProvider;
+use opentelemetry_sdk::logs::{BatchConfigBuilder, BatchLogProcessor, SdkLoggerProvider};
+use std::sync::Arc;
 use std::time::SystemTime;
 
 /// A log record as a guest gave it, its values already checked.
@@ -31,11 +35,19 @@ pub struct GuestLog {
 #[derive(Debug)]
 pub struct Logs {
     provider: SdkLoggerProvider,
+    /// Records between the host and the exporter, and those dropped.
+    account: Arc<QueueAccount>,
 }
 
 impl Logs {
-    /// Starts the exporter, posting to `endpoint` through `client`, with `resource`.
-    pub(crate) fn start<C>(endpoint: &str, resource: Resource, client: C) -> wasmtime::Result<Logs>
+    /// Starts the exporter, posting to `endpoint` through `client`, with `resource`,
+    /// behind a queue of `capacity` records.
+    pub(crate) fn start<C>(
+        endpoint: &str,
+        resource: Resource,
+        client: C,
+        capacity: usize,
+    ) -> wasmtime::Result<Logs>
     where
         C: opentelemetry_http::HttpClient + 'static,
     {
@@ -46,15 +58,34 @@ impl Logs {
             .with_endpoint(endpoint.to_string())
             .build()
             .map_err(|e| wasmtime::format_err!("OpenTelemetry log exporter: {e}"))?;
+        let account = Arc::new(QueueAccount::new(capacity, "log record"));
+        // The other batch settings stay the SDK's, which reads `OTEL_BLRP_*` for them.
+        let processor =
+            BatchLogProcessor::builder(CountingExporter::new(exporter, account.clone()))
+                .with_batch_config(
+                    BatchConfigBuilder::default()
+                        .with_max_queue_size(capacity)
+                        .build(),
+                )
+                .build();
         let provider = SdkLoggerProvider::builder()
             .with_resource(resource)
-            .with_batch_exporter(exporter)
+            .with_log_processor(processor)
             .build();
-        Ok(Logs { provider })
+        Ok(Logs { provider, account })
     }
 
-    /// Queues `log` for export; never waits.
+    /// Log records dropped because the export queue was full.
+    pub fn dropped(&self) -> u64 {
+        self.account.dropped()
+    }
+
+    /// Queues `log` for export, or drops and counts it when the queue is full; never
+    /// waits.
     pub fn emit(&self, log: GuestLog) {
+        if !self.account.admit() {
+            return;
+        }
         let (name, version) = log.scope.unwrap_or_else(|| ("guest".to_string(), None));
         let mut scope = InstrumentationScope::builder(name);
         if let Some(version) = version {

@@ -27,6 +27,7 @@ use opentelemetry_otlp::{WithExportConfig, WithHttpConfig};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider};
 use opentelemetry_sdk::trace::SpanData;
+use std::sync::Arc;
 use std::time::Duration;
 
 // The bucket boundaries below are the semantic conventions' advisory ones, written from
@@ -64,7 +65,7 @@ const FIRST_TOKEN: &str = "gen_ai.first_token";
 /// The method as `http.request.method` records it on a metric: one of HTTP's methods, or
 /// `_OTHER` (the HTTP semantic conventions' rule), so that clients sending made-up
 /// methods cannot grow the number of series without bound.
-fn method_attribute(method: &str) -> &'static str {
+pub fn method_attribute(method: &str) -> &'static str {
     const KNOWN: [&str; 9] = [
         "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH",
     ];
@@ -151,19 +152,25 @@ impl Metrics {
     }
 
     /// Records one request served: `elapsed` from its arrival to its response head.
+    /// `method` is the request's, made an attribute by [`method_attribute`].
     pub fn record_request(
         &self,
         method: &str,
-        route: Option<&str>,
+        route: Option<Arc<str>>,
         status: u16,
         elapsed: Duration,
     ) {
-        let mut attributes = vec![
-            KeyValue::new("http.request.method", method_attribute(method)),
-            KeyValue::new("http.response.status_code", i64::from(status)),
-        ];
+        let mut attributes = Vec::with_capacity(4);
+        attributes.push(KeyValue::new(
+            "http.request.method",
+            method_attribute(method),
+        ));
+        attributes.push(KeyValue::new(
+            "http.response.status_code",
+            i64::from(status),
+        ));
         if let Some(route) = route {
-            attributes.push(KeyValue::new("http.route", route.to_string()));
+            attributes.push(KeyValue::new("http.route", route));
         }
         if status >= 500 {
             attributes.push(KeyValue::new("error.type", status.to_string()));

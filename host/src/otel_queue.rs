@@ -1,16 +1,18 @@
-//! The spans waiting for export, bounded, with the spans dropped counted and reported.
+//! The spans and log records waiting for export, bounded, with what is dropped counted
+//! and reported.
 //!
-//! The SDK's batch processor drops a span when its queue is full and says so once, in a
-//! log the host does not build in (read in `opentelemetry_sdk` 0.33.1,
-//! `span_processor.rs`). So chatgate keeps its own account in front of it: spans handed
-//! to the processor minus spans handed on to the exporter is at least what the queue
-//! holds, and a span that would take that past the queue's capacity is dropped here,
-//! counted, and reported (a warning at the first drop, then at most once a minute with
-//! the number since the last report). The processor's own queue therefore never fills,
-//! and every drop is counted.
+//! The SDK's batch processors drop a span or a log record when their queue is full and
+//! say so once, in a log the host does not build in (read in `opentelemetry_sdk`
+//! 0.33.1, `span_processor.rs` and `batch_log_processor.rs`). So chatgate keeps its own
+//! account in front of each: items handed to the processor minus items handed on to
+//! the exporter is at least what the queue holds, and an item that would take that past
+//! the queue's capacity is dropped here, counted, and reported (a warning at the first
+//! drop, then at most once a minute with the number since the last report). The
+//! processor's own queue therefore never fills, and every drop is counted.
 
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::error::OTelSdkResult;
+use opentelemetry_sdk::logs::{LogBatch, LogExporter};
 use opentelemetry_sdk::trace::{
     BatchConfig, BatchSpanProcessor, SpanData, SpanExporter, SpanProcessor,
 };
@@ -21,9 +23,11 @@ use std::time::{Duration, Instant};
 /// How often drops are reported after the first.
 const DROP_REPORT_INTERVAL: Duration = Duration::from_secs(60);
 
-/// The account of spans between the host and the exporter.
+/// The account of spans (or log records) between the host and the exporter.
 #[derive(Debug)]
 pub struct QueueAccount {
+    /// What is queued, for the report: `span`, `log record`.
+    what: &'static str,
     capacity: u64,
     submitted: AtomicU64,
     exported: AtomicU64,
@@ -33,9 +37,10 @@ pub struct QueueAccount {
 }
 
 impl QueueAccount {
-    /// An account for a queue of `capacity` spans.
-    pub fn new(capacity: usize) -> QueueAccount {
+    /// An account for a queue of `capacity` items of the kind `what` names.
+    pub fn new(capacity: usize, what: &'static str) -> QueueAccount {
         QueueAccount {
+            what,
             capacity: capacity as u64,
             submitted: AtomicU64::new(0),
             exported: AtomicU64::new(0),
@@ -44,7 +49,7 @@ impl QueueAccount {
         }
     }
 
-    /// Takes one span in if the queue has room; otherwise counts it as dropped.
+    /// Takes one item in if the queue has room; otherwise counts it as dropped.
     pub fn admit(&self) -> bool {
         let submitted = self.submitted.fetch_add(1, Ordering::AcqRel) + 1;
         let exported = self.exported.load(Ordering::Acquire);
@@ -57,12 +62,12 @@ impl QueueAccount {
         false
     }
 
-    /// Records that `spans` left the queue for the exporter.
-    pub fn exported(&self, spans: usize) {
-        self.exported.fetch_add(spans as u64, Ordering::AcqRel);
+    /// Records that `items` left the queue for the exporter.
+    pub fn exported(&self, items: usize) {
+        self.exported.fetch_add(items as u64, Ordering::AcqRel);
     }
 
-    /// Spans dropped since the start.
+    /// Items dropped since the start.
     pub fn dropped(&self) -> u64 {
         self.dropped.load(Ordering::Relaxed)
     }
@@ -73,9 +78,10 @@ impl QueueAccount {
         *since += 1;
         let due = last.is_none_or(|at| now.duration_since(at) >= DROP_REPORT_INTERVAL);
         if due {
+            let what = self.what;
             tracing::warn!(
                 target: "chatgate::otel",
-                "the span export queue ({} spans) is full: dropped {} span(s) since the last report ({} in all); the collector is slow or down",
+                "the {what} export queue ({} {what}s) is full: dropped {} {what}(s) since the last report ({} in all); the collector is slow or down",
                 self.capacity,
                 since,
                 self.dropped()
@@ -122,6 +128,24 @@ impl<E: SpanExporter> SpanExporter for CountingExporter<E> {
     }
 }
 
+impl<E: LogExporter> LogExporter for CountingExporter<E> {
+    fn export(
+        &self,
+        batch: LogBatch<'_>,
+    ) -> impl std::future::Future<Output = OTelSdkResult> + Send {
+        self.account.exported(batch.iter().count());
+        self.inner.export(batch)
+    }
+
+    fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
+        self.inner.shutdown_with_timeout(timeout)
+    }
+
+    fn set_resource(&mut self, resource: &Resource) {
+        self.inner.set_resource(resource);
+    }
+}
+
 /// The batch processor behind the account.
 #[derive(Debug)]
 pub struct SpanQueue {
@@ -137,7 +161,7 @@ impl SpanQueue {
         config: BatchConfig,
         capacity: usize,
     ) -> SpanQueue {
-        let account = Arc::new(QueueAccount::new(capacity));
+        let account = Arc::new(QueueAccount::new(capacity, "span"));
         let processor =
             BatchSpanProcessor::builder(CountingExporter::new(exporter, account.clone()))
                 .with_batch_config(config)
@@ -169,7 +193,7 @@ mod tests {
 
     #[test]
     fn a_full_queue_drops_counts_and_takes_spans_again_once_exported() {
-        let account = QueueAccount::new(2);
+        let account = QueueAccount::new(2, "span");
         assert!(account.admit());
         assert!(account.admit());
         assert!(!account.admit());
@@ -183,7 +207,7 @@ mod tests {
 
     #[test]
     fn drops_are_reported_at_once_then_at_most_once_a_minute() {
-        let account = QueueAccount::new(0);
+        let account = QueueAccount::new(0, "log record");
         let start = Instant::now();
         account.report_drop(start);
         assert_eq!(*account.report.lock().unwrap(), (Some(start), 0));

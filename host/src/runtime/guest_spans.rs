@@ -191,6 +191,24 @@ fn key_values(list: Vec<types::KeyValue>) -> (Vec<KeyValue>, u32) {
 /// nested arrays are refused.
 pub(super) fn value(json: &str) -> Option<Value> {
     use serde_json::Value as Json;
+    // The values stages send are mostly plain strings and small integers: read those
+    // without building a `serde_json::Value` first (one allocation instead of two).
+    if let Some(inner) = json
+        .strip_prefix('"')
+        .and_then(|rest| rest.strip_suffix('"'))
+        && !inner.contains(['"', '\\'])
+        && !inner.contains(|c: char| c.is_control())
+    {
+        return Some(Value::from(inner.to_string()));
+    }
+    let digits = json.strip_prefix('-').unwrap_or(json);
+    if (1..=18).contains(&digits.len())
+        && digits.bytes().all(|b| b.is_ascii_digit())
+        // serde_json reads `-0` as a float, and a leading zero is not JSON.
+        && (json == "0" || !digits.starts_with('0'))
+    {
+        return json.parse::<i64>().ok().map(Value::I64);
+    }
     Some(match serde_json::from_str::<Json>(json).ok()? {
         Json::String(s) => Value::from(s),
         Json::Bool(b) => Value::Bool(b),
@@ -359,6 +377,40 @@ mod tests {
         );
         assert_eq!(data.attributes.len(), 6);
         assert_eq!(data.dropped_attributes_count, 5);
+    }
+
+    #[test]
+    fn the_short_cut_for_strings_and_integers_reads_what_serde_json_reads() {
+        for json in [
+            r#""text""#,
+            r#""""#,
+            r#""caf\u00e9""#,
+            r#""a\"b""#,
+            "\"tab\there\"",
+            "42",
+            "-7",
+            "0",
+            "-0",
+            "007",
+            "123456789012345678",
+            "9223372036854775807",
+            "-9223372036854775808",
+            "1e3",
+            "-",
+            "",
+        ] {
+            let slow = serde_json::from_str::<serde_json::Value>(json)
+                .ok()
+                .and_then(|v| match v {
+                    serde_json::Value::String(s) => Some(Value::from(s)),
+                    serde_json::Value::Number(n) => n
+                        .as_i64()
+                        .map(Value::I64)
+                        .or_else(|| n.as_f64().map(Value::F64)),
+                    _ => None,
+                });
+            assert_eq!(value(json), slow, "{json}");
+        }
     }
 
     #[test]
