@@ -142,6 +142,7 @@ fn settings(endpoint: String) -> TraceSettings {
         metrics_endpoint: Some(endpoint.replace("/v1/traces", "/v1/metrics")),
         logs_endpoint: Some(endpoint.replace("/v1/traces", "/v1/logs")),
         max_queue_size: None,
+        max_log_queue_size: None,
         // Exported by the test's flush, not by the clock.
         metrics_interval: Some(Duration::from_secs(3600)),
         traces_endpoint: endpoint,
@@ -756,8 +757,8 @@ async fn a_collector_that_never_answers_costs_a_bounded_queue_and_counts_the_dro
     });
     let mut settings = settings(format!("http://{silent}/v1/traces"));
     settings.max_queue_size = Some(8);
+    settings.max_log_queue_size = Some(8);
     settings.metrics_endpoint = None;
-    settings.logs_endpoint = None;
     let gateway = Traced::start(&manifest(), Some(settings)).await;
     let caller = format!("00-{TRACE_ID}-{CALLER_SPAN}-01");
     for _ in 0..40 {
@@ -769,6 +770,13 @@ async fn a_collector_that_never_answers_costs_a_bounded_queue_and_counts_the_dro
     // and counted.
     let dropped = gateway.tracing.as_ref().unwrap().dropped_spans();
     assert!((40..=80).contains(&dropped), "{dropped} dropped");
+    // 40 log records (telemetry's, one per request), in a queue of 8 ahead of an export
+    // that never ends: the same account.
+    let dropped = gateway.tracing.as_ref().unwrap().dropped_log_records();
+    assert!(
+        (16..=40).contains(&dropped),
+        "{dropped} log records dropped"
+    );
     gateway.stop().await;
 }
 
@@ -805,9 +813,32 @@ async fn a_collector_that_is_down_changes_no_response() {
     traced.stop().await;
 }
 
-/// Requests per second and p50 of `GET /hello` through `telemetry`, 16 keep-alive
-/// connections for `secs`, on `gateway`.
-async fn load(gateway: &Traced, secs: u64) -> (f64, f64) {
+/// What one load measured: requests per second, p50 in ms, and CPU time of this process
+/// per request in µs.
+struct Load {
+    rps: f64,
+    p50_ms: f64,
+    cpu_us: f64,
+}
+
+/// CPU time this process has used (user and system, all threads), from
+/// `/proc/self/stat` (in clock ticks, 100 per second on Linux).
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").expect("/proc/self/stat");
+    // The fields after the command name, which is in parentheses and may hold spaces.
+    let fields: Vec<&str> = stat[stat.rfind(')').expect("a stat line") + 2..]
+        .split(' ')
+        .collect();
+    // utime and stime are the 14th and 15th fields of the line, the 12th and 13th here.
+    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+    ticks as f64 / 100.0
+}
+
+/// `GET /hello` through `telemetry`, 16 keep-alive connections for `secs`, on `gateway`.
+/// The CPU time is the whole process's: the gateway and this load generator, whose share
+/// is the same with export on and off.
+async fn load(gateway: &Traced, secs: u64) -> Load {
+    let cpu_before = cpu_seconds();
     let until = tokio::time::Instant::now() + Duration::from_secs(secs);
     let mut tasks = Vec::new();
     for _ in 0..16 {
@@ -839,27 +870,85 @@ async fn load(gateway: &Traced, secs: u64) -> (f64, f64) {
     for task in tasks {
         latencies.extend(task.await.unwrap());
     }
+    let cpu = cpu_seconds() - cpu_before;
     latencies.sort();
-    let p50 = latencies[latencies.len() / 2].as_secs_f64() * 1000.0;
-    (latencies.len() as f64 / secs as f64, p50)
+    Load {
+        rps: latencies.len() as f64 / secs as f64,
+        p50_ms: latencies[latencies.len() / 2].as_secs_f64() * 1000.0,
+        cpu_us: cpu * 1e6 / latencies.len() as f64,
+    }
 }
 
-/// The cost of export, on (to a live local receiver) against off, in one run:
+/// The OTLP receiver of `otel::export_cost`, in a process of its own
+/// (tests/src/bin/otlp_sink.rs) so that its work is not counted as the gateway's.
+struct Sink {
+    child: std::process::Child,
+    lines: std::io::Lines<std::io::BufReader<std::process::ChildStdout>>,
+    address: String,
+}
+
+impl Sink {
+    fn start() -> Sink {
+        use std::io::BufRead;
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_otlp_sink"))
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("starting otlp_sink");
+        let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+        let first = lines.next().unwrap().unwrap();
+        let address = first
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| panic!("otlp_sink said `{first}`"))
+            .to_string();
+        Sink {
+            child,
+            lines,
+            address,
+        }
+    }
+
+    /// The spans and log records received so far.
+    fn counts(&mut self) -> String {
+        use std::io::Write;
+        let stdin = self.child.stdin.as_mut().unwrap();
+        stdin.write_all(b"?\n").unwrap();
+        stdin.flush().unwrap();
+        self.lines.next().unwrap().unwrap()
+    }
+}
+
+impl Drop for Sink {
+    fn drop(&mut self) {
+        // Closing its standard input ends it.
+        drop(self.child.stdin.take());
+        let _ = self.child.wait();
+    }
+}
+
+/// The cost of export, on (to a receiver in another process) against off, in one run:
 /// `cargo test --release -p chatgate-tests --test e2e otel::export_cost -- --ignored --nocapture`
-/// (`OTEL_COST_SECS`, 10 by default, per measurement; off and on alternate twice).
+/// (`OTEL_COST_SECS`, 10 by default, per measurement; `OTEL_COST_ROUNDS`, 2 by default,
+/// rounds of off then on). Besides requests per second and p50 it prints the CPU time of
+/// the test process per request (the gateway and the load generator, not the receiver):
+/// on a machine shared with other work, throughput moves with the neighbours' load, while
+/// CPU time per request moves much less.
 #[tokio::test(flavor = "multi_thread")]
 #[ignore = "a measurement, not a check: run by hand"]
 async fn export_cost() {
-    let secs: u64 = std::env::var("OTEL_COST_SECS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(10);
-    let (collector, received) = receiver().await;
-    let mut figures = vec![Vec::new(), Vec::new()];
-    for _round in 0..2 {
+    let var = |name: &str, default: u64| {
+        std::env::var(name)
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(default)
+    };
+    let (secs, rounds) = (var("OTEL_COST_SECS", 10), var("OTEL_COST_ROUNDS", 2));
+    let mut sink = Sink::start();
+    let mut figures: Vec<Vec<Load>> = vec![Vec::new(), Vec::new()];
+    for _round in 0..rounds {
         for (i, traced) in [false, true].into_iter().enumerate() {
             let settings = traced.then(|| {
-                let mut s = settings(format!("http://{collector}/v1/traces"));
+                let mut s = settings(format!("http://{}/v1/traces", sink.address));
                 s.scheduled_delay = None;
                 s
             });
@@ -869,15 +958,24 @@ async fn export_cost() {
             gateway.stop().await;
         }
     }
-    let exported = spans_of(&exported(&received, 0).await).len();
     for (name, runs) in ["off", "on"].iter().zip(&figures) {
-        let rps: Vec<String> = runs.iter().map(|(r, _)| format!("{r:.0}")).collect();
-        let p50: Vec<String> = runs.iter().map(|(_, p)| format!("{p:.2}")).collect();
+        let list =
+            |f: &dyn Fn(&Load) -> String| runs.iter().map(f).collect::<Vec<String>>().join(" / ");
         println!(
-            "export {name}: req/s {} p50 ms {}",
-            rps.join(" / "),
-            p50.join(" / ")
+            "export {name}: req/s {} p50 ms {} CPU µs/request {}",
+            list(&|l| format!("{:.0}", l.rps)),
+            list(&|l| format!("{:.2}", l.p50_ms)),
+            list(&|l| format!("{:.1}", l.cpu_us)),
         );
     }
-    println!("spans received by the collector: {exported}");
+    let mean = |runs: &[Load], f: &dyn Fn(&Load) -> f64| {
+        runs.iter().map(f).sum::<f64>() / runs.len() as f64
+    };
+    let (off, on) = (&figures[0], &figures[1]);
+    println!(
+        "export on costs {:.1} % of throughput and {:.1} % more CPU per request (means)",
+        100.0 * (1.0 - mean(on, &|l| l.rps) / mean(off, &|l| l.rps)),
+        100.0 * (mean(on, &|l| l.cpu_us) / mean(off, &|l| l.cpu_us) - 1.0),
+    );
+    println!("received by the collector: {}", sink.counts());
 }
