@@ -197,6 +197,15 @@ fn url_decode_pairs(text: &str) -> HashMap<String, String> {
         .collect()
 }
 
+/// The authorization endpoint's answer: a redirect back to the client.
+fn redirect(location: String) -> http::Response<Full<Bytes>> {
+    http::Response::builder()
+        .status(302)
+        .header("location", location)
+        .body(Full::new(Bytes::new()))
+        .unwrap()
+}
+
 fn percent_encode(text: &str) -> String {
     text.bytes()
         .map(|b| match b {
@@ -321,11 +330,7 @@ fn authorize(state: &Mutex<State>, client: &Client, query: &HashMap<String, Stri
             percent_encode(why),
             percent_encode(get("state"))
         );
-        http::Response::builder()
-            .status(302)
-            .header("location", location)
-            .body(Full::new(Bytes::new()))
-            .unwrap()
+        redirect(location)
     };
     if get("response_type") != "code" {
         return refuse("response_type must be code");
@@ -353,11 +358,7 @@ fn authorize(state: &Mutex<State>, client: &Client, query: &HashMap<String, Stri
         percent_encode(&code),
         percent_encode(get("state"))
     );
-    http::Response::builder()
-        .status(302)
-        .header("location", location)
-        .body(Full::new(Bytes::new()))
-        .unwrap()
+    redirect(location)
 }
 
 fn token(

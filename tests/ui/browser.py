@@ -190,14 +190,20 @@ def ask(page, text):
     page.locator("#prompt").press("Enter")
 
 
+def launch(p):
+    """Debian's chromium (Playwright's own browser download is not available here),
+    without its sandbox, which chromium refuses to run as root."""
+    return p.chromium.launch(
+        executable_path=CHROMIUM,
+        args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"],
+    )
+
+
 def main():
     console = []  # (type, text) of every console message, in order
     page_errors = []
     with sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=CHROMIUM,
-            args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"],
-        )
+        browser = launch(p)
         context = browser.new_context(viewport={"width": 1280, "height": 800})
         context.grant_permissions(["clipboard-read", "clipboard-write"], origin=BASE)
         context.add_init_script(INIT)
@@ -471,10 +477,7 @@ def main_oidc():
     console = []
     page_errors = []
     with sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=CHROMIUM,
-            args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"],
-        )
+        browser = launch(p)
         context = browser.new_context(viewport={"width": 1280, "height": 800})
         context.add_init_script(INIT)
         page = context.new_page()

@@ -89,15 +89,7 @@ fn render(outputs: &Path, out: &Path, image: &str) -> Output {
 #[test]
 fn the_overlay_carries_every_output_and_leaves_no_placeholder() {
     let scratch = Scratch::new("render");
-    let outputs = outputs(&scratch.0, None);
-    let overlay = scratch.0.join("overlay");
-    let image = format!("{REGISTRY}/chatgate@sha256:{}", "a".repeat(64));
-    let rendered = render(&outputs, &overlay, &image);
-    assert!(
-        rendered.status.success(),
-        "{}",
-        String::from_utf8_lossy(&rendered.stderr)
-    );
+    let overlay = sample_overlay(&scratch);
     let written = std::fs::read_to_string(overlay.join("kustomization.yaml")).unwrap();
     assert!(
         !written.contains(CONNECTION_STRING),
@@ -105,20 +97,9 @@ fn the_overlay_carries_every_output_and_leaves_no_placeholder() {
     );
 
     // The whole set as kubectl would apply it (kubectl's built-in kustomize).
-    let Ok(kustomized) = Command::new("kubectl")
-        .args(["kustomize"])
-        .arg(&overlay)
-        .output()
-    else {
-        println!("kubectl is not installed here: the overlay was written, not rendered");
+    let Some(manifests) = kustomize(&overlay) else {
         return;
     };
-    assert!(
-        kustomized.status.success(),
-        "{}",
-        String::from_utf8_lossy(&kustomized.stderr)
-    );
-    let manifests = String::from_utf8(kustomized.stdout).unwrap();
     for value in [
         format!("client-id: {CLIENT}"),
         format!("tenant-id: {TENANT}"),
@@ -131,7 +112,7 @@ fn the_overlay_carries_every_output_and_leaves_no_placeholder() {
         "SPIN_VARIABLE_AUTH_AUDIENCE: api://render-test".to_string(),
         format!("SPIN_VARIABLE_AZURE_SEARCH_ORIGIN: {SEARCH}"),
         "SPIN_VARIABLE_AZURE_SEARCH_INDEX: chatgate-docs".to_string(),
-        format!("image: {image}"),
+        format!("image: {}", sample_image()),
     ] {
         assert!(manifests.contains(&value), "`{value}` missing");
     }
@@ -187,18 +168,36 @@ fn a_missing_output_or_an_unpinned_image_is_refused_by_name() {
 /// The overlay rendered from sample outputs and kustomized, as kubectl would apply it;
 /// None where kubectl is not installed.
 fn rendered_manifests(scratch: &Scratch) -> Option<PathBuf> {
+    let manifests = kustomize(&sample_overlay(scratch))?;
+    let path = scratch.0.join("manifests.yaml");
+    std::fs::write(&path, manifests).unwrap();
+    Some(path)
+}
+
+/// An image of the deployment's registry, pinned by digest.
+fn sample_image() -> String {
+    format!("{REGISTRY}/chatgate@sha256:{}", "a".repeat(64))
+}
+
+/// The overlay `render-overlay` writes from the sample outputs and a pinned image.
+fn sample_overlay(scratch: &Scratch) -> PathBuf {
     let outputs = outputs(&scratch.0, None);
     let overlay = scratch.0.join("overlay");
-    let image = format!("{REGISTRY}/chatgate@sha256:{}", "a".repeat(64));
-    let rendered = render(&outputs, &overlay, &image);
+    let rendered = render(&outputs, &overlay, &sample_image());
     assert!(
         rendered.status.success(),
         "{}",
         String::from_utf8_lossy(&rendered.stderr)
     );
+    overlay
+}
+
+/// `overlay` as kubectl would apply it (kubectl's built-in kustomize); None, saying so,
+/// where kubectl is not installed.
+fn kustomize(overlay: &Path) -> Option<String> {
     let Ok(kustomized) = Command::new("kubectl")
         .args(["kustomize"])
-        .arg(&overlay)
+        .arg(overlay)
         .output()
     else {
         println!("skipped: kubectl is not installed here, so the manifests were not rendered");
@@ -209,9 +208,7 @@ fn rendered_manifests(scratch: &Scratch) -> Option<PathBuf> {
         "{}",
         String::from_utf8_lossy(&kustomized.stderr)
     );
-    let manifests = scratch.0.join("manifests.yaml");
-    std::fs::write(&manifests, kustomized.stdout).unwrap();
-    Some(manifests)
+    Some(String::from_utf8(kustomized.stdout).unwrap())
 }
 
 fn run(command: &mut Command) -> Output {
