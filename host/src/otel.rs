@@ -250,9 +250,9 @@ pub struct Tracing {
     provider: SdkTracerProvider,
     tracer: opentelemetry_sdk::trace::SdkTracer,
     propagator: TraceContextPropagator,
+    /// Also holds the metrics and the logs pipeline, which the request path and the
+    /// guests' spans and records share.
     sink: SpanSink,
-    metrics: Option<Arc<Metrics>>,
-    logs: Option<Arc<Logs>>,
 }
 
 /// A handle on the batch processor that exports finished spans made elsewhere (the
@@ -277,9 +277,10 @@ impl SpanSink {
     }
 
     /// Queues a guest's log record for export, if logs are exported; never waits.
-    pub fn log(&self, log: GuestLog) {
+    pub fn log(&self, log: impl FnOnce() -> GuestLog) {
+        // Built only when there is a logs pipeline: traces alone need no record.
         if let Some(logs) = &self.logs {
-            logs.emit(log);
+            logs.emit(log());
         }
     }
 }
@@ -375,11 +376,9 @@ impl Tracing {
             propagator: TraceContextPropagator::new(),
             sink: SpanSink {
                 processor,
-                metrics: metrics.clone(),
-                logs: logs.clone(),
+                metrics,
+                logs,
             },
-            metrics,
-            logs,
         })
     }
 
@@ -390,7 +389,7 @@ impl Tracing {
 
     /// Log records dropped because their export queue was full.
     pub fn dropped_log_records(&self) -> u64 {
-        self.logs.as_ref().map_or(0, |logs| logs.dropped())
+        self.sink.logs.as_ref().map_or(0, |logs| logs.dropped())
     }
 
     /// Where guests' finished spans (`wasi:otel/tracing`) go: the batch processor of the
@@ -471,7 +470,7 @@ impl Tracing {
             .start_with_context(&self.tracer, &parent);
         ServerSpan {
             span,
-            measured: self.metrics.clone().map(|metrics| MeasuredRequest {
+            measured: self.sink.metrics.clone().map(|metrics| MeasuredRequest {
                 metrics,
                 started: Instant::now(),
                 method: known_method,
@@ -484,10 +483,10 @@ impl Tracing {
     /// async threads).
     pub fn force_flush(&self) -> Result<(), String> {
         self.provider.force_flush().map_err(|e| e.to_string())?;
-        if let Some(logs) = &self.logs {
+        if let Some(logs) = &self.sink.logs {
             logs.force_flush()?;
         }
-        match &self.metrics {
+        match &self.sink.metrics {
             Some(metrics) => metrics.force_flush(),
             None => Ok(()),
         }
@@ -496,11 +495,11 @@ impl Tracing {
     /// Exports what is left and stops (blocks: call off the async threads).
     pub fn shutdown(&self) -> Result<(), String> {
         let traces = self.provider.shutdown().map_err(|e| e.to_string());
-        let metrics = match &self.metrics {
+        let metrics = match &self.sink.metrics {
             Some(metrics) => metrics.shutdown(),
             None => Ok(()),
         };
-        let logs = match &self.logs {
+        let logs = match &self.sink.logs {
             Some(logs) => logs.shutdown(),
             None => Ok(()),
         };

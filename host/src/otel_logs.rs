@@ -132,33 +132,12 @@ impl Logs {
 /// name (the guest's own severity text is not used: the SDK keeps only static text).
 pub fn severity(number: u8) -> (Severity, &'static str) {
     use Severity::*;
-    const ALL: [(Severity, &str); 24] = [
-        (Trace, "TRACE"),
-        (Trace2, "TRACE2"),
-        (Trace3, "TRACE3"),
-        (Trace4, "TRACE4"),
-        (Debug, "DEBUG"),
-        (Debug2, "DEBUG2"),
-        (Debug3, "DEBUG3"),
-        (Debug4, "DEBUG4"),
-        (Info, "INFO"),
-        (Info2, "INFO2"),
-        (Info3, "INFO3"),
-        (Info4, "INFO4"),
-        (Warn, "WARN"),
-        (Warn2, "WARN2"),
-        (Warn3, "WARN3"),
-        (Warn4, "WARN4"),
-        (Error, "ERROR"),
-        (Error2, "ERROR2"),
-        (Error3, "ERROR3"),
-        (Error4, "ERROR4"),
-        (Fatal, "FATAL"),
-        (Fatal2, "FATAL2"),
-        (Fatal3, "FATAL3"),
-        (Fatal4, "FATAL4"),
+    const ALL: [Severity; 24] = [
+        Trace, Trace2, Trace3, Trace4, Debug, Debug2, Debug3, Debug4, Info, Info2, Info3, Info4,
+        Warn, Warn2, Warn3, Warn4, Error, Error2, Error3, Error4, Fatal, Fatal2, Fatal3, Fatal4,
     ];
-    ALL[usize::from(number.clamp(1, 24)) - 1]
+    let severity = ALL[usize::from(number.clamp(1, 24)) - 1];
+    (severity, severity.name())
 }
 
 #[cfg(test)]

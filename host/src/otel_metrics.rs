@@ -152,19 +152,16 @@ impl Metrics {
     }
 
     /// Records one request served: `elapsed` from its arrival to its response head.
-    /// `method` is the request's, made an attribute by [`method_attribute`].
+    /// `method` is already an attribute value: the caller maps it with [`method_attribute`].
     pub fn record_request(
         &self,
-        method: &str,
+        method: &'static str,
         route: Option<Arc<str>>,
         status: u16,
         elapsed: Duration,
     ) {
         let mut attributes = Vec::with_capacity(4);
-        attributes.push(KeyValue::new(
-            "http.request.method",
-            method_attribute(method),
-        ));
+        attributes.push(KeyValue::new("http.request.method", method));
         attributes.push(KeyValue::new(
             "http.response.status_code",
             i64::from(status),

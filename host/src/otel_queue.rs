@@ -73,11 +73,19 @@ impl QueueAccount {
     }
 
     fn report_drop(&self, now: Instant) {
-        let mut report = self.report.lock().unwrap_or_else(|e| e.into_inner());
-        let (last, since) = &mut *report;
-        *since += 1;
-        let due = last.is_none_or(|at| now.duration_since(at) >= DROP_REPORT_INTERVAL);
-        if due {
+        // The warning is written after the lock is released: when the collector is down
+        // every request drops, and none should wait on another's log write.
+        let due_since = {
+            let mut report = self.report.lock().unwrap_or_else(|e| e.into_inner());
+            let (last, since) = &mut *report;
+            *since += 1;
+            let due = last.is_none_or(|at| now.duration_since(at) >= DROP_REPORT_INTERVAL);
+            due.then(|| {
+                *last = Some(now);
+                std::mem::take(since)
+            })
+        };
+        if let Some(since) = due_since {
             let what = self.what;
             tracing::warn!(
                 target: "chatgate::otel",
@@ -86,8 +94,6 @@ impl QueueAccount {
                 since,
                 self.dropped()
             );
-            *last = Some(now);
-            *since = 0;
         }
     }
 }

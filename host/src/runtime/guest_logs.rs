@@ -22,7 +22,7 @@ const MAX_ATTRIBUTES: usize = super::guest_spans::MAX_PER_SPAN;
 impl logs::Host for SpinView<'_> {
     fn on_emit(&mut self, data: logs::LogRecord) -> wasmtime::Result<()> {
         if let Some(sink) = &self.grants.span_sink {
-            sink.log(guest_log(data));
+            sink.log(|| guest_log(data));
         }
         Ok(())
     }

@@ -191,24 +191,6 @@ fn key_values(list: Vec<types::KeyValue>) -> (Vec<KeyValue>, u32) {
 /// nested arrays are refused.
 pub(super) fn value(json: &str) -> Option<Value> {
     use serde_json::Value as Json;
-    // The values stages send are mostly plain strings and small integers: read those
-    // without building a `serde_json::Value` first (one allocation instead of two).
-    if let Some(inner) = json
-        .strip_prefix('"')
-        .and_then(|rest| rest.strip_suffix('"'))
-        && !inner.contains(['"', '\\'])
-        && !inner.contains(|c: char| c.is_control())
-    {
-        return Some(Value::from(inner.to_string()));
-    }
-    let digits = json.strip_prefix('-').unwrap_or(json);
-    if (1..=18).contains(&digits.len())
-        && digits.bytes().all(|b| b.is_ascii_digit())
-        // serde_json reads `-0` as a float, and a leading zero is not JSON.
-        && (json == "0" || !digits.starts_with('0'))
-    {
-        return json.parse::<i64>().ok().map(Value::I64);
-    }
     Some(match serde_json::from_str::<Json>(json).ok()? {
         Json::String(s) => Value::from(s),
         Json::Bool(b) => Value::Bool(b),
