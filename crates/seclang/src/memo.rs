@@ -14,8 +14,9 @@ use crate::prefilter::VarMask;
 pub const MEMO_VALUE_LIMIT: usize = 256;
 
 /// The most distinct values remembered; the memo is emptied when a transaction starts
-/// beyond it (or beyond [`MEMO_BYTES`]), so it holds at most this plus one request's
-/// values.
+/// beyond it (or beyond [`MEMO_BYTES`]), and within one transaction it takes no new value
+/// past twice this (or twice [`MEMO_BYTES`]): a body of many distinct short values cannot
+/// grow it without bound.
 pub const MEMO_VALUES: usize = 4096;
 
 /// The most bytes the remembered values and their records take (approximately: the
@@ -45,9 +46,8 @@ pub const MEMO_BYTES: usize = 2 << 20;
 pub struct EvalMemo {
     /// [`RuleSet::id`] of the rule set the records are for (0: none yet).
     rules: u64,
-    /// Words per record: the memo bits of links, and the prefiltered links.
+    /// Words per record: the memo bits of links.
     link_words: usize,
-    prefilter_words: usize,
     map: HashMap<Box<[u8]>, u32, RandomState>,
     records: Vec<Record>,
     bytes: usize,
@@ -96,7 +96,6 @@ impl EvalMemo {
             self.clear();
             self.rules = rules.id;
             self.link_words = (rules.memo_links as usize).div_ceil(64);
-            self.prefilter_words = rules.prefilter.link_vars.len().div_ceil(64);
         } else if self.records.len() >= MEMO_VALUES || self.bytes >= MEMO_BYTES {
             self.clear();
         }
@@ -117,6 +116,10 @@ impl EvalMemo {
         }
         if let Some(&slot) = self.map.get(value) {
             return Some(slot);
+        }
+        // A value without a record is simply evaluated: refusing one costs time only.
+        if self.records.len() >= 2 * MEMO_VALUES || self.bytes >= 2 * MEMO_BYTES {
+            return None;
         }
         let slot = self.records.len() as Slot;
         self.records.push(Record {
@@ -149,7 +152,6 @@ impl EvalMemo {
     }
 
     pub(crate) fn set_prefilter(&mut self, slot: Slot, mask: VarMask, links: &[u64]) {
-        debug_assert_eq!(links.len(), self.prefilter_words);
         let record = &mut self.records[slot as usize];
         if record.prefilter.iter().all(|(m, _)| *m != mask) {
             record.prefilter.push((mask, links.into()));

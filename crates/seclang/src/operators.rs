@@ -949,9 +949,7 @@ impl Operator {
             | OpKind::ValidateUtf8Encoding
             | OpKind::IpMatch(_)
             | OpKind::DetectSqli
-            | OpKind::DetectXss
-            | OpKind::UnconditionalMatch
-            | OpKind::NoMatch => true,
+            | OpKind::DetectXss => true,
             OpKind::Streq(m)
             | OpKind::Contains(m)
             | OpKind::ContainsWord(m)
@@ -963,6 +961,8 @@ impl Operator {
             | OpKind::Gt(m)
             | OpKind::Le(m)
             | OpKind::Lt(m) => m.constant().is_some(),
+            // Constant answers: remembering them would only fill the memo.
+            OpKind::UnconditionalMatch | OpKind::NoMatch => false,
             OpKind::RxMacro(..) | OpKind::GeoLookup | OpKind::Rbl(_) => false,
         }
     }
