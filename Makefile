@@ -3,7 +3,7 @@
 COMPONENTS := telemetry waf auth chat retrieval completion-extractive completion-openai retrieval-azure-search ui hello retrieval-probe capability-probe
 CARGO ?= cargo
 
-.PHONY: toolchain build components host index waf up test test-unit lint bench sdk test-deps image image-host
+.PHONY: toolchain build components host index waf up test test-unit lint lint-tools bench sdk test-deps image image-host
 
 build: components host index waf
 
@@ -41,10 +41,11 @@ up: build
 # Every test: component logic natively, the host, and the built components end to end;
 # then the lints. This is the README's test command and all that CI (.ci/run) runs.
 # The set-up steps run side by side (-j3): the installs (apt, pip, npm) wait on the
-# network while cargo compiles, and cargo's own lock keeps its builds one at a time.
-# Output is grouped by step. Their order is in the prerequisites below (`| test-deps`).
+# network while cargo compiles. cargo's lock on target/ keeps the workspace's builds one at
+# a time; cargo-deny compiles beside them in its own directory. Output is grouped by step.
+# Their order is in the prerequisites below (`| test-deps`).
 test:
-	$(MAKE) --no-print-directory -j3 --output-sync=target build test-deps sdk image
+	$(MAKE) --no-print-directory -j3 --output-sync=target build test-deps lint-tools sdk image
 	$(CARGO) test --release --workspace
 	$(MAKE) lint
 
@@ -95,12 +96,16 @@ tests/sdk/node_modules/.package-lock.json: tests/sdk/package.json tests/sdk/pack
 	npm ci --prefix tests/sdk --no-audit --no-fund
 	touch $@
 
-# `cargo deny` (deny.toml; installed by `make test-deps`): duplicate versions, licenses and
+# `cargo deny` (deny.toml; installed by `make lint-tools`): duplicate versions, licenses and
 # sources. Not advisories: `cargo deny check advisories` clones the RustSec database from
 # github.com, which this CI cannot reach (it fails with "Could not resolve host:
 # github.com"); run it where github.com is reachable. `.ci/check-module-cycles.py`: no two
 # top-level modules of a crate depend on each other (issue 12).
-lint: toolchain
+# cargo-deny (pinned in the script), which `lint` runs.
+lint-tools:
+	./.ci/install-cargo-deny.sh
+
+lint: toolchain lint-tools
 	$(CARGO) fmt --all -- --check
 	CARGO=$(CARGO) ./.ci/check-features.sh
 	./.ci/check-module-cycles.py
