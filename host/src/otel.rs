@@ -30,8 +30,9 @@
 //! thread: a request only pushes its finished span into a bounded queue
 //! (`OTEL_BSP_MAX_QUEUE_SIZE`, 2048 spans by default) and never waits for the
 //! collector. With the collector down or slow, spans beyond the queue are dropped, counted
-//! and reported ([`crate::otel_queue`]), so memory stays bounded by the queue plus the one
-//! batch (512 spans) being exported.
+//! and reported ([`crate::otel_queue`]), so the number of spans held stays bounded by the
+//! queue plus the one batch (512 spans) being exported. The bound is in spans, not bytes:
+//! a guest's attributes are limited in number, not in size.
 //!
 //! One SERVER span per request ([`Tracing::server_span`]) follows Spin's request span:
 //! named `{method} {route}`, a child of the caller's W3C `traceparent`, with the HTTP
