@@ -153,6 +153,12 @@ pub struct RuleSet {
     pub(crate) httpbl_key: Option<String>,
     /// For `@rbl`: none unless the embedder sets one ([`RuleSet::set_resolver`]).
     pub(crate) resolver: ResolverSlot,
+    /// The state after the request-independent start of phase 1, computed on the first
+    /// transaction (`None` inside: there is none worth keeping).
+    pub(crate) prefix: std::sync::OnceLock<Option<crate::collection::Prefix>>,
+    /// Whether transactions start from [`RuleSet::prefix`] (off only to test that it
+    /// changes no outcome).
+    pub(crate) use_prefix: bool,
 }
 
 /// Load settings.
@@ -281,6 +287,15 @@ impl RuleSet {
     #[doc(hidden)]
     pub fn set_prefilter(&mut self, on: bool) {
         self.use_prefilter = on;
+    }
+
+    /// Turns off (on by default) starting each transaction from the state the
+    /// request-independent start of phase 1 leaves (CRS's set-up rules), computed once:
+    /// every rule then runs in every transaction. Outcomes are the same either way; this
+    /// exists so that tests and benchmarks can show it.
+    #[doc(hidden)]
+    pub fn set_start_snapshot(&mut self, on: bool) {
+        self.use_prefix = on;
     }
 }
 
@@ -790,6 +805,8 @@ impl<'f> Builder<'f> {
             geo_db: self.geo_db,
             httpbl_key: self.httpbl_key,
             resolver: ResolverSlot::default(),
+            prefix: std::sync::OnceLock::new(),
+            use_prefix: true,
             rules: self.rules,
             phases,
             skip_after,

@@ -6,10 +6,12 @@ use std::hash::{BuildHasherDefault, Hasher};
 use std::time::Instant;
 
 use crate::actions::{AllowScope, Ctl, Disruptive, Effect, EngineMode, IdRanges, SetOp, in_ranges};
+use crate::collection::{AddressHasher, Collection, Prefix};
 use crate::compile::{Item, Link, Rule, RuleSet};
 use crate::macros::Resolve;
 use crate::memo::{EvalMemo, Slot};
 use crate::operators::atoi;
+pub use crate::outcome::{Intervention, InterventionKind, MATCHED_VALUE_LIMIT, Outcome, RuleMatch};
 use crate::prefilter::{CASE_LOWER, CASE_UPPER, Prefilter, VarMask, var_bit};
 use crate::request::{
     BodyProcessor, MultipartFlags, Pair, Request, Xml, parse_cookies, parse_json, parse_multipart,
@@ -17,100 +19,6 @@ use crate::request::{
 };
 use crate::transform::{Features, Transform, apply_all, apply_all_with};
 use crate::variables::{Exclusion, Selector, Target, Var};
-
-/// What the rules decided about a request.
-#[derive(Debug, Clone)]
-pub struct Outcome {
-    /// The engine mode in force at the end (`ctl:ruleEngine` can change it).
-    pub mode: EngineMode,
-    /// The first disruptive action taken. In `DetectionOnly` mode it is what *would* have
-    /// been done: the caller enforces it only when `mode` is `On`.
-    pub intervention: Option<Intervention>,
-    /// Every rule that matched, in order.
-    pub matches: Vec<RuleMatch>,
-    /// The `TX` collection at the end (anomaly scores, paranoia levels, ...), keys lowercased.
-    pub tx: BTreeMap<String, String>,
-    /// Why the body processor failed (`REQBODY_ERROR_MSG`), if it did.
-    pub body_error: Option<String>,
-}
-
-impl Outcome {
-    /// The `TX` variable `name` at the end of the transaction, `name` in any ASCII case;
-    /// `None` when no rule set it (or one removed it).
-    pub fn tx(&self, name: &str) -> Option<&str> {
-        self.tx.get(&name.to_ascii_lowercase()).map(String::as_str)
-    }
-
-    /// The ids of the rules that matched, in the order they matched (all phases, the
-    /// logging phase and `pass` rules included).
-    pub fn matched_ids(&self) -> Vec<u64> {
-        self.matches.iter().map(|m| m.id).collect()
-    }
-
-    /// The intervention to enforce, if any (none in `DetectionOnly` mode).
-    pub fn blocking(&self) -> Option<&Intervention> {
-        (self.mode == EngineMode::On)
-            .then_some(self.intervention.as_ref())
-            .flatten()
-    }
-}
-
-/// What the embedder is asked to do to the transaction.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum InterventionKind {
-    /// Refuse the request with [`Intervention::status`].
-    Deny,
-    /// Close the connection without a response.
-    Drop,
-    /// Redirect to this URL (the rule's `redirect` with its macros expanded) with
-    /// [`Intervention::status`].
-    Redirect(String),
-}
-
-/// The disruptive action a rule took: the first `deny`, `drop` or `redirect` of a
-/// matching rule in phases 1 to 4. Later disruptive rules do not replace it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Intervention {
-    /// What to do.
-    pub kind: InterventionKind,
-    /// The HTTP status: the rule's `status` (or its phase's `SecDefaultAction`'s), else
-    /// 302 for a redirect and 403 otherwise.
-    pub status: u16,
-    /// The id of the rule (the first rule of its chain) that took the action.
-    pub rule_id: u64,
-    /// The phase (1 to 4) the rule ran in.
-    pub phase: u8,
-}
-
-/// A rule (its whole chain) that matched, as ModSecurity would log it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RuleMatch {
-    /// The rule's id.
-    pub id: u64,
-    /// The phase (1 to 5) it ran in.
-    pub phase: u8,
-    /// Its `msg`, macros expanded when it matched (invalid UTF-8 replaced).
-    pub msg: Option<String>,
-    /// Its `logdata`, macros expanded when it matched (invalid UTF-8 replaced). CRS puts
-    /// the matched data here: it can hold secrets.
-    pub logdata: Option<String>,
-    /// Its `tag`s, as written.
-    pub tags: Vec<String>,
-    /// Its `severity`, 0 (emergency) to 7 (debug).
-    pub severity: Option<u8>,
-    /// Whether the rule asked to be logged (`log` / `nolog`).
-    pub log: bool,
-    /// Names of the variables that matched (`ARGS:json.model`, `REQUEST_URI`, ...), of the
-    /// last link of the chain.
-    pub matched_vars: Vec<String>,
-    /// Their values after transformation, each cut to [`MATCHED_VALUE_LIMIT`] bytes. They
-    /// can hold secrets: redact before logging.
-    pub matched_values: Vec<Vec<u8>>,
-}
-
-/// The most bytes of a matched value kept in a [`RuleMatch`]: enough to see the attack,
-/// not a copy of a large body.
-pub const MATCHED_VALUE_LIMIT: usize = 256;
 
 /// The per-request variables derived from the request before rules run.
 #[derive(Default)]
@@ -393,52 +301,6 @@ struct State<'r> {
     body_processor: Option<BodyProcessor>,
     body_access: bool,
     started: Instant,
-}
-
-/// A transaction collection (`TX`, ...): keys lowercased, in insertion order, with an
-/// index by key. CRS reads single TX variables hundreds of times per request.
-#[derive(Default)]
-struct Collection {
-    entries: Vec<(String, Vec<u8>)>,
-    index: HashMap<String, usize, BuildHasherDefault<AddressHasher>>,
-}
-
-impl Collection {
-    /// The slot of `key`, compared without regard to ASCII case.
-    fn position(&self, key: &str) -> Option<usize> {
-        if key.bytes().any(|b| b.is_ascii_uppercase()) {
-            self.index.get(&key.to_ascii_lowercase()).copied()
-        } else {
-            self.index.get(key).copied()
-        }
-    }
-
-    fn get(&self, key: &str) -> Option<&Vec<u8>> {
-        self.position(key).map(|i| &self.entries[i].1)
-    }
-
-    fn set(&mut self, key: &str, value: Vec<u8>) {
-        match self.position(key) {
-            Some(i) => self.entries[i].1 = value,
-            None => {
-                let key = key.to_ascii_lowercase();
-                self.index.insert(key.clone(), self.entries.len());
-                self.entries.push((key, value));
-            }
-        }
-    }
-
-    fn delete(&mut self, key: &str) {
-        if let Some(i) = self.position(key) {
-            let (key, _) = self.entries.remove(i);
-            self.index.remove(&key);
-            for slot in self.index.values_mut() {
-                if *slot > i {
-                    *slot -= 1;
-                }
-            }
-        }
-    }
 }
 
 impl<'r> State<'r> {
@@ -1432,43 +1294,6 @@ fn folded_hash(bytes: &[u8]) -> u64 {
     h.finish()
 }
 
-/// Hashes the cache's small integer keys: a multiply-and-rotate mix is enough for
-/// addresses, and much cheaper than SipHash.
-#[derive(Default)]
-struct AddressHasher(u64);
-
-impl Hasher for AddressHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        // Collection keys: eight bytes at a time.
-        let mut chunks = bytes.chunks_exact(8);
-        for c in &mut chunks {
-            let mut word = [0; 8];
-            word.copy_from_slice(c);
-            self.write_u64(u64::from_le_bytes(word));
-        }
-        // The rest as one word (its length is hashed by the caller: `str` and slices
-        // write it, or a terminator).
-        let rest = chunks.remainder();
-        if !rest.is_empty() {
-            let mut word = [0; 8];
-            word[..rest.len()].copy_from_slice(rest);
-            self.write_u64(u64::from_le_bytes(word));
-        }
-    }
-    fn write_u32(&mut self, n: u32) {
-        self.write_u64(u64::from(n));
-    }
-    fn write_usize(&mut self, n: usize) {
-        self.write_u64(n as u64);
-    }
-    fn write_u64(&mut self, n: u64) {
-        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
-    }
-    fn finish(&self) -> u64 {
-        self.0
-    }
-}
-
 /// A response, for phases 3 and 4.
 #[derive(Debug, Clone, Default)]
 pub struct Response {
@@ -1579,6 +1404,142 @@ impl RuleSet {
         *memo = m;
         outcome
     }
+}
+
+impl RuleSet {
+    /// The state after the request-independent start of phase 1, computed on first use.
+    fn start_snapshot(&self) -> Option<&Prefix> {
+        if !self.use_prefix {
+            return None;
+        }
+        self.prefix.get_or_init(|| Prefix::compute(self)).as_ref()
+    }
+
+    /// How many items (rules and markers) of phase 1 the start snapshot stands for (0:
+    /// none), computing it if no transaction has yet; for tests.
+    #[doc(hidden)]
+    pub fn start_snapshot_items(&self) -> usize {
+        self.start_snapshot().map_or(0, |p| p.next)
+    }
+}
+
+impl Prefix {
+    /// Runs phase 1 of an empty request up to the first rule whose run could differ from
+    /// one request to another, or whose effects go beyond the collections, `MATCHED_VAR`,
+    /// match records and `ctl`s (replayed by each transaction): one that reads request
+    /// data ([`reads_transaction_only`]), one that matches with a disruptive action or
+    /// changes the engine mode (the rest of such a rule's run is undone: it runs in every
+    /// transaction). `None` when it stops at the first rule.
+    fn compute(rules: &RuleSet) -> Option<Prefix> {
+        let mut t = rules.transaction(&Request::default());
+        if t.stopped(1) {
+            return None;
+        }
+        let list = &rules.phases[0];
+        let mut i = 0;
+        let mut ctl_rules = Vec::new();
+        while i < list.len() {
+            let (index, rule) = match list[i] {
+                Item::Rule(index) => (index, &rules.rules[index]),
+                Item::Marker(_) => {
+                    i += 1;
+                    continue;
+                }
+            };
+            if !reads_transaction_only(rule) {
+                break;
+            }
+            let collections = t.state.collections.clone();
+            let earlier = t.state.earlier_match.clone();
+            let vars = t.state.matched_vars.clone();
+            let matches = t.matches.len();
+            let next = t.step(list, i);
+            let matched = t.matches.len() > matches;
+            if t.intervention.is_some()
+                || t.allowed.is_some()
+                || t.state.mode != rules.engine
+                || (matched && !matches!(rule.disruptive, Disruptive::Pass | Disruptive::Block))
+            {
+                t.state.collections = collections;
+                t.state.earlier_match = earlier;
+                t.state.matched_vars = vars;
+                t.matches.truncate(matches);
+                break;
+            }
+            if matched
+                && rule.links.iter().any(|l| {
+                    l.actions
+                        .effects
+                        .iter()
+                        .any(|e| matches!(e, Effect::Ctl(_)))
+                })
+            {
+                ctl_rules.push(index);
+            }
+            i = next;
+        }
+        (i > 0).then(|| Prefix {
+            next: i,
+            ctl_rules,
+            collections: std::mem::take(&mut t.state.collections),
+            matches: std::mem::take(&mut t.matches),
+            earlier_match: t
+                .state
+                .earlier_match
+                .take()
+                .map(|(n, v)| (n.into_owned(), v)),
+            matched_vars: t
+                .state
+                .matched_vars
+                .drain(..)
+                .map(|(n, v)| (n.into_owned(), v))
+                .collect(),
+        })
+    }
+}
+
+/// Whether a rule reads nothing of the request: its targets and the macros of its
+/// operator, `setvar`s, `msg`, `logdata` and `redirect` read only `TX` and what earlier
+/// rules matched (`MATCHED_VAR` ...), and it has no `@geoLookup` or `@rbl`. Given the same
+/// collections, such a rule runs the same way in every transaction (its `ctl`s too).
+fn reads_transaction_only(rule: &Rule) -> bool {
+    let state = |v: Var| {
+        matches!(
+            v,
+            Var::Tx
+                | Var::MatchedVar
+                | Var::MatchedVarName
+                | Var::MatchedVars
+                | Var::MatchedVarsNames
+        )
+    };
+    let text = |m: &crate::macros::MacroText| m.variables().all(state);
+    let link = |link: &Link| {
+        link.targets.include.iter().all(|t| state(t.var))
+            && link.operator.as_ref().is_none_or(|op| {
+                !matches!(
+                    op.kind,
+                    crate::operators::OpKind::GeoLookup | crate::operators::OpKind::Rbl(_)
+                ) && op.macro_argument().is_none_or(text)
+            })
+            && link.actions.effects.iter().all(|e| match e {
+                Effect::SetVar(s) => {
+                    text(&s.key)
+                        && match &s.op {
+                            SetOp::Delete => true,
+                            SetOp::Set(v) | SetOp::Add(v) | SetOp::Sub(v) => text(v),
+                        }
+                }
+                Effect::Ctl(_) => true,
+            })
+            && link.actions.msg.as_ref().is_none_or(text)
+            && link.actions.logdata.as_ref().is_none_or(text)
+    };
+    rule.links.iter().all(link)
+        && match &rule.disruptive {
+            Disruptive::Redirect(url) => text(url),
+            _ => true,
+        }
 }
 
 impl<'r> Transaction<'r> {
@@ -1721,35 +1682,62 @@ impl<'r> Transaction<'r> {
         let rules = self.rules;
         let list = &rules.phases[usize::from(phase) - 1];
         let mut i = 0;
+        if phase == 1
+            && !self.stopped(1)
+            && let Some(prefix) = rules.start_snapshot()
+        {
+            i = prefix.next;
+            self.start_from(prefix);
+        }
         while i < list.len() {
             if self.stopped(phase) || self.allowed == Some(AllowScope::Phase) {
                 break;
             }
-            let Item::Rule(index) = list[i] else {
-                i += 1;
-                continue;
-            };
-            let rule = &rules.rules[index];
-            i += 1;
-            if self.state.exceptions.removes(rule) || !self.matches_chain(rule) {
-                continue;
-            }
-            self.matched(rule);
-            if let Some(target) = rules.skip_after[index] {
-                i = target;
-            } else if let Some(n) = rule.skip {
-                let mut left = n;
-                while left > 0 && i < list.len() {
-                    if matches!(list[i], Item::Rule(_)) {
-                        left -= 1;
-                    }
-                    i += 1;
-                }
-            }
+            i = self.step(list, i);
         }
         if self.allowed == Some(AllowScope::Phase) {
             self.allowed = None;
         }
+    }
+
+    /// Runs item `i` of a phase's list (a rule, or a marker that does nothing) and
+    /// returns the index of the next item to run.
+    fn step(&mut self, list: &[Item], mut i: usize) -> usize {
+        let Item::Rule(index) = list[i] else {
+            return i + 1;
+        };
+        let rules = self.rules;
+        let rule = &rules.rules[index];
+        i += 1;
+        if self.state.exceptions.removes(rule) || !self.matches_chain(rule) {
+            return i;
+        }
+        self.matched(rule);
+        if let Some(target) = rules.skip_after[index] {
+            i = target;
+        } else if let Some(n) = rule.skip {
+            let mut left = n;
+            while left > 0 && i < list.len() {
+                if matches!(list[i], Item::Rule(_)) {
+                    left -= 1;
+                }
+                i += 1;
+            }
+        }
+        i
+    }
+
+    /// Puts the transaction, at the start of phase 1, in the state the rule set's
+    /// request-independent start leaves ([`Prefix`]).
+    fn start_from(&mut self, prefix: &'r Prefix) {
+        for &index in &prefix.ctl_rules {
+            self.ctls(&self.rules.rules[index]);
+        }
+        self.state.collections.clone_from(&prefix.collections);
+        self.matches.extend_from_slice(&prefix.matches);
+        let borrowed = |(n, v): &'r (String, Vec<u8>)| (Cow::Borrowed(n.as_str()), v.clone());
+        self.state.earlier_match = prefix.earlier_match.as_ref().map(borrowed);
+        self.state.matched_vars = prefix.matched_vars.iter().map(borrowed).collect();
     }
 
     fn matches_chain(&mut self, rule: &'r Rule) -> bool {
@@ -2002,13 +1990,7 @@ impl<'r> Transaction<'r> {
     /// Runs the actions of a matched chain: the `ctl`s of every link, the match record,
     /// then the disruptive action.
     fn matched(&mut self, rule: &'r Rule) {
-        for link in &rule.links {
-            for effect in &link.actions.effects {
-                if let Effect::Ctl(ctl) = effect {
-                    self.ctl(ctl);
-                }
-            }
-        }
+        self.ctls(rule);
         let ctx = Ctx {
             data: &self.data,
             state: &self.state,
@@ -2069,6 +2051,17 @@ impl<'r> Transaction<'r> {
                 rule_id: rule.id,
                 phase: rule.phase,
             });
+        }
+    }
+
+    /// Runs the `ctl`s of every link of a matched chain.
+    fn ctls(&mut self, rule: &'r Rule) {
+        for link in &rule.links {
+            for effect in &link.actions.effects {
+                if let Effect::Ctl(ctl) = effect {
+                    self.ctl(ctl);
+                }
+            }
         }
     }
 

@@ -37,6 +37,7 @@
 #![deny(missing_docs)]
 
 pub mod actions;
+mod collection;
 mod compile;
 mod error;
 mod eval;
@@ -47,6 +48,7 @@ pub mod macros;
 mod memo;
 mod numbers;
 pub mod operators;
+mod outcome;
 pub(crate) mod prefilter;
 pub mod request;
 mod rule;

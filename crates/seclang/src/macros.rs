@@ -66,6 +66,14 @@ impl MacroText {
         }
     }
 
+    /// The variables its references read (`%{rule.id}` and the like read none).
+    pub fn variables(&self) -> impl Iterator<Item = Var> + '_ {
+        self.parts.iter().filter_map(|p| match p {
+            Part::Var(var, _) => Some(*var),
+            _ => None,
+        })
+    }
+
     /// The text with every reference replaced by its value: a variable's first value,
     /// or nothing when it has none (as in ModSecurity).
     pub fn expand(&self, resolve: &dyn Resolve) -> Vec<u8> {

@@ -940,6 +940,25 @@ impl Operator {
     /// has macros (`@within %{tx.restricted_headers}`, `@rx` with macros) and of
     /// `@geoLookup` (fills `GEO`) and `@rbl` (asks a resolver). Only such operators'
     /// answers may be remembered across requests ([`crate::EvalMemo`]).
+    /// The parameter's text when it may hold macros (the comparisons, `@rx` with macros).
+    pub(crate) fn macro_argument(&self) -> Option<&MacroText> {
+        match &self.kind {
+            OpKind::RxMacro(m, _)
+            | OpKind::Streq(m)
+            | OpKind::Contains(m)
+            | OpKind::ContainsWord(m)
+            | OpKind::BeginsWith(m)
+            | OpKind::EndsWith(m)
+            | OpKind::Within(m)
+            | OpKind::Eq(m)
+            | OpKind::Ge(m)
+            | OpKind::Gt(m)
+            | OpKind::Le(m)
+            | OpKind::Lt(m) => Some(m),
+            _ => None,
+        }
+    }
+
     pub(crate) fn value_only(&self) -> bool {
         match &self.kind {
             OpKind::Rx(_)

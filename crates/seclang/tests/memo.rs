@@ -8,8 +8,7 @@
 //! and chatgate's default rules.
 
 use chatgate_seclang::{
-    EvalMemo, FileSystem, LoadOptions, MEMO_VALUE_LIMIT, MEMO_VALUES, Outcome, Request, RuleSet,
-    request::parse_json,
+    EvalMemo, FileSystem, LoadOptions, MEMO_VALUE_LIMIT, MEMO_VALUES, Request, RuleSet,
 };
 use proptest::prelude::*;
 
@@ -17,105 +16,9 @@ use proptest::prelude::*;
 mod support_request;
 use support_request::request;
 
-const CRS_ENTRY: &str = "/usr/share/modsecurity-crs/owasp-crs.load";
-const WAF_RULES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../components/waf/rules");
-const CORPUS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/waf/corpus");
-
-fn load(text: &str) -> RuleSet {
-    RuleSet::from_text(
-        &FileSystem,
-        &format!("{WAF_RULES}/memo-test.conf"),
-        text,
-        LoadOptions {
-            skip_unsupported: true,
-        },
-    )
-    .unwrap_or_else(|e| panic!("the rules do not load ({e}): install Debian's modsecurity-crs"))
-}
-
-fn paranoia(level: u8) -> String {
-    format!("SecAction \"id:900000,phase:1,nolog,pass,t:none,setvar:tx.paranoia_level={level}\"")
-}
-
-fn rule_sets() -> Vec<(String, RuleSet)> {
-    vec![
-        (
-            "CRS PL1".into(),
-            load(&format!("{}\nInclude {CRS_ENTRY}\n", paranoia(1))),
-        ),
-        (
-            "CRS PL4".into(),
-            load(&format!("{}\nInclude {CRS_ENTRY}\n", paranoia(4))),
-        ),
-        (
-            "chat policy + CRS PL1".into(),
-            load(&format!(
-                "Include {WAF_RULES}/chat-policy.conf\nInclude {CRS_ENTRY}\n"
-            )),
-        ),
-        (
-            "default rules".into(),
-            load(&format!("Include {WAF_RULES}/default.conf\n")),
-        ),
-    ]
-}
-
-/// The requests of the corpora, read with the engine's own JSON body processor (each
-/// line is one JSON object: `method`, `uri`, `headers` as pairs, `body`).
-fn corpus() -> Vec<Request> {
-    let mut requests = Vec::new();
-    let mut files: Vec<_> = std::fs::read_dir(CORPUS)
-        .expect("tests/waf/corpus")
-        .map(|e| e.expect("corpus entry").path())
-        .filter(|p| p.extension().is_some_and(|e| e == "jsonl"))
-        .collect();
-    files.sort();
-    for file in files {
-        let text = std::fs::read_to_string(&file).expect("corpus file");
-        for line in text.lines().filter(|l| !l.trim().is_empty()) {
-            let mut fields = Vec::new();
-            parse_json(line.as_bytes(), &mut fields)
-                .unwrap_or_else(|e| panic!("{}: {e}: {line}", file.display()));
-            let field = |name: &str| {
-                fields
-                    .iter()
-                    .find(|(k, _)| k == name)
-                    .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
-                    .unwrap_or_default()
-            };
-            let mut headers = Vec::new();
-            for i in 0.. {
-                let name = format!("json.headers.{i}.0");
-                if !fields.iter().any(|(k, _)| *k == name) {
-                    break;
-                }
-                headers.push((field(&name), field(&format!("json.headers.{i}.1"))));
-            }
-            requests.push(Request {
-                method: field("json.method"),
-                uri: field("json.uri"),
-                protocol: "HTTP/1.1".into(),
-                headers,
-                body: field("json.body").into_bytes(),
-                remote_addr: "192.0.2.10".into(),
-                remote_port: 40000,
-                unique_id: "memo".into(),
-            });
-        }
-    }
-    assert!(requests.len() > 1000, "only {} requests", requests.len());
-    requests
-}
-
-fn key(o: &Outcome) -> impl PartialEq + std::fmt::Debug + use<> {
-    (
-        o.mode,
-        o.intervention.clone(),
-        o.matches.clone(),
-        o.tx.clone(),
-        o.body_error.clone(),
-    )
-}
+#[path = "support/corpus.rs"]
+mod support_corpus;
+use support_corpus::{CRS_ENTRY, WAF_RULES, corpus, key, load, paranoia, rule_sets};
 
 fn same(rules: &RuleSet, memo: &mut EvalMemo, r: &Request) -> Result<bool, String> {
     let with = rules.evaluate_with(r, memo);

@@ -1,0 +1,66 @@
+//! One benchmark case evaluated `ITERS` times inside [`measured`], for counting the
+//! instructions of an evaluation with callgrind (load-independent, unlike timings on a
+//! shared machine):
+//!
+//! ```text
+//! cargo build --profile profiling -p chatgate-seclang --example profile
+//! CASE=varied MEMO=1 valgrind --tool=callgrind --toggle-collect='*measured*' \
+//!     target/profiling/examples/profile
+//! ```
+//!
+//! `CASE` is `chat`, `chat-policy`, `varied`, `varied-policy`, `get` or `models` (CRS PL1;
+//! `-policy`: behind the prompt-field policy of `benches/common`); `ITERS` (default 20)
+//! evaluations are counted after as many uncounted ones (the warm-up fills the memo with
+//! `MEMO=1`; varied chats are distinct in every evaluation). Divide the total by `ITERS`.
+
+#[path = "../benches/common/mod.rs"]
+#[allow(dead_code)]
+mod common;
+
+use chatgate_seclang::{EvalMemo, Request, RuleSet};
+
+#[inline(never)]
+fn measured(rules: &RuleSet, requests: &[Request], memo: &mut Option<EvalMemo>) -> usize {
+    let mut blocked = 0;
+    for r in requests {
+        let outcome = match memo {
+            Some(m) => rules.evaluate_with(r, m),
+            None => rules.evaluate(r),
+        };
+        blocked += usize::from(outcome.blocking().is_some());
+        std::hint::black_box(outcome);
+    }
+    blocked
+}
+
+fn main() {
+    let case = std::env::var("CASE").unwrap_or_else(|_| "varied".into());
+    let iters: usize = std::env::var("ITERS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(20);
+    let mut memo = (std::env::var("MEMO").as_deref() == Ok("1")).then(EvalMemo::new);
+    let rules = common::load(case.ends_with("-policy"));
+    let requests: Vec<Request> = match case.trim_end_matches("-policy") {
+        "chat" => vec![common::chat_2kb(); 2 * iters],
+        "varied" => common::varied_chats(2 * iters),
+        "get" => vec![common::get_1kb(); 2 * iters],
+        "models" => vec![common::get_models(); 2 * iters],
+        other => panic!("unknown CASE {other}"),
+    };
+    let (warm, counted) = requests.split_at(iters);
+    warm_up(&rules, warm, &mut memo);
+    let blocked = measured(&rules, counted, &mut memo);
+    println!("{case}: {iters} evaluations counted, {blocked} blocked");
+}
+
+/// The uncounted warm-up (a separate function so that callgrind's toggle leaves it out).
+#[inline(never)]
+fn warm_up(rules: &RuleSet, requests: &[Request], memo: &mut Option<EvalMemo>) {
+    for r in requests {
+        std::hint::black_box(match memo {
+            Some(m) => rules.evaluate_with(r, m),
+            None => rules.evaluate(r),
+        });
+    }
+}
