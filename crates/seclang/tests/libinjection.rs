@@ -177,6 +177,20 @@ proptest! {
     fn arbitrary_text(input in "[ -~\\t\\n]{0,96}") {
         same(input.as_bytes());
     }
+
+    /// The vendored `detect_xss` answers "safe" without parsing an input that has no `<`
+    /// and no `=`: the published crate must find no XSS in any such input, however
+    /// attribute-like (black attribute and event names, URLs, quotes, slashes, `>`,
+    /// comment and doctype openers without their `<`).
+    #[test]
+    fn no_xss_without_a_tag_or_an_attribute_value(
+        input in "(onload|onerror|style|href|src|formaction|xmlns|xlink:href|javascript:|vbscript:|data:|script|svg|!DOCTYPE|!--|\\?import|\\[if|xml|'|\"|`|/|>|!|\\?|%|-|:|\\x00|\\t|\\n|\\x0b|\\x0c|\\r| |[a-zA-Z0-9]){0,48}"
+    ) {
+        let bytes = input.as_bytes();
+        prop_assert!(!bytes.contains(&b'<') && !bytes.contains(&b'='));
+        prop_assert!(!reference::detect_xss(bytes).is_injection(), "{input:?}");
+        prop_assert!(!libinjectionrs::detect_xss(bytes).is_injection(), "{input:?}");
+    }
 }
 
 /// The XSS detector's attribute, event and tag names (looked up from a normalised copy of

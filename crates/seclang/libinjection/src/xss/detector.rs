@@ -50,6 +50,13 @@ impl XssDetector {
     }
 
     pub fn detect(&self, input: &[u8]) -> XssResult {
+        // chatgate: without a `<` no tag, comment or doctype token can start (only the
+        // data state leaves for a tag, on `<`), and without a `=` no attribute value can
+        // follow an attribute name (the only way from a name to a value): `is_xss` can
+        // find nothing in any context. Prose, most of what the WAF inspects, has neither.
+        if !input.iter().any(|&b| b == b'<' || b == b'=') {
+            return XssResult::Safe;
+        }
         // Test input across all 5 HTML parsing contexts
         let contexts = [
             Html5Flags::DataState,
