@@ -7,6 +7,9 @@
 use crate::breaker::BreakerPolicy;
 use crate::retry::RetryPolicy;
 use chatgate_guest::identity::is_client_id;
+use chatgate_guest::workload_identity::{
+    DEFAULT_AUTHORITY_HOST, DEFAULT_TOKEN_FILE, is_tenant_id, is_token_file_path,
+};
 use chatgate_rag::completion::CompletionError;
 
 pub const ORIGIN: &str = "openai_origin";
@@ -28,9 +31,12 @@ pub const BREAKER_COOLDOWN_MS: &str = "openai_breaker_cooldown_ms";
 pub const AUTH: &str = "openai_auth";
 pub const TOKEN_ORIGIN: &str = "openai_token_origin";
 pub const CLIENT_ID: &str = "openai_client_id";
+pub const TENANT_ID: &str = "openai_tenant_id";
+pub const AUTHORITY_HOST: &str = "openai_authority_host";
+pub const TOKEN_FILE: &str = "openai_token_file";
 
 /// Every variable this component may read, for the adapter to fetch up front.
-pub const VARIABLE_NAMES: [&str; 19] = [
+pub const VARIABLE_NAMES: [&str; 22] = [
     ORIGIN,
     API_FLAVOR,
     PATH_PREFIX,
@@ -50,6 +56,9 @@ pub const VARIABLE_NAMES: [&str; 19] = [
     AUTH,
     TOKEN_ORIGIN,
     CLIENT_ID,
+    TENANT_ID,
+    AUTHORITY_HOST,
+    TOKEN_FILE,
 ];
 
 pub const DEFAULT_ORIGIN: &str = "https://api.openai.com";
@@ -98,6 +107,16 @@ pub enum Auth {
         token_origin: String,
         /// A user-assigned identity; `None` is the system-assigned one.
         client_id: Option<String>,
+    },
+    /// An Entra ID token for the projected service-account token in `token_file`
+    /// (workload identity federation, as on AKS).
+    WorkloadIdentity {
+        /// `scheme://host[:port]` of Entra ID.
+        authority_host: String,
+        tenant_id: String,
+        client_id: String,
+        /// The token file as the component sees it (through `files`).
+        token_file: String,
     },
 }
 
@@ -209,8 +228,56 @@ impl Config {
                     client_id,
                 }
             }
+            Some("workload-identity") => {
+                let tenant_id = read(TENANT_ID)?.ok_or_else(|| {
+                    invalid(
+                        TENANT_ID,
+                        "must be set with openai_auth = workload-identity (the directory id of the identity)",
+                    )
+                })?;
+                if !is_tenant_id(&tenant_id) {
+                    return Err(invalid(
+                        TENANT_ID,
+                        "must be a directory (tenant) id or a verified domain",
+                    ));
+                }
+                let client_id = read(CLIENT_ID)?.ok_or_else(|| {
+                    invalid(
+                        CLIENT_ID,
+                        "must be set with openai_auth = workload-identity (the client id of the federated identity)",
+                    )
+                })?;
+                if !is_client_id(&client_id) {
+                    return Err(invalid(
+                        CLIENT_ID,
+                        "must be a client id (letters, digits and `-`)",
+                    ));
+                }
+                let authority_host = parse_origin(
+                    AUTHORITY_HOST,
+                    read(AUTHORITY_HOST)?
+                        .as_deref()
+                        .unwrap_or(DEFAULT_AUTHORITY_HOST),
+                )?;
+                let token_file = read(TOKEN_FILE)?.unwrap_or_else(|| DEFAULT_TOKEN_FILE.into());
+                if !is_token_file_path(&token_file) {
+                    return Err(invalid(
+                        TOKEN_FILE,
+                        "must be an absolute path without `.` or `..` parts",
+                    ));
+                }
+                Auth::WorkloadIdentity {
+                    authority_host,
+                    tenant_id,
+                    client_id,
+                    token_file,
+                }
+            }
             Some(_) => {
-                return Err(invalid(AUTH, "must be `api-key` or `managed-identity`"));
+                return Err(invalid(
+                    AUTH,
+                    "must be `api-key`, `managed-identity` or `workload-identity`",
+                ));
             }
         };
 
@@ -705,6 +772,65 @@ mod tests {
             (CLIENT_ID, "a&resource=evil"),
         ]));
         assert!(message.contains(CLIENT_ID), "{message}");
+    }
+
+    #[test]
+    fn workload_identity_needs_a_tenant_and_a_client_and_defaults_to_the_public_cloud() {
+        const CLIENT: &str = "6c1e0f2a-0000-4e5b-9d7c-000000000001";
+        let message = internal_message(config_from(&[(AUTH, "workload-identity")]));
+        assert!(message.contains(TENANT_ID), "{message}");
+        let message = internal_message(config_from(&[
+            (AUTH, "workload-identity"),
+            (TENANT_ID, "contoso.onmicrosoft.com"),
+        ]));
+        assert!(message.contains(CLIENT_ID), "{message}");
+        let config = config_from(&[
+            (AUTH, "Workload-Identity"),
+            (TENANT_ID, "contoso.onmicrosoft.com"),
+            (CLIENT_ID, CLIENT),
+            (API_KEY, "unused"),
+        ])
+        .unwrap();
+        assert_eq!(
+            config.auth,
+            Auth::WorkloadIdentity {
+                authority_host: "https://login.microsoftonline.com".into(),
+                tenant_id: "contoso.onmicrosoft.com".into(),
+                client_id: CLIENT.into(),
+                token_file: "/var/run/secrets/azure/tokens/azure-identity-token".into(),
+            }
+        );
+        assert_eq!(config.endpoints[0].api_key, None);
+        let config = config_from(&[
+            (AUTH, "workload-identity"),
+            (TENANT_ID, "t"),
+            (CLIENT_ID, CLIENT),
+            (AUTHORITY_HOST, "http://127.0.0.1:8400/"),
+            (TOKEN_FILE, "/tokens/sa"),
+        ])
+        .unwrap();
+        assert!(matches!(
+            config.auth,
+            Auth::WorkloadIdentity { authority_host, token_file, .. }
+                if authority_host == "http://127.0.0.1:8400" && token_file == "/tokens/sa"
+        ));
+        for (name, value) in [
+            (TENANT_ID, "a/b-secret"),
+            (CLIENT_ID, "a&scope=secret"),
+            (AUTHORITY_HOST, "https://login.example/secret"),
+            (TOKEN_FILE, "../secret"),
+        ] {
+            let mut vars = vec![
+                (AUTH, "workload-identity"),
+                (TENANT_ID, "t"),
+                (CLIENT_ID, CLIENT),
+            ];
+            vars.retain(|(n, _)| *n != name);
+            vars.push((name, value));
+            let message = internal_message(config_from(&vars));
+            assert!(message.contains(name), "{message}");
+            assert!(!message.contains("secret"), "{message}");
+        }
     }
 
     #[test]

@@ -1,42 +1,70 @@
-//! Entra ID access tokens for Azure OpenAI from a managed-identity (IMDS-shaped)
-//! endpoint: what this component asks `chatgate-guest-io`'s `fetch_token` for (its
-//! audience, cache owner and variable) and what a failed fetch means for it.
+//! Entra ID access tokens for Azure OpenAI, from a managed-identity (IMDS-shaped)
+//! endpoint or by workload identity federation (the projected service-account token
+//! exchanged at Entra ID): what this component asks `chatgate-guest-io`'s `fetch_token`
+//! for (its audience, cache owner and variables) and what a failed fetch means for it.
 //!
 //! Tokens are cached (in the key-value store) until
 //! [`chatgate_guest::identity::REFRESH_MARGIN_SECONDS`] before they expire.
 
-use crate::config::{Auth, CLIENT_ID};
+use crate::config::{AUTHORITY_HOST, Auth, CLIENT_ID, TENANT_ID, TOKEN_FILE};
 use crate::errors::transport_error;
 use chatgate_guest::TransportFailure;
-use chatgate_guest::identity::{FetchFailure, ManagedIdentity, TokenFailure};
+use chatgate_guest::identity::{FetchFailure, ManagedIdentity, TokenFailure, TokenSource};
+use chatgate_guest::workload_identity::{WorkloadIdentity, WorkloadVariables};
 use chatgate_rag::completion::CompletionError;
 
 pub use chatgate_guest::identity::Token;
 
 /// The audience of Azure OpenAI (Azure AI services) tokens.
 pub const RESOURCE: &str = "https://cognitiveservices.azure.com";
+const CACHE_OWNER: &str = "completion-openai";
 
-/// The identity whose token authenticates the calls, if `auth` uses one.
-pub fn managed_identity(auth: &Auth) -> Option<ManagedIdentity<'_>> {
+/// Where the token that authenticates the calls comes from, if `auth` uses one.
+pub fn token_source(auth: &Auth) -> Option<TokenSource<'_>> {
     match auth {
         Auth::ApiKey => None,
         Auth::ManagedIdentity {
             token_origin,
             client_id,
-        } => Some(ManagedIdentity {
+        } => Some(TokenSource::Managed(ManagedIdentity {
             token_origin,
             client_id: client_id.as_deref(),
             resource: RESOURCE,
-            cache_owner: "completion-openai",
+            cache_owner: CACHE_OWNER,
             client_id_variable: CLIENT_ID,
-        }),
+        })),
+        Auth::WorkloadIdentity {
+            authority_host,
+            tenant_id,
+            client_id,
+            token_file,
+        } => Some(TokenSource::Workload(WorkloadIdentity {
+            authority_host,
+            tenant_id,
+            client_id,
+            token_file,
+            resource: RESOURCE,
+            cache_owner: CACHE_OWNER,
+            variables: WorkloadVariables {
+                authority_host: AUTHORITY_HOST,
+                tenant_id: TENANT_ID,
+                client_id: CLIENT_ID,
+                token_file: TOKEN_FILE,
+            },
+        })),
     }
 }
 
-/// The error for a token that could not be had, `budget_ms` being how long the fetch
-/// could wait for an answer. A refused identity is a credential problem, a denied
-/// request a configuration one; a failing endpoint may recover.
-pub fn token_error(failure: FetchFailure, budget_ms: u64) -> CompletionError {
+/// The error for a token from `source` that could not be had, `budget_ms` being how
+/// long the fetch could wait for an answer. A refused identity (or an unusable token
+/// file) is a credential problem, a denied request a configuration one; a failing
+/// endpoint may recover.
+pub fn token_error(failure: FetchFailure, budget_ms: u64, source: &TokenSource) -> CompletionError {
+    let endpoint = source.endpoint();
+    let origin_variable = match source {
+        TokenSource::Managed(_) => "openai_token_origin",
+        TokenSource::Workload(_) => AUTHORITY_HOST,
+    };
     match failure {
         FetchFailure::Token(TokenFailure::Refused(message)) => {
             CompletionError::Unauthorized(message)
@@ -44,22 +72,22 @@ pub fn token_error(failure: FetchFailure, budget_ms: u64) -> CompletionError {
         FetchFailure::Token(TokenFailure::Unavailable(message)) => {
             CompletionError::UpstreamUnavailable(message)
         }
-        FetchFailure::TimedOut => CompletionError::Timeout(format!(
-            "the managed identity endpoint did not answer within {budget_ms} ms"
+        FetchFailure::TimedOut => {
+            CompletionError::Timeout(format!("{endpoint} did not answer within {budget_ms} ms"))
+        }
+        FetchFailure::Transport(TransportFailure::Denied) => CompletionError::Internal(format!(
+            "the host denied the token request; {origin_variable} must be an allowed outbound host"
         )),
-        FetchFailure::Transport(TransportFailure::Denied) => CompletionError::Internal(
-            "the host denied the token request; openai_token_origin must be an allowed outbound host".into(),
-        ),
         FetchFailure::Transport(failure) => CompletionError::UpstreamUnavailable(format!(
-            "the managed identity endpoint is unreachable: {}",
+            "{endpoint} is unreachable: {}",
             transport_error(&failure).message()
         )),
         FetchFailure::Unbuildable => {
             CompletionError::Internal("could not build the token request".into())
         }
-        FetchFailure::Unreadable => CompletionError::UpstreamUnavailable(
-            "the managed identity endpoint answer could not be read".into(),
-        ),
+        FetchFailure::Unreadable => {
+            CompletionError::UpstreamUnavailable(format!("{endpoint}'s answer could not be read"))
+        }
     }
 }
 
@@ -67,6 +95,23 @@ pub fn token_error(failure: FetchFailure, budget_ms: u64) -> CompletionError {
 mod tests {
     use super::*;
     use chatgate_guest::identity::{parse_token, token_error as answer_error};
+
+    /// The managed identity of `auth`, if that is its source.
+    fn managed_identity(auth: &Auth) -> Option<ManagedIdentity<'_>> {
+        match token_source(auth)? {
+            TokenSource::Managed(identity) => Some(identity),
+            TokenSource::Workload(_) => None,
+        }
+    }
+
+    fn workload() -> Auth {
+        Auth::WorkloadIdentity {
+            authority_host: "https://login.microsoftonline.com".into(),
+            tenant_id: "contoso.onmicrosoft.com".into(),
+            client_id: "client-a".into(),
+            token_file: "/var/run/secrets/azure/tokens/azure-identity-token".into(),
+        }
+    }
 
     fn imds(client_id: Option<&str>) -> Auth {
         Auth::ManagedIdentity {
@@ -98,7 +143,8 @@ mod tests {
             br#"{"access_token":"secret-token","expires_on":"09/14/2017 00:00:00 PM +00:00"}"#,
         ] {
             let failure = FetchFailure::Token(parse_token(body, 0).unwrap_err());
-            match token_error(failure, 10) {
+            let auth = imds(None);
+            match token_error(failure, 10, &token_source(&auth).unwrap()) {
                 CompletionError::Unauthorized(message) => {
                     assert!(!message.contains("secret-token"), "{message}")
                 }
@@ -113,6 +159,8 @@ mod tests {
         let auth = imds(None);
         let identity = managed_identity(&auth).unwrap();
         let refused = answer_error(400, body, identity.client_id_variable);
+        let source = TokenSource::Managed(identity);
+        let token_error = |failure, budget| super::token_error(failure, budget, &source);
         assert_eq!(
             token_error(FetchFailure::Token(refused), 10),
             CompletionError::Unauthorized(
@@ -149,8 +197,56 @@ mod tests {
     }
 
     #[test]
+    fn workload_identity_tokens_are_exchanged_for_the_cognitive_services_scope() {
+        let auth = workload();
+        let Some(TokenSource::Workload(identity)) = token_source(&auth) else {
+            panic!("not a workload identity")
+        };
+        assert_eq!(
+            identity.scope(),
+            "https://cognitiveservices.azure.com/.default"
+        );
+        assert_eq!(
+            identity.url(),
+            "https://login.microsoftonline.com/contoso.onmicrosoft.com/oauth2/v2.0/token"
+        );
+        let source = TokenSource::Workload(identity);
+        // A missing token file and an Entra refusal are credential problems (502 from
+        // `chat`), an Entra outage may pass, a slow Entra is a timeout.
+        assert!(matches!(
+            token_error(FetchFailure::Token(identity.unreadable_file("no such file")), 10, &source),
+            CompletionError::Unauthorized(m) if m.contains("openai_token_file")
+        ));
+        assert!(matches!(
+            token_error(FetchFailure::Token(identity.exchange_error(400, b"{}", "jwt")), 10, &source),
+            CompletionError::Unauthorized(m) if m.contains("openai_tenant_id, openai_client_id")
+        ));
+        assert!(matches!(
+            token_error(
+                FetchFailure::Token(identity.exchange_error(503, b"", "jwt")),
+                10,
+                &source
+            ),
+            CompletionError::UpstreamUnavailable(_)
+        ));
+        assert_eq!(
+            token_error(FetchFailure::TimedOut, 250, &source),
+            CompletionError::Timeout(
+                "the Entra ID token endpoint did not answer within 250 ms".into()
+            )
+        );
+        assert!(matches!(
+            token_error(FetchFailure::Transport(TransportFailure::Denied), 10, &source),
+            CompletionError::Internal(m) if m.contains("openai_authority_host")
+        ));
+    }
+
+    #[test]
     fn cache_keys_differ_per_identity_and_from_other_components() {
+        let workload = token_source(&workload()).unwrap().cache_key();
+        assert!(workload.starts_with("completion-openai/"), "{workload}");
         let system = managed_identity(&imds(None)).unwrap().cache_key();
+        assert_ne!(system, workload);
         let user = managed_identity(&imds(Some("client-a")))
             .unwrap()
             .cache_key();

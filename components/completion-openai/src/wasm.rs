@@ -12,11 +12,11 @@ use crate::errors::{
 use crate::identity::{self, Token};
 use crate::request::{UpstreamRequest, build_request, validate};
 use crate::response::{self, has_media_type, parse_completion, wrong_content_type};
-use crate::retry::{Failure, Health, Planner, Step};
+use crate::retry::{Disposition, Failure, Health, Planner, Step};
 use crate::stream::StreamDecoder;
 use crate::{MAX_COMPLETION_BODY_BYTES, MAX_ERROR_BODY_BYTES};
 use bytes::Bytes;
-use chatgate_guest::identity::ManagedIdentity;
+use chatgate_guest::identity::TokenSource;
 use chatgate_guest_io::identity::{TokenWaits, fetch_token, forget_token};
 use chatgate_guest_io::{classify, sleep_ms, wall_clock_ms, within};
 use chatgate_rag::completion as rag;
@@ -152,6 +152,8 @@ struct Call {
     breakers: Breakers,
     store: Option<Rc<Store>>,
     token: Option<Token>,
+    /// Whether a refused token was already dropped for a new one in this call.
+    token_renewed: bool,
     started_at: u64,
 }
 
@@ -177,6 +179,7 @@ impl Call {
             breakers,
             store,
             token: None,
+            token_renewed: false,
             started_at,
         })
     }
@@ -209,9 +212,9 @@ impl Call {
                     // request at all; a failure here ends the call before the probe
                     // a breaker may have just admitted is stored.
                     if self.token.is_none()
-                        && let Some(identity) = identity::managed_identity(&self.config.auth)
+                        && let Some(source) = identity::token_source(&self.config.auth)
                     {
-                        self.token = Some(self.entra_token(&identity).await?);
+                        self.token = Some(self.entra_token(&source).await?);
                     }
                     self.breakers.save_if_changed(target).await;
                     return Ok(target);
@@ -222,12 +225,18 @@ impl Call {
         }
     }
 
-    async fn failed(&mut self, target: usize, failure: Failure) {
+    async fn failed(&mut self, target: usize, mut failure: Failure) {
         self.breakers.record(target, Some(failure.health)).await;
         if matches!(failure.error, rag::CompletionError::Unauthorized(_))
-            && let Some(identity) = identity::managed_identity(&self.config.auth)
+            && let Some(source) = identity::token_source(&self.config.auth)
         {
-            forget_token(&identity, self.store.as_deref()).await;
+            // The token may have been revoked or its roles changed: it is dropped, and
+            // once per call the target is tried again with a new one.
+            forget_token(&source, self.store.as_deref()).await;
+            self.token = None;
+            if !std::mem::replace(&mut self.token_renewed, true) {
+                failure.disposition = Disposition::Retry;
+            }
         }
         let now_ms = self.elapsed_ms();
         self.planner.failed(target, now_ms, &failure);
@@ -262,19 +271,25 @@ impl Call {
 
     /// A cached token while it is fresh, else a new one from the token endpoint, within
     /// the same timeouts as an attempt on the upstream.
-    async fn entra_token(
-        &self,
-        managed: &ManagedIdentity<'_>,
-    ) -> Result<Token, rag::CompletionError> {
+    async fn entra_token(&self, source: &TokenSource<'_>) -> Result<Token, rag::CompletionError> {
         let budget = self.attempt_budget_ms();
         let waits = TokenWaits {
             options: request_options(&self.config.timeouts),
             answer_ms: budget,
             read_ms: || self.read_budget_ms(),
         };
-        fetch_token(managed, self.store.as_deref(), waits)
+        fetch_token(source, self.store.as_deref(), waits)
             .await
-            .map_err(|failure| identity::token_error(failure, budget))
+            .map_err(|failure| {
+                let error = identity::token_error(failure, budget, source);
+                // `chat` tells the client only the kind of failure; the operator's
+                // reason (which file, which AADSTS code) is logged here, no secret in it.
+                eprintln!(
+                    "completion-openai: no Entra ID token: {}",
+                    error.message().replace(['\n', '\r'], " ")
+                );
+                error
+            })
     }
 
     /// How long one attempt may wait for response headers: connect plus first byte,

@@ -17,13 +17,16 @@ pub const MIN_TEXT_VECTOR_API_VERSION: &str = "2024-07-01";
 pub const TOKEN_RESOURCE: &str = "https://search.azure.com";
 
 /// Every variable the component reads.
-pub const VARIABLE_NAMES: [&str; 16] = [
+pub const VARIABLE_NAMES: [&str; 19] = [
     "azure_search_origin",
     "azure_search_index",
     "azure_search_auth",
     "azure_search_api_key",
     "azure_search_token_origin",
     "azure_search_client_id",
+    "azure_search_tenant_id",
+    "azure_search_authority_host",
+    "azure_search_token_file",
     "azure_search_api_version",
     "azure_search_semantic_configuration",
     "azure_search_id_field",
@@ -37,6 +40,9 @@ pub const VARIABLE_NAMES: [&str; 16] = [
 ];
 
 use chatgate_guest::identity::is_client_id;
+use chatgate_guest::workload_identity::{
+    DEFAULT_AUTHORITY_HOST, DEFAULT_TOKEN_FILE, is_tenant_id, is_token_file_path,
+};
 pub use chatgate_guest::{ApiKey, VariableValue};
 
 /// Which index fields hold the parts of a passage.
@@ -62,6 +68,17 @@ pub enum Auth {
         token_origin: String,
         /// A user-assigned identity; `None` is the system-assigned one.
         client_id: Option<String>,
+    },
+    /// `Authorization: Bearer` with an Entra ID token for [`TOKEN_RESOURCE`] exchanged
+    /// for the projected service-account token in `token_file` (workload identity
+    /// federation, as on AKS).
+    WorkloadIdentity {
+        /// `scheme://host[:port]` of Entra ID.
+        authority_host: String,
+        tenant_id: String,
+        client_id: String,
+        /// The token file as the component sees it (through `files`).
+        token_file: String,
     },
 }
 
@@ -152,9 +169,54 @@ impl Config {
                     client_id: (!client_id.is_empty()).then_some(client_id),
                 }
             }
+            "workload-identity" => {
+                let tenant_id = read("azure_search_tenant_id", "")?;
+                if !is_tenant_id(&tenant_id) {
+                    return Err(misconfigured(if tenant_id.is_empty() {
+                        "azure_search_tenant_id is not set; workload-identity needs the directory (tenant) id".into()
+                    } else {
+                        "azure_search_tenant_id must be a directory (tenant) id or a verified domain".into()
+                    }));
+                }
+                let client_id = read("azure_search_client_id", "")?;
+                if !is_client_id(&client_id) {
+                    return Err(misconfigured(if client_id.is_empty() {
+                        "azure_search_client_id is not set; workload-identity needs the client id of the federated identity".into()
+                    } else {
+                        "azure_search_client_id must be a client id (letters, digits and dashes)"
+                            .into()
+                    }));
+                }
+                let mut authority_host =
+                    read("azure_search_authority_host", DEFAULT_AUTHORITY_HOST)?;
+                if authority_host.is_empty() {
+                    authority_host = DEFAULT_AUTHORITY_HOST.into();
+                }
+                let mut token_file = read("azure_search_token_file", DEFAULT_TOKEN_FILE)?;
+                if token_file.is_empty() {
+                    token_file = DEFAULT_TOKEN_FILE.into();
+                }
+                if !is_token_file_path(&token_file) {
+                    return Err(misconfigured(
+                        "azure_search_token_file must be an absolute path without `.` or `..` parts"
+                            .into(),
+                    ));
+                }
+                Auth::WorkloadIdentity {
+                    authority_host: parse_origin(
+                        "azure_search_authority_host",
+                        &authority_host,
+                        DEFAULT_AUTHORITY_HOST,
+                    )?,
+                    tenant_id,
+                    client_id,
+                    token_file,
+                }
+            }
             _ => {
                 return Err(misconfigured(
-                    "azure_search_auth must be `api-key` or `managed-identity`".into(),
+                    "azure_search_auth must be `api-key`, `managed-identity` or `workload-identity`"
+                        .into(),
                 ));
             }
         };
@@ -567,6 +629,43 @@ pub(crate) mod tests {
         ]))
         .unwrap();
         assert!(matches!(with_key.auth, Auth::ManagedIdentity { .. }));
+    }
+
+    #[test]
+    fn workload_identity_needs_a_tenant_and_a_client_and_defaults_to_the_public_cloud() {
+        const CLIENT: &str = "6c1e0f2a-7d3b-4e5b-9d7c-5a2f1e0b9c8d";
+        let base = [("azure_search_auth", "workload-identity")];
+        let message = misconfiguration(&with(&base));
+        assert!(message.contains("azure_search_tenant_id"), "{message}");
+        let mut pairs = with(&base);
+        pairs.push(("azure_search_tenant_id", "contoso.onmicrosoft.com"));
+        let message = misconfiguration(&pairs);
+        assert!(message.contains("azure_search_client_id"), "{message}");
+        pairs.push(("azure_search_client_id", CLIENT));
+        assert_eq!(
+            config(&pairs).unwrap().auth,
+            Auth::WorkloadIdentity {
+                authority_host: "https://login.microsoftonline.com".into(),
+                tenant_id: "contoso.onmicrosoft.com".into(),
+                client_id: CLIENT.into(),
+                token_file: "/var/run/secrets/azure/tokens/azure-identity-token".into(),
+            }
+        );
+        for (name, value) in [
+            ("azure_search_tenant_id", "a/b-secret"),
+            ("azure_search_client_id", "a&scope=secret"),
+            (
+                "azure_search_authority_host",
+                "https://login.example/secret",
+            ),
+            ("azure_search_token_file", "../secret"),
+        ] {
+            let mut bad: Vec<_> = pairs.iter().copied().filter(|(n, _)| *n != name).collect();
+            bad.push((name, value));
+            let message = misconfiguration(&bad);
+            assert!(message.contains(name), "{message}");
+            assert!(!message.contains("secret"), "{message}");
+        }
     }
 
     #[test]

@@ -6,7 +6,7 @@
 
 use crate::config::Auth;
 pub use chatgate_guest::TransportFailure;
-use chatgate_guest::identity::{FetchFailure, TokenFailure};
+use chatgate_guest::identity::{FetchFailure, TokenFailure, TokenSource};
 use chatgate_guest::retry_after;
 use chatgate_rag::retriever::{FilterRefusal, RetrievalError};
 use serde_json::Value;
@@ -71,7 +71,7 @@ pub fn error_for_status(
             "Azure AI Search refused the credentials (HTTP {status}); {}",
             match auth {
                 Auth::ApiKey(_) => "check azure_search_api_key",
-                Auth::ManagedIdentity { .. } =>
+                Auth::ManagedIdentity { .. } | Auth::WorkloadIdentity { .. } =>
                     "the service must allow role-based access and the identity needs the Search Index Data Reader role on the index",
             }
         )),
@@ -123,32 +123,40 @@ pub fn transport_error(failure: &TransportFailure) -> RetrievalError {
     }
 }
 
-/// The error for a token that could not be had, `budget_ms` being what the fetch was
-/// given. A refused identity or a request the host denies stays so until the
-/// configuration changes (`index-unavailable`); a failing endpoint may recover.
-pub fn token_error(failure: FetchFailure, budget_ms: u64) -> RetrievalError {
+/// The error for a token from `source` that could not be had, `budget_ms` being what
+/// the fetch was given. A refused identity, an unusable token file or a request the
+/// host denies stays so until the configuration changes (`index-unavailable`); a
+/// failing endpoint may recover.
+pub fn token_error(failure: FetchFailure, budget_ms: u64, source: &TokenSource) -> RetrievalError {
+    let endpoint = source.endpoint();
+    let origin_variable = match source {
+        TokenSource::Managed(_) => "azure_search_token_origin",
+        TokenSource::Workload(_) => "azure_search_authority_host",
+    };
     match failure {
         FetchFailure::Token(TokenFailure::Refused(message)) => {
             RetrievalError::IndexUnavailable(message)
         }
-        FetchFailure::Token(TokenFailure::Unavailable(message)) => RetrievalError::Upstream(message),
-        FetchFailure::Transport(TransportFailure::Denied) => RetrievalError::IndexUnavailable(
-            "the host denied the token request; azure_search_token_origin must be an allowed outbound host of the component".into(),
-        ),
-        FetchFailure::TimedOut | FetchFailure::Transport(TransportFailure::TimedOut) => {
-            RetrievalError::Timeout(format!(
-                "the managed identity endpoint did not answer within {budget_ms} ms"
+        FetchFailure::Token(TokenFailure::Unavailable(message)) => {
+            RetrievalError::Upstream(message)
+        }
+        FetchFailure::Transport(TransportFailure::Denied) => {
+            RetrievalError::IndexUnavailable(format!(
+                "the host denied the token request; {origin_variable} must be an allowed outbound host of the component"
             ))
         }
-        FetchFailure::Transport(TransportFailure::Unreachable(reason)) => RetrievalError::Upstream(
-            format!("the managed identity endpoint is unreachable: {reason}"),
-        ),
+        FetchFailure::TimedOut | FetchFailure::Transport(TransportFailure::TimedOut) => {
+            RetrievalError::Timeout(format!("{endpoint} did not answer within {budget_ms} ms"))
+        }
+        FetchFailure::Transport(TransportFailure::Unreachable(reason)) => {
+            RetrievalError::Upstream(format!("{endpoint} is unreachable: {reason}"))
+        }
         FetchFailure::Unbuildable => {
             RetrievalError::IndexUnavailable("could not build the token request".into())
         }
-        FetchFailure::Unreadable => RetrievalError::Upstream(
-            "the managed identity endpoint answer could not be read".into(),
-        ),
+        FetchFailure::Unreadable => {
+            RetrievalError::Upstream(format!("{endpoint}'s answer could not be read"))
+        }
     }
 }
 
@@ -374,6 +382,14 @@ mod tests {
 
     #[test]
     fn token_failures_say_whether_waiting_can_help() {
+        let managed = TokenSource::Managed(chatgate_guest::identity::ManagedIdentity {
+            token_origin: "http://169.254.169.254",
+            client_id: None,
+            resource: crate::config::TOKEN_RESOURCE,
+            cache_owner: "retrieval-azure-search",
+            client_id_variable: "azure_search_client_id",
+        });
+        let token_error = |failure, budget| super::token_error(failure, budget, &managed);
         assert_eq!(
             token_error(
                 FetchFailure::Token(TokenFailure::Refused("identity not found".into())),
@@ -418,6 +434,41 @@ mod tests {
         assert!(matches!(
             token_error(FetchFailure::Unreadable, 10),
             RetrievalError::Upstream(m) if m.contains("could not be read")
+        ));
+    }
+
+    #[test]
+    fn workload_identity_failures_name_entra_and_its_variables() {
+        use chatgate_guest::workload_identity::{WorkloadIdentity, WorkloadVariables};
+        let identity = WorkloadIdentity {
+            authority_host: "https://login.microsoftonline.com",
+            tenant_id: "contoso.onmicrosoft.com",
+            client_id: "client-a",
+            token_file: "/var/run/secrets/azure/tokens/azure-identity-token",
+            resource: crate::config::TOKEN_RESOURCE,
+            cache_owner: "retrieval-azure-search",
+            variables: WorkloadVariables {
+                authority_host: "azure_search_authority_host",
+                tenant_id: "azure_search_tenant_id",
+                client_id: "azure_search_client_id",
+                token_file: "azure_search_token_file",
+            },
+        };
+        assert_eq!(identity.scope(), "https://search.azure.com/.default");
+        let source = TokenSource::Workload(identity);
+        assert!(matches!(
+            token_error(FetchFailure::Token(identity.unreadable_file("no such file")), 10, &source),
+            RetrievalError::IndexUnavailable(m) if m.contains("azure_search_token_file")
+        ));
+        assert_eq!(
+            token_error(FetchFailure::TimedOut, 250, &source),
+            RetrievalError::Timeout(
+                "the Entra ID token endpoint did not answer within 250 ms".into()
+            )
+        );
+        assert!(matches!(
+            token_error(FetchFailure::Transport(TransportFailure::Denied), 10, &source),
+            RetrievalError::IndexUnavailable(m) if m.contains("azure_search_authority_host")
         ));
     }
 }

@@ -11,7 +11,8 @@ use crate::request::{Credential, Plan, SearchRequest, headers, plan};
 use crate::response::parse_results;
 use crate::{MAX_ERROR_BODY_BYTES, MAX_RESULT_BODY_BYTES};
 use bytes::Bytes;
-use chatgate_guest::identity::ManagedIdentity;
+use chatgate_guest::identity::{ManagedIdentity, Token, TokenSource};
+use chatgate_guest::workload_identity::{WorkloadIdentity, WorkloadVariables};
 use chatgate_guest_io::identity::{TokenWaits, fetch_token, forget_token};
 use chatgate_guest_io::{
     BodyFailure, ReadBody, classify, read_body, request_options, sleep_ms, wall_clock_ms, within,
@@ -64,38 +65,41 @@ async fn search(
         config.timeout_ms.saturating_sub(elapsed_ms)
     };
     // Fetched only once the request is known to be worth sending.
-    let mut managed = None;
-    let token;
-    let credential = match &config.auth {
-        Auth::ApiKey(key) => Credential::ApiKey(key.expose()),
-        Auth::ManagedIdentity {
-            token_origin,
-            client_id,
-        } => {
-            let identity = ManagedIdentity {
-                token_origin,
-                client_id: client_id.as_deref(),
-                resource: config::TOKEN_RESOURCE,
-                cache_owner: "retrieval-azure-search",
-                client_id_variable: "azure_search_client_id",
-            };
-            // Without a store (not granted, or failing) every call fetches its own token.
-            let (identity, store) = managed.insert((identity, Store::open_default().await.ok()));
-            // The whole fetch, like the search, lives within the one deadline.
-            let budget_ms = remaining_ms();
-            let waits = TokenWaits {
-                options: request_options(budget_ms),
-                answer_ms: budget_ms,
-                read_ms: remaining_ms,
-            };
-            token = fetch_token(identity, store.as_ref(), waits)
-                .await
-                .map_err(|failure| token_error(failure, budget_ms))?;
-            Credential::Bearer(token.expose())
-        }
+    let source = token_source(&config.auth);
+    // Without a store (not granted, or failing) every call fetches its own token.
+    let store = match source {
+        Some(_) => Store::open_default().await.ok(),
+        None => None,
+    };
+    let fetch = async |source: &TokenSource<'_>| -> Result<Token, crate::RetrievalError> {
+        // The whole fetch, like the search, lives within the one deadline.
+        let budget_ms = remaining_ms();
+        let waits = TokenWaits {
+            options: request_options(budget_ms),
+            answer_ms: budget_ms,
+            read_ms: remaining_ms,
+        };
+        fetch_token(source, store.as_ref(), waits)
+            .await
+            .map_err(|failure| token_error(failure, budget_ms, source))
+    };
+    let mut token = match &source {
+        Some(source) => Some(fetch(source).await?),
+        None => None,
     };
     let mut retried = false;
+    let mut token_renewed = false;
     loop {
+        let credential = match (&token, &config.auth) {
+            (Some(token), _) => Credential::Bearer(token.expose()),
+            (None, Auth::ApiKey(key)) => Credential::ApiKey(key.expose()),
+            // Not reached: an identity's token was fetched above, or the call ended.
+            (None, _) => {
+                return Err(crate::RetrievalError::IndexUnavailable(
+                    "no credential for the search request".into(),
+                ));
+            }
+        };
         match attempt(&config, &request, credential, remaining_ms).await {
             Attempt::Done(result) => return result,
             Attempt::Failed {
@@ -104,9 +108,16 @@ async fn search(
                 error,
             } => {
                 if matches!(status, 401 | 403)
-                    && let Some((identity, store)) = &managed
+                    && let Some(source) = &source
                 {
-                    forget_token(identity, store.as_ref()).await;
+                    forget_token(source, store.as_ref()).await;
+                    // A token refused as invalid (401: expired early, revoked) is
+                    // replaced once; a 403 is about roles, which a new token does not change.
+                    if status == 401 && !token_renewed {
+                        token_renewed = true;
+                        token = Some(fetch(source).await?);
+                        continue;
+                    }
                 }
                 let delay = retry_delay_ms(status, retry_after.as_deref(), wall_clock_ms());
                 match delay {
@@ -119,6 +130,43 @@ async fn search(
                 }
             }
         }
+    }
+}
+
+/// Where the token for `auth` comes from, if it uses one.
+fn token_source(auth: &Auth) -> Option<TokenSource<'_>> {
+    const CACHE_OWNER: &str = "retrieval-azure-search";
+    match auth {
+        Auth::ApiKey(_) => None,
+        Auth::ManagedIdentity {
+            token_origin,
+            client_id,
+        } => Some(TokenSource::Managed(ManagedIdentity {
+            token_origin,
+            client_id: client_id.as_deref(),
+            resource: config::TOKEN_RESOURCE,
+            cache_owner: CACHE_OWNER,
+            client_id_variable: "azure_search_client_id",
+        })),
+        Auth::WorkloadIdentity {
+            authority_host,
+            tenant_id,
+            client_id,
+            token_file,
+        } => Some(TokenSource::Workload(WorkloadIdentity {
+            authority_host,
+            tenant_id,
+            client_id,
+            token_file,
+            resource: config::TOKEN_RESOURCE,
+            cache_owner: CACHE_OWNER,
+            variables: WorkloadVariables {
+                authority_host: "azure_search_authority_host",
+                tenant_id: "azure_search_tenant_id",
+                client_id: "azure_search_client_id",
+                token_file: "azure_search_token_file",
+            },
+        })),
     }
 }
 

@@ -1,7 +1,7 @@
 //! The wasm side of the helpers chatgate's components share: reading their Spin
 //! variables, deadlines and clocks for host calls, `wasi:http` request options, bounded
 //! reads of outbound responses, what a failed outbound call means, and fetching
-//! managed-identity tokens ([`identity`]). The decisions these feed (configuration,
+//! Entra ID tokens, managed or workload identity ([`identity`]). The decisions these feed (configuration,
 //! error mapping, redaction) live in the pure `chatgate-guest`, which builds natively.
 
 // No bindings are generated here: spin-sdk's are used, so nothing needs `unsafe`.

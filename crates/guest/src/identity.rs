@@ -21,6 +21,11 @@ pub const REFRESH_MARGIN_SECONDS: u64 = 300;
 /// A token answer larger than this is not one.
 pub const MAX_TOKEN_BODY_BYTES: usize = 64 << 10;
 
+/// How failures name an IMDS-shaped endpoint.
+pub const MANAGED_IDENTITY_ENDPOINT: &str = "the managed identity endpoint";
+/// How failures name Entra ID's token endpoint (workload identity federation).
+pub const ENTRA_TOKEN_ENDPOINT: &str = "the Entra ID token endpoint";
+
 /// The headers of the token request; `Metadata: true` is IMDS's SSRF guard.
 pub const TOKEN_REQUEST_HEADERS: [(&str, &str); 2] =
     [("metadata", "true"), ("accept", "application/json")];
@@ -72,6 +77,34 @@ impl ManagedIdentity<'_> {
     /// The key-value key the token is cached under ([`cache_key`]).
     pub fn cache_key(&self) -> String {
         cache_key(self.cache_owner, self.token_origin, self.client_id)
+    }
+}
+
+/// Where a component's tokens come from: both are fetched, cached and forgotten by the
+/// same code (`chatgate-guest-io`'s `fetch_token`), only the request differs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenSource<'a> {
+    /// An IMDS-shaped managed-identity endpoint.
+    Managed(ManagedIdentity<'a>),
+    /// Workload identity federation: a projected token exchanged at Entra ID.
+    Workload(crate::workload_identity::WorkloadIdentity<'a>),
+}
+
+impl TokenSource<'_> {
+    /// The key-value key the token is cached under; the two kinds never share one.
+    pub fn cache_key(&self) -> String {
+        match self {
+            TokenSource::Managed(identity) => identity.cache_key(),
+            TokenSource::Workload(identity) => identity.cache_key(),
+        }
+    }
+
+    /// How failures name the endpoint that hands out the tokens.
+    pub fn endpoint(&self) -> &'static str {
+        match self {
+            TokenSource::Managed(_) => MANAGED_IDENTITY_ENDPOINT,
+            TokenSource::Workload(_) => ENTRA_TOKEN_ENDPOINT,
+        }
     }
 }
 
@@ -170,10 +203,14 @@ pub enum FetchFailure {
 /// a string (IMDS) or a number; `expires_in` (seconds from now) is accepted instead.
 /// The answer is never quoted in the failure: it may hold a token.
 pub fn parse_token(body: &[u8], now_unix: u64) -> Result<Token, TokenFailure> {
+    parse_token_from(body, now_unix, MANAGED_IDENTITY_ENDPOINT)
+}
+
+/// [`parse_token`] for a token from `endpoint` (its name in the failure): Entra's v2.0
+/// token endpoint answers `expires_in` as a number, which is understood too.
+pub fn parse_token_from(body: &[u8], now_unix: u64, endpoint: &str) -> Result<Token, TokenFailure> {
     let unusable = |why: &str| {
-        TokenFailure::Refused(format!(
-            "the managed identity endpoint answered without a usable token: {why}"
-        ))
+        TokenFailure::Refused(format!("{endpoint} answered without a usable token: {why}"))
     };
     let value: Value = serde_json::from_slice(body).map_err(|_| unusable("not JSON"))?;
     let access_token = value

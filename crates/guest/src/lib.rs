@@ -3,7 +3,7 @@
 //! that never print, variable values as read, `Retry-After` ([`retry_after`]), the
 //! OpenAI error object ([`openai_error`]), what a failed outbound call was
 //! ([`TransportFailure`]) and the pure parts of managed-identity tokens
-//! ([`identity`]), and W3C trace context ([`trace_context`]). Their wasm side (reading variables, sending, clocks) is
+//! ([`identity`], [`workload_identity`]), and W3C trace context ([`trace_context`]). Their wasm side (reading variables, sending, clocks) is
 //! `chatgate-guest-io`.
 
 #![forbid(unsafe_code)]
@@ -13,6 +13,7 @@ pub mod identity;
 pub mod openai_error;
 pub mod retry_after;
 pub mod trace_context;
+pub mod workload_identity;
 
 /// What reading one variable gave.
 #[derive(Debug, Clone, PartialEq, Eq)]
