@@ -92,7 +92,8 @@ param collectorServiceAccount string
 @description('Resource tags.')
 param tags object
 
-// Built-in role definition ids.
+// Built-in role definition ids (Azure's built-in roles list; OpenAI User and Search Index Data
+// Reader checked again for issue 16 item 4 against published role definitions).
 var roles = {
   networkContributor: '4d97b98b-1d4f-4787-a291-c67834d212e7'
   cognitiveServicesOpenAiUser: '5e0bd9bd-7b93-4f28-af87-19fc36ad61bd'
