@@ -1015,6 +1015,7 @@ impl Candidates {
                 .entry((bytes.as_ptr() as usize, bytes.len()))
                 .or_insert_with(|| Features::of(bytes));
             let changing = features.changing(true);
+            let automaton = pf.automaton_for(mask);
             done.clear();
             walk.start(features);
             for chain in pf.chains.iter().filter(|c| c.vars & mask != 0) {
@@ -1032,7 +1033,7 @@ impl Candidates {
                     None => match raw_scan[vi] {
                         Some(s) => s,
                         None => {
-                            let s = scans.scan(ac, pf, Src::Value(vi), &list);
+                            let s = scans.scan(ac, pf, automaton, Src::Value(vi), &list);
                             raw_scan[vi] = Some(s);
                             s
                         }
@@ -1052,7 +1053,13 @@ impl Candidates {
                                     None => match raw_scan[vi] {
                                         Some(s) => s,
                                         None => {
-                                            let s = scans.scan(ac, pf, Src::Value(vi), &list);
+                                            let s = scans.scan(
+                                                ac,
+                                                pf,
+                                                automaton,
+                                                Src::Value(vi),
+                                                &list,
+                                            );
                                             raw_scan[vi] = Some(s);
                                             s
                                         }
@@ -1060,7 +1067,13 @@ impl Candidates {
                                     Some(i) => match out_scan.get(&i) {
                                         Some(&s) => s,
                                         None => {
-                                            let s = scans.scan(ac, pf, Src::Output(i), &list);
+                                            let s = scans.scan(
+                                                ac,
+                                                pf,
+                                                automaton,
+                                                Src::Output(i),
+                                                &list,
+                                            );
                                             out_scan.insert(i, s);
                                             s
                                         }
@@ -1210,10 +1223,11 @@ struct Scans {
     words: usize,
     /// `words` words per scan: the prefiltered links one of whose factors occurs.
     hits: Vec<u64>,
-    /// Scans by case-folded content hash: the first with each hash, and the others in
-    /// `more` (rare: one small vector rather than one per hash).
-    by_hash: HashMap<u64, (Src, usize), BuildHasherDefault<AddressHasher>>,
-    more: Vec<(u64, Src, usize)>,
+    /// Scans by case-folded content hash (and automaton, [`Prefilter::automaton_for`]):
+    /// the first with each hash, and the others in `more` (rare: one small vector rather
+    /// than one per hash).
+    by_hash: HashMap<u64, (Src, usize, usize), BuildHasherDefault<AddressHasher>>,
+    more: Vec<(u64, Src, usize, usize)>,
     /// Factors already seen in the current scan.
     seen: Vec<u64>,
     count: usize,
@@ -1228,6 +1242,7 @@ impl Scans {
         &mut self,
         ac: &aho_corasick::nfa::contiguous::NFA,
         pf: &Prefilter,
+        automaton: usize,
         src: Src,
         list: &[(&[u8], VarMask)],
     ) -> usize {
@@ -1237,16 +1252,19 @@ impl Scans {
             Src::Output(i) => outputs[i].as_slice(),
         };
         let bytes = bytes_of(src);
-        let hash = folded_hash(bytes);
+        // A scan with another automaton finds other factors: never shared.
+        let hash = folded_hash(bytes) ^ (automaton as u64);
+        let same =
+            |other: Src, a: usize| a == automaton && bytes_of(other).eq_ignore_ascii_case(bytes);
         let taken = self.by_hash.get(&hash).copied();
-        if let Some((other, scan)) = taken {
-            if bytes_of(other).eq_ignore_ascii_case(bytes) {
+        if let Some((other, scan, a)) = taken {
+            if same(other, a) {
                 return scan;
             }
-            if let Some(&(_, _, scan)) = self
+            if let Some(&(_, _, scan, _)) = self
                 .more
                 .iter()
-                .find(|(h, other, _)| *h == hash && bytes_of(*other).eq_ignore_ascii_case(bytes))
+                .find(|(h, other, _, a)| *h == hash && same(*other, *a))
             {
                 return scan;
             }
@@ -1257,7 +1275,15 @@ impl Scans {
         self.seen.iter_mut().for_each(|w| *w = 0);
         let hits = &mut self.hits[scan * self.words..];
         let seen = &mut self.seen;
+        let (ac, ids) = match automaton {
+            0 => (ac, None),
+            k => {
+                let (_, ac, ids) = &pf.var_acs[k - 1];
+                (ac, Some(ids.as_slice()))
+            }
+        };
         Prefilter::scan(ac, bytes, |pattern| {
+            let pattern = ids.map_or(pattern, |ids| ids[pattern] as usize);
             let (word, bit) = (pattern / 64, 1u64 << (pattern % 64));
             if seen[word] & bit != 0 {
                 return;
@@ -1268,9 +1294,9 @@ impl Scans {
             }
         });
         if taken.is_some() {
-            self.more.push((hash, src, scan));
+            self.more.push((hash, src, scan, automaton));
         } else {
-            self.by_hash.insert(hash, (src, scan));
+            self.by_hash.insert(hash, (src, scan, automaton));
         }
         scan
     }

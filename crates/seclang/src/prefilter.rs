@@ -55,7 +55,19 @@ pub struct Prefilter {
     /// For each tag ([`crate::RuleSet`]'s numbering), the prefiltered links of the rules
     /// that have it: what a `ctl:ruleRemoveTargetByTag` takes a value away from.
     pub tag_links: Vec<Vec<u64>>,
+    /// Smaller automata for the values of one variable whose links have few of the
+    /// factors (`REQUEST_BODY`, `QUERY_STRING`, the URI variables under CRS): the
+    /// variable's bit, the automaton of the factors of the links that target it, and
+    /// each of its patterns' id in [`Prefilter::ac`]. A value of that variable alone
+    /// (a request body, a query string: the longest values) is scanned with it; the
+    /// factors it leaves out belong to links that never inspect such a value.
+    pub var_acs: Vec<(VarMask, NFA, Vec<u32>)>,
 }
+
+/// A variable gets its own automaton ([`Prefilter::var_acs`]) when its links have at
+/// most this share (1 / `SMALL_AUTOMATON_SHARE`) of all the factors: a smaller automaton
+/// is walked faster.
+const SMALL_AUTOMATON_SHARE: usize = 4;
 
 #[derive(Debug)]
 pub struct PrefilterChain {
@@ -184,13 +196,32 @@ impl Prefilter {
         p.tag_links = (0..tags as u32)
             .map(|tag| bits_of(&|id| link_tags[id].contains(&tag)))
             .collect();
-        if !patterns.is_empty() {
-            // Standard semantics: every occurrence of every factor, overlapping.
-            p.ac = aho_corasick::nfa::contiguous::Builder::new()
+        // Standard semantics: every occurrence of every factor, overlapping.
+        let automaton = |patterns: &[&Vec<u8>]| {
+            aho_corasick::nfa::contiguous::Builder::new()
                 .ascii_case_insensitive(true)
                 .match_kind(MatchKind::Standard)
-                .build(&patterns)
-                .ok();
+                .build(patterns)
+                .ok()
+        };
+        for &(var, _) in &p.vars {
+            let ids: Vec<u32> = (0..patterns.len() as u32)
+                .filter(|&pid| {
+                    p.pattern_links[pid as usize]
+                        .iter()
+                        .any(|&l| p.link_vars[l as usize] & var_bit(var) != 0)
+                })
+                .collect();
+            if ids.is_empty() || ids.len() * SMALL_AUTOMATON_SHARE > patterns.len() {
+                continue;
+            }
+            let own: Vec<&Vec<u8>> = ids.iter().map(|&pid| &patterns[pid as usize]).collect();
+            if let Some(ac) = automaton(&own) {
+                p.var_acs.push((var_bit(var), ac, ids));
+            }
+        }
+        if !patterns.is_empty() {
+            p.ac = automaton(&patterns.iter().collect::<Vec<_>>());
             if p.ac.is_none() {
                 // Without an automaton no link may be skipped.
                 for rule in rules.iter_mut() {
@@ -206,6 +237,15 @@ impl Prefilter {
 
     pub fn words(&self) -> usize {
         self.link_vars.len().div_ceil(64)
+    }
+
+    /// The automaton to scan a value of the variables `mask` with: 0 for [`Prefilter::ac`],
+    /// `k` for `var_acs[k - 1]` (a value of that one variable).
+    pub fn automaton_for(&self, mask: VarMask) -> usize {
+        self.var_acs
+            .iter()
+            .position(|(bit, _, _)| *bit == mask)
+            .map_or(0, |k| k + 1)
     }
 
     /// Calls `found` with the id of every factor that occurs in `haystack` (once per

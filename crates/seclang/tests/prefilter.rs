@@ -92,6 +92,10 @@ const PAYLOADS: &[&str] = &[
     "\\u003cscript\\u003ealert(1)",
     "%3Csvg%20onload%3Dalert(1)%3E",
     "../../../../etc/passwd",
+    // Restricted files (930130 reads `REQUEST_FILENAME`, whose value here equals
+    // `REQUEST_URI`'s, scanned with another automaton).
+    ".htaccess",
+    ".git/config",
     "..%2f..%2f..%2fetc%2fshadow",
     "..\\..\\windows\\win.ini",
     ";cat /etc/passwd",
@@ -157,6 +161,14 @@ fn placements(payload: &str) -> Vec<Request> {
             "/form",
             &[("Content-Type", "application/x-www-form-urlencoded")],
             &format!("a=1&{encoded}={encoded}"),
+        ),
+        // The raw payload as the whole form body: the body (scanned with the smaller
+        // automaton of `REQUEST_BODY`'s factors) and an argument name of the same content.
+        request(
+            "POST",
+            "/form",
+            &[("Content-Type", "application/x-www-form-urlencoded")],
+            payload,
         ),
         request("GET", "/", &[("Cookie", &format!("session={encoded}"))], ""),
         request(
