@@ -1,6 +1,6 @@
 # One profile (release) for everything: wasmtime is compiled once, and tests run
 # the same host binary users run.
-COMPONENTS := telemetry waf auth chat retrieval completion-extractive completion-openai retrieval-azure-search ui hello retrieval-probe capability-probe
+COMPONENTS := telemetry waf auth chat retrieval completion-extractive completion-openai retrieval-azure-search ui hello passthrough retrieval-probe capability-probe
 CARGO ?= cargo
 
 .PHONY: toolchain build components host index waf up test test-unit lint lint-tools bench sdk test-deps image image-host
@@ -116,7 +116,9 @@ lint: toolchain lint-tools
 # The OCI image of the gateway (image/Containerfile, built by image/build.sh with buildah
 # into target/image/oci and target/image/chatgate-<version>.oci.tar, with its SBOM):
 # the host built static for musl, the components and spin.toml as `make build` leaves them.
-# Needs buildah and musl-tools (`make test-deps` installs them, as root).
+# Also the Spin OCI artifact of the same app, for SpinKube (target/image/spin, by
+# `chatgate registry layout`). Needs buildah and musl-tools (`make test-deps` installs
+# them, as root).
 image: build image-host test-deps
 	./image/build.sh
 

@@ -4,10 +4,16 @@
 //! the same run, with instance reuse on (Spin's defaults) and off (a fresh instance per
 //! request, `--max-instance-reuse-count 1`).
 //!
+//! Then, at one connection, where the chain's cost goes: what a bare middleware hop costs
+//! (`hello` alone and behind one, two and three `passthrough` middlewares, which only call
+//! the next handler), and what each of the shipped middlewares adds in front of `chat`.
+//!
 //! `cargo bench -p chatgate-tests --bench gateway` (after `make build`).
 //! Environment: `BENCH_CONNECTIONS` (default `1,16`), `BENCH_SECONDS` per scenario
 //! (default 5), `BENCH_REUSE` (`on,off`), `BENCH_CLOSE=1` for a new connection per
-//! request (`Connection: close`). The load generator shares the machine with the
+//! request (`Connection: close`), `BENCH_ROUNDS` (default 1): how many times the
+//! one-connection breakdown is repeated, its configurations taking turns, so that a
+//! drift in the machine's load falls on all of them. The load generator shares the machine with the
 //! gateway; numbers are for comparison between scenarios of one run, not absolute
 //! capacity.
 
@@ -139,6 +145,13 @@ async fn connection(
     (latencies, failures)
 }
 
+/// `BENCH_ONLY=<text>`: only the scenarios whose name contains it (e.g. to profile one).
+fn wanted(scenario: &Scenario) -> bool {
+    std::env::var("BENCH_ONLY")
+        .ok()
+        .is_none_or(|only| scenario.name.contains(&only))
+}
+
 async fn run(
     base: &str,
     scenario: &'static Scenario,
@@ -146,8 +159,7 @@ async fn run(
     seconds: u64,
     close: bool,
 ) -> serde_json::Value {
-    // `BENCH_ONLY=<text>`: only the scenarios whose name contains it (e.g. to profile one).
-    if std::env::var("BENCH_ONLY").is_ok_and(|only| !scenario.name.contains(&only)) {
+    if !wanted(scenario) {
         return serde_json::json!({
             "scenario": scenario.name, "connections": connections, "skipped": true,
             "rps": f64::NAN, "p50_ms": f64::NAN, "p99_ms": f64::NAN, "requests": 0, "failures": 0,
@@ -260,6 +272,150 @@ const STAGES: [(&str, Scenario); 3] = [
     ),
 ];
 
+/// `hello` behind 0 to 3 pass-through middlewares, for the cost of a bare hop.
+const HOPS: [Scenario; 4] = [
+    Scenario {
+        name: "hop: hello alone GET /hello",
+        ..HELLO
+    },
+    Scenario {
+        name: "hop: hello behind 1 pass-through GET /hello",
+        ..HELLO
+    },
+    Scenario {
+        name: "hop: hello behind 2 pass-throughs GET /hello",
+        ..HELLO
+    },
+    Scenario {
+        name: "hop: hello behind 3 pass-throughs GET /hello",
+        ..HELLO
+    },
+];
+
+/// One route, `/...`, served by `hello` behind `hops` instances of `passthrough` (each its
+/// own component id, as distinct middleware would be).
+fn hello_behind_passthroughs(hops: usize) -> String {
+    let ids: Vec<String> = (0..hops).map(|i| format!("hop-{}", HOP_NAMES[i])).collect();
+    let mut manifest = format!(
+        "spin_manifest_version = 2\n[application]\nname = \"hops\"\n\
+         [[trigger.http]]\nroute = \"/...\"\ncomponent = \"hello\"\n\
+         dependencies.middleware = [{}]\n\
+         [component.hello]\nsource = \"{}\"\n",
+        ids.iter()
+            .map(|id| format!("{{ component = \"{id}\" }}"))
+            .collect::<Vec<_>>()
+            .join(", "),
+        wasm("hello").display()
+    );
+    for id in &ids {
+        manifest.push_str(&format!(
+            "[component.{id}]\nsource = \"{}\"\n",
+            wasm("passthrough").display()
+        ));
+    }
+    manifest
+}
+
+const HOP_NAMES: [&str; 3] = ["one", "two", "three"];
+
+/// The median of `values` (NaN when empty).
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values.get(values.len() / 2).copied().unwrap_or(f64::NAN)
+}
+
+/// Where the chain's time goes, at one connection: the bare hop (`hello` behind 0-3
+/// pass-throughs) and each shipped middleware alone in front of `chat`, against the
+/// whole chain. Every configuration runs once per round, in turn; the figures are the
+/// median over rounds of each run's p50 (and the smallest p50).
+#[allow(clippy::too_many_arguments)]
+async fn breakdown(
+    mode: &str,
+    gateway: &Gateway,
+    alone: &Gateway,
+    variables: &[(&str, &str)],
+    adjust: impl Fn(&mut chatgate::app::AppOptions) + Copy,
+    seconds: u64,
+    close: bool,
+    all: &mut Vec<serde_json::Value>,
+) {
+    let rounds = env_number("BENCH_ROUNDS", 1).max(1);
+    let mut started = Vec::new();
+    for hops in (0..HOPS.len()).filter(|&hops| wanted(&HOPS[hops])) {
+        let behind = Gateway::start_with(&hello_behind_passthroughs(hops), &[], adjust)
+            .await
+            .expect("hello behind pass-throughs");
+        started.push((format!("{hops} hop(s)"), behind, &HOPS[hops]));
+    }
+    for (stage, scenario) in STAGES.iter().filter(|(_, scenario)| wanted(scenario)) {
+        let behind = Gateway::start_with(&chat_behind(&[stage]), variables, adjust)
+            .await
+            .expect("chat behind one middleware");
+        started.push((stage.to_string(), behind, scenario));
+    }
+    // The chain and `chat` alone run on the gateways of the main scenarios.
+    let mut configurations: Vec<(String, &str, &'static Scenario)> = started
+        .iter()
+        .map(|(label, behind, scenario)| (label.clone(), behind.base.as_str(), *scenario))
+        .collect();
+    configurations.push(("chat alone".into(), &alone.base, &CHAT_ALONE_MODELS));
+    configurations.push(("chain".into(), &gateway.base, &MODELS));
+    let mut p50s: Vec<Vec<f64>> = vec![Vec::new(); configurations.len()];
+    for _ in 0..rounds {
+        for (i, (_, base, scenario)) in configurations.iter().enumerate() {
+            let result = run(base, scenario, 1, seconds, close).await;
+            if result["skipped"] == true {
+                continue;
+            }
+            p50s[i].push(1000.0 * result["p50_ms"].as_f64().unwrap_or(f64::NAN));
+            all.push(serde_json::json!({"reuse": mode, "breakdown": configurations[i].0, "result": result}));
+        }
+    }
+    let summary: Vec<(f64, f64)> = p50s
+        .iter_mut()
+        .map(|runs| {
+            let min = runs.iter().copied().fold(f64::NAN, f64::min);
+            (median(runs), min)
+        })
+        .collect();
+    let by_label = |label: &str| {
+        configurations
+            .iter()
+            .position(|(l, _, _)| l == label)
+            .map_or((f64::NAN, f64::NAN), |i| summary[i])
+    };
+    println!(
+        "{mode:<5} breakdown at 1 connection, {rounds} round(s) of {seconds} s: median of the runs' p50 (smallest p50), µs"
+    );
+    let (hello, hello_min) = by_label("0 hop(s)");
+    println!("{mode:<5}   hello alone                 {hello:>7.0} ({hello_min:.0})");
+    for hops in 1..HOPS.len() {
+        let (p50, min) = by_label(&format!("{hops} hop(s)"));
+        println!(
+            "{mode:<5}   hello behind {hops} pass-through(s) {p50:>7.0} ({min:.0})   bare hop: +{:.0} µs, {:.0} µs per hop",
+            p50 - hello,
+            (p50 - hello) / hops as f64
+        );
+    }
+    let (chat, chat_min) = by_label("chat alone");
+    println!("{mode:<5}   chat alone /v1/models       {chat:>7.0} ({chat_min:.0})");
+    for (stage, _) in &STAGES {
+        let (p50, min) = by_label(stage);
+        println!(
+            "{mode:<5}   chat behind {stage:<15} {p50:>7.0} ({min:.0})   stage adds {:>5.0} µs",
+            p50 - chat
+        );
+    }
+    let (chain, chain_min) = by_label("chain");
+    println!(
+        "{mode:<5}   chain /v1/models            {chain:>7.0} ({chain_min:.0})   the three middlewares add {:.0} µs (goal < 150)",
+        chain - chat
+    );
+    for (_, behind, _) in started {
+        behind.stop().await;
+    }
+}
+
 /// The process's resident memory, in KiB.
 fn rss_kib() -> u64 {
     std::fs::read_to_string("/proc/self/status")
@@ -370,30 +526,13 @@ fn main() {
                 );
                 all.push(serde_json::json!({"reuse": mode, "connections": conns, "results": results}));
             }
-            // What each middleware costs alone, at one connection.
-            let alone_p50 = {
-                let result = run(&alone.base, &CHAT_ALONE_MODELS, 1, seconds, close).await;
-                result["p50_ms"].as_f64().unwrap_or(f64::NAN)
-            };
-            for (stage, scenario) in &STAGES {
-                let behind = Gateway::start_with(&chat_behind(&[stage]), &unlimited, adjust)
-                    .await
-                    .expect("chat behind one middleware");
-                let result = run(&behind.base, scenario, 1, seconds, close).await;
-                println!(
-                    "{mode:<5} stage {stage:<9} adds {:>6.0} µs p50 at 1 connection ({} req/s)",
-                    1000.0 * (result["p50_ms"].as_f64().unwrap_or(f64::NAN) - alone_p50),
-                    result["rps"].as_f64().unwrap_or(f64::NAN).round()
-                );
-                all.push(serde_json::json!({"reuse": mode, "stage": stage, "result": result}));
-                behind.stop().await;
-            }
+            breakdown(mode, &gateway, &alone, &unlimited, adjust, seconds, close, &mut all).await;
             let instances = gateway.app().instances();
             println!(
                 "{mode:<5} instances created: {} (live {}, idle {})",
                 instances.created, instances.live, instances.idle
             );
-            if mode == "on" {
+            if mode == "on" && std::env::var("BENCH_ONLY").is_err() {
                 idle_instance_memory(&gateway, close).await;
             }
             gateway.stop().await;
