@@ -8,6 +8,9 @@
 #   buildah, musl-tools            `make image`: buildah builds the OCI image (image/build.sh);
 #                                  musl-gcc compiles the C parts of the host (SQLite, ring,
 #                                  zstd, wasmtime's helpers) for the static musl host.
+#   skopeo                         tests/tests/e2e/image.rs: reads and copies the Spin OCI
+#                                  artifact `make image` writes (target/image/spin), as
+#                                  pushing it to a registry would.
 #   iproute2, curl, procps         tests/tests/e2e/netns.rs: `ip netns` and veth pairs, the
 #                                  client in its namespace, `sysctl` (procps; also `kill`,
 #                                  which the image and cli tests send SIGTERM with).
@@ -24,7 +27,7 @@
 # Idempotent: does nothing when they are installed. Installs only as root on a system with
 # apt-get; elsewhere it says what is missing, and the tests that need it fail saying so.
 set -euo pipefail
-packages=(modsecurity-crs nginx-light libnginx-mod-http-modsecurity chromium buildah musl-tools iproute2 curl procps openssl)
+packages=(modsecurity-crs nginx-light libnginx-mod-http-modsecurity chromium buildah musl-tools skopeo iproute2 curl procps openssl)
 missing=()
 for p in "${packages[@]}"; do
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then

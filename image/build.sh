@@ -7,8 +7,15 @@
 #                                         `buildah pull oci-archive:<file>` loads it)
 #   target/image/sbom.spdx.json           the SBOM (image/sbom.py), also in the image at
 #                                         /usr/share/doc/chatgate/sbom.spdx.json
+#   target/image/spin/                    the Spin OCI artifact (what `spin registry push`
+#                                         pushes, for SpinKube's SpinApp.spec.image) as an OCI
+#                                         image layout, written by `chatgate registry layout`
+#                                         (host/src/spin_oci.rs); push it with
+#                                         `skopeo copy oci:target/image/spin:<version> docker://...`
+#   target/image/chatgate-spin-<version>.oci.tar   that layout as one tar
 # Inputs, as `make build` and the musl host build leave them:
 #   target/x86_64-unknown-linux-musl/release/chatgate   the static host
+#   target/release/chatgate                             the host that writes the Spin artifact
 #   spin.toml and every component `source` it names (relative to the repository root)
 # Reproducible: every timestamp (file times in the layer, the config's `created` and
 # history) is SOURCE_DATE_EPOCH, by default the last commit's time, so the same inputs
@@ -34,8 +41,9 @@ command -v buildah >/dev/null || { echo "image: buildah is missing: make test-de
 if file "$host_bin" 2>/dev/null | grep -q 'dynamically linked'; then
   echo "image: $host_bin is dynamically linked; a scratch image needs it static" >&2; exit 1
 fi
+[ -x target/release/chatgate ] || { echo "image: target/release/chatgate is missing: run make build" >&2; exit 1; }
 
-rm -rf "$ctx" "$out/oci" "$out"/chatgate-*.oci.tar "$out/sbom.spdx.json"
+rm -rf "$ctx" "$out/oci" "$out/spin" "$out"/chatgate-*.oci.tar "$out/sbom.spdx.json"
 mkdir -p "$rootfs/tmp" "$rootfs/app"
 chmod 1777 "$rootfs/tmp"
 install -D -m 0555 "$host_bin" "$rootfs/usr/local/bin/chatgate"
@@ -82,8 +90,19 @@ buildah "${storage[@]}" bud --quiet --format oci --timestamp "$SOURCE_DATE_EPOCH
 buildah "${storage[@]}" push --quiet "$tag" "oci:$out/oci:chatgate:$version"
 # The archive is the layout as one tar, written here rather than by buildah's
 # oci-archive transport, whose tar headers carry the time of writing.
-find "$out/oci" -exec touch -h -d "@$SOURCE_DATE_EPOCH" {} +
-tar --sort=name --mtime="@$SOURCE_DATE_EPOCH" --owner=0 --group=0 --numeric-owner \
-  -C "$out/oci" -cf "$out/chatgate-$version.oci.tar" .
+archive() {
+  find "$1" -exec touch -h -d "@$SOURCE_DATE_EPOCH" {} +
+  tar --sort=name --mtime="@$SOURCE_DATE_EPOCH" --owner=0 --group=0 --numeric-owner \
+    -C "$1" -cf "$2" .
+}
+archive "$out/oci" "$out/chatgate-$version.oci.tar"
 manifest_digest=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["manifests"][0]["digest"])' "$out/oci/index.json")
 echo "image: $out/oci (chatgate:$version, manifest $manifest_digest), $(du -sh "$out/chatgate-$version.oci.tar" | cut -f1) as $out/chatgate-$version.oci.tar"
+
+# The Spin OCI artifact of the same spin.toml and components, for SpinKube. Its own
+# repository when pushed (e.g. chatgate-spin), since it is not a container image.
+./target/release/chatgate registry layout --manifest spin.toml --out "$out/spin" \
+  --tag "$version" --created "$created" \
+  --annotation "org.opencontainers.image.revision=$revision" \
+  --annotation "org.opencontainers.image.licenses=$(sed -n 's/^license = "\(.*\)"$/\1/p' Cargo.toml | head -1)"
+archive "$out/spin" "$out/chatgate-spin-$version.oci.tar"

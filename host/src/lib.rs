@@ -29,5 +29,6 @@ pub mod reuse;
 pub mod routes;
 pub mod runtime;
 pub mod server;
+pub mod spin_oci;
 pub mod variables;
 pub mod waf_build;

@@ -67,6 +67,10 @@ enum Commands {
     /// on any error with file, line and reason, then writes `<out>/waf-rules.json` (every
     /// file read) and `<out>/waf.wasm`: the component pre-initialised with the compiled set.
     Waf(WafArgs),
+    /// The Spin OCI artifact (what `spin registry push` pushes) as an OCI image layout,
+    /// and back.
+    #[command(subcommand)]
+    Registry(RegistryCommands),
     /// Run the components' build commands (like `spin build`).
     Build {
         #[arg(long, short = 'f', default_value = "spin.toml")]
@@ -75,6 +79,85 @@ enum Commands {
         #[arg(long = "component-id", short = 'c')]
         components: Vec<String>,
     },
+}
+
+#[derive(Subcommand)]
+enum RegistryCommands {
+    /// Write the application as `spin registry push` would push it (components composed
+    /// with their dependencies and middleware, `files` as data layers, the locked app as
+    /// a layer) into an OCI image layout directory, for `skopeo copy oci:<dir>:<tag> ...`.
+    Layout {
+        #[arg(long, short = 'f', default_value = "spin.toml")]
+        manifest: PathBuf,
+        /// The layout directory (replaced).
+        #[arg(long)]
+        out: PathBuf,
+        /// The tag `index.json` gives the image (`org.opencontainers.image.ref.name`).
+        #[arg(long)]
+        tag: String,
+        /// `org.opencontainers.image.created`: Spin writes the time of pushing; a fixed
+        /// time gives the same digests for the same inputs.
+        #[arg(long)]
+        created: String,
+        /// Further manifest annotations, `key=value`; repeatable (Spin's `--annotation`).
+        #[arg(long = "annotation", value_parser = parse_annotation)]
+        annotations: Vec<(String, String)>,
+    },
+    /// Write the Spin artifact in an OCI image layout out as an application to run:
+    /// `<out>/spin.toml` and the components' Wasm and files beside it.
+    Unpack {
+        /// The layout directory.
+        #[arg(long)]
+        layout: PathBuf,
+        /// Which image of the layout, when it holds several.
+        #[arg(long)]
+        tag: Option<String>,
+        /// The directory to write (replaced).
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
+fn parse_annotation(text: &str) -> Result<(String, String), String> {
+    text.split_once('=')
+        .map(|(key, value)| (key.to_string(), value.to_string()))
+        .ok_or_else(|| format!("`{text}` is not key=value"))
+}
+
+fn registry(command: RegistryCommands) -> wasmtime::Result<()> {
+    use chatgate::spin_oci;
+    // The module reports with anyhow; its message is kept whole.
+    let whole = |e: anyhow::Error| wasmtime::format_err!("{e:#}");
+    match command {
+        RegistryCommands::Layout {
+            manifest,
+            out,
+            tag,
+            created,
+            annotations,
+        } => {
+            let manifest = Manifest::load(&manifest)?;
+            let options = spin_oci::ArtifactOptions {
+                created,
+                annotations: annotations.into_iter().collect(),
+            };
+            let artifact = spin_oci::build_artifact(&manifest, &options).map_err(whole)?;
+            let digest = spin_oci::write_layout(&artifact, &out, &tag).map_err(whole)?;
+            let bytes: usize = artifact.layers.iter().map(|l| l.bytes.len()).sum();
+            eprintln!(
+                "chatgate: Spin artifact `{tag}` in {}: manifest {digest}, {} layers, {:.1} MiB",
+                out.display(),
+                artifact.layers.len(),
+                bytes as f64 / (1024.0 * 1024.0)
+            );
+            Ok(())
+        }
+        RegistryCommands::Unpack { layout, tag, out } => {
+            let manifest = spin_oci::unpack(&layout, tag.as_deref(), &out).map_err(whole)?;
+            eprintln!("chatgate: unpacked to {}", manifest.display());
+            Ok(())
+        }
+    }
 }
 
 fn main() -> std::process::ExitCode {
@@ -98,6 +181,7 @@ fn run(cli: Cli) -> wasmtime::Result<()> {
     match cli.command {
         Commands::Index(args) => index(*args),
         Commands::Waf(args) => waf(args),
+        Commands::Registry(command) => registry(command),
         Commands::Build {
             manifest,
             components,
