@@ -9,7 +9,9 @@
 //! ```
 //!
 //! `CASE` is `chat`, `chat-policy`, `varied`, `varied-policy`, `get` or `models` (CRS PL1;
-//! `-policy`: behind the prompt-field policy of `benches/common`); `ITERS` (default 20)
+//! `-policy`: behind the prompt-field policy of `benches/common`; `-component`: behind the
+//! `waf` component's `chat-policy.conf`, as it ships); `SNAPSHOT=0` turns the start
+//! snapshot off (`RuleSet::set_start_snapshot`); `ITERS` (default 20)
 //! evaluations are counted after as many uncounted ones (the warm-up fills the memo with
 //! `MEMO=1`; varied chats are distinct in every evaluation). Divide the total by `ITERS`.
 
@@ -40,8 +42,16 @@ fn main() {
         .and_then(|n| n.parse().ok())
         .unwrap_or(20);
     let mut memo = (std::env::var("MEMO").as_deref() == Ok("1")).then(EvalMemo::new);
-    let rules = common::load(case.ends_with("-policy"));
-    let requests: Vec<Request> = match case.trim_end_matches("-policy") {
+    let mut rules = if case.ends_with("-component") {
+        component()
+    } else {
+        common::load(case.ends_with("-policy"))
+    };
+    rules.set_start_snapshot(std::env::var("SNAPSHOT").as_deref() != Ok("0"));
+    let base = case
+        .trim_end_matches("-policy")
+        .trim_end_matches("-component");
+    let requests: Vec<Request> = match base {
         "chat" => vec![common::chat_2kb(); 2 * iters],
         "varied" => common::varied_chats(2 * iters),
         "get" => vec![common::get_1kb(); 2 * iters],
@@ -63,4 +73,22 @@ fn warm_up(rules: &RuleSet, requests: &[Request], memo: &mut Option<EvalMemo>) {
             None => rules.evaluate(r),
         });
     }
+}
+
+/// The `waf` component's configuration with CRS: its chat policy, then CRS PL1.
+fn component() -> RuleSet {
+    let policy = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../components/waf/rules/chat-policy.conf"
+    );
+    let text = format!("Include {policy}\nInclude {}\n", common::CRS);
+    chatgate_seclang::RuleSet::from_text(
+        &chatgate_seclang::FileSystem,
+        policy,
+        &text,
+        chatgate_seclang::LoadOptions {
+            skip_unsupported: true,
+        },
+    )
+    .unwrap_or_else(|e| panic!("{e}"))
 }

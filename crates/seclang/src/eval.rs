@@ -1464,6 +1464,7 @@ impl Prefix {
         let list = &rules.phases[0];
         let mut i = 0;
         let mut ctl_rules = Vec::new();
+        let mut checks = Vec::new();
         while i < list.len() {
             let (index, rule) = match list[i] {
                 Item::Rule(index) => (index, &rules.rules[index]),
@@ -1472,7 +1473,21 @@ impl Prefix {
                     continue;
                 }
             };
-            if !reads_transaction_only(rule) {
+            // A guard that reads the request (a rule that denies, drops or redirects:
+            // ordinary requests do not match it) may stay in the snapshot as a check when
+            // it reads nothing else, no `ctl` ran before it, and it matches no value
+            // here: a transaction runs it first and uses the snapshot only if it matches
+            // no value there either (then its run changed nothing but `MATCHED_VAR`'s
+            // move, as here).
+            let check = !reads_transaction_only(rule);
+            if check
+                && !(ctl_rules.is_empty()
+                    && reads_request_only(rule)
+                    && matches!(
+                        rule.disruptive,
+                        Disruptive::Deny | Disruptive::Drop | Disruptive::Redirect(_)
+                    ))
+            {
                 break;
             }
             let collections = t.state.collections.clone();
@@ -1485,6 +1500,7 @@ impl Prefix {
                 || t.allowed.is_some()
                 || t.state.mode != rules.engine
                 || (matched && !matches!(rule.disruptive, Disruptive::Pass | Disruptive::Block))
+                || (check && (matched || !t.state.matched_vars.is_empty()))
             {
                 t.state.collections = collections;
                 t.state.earlier_match = earlier;
@@ -1502,11 +1518,15 @@ impl Prefix {
             {
                 ctl_rules.push(index);
             }
+            if check {
+                checks.push(index);
+            }
             i = next;
         }
         (i > 0).then(|| Prefix {
             next: i,
             ctl_rules,
+            checks,
             collections: std::mem::take(&mut t.state.collections),
             matches: std::mem::take(&mut t.matches),
             earlier_match: t
@@ -1522,6 +1542,33 @@ impl Prefix {
                 .collect(),
         })
     }
+}
+
+/// Whether a rule reads the request and nothing else: its targets are request data (no
+/// collection such as `TX`, no `MATCHED_VAR`, no `DURATION`), its operator has no macros
+/// and is not `@geoLookup` or `@rbl`. Whether it matches is then the same wherever in
+/// phase 1 it runs (until a `ctl` changes what it sees).
+fn reads_request_only(rule: &Rule) -> bool {
+    rule.links.iter().all(|link| {
+        link.targets.include.iter().all(|t| {
+            collection_name(t.var).is_none()
+                && !matches!(
+                    t.var,
+                    Var::MatchedVar
+                        | Var::MatchedVarName
+                        | Var::MatchedVars
+                        | Var::MatchedVarsNames
+                        | Var::Duration
+                )
+        }) && link.operator.as_ref().is_some_and(|op| {
+            !matches!(
+                op.kind,
+                crate::operators::OpKind::GeoLookup | crate::operators::OpKind::Rbl(_)
+            ) && op
+                .macro_argument()
+                .is_none_or(|m| m.variables().next().is_none() && m.constant().is_some())
+        })
+    })
 }
 
 /// Whether a rule reads nothing of the request: its targets and the macros of its
@@ -1711,9 +1758,9 @@ impl<'r> Transaction<'r> {
         if phase == 1
             && !self.stopped(1)
             && let Some(prefix) = rules.start_snapshot()
+            && self.start_from(prefix)
         {
             i = prefix.next;
-            self.start_from(prefix);
         }
         while i < list.len() {
             if self.stopped(phase) || self.allowed == Some(AllowScope::Phase) {
@@ -1755,7 +1802,18 @@ impl<'r> Transaction<'r> {
 
     /// Puts the transaction, at the start of phase 1, in the state the rule set's
     /// request-independent start leaves ([`Prefix`]).
-    fn start_from(&mut self, prefix: &'r Prefix) {
+    fn start_from(&mut self, prefix: &'r Prefix) -> bool {
+        // The checks first, on the untouched state: if one matches any value, its run is
+        // undone and phase 1 runs from its start instead.
+        for &index in &prefix.checks {
+            self.matches_chain(&self.rules.rules[index]);
+            if !self.state.matched_vars.is_empty() || !self.state.collections.is_empty() {
+                self.state.matched_vars.clear();
+                self.state.earlier_match = None;
+                self.state.collections.clear();
+                return false;
+            }
+        }
         for &index in &prefix.ctl_rules {
             self.ctls(&self.rules.rules[index]);
         }
@@ -1764,6 +1822,7 @@ impl<'r> Transaction<'r> {
         let borrowed = |(n, v): &'r (String, Vec<u8>)| (Cow::Borrowed(n.as_str()), v.clone());
         self.state.earlier_match = prefix.earlier_match.as_ref().map(borrowed);
         self.state.matched_vars = prefix.matched_vars.iter().map(borrowed).collect();
+        true
     }
 
     fn matches_chain(&mut self, rule: &'r Rule) -> bool {
