@@ -72,7 +72,8 @@ pub fn token_error(failure: FetchFailure, budget_ms: u64, source: &TokenSource) 
         FetchFailure::Token(TokenFailure::Unavailable(message)) => {
             CompletionError::UpstreamUnavailable(message)
         }
-        FetchFailure::TimedOut => {
+        // The guest's timer and the host's timeout read the same.
+        FetchFailure::TimedOut | FetchFailure::Transport(TransportFailure::TimedOut) => {
             CompletionError::Timeout(format!("{endpoint} did not answer within {budget_ms} ms"))
         }
         FetchFailure::Transport(TransportFailure::Denied) => CompletionError::Internal(format!(
@@ -229,12 +230,17 @@ mod tests {
             ),
             CompletionError::UpstreamUnavailable(_)
         ));
-        assert_eq!(
-            token_error(FetchFailure::TimedOut, 250, &source),
-            CompletionError::Timeout(
-                "the Entra ID token endpoint did not answer within 250 ms".into()
-            )
-        );
+        for timed_out in [
+            FetchFailure::TimedOut,
+            FetchFailure::Transport(TransportFailure::TimedOut),
+        ] {
+            assert_eq!(
+                token_error(timed_out, 250, &source),
+                CompletionError::Timeout(
+                    "the Entra ID token endpoint did not answer within 250 ms".into()
+                )
+            );
+        }
         assert!(matches!(
             token_error(FetchFailure::Transport(TransportFailure::Denied), 10, &source),
             CompletionError::Internal(m) if m.contains("openai_authority_host")
