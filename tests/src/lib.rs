@@ -4,6 +4,7 @@
 
 pub mod double;
 pub mod embeddings;
+pub mod entra;
 pub mod http_client;
 pub mod jwt;
 pub mod oidc;

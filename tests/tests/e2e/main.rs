@@ -24,3 +24,4 @@ mod spin_parity;
 mod swap;
 mod ui;
 mod waf_reference;
+mod workload_identity;
