@@ -1100,7 +1100,7 @@ mod tests {
         let unpacked = unpack(&layout, Some("1.2.3"), &out).unwrap();
         let back = Manifest::load(&unpacked).unwrap();
         assert_eq!(back.http_triggers[0].route, "/...");
-        assert_eq!(back.variables["token"].required, true);
+        assert!(back.variables["token"].required);
         assert!(back.variables["token"].secret);
         assert_eq!(
             back.components["web"].variables["greeting"],
@@ -1152,8 +1152,7 @@ mod tests {
             media_type: SPIN_APPLICATION_MEDIA_TYPE.into(),
             bytes: serde_json::to_vec(&app).unwrap(),
         });
-        let manifest_json: Value = serde_json::from_slice(&artifact.manifest.bytes).unwrap();
-        let mut manifest_json = manifest_json;
+        let mut manifest_json: Value = serde_json::from_slice(&artifact.manifest.bytes).unwrap();
         manifest_json["layers"] = artifact.layers.iter().map(Blob::descriptor).collect();
         artifact.manifest.bytes = serde_json::to_vec(&manifest_json).unwrap();
         write_layout(&artifact, &layout, "t").unwrap();

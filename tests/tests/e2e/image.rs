@@ -696,3 +696,546 @@ fn words_with_prefix<'a>(text: &'a str, prefix: &str) -> Vec<&'a str> {
         .filter(|w| w.starts_with(prefix) && w.len() > prefix.len())
         .collect()
 }
+
+/// The Spin OCI artifact `make image` writes to `target/image/spin` (`chatgate registry
+/// layout`, host/src/spin_oci.rs): what `spin registry push` would push, for SpinKube's
+/// `SpinApp.spec.image`. Checked as a layout (every blob against its digest and size),
+/// against spin.toml and the built components, by a real consumer (skopeo, which copies
+/// it only if every blob matches), for reproducibility, and by running it: unpacked by
+/// `chatgate registry unpack` and served.
+mod spin_artifact {
+    use super::*;
+
+    const LOCKED_APP_MEDIA_TYPE: &str = "application/vnd.fermyon.spin.application.v1+config";
+    const WASM_MEDIA_TYPE: &str = "application/vnd.wasm.content.layer.v1+wasm";
+
+    fn spin_layout() -> PathBuf {
+        let layout = repo_root().join("target/image/spin");
+        assert!(
+            layout.join("index.json").exists(),
+            "{} is missing: run `make image` (make test runs it)",
+            layout.display()
+        );
+        layout
+    }
+
+    struct Artifact {
+        layout: PathBuf,
+        manifest_digest: String,
+        manifest: Value,
+        config: Value,
+        locked: Value,
+    }
+
+    fn artifact() -> Artifact {
+        let layout = spin_layout();
+        let oci_layout: Value =
+            serde_json::from_slice(&std::fs::read(layout.join("oci-layout")).unwrap()).unwrap();
+        assert_eq!(oci_layout, json!({"imageLayoutVersion": "1.0.0"}));
+        let index: Value =
+            serde_json::from_slice(&std::fs::read(layout.join("index.json")).unwrap()).unwrap();
+        assert_eq!(index["schemaVersion"], 2);
+        let manifests = index["manifests"].as_array().unwrap();
+        assert_eq!(manifests.len(), 1, "one artifact in the layout: {index}");
+        let descriptor = &manifests[0];
+        assert_eq!(
+            descriptor["mediaType"],
+            "application/vnd.oci.image.manifest.v1+json"
+        );
+        assert_eq!(
+            descriptor["annotations"]["org.opencontainers.image.ref.name"],
+            env!("CARGO_PKG_VERSION")
+        );
+        let manifest_digest = descriptor["digest"].as_str().unwrap().to_string();
+        let manifest_bytes = sized_blob(&layout, descriptor);
+        let manifest: Value = serde_json::from_slice(&manifest_bytes).unwrap();
+        assert_eq!(manifest["schemaVersion"], 2);
+        let config: Value =
+            serde_json::from_slice(&sized_blob(&layout, &manifest["config"])).unwrap();
+        let layers = manifest["layers"].as_array().unwrap();
+        let last = layers.last().unwrap();
+        assert_eq!(
+            last["mediaType"], LOCKED_APP_MEDIA_TYPE,
+            "the locked app is the last layer"
+        );
+        let locked: Value = serde_json::from_slice(&sized_blob(&layout, last)).unwrap();
+        Artifact {
+            layout,
+            manifest_digest,
+            manifest,
+            config,
+            locked,
+        }
+    }
+
+    /// The blob a descriptor names, checked against its digest (by [`blob`]) and its size.
+    fn sized_blob(layout: &Path, descriptor: &Value) -> Vec<u8> {
+        let bytes = blob(layout, descriptor["digest"].as_str().unwrap());
+        assert_eq!(
+            descriptor["size"].as_u64(),
+            Some(bytes.len() as u64),
+            "size of {descriptor}"
+        );
+        bytes
+    }
+
+    fn project() -> chatgate::manifest::Manifest {
+        chatgate::manifest::Manifest::load(&repo_root().join("spin.toml")).unwrap()
+    }
+
+    #[test]
+    fn the_layout_names_every_blob_by_its_digest_and_the_config_names_the_locked_app() {
+        let artifact = artifact();
+        let layers = artifact.manifest["layers"].as_array().unwrap();
+        let mut named = std::collections::BTreeSet::new();
+        named.insert(artifact.manifest_digest.clone());
+        named.insert(
+            artifact.manifest["config"]["digest"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+        );
+        for layer in layers {
+            sized_blob(&artifact.layout, layer);
+            let media_type = layer["mediaType"].as_str().unwrap();
+            assert!(
+                [WASM_MEDIA_TYPE, LOCKED_APP_MEDIA_TYPE].contains(&media_type),
+                "a layer of another type: {layer} (spin.toml mounts no `files`)"
+            );
+            assert!(
+                named.insert(layer["digest"].as_str().unwrap().to_string()),
+                "layer {layer} twice"
+            );
+        }
+        // Nothing in blobs/ that nothing names.
+        for entry in std::fs::read_dir(artifact.layout.join("blobs/sha256")).unwrap() {
+            let name = entry.unwrap().file_name().into_string().unwrap();
+            assert!(
+                named.contains(&format!("sha256:{name}")),
+                "stray blob {name}"
+            );
+        }
+        // A plain OCI image config (as Spin writes it) whose label names the locked app, so
+        // two applications never share an image id.
+        assert_eq!(
+            artifact.manifest["config"]["mediaType"],
+            "application/vnd.oci.image.config.v1+json"
+        );
+        assert_eq!(artifact.config["architecture"], "wasm");
+        assert_eq!(artifact.config["os"], "Wasip1");
+        assert_eq!(
+            artifact.config["config"]["Labels"]["com.fermyon.spin.lockedAppDigest"],
+            layers.last().unwrap()["digest"]
+        );
+        // Annotations as `spin registry push` infers them, with the container image's
+        // time and revision (one SOURCE_DATE_EPOCH for both).
+        let annotations = &artifact.manifest["annotations"];
+        let image = image();
+        assert_eq!(annotations["org.opencontainers.image.title"], "chatgate");
+        assert_eq!(
+            annotations["org.opencontainers.image.version"],
+            env!("CARGO_PKG_VERSION")
+        );
+        assert_eq!(
+            annotations["org.opencontainers.image.authors"],
+            "chatgate developers"
+        );
+        for key in [
+            "org.opencontainers.image.created",
+            "org.opencontainers.image.revision",
+        ] {
+            assert_eq!(
+                annotations[key], image.manifest["annotations"][key],
+                "{key}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_locked_app_is_spin_toml_with_each_component_composed_as_spin_pushes_it() {
+        let artifact = artifact();
+        let project = project();
+        let locked = &artifact.locked;
+        // Components with middleware carry it as a host requirement, which a host must
+        // understand or refuse the app.
+        assert_eq!(locked["spin_lock_version"], 1);
+        assert_eq!(
+            locked["must_understand"],
+            json!(["component_host_requirements"])
+        );
+        assert_eq!(locked["metadata"]["name"], "chatgate");
+        assert!(locked["metadata"].get("origin").is_none(), "no local path");
+
+        // Variables: spin.toml's, each with its default and secrecy.
+        let variables = locked["variables"].as_object().unwrap();
+        assert_eq!(
+            variables.keys().collect::<Vec<_>>(),
+            project.variables.keys().collect::<Vec<_>>()
+        );
+        for (name, declared) in &project.variables {
+            let variable = &variables[name];
+            assert_eq!(
+                variable["default"].as_str(),
+                declared.default.as_deref(),
+                "{name}"
+            );
+            assert_eq!(
+                variable["secret"].as_bool().unwrap_or(false),
+                declared.secret,
+                "{name}"
+            );
+        }
+
+        // Triggers: spin.toml's routes in order, with the ids Spin gives triggers without
+        // one (`<component>-http-trigger`, then `http-trigger<n>`), and `chat`, which three
+        // triggers with middleware share, split into one component per trigger.
+        let triggers: Vec<(&str, &str, &str)> = locked["triggers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| {
+                assert_eq!(t["trigger_type"], "http");
+                assert!(t.get("trigger_dependencies").is_none(), "{t}");
+                (
+                    t["id"].as_str().unwrap(),
+                    t["trigger_config"]["route"].as_str().unwrap(),
+                    t["trigger_config"]["component"].as_str().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            triggers,
+            [
+                ("chat-http-trigger", "/v1/...", "chat-for-chat-http-trigger"),
+                ("http-trigger1", "/openai/...", "chat-for-http-trigger1"),
+                ("http-trigger2", "/healthz", "chat-for-http-trigger2"),
+                ("ui-http-trigger", "/...", "ui"),
+            ]
+        );
+        let routes: Vec<&str> = project
+            .http_triggers
+            .iter()
+            .map(|t| t.route.as_str())
+            .collect();
+        assert_eq!(
+            routes,
+            triggers.iter().map(|t| t.1).collect::<Vec<_>>(),
+            "spin.toml's routes"
+        );
+
+        // Each component: its source a Wasm layer holding the component as spin.toml builds
+        // it, composed with its dependencies and its trigger's middleware where it has them.
+        let layers: std::collections::BTreeMap<&str, &Value> = artifact.manifest["layers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| (l["digest"].as_str().unwrap(), l))
+            .collect();
+        let components = locked["components"].as_array().unwrap();
+        let ids: Vec<&str> = components
+            .iter()
+            .map(|c| c["id"].as_str().unwrap())
+            .collect();
+        let mut expected_ids: Vec<String> = project.components.keys().cloned().collect();
+        expected_ids.extend(triggers[..3].iter().map(|t| t.2.to_string()));
+        assert_eq!(ids, expected_ids);
+        for component in components {
+            let id = component["id"].as_str().unwrap();
+            assert!(
+                component.get("dependencies").is_none()
+                    && component.get("trigger_dependencies").is_none(),
+                "{id}: composed, so nothing left to resolve"
+            );
+            assert_eq!(component["source"]["content_type"], "application/wasm");
+            let digest = component["source"]["digest"].as_str().unwrap();
+            let layer = layers
+                .get(digest)
+                .unwrap_or_else(|| panic!("{id}: no layer {digest}"));
+            assert_eq!(layer["mediaType"], WASM_MEDIA_TYPE, "{id}");
+            let bytes = blob(&artifact.layout, digest);
+            let trigger = project
+                .http_triggers
+                .iter()
+                .zip(&triggers)
+                .find(|(_, t)| t.2 == id)
+                .map(|(trigger, _)| trigger);
+            let declared_id = trigger.map_or(id, |t| t.component.as_str());
+            let declared = &project.components[declared_id];
+            let with_middleware = trigger.is_some_and(|t| !t.dependencies.middleware.is_empty());
+            let expected = if with_middleware {
+                chatgate::app::compose_trigger(&project, trigger.unwrap())
+                    .unwrap()
+                    .bytes
+            } else if !declared.dependencies.is_empty() {
+                let alone = chatgate::manifest::HttpTrigger {
+                    route: "/...".into(),
+                    component: id.to_string(),
+                    id: None,
+                    executor: None,
+                    dependencies: Default::default(),
+                };
+                chatgate::app::compose_trigger(&project, &alone)
+                    .unwrap()
+                    .bytes
+            } else {
+                std::fs::read(project.component_source(id).unwrap()).unwrap()
+            };
+            assert!(
+                bytes == expected,
+                "{id}: the layer is not the component as built"
+            );
+            assert_eq!(
+                component["host_requirements"]["middleware"].as_str(),
+                with_middleware.then_some("required"),
+                "{id}"
+            );
+            let config: std::collections::BTreeMap<String, String> =
+                serde_json::from_value(component.get("config").cloned().unwrap_or(json!({})))
+                    .unwrap();
+            assert_eq!(config, declared.variables, "{id}: its variables");
+            assert_eq!(
+                component["metadata"]["allowed_outbound_hosts"]
+                    .as_array()
+                    .map(|hosts| hosts
+                        .iter()
+                        .map(|h| h.as_str().unwrap())
+                        .collect::<Vec<_>>())
+                    .unwrap_or_default(),
+                declared.allowed_outbound_hosts,
+                "{id}"
+            );
+        }
+        // The preloaded components go in as spin.toml names them.
+        for (id, built) in [
+            ("waf", "target/chatgate-waf/waf.wasm"),
+            ("retrieval", "target/chatgate-index/retrieval.wasm"),
+        ] {
+            let component = components.iter().find(|c| c["id"] == id).unwrap();
+            let digest = component["source"]["digest"].as_str().unwrap();
+            let built = std::fs::read(repo_root().join(built)).unwrap();
+            assert_eq!(digest, format!("sha256:{}", sha256_hex(&built)), "{id}");
+        }
+    }
+
+    fn skopeo(args: &[&str]) -> std::process::Output {
+        Command::new("skopeo")
+            .args(args)
+            .output()
+            .unwrap_or_else(|e| panic!("skopeo: {e}; `make test-deps` (as root) installs it"))
+    }
+
+    #[test]
+    fn skopeo_reads_and_copies_the_layout_and_its_tar_and_refuses_a_changed_blob() {
+        let artifact = artifact();
+        let version = env!("CARGO_PKG_VERSION");
+        let scratch = Scratch::new("spin-skopeo");
+        std::fs::create_dir_all(&scratch.0).unwrap();
+        let version_line = skopeo(&["--version"]);
+        eprintln!("{}", String::from_utf8_lossy(&version_line.stdout).trim());
+
+        let source = format!("oci:{}:{version}", artifact.layout.display());
+        let tar = repo_root().join(format!("target/image/chatgate-spin-{version}.oci.tar"));
+        for reference in [
+            source.clone(),
+            format!("oci-archive:{}:{version}", tar.display()),
+        ] {
+            let inspected = skopeo(&["inspect", &reference]);
+            assert!(
+                inspected.status.success(),
+                "skopeo inspect {reference}: {}",
+                String::from_utf8_lossy(&inspected.stderr)
+            );
+            let inspected: Value = serde_json::from_slice(&inspected.stdout).unwrap();
+            assert_eq!(inspected["Digest"], artifact.manifest_digest, "{reference}");
+            assert_eq!(inspected["Architecture"], "wasm");
+        }
+
+        // A copy (what pushing to a registry does) reads every blob against its digest and
+        // keeps the manifest's.
+        let copy = scratch.0.join("copy");
+        let copied = skopeo(&[
+            "copy",
+            "--quiet",
+            "--preserve-digests",
+            &source,
+            &format!("oci:{}:{version}", copy.display()),
+        ]);
+        assert!(
+            copied.status.success(),
+            "{}",
+            String::from_utf8_lossy(&copied.stderr)
+        );
+        let index: Value =
+            serde_json::from_slice(&std::fs::read(copy.join("index.json")).unwrap()).unwrap();
+        assert_eq!(index["manifests"][0]["digest"], artifact.manifest_digest);
+
+        // The same layout with one byte of a component changed is refused.
+        let tampered = scratch.0.join("tampered");
+        let status = Command::new("cp")
+            .arg("-r")
+            .arg(&artifact.layout)
+            .arg(&tampered)
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let layer = artifact.manifest["layers"][0]["digest"].as_str().unwrap();
+        let path = tampered
+            .join("blobs/sha256")
+            .join(layer.trim_start_matches("sha256:"));
+        let mut bytes = std::fs::read(&path).unwrap();
+        let middle = bytes.len() / 2;
+        bytes[middle] ^= 0xff;
+        std::fs::write(&path, bytes).unwrap();
+        let refused = skopeo(&[
+            "copy",
+            "--quiet",
+            &format!("oci:{}:{version}", tampered.display()),
+            &format!(
+                "oci:{}:{version}",
+                scratch.0.join("from-tampered").display()
+            ),
+        ]);
+        assert!(!refused.status.success(), "a changed blob was copied");
+        let stderr = String::from_utf8_lossy(&refused.stderr);
+        assert!(stderr.contains("Digest did not match"), "{stderr}");
+    }
+
+    #[test]
+    fn the_same_inputs_give_the_same_digests() {
+        let artifact = artifact();
+        let scratch = Scratch::new("spin-again");
+        let annotations = artifact.manifest["annotations"].as_object().unwrap();
+        let mut command = Command::new(chatgate_tests::chatgate_binary());
+        command
+            .args(["registry", "layout", "--manifest"])
+            .arg(repo_root().join("spin.toml"))
+            .arg("--out")
+            .arg(&scratch.0)
+            .args(["--tag", env!("CARGO_PKG_VERSION"), "--created"])
+            .arg(
+                annotations["org.opencontainers.image.created"]
+                    .as_str()
+                    .unwrap(),
+            );
+        for key in [
+            "org.opencontainers.image.revision",
+            "org.opencontainers.image.licenses",
+        ] {
+            command
+                .arg("--annotation")
+                .arg(format!("{key}={}", annotations[key].as_str().unwrap()));
+        }
+        let output = command.output().unwrap();
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert_eq!(
+            std::fs::read(scratch.0.join("index.json")).unwrap(),
+            std::fs::read(artifact.layout.join("index.json")).unwrap(),
+            "a second layout of the same spin.toml and components differs (or `make image` is older than them)"
+        );
+    }
+
+    /// `chatgate up` on what `chatgate registry unpack` wrote; returns the process and its
+    /// address.
+    fn serve_unpacked(manifest: &Path) -> (Child, String) {
+        let mut child = Command::new(chatgate_tests::chatgate_binary())
+            .args(["up", "--listen", "127.0.0.1:0", "--manifest"])
+            .arg(manifest)
+            .env("CHATGATE_KEY_VALUE", "none")
+            .env(
+                "CHATGATE_COMPILE_CACHE",
+                repo_root().join("target/chatgate-test-cache"),
+            )
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stderr = BufReader::new(child.stderr.take().unwrap());
+        let mut seen = String::new();
+        loop {
+            let mut line = String::new();
+            if stderr.read_line(&mut line).unwrap() == 0 {
+                let status = child.wait().unwrap();
+                panic!("chatgate exited ({status}) before serving:\n{seen}");
+            }
+            seen.push_str(&line);
+            if line.contains("serving") {
+                let address = line
+                    .split("http://")
+                    .nth(1)
+                    .and_then(|rest| rest.split_whitespace().next())
+                    .unwrap()
+                    .to_string();
+                // Keep reading stderr so the gateway never blocks writing to it.
+                std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
+                return (child, address);
+            }
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn the_unpacked_artifact_answers_health_and_a_chat_through_its_middleware() {
+        let artifact = artifact();
+        let scratch = Scratch::new("spin-unpack");
+        let unpacked = Command::new(chatgate_tests::chatgate_binary())
+            .args(["registry", "unpack", "--layout"])
+            .arg(&artifact.layout)
+            .arg("--out")
+            .arg(&scratch.0)
+            .output()
+            .unwrap();
+        assert!(
+            unpacked.status.success(),
+            "{}",
+            String::from_utf8_lossy(&unpacked.stderr)
+        );
+        let (mut child, address) = serve_unpacked(&scratch.0.join("spin.toml"));
+        let url = |path: &str| format!("http://{address}{path}");
+
+        let health = get(&url("/healthz"), &[]).await;
+        assert_eq!(health.status, 200, "{}", health.text());
+
+        let question = json!({"model": "chatgate-rag", "messages": [{"role": "user", "content": "What does the web application firewall block?"}]});
+        let answer = post_json(
+            &url("/v1/chat/completions"),
+            &[("authorization", "Bearer chatgate-dev-key")],
+            &question,
+        )
+        .await;
+        assert_eq!(answer.status, 200, "{}", answer.text());
+        // telemetry, composed in, names the request and its trace.
+        assert!(answer.header("x-request-id").is_some());
+        assert!(answer.header("traceparent").is_some());
+        let answer = answer.json();
+        assert!(
+            !answer["choices"][0]["message"]["context"]["citations"]
+                .as_array()
+                .unwrap()
+                .is_empty(),
+            "{answer}"
+        );
+        // auth, composed in: no credential, no answer.
+        let refused = post_json(&url("/v1/chat/completions"), &[], &question).await;
+        assert_eq!(refused.status, 401, "{}", refused.text());
+        // waf, composed in: SQL outside the prompt is refused.
+        let attack =
+            json!({"model": "x' OR 1=1 --", "messages": [{"role": "user", "content": "hello"}]});
+        let blocked = post_json(
+            &url("/v1/chat/completions"),
+            &[("authorization", "Bearer chatgate-dev-key")],
+            &attack,
+        )
+        .await;
+        assert_eq!(blocked.status, 403, "{}", blocked.text());
+        // ui, with its own middleware, on every other path.
+        let page = get(&url("/"), &[]).await;
+        assert_eq!(page.status, 200);
+        assert!(page.text().contains("<html"), "{}", page.text());
+
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+}
