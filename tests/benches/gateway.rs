@@ -11,7 +11,8 @@
 //! `cargo bench -p chatgate-tests --bench gateway` (after `make build`).
 //! Environment: `BENCH_CONNECTIONS` (default `1,16`), `BENCH_SECONDS` per scenario
 //! (default 5), `BENCH_REUSE` (`on,off`), `BENCH_CLOSE=1` for a new connection per
-//! request (`Connection: close`), `BENCH_ROUNDS` (default 1): how many times the
+//! request (`Connection: close`), `BENCH_COMPONENTS` (`id=path,...`: other builds of the
+//! shipped components, e.g. an old and a new one run back to back), `BENCH_ROUNDS` (default 1): how many times the
 //! one-connection breakdown is repeated, its configurations taking turns, so that a
 //! drift in the machine's load falls on all of them. The load generator shares the machine with the
 //! gateway; numbers are for comparison between scenarios of one run, not absolute
@@ -220,10 +221,32 @@ fn print_row(reuse: &str, result: &serde_json::Value, hello_rps: f64) {
     );
 }
 
+/// The shipped manifest, with the component builds `BENCH_COMPONENTS` names in place of
+/// the shipped ones (`telemetry=/tmp/old/telemetry.wasm,auth=...`): to run an old and a
+/// new build of a component back to back on the same host binary.
+fn shipped_manifest() -> String {
+    let mut manifest = project_manifest();
+    for entry in env_list("BENCH_COMPONENTS", "") {
+        let (id, path) = entry
+            .split_once('=')
+            .expect("BENCH_COMPONENTS: id=path entries");
+        let shipped = format!(
+            "\"target/wasm32-wasip2/release/{}.wasm\"",
+            id.replace('-', "_")
+        );
+        assert!(
+            manifest.contains(&shipped),
+            "BENCH_COMPONENTS: spin.toml has no {shipped}"
+        );
+        manifest = manifest.replace(&shipped, &format!("{path:?}"));
+    }
+    manifest
+}
+
 /// The shipped manifest with only the middleware entries named in `kept` (none: `chat`
 /// and its dependencies alone).
 fn chat_behind(kept: &[&str]) -> String {
-    let manifest = project_manifest();
+    let manifest = shipped_manifest();
     let start = manifest
         .find("dependencies.middleware = [")
         .expect("spin.toml declares middleware");
@@ -467,7 +490,7 @@ fn main() {
     let close = std::env::var("BENCH_CLOSE").is_ok_and(|v| v == "1");
     let with_hello = format!(
         "{}\n[[trigger.http]]\nroute = \"/hello\"\ncomponent = \"hello\"\n[component.hello]\nsource = \"{}\"\n",
-        project_manifest(),
+        shipped_manifest(),
         wasm("hello").display()
     );
     let chat_alone = chat_behind(&[]);

@@ -41,6 +41,13 @@ impl Settings {
         }
     }
 
+    /// Whether every variable could be read (each has a value or is undeclared): only such
+    /// settings may be kept for the instance's later requests, so that a failed read is
+    /// retried by the next request rather than remembered.
+    pub fn fully_read(&self) -> bool {
+        self.values.iter().all(|(_, value)| value.is_ok())
+    }
+
     /// The trimmed value, `None` when missing or empty.
     pub fn get(&self, variable: &'static str) -> Result<Option<&str>, ConfigError> {
         match self.values.iter().find(|(name, _)| *name == variable) {
@@ -91,6 +98,14 @@ mod tests {
                 .find(|(n, _)| *n == name)
                 .map(|(_, v)| v.to_string()))
         })
+    }
+
+    #[test]
+    fn only_settings_read_in_full_are_kept() {
+        assert!(settings(&[]).fully_read());
+        assert!(settings(&[("auth_mode", "off")]).fully_read());
+        let unreadable = Settings::read(|name| if name == JWKS { Err(()) } else { Ok(None) });
+        assert!(!unreadable.fully_read());
     }
 
     #[test]

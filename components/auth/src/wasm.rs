@@ -1,10 +1,12 @@
 use super::config::{Settings, VARIABLES};
 use chatgate_guest::VariableValue;
 use chatgate_guest_otel::{StageSpan, Tracer};
-use chatgate_middleware::forward_request;
+use chatgate_middleware::{forward_request, return_unedited};
 use spin_sdk::http::{IntoResponse, Request, Response, next};
 use spin_sdk::http_service;
 use spin_sdk::wasip3::http::types::{ErrorCode, Response as WasiResponse};
+use std::borrow::Cow;
+use std::sync::OnceLock;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// The span `auth` reports (`wasi:otel/tracing`).
@@ -23,9 +25,9 @@ async fn authenticate_and_forward(
     stage: &mut StageSpan,
 ) -> Result<WasiResponse, ErrorCode> {
     let settings = if super::is_exempt(request.method(), request.uri().path()) {
-        Settings::default()
+        Cow::Owned(Settings::default())
     } else {
-        read_settings().await
+        settings().await
     };
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -59,8 +61,29 @@ async fn authenticate_and_forward(
     };
     super::prepare_inward(request.headers_mut(), identity.as_ref());
     // A new WASI request with the edited headers around the original, unread body (spin-sdk
-    // would forward an untouched incoming request as it came, credential included).
-    next(forward_request(request)?).await?.into_response()
+    // would forward an untouched incoming request as it came, credential included). The
+    // response goes back as it came: spin-sdk's `into_response` would copy its body
+    // through a task of this component (wasip3 0.7.1 never finds the body unstarted).
+    return_unedited(next(forward_request(request)?).await?)
+}
+
+/// The variables, read by the instance's first request that reads them all and kept for
+/// its later ones. Safe across requests: they hold configuration only, the same for every
+/// request (chatgate resolves variables at load; on Spin a provider's changed value
+/// reaches new instances, each serving at most `--max-instance-reuse-count` requests).
+/// Reading them costs six host calls per request otherwise.
+static SETTINGS: OnceLock<Settings> = OnceLock::new();
+
+async fn settings() -> Cow<'static, Settings> {
+    if let Some(kept) = SETTINGS.get() {
+        return Cow::Borrowed(kept);
+    }
+    let read = read_settings().await;
+    if read.fully_read() {
+        Cow::Borrowed(SETTINGS.get_or_init(|| read))
+    } else {
+        Cow::Owned(read)
+    }
 }
 
 async fn read_settings() -> Settings {

@@ -123,12 +123,21 @@ pub struct StageSpan {
 
 impl StageSpan {
     fn begin(tracer: Tracer, span: Span, name: String, kind: Kind) -> Self {
+        // The clock is a host call: read only for a span that is reported.
+        let start = if span.sampled() {
+            now()
+        } else {
+            Datetime {
+                seconds: 0,
+                nanoseconds: 0,
+            }
+        };
         let this = Self {
             tracer,
             span,
             name,
             kind,
-            start: now(),
+            start,
             attributes: Vec::new(),
             events: Vec::new(),
         };

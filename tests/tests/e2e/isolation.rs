@@ -375,6 +375,66 @@ async fn a_reused_instance_serving_sixteen_at_once_keeps_identities_apart() {
     interleaved_identities_stay_apart(16).await;
 }
 
+/// `auth` keeps its variables for the instance's later requests: what it keeps must be
+/// configuration only, never a verdict. On one instance, good and bad credentials (a
+/// wrong key, a token expired, one for another audience, one signed by another key, and
+/// a good token with one byte of its signature changed) alternate, and each gets its own
+/// answer, whatever the request before it got.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_reused_instance_judges_every_credential_afresh() {
+    let issuer = chatgate_tests::jwt::Issuer::new(ISSUER, "key-1");
+    let impostor = chatgate_tests::jwt::Issuer::new(ISSUER, "key-1");
+    let gateway = reusing_gateway(&issuer, 1).await;
+    let now = chatgate_tests::jwt::now();
+    let claims = |aud: &str, exp: i64| serde_json::json!({"sub": "user-b@example.test", "iss": ISSUER, "aud": aud, "exp": exp, "iat": now - 10});
+    let good = issuer.token(&claims(AUDIENCE, now + 600));
+    let mut tampered = good.clone().into_bytes();
+    let last = tampered.len() - 2;
+    tampered[last] = if tampered[last] == b'A' { b'B' } else { b'A' };
+    let tampered = String::from_utf8(tampered).unwrap();
+    let cases: Vec<(String, u16)> = vec![
+        ("Bearer k1-secret".into(), 200),
+        ("Bearer k1-wrong".into(), 401),
+        (format!("Bearer {good}"), 200),
+        (
+            format!("Bearer {}", issuer.token(&claims(AUDIENCE, now - 3600))),
+            401,
+        ),
+        (
+            format!("Bearer {}", issuer.token(&claims("api://other", now + 600))),
+            401,
+        ),
+        (
+            format!("Bearer {}", impostor.token(&claims(AUDIENCE, now + 600))),
+            401,
+        ),
+        (format!("Bearer {tampered}"), 401),
+    ];
+    for round in 0..3 {
+        for (i, (authorization, status)) in cases.iter().enumerate() {
+            let reply = send(
+                "GET",
+                &gateway.url("/whoami"),
+                &[("authorization", authorization)],
+                "",
+            )
+            .await;
+            assert_eq!(
+                reply.status,
+                *status,
+                "round {round}, case {i}: {}",
+                reply.text()
+            );
+        }
+    }
+    assert_eq!(
+        gateway.app().instances().created,
+        1,
+        "one instance served them all"
+    );
+    gateway.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn reuse_count_one_gives_every_request_a_fresh_instance() {
     let gateway = Gateway::start_with(&reuse_manifest(), &[("auth_api_keys", KEYS)], |options| {
