@@ -1138,10 +1138,21 @@ mod spin_artifact {
         );
     }
 
-    /// `chatgate up` on what `chatgate registry unpack` wrote; returns the process and its
-    /// address.
-    fn serve_unpacked(manifest: &Path) -> (Child, String) {
-        let mut child = Command::new(chatgate_tests::chatgate_binary())
+    /// `chatgate up` on what `chatgate registry unpack` wrote, stopped when dropped.
+    struct Served {
+        child: Child,
+        address: String,
+    }
+
+    impl Drop for Served {
+        fn drop(&mut self) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+
+    fn serve_unpacked(manifest: &Path) -> Served {
+        let child = Command::new(chatgate_tests::chatgate_binary())
             .args(["up", "--listen", "127.0.0.1:0", "--manifest"])
             .arg(manifest)
             .env("CHATGATE_KEY_VALUE", "none")
@@ -1153,17 +1164,21 @@ mod spin_artifact {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        let mut stderr = BufReader::new(child.stderr.take().unwrap());
+        let mut served = Served {
+            child,
+            address: String::new(),
+        };
+        let mut stderr = BufReader::new(served.child.stderr.take().unwrap());
         let mut seen = String::new();
         loop {
             let mut line = String::new();
             if stderr.read_line(&mut line).unwrap() == 0 {
-                let status = child.wait().unwrap();
+                let status = served.child.wait().unwrap();
                 panic!("chatgate exited ({status}) before serving:\n{seen}");
             }
             seen.push_str(&line);
             if line.contains("serving") {
-                let address = line
+                served.address = line
                     .split("http://")
                     .nth(1)
                     .and_then(|rest| rest.split_whitespace().next())
@@ -1171,7 +1186,7 @@ mod spin_artifact {
                     .to_string();
                 // Keep reading stderr so the gateway never blocks writing to it.
                 std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
-                return (child, address);
+                return served;
             }
         }
     }
@@ -1192,8 +1207,8 @@ mod spin_artifact {
             "{}",
             String::from_utf8_lossy(&unpacked.stderr)
         );
-        let (mut child, address) = serve_unpacked(&scratch.0.join("spin.toml"));
-        let url = |path: &str| format!("http://{address}{path}");
+        let served = serve_unpacked(&scratch.0.join("spin.toml"));
+        let url = |path: &str| format!("http://{}{path}", served.address);
 
         let health = get(&url("/healthz"), &[]).await;
         assert_eq!(health.status, 200, "{}", health.text());
@@ -1234,8 +1249,5 @@ mod spin_artifact {
         let page = get(&url("/"), &[]).await;
         assert_eq!(page.status, 200);
         assert!(page.text().contains("<html"), "{}", page.text());
-
-        let _ = child.kill();
-        let _ = child.wait();
     }
 }
