@@ -2,8 +2,15 @@
 # the same host binary users run.
 COMPONENTS := telemetry waf auth chat retrieval completion-extractive completion-openai retrieval-azure-search ui hello passthrough retrieval-probe capability-probe
 CARGO ?= cargo
+# The static target the image ships the host for. `make test` builds the host and every
+# test for it, so that wasmtime is compiled once for the tests, the preloads and the
+# image; `make up` builds the host for the machine's own target (no musl tools needed).
+MUSL := x86_64-unknown-linux-musl
+# Empty: the machine's own target. `make test` sets it to $(MUSL).
+HOST_TRIPLE ?=
+CHATGATE := ./target/$(if $(HOST_TRIPLE),$(HOST_TRIPLE)/)release/chatgate
 
-.PHONY: toolchain build components host index waf up test test-unit lint lint-tools bench sdk test-deps image image-host
+.PHONY: toolchain musl-toolchain build components host index waf up test test-unit lint lint-tools bench sdk test-deps image image-host
 
 build: components host index waf
 
@@ -21,18 +28,18 @@ components: toolchain
 # Only the binary serving needs; `make test` builds the rest of the workspace and reuses
 # every dependency compiled here (wasmtime included): host/Cargo.toml pins the features
 # the workspace adds, and `.ci/check-features.sh` (in `make lint`) keeps them in step.
-host:
-	$(CARGO) build --release -p chatgate --bin chatgate
+host: $(if $(HOST_TRIPLE),musl-toolchain)
+	$(CARGO) build --release $(if $(HOST_TRIPLE),--target $(HOST_TRIPLE)) -p chatgate --bin chatgate
 
 # The index of data/ and the retrieval component preloaded with it, where spin.toml
 # expects them (the same command as the component's build in spin.toml).
 index: components host
-	./target/release/chatgate index data --out target/chatgate-index --component target/wasm32-wasip2/release/retrieval.wasm
+	$(CHATGATE) index data --out target/chatgate-index --component target/wasm32-wasip2/release/retrieval.wasm
 
 # The waf component with the default rule set compiled in, where spin.toml expects it
 # (the same command as the component's build in spin.toml).
 waf: components host
-	./target/release/chatgate waf --rules components/waf/rules/default.conf --out target/chatgate-waf --component target/wasm32-wasip2/release/waf.wasm
+	$(CHATGATE) waf --rules components/waf/rules/default.conf --out target/chatgate-waf --component target/wasm32-wasip2/release/waf.wasm
 
 # Serves spin.toml on http://127.0.0.1:3000 with its embedded defaults.
 up: build
@@ -40,19 +47,22 @@ up: build
 
 # Every test: component logic natively, the host, and the built components end to end;
 # then the lints. This is the README's test command and all that CI (.ci/run) runs.
+# The host and the tests are built for $(MUSL), the target of the image's static binary:
+# the tests run the binary the image ships, and wasmtime is compiled once (building the
+# host for the machine's own target as well was a second compile, ~874 CPU-s for musl).
 # The set-up steps run side by side (-j3): the installs (apt, pip, npm) wait on the
 # network while cargo compiles. cargo's lock on target/ keeps the workspace's builds one at
 # a time; cargo-deny compiles beside them in its own directory. Output is grouped by step.
 # Their order is in the prerequisites below (`| test-deps`).
 test:
-	$(MAKE) --no-print-directory -j3 --output-sync=target build test-deps lint-tools sdk image
-	$(CARGO) test --release --workspace
+	$(MAKE) --no-print-directory -j3 --output-sync=target HOST_TRIPLE=$(MUSL) build test-deps lint-tools sdk image
+	$(CARGO) test --release --workspace --target $(MUSL)
 	$(MAKE) lint
 
 # The native tests of components, crates and the host, without the end-to-end suite
 # (tests/): seconds once built, and no built component needed.
-test-unit:
-	$(CARGO) test --release --workspace --exclude chatgate-tests
+test-unit: musl-toolchain
+	$(CARGO) test --release --workspace --exclude chatgate-tests --target $(MUSL)
 
 # System packages the tests need (OWASP CRS, nginx + ModSecurity, and python3-venv / npm for
 # the SDK tests when missing); installs what is missing, before `sdk` uses them.
@@ -105,11 +115,14 @@ tests/sdk/node_modules/.package-lock.json: tests/sdk/package.json tests/sdk/pack
 lint-tools:
 	./.ci/install-cargo-deny.sh
 
-lint: toolchain lint-tools
+# The native clippy run checks for $(MUSL), as `make test` builds: it then reuses that
+# build's build-script outputs and proc-macros (for the machine's own target it would
+# compile and run ~50 build scripts, SQLite's and ring's C included, that nothing else needs).
+lint: toolchain musl-toolchain lint-tools
 	$(CARGO) fmt --all -- --check
 	CARGO=$(CARGO) ./.ci/check-features.sh
 	./.ci/check-module-cycles.py
-	$(CARGO) clippy --release --workspace --all-targets -- -D warnings
+	$(CARGO) clippy --release --workspace --all-targets --target $(MUSL) -- -D warnings
 	@set -e; for c in $(COMPONENTS); do $(CARGO) clippy --release --target wasm32-wasip2 -p $$c -- -D warnings; done
 	$(CARGO) deny check bans licenses sources
 
@@ -122,10 +135,14 @@ lint: toolchain lint-tools
 image: build image-host test-deps
 	./image/build.sh
 
-# The static host: wasmtime and every other host dependency compiled a second time, for musl.
-image-host: test-deps toolchain
-	@rustup target list --installed 2>/dev/null | grep -qx x86_64-unknown-linux-musl || rustup target add x86_64-unknown-linux-musl
-	$(CARGO) build --release --target x86_64-unknown-linux-musl -p chatgate --bin chatgate
+# The static host. After `make up` (host for the machine's own target) this compiles wasmtime
+# and every other host dependency a second time; in `make test` it is the `host` build.
+image-host: musl-toolchain
+	$(CARGO) build --release --target $(MUSL) -p chatgate --bin chatgate
+
+# The musl target and musl-tools (`make test-deps`: C dependencies such as SQLite need musl-gcc).
+musl-toolchain: test-deps toolchain
+	@rustup target list --installed 2>/dev/null | grep -qx $(MUSL) || rustup target add $(MUSL)
 
 # The end-to-end benchmarks (each prints its figures; see README "Benchmarks").
 bench: build

@@ -39,12 +39,22 @@ pub fn wasm(crate_name: &str) -> PathBuf {
     path
 }
 
-/// The `chatgate` binary `make build` builds, as users run it.
+/// Where cargo puts the release `chatgate` binary built for the target these tests were
+/// built for: `make test` builds the host and the tests for musl (the static binary the
+/// image ships, compiled once for both), `make up` and `cargo bench` for the machine's
+/// own target.
+pub const CHATGATE_BINARY: &str = if cfg!(target_env = "musl") {
+    "target/x86_64-unknown-linux-musl/release/chatgate"
+} else {
+    "target/release/chatgate"
+};
+
+/// The `chatgate` binary built for the same target as these tests, as users run it.
 pub fn chatgate_binary() -> PathBuf {
-    let path = repo_root().join("target/release/chatgate");
+    let path = repo_root().join(CHATGATE_BINARY);
     assert!(
         path.exists(),
-        "{} is missing: run `make build`",
+        "{} is missing: run `make build` (or `make test`)",
         path.display()
     );
     path

@@ -4,7 +4,7 @@
 //! index, and the gateway, with the shipped manifest serving that component, embeds
 //! each question with the double and fuses BM25 with nearest neighbours.
 //!
-//! Needs `target/release/chatgate` and `target/wasm32-wasip2/release/retrieval.wasm`
+//! Needs the `chatgate` binary (`chatgate_binary()`) and `target/wasm32-wasip2/release/retrieval.wasm`
 //! (`make build`).
 
 use chatgate_tests::embeddings::{EmbeddingsDouble, Fault};

@@ -6,7 +6,7 @@
 //! there as `chatgate index docs --out index ...`, so every document's `source` is
 //! `docs/<path>`, as a user indexing `docs` from their project folder would see it.
 //!
-//! Needs `target/release/chatgate`, `target/wasm32-wasip2/release/retrieval.wasm` and,
+//! Needs the `chatgate` binary (`chatgate_binary()`), `target/wasm32-wasip2/release/retrieval.wasm` and,
 //! for the shipped index of `data/`, `target/chatgate-index/retrieval.wasm` (`make build`).
 
 use chatgate_tests::http_client::{Reply, post_json};
