@@ -982,7 +982,7 @@ mod spin_artifact {
             };
             assert!(
                 bytes == expected,
-                "{id}: the layer is not the component as built"
+                "{id}: the layer is not the component as built (or `make image` is older than it)"
             );
             assert_eq!(
                 component["host_requirements"]["middleware"].as_str(),
