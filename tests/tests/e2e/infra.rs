@@ -135,6 +135,116 @@ fn the_overlay_carries_every_output_and_leaves_no_placeholder() {
     );
 }
 
+/// The manifest the pods run: keyless Azure OpenAI and Azure AI Search, `chat` mounting
+/// the projected token's directory, sources in the image; and the Deployment running it.
+#[test]
+fn the_overlay_runs_a_keyless_manifest_with_the_projected_token_mounted() {
+    let scratch = Scratch::new("keyless");
+    let overlay = sample_overlay(&scratch);
+    let manifest = std::fs::read_to_string(overlay.join("spin.toml")).unwrap();
+    let shipped = chatgate_tests::project_manifest();
+    for line in [
+        r#""chatgate:retriever/retriever" = { component = "retrieval-azure-search", inherit_configuration = ["variables", "allowed_outbound_hosts", "key_value_stores", "files"] }"#,
+        r#""chatgate:completion/completion" = { component = "completion-openai", inherit_configuration = ["variables", "allowed_outbound_hosts", "key_value_stores", "files"] }"#,
+        "[component.chat]\nfiles = [{ source = \"/var/run/secrets/azure/tokens\", destination = \"/var/run/secrets/azure/tokens\" }]\n",
+        "source = \"/app/target/wasm32-wasip2/release/completion_openai.wasm\"",
+        "source = \"/app/target/wasm32-wasip2/release/retrieval_azure_search.wasm\"",
+    ] {
+        assert!(
+            manifest.contains(line),
+            "`{line}` missing from the overlay's spin.toml"
+        );
+    }
+    // Everything else is the shipped manifest: the same variables, routes and middleware.
+    let rest = |text: &str| -> Vec<String> {
+        text.lines()
+            .filter(|line| {
+                !line.starts_with('#')
+                    && !line.starts_with("source = ")
+                    && !line.starts_with("files = ")
+                    && !line.starts_with("\"chatgate:")
+            })
+            .map(str::to_string)
+            .collect()
+    };
+    assert_eq!(rest(&manifest), rest(&shipped));
+    // The shipped manifest keeps running offline: no mount of a path a laptop lacks.
+    assert!(
+        !shipped.lines().any(|line| line.starts_with("files = ")),
+        "spin.toml mounts a directory"
+    );
+
+    let Some(manifests) = kustomize(&overlay) else {
+        return;
+    };
+    for value in [
+        "- /etc/chatgate/spin.toml",
+        "mountPath: /etc/chatgate",
+        "name: chatgate-manifest-",
+        "SPIN_VARIABLE_OPENAI_AUTH: workload-identity",
+        "SPIN_VARIABLE_AZURE_SEARCH_AUTH: workload-identity",
+        "azure.workload.identity/use: \"true\"",
+        "name: chatgate-allow-egress-entra-id",
+        &format!("SPIN_VARIABLE_OPENAI_TENANT_ID: {TENANT}"),
+        &format!("SPIN_VARIABLE_OPENAI_CLIENT_ID: {CLIENT}"),
+        &format!("SPIN_VARIABLE_AZURE_SEARCH_TENANT_ID: {TENANT}"),
+        &format!("SPIN_VARIABLE_AZURE_SEARCH_CLIENT_ID: {CLIENT}"),
+    ] {
+        assert!(manifests.contains(value), "`{value}` missing");
+    }
+}
+
+/// Every spin.toml variable the rest of infra sets is one spin.toml declares, a misspelt
+/// name being silently ignored: `SPIN_VARIABLE_<NAME>` in render-overlay (the keyless
+/// settings it fills in), the SpinKube manifests and the README, and the SpinApp's
+/// `variables`. (`image.rs` checks infra/kubernetes the same way.)
+#[test]
+fn every_variable_the_scripts_spinkube_and_readme_set_is_declared_in_spin_toml() {
+    let manifest =
+        chatgate::manifest::Manifest::parse(&chatgate_tests::project_manifest(), repo_root())
+            .unwrap();
+    let mut files: Vec<PathBuf> = ["infra/spinkube", "infra/scripts"]
+        .iter()
+        .flat_map(|dir| std::fs::read_dir(repo_root().join(dir)).unwrap())
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| path.is_file())
+        .collect();
+    files.push(repo_root().join("infra/README.md"));
+    let mut checked = 0;
+    for file in &files {
+        let Ok(text) = std::fs::read_to_string(file) else {
+            continue;
+        };
+        let mut names: Vec<String> = text
+            .split("SPIN_VARIABLE_")
+            .skip(1)
+            .map(|rest| {
+                rest.chars()
+                    .take_while(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || *c == '_')
+                    .collect::<String>()
+                    .to_ascii_lowercase()
+            })
+            // `SPIN_VARIABLE_*` and `SPIN_VARIABLE_<NAME>` in prose.
+            .filter(|name| !name.is_empty())
+            .collect();
+        if file.ends_with("spinapp.yaml") {
+            names.extend(text.lines().filter_map(|line| {
+                let name = line.trim().strip_prefix("- name: ")?;
+                name.contains('_').then(|| name.to_string())
+            }));
+        }
+        for name in names {
+            assert!(
+                manifest.variables.contains_key(&name),
+                "{} sets `{name}`, which spin.toml does not declare",
+                file.display()
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked >= 20, "only {checked} variable names found");
+}
+
 #[test]
 fn a_missing_output_or_an_unpinned_image_is_refused_by_name() {
     let scratch = Scratch::new("refuse");
