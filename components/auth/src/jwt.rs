@@ -127,10 +127,13 @@ impl TokenError {
     }
 }
 
-/// The verified caller.
+/// The verified caller, and the time window (its `exp` and `nbf` claims) in which the
+/// token is valid.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VerifiedToken {
     pub subject: String,
+    pub expires: i64,
+    pub not_before: Option<i64>,
 }
 
 /// Whether a bearer credential has the compact JWS shape (three dot-separated parts).
@@ -187,8 +190,9 @@ fn check_claims(claims: &Value, policy: &Policy, now: i64) -> Result<VerifiedTok
     if now >= expires.saturating_add(skew) {
         return Err(TokenError::Expired);
     }
-    if let Some(not_before) = numeric_date(claims.get("nbf"))
-        && now.saturating_add(skew) < not_before?
+    let not_before = numeric_date(claims.get("nbf")).transpose()?;
+    if let Some(not_before) = not_before
+        && now.saturating_add(skew) < not_before
     {
         return Err(TokenError::NotYetValid);
     }
@@ -210,6 +214,8 @@ fn check_claims(claims: &Value, policy: &Policy, now: i64) -> Result<VerifiedTok
         .ok_or(TokenError::InvalidSubject)?;
     Ok(VerifiedToken {
         subject: subject.to_owned(),
+        expires,
+        not_before,
     })
 }
 

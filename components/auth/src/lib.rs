@@ -9,10 +9,12 @@
 pub mod api_keys;
 pub mod config;
 pub mod jwt;
+pub mod verified;
 
 use api_keys::ApiKeys;
 use config::{ConfigError, Mode, Settings};
 use http::{HeaderMap, HeaderValue, Method, StatusCode};
+use verified::VerifiedTokens;
 
 pub const SUBJECT_HEADER: &str = "x-chatgate-subject";
 pub const AUTH_HEADER: &str = "x-chatgate-auth";
@@ -161,10 +163,23 @@ pub fn authenticate(
     settings: &Settings,
     now_unix: i64,
 ) -> Outcome {
+    authenticate_with(method, path, headers, settings, now_unix, None)
+}
+
+/// Like [`authenticate`], finding a bearer token in `tokens` (and keeping it there once
+/// verified) when given them: they must have been kept under these same `settings`.
+pub fn authenticate_with(
+    method: &Method,
+    path: &str,
+    headers: &HeaderMap,
+    settings: &Settings,
+    now_unix: i64,
+    tokens: Option<&mut VerifiedTokens>,
+) -> Outcome {
     if is_exempt(method, path) {
         return Outcome::Forward(None);
     }
-    match decide(headers, settings, now_unix) {
+    match decide(headers, settings, now_unix, tokens) {
         Ok(Ok(identity)) => Outcome::Forward(Some(identity)),
         Ok(Err(unauthorized)) => Outcome::Unauthorized(unauthorized),
         Err(config_error) => Outcome::Misconfigured(config_error),
@@ -175,6 +190,7 @@ fn decide(
     headers: &HeaderMap,
     settings: &Settings,
     now_unix: i64,
+    tokens: Option<&mut VerifiedTokens>,
 ) -> Result<Result<Identity, Unauthorized>, ConfigError> {
     if settings.mode()? == Mode::Disabled {
         return Ok(if client_is_loopback(headers) {
@@ -209,7 +225,7 @@ fn decide(
             )));
         }
         Credential::Bearer(token) if jwt::looks_like_jwt(token) => {
-            return verify_jwt(token, settings, clock_skew_seconds, now_unix);
+            return verify_jwt(token, settings, clock_skew_seconds, now_unix, tokens);
         }
         Credential::Bearer(key) | Credential::ApiKeyHeader(key) => key,
     };
@@ -231,7 +247,17 @@ fn verify_jwt(
     settings: &Settings,
     clock_skew_seconds: i64,
     now_unix: i64,
+    tokens: Option<&mut VerifiedTokens>,
 ) -> Result<Result<Identity, Unauthorized>, ConfigError> {
+    if let Some(subject) = tokens
+        .as_deref()
+        .and_then(|tokens| tokens.subject(token, now_unix, clock_skew_seconds))
+    {
+        return Ok(Ok(Identity {
+            subject: subject.to_owned(),
+            method: AuthMethod::Jwt,
+        }));
+    }
     let Some(jwks) = settings.get(config::JWKS)? else {
         return Ok(Err(Unauthorized::refused(
             "invalid_token",
@@ -248,10 +274,15 @@ fn verify_jwt(
         clock_skew_seconds,
     };
     Ok(match jwt::verify(token, &jwks, &policy, now_unix) {
-        Ok(verified) => Ok(Identity {
-            subject: verified.subject,
-            method: AuthMethod::Jwt,
-        }),
+        Ok(verified) => {
+            if let Some(tokens) = tokens {
+                tokens.keep(token, &verified, now_unix, clock_skew_seconds);
+            }
+            Ok(Identity {
+                subject: verified.subject,
+                method: AuthMethod::Jwt,
+            })
+        }
         Err(error) => Err(Unauthorized::refused(
             "invalid_token",
             &format!("Invalid bearer token: {}.", error.description()),

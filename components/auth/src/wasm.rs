@@ -6,7 +6,7 @@ use spin_sdk::http::{IntoResponse, Request, Response, next};
 use spin_sdk::http_service;
 use spin_sdk::wasip3::http::types::{ErrorCode, Response as WasiResponse};
 use std::borrow::Cow;
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// The span `auth` reports (`wasi:otel/tracing`).
@@ -32,13 +32,19 @@ async fn authenticate_and_forward(
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
-    let outcome = super::authenticate(
+    // Tokens verified earlier are kept only beside settings kept for the instance (what
+    // they were verified under); with settings read for this request alone, none is used.
+    let mut tokens = matches!(settings, Cow::Borrowed(_))
+        .then(|| VERIFIED_TOKENS.lock().unwrap_or_else(|e| e.into_inner()));
+    let outcome = super::authenticate_with(
         request.method(),
         request.uri().path(),
         request.headers(),
         &settings,
         now,
+        tokens.as_deref_mut(),
     );
+    drop(tokens);
     stage.set_all(|| super::span_attributes(&outcome));
     if let Some(refusal) = super::refusal(&outcome) {
         let mut response = Response::new(refusal.body);
@@ -73,6 +79,12 @@ async fn authenticate_and_forward(
 /// reaches new instances, each serving at most `--max-instance-reuse-count` requests).
 /// Reading them costs six host calls per request otherwise.
 static SETTINGS: OnceLock<Settings> = OnceLock::new();
+
+/// Bearer tokens verified by this instance under its kept settings (see `verified.rs` for
+/// why that is safe): a client's next request with the same token skips the signature
+/// check and the JWKS parse.
+static VERIFIED_TOKENS: Mutex<super::verified::VerifiedTokens> =
+    Mutex::new(super::verified::VerifiedTokens::new());
 
 async fn settings() -> Cow<'static, Settings> {
     if let Some(kept) = SETTINGS.get() {

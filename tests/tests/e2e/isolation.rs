@@ -379,7 +379,8 @@ async fn a_reused_instance_serving_sixteen_at_once_keeps_identities_apart() {
 /// configuration only, never a verdict. On one instance, good and bad credentials (a
 /// wrong key, a token expired, one for another audience, one signed by another key, and
 /// a good token with one byte of its signature changed) alternate, and each gets its own
-/// answer, whatever the request before it got.
+/// answer, whatever the request before it got; and `auth`'s kept verified tokens give
+/// each token its own subject.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_reused_instance_judges_every_credential_afresh() {
     let issuer = chatgate_tests::jwt::Issuer::new(ISSUER, "key-1");
@@ -426,6 +427,21 @@ async fn a_reused_instance_judges_every_credential_afresh() {
                 reply.text()
             );
         }
+    }
+    // `auth` keeps verified tokens: two good ones for different subjects, alternating on
+    // the same instance, each still gets its own subject.
+    let other = issuer.token(&serde_json::json!({
+        "sub": "user-c@example.test", "iss": ISSUER, "aud": AUDIENCE, "exp": now + 600, "iat": now - 10,
+    }));
+    for n in 0..6 {
+        let (token, subject) = if n % 2 == 0 {
+            (&good, "user-b@example.test")
+        } else {
+            (&other, "user-c@example.test")
+        };
+        let bearer = format!("Bearer {token}");
+        let seen = identity_of(&gateway, ("authorization", &bearer), n).await;
+        assert_eq!(seen[0], subject, "request {n}");
     }
     assert_eq!(
         gateway.app().instances().created,
