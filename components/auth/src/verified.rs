@@ -10,6 +10,11 @@
 //! must not use one (`wasm.rs` keeps one only beside settings it keeps). What this cannot
 //! do is revoke a token before its `exp`, but neither can verification: a JWT carries its
 //! own validity.
+//!
+//! Measured 2026-12-06 (load about 3; `chat` behind `auth` alone served by `chatgate up`,
+//! one Python keep-alive client sending the same RS256 token, 1,500 requests, builds
+//! before and after alternated three times): p50 1,111-1,256 µs without kept tokens,
+//! 615-628 µs with them. The client's own share (some 200 µs) is in both.
 
 use std::collections::BTreeMap;
 
