@@ -9,7 +9,8 @@
 use crate::config::{AUTHORITY_HOST, Auth, CLIENT_ID, TENANT_ID, TOKEN_FILE};
 use crate::errors::transport_error;
 use chatgate_guest::TransportFailure;
-use chatgate_guest::identity::{FetchFailure, ManagedIdentity, TokenFailure, TokenSource};
+use chatgate_guest::identity::{FetchFailure, ManagedIdentity, TokenFailure};
+use chatgate_guest::token_source::TokenSource;
 use chatgate_guest::workload_identity::{WorkloadIdentity, WorkloadVariables};
 use chatgate_rag::completion::CompletionError;
 

@@ -16,7 +16,7 @@ use crate::retry::{Disposition, Failure, Health, Planner, Step};
 use crate::stream::StreamDecoder;
 use crate::{MAX_COMPLETION_BODY_BYTES, MAX_ERROR_BODY_BYTES};
 use bytes::Bytes;
-use chatgate_guest::identity::TokenSource;
+use chatgate_guest::token_source::TokenSource;
 use chatgate_guest_io::identity::{TokenWaits, fetch_token, forget_token};
 use chatgate_guest_io::{classify, sleep_ms, wall_clock_ms, within};
 use chatgate_rag::completion as rag;

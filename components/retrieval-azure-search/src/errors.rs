@@ -6,8 +6,9 @@
 
 use crate::config::Auth;
 pub use chatgate_guest::TransportFailure;
-use chatgate_guest::identity::{FetchFailure, TokenFailure, TokenSource};
+use chatgate_guest::identity::{FetchFailure, TokenFailure};
 use chatgate_guest::retry_after;
+use chatgate_guest::token_source::TokenSource;
 use chatgate_rag::retriever::{FilterRefusal, RetrievalError};
 use serde_json::Value;
 

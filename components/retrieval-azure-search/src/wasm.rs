@@ -11,7 +11,8 @@ use crate::request::{Credential, Plan, SearchRequest, headers, plan};
 use crate::response::parse_results;
 use crate::{MAX_ERROR_BODY_BYTES, MAX_RESULT_BODY_BYTES};
 use bytes::Bytes;
-use chatgate_guest::identity::{ManagedIdentity, Token, TokenSource};
+use chatgate_guest::identity::{ManagedIdentity, Token};
+use chatgate_guest::token_source::TokenSource;
 use chatgate_guest::workload_identity::{WorkloadIdentity, WorkloadVariables};
 use chatgate_guest_io::identity::{TokenWaits, fetch_token, forget_token};
 use chatgate_guest_io::{

@@ -9,9 +9,9 @@
 use crate::{ReadBody, classify, read_body, wall_clock_ms, within};
 use bytes::Bytes;
 use chatgate_guest::identity::{
-    FetchFailure, MAX_TOKEN_BODY_BYTES, TOKEN_REQUEST_HEADERS, Token, TokenSource,
-    parse_token_from, token_error,
+    FetchFailure, MAX_TOKEN_BODY_BYTES, TOKEN_REQUEST_HEADERS, Token, parse_token_from, token_error,
 };
+use chatgate_guest::token_source::TokenSource;
 use chatgate_guest::workload_identity::{EXCHANGE_HEADERS, MAX_TOKEN_FILE_BYTES, WorkloadIdentity};
 use spin_sdk::http::FullBody;
 use spin_sdk::key_value::Store;

@@ -12,6 +12,7 @@
 pub mod identity;
 pub mod openai_error;
 pub mod retry_after;
+pub mod token_source;
 pub mod trace_context;
 pub mod workload_identity;
 

@@ -17,7 +17,7 @@
 //! Only the pure parts live here (URL, form body, cache key, what a file's contents or an
 //! answer mean); `chatgate-guest-io`'s `fetch_token` reads the file, sends the request and
 //! caches the token exactly as it does a managed-identity token
-//! ([`crate::identity::TokenSource`]). The file is read only when a token is exchanged,
+//! ([`crate::token_source::TokenSource`]). The file is read only when a token is exchanged,
 //! that is when the cached one nears its expiry, so a token the kubelet rotated is the
 //! one sent.
 
