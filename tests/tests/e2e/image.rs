@@ -1138,6 +1138,95 @@ mod spin_artifact {
         );
     }
 
+    /// `infra/spinkube/render` pins the SpinApp to this artifact by digest in the
+    /// deployment's registry and fills the placeholders from the outputs; rendered with
+    /// kustomize where kubectl is installed.
+    #[test]
+    fn the_spinkube_overlay_pins_the_spinapp_to_this_artifact() {
+        let artifact = artifact();
+        let scratch = Scratch::new("spinkube-overlay");
+        std::fs::create_dir_all(&scratch.0).unwrap();
+        let outputs = scratch.0.join("outputs.json");
+        let tenant = "11111111-2222-3333-4444-555555555555";
+        let client = "66666666-7777-8888-9999-000000000000";
+        std::fs::write(
+            &outputs,
+            json!({
+                "tenantId": {"type": "String", "value": tenant},
+                "workloadIdentityClientId": {"type": "String", "value": client},
+                "keyVaultName": {"type": "String", "value": "kv-chatgate-test"},
+                "openAiOrigin": {"type": "String", "value": "https://oai-test.openai.azure.com"},
+                "openAiDeploymentName": {"type": "String", "value": "gpt-test"},
+                "acrLoginServer": {"type": "String", "value": "acrtest.azurecr.io"},
+            })
+            .to_string(),
+        )
+        .unwrap();
+        let overlay = scratch.0.join("overlay");
+        let rendered = Command::new(repo_root().join("infra/spinkube/render"))
+            .arg("--outputs")
+            .arg(&outputs)
+            .arg("--layout")
+            .arg(&artifact.layout)
+            .arg("--out")
+            .arg(&overlay)
+            .args(["--api-audience", "api://chatgate-test-api"])
+            .output()
+            .unwrap();
+        assert!(
+            rendered.status.success(),
+            "{}",
+            String::from_utf8_lossy(&rendered.stderr)
+        );
+        let image = format!(
+            "acrtest.azurecr.io/chatgate-spin@{}",
+            artifact.manifest_digest
+        );
+        let printed = String::from_utf8_lossy(&rendered.stdout);
+        assert!(
+            printed.contains(&format!(
+                "skopeo copy --preserve-digests oci:{}:{}",
+                artifact.layout.display(),
+                env!("CARGO_PKG_VERSION")
+            )),
+            "{printed}"
+        );
+        let Ok(kustomized) = Command::new("kubectl")
+            .arg("kustomize")
+            .arg(&overlay)
+            .output()
+        else {
+            println!("skipped: kubectl is not installed here, so the overlay was not rendered");
+            let text = std::fs::read_to_string(overlay.join("kustomization.yaml")).unwrap();
+            assert!(text.contains(&image), "{text}");
+            return;
+        };
+        assert!(
+            kustomized.status.success(),
+            "{}",
+            String::from_utf8_lossy(&kustomized.stderr)
+        );
+        let manifests = String::from_utf8_lossy(&kustomized.stdout);
+        assert!(
+            manifests.contains(&format!("image: {image}\n")),
+            "{manifests}"
+        );
+        for value in [
+            tenant,
+            client,
+            "kv-chatgate-test",
+            "https://oai-test.openai.azure.com",
+            "gpt-test",
+            "api://chatgate-test-api",
+        ] {
+            assert!(manifests.contains(value), "{value} is not in the overlay");
+        }
+        assert!(
+            !manifests.contains("00000000-0000-0000-0000-000000000000"),
+            "a placeholder id is left: {manifests}"
+        );
+    }
+
     /// `chatgate up` on what `chatgate registry unpack` wrote, stopped when dropped.
     struct Served {
         child: Child,
