@@ -13,39 +13,39 @@
 //! * The image manifest's config is a plain OCI image config
 //!   (`application/vnd.oci.image.config.v1+json`): architecture `wasm`, os `Wasip1`, and a
 //!   label `com.fermyon.spin.lockedAppDigest` with the locked app's digest, so two apps
-//!   never share an image id (client:245-274). Older Spin put the locked app itself in
-//!   the config; Spin still reads both (client:545-548).
+//!   never share an image id (client:233-267). Older Spin put the locked app itself in
+//!   the config; Spin still reads both (client:553-556).
 //! * The layers, in order: for each component of the locked app, its Wasm
 //!   (`application/vnd.wasm.content.layer.v1+wasm`) and then one layer per file of its
 //!   `files` (`application/vnd.wasm.content.layer.v1+data`), identical layers once
-//!   (client:301-302); last the locked app as compact JSON
-//!   (`application/vnd.fermyon.spin.application.v1+config`, client:238-243). The shim
+//!   (client:305); last the locked app as compact JSON
+//!   (`application/vnd.fermyon.spin.application.v1+config`, client:233-237). The shim
 //!   writes that layer to `/spin.json` and puts the others in Spin's cache by digest
-//!   (source.rs:39-101).
-//! * The locked app is `spin.toml` resolved (loader:87-171): metadata, variables,
-//!   triggers with generated ids (`crates/manifest/src/normalize.rs`:74-107), components.
+//!   (source.rs:42-109).
+//! * The locked app is `spin.toml` resolved (loader:87-173): metadata, variables,
+//!   triggers with generated ids (`crates/manifest/src/normalize.rs`:75-109), components.
 //!   A component named by several triggers of which some have middleware is cloned as
 //!   `<component>-for-<trigger id>` for each such trigger, and the middleware moves from
 //!   the trigger to that component, with the host requirement `middleware = "required"`
-//!   (split:16-87).
-//! * `spin registry push` composes by default (`--compose`, `src/commands/registry.rs`:56-63):
+//!   (split:16-89).
+//! * `spin registry push` composes by default (`--compose`, `src/commands/registry.rs`:57-64):
 //!   each component's Wasm is the component with its dependencies and middleware
-//!   composed in, and `dependencies` and `trigger_dependencies` are emptied (client:338-373).
+//!   composed in, and `dependencies` and `trigger_dependencies` are emptied (client:362-400).
 //!   Composition is the only form that runs from a registry with middleware: Spin's OCI
 //!   loader and the shim resolve only a component's source, dependencies and files by
-//!   digest (`crates/oci/src/loader.rs`:114-170), never `trigger_dependencies`, and an
-//!   uncomposed push leaves those as `file://` URLs of the pushing machine (client:293-336).
+//!   digest (`crates/oci/src/loader.rs`:113-172), never `trigger_dependencies`, and an
+//!   uncomposed push leaves those as `file://` URLs of the pushing machine (client:310-360).
 //!   chatgate composes with its own composer ([`crate::app::compose_trigger`], which
 //!   follows Spin's: [`crate::compose`]), so a composed layer's bytes are chatgate's
 //!   composition, not byte for byte what Spin's `wac` would write.
 //! * A source becomes `{"content_type": "application/wasm", "digest": "sha256:…"}`; a file
 //!   is `{"digest": …, "path": <path under the component's root>}`, its bytes inlined
 //!   (base64, no padding) instead when 128 bytes or fewer, and then not pushed as a layer
-//!   (client:409-456, 665-674). Paths are where `spin registry push`'s copy puts them: a
+//!   (client:498-540, 691-700). Paths are where `spin registry push`'s copy puts them: a
 //!   mount's destination (or pattern) joined with the file's path in the directory
-//!   (loader:244-261).
+//!   (loader:248-263).
 //! * Annotations: `org.opencontainers.image.title`, `.description`, `.version`,
-//!   `.authors` from `[application]`, `.created`, and any given (client:886-944).
+//!   `.authors` from `[application]`, `.created`, and any given (client:875-944).
 //!
 //! Where this differs from Spin, by choice: `created` is given (the commit's time, for
 //! reproducible digests) rather than the time of writing; components are in id order
@@ -53,9 +53,9 @@
 //! split-off components in the order of their triggers (Spin: a hash map's order); the
 //! manifest carries its `mediaType` (Spin leaves it to the registry's Content-Type, a
 //! layout has none); an application needing more than 499 layers is refused (Spin then
-//! switches to gzip archive layers, client:218-229). A `files` directory outside the
+//! switches to gzip archive layers, client:219-229). A `files` directory outside the
 //! application's folder is refused, as `spin registry push`'s copy refuses it
-//! (loader:539-543).
+//! (loader:536-543).
 
 use crate::manifest::{HttpTrigger, Manifest, TriggerDependencies};
 use anyhow::{Context, bail, ensure};
@@ -66,32 +66,32 @@ use sha2::Digest;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-/// The locked application's layer (client:33).
+/// The locked application's layer (client:31).
 pub const SPIN_APPLICATION_MEDIA_TYPE: &str = "application/vnd.fermyon.spin.application.v1+config";
-/// A component's Wasm (client:39).
+/// A component's Wasm (client:37).
 pub const WASM_LAYER_MEDIA_TYPE: &str = "application/vnd.wasm.content.layer.v1+wasm";
-/// One file of a component's `files` (client:35).
+/// One file of a component's `files` (client:33).
 pub const DATA_LAYER_MEDIA_TYPE: &str = "application/vnd.wasm.content.layer.v1+data";
 pub const IMAGE_MANIFEST_MEDIA_TYPE: &str = "application/vnd.oci.image.manifest.v1+json";
 pub const IMAGE_CONFIG_MEDIA_TYPE: &str = "application/vnd.oci.image.config.v1+json";
 pub const IMAGE_INDEX_MEDIA_TYPE: &str = "application/vnd.oci.image.index.v1+json";
-/// The config label naming the locked app's digest (client:247-251).
+/// The config label naming the locked app's digest (client:241-245).
 pub const LOCKED_APP_DIGEST_LABEL: &str = "com.fermyon.spin.lockedAppDigest";
 /// The tag of a manifest in an image layout's `index.json` (OCI image-spec annotations).
 pub const REF_NAME_ANNOTATION: &str = "org.opencontainers.image.ref.name";
-/// Content of this size or less is inlined in the locked app (client:54).
+/// Content of this size or less is inlined in the locked app (client:56).
 const INLINE_MAX_BYTES: usize = 128;
 /// Registries' smallest known limit of layers per image, the locked app's included
-/// (client:49-52).
+/// (client:47-52).
 const MAX_LAYERS: usize = 500;
-/// The host requirement a component with middleware carries (locked:24).
+/// The host requirement a component with middleware carries (locked:25).
 const MIDDLEWARE_REQUIREMENT: &str = "middleware";
 
-/// `spin.lock`, as Spin serialises it (locked:48-156): the fields in this order, empty
+/// `spin.lock`, as Spin serialises it (locked:48-158): the fields in this order, empty
 /// ones left out, maps with sorted keys.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LockedApp {
-    /// 1 when `must_understand` or `host_requirements` say anything, else 0 (locked:140-144).
+    /// 1 when `must_understand` or `host_requirements` say anything, else 0 (locked:133-137).
     pub spin_lock_version: u32,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub must_understand: Vec<String>,
@@ -122,7 +122,7 @@ pub struct LockedTrigger {
     pub trigger_type: String,
     /// `route`, `component`, `executor`, ...: the trigger's table minus id and dependencies.
     pub trigger_config: Value,
-    /// Empty once middleware has moved to the components (split:62-87).
+    /// Empty once middleware has moved to the components (split:70-89).
     #[serde(default, skip_serializing_if = "Map::is_empty")]
     pub trigger_dependencies: Map<String, Value>,
 }
@@ -140,7 +140,7 @@ pub struct LockedComponent {
     /// The component's variables (templates over the application's).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub config: BTreeMap<String, String>,
-    /// Empty in a composed artifact (client:364-365).
+    /// Empty in a composed artifact (client:390-391).
     #[serde(default, skip_serializing_if = "Map::is_empty")]
     pub dependencies: Map<String, Value>,
     #[serde(default, skip_serializing_if = "Map::is_empty")]
@@ -156,7 +156,7 @@ pub struct LockedSource {
     pub content: ContentRef,
 }
 
-/// Where content is: a URL, the bytes themselves, or a digest naming a layer (locked:333-358).
+/// Where content is: a URL, the bytes themselves, or a digest naming a layer (locked:327-350).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ContentRef {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -382,8 +382,8 @@ fn files_under(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
     Ok(found)
 }
 
-/// A component's `files` as Spin's copy lays them out (loader:244-261, 400-589) and
-/// `spin registry push` records them (client:409-456): one entry per file, under its
+/// A component's `files` as Spin's copy lays them out (loader:248-263, 401-589) and
+/// `spin registry push` records them (client:498-540): one entry per file, under its
 /// mount's guest path; the data layers of those not inlined.
 fn component_files(
     manifest: &Manifest,
@@ -429,7 +429,7 @@ fn component_files(
                 path,
             });
             // Inlined content is not pushed: some registries refuse very small blobs
-            // (client:441-449).
+            // (client:525-531).
             if inline.is_none() {
                 layers.push(blob);
             }
@@ -537,7 +537,7 @@ pub fn build_artifact(manifest: &Manifest, options: &ArtifactOptions) -> anyhow:
             host_requirements,
         });
     }
-    // Identical layers once, the first kept (client:301-302).
+    // Identical layers once, the first kept (client:305).
     let mut seen = BTreeSet::new();
     layers.retain(|layer| seen.insert((layer.media_type.clone(), layer.digest())));
     ensure!(
@@ -773,7 +773,7 @@ pub fn read_layout(
         };
         layers.insert(blob.digest(), blob);
     }
-    // Older Spin put the locked app in the config (client:545-548).
+    // Older Spin put the locked app in the config (client:553-556).
     let locked = match locked {
         Some(bytes) => bytes,
         None => read_blob(layout, &manifest["config"])?,
@@ -790,7 +790,7 @@ const SUPPORTED_HOST_REQUIREMENTS: &[&str] = &[MIDDLEWARE_REQUIREMENT];
 /// Writes the Spin artifact at `layout` as an application chatgate (or `spin up`) runs:
 /// `<out>/spin.toml` with each component's Wasm at `<out>/wasm/<hex>.wasm` and its files
 /// under `<out>/files/<component>/`, mounted at `/` as Spin's OCI loader mounts them
-/// (`crates/oci/src/loader.rs`:127-164). Only composed artifacts: a dependency or trigger
+/// (`crates/oci/src/loader.rs`:127-172). Only composed artifacts: a dependency or trigger
 /// dependency left in the locked app is refused, as Spin's loader cannot resolve the
 /// latter either. Returns the manifest path.
 pub fn unpack(layout: &Path, tag: Option<&str>, out: &Path) -> anyhow::Result<PathBuf> {
