@@ -115,7 +115,7 @@ async fn inspect_and_forward(
         return reject(rejection);
     }
     let inward = Request::from_parts(parts, box_body(FullBody::new(Bytes::from(buffered))));
-    next(inward).await?.into_response()
+    chatgate_middleware::return_unedited(next(inward).await?)
 }
 
 fn respond(stage: &mut StageSpan, refused: Refused) -> Result<WasiResponse, ErrorCode> {
