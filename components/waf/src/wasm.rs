@@ -73,7 +73,7 @@ async fn inspect_and_forward(
     request: Request,
     stage: &mut StageSpan,
 ) -> Result<WasiResponse, ErrorCode> {
-    let config = match read_config().await {
+    let config = match config().await {
         Ok(config) => config,
         Err(error) => {
             let rejection = super::config_rejection(&error);
@@ -87,7 +87,7 @@ async fn inspect_and_forward(
         return reject(&rejection);
     };
     let (parts, mut body) = request.into_parts();
-    let inspection = match Inspection::new(rules, &config, &parts).headers() {
+    let inspection = match Inspection::new(rules, config, &parts).headers() {
         Ok(inspection) => inspection,
         Err(refused) => return respond(stage, refused),
     };
@@ -124,6 +124,21 @@ fn respond(stage: &mut StageSpan, refused: Refused) -> Result<WasiResponse, Erro
         println!("{line}");
     }
     reject(&refused.rejection)
+}
+
+/// The variables, read by the instance's first request that reads them all without error
+/// and kept for its later ones. Safe across requests: they hold configuration only, the
+/// same for every request (chatgate resolves variables at load; on Spin a provider's
+/// changed value reaches new instances, each serving at most `--max-instance-reuse-count`
+/// requests). Reading them costs three host calls per request otherwise.
+static CONFIG: OnceLock<Config> = OnceLock::new();
+
+async fn config() -> Result<&'static Config, super::config::ConfigError> {
+    if let Some(kept) = CONFIG.get() {
+        return Ok(kept);
+    }
+    let read = read_config().await?;
+    Ok(CONFIG.get_or_init(|| read))
 }
 
 async fn read_config() -> Result<Config, super::config::ConfigError> {
