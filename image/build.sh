@@ -14,8 +14,8 @@
 #                                         `skopeo copy oci:target/image/spin:<version> docker://...`
 #   target/image/chatgate-spin-<version>.oci.tar   that layout as one tar
 # Inputs, as `make build` and the musl host build leave them:
-#   target/x86_64-unknown-linux-musl/release/chatgate   the static host
-#   target/release/chatgate                             the host that writes the Spin artifact
+#   target/x86_64-unknown-linux-musl/release/chatgate   the static host (it also writes the
+#                                                       Spin artifact)
 #   spin.toml and every component `source` it names (relative to the repository root)
 # Reproducible: every timestamp (file times in the layer, the config's `created` and
 # history) is SOURCE_DATE_EPOCH, by default the last commit's time, so the same inputs
@@ -41,7 +41,6 @@ command -v buildah >/dev/null || { echo "image: buildah is missing: make test-de
 if file "$host_bin" 2>/dev/null | grep -q 'dynamically linked'; then
   echo "image: $host_bin is dynamically linked; a scratch image needs it static" >&2; exit 1
 fi
-[ -x target/release/chatgate ] || { echo "image: target/release/chatgate is missing: run make build" >&2; exit 1; }
 
 rm -rf "$ctx" "$out/oci" "$out/spin" "$out"/chatgate-*.oci.tar "$out/sbom.spdx.json"
 mkdir -p "$rootfs/tmp" "$rootfs/app"
@@ -101,7 +100,7 @@ echo "image: $out/oci (chatgate:$version, manifest $manifest_digest), $(du -sh "
 
 # The Spin OCI artifact of the same spin.toml and components, for SpinKube. Its own
 # repository when pushed (e.g. chatgate-spin), since it is not a container image.
-./target/release/chatgate registry layout --manifest spin.toml --out "$out/spin" \
+"$host_bin" registry layout --manifest spin.toml --out "$out/spin" \
   --tag "$version" --created "$created" \
   --annotation "org.opencontainers.image.revision=$revision" \
   --annotation "org.opencontainers.image.licenses=$(sed -n 's/^license = "\(.*\)"$/\1/p' Cargo.toml | head -1)"
