@@ -296,6 +296,37 @@ mod tests {
         );
     }
 
+    /// Secure by default: run on its embedded defaults, the shipped manifest lets `chat`
+    /// (and the dependencies that inherit its hosts) reach the OpenAI API and nothing
+    /// else; Entra ID, token endpoints and search services only once a variable names them.
+    #[test]
+    fn the_shipped_manifest_allows_only_the_openai_api_by_default() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../spin.toml");
+        let manifest = crate::manifest::Manifest::load(&path).unwrap();
+        let variables = crate::variables::AppVariables::resolve(&manifest, |_| None).unwrap();
+        let allowed: Vec<AllowedHost> = manifest.components["chat"]
+            .allowed_outbound_hosts
+            .iter()
+            .filter_map(|template| {
+                let entry = variables.expand(template).unwrap();
+                AllowedHost::parse_or_skip(template, &entry).unwrap()
+            })
+            .collect();
+        assert_eq!(
+            allowed,
+            [AllowedHost::parse("https://api.openai.com").unwrap()]
+        );
+        for (name, component) in &manifest.components {
+            if name != "chat" {
+                assert!(
+                    component.allowed_outbound_hosts.is_empty(),
+                    "{name} may reach {:?}",
+                    component.allowed_outbound_hosts
+                );
+            }
+        }
+    }
+
     #[test]
     fn an_empty_literal_entry_stays_an_error() {
         for literal in ["", "http://", "https://"] {

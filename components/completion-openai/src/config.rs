@@ -253,12 +253,15 @@ impl Config {
                         "must be a client id (letters, digits and `-`)",
                     ));
                 }
-                let authority_host = parse_origin(
-                    AUTHORITY_HOST,
-                    read(AUTHORITY_HOST)?
-                        .as_deref()
-                        .unwrap_or(DEFAULT_AUTHORITY_HOST),
-                )?;
+                // No default: the authority must be named to be allowed outbound, so a
+                // deployment that never uses workload identity never allows Entra ID.
+                let authority_host = read(AUTHORITY_HOST)?.ok_or_else(|| {
+                    invalid(
+                        AUTHORITY_HOST,
+                        &format!("must be set with openai_auth = workload-identity (Entra ID's origin, {DEFAULT_AUTHORITY_HOST} in Azure's public cloud) and be one of chat's allowed outbound hosts"),
+                    )
+                })?;
+                let authority_host = parse_origin(AUTHORITY_HOST, &authority_host)?;
                 let token_file = read(TOKEN_FILE)?.unwrap_or_else(|| DEFAULT_TOKEN_FILE.into());
                 if !is_token_file_path(&token_file) {
                     return Err(invalid(
@@ -784,10 +787,17 @@ mod tests {
             (TENANT_ID, "contoso.onmicrosoft.com"),
         ]));
         assert!(message.contains(CLIENT_ID), "{message}");
+        let message = internal_message(config_from(&[
+            (AUTH, "workload-identity"),
+            (TENANT_ID, "contoso.onmicrosoft.com"),
+            (CLIENT_ID, CLIENT),
+        ]));
+        assert!(message.contains(AUTHORITY_HOST), "{message}");
         let config = config_from(&[
             (AUTH, "Workload-Identity"),
             (TENANT_ID, "contoso.onmicrosoft.com"),
             (CLIENT_ID, CLIENT),
+            (AUTHORITY_HOST, "https://login.microsoftonline.com"),
             (API_KEY, "unused"),
         ])
         .unwrap();
@@ -824,6 +834,7 @@ mod tests {
                 (AUTH, "workload-identity"),
                 (TENANT_ID, "t"),
                 (CLIENT_ID, CLIENT),
+                (AUTHORITY_HOST, "https://login.microsoftonline.com"),
             ];
             vars.retain(|(n, _)| *n != name);
             vars.push((name, value));

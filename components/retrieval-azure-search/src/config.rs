@@ -187,10 +187,13 @@ impl Config {
                             .into()
                     }));
                 }
-                let mut authority_host =
-                    read("azure_search_authority_host", DEFAULT_AUTHORITY_HOST)?;
+                // No default: the authority must be named to be allowed outbound, so a
+                // deployment that never uses workload identity never allows Entra ID.
+                let authority_host = read("azure_search_authority_host", "")?;
                 if authority_host.is_empty() {
-                    authority_host = DEFAULT_AUTHORITY_HOST.into();
+                    return Err(misconfigured(format!(
+                        "azure_search_authority_host is not set; workload-identity needs Entra ID's origin ({DEFAULT_AUTHORITY_HOST} in Azure's public cloud), which must also be one of chat's allowed outbound hosts"
+                    )));
                 }
                 let mut token_file = read("azure_search_token_file", DEFAULT_TOKEN_FILE)?;
                 if token_file.is_empty() {
@@ -632,7 +635,7 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn workload_identity_needs_a_tenant_and_a_client_and_defaults_to_the_public_cloud() {
+    fn workload_identity_needs_a_tenant_a_client_and_an_authority() {
         const CLIENT: &str = "6c1e0f2a-7d3b-4e5b-9d7c-5a2f1e0b9c8d";
         let base = [("azure_search_auth", "workload-identity")];
         let message = misconfiguration(&with(&base));
@@ -642,6 +645,15 @@ pub(crate) mod tests {
         let message = misconfiguration(&pairs);
         assert!(message.contains("azure_search_client_id"), "{message}");
         pairs.push(("azure_search_client_id", CLIENT));
+        let message = misconfiguration(&pairs);
+        assert!(
+            message.contains("azure_search_authority_host is not set"),
+            "{message}"
+        );
+        pairs.push((
+            "azure_search_authority_host",
+            "https://login.microsoftonline.com",
+        ));
         assert_eq!(
             config(&pairs).unwrap().auth,
             Auth::WorkloadIdentity {
