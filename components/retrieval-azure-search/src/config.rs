@@ -16,6 +16,15 @@ pub const MIN_TEXT_VECTOR_API_VERSION: &str = "2024-07-01";
 /// The audience of Azure AI Search data-plane tokens.
 pub const TOKEN_RESOURCE: &str = "https://search.azure.com";
 
+/// The variables of `managed-identity` and `workload-identity`.
+pub const IDENTITY_VARIABLES: IdentityVariables = IdentityVariables {
+    token_origin: "azure_search_token_origin",
+    client_id: "azure_search_client_id",
+    tenant_id: "azure_search_tenant_id",
+    authority_host: "azure_search_authority_host",
+    token_file: "azure_search_token_file",
+};
+
 /// Every variable the component reads.
 pub const VARIABLE_NAMES: [&str; 19] = [
     "azure_search_origin",
@@ -39,9 +48,8 @@ pub const VARIABLE_NAMES: [&str; 19] = [
     "azure_search_vector_k",
 ];
 
-use chatgate_guest::identity::is_client_id;
-use chatgate_guest::workload_identity::{
-    DEFAULT_AUTHORITY_HOST, DEFAULT_TOKEN_FILE, is_tenant_id, is_token_file_path,
+use chatgate_guest::entra_identity::{
+    EntraIdentity, IdentityError, IdentityVariables, MANAGED_IDENTITY, WORKLOAD_IDENTITY,
 };
 pub use chatgate_guest::{ApiKey, VariableValue};
 
@@ -61,25 +69,9 @@ pub struct Fields {
 pub enum Auth {
     /// The `api-key` header: a query or admin key of the service.
     ApiKey(ApiKey),
-    /// `Authorization: Bearer` with an Entra ID token for [`TOKEN_RESOURCE`] from a
-    /// managed-identity (IMDS-shaped) endpoint.
-    ManagedIdentity {
-        /// `scheme://host[:port]` of the token endpoint.
-        token_origin: String,
-        /// A user-assigned identity; `None` is the system-assigned one.
-        client_id: Option<String>,
-    },
-    /// `Authorization: Bearer` with an Entra ID token for [`TOKEN_RESOURCE`] exchanged
-    /// for the projected service-account token in `token_file` (workload identity
-    /// federation, as on AKS).
-    WorkloadIdentity {
-        /// `scheme://host[:port]` of Entra ID.
-        authority_host: String,
-        tenant_id: String,
-        client_id: String,
-        /// The token file as the component sees it (through `files`).
-        token_file: String,
-    },
+    /// `Authorization: Bearer` with an Entra ID token for [`TOKEN_RESOURCE`], from a
+    /// managed-identity endpoint or by workload identity federation (as on AKS).
+    Entra(EntraIdentity),
 }
 
 /// Hybrid search: a vector query of kind `text` next to the keyword query, which
@@ -146,81 +138,22 @@ impl Config {
                 }
                 Auth::ApiKey(ApiKey::new(api_key))
             }
-            "managed-identity" => {
-                let token_origin = read("azure_search_token_origin", "")?;
-                if token_origin.is_empty() {
-                    return Err(misconfigured(
-                        "azure_search_token_origin is not set; managed-identity needs the token endpoint (http://169.254.169.254 on Azure)".into(),
-                    ));
+            mode => {
+                let read_set = |name: &'static str| match read(name, "") {
+                    Ok(value) => Ok((!value.is_empty()).then_some(value)),
+                    Err(_) => Err(IdentityError(format!(
+                        "the variable {name} could not be read"
+                    ))),
+                };
+                match EntraIdentity::from_variables(mode, &IDENTITY_VARIABLES, read_set) {
+                    Ok(Some(identity)) => Auth::Entra(identity),
+                    Ok(None) => {
+                        return Err(misconfigured(format!(
+                            "azure_search_auth must be `api-key`, `{MANAGED_IDENTITY}` or `{WORKLOAD_IDENTITY}`"
+                        )));
+                    }
+                    Err(IdentityError(message)) => return Err(misconfigured(message)),
                 }
-                let client_id = read("azure_search_client_id", "")?;
-                if !client_id.is_empty() && !is_client_id(&client_id) {
-                    return Err(misconfigured(
-                        "azure_search_client_id must be a client id (letters, digits and dashes)"
-                            .into(),
-                    ));
-                }
-                Auth::ManagedIdentity {
-                    token_origin: parse_origin(
-                        "azure_search_token_origin",
-                        &token_origin,
-                        "http://169.254.169.254",
-                    )?,
-                    client_id: (!client_id.is_empty()).then_some(client_id),
-                }
-            }
-            "workload-identity" => {
-                let tenant_id = read("azure_search_tenant_id", "")?;
-                if !is_tenant_id(&tenant_id) {
-                    return Err(misconfigured(if tenant_id.is_empty() {
-                        "azure_search_tenant_id is not set; workload-identity needs the directory (tenant) id".into()
-                    } else {
-                        "azure_search_tenant_id must be a directory (tenant) id or a verified domain".into()
-                    }));
-                }
-                let client_id = read("azure_search_client_id", "")?;
-                if !is_client_id(&client_id) {
-                    return Err(misconfigured(if client_id.is_empty() {
-                        "azure_search_client_id is not set; workload-identity needs the client id of the federated identity".into()
-                    } else {
-                        "azure_search_client_id must be a client id (letters, digits and dashes)"
-                            .into()
-                    }));
-                }
-                // No default: the authority must be named to be allowed outbound, so a
-                // deployment that never uses workload identity never allows Entra ID.
-                let authority_host = read("azure_search_authority_host", "")?;
-                if authority_host.is_empty() {
-                    return Err(misconfigured(format!(
-                        "azure_search_authority_host is not set; workload-identity needs Entra ID's origin ({DEFAULT_AUTHORITY_HOST} in Azure's public cloud), which must also be one of chat's allowed outbound hosts"
-                    )));
-                }
-                let mut token_file = read("azure_search_token_file", DEFAULT_TOKEN_FILE)?;
-                if token_file.is_empty() {
-                    token_file = DEFAULT_TOKEN_FILE.into();
-                }
-                if !is_token_file_path(&token_file) {
-                    return Err(misconfigured(
-                        "azure_search_token_file must be an absolute path without `.` or `..` parts"
-                            .into(),
-                    ));
-                }
-                Auth::WorkloadIdentity {
-                    authority_host: parse_origin(
-                        "azure_search_authority_host",
-                        &authority_host,
-                        DEFAULT_AUTHORITY_HOST,
-                    )?,
-                    tenant_id,
-                    client_id,
-                    token_file,
-                }
-            }
-            _ => {
-                return Err(misconfigured(
-                    "azure_search_auth must be `api-key`, `managed-identity` or `workload-identity`"
-                        .into(),
-                ));
             }
         };
         let mut api_version = read("azure_search_api_version", DEFAULT_API_VERSION)?;
@@ -609,10 +542,10 @@ pub(crate) mod tests {
         pairs.push(("azure_search_token_origin", "http://169.254.169.254/"));
         assert_eq!(
             config(&pairs).unwrap().auth,
-            Auth::ManagedIdentity {
+            Auth::Entra(EntraIdentity::Managed {
                 token_origin: "http://169.254.169.254".into(),
                 client_id: None,
-            }
+            })
         );
         pairs.push((
             "azure_search_client_id",
@@ -620,10 +553,10 @@ pub(crate) mod tests {
         ));
         assert_eq!(
             config(&pairs).unwrap().auth,
-            Auth::ManagedIdentity {
+            Auth::Entra(EntraIdentity::Managed {
                 token_origin: "http://169.254.169.254".into(),
                 client_id: Some("6c1e0f2a-7d3b-4e5b-9d7c-5a2f1e0b9c8d".into()),
-            }
+            })
         );
         // An API key that is also set is not sent, so it does not matter.
         let with_key = config(&with(&[
@@ -631,7 +564,10 @@ pub(crate) mod tests {
             ("azure_search_token_origin", "http://127.0.0.1:1"),
         ]))
         .unwrap();
-        assert!(matches!(with_key.auth, Auth::ManagedIdentity { .. }));
+        assert!(matches!(
+            with_key.auth,
+            Auth::Entra(EntraIdentity::Managed { .. })
+        ));
     }
 
     #[test]
@@ -656,12 +592,12 @@ pub(crate) mod tests {
         ));
         assert_eq!(
             config(&pairs).unwrap().auth,
-            Auth::WorkloadIdentity {
+            Auth::Entra(EntraIdentity::Workload {
                 authority_host: "https://login.microsoftonline.com".into(),
                 tenant_id: "contoso.onmicrosoft.com".into(),
                 client_id: CLIENT.into(),
                 token_file: "/var/run/secrets/azure/tokens/azure-identity-token".into(),
-            }
+            })
         );
         for (name, value) in [
             ("azure_search_tenant_id", "a/b-secret"),

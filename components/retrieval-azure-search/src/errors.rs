@@ -72,7 +72,7 @@ pub fn error_for_status(
             "Azure AI Search refused the credentials (HTTP {status}); {}",
             match auth {
                 Auth::ApiKey(_) => "check azure_search_api_key",
-                Auth::ManagedIdentity { .. } | Auth::WorkloadIdentity { .. } =>
+                Auth::Entra(_) =>
                     "the service must allow role-based access and the identity needs the Search Index Data Reader role on the index",
             }
         )),
@@ -359,10 +359,10 @@ mod tests {
 
     #[test]
     fn refused_tokens_point_at_role_assignments_not_at_a_key() {
-        let identity = Auth::ManagedIdentity {
+        let identity = Auth::Entra(chatgate_guest::entra_identity::EntraIdentity::Managed {
             token_origin: "http://169.254.169.254".into(),
             client_id: None,
-        };
+        });
         let body = azure_error("Forbidden eyJ0.x.y");
         let answer = FailedAnswer {
             status: 403,

@@ -11,9 +11,8 @@ use crate::request::{Credential, Plan, SearchRequest, headers, plan};
 use crate::response::parse_results;
 use crate::{MAX_ERROR_BODY_BYTES, MAX_RESULT_BODY_BYTES};
 use bytes::Bytes;
-use chatgate_guest::identity::{ManagedIdentity, Token};
+use chatgate_guest::identity::Token;
 use chatgate_guest::token_source::TokenSource;
-use chatgate_guest::workload_identity::{WorkloadIdentity, WorkloadVariables};
 use chatgate_guest_io::identity::{TokenWaits, fetch_token, forget_token};
 use chatgate_guest_io::{
     BodyFailure, ReadBody, classify, read_body, request_options, sleep_ms, wall_clock_ms, within,
@@ -136,38 +135,13 @@ async fn search(
 
 /// Where the token for `auth` comes from, if it uses one.
 fn token_source(auth: &Auth) -> Option<TokenSource<'_>> {
-    const CACHE_OWNER: &str = "retrieval-azure-search";
     match auth {
         Auth::ApiKey(_) => None,
-        Auth::ManagedIdentity {
-            token_origin,
-            client_id,
-        } => Some(TokenSource::Managed(ManagedIdentity {
-            token_origin,
-            client_id: client_id.as_deref(),
-            resource: config::TOKEN_RESOURCE,
-            cache_owner: CACHE_OWNER,
-            client_id_variable: "azure_search_client_id",
-        })),
-        Auth::WorkloadIdentity {
-            authority_host,
-            tenant_id,
-            client_id,
-            token_file,
-        } => Some(TokenSource::Workload(WorkloadIdentity {
-            authority_host,
-            tenant_id,
-            client_id,
-            token_file,
-            resource: config::TOKEN_RESOURCE,
-            cache_owner: CACHE_OWNER,
-            variables: WorkloadVariables {
-                authority_host: "azure_search_authority_host",
-                tenant_id: "azure_search_tenant_id",
-                client_id: "azure_search_client_id",
-                token_file: "azure_search_token_file",
-            },
-        })),
+        Auth::Entra(identity) => Some(identity.token_source(
+            config::TOKEN_RESOURCE,
+            "retrieval-azure-search",
+            &config::IDENTITY_VARIABLES,
+        )),
     }
 }
 

@@ -9,6 +9,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod entra_identity;
 pub mod identity;
 pub mod openai_error;
 pub mod retry_after;
