@@ -154,6 +154,9 @@ pub struct SetVar {
     pub key: MacroText,
     /// What to do to it.
     pub op: SetOp,
+    /// The number of a constant `key` in the rule set's names, set when the rule set is
+    /// compiled: the member is reached by index.
+    pub(crate) slot: Option<u32>,
 }
 
 /// Non-disruptive actions with an effect, run in the order written.
@@ -426,6 +429,7 @@ fn parse_setvar(text: &str) -> Result<SetVar, String> {
         collection: collection.trim().to_ascii_lowercase(),
         key,
         op,
+        slot: None,
     })
 }
 

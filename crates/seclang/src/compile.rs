@@ -3,7 +3,9 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use crate::actions::{Disruptive, EngineMode, IdRanges, in_ranges, parse_actions, parse_id_ranges};
+use crate::actions::{
+    Disruptive, Effect, EngineMode, IdRanges, SetOp, in_ranges, parse_actions, parse_id_ranges,
+};
 use crate::error::{ErrorKind, LoadError, Location, Unsupported};
 use crate::lexer::{Directive, directives};
 use crate::lookup::{GeoDb, ResolverSlot};
@@ -142,6 +144,8 @@ pub struct RuleSet {
     pub(crate) arguments_limit: usize,
     pub(crate) unsupported: Vec<Unsupported>,
     pub(crate) prefilter: Prefilter,
+    /// Collection member names known at load time, numbered.
+    pub(crate) names: crate::collection::Names,
     /// Every tag of the rules, numbered.
     pub(crate) tag_ids: HashMap<String, u32>,
     /// Whether links with a prefilter id may be skipped (off only to test that skipping
@@ -650,6 +654,7 @@ impl<'f> Builder<'f> {
             prefilter: None,
             memo: None,
             single_name: None,
+            single_slot: None,
             capture: actions.capture,
             multi_match: actions.multi_match,
             operator,
@@ -778,7 +783,38 @@ impl<'f> Builder<'f> {
         }
         let prefilter = Prefilter::build(&mut self.rules, &mut chains, tag_ids.len());
         let mut memo_links = 0;
+        // Member names known at load time, numbered: the capture names first (their
+        // numbers are their digits), then every constant name a rule reads or sets.
+        let mut names = crate::collection::Names::default();
+        for n in 0..crate::operators::MAX_CAPTURES {
+            names.intern(&n.to_string());
+        }
         for link in self.rules.iter_mut().flat_map(|r| r.links.iter_mut()) {
+            let mut number = |key: &str| names.intern(key);
+            if let Some(m) = link.operator.as_mut().and_then(|o| o.macro_argument_mut()) {
+                m.number_names(&mut number);
+            }
+            let a = &mut link.actions;
+            for m in [&mut a.msg, &mut a.logdata].into_iter().flatten() {
+                m.number_names(&mut number);
+            }
+            if let Some(Disruptive::Redirect(url)) = &mut a.disruptive {
+                url.number_names(&mut number);
+            }
+            for effect in &mut a.effects {
+                if let Effect::SetVar(s) = effect {
+                    s.key.number_names(&mut number);
+                    match &mut s.op {
+                        SetOp::Set(v) | SetOp::Add(v) | SetOp::Sub(v) => {
+                            v.number_names(&mut number)
+                        }
+                        SetOp::Delete => {}
+                    }
+                    if let Some(key) = s.key.constant() {
+                        s.slot = Some(number(&String::from_utf8_lossy(key)));
+                    }
+                }
+            }
             if link.operator.as_ref().is_some_and(|o| o.value_only()) {
                 link.memo = Some(memo_links);
                 memo_links += 1;
@@ -793,12 +829,14 @@ impl<'f> Builder<'f> {
                 && var.is_collection()
             {
                 link.single_name = Some(format!("{}:{key}", var.name()));
+                link.single_slot = Some(names.intern(key));
             }
         }
         static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
         Ok(RuleSet {
             id: NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             memo_links,
+            names,
             tag_ids,
             prefilter,
             use_prefilter: true,

@@ -1,17 +1,19 @@
 //! Running a compiled [`RuleSet`] over one request.
 
 use std::borrow::Cow;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::time::Instant;
 
 use crate::actions::{AllowScope, Ctl, Disruptive, Effect, EngineMode, IdRanges, SetOp, in_ranges};
-use crate::collection::{AddressHasher, Collection, Prefix};
+use crate::collection::{AddressHasher, Bytes, Collections, Names, Prefix};
 use crate::compile::{Item, Link, Rule, RuleSet};
 use crate::macros::Resolve;
 use crate::memo::{EvalMemo, Slot};
 use crate::operators::atoi;
-pub use crate::outcome::{Intervention, InterventionKind, MATCHED_VALUE_LIMIT, Outcome, RuleMatch};
+pub use crate::outcome::{
+    Intervention, InterventionKind, MATCHED_VALUE_LIMIT, Outcome, RuleMatch, Tx,
+};
 use crate::prefilter::{CASE_LOWER, CASE_UPPER, Prefilter, VarMask, var_bit};
 use crate::request::{
     BodyProcessor, MultipartFlags, Pair, Request, Xml, parse_cookies, parse_json, parse_multipart,
@@ -288,8 +290,10 @@ impl SelectorMemo {
 }
 
 struct State<'r> {
-    /// Collections by lowercased name (`tx`, `ip`, ...).
-    collections: BTreeMap<String, Collection>,
+    /// `TX` and the other collections (`ip`, ...).
+    collections: Collections,
+    /// The member names the rules know, numbered.
+    names: &'r Names,
     /// `MATCHED_VAR` when `matched_vars` is empty: the last match of an earlier rule
     /// ([`State::matched_var`]).
     earlier_match: Option<(Cow<'r, str>, Vec<u8>)>,
@@ -320,36 +324,34 @@ impl<'r> State<'r> {
         self.matched_vars.clear();
     }
 
-    fn collection(&self, name: &str) -> &[(String, Vec<u8>)] {
+    /// The members of a collection, in insertion order.
+    fn collection(&self, name: &str) -> impl Iterator<Item = (&str, &[u8])> {
         self.collections
             .get(name)
-            .map_or(&[], |c| c.entries.as_slice())
+            .into_iter()
+            .flat_map(|c| c.iter())
     }
 
-    fn get(&self, collection: &str, key: &str) -> Option<&Vec<u8>> {
-        self.collections.get(collection)?.get(key)
+    fn get(&self, collection: &str, key: &str) -> Option<&[u8]> {
+        self.collections.get(collection)?.get(self.names, key)
     }
 
-    fn set(&mut self, collection: &str, key: &str, value: Vec<u8>) {
-        match self.collections.get_mut(collection) {
-            Some(c) => c.set(key, value),
-            None => {
-                // CRS sets about a hundred TX variables per request: room for them up front.
-                let room = if collection == "tx" { TX_CAPACITY } else { 0 };
-                self.collections
-                    .entry(collection.to_owned())
-                    .or_insert_with(|| Collection {
-                        entries: Vec::with_capacity(room),
-                        index: HashMap::with_capacity_and_hasher(room, Default::default()),
-                    })
-                    .set(key, value)
-            }
-        }
+    /// The member numbered `slot` ([`Names`]).
+    fn get_slot(&self, collection: &str, slot: u32) -> Option<&[u8]> {
+        self.collections.get(collection)?.get_slot(slot)
+    }
+
+    fn set(&mut self, collection: &str, key: &str, value: Bytes) {
+        self.collections
+            .get_mut(collection)
+            .set(self.names, key, value)
     }
 
     fn delete(&mut self, collection: &str, key: &str) {
-        if let Some(c) = self.collections.get_mut(collection) {
-            c.delete(key);
+        if let Some(c) = self.collections.other.get_mut(collection) {
+            c.delete(self.names, key);
+        } else if collection == "tx" {
+            self.collections.tx.delete(self.names, key);
         }
     }
 }
@@ -547,11 +549,10 @@ fn values<'a>(
             match key {
                 Some(key) => {
                     if let Some(c) = state.collections.get(name)
-                        && let Some(i) = c.position(key)
+                        && let Some((k, v)) = c.entry(state.names, key)
                     {
-                        let (k, v) = &c.entries[i];
                         out.push(Value {
-                            key: Some(Cow::Owned(k.clone())),
+                            key: Some(Cow::Owned(k.to_owned())),
                             value: owned(v),
                         });
                     }
@@ -559,7 +560,7 @@ fn values<'a>(
                 None => {
                     for (k, v) in state.collection(name) {
                         out.push(Value {
-                            key: Some(Cow::Owned(k.clone())),
+                            key: Some(Cow::Owned(k.to_owned())),
                             value: owned(v),
                         });
                     }
@@ -658,7 +659,7 @@ impl Resolve for Ctx<'_> {
         // `%{tx.critical_anomaly_score}` and the like, in CRS's setvars: the member
         // itself, copied once, rather than a listing of copies.
         if let (Some(collection), Some(key)) = (collection_name(var), key) {
-            return self.state.get(collection, key).cloned();
+            return self.state.get(collection, key).map(<[u8]>::to_vec);
         }
         let mut out = Vec::new();
         values(var, key, None, self.data, self.state, &mut out);
@@ -669,6 +670,16 @@ impl Resolve for Ctx<'_> {
                 (Some(_), None) => false,
             })
             .map(|v| v.value.into_owned())
+    }
+
+    fn append(&self, var: Var, key: Option<&str>, slot: Option<u32>, out: &mut Vec<u8>) {
+        match (collection_name(var), slot) {
+            // A member the rules know: by index, copied once.
+            (Some(collection), Some(slot)) => {
+                out.extend_from_slice(self.state.get_slot(collection, slot).unwrap_or_default())
+            }
+            _ => out.extend(self.first(var, key).unwrap_or_default()),
+        }
     }
 
     fn rule_property(&self, name: &str) -> Option<Vec<u8>> {
@@ -741,11 +752,10 @@ fn resolve_targets<'a>(
                 all.extend(
                     state
                         .collection(name)
-                        .iter()
                         .filter(|(k, _)| s.matches(k))
                         .map(|(k, v)| Value {
-                            key: Some(Cow::Owned(k.clone())),
-                            value: Cow::Owned(v.clone()),
+                            key: Some(Cow::Owned(k.to_owned())),
+                            value: Cow::Owned(v.to_vec()),
                         }),
                 );
             }
@@ -1386,7 +1396,8 @@ impl RuleSet {
             rules: self,
             data: Data::new(request),
             state: State {
-                collections: BTreeMap::new(),
+                collections: Collections::default(),
+                names: &self.names,
                 earlier_match: None,
                 matched_vars: Vec::new(),
                 exceptions: Exceptions::default(),
@@ -1708,23 +1719,11 @@ impl<'r> Transaction<'r> {
         self.allowed = None;
         self.phase(5);
         // Moved out rather than copied: the transaction ends here.
-        let tx = self
-            .state
-            .collections
-            .remove("tx")
-            .map_or_else(Vec::new, |c| c.entries)
-            .into_iter()
-            .map(|(k, v)| {
-                let v = String::from_utf8(v)
-                    .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
-                (k, v)
-            })
-            .collect();
         let outcome = Outcome {
             mode: self.state.mode,
             intervention: self.intervention,
             matches: self.matches,
-            tx,
+            tx: Tx::new(std::mem::take(&mut self.state.collections.tx)),
             body_error: self.data.body_error,
         };
         (outcome, self.memo.unwrap_or_default())
@@ -1807,7 +1806,7 @@ impl<'r> Transaction<'r> {
         // undone and phase 1 runs from its start instead.
         for &index in &prefix.checks {
             self.matches_chain(&self.rules.rules[index]);
-            if !self.state.matched_vars.is_empty() || !self.state.collections.is_empty() {
+            if !self.state.matched_vars.is_empty() || !self.state.collections.untouched() {
                 self.state.matched_vars.clear();
                 self.state.earlier_match = None;
                 self.state.collections.clear();
@@ -1818,6 +1817,8 @@ impl<'r> Transaction<'r> {
             self.ctls(&self.rules.rules[index]);
         }
         self.state.collections.clone_from(&prefix.collections);
+        // CRS sets about a hundred TX variables per request: room for them up front.
+        self.state.collections.tx.reserve(TX_CAPACITY);
         self.matches.extend_from_slice(&prefix.matches);
         let borrowed = |(n, v): &'r (String, Vec<u8>)| (Cow::Borrowed(n.as_str()), v.clone());
         self.state.earlier_match = prefix.earlier_match.as_ref().map(borrowed);
@@ -1963,7 +1964,7 @@ impl<'r> Transaction<'r> {
             };
             if let Some(geo) = self.detect.geo.take() {
                 for (key, value) in geo {
-                    self.state.set("geo", key, value.into_bytes());
+                    self.state.set("geo", key, Bytes::new(value.as_bytes()));
                 }
             }
             if !hit {
@@ -1990,11 +1991,13 @@ impl<'r> Transaction<'r> {
                 matched = true;
             }
             if !groups.is_empty() {
-                for n in CAPTURE_NAMES {
-                    self.state.delete("tx", n);
+                // The capture names are the rule set's first names: numbered 0 to 9.
+                let tx = &mut self.state.collections.tx;
+                for n in 0..crate::operators::MAX_CAPTURES as u32 {
+                    tx.delete_slot(n);
                 }
-                for (n, g) in CAPTURE_NAMES.iter().zip(groups) {
-                    self.state.set("tx", n, g);
+                for (n, g) in (0..).zip(groups) {
+                    tx.set_slot(self.state.names, n, Bytes::new(&g));
                 }
             }
             let name = Cow::Owned(inspected.name());
@@ -2044,11 +2047,14 @@ impl<'r> Transaction<'r> {
             return None;
         }
         let c = self.state.collections.get(collection);
-        let Some(i) = c.and_then(|c| c.position(key)) else {
+        let member = match link.single_slot {
+            Some(slot) => c.and_then(|c| c.entry_by_slot(slot)),
+            None => c.and_then(|c| c.entry(self.state.names, key)),
+        };
+        let Some((stored, value)) = member else {
             // No value: nothing to match.
             return Some(None);
         };
-        let (stored, value) = &c?.entries[i];
         let ctx = Ctx {
             data: &self.data,
             state: &self.state,
@@ -2062,14 +2068,13 @@ impl<'r> Transaction<'r> {
         // elsewhere).
         let name = match &link.single_name {
             Some(name)
-                if name.len() == var.name().len() + 1 + stored.len()
-                    && name.ends_with(stored.as_str()) =>
+                if name.len() == var.name().len() + 1 + stored.len() && name.ends_with(stored) =>
             {
                 Cow::Borrowed(name.as_str())
             }
             _ => Cow::Owned(format!("{}:{stored}", var.name())),
         };
-        Some(Some((name, value.clone())))
+        Some(Some((name, value.to_vec())))
     }
 
     /// Runs the actions of a matched chain: the `ctl`s of every link, the match record,
@@ -2179,58 +2184,71 @@ impl<'r> Transaction<'r> {
 }
 
 /// Runs the `setvar`s of a link, expanding macros against the transaction as it is now.
+/// A name the rules know at load time (`tx.anomaly_score_pl1`) and an operand that is
+/// one such member (`=+%{tx.critical_anomaly_score}`) are reached by index.
 fn set_vars(state: &mut State, data: &Data, rule: &Rule, link: &Link) {
     for effect in &link.actions.effects {
         let Effect::SetVar(s) = effect else { continue };
+        let collection = s.collection.as_str();
         let (key, value) = {
             let ctx = Ctx {
                 data,
                 state,
                 rule: Some(rule),
             };
-            // Most names are constants (`tx.anomaly_score_pl1`): borrowed, not copied.
-            let key: Cow<'_, str> = match s.key.expand_cow(&ctx) {
-                Cow::Borrowed(b) => String::from_utf8_lossy(b),
-                Cow::Owned(v) => Cow::Owned(
-                    String::from_utf8(v)
-                        .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()),
-                ),
+            let key: Result<u32, Cow<'_, str>> = match s.slot {
+                Some(slot) => Ok(slot),
+                None => Err(match s.key.expand_cow(&ctx) {
+                    Cow::Borrowed(b) => String::from_utf8_lossy(b),
+                    Cow::Owned(v) => Cow::Owned(
+                        String::from_utf8(v)
+                            .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()),
+                    ),
+                }),
             };
             let current = || {
                 atoi(
-                    state
-                        .get(&s.collection, &key)
-                        .map_or(&b""[..], Vec::as_slice),
+                    match &key {
+                        Ok(slot) => state.get_slot(collection, *slot),
+                        Err(name) => state.get(collection, name),
+                    }
+                    .unwrap_or_default(),
                 )
+            };
+            let operand = |v: &crate::macros::MacroText| match v.single_member() {
+                Some((var, slot)) if collection_name(var).is_some() => atoi(
+                    state
+                        .get_slot(collection_name(var).unwrap_or_default(), slot)
+                        .unwrap_or_default(),
+                ),
+                _ => atoi(&v.expand_cow(&ctx)),
             };
             let value = match &s.op {
                 SetOp::Delete => None,
-                SetOp::Set(v) => Some(v.expand(&ctx)),
-                SetOp::Add(v) => Some(
-                    current()
-                        .saturating_add(atoi(&v.expand(&ctx)))
-                        .to_string()
-                        .into_bytes(),
-                ),
-                SetOp::Sub(v) => Some(
-                    current()
-                        .saturating_sub(atoi(&v.expand(&ctx)))
-                        .to_string()
-                        .into_bytes(),
-                ),
+                SetOp::Set(v) => Some(Bytes::new(&v.expand_cow(&ctx))),
+                SetOp::Add(v) => Some(Bytes::number(current().saturating_add(operand(v)))),
+                SetOp::Sub(v) => Some(Bytes::number(current().saturating_sub(operand(v)))),
             };
             (key, value)
         };
-        match value {
-            Some(v) => state.set(&s.collection, &key, v),
-            None => state.delete(&s.collection, &key),
+        let names = state.names;
+        match (key, value) {
+            (Ok(slot), Some(v)) => state
+                .collections
+                .get_mut(collection)
+                .set_slot(names, slot, v),
+            (Ok(slot), None) => {
+                if let Some(c) = state.collections.get(collection)
+                    && c.get_slot(slot).is_some()
+                {
+                    state.collections.get_mut(collection).delete_slot(slot)
+                }
+            }
+            (Err(name), Some(v)) => state.set(collection, &name, v),
+            (Err(name), None) => state.delete(collection, &name),
         }
     }
 }
-
-/// The `TX` names of the captures (`TX:0` .. `TX:9`), spelled once.
-const CAPTURE_NAMES: [&str; crate::operators::MAX_CAPTURES] =
-    ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"];
 
 /// `multiMatch`: the operator runs on the value (with its features, if known) before any
 /// transformation and again after every transformation that changed it.

@@ -62,4 +62,5 @@ pub use eval::{
     Intervention, InterventionKind, MATCHED_VALUE_LIMIT, Outcome, Response, RuleMatch, Transaction,
 };
 pub use memo::{EvalMemo, MEMO_BYTES, MEMO_VALUE_LIMIT, MEMO_VALUES};
+pub use outcome::Tx;
 pub use request::Request;

@@ -19,7 +19,12 @@ pub enum Part {
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct MacroText {
     parts: Vec<Part>,
+    /// Per part: the number of a `Part::Var`'s member name in the rule set's names
+    /// ([`MacroText::number_names`]), [`NO_SLOT`] for any other part.
+    slots: Vec<u32>,
 }
+
+const NO_SLOT: u32 = u32::MAX;
 
 /// What expansion reads from the running transaction.
 pub trait Resolve {
@@ -28,6 +33,12 @@ pub trait Resolve {
     /// A property of the rule being run (`id`, `msg`, `severity`, ...; `name`
     /// lowercased), for `%{rule.name}`; `None` when the rule has none.
     fn rule_property(&self, name: &str) -> Option<Vec<u8>>;
+    /// Appends the first value of the variable to `out`; `slot` is the number of `key`
+    /// in the rule set's names, when it has one (a collection member reached by index).
+    fn append(&self, var: Var, key: Option<&str>, slot: Option<u32>, out: &mut Vec<u8>) {
+        let _ = slot;
+        out.extend(self.first(var, key).unwrap_or_default());
+    }
 }
 
 impl MacroText {
@@ -54,7 +65,31 @@ impl MacroText {
         if !literal.is_empty() {
             parts.push(Part::Literal(literal));
         }
-        Ok(MacroText { parts })
+        Ok(MacroText {
+            slots: vec![NO_SLOT; parts.len()],
+            parts,
+        })
+    }
+
+    /// Numbers the member names of its collection references with `number` (the rule
+    /// set's names), so that expansion reaches them by index.
+    pub(crate) fn number_names(&mut self, mut number: impl FnMut(&str) -> u32) {
+        for (part, slot) in self.parts.iter().zip(&mut self.slots) {
+            if let Part::Var(var, Some(key)) = part
+                && var.is_collection()
+            {
+                *slot = number(key);
+            }
+        }
+    }
+
+    /// The collection and member number when the text is exactly one numbered member
+    /// reference (`%{tx.critical_anomaly_score}`): its value can be read in place.
+    pub(crate) fn single_member(&self) -> Option<(Var, u32)> {
+        match (self.parts.as_slice(), self.slots.as_slice()) {
+            ([Part::Var(var, Some(_))], [slot]) if *slot != NO_SLOT => Some((*var, *slot)),
+            _ => None,
+        }
     }
 
     /// The text when it holds no macro.
@@ -87,13 +122,16 @@ impl MacroText {
             return std::borrow::Cow::Borrowed(c);
         }
         let mut out = Vec::new();
-        for part in &self.parts {
+        for (part, &slot) in self.parts.iter().zip(&self.slots) {
             match part {
                 Part::Literal(l) => out.extend_from_slice(l),
                 // A missing variable expands to nothing, as in ModSecurity.
-                Part::Var(var, key) => {
-                    out.extend(resolve.first(*var, key.as_deref()).unwrap_or_default())
-                }
+                Part::Var(var, key) => resolve.append(
+                    *var,
+                    key.as_deref(),
+                    (slot != NO_SLOT).then_some(slot),
+                    &mut out,
+                ),
                 Part::Rule(name) => out.extend(resolve.rule_property(name).unwrap_or_default()),
             }
         }

@@ -959,6 +959,24 @@ impl Operator {
         }
     }
 
+    pub(crate) fn macro_argument_mut(&mut self) -> Option<&mut MacroText> {
+        match &mut self.kind {
+            OpKind::RxMacro(m, _)
+            | OpKind::Streq(m)
+            | OpKind::Contains(m)
+            | OpKind::ContainsWord(m)
+            | OpKind::BeginsWith(m)
+            | OpKind::EndsWith(m)
+            | OpKind::Within(m)
+            | OpKind::Eq(m)
+            | OpKind::Ge(m)
+            | OpKind::Gt(m)
+            | OpKind::Le(m)
+            | OpKind::Lt(m) => Some(m),
+            _ => None,
+        }
+    }
+
     pub(crate) fn value_only(&self) -> bool {
         match &self.kind {
             OpKind::Rx(_)

@@ -1,8 +1,10 @@
 //! What evaluation reports: the [`Outcome`] of a request, its matches and intervention.
 
 use std::collections::BTreeMap;
+use std::sync::OnceLock;
 
 use crate::actions::EngineMode;
+use crate::collection::Collection;
 
 /// What the rules decided about a request.
 #[derive(Debug, Clone)]
@@ -15,7 +17,7 @@ pub struct Outcome {
     /// Every rule that matched, in order.
     pub matches: Vec<RuleMatch>,
     /// The `TX` collection at the end (anomaly scores, paranoia levels, ...), keys lowercased.
-    pub tx: BTreeMap<String, String>,
+    pub tx: Tx,
     /// Why the body processor failed (`REQBODY_ERROR_MSG`), if it did.
     pub body_error: Option<String>,
 }
@@ -24,7 +26,7 @@ impl Outcome {
     /// The `TX` variable `name` at the end of the transaction, `name` in any ASCII case;
     /// `None` when no rule set it (or one removed it).
     pub fn tx(&self, name: &str) -> Option<&str> {
-        self.tx.get(&name.to_ascii_lowercase()).map(String::as_str)
+        self.tx.get(name)
     }
 
     /// The ids of the rules that matched, in the order they matched (all phases, the
@@ -97,3 +99,81 @@ pub struct RuleMatch {
 /// The most bytes of a matched value kept in a [`RuleMatch`]: enough to see the attack,
 /// not a copy of a large body.
 pub const MATCHED_VALUE_LIMIT: usize = 256;
+
+/// The `TX` collection at the end of a transaction, keys lowercased, values as text
+/// (invalid UTF-8 replaced). The transaction's members are moved here as they are; the
+/// map of names to text is made on the first read (most outcomes are never read past
+/// their intervention).
+#[derive(Clone, Default)]
+pub struct Tx {
+    members: Collection,
+    map: OnceLock<BTreeMap<String, String>>,
+}
+
+impl Tx {
+    pub(crate) fn new(members: Collection) -> Tx {
+        Tx {
+            members,
+            map: OnceLock::new(),
+        }
+    }
+
+    /// The members by name.
+    pub fn map(&self) -> &BTreeMap<String, String> {
+        self.map.get_or_init(|| {
+            self.members
+                .iter()
+                .map(|(k, v)| (k.to_owned(), String::from_utf8_lossy(v).into_owned()))
+                .collect()
+        })
+    }
+
+    /// The member `name`, in any ASCII case.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.map()
+            .get(&name.to_ascii_lowercase())
+            .map(String::as_str)
+    }
+
+    /// The members, by name.
+    pub fn iter(&self) -> std::collections::btree_map::Iter<'_, String, String> {
+        self.map().iter()
+    }
+
+    /// How many members it has.
+    pub fn len(&self) -> usize {
+        self.map().len()
+    }
+
+    /// Whether it has none.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl PartialEq for Tx {
+    fn eq(&self, other: &Tx) -> bool {
+        self.map() == other.map()
+    }
+}
+
+impl Eq for Tx {}
+
+impl std::fmt::Debug for Tx {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.map().fmt(f)
+    }
+}
+
+impl FromIterator<(String, String)> for Tx {
+    fn from_iter<I: IntoIterator<Item = (String, String)>>(members: I) -> Tx {
+        let map: BTreeMap<String, String> = members
+            .into_iter()
+            .map(|(k, v)| (k.to_ascii_lowercase(), v))
+            .collect();
+        Tx {
+            members: Collection::default(),
+            map: OnceLock::from(map),
+        }
+    }
+}

@@ -30,6 +30,8 @@ pub struct Link {
     /// its name as `MATCHED_VAR_NAME` spells it (`TX:paranoia_level`), so a match need not
     /// spell it again.
     pub single_name: Option<String>,
+    /// For such a link: the member's number in the rule set's names.
+    pub single_slot: Option<u32>,
     pub capture: bool,
     pub multi_match: bool,
     pub actions: Actions,
