@@ -16,7 +16,8 @@ use crate::outcome::RuleMatch;
 /// collection's own small map when the rule set does not know them.
 #[derive(Debug, Default)]
 pub(crate) struct Names {
-    by_name: HashMap<String, u32>,
+    // Filled at load time only: no name chosen by a request is ever inserted.
+    by_name: HashMap<String, u32, BuildHasherDefault<AddressHasher>>,
     names: Vec<Arc<str>>,
 }
 
@@ -44,6 +45,17 @@ impl Names {
 
     pub(crate) fn len(&self) -> usize {
         self.names.len()
+    }
+
+    /// A bit per name: whether `selects` it.
+    pub(crate) fn selected_by(&self, selects: impl Fn(&str) -> bool) -> Box<[u64]> {
+        let mut bits = vec![0u64; self.names.len().div_ceil(64)];
+        for (i, name) in self.names.iter().enumerate() {
+            if selects(name) {
+                bits[i / 64] |= 1 << (i % 64);
+            }
+        }
+        bits.into_boxed_slice()
     }
 }
 
@@ -174,12 +186,19 @@ struct Entry {
     value: Option<Bytes>,
 }
 
-const NO_SLOT: u32 = u32::MAX;
+pub(crate) const NO_SLOT: u32 = u32::MAX;
 
 impl Collection {
     /// Room for `n` more members without growing.
     pub(crate) fn reserve(&mut self, n: usize) {
         self.entries.reserve(n);
+    }
+
+    /// The members, in insertion order, with their names' numbers ([`NO_SLOT`]: none).
+    pub(crate) fn iter_numbered(&self) -> impl Iterator<Item = (u32, &str, &[u8])> {
+        self.entries
+            .iter()
+            .filter_map(|e| e.value.as_ref().map(|v| (e.slot, &*e.name, v.as_slice())))
     }
 
     /// The members, in insertion order.

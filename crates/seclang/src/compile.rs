@@ -655,6 +655,7 @@ impl<'f> Builder<'f> {
             memo: None,
             single_name: None,
             single_slot: None,
+            selected_names: Vec::new(),
             capture: actions.capture,
             multi_match: actions.multi_match,
             operator,
@@ -831,6 +832,19 @@ impl<'f> Builder<'f> {
                 link.single_name = Some(format!("{}:{key}", var.name()));
                 link.single_slot = Some(names.intern(key));
             }
+        }
+        for link in self.rules.iter_mut().flat_map(|r| r.links.iter_mut()) {
+            link.selected_names = link
+                .targets
+                .include
+                .iter()
+                .map(|t| match &t.selector {
+                    Some(s @ crate::variables::Selector::Regex(_)) if t.var.is_collection() => {
+                        Some(names.selected_by(|name| s.matches(name)))
+                    }
+                    _ => None,
+                })
+                .collect();
         }
         static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
         Ok(RuleSet {

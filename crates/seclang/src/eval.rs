@@ -6,7 +6,7 @@ use std::hash::{BuildHasherDefault, Hasher};
 use std::time::Instant;
 
 use crate::actions::{AllowScope, Ctl, Disruptive, Effect, EngineMode, IdRanges, SetOp, in_ranges};
-use crate::collection::{AddressHasher, Bytes, Collections, Names, Prefix};
+use crate::collection::{AddressHasher, Bytes, Collections, NO_SLOT, Names, Prefix};
 use crate::compile::{Item, Link, Rule, RuleSet};
 use crate::macros::Resolve;
 use crate::memo::{EvalMemo, Slot};
@@ -710,10 +710,23 @@ struct Inspected<'a> {
 
 impl Inspected<'_> {
     fn name(&self) -> String {
+        // Spelled by hand: `format!` costs several times more, once per matching value.
+        let var = self.var.name();
         match (&self.key, self.count) {
-            (_, true) => format!("&{}", self.var.name()),
-            (Some(k), false) => format!("{}:{k}", self.var.name()),
-            (None, false) => self.var.name().to_owned(),
+            (_, true) => {
+                let mut name = String::with_capacity(var.len() + 1);
+                name.push('&');
+                name.push_str(var);
+                name
+            }
+            (Some(k), false) => {
+                let mut name = String::with_capacity(var.len() + 1 + k.len());
+                name.push_str(var);
+                name.push(':');
+                name.push_str(k);
+                name
+            }
+            (None, false) => var.to_owned(),
         }
     }
 }
@@ -733,27 +746,42 @@ fn resolve_targets<'a>(
     let mut all = Vec::new();
     let mut ctl = Vec::new();
     state.exceptions.for_rule(rule, &mut ctl);
-    for Target {
-        var,
-        selector,
-        count,
-    } in &link.targets.include
+    for (
+        t,
+        Target {
+            var,
+            selector,
+            count,
+        },
+    ) in link.targets.include.iter().enumerate()
     {
         all.clear();
+        // Whether `all` holds only members the selector selects.
+        let mut selected_already = false;
         let key = match selector {
             Some(Selector::Key(k)) => Some(k.as_str()),
             _ => None,
         };
         match (collection_name(*var), selector) {
             // A transaction collection read through a regular expression
-            // (`TX:/^header_name_/`): only the members it selects are copied (their
-            // names are tested again below, as every selector is).
+            // (`TX:/^header_name_/`): only the members it selects are copied, those
+            // with numbered names by the answers computed at load time.
             (Some(name), Some(s @ Selector::Regex(_))) => {
+                let known = link.selected_names.get(t).and_then(Option::as_deref);
+                selected_already = true;
                 all.extend(
                     state
-                        .collection(name)
-                        .filter(|(k, _)| s.matches(k))
-                        .map(|(k, v)| Value {
+                        .collections
+                        .get(name)
+                        .into_iter()
+                        .flat_map(|c| c.iter_numbered())
+                        .filter(|&(slot, k, _)| match known {
+                            Some(bits) if slot != NO_SLOT => {
+                                bits[slot as usize / 64] & (1 << (slot % 64)) != 0
+                            }
+                            _ => s.matches(k),
+                        })
+                        .map(|(_, k, v)| Value {
                             key: Some(Cow::Owned(k.to_owned())),
                             value: Cow::Owned(v.to_vec()),
                         }),
@@ -770,6 +798,7 @@ fn resolve_targets<'a>(
             }
             let key = v.key.as_ref();
             if let Some(s) = selector
+                && !selected_already
                 && !key.is_some_and(|k| memo.matches(generation, s, k))
             {
                 return false;

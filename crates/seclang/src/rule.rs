@@ -32,6 +32,10 @@ pub struct Link {
     pub single_name: Option<String>,
     /// For such a link: the member's number in the rule set's names.
     pub single_slot: Option<u32>,
+    /// Per target of `targets.include`: for a collection read through a regular
+    /// expression (`TX:/^header_name_/`), which of the rule set's numbered names it
+    /// selects (a bit per name), so members with numbers are not matched per request.
+    pub selected_names: Vec<Option<Box<[u64]>>>,
     pub capture: bool,
     pub multi_match: bool,
     pub actions: Actions,
