@@ -141,7 +141,7 @@ pub fn verdict(outcome: &Outcome, blocked: bool) -> Option<Verdict> {
         Some(Verdict::Blocked)
     } else if outcome.intervention.is_some() {
         Some(Verdict::Detected)
-    } else if outcome.matches.iter().any(|m| m.log) {
+    } else if outcome.matches.any_logged() {
         Some(Verdict::Flagged)
     } else {
         None
@@ -307,7 +307,7 @@ mod tests {
                 rule_id,
                 phase: 2,
             }),
-            matches,
+            matches: matches.into(),
             tx: [
                 ("anomaly_score", "10"),
                 ("sql_injection_score", "10"),

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 
-use crate::outcome::RuleMatch;
+use crate::outcome::{Name, RuleMatch};
 
 /// The collection member names the rules know at load time (`setvar` targets,
 /// `TX:name` targets, `%{tx.name}` macros, the capture names), lowercased and numbered:
@@ -386,9 +386,9 @@ pub(crate) struct Prefix {
     pub(crate) checks: Vec<usize>,
     /// The collections (`tx`, ...) as those rules left them.
     pub(crate) collections: Collections,
-    /// Their match records, in order.
-    pub(crate) matches: Vec<RuleMatch>,
+    /// Their match records, in order, shared by the transactions' outcomes.
+    pub(crate) matches: Arc<[RuleMatch]>,
     /// `MATCHED_VAR` of an earlier rule, and `MATCHED_VARS` of the last link run.
-    pub(crate) earlier_match: Option<(String, Vec<u8>)>,
-    pub(crate) matched_vars: Vec<(String, Vec<u8>)>,
+    pub(crate) earlier_match: Option<(Name, Vec<u8>)>,
+    pub(crate) matched_vars: Vec<(Name, Vec<u8>)>,
 }

@@ -144,6 +144,8 @@ pub struct RuleSet {
     pub(crate) arguments_limit: usize,
     pub(crate) unsupported: Vec<Unsupported>,
     pub(crate) prefilter: Prefilter,
+    /// What match records say about each rule, shared with the outcomes.
+    pub(crate) infos: std::sync::Arc<[crate::outcome::RuleInfo]>,
     /// Collection member names known at load time, numbered.
     pub(crate) names: crate::collection::Names,
     /// Every tag of the rules, numbered.
@@ -829,7 +831,7 @@ impl<'f> Builder<'f> {
             ] = link.targets.include.as_slice()
                 && var.is_collection()
             {
-                link.single_name = Some(format!("{}:{key}", var.name()));
+                link.single_name = Some(format!("{}:{key}", var.name()).into());
                 link.single_slot = Some(names.intern(key));
             }
         }
@@ -846,11 +848,23 @@ impl<'f> Builder<'f> {
                 })
                 .collect();
         }
+        let infos = self
+            .rules
+            .iter()
+            .map(|r| crate::outcome::RuleInfo {
+                id: r.id,
+                phase: r.phase,
+                tags: r.tags.clone(),
+                severity: r.actions().severity,
+                log: r.log,
+            })
+            .collect();
         static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
         Ok(RuleSet {
             id: NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             memo_links,
             names,
+            infos,
             tag_ids,
             prefilter,
             use_prefilter: true,

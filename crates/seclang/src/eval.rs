@@ -11,8 +11,9 @@ use crate::compile::{Item, Link, Rule, RuleSet};
 use crate::macros::Resolve;
 use crate::memo::{EvalMemo, Slot};
 use crate::operators::atoi;
+use crate::outcome::Name;
 pub use crate::outcome::{
-    Intervention, InterventionKind, MATCHED_VALUE_LIMIT, Outcome, RuleMatch, Tx,
+    Intervention, InterventionKind, MATCHED_VALUE_LIMIT, Matches, Outcome, RuleMatch, Tx,
 };
 use crate::prefilter::{CASE_LOWER, CASE_UPPER, Prefilter, VarMask, var_bit};
 use crate::request::{
@@ -296,10 +297,10 @@ struct State<'r> {
     names: &'r Names,
     /// `MATCHED_VAR` when `matched_vars` is empty: the last match of an earlier rule
     /// ([`State::matched_var`]).
-    earlier_match: Option<(Cow<'r, str>, Vec<u8>)>,
+    earlier_match: Option<(Name, Vec<u8>)>,
     /// `MATCHED_VARS`: the matches of the current link (or of the last link that matched),
     /// names borrowed from the rule set where they are known at load time.
-    matched_vars: Vec<(Cow<'r, str>, Vec<u8>)>,
+    matched_vars: Vec<(Name, Vec<u8>)>,
     exceptions: Exceptions<'r>,
     mode: EngineMode,
     body_processor: Option<BodyProcessor>,
@@ -311,7 +312,7 @@ impl<'r> State<'r> {
     /// `MATCHED_VAR`: the last value matched, in this rule or an earlier one. Kept as the
     /// last of `matched_vars` rather than as a copy of it, and moved aside when that list
     /// is emptied.
-    fn matched_var(&self) -> Option<&(Cow<'r, str>, Vec<u8>)> {
+    fn matched_var(&self) -> Option<&(Name, Vec<u8>)> {
         self.matched_vars.last().or(self.earlier_match.as_ref())
     }
 
@@ -1391,7 +1392,7 @@ pub struct Transaction<'r> {
     data: Data,
     state: State<'r>,
     intervention: Option<Intervention>,
-    matches: Vec<RuleMatch>,
+    matches: Matches,
     /// Set by `allow`: which phases are done.
     allowed: Option<AllowScope>,
     /// The highest phase run so far (0: none).
@@ -1436,7 +1437,7 @@ impl RuleSet {
                 started: Instant::now(),
             },
             intervention: None,
-            matches: Vec::with_capacity(MATCHES_CAPACITY),
+            matches: Matches::new(self.infos.clone(), MATCHES_CAPACITY),
             allowed: None,
             cache: TransformCache {
                 entries: HashMap::with_capacity_and_hasher(
@@ -1533,9 +1534,9 @@ impl Prefix {
             let collections = t.state.collections.clone();
             let earlier = t.state.earlier_match.clone();
             let vars = t.state.matched_vars.clone();
-            let matches = t.matches.len();
+            let matches = t.matches.count();
             let next = t.step(list, i);
-            let matched = t.matches.len() > matches;
+            let matched = t.matches.count() > matches;
             if t.intervention.is_some()
                 || t.allowed.is_some()
                 || t.state.mode != rules.engine
@@ -1568,18 +1569,9 @@ impl Prefix {
             ctl_rules,
             checks,
             collections: std::mem::take(&mut t.state.collections),
-            matches: std::mem::take(&mut t.matches),
-            earlier_match: t
-                .state
-                .earlier_match
-                .take()
-                .map(|(n, v)| (n.into_owned(), v)),
-            matched_vars: t
-                .state
-                .matched_vars
-                .drain(..)
-                .map(|(n, v)| (n.into_owned(), v))
-                .collect(),
+            matches: t.matches.as_slice().into(),
+            earlier_match: t.state.earlier_match.take(),
+            matched_vars: std::mem::take(&mut t.state.matched_vars),
         })
     }
 }
@@ -1813,7 +1805,7 @@ impl<'r> Transaction<'r> {
         if self.state.exceptions.removes(rule) || !self.matches_chain(rule) {
             return i;
         }
-        self.matched(rule);
+        self.matched(index, rule);
         if let Some(target) = rules.skip_after[index] {
             i = target;
         } else if let Some(n) = rule.skip {
@@ -1848,10 +1840,9 @@ impl<'r> Transaction<'r> {
         self.state.collections.clone_from(&prefix.collections);
         // CRS sets about a hundred TX variables per request: room for them up front.
         self.state.collections.tx.reserve(TX_CAPACITY);
-        self.matches.extend_from_slice(&prefix.matches);
-        let borrowed = |(n, v): &'r (String, Vec<u8>)| (Cow::Borrowed(n.as_str()), v.clone());
-        self.state.earlier_match = prefix.earlier_match.as_ref().map(borrowed);
-        self.state.matched_vars = prefix.matched_vars.iter().map(borrowed).collect();
+        self.matches.set_prefix(prefix.matches.clone());
+        self.state.earlier_match.clone_from(&prefix.earlier_match);
+        self.state.matched_vars.clone_from(&prefix.matched_vars);
         true
     }
 
@@ -2029,7 +2020,7 @@ impl<'r> Transaction<'r> {
                     tx.set_slot(self.state.names, n, Bytes::new(&g));
                 }
             }
-            let name = Cow::Owned(inspected.name());
+            let name = Name::Owned(inspected.name());
             let value = value.into_owned();
             self.state.matched_vars.push((name, value));
             set_vars(&mut self.state, &self.data, rule, link);
@@ -2047,7 +2038,7 @@ impl<'r> Transaction<'r> {
         rule: &Rule,
         link: &'r Link,
         operator: &crate::operators::Operator,
-    ) -> Option<Option<(Cow<'r, str>, Vec<u8>)>> {
+    ) -> Option<Option<(Name, Vec<u8>)>> {
         let [
             Target {
                 var,
@@ -2099,16 +2090,16 @@ impl<'r> Transaction<'r> {
             Some(name)
                 if name.len() == var.name().len() + 1 + stored.len() && name.ends_with(stored) =>
             {
-                Cow::Borrowed(name.as_str())
+                Name::Shared(name.clone())
             }
-            _ => Cow::Owned(format!("{}:{stored}", var.name())),
+            _ => Name::Owned(format!("{}:{stored}", var.name())),
         };
         Some(Some((name, value.to_vec())))
     }
 
     /// Runs the actions of a matched chain: the `ctl`s of every link, the match record,
     /// then the disruptive action.
-    fn matched(&mut self, rule: &'r Rule) {
+    fn matched(&mut self, index: usize, rule: &'r Rule) {
         self.ctls(rule);
         let ctx = Ctx {
             data: &self.data,
@@ -2120,27 +2111,7 @@ impl<'r> Transaction<'r> {
             m.as_ref()
                 .map(|m| String::from_utf8_lossy(&m.expand(&ctx)).into_owned())
         };
-        let record = RuleMatch {
-            id: rule.id,
-            phase: rule.phase,
-            msg: text(&a.msg),
-            logdata: text(&a.logdata),
-            tags: rule.tags.clone(),
-            severity: a.severity,
-            log: rule.log,
-            matched_vars: self
-                .state
-                .matched_vars
-                .iter()
-                .map(|(n, _)| n.to_string())
-                .collect(),
-            matched_values: self
-                .state
-                .matched_vars
-                .iter()
-                .map(|(_, v)| v[..v.len().min(MATCHED_VALUE_LIMIT)].to_vec())
-                .collect(),
-        };
+        let (msg, logdata) = (text(&a.msg), text(&a.logdata));
         let kind = match &rule.disruptive {
             Disruptive::Pass | Disruptive::Block => None,
             Disruptive::Deny => Some(InterventionKind::Deny),
@@ -2155,7 +2126,15 @@ impl<'r> Transaction<'r> {
                 None
             }
         };
-        self.matches.push(record);
+        self.matches.push(
+            index as u32,
+            msg,
+            logdata,
+            self.state
+                .matched_vars
+                .iter()
+                .map(|(n, v)| (n, v.as_slice())),
+        );
         if let Some(kind) = kind
             && self.intervention.is_none()
             && rule.phase < 5

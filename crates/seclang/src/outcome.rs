@@ -1,7 +1,7 @@
 //! What evaluation reports: the [`Outcome`] of a request, its matches and intervention.
 
 use std::collections::BTreeMap;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use crate::actions::EngineMode;
 use crate::collection::Collection;
@@ -15,7 +15,7 @@ pub struct Outcome {
     /// been done: the caller enforces it only when `mode` is `On`.
     pub intervention: Option<Intervention>,
     /// Every rule that matched, in order.
-    pub matches: Vec<RuleMatch>,
+    pub matches: Matches,
     /// The `TX` collection at the end (anomaly scores, paranoia levels, ...), keys lowercased.
     pub tx: Tx,
     /// Why the body processor failed (`REQBODY_ERROR_MSG`), if it did.
@@ -32,7 +32,7 @@ impl Outcome {
     /// The ids of the rules that matched, in the order they matched (all phases, the
     /// logging phase and `pass` rules included).
     pub fn matched_ids(&self) -> Vec<u64> {
-        self.matches.iter().map(|m| m.id).collect()
+        self.matches.ids()
     }
 
     /// The intervention to enforce, if any (none in `DetectionOnly` mode).
@@ -175,5 +175,246 @@ impl FromIterator<(String, String)> for Tx {
             members: Collection::default(),
             map: OnceLock::from(map),
         }
+    }
+}
+
+/// The name of a matched variable: shared with the rule set when it is known at load
+/// time (`TX:executing_paranoia_level`), spelled per match otherwise (`ARGS:q`).
+#[derive(Debug, Clone)]
+pub(crate) enum Name {
+    Shared(Arc<str>),
+    Owned(String),
+}
+
+impl std::ops::Deref for Name {
+    type Target = str;
+    fn deref(&self) -> &str {
+        match self {
+            Name::Shared(s) => s,
+            Name::Owned(s) => s,
+        }
+    }
+}
+
+/// What a match record says about its rule, the same in every record of the rule:
+/// made once per rule at load time and shared by the records.
+#[derive(Debug)]
+pub(crate) struct RuleInfo {
+    pub(crate) id: u64,
+    pub(crate) phase: u8,
+    pub(crate) tags: Vec<String>,
+    pub(crate) severity: Option<u8>,
+    pub(crate) log: bool,
+}
+
+/// A match record as a transaction writes it: its rule's number, the expanded `msg` and
+/// `logdata`, and its matched variables in [`Matches`]'s buffers.
+#[derive(Debug, Clone)]
+pub(crate) struct Record {
+    pub(crate) rule: u32,
+    pub(crate) msg: Option<String>,
+    pub(crate) logdata: Option<String>,
+    /// `vars[start..end]` of the [`Matches`].
+    pub(crate) vars: (u32, u32),
+}
+
+/// Every rule that matched, in order: a slice of [`RuleMatch`] (`Deref`), made on the
+/// first read. A transaction writes compact records (rule data shared with the rule set,
+/// variable names and values in two buffers) and the records of the start snapshot are
+/// shared by all transactions: an outcome that is only asked for its intervention
+/// costs no copy of tags, names and values per match. [`Matches::any_logged`] and
+/// [`Matches::ids`] answer without making the slice.
+#[derive(Clone, Default)]
+pub struct Matches {
+    /// The records of the start snapshot.
+    prefix: Option<Arc<[RuleMatch]>>,
+    rules: Option<Arc<[RuleInfo]>>,
+    records: Vec<Record>,
+    /// Matched variables: name, and the end of the value in `values`.
+    vars: Vec<(Name, u32)>,
+    values: Vec<u8>,
+    built: OnceLock<Vec<RuleMatch>>,
+}
+
+impl Matches {
+    /// With room for `capacity` records, each of one variable.
+    pub(crate) fn new(rules: Arc<[RuleInfo]>, capacity: usize) -> Matches {
+        Matches {
+            rules: Some(rules),
+            records: Vec::with_capacity(capacity),
+            vars: Vec::with_capacity(capacity),
+            ..Matches::default()
+        }
+    }
+
+    /// Starts from the start snapshot's records (before any record of its own).
+    pub(crate) fn set_prefix(&mut self, prefix: Arc<[RuleMatch]>) {
+        debug_assert!(self.records.is_empty() && self.prefix.is_none());
+        self.prefix = Some(prefix);
+    }
+
+    fn prefix(&self) -> &[RuleMatch] {
+        self.prefix.as_deref().unwrap_or_default()
+    }
+
+    fn info(&self, r: &Record) -> &RuleInfo {
+        &self.rules.as_ref().expect("records come with their rules")[r.rule as usize]
+    }
+
+    /// How many records there are.
+    pub(crate) fn count(&self) -> usize {
+        self.prefix().len() + self.records.len()
+    }
+
+    /// Keeps the first `n` records (never fewer than the snapshot's).
+    pub(crate) fn truncate(&mut self, n: usize) {
+        let own = n.saturating_sub(self.prefix().len());
+        if own < self.records.len() {
+            self.built.take();
+            let start = self.records[own].vars.0 as usize;
+            let value_start = start.checked_sub(1).map_or(0, |i| self.vars[i].1 as usize);
+            self.records.truncate(own);
+            self.vars.truncate(start);
+            self.values.truncate(value_start);
+        }
+    }
+
+    /// Adds a record of rule `rule` whose matched variables are `vars` (values cut to
+    /// [`MATCHED_VALUE_LIMIT`] bytes).
+    pub(crate) fn push<'v>(
+        &mut self,
+        rule: u32,
+        msg: Option<String>,
+        logdata: Option<String>,
+        vars: impl Iterator<Item = (&'v Name, &'v [u8])>,
+    ) {
+        // Made again if it was read before this record.
+        self.built.take();
+        let start = self.vars.len() as u32;
+        for (name, value) in vars {
+            self.values
+                .extend_from_slice(&value[..value.len().min(MATCHED_VALUE_LIMIT)]);
+            self.vars.push((name.clone(), self.values.len() as u32));
+        }
+        self.records.push(Record {
+            rule,
+            msg,
+            logdata,
+            vars: (start, self.vars.len() as u32),
+        });
+    }
+
+    fn make(&self, r: &Record) -> RuleMatch {
+        let info = self.info(r);
+        let (start, end) = (r.vars.0 as usize, r.vars.1 as usize);
+        let mut from = start.checked_sub(1).map_or(0, |i| self.vars[i].1 as usize);
+        let mut matched_vars = Vec::with_capacity(end - start);
+        let mut matched_values = Vec::with_capacity(end - start);
+        for (name, to) in &self.vars[start..end] {
+            matched_vars.push(name.to_string());
+            matched_values.push(self.values[from..*to as usize].to_vec());
+            from = *to as usize;
+        }
+        RuleMatch {
+            id: info.id,
+            phase: info.phase,
+            msg: r.msg.clone(),
+            logdata: r.logdata.clone(),
+            tags: info.tags.clone(),
+            severity: info.severity,
+            log: info.log,
+            matched_vars,
+            matched_values,
+        }
+    }
+
+    /// Whether a rule that asked to be logged (`log`) matched.
+    pub fn any_logged(&self) -> bool {
+        if let Some(all) = self.built.get() {
+            return all.iter().any(|m| m.log);
+        }
+        self.prefix().iter().any(|m| m.log) || self.records.iter().any(|r| self.info(r).log)
+    }
+
+    /// The ids of the rules that matched, in order.
+    pub fn ids(&self) -> Vec<u64> {
+        if let Some(all) = self.built.get() {
+            return all.iter().map(|m| m.id).collect();
+        }
+        self.prefix()
+            .iter()
+            .map(|m| m.id)
+            .chain(self.records.iter().map(|r| self.info(r).id))
+            .collect()
+    }
+
+    /// The records as [`RuleMatch`]es, made on the first call.
+    pub fn as_slice(&self) -> &[RuleMatch] {
+        self.built.get_or_init(|| {
+            let mut all = Vec::with_capacity(self.count());
+            all.extend_from_slice(self.prefix());
+            all.extend(self.records.iter().map(|r| self.make(r)));
+            all
+        })
+    }
+}
+
+impl Matches {
+    /// The records as a vector of [`RuleMatch`]es.
+    pub fn into_vec(mut self) -> Vec<RuleMatch> {
+        self.as_slice();
+        self.built.take().unwrap_or_default()
+    }
+}
+
+impl IntoIterator for Matches {
+    type Item = RuleMatch;
+    type IntoIter = std::vec::IntoIter<RuleMatch>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.into_vec().into_iter()
+    }
+}
+
+impl<'a> IntoIterator for &'a Matches {
+    type Item = &'a RuleMatch;
+    type IntoIter = std::slice::Iter<'a, RuleMatch>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.as_slice().iter()
+    }
+}
+
+impl std::ops::Deref for Matches {
+    type Target = [RuleMatch];
+    fn deref(&self) -> &[RuleMatch] {
+        self.as_slice()
+    }
+}
+
+impl PartialEq for Matches {
+    fn eq(&self, other: &Matches) -> bool {
+        self.as_slice() == other.as_slice()
+    }
+}
+
+impl Eq for Matches {}
+
+impl std::fmt::Debug for Matches {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.as_slice().fmt(f)
+    }
+}
+
+impl From<Vec<RuleMatch>> for Matches {
+    fn from(matches: Vec<RuleMatch>) -> Matches {
+        Matches {
+            built: OnceLock::from(matches),
+            ..Matches::default()
+        }
+    }
+}
+
+impl FromIterator<RuleMatch> for Matches {
+    fn from_iter<I: IntoIterator<Item = RuleMatch>>(matches: I) -> Matches {
+        Matches::from(matches.into_iter().collect::<Vec<_>>())
     }
 }

@@ -29,7 +29,7 @@ pub struct Link {
     /// For a link reading one member of a transaction collection (`TX:paranoia_level`):
     /// its name as `MATCHED_VAR_NAME` spells it (`TX:paranoia_level`), so a match need not
     /// spell it again.
-    pub single_name: Option<String>,
+    pub single_name: Option<std::sync::Arc<str>>,
     /// For such a link: the member's number in the rule set's names.
     pub single_slot: Option<u32>,
     /// Per target of `targets.include`: for a collection read through a regular
