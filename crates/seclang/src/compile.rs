@@ -658,6 +658,7 @@ impl<'f> Builder<'f> {
             single_name: None,
             single_slot: None,
             selected_names: Vec::new(),
+            target_slots: Vec::new(),
             capture: actions.capture,
             multi_match: actions.multi_match,
             operator,
@@ -835,13 +836,32 @@ impl<'f> Builder<'f> {
                 link.single_slot = Some(names.intern(key));
             }
         }
+        // The collections a transaction keeps (not the request's: `ARGS:q` names no member).
+        let kept = |v: crate::variables::Var| {
+            use crate::variables::Var::*;
+            matches!(v, Tx | Ip | Global | Session | User | Resource | Geo | Env)
+        };
+        for link in self.rules.iter_mut().flat_map(|r| r.links.iter_mut()) {
+            link.target_slots = link
+                .targets
+                .include
+                .iter()
+                .map(|t| match &t.selector {
+                    Some(crate::variables::Selector::Key(k)) if kept(t.var) => {
+                        Some(names.intern(k))
+                    }
+                    _ => None,
+                })
+                .collect();
+        }
+        // After every name is numbered: the answers cover them all.
         for link in self.rules.iter_mut().flat_map(|r| r.links.iter_mut()) {
             link.selected_names = link
                 .targets
                 .include
                 .iter()
                 .map(|t| match &t.selector {
-                    Some(s @ crate::variables::Selector::Regex(_)) if t.var.is_collection() => {
+                    Some(s @ crate::variables::Selector::Regex(_)) if kept(t.var) => {
                         Some(names.selected_by(|name| s.matches(name)))
                     }
                     _ => None,

@@ -673,6 +673,10 @@ impl Resolve for Ctx<'_> {
             .map(|v| v.value.into_owned())
     }
 
+    fn member(&self, var: Var, slot: u32) -> Option<&[u8]> {
+        self.state.get_slot(collection_name(var)?, slot)
+    }
+
     fn append(&self, var: Var, key: Option<&str>, slot: Option<u32>, out: &mut Vec<u8>) {
         match (collection_name(var), slot) {
             // A member the rules know: by index, copied once.
@@ -787,6 +791,21 @@ fn resolve_targets<'a>(
                             value: Cow::Owned(v.to_vec()),
                         }),
                 );
+            }
+            // A member named by a key (`TX:anomaly_score`): by its number when it has one.
+            (Some(name), Some(Selector::Key(k))) => {
+                if let Some(c) = state.collections.get(name) {
+                    let member = match link.target_slots.get(t).copied().flatten() {
+                        Some(slot) => c.entry_by_slot(slot),
+                        None => c.entry(state.names, k),
+                    };
+                    if let Some((k, v)) = member {
+                        all.push(Value {
+                            key: Some(Cow::Owned(k.to_owned())),
+                            value: Cow::Owned(v.to_vec()),
+                        });
+                    }
+                }
             }
             _ => values(*var, key, only, data, state, &mut all),
         }
@@ -2233,7 +2252,7 @@ fn set_vars(state: &mut State, data: &Data, rule: &Rule, link: &Link) {
             };
             let value = match &s.op {
                 SetOp::Delete => None,
-                SetOp::Set(v) => Some(Bytes::new(&v.expand_cow(&ctx))),
+                SetOp::Set(v) => Some(Bytes::new(&v.expand_in(&ctx))),
                 SetOp::Add(v) => Some(Bytes::number(current().saturating_add(operand(v)))),
                 SetOp::Sub(v) => Some(Bytes::number(current().saturating_sub(operand(v)))),
             };

@@ -33,6 +33,12 @@ pub trait Resolve {
     /// A property of the rule being run (`id`, `msg`, `severity`, ...; `name`
     /// lowercased), for `%{rule.name}`; `None` when the rule has none.
     fn rule_property(&self, name: &str) -> Option<Vec<u8>>;
+    /// The value of the collection member numbered `slot`, in place, if the resolver
+    /// keeps it (`None`: absent, or not kept in place).
+    fn member(&self, var: Var, slot: u32) -> Option<&[u8]> {
+        let _ = (var, slot);
+        None
+    }
     /// Appends the first value of the variable to `out`; `slot` is the number of `key`
     /// in the rule set's names, when it has one (a collection member reached by index).
     fn append(&self, var: Var, key: Option<&str>, slot: Option<u32>, out: &mut Vec<u8>) {
@@ -113,6 +119,17 @@ impl MacroText {
     /// or nothing when it has none (as in ModSecurity).
     pub fn expand(&self, resolve: &dyn Resolve) -> Vec<u8> {
         self.expand_cow(resolve).into_owned()
+    }
+
+    /// [`MacroText::expand_cow`], and without a copy of a text that is one collection
+    /// member the resolver keeps (`@within %{tx.allowed_methods}`).
+    pub fn expand_in<'a>(&'a self, resolve: &'a dyn Resolve) -> std::borrow::Cow<'a, [u8]> {
+        if let Some((var, slot)) = self.single_member()
+            && let Some(v) = resolve.member(var, slot)
+        {
+            return std::borrow::Cow::Borrowed(v);
+        }
+        self.expand_cow(resolve)
     }
 
     /// [`MacroText::expand`] without a copy of a text that has no macro (most operator

@@ -837,10 +837,10 @@ impl Operator {
         resolve: &dyn Resolve,
         captures: Option<&mut Vec<Vec<u8>>>,
     ) -> bool {
-        let number = |m: &MacroText| atoi(&m.expand_cow(resolve));
+        let number = |m: &MacroText| atoi(&m.expand_in(resolve));
         match &self.kind {
             OpKind::Rx(re) => re.matches(input, captures),
-            OpKind::RxMacro(m, cache) => match cache.get(&m.expand_cow(resolve)) {
+            OpKind::RxMacro(m, cache) => match cache.get(&m.expand_in(resolve)) {
                 Some(re) => re.matches(input, captures),
                 None => false,
             },
@@ -854,10 +854,10 @@ impl Operator {
                 }
                 None => false,
             },
-            OpKind::Streq(m) => input == &*m.expand_cow(resolve),
-            OpKind::Contains(m) => find(input, &m.expand_cow(resolve)).is_some(),
+            OpKind::Streq(m) => input == &*m.expand_in(resolve),
+            OpKind::Contains(m) => find(input, &m.expand_in(resolve)).is_some(),
             OpKind::ContainsWord(m) => {
-                let word = m.expand_cow(resolve);
+                let word = m.expand_in(resolve);
                 if word.is_empty() {
                     return true;
                 }
@@ -874,9 +874,9 @@ impl Operator {
                 }
                 false
             }
-            OpKind::BeginsWith(m) => input.starts_with(&m.expand_cow(resolve)),
-            OpKind::EndsWith(m) => input.ends_with(&m.expand_cow(resolve)),
-            OpKind::Within(m) => find(&m.expand_cow(resolve), input).is_some(),
+            OpKind::BeginsWith(m) => input.starts_with(&m.expand_in(resolve)),
+            OpKind::EndsWith(m) => input.ends_with(&m.expand_in(resolve)),
+            OpKind::Within(m) => find(&m.expand_in(resolve), input).is_some(),
             OpKind::Eq(m) => atoi(input) == number(m),
             OpKind::Ge(m) => atoi(input) >= number(m),
             OpKind::Gt(m) => atoi(input) > number(m),

@@ -243,6 +243,8 @@ impl Matches {
             rules: Some(rules),
             records: Vec::with_capacity(capacity),
             vars: Vec::with_capacity(capacity),
+            // Most matched values are short (CRS's paranoia-level checks match a digit).
+            values: Vec::with_capacity(8 * capacity),
             ..Matches::default()
         }
     }

@@ -36,6 +36,9 @@ pub struct Link {
     /// expression (`TX:/^header_name_/`), which of the rule set's numbered names it
     /// selects (a bit per name), so members with numbers are not matched per request.
     pub selected_names: Vec<Option<Box<[u64]>>>,
+    /// Per target of `targets.include`: for a collection member named by a key
+    /// (`TX:anomaly_score`), the key's number in the rule set's names.
+    pub target_slots: Vec<Option<u32>>,
     pub capture: bool,
     pub multi_match: bool,
     pub actions: Actions,
