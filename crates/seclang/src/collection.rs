@@ -327,6 +327,14 @@ impl Collection {
     }
 }
 
+/// A hash of `bytes` with [`AddressHasher`], a word at a time.
+pub(crate) fn bytes_hash(bytes: &[u8]) -> u64 {
+    let mut h = AddressHasher::default();
+    h.write(bytes);
+    h.write_usize(bytes.len());
+    h.finish()
+}
+
 /// Hashes the cache's small integer keys: a multiply-and-rotate mix is enough for
 /// addresses, and much cheaper than SipHash.
 #[derive(Default)]
