@@ -747,8 +747,11 @@ fn resolve_targets<'a>(
     generation: u32,
     only: Option<&[(usize, usize)]>,
 ) -> Vec<Inspected<'a>> {
-    let mut out = Vec::new();
-    let mut all = Vec::new();
+    // A prefiltered link inspects about as many values as it has candidates: room for
+    // them up front rather than growing from empty.
+    let room = only.map_or(0, <[_]>::len);
+    let mut out = Vec::with_capacity(room);
+    let mut all = Vec::with_capacity(room);
     let mut ctl = Vec::new();
     state.exceptions.for_rule(rule, &mut ctl);
     for (

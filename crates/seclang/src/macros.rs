@@ -26,6 +26,10 @@ pub struct MacroText {
 
 const NO_SLOT: u32 = u32::MAX;
 
+/// Bytes an expansion has room for from the start: most are a number, a name or a short
+/// message, and growing from empty costs several reallocations.
+const EXPANSION_ROOM: usize = 64;
+
 /// What expansion reads from the running transaction.
 pub trait Resolve {
     /// The first value of the variable (or of the named member of a collection).
@@ -138,7 +142,7 @@ impl MacroText {
         if let Some(c) = self.constant() {
             return std::borrow::Cow::Borrowed(c);
         }
-        let mut out = Vec::new();
+        let mut out = Vec::with_capacity(EXPANSION_ROOM);
         for (part, &slot) in self.parts.iter().zip(&self.slots) {
             match part {
                 Part::Literal(l) => out.extend_from_slice(l),
