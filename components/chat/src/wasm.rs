@@ -21,6 +21,8 @@ use crate::sse::ChunkHeader;
 use crate::{genai, prompt, response, sse, tokens};
 use chatgate_guest::VariableValue;
 use chatgate_guest_otel::{Kind, StageSpan, Tracer};
+use std::borrow::Cow;
+use std::sync::OnceLock;
 
 mod bindings {
     spin_sdk::wit_bindgen::generate!({
@@ -492,7 +494,32 @@ async fn read_body(request: Request) -> Result<Vec<u8>, ApiError> {
     Ok(body)
 }
 
-async fn load_settings() -> Result<Settings, ApiError> {
+/// The settings, from the variables as the instance's first request that reads them all
+/// without error found them, kept for its later requests (as `auth` and `waf` keep theirs);
+/// a read that fails is not kept, so the next request reads again. Safe across requests:
+/// they are configuration, the same for every request and every identity (nothing of a
+/// request goes into them). chatgate resolves variables when it loads the app, so they
+/// cannot change under a running instance; with a Spin provider whose values do change
+/// (Vault, Azure Key Vault), a changed value reaches the instances created after the
+/// change, each of which serves at most `--max-instance-reuse-count` requests (128 by
+/// default) before it is retired. Settings that do not parse are kept too: the same
+/// values give the same error. Reading them costs seven host calls per request otherwise.
+static SETTINGS: OnceLock<Result<Settings, ApiError>> = OnceLock::new();
+
+async fn load_settings() -> Result<Cow<'static, Settings>, ApiError> {
+    let kept = match SETTINGS.get() {
+        Some(kept) => kept,
+        None => match read_settings().await {
+            Ok(read) => SETTINGS.get_or_init(|| read),
+            Err(unreadable) => return Err(unreadable),
+        },
+    };
+    kept.as_ref().map(Cow::Borrowed).map_err(Clone::clone)
+}
+
+/// The settings the variables give (`Ok` with what they parse to), or why a variable
+/// could not be read (`Err`: not to be kept).
+async fn read_settings() -> Result<Result<Settings, ApiError>, ApiError> {
     let read = chatgate_guest_io::read_variables(&Variables::NAMES).await;
     let mut variables = Variables::default();
     for name in Variables::NAMES {
@@ -506,7 +533,7 @@ async fn load_settings() -> Result<Settings, ApiError> {
         };
         variables.set(name, value);
     }
-    Settings::from_variables(&variables)
+    Ok(Settings::from_variables(&variables))
 }
 
 fn unix_seconds() -> u64 {
