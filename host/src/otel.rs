@@ -106,6 +106,11 @@ pub struct TraceSettings {
     pub max_queue_size: Option<usize>,
     /// Log records the export queue holds (`OTEL_BLRP_MAX_QUEUE_SIZE`; `None`: 2048).
     pub max_log_queue_size: Option<usize>,
+    /// The share of new traces recorded, with a caller's decision followed
+    /// (`parentbased_traceidratio`); `None`: the SDK's sampler, which reads
+    /// `OTEL_TRACES_SAMPLER` and `OTEL_TRACES_SAMPLER_ARG` itself. Set by tests, which
+    /// must not share the process environment.
+    pub sampler_ratio: Option<f64>,
 }
 
 impl TraceSettings {
@@ -206,6 +211,7 @@ impl TraceSettings {
             logs_endpoint,
             max_queue_size,
             max_log_queue_size,
+            sampler_ratio: None,
         }))
     }
 }
@@ -261,20 +267,23 @@ pub struct Tracing {
 #[derive(Debug, Clone)]
 pub struct SpanSink {
     processor: Arc<SpanQueue>,
-    /// The metrics derived from stages' spans ([`Metrics::record_stage_span`]).
+    /// The metrics, which guests report to through `wasi:otel/metrics`
+    /// ([`Metrics::record_guest`]).
     metrics: Option<Arc<Metrics>>,
     /// Where guests' log records go (`wasi:otel/logs`).
     logs: Option<Arc<Logs>>,
 }
 
 impl SpanSink {
-    /// Records what `span` measures and queues it for export; never waits (a full
-    /// queue drops it, as it drops the host's own spans).
+    /// Queues `span` for export; never waits (a full queue drops it, as it drops the
+    /// host's own spans).
     pub fn export(&self, span: SpanData) {
-        if let Some(metrics) = &self.metrics {
-            metrics.record_stage_span(&span);
-        }
         self.processor.submit(span);
+    }
+
+    /// The metrics pipeline, if metrics are exported.
+    pub fn metrics(&self) -> Option<&Metrics> {
+        self.metrics.as_deref()
     }
 
     /// Queues a guest's log record for export, if logs are exported; never waits.
@@ -366,10 +375,15 @@ impl Tracing {
         let mut exporter = exporter;
         exporter.set_resource(&resource);
         let processor = Arc::new(SpanQueue::new(exporter, batch.build(), queue_capacity));
-        let provider = SdkTracerProvider::builder()
+        let mut provider = SdkTracerProvider::builder()
             .with_resource(resource)
-            .with_span_processor(SharedProcessor(processor.clone()))
-            .build();
+            .with_span_processor(SharedProcessor(processor.clone()));
+        if let Some(ratio) = settings.sampler_ratio {
+            provider = provider.with_sampler(opentelemetry_sdk::trace::Sampler::ParentBased(
+                Box::new(opentelemetry_sdk::trace::Sampler::TraceIdRatioBased(ratio)),
+            ));
+        }
+        let provider = provider.build();
         let tracer = provider.tracer("chatgate");
         Ok(Tracing {
             provider,

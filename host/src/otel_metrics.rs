@@ -10,57 +10,47 @@
 //!   arrival to its response head, by method (a method outside HTTP's own as `_OTHER`),
 //!   route and status (OpenTelemetry's HTTP
 //!   semantic conventions, with their recommended bucket boundaries);
-//! - from the spans the stages report ([`crate::otel::SpanSink`]), so for sampled
-//!   requests only: `gen_ai.client.token.usage` ({token}, by `gen_ai.token.type`,
-//!   operation, request and response model) and `gen_ai.client.operation.duration` (s)
-//!   of `chat`'s completion calls and, for streamed answers,
-//!   `gen_ai.server.time_to_first_token` (s, from the span's first-token event; measured
-//!   where `chat` receives the token, so the provider's and the completion component's
-//!   time) (the GenAI semantic conventions), WAF refusals by
-//!   refusal code (`chatgate.waf.refusals`) and authentication failures by failure code
-//!   (`chatgate.auth.failures`).
+//! - what the components measure and report through `wasi:otel/metrics`
+//!   ([`Metrics::record_guest`]), for every request, traced or not: the completion
+//!   components' `gen_ai.client.token.usage`, `gen_ai.client.operation.duration` and
+//!   `gen_ai.server.time_to_first_token` (the GenAI semantic conventions, by provider,
+//!   operation, request and response model), and the stages' refusal counters.
+//!
+//! A guest's measurement is merged into an instrument of the same name in the guest's
+//! own instrumentation scope, created at its first measurement (at most
+//! [`MAX_GUEST_INSTRUMENTS`]): a delta sum adds, a gauge sets, a delta histogram point of
+//! one measurement records it (`chatgate-guest-otel` reports every measurement so).
+//! Cumulative data, histogram points of several measurements and exponential
+//! histograms cannot be merged into the host's aggregation: they are dropped and
+//! counted ([`Metrics::dropped_guest_points`]), with a warning at the first. Spin 4
+//! instead exports each `export` call to the collector as it is
+//! (`crates/factor-otel/src/host.rs` at commit 94a8fc8a, read, not run), one OTLP
+//! request per call; both add up the same deltas at the collector.
 
-use opentelemetry::KeyValue;
-use opentelemetry::metrics::{Counter, Histogram, MeterProvider as _};
-use opentelemetry::trace::Status;
+use opentelemetry::metrics::{Counter, Gauge, Histogram, Meter, MeterProvider as _, UpDownCounter};
+use opentelemetry::{InstrumentationScope, KeyValue};
 use opentelemetry_otlp::{WithExportConfig, WithHttpConfig};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider};
-use opentelemetry_sdk::trace::SpanData;
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+/// Instruments the guests may create, all scopes together: a guest making up metric
+/// names cannot grow the host's memory without bound. Measurements of further ones are
+/// dropped and counted.
+pub const MAX_GUEST_INSTRUMENTS: usize = 256;
+
 // The bucket boundaries below are the semantic conventions' advisory ones, written from
-// their documentation as remembered; not checked against a pinned copy of the text.
+// their documentation as remembered; not checked against a pinned copy of the text. The
+// GenAI ones are the guests' (`chatgate_guest::genai`), which report them with each point.
 
 /// The bucket boundaries the HTTP semantic conventions recommend for
 /// `http.server.request.duration`, in seconds.
 const REQUEST_DURATION_BUCKETS: [f64; 14] = [
     0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
 ];
-
-/// The bucket boundaries the GenAI semantic conventions recommend for
-/// `gen_ai.client.token.usage`.
-const TOKEN_BUCKETS: [f64; 14] = [
-    1.0, 4.0, 16.0, 64.0, 256.0, 1024.0, 4096.0, 16384.0, 65536.0, 262144.0, 1048576.0, 4194304.0,
-    16777216.0, 67108864.0,
-];
-
-/// The bucket boundaries the GenAI semantic conventions recommend for
-/// `gen_ai.client.operation.duration`, in seconds.
-const OPERATION_DURATION_BUCKETS: [f64; 14] = [
-    0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92,
-];
-
-/// The bucket boundaries the GenAI semantic conventions recommend for
-/// `gen_ai.server.time_to_first_token`, in seconds.
-const TIME_TO_FIRST_TOKEN_BUCKETS: [f64; 14] = [
-    0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0,
-];
-
-/// The event `chat`'s completion span records at a stream's first token
-/// (`chatgate_guest_otel::FIRST_TOKEN`).
-const FIRST_TOKEN: &str = "gen_ai.first_token";
 
 /// The method as `http.request.method` records it on a metric: one of HTTP's methods, or
 /// `_OTHER` (the HTTP semantic conventions' rule), so that clients sending made-up
@@ -77,11 +67,196 @@ pub fn method_attribute(method: &str) -> &'static str {
 pub struct Metrics {
     provider: SdkMeterProvider,
     request_duration: Histogram<f64>,
-    token_usage: Histogram<u64>,
-    operation_duration: Histogram<f64>,
-    time_to_first_token: Histogram<f64>,
-    waf_refusals: Counter<u64>,
-    auth_failures: Counter<u64>,
+    guests: Mutex<GuestInstruments>,
+    dropped_guest_points: AtomicU64,
+}
+
+/// The guests' instruments, by scope name, then metric name.
+#[derive(Debug, Default)]
+struct GuestInstruments {
+    scopes: HashMap<String, (Meter, HashMap<String, Instrument>)>,
+    count: usize,
+}
+
+/// One guest instrument; its kind is fixed by its first measurement.
+#[derive(Debug)]
+enum Instrument {
+    CounterU64(Counter<u64>),
+    CounterF64(Counter<f64>),
+    UpDownI64(UpDownCounter<i64>),
+    UpDownF64(UpDownCounter<f64>),
+    GaugeU64(Gauge<u64>),
+    GaugeI64(Gauge<i64>),
+    GaugeF64(Gauge<f64>),
+    HistogramU64(Histogram<u64>),
+    HistogramF64(Histogram<f64>),
+}
+
+/// A guest's number (`wasi:otel/metrics`'s `metric-number`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Number {
+    F64(f64),
+    I64(i64),
+    U64(u64),
+}
+
+/// One metric of a guest's `export`, in the host's terms.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GuestMetric {
+    pub name: String,
+    pub unit: String,
+    pub description: String,
+    pub data: GuestData,
+}
+
+/// A guest metric's data points, by kind.
+#[derive(Debug, Clone, PartialEq)]
+pub enum GuestData {
+    Sum {
+        monotonic: bool,
+        delta: bool,
+        points: Vec<(Vec<KeyValue>, Number)>,
+    },
+    Gauge {
+        points: Vec<(Vec<KeyValue>, Number)>,
+    },
+    Histogram {
+        delta: bool,
+        /// Whether the instrument counts integers (`u64-histogram`).
+        integer: bool,
+        bounds: Vec<f64>,
+        /// Each point's attributes, number of measurements and their sum.
+        points: Vec<(Vec<KeyValue>, u64, Number)>,
+    },
+    /// Kinds the host does not merge (exponential histograms), with their point count.
+    Unmerged { points: usize },
+}
+
+/// The kind of instrument a guest metric needs, and its boundaries for a histogram.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    CounterU64,
+    CounterF64,
+    UpDownI64,
+    UpDownF64,
+    GaugeU64,
+    GaugeI64,
+    GaugeF64,
+    HistogramU64,
+    HistogramF64,
+}
+
+impl Instrument {
+    fn kind(&self) -> Kind {
+        match self {
+            Instrument::CounterU64(_) => Kind::CounterU64,
+            Instrument::CounterF64(_) => Kind::CounterF64,
+            Instrument::UpDownI64(_) => Kind::UpDownI64,
+            Instrument::UpDownF64(_) => Kind::UpDownF64,
+            Instrument::GaugeU64(_) => Kind::GaugeU64,
+            Instrument::GaugeI64(_) => Kind::GaugeI64,
+            Instrument::GaugeF64(_) => Kind::GaugeF64,
+            Instrument::HistogramU64(_) => Kind::HistogramU64,
+            Instrument::HistogramF64(_) => Kind::HistogramF64,
+        }
+    }
+
+    fn create(meter: &Meter, kind: Kind, metric: &GuestMetric, bounds: &[f64]) -> Instrument {
+        let name = metric.name.clone();
+        let unit = metric.unit.clone();
+        let description = metric.description.clone();
+        macro_rules! build {
+            ($builder:ident, $variant:ident) => {
+                Instrument::$variant(
+                    meter
+                        .$builder(name)
+                        .with_unit(unit)
+                        .with_description(description)
+                        .build(),
+                )
+            };
+        }
+        macro_rules! histogram {
+            ($builder:ident, $variant:ident) => {
+                Instrument::$variant(
+                    meter
+                        .$builder(name)
+                        .with_unit(unit)
+                        .with_description(description)
+                        .with_boundaries(bounds.to_vec())
+                        .build(),
+                )
+            };
+        }
+        match kind {
+            Kind::CounterU64 => build!(u64_counter, CounterU64),
+            Kind::CounterF64 => build!(f64_counter, CounterF64),
+            Kind::UpDownI64 => build!(i64_up_down_counter, UpDownI64),
+            Kind::UpDownF64 => build!(f64_up_down_counter, UpDownF64),
+            Kind::GaugeU64 => build!(u64_gauge, GaugeU64),
+            Kind::GaugeI64 => build!(i64_gauge, GaugeI64),
+            Kind::GaugeF64 => build!(f64_gauge, GaugeF64),
+            Kind::HistogramU64 => histogram!(u64_histogram, HistogramU64),
+            Kind::HistogramF64 => histogram!(f64_histogram, HistogramF64),
+        }
+    }
+
+    /// Records `value`; false when it does not fit the instrument (a negative count).
+    fn record(&self, value: Number, attributes: &[KeyValue]) -> bool {
+        let as_f64 = match value {
+            Number::F64(v) => v,
+            Number::I64(v) => v as f64,
+            Number::U64(v) => v as f64,
+        };
+        let as_u64 = match value {
+            Number::U64(v) => Some(v),
+            Number::I64(v) => u64::try_from(v).ok(),
+            Number::F64(_) => None,
+        };
+        let as_i64 = match value {
+            Number::I64(v) => Some(v),
+            Number::U64(v) => i64::try_from(v).ok(),
+            Number::F64(_) => None,
+        };
+        match (self, as_u64, as_i64) {
+            (Instrument::CounterU64(c), Some(v), _) => c.add(v, attributes),
+            (Instrument::CounterF64(c), _, _) if as_f64 >= 0.0 => c.add(as_f64, attributes),
+            (Instrument::UpDownI64(c), _, Some(v)) => c.add(v, attributes),
+            (Instrument::UpDownF64(c), _, _) => c.add(as_f64, attributes),
+            (Instrument::GaugeU64(g), Some(v), _) => g.record(v, attributes),
+            (Instrument::GaugeI64(g), _, Some(v)) => g.record(v, attributes),
+            (Instrument::GaugeF64(g), _, _) => g.record(as_f64, attributes),
+            (Instrument::HistogramU64(h), Some(v), _) => h.record(v, attributes),
+            (Instrument::HistogramF64(h), _, _) if as_f64 >= 0.0 => h.record(as_f64, attributes),
+            _ => return false,
+        }
+        true
+    }
+}
+
+/// The instrument kind of a number of a sum, gauge or histogram.
+fn kind_of(data: &GuestData, number: Number) -> Kind {
+    match (data, number) {
+        (
+            GuestData::Sum {
+                monotonic: true, ..
+            },
+            Number::F64(_),
+        ) => Kind::CounterF64,
+        (
+            GuestData::Sum {
+                monotonic: true, ..
+            },
+            _,
+        ) => Kind::CounterU64,
+        (GuestData::Sum { .. }, Number::F64(_)) => Kind::UpDownF64,
+        (GuestData::Sum { .. }, _) => Kind::UpDownI64,
+        (GuestData::Gauge { .. }, Number::F64(_)) => Kind::GaugeF64,
+        (GuestData::Gauge { .. }, Number::U64(_)) => Kind::GaugeU64,
+        (GuestData::Gauge { .. }, Number::I64(_)) => Kind::GaugeI64,
+        (GuestData::Histogram { integer: true, .. }, _) => Kind::HistogramU64,
+        (_, _) => Kind::HistogramF64,
+    }
 }
 
 impl Metrics {
@@ -119,34 +294,8 @@ impl Metrics {
                 .with_description("Duration of HTTP server requests.")
                 .with_boundaries(REQUEST_DURATION_BUCKETS.to_vec())
                 .build(),
-            token_usage: meter
-                .u64_histogram("gen_ai.client.token.usage")
-                .with_unit("{token}")
-                .with_description("Number of input and output tokens used.")
-                .with_boundaries(TOKEN_BUCKETS.to_vec())
-                .build(),
-            operation_duration: meter
-                .f64_histogram("gen_ai.client.operation.duration")
-                .with_unit("s")
-                .with_description("GenAI operation duration.")
-                .with_boundaries(OPERATION_DURATION_BUCKETS.to_vec())
-                .build(),
-            time_to_first_token: meter
-                .f64_histogram("gen_ai.server.time_to_first_token")
-                .with_unit("s")
-                .with_description("Time to the first token of a streamed answer, as chat sees it.")
-                .with_boundaries(TIME_TO_FIRST_TOKEN_BUCKETS.to_vec())
-                .build(),
-            waf_refusals: meter
-                .u64_counter("chatgate.waf.refusals")
-                .with_unit("{request}")
-                .with_description("Requests the WAF refused, by refusal code.")
-                .build(),
-            auth_failures: meter
-                .u64_counter("chatgate.auth.failures")
-                .with_unit("{request}")
-                .with_description("Requests refused for their credentials, by failure code.")
-                .build(),
+            guests: Mutex::default(),
+            dropped_guest_points: AtomicU64::new(0),
             provider,
         })
     }
@@ -176,77 +325,106 @@ impl Metrics {
             .record(elapsed.as_secs_f64(), &attributes);
     }
 
-    /// Records what a stage's span says: a completion call's tokens and duration, a
-    /// WAF refusal, an authentication failure. Other spans record nothing.
-    pub fn record_stage_span(&self, span: &SpanData) {
-        let attribute = |key: &str| {
-            span.attributes
-                .iter()
-                .find(|kv| kv.key.as_str() == key)
-                .map(|kv| &kv.value)
+    /// Merges a guest's `export` of the scope `scope` into the host's instruments;
+    /// returns how many data points were dropped (also counted, see the module's doc).
+    pub fn record_guest(&self, scope: &InstrumentationScope, metrics: Vec<GuestMetric>) -> u64 {
+        let mut dropped = 0u64;
+        let mut guests = self.guests.lock().unwrap_or_else(|e| e.into_inner());
+        let GuestInstruments { scopes, count } = &mut *guests;
+        if !scopes.contains_key(scope.name()) {
+            if *count >= MAX_GUEST_INSTRUMENTS {
+                drop(guests);
+                let points = metrics.iter().map(|m| points_of(&m.data)).sum::<usize>() as u64;
+                self.dropped(points);
+                return points;
+            }
+            scopes.insert(
+                scope.name().to_string(),
+                (
+                    self.provider.meter_with_scope(scope.clone()),
+                    HashMap::new(),
+                ),
+            );
+        }
+        let Some((meter, instruments)) = scopes.get_mut(scope.name()) else {
+            unreachable!("inserted above")
         };
-        let text = |key: &str| attribute(key).map(|v| v.as_str().into_owned());
-        if text("gen_ai.operation.name").is_some() {
-            let mut common: Vec<KeyValue> = [
-                "gen_ai.operation.name",
-                "gen_ai.request.model",
-                "gen_ai.response.model",
-            ]
-            .into_iter()
-            .filter_map(|key| Some(KeyValue::new(key, text(key)?)))
-            .collect();
-            if let Status::Error { description } = &span.status {
-                common.push(KeyValue::new("error.type", description.to_string()));
-            }
-            let elapsed = span
-                .end_time
-                .duration_since(span.start_time)
-                .unwrap_or_default();
-            self.operation_duration
-                .record(elapsed.as_secs_f64(), &common);
-            if let Some(first) = span
-                .events
-                .events
-                .iter()
-                .find(|event| event.name == FIRST_TOKEN)
-            {
-                let waited = first
-                    .timestamp
-                    .duration_since(span.start_time)
-                    .unwrap_or_default();
-                self.time_to_first_token
-                    .record(waited.as_secs_f64(), &common);
-            }
-            for (key, kind) in [
-                ("gen_ai.usage.input_tokens", "input"),
-                ("gen_ai.usage.output_tokens", "output"),
-            ] {
-                if let Some(opentelemetry::Value::I64(tokens)) = attribute(key)
-                    && let Ok(tokens) = u64::try_from(*tokens)
-                {
-                    let mut attributes = common.clone();
-                    attributes.push(KeyValue::new("gen_ai.token.type", kind));
-                    self.token_usage.record(tokens, &attributes);
+        for metric in &metrics {
+            let (points, bounds): (Vec<(&[KeyValue], Number)>, &[f64]) = match &metric.data {
+                GuestData::Sum {
+                    delta: true,
+                    points,
+                    ..
+                }
+                | GuestData::Gauge { points } => (
+                    points.iter().map(|(a, v)| (a.as_slice(), *v)).collect(),
+                    &[],
+                ),
+                GuestData::Histogram {
+                    delta: true,
+                    bounds,
+                    points,
+                    ..
+                } => {
+                    let mut single = Vec::with_capacity(points.len());
+                    for (attributes, count, sum) in points {
+                        match count {
+                            0 => {}
+                            1 => single.push((attributes.as_slice(), *sum)),
+                            _ => dropped += 1,
+                        }
+                    }
+                    (single, bounds.as_slice())
+                }
+                other => {
+                    dropped += points_of(other) as u64;
+                    continue;
+                }
+            };
+            for (attributes, value) in points {
+                let kind = kind_of(&metric.data, value);
+                let instrument = match instruments.get(metric.name.as_str()) {
+                    Some(instrument) => instrument,
+                    None if *count < MAX_GUEST_INSTRUMENTS => {
+                        *count += 1;
+                        instruments
+                            .entry(metric.name.clone())
+                            .or_insert_with(|| Instrument::create(meter, kind, metric, bounds))
+                    }
+                    None => {
+                        dropped += 1;
+                        continue;
+                    }
+                };
+                if instrument.kind() != kind || !instrument.record(value, attributes) {
+                    dropped += 1;
                 }
             }
         }
-        // A refusal counts once, by the code its stage gave.
-        for (outcome, code, counter) in [
-            (
-                "chatgate.waf.outcome",
-                "chatgate.waf.rejection",
-                &self.waf_refusals,
-            ),
-            (
-                "chatgate.auth.outcome",
-                "chatgate.auth.failure",
-                &self.auth_failures,
-            ),
-        ] {
-            if text(outcome).as_deref() == Some("refused") {
-                counter.add(1, &[KeyValue::new(code, text(code).unwrap_or_default())]);
-            }
+        drop(guests);
+        self.dropped(dropped);
+        dropped
+    }
+
+    fn dropped(&self, points: u64) {
+        if points > 0
+            && self
+                .dropped_guest_points
+                .fetch_add(points, Ordering::Relaxed)
+                == 0
+        {
+            tracing::warn!(
+                "a component reported metric data chatgate cannot merge (cumulative, several \
+                 measurements in one histogram point, exponential histograms, a kind or \
+                 number type other than its first, or past {MAX_GUEST_INSTRUMENTS} \
+                 instruments): dropped and counted; this is not repeated"
+            );
         }
+    }
+
+    /// Guest data points dropped so far (see the module's doc).
+    pub fn dropped_guest_points(&self) -> u64 {
+        self.dropped_guest_points.load(Ordering::Relaxed)
     }
 
     /// Exports what has been recorded now (blocks: call off the async threads).
@@ -257,6 +435,15 @@ impl Metrics {
     /// Exports a last time and stops (blocks: call off the async threads).
     pub fn shutdown(&self) -> Result<(), String> {
         self.provider.shutdown().map_err(|e| e.to_string())
+    }
+}
+
+/// How many data points `data` carries.
+fn points_of(data: &GuestData) -> usize {
+    match data {
+        GuestData::Sum { points, .. } | GuestData::Gauge { points } => points.len(),
+        GuestData::Histogram { points, .. } => points.len(),
+        GuestData::Unmerged { points } => *points,
     }
 }
 

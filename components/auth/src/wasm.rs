@@ -46,6 +46,15 @@ async fn authenticate_and_forward(
     );
     drop(tokens);
     stage.set_all(|| super::span_attributes(&outcome));
+    // Counted for every request, traced or not (`wasi:otel/metrics`).
+    if let super::Outcome::Unauthorized(refused) = &outcome {
+        chatgate_guest_otel::count(
+            &TRACER,
+            "chatgate.auth.failures",
+            "Requests refused for their credentials, by failure code.",
+            &[("chatgate.auth.failure", refused.code.into())],
+        );
+    }
     if let Some(refusal) = super::refusal(&outcome) {
         let mut response = Response::new(refusal.body);
         *response.status_mut() = refusal.status;

@@ -1,10 +1,11 @@
 //! The attributes `chat` reports on its spans (through `chatgate-guest-otel`): the
-//! completion call as OpenTelemetry's GenAI semantic conventions name it (a CLIENT span
-//! `chat {gen_ai.request.model}`), and what retrieval found.
+//! completion call (its `completion` span, with the GenAI request and response
+//! attributes `chat` knows), and what retrieval found.
 //!
 //! Never the prompt, the passages or the answer: only ids, counts, models and settings.
-//! `gen_ai.provider.name` is not set: which provider answers is the swapped-in
-//! completion component's business, and `chat` does not know it.
+//! `gen_ai.provider.name` is not set here: the completion component reports the GenAI
+//! `chat {gen_ai.request.model}` CLIENT span of its upstream call itself, with its
+//! provider's name, as a child of `completion` (the `traceparent` of `options`).
 
 use crate::domain::{CompletionOptions, FinishReason, Passage, Usage};
 use serde_json::{Value, json};
@@ -16,11 +17,6 @@ pub type Attribute = (&'static str, Value);
 /// else the public id (the provider's own configured model answers it).
 pub fn request_model<'a>(options: &'a CompletionOptions, public_model: &'a str) -> &'a str {
     options.model.as_deref().unwrap_or(public_model)
-}
-
-/// The completion span's name: `chat {gen_ai.request.model}`.
-pub fn completion_span_name(options: &CompletionOptions, public_model: &str) -> String {
-    format!("chat {}", request_model(options, public_model))
 }
 
 /// What the completion call asked for.
@@ -101,6 +97,7 @@ mod tests {
             seed: None,
             response_format: None,
             user: Some("alice@example.com".into()),
+            traceparent: None,
         }
     }
 
@@ -116,17 +113,13 @@ mod tests {
                 ("gen_ai.request.max_tokens", json!(300)),
             ]
         );
-        assert_eq!(
-            completion_span_name(&options(), "chatgate-rag"),
-            "chat gpt-4o-mini"
-        );
         let default_model = CompletionOptions {
             model: None,
             ..options()
         };
         assert_eq!(
-            completion_span_name(&default_model, "chatgate-rag"),
-            "chat chatgate-rag"
+            request_model(&default_model, "chatgate-rag"),
+            "chatgate-rag"
         );
     }
 

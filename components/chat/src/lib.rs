@@ -41,6 +41,7 @@ pub fn completion_options(
             .as_ref()
             .map(|format| format.to_string()),
         user: request.user.clone(),
+        traceparent: None,
     }
 }
 
@@ -88,6 +89,7 @@ mod tests {
                 seed: Some(7),
                 response_format: Some(r#"{"type":"json_object"}"#.into()),
                 user: Some("u-9".into()),
+                traceparent: None,
             }
         );
     }

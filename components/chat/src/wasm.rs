@@ -103,7 +103,15 @@ async fn chat_completions(
         },
         subject: subject(&request),
     };
-    let allowance = meter.admit()?;
+    let allowance = meter.admit().inspect_err(|refused| {
+        // Counted for every request, traced or not (`wasi:otel/metrics`).
+        chatgate_guest_otel::count(
+            &TRACER,
+            "chatgate.quota.rejections",
+            "Requests refused for their identity's quota, by limit (requests or tokens).",
+            &[("chatgate.quota.limit", refused.error_type.into())],
+        );
+    })?;
     let body = read_body(request).await?;
     let chat = parse_chat_request(&body)?;
     // On Azure's path the deployment names the model, whatever the body says.
@@ -153,11 +161,12 @@ async fn chat_completions(
     let citations = response::citations(&fitted.passages);
     let messages: Vec<completion::Message> =
         fitted.conversation.into_iter().map(Into::into).collect();
-    let mut span = stage.child(
-        genai::completion_span_name(&options, &model.id),
-        Kind::Client,
-    );
+    // The GenAI `chat {model}` span is the completion component's own (its upstream
+    // call, with the provider's name), reported as a child of this one.
+    let mut span = stage.child("completion", Kind::Client);
     span.set_all(|| genai::request_attributes(&options, &model.id));
+    let mut options = options;
+    options.traceparent = span.recording().then(|| span.traceparent());
     let options = options.into();
     let budget_headers = [
         ("x-chatgate-prompt-tokens", fitted.prompt_tokens),

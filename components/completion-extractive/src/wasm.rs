@@ -5,6 +5,7 @@ spin_sdk::wit_bindgen::generate!({
     generate_all,
 });
 
+use chatgate_guest_otel::{ChatCall, Tracer, genai};
 use exports::chatgate::completion::completion::{
     ChatCompletion, CompletionError, Delta, Guest, Message, Options, StreamEnd, StreamStart,
 };
@@ -14,12 +15,41 @@ chatgate_rag::completion_conversions!(exports::chatgate::completion::completion)
 
 struct Extractive;
 
+/// Its spans and measurements (`wasi:otel`): the GenAI `chat {model}` span of each call,
+/// whose provider is the offline model itself.
+const TRACER: Tracer = Tracer::new("chatgate-completion-extractive", env!("CARGO_PKG_VERSION"));
+
 fn answer(
     messages: Vec<Message>,
     options: Options,
-) -> Result<super::ChatCompletion, CompletionError> {
+) -> (
+    Result<super::ChatCompletion, super::CompletionError>,
+    ChatCall,
+) {
+    let options: super::Options = options.into();
+    let call = ChatCall::start(
+        &TRACER,
+        options.traceparent.as_deref(),
+        &genai::Request {
+            provider: super::MODEL,
+            model: options.model.as_deref().unwrap_or(super::MODEL),
+            temperature: options.temperature,
+            top_p: options.top_p,
+            max_tokens: options.max_tokens,
+        },
+    );
     let messages: Vec<super::Message> = messages.into_iter().map(Into::into).collect();
-    Ok(super::complete(&messages, &options.into())?)
+    (super::complete(&messages, &options), call)
+}
+
+/// Ends `call` with how the answer ended.
+fn answered(call: ChatCall, model: &str, finish_reason: super::FinishReason, usage: super::Usage) {
+    call.answered(&genai::Response {
+        id: None,
+        model,
+        finish_reason: finish_reason.as_openai(),
+        usage: Some((usage.prompt_tokens, usage.completion_tokens)),
+    });
 }
 
 impl Guest for Extractive {
@@ -27,7 +57,21 @@ impl Guest for Extractive {
         messages: Vec<Message>,
         options: Options,
     ) -> Result<ChatCompletion, CompletionError> {
-        Ok(answer(messages, options)?.into())
+        match answer(messages, options) {
+            (Ok(completion), call) => {
+                answered(
+                    call,
+                    &completion.model,
+                    completion.finish_reason,
+                    completion.usage,
+                );
+                Ok(completion.into())
+            }
+            (Err(error), call) => {
+                call.failed(error.kind());
+                Err(error.into())
+            }
+        }
     }
 
     async fn complete_stream(
@@ -42,7 +86,14 @@ impl Guest for Extractive {
         CompletionError,
     > {
         // Invalid requests fail the call itself, before any stream exists.
-        let completion = answer(messages, options)?;
+        let (completion, mut call) = answer(messages, options);
+        let completion = match completion {
+            Ok(completion) => completion,
+            Err(error) => {
+                call.failed(error.kind());
+                return Err(error.into());
+            }
+        };
         let (mut deltas_tx, deltas_rx) = wit_stream::new::<Delta>();
         let (end_tx, end_rx) = wit_future::new::<Result<StreamEnd, CompletionError>>(|| {
             Err(CompletionError::Internal(
@@ -58,10 +109,18 @@ impl Guest for Extractive {
                     content: piece.to_string(),
                 })
                 .collect();
+            // The whole answer exists already: its first token is ready now.
+            call.first_token();
             // Anything unsent means the caller hung up; it still gets the outcome.
             let _unsent = deltas_tx.write_all(deltas).await;
             // Close the stream before resolving the future, as the interface promises.
             drop(deltas_tx);
+            answered(
+                call,
+                &completion.model,
+                completion.finish_reason,
+                completion.usage,
+            );
             let end = super::StreamEnd {
                 model: completion.model,
                 finish_reason: completion.finish_reason,

@@ -19,6 +19,7 @@ use bytes::Bytes;
 use chatgate_guest::token_source::TokenSource;
 use chatgate_guest_io::identity::{TokenWaits, fetch_token, forget_token};
 use chatgate_guest_io::{classify, sleep_ms, wall_clock_ms, within};
+use chatgate_guest_otel::{ChatCall, Tracer, genai};
 use chatgate_rag::completion as rag;
 use http_body_util::BodyExt;
 use spin_sdk::http::{FullBody, Response};
@@ -42,6 +43,9 @@ use exports::chatgate::completion::completion::{
 chatgate_rag::completion_conversions!(exports::chatgate::completion::completion);
 
 type StreamResult = Result<StreamEnd, CompletionError>;
+
+/// `error.type` of a streamed call whose caller stopped reading before the end.
+const CALLER_GONE: &str = "caller_gone";
 /// What `complete-stream` returns once the answer has begun.
 type Streamed = (
     StreamStart,
@@ -73,16 +77,72 @@ impl Guest for OpenAiCompletion {
 
 export!(OpenAiCompletion);
 
+/// Its spans and measurements (`wasi:otel`): the GenAI `chat {model}` CLIENT span of
+/// each call (retries and failover included) and the `gen_ai.client.*` metrics.
+const TRACER: Tracer = Tracer::new("chatgate-completion-openai", env!("CARGO_PKG_VERSION"));
+
+/// The call's GenAI span and measurements, begun once the call is known to be valid:
+/// a request refused before any provider sees it is not a GenAI operation.
+fn chat_call(call: &Call) -> ChatCall {
+    let provider = match call.config.flavor {
+        config::Flavor::OpenAi { .. } => genai::OPENAI,
+        config::Flavor::Azure { .. } => genai::AZURE_OPENAI,
+    };
+    let model = call
+        .targets
+        .first()
+        .map_or("", |target| target.model.as_str());
+    ChatCall::start(
+        &TRACER,
+        call.options.traceparent.as_deref(),
+        &genai::Request {
+            provider,
+            model,
+            temperature: call.options.temperature,
+            top_p: call.options.top_p,
+            max_tokens: call.options.max_tokens,
+        },
+    )
+}
+
+/// Ends `span` with how the answer ended.
+fn answered(
+    span: ChatCall,
+    model: &str,
+    finish_reason: rag::FinishReason,
+    usage: Option<rag::Usage>,
+) {
+    span.answered(&genai::Response {
+        id: None,
+        model,
+        finish_reason: finish_reason.as_openai(),
+        usage: usage.map(|u| (u.prompt_tokens, u.completion_tokens)),
+    });
+}
+
 async fn complete(
     messages: Vec<Message>,
     options: Options,
 ) -> Result<ChatCompletion, rag::CompletionError> {
     let mut call = Call::start(messages, options).await?;
+    let span = chat_call(&call);
     loop {
-        let target = call.next_target().await?;
+        let target = match call.next_target().await {
+            Ok(target) => target,
+            Err(error) => {
+                span.failed(error.kind());
+                return Err(error);
+            }
+        };
         match attempt_complete(&call, target).await {
             Ok(completion) => {
                 call.breakers.record(target, None).await;
+                answered(
+                    span,
+                    &completion.model,
+                    completion.finish_reason,
+                    Some(completion.usage),
+                );
                 return Ok(completion.into());
             }
             Err(failure) => call.failed(target, failure).await,
@@ -95,8 +155,15 @@ async fn complete_stream(
     options: Options,
 ) -> Result<Streamed, rag::CompletionError> {
     let mut call = Call::start(messages, options).await?;
+    let mut span = chat_call(&call);
     let (target, begun) = loop {
-        let target = call.next_target().await?;
+        let target = match call.next_target().await {
+            Ok(target) => target,
+            Err(error) => {
+                span.failed(error.kind());
+                return Err(error);
+            }
+        };
         match attempt_stream(&call, target).await {
             Ok(begun) => break (target, begun),
             Err(failure) => call.failed(target, failure).await,
@@ -117,22 +184,31 @@ async fn complete_stream(
     let mut breakers = call.breakers;
     // The export's task keeps running spawned work after `complete-stream` has
     // returned the stream, so the upstream body is pumped as the caller reads.
+    // The answer has begun: its first token is here.
+    span.first_token();
     spin_sdk::wit_bindgen::spawn(async move {
         let outcome = pump(begun, idle_ms, &mut deltas).await;
         // The WIT contract: the future is resolved once the stream has closed.
         drop(deltas);
         let outcome = match outcome {
-            Ok(end) => Ok(end),
+            Ok(end) => {
+                answered(span, &end.model, end.finish_reason, end.usage);
+                Ok(end)
+            }
             Err(Interrupted::ByUpstream(error)) => {
+                span.failed(error.kind());
                 if Failure::answer(error.clone()).health == Health::Failing {
                     breakers.record(target, Some(Health::Failing)).await;
                 }
                 Err(error)
             }
             // Nobody reads the future either; it is resolved for form's sake.
-            Err(Interrupted::CallerGone) => Err(rag::CompletionError::Internal(
-                "the caller closed the delta stream before the answer ended".into(),
-            )),
+            Err(Interrupted::CallerGone) => {
+                span.failed(CALLER_GONE);
+                Err(rag::CompletionError::Internal(
+                    "the caller closed the delta stream before the answer ended".into(),
+                ))
+            }
         };
         let _ = end
             .write(outcome.map(StreamEnd::from).map_err(CompletionError::from))

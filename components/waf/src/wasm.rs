@@ -67,6 +67,21 @@ async fn handle(mut request: Request) -> Result<WasiResponse, ErrorCode> {
 /// audit line says when the request matched rules.
 fn report(stage: &mut StageSpan, rejection: Option<&Rejection>, audit: Option<&str>) {
     stage.set_all(|| super::span_attributes(rejection, audit));
+    // Counted for every request, traced or not (`wasi:otel/metrics`).
+    if let Some(rejection) = rejection {
+        chatgate_guest_otel::count(
+            &TRACER,
+            "chatgate.waf.refusals",
+            "Requests the WAF refused, by refusal code and rule family.",
+            &[
+                ("chatgate.waf.rejection", rejection.code.as_str().into()),
+                (
+                    "chatgate.waf.family",
+                    chatgate_guest_otel::waf_family::of_audit(audit).into(),
+                ),
+            ],
+        );
+    }
 }
 
 async fn inspect_and_forward(

@@ -16,7 +16,9 @@
 #![deny(missing_docs)]
 #![cfg(target_arch = "wasm32")]
 
+pub use chatgate_guest::genai;
 use chatgate_guest::trace_context::{Span, TraceParent};
+pub use chatgate_guest::waf_family;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 #[allow(missing_docs, unsafe_code)]
@@ -30,7 +32,7 @@ mod bindings {
 }
 
 use bindings::wasi::clocks::wall_clock::Datetime;
-use bindings::wasi::otel::{logs, tracing, types};
+use bindings::wasi::otel::{logs, metrics, tracing, types};
 
 const TRACEPARENT: &str = "traceparent";
 
@@ -74,6 +76,28 @@ impl Tracer {
         StageSpan::begin(*self, span, name.to_owned(), Kind::Internal)
     }
 
+    /// Starts a span whose parent is the caller's span named by `traceparent` (a
+    /// dependency's span under the call its caller made, e.g. `completion.wit`'s
+    /// `options.traceparent`). Without a valid one the span is not recorded: the caller
+    /// does not trace this call.
+    pub fn child_of(
+        &self,
+        name: impl Into<String>,
+        traceparent: Option<&str>,
+        kind: Kind,
+    ) -> StageSpan {
+        let span = match traceparent.and_then(TraceParent::parse) {
+            Some(parent) => {
+                let mut entropy = [0u8; chatgate_guest::trace_context::SPAN_ENTROPY_LEN];
+                fill_random(&mut entropy);
+                Span::start(Some(parent), &entropy)
+            }
+            // Never reported nor handed on: no randomness needed for its ids.
+            None => Span::start(None, &[1; chatgate_guest::trace_context::SPAN_ENTROPY_LEN]),
+        };
+        StageSpan::begin(*self, span, name.into(), kind)
+    }
+
     /// Records `span`, already decided (the `telemetry` middleware's request span), as
     /// the span of this stage.
     pub fn adopt(&self, name: &str, span: Span) -> StageSpan {
@@ -107,6 +131,174 @@ pub fn adopt_host_span(headers: &mut http::HeaderMap) {
     {
         headers.insert(TRACEPARENT, value);
     }
+}
+
+/// A request's measurements, reported through `wasi:otel/metrics` in one host call
+/// ([`Measurements::export`]) whether or not the request is traced: metrics count every
+/// request, and a sampled-out one costs this call, not a span.
+///
+/// Each measurement is a delta of one (a sum's increment, a histogram of one value), so
+/// that a host may merge it into its own aggregation (chatgate's does,
+/// `host/src/runtime/guest_metrics.rs`) or hand it on as it is: Spin 4 exports each call
+/// to the collector as it comes (`crates/factor-otel/src/host.rs`, `metrics::Host::export`
+/// at commit 94a8fc8a, read, not run), where a delta sum or histogram adds up.
+#[derive(Debug)]
+pub struct Measurements {
+    scope: types::InstrumentationScope,
+    time: Datetime,
+    metrics: Vec<metrics::Metric>,
+}
+
+/// A measurement's attributes: keys and values (strings, numbers, booleans).
+pub type Attributes<'a> = &'a [(&'a str, serde_json::Value)];
+
+impl Tracer {
+    /// Starts collecting this component's measurements of one request.
+    pub fn measurements(&self) -> Measurements {
+        Measurements {
+            scope: types::InstrumentationScope {
+                name: self.scope.to_owned(),
+                version: Some(self.version.to_owned()),
+                schema_url: None,
+                attributes: Vec::new(),
+            },
+            time: now(),
+            metrics: Vec::new(),
+        }
+    }
+}
+
+impl Measurements {
+    /// Adds `value` to the counter `name` (a monotonic sum).
+    pub fn add(
+        &mut self,
+        name: &str,
+        unit: &str,
+        description: &str,
+        value: u64,
+        attributes: Attributes,
+    ) {
+        let point = metrics::SumDataPoint {
+            attributes: key_values(attributes),
+            value: metrics::MetricNumber::U64(value),
+            exemplars: Vec::new(),
+        };
+        let data = metrics::MetricData::U64Sum(metrics::Sum {
+            data_points: vec![point],
+            start_time: self.time,
+            time: self.time,
+            temporality: metrics::Temporality::Delta,
+            is_monotonic: true,
+        });
+        self.push(name, unit, description, data);
+    }
+
+    /// Records `value` in the histogram `name`, whose buckets end at `bounds`.
+    pub fn record_u64(
+        &mut self,
+        name: &str,
+        unit: &str,
+        description: &str,
+        bounds: &[f64],
+        value: u64,
+        attributes: Attributes,
+    ) {
+        // Token counts are far below 2^53: exact as f64.
+        let data = metrics::MetricData::U64Histogram(self.histogram(
+            bounds,
+            value as f64,
+            metrics::MetricNumber::U64(value),
+            attributes,
+        ));
+        self.push(name, unit, description, data);
+    }
+
+    /// Records `value` in the histogram `name`, whose buckets end at `bounds`.
+    pub fn record_f64(
+        &mut self,
+        name: &str,
+        unit: &str,
+        description: &str,
+        bounds: &[f64],
+        value: f64,
+        attributes: Attributes,
+    ) {
+        let data = metrics::MetricData::F64Histogram(self.histogram(
+            bounds,
+            value,
+            metrics::MetricNumber::F64(value),
+            attributes,
+        ));
+        self.push(name, unit, description, data);
+    }
+
+    fn histogram(
+        &self,
+        bounds: &[f64],
+        value: f64,
+        number: metrics::MetricNumber,
+        attributes: Attributes,
+    ) -> metrics::Histogram {
+        // OpenTelemetry's buckets include their upper bound.
+        let bucket = bounds
+            .iter()
+            .position(|b| value <= *b)
+            .unwrap_or(bounds.len());
+        let mut bucket_counts = vec![0; bounds.len() + 1];
+        bucket_counts[bucket] = 1;
+        metrics::Histogram {
+            data_points: vec![metrics::HistogramDataPoint {
+                attributes: key_values(attributes),
+                count: 1,
+                bounds: bounds.to_vec(),
+                bucket_counts,
+                min: Some(number),
+                max: Some(number),
+                sum: number,
+                exemplars: Vec::new(),
+            }],
+            start_time: self.time,
+            time: self.time,
+            temporality: metrics::Temporality::Delta,
+        }
+    }
+
+    fn push(&mut self, name: &str, unit: &str, description: &str, data: metrics::MetricData) {
+        self.metrics.push(metrics::Metric {
+            name: name.to_owned(),
+            description: description.to_owned(),
+            unit: unit.to_owned(),
+            data,
+        });
+    }
+
+    /// Reports the measurements to the host, in one call; nothing when there are none.
+    /// A host that cannot take them answers an error, which changes nothing here.
+    pub fn export(self) {
+        if self.metrics.is_empty() {
+            return;
+        }
+        let _ = metrics::export(&metrics::ResourceMetrics {
+            resource: types::Resource {
+                attributes: Vec::new(),
+                schema_url: None,
+            },
+            scope_metrics: vec![metrics::ScopeMetrics {
+                scope: self.scope,
+                metrics: self.metrics,
+            }],
+        });
+    }
+}
+
+fn key_values(attributes: Attributes) -> Vec<types::KeyValue> {
+    attributes
+        .iter()
+        .map(|(key, value)| types::KeyValue {
+            key: (*key).to_owned(),
+            value: value.to_string(),
+        })
+        .collect()
 }
 
 /// One span being recorded; reported to the host when it ends.
@@ -340,4 +532,114 @@ fn now() -> Datetime {
         seconds: since.as_secs(),
         nanoseconds: since.subsec_nanos(),
     }
+}
+
+/// A completion component's upstream chat call, as the GenAI semantic conventions
+/// describe it: the CLIENT span `chat {gen_ai.request.model}` (recorded when the caller
+/// traces the call) and the `gen_ai.client.token.usage`, `gen_ai.client.operation.duration`
+/// and `gen_ai.server.time_to_first_token` measurements (reported for every call).
+#[derive(Debug)]
+pub struct ChatCall {
+    span: StageSpan,
+    measurements: Measurements,
+    started: std::time::Instant,
+    provider: String,
+    model: String,
+}
+
+impl ChatCall {
+    /// Starts the call's span, a child of the caller's `traceparent`.
+    pub fn start(tracer: &Tracer, traceparent: Option<&str>, request: &genai::Request) -> Self {
+        let mut span = tracer.child_of(genai::span_name(request), traceparent, Kind::Client);
+        span.set_all(|| genai::request_attributes(request));
+        Self {
+            span,
+            measurements: tracer.measurements(),
+            started: std::time::Instant::now(),
+            provider: request.provider.to_owned(),
+            model: request.model.to_owned(),
+        }
+    }
+
+    fn request(&self) -> genai::Request<'_> {
+        genai::Request {
+            provider: &self.provider,
+            model: &self.model,
+            temperature: None,
+            top_p: None,
+            max_tokens: None,
+        }
+    }
+
+    /// The first token of a streamed answer arrived.
+    pub fn first_token(&mut self) {
+        self.span.event(FIRST_TOKEN);
+        let waited = self.started.elapsed().as_secs_f64();
+        let attributes = genai::metric_attributes(&self.request(), None, None);
+        self.measurements.record_f64(
+            "gen_ai.server.time_to_first_token",
+            "s",
+            "Time to the first token of a streamed answer, as the completion component received it.",
+            &genai::TIME_TO_FIRST_TOKEN_BUCKETS,
+            waited,
+            &attributes,
+        );
+    }
+
+    /// The provider answered: the span gets the answer's attributes, and the tokens and
+    /// the duration are measured.
+    pub fn answered(mut self, response: &genai::Response) {
+        self.duration(Some(response.model), None);
+        if let Some((input, output)) = response.usage {
+            let mut attributes =
+                genai::metric_attributes(&self.request(), Some(response.model), None);
+            for (kind, tokens) in [("input", input), ("output", output)] {
+                attributes.push(("gen_ai.token.type", kind.into()));
+                self.measurements.record_u64(
+                    "gen_ai.client.token.usage",
+                    "{token}",
+                    "Number of input and output tokens used.",
+                    &genai::TOKEN_BUCKETS,
+                    u64::from(tokens),
+                    &attributes,
+                );
+                attributes.pop();
+            }
+        }
+        self.span.set_all(|| genai::response_attributes(response));
+        self.measurements.export();
+        self.span.end_ok();
+    }
+
+    /// The call failed with an error of type `error_type` (the WIT variant's name). Its
+    /// message is not recorded: a provider's message may quote the request.
+    pub fn failed(mut self, error_type: &str) {
+        self.duration(None, Some(error_type));
+        self.span.set("error.type", error_type);
+        self.measurements.export();
+        self.span.end_error(error_type);
+    }
+
+    fn duration(&mut self, response_model: Option<&str>, error_type: Option<&str>) {
+        let elapsed = self.started.elapsed().as_secs_f64();
+        let attributes = genai::metric_attributes(&self.request(), response_model, error_type);
+        self.measurements.record_f64(
+            "gen_ai.client.operation.duration",
+            "s",
+            "GenAI operation duration.",
+            &genai::OPERATION_DURATION_BUCKETS,
+            elapsed,
+            &attributes,
+        );
+    }
+}
+
+/// Counts one request in the counter `name` ({request}) with `attributes`, reported at
+/// once through `wasi:otel/metrics` whether or not the request is traced: for refusals
+/// (WAF blocks, authentication failures, quota rejections), which every request must
+/// count and which are rare enough that one host call each costs nothing to the others.
+pub fn count(tracer: &Tracer, name: &str, description: &str, attributes: Attributes) {
+    let mut measurements = tracer.measurements();
+    measurements.add(name, "{request}", description, 1, attributes);
+    measurements.export();
 }

@@ -10,11 +10,13 @@
 #![deny(missing_docs)]
 
 pub mod entra_identity;
+pub mod genai;
 pub mod identity;
 pub mod openai_error;
 pub mod retry_after;
 pub mod token_source;
 pub mod trace_context;
+pub mod waf_family;
 pub mod workload_identity;
 
 /// What reading one variable gave.

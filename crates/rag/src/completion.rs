@@ -1,4 +1,4 @@
-//! `chatgate:completion/completion` (`wit/deps/chatgate-completion-0.2.0`) in plain Rust.
+//! `chatgate:completion/completion` (`wit/deps/chatgate-completion-0.3.0`) in plain Rust.
 
 /// Most stop sequences a request may carry, as in the OpenAI API.
 pub const MAX_STOP_SEQUENCES: usize = 4;
@@ -68,6 +68,9 @@ pub struct Options {
     pub response_format: Option<String>,
     /// A stable end-user id for the provider's abuse monitoring, OpenAI's `user`.
     pub user: Option<String>,
+    /// The caller's span of this call (a W3C `traceparent`) when the caller traces it:
+    /// the provider reports its own span as its child. Never sent upstream.
+    pub traceparent: Option<String>,
 }
 
 impl Options {
@@ -229,6 +232,20 @@ impl CompletionError {
         CompletionError::InvalidRequest {
             message: message.into(),
             param: Some(param.into()),
+        }
+    }
+
+    /// The variant's name, as telemetry's `error.type` records it (no message: it may
+    /// quote the provider).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            CompletionError::RateLimited { .. } => "rate_limited",
+            CompletionError::UpstreamUnavailable(_) => "upstream_unavailable",
+            CompletionError::Timeout(_) => "timeout",
+            CompletionError::InvalidRequest { .. } => "invalid_request",
+            CompletionError::Unauthorized(_) => "unauthorized",
+            CompletionError::ContentFiltered(_) => "content_filtered",
+            CompletionError::Internal(_) => "internal",
         }
     }
 

@@ -87,7 +87,7 @@ macro_rules! completion_conversions {
                 FinishReason { Stop, Length, ContentFilter }
             );
             $crate::records_both_ways!(wit, rag;
-                Options { model, temperature, top_p, max_tokens, stop, seed, response_format, user }
+                Options { model, temperature, top_p, max_tokens, stop, seed, response_format, user, traceparent }
                 Usage { prompt_tokens, completion_tokens }
                 StreamStart { model }
                 Delta { content }

@@ -11,7 +11,7 @@ use super::bindings::wasi::keyvalue::{
     atomics as wasi_atomics, batch as wasi_batch, store as wasi_kv,
 };
 use super::bindings::wasi::otel::{
-    logs as otel_logs, tracing as otel_tracing, types as otel_types,
+    logs as otel_logs, metrics as otel_metrics, tracing as otel_tracing, types as otel_types,
 };
 use super::state::{HostState, SpinInterfaces, spin_view};
 use wasmtime::Engine;
@@ -27,6 +27,7 @@ const SPIN_INTERFACES: &[&str] = &[
     "wasi:otel/tracing@0.2.0-rc.2",
     "wasi:otel/types@0.2.0-rc.2",
     "wasi:otel/logs@0.2.0-rc.2",
+    "wasi:otel/metrics@0.2.0-rc.2",
 ];
 
 /// WASI packages the host provides (through wasmtime-wasi and wasmtime-wasi-http).
@@ -61,6 +62,7 @@ pub fn linker(engine: &Engine, component: &Component) -> wasmtime::Result<Linker
     otel_types::add_to_linker::<_, SpinInterfaces>(&mut linker, spin_view)?;
     otel_tracing::add_to_linker::<_, SpinInterfaces>(&mut linker, spin_view)?;
     otel_logs::add_to_linker::<_, SpinInterfaces>(&mut linker, spin_view)?;
+    otel_metrics::add_to_linker::<_, SpinInterfaces>(&mut linker, spin_view)?;
 
     for (name, _) in component.component_type().imports(engine) {
         if !provided(name) {

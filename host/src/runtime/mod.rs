@@ -6,8 +6,8 @@
 //! - `outbound`: the `wasi:http` hook enforcing `allowed_outbound_hosts`;
 //! - `variables`: `spin:variables`;
 //! - `key_value`: `spin:key-value` and `wasi:keyvalue` over a [`crate::key_value::KeyValueStore`];
-//! - `guest_spans`, `guest_logs`: `wasi:otel/tracing` and `/logs`, guests' spans and log
-//!   records handed to the host's exporters;
+//! - `guest_spans`, `guest_logs`, `guest_metrics`: `wasi:otel/tracing`, `/logs` and
+//!   `/metrics`, guests' spans, log records and measurements handed to the host's exporters;
 //! - `linker`: what the host provides, and the refusal of an app importing anything else.
 //!
 //! The WIT bindings are generated once here, for the `chatgate:host/spin-host` world, and
@@ -16,6 +16,7 @@
 pub mod engine;
 mod grants;
 mod guest_logs;
+mod guest_metrics;
 mod guest_spans;
 mod key_value;
 mod linker;

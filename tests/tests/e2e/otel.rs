@@ -149,6 +149,7 @@ fn settings(endpoint: String) -> TraceSettings {
         service_name: "chatgate-otel-test".into(),
         resource_attributes: vec![("deployment.environment".into(), "e2e".into())],
         scheduled_delay: Some(Duration::from_millis(100)),
+        sampler_ratio: None,
     }
 }
 
@@ -506,10 +507,11 @@ async fn the_stages_spans_nest_in_request_order_with_genai_attributes() {
     assert_eq!(answered.status, 200, "{}", answered.text());
     let answer = answered.json();
     gateway.flush().await.expect("flush to a live collector");
-    let requests = exported(&received, 7).await;
+    let requests = exported(&received, 8).await;
     let spans = spans_of(&requests);
 
-    // SERVER -> telemetry -> waf -> auth -> chat -> {retrieval, chat <model>}, one trace.
+    // SERVER -> telemetry -> waf -> auth -> chat -> {retrieval, completion -> chat <model>},
+    // one trace; the last is the completion component's own.
     let server = spans
         .iter()
         .find(|s| s.kind == span::SpanKind::Server as i32)
@@ -529,11 +531,25 @@ async fn the_stages_spans_nest_in_request_order_with_genai_attributes() {
     let retrieval = named(&spans, "retrieval");
     assert_eq!(retrieval.parent_span_id, chat.span_id);
     assert!(int(&retrieval.attributes, "chatgate.retrieval.passages") >= 1);
+    // `chat`'s call of its completion dependency, with the id it gave the client.
+    let call = named(&spans, "completion");
+    assert_eq!(call.parent_span_id, chat.span_id);
+    assert_eq!(
+        string(&call.attributes, "gen_ai.response.id"),
+        answer["id"].as_str().unwrap()
+    );
+    // Inside it, the completion component's GenAI span of its model call.
     let completion = spans
         .iter()
-        .find(|s| s.name.starts_with("chat ") && s.parent_span_id == chat.span_id)
-        .unwrap_or_else(|| panic!("the completion span under chat: {spans:#?}"));
+        .find(|s| s.name.starts_with("chat ") && s.parent_span_id == call.span_id)
+        .unwrap_or_else(|| panic!("the GenAI span under `completion`: {spans:#?}"));
+    assert_eq!(hex(&completion.trace_id), TRACE_ID);
     assert_eq!(completion.kind, span::SpanKind::Client as i32);
+    assert!(
+        completion.start_time_unix_nano >= call.start_time_unix_nano
+            && completion.end_time_unix_nano <= call.end_time_unix_nano,
+        "the model call lies within chat's call"
+    );
     assert_eq!(
         completion.name,
         format!(
@@ -543,10 +559,23 @@ async fn the_stages_spans_nest_in_request_order_with_genai_attributes() {
     );
     let attributes = &completion.attributes;
     assert_eq!(string(attributes, "gen_ai.operation.name"), "chat");
+    // The offline model is its own provider.
     assert_eq!(
-        string(attributes, "gen_ai.response.id"),
-        answer["id"].as_str().unwrap()
+        string(attributes, "gen_ai.provider.name"),
+        "chatgate-extractive"
     );
+    match attribute(attributes, "gen_ai.response.finish_reasons") {
+        Some(any_value::Value::ArrayValue(reasons)) => assert_eq!(
+            reasons.values[0].value,
+            Some(any_value::Value::StringValue(
+                answer["choices"][0]["finish_reason"]
+                    .as_str()
+                    .unwrap()
+                    .into()
+            ))
+        ),
+        other => panic!("finish reasons: {other:?}"),
+    }
     assert_eq!(
         string(attributes, "gen_ai.response.model"),
         answer["model"].as_str().unwrap()
@@ -610,6 +639,10 @@ async fn the_stages_spans_nest_in_request_order_with_genai_attributes() {
             "{kind}"
         );
         assert_eq!(string(&point.attributes, "gen_ai.operation.name"), "chat");
+        assert_eq!(
+            string(&point.attributes, "gen_ai.provider.name"),
+            "chatgate-extractive"
+        );
     }
     let (unit, points) = histogram(&metrics, "gen_ai.client.operation.duration");
     assert_eq!((unit.as_str(), points.len()), ("s", 1));
@@ -655,7 +688,7 @@ async fn a_streamed_answer_records_when_its_first_token_came() {
         streamed.text()
     );
     gateway.flush().await.expect("flush to a live collector");
-    let spans = spans_of(&exported(&received, 7).await);
+    let spans = spans_of(&exported(&received, 8).await);
     let completion = spans
         .iter()
         .find(|s| s.name.starts_with("chat ") && s.kind == span::SpanKind::Client as i32)
@@ -716,8 +749,126 @@ async fn a_waf_block_is_a_span_with_its_rules_and_nothing_inward() {
                 string(&point.attributes, "chatgate.waf.rejection"),
                 string(&waf.attributes, "chatgate.waf.rejection")
             );
+            // `UNION SELECT` is an SQL injection (CRS 942).
+            assert_eq!(string(&point.attributes, "chatgate.waf.family"), "sqli");
         }
         other => panic!("a counter: {other:?}"),
+    }
+    gateway.stop().await;
+}
+
+/// The data points of the counter `name`: attributes and value.
+fn counter(metrics: &[Metric], name: &str) -> Vec<(Vec<KeyValue>, i64)> {
+    use opentelemetry_proto::tonic::metrics::v1::number_data_point::Value;
+    let metric = metrics
+        .iter()
+        .find(|m| m.name == name)
+        .unwrap_or_else(|| panic!("no `{name}`"));
+    match &metric.data {
+        Some(metric::Data::Sum(sum)) => {
+            assert!(sum.is_monotonic, "{name} is a counter");
+            sum.data_points
+                .iter()
+                .map(|p| match p.value {
+                    Some(Value::AsInt(v)) => (p.attributes.clone(), v),
+                    other => panic!("{name}: {other:?}"),
+                })
+                .collect()
+        }
+        other => panic!("`{name}` is not a sum: {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn with_no_request_sampled_the_metrics_still_count_every_request() {
+    let (collector, received) = receiver().await;
+    let shipped = std::fs::read_to_string(repo_root().join("spin.toml")).unwrap();
+    let quota = r#"quota_requests_per_minute = { default = "600" }"#;
+    assert!(shipped.contains(quota));
+    let manifest = shipped.replace(quota, r#"quota_requests_per_minute = { default = "3" }"#);
+    let mut settings = settings(format!("http://{collector}/v1/traces"));
+    settings.sampler_ratio = Some(0.0);
+    let gateway = Traced::start(&manifest, Some(settings)).await;
+
+    // Answered until the quota refuses one (more than 3 if the minute turns meanwhile).
+    let (mut answered, mut input, mut output) = (0, 0, 0);
+    loop {
+        let reply = ask(
+            &gateway,
+            &[],
+            serde_json::json!({"messages": [{"role": "user", "content": "How do I configure retrieval?"}]}),
+        )
+        .await;
+        if reply.status == 429 {
+            break;
+        }
+        assert_eq!(reply.status, 200, "{}", reply.text());
+        let usage = &reply.json()["usage"];
+        input += usage["prompt_tokens"].as_i64().unwrap();
+        output += usage["completion_tokens"].as_i64().unwrap();
+        answered += 1;
+        assert!(answered < 10, "the quota of 3 a minute never refused");
+    }
+    let blocked = ask(
+        &gateway,
+        &[],
+        serde_json::json!({"model": "' UNION SELECT password FROM users --", "messages": [{"role": "user", "content": "hi"}]}),
+    )
+    .await;
+    assert_eq!(blocked.status, 403, "{}", blocked.text());
+    let wrong_key = post_json(
+        &gateway.url("/v1/chat/completions"),
+        &[("authorization", "Bearer not-a-key")],
+        &serde_json::json!({"messages": [{"role": "user", "content": "hi"}]}),
+    )
+    .await;
+    assert_eq!(wrong_key.status, 401, "{}", wrong_key.text());
+    gateway.flush().await.expect("flush to a live collector");
+
+    // Nothing traced: no span at all, not even the SERVER spans.
+    assert_eq!(spans_of(&exported(&received, 0).await), Vec::<Span>::new());
+    let metrics = metrics_received(&received);
+    let (_, points) = histogram(&metrics, "http.server.request.duration");
+    assert_eq!(
+        points.iter().map(|p| p.count).sum::<u64>(),
+        answered as u64 + 3
+    );
+    let (_, points) = histogram(&metrics, "gen_ai.client.token.usage");
+    for (kind, tokens) in [("input", input), ("output", output)] {
+        let of_kind: Vec<_> = points
+            .iter()
+            .filter(|p| string(&p.attributes, "gen_ai.token.type") == kind)
+            .collect();
+        assert_eq!(
+            of_kind.iter().map(|p| p.count).sum::<u64>(),
+            answered as u64,
+            "{kind}"
+        );
+        assert_eq!(
+            of_kind.iter().map(|p| p.sum.unwrap()).sum::<f64>(),
+            tokens as f64,
+            "{kind}"
+        );
+    }
+    let (_, points) = histogram(&metrics, "gen_ai.client.operation.duration");
+    assert_eq!(points.iter().map(|p| p.count).sum::<u64>(), answered as u64);
+    for (name, key, value) in [
+        ("chatgate.waf.refusals", "chatgate.waf.family", "sqli"),
+        ("chatgate.auth.failures", "chatgate.auth.failure", ""),
+        (
+            "chatgate.quota.rejections",
+            "chatgate.quota.limit",
+            "requests",
+        ),
+    ] {
+        let points = counter(&metrics, name);
+        assert_eq!(points.len(), 1, "{name}: {points:?}");
+        assert_eq!(points[0].1, 1, "{name}");
+        let recorded = string(&points[0].0, key);
+        assert!(
+            value.is_empty() && !recorded.is_empty() || recorded == value,
+            "{name}: {key} = {recorded}"
+        );
     }
     gateway.stop().await;
 }
