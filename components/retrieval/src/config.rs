@@ -2,6 +2,7 @@
 //! with `inherit_configuration = ["variables", ...]`; without them, the defaults).
 
 use chatgate_embeddings::Flavor;
+use chatgate_guest::entra_identity::{EntraIdentity, IdentityError, IdentityVariables};
 use chatgate_guest::{ApiKey, VariableValue, Variables};
 
 pub const MIN_SCORE: &str = "retrieval_min_score";
@@ -13,6 +14,18 @@ pub const EMBEDDINGS_API_KEY: &str = "retrieval_embeddings_api_key";
 pub const EMBEDDINGS_API_VERSION: &str = "retrieval_embeddings_api_version";
 pub const EMBEDDINGS_MODEL: &str = "retrieval_embeddings_model";
 pub const EMBEDDINGS_TIMEOUT_MS: &str = "retrieval_embeddings_timeout_ms";
+/// `api-key` (default), `managed-identity` or `workload-identity`.
+pub const EMBEDDINGS_AUTH: &str = "retrieval_embeddings_auth";
+/// The variables of `managed-identity` and `workload-identity`.
+pub const IDENTITY_VARIABLES: IdentityVariables = IdentityVariables {
+    token_origin: "retrieval_embeddings_token_origin",
+    client_id: "retrieval_embeddings_client_id",
+    tenant_id: "retrieval_embeddings_tenant_id",
+    authority_host: "retrieval_embeddings_authority_host",
+    token_file: "retrieval_embeddings_token_file",
+};
+/// The audience of Azure OpenAI (Azure AI services) tokens.
+pub const TOKEN_RESOURCE: &str = "https://cognitiveservices.azure.com";
 
 /// Every variable the component reads.
 pub const VARIABLES: &[&str] = &[
@@ -25,6 +38,12 @@ pub const VARIABLES: &[&str] = &[
     EMBEDDINGS_API_VERSION,
     EMBEDDINGS_MODEL,
     EMBEDDINGS_TIMEOUT_MS,
+    EMBEDDINGS_AUTH,
+    IDENTITY_VARIABLES.token_origin,
+    IDENTITY_VARIABLES.client_id,
+    IDENTITY_VARIABLES.tenant_id,
+    IDENTITY_VARIABLES.authority_host,
+    IDENTITY_VARIABLES.token_file,
 ];
 
 use chatgate_embeddings::{DEFAULT_AZURE_API_VERSION, DEFAULT_PATH_PREFIX};
@@ -52,8 +71,10 @@ pub struct EmbeddingsConfig {
     /// The wire format: `{origin}{path_prefix}/embeddings` (OpenAI) or
     /// `{origin}/openai/deployments/{model}/embeddings?api-version={api_version}` (Azure).
     pub flavor: Flavor,
-    /// Sent when set; a local OpenAI-compatible server may need none.
+    /// Sent when set and no identity is; a local OpenAI-compatible server may need none.
     pub api_key: Option<ApiKey>,
+    /// Entra ID tokens (`Authorization: Bearer`) instead of a key, for Azure OpenAI.
+    pub identity: Option<EntraIdentity>,
     /// The model (Azure: the deployment); `None` uses the one the index records.
     pub model: Option<String>,
     pub timeout_ms: u64,
@@ -114,6 +135,24 @@ fn embeddings(variables: &Variables) -> Result<Option<EmbeddingsConfig>, ConfigE
             "variable `{EMBEDDINGS_API_KEY}` holds characters an HTTP header cannot carry"
         )));
     }
+    let auth = text(variables, EMBEDDINGS_AUTH)?.unwrap_or_default();
+    let identity = match auth.to_ascii_lowercase().as_str() {
+        "" | "api-key" => None,
+        mode => {
+            let read = |name: &'static str| {
+                text(variables, name).map_err(|ConfigError(message)| IdentityError(message))
+            };
+            match EntraIdentity::from_variables(mode, &IDENTITY_VARIABLES, read) {
+                Ok(Some(identity)) => Some(identity),
+                Ok(None) => {
+                    return Err(ConfigError(format!(
+                        "variable `{EMBEDDINGS_AUTH}` must be `api-key`, `managed-identity` or `workload-identity`, not `{auth}`"
+                    )));
+                }
+                Err(IdentityError(message)) => return Err(ConfigError(message)),
+            }
+        }
+    };
     let model = text(variables, EMBEDDINGS_MODEL)?;
     if let (Flavor::Azure { .. }, Some(model)) = (&flavor, &model)
         && !chatgate_embeddings::valid_deployment(model)
@@ -138,6 +177,7 @@ fn embeddings(variables: &Variables) -> Result<Option<EmbeddingsConfig>, ConfigE
         origin,
         flavor,
         api_key: api_key.map(ApiKey::new),
+        identity,
         model,
         timeout_ms,
     }))
@@ -269,6 +309,7 @@ mod tests {
                     path_prefix: "/v1".into()
                 },
                 api_key: None,
+                identity: None,
                 model: None,
                 timeout_ms: DEFAULT_TIMEOUT_MS,
             }
@@ -345,5 +386,48 @@ mod tests {
         ])
         .unwrap_err();
         assert!(error.0.contains(EMBEDDINGS_MODEL), "{error:?}");
+    }
+
+    #[test]
+    fn an_identity_replaces_the_key_and_names_its_missing_settings() {
+        let origin = (EMBEDDINGS_ORIGIN, "https://x.openai.azure.com");
+        let error = config(&[origin, (EMBEDDINGS_AUTH, "managed-identity")]).unwrap_err();
+        assert!(
+            error
+                .0
+                .starts_with("retrieval_embeddings_token_origin is not set"),
+            "{error:?}"
+        );
+        let embeddings = config(&[
+            origin,
+            (EMBEDDINGS_AUTH, "Managed-Identity"),
+            (IDENTITY_VARIABLES.token_origin, "http://169.254.169.254"),
+        ])
+        .unwrap()
+        .embeddings
+        .unwrap();
+        assert_eq!(
+            embeddings.identity,
+            Some(EntraIdentity::Managed {
+                token_origin: "http://169.254.169.254".into(),
+                client_id: None
+            })
+        );
+        let error = config(&[origin, (EMBEDDINGS_AUTH, "workload-identity")]).unwrap_err();
+        assert!(
+            error
+                .0
+                .starts_with("retrieval_embeddings_tenant_id is not set"),
+            "{error:?}"
+        );
+        let error = config(&[origin, (EMBEDDINGS_AUTH, "password")]).unwrap_err();
+        assert!(error.0.contains(EMBEDDINGS_AUTH), "{error:?}");
+        // Without an origin nothing is embedded, so an identity is not even checked.
+        assert_eq!(
+            config(&[(EMBEDDINGS_AUTH, "managed-identity")])
+                .unwrap()
+                .embeddings,
+            None
+        );
     }
 }

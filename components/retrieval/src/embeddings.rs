@@ -23,11 +23,13 @@ pub struct EmbeddingRequest {
 }
 
 /// The request that embeds `query` with `model` (for Azure, the deployment, which goes
-/// into the URL path: one that could change it is refused).
+/// into the URL path: one that could change it is refused), with `token` (an Entra ID
+/// access token, when the deployment uses an identity) or else the key, if any.
 pub fn request(
     config: &EmbeddingsConfig,
     model: &str,
     query: &str,
+    token: Option<&str>,
 ) -> Result<EmbeddingRequest, EmbeddingFailure> {
     if matches!(config.flavor, Flavor::Azure { .. })
         && !chatgate_embeddings::valid_deployment(model)
@@ -38,8 +40,11 @@ pub fn request(
         ("content-type", "application/json".to_string()),
         ("accept", "application/json".to_string()),
     ];
-    if let Some(key) = &config.api_key {
-        headers.push(config.flavor.credential_header(key.expose()));
+    match (token, &config.api_key) {
+        // Azure OpenAI takes Entra ID tokens as bearer tokens, whatever carries its keys.
+        (Some(token), _) => headers.push(("authorization", format!("Bearer {token}"))),
+        (None, Some(key)) => headers.push(config.flavor.credential_header(key.expose())),
+        (None, None) => {}
     }
     Ok(EmbeddingRequest {
         url: format!("{}{}", config.origin, config.flavor.path_and_query(model)),
@@ -66,6 +71,8 @@ pub enum EmbeddingFailure {
     },
     /// A 2xx answer that holds no usable vector.
     Malformed(String),
+    /// No Entra ID token could be had for the identity the deployment names.
+    NoToken(String),
     /// The vector does not have the index's number of dimensions.
     WrongDimensions {
         expected: usize,
@@ -93,7 +100,7 @@ impl fmt::Display for EmbeddingFailure {
             EmbeddingFailure::Status { status, message } => {
                 write!(f, "the embeddings endpoint answered HTTP {status}")?;
                 if matches!(status, 401 | 403) {
-                    f.write_str(" (check retrieval_embeddings_api_key)")?;
+                    f.write_str(" (check retrieval_embeddings_api_key, or the identity's role on the resource)")?;
                 }
                 match message {
                     Some(message) => write!(f, ": {message}"),
@@ -102,6 +109,9 @@ impl fmt::Display for EmbeddingFailure {
             }
             EmbeddingFailure::Malformed(why) => {
                 write!(f, "the embeddings endpoint's answer is unusable: {why}")
+            }
+            EmbeddingFailure::NoToken(why) => {
+                write!(f, "no Entra ID token for the embeddings endpoint: {why}")
             }
             EmbeddingFailure::WrongDimensions { expected, found } => write!(
                 f,
@@ -153,6 +163,7 @@ mod tests {
                 path_prefix: "/v1".into(),
             },
             api_key: key.map(|k| ApiKey::new(k.into())),
+            identity: None,
             model: None,
             timeout_ms: 3000,
         }
@@ -182,6 +193,7 @@ mod tests {
             &openai(Some("sk-1")),
             "text-embedding-3-small",
             "why \"tusks\"?",
+            None,
         )
         .unwrap();
         assert_eq!(request.url, "https://api.example.com/v1/embeddings");
@@ -196,7 +208,7 @@ mod tests {
 
     #[test]
     fn azure_requests_name_the_deployment_in_the_path_and_send_an_api_key_header() {
-        let request = request(&azure(Some("azure-key")), "embed-small", "q").unwrap();
+        let request = request(&azure(Some("azure-key")), "embed-small", "q", None).unwrap();
         assert_eq!(
             request.url,
             "https://contoso.openai.azure.com/openai/deployments/embed-small/embeddings?api-version=2024-10-21"
@@ -208,9 +220,18 @@ mod tests {
     }
 
     #[test]
+    fn an_entra_token_is_sent_as_a_bearer_token_instead_of_any_key() {
+        for config in [azure(Some("azure-key")), openai(Some("sk-1")), azure(None)] {
+            let request = request(&config, "m", "q", Some("eyJ0.e.s")).unwrap();
+            assert_eq!(header(&request, "authorization"), Some("Bearer eyJ0.e.s"));
+            assert_eq!(header(&request, "api-key"), None);
+        }
+    }
+
+    #[test]
     fn without_a_key_no_credential_is_sent() {
         for config in [openai(None), azure(None)] {
-            let request = request(&config, "m", "q").unwrap();
+            let request = request(&config, "m", "q", None).unwrap();
             assert_eq!(header(&request, "authorization"), None);
             assert_eq!(header(&request, "api-key"), None);
         }
@@ -220,13 +241,13 @@ mod tests {
     fn an_azure_deployment_that_would_change_the_path_is_never_sent() {
         for bad in ["../admin", "a/b", "a?x=1", ""] {
             assert_eq!(
-                request(&azure(Some("azure-key")), bad, "q").err(),
+                request(&azure(Some("azure-key")), bad, "q", None).err(),
                 Some(EmbeddingFailure::BadDeployment(bad.to_string())),
                 "{bad}"
             );
         }
         // The OpenAI flavour names the model in the body, where any text is fine.
-        assert!(request(&openai(None), "org/model:latest", "q").is_ok());
+        assert!(request(&openai(None), "org/model:latest", "q", None).is_ok());
     }
 
     #[test]
@@ -271,7 +292,7 @@ mod tests {
         let line = fallback_line(&failure);
         assert_eq!(
             line,
-            "retrieval: answering from BM25 only: the query was not embedded: the embeddings endpoint answered HTTP 401 (check retrieval_embeddings_api_key): Incorrect API key provided: [redacted]"
+            "retrieval: answering from BM25 only: the query was not embedded: the embeddings endpoint answered HTTP 401 (check retrieval_embeddings_api_key, or the identity's role on the resource): Incorrect API key provided: [redacted]"
         );
         assert_eq!(
             status_failure(503, b"", None).to_string(),

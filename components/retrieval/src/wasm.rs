@@ -7,9 +7,12 @@ use crate::embeddings::{self, EmbeddingFailure};
 use crate::{Loaded, NOT_PRELOADED, PRELOAD_PATH};
 use bytes::Bytes;
 use chatgate_guest::TransportFailure;
+use chatgate_guest::identity::{FetchFailure, Token};
+use chatgate_guest_io::identity::{TokenWaits, fetch_token, forget_token};
 use chatgate_guest_io::{BodyFailure, ReadBody, classify, read_body, request_options, within};
 use chatgate_index::{EmbeddingInfo, Filter as IndexFilter, SearchError, SearchRequest};
 use spin_sdk::http::FullBody;
+use spin_sdk::key_value::Store;
 use spin_sdk::wasip3::clocks::monotonic_clock;
 use std::sync::OnceLock;
 
@@ -37,7 +40,25 @@ impl Guest for Retriever {
         let loaded =
             crate::load(bytes).unwrap_or_else(|error| panic!("opening {PRELOAD_PATH}: {error}"));
         let _ = PRELOADED.set(loaded);
+        // Reading the index made wasi-libc list the preopened directories of this
+        // build-time run (`/index`), and the snapshot would keep that list: a deployed
+        // instance would then look up every path (a workload identity's token file) among
+        // handles of the build's store and find nothing. wasi-libc offers this reset to
+        // pre-initialisers, so that the first lookup at run time lists the deployment's
+        // directories. `tests/tests/e2e/hybrid.rs` (keyless embeddings) fails without it.
+        #[allow(unsafe_code)]
+        // SAFETY: takes no arguments; no descriptor from the table is in use (the index
+        // file was read whole and closed).
+        unsafe {
+            __wasilibc_reset_preopens()
+        };
     }
+}
+
+#[allow(unsafe_code)]
+unsafe extern "C" {
+    /// wasi-libc's: forgets the preopened directories it listed.
+    fn __wasilibc_reset_preopens();
 }
 
 impl exports::chatgate::retriever::retriever::Guest for Retriever {
@@ -136,8 +157,40 @@ async fn embed(
         timeout_ms: endpoint.timeout_ms,
     };
     let model = endpoint.model.as_deref().unwrap_or(&info.model);
-    let planned = embeddings::request(endpoint, model, query)?;
-    let secret = endpoint.api_key.as_ref().map(|key| key.expose());
+    let source = endpoint.identity.as_ref().map(|identity| {
+        identity.token_source(
+            config::TOKEN_RESOURCE,
+            CACHE_OWNER,
+            &config::IDENTITY_VARIABLES,
+        )
+    });
+    // Without a store (`key_value_stores` not inherited, or failing) every query
+    // fetches its own token.
+    let store = match source {
+        Some(_) => Store::open_default().await.ok(),
+        None => None,
+    };
+    let token = match &source {
+        Some(source) => {
+            let budget_ms = remaining_ms();
+            let waits = TokenWaits {
+                options: request_options(budget_ms),
+                answer_ms: budget_ms,
+                read_ms: remaining_ms,
+            };
+            Some(
+                fetch_token(source, store.as_ref(), waits)
+                    .await
+                    .map_err(|failure| token_failure(failure, endpoint.timeout_ms))?,
+            )
+        }
+        None => None,
+    };
+    let planned = embeddings::request(endpoint, model, query, token.as_ref().map(Token::expose))?;
+    let secret = match &token {
+        Some(token) => Some(token.expose()),
+        None => endpoint.api_key.as_ref().map(|key| key.expose()),
+    };
     let mut builder = http::Request::builder()
         .method(http::Method::POST)
         .uri(&planned.url)
@@ -180,9 +233,40 @@ async fn embed(
         }
     };
     if !succeeded {
+        // A refused token may have been revoked: the next query fetches a new one.
+        if let (Some(source), 401) = (&source, status) {
+            forget_token(source, store.as_ref()).await;
+        }
         return Err(embeddings::status_failure(status, &body, secret));
     }
     embeddings::parse_vector(&body, info.dimensions as usize)
+}
+
+/// Names the component in the token cache's keys: components may share a store.
+const CACHE_OWNER: &str = "retrieval";
+
+/// Why no token could be had, without the assertion or any token.
+fn token_failure(failure: FetchFailure, timeout_ms: u64) -> EmbeddingFailure {
+    match failure {
+        FetchFailure::Token(failure) => EmbeddingFailure::NoToken(failure.message().to_string()),
+        FetchFailure::TimedOut | FetchFailure::Transport(TransportFailure::TimedOut) => {
+            EmbeddingFailure::TimedOut { timeout_ms }
+        }
+        FetchFailure::Transport(TransportFailure::Denied) => EmbeddingFailure::NoToken(format!(
+            "the host refused the token request: {} or {} must be in chat's allowed_outbound_hosts",
+            config::IDENTITY_VARIABLES.token_origin,
+            config::IDENTITY_VARIABLES.authority_host
+        )),
+        FetchFailure::Transport(TransportFailure::Unreachable(why)) => {
+            EmbeddingFailure::NoToken(format!("the token endpoint could not be reached: {why}"))
+        }
+        FetchFailure::Unbuildable => {
+            EmbeddingFailure::NoToken("the token request could not be built".into())
+        }
+        FetchFailure::Unreadable => {
+            EmbeddingFailure::NoToken("the token endpoint's answer could not be read".into())
+        }
+    }
 }
 
 /// What a failed embeddings request means here: a timeout is reported as the

@@ -9,7 +9,10 @@
 
 use chatgate_tests::embeddings::{EmbeddingsDouble, Fault};
 use chatgate_tests::http_client::{Reply, post_json};
-use chatgate_tests::{Gateway, chatgate_binary, configured_retrieval_manifest, repo_root, wasm};
+use chatgate_tests::{
+    CONFIGURED_RETRIEVER_LINE, Gateway, chatgate_binary, configured_retrieval_manifest, repo_root,
+    wasm,
+};
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -570,4 +573,110 @@ fn embedding_flags_need_an_origin_and_a_model() {
     let without_origin = run(&["--embeddings-model", MODEL]);
     assert!(!without_origin.status.success());
     assert!(String::from_utf8_lossy(&without_origin.stderr).contains("--embeddings-origin"));
+}
+
+/// Keyless query embeddings with Azure OpenAI, as on AKS: `retrieval` (preloaded with
+/// its index at build time) exchanges the projected service-account token at Entra ID
+/// (the double in `chatgate_tests::entra`) and sends the access token as
+/// `Authorization: Bearer`. The token file is read through `files` at run time, after
+/// the build-time initialisation that read the index, so this also shows that the
+/// preloaded component finds the directories it is given at run time.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_workload_identity_embeds_questions_without_a_key() {
+    use chatgate_tests::entra::EntraDouble;
+    const TENANT: &str = "72f988bf-86f1-41af-91ab-2d7cd011db47";
+    const CLIENT: &str = "6c1e0f2a-7d3b-4e5b-9d7c-5a2f1e0b9c8d";
+    const SCOPE: &str = "https://cognitiveservices.azure.com/.default";
+    const SA_TOKEN: &str = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJzeXN0ZW06c2VydmljZWFjY291bnQ6Y2hhdGdhdGU6Y2hhdGdhdGUifQ.c2lnbmF0dXJl";
+    const KEYLESS_LINE: &str = r#""chatgate:retriever/retriever" = { component = "retrieval", inherit_configuration = ["variables", "allowed_outbound_hosts", "key_value_stores", "files"] }"#;
+
+    // The index is embedded with a key; the deployment that serves it has none, so
+    // questions go to a double that requires no key (and records what it was sent):
+    // the vectors are the same function of the text.
+    let indexer = EmbeddingsDouble::start(DIMENSIONS, Some(EMBEDDINGS_KEY)).await;
+    let (folder, out) = corpus("keyless", DOCS);
+    let component = wasm("retrieval").display().to_string();
+    let run = index(
+        &folder,
+        &out,
+        &[
+            "--embeddings-origin",
+            &indexer.origin,
+            "--embeddings-flavor",
+            "azure",
+            "--embeddings-model",
+            "embeddings-prod",
+            "--component",
+            &component,
+        ],
+        Some(EMBEDDINGS_KEY),
+    )
+    .await;
+    assert!(run.success, "{}", run.output);
+    let keyless = EmbeddingsDouble::start(DIMENSIONS, None).await;
+    let entra = EntraDouble::start(TENANT, CLIENT).await;
+
+    let tokens = repo_root().join("target/hybrid-test/keyless/tokens");
+    std::fs::create_dir_all(&tokens).unwrap();
+    std::fs::write(tokens.join("azure-identity-token"), SA_TOKEN).unwrap();
+    let mut text = manifest(&out.join("retrieval.wasm"));
+    for (from, to) in [
+        (
+            // The dependency, not the same text in spin.toml's comment.
+            format!("\n{CONFIGURED_RETRIEVER_LINE}\n"),
+            format!("\n{KEYLESS_LINE}\n"),
+        ),
+        (
+            "[component.chat]\n".to_string(),
+            format!(
+                "[component.chat]\nfiles = [{{ source = \"{}\", destination = \"/var/run/secrets/azure/tokens\" }}]\n",
+                tokens.display()
+            ),
+        ),
+    ] {
+        assert_eq!(text.matches(&from).count(), 1, "spin.toml has {from}");
+        text = text.replace(&from, &to);
+    }
+    let gateway = Gateway::start(
+        &text,
+        &[
+            ("retrieval_embeddings_origin", keyless.origin.as_str()),
+            ("retrieval_embeddings_api_flavor", "azure"),
+            ("retrieval_min_similarity", MIN_SIMILARITY),
+            ("retrieval_embeddings_auth", "workload-identity"),
+            ("retrieval_embeddings_tenant_id", TENANT),
+            ("retrieval_embeddings_client_id", CLIENT),
+            ("retrieval_embeddings_authority_host", entra.origin.as_str()),
+        ],
+    )
+    .await
+    .unwrap();
+
+    for _ in 0..2 {
+        let reply = ask(&gateway, SYNONYM_QUESTION).await;
+        assert_eq!(reply.status, 200, "{}", reply.text());
+        assert_eq!(
+            cited_paths(&reply),
+            vec!["docs/garage.md"],
+            "found by meaning, so the question was embedded: {}",
+            reply.text()
+        );
+    }
+    let asked = keyless.requests();
+    assert_eq!(asked.len(), 2, "{asked:?}");
+    for request in &asked {
+        assert_eq!(
+            request.header("authorization"),
+            Some(format!("Bearer {}", EntraDouble::token(SCOPE, 1)).as_str())
+        );
+        assert_eq!(request.header("api-key"), None);
+    }
+    // One exchange: the second question used the token cached in the key-value store.
+    let exchanges = entra.exchanges();
+    assert_eq!(exchanges.len(), 1, "{exchanges:?}");
+    assert_eq!(exchanges[0].path, format!("/{TENANT}/oauth2/v2.0/token"));
+    assert_eq!(exchanges[0].form["client_assertion"], SA_TOKEN);
+    assert_eq!(exchanges[0].form["scope"], SCOPE);
+    assert_eq!(exchanges[0].form["client_id"], CLIENT);
+    gateway.stop().await;
 }
