@@ -384,6 +384,28 @@ struct Value<'a> {
     value: Cow<'a, [u8]>,
 }
 
+/// A prefiltered link's candidates (values by address and length), with a bit set per
+/// candidate's address hashed to 0..64: most values that are not candidates are told
+/// so by one bit test instead of a scan of the list (a link whose factor is common in
+/// prose has many candidates, and rules list every argument of a chat).
+#[derive(Clone, Copy)]
+struct Only<'c> {
+    values: &'c [(usize, usize)],
+    mask: u64,
+}
+
+impl Only<'_> {
+    fn bit(address: usize) -> u64 {
+        // Values are separate allocations (16-byte aligned) or slices of one.
+        1 << (((address >> 4) ^ (address >> 10)) % 64)
+    }
+
+    fn contains(&self, value: &[u8]) -> bool {
+        let address = value.as_ptr() as usize;
+        self.mask & Only::bit(address) != 0 && self.values.contains(&(address, value.len()))
+    }
+}
+
 /// The members of a request collection, only the one named `key` when given (a lookup
 /// such as `REQUEST_HEADERS:User-Agent` need not list every header), and only the
 /// prefilter's candidates when given (values by address and length): a prefiltered link
@@ -392,7 +414,7 @@ fn pairs<'a>(
     list: &'a [Pair],
     names: bool,
     key: Option<&str>,
-    only: Option<&[(usize, usize)]>,
+    only: Option<Only<'_>>,
     out: &mut Vec<Value<'a>>,
 ) {
     if key.is_none() && only.is_none() {
@@ -404,7 +426,7 @@ fn pairs<'a>(
             continue;
         }
         let value: &[u8] = if names { k.as_bytes() } else { v };
-        if only.is_some_and(|only| !only.contains(&(value.as_ptr() as usize, value.len()))) {
+        if only.is_some_and(|only| !only.contains(value)) {
             continue;
         }
         out.push(Value {
@@ -430,7 +452,7 @@ fn flag(b: bool) -> Cow<'static, [u8]> {
 fn values<'a>(
     var: Var,
     key: Option<&str>,
-    only: Option<&[(usize, usize)]>,
+    only: Option<Only<'_>>,
     data: &'a Data,
     state: &State,
     out: &mut Vec<Value<'a>>,
@@ -749,11 +771,11 @@ fn resolve_targets<'a>(
     state: &State<'_>,
     memo: &mut SelectorMemo,
     generation: u32,
-    only: Option<&[(usize, usize)]>,
+    only: Option<Only<'_>>,
 ) -> Vec<Inspected<'a>> {
     // A prefiltered link inspects about as many values as it has candidates: room for
     // them up front rather than growing from empty.
-    let room = only.map_or(0, <[_]>::len);
+    let room = only.map_or(0, |o| o.values.len());
     let mut out = Vec::with_capacity(room);
     let mut all = Vec::with_capacity(room);
     let mut ctl = Vec::new();
@@ -819,7 +841,7 @@ fn resolve_targets<'a>(
         let selected = all.drain(..).filter(|v| {
             // The prefilter's candidates first: a cheap test that drops most values.
             if let (Some(only), Cow::Borrowed(b)) = (only, &v.value)
-                && !only.contains(&(b.as_ptr() as usize, b.len()))
+                && !only.contains(b)
             {
                 return false;
             }
@@ -940,15 +962,20 @@ impl TransformCache {
 struct Candidates {
     /// The cache generation these were computed for (`None`: never).
     generation: Option<u32>,
-    /// `values[starts[id]..starts[id + 1]]` are the candidates of link `id`.
+    /// `values[starts[id]..starts[id + 1]]` are the candidates of link `id`, and
+    /// `masks[id]` their [`Only::bit`]s.
+    masks: Vec<u64>,
     starts: Vec<u32>,
     values: Vec<(usize, usize)>,
 }
 
 impl Candidates {
-    fn of(&self, id: u32) -> &[(usize, usize)] {
+    fn of(&self, id: u32) -> Only<'_> {
         let id = id as usize;
-        &self.values[self.starts[id] as usize..self.starts[id + 1] as usize]
+        Only {
+            values: &self.values[self.starts[id] as usize..self.starts[id + 1] as usize],
+            mask: self.masks[id],
+        }
     }
 
     /// Lists the static values, scans each distinct transformed value once with the
@@ -968,6 +995,8 @@ impl Candidates {
         self.starts.clear();
         self.starts.resize(links + 1, 0);
         self.values.clear();
+        self.masks.clear();
+        self.masks.resize(links, 0);
         let Some(ac) = &pf.ac else { return };
         let words = pf.words();
         // The distinct values, each with the variables it belongs to (an argument is in
@@ -1177,7 +1206,9 @@ impl Candidates {
         for (link, vi) in pairs {
             let (bytes, _) = list[vi as usize];
             let slot = &mut next[link as usize];
-            self.values[*slot as usize] = (bytes.as_ptr() as usize, bytes.len());
+            let value = (bytes.as_ptr() as usize, bytes.len());
+            self.values[*slot as usize] = value;
+            self.masks[link as usize] |= Only::bit(value.0);
             *slot += 1;
         }
     }
@@ -1919,7 +1950,7 @@ impl<'r> Transaction<'r> {
                     self.memo.as_mut(),
                 );
             }
-            if self.candidates.of(id).is_empty() {
+            if self.candidates.of(id).values.is_empty() {
                 return false;
             }
             candidates = Some(id);
