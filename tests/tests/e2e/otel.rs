@@ -68,6 +68,15 @@ struct Traced {
 
 impl Traced {
     async fn start(manifest: &str, settings: Option<TraceSettings>) -> Traced {
+        Traced::start_with(manifest, settings, &[]).await
+    }
+
+    /// Like [`Traced::start`], with the manifest's `variables` set (bare names).
+    async fn start_with(
+        manifest: &str,
+        settings: Option<TraceSettings>,
+        variables: &[(&str, &str)],
+    ) -> Traced {
         let manifest = Manifest::parse(manifest, repo_root()).unwrap();
         let tracing = settings.map(|s| Arc::new(Tracing::start(&s).unwrap()));
         let options = AppOptions {
@@ -79,6 +88,15 @@ impl Traced {
                 ..Default::default()
             },
             capture_guest_stdout: true,
+            env_overrides: variables
+                .iter()
+                .map(|(k, v)| {
+                    (
+                        format!("SPIN_VARIABLE_{}", k.to_ascii_uppercase()),
+                        v.to_string(),
+                    )
+                })
+                .collect(),
             ..AppOptions::default()
         };
         let app = Arc::new(App::load(&manifest, &options).unwrap());
@@ -666,6 +684,83 @@ async fn the_stages_spans_nest_in_request_order_with_genai_attributes() {
         );
     }
     gateway.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_openai_completion_names_its_provider_and_reports_the_upstreams_usage() {
+    const KEY: &str = "sk-otel-test-upstream-key-3b8e";
+    for (flavor, provider, model) in [
+        ("openai", "openai", "gpt-4o-mini"),
+        ("azure", "azure.ai.openai", "chat-deployment"),
+    ] {
+        let upstream =
+            chatgate_tests::upstream::Upstream::openai("The firewall blocks SQL injection [doc1].")
+                .await;
+        let (collector, received) = receiver().await;
+        let gateway = Traced::start_with(
+            &chatgate_tests::manifest_with_completion_line(chatgate_tests::OPENAI_COMPLETION_LINE),
+            Some(settings(format!("http://{collector}/v1/traces"))),
+            &[
+                ("openai_origin", &upstream.origin),
+                ("openai_api_flavor", flavor),
+                ("openai_model", model),
+                ("openai_api_key", KEY),
+            ],
+        )
+        .await;
+        let traceparent = format!("00-{TRACE_ID}-{CALLER_SPAN}-01");
+        let answered = ask(
+            &gateway,
+            &[("traceparent", traceparent.as_str())],
+            serde_json::json!({"messages": [{"role": "user", "content": PROMPT}], "top_p": 0.5}),
+        )
+        .await;
+        assert_eq!(answered.status, 200, "{flavor}: {}", answered.text());
+        let usage = answered.json()["usage"].clone();
+        gateway.flush().await.expect("flush to a live collector");
+        let spans = spans_of(&exported(&received, 8).await);
+        let call = named(&spans, "completion");
+        let genai = named(&spans, &format!("chat {model}"));
+        assert_eq!(genai.parent_span_id, call.span_id, "{flavor}");
+        assert_eq!(genai.kind, span::SpanKind::Client as i32);
+        let attributes = &genai.attributes;
+        assert_eq!(string(attributes, "gen_ai.provider.name"), provider);
+        assert_eq!(string(attributes, "gen_ai.request.model"), model);
+        assert_eq!(string(attributes, "gen_ai.response.model"), model);
+        match attribute(attributes, "gen_ai.request.top_p") {
+            Some(any_value::Value::DoubleValue(p)) => assert_eq!(*p, 0.5),
+            other => panic!("top_p: {other:?}"),
+        }
+        assert_eq!(
+            int(attributes, "gen_ai.usage.input_tokens"),
+            usage["prompt_tokens"].as_i64().unwrap()
+        );
+        assert_eq!(
+            int(attributes, "gen_ai.usage.output_tokens"),
+            usage["completion_tokens"].as_i64().unwrap()
+        );
+        let metrics = metrics_received(&received);
+        let (_, points) = histogram(&metrics, "gen_ai.client.token.usage");
+        assert!(
+            points
+                .iter()
+                .all(|p| string(&p.attributes, "gen_ai.provider.name") == provider),
+            "{points:#?}"
+        );
+        let bytes: Vec<u8> = received
+            .lock()
+            .unwrap()
+            .iter()
+            .flat_map(|(_, _, body)| body.to_vec())
+            .collect();
+        for secret in [KEY, "otel-e2e-private-prompt", "blocks SQL injection"] {
+            assert!(
+                !bytes.windows(secret.len()).any(|w| w == secret.as_bytes()),
+                "`{secret}` was exported"
+            );
+        }
+        gateway.stop().await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
