@@ -898,6 +898,69 @@ struct TransformCache {
     generation: u32,
 }
 
+/// A transaction's caches and scratch tables, all keyed by addresses of its own request
+/// data: an [`EvalMemo`] keeps them for the next transaction, emptied ([`Scratch::reset`])
+/// but with their room, so that a transaction with a memo allocates none of them again.
+/// Tables a large request grew past [`SCRATCH_LIMIT`] entries are not kept.
+#[derive(Default)]
+pub(crate) struct Scratch {
+    cache: TransformCache,
+    selectors: SelectorMemo,
+    candidates: Candidates,
+    slots: HashMap<(usize, usize), Option<Slot>, BuildHasherDefault<AddressHasher>>,
+    detect: crate::operators::DetectMemo,
+}
+
+/// The most entries a kept scratch table may have room for.
+const SCRATCH_LIMIT: usize = 4096;
+
+impl Scratch {
+    fn fresh() -> Scratch {
+        Scratch {
+            cache: TransformCache {
+                entries: HashMap::with_capacity_and_hasher(
+                    TRANSFORM_CACHE_CAPACITY,
+                    Default::default(),
+                ),
+                ..TransformCache::default()
+            },
+            ..Scratch::default()
+        }
+    }
+
+    /// Empties every table (their keys are addresses of the last request's data, which
+    /// the next request's data may reuse), keeping their room; `None` when one grew too
+    /// large to keep.
+    fn reset(mut self) -> Option<Scratch> {
+        let c = &self.cache;
+        if [
+            c.entries.capacity(),
+            c.outputs.capacity(),
+            c.features.capacity(),
+            self.selectors.map.capacity(),
+            self.candidates.values.capacity(),
+            self.candidates.starts.capacity() / 8,
+            self.slots.capacity(),
+            self.detect.capacity(),
+        ]
+        .into_iter()
+        .any(|n| n > SCRATCH_LIMIT)
+        {
+            return None;
+        }
+        self.cache.entries.clear();
+        self.cache.outputs.clear();
+        self.cache.features.clear();
+        // A new generation: what was derived from the last data is stale.
+        self.cache.generation = self.cache.generation.wrapping_add(1);
+        self.selectors.map.clear();
+        self.candidates.generation = None;
+        self.slots.clear();
+        self.detect.clear();
+        Some(self)
+    }
+}
+
 /// Transformation list, address and length of the input.
 type CacheKey = (u32, usize, usize);
 
@@ -1477,10 +1540,16 @@ impl RuleSet {
         if let Some(m) = &mut memo {
             m.begin(self);
         }
+        let scratch = memo
+            .as_mut()
+            .and_then(|m| m.scratch.take())
+            .and_then(Scratch::reset)
+            .unwrap_or_else(Scratch::fresh);
         Transaction {
             memo,
-            slots: HashMap::default(),
-            slots_generation: 0,
+            slots: scratch.slots,
+            // Not the cache's generation: the slots are looked up afresh.
+            slots_generation: scratch.cache.generation.wrapping_sub(1),
             rules: self,
             data: Data::new(request),
             state: State {
@@ -1497,16 +1566,10 @@ impl RuleSet {
             intervention: None,
             matches: Matches::new(self.infos.clone(), MATCHES_CAPACITY),
             allowed: None,
-            cache: TransformCache {
-                entries: HashMap::with_capacity_and_hasher(
-                    TRANSFORM_CACHE_CAPACITY,
-                    Default::default(),
-                ),
-                ..TransformCache::default()
-            },
-            candidates: Candidates::default(),
-            selectors: SelectorMemo::default(),
-            detect: Default::default(),
+            cache: scratch.cache,
+            candidates: scratch.candidates,
+            selectors: scratch.selectors,
+            detect: scratch.detect,
             done: 0,
             pending_body: request.body.clone(),
         }
@@ -1805,7 +1868,15 @@ impl<'r> Transaction<'r> {
             tx: Tx::new(std::mem::take(&mut self.state.collections.tx)),
             body_error: self.data.body_error,
         };
-        (outcome, self.memo.unwrap_or_default())
+        let mut memo = self.memo.unwrap_or_default();
+        memo.scratch = Some(Scratch {
+            cache: self.cache,
+            selectors: self.selectors,
+            candidates: self.candidates,
+            slots: self.slots,
+            detect: self.detect,
+        });
+        (outcome, memo)
     }
 
     fn enforced(&self) -> Option<&Intervention> {

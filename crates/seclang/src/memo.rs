@@ -51,6 +51,9 @@ pub struct EvalMemo {
     map: HashMap<Box<[u8]>, u32, RandomState>,
     records: Vec<Record>,
     bytes: usize,
+    /// The last transaction's scratch (caches keyed by addresses, emptied), so that the
+    /// next one does not allocate its tables again.
+    pub(crate) scratch: Option<crate::eval::Scratch>,
 }
 
 #[derive(Default)]

@@ -931,6 +931,18 @@ pub(crate) struct DetectMemo {
     pub(crate) geo: Option<Vec<(&'static str, String)>>,
 }
 
+impl DetectMemo {
+    /// Forgets every answer, keeping the table's room (for the next transaction).
+    pub(crate) fn clear(&mut self) {
+        self.answers.clear();
+        self.geo = None;
+    }
+
+    pub(crate) fn capacity(&self) -> usize {
+        self.answers.capacity()
+    }
+}
+
 /// What `@geoLookup` and `@rbl` consult: the rule set's database, resolver and http:BL
 /// key.
 #[derive(Clone, Copy, Default)]
