@@ -6,10 +6,7 @@
 
 use crate::breaker::BreakerPolicy;
 use crate::retry::RetryPolicy;
-use chatgate_guest::identity::is_client_id;
-use chatgate_guest::workload_identity::{
-    DEFAULT_AUTHORITY_HOST, DEFAULT_TOKEN_FILE, is_tenant_id, is_token_file_path,
-};
+use chatgate_guest::entra_identity::{EntraIdentity, IdentityError, IdentityVariables};
 use chatgate_rag::completion::CompletionError;
 
 pub const ORIGIN: &str = "openai_origin";
@@ -34,6 +31,14 @@ pub const CLIENT_ID: &str = "openai_client_id";
 pub const TENANT_ID: &str = "openai_tenant_id";
 pub const AUTHORITY_HOST: &str = "openai_authority_host";
 pub const TOKEN_FILE: &str = "openai_token_file";
+/// The variables of `managed-identity` and `workload-identity`.
+pub const IDENTITY_VARIABLES: IdentityVariables = IdentityVariables {
+    token_origin: TOKEN_ORIGIN,
+    client_id: CLIENT_ID,
+    tenant_id: TENANT_ID,
+    authority_host: AUTHORITY_HOST,
+    token_file: TOKEN_FILE,
+};
 
 /// Every variable this component may read, for the adapter to fetch up front.
 pub const VARIABLE_NAMES: [&str; 22] = [
@@ -102,22 +107,9 @@ pub struct Endpoint {
 pub enum Auth {
     /// The endpoint's API key, if any.
     ApiKey,
-    /// An Entra ID token from a managed-identity (IMDS-shaped) endpoint.
-    ManagedIdentity {
-        token_origin: String,
-        /// A user-assigned identity; `None` is the system-assigned one.
-        client_id: Option<String>,
-    },
-    /// An Entra ID token for the projected service-account token in `token_file`
-    /// (workload identity federation, as on AKS).
-    WorkloadIdentity {
-        /// `scheme://host[:port]` of Entra ID.
-        authority_host: String,
-        tenant_id: String,
-        client_id: String,
-        /// The token file as the component sees it (through `files`).
-        token_file: String,
-    },
+    /// An Entra ID token, from a managed-identity endpoint or by workload identity
+    /// federation (as on AKS).
+    Entra(EntraIdentity),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -209,78 +201,22 @@ impl Config {
 
         let auth = match read(AUTH)?.map(|a| a.to_ascii_lowercase()).as_deref() {
             None | Some("api-key") => Auth::ApiKey,
-            Some("managed-identity") => {
-                let Some(token_origin) = read(TOKEN_ORIGIN)? else {
-                    return Err(invalid(
-                        TOKEN_ORIGIN,
-                        "must be set with openai_auth = managed-identity (http://169.254.169.254 on Azure VMs)",
-                    ));
+            Some(mode) => {
+                let read_set = |name: &'static str| {
+                    read(name).map_err(|_| IdentityError(format!("{name} could not be read")))
                 };
-                let client_id = read(CLIENT_ID)?;
-                if client_id.as_deref().is_some_and(|id| !is_client_id(id)) {
-                    return Err(invalid(
-                        CLIENT_ID,
-                        "must be a client id (letters, digits and `-`)",
-                    ));
+                match EntraIdentity::from_variables(mode, &IDENTITY_VARIABLES, read_set) {
+                    Ok(Some(identity)) => Auth::Entra(identity),
+                    Ok(None) => {
+                        return Err(invalid(
+                            AUTH,
+                            "must be `api-key`, `managed-identity` or `workload-identity`",
+                        ));
+                    }
+                    Err(IdentityError(message)) => {
+                        return Err(CompletionError::Internal(format!("the variable {message}")));
+                    }
                 }
-                Auth::ManagedIdentity {
-                    token_origin: parse_origin(TOKEN_ORIGIN, &token_origin)?,
-                    client_id,
-                }
-            }
-            Some("workload-identity") => {
-                let tenant_id = read(TENANT_ID)?.ok_or_else(|| {
-                    invalid(
-                        TENANT_ID,
-                        "must be set with openai_auth = workload-identity (the directory id of the identity)",
-                    )
-                })?;
-                if !is_tenant_id(&tenant_id) {
-                    return Err(invalid(
-                        TENANT_ID,
-                        "must be a directory (tenant) id or a verified domain",
-                    ));
-                }
-                let client_id = read(CLIENT_ID)?.ok_or_else(|| {
-                    invalid(
-                        CLIENT_ID,
-                        "must be set with openai_auth = workload-identity (the client id of the federated identity)",
-                    )
-                })?;
-                if !is_client_id(&client_id) {
-                    return Err(invalid(
-                        CLIENT_ID,
-                        "must be a client id (letters, digits and `-`)",
-                    ));
-                }
-                // No default: the authority must be named to be allowed outbound, so a
-                // deployment that never uses workload identity never allows Entra ID.
-                let authority_host = read(AUTHORITY_HOST)?.ok_or_else(|| {
-                    invalid(
-                        AUTHORITY_HOST,
-                        &format!("must be set with openai_auth = workload-identity (Entra ID's origin, {DEFAULT_AUTHORITY_HOST} in Azure's public cloud) and be one of chat's allowed outbound hosts"),
-                    )
-                })?;
-                let authority_host = parse_origin(AUTHORITY_HOST, &authority_host)?;
-                let token_file = read(TOKEN_FILE)?.unwrap_or_else(|| DEFAULT_TOKEN_FILE.into());
-                if !is_token_file_path(&token_file) {
-                    return Err(invalid(
-                        TOKEN_FILE,
-                        "must be an absolute path without `.` or `..` parts",
-                    ));
-                }
-                Auth::WorkloadIdentity {
-                    authority_host,
-                    tenant_id,
-                    client_id,
-                    token_file,
-                }
-            }
-            Some(_) => {
-                return Err(invalid(
-                    AUTH,
-                    "must be `api-key`, `managed-identity` or `workload-identity`",
-                ));
             }
         };
 
@@ -763,10 +699,10 @@ mod tests {
         .unwrap();
         assert_eq!(
             config.auth,
-            Auth::ManagedIdentity {
+            Auth::Entra(EntraIdentity::Managed {
                 token_origin: "http://169.254.169.254".into(),
                 client_id: Some("6c1e0f2a-0000-4e5b-9d7c-000000000001".into())
-            }
+            })
         );
         assert_eq!(config.endpoints[0].api_key, None);
         let message = internal_message(config_from(&[
@@ -778,7 +714,7 @@ mod tests {
     }
 
     #[test]
-    fn workload_identity_needs_a_tenant_and_a_client_and_defaults_to_the_public_cloud() {
+    fn workload_identity_needs_a_tenant_a_client_and_an_authority() {
         const CLIENT: &str = "6c1e0f2a-0000-4e5b-9d7c-000000000001";
         let message = internal_message(config_from(&[(AUTH, "workload-identity")]));
         assert!(message.contains(TENANT_ID), "{message}");
@@ -803,12 +739,12 @@ mod tests {
         .unwrap();
         assert_eq!(
             config.auth,
-            Auth::WorkloadIdentity {
+            Auth::Entra(EntraIdentity::Workload {
                 authority_host: "https://login.microsoftonline.com".into(),
                 tenant_id: "contoso.onmicrosoft.com".into(),
                 client_id: CLIENT.into(),
                 token_file: "/var/run/secrets/azure/tokens/azure-identity-token".into(),
-            }
+            })
         );
         assert_eq!(config.endpoints[0].api_key, None);
         let config = config_from(&[
@@ -821,7 +757,7 @@ mod tests {
         .unwrap();
         assert!(matches!(
             config.auth,
-            Auth::WorkloadIdentity { authority_host, token_file, .. }
+            Auth::Entra(EntraIdentity::Workload { authority_host, token_file, .. })
                 if authority_host == "http://127.0.0.1:8400" && token_file == "/tokens/sa"
         ));
         for (name, value) in [

@@ -6,12 +6,11 @@
 //! Tokens are cached (in the key-value store) until
 //! [`chatgate_guest::identity::REFRESH_MARGIN_SECONDS`] before they expire.
 
-use crate::config::{AUTHORITY_HOST, Auth, CLIENT_ID, TENANT_ID, TOKEN_FILE};
+use crate::config::{AUTHORITY_HOST, Auth, IDENTITY_VARIABLES};
 use crate::errors::transport_error;
 use chatgate_guest::TransportFailure;
-use chatgate_guest::identity::{FetchFailure, ManagedIdentity, TokenFailure};
+use chatgate_guest::identity::{FetchFailure, TokenFailure};
 use chatgate_guest::token_source::TokenSource;
-use chatgate_guest::workload_identity::{WorkloadIdentity, WorkloadVariables};
 use chatgate_rag::completion::CompletionError;
 
 pub use chatgate_guest::identity::Token;
@@ -24,35 +23,9 @@ const CACHE_OWNER: &str = "completion-openai";
 pub fn token_source(auth: &Auth) -> Option<TokenSource<'_>> {
     match auth {
         Auth::ApiKey => None,
-        Auth::ManagedIdentity {
-            token_origin,
-            client_id,
-        } => Some(TokenSource::Managed(ManagedIdentity {
-            token_origin,
-            client_id: client_id.as_deref(),
-            resource: RESOURCE,
-            cache_owner: CACHE_OWNER,
-            client_id_variable: CLIENT_ID,
-        })),
-        Auth::WorkloadIdentity {
-            authority_host,
-            tenant_id,
-            client_id,
-            token_file,
-        } => Some(TokenSource::Workload(WorkloadIdentity {
-            authority_host,
-            tenant_id,
-            client_id,
-            token_file,
-            resource: RESOURCE,
-            cache_owner: CACHE_OWNER,
-            variables: WorkloadVariables {
-                authority_host: AUTHORITY_HOST,
-                tenant_id: TENANT_ID,
-                client_id: CLIENT_ID,
-                token_file: TOKEN_FILE,
-            },
-        })),
+        Auth::Entra(identity) => {
+            Some(identity.token_source(RESOURCE, CACHE_OWNER, &IDENTITY_VARIABLES))
+        }
     }
 }
 
@@ -96,7 +69,9 @@ pub fn token_error(failure: FetchFailure, budget_ms: u64, source: &TokenSource) 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use chatgate_guest::identity::{parse_token, token_error as answer_error};
+    use crate::config::CLIENT_ID;
+    use chatgate_guest::entra_identity::EntraIdentity;
+    use chatgate_guest::identity::{ManagedIdentity, parse_token, token_error as answer_error};
 
     /// The managed identity of `auth`, if that is its source.
     fn managed_identity(auth: &Auth) -> Option<ManagedIdentity<'_>> {
@@ -107,19 +82,19 @@ mod tests {
     }
 
     fn workload() -> Auth {
-        Auth::WorkloadIdentity {
+        Auth::Entra(EntraIdentity::Workload {
             authority_host: "https://login.microsoftonline.com".into(),
             tenant_id: "contoso.onmicrosoft.com".into(),
             client_id: "client-a".into(),
             token_file: "/var/run/secrets/azure/tokens/azure-identity-token".into(),
-        }
+        })
     }
 
     fn imds(client_id: Option<&str>) -> Auth {
-        Auth::ManagedIdentity {
+        Auth::Entra(EntraIdentity::Managed {
             token_origin: "http://169.254.169.254".into(),
             client_id: client_id.map(str::to_string),
-        }
+        })
     }
 
     #[test]
