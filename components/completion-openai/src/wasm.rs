@@ -120,16 +120,60 @@ fn answered(
     });
 }
 
+/// The breaker state a transition went to, as the metric's attribute names it.
+fn state_name(state: &Breaker) -> &'static str {
+    match state {
+        Breaker::Closed { .. } => "closed",
+        Breaker::Open { .. } => "open",
+        Breaker::HalfOpen { .. } => "half_open",
+    }
+}
+
+/// Adds the call's retries, failovers and breaker transitions to its measurements:
+/// every call is counted, traced or not, in the call's one `wasi:otel/metrics` report.
+fn count_resilience(span: &mut ChatCall, attempts: &[usize], transitions: &[&'static str]) {
+    let retries = attempts.len().saturating_sub(1) as u64;
+    if retries > 0 {
+        span.count(
+            "chatgate.completion.retries",
+            "{attempt}",
+            "Attempts beyond the first of a completion call (retries and failovers).",
+            retries,
+            &[],
+        );
+    }
+    let failovers = attempts.windows(2).filter(|w| w[0] != w[1]).count() as u64;
+    if failovers > 0 {
+        span.count(
+            "chatgate.completion.failovers",
+            "{attempt}",
+            "Attempts of a completion call on another endpoint than the one before.",
+            failovers,
+            &[],
+        );
+    }
+    for state in transitions {
+        span.count(
+            "chatgate.completion.breaker.transitions",
+            "{transition}",
+            "Circuit-breaker state changes, by the state entered.",
+            1,
+            &[("chatgate.breaker.state", (*state).into())],
+        );
+    }
+}
+
 async fn complete(
     messages: Vec<Message>,
     options: Options,
 ) -> Result<ChatCompletion, rag::CompletionError> {
     let mut call = Call::start(messages, options).await?;
-    let span = chat_call(&call);
+    let mut span = chat_call(&call);
     loop {
         let target = match call.next_target().await {
             Ok(target) => target,
             Err(error) => {
+                count_resilience(&mut span, &call.attempts, &call.breakers.transitions);
                 span.failed(error.kind());
                 return Err(error);
             }
@@ -137,6 +181,7 @@ async fn complete(
         match attempt_complete(&call, target).await {
             Ok(completion) => {
                 call.breakers.record(target, None).await;
+                count_resilience(&mut span, &call.attempts, &call.breakers.transitions);
                 answered(
                     span,
                     &completion.model,
@@ -160,6 +205,7 @@ async fn complete_stream(
         let target = match call.next_target().await {
             Ok(target) => target,
             Err(error) => {
+                count_resilience(&mut span, &call.attempts, &call.breakers.transitions);
                 span.failed(error.kind());
                 return Err(error);
             }
@@ -182,6 +228,7 @@ async fn complete_stream(
     });
     let idle_ms = call.config.timeouts.idle_ms;
     let mut breakers = call.breakers;
+    let attempts = call.attempts;
     // The export's task keeps running spawned work after `complete-stream` has
     // returned the stream, so the upstream body is pumped as the caller reads.
     // The answer has begun: its first token is here.
@@ -190,6 +237,12 @@ async fn complete_stream(
         let outcome = pump(begun, idle_ms, &mut deltas).await;
         // The WIT contract: the future is resolved once the stream has closed.
         drop(deltas);
+        if let Err(Interrupted::ByUpstream(error)) = &outcome
+            && Failure::answer(error.clone()).health == Health::Failing
+        {
+            breakers.record(target, Some(Health::Failing)).await;
+        }
+        count_resilience(&mut span, &attempts, &breakers.transitions);
         let outcome = match outcome {
             Ok(end) => {
                 answered(span, &end.model, end.finish_reason, end.usage);
@@ -197,9 +250,6 @@ async fn complete_stream(
             }
             Err(Interrupted::ByUpstream(error)) => {
                 span.failed(error.kind());
-                if Failure::answer(error.clone()).health == Health::Failing {
-                    breakers.record(target, Some(Health::Failing)).await;
-                }
                 Err(error)
             }
             // Nobody reads the future either; it is resolved for form's sake.
@@ -231,6 +281,8 @@ struct Call {
     /// Whether a refused token was already dropped for a new one in this call.
     token_renewed: bool,
     started_at: u64,
+    /// The targets tried, in order: retries and failovers, for the metrics.
+    attempts: Vec<usize>,
 }
 
 impl Call {
@@ -257,6 +309,7 @@ impl Call {
             token: None,
             token_renewed: false,
             started_at,
+            attempts: Vec::new(),
         })
     }
 
@@ -284,6 +337,7 @@ impl Call {
             );
             match step {
                 Step::Attempt(target) => {
+                    self.attempts.push(target);
                     // Fetched only now, so that a call every breaker refuses makes no
                     // request at all; a failure here ends the call before the probe
                     // a breaker may have just admitted is stored.
@@ -392,6 +446,8 @@ struct Breakers {
     keys: Vec<String>,
     states: Vec<Breaker>,
     changed: Vec<bool>,
+    /// The states breakers moved to in this call, for the metrics.
+    transitions: Vec<&'static str>,
 }
 
 impl Breakers {
@@ -413,6 +469,7 @@ impl Breakers {
             store,
             policy,
             changed: vec![false; targets.len()],
+            transitions: Vec::new(),
             keys,
             states,
         }
@@ -426,6 +483,7 @@ impl Breakers {
             Admission::Allowed => true,
             Admission::Probe => {
                 self.changed[target] = true;
+                self.transitions.push(state_name(&self.states[target]));
                 true
             }
             Admission::Refused => false,
@@ -452,6 +510,9 @@ impl Breakers {
             Some(Health::Neutral) => {}
         }
         if self.states[target] != before {
+            if std::mem::discriminant(&self.states[target]) != std::mem::discriminant(&before) {
+                self.transitions.push(state_name(&self.states[target]));
+            }
             self.save(target).await;
         }
     }

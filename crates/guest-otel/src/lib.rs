@@ -571,6 +571,20 @@ impl ChatCall {
         }
     }
 
+    /// Adds `value` to the counter `name` (in `unit`), reported with the call's other
+    /// measurements in its one host call.
+    pub fn count(
+        &mut self,
+        name: &str,
+        unit: &str,
+        description: &str,
+        value: u64,
+        attributes: Attributes,
+    ) {
+        self.measurements
+            .add(name, unit, description, value, attributes);
+    }
+
     /// The first token of a streamed answer arrived.
     pub fn first_token(&mut self) {
         self.span.event(FIRST_TOKEN);

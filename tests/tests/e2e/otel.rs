@@ -969,6 +969,58 @@ async fn with_no_request_sampled_the_metrics_still_count_every_request() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn retries_failovers_and_breaker_changes_are_counted_untraced() {
+    use chatgate_tests::upstream::{Behaviour, Upstream};
+    let primary = Upstream::scripted("unused", vec![Behaviour::status(503); 8]).await;
+    let failover = Upstream::openai("The failover answers [doc1].").await;
+    let (collector, received) = receiver().await;
+    let mut settings = settings(format!("http://{collector}/v1/traces"));
+    settings.sampler_ratio = Some(0.0);
+    let gateway = Traced::start_with(
+        &chatgate_tests::manifest_with_completion_line(chatgate_tests::OPENAI_COMPLETION_LINE),
+        Some(settings),
+        &[
+            ("openai_origin", &primary.origin),
+            ("openai_failover_origin", &failover.origin),
+            ("openai_api_key", "sk-otel-test"),
+            ("openai_failover_api_key", "sk-otel-test"),
+            ("openai_retry_base_ms", "1"),
+            ("openai_breaker_failures", "1"),
+        ],
+    )
+    .await;
+    let answered = ask(
+        &gateway,
+        &[],
+        serde_json::json!({"messages": [{"role": "user", "content": "How do I configure retrieval?"}]}),
+    )
+    .await;
+    assert_eq!(answered.status, 200, "{}", answered.text());
+    assert!(
+        !primary.recorded().is_empty() && !failover.recorded().is_empty(),
+        "primary {} failover {}",
+        primary.recorded().len(),
+        failover.recorded().len()
+    );
+    gateway.flush().await.expect("flush to a live collector");
+    assert_eq!(spans_of(&exported(&received, 0).await), Vec::<Span>::new());
+    let metrics = metrics_received(&received);
+    let total = |name: &str| counter(&metrics, name).iter().map(|(_, v)| *v).sum::<i64>();
+    // Every attempt after the first is a retry; at least the move to the failover.
+    let attempts = (primary.recorded().len() + failover.recorded().len()) as i64;
+    assert_eq!(total("chatgate.completion.retries"), attempts - 1);
+    assert!(total("chatgate.completion.failovers") >= 1);
+    let transitions = counter(&metrics, "chatgate.completion.breaker.transitions");
+    assert!(
+        transitions.iter().any(
+            |(attributes, n)| string(attributes, "chatgate.breaker.state") == "open" && *n >= 1
+        ),
+        "{transitions:?}"
+    );
+    gateway.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn without_export_a_new_trace_is_not_sampled_so_stages_report_nothing() {
     let gateway = Traced::start(&manifest(), None).await;
     let reply = get(&gateway.url("/echo/untraced"), &[]).await;
