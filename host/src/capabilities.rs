@@ -73,6 +73,18 @@ const SETS: &[(&str, &[&str])] = &[
     ),
 ];
 
+// `wasi:otel` (tracing, logs, metrics) is in no set, so it is never denied: a dependency
+// importing it (the completion components report their GenAI span and metrics through
+// it, composed into `chat`) reaches the host as the primary does, whatever it inherits.
+// That is Spin's rule too, read at commit 94a8fc8a: `crates/capabilities/src/lib.rs`
+// (`CAPABILITY_SETS`, no `wasi:otel` in any set), `crates/capabilities/src/deny.rs`
+// (`apply_deny_adapter` plugs only the adapter's exports outside the allow list) and
+// `crates/capabilities/deny-adapter/src/lib.rs` (the adapter's world exports no
+// `wasi:otel` interface); `crates/compose/src/lib.rs` (`register_dependency`, then
+// `graph.encode`) leaves a dependency's unplugged imports to the composed component,
+// which `crates/factor-otel/src/lib.rs` links when Spin runs with
+// `--experimental-wasi-otel`. Not run on a Spin binary.
+
 /// The names of the configuration sets a dependency can inherit (`inherit_configuration`).
 pub fn sets() -> impl Iterator<Item = &'static str> {
     SETS.iter().map(|(set, _)| *set)
@@ -232,6 +244,20 @@ mod tests {
         let err = check_names(&["variable".into()]).unwrap_err();
         assert!(err.contains("`variable`"), "{err}");
         assert!(err.contains("key_value_stores"), "{err}");
+    }
+
+    #[test]
+    fn wasi_otel_is_never_denied_to_a_dependency() {
+        let holds = Holds::everything();
+        for name in [
+            "wasi:otel/tracing@0.2.0-rc.2",
+            "wasi:otel/logs@0.2.0-rc.2",
+            "wasi:otel/metrics@0.2.0-rc.2",
+            "wasi:otel/types@0.2.0-rc.2",
+        ] {
+            assert_eq!(set_of(name), None, "{name}");
+            assert!(!holds.denies(&Inherit::Sets(Vec::new()), name), "{name}");
+        }
     }
 
     #[test]

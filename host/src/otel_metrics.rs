@@ -286,8 +286,13 @@ impl Metrics {
             .with_resource(resource)
             .with_reader(reader.build())
             .build();
+        Ok(Metrics::with_provider(provider))
+    }
+
+    /// The instruments of `provider`, which exports them.
+    fn with_provider(provider: SdkMeterProvider) -> Metrics {
         let meter = provider.meter("chatgate");
-        Ok(Metrics {
+        Metrics {
             request_duration: meter
                 .f64_histogram("http.server.request.duration")
                 .with_unit("s")
@@ -297,7 +302,7 @@ impl Metrics {
             guests: Mutex::default(),
             dropped_guest_points: AtomicU64::new(0),
             provider,
-        })
+        }
     }
 
     /// Records one request served: `elapsed` from its arrival to its response head.
@@ -450,6 +455,96 @@ fn points_of(data: &GuestData) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn point(value: Number) -> Vec<(Vec<KeyValue>, Number)> {
+        vec![(vec![KeyValue::new("k", "v")], value)]
+    }
+
+    fn metric(name: &str, data: GuestData) -> GuestMetric {
+        GuestMetric {
+            name: name.into(),
+            unit: "{request}".into(),
+            description: String::new(),
+            data,
+        }
+    }
+
+    #[test]
+    fn deltas_of_single_measurements_merge_and_the_rest_is_dropped_and_counted() {
+        let metrics = Metrics::with_provider(SdkMeterProvider::builder().build());
+        let scope = InstrumentationScope::builder("chatgate-test").build();
+        let counter = |delta: bool, value: Number| {
+            metric(
+                "c",
+                GuestData::Sum {
+                    monotonic: true,
+                    delta,
+                    points: point(value),
+                },
+            )
+        };
+        let histogram = |count: u64| {
+            metric(
+                "h",
+                GuestData::Histogram {
+                    delta: true,
+                    integer: false,
+                    bounds: vec![1.0, 2.0],
+                    points: vec![(Vec::new(), count, Number::F64(1.5))],
+                },
+            )
+        };
+        // A delta count and a histogram of one measurement merge; an empty point is nothing.
+        let merged = vec![counter(true, Number::U64(2)), histogram(1), histogram(0)];
+        assert_eq!(metrics.record_guest(&scope, merged), 0);
+        // A cumulative sum, a histogram point of several measurements, an exponential
+        // histogram's points, a negative count and a kind other than the name's first.
+        let refused = vec![
+            counter(false, Number::U64(2)),
+            histogram(3),
+            metric("e", GuestData::Unmerged { points: 2 }),
+            counter(true, Number::I64(-1)),
+            metric(
+                "h",
+                GuestData::Gauge {
+                    points: point(Number::F64(1.0)),
+                },
+            ),
+        ];
+        assert_eq!(metrics.record_guest(&scope, refused), 6);
+        assert_eq!(metrics.dropped_guest_points(), 6);
+    }
+
+    #[test]
+    fn guests_cannot_make_more_than_the_bound_of_instruments() {
+        let metrics = Metrics::with_provider(SdkMeterProvider::builder().build());
+        let scope = InstrumentationScope::builder("chatgate-test").build();
+        let many: Vec<GuestMetric> = (0..MAX_GUEST_INSTRUMENTS + 3)
+            .map(|i| {
+                metric(
+                    &format!("m{i}"),
+                    GuestData::Sum {
+                        monotonic: true,
+                        delta: true,
+                        points: point(Number::U64(1)),
+                    },
+                )
+            })
+            .collect();
+        assert_eq!(metrics.record_guest(&scope, many), 3);
+        // Known instruments still take measurements; a new scope is refused whole.
+        let known = vec![metric(
+            "m0",
+            GuestData::Sum {
+                monotonic: true,
+                delta: true,
+                points: point(Number::U64(1)),
+            },
+        )];
+        assert_eq!(metrics.record_guest(&scope, known.clone()), 0);
+        let other = InstrumentationScope::builder("chatgate-other").build();
+        assert_eq!(metrics.record_guest(&other, known), 1);
+    }
 
     #[test]
     fn made_up_methods_share_one_series() {
