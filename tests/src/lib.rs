@@ -15,7 +15,7 @@ pub mod waf_reference;
 
 use chatgate::app::{App, AppOptions};
 use chatgate::manifest::Manifest;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 /// The repository root: `spin.toml` and `target/` live here.
@@ -75,6 +75,32 @@ pub fn preloaded_waf() -> PathBuf {
 /// The project's own `spin.toml`, as text.
 pub fn project_manifest() -> String {
     std::fs::read_to_string(repo_root().join("spin.toml")).expect("reading spin.toml")
+}
+
+/// `manifest` with each `(from, to)` applied in turn; each `from` must occur exactly once.
+pub fn replace_each_once(manifest: &str, edits: &[(String, String)]) -> String {
+    let mut text = manifest.to_string();
+    for (from, to) in edits {
+        assert_eq!(
+            text.matches(from.as_str()).count(),
+            1,
+            "spin.toml has {from}"
+        );
+        text = text.replace(from.as_str(), to);
+    }
+    text
+}
+
+/// The edit that gives `chat` a `files` mount of `source` at `destination`, as the
+/// Kubernetes overlay does for the projected service-account token.
+pub fn chat_files_mount(source: &Path, destination: &str) -> (String, String) {
+    (
+        "[component.chat]\n".to_string(),
+        format!(
+            "[component.chat]\nfiles = [{{ source = \"{}\", destination = \"{destination}\" }}]\n",
+            source.display()
+        ),
+    )
 }
 
 /// The completion dependency line `spin.toml` ships with.

@@ -10,8 +10,8 @@
 use chatgate_tests::embeddings::{EmbeddingsDouble, Fault};
 use chatgate_tests::http_client::{Reply, post_json};
 use chatgate_tests::{
-    CONFIGURED_RETRIEVER_LINE, Gateway, chatgate_binary, configured_retrieval_manifest, repo_root,
-    wasm,
+    CONFIGURED_RETRIEVER_LINE, Gateway, chat_files_mount, chatgate_binary,
+    configured_retrieval_manifest, replace_each_once, repo_root, wasm,
 };
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
@@ -619,24 +619,17 @@ async fn a_workload_identity_embeds_questions_without_a_key() {
     let tokens = repo_root().join("target/hybrid-test/keyless/tokens");
     std::fs::create_dir_all(&tokens).unwrap();
     std::fs::write(tokens.join("azure-identity-token"), SA_TOKEN).unwrap();
-    let mut text = manifest(&out.join("retrieval.wasm"));
-    for (from, to) in [
-        (
+    let text = replace_each_once(
+        &manifest(&out.join("retrieval.wasm")),
+        &[
             // The dependency, not the same text in spin.toml's comment.
-            format!("\n{CONFIGURED_RETRIEVER_LINE}\n"),
-            format!("\n{KEYLESS_LINE}\n"),
-        ),
-        (
-            "[component.chat]\n".to_string(),
-            format!(
-                "[component.chat]\nfiles = [{{ source = \"{}\", destination = \"/var/run/secrets/azure/tokens\" }}]\n",
-                tokens.display()
+            (
+                format!("\n{CONFIGURED_RETRIEVER_LINE}\n"),
+                format!("\n{KEYLESS_LINE}\n"),
             ),
-        ),
-    ] {
-        assert_eq!(text.matches(&from).count(), 1, "spin.toml has {from}");
-        text = text.replace(&from, &to);
-    }
+            chat_files_mount(&tokens, "/var/run/secrets/azure/tokens"),
+        ],
+    );
     let gateway = Gateway::start(
         &text,
         &[

@@ -11,7 +11,10 @@ use chatgate_tests::entra::{EntraDouble, Mode};
 use chatgate_tests::http_client::{Reply, post_json};
 use chatgate_tests::search::{self, Document, SearchIndex};
 use chatgate_tests::upstream::{Answer, Recorded, Upstream, openai_answer};
-use chatgate_tests::{Gateway, SHIPPED_COMPLETION_LINE, SHIPPED_RETRIEVER_LINE, project_manifest};
+use chatgate_tests::{
+    Gateway, SHIPPED_COMPLETION_LINE, SHIPPED_RETRIEVER_LINE, chat_files_mount, project_manifest,
+    replace_each_once,
+};
 use serde_json::json;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -68,28 +71,14 @@ impl Drop for TokenDir {
 /// The shipped manifest with both Azure components swapped in, inheriting `files`, and
 /// `chat` mounting `tokens` where AKS projects the token.
 fn manifest(tokens: &Path) -> String {
-    let mut text = project_manifest();
-    for (from, to) in [
-        (
-            SHIPPED_COMPLETION_LINE.to_string(),
-            COMPLETION_LINE.to_string(),
-        ),
-        (
-            SHIPPED_RETRIEVER_LINE.to_string(),
-            RETRIEVER_LINE.to_string(),
-        ),
-        (
-            "[component.chat]\n".to_string(),
-            format!(
-                "[component.chat]\nfiles = [{{ source = \"{}\", destination = \"{TOKENS}\" }}]\n",
-                tokens.display()
-            ),
-        ),
-    ] {
-        assert_eq!(text.matches(&from).count(), 1, "spin.toml has {from}");
-        text = text.replace(&from, &to);
-    }
-    text
+    replace_each_once(
+        &project_manifest(),
+        &[
+            (SHIPPED_COMPLETION_LINE.into(), COMPLETION_LINE.into()),
+            (SHIPPED_RETRIEVER_LINE.into(), RETRIEVER_LINE.into()),
+            chat_files_mount(tokens, TOKENS),
+        ],
+    )
 }
 
 fn fleet_index(bearer_tokens: Vec<String>) -> SearchIndex {
