@@ -55,6 +55,14 @@ fn civil_from_days(days: u64) -> (u64, u64, u64) {
     (year, month, day)
 }
 
+/// Appends `value` as a JSON string, quoted and escaped as `serde_json` escapes it.
+fn push_json(line: &mut String, value: &str) {
+    // Serialising a string cannot fail.
+    if let Ok(text) = serde_json::to_string(value) {
+        line.push_str(&text);
+    }
+}
+
 /// Everything the request log line says.
 pub struct RequestLog<'a> {
     pub started_at: Duration,
@@ -70,24 +78,42 @@ pub struct RequestLog<'a> {
 }
 
 impl RequestLog<'_> {
+    /// The line, its keys in the order `serde_json` sorts them. Written field by field
+    /// rather than through a `serde_json::Value` (a map of eleven entries, each key and
+    /// value allocated, then serialised): about 10 µs of a request's time in `telemetry`,
+    /// measured with the gateway bench's `BENCH_VARIANTS`.
     pub fn to_json_line(&self) -> String {
-        let mut line = serde_json::json!({
-            "ts": rfc3339_utc(self.started_at),
-            "level": level_for_status(self.status),
-            "msg": "request",
-            "method": self.method,
-            "route": self.route,
-            "status": self.status,
-            "duration_ms": duration_ms(self.elapsed),
-            "trace_id": self.span.trace_id_hex(),
-            "span_id": self.span.span_id_hex(),
-            "parent_span_id": self.span.parent_span_id_hex(),
-            "request_id": self.request_id,
-        });
+        let mut line = String::with_capacity(400);
+        line.push_str("{\"duration_ms\":");
+        // As `serde_json` writes a finite number (a duration is one).
+        line.push_str(&serde_json::Value::from(duration_ms(self.elapsed)).to_string());
         if let Some(error) = self.error {
-            line["error"] = serde_json::Value::from(error);
+            line.push_str(",\"error\":");
+            push_json(&mut line, error);
         }
-        line.to_string()
+        line.push_str(",\"level\":\"");
+        line.push_str(level_for_status(self.status));
+        line.push_str("\",\"method\":");
+        push_json(&mut line, self.method);
+        line.push_str(",\"msg\":\"request\",\"parent_span_id\":");
+        match self.span.parent_span_id_hex() {
+            Some(parent) => push_json(&mut line, &parent),
+            None => line.push_str("null"),
+        }
+        line.push_str(",\"request_id\":");
+        push_json(&mut line, self.request_id);
+        line.push_str(",\"route\":");
+        push_json(&mut line, self.route);
+        line.push_str(",\"span_id\":");
+        push_json(&mut line, &self.span.span_id_hex());
+        line.push_str(",\"status\":");
+        line.push_str(&self.status.to_string());
+        line.push_str(",\"trace_id\":");
+        push_json(&mut line, &self.span.trace_id_hex());
+        line.push_str(",\"ts\":");
+        push_json(&mut line, &rfc3339_utc(self.started_at));
+        line.push('}');
+        line
     }
 
     /// The same as an OpenTelemetry log record: the severity number (9 info, 13 warn,
@@ -209,6 +235,57 @@ mod tests {
         assert_eq!(value["span_id"], span.span_id_hex());
         assert_eq!(value["request_id"], "rid-1");
         assert!(value.get("error").is_none());
+    }
+
+    /// The line as a `serde_json::Value` renders it (how it was written before).
+    fn rendered_by_serde_json(log: &RequestLog) -> String {
+        let mut line = serde_json::json!({
+            "ts": rfc3339_utc(log.started_at),
+            "level": level_for_status(log.status),
+            "msg": "request",
+            "method": log.method,
+            "route": log.route,
+            "status": log.status,
+            "duration_ms": duration_ms(log.elapsed),
+            "trace_id": log.span.trace_id_hex(),
+            "span_id": log.span.span_id_hex(),
+            "parent_span_id": log.span.parent_span_id_hex(),
+            "request_id": log.request_id,
+        });
+        if let Some(error) = log.error {
+            line["error"] = serde_json::Value::from(error);
+        }
+        line.to_string()
+    }
+
+    #[test]
+    fn the_line_is_byte_for_byte_what_serde_json_wrote() {
+        let root = Span::start(None, &[3; SPAN_ENTROPY_LEN]);
+        let child = root.child(&[4; 8]);
+        for (span, error, status, elapsed, route) in [
+            (&root, None, 200, Duration::from_micros(541), "/v1/models"),
+            (
+                &child,
+                Some("Timeout \"x\"\n"),
+                502,
+                Duration::from_nanos(12_345_678),
+                "/ä\u{1}\\",
+            ),
+            (&root, None, 404, Duration::ZERO, ""),
+            (&child, None, 200, Duration::from_secs(90_061), "/a\"b\n{}"),
+        ] {
+            let log = RequestLog {
+                started_at: Duration::from_millis(1_709_251_199_999),
+                method: "GET",
+                route,
+                status,
+                elapsed,
+                span,
+                request_id: "rid-\u{7f}",
+                error,
+            };
+            assert_eq!(log.to_json_line(), rendered_by_serde_json(&log));
+        }
     }
 
     #[test]

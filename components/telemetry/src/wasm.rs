@@ -52,7 +52,11 @@ async fn handle(mut request: Request) -> Result<WasiResponse, ErrorCode> {
         request_id: &telemetry.request_id,
         error: error.as_deref(),
     };
-    println!("{}", log.to_json_line());
+    let mut line = log.to_json_line();
+    line.push('\n');
+    // One write of the whole line (stdout is line-buffered: it goes out at once); a log
+    // line that cannot be written must not fail the request.
+    let _ = std::io::Write::write_all(&mut std::io::stdout(), line.as_bytes());
     if stage.recording() {
         let (severity, attributes) = log.otel_record();
         stage.log(severity, "request", &attributes);
