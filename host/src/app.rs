@@ -10,6 +10,7 @@ use crate::manifest::{DependencySource, HttpTrigger, Manifest};
 use crate::outbound::{AllowedHost, OutboundPolicy};
 use crate::reuse::{InstanceReuse, Range};
 use crate::routes::{Route, Router};
+use crate::runtime::guest_stdout::{GuestStdout, StdoutWriter};
 use crate::runtime::{self, Grants, HostState};
 use crate::variables::AppVariables;
 use bytes::Bytes;
@@ -95,6 +96,9 @@ pub struct App {
     engine: Engine,
     router: Router<Arc<Trigger>>,
     guest_stdout: Option<wasmtime_wasi::p2::pipe::MemoryOutputPipe>,
+    /// Writes guests' stdout to the process's (unless captured); dropping it writes what
+    /// is still queued.
+    _stdout_writer: Option<StdoutWriter>,
     admission: Admission,
     instances: Arc<InstanceSlots>,
     probes: bool,
@@ -274,6 +278,14 @@ impl App {
         let guest_stdout = options
             .capture_guest_stdout
             .then(|| wasmtime_wasi::p2::pipe::MemoryOutputPipe::new(GUEST_STDOUT_CAPACITY));
+        let (stdout_writer, guests_write_to) = match &guest_stdout {
+            Some(buffer) => (None, GuestStdout::Captured(buffer.clone())),
+            None => {
+                let writer = StdoutWriter::start()?;
+                let queue = GuestStdout::Queued(writer.queue());
+                (Some(writer), queue)
+            }
+        };
         let mut routes = Vec::new();
         // Routes served by the same composition (the API's `/v1/...`, `/openai/...` and
         // `/healthz` behind one chain) share its compiled code: compiled once, mapped
@@ -342,7 +354,7 @@ impl App {
                     .map(|(k, v)| (k.clone(), v.clone()))
                     .collect(),
                 files,
-                guest_stdout: guest_stdout.clone(),
+                guest_stdout: guests_write_to.clone(),
                 span_sink: options.span_sink.clone(),
             });
             let state = TriggerState {
@@ -368,6 +380,7 @@ impl App {
             engine,
             router: Router::new(routes),
             guest_stdout,
+            _stdout_writer: stdout_writer,
             admission: Admission::new(options.limits.clone()),
             instances,
             probes: options.probes,

@@ -12,7 +12,9 @@
 //! Environment: `BENCH_CONNECTIONS` (default `1,16`), `BENCH_SECONDS` per scenario
 //! (default 5), `BENCH_REUSE` (`on,off`), `BENCH_CLOSE=1` for a new connection per
 //! request (`Connection: close`), `BENCH_COMPONENTS` (`id=path,...`: other builds of the
-//! shipped components, e.g. an old and a new one run back to back), `BENCH_ROUNDS` (default 1): how many times the
+//! shipped components, e.g. an old and a new one run back to back), `BENCH_VARIANTS`
+//! (`id:label=path,...`: other builds of one middleware, each also measured alone in front
+//! of `chat` in the breakdown), `BENCH_ROUNDS` (default 1): how many times the
 //! one-connection breakdown is repeated, its configurations taking turns, so that a
 //! drift in the machine's load falls on all of them. The load generator shares the machine with the
 //! gateway; numbers are for comparison between scenarios of one run, not absolute
@@ -146,11 +148,12 @@ async fn connection(
     (latencies, failures)
 }
 
-/// `BENCH_ONLY=<text>`: only the scenarios whose name contains it (e.g. to profile one).
+/// `BENCH_ONLY=<text>[|<text>...]`: only the scenarios whose name contains one of them
+/// (e.g. to profile one).
 fn wanted(scenario: &Scenario) -> bool {
     std::env::var("BENCH_ONLY")
         .ok()
-        .is_none_or(|only| scenario.name.contains(&only))
+        .is_none_or(|only| only.split('|').any(|text| scenario.name.contains(text)))
 }
 
 async fn run(
@@ -230,17 +233,23 @@ fn shipped_manifest() -> String {
         let (id, path) = entry
             .split_once('=')
             .expect("BENCH_COMPONENTS: id=path entries");
-        let shipped = format!(
-            "\"target/wasm32-wasip2/release/{}.wasm\"",
-            id.replace('-', "_")
-        );
-        assert!(
-            manifest.contains(&shipped),
-            "BENCH_COMPONENTS: spin.toml has no {shipped}"
-        );
-        manifest = manifest.replace(&shipped, &format!("{path:?}"));
+        manifest = with_source(&manifest, id, path);
     }
     manifest
+}
+
+/// `manifest` with the `source` of `[component.<id>]` set to `path`.
+fn with_source(manifest: &str, id: &str, path: &str) -> String {
+    let section = manifest
+        .find(&format!("[component.{id}]\n"))
+        .unwrap_or_else(|| panic!("spin.toml has no [component.{id}]"));
+    let line = section
+        + manifest[section..]
+            .find("\nsource = \"")
+            .expect("a component's source")
+        + 1;
+    let end = line + manifest[line..].find('\n').expect("end of the source line");
+    format!("{}source = {path:?}{}", &manifest[..line], &manifest[end..])
 }
 
 /// The shipped manifest with only the middleware entries named in `kept` (none: `chat`
@@ -268,6 +277,29 @@ fn chat_behind(kept: &[&str]) -> String {
         entries.join("\n"),
         &manifest[end..]
     )
+}
+
+/// `BENCH_VARIANTS=id:label=path,...`: other builds of one middleware, each run alone in
+/// front of `chat` beside the shipped build in every round of the breakdown (e.g. builds
+/// with one part of a stage left out, to find what the stage's time goes to).
+fn variants() -> Vec<(String, String, String)> {
+    env_list("BENCH_VARIANTS", "")
+        .into_iter()
+        .map(|entry| {
+            let (name, path) = entry
+                .split_once('=')
+                .expect("BENCH_VARIANTS: id:label=path entries");
+            let (id, label) = name
+                .split_once(':')
+                .expect("BENCH_VARIANTS: id:label=path entries");
+            (id.to_string(), label.to_string(), path.to_string())
+        })
+        .collect()
+}
+
+/// `chat` behind the middleware `id` built from `path`.
+fn chat_behind_variant(id: &str, path: &str) -> String {
+    with_source(&chat_behind(&[id]), id, path)
 }
 
 /// `/v1/models` behind one middleware, for the per-stage breakdown.
@@ -376,6 +408,20 @@ async fn breakdown(
             .expect("chat behind one middleware");
         started.push((stage.to_string(), behind, scenario));
     }
+    let variants = variants();
+    for (id, label, path) in &variants {
+        let scenario: &'static Scenario = Box::leak(Box::new(Scenario {
+            name: Box::leak(format!("chat behind {id} ({label}) GET /v1/models").into_boxed_str()),
+            ..CHAT_ALONE_MODELS
+        }));
+        if !wanted(scenario) {
+            continue;
+        }
+        let behind = Gateway::start_with(&chat_behind_variant(id, path), variables, adjust)
+            .await
+            .expect("chat behind a variant");
+        started.push((format!("{id}:{label}"), behind, scenario));
+    }
     // The chain and `chat` alone run on the gateways of the main scenarios.
     let mut configurations: Vec<(String, &str, &'static Scenario)> = started
         .iter()
@@ -426,6 +472,14 @@ async fn breakdown(
         let (p50, min) = by_label(stage);
         println!(
             "{mode:<5}   chat behind {stage:<15} {p50:>7.0} ({min:.0})   stage adds {:>5.0} µs",
+            p50 - chat
+        );
+    }
+    for (id, label, _) in &variants {
+        let (p50, min) = by_label(&format!("{id}:{label}"));
+        let name = format!("{id} ({label})");
+        println!(
+            "{mode:<5}   chat behind {name:<15} {p50:>7.0} ({min:.0})   stage adds {:>5.0} µs",
             p50 - chat
         );
     }

@@ -23,7 +23,7 @@ pub struct Grants {
     /// The component's `files`: directories preopened read-only in every instance.
     pub files: Vec<crate::manifest::FileMount>,
     /// Where guests' stdout goes: the process's stdout, or a buffer tests read.
-    pub guest_stdout: Option<wasmtime_wasi::p2::pipe::MemoryOutputPipe>,
+    pub guest_stdout: super::guest_stdout::GuestStdout,
     /// Where guests' spans (`wasi:otel/tracing`) are exported; `None` when trace export
     /// is off, and the interface then takes spans and does nothing with them.
     pub span_sink: Option<crate::otel::SpanSink>,
@@ -42,7 +42,9 @@ pub(super) mod tests {
             key_value: Arc::new(crate::key_value::SqliteKeyValue::in_memory().unwrap()),
             environment: Vec::new(),
             files: Vec::new(),
-            guest_stdout: None,
+            guest_stdout: super::super::guest_stdout::GuestStdout::Captured(
+                wasmtime_wasi::p2::pipe::MemoryOutputPipe::new(0),
+            ),
             span_sink: None,
         }
     }

@@ -18,6 +18,7 @@ mod grants;
 mod guest_logs;
 mod guest_metrics;
 mod guest_spans;
+pub mod guest_stdout;
 mod key_value;
 mod linker;
 mod outbound;

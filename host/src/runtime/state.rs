@@ -3,6 +3,7 @@
 //! Spin interfaces take of it.
 
 use super::grants::Grants;
+use super::guest_stdout::GuestStdout;
 use super::outbound::OutboundHooks;
 use std::sync::Arc;
 use wasmtime::component::{HasData, ResourceTable};
@@ -40,8 +41,8 @@ impl HostState {
                 })?;
         }
         match &grants.guest_stdout {
-            Some(buffer) => wasi.stdout(buffer.clone()),
-            None => wasi.inherit_stdout(),
+            GuestStdout::Queued(queue) => wasi.stdout(queue.clone()),
+            GuestStdout::Captured(buffer) => wasi.stdout(buffer.clone()),
         };
         let wasi = wasi.build();
         Ok(HostState {
