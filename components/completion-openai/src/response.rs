@@ -81,6 +81,22 @@ fn reported_model(model: Option<String>, requested_model: &str) -> String {
 }
 
 /// Parses the body of a non-streamed 2xx answer.
+/// The upstream's id of its answer (`id`, e.g. `chatcmpl-...`), for the GenAI span's
+/// `gen_ai.response.id`: `None` when absent, empty or longer than [`MAX_RESPONSE_ID`].
+pub fn response_id(body: &[u8]) -> Option<String> {
+    #[derive(Deserialize)]
+    struct Id {
+        id: Option<String>,
+    }
+    serde_json::from_slice::<Id>(body)
+        .ok()?
+        .id
+        .filter(|id| !id.is_empty() && id.len() <= MAX_RESPONSE_ID)
+}
+
+/// The longest upstream response id recorded: an id is short, a longer one is not kept.
+pub const MAX_RESPONSE_ID: usize = 256;
+
 pub fn parse_completion(
     body: &[u8],
     requested_model: &str,
@@ -188,6 +204,19 @@ pub fn parse_chunk(data: &str, secret: Option<&str>) -> Result<Chunk, Completion
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_response_id_is_read_when_it_is_a_short_string() {
+        assert_eq!(
+            response_id(br#"{"id":"chatcmpl-123","choices":[]}"#),
+            Some("chatcmpl-123".into())
+        );
+        assert_eq!(response_id(br#"{"choices":[]}"#), None);
+        assert_eq!(response_id(br#"{"id":""}"#), None);
+        assert_eq!(response_id(br#"{"id":7}"#), None);
+        let long = format!(r#"{{"id":"{}"}}"#, "x".repeat(MAX_RESPONSE_ID + 1));
+        assert_eq!(response_id(long.as_bytes()), None);
+    }
 
     #[test]
     fn media_type_ignores_parameters_and_case() {

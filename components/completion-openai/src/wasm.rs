@@ -105,15 +105,16 @@ fn chat_call(call: &Call) -> ChatCall {
     )
 }
 
-/// Ends `span` with how the answer ended.
+/// Ends `span` with how the answer ended (`id`: the upstream's, when read).
 fn answered(
     span: ChatCall,
+    id: Option<&str>,
     model: &str,
     finish_reason: rag::FinishReason,
     usage: Option<rag::Usage>,
 ) {
     span.answered(&genai::Response {
-        id: None,
+        id,
         model,
         finish_reason: finish_reason.as_openai(),
         usage: usage.map(|u| (u.prompt_tokens, u.completion_tokens)),
@@ -178,12 +179,13 @@ async fn complete(
                 return Err(error);
             }
         };
-        match attempt_complete(&call, target).await {
-            Ok(completion) => {
+        match attempt_complete(&call, target, span.recording()).await {
+            Ok((completion, id)) => {
                 call.breakers.record(target, None).await;
                 count_resilience(&mut span, &call.attempts, &call.breakers.transitions);
                 answered(
                     span,
+                    id.as_deref(),
                     &completion.model,
                     completion.finish_reason,
                     Some(completion.usage),
@@ -245,7 +247,7 @@ async fn complete_stream(
         count_resilience(&mut span, &attempts, &breakers.transitions);
         let outcome = match outcome {
             Ok(end) => {
-                answered(span, &end.model, end.finish_reason, end.usage);
+                answered(span, None, &end.model, end.finish_reason, end.usage);
                 Ok(end)
             }
             Err(Interrupted::ByUpstream(error)) => {
@@ -560,7 +562,13 @@ async fn open(
 }
 
 /// One non-streamed attempt on `target`.
-async fn attempt_complete(call: &Call, target: usize) -> Result<rag::ChatCompletion, Failure> {
+/// One attempt on `target`: the answer, and the upstream's id of it when `traced` (read
+/// only for a span that records it).
+async fn attempt_complete(
+    call: &Call,
+    target: usize,
+    traced: bool,
+) -> Result<(rag::ChatCompletion, Option<String>), Failure> {
     let request = call.request(target, false).map_err(Failure::local)?;
     let requested_model = request.model.clone();
     let secret = call.secret(target);
@@ -587,7 +595,11 @@ async fn attempt_complete(call: &Call, target: usize) -> Result<rag::ChatComplet
             }
         }
     }
-    parse_completion(&bytes, &requested_model, secret).map_err(Failure::answer)
+    let completion = parse_completion(&bytes, &requested_model, secret).map_err(Failure::answer)?;
+    Ok((
+        completion,
+        traced.then(|| response::response_id(&bytes)).flatten(),
+    ))
 }
 
 /// One streamed attempt on `target`, up to the moment the answer has begun.

@@ -585,6 +585,12 @@ impl ChatCall {
             .add(name, unit, description, value, attributes);
     }
 
+    /// Whether the call's span is recorded: what only the span needs is worth
+    /// computing only then.
+    pub fn recording(&self) -> bool {
+        self.span.recording()
+    }
+
     /// The first token of a streamed answer arrived.
     pub fn first_token(&mut self) {
         self.span.event(FIRST_TOKEN);
