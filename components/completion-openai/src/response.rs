@@ -142,6 +142,8 @@ pub fn parse_completion(
 /// What one `chat.completion.chunk` of a stream contributes.
 #[derive(Debug, Default, PartialEq)]
 pub struct Chunk {
+    /// The upstream's id of the answer, when the chunk names one (see [`response_id`]).
+    pub id: Option<String>,
     pub model: Option<String>,
     pub content: Option<String>,
     pub finish_reason: Option<FinishReason>,
@@ -150,6 +152,7 @@ pub struct Chunk {
 
 #[derive(Deserialize)]
 struct ChunkBody {
+    id: Option<String>,
     model: Option<String>,
     #[serde(default)]
     choices: Vec<ChunkChoice>,
@@ -194,6 +197,9 @@ pub fn parse_chunk(data: &str, secret: Option<&str>) -> Result<Chunk, Completion
         None => (None, None),
     };
     Ok(Chunk {
+        id: body
+            .id
+            .filter(|id| !id.is_empty() && id.len() <= MAX_RESPONSE_ID),
         model: body.model.filter(|m| !m.is_empty()),
         content,
         finish_reason,
@@ -357,6 +363,7 @@ mod tests {
         assert_eq!(
             parse_chunk(first, None).unwrap(),
             Chunk {
+                id: Some("c".into()),
                 model: Some("gpt-4o-mini".into()),
                 ..Chunk::default()
             }

@@ -25,6 +25,8 @@ pub struct StreamDecoder {
     requested_model: String,
     secret: Option<String>,
     model: Option<String>,
+    /// The upstream's id of the answer, from the first chunk that names one.
+    id: Option<String>,
     finish_reason: Option<FinishReason>,
     usage: Option<Usage>,
     begun: bool,
@@ -40,6 +42,7 @@ impl StreamDecoder {
             requested_model: requested_model.to_string(),
             secret: secret.map(str::to_string),
             model: None,
+            id: None,
             finish_reason: None,
             usage: None,
             begun: false,
@@ -51,6 +54,11 @@ impl StreamDecoder {
     /// then the request may still be retried elsewhere; after it, never.
     pub fn has_begun(&self) -> bool {
         self.begun
+    }
+
+    /// The upstream's id of the answer, once a chunk has named one.
+    pub fn id(&self) -> Option<&str> {
+        self.id.as_deref()
     }
 
     /// The model answering, as the upstream names it, else the one requested.
@@ -133,6 +141,9 @@ impl StreamDecoder {
                 if chunk.model.is_some() {
                     self.model = chunk.model;
                 }
+                if self.id.is_none() {
+                    self.id = chunk.id;
+                }
                 if chunk.finish_reason.is_some() {
                     self.finish_reason = chunk.finish_reason;
                 }
@@ -184,6 +195,14 @@ mod tests {
             }
         }
         (deltas, decoder.finish())
+    }
+
+    #[test]
+    fn the_first_chunk_naming_an_id_gives_the_answers_id() {
+        let mut decoder = StreamDecoder::new("requested", None);
+        assert_eq!(decoder.id(), None);
+        decoder.feed(OPENAI_STREAM.as_bytes());
+        assert_eq!(decoder.id(), Some("c1"));
     }
 
     #[test]

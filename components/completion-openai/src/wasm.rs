@@ -229,6 +229,8 @@ async fn complete_stream(
         ))
     });
     let idle_ms = call.config.timeouts.idle_ms;
+    // The id arrives with the answer's first chunks, read by now.
+    let id = begun.decoder.id().map(str::to_owned);
     let mut breakers = call.breakers;
     let attempts = call.attempts;
     // The export's task keeps running spawned work after `complete-stream` has
@@ -247,7 +249,13 @@ async fn complete_stream(
         count_resilience(&mut span, &attempts, &breakers.transitions);
         let outcome = match outcome {
             Ok(end) => {
-                answered(span, None, &end.model, end.finish_reason, end.usage);
+                answered(
+                    span,
+                    id.as_deref(),
+                    &end.model,
+                    end.finish_reason,
+                    end.usage,
+                );
                 Ok(end)
             }
             Err(Interrupted::ByUpstream(error)) => {
