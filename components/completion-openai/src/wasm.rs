@@ -229,8 +229,12 @@ async fn complete_stream(
         ))
     });
     let idle_ms = call.config.timeouts.idle_ms;
-    // The id arrives with the answer's first chunks, read by now.
-    let id = begun.decoder.id().map(str::to_owned);
+    // The id arrives with the answer's first chunks, read by now; kept only for a span
+    // that records it.
+    let id = span
+        .recording()
+        .then(|| begun.decoder.id().map(str::to_owned))
+        .flatten();
     let mut breakers = call.breakers;
     let attempts = call.attempts;
     // The export's task keeps running spawned work after `complete-stream` has
