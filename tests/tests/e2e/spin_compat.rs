@@ -158,7 +158,7 @@ package chatgate:retriever@0.3.0 {
     }
 }
 
-package chatgate:completion@0.2.0 {
+package chatgate:completion@0.3.0 {
     interface completion {
         complete: func(prompt: string) -> string;
     }
@@ -166,7 +166,7 @@ package chatgate:completion@0.2.0 {
 
 world orchestrator {
     import chatgate:retriever/retriever@0.3.0;
-    import chatgate:completion/completion@0.2.0;
+    import chatgate:completion/completion@0.3.0;
 }
 
 world retrieval-provider {
@@ -174,7 +174,7 @@ world retrieval-provider {
 }
 
 world completion-provider {
-    export chatgate:completion/completion@0.2.0;
+    export chatgate:completion/completion@0.3.0;
 }
 "#;
 
