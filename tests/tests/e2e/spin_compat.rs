@@ -268,13 +268,13 @@ fn a_dependency_name_that_matches_no_import_is_refused_as_in_spin() {
     let (dir, text) = stub_app(
         TWO_PACKAGES,
         "chatgate:retriever/retriever",
-        "chatgate:completion/completion@0.3.0",
+        "chatgate:completion/completion@0.4.0",
     );
     let manifest = Manifest::parse(&text, dir.path.clone()).unwrap();
     let err = compose_with_chatgate(&manifest).unwrap_err();
     assert!(
         err.contains(
-            "dependency `chatgate:completion/completion@0.3.0` doesn't match any imports of component `chat`"
+            "dependency `chatgate:completion/completion@0.4.0` doesn't match any imports of component `chat`"
         ),
         "{err}"
     );
