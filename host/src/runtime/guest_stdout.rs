@@ -291,7 +291,7 @@ mod tests {
 
     #[test]
     fn a_full_queue_makes_the_writer_wait_rather_than_grow() {
-        // A sink that blocks until released: the queue fills up behind it.
+        // A sink that blocks until `release` is dropped: the queue fills up behind it.
         let (release, released) = std::sync::mpsc::channel::<()>();
         struct Blocked(std::sync::mpsc::Receiver<()>, Sink);
         impl Write for Blocked {
@@ -306,6 +306,9 @@ mod tests {
         let sink = Sink::default();
         let writer = StdoutWriter::start_with(Blocked(released, sink.clone())).unwrap();
         let queue = writer.queue();
+        // The writer takes a first byte and blocks in the sink with it.
+        queue.push(b"x").unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(100));
         let chunk = vec![b'x'; MAX_QUEUED / 4];
         let filler = {
             let queue = queue.clone();
@@ -316,14 +319,15 @@ mod tests {
                 }
             })
         };
-        while !filler.is_finished() {
-            assert!(queue.shared.lock().bytes.len() <= MAX_QUEUED);
-            let _ = release.send(());
-            std::thread::yield_now();
-        }
-        filler.join().unwrap();
+        // The chunks queue behind the blocked writer (without the bound, all twelve of
+        // them, in far less than this).
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        let queued = queue.shared.lock().bytes.len();
+        // Unblocks the sink before anything can fail, so that the writer can stop.
         drop(release);
+        filler.join().unwrap();
         drop(writer);
-        assert_eq!(sink.0.lock().unwrap().len(), 12 * chunk.len());
+        assert!(queued <= MAX_QUEUED, "{queued} bytes queued");
+        assert_eq!(sink.0.lock().unwrap().len(), 1 + 12 * chunk.len());
     }
 }
