@@ -728,7 +728,10 @@ async fn an_openai_completion_names_its_provider_and_reports_the_upstreams_usage
         assert_eq!(string(attributes, "gen_ai.request.model"), model);
         assert_eq!(string(attributes, "gen_ai.response.model"), model);
         // The upstream's own id of its answer (the double's), not the one chat gives.
-        assert_eq!(string(attributes, "gen_ai.response.id"), "chatcmpl-upstream");
+        assert_eq!(
+            string(attributes, "gen_ai.response.id"),
+            "chatcmpl-upstream"
+        );
         match attribute(attributes, "gen_ai.request.top_p") {
             Some(any_value::Value::DoubleValue(p)) => assert_eq!(*p, 0.5),
             other => panic!("top_p: {other:?}"),
