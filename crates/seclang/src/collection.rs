@@ -1,12 +1,9 @@
-//! Transaction collections (`TX`, ...), the hasher of their keys and of the evaluator's
-//! address-keyed caches, and the state the request-independent start of phase 1 leaves
-//! ([`Prefix`]).
+//! Transaction collections (`TX`, ...) and the hasher of their keys and of the
+//! evaluator's address-keyed caches.
 
 use std::collections::{BTreeMap, HashMap};
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
-
-use crate::outcome::{Name, RuleMatch};
 
 /// The collection member names the rules know at load time (`setvar` targets,
 /// `TX:name` targets, `%{tx.name}` macros, the capture names), lowercased and numbered:
@@ -370,33 +367,4 @@ impl Hasher for AddressHasher {
     fn finish(&self) -> u64 {
         self.0
     }
-}
-
-/// The state a transaction is in after the start of phase 1 that reads nothing of the
-/// request: the rules before the first one that reads request data (through a target,
-/// an operator argument or a macro; but see `checks`), matches with a disruptive action
-/// or changes the engine mode.
-/// CRS's set-up (`crs-setup.conf`'s `SecAction`s, the 901 initialisation rules) sets
-/// about forty `TX` variables and records about twenty matches the same way for every
-/// request; a transaction starts from a copy of their result instead of running them.
-/// Computed once per rule set, on its first transaction.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct Prefix {
-    /// Where phase 1 goes on: an index into its list of rules and markers.
-    pub(crate) next: usize,
-    /// The rules (indices into the rule set) whose `ctl`s ran, in order: a transaction
-    /// runs them again (they point into the rule set, which the snapshot cannot borrow).
-    pub(crate) ctl_rules: Vec<usize>,
-    /// Guards (rules that deny, drop or redirect) that read the request and nothing else,
-    /// matched nothing here and precede every `ctl` (the chat policy's check of query
-    /// parameter names, 40110, which comes before CRS's set-up): a transaction runs them
-    /// first, and starts from the snapshot only if none of them matches a value.
-    pub(crate) checks: Vec<usize>,
-    /// The collections (`tx`, ...) as those rules left them.
-    pub(crate) collections: Collections,
-    /// Their match records, in order, shared by the transactions' outcomes.
-    pub(crate) matches: Arc<[RuleMatch]>,
-    /// `MATCHED_VAR` of an earlier rule, and `MATCHED_VARS` of the last link run.
-    pub(crate) earlier_match: Option<(Name, Vec<u8>)>,
-    pub(crate) matched_vars: Vec<(Name, Vec<u8>)>,
 }

@@ -161,7 +161,7 @@ pub struct RuleSet {
     pub(crate) resolver: ResolverSlot,
     /// The state after the request-independent start of phase 1, computed on the first
     /// transaction (`None` inside: there is none worth keeping).
-    pub(crate) prefix: std::sync::OnceLock<Option<crate::collection::Prefix>>,
+    pub(crate) prefix: std::sync::OnceLock<Option<crate::prefix::Prefix>>,
     /// Whether transactions start from [`RuleSet::prefix`] (off only to test that it
     /// changes no outcome).
     pub(crate) use_prefix: bool,

@@ -6,7 +6,7 @@ use std::hash::{BuildHasherDefault, Hasher};
 use std::time::Instant;
 
 use crate::actions::{AllowScope, Ctl, Disruptive, Effect, EngineMode, IdRanges, SetOp, in_ranges};
-use crate::collection::{AddressHasher, Bytes, Collections, NO_SLOT, Names, Prefix};
+use crate::collection::{AddressHasher, Bytes, Collections, NO_SLOT, Names};
 use crate::compile::{Item, Link, Rule, RuleSet};
 use crate::macros::Resolve;
 use crate::memo::{EvalMemo, Slot};
@@ -16,6 +16,7 @@ pub use crate::outcome::{
     Intervention, InterventionKind, MATCHED_VALUE_LIMIT, Matches, Outcome, RuleMatch, Tx,
 };
 use crate::prefilter::{CASE_LOWER, CASE_UPPER, Prefilter, VarMask, var_bit};
+use crate::prefix::Prefix;
 use crate::request::{
     BodyProcessor, MultipartFlags, Pair, Request, Xml, parse_cookies, parse_json, parse_multipart,
     parse_urlencoded, parse_xml,
@@ -1543,7 +1544,8 @@ impl RuleSet {
         let scratch = memo
             .as_mut()
             .and_then(|m| m.scratch.take())
-            .and_then(Scratch::reset)
+            .and_then(|kept| kept.downcast::<Scratch>().ok())
+            .and_then(|kept| Scratch::reset(*kept))
             .unwrap_or_else(Scratch::fresh);
         Transaction {
             memo,
@@ -1869,13 +1871,13 @@ impl<'r> Transaction<'r> {
             body_error: self.data.body_error,
         };
         let mut memo = self.memo.unwrap_or_default();
-        memo.scratch = Some(Scratch {
+        memo.scratch = Some(Box::new(Scratch {
             cache: self.cache,
             selectors: self.selectors,
             candidates: self.candidates,
             slots: self.slots,
             detect: self.detect,
-        });
+        }));
         (outcome, memo)
     }
 

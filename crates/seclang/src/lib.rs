@@ -50,6 +50,7 @@ mod numbers;
 pub mod operators;
 mod outcome;
 pub(crate) mod prefilter;
+mod prefix;
 pub mod request;
 mod rule;
 pub mod transform;

@@ -52,8 +52,9 @@ pub struct EvalMemo {
     records: Vec<Record>,
     bytes: usize,
     /// The last transaction's scratch (caches keyed by addresses, emptied), so that the
-    /// next one does not allocate its tables again.
-    pub(crate) scratch: Option<crate::eval::Scratch>,
+    /// next one does not allocate its tables again. The evaluator's own type, which the
+    /// memo only keeps: erased, so that this module does not depend on the evaluator's.
+    pub(crate) scratch: Option<Box<dyn std::any::Any + Send + Sync>>,
 }
 
 #[derive(Default)]
