@@ -132,6 +132,14 @@ fn state_name(state: &Breaker) -> &'static str {
 
 /// Adds the call's retries, failovers and breaker transitions to its measurements:
 /// every call is counted, traced or not, in the call's one `wasi:otel/metrics` report.
+/// Ends the call's span when no target is left to try: its retries and breaker
+/// changes counted, the error named.
+fn gave_up(mut span: ChatCall, call: &Call, error: rag::CompletionError) -> rag::CompletionError {
+    count_resilience(&mut span, &call.attempts, &call.breakers.transitions);
+    span.failed(error.kind());
+    error
+}
+
 fn count_resilience(span: &mut ChatCall, attempts: &[usize], transitions: &[&'static str]) {
     let retries = attempts.len().saturating_sub(1) as u64;
     if retries > 0 {
@@ -173,11 +181,7 @@ async fn complete(
     loop {
         let target = match call.next_target().await {
             Ok(target) => target,
-            Err(error) => {
-                count_resilience(&mut span, &call.attempts, &call.breakers.transitions);
-                span.failed(error.kind());
-                return Err(error);
-            }
+            Err(error) => return Err(gave_up(span, &call, error)),
         };
         match attempt_complete(&call, target, span.recording()).await {
             Ok((completion, id)) => {
@@ -206,11 +210,7 @@ async fn complete_stream(
     let (target, begun) = loop {
         let target = match call.next_target().await {
             Ok(target) => target,
-            Err(error) => {
-                count_resilience(&mut span, &call.attempts, &call.breakers.transitions);
-                span.failed(error.kind());
-                return Err(error);
-            }
+            Err(error) => return Err(gave_up(span, &call, error)),
         };
         match attempt_stream(&call, target).await {
             Ok(begun) => break (target, begun),
