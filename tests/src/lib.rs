@@ -151,6 +151,19 @@ pub fn manifest_with_line_replaced(shipped_line: &str, line: &str) -> String {
     edited
 }
 
+/// `(name, value)` variables as the environment sets them: `SPIN_VARIABLE_<NAME>`.
+pub fn spin_variables(variables: &[(&str, &str)]) -> Vec<(String, String)> {
+    variables
+        .iter()
+        .map(|(k, v)| {
+            (
+                format!("SPIN_VARIABLE_{}", k.to_ascii_uppercase()),
+                v.to_string(),
+            )
+        })
+        .collect()
+}
+
 /// A gateway serving one manifest on an ephemeral loopback port.
 pub struct Gateway {
     pub base: String,
@@ -179,15 +192,7 @@ impl Gateway {
         }
         let manifest = Manifest::parse(manifest, repo_root()).map_err(|e| e.to_string())?;
         let mut options = AppOptions {
-            env_overrides: variables
-                .iter()
-                .map(|(k, v)| {
-                    (
-                        format!("SPIN_VARIABLE_{}", k.to_ascii_uppercase()),
-                        v.to_string(),
-                    )
-                })
-                .collect(),
+            env_overrides: spin_variables(variables),
             compile_cache: Some(repo_root().join("target/chatgate-test-cache")),
             // Tests run many gateways in one process: a smaller pool keeps their
             // address-space reservations within the process's limit.

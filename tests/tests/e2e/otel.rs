@@ -88,15 +88,7 @@ impl Traced {
                 ..Default::default()
             },
             capture_guest_stdout: true,
-            env_overrides: variables
-                .iter()
-                .map(|(k, v)| {
-                    (
-                        format!("SPIN_VARIABLE_{}", k.to_ascii_uppercase()),
-                        v.to_string(),
-                    )
-                })
-                .collect(),
+            env_overrides: chatgate_tests::spin_variables(variables),
             ..AppOptions::default()
         };
         let app = Arc::new(App::load(&manifest, &options).unwrap());
