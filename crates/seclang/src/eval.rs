@@ -393,6 +393,13 @@ struct Value<'a> {
 struct Only<'c> {
     values: &'c [(usize, usize)],
     mask: u64,
+    /// Per candidate, where it is in the request collections ([`Source`], index), or
+    /// `(NO_SOURCE, 0)`: a collection is listed by its candidates rather than by all
+    /// its members. Only when `indexed`.
+    origins: &'c [(u8, u32)],
+    /// Whether every candidate is told apart by its address: an empty value is not
+    /// (empty values share one dangling address), so then the members are scanned.
+    indexed: bool,
 }
 
 impl Only<'_> {
@@ -407,17 +414,91 @@ impl Only<'_> {
     }
 }
 
+/// A request collection kept as a list of pairs, and whether its names or its values are
+/// listed: `list * 2 + names`, so that a prefilter candidate can say which member it is.
+type Source = u8;
+
+/// The source of a candidate that is no member of a request collection.
+const NO_SOURCE: Source = 0;
+
+const HEADERS: u8 = 1;
+const COOKIES: u8 = 2;
+const ARGS_GET: u8 = 3;
+const ARGS_POST: u8 = 4;
+const FILES: u8 = 5;
+const PART_HEADERS: u8 = 6;
+const RESPONSE_HEADERS: u8 = 7;
+
+/// The request collections a variable lists, in order (none: not a list of pairs).
+fn sources(var: Var) -> &'static [Source] {
+    match var {
+        Var::Args => &[ARGS_GET * 2, ARGS_POST * 2],
+        Var::ArgsGet => &[ARGS_GET * 2],
+        Var::ArgsPost => &[ARGS_POST * 2],
+        Var::ArgsNames => &[ARGS_GET * 2 + 1, ARGS_POST * 2 + 1],
+        Var::ArgsGetNames => &[ARGS_GET * 2 + 1],
+        Var::ArgsPostNames => &[ARGS_POST * 2 + 1],
+        Var::RequestHeaders => &[HEADERS * 2],
+        Var::RequestHeadersNames => &[HEADERS * 2 + 1],
+        Var::RequestCookies => &[COOKIES * 2],
+        Var::RequestCookiesNames => &[COOKIES * 2 + 1],
+        Var::Files => &[FILES * 2],
+        Var::FilesNames => &[FILES * 2 + 1],
+        Var::MultipartPartHeaders => &[PART_HEADERS * 2],
+        Var::ResponseHeaders => &[RESPONSE_HEADERS * 2],
+        Var::ResponseHeadersNames => &[RESPONSE_HEADERS * 2 + 1],
+        _ => &[],
+    }
+}
+
+impl Data {
+    /// The pairs a [`Source`] lists.
+    fn pairs_of(&self, source: Source) -> &[Pair] {
+        match source / 2 {
+            HEADERS => &self.headers,
+            COOKIES => &self.cookies,
+            ARGS_GET => &self.args_get,
+            ARGS_POST => &self.args_post,
+            FILES => &self.files,
+            PART_HEADERS => &self.part_headers,
+            RESPONSE_HEADERS => &self.response.headers,
+            _ => &[],
+        }
+    }
+}
+
 /// The members of a request collection, only the one named `key` when given (a lookup
 /// such as `REQUEST_HEADERS:User-Agent` need not list every header), and only the
 /// prefilter's candidates when given (values by address and length): a prefiltered link
-/// of CRS targets every argument, of which it usually inspects one or none.
+/// of CRS targets every argument, of which it usually inspects one or none, so its
+/// candidates are listed by where they are rather than by a look at every member.
 fn pairs<'a>(
-    list: &'a [Pair],
-    names: bool,
+    data: &'a Data,
+    source: Source,
     key: Option<&str>,
     only: Option<Only<'_>>,
     out: &mut Vec<Value<'a>>,
 ) {
+    let list = data.pairs_of(source);
+    let names = source % 2 == 1;
+    if key.is_none()
+        && let Some(only) = only
+        && only.indexed
+    {
+        // Candidates are grouped by link in the order they were listed, which is each
+        // collection's order.
+        for &(s, i) in only.origins {
+            if s == source
+                && let Some((k, v)) = list.get(i as usize)
+            {
+                out.push(Value {
+                    key: Some(Cow::Borrowed(k)),
+                    value: Cow::Borrowed(if names { k.as_bytes() } else { v }),
+                });
+            }
+        }
+        return;
+    }
     if key.is_none() && only.is_none() {
         // Every member: room for them at once rather than growing step by step.
         out.reserve(list.len());
@@ -460,18 +541,25 @@ fn values<'a>(
 ) {
     let owned = |v: &[u8]| Cow::<'a, [u8]>::Owned(v.to_vec());
     match var {
-        Var::Args => {
-            pairs(&data.args_get, false, key, only, out);
-            pairs(&data.args_post, false, key, only, out);
+        Var::Args
+        | Var::ArgsGet
+        | Var::ArgsPost
+        | Var::ArgsNames
+        | Var::ArgsGetNames
+        | Var::ArgsPostNames
+        | Var::RequestHeaders
+        | Var::RequestHeadersNames
+        | Var::RequestCookies
+        | Var::RequestCookiesNames
+        | Var::Files
+        | Var::FilesNames
+        | Var::MultipartPartHeaders
+        | Var::ResponseHeaders
+        | Var::ResponseHeadersNames => {
+            for &s in sources(var) {
+                pairs(data, s, key, only, out);
+            }
         }
-        Var::ArgsGet => pairs(&data.args_get, false, key, only, out),
-        Var::ArgsPost => pairs(&data.args_post, false, key, only, out),
-        Var::ArgsNames => {
-            pairs(&data.args_get, true, key, only, out);
-            pairs(&data.args_post, true, key, only, out);
-        }
-        Var::ArgsGetNames => pairs(&data.args_get, true, key, only, out),
-        Var::ArgsPostNames => pairs(&data.args_post, true, key, only, out),
         Var::ArgsCombinedSize => {
             let size: usize = data
                 .args_get
@@ -489,10 +577,6 @@ fn values<'a>(
         Var::RequestMethod => scalar(out, Cow::Borrowed(&data.method)),
         Var::RequestProtocol => scalar(out, Cow::Borrowed(&data.protocol)),
         Var::QueryString => scalar(out, Cow::Borrowed(&data.query)),
-        Var::RequestHeaders => pairs(&data.headers, false, key, only, out),
-        Var::RequestHeadersNames => pairs(&data.headers, true, key, only, out),
-        Var::RequestCookies => pairs(&data.cookies, false, key, only, out),
-        Var::RequestCookiesNames => pairs(&data.cookies, true, key, only, out),
         Var::RequestBody => {
             if state.body_access {
                 scalar(out, Cow::Borrowed(&data.body))
@@ -521,8 +605,6 @@ fn values<'a>(
                 Cow::Borrowed(p.map_or(&b""[..], |p| p.name().as_bytes())),
             )
         }
-        Var::Files => pairs(&data.files, false, key, only, out),
-        Var::FilesNames => pairs(&data.files, true, key, only, out),
         Var::FilesSizes => {
             for (k, size) in &data.file_sizes {
                 out.push(Value {
@@ -535,7 +617,6 @@ fn values<'a>(
             let size: usize = data.file_sizes.iter().map(|(_, s)| s).sum();
             scalar(out, Cow::Owned(size.to_string().into_bytes()));
         }
-        Var::MultipartPartHeaders => pairs(&data.part_headers, false, key, only, out),
         Var::MultipartStrictError => scalar(out, flag(data.multipart_strict)),
         Var::MultipartUnmatchedBoundary => scalar(out, flag(data.multipart.unmatched_boundary)),
         Var::MultipartBoundaryQuoted => scalar(out, flag(data.multipart.boundary_quoted)),
@@ -650,8 +731,6 @@ fn values<'a>(
             scalar(out, Cow::Owned(len.to_string().into_bytes()));
         }
         // Empty until the response is processed (phases 3 and 4).
-        Var::ResponseHeaders => pairs(&data.response.headers, false, key, only, out),
-        Var::ResponseHeadersNames => pairs(&data.response.headers, true, key, only, out),
         Var::ResponseStatus
         | Var::ResponseProtocol
         | Var::ResponseContentType
@@ -1031,23 +1110,30 @@ struct Candidates {
     masks: Vec<u64>,
     starts: Vec<u32>,
     values: Vec<(usize, usize)>,
+    /// Per value in `values`: where it is in the request collections ([`Only::origins`]).
+    origins: Vec<(u8, u32)>,
+    /// Per link: whether none of its candidates is empty ([`Only::indexed`]).
+    indexed: Vec<bool>,
 }
 
 impl Candidates {
     fn of(&self, id: u32) -> Only<'_> {
         let id = id as usize;
+        let range = self.starts[id] as usize..self.starts[id + 1] as usize;
         Only {
-            values: &self.values[self.starts[id] as usize..self.starts[id + 1] as usize],
+            values: &self.values[range.clone()],
             mask: self.masks[id],
+            origins: &self.origins[range],
+            indexed: self.indexed[id],
         }
     }
 
     /// Lists the static values, scans each distinct transformed value once with the
     /// prefilter's automaton, and records which links each value is a candidate for.
-    fn compute(
+    fn compute<'a>(
         &mut self,
         rules: &RuleSet,
-        data: &Data,
+        data: &'a Data,
         state: &State<'_>,
         cache: &mut TransformCache,
         memo: &mut SelectorMemo,
@@ -1061,16 +1147,45 @@ impl Candidates {
         self.values.clear();
         self.masks.clear();
         self.masks.resize(links, 0);
+        self.origins.clear();
+        self.indexed.clear();
+        self.indexed.resize(links, true);
         let Some(ac) = &pf.ac else { return };
         let words = pf.words();
         // The distinct values, each with the variables it belongs to (an argument is in
         // ARGS and ARGS_POST).
         let mut list: Vec<(&[u8], VarMask)> = Vec::with_capacity(128);
         let mut keys: Vec<Option<Cow<'_, str>>> = Vec::with_capacity(128);
+        // Where each is in the request collections (the first place listed: a value's
+        // address is its member's, but for empty values).
+        let mut origins: Vec<(u8, u32)> = Vec::with_capacity(128);
         let mut index: HashMap<(usize, usize), usize, BuildHasherDefault<AddressHasher>> =
             HashMap::with_capacity_and_hasher(128, Default::default());
         let mut all = Vec::new();
         for &(var, _) in &pf.vars {
+            let bit = var_bit(var);
+            let mut add =
+                |key: Option<Cow<'a, str>>, bytes: &'a [u8], origin: (u8, u32)| match index
+                    .entry((bytes.as_ptr() as usize, bytes.len()))
+                {
+                    std::collections::hash_map::Entry::Occupied(e) => list[*e.get()].1 |= bit,
+                    std::collections::hash_map::Entry::Vacant(e) => {
+                        e.insert(list.len());
+                        list.push((bytes, bit));
+                        keys.push(key);
+                        origins.push(origin);
+                    }
+                };
+            let from = sources(var);
+            if !from.is_empty() {
+                for &s in from {
+                    for (i, (k, v)) in data.pairs_of(s).iter().enumerate() {
+                        let bytes = if s % 2 == 1 { k.as_bytes() } else { v };
+                        add(Some(Cow::Borrowed(k)), bytes, (s, i as u32));
+                    }
+                }
+                continue;
+            }
             if var == Var::RequestBody {
                 // Listed whatever `ctl:requestBodyAccess` says now: it may change later.
                 all.push(Value {
@@ -1081,17 +1196,8 @@ impl Candidates {
                 values(var, None, None, data, state, &mut all);
             }
             for v in all.drain(..) {
-                let Cow::Borrowed(bytes) = v.value else {
-                    continue;
-                };
-                let bit = var_bit(var);
-                match index.entry((bytes.as_ptr() as usize, bytes.len())) {
-                    std::collections::hash_map::Entry::Occupied(e) => list[*e.get()].1 |= bit,
-                    std::collections::hash_map::Entry::Vacant(e) => {
-                        e.insert(list.len());
-                        list.push((bytes, bit));
-                        keys.push(v.key);
-                    }
+                if let Cow::Borrowed(bytes) = v.value {
+                    add(v.key, bytes, (NO_SOURCE, 0));
                 }
             }
         }
@@ -1266,13 +1372,18 @@ impl Candidates {
             self.starts[i + 1] += self.starts[i];
         }
         self.values.resize(pairs.len(), (0, 0));
+        self.origins.resize(pairs.len(), (NO_SOURCE, 0));
         let mut next: Vec<u32> = self.starts[..links].to_vec();
         for (link, vi) in pairs {
             let (bytes, _) = list[vi as usize];
             let slot = &mut next[link as usize];
             let value = (bytes.as_ptr() as usize, bytes.len());
             self.values[*slot as usize] = value;
+            self.origins[*slot as usize] = origins[vi as usize];
             self.masks[link as usize] |= Only::bit(value.0);
+            if bytes.is_empty() {
+                self.indexed[link as usize] = false;
+            }
             *slot += 1;
         }
     }
