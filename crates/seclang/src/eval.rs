@@ -987,9 +987,14 @@ pub(crate) struct Scratch {
     cache: TransformCache,
     selectors: SelectorMemo,
     candidates: Candidates,
-    slots: HashMap<(usize, usize), Option<Slot>, BuildHasherDefault<AddressHasher>>,
+    slots: MemoSlots,
     detect: crate::operators::DetectMemo,
 }
+
+/// The memo's record of request values by address and length (`None`: none yet), for one
+/// cache generation: looked up once for the prefilter and the rules alike (the memo's
+/// keyed hash of the bytes costs more than this table's hash of the address).
+type MemoSlots = HashMap<(usize, usize), Option<Slot>, BuildHasherDefault<AddressHasher>>;
 
 /// The most entries a kept scratch table may have room for.
 const SCRATCH_LIMIT: usize = 4096;
@@ -1137,7 +1142,8 @@ impl Candidates {
         state: &State<'_>,
         cache: &mut TransformCache,
         memo: &mut SelectorMemo,
-        mut values_memo: Option<&mut EvalMemo>,
+        // The memo across requests, with its records by address for this generation.
+        mut values_memo: Option<(&mut EvalMemo, &mut MemoSlots)>,
     ) {
         let pf = &rules.prefilter;
         let links = pf.link_vars.len();
@@ -1259,10 +1265,13 @@ impl Candidates {
                 Some(live) => live[link / 64] & (1 << (link % 64)) != 0,
                 None => pf.link_vars[link] & mask != 0,
             };
-            let slot = values_memo.as_deref().and_then(|m| m.find(bytes));
+            let at = (bytes.as_ptr() as usize, bytes.len());
+            let slot = values_memo
+                .as_mut()
+                .and_then(|(m, slots)| *slots.entry(at).or_insert_with(|| m.find(bytes)));
             if let Some(known) = slot
-                .zip(values_memo.as_deref())
-                .and_then(|(slot, m)| m.prefilter(slot, mask))
+                .zip(values_memo.as_ref())
+                .and_then(|(slot, (m, _))| m.prefilter(slot, mask))
             {
                 pair_links(known, inspects, vi as u32, &mut pairs);
                 continue;
@@ -1358,8 +1367,12 @@ impl Candidates {
             }
             pair_links(&found, inspects, vi as u32, &mut pairs);
             if !partial
-                && let Some(m) = values_memo.as_deref_mut()
-                && let Some(slot) = slot.or_else(|| m.find_or_add(bytes))
+                && let Some((m, slots)) = values_memo.as_mut()
+                && let Some(slot) = slot.or_else(|| {
+                    let added = m.find_or_add(bytes);
+                    slots.insert(at, added);
+                    added
+                })
             {
                 m.set_prefilter(slot, mask, &found);
             }
@@ -1619,7 +1632,7 @@ pub struct Transaction<'r> {
     memo: Option<EvalMemo>,
     /// The memo's record of request values by address and length (`None`: none yet),
     /// for the cache generation `slots_generation`.
-    slots: HashMap<(usize, usize), Option<Slot>, BuildHasherDefault<AddressHasher>>,
+    slots: MemoSlots,
     slots_generation: u32,
     rules: &'r RuleSet,
     data: Data,
@@ -2125,19 +2138,24 @@ impl<'r> Transaction<'r> {
             && self.rules.use_prefilter
         {
             if self.candidates.generation != Some(self.cache.generation) {
+                self.sync_slots();
                 self.candidates.compute(
                     self.rules,
                     &self.data,
                     &self.state,
                     &mut self.cache,
                     &mut self.selectors,
-                    self.memo.as_mut(),
+                    self.memo.as_mut().map(|m| (m, &mut self.slots)),
                 );
             }
             if self.candidates.of(id).values.is_empty() {
                 return false;
             }
             candidates = Some(id);
+        }
+        let memo_bit = link.memo.filter(|_| self.memo.is_some());
+        if memo_bit.is_some() {
+            self.sync_slots();
         }
         let values = resolve_targets(
             rule,
@@ -2149,11 +2167,6 @@ impl<'r> Transaction<'r> {
             candidates.map(|id| self.candidates.of(id)),
         );
         let mut matched = false;
-        let memo_bit = link.memo.filter(|_| self.memo.is_some());
-        if memo_bit.is_some() && self.slots_generation != self.cache.generation {
-            self.slots.clear();
-            self.slots_generation = self.cache.generation;
-        }
         for mut inspected in values {
             // A value of the request this link is known not to match (in an earlier
             // request or rule): skipped, as its operator would answer no again.
@@ -2268,6 +2281,14 @@ impl<'r> Transaction<'r> {
             set_vars(&mut self.state, &self.data, rule, link);
         }
         matched
+    }
+
+    /// Empties the memo's records by address when the request data changed.
+    fn sync_slots(&mut self) {
+        if self.slots_generation != self.cache.generation {
+            self.slots.clear();
+            self.slots_generation = self.cache.generation;
+        }
     }
 
     /// A link that reads one transaction variable (`TX:executing_paranoia_level "@lt 2"`,
