@@ -844,22 +844,24 @@ impl Inspected<'_> {
 
 /// The values a link inspects: its targets, selected, minus its own exclusions and the
 /// transaction's `ctl` exclusions for the rule.
-fn resolve_targets<'a>(
+fn resolve_targets<'a, 's>(
     rule: &Rule,
     link: &Link,
     data: &'a Data,
-    state: &State<'_>,
-    memo: &mut SelectorMemo,
-    generation: u32,
+    state: &State<'s>,
+    // The selectors' answers, for the data generation.
+    (memo, generation): (&mut SelectorMemo, u32),
     only: Option<Only<'_>>,
-) -> Vec<Inspected<'a>> {
+    lists: &mut Lists<'a, 's>,
+) {
+    let Lists { out, all, ctl } = lists;
     // A prefiltered link inspects about as many values as it has candidates: room for
     // them up front rather than growing from empty.
     let room = only.map_or(0, |o| o.values.len());
-    let mut out = Vec::with_capacity(room);
-    let mut all = Vec::with_capacity(room);
-    let mut ctl = Vec::new();
-    state.exceptions.for_rule(rule, &mut ctl);
+    out.clear();
+    out.reserve(room);
+    all.reserve(room);
+    state.exceptions.for_rule(rule, ctl);
     for (
         t,
         Target {
@@ -916,7 +918,7 @@ fn resolve_targets<'a>(
                     }
                 }
             }
-            _ => values(*var, key, only, data, state, &mut all),
+            _ => values(*var, key, only, data, state, all),
         }
         let selected = all.drain(..).filter(|v| {
             // The prefilter's candidates first: a cheap test that drops most values.
@@ -957,7 +959,55 @@ fn resolve_targets<'a>(
             }));
         }
     }
-    out
+}
+
+/// The lists [`resolve_targets`] fills: the values a link inspects, each target's values
+/// before selection, and the `ctl` exclusions for the rule. They borrow the request data
+/// and the rule set, so they are made per link, but from the allocations of the last
+/// link's ([`SpareLists`]): a transaction resolves targets hundreds of times, and
+/// allocating and freeing these vectors each time was a noticeable part of the cost of
+/// an empty request.
+struct Lists<'a, 's> {
+    out: Vec<Inspected<'a>>,
+    all: Vec<Value<'a>>,
+    ctl: Vec<&'s Exclusion>,
+}
+
+/// The allocations of [`Lists`] between links, and between transactions in the memo's
+/// scratch.
+#[derive(Default)]
+struct SpareLists {
+    out: Vec<Inspected<'static>>,
+    all: Vec<Value<'static>>,
+    ctl: Vec<&'static Exclusion>,
+}
+
+impl SpareLists {
+    fn take<'a, 's>(&mut self) -> Lists<'a, 's> {
+        Lists {
+            out: recycle(std::mem::take(&mut self.out)),
+            all: recycle(std::mem::take(&mut self.all)),
+            ctl: recycle(std::mem::take(&mut self.ctl)),
+        }
+    }
+
+    fn keep(&mut self, lists: Lists<'_, '_>) {
+        self.out = recycle(lists.out);
+        self.all = recycle(lists.all);
+        self.ctl = recycle(lists.ctl);
+    }
+
+    fn capacity(&self) -> usize {
+        self.out.capacity().max(self.all.capacity())
+    }
+}
+
+/// `v`'s allocation, emptied, as a vector of elements of another lifetime (same layout):
+/// collecting a vector's own `into_iter` reuses its buffer in place, so nothing is
+/// allocated or freed (and nothing is mapped: it is empty).
+fn recycle<T, U>(mut v: Vec<T>) -> Vec<U> {
+    v.clear();
+    v.into_iter().map(|_| unreachable!("emptied")).collect()
 }
 
 /// Transformed values already computed in this transaction. CRS applies the same few
@@ -989,6 +1039,7 @@ pub(crate) struct Scratch {
     candidates: Candidates,
     slots: MemoSlots,
     detect: crate::operators::DetectMemo,
+    spare: SpareLists,
 }
 
 /// The memo's record of request values by address and length (`None`: none yet), for one
@@ -1027,6 +1078,7 @@ impl Scratch {
             self.candidates.starts.capacity() / 8,
             self.slots.capacity(),
             self.detect.capacity(),
+            self.spare.capacity(),
         ]
         .into_iter()
         .any(|n| n > SCRATCH_LIMIT)
@@ -1626,6 +1678,7 @@ pub struct Response {
 pub struct Transaction<'r> {
     cache: TransformCache,
     detect: crate::operators::DetectMemo,
+    spare: SpareLists,
     selectors: SelectorMemo,
     candidates: Candidates,
     /// The caller's memo across requests, if it gave one.
@@ -1696,6 +1749,7 @@ impl RuleSet {
             candidates: scratch.candidates,
             selectors: scratch.selectors,
             detect: scratch.detect,
+            spare: scratch.spare,
             done: 0,
             pending_body: request.body.clone(),
         }
@@ -2001,6 +2055,7 @@ impl<'r> Transaction<'r> {
             candidates: self.candidates,
             slots: self.slots,
             detect: self.detect,
+            spare: self.spare,
         }));
         (outcome, memo)
     }
@@ -2157,17 +2212,20 @@ impl<'r> Transaction<'r> {
         if memo_bit.is_some() {
             self.sync_slots();
         }
-        let values = resolve_targets(
+        let mut lists = self.spare.take();
+        resolve_targets(
             rule,
             link,
             &self.data,
             &self.state,
-            &mut self.selectors,
-            self.cache.generation,
+            (&mut self.selectors, self.cache.generation),
             candidates.map(|id| self.candidates.of(id)),
+            &mut lists,
         );
+        let mut values = std::mem::take(&mut lists.out);
+        self.spare.keep(lists);
         let mut matched = false;
-        for mut inspected in values {
+        for mut inspected in values.drain(..) {
             // A value of the request this link is known not to match (in an earlier
             // request or rule): skipped, as its operator would answer no again.
             let mut slot = None;
@@ -2280,6 +2338,7 @@ impl<'r> Transaction<'r> {
             self.state.matched_vars.push((name, value));
             set_vars(&mut self.state, &self.data, rule, link);
         }
+        self.spare.out = recycle(values);
         matched
     }
 
