@@ -298,10 +298,12 @@ struct State<'r> {
     names: &'r Names,
     /// `MATCHED_VAR` when `matched_vars` is empty: the last match of an earlier rule
     /// ([`State::matched_var`]).
-    earlier_match: Option<(Name, Vec<u8>)>,
+    earlier_match: Option<(Name, Bytes)>,
     /// `MATCHED_VARS`: the matches of the current link (or of the last link that matched),
     /// names borrowed from the rule set where they are known at load time.
-    matched_vars: Vec<(Name, Vec<u8>)>,
+    // Values inline when short (CRS's paranoia-level checks match a digit, rule after
+    // rule): no allocation per match.
+    matched_vars: Vec<(Name, Bytes)>,
     exceptions: Exceptions<'r>,
     mode: EngineMode,
     body_processor: Option<BodyProcessor>,
@@ -313,7 +315,7 @@ impl<'r> State<'r> {
     /// `MATCHED_VAR`: the last value matched, in this rule or an earlier one. Kept as the
     /// last of `matched_vars` rather than as a copy of it, and moved aside when that list
     /// is emptied.
-    fn matched_var(&self) -> Option<&(Name, Vec<u8>)> {
+    fn matched_var(&self) -> Option<&(Name, Bytes)> {
         self.matched_vars.last().or(self.earlier_match.as_ref())
     }
 
@@ -678,7 +680,7 @@ fn values<'a>(
         }
         Var::MatchedVar => {
             if let Some((_, v)) = state.matched_var() {
-                scalar(out, owned(v))
+                scalar(out, owned(v.as_slice()))
             }
         }
         Var::MatchedVarName => {
@@ -691,7 +693,7 @@ fn values<'a>(
                 out.push(Value {
                     key: Some(Cow::Owned(n.to_string())),
                     value: if var == Var::MatchedVars {
-                        owned(v)
+                        owned(v.as_slice())
                     } else {
                         owned(n.as_bytes())
                     },
@@ -2334,8 +2336,7 @@ impl<'r> Transaction<'r> {
                 }
             }
             let name = Name::Owned(inspected.name());
-            let value = value.into_owned();
-            self.state.matched_vars.push((name, value));
+            self.state.matched_vars.push((name, Bytes::new(&value)));
             set_vars(&mut self.state, &self.data, rule, link);
         }
         self.spare.out = recycle(values);
@@ -2360,7 +2361,7 @@ impl<'r> Transaction<'r> {
         rule: &Rule,
         link: &'r Link,
         operator: &crate::operators::Operator,
-    ) -> Option<Option<(Name, Vec<u8>)>> {
+    ) -> Option<Option<(Name, Bytes)>> {
         let [
             Target {
                 var,
@@ -2416,7 +2417,7 @@ impl<'r> Transaction<'r> {
             }
             _ => Name::Owned(format!("{}:{stored}", var.name())),
         };
-        Some(Some((name, value.to_vec())))
+        Some(Some((name, Bytes::new(value))))
     }
 
     /// Runs the actions of a matched chain: the `ctl`s of every link, the match record,

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use crate::collection::Collections;
+use crate::collection::{Bytes, Collections};
 use crate::outcome::{Name, RuleMatch};
 
 /// The state a transaction is in after the start of phase 1 that reads nothing of the
@@ -31,6 +31,6 @@ pub(crate) struct Prefix {
     /// Their match records, in order, shared by the transactions' outcomes.
     pub(crate) matches: Arc<[RuleMatch]>,
     /// `MATCHED_VAR` of an earlier rule, and `MATCHED_VARS` of the last link run.
-    pub(crate) earlier_match: Option<(Name, Vec<u8>)>,
-    pub(crate) matched_vars: Vec<(Name, Vec<u8>)>,
+    pub(crate) earlier_match: Option<(Name, Bytes)>,
+    pub(crate) matched_vars: Vec<(Name, Bytes)>,
 }
