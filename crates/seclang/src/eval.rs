@@ -1615,15 +1615,7 @@ impl Scans {
         self.seen.iter_mut().for_each(|w| *w = 0);
         let hits = &mut self.hits[scan * self.words..];
         let seen = &mut self.seen;
-        let (ac, ids) = match automaton {
-            0 => (ac, None),
-            k => {
-                let (_, ac, ids) = &pf.var_acs[k - 1];
-                (ac, Some(ids.as_slice()))
-            }
-        };
-        Prefilter::scan(ac, bytes, |pattern| {
-            let pattern = ids.map_or(pattern, |ids| ids[pattern] as usize);
+        let mut found = |pattern: usize| {
             let (word, bit) = (pattern / 64, 1u64 << (pattern % 64));
             if seen[word] & bit != 0 {
                 return;
@@ -1632,7 +1624,14 @@ impl Scans {
             for &link in &pf.pattern_links[pattern] {
                 hits[link as usize / 64] |= 1 << (link % 64);
             }
-        });
+        };
+        match automaton {
+            0 => Prefilter::scan(ac, bytes, found),
+            k => {
+                let (_, own, ids) = &pf.var_acs[k - 1];
+                own.scan(bytes, |pattern| found(ids[pattern] as usize));
+            }
+        }
         if taken.is_some() {
             self.more.push((hash, src, scan, automaton));
         } else {

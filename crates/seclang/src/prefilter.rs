@@ -11,6 +11,8 @@
 use std::collections::HashMap;
 
 use aho_corasick::MatchKind;
+use aho_corasick::automaton::Automaton;
+use aho_corasick::dfa::DFA;
 use aho_corasick::nfa::contiguous::NFA;
 
 use crate::rule::Rule;
@@ -61,8 +63,32 @@ pub struct Prefilter {
     /// each of its patterns' id in [`Prefilter::ac`]. A value of that variable alone
     /// (a request body, a query string: the longest values) is scanned with it; the
     /// factors it leaves out belong to links that never inspect such a value.
-    pub var_acs: Vec<(VarMask, NFA, Vec<u32>)>,
+    pub var_acs: Vec<(VarMask, VarAutomaton, Vec<u32>)>,
 }
+
+/// A variable's own automaton: a DFA when it is small ([`DFA_LIMIT`]), walked with one
+/// table look-up per byte instead of the NFA's transitions and failure links (about a
+/// third of the instructions per byte), else a contiguous NFA like [`Prefilter::ac`].
+#[derive(Debug)]
+pub enum VarAutomaton {
+    Dfa(DFA),
+    Nfa(NFA),
+}
+
+impl VarAutomaton {
+    /// [`Prefilter::scan`] with this automaton.
+    pub fn scan(&self, haystack: &[u8], found: impl FnMut(usize)) {
+        match self {
+            VarAutomaton::Dfa(dfa) => Prefilter::scan(dfa, haystack, found),
+            VarAutomaton::Nfa(nfa) => Prefilter::scan(nfa, haystack, found),
+        }
+    }
+}
+
+/// The most memory a variable's own automaton may take as a DFA (rather than an NFA):
+/// the request body's and the query string's automata under CRS are well below it, the
+/// whole set of factors far above (about 20 MB, in every instance's snapshot).
+const DFA_LIMIT: usize = 1 << 20;
 
 /// A variable gets its own automaton ([`Prefilter::var_acs`]) when its links have at
 /// most this share (1 / `SMALL_AUTOMATON_SHARE`) of all the factors: a smaller automaton
@@ -216,8 +242,16 @@ impl Prefilter {
                 continue;
             }
             let own: Vec<&Vec<u8>> = ids.iter().map(|&pid| &patterns[pid as usize]).collect();
-            if let Some(ac) = automaton(&own) {
-                p.var_acs.push((var_bit(var), ac, ids));
+            let dfa = aho_corasick::dfa::Builder::new()
+                .ascii_case_insensitive(true)
+                .match_kind(MatchKind::Standard)
+                .build(&own)
+                .ok()
+                .filter(|d| d.memory_usage() <= DFA_LIMIT);
+            if let Some(dfa) = dfa {
+                p.var_acs.push((var_bit(var), VarAutomaton::Dfa(dfa), ids));
+            } else if let Some(ac) = automaton(&own) {
+                p.var_acs.push((var_bit(var), VarAutomaton::Nfa(ac), ids));
             }
         }
         if !patterns.is_empty() {
@@ -251,9 +285,8 @@ impl Prefilter {
     /// Calls `found` with the id of every factor that occurs in `haystack` (once per
     /// occurrence). A plain walk of the DFA: every byte one transition, and a look at the
     /// state only when it is a match.
-    pub fn scan(dfa: &NFA, haystack: &[u8], mut found: impl FnMut(usize)) {
+    pub fn scan(dfa: &impl Automaton, haystack: &[u8], mut found: impl FnMut(usize)) {
         use aho_corasick::Anchored;
-        use aho_corasick::automaton::Automaton;
         let Ok(mut sid) = dfa.start_state(Anchored::No) else {
             return;
         };
