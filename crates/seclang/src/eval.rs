@@ -1078,6 +1078,7 @@ impl Scratch {
             self.selectors.map.capacity(),
             self.candidates.values.capacity(),
             self.candidates.starts.capacity() / 8,
+            self.candidates.work.capacity(),
             self.slots.capacity(),
             self.detect.capacity(),
             self.spare.capacity(),
@@ -1173,6 +1174,48 @@ struct Candidates {
     origins: Vec<(u8, u32)>,
     /// Per link: whether none of its candidates is empty ([`Only::indexed`]).
     indexed: Vec<bool>,
+    work: Work,
+}
+
+/// The working tables of [`Candidates::compute`], kept with their room from one
+/// computation to the next (and, in the memo's scratch, from one transaction to the
+/// next): a computation made a dozen of them, several of a few kilobytes, and allocating
+/// and freeing them cost more than the rest of a computation for a request whose values
+/// the memo already knows. Those that borrow the request data are kept empty
+/// ([`recycle`]).
+#[derive(Default)]
+struct Work {
+    list: Vec<(&'static [u8], VarMask)>,
+    keys: Vec<Option<Cow<'static, str>>>,
+    all: Vec<Value<'static>>,
+    origins: Vec<(u8, u32)>,
+    index: HashMap<(usize, usize), usize, BuildHasherDefault<AddressHasher>>,
+    scans: Scans,
+    raw_scan: Vec<Option<usize>>,
+    done: Vec<(u8, u32, usize)>,
+    walk: Walk,
+    out_scan: HashMap<usize, usize, BuildHasherDefault<AddressHasher>>,
+    pairs: Vec<(u32, u32)>,
+    next: Vec<u32>,
+    live_links: Vec<u64>,
+    excluded: Vec<u64>,
+    found: Vec<u64>,
+}
+
+impl Work {
+    /// The room of its largest table.
+    fn capacity(&self) -> usize {
+        [
+            self.list.capacity(),
+            self.index.capacity(),
+            self.scans.by_hash.capacity(),
+            self.out_scan.capacity(),
+            self.pairs.capacity() / 8,
+        ]
+        .into_iter()
+        .max()
+        .unwrap_or(0)
+    }
 }
 
 impl Candidates {
@@ -1212,16 +1255,32 @@ impl Candidates {
         self.indexed.resize(links, true);
         let Some(ac) = &pf.ac else { return };
         let words = pf.words();
+        let Work {
+            list: spare_list,
+            keys: spare_keys,
+            all: spare_all,
+            origins,
+            index,
+            scans,
+            raw_scan,
+            done,
+            walk,
+            out_scan,
+            pairs,
+            next,
+            live_links,
+            excluded,
+            found,
+        } = &mut self.work;
         // The distinct values, each with the variables it belongs to (an argument is in
         // ARGS and ARGS_POST).
-        let mut list: Vec<(&[u8], VarMask)> = Vec::with_capacity(128);
-        let mut keys: Vec<Option<Cow<'_, str>>> = Vec::with_capacity(128);
+        let mut list: Vec<(&[u8], VarMask)> = recycle(std::mem::take(spare_list));
+        let mut keys: Vec<Option<Cow<'_, str>>> = recycle(std::mem::take(spare_keys));
+        let mut all: Vec<Value<'_>> = recycle(std::mem::take(spare_all));
         // Where each is in the request collections (the first place listed: a value's
         // address is its member's, but for empty values).
-        let mut origins: Vec<(u8, u32)> = Vec::with_capacity(128);
-        let mut index: HashMap<(usize, usize), usize, BuildHasherDefault<AddressHasher>> =
-            HashMap::with_capacity_and_hasher(128, Default::default());
-        let mut all = Vec::new();
+        origins.clear();
+        index.clear();
         for &(var, _) in &pf.vars {
             let bit = var_bit(var);
             let mut add =
@@ -1262,22 +1321,13 @@ impl Candidates {
             }
         }
         // Scans by content, case folded: a lowercased value finds what the value finds.
-        let mut scans = Scans {
-            words,
-            hits: Vec::new(),
-            by_hash: HashMap::with_capacity_and_hasher(256, Default::default()),
-            more: Vec::new(),
-            seen: vec![0; pf.pattern_links.len().div_ceil(64)],
-            count: 0,
-            outputs: Vec::new(),
-        };
-        let mut raw_scan: Vec<Option<usize>> = vec![None; list.len()];
-        // The transformed values of the current value, by (case, suffix).
-        let mut done: Vec<(u8, u32, usize)> = Vec::new();
-        let mut walk = Walk::default();
-        let mut out_scan: HashMap<usize, usize, BuildHasherDefault<AddressHasher>> =
-            HashMap::with_capacity_and_hasher(64, Default::default());
-        let mut pairs: Vec<(u32, u32)> = Vec::with_capacity(4 * list.len());
+        scans.start(words, pf.pattern_links.len().div_ceil(64));
+        raw_scan.clear();
+        raw_scan.resize(list.len(), None);
+        // The transformed values of the current value, by (case, suffix): `done`.
+        out_scan.clear();
+        pairs.clear();
+        pairs.reserve(4 * list.len());
         // `ctl:ruleRemoveTargetByTag` exclusions in force, alike ones merged (a policy
         // names the same selector for many tags): the links each takes a value from.
         // Exclusions are only ever added, so candidates that respect the ones in force now
@@ -1290,11 +1340,12 @@ impl Candidates {
                 None => groups.push((e, links.clone())),
             }
         }
-        let mut live_links = vec![0u64; words];
-        let mut excluded = vec![0u64; words];
-        // The links one of whose factors occurs in the current value (before the
-        // exclusions), as the memo keeps them.
-        let mut found = vec![0u64; words];
+        for bits in [&mut *live_links, &mut *excluded, &mut *found] {
+            bits.clear();
+            bits.resize(words, 0);
+        }
+        // `found`: the links one of whose factors occurs in the current value (before
+        // the exclusions), as the memo keeps them.
         for (vi, &(bytes, mask)) in list.iter().enumerate() {
             // The links that inspect this value: those targeting one of its variables
             // from which no exclusion takes it. (`None`: all links of its variables.)
@@ -1309,11 +1360,11 @@ impl Candidates {
                             excluded.iter_mut().zip(bits).for_each(|(x, b)| *x |= b);
                         }
                     }
-                    for ((l, v), x) in live_links.iter_mut().zip(var_links).zip(&excluded) {
+                    for ((l, v), x) in live_links.iter_mut().zip(var_links).zip(excluded.iter()) {
                         *l |= v & !x;
                     }
                 }
-                Some(&live_links)
+                Some(&*live_links)
             };
             let inspects = |link: usize| match live {
                 Some(live) => live[link / 64] & (1 << (link % 64)) != 0,
@@ -1327,7 +1378,7 @@ impl Candidates {
                 .zip(values_memo.as_ref())
                 .and_then(|(slot, (m, _))| m.prefilter(slot, mask))
             {
-                pair_links(known, inspects, vi as u32, &mut pairs);
+                pair_links(known, inspects, vi as u32, pairs);
                 continue;
             }
             found.iter_mut().for_each(|w| *w = 0);
@@ -1419,7 +1470,7 @@ impl Candidates {
                     *f |= h & l;
                 }
             }
-            pair_links(&found, inspects, vi as u32, &mut pairs);
+            pair_links(found, inspects, vi as u32, pairs);
             if !partial
                 && let Some((m, slots)) = values_memo.as_mut()
                 && let Some(slot) = slot.or_else(|| {
@@ -1428,11 +1479,11 @@ impl Candidates {
                     added
                 })
             {
-                m.set_prefilter(slot, mask, &found);
+                m.set_prefilter(slot, mask, found);
             }
         }
         // Grouped by link (a counting sort).
-        for &(link, _) in &pairs {
+        for &(link, _) in pairs.iter() {
             self.starts[link as usize + 1] += 1;
         }
         for i in 0..links {
@@ -1440,8 +1491,9 @@ impl Candidates {
         }
         self.values.resize(pairs.len(), (0, 0));
         self.origins.resize(pairs.len(), (NO_SOURCE, 0));
-        let mut next: Vec<u32> = self.starts[..links].to_vec();
-        for (link, vi) in pairs {
+        next.clear();
+        next.extend_from_slice(&self.starts[..links]);
+        for &(link, vi) in pairs.iter() {
             let (bytes, _) = list[vi as usize];
             let slot = &mut next[link as usize];
             let value = (bytes.as_ptr() as usize, bytes.len());
@@ -1453,6 +1505,11 @@ impl Candidates {
             }
             *slot += 1;
         }
+        // The transformed copies of request data are not kept.
+        scans.outputs.clear();
+        *spare_list = recycle(list);
+        *spare_keys = recycle(keys);
+        *spare_all = recycle(all);
     }
 }
 
@@ -1559,6 +1616,7 @@ enum Src {
 }
 
 /// Automaton scans of distinct contents within one [`Candidates::compute`].
+#[derive(Default)]
 struct Scans {
     words: usize,
     /// `words` words per scan: the prefiltered links one of whose factors occurs.
@@ -1576,6 +1634,19 @@ struct Scans {
 }
 
 impl Scans {
+    /// Empties it for a computation with `words` words of links and `factor_words` of
+    /// factors.
+    fn start(&mut self, words: usize, factor_words: usize) {
+        self.words = words;
+        self.hits.clear();
+        self.by_hash.clear();
+        self.more.clear();
+        self.seen.clear();
+        self.seen.resize(factor_words, 0);
+        self.count = 0;
+        self.outputs.clear();
+    }
+
     /// The scan of the content at `src`: an earlier one of the same content (ASCII case
     /// aside), or a new one.
     fn scan(
