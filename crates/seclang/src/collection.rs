@@ -268,14 +268,22 @@ impl Collection {
 
     /// Sets the member `key` (any ASCII case).
     pub(crate) fn set(&mut self, names: &Names, key: &str, value: Bytes) {
-        if let Some(slot) = names.slot(key) {
+        // Lowercased once for both look-ups and the new member's name: names computed
+        // at run time (`tx.%{rule.id}-OWASP_CRS/...-%{matched_var_name}`, one per
+        // matching rule) hold capitals.
+        let key: std::borrow::Cow<'_, str> = if key.bytes().any(|b| b.is_ascii_uppercase()) {
+            std::borrow::Cow::Owned(key.to_ascii_lowercase())
+        } else {
+            std::borrow::Cow::Borrowed(key)
+        };
+        if let Some(&slot) = names.by_name.get(key.as_ref()) {
             return self.set_slot(names, slot, value);
         }
-        match self.index_of(names, key) {
-            Some(i) => self.entries[i].value = Some(value),
+        match self.others.get(key.as_ref()) {
+            Some(&i) => self.entries[i as usize].value = Some(value),
             None => {
                 self.touched = true;
-                let name: Arc<str> = Arc::from(key.to_ascii_lowercase().as_str());
+                let name: Arc<str> = Arc::from(key.as_ref());
                 self.others.insert(name.clone(), self.entries.len() as u32);
                 self.entries.push(Entry {
                     name,
