@@ -156,6 +156,22 @@ pub fn parse_json(body: &[u8], out: &mut Vec<Pair>) -> Result<(), String> {
     Ok(())
 }
 
+/// Appends `n` in decimal, without the allocation of `to_string`.
+fn push_decimal(out: &mut String, n: usize) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    let mut n = n;
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend(digits[at..].iter().map(|&d| char::from(d)));
+}
+
 struct Json<'a> {
     input: &'a [u8],
     at: usize,
@@ -194,16 +210,15 @@ impl Json<'_> {
                     if self.input.get(self.at) != Some(&b'"') {
                         return Err(self.error("expected an object key"));
                     }
-                    let key = self.string()?;
+                    let len = path.len();
+                    path.push('.');
+                    self.key(path)?;
                     self.skip_ws();
                     if self.input.get(self.at) != Some(&b':') {
                         return Err(self.error("expected ':'"));
                     }
                     self.at += 1;
                     self.skip_ws();
-                    let len = path.len();
-                    path.push('.');
-                    path.push_str(&String::from_utf8_lossy(&key));
                     self.value(path, depth + 1, out)?;
                     path.truncate(len);
                     self.skip_ws();
@@ -229,7 +244,7 @@ impl Json<'_> {
                     self.skip_ws();
                     let len = path.len();
                     path.push('.');
-                    path.push_str(&index.to_string());
+                    push_decimal(path, index);
                     self.value(path, depth + 1, out)?;
                     path.truncate(len);
                     index += 1;
@@ -329,6 +344,25 @@ impl Json<'_> {
 
     /// A string starting at the opening quote; bytes that are not valid UTF-8 are kept as
     /// they are (rules must see what the application would).
+    /// An object key, appended to `path` (invalid UTF-8 replaced): one without escapes
+    /// straight from the input, rather than through a copy of its own (a chat's
+    /// messages repeat `role` and `content`).
+    fn key(&mut self, path: &mut String) -> Result<(), String> {
+        let rest = &self.input[(self.at + 1).min(self.input.len())..];
+        if let Some(end) = rest
+            .iter()
+            .position(|&b| b == b'"' || b == b'\\' || b < 0x20)
+            && rest[end] == b'"'
+        {
+            path.push_str(&String::from_utf8_lossy(&rest[..end]));
+            self.at += end + 2;
+            return Ok(());
+        }
+        let key = self.string()?;
+        path.push_str(&String::from_utf8_lossy(&key));
+        Ok(())
+    }
+
     fn string(&mut self) -> Result<Vec<u8>, String> {
         self.at += 1;
         // Most strings hold no escape: copied at once, into a buffer of their size. The
