@@ -1219,6 +1219,12 @@ impl Work {
 }
 
 impl Candidates {
+    /// Whether link `id` has no candidate (it cannot match).
+    fn none(&self, id: u32) -> bool {
+        let id = id as usize;
+        self.starts[id] == self.starts[id + 1]
+    }
+
     fn of(&self, id: u32) -> Only<'_> {
         let id = id as usize;
         let range = self.starts[id] as usize..self.starts[id + 1] as usize;
@@ -2184,7 +2190,21 @@ impl<'r> Transaction<'r> {
         let rules = self.rules;
         let rule = &rules.rules[index];
         i += 1;
-        if self.state.exceptions.removes(rule) || !self.matches_chain(rule) {
+        if self.state.exceptions.removes(rule) {
+            return i;
+        }
+        // Most of CRS's rules are prefiltered and, in an ordinary request, have no
+        // candidate: decided here as `matches_chain` would (it empties `MATCHED_VARS`,
+        // then the first link finds no candidate), without the calls.
+        if let Some(id) = rule.links.first().and_then(|l| l.prefilter)
+            && rules.use_prefilter
+            && self.candidates.generation == Some(self.cache.generation)
+            && self.candidates.none(id)
+        {
+            self.state.clear_matched();
+            return i;
+        }
+        if !self.matches_chain(rule) {
             return i;
         }
         self.matched(index, rule);
@@ -2275,7 +2295,7 @@ impl<'r> Transaction<'r> {
                     self.memo.as_mut().map(|m| (m, &mut self.slots)),
                 );
             }
-            if self.candidates.of(id).values.is_empty() {
+            if self.candidates.none(id) {
                 return false;
             }
             candidates = Some(id);
