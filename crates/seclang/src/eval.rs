@@ -1044,9 +1044,12 @@ pub(crate) struct Scratch {
     spare: SpareLists,
 }
 
-/// The memo's record of request values by address and length (`None`: none yet), for one
-/// cache generation: looked up once for the prefilter and the rules alike (the memo's
-/// keyed hash of the bytes costs more than this table's hash of the address).
+/// The memo's record of request values by address and length (`None`: none yet), for the
+/// whole transaction: looked up once for the prefilter and the rules alike, and in phase
+/// 1 and 2 alike (the memo's keyed hash of the bytes costs more than this table's hash
+/// of the address). An address keeps its bytes while the transaction runs: the request
+/// data never frees a value (the body processor and the response fill fields that were
+/// empty), so no later value can take the address of one looked up before.
 type MemoSlots = HashMap<(usize, usize), Option<Slot>, BuildHasherDefault<AddressHasher>>;
 
 /// The most entries a kept scratch table may have room for.
@@ -1761,10 +1764,8 @@ pub struct Transaction<'r> {
     candidates: Candidates,
     /// The caller's memo across requests, if it gave one.
     memo: Option<EvalMemo>,
-    /// The memo's record of request values by address and length (`None`: none yet),
-    /// for the cache generation `slots_generation`.
+    /// The memo's record of request values by address and length (`None`: none yet).
     slots: MemoSlots,
-    slots_generation: u32,
     rules: &'r RuleSet,
     data: Data,
     state: State<'r>,
@@ -1805,8 +1806,6 @@ impl RuleSet {
         Transaction {
             memo,
             slots: scratch.slots,
-            // Not the cache's generation: the slots are looked up afresh.
-            slots_generation: scratch.cache.generation.wrapping_sub(1),
             rules: self,
             data: Data::new(request),
             state: State {
@@ -2285,7 +2284,6 @@ impl<'r> Transaction<'r> {
             && self.rules.use_prefilter
         {
             if self.candidates.generation != Some(self.cache.generation) {
-                self.sync_slots();
                 self.candidates.compute(
                     self.rules,
                     &self.data,
@@ -2301,9 +2299,6 @@ impl<'r> Transaction<'r> {
             candidates = Some(id);
         }
         let memo_bit = link.memo.filter(|_| self.memo.is_some());
-        if memo_bit.is_some() {
-            self.sync_slots();
-        }
         let mut lists = self.spare.take();
         resolve_targets(
             rule,
@@ -2431,14 +2426,6 @@ impl<'r> Transaction<'r> {
         }
         self.spare.out = recycle(values);
         matched
-    }
-
-    /// Empties the memo's records by address when the request data changed.
-    fn sync_slots(&mut self) {
-        if self.slots_generation != self.cache.generation {
-            self.slots.clear();
-            self.slots_generation = self.cache.generation;
-        }
     }
 
     /// A link that reads one transaction variable (`TX:executing_paranoia_level "@lt 2"`,
