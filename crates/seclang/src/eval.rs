@@ -478,11 +478,12 @@ fn pairs<'a>(
     data: &'a Data,
     source: Source,
     key: Option<&str>,
-    only: Option<Only<'_>>,
+    (only, known): (Option<Only<'_>>, Known<'_>),
     out: &mut Vec<Value<'a>>,
 ) {
     let list = data.pairs_of(source);
     let names = source % 2 == 1;
+    let known = |value: &[u8]| known.is_some_and(|k| k(value));
     if key.is_none()
         && let Some(only) = only
         && only.indexed
@@ -493,10 +494,13 @@ fn pairs<'a>(
             if s == source
                 && let Some((k, v)) = list.get(i as usize)
             {
-                out.push(Value {
-                    key: Some(Cow::Borrowed(k)),
-                    value: Cow::Borrowed(if names { k.as_bytes() } else { v }),
-                });
+                let value: &[u8] = if names { k.as_bytes() } else { v };
+                if !known(value) {
+                    out.push(Value {
+                        key: Some(Cow::Borrowed(k)),
+                        value: Cow::Borrowed(value),
+                    });
+                }
             }
         }
         return;
@@ -510,7 +514,7 @@ fn pairs<'a>(
             continue;
         }
         let value: &[u8] = if names { k.as_bytes() } else { v };
-        if only.is_some_and(|only| !only.contains(value)) {
+        if only.is_some_and(|only| !only.contains(value)) || known(value) {
             continue;
         }
         out.push(Value {
@@ -519,6 +523,13 @@ fn pairs<'a>(
         });
     }
 }
+
+/// Request values a link is known not to match (the memo across requests said so): a
+/// collection leaves them out when it is listed for the link, which would skip them. An
+/// ordinary request's arguments and headers are all known to the links that are not
+/// prefiltered (`@validateByteRange`, `@detectSQLi`, ...), and listing them only to
+/// skip them one by one cost as much as the rest of those links' work.
+type Known<'k> = Option<&'k dyn Fn(&[u8]) -> bool>;
 
 fn scalar<'a>(out: &mut Vec<Value<'a>>, value: Cow<'a, [u8]>) {
     out.push(Value { key: None, value });
@@ -536,7 +547,7 @@ fn flag(b: bool) -> Cow<'static, [u8]> {
 fn values<'a>(
     var: Var,
     key: Option<&str>,
-    only: Option<Only<'_>>,
+    (only, known): (Option<Only<'_>>, Known<'_>),
     data: &'a Data,
     state: &State,
     out: &mut Vec<Value<'a>>,
@@ -559,7 +570,7 @@ fn values<'a>(
         | Var::ResponseHeaders
         | Var::ResponseHeadersNames => {
             for &s in sources(var) {
-                pairs(data, s, key, only, out);
+                pairs(data, s, key, (only, known), out);
             }
         }
         Var::ArgsCombinedSize => {
@@ -771,7 +782,7 @@ impl Resolve for Ctx<'_> {
             return self.state.get(collection, key).map(<[u8]>::to_vec);
         }
         let mut out = Vec::new();
-        values(var, key, None, self.data, self.state, &mut out);
+        values(var, key, (None, None), self.data, self.state, &mut out);
         out.into_iter()
             .find(|v| match (key, &v.key) {
                 (None, _) => true,
@@ -853,7 +864,8 @@ fn resolve_targets<'a, 's>(
     state: &State<'s>,
     // The selectors' answers, for the data generation.
     (memo, generation): (&mut SelectorMemo, u32),
-    only: Option<Only<'_>>,
+    // The prefilter's candidates, and the values known not to match.
+    (only, known): (Option<Only<'_>>, Known<'_>),
     lists: &mut Lists<'a, 's>,
 ) {
     let Lists { out, all, ctl } = lists;
@@ -920,7 +932,15 @@ fn resolve_targets<'a, 's>(
                     }
                 }
             }
-            _ => values(*var, key, only, data, state, all),
+            // A count counts the values known not to match too.
+            _ => values(
+                *var,
+                key,
+                (only, known.filter(|_| !*count)),
+                data,
+                state,
+                all,
+            ),
         }
         let selected = all.drain(..).filter(|v| {
             // The prefilter's candidates first: a cheap test that drops most values.
@@ -1321,7 +1341,7 @@ impl Candidates {
                     value: Cow::Borrowed(&data.body[..]),
                 });
             } else {
-                values(var, None, None, data, state, &mut all);
+                values(var, None, (None, None), data, state, &mut all);
             }
             for v in all.drain(..) {
                 if let Cow::Borrowed(bytes) = v.value {
@@ -2300,13 +2320,28 @@ impl<'r> Transaction<'r> {
         }
         let memo_bit = link.memo.filter(|_| self.memo.is_some());
         let mut lists = self.spare.take();
+        // Values whose record the prefilter or an earlier link looked up: as the loop
+        // below would find them.
+        let known = |bytes: &[u8]| {
+            let (Some(bit), Some(memo)) = (memo_bit, &self.memo) else {
+                return false;
+            };
+            self.slots
+                .get(&(bytes.as_ptr() as usize, bytes.len()))
+                .copied()
+                .flatten()
+                .is_some_and(|s| memo.no_match(s, bit))
+        };
         resolve_targets(
             rule,
             link,
             &self.data,
             &self.state,
             (&mut self.selectors, self.cache.generation),
-            candidates.map(|id| self.candidates.of(id)),
+            (
+                candidates.map(|id| self.candidates.of(id)),
+                memo_bit.map(|_| &known as &dyn Fn(&[u8]) -> bool),
+            ),
             &mut lists,
         );
         let mut values = std::mem::take(&mut lists.out);
