@@ -1,10 +1,9 @@
 use super::config::{Config, VARIABLES};
 use super::{Inspection, Refused, Rejection};
-use bytes::Bytes;
 use chatgate_guest_otel::{StageSpan, Tracer};
 use chatgate_seclang::RuleSet;
 use http_body_util::BodyExt;
-use spin_sdk::http::{FullBody, IntoResponse, Request, Response, box_body, next};
+use spin_sdk::http::{IntoResponse, Request, Response, next};
 use spin_sdk::http_service;
 use spin_sdk::wasip3::http::types::{ErrorCode, Response as WasiResponse};
 use std::sync::OnceLock;
@@ -129,7 +128,7 @@ async fn inspect_and_forward(
     if let Some(rejection) = &decision.refusal {
         return reject(rejection);
     }
-    let inward = Request::from_parts(parts, box_body(FullBody::new(Bytes::from(buffered))));
+    let inward = chatgate_middleware::forward_read(Request::from_parts(parts, ()), buffered)?;
     chatgate_middleware::return_unedited(next(inward).await?)
 }
 

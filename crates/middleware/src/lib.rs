@@ -13,8 +13,10 @@
 //! original's body stream and trailers future (`consume-body`), so the bytes flow between
 //! host streams without entering the component; only the headers are new. The one task
 //! each spawns waits for the new message's transmission result and reports it to the
-//! original's sender, as `consume-body`'s `res` argument asks. [`return_unedited`] hands
-//! the next handler's response back as it came, for a middleware that does not edit it.
+//! original's sender, as `consume-body`'s `res` argument asks. [`forward_read`] sends on a
+//! body the middleware read whole (`waf` inspects it) without spin-sdk's pump.
+//! [`return_unedited`] hands the next handler's response back as it came, for a
+//! middleware that does not edit it.
 //!
 //! Only headers are taken from the edited message: method, scheme, authority and path
 //! are the original's, as spin-sdk read them into the message's parts (no chatgate
@@ -34,16 +36,60 @@ use spin_sdk::wasip3::http::types::{self, ErrorCode, Fields};
 use spin_sdk::wasip3::http_compat::{
     RequestOptionsExtension, http_into_wasi_request, http_into_wasi_response,
 };
-use spin_sdk::wasip3::{wit_bindgen, wit_future};
+use spin_sdk::wasip3::{wit_bindgen, wit_future, wit_stream};
 
 /// `request` as a WASI request for `next`, with its (possibly edited) headers and the
 /// original body, unread.
 pub fn forward_request(request: Request) -> Result<types::Request, ErrorCode> {
-    let (mut parts, mut body) = request.into_parts();
+    let (parts, mut body) = request.into_parts();
     let Some(original) = body.take_unstarted() else {
         // The body was read: spin-sdk's own conversion re-sends what is left of it.
         return http_into_wasi_request(Request::from_parts(parts, body));
     };
+    let (report, reported) = wit_future::new(|| Ok(()));
+    let (contents, trailers) = types::Request::consume_body(original, reported);
+    let (forwarded, transmitted) = new_request(parts, Some(contents), trailers)?;
+    wit_bindgen::spawn(async move {
+        let _ = report.write(transmitted.await).await;
+    });
+    Ok(forwarded)
+}
+
+/// A WASI request for `next` with `request`'s headers and target and `body`, which the
+/// middleware has read whole (to inspect it). An empty body is sent as none, without
+/// a stream; a non-empty one is written by one task. spin-sdk's conversion of a
+/// buffered body instead spawns its frame-by-frame pump, with a trailers task, for an
+/// empty body too.
+pub fn forward_read<B>(request: Request<B>, body: Vec<u8>) -> Result<types::Request, ErrorCode> {
+    let (parts, _) = request.into_parts();
+    // No trailers: the writer dropped unwritten sends the default, `Ok(None)`.
+    let (_, trailers) = wit_future::new(|| Ok(None));
+    if body.is_empty() {
+        return new_request(parts, None, trailers).map(|(request, _)| request);
+    }
+    let (mut writer, contents) = wit_stream::new();
+    let (forwarded, _) = new_request(parts, Some(contents), trailers)?;
+    wit_bindgen::spawn(async move {
+        // A reader that went away (the next stage refused early) leaves the rest
+        // unwritten; nothing is waiting for it.
+        let _ = writer.write_all(body).await;
+    });
+    Ok(forwarded)
+}
+
+/// A new WASI request with `parts`' headers and the method and target spin-sdk read
+/// into them, around `contents` and `trailers`; also the future of its transmission.
+fn new_request(
+    mut parts: http::request::Parts,
+    contents: Option<wit_bindgen::StreamReader<u8>>,
+    trailers: wit_bindgen::FutureReader<Result<Option<types::Trailers>, ErrorCode>>,
+) -> Result<
+    (
+        types::Request,
+        wit_bindgen::FutureReader<Result<(), ErrorCode>>,
+    ),
+    ErrorCode,
+> {
     // WASI carries the authority beside the headers, and wasmtime refuses a `Host` header.
     parts.headers.remove("host");
     let headers = Fields::try_from(parts.headers).map_err(internal)?;
@@ -58,25 +104,20 @@ pub fn forward_request(request: Request) -> Result<types::Request, ErrorCode> {
     let authority = parts.uri.authority().map(|authority| authority.as_str());
     let path = parts.uri.path_and_query().map(|path| path.as_str());
 
-    let (report, reported) = wit_future::new(|| Ok(()));
-    let (contents, trailers) = types::Request::consume_body(original, reported);
-    let (forwarded, transmitted) = types::Request::new(headers, Some(contents), trailers, options);
-    forwarded
+    let (request, transmitted) = types::Request::new(headers, contents, trailers, options);
+    request
         .set_method(&method)
         .map_err(|()| ErrorCode::HttpRequestMethodInvalid)?;
-    forwarded
+    request
         .set_scheme(scheme.as_ref())
         .map_err(|()| ErrorCode::HttpProtocolError)?;
-    forwarded
+    request
         .set_authority(authority)
         .map_err(|()| ErrorCode::HttpRequestUriInvalid)?;
-    forwarded
+    request
         .set_path_with_query(path)
         .map_err(|()| ErrorCode::HttpRequestUriInvalid)?;
-    wit_bindgen::spawn(async move {
-        let _ = report.write(transmitted.await).await;
-    });
-    Ok(forwarded)
+    Ok((request, transmitted))
 }
 
 /// `response` (as `next` returned it, headers possibly edited) as a WASI response, its
