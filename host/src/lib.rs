@@ -22,6 +22,7 @@ pub mod otel;
 pub mod otel_logs;
 pub mod otel_metrics;
 pub mod otel_queue;
+pub mod otel_transport;
 pub mod outbound;
 pub mod overload;
 pub mod preload;

@@ -1,4 +1,4 @@
-//! OpenTelemetry trace export over OTLP/HTTP, configured from the environment the way
+//! OpenTelemetry trace export over OTLP (HTTP or gRPC), configured from the environment the way
 //! Spin 4 configures its own (read in Spin's source, commit 94a8fc8a:
 //! `crates/telemetry/src/env.rs`, `traces.rs`, `detector.rs`, and the request span of
 //! `crates/trigger-http/src/instrument.rs`; the rules are restated here, not copied):
@@ -8,14 +8,13 @@
 //!   `OTEL_SDK_DISABLED` is set and not empty (any value, as in Spin; the OpenTelemetry
 //!   specification only names `true`). Otherwise nothing is set up and the request path
 //!   pays one `Option` check.
+//! - Each signal's protocol is `OTEL_EXPORTER_OTLP_{TRACES,METRICS,LOGS}_PROTOCOL`, else
+//!   `OTEL_EXPORTER_OTLP_PROTOCOL`, else `http/protobuf`; `grpc` is OTLP over gRPC, an
+//!   unknown value falls back to `http/protobuf` with a warning, and `http/json` is
+//!   refused at start-up, as Spin refuses it ([`crate::otel_transport`]).
 //! - The traces URL is `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` as given, else
-//!   `OTEL_EXPORTER_OTLP_ENDPOINT` followed by `/v1/traces` (the rule of the exporter
-//!   crate Spin hands the variables to).
-//! - The protocol is `OTEL_EXPORTER_OTLP_TRACES_PROTOCOL`, else
-//!   `OTEL_EXPORTER_OTLP_PROTOCOL`, else `http/protobuf`; an unknown value falls back
-//!   to `http/protobuf` with a warning. Spin refuses `http/json`; chatgate refuses it
-//!   too, and `grpc`, which chatgate does not build in (no tonic), at start-up with an
-//!   error naming the variable.
+//!   `OTEL_EXPORTER_OTLP_ENDPOINT`, followed by `/v1/traces` over HTTP and as it is over
+//!   gRPC (the rule of the exporter crate Spin hands the variables to).
 //! - `service.name` is `OTEL_SERVICE_NAME`, else `service.name` in
 //!   `OTEL_RESOURCE_ATTRIBUTES`, else the host's own name (`chatgate`, where Spin says
 //!   `spin`); `service.version` is the host's version; the other
@@ -42,24 +41,25 @@
 use crate::otel_logs::{GuestLog, Logs};
 use crate::otel_metrics::{Metrics, method_attribute};
 use crate::otel_queue::SpanQueue;
+pub use crate::otel_transport::{
+    OTEL_EXPORTER_OTLP_LOGS_PROTOCOL, OTEL_EXPORTER_OTLP_METRICS_PROTOCOL,
+    OTEL_EXPORTER_OTLP_PROTOCOL, OTEL_EXPORTER_OTLP_TRACES_PROTOCOL, Protocol,
+};
+use crate::otel_transport::{log_exporter, metric_exporter, span_exporter};
 use opentelemetry::propagation::TextMapPropagator;
 use opentelemetry::trace::{Span as _, SpanKind, Status, Tracer as _, TracerProvider as _};
 use opentelemetry::{KeyValue, Value};
-use opentelemetry_http::{Bytes, HttpClient, HttpError, Request, Response};
-use opentelemetry_otlp::{WithExportConfig, WithHttpConfig};
 use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::{
     BatchConfigBuilder, SdkTracerProvider, SpanData, SpanExporter as _, SpanProcessor,
 };
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 pub const OTEL_EXPORTER_OTLP_ENDPOINT: &str = "OTEL_EXPORTER_OTLP_ENDPOINT";
 pub const OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: &str = "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT";
-pub const OTEL_EXPORTER_OTLP_PROTOCOL: &str = "OTEL_EXPORTER_OTLP_PROTOCOL";
-pub const OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: &str = "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL";
 pub const OTEL_SERVICE_NAME: &str = "OTEL_SERVICE_NAME";
 pub const OTEL_RESOURCE_ATTRIBUTES: &str = "OTEL_RESOURCE_ATTRIBUTES";
 pub const OTEL_SDK_DISABLED: &str = "OTEL_SDK_DISABLED";
@@ -76,19 +76,14 @@ pub const DEFAULT_SERVICE_NAME: &str = "chatgate";
 /// or `OTEL_BLRP_MAX_QUEUE_SIZE` says otherwise (the SDK's and the specification's default).
 pub const DEFAULT_MAX_QUEUE_SIZE: usize = 2048;
 
-/// Longest wait for the collector per export request (the exporter's
-/// `OTEL_EXPORTER_OTLP_TIMEOUT` default), enforced by the HTTP client as well.
-const EXPORT_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// A collector's answer beyond this is refused (the exporter crate's own clients' limit).
-const MAX_RESPONSE_BODY_BYTES: usize = 4 << 20;
-
 /// Trace export settings, read from the environment by [`TraceSettings::from_env`]
 /// (`chatgate up`) or built directly (tests, which must not share process environment).
 #[derive(Debug, Clone, PartialEq)]
 pub struct TraceSettings {
-    /// Where spans are POSTed (OTLP/HTTP, protobuf).
+    /// Where spans are sent: a URL POSTed to (`http/protobuf`) or a gRPC server's.
     pub traces_endpoint: String,
+    /// How spans are sent.
+    pub traces_protocol: Protocol,
     /// `service.name` of the resource.
     pub service_name: String,
     /// Further resource attributes, from `OTEL_RESOURCE_ATTRIBUTES`.
@@ -96,12 +91,16 @@ pub struct TraceSettings {
     /// How long the batch processor gathers spans before an export (`None`: the SDK's
     /// default, 5 s, or `OTEL_BSP_SCHEDULE_DELAY`).
     pub scheduled_delay: Option<Duration>,
-    /// Where metrics are POSTed ([`crate::otel_metrics`]); `None`: no metrics.
+    /// Where metrics are sent ([`crate::otel_metrics`]); `None`: no metrics.
     pub metrics_endpoint: Option<String>,
+    /// How metrics are sent.
+    pub metrics_protocol: Protocol,
     /// How often metrics are exported (`None`: the SDK's default, 60 s).
     pub metrics_interval: Option<Duration>,
-    /// Where guests' log records are POSTed ([`crate::otel_logs`]); `None`: none.
+    /// Where guests' log records are sent ([`crate::otel_logs`]); `None`: none.
     pub logs_endpoint: Option<String>,
+    /// How log records are sent.
+    pub logs_protocol: Protocol,
     /// Spans the export queue holds (`OTEL_BSP_MAX_QUEUE_SIZE`; `None`: 2048).
     pub max_queue_size: Option<usize>,
     /// Log records the export queue holds (`OTEL_BLRP_MAX_QUEUE_SIZE`; `None`: 2048).
@@ -122,50 +121,29 @@ impl TraceSettings {
             return Ok(None);
         }
         let general = set(OTEL_EXPORTER_OTLP_ENDPOINT);
+        let traces_protocol = Protocol::from_env(OTEL_EXPORTER_OTLP_TRACES_PROTOCOL, &var)?;
         let traces_endpoint = match (set(OTEL_EXPORTER_OTLP_TRACES_ENDPOINT), &general) {
             (Some(traces), _) => traces,
-            (None, Some(general)) => join_signal_path(general, "/v1/traces"),
+            (None, Some(general)) => traces_protocol.signal_url(general, "/v1/traces"),
             (None, None) => return Ok(None),
         };
-        // As in Spin, a signal-specific protocol variable that is set wins even when empty
-        // (and then is an unknown protocol).
-        let (variable, protocol) = match var(OTEL_EXPORTER_OTLP_TRACES_PROTOCOL) {
-            Some(protocol) => (OTEL_EXPORTER_OTLP_TRACES_PROTOCOL, protocol),
-            None => match var(OTEL_EXPORTER_OTLP_PROTOCOL) {
-                Some(protocol) => (OTEL_EXPORTER_OTLP_PROTOCOL, protocol),
-                None => (OTEL_EXPORTER_OTLP_PROTOCOL, "http/protobuf".to_string()),
-            },
-        };
-        match protocol.as_str() {
-            "http/protobuf" => {}
-            "grpc" => {
-                return Err(format!(
-                    "{variable}=grpc: this chatgate exports OTLP over HTTP only; set {variable}=http/protobuf and point the endpoint at the collector's OTLP/HTTP port (4318)"
-                ));
-            }
-            "http/json" => {
-                return Err(format!(
-                    "{variable}=http/json: the http/json OTLP protocol is not supported (neither is it by Spin); use http/protobuf"
-                ));
-            }
-            other => tracing::warn!(
-                target: "chatgate::otel",
-                "{variable}: `{other}` is not a valid OTLP protocol, using http/protobuf"
-            ),
-        }
         if let Err(e) = traces_endpoint.parse::<http::Uri>() {
             return Err(format!(
                 "the OTLP traces endpoint `{traces_endpoint}` is not a URL: {e}"
             ));
         }
+        let metrics_protocol = Protocol::from_env(OTEL_EXPORTER_OTLP_METRICS_PROTOCOL, &var)?;
         let metrics_endpoint = signal_endpoint(
             set(OTEL_EXPORTER_OTLP_METRICS_ENDPOINT),
             general.as_deref(),
+            metrics_protocol,
             "/v1/metrics",
         )?;
+        let logs_protocol = Protocol::from_env(OTEL_EXPORTER_OTLP_LOGS_PROTOCOL, &var)?;
         let logs_endpoint = signal_endpoint(
             set(OTEL_EXPORTER_OTLP_LOGS_ENDPOINT),
             general.as_deref(),
+            logs_protocol,
             "/v1/logs",
         )?;
         // Read here, not only by the SDK, because chatgate keeps the queues' account.
@@ -203,12 +181,15 @@ impl TraceSettings {
             .unwrap_or_else(|| DEFAULT_SERVICE_NAME.to_string());
         Ok(Some(TraceSettings {
             traces_endpoint,
+            traces_protocol,
             service_name,
             resource_attributes,
             scheduled_delay: None,
             metrics_endpoint,
+            metrics_protocol,
             metrics_interval,
             logs_endpoint,
+            logs_protocol,
             max_queue_size,
             max_log_queue_size,
             sampler_ratio: None,
@@ -217,26 +198,18 @@ impl TraceSettings {
 }
 
 /// A signal's URL: its own variable's value as given, else the general endpoint
-/// followed by `path`, else none; an error if it is not a URL.
+/// (followed by `path` over HTTP), else none; an error if it is not a URL.
 fn signal_endpoint(
     own: Option<String>,
     general: Option<&str>,
+    protocol: Protocol,
     path: &str,
 ) -> Result<Option<String>, String> {
-    let endpoint = own.or_else(|| general.map(|general| join_signal_path(general, path)));
+    let endpoint = own.or_else(|| general.map(|general| protocol.signal_url(general, path)));
     if let Some(Err(e)) = endpoint.as_ref().map(|e| e.parse::<http::Uri>()) {
         return Err(format!("the OTLP endpoint for {path} is not a URL: {e}"));
     }
     Ok(endpoint)
-}
-
-/// `endpoint` + `path`, without doubling the slash between them.
-fn join_signal_path(endpoint: &str, path: &str) -> String {
-    if endpoint.ends_with('/') {
-        format!("{endpoint}{}", &path[1..])
-    } else {
-        format!("{endpoint}{path}")
-    }
 }
 
 /// `key=value` pairs separated by commas, each trimmed; entries without `=` are skipped.
@@ -318,18 +291,11 @@ impl SpanProcessor for SharedProcessor {
 }
 
 impl Tracing {
-    /// Starts the exporter and its batch processor. Must be called inside a tokio
-    /// runtime: the exporter's HTTP requests run on it (spawned from the processor's
-    /// thread).
+    /// Starts the exporters and their batch processors. Must be called inside a tokio
+    /// runtime: the exports (HTTP requests, gRPC calls) run on it, polled from the
+    /// processors' threads ([`crate::otel_transport`]).
     pub fn start(settings: &TraceSettings) -> wasmtime::Result<Tracing> {
-        let client = ReqwestOnTokio::new("trace")?;
-        let exporter = opentelemetry_otlp::SpanExporter::builder()
-            .with_http()
-            .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
-            .with_http_client(client)
-            .with_endpoint(settings.traces_endpoint.clone())
-            .build()
-            .map_err(|e| wasmtime::format_err!("OpenTelemetry trace exporter: {e}"))?;
+        let mut exporter = span_exporter(settings.traces_protocol, &settings.traces_endpoint)?;
         let queue_capacity = settings.max_queue_size.unwrap_or(DEFAULT_MAX_QUEUE_SIZE);
         let mut batch = BatchConfigBuilder::default().with_max_queue_size(queue_capacity);
         if let Some(delay) = settings.scheduled_delay {
@@ -354,25 +320,22 @@ impl Tracing {
         // processor cannot take the provider's `set_resource(&mut self)`.
         let metrics = match &settings.metrics_endpoint {
             Some(endpoint) => Some(Arc::new(Metrics::start(
-                endpoint,
+                metric_exporter(settings.metrics_protocol, endpoint)?,
                 settings.metrics_interval,
                 resource.clone(),
-                ReqwestOnTokio::new("metric")?,
-            )?)),
+            ))),
             None => None,
         };
         let logs = match &settings.logs_endpoint {
             Some(endpoint) => Some(Arc::new(Logs::start(
-                endpoint,
+                log_exporter(settings.logs_protocol, endpoint)?,
                 resource.clone(),
-                ReqwestOnTokio::new("log")?,
                 settings
                     .max_log_queue_size
                     .unwrap_or(DEFAULT_MAX_QUEUE_SIZE),
-            )?)),
+            ))),
             None => None,
         };
-        let mut exporter = exporter;
         exporter.set_resource(&resource);
         let processor = Arc::new(SpanQueue::new(exporter, batch.build(), queue_capacity));
         let mut provider = SdkTracerProvider::builder()
@@ -592,188 +555,9 @@ impl ServerSpan {
     }
 }
 
-/// reqwest 0.12 (rustls) as the exporter's HTTP client. The batch processor runs
-/// exports on its own thread, outside any tokio runtime, so each request is spawned
-/// onto the host's runtime and awaited from there.
-#[derive(Debug)]
-struct ReqwestOnTokio {
-    client: reqwest::Client,
-    runtime: tokio::runtime::Handle,
-    /// What it exports (`trace`, `metric`), for the log lines.
-    signal: &'static str,
-    /// What the operator has been told about the collector (the SDK's own error logs
-    /// are not built in, so a collector that is down would otherwise go unnoticed).
-    health: Mutex<ExportHealth>,
-}
-
-/// How often a collector that keeps failing is reported again.
-const EXPORT_FAILURE_REPORT_INTERVAL: Duration = Duration::from_secs(60);
-
-/// Whether exports reach the collector, reported as it changes: the first failure at
-/// once, further failures at most once per [`EXPORT_FAILURE_REPORT_INTERVAL`] with how
-/// many there were, and the first success after failures.
-#[derive(Debug, Default)]
-struct ExportHealth {
-    /// When failing: when the last report was made, and the failures since then.
-    failing: Option<(Instant, u64)>,
-}
-
-/// What [`ExportHealth::record`] asks to tell the operator.
-#[derive(Debug, PartialEq, Eq)]
-enum HealthReport {
-    /// Exports fail; `failures` since the previous report (1 for the first).
-    Failing { failures: u64 },
-    /// An export succeeded after failures.
-    Recovered,
-}
-
-impl ExportHealth {
-    fn record(&mut self, now: Instant, succeeded: bool) -> Option<HealthReport> {
-        match (&mut self.failing, succeeded) {
-            (None, true) => None,
-            (Some(_), true) => {
-                self.failing = None;
-                Some(HealthReport::Recovered)
-            }
-            (None, false) => {
-                self.failing = Some((now, 0));
-                Some(HealthReport::Failing { failures: 1 })
-            }
-            (Some((reported, failures)), false) => {
-                *failures += 1;
-                if now.duration_since(*reported) < EXPORT_FAILURE_REPORT_INTERVAL {
-                    return None;
-                }
-                let report = HealthReport::Failing {
-                    failures: *failures,
-                };
-                *reported = now;
-                *failures = 0;
-                Some(report)
-            }
-        }
-    }
-}
-
-impl ReqwestOnTokio {
-    /// A client for the exporter of `signal`; must be called inside a tokio runtime.
-    fn new(signal: &'static str) -> wasmtime::Result<ReqwestOnTokio> {
-        Ok(ReqwestOnTokio {
-            client: reqwest::Client::builder()
-                .timeout(EXPORT_TIMEOUT)
-                .connect_timeout(EXPORT_TIMEOUT)
-                .build()
-                .map_err(|e| wasmtime::format_err!("building the OTLP HTTP client: {e}"))?,
-            runtime: tokio::runtime::Handle::try_current()
-                .map_err(|_| wasmtime::format_err!("OpenTelemetry export needs a tokio runtime"))?,
-            signal,
-            health: Mutex::new(ExportHealth::default()),
-        })
-    }
-
-    /// Records one export's outcome and logs what changed (`problem` names the failure;
-    /// the collector's URL is left out, its user-info could be a credential).
-    fn report(&self, problem: Option<String>) {
-        let report = self
-            .health
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .record(Instant::now(), problem.is_none());
-        match (report, problem) {
-            (Some(HealthReport::Failing { failures }), Some(problem)) => {
-                let signal = self.signal;
-                tracing::warn!(target: "chatgate::otel", "exporting {signal}s failed ({failures} export(s) since the last report; {signal}s in them are lost): {problem}");
-            }
-            (Some(HealthReport::Recovered), _) => {
-                let signal = self.signal;
-                tracing::info!(target: "chatgate::otel", "exporting {signal}s works again");
-            }
-            _ => {}
-        }
-    }
-}
-
-#[async_trait::async_trait]
-impl HttpClient for ReqwestOnTokio {
-    async fn send_bytes(&self, request: Request<Bytes>) -> Result<Response<Bytes>, HttpError> {
-        let request = reqwest::Request::try_from(request)?;
-        let client = self.client.clone();
-        let answer = self
-            .runtime
-            .spawn(async move {
-                let mut response = client.execute(request).await?;
-                let status = response.status();
-                let headers = std::mem::take(response.headers_mut());
-                let mut body = Vec::new();
-                while let Some(chunk) = response.chunk().await? {
-                    if body.len() + chunk.len() > MAX_RESPONSE_BODY_BYTES {
-                        return Err::<_, HttpError>("the collector's answer is over 4 MiB".into());
-                    }
-                    body.extend_from_slice(&chunk);
-                }
-                let mut answer = Response::new(Bytes::from(body));
-                *answer.status_mut() = status;
-                *answer.headers_mut() = headers;
-                Ok(answer)
-            })
-            .await?;
-        self.report(match &answer {
-            Ok(response) if response.status().is_success() => None,
-            Ok(response) => Some(format!("the collector answered {}", response.status())),
-            Err(error) => Some(describe(error.as_ref())),
-        });
-        answer
-    }
-}
-
-/// `error` and its sources, without a URL (reqwest puts the collector's in its errors).
-fn describe(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = match error.downcast_ref::<reqwest::Error>() {
-        Some(error) if error.is_connect() => "cannot connect to the collector".to_string(),
-        Some(error) if error.is_timeout() => "the collector did not answer in time".to_string(),
-        Some(_) => "the request to the collector failed".to_string(),
-        None => error.to_string(),
-    };
-    let mut source = error.source();
-    while let Some(cause) = source {
-        if cause.downcast_ref::<reqwest::Error>().is_none() {
-            text.push_str(": ");
-            text.push_str(&cause.to_string());
-        }
-        source = cause.source();
-    }
-    text
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_failing_collector_is_reported_at_once_then_once_a_minute_and_its_recovery_once() {
-        let mut health = ExportHealth::default();
-        let start = Instant::now();
-        assert_eq!(health.record(start, true), None);
-        assert_eq!(
-            health.record(start, false),
-            Some(HealthReport::Failing { failures: 1 })
-        );
-        let soon = start + Duration::from_secs(5);
-        assert_eq!(health.record(soon, false), None);
-        assert_eq!(health.record(soon, false), None);
-        let later = start + EXPORT_FAILURE_REPORT_INTERVAL;
-        assert_eq!(
-            health.record(later, false),
-            Some(HealthReport::Failing { failures: 3 })
-        );
-        assert_eq!(health.record(later, false), None);
-        assert_eq!(health.record(later, true), Some(HealthReport::Recovered));
-        assert_eq!(health.record(later, true), None);
-        assert_eq!(
-            health.record(later, false),
-            Some(HealthReport::Failing { failures: 1 })
-        );
-    }
 
     fn settings(vars: &[(&str, &str)]) -> Result<Option<TraceSettings>, String> {
         let vars: Vec<(String, String)> = vars
@@ -908,42 +692,58 @@ mod tests {
     }
 
     #[test]
-    fn protocols() {
+    fn protocols_and_the_endpoints_they_give_each_signal() {
         let on = (OTEL_EXPORTER_OTLP_ENDPOINT, "http://c:4318");
-        assert!(
-            settings(&[on, (OTEL_EXPORTER_OTLP_PROTOCOL, "http/protobuf")])
-                .unwrap()
-                .is_some()
-        );
+        let get = |vars: &[(&str, &str)]| settings(vars).unwrap().unwrap();
+        let http = get(&[on, (OTEL_EXPORTER_OTLP_PROTOCOL, "http/protobuf")]);
+        assert_eq!(http.traces_protocol, Protocol::HttpProtobuf);
         // Unknown: http/protobuf, as in Spin.
-        assert!(
-            settings(&[on, (OTEL_EXPORTER_OTLP_PROTOCOL, "carrier-pigeon")])
-                .unwrap()
-                .is_some()
+        let unknown = get(&[on, (OTEL_EXPORTER_OTLP_PROTOCOL, "carrier-pigeon")]);
+        assert_eq!(unknown, http);
+        // gRPC: the general endpoint as it is, for every signal.
+        let grpc = get(&[
+            (OTEL_EXPORTER_OTLP_ENDPOINT, "http://c:4317"),
+            (OTEL_EXPORTER_OTLP_PROTOCOL, "grpc"),
+        ]);
+        assert_eq!(
+            (grpc.traces_protocol, grpc.traces_endpoint.as_str()),
+            (Protocol::Grpc, "http://c:4317")
         );
-        let grpc = settings(&[on, (OTEL_EXPORTER_OTLP_PROTOCOL, "grpc")]).unwrap_err();
-        assert!(grpc.contains("OTEL_EXPORTER_OTLP_PROTOCOL=grpc"), "{grpc}");
-        let grpc = settings(&[
+        assert_eq!(grpc.metrics_protocol, Protocol::Grpc);
+        assert_eq!(grpc.metrics_endpoint.as_deref(), Some("http://c:4317"));
+        assert_eq!(grpc.logs_protocol, Protocol::Grpc);
+        assert_eq!(grpc.logs_endpoint.as_deref(), Some("http://c:4317"));
+        // Per signal: traces over gRPC, metrics and logs over HTTP with their paths.
+        let mixed = get(&[
             on,
             (OTEL_EXPORTER_OTLP_PROTOCOL, "http/protobuf"),
             (OTEL_EXPORTER_OTLP_TRACES_PROTOCOL, "grpc"),
-        ])
-        .unwrap_err();
-        assert!(
-            grpc.contains("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL=grpc"),
-            "{grpc}"
+        ]);
+        assert_eq!(
+            (mixed.traces_protocol, mixed.traces_endpoint.as_str()),
+            (Protocol::Grpc, "http://c:4318")
         );
-        // The traces variable wins over the general one.
-        assert!(
-            settings(&[
-                on,
-                (OTEL_EXPORTER_OTLP_PROTOCOL, "grpc"),
-                (OTEL_EXPORTER_OTLP_TRACES_PROTOCOL, "http/protobuf"),
-            ])
-            .unwrap()
-            .is_some()
+        assert_eq!(mixed.metrics_protocol, Protocol::HttpProtobuf);
+        assert_eq!(
+            mixed.metrics_endpoint.as_deref(),
+            Some("http://c:4318/v1/metrics")
         );
-        assert!(settings(&[on, (OTEL_EXPORTER_OTLP_PROTOCOL, "http/json")]).is_err());
+        let logs_grpc = get(&[on, (OTEL_EXPORTER_OTLP_LOGS_PROTOCOL, "grpc")]);
+        assert_eq!(
+            (logs_grpc.logs_protocol, logs_grpc.logs_endpoint.as_deref()),
+            (Protocol::Grpc, Some("http://c:4318"))
+        );
+        assert_eq!(logs_grpc.traces_endpoint, "http://c:4318/v1/traces");
+        let json = settings(&[on, (OTEL_EXPORTER_OTLP_PROTOCOL, "http/json")]).unwrap_err();
+        assert!(
+            json.contains("OTEL_EXPORTER_OTLP_PROTOCOL=http/json"),
+            "{json}"
+        );
+        let json = settings(&[on, (OTEL_EXPORTER_OTLP_METRICS_PROTOCOL, "http/json")]).unwrap_err();
+        assert!(
+            json.contains("OTEL_EXPORTER_OTLP_METRICS_PROTOCOL=http/json"),
+            "{json}"
+        );
     }
 
     #[test]

@@ -1,16 +1,15 @@
-//! OpenTelemetry logs over OTLP/HTTP: the log records guests emit through
-//! `wasi:otel/logs` (the `telemetry` component's one record per request), exported with
-//! the traces when trace export is on, to `OTEL_EXPORTER_OTLP_LOGS_ENDPOINT` as given,
-//! else `OTEL_EXPORTER_OTLP_ENDPOINT` followed by `/v1/logs`, through the SDK's batch
-//! processor: a bounded queue (`OTEL_BLRP_MAX_QUEUE_SIZE`, 2048 records by default),
-//! beyond which records are dropped, counted and reported as spans are
-//! ([`crate::otel_queue`]).
+//! OpenTelemetry logs over OTLP (HTTP or gRPC, [`crate::otel_transport`]): the log
+//! records guests emit through `wasi:otel/logs` (the `telemetry` component's one record
+//! per request), exported with the traces when trace export is on, to
+//! `OTEL_EXPORTER_OTLP_LOGS_ENDPOINT` as given, else `OTEL_EXPORTER_OTLP_ENDPOINT`
+//! (followed by `/v1/logs` over HTTP), through the SDK's batch processor: a bounded
+//! queue (`OTEL_BLRP_MAX_QUEUE_SIZE`, 2048 records by default), beyond which records are
+//! dropped, counted and reported as spans are ([`crate::otel_queue`]).
 
 use crate::otel_queue::{CountingExporter, QueueAccount};
 use opentelemetry::InstrumentationScope;
 use opentelemetry::logs::{AnyValue, LogRecord as _, Logger as _, LoggerProvider as _, Severity};
 use opentelemetry::trace::{SpanId, TraceFlags, TraceId};
-use opentelemetry_otlp::{WithExportConfig, WithHttpConfig};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::logs::{BatchConfigBuilder, BatchLogProcessor, SdkLoggerProvider};
 use std::sync::Arc;
@@ -40,24 +39,13 @@ pub struct Logs {
 }
 
 impl Logs {
-    /// Starts the exporter, posting to `endpoint` through `client`, with `resource`,
-    /// behind a queue of `capacity` records.
-    pub(crate) fn start<C>(
-        endpoint: &str,
+    /// Starts the batch export through `exporter`, with `resource`, behind a queue of
+    /// `capacity` records.
+    pub(crate) fn start(
+        exporter: impl opentelemetry_sdk::logs::LogExporter + 'static,
         resource: Resource,
-        client: C,
         capacity: usize,
-    ) -> wasmtime::Result<Logs>
-    where
-        C: opentelemetry_http::HttpClient + 'static,
-    {
-        let exporter = opentelemetry_otlp::LogExporter::builder()
-            .with_http()
-            .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
-            .with_http_client(client)
-            .with_endpoint(endpoint.to_string())
-            .build()
-            .map_err(|e| wasmtime::format_err!("OpenTelemetry log exporter: {e}"))?;
+    ) -> Logs {
         let account = Arc::new(QueueAccount::new(capacity, "log record"));
         // The other batch settings stay the SDK's, which reads `OTEL_BLRP_*` for them.
         let processor =
@@ -72,7 +60,7 @@ impl Logs {
             .with_resource(resource)
             .with_log_processor(processor)
             .build();
-        Ok(Logs { provider, account })
+        Logs { provider, account }
     }
 
     /// Log records dropped because the export queue was full.

@@ -1,9 +1,9 @@
-//! OpenTelemetry metrics over OTLP/HTTP, exported next to the traces of
-//! [`crate::otel`] when trace export is on: at `OTEL_EXPORTER_OTLP_METRICS_ENDPOINT` as
-//! given, else `OTEL_EXPORTER_OTLP_ENDPOINT` followed by `/v1/metrics` (the exporter
-//! crate's rule, as for traces); every `OTEL_METRIC_EXPORT_INTERVAL` milliseconds (60 s
-//! by default, the specification's). Metrics alone, without trace export, are not
-//! offered.
+//! OpenTelemetry metrics over OTLP (HTTP or gRPC, [`crate::otel_transport`]), exported
+//! next to the traces of [`crate::otel`] when trace export is on: at
+//! `OTEL_EXPORTER_OTLP_METRICS_ENDPOINT` as given, else `OTEL_EXPORTER_OTLP_ENDPOINT`
+//! (followed by `/v1/metrics` over HTTP: the exporter crate's rule, as for traces);
+//! every `OTEL_METRIC_EXPORT_INTERVAL` milliseconds (60 s by default, the
+//! specification's). Metrics alone, without trace export, are not offered.
 //!
 //! What is measured:
 //! - `http.server.request.duration` (s): every request the host serves, from its
@@ -29,7 +29,6 @@
 
 use opentelemetry::metrics::{Counter, Gauge, Histogram, Meter, MeterProvider as _, UpDownCounter};
 use opentelemetry::{InstrumentationScope, KeyValue};
-use opentelemetry_otlp::{WithExportConfig, WithHttpConfig};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider};
 use std::collections::HashMap;
@@ -260,24 +259,13 @@ fn kind_of(data: &GuestData, number: Number) -> Kind {
 }
 
 impl Metrics {
-    /// Starts the exporter, posting to `endpoint` through `client` every `interval`
-    /// (`None`: `OTEL_METRIC_EXPORT_INTERVAL`, else 60 s), with `resource`.
-    pub(crate) fn start<C>(
-        endpoint: &str,
+    /// Starts the periodic export through `exporter` every `interval` (`None`:
+    /// `OTEL_METRIC_EXPORT_INTERVAL`, else 60 s), with `resource`.
+    pub(crate) fn start(
+        exporter: impl opentelemetry_sdk::metrics::exporter::PushMetricExporter,
         interval: Option<Duration>,
         resource: Resource,
-        client: C,
-    ) -> wasmtime::Result<Metrics>
-    where
-        C: opentelemetry_http::HttpClient + 'static,
-    {
-        let exporter = opentelemetry_otlp::MetricExporter::builder()
-            .with_http()
-            .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
-            .with_http_client(client)
-            .with_endpoint(endpoint.to_string())
-            .build()
-            .map_err(|e| wasmtime::format_err!("OpenTelemetry metric exporter: {e}"))?;
+    ) -> Metrics {
         let mut reader = PeriodicReader::builder(exporter);
         if let Some(interval) = interval {
             reader = reader.with_interval(interval);
@@ -286,7 +274,7 @@ impl Metrics {
             .with_resource(resource)
             .with_reader(reader.build())
             .build();
-        Ok(Metrics::with_provider(provider))
+        Metrics::with_provider(provider)
     }
 
     /// The instruments of `provider`, which exports them.

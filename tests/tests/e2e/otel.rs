@@ -7,7 +7,7 @@
 
 use chatgate::app::{App, AppOptions};
 use chatgate::manifest::Manifest;
-use chatgate::otel::{TraceSettings, Tracing};
+use chatgate::otel::{Protocol, TraceSettings, Tracing};
 use chatgate_tests::http_client::{Reply, get, post_json};
 use chatgate_tests::{repo_root, single_route_manifest};
 use http_body_util::BodyExt;
@@ -21,6 +21,8 @@ use opentelemetry_proto::tonic::trace::v1::{Span, span, status};
 use prost::Message;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+mod grpc;
 
 /// One POST the receiver got: path, content type, body.
 type Received = Arc<Mutex<Vec<(String, String, bytes::Bytes)>>>;
@@ -156,6 +158,9 @@ fn settings(endpoint: String) -> TraceSettings {
         // Exported by the test's flush, not by the clock.
         metrics_interval: Some(Duration::from_secs(3600)),
         traces_endpoint: endpoint,
+        traces_protocol: Protocol::HttpProtobuf,
+        metrics_protocol: Protocol::HttpProtobuf,
+        logs_protocol: Protocol::HttpProtobuf,
         service_name: "chatgate-otel-test".into(),
         resource_attributes: vec![("deployment.environment".into(), "e2e".into())],
         scheduled_delay: Some(Duration::from_millis(100)),
