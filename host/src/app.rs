@@ -270,6 +270,20 @@ impl App {
             .map_err(|_| wasmtime::format_err!("max_in_flight is too large"))?;
         let engine = runtime::engine(options.compile_cache.as_deref(), max_instances)?;
         let instances = Arc::new(InstanceSlots::new(options.limits.max_in_flight));
+        // `chatgate.instance.count` reads the pool's counts when metrics are collected;
+        // through a weak reference, so that a replaced application stops being counted
+        // once it is gone.
+        if let Some(metrics) = options.span_sink.as_ref().and_then(|sink| sink.metrics()) {
+            let slots = Arc::downgrade(&instances);
+            metrics.count_instances(move || {
+                slots.upgrade().map(|slots| {
+                    (
+                        slots.live.load(Ordering::Acquire),
+                        slots.idle.load(Ordering::Acquire),
+                    )
+                })
+            });
+        }
         let variables = AppVariables::resolve(manifest, |k| options.env(k))?;
         let key_value: Arc<dyn KeyValueStore> = Arc::new(match &options.key_value_path {
             Some(path) => SqliteKeyValue::open(path)?,

@@ -10,6 +10,14 @@
 //!   arrival to its response head, by method (a method outside HTTP's own as `_OTHER`),
 //!   route and status (OpenTelemetry's HTTP
 //!   semantic conventions, with their recommended bucket boundaries);
+//! - `chatgate.instance.count` (`{instance}`): the component instances alive when the
+//!   metrics are collected, by `chatgate.instance.state`: `used` (serving requests or
+//!   finishing their work) or `idle` (kept for a next request, reclaimed when the pool
+//!   is full); the two add up to every live instance. Shaped like the semantic
+//!   conventions' `db.client.connection.count` (an asynchronous up-down counter with an
+//!   `idle`/`used` state), since an instance pool is a pool of the same kind. Read from
+//!   the application's own counts ([`Metrics::count_instances`]) at each collection, so
+//!   the request path pays nothing for it;
 //! - what the components measure and report through `wasi:otel/metrics`
 //!   ([`Metrics::record_guest`]), for every request, traced or not: the completion
 //!   components' `gen_ai.client.token.usage`, `gen_ai.client.operation.duration` and
@@ -27,7 +35,9 @@
 //! (`crates/factor-otel/src/host.rs` at commit 94a8fc8a, read, not run), one OTLP
 //! request per call; both add up the same deltas at the collector.
 
-use opentelemetry::metrics::{Counter, Gauge, Histogram, Meter, MeterProvider as _, UpDownCounter};
+use opentelemetry::metrics::{
+    Counter, Gauge, Histogram, Meter, MeterProvider as _, ObservableUpDownCounter, UpDownCounter,
+};
 use opentelemetry::{InstrumentationScope, KeyValue};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider};
@@ -66,8 +76,48 @@ pub fn method_attribute(method: &str) -> &'static str {
 pub struct Metrics {
     provider: SdkMeterProvider,
     request_duration: Histogram<f64>,
+    /// Where `chatgate.instance.count` reads the instances at each collection.
+    instance_sources: Arc<InstanceSources>,
+    /// Kept with the pipeline: the instrument whose callback reads `instance_sources`.
+    _instance_count: ObservableUpDownCounter<i64>,
     guests: Mutex<GuestInstruments>,
     dropped_guest_points: AtomicU64,
+}
+
+/// A loaded application's instance counts: live and idle instances, or `None` once the
+/// application is gone (then the source is forgotten).
+type InstanceSource = Box<dyn Fn() -> Option<(usize, usize)> + Send + Sync>;
+
+/// The applications whose instances are counted: usually one, two while a replaced
+/// application's last instances finish.
+#[derive(Default)]
+struct InstanceSources(Mutex<Vec<InstanceSource>>);
+
+impl std::fmt::Debug for InstanceSources {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("InstanceSources")
+    }
+}
+
+impl InstanceSources {
+    /// Used and idle instances, all applications together.
+    fn count(&self) -> (usize, usize) {
+        let (mut live, mut idle) = (0, 0);
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|source| match source() {
+                Some((l, i)) => {
+                    live += l;
+                    idle += i;
+                    true
+                }
+                None => false,
+            });
+        // The two counters are read one after the other, not together: an instance
+        // turning idle between the reads must not make `used` negative.
+        (live.saturating_sub(idle), idle.min(live))
+    }
 }
 
 /// The guests' instruments, by scope name, then metric name.
@@ -280,7 +330,30 @@ impl Metrics {
     /// The instruments of `provider`, which exports them.
     fn with_provider(provider: SdkMeterProvider) -> Metrics {
         let meter = provider.meter("chatgate");
+        let instance_sources = Arc::new(InstanceSources::default());
+        let sources = instance_sources.clone();
+        let instance_count = meter
+            .i64_observable_up_down_counter("chatgate.instance.count")
+            .with_unit("{instance}")
+            .with_description(
+                "Live component instances, by state: used (serving requests or finishing their work) or idle (kept for a next request).",
+            )
+            .with_callback(move |observer| {
+                let (used, idle) = sources.count();
+                let count = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
+                observer.observe(
+                    count(used),
+                    &[KeyValue::new("chatgate.instance.state", "used")],
+                );
+                observer.observe(
+                    count(idle),
+                    &[KeyValue::new("chatgate.instance.state", "idle")],
+                );
+            })
+            .build();
         Metrics {
+            instance_sources,
+            _instance_count: instance_count,
             request_duration: meter
                 .f64_histogram("http.server.request.duration")
                 .with_unit("s")
@@ -291,6 +364,19 @@ impl Metrics {
             dropped_guest_points: AtomicU64::new(0),
             provider,
         }
+    }
+
+    /// Counts the instances `source` reports (live, idle) in `chatgate.instance.count`
+    /// until it returns `None`. Called by each application as it loads.
+    pub fn count_instances(
+        &self,
+        source: impl Fn() -> Option<(usize, usize)> + Send + Sync + 'static,
+    ) {
+        self.instance_sources
+            .0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(Box::new(source));
     }
 
     /// Records one request served: `elapsed` from its arrival to its response head.
@@ -443,6 +529,28 @@ fn points_of(data: &GuestData) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn instances_are_counted_over_every_live_application_as_used_and_idle() {
+        let sources = InstanceSources::default();
+        assert_eq!(sources.count(), (0, 0));
+        let first = Arc::new(Mutex::new(Some((3usize, 1usize))));
+        let read = first.clone();
+        sources
+            .0
+            .lock()
+            .unwrap()
+            .push(Box::new(move || *read.lock().unwrap()));
+        sources.0.lock().unwrap().push(Box::new(|| Some((2, 2))));
+        assert_eq!(sources.count(), (2, 3));
+        // Read mid-change (idle counted before a live instance went): never negative.
+        *first.lock().unwrap() = Some((0, 1));
+        assert_eq!(sources.count(), (0, 2));
+        // A replaced application is forgotten once gone.
+        *first.lock().unwrap() = None;
+        assert_eq!(sources.count(), (0, 2));
+        assert_eq!(sources.0.lock().unwrap().len(), 1);
+    }
 
     fn point(value: Number) -> Vec<(Vec<KeyValue>, Number)> {
         vec![(vec![KeyValue::new("k", "v")], value)]

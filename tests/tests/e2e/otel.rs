@@ -79,9 +79,19 @@ impl Traced {
         settings: Option<TraceSettings>,
         variables: &[(&str, &str)],
     ) -> Traced {
+        Traced::start_configured(manifest, settings, variables, |_| {}).await
+    }
+
+    /// Like [`Traced::start_with`], with the application's options changed by `configure`.
+    async fn start_configured(
+        manifest: &str,
+        settings: Option<TraceSettings>,
+        variables: &[(&str, &str)],
+        configure: impl FnOnce(&mut AppOptions),
+    ) -> Traced {
         let manifest = Manifest::parse(manifest, repo_root()).unwrap();
         let tracing = settings.map(|s| Arc::new(Tracing::start(&s).unwrap()));
-        let options = AppOptions {
+        let mut options = AppOptions {
             span_sink: tracing.as_ref().map(|t| t.span_sink()),
             compile_cache: Some(repo_root().join("target/chatgate-test-cache")),
             limits: chatgate::admission::Limits {
@@ -93,6 +103,7 @@ impl Traced {
             env_overrides: chatgate_tests::spin_variables(variables),
             ..AppOptions::default()
         };
+        configure(&mut options);
         let app = Arc::new(App::load(&manifest, &options).unwrap());
         let listener = chatgate::server::bind("127.0.0.1:0".parse().unwrap())
             .await
@@ -874,6 +885,98 @@ fn counter(metrics: &[Metric], name: &str) -> Vec<(Vec<KeyValue>, i64)> {
         }
         other => panic!("`{name}` is not a sum: {other:?}"),
     }
+}
+
+/// `chatgate.instance.count`'s value by `chatgate.instance.state`: (used, idle).
+fn instance_count(metrics: &[Metric]) -> (i64, i64) {
+    use opentelemetry_proto::tonic::metrics::v1::number_data_point::Value;
+    let metric = metrics
+        .iter()
+        .find(|m| m.name == "chatgate.instance.count")
+        .unwrap_or_else(|| panic!("no instance count: {metrics:#?}"));
+    assert_eq!(metric.unit, "{instance}");
+    let Some(metric::Data::Sum(sum)) = &metric.data else {
+        panic!("not a sum: {metric:#?}")
+    };
+    assert!(!sum.is_monotonic, "an up-down counter");
+    let state = |name: &str| {
+        let points: Vec<i64> = sum
+            .data_points
+            .iter()
+            .filter(|p| string(&p.attributes, "chatgate.instance.state") == name)
+            .map(|p| match p.value {
+                Some(Value::AsInt(v)) => v,
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(points.len(), 1, "one `{name}` point: {sum:#?}");
+        points[0]
+    };
+    assert_eq!(sum.data_points.len(), 2, "{sum:#?}");
+    (state("used"), state("idle"))
+}
+
+/// Waits (10 s at most) until the application's instances are `live` and `idle`.
+async fn instances_become(gateway: &Traced, live: usize, idle: usize) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let now = gateway.app.instances();
+        if (now.live, now.idle) == (live, idle) {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "instances stayed {now:?}, not {live} live and {idle} idle"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_instance_count_follows_used_and_idle_instances() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (collector, received) = receiver().await;
+    let gateway = Traced::start_configured(
+        &manifest(),
+        Some(settings(format!("http://{collector}/v1/traces"))),
+        &[],
+        |options| {
+            // Kept idle for the whole test, not retired after Spin's 1 s.
+            options.reuse.idle_timeout = chatgate::reuse::Range::Value(Duration::from_secs(600));
+        },
+    )
+    .await;
+    gateway.flush().await.unwrap();
+    assert_eq!(instance_count(&metrics_received(&received)), (0, 0));
+
+    // `hello` reads the whole body before it answers: a request whose body is still
+    // coming keeps its instance used.
+    let mut held = tokio::net::TcpStream::connect(("127.0.0.1", gateway.port))
+        .await
+        .unwrap();
+    held.write_all(
+        b"POST /echo/held HTTP/1.1
+host: 127.0.0.1
+content-length: 4
+connection: close
+
+ab",
+    )
+    .await
+    .unwrap();
+    instances_become(&gateway, 1, 0).await;
+    gateway.flush().await.unwrap();
+    assert_eq!(instance_count(&metrics_received(&received)), (1, 0));
+
+    // Its body complete and answered, the instance is kept for a next request: idle.
+    held.write_all(b"cd").await.unwrap();
+    let mut response = String::new();
+    held.read_to_string(&mut response).await.unwrap();
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    instances_become(&gateway, 1, 1).await;
+    gateway.flush().await.unwrap();
+    assert_eq!(instance_count(&metrics_received(&received)), (0, 1));
+    gateway.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
