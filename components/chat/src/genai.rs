@@ -1,69 +1,32 @@
-//! The attributes `chat` reports on its spans (through `chatgate-guest-otel`): the
-//! completion call (its `completion` span, with the GenAI request and response
-//! attributes `chat` knows), and what retrieval found.
+//! The attributes `chat` reports on its spans (through `chatgate-guest-otel`): its call
+//! of the completion component (its `completion` span), and what retrieval found.
 //!
 //! Never the prompt, the passages or the answer: only ids, counts, models and settings.
-//! `gen_ai.provider.name` is not set here: the completion component reports the GenAI
-//! `chat {gen_ai.request.model}` CLIENT span of its upstream call itself, with its
-//! provider's name, as a child of `completion` (the `traceparent` of `options`).
+//! No GenAI semantic-convention attribute (`gen_ai.*`) on `completion`: the completion
+//! component reports the GenAI `chat {gen_ai.request.model}` CLIENT span of its upstream
+//! call itself (provider, request settings, response, token usage), as a child of
+//! `completion` (the `traceparent` of `options`). A backend that recognises model calls
+//! by those attributes (Application Insights' and others' GenAI views) would count a
+//! call twice if `completion` carried them too; so `completion` is an INTERNAL span (a
+//! call inside the composed component, not a model call) with only what the gateway
+//! alone knows: the model id the client asked for and the response id it was given.
 
-use crate::domain::{CompletionOptions, FinishReason, Passage, Usage};
+use crate::domain::Passage;
 use serde_json::{Value, json};
 
 /// One span attribute: a semantic-convention key and its value.
 pub type Attribute = (&'static str, Value);
 
-/// The model the completion call asks for: the provider model the public id maps to,
-/// else the public id (the provider's own configured model answers it).
-pub fn request_model<'a>(options: &'a CompletionOptions, public_model: &'a str) -> &'a str {
-    options.model.as_deref().unwrap_or(public_model)
+/// What `chat` asked its completion component for: the gateway's public model id (the
+/// provider's model is the model span's `gen_ai.request.model`).
+pub fn call_attributes(public_model: &str) -> Vec<Attribute> {
+    vec![("chatgate.model", json!(public_model))]
 }
 
-/// What the completion call asked for.
-pub fn request_attributes(options: &CompletionOptions, public_model: &str) -> Vec<Attribute> {
-    let mut attributes = vec![
-        ("gen_ai.operation.name", json!("chat")),
-        (
-            "gen_ai.request.model",
-            json!(request_model(options, public_model)),
-        ),
-    ];
-    if let Some(t) = options.temperature {
-        attributes.push(("gen_ai.request.temperature", json!(f64::from(t))));
-    }
-    if let Some(p) = options.top_p {
-        attributes.push(("gen_ai.request.top_p", json!(f64::from(p))));
-    }
-    if let Some(max) = options.max_tokens {
-        attributes.push(("gen_ai.request.max_tokens", json!(max)));
-    }
-    if let Some(seed) = options.seed {
-        attributes.push(("gen_ai.request.seed", json!(seed)));
-    }
-    attributes
-}
-
-/// What the completion call answered: the response id `chat` gave the client, the
-/// model that answered, why it ended and the tokens it cost (as the provider counted).
-pub fn response_attributes(
-    response_id: &str,
-    response_model: &str,
-    finish_reason: FinishReason,
-    usage: Option<Usage>,
-) -> Vec<Attribute> {
-    let mut attributes = vec![
-        ("gen_ai.response.id", json!(response_id)),
-        ("gen_ai.response.model", json!(response_model)),
-        (
-            "gen_ai.response.finish_reasons",
-            json!([finish_reason.as_openai()]),
-        ),
-    ];
-    if let Some(usage) = usage {
-        attributes.push(("gen_ai.usage.input_tokens", json!(usage.prompt_tokens)));
-        attributes.push(("gen_ai.usage.output_tokens", json!(usage.completion_tokens)));
-    }
-    attributes
+/// What the call answered, as the client saw it: the response id `chat` gave the client
+/// (the upstream's own is the model span's `gen_ai.response.id`).
+pub fn answer_attributes(response_id: &str) -> Vec<Attribute> {
+    vec![("chatgate.response.id", json!(response_id))]
 }
 
 /// What retrieval found: how many usable passages, and the best one's score.
@@ -87,68 +50,21 @@ pub fn retrieval_attributes(top_k: u32, passages: &[Passage]) -> Vec<Attribute> 
 mod tests {
     use super::*;
 
-    fn options() -> CompletionOptions {
-        CompletionOptions {
-            model: Some("gpt-4o-mini".into()),
-            temperature: Some(0.5),
-            top_p: None,
-            max_tokens: Some(300),
-            stop: vec!["END".into()],
-            seed: None,
-            response_format: None,
-            user: Some("alice@example.com".into()),
-            traceparent: None,
-        }
-    }
-
     #[test]
-    fn the_request_names_the_provider_model_and_the_settings_given_and_no_user() {
-        let attributes = request_attributes(&options(), "chatgate-rag");
+    fn the_call_carries_no_genai_attribute() {
+        // `gen_ai.*` belongs to the completion component's model span only.
+        let all = [
+            call_attributes("chatgate-rag"),
+            answer_attributes("chatcmpl-1"),
+        ]
+        .concat();
         assert_eq!(
-            attributes,
+            all,
             vec![
-                ("gen_ai.operation.name", json!("chat")),
-                ("gen_ai.request.model", json!("gpt-4o-mini")),
-                ("gen_ai.request.temperature", json!(0.5)),
-                ("gen_ai.request.max_tokens", json!(300)),
+                ("chatgate.model", json!("chatgate-rag")),
+                ("chatgate.response.id", json!("chatcmpl-1")),
             ]
         );
-        let default_model = CompletionOptions {
-            model: None,
-            ..options()
-        };
-        assert_eq!(
-            request_model(&default_model, "chatgate-rag"),
-            "chatgate-rag"
-        );
-    }
-
-    #[test]
-    fn the_response_carries_id_model_finish_reason_and_usage() {
-        let attributes = response_attributes(
-            "chatcmpl-1",
-            "gpt-4o-mini-2024-07-18",
-            FinishReason::Length,
-            Some(Usage {
-                prompt_tokens: 812,
-                completion_tokens: 300,
-            }),
-        );
-        assert_eq!(
-            attributes,
-            vec![
-                ("gen_ai.response.id", json!("chatcmpl-1")),
-                ("gen_ai.response.model", json!("gpt-4o-mini-2024-07-18")),
-                ("gen_ai.response.finish_reasons", json!(["length"])),
-                ("gen_ai.usage.input_tokens", json!(812)),
-                ("gen_ai.usage.output_tokens", json!(300)),
-            ]
-        );
-        let without_usage = response_attributes("id", "m", FinishReason::Stop, None);
-        assert!(
-            !without_usage
-                .iter()
-                .any(|(k, _)| k.starts_with("gen_ai.usage"))
-        );
+        assert!(!all.iter().any(|(k, _)| k.starts_with("gen_ai.")));
     }
 }

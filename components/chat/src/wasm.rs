@@ -21,6 +21,10 @@ use crate::sse::ChunkHeader;
 use crate::{genai, prompt, response, sse, tokens};
 use chatgate_guest::VariableValue;
 use chatgate_guest_otel::{Kind, StageSpan, Tracer};
+
+/// The event `chat`'s `completion` span records when a streamed answer's first token
+/// arrives from the completion component.
+const FIRST_TOKEN_RELAYED: &str = "chatgate.first_token";
 use std::borrow::Cow;
 use std::sync::OnceLock;
 
@@ -162,9 +166,10 @@ async fn chat_completions(
     let messages: Vec<completion::Message> =
         fitted.conversation.into_iter().map(Into::into).collect();
     // The GenAI `chat {model}` span is the completion component's own (its upstream
-    // call, with the provider's name), reported as a child of this one.
-    let mut span = stage.child("completion", Kind::Client);
-    span.set_all(|| genai::request_attributes(&options, &model.id));
+    // call, with the provider's name), reported as a child of this one; this one is
+    // not a model call, so that GenAI-aware backends count the call once (genai.rs).
+    let mut span = stage.child("completion", Kind::Internal);
+    span.set_all(|| genai::call_attributes(&model.id));
     let mut options = options;
     options.traceparent = span.recording().then(|| span.traceparent());
     let options = options.into();
@@ -197,9 +202,7 @@ async fn chat_completions(
             Ok(answer) => Completion::from(answer),
             Err(error) => return Err(completion_failed(span, error)),
         };
-        span.set_all(|| {
-            genai::response_attributes(&id, &answer.model, answer.finish_reason, Some(answer.usage))
-        });
+        span.set_all(|| genai::answer_attributes(&id));
         span.end_ok();
         meter.record(answer.usage);
         let body = response::completion_body(&id, created, &answer, citations);
@@ -435,7 +438,10 @@ async fn relay_stream(
             continue;
         }
         if first {
-            span.event(chatgate_guest_otel::FIRST_TOKEN);
+            // When the first token reached the gateway; the model's own first token is
+            // the completion component's `gen_ai.first_token` (genai.rs: no GenAI
+            // convention on this span).
+            span.event(FIRST_TOKEN_RELAYED);
             first = false;
         }
         if events
@@ -450,15 +456,7 @@ async fn relay_stream(
     drop(deltas);
     let closing = match end.await {
         Ok(end) => {
-            let usage = end.usage.map(Usage::from);
-            span.set_all(|| {
-                genai::response_attributes(
-                    &header.id,
-                    &header.model,
-                    FinishReason::from(end.finish_reason),
-                    usage,
-                )
-            });
+            span.set_all(|| genai::answer_attributes(&header.id));
             span.end_ok();
             if let Some(usage) = end.usage {
                 meter.record(usage.into());

@@ -36,8 +36,8 @@ use bindings::wasi::otel::{logs, metrics, tracing, types};
 
 const TRACEPARENT: &str = "traceparent";
 
-/// The event a completion span records when the first token of a streamed answer
-/// arrives; the host derives `gen_ai.server.time_to_first_token` from it.
+/// The event a completion component's model span records when the first token of a
+/// streamed answer arrives (it also reports `gen_ai.server.time_to_first_token` then).
 pub const FIRST_TOKEN: &str = "gen_ai.first_token";
 
 /// What a span's stage was to its caller (OpenTelemetry's span kinds that chatgate uses).

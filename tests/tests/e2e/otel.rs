@@ -507,6 +507,15 @@ async fn ask(gateway: &Traced, extra_headers: &[(&str, &str)], body: serde_json:
 }
 
 /// The one span named `name`.
+/// The name of the completion component's model span under `call`.
+fn completion_name<'a>(spans: &'a [Span], call: &Span) -> &'a str {
+    spans
+        .iter()
+        .find(|s| s.parent_span_id == call.span_id)
+        .map(|s| s.name.as_str())
+        .unwrap_or_else(|| panic!("no span under `completion`: {spans:#?}"))
+}
+
 fn named<'a>(spans: &'a [Span], name: &str) -> &'a Span {
     let found: Vec<&Span> = spans.iter().filter(|s| s.name == name).collect();
     assert_eq!(found.len(), 1, "one `{name}` span: {spans:#?}");
@@ -557,12 +566,29 @@ async fn the_stages_spans_nest_in_request_order_with_genai_attributes() {
     let retrieval = named(&spans, "retrieval");
     assert_eq!(retrieval.parent_span_id, chat.span_id);
     assert!(int(&retrieval.attributes, "chatgate.retrieval.passages") >= 1);
-    // `chat`'s call of its completion dependency, with the id it gave the client.
+    // `chat`'s call of its completion dependency, with the id it gave the client and
+    // nothing of the GenAI conventions: the model call is the span below, counted once.
     let call = named(&spans, "completion");
     assert_eq!(call.parent_span_id, chat.span_id);
+    assert_eq!(call.kind, span::SpanKind::Internal as i32);
     assert_eq!(
-        string(&call.attributes, "gen_ai.response.id"),
+        string(&call.attributes, "chatgate.response.id"),
         answer["id"].as_str().unwrap()
+    );
+    assert_eq!(string(&call.attributes, "chatgate.model"), "chatgate-rag");
+    assert!(
+        !call.attributes.iter().any(|a| a.key.starts_with("gen_ai.")),
+        "{call:#?}"
+    );
+    // One model call, one span a GenAI-aware backend counts as one.
+    assert_eq!(
+        spans
+            .iter()
+            .filter(|s| attribute(&s.attributes, "gen_ai.operation.name").is_some())
+            .map(|s| s.name.as_str())
+            .collect::<Vec<_>>(),
+        vec![completion_name(&spans, call)],
+        "only the model span is a GenAI operation"
     );
     // Inside it, the completion component's GenAI span of its model call.
     let completion = spans
