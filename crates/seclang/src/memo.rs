@@ -4,7 +4,11 @@
 //! transformations and scan) gives the same "no match" every time.
 
 use std::collections::HashMap;
-use std::hash::RandomState;
+use std::hash::{BuildHasher, RandomState};
+use std::sync::OnceLock;
+
+use foldhash::SharedSeed;
+use foldhash::quality::SeedableRandomState;
 
 use crate::compile::RuleSet;
 use crate::prefilter::VarMask;
@@ -48,7 +52,7 @@ pub struct EvalMemo {
     rules: u64,
     /// Words per record: the memo bits of links.
     link_words: usize,
-    map: HashMap<Box<[u8]>, u32, RandomState>,
+    map: HashMap<Box<[u8]>, u32, MemoHasher>,
     records: Vec<Record>,
     bytes: usize,
     /// The last transaction's scratch (caches keyed by addresses, emptied), so that the
@@ -65,6 +69,40 @@ struct Record {
     /// Per set of variables: the prefiltered links one of whose factors occurs in the
     /// value after their transformations (before exclusions).
     prefilter: Vec<(VarMask, Box<[u64]>)>,
+}
+
+/// The memo's hash. Its keys are request values, chosen by clients: a hash without a
+/// secret key (FxHash, the address tables' [`crate::collection::AddressHasher`]) could be
+/// driven into collisions, every value of a request landing in one chain that each
+/// look-up walks (up to `2 * MEMO_VALUES` values compared byte for byte). foldhash's
+/// quality variant, keyed with 64 random bits for the process (from std's `RandomState`,
+/// the OS's random source: WASI's `random_get` in Wasm) and 64 more per memo: a keyed
+/// hash like SipHash, which it replaces for about a third of the instructions per value
+/// (foldhash claims minimal HashDoS resistance, not SipHash's; the memo's size caps bound
+/// what a chain could cost in any case).
+#[derive(Clone)]
+struct MemoHasher(SeedableRandomState);
+
+impl MemoHasher {
+    fn random() -> MemoHasher {
+        static SHARED: OnceLock<SharedSeed> = OnceLock::new();
+        let random = || RandomState::new().hash_one(0x6d65_6d6f_u64);
+        let shared = SHARED.get_or_init(|| SharedSeed::from_u64(random()));
+        MemoHasher(SeedableRandomState::with_seed(random(), shared))
+    }
+}
+
+impl Default for MemoHasher {
+    fn default() -> MemoHasher {
+        MemoHasher::random()
+    }
+}
+
+impl BuildHasher for MemoHasher {
+    type Hasher = <SeedableRandomState as BuildHasher>::Hasher;
+    fn build_hasher(&self) -> Self::Hasher {
+        self.0.build_hasher()
+    }
 }
 
 /// A value's record in an [`EvalMemo`].
