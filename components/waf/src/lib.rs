@@ -395,6 +395,16 @@ fn finish(transaction: Transaction<'_>) -> Outcome {
     outcome
 }
 
+/// Hands a finished `outcome` back to the memo, so that the next request's match records
+/// reuse its buffers instead of allocating them ([`EvalMemo::reuse`]).
+fn reuse(outcome: Outcome) {
+    if let Ok(mut slot) = MEMO.lock()
+        && let Some(memo) = slot.as_mut()
+    {
+        memo.reuse(outcome);
+    }
+}
+
 /// One request going through the checks, in the order of the module documentation.
 pub struct Inspection<'r> {
     transaction: Transaction<'r>,
@@ -514,6 +524,7 @@ impl<'r> Inspection<'r> {
         };
         let status = refusal.as_ref().map(|r| r.status.as_u16());
         let audit = context.audit(&outcome, blocked, status);
+        reuse(outcome);
         Decision { refusal, audit }
     }
 
@@ -540,6 +551,7 @@ impl<'r> Inspection<'r> {
         let audit = self
             .context
             .audit(&outcome, blocked, Some(rejection.status.as_u16()));
+        reuse(outcome);
         Refused { rejection, audit }
     }
 }

@@ -236,6 +236,10 @@ pub struct Matches {
     built: OnceLock<Vec<RuleMatch>>,
 }
 
+/// The most records (and matched variables; eight times as many value bytes) whose room
+/// [`Matches::into_room`] keeps.
+const ROOM_LIMIT: usize = 1024;
+
 impl Matches {
     /// With room for `capacity` records, each of one variable.
     pub(crate) fn new(rules: Arc<[RuleInfo]>, capacity: usize) -> Matches {
@@ -247,6 +251,34 @@ impl Matches {
             values: Vec::with_capacity(8 * capacity),
             ..Matches::default()
         }
+    }
+
+    /// Its buffers emptied, their room kept for another transaction's records (see
+    /// [`crate::EvalMemo::reuse`]); `None` when a large transaction grew them past what
+    /// is worth keeping.
+    pub(crate) fn into_room(mut self) -> Option<Matches> {
+        if self.records.capacity() > ROOM_LIMIT
+            || self.vars.capacity() > ROOM_LIMIT
+            || self.values.capacity() > 8 * ROOM_LIMIT
+        {
+            return None;
+        }
+        self.records.clear();
+        self.vars.clear();
+        self.values.clear();
+        Some(Matches {
+            records: self.records,
+            vars: self.vars,
+            values: self.values,
+            ..Matches::default()
+        })
+    }
+
+    /// Made from [`Matches::into_room`]'s buffers, for the records of `rules`.
+    pub(crate) fn reuse(mut self, rules: Arc<[RuleInfo]>) -> Matches {
+        debug_assert!(self.records.is_empty() && self.prefix.is_none());
+        self.rules = Some(rules);
+        self
     }
 
     /// Starts from the start snapshot's records (before any record of its own).
