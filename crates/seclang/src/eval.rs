@@ -68,6 +68,22 @@ struct ResponseData {
     seen: bool,
 }
 
+/// `n` in decimal digits, without `fmt`'s machinery.
+fn decimal(n: u16) -> Vec<u8> {
+    let mut digits = [0u8; 5];
+    let mut at = digits.len();
+    let mut n = n;
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    digits[at..].to_vec()
+}
+
 impl Data {
     /// The URI variables as ModSecurity v3 derives them: `REQUEST_URI`, `REQUEST_FILENAME`
     /// and `REQUEST_BASENAME` from the percent-decoded target (an absolute form losing its
@@ -103,14 +119,15 @@ impl Data {
             basename: basename.to_vec(),
             query: query.as_bytes().to_vec(),
             protocol: r.protocol.as_bytes().to_vec(),
-            line: format!("{} {} {}", r.method, r.uri, r.protocol).into_bytes(),
+            // Spelled by hand: `format!` costs about a thousand instructions more.
+            line: [r.method.as_bytes(), r.uri.as_bytes(), r.protocol.as_bytes()].join(&b' '),
             headers: r
                 .headers
                 .iter()
                 .map(|(n, v)| (n.clone(), v.as_bytes().to_vec()))
                 .collect(),
             remote_addr: r.remote_addr.as_bytes().to_vec(),
-            remote_port: r.remote_port.to_string().into_bytes(),
+            remote_port: decimal(r.remote_port),
             server_name: host.split(':').next().unwrap_or("").as_bytes().to_vec(),
             unique_id: r.unique_id.as_bytes().to_vec(),
             content_type: r.header("content-type").unwrap_or("").to_owned(),
@@ -2748,4 +2765,14 @@ fn multi_match<'v>(
         }
     }
     (false, value)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn decimal_spells_ports_as_to_string_does() {
+        for n in [0u16, 7, 10, 443, 40000, 65535] {
+            assert_eq!(super::decimal(n), n.to_string().into_bytes());
+        }
+    }
 }
