@@ -4,6 +4,7 @@
 //! - `grants`: what a trigger's component may use ([`Grants`]), shared by its instances;
 //! - [`state`]: one request's store data ([`HostState`]) and the views taken of it;
 //! - `outbound`: the `wasi:http` hook enforcing `allowed_outbound_hosts`;
+//! - `http_client`: the pooled client that sends what `outbound` allows;
 //! - `variables`: `spin:variables`;
 //! - `key_value`: `spin:key-value` and `wasi:keyvalue` over a [`crate::key_value::KeyValueStore`];
 //! - `guest_spans`, `guest_logs`, `guest_metrics`: `wasi:otel/tracing`, `/logs` and
@@ -19,6 +20,7 @@ mod guest_logs;
 mod guest_metrics;
 mod guest_spans;
 pub mod guest_stdout;
+mod http_client;
 mod key_value;
 mod linker;
 mod outbound;

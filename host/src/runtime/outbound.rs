@@ -1,6 +1,7 @@
 //! The hook on every `wasi:http/client#send`: a request to a host outside the
 //! component's `allowed_outbound_hosts` ([`crate::outbound`], the policy itself) fails with
-//! `HTTP-request-denied` before any connection is made; others go out as wasmtime sends them.
+//! `HTTP-request-denied` before any connection is made; others go out through the
+//! process's pooled client (`http_client`).
 //!
 //! The policy is kept apart from this hook so that its parsing and matching are tested
 //! without wasmtime; here is only where it is enforced.
@@ -37,16 +38,12 @@ impl WasiHttpHooks for OutboundHooks {
             tracing::warn!(target: "chatgate::outbound", "{denied}");
             return Box::new(async { Err(Error::HttpRequestDenied) });
         }
-        // From here on this is wasmtime's default hook, which does not watch `fut` (the
-        // guest's processing of the response) either: only the check above differs.
+        // Not watched, as in wasmtime's default hook: the guest's trouble with the response
+        // ends its body, which drops the connection (or returns it to the pool).
         _ = fut;
         Box::new(async move {
-            use http_body_util::BodyExt;
-            let (response, io) = wasmtime_wasi_http::default_send_request(request, options).await?;
-            Ok((
-                response.map(BodyExt::boxed_unsync),
-                Box::new(io) as Box<dyn Future<Output = _> + Send>,
-            ))
+            let response = super::http_client::send(request, options).await?;
+            Ok((response, Box::new(async { Ok(()) }) as Io))
         })
     }
 }
