@@ -70,18 +70,7 @@ struct ResponseData {
 
 /// `n` in decimal digits, without `fmt`'s machinery.
 fn decimal(n: u16) -> Vec<u8> {
-    let mut digits = [0u8; 5];
-    let mut at = digits.len();
-    let mut n = n;
-    loop {
-        at -= 1;
-        digits[at] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    digits[at..].to_vec()
+    crate::numbers::decimal(n.into(), &mut [0; 20]).to_vec()
 }
 
 impl Data {

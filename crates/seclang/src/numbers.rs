@@ -1,6 +1,22 @@
 //! C's lenient number reading, as ModSecurity compares and adds numbers (`@gt`, `setvar:
 //! tx.score=+5`) and parses the addresses the look-ups take.
 
+/// `n`'s decimal digits, written at the end of `buf`: without `fmt`'s machinery and
+/// without an allocation, for values every transaction spells (a port, an array index).
+pub(crate) fn decimal(n: u64, buf: &mut [u8; 20]) -> &[u8] {
+    let mut at = buf.len();
+    let mut n = n;
+    loop {
+        at -= 1;
+        buf[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    &buf[at..]
+}
+
 /// Steps over a `+` or `-` at `text[*i]`, as C's number parsing does; whether it was `-`.
 pub(crate) fn skip_sign(text: &[u8], i: &mut usize) -> bool {
     match text.get(*i) {

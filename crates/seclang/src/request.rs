@@ -158,18 +158,9 @@ pub fn parse_json(body: &[u8], out: &mut Vec<Pair>) -> Result<(), String> {
 
 /// Appends `n` in decimal, without the allocation of `to_string`.
 fn push_decimal(out: &mut String, n: usize) {
-    let mut digits = [0u8; 20];
-    let mut at = digits.len();
-    let mut n = n;
-    loop {
-        at -= 1;
-        digits[at] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    out.extend(digits[at..].iter().map(|&d| char::from(d)));
+    let mut buf = [0; 20];
+    let digits = crate::numbers::decimal(n as u64, &mut buf);
+    out.extend(digits.iter().map(|&d| char::from(d)));
 }
 
 struct Json<'a> {
