@@ -9,14 +9,6 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-/// mimalloc instead of the C library's allocator. The image's static binary links musl,
-/// whose allocator takes one process-wide lock: a `perf` profile of `chatgate up` (musl)
-/// serving `GET /v1/models` through the chain put ~8 % of its CPU samples in musl's
-/// `malloc`, `free` and that lock, the request path allocating for every host call
-/// and message of the component model.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 /// `chatgate build`: a command-line tool, not part of the runtime library.
 mod build;
 
