@@ -104,28 +104,41 @@ impl Protocol {
     }
 }
 
+/// Builds one signal's exporter for `endpoint` over `protocol`: the three exporters'
+/// builders are distinct types with no trait in common, so the one recipe is a macro.
+macro_rules! exporter {
+    ($exporter:ty, $signal:literal, $protocol:expr, $endpoint:expr) => {{
+        let failed = |e| wasmtime::format_err!("OpenTelemetry {} exporter: {e}", $signal);
+        let exporter = match $protocol {
+            Protocol::HttpProtobuf => <$exporter>::builder()
+                .with_http()
+                .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
+                .with_http_client(ReqwestOnTokio::new($signal)?)
+                .with_endpoint($endpoint.to_string())
+                .build()
+                .map_err(failed)?,
+            Protocol::Grpc => <$exporter>::builder()
+                .with_tonic()
+                .with_endpoint($endpoint.to_string())
+                .build()
+                .map_err(failed)?,
+        };
+        OnRuntime::new(exporter, $protocol, $signal)
+    }};
+}
+
 /// The span exporter for `endpoint` over `protocol`. Must be called inside the tokio
 /// runtime the exports are to run on.
 pub(crate) fn span_exporter(
     protocol: Protocol,
     endpoint: &str,
 ) -> wasmtime::Result<OnRuntime<opentelemetry_otlp::SpanExporter>> {
-    let failed = |e| wasmtime::format_err!("OpenTelemetry trace exporter: {e}");
-    let exporter = match protocol {
-        Protocol::HttpProtobuf => opentelemetry_otlp::SpanExporter::builder()
-            .with_http()
-            .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
-            .with_http_client(ReqwestOnTokio::new("trace")?)
-            .with_endpoint(endpoint.to_string())
-            .build()
-            .map_err(failed)?,
-        Protocol::Grpc => opentelemetry_otlp::SpanExporter::builder()
-            .with_tonic()
-            .with_endpoint(endpoint.to_string())
-            .build()
-            .map_err(failed)?,
-    };
-    OnRuntime::new(exporter, protocol, "trace")
+    exporter!(
+        opentelemetry_otlp::SpanExporter,
+        "trace",
+        protocol,
+        endpoint
+    )
 }
 
 /// The metric exporter for `endpoint` over `protocol`; see [`span_exporter`].
@@ -133,22 +146,12 @@ pub(crate) fn metric_exporter(
     protocol: Protocol,
     endpoint: &str,
 ) -> wasmtime::Result<OnRuntime<opentelemetry_otlp::MetricExporter>> {
-    let failed = |e| wasmtime::format_err!("OpenTelemetry metric exporter: {e}");
-    let exporter = match protocol {
-        Protocol::HttpProtobuf => opentelemetry_otlp::MetricExporter::builder()
-            .with_http()
-            .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
-            .with_http_client(ReqwestOnTokio::new("metric")?)
-            .with_endpoint(endpoint.to_string())
-            .build()
-            .map_err(failed)?,
-        Protocol::Grpc => opentelemetry_otlp::MetricExporter::builder()
-            .with_tonic()
-            .with_endpoint(endpoint.to_string())
-            .build()
-            .map_err(failed)?,
-    };
-    OnRuntime::new(exporter, protocol, "metric")
+    exporter!(
+        opentelemetry_otlp::MetricExporter,
+        "metric",
+        protocol,
+        endpoint
+    )
 }
 
 /// The log exporter for `endpoint` over `protocol`; see [`span_exporter`].
@@ -156,22 +159,7 @@ pub(crate) fn log_exporter(
     protocol: Protocol,
     endpoint: &str,
 ) -> wasmtime::Result<OnRuntime<opentelemetry_otlp::LogExporter>> {
-    let failed = |e| wasmtime::format_err!("OpenTelemetry log exporter: {e}");
-    let exporter = match protocol {
-        Protocol::HttpProtobuf => opentelemetry_otlp::LogExporter::builder()
-            .with_http()
-            .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
-            .with_http_client(ReqwestOnTokio::new("log")?)
-            .with_endpoint(endpoint.to_string())
-            .build()
-            .map_err(failed)?,
-        Protocol::Grpc => opentelemetry_otlp::LogExporter::builder()
-            .with_tonic()
-            .with_endpoint(endpoint.to_string())
-            .build()
-            .map_err(failed)?,
-    };
-    OnRuntime::new(exporter, protocol, "log")
+    exporter!(opentelemetry_otlp::LogExporter, "log", protocol, endpoint)
 }
 
 /// An exporter whose exports are polled inside the host's tokio runtime's context, with
