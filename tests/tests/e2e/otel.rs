@@ -1220,23 +1220,26 @@ async fn statuses(gateway: &Traced) -> Vec<u16> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_collector_that_is_down_changes_no_response() {
-    // A port nothing listens on.
-    let down = {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.local_addr().unwrap()
-    };
+    let down = nowhere();
+    responses_unchanged_with(settings(format!("http://{down}/v1/traces"))).await;
+}
+
+/// An address nothing listens on.
+fn nowhere() -> std::net::SocketAddr {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap()
+}
+
+/// Exporting with `settings` to a collector that is down: every response is what an
+/// untraced gateway answers, and the failure is told to whoever flushes, not to requests.
+async fn responses_unchanged_with(settings: TraceSettings) {
     let untraced = Traced::start(&manifest(), None).await;
     let expected = statuses(&untraced).await;
     untraced.stop().await;
-    let traced = Traced::start(
-        &manifest(),
-        Some(settings(format!("http://{down}/v1/traces"))),
-    )
-    .await;
+    let traced = Traced::start(&manifest(), Some(settings)).await;
     for _ in 0..3 {
         assert_eq!(statuses(&traced).await, expected);
     }
-    // The export fails, and says so to whoever flushes, not to the requests.
     assert!(traced.flush().await.is_err());
     assert_eq!(statuses(&traced).await, expected);
     traced.stop().await;
