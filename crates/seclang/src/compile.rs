@@ -786,7 +786,10 @@ impl<'f> Builder<'f> {
                 .collect();
         }
         let prefilter = Prefilter::build(&mut self.rules, &mut chains, tag_ids.len());
-        let mut memo_links = 0;
+        // A prefiltered link's memo bit is its prefilter id (the candidates leave out the
+        // values a record's first words say its links do not match); other links' bits
+        // follow.
+        let mut memo_links = prefilter.link_vars.len() as u32;
         // Member names known at load time, numbered: the capture names first (their
         // numbers are their digits), then every constant name a rule reads or sets.
         let mut names = crate::collection::Names::default();
@@ -820,8 +823,10 @@ impl<'f> Builder<'f> {
                 }
             }
             if link.operator.as_ref().is_some_and(|o| o.value_only()) {
-                link.memo = Some(memo_links);
-                memo_links += 1;
+                link.memo = Some(link.prefilter.unwrap_or_else(|| {
+                    memo_links += 1;
+                    memo_links - 1
+                }));
             }
             if let [
                 crate::variables::Target {

@@ -1231,6 +1231,10 @@ struct Work {
     live_links: Vec<u64>,
     excluded: Vec<u64>,
     found: Vec<u64>,
+    /// Per set of variables, the prefiltered links that target one of them, for the
+    /// rule set [`RuleSet::id`] `var_links_for` (kept while it is the same).
+    var_links_of: Vec<(VarMask, Vec<u64>)>,
+    var_links_for: u64,
 }
 
 impl Work {
@@ -1308,7 +1312,13 @@ impl Candidates {
             live_links,
             excluded,
             found,
+            var_links_of,
+            var_links_for,
         } = &mut self.work;
+        if *var_links_for != rules.id {
+            var_links_of.clear();
+            *var_links_for = rules.id;
+        }
         // The distinct values, each with the variables it belongs to (an argument is in
         // ARGS and ARGS_POST).
         let mut list: Vec<(&[u8], VarMask)> = recycle(std::mem::take(spare_list));
@@ -1386,8 +1396,21 @@ impl Candidates {
         for (vi, &(bytes, mask)) in list.iter().enumerate() {
             // The links that inspect this value: those targeting one of its variables
             // from which no exclusion takes it. (`None`: all links of its variables.)
-            let live = if groups.is_empty() {
-                None
+            let live: &[u64] = if groups.is_empty() {
+                // All links of its variables, the union made once per set of variables.
+                match var_links_of.iter().position(|(m, _)| *m == mask) {
+                    Some(i) => &var_links_of[i].1,
+                    None => {
+                        let mut union = vec![0u64; words];
+                        for (_, var_links) in
+                            pf.vars.iter().filter(|(v, _)| mask & var_bit(*v) != 0)
+                        {
+                            union.iter_mut().zip(var_links).for_each(|(u, v)| *u |= v);
+                        }
+                        var_links_of.push((mask, union));
+                        &var_links_of[var_links_of.len() - 1].1
+                    }
+                }
             } else {
                 live_links.iter_mut().for_each(|w| *w = 0);
                 for (var, var_links) in pf.vars.iter().filter(|(v, _)| mask & var_bit(*v) != 0) {
@@ -1401,21 +1424,24 @@ impl Candidates {
                         *l |= v & !x;
                     }
                 }
-                Some(&*live_links)
-            };
-            let inspects = |link: usize| match live {
-                Some(live) => live[link / 64] & (1 << (link % 64)) != 0,
-                None => pf.link_vars[link] & mask != 0,
+                &live_links[..]
             };
             let at = (bytes.as_ptr() as usize, bytes.len());
             let slot = values_memo
                 .as_mut()
                 .and_then(|(m, slots)| *slots.entry(at).or_insert_with(|| m.find(bytes)));
+            // A link the memo knows does not match the value would list it only to skip
+            // it: without the pair, a link left with no candidate is skipped whole. (A
+            // prefiltered link's memo bit is its prefilter id: the record's first words
+            // are a bit set of prefiltered links.)
+            let no_match = slot
+                .zip(values_memo.as_ref())
+                .map(|(slot, (m, _))| m.no_match_words(slot, words));
             if let Some(known) = slot
                 .zip(values_memo.as_ref())
                 .and_then(|(slot, (m, _))| m.prefilter(slot, mask))
             {
-                pair_links(known, inspects, vi as u32, pairs);
+                pair_links(known, live, no_match, vi as u32, pairs);
                 continue;
             }
             found.iter_mut().for_each(|w| *w = 0);
@@ -1436,7 +1462,7 @@ impl Candidates {
             done.clear();
             walk.start(features);
             for chain in pf.chains.iter().filter(|c| c.vars & mask != 0) {
-                if let Some(live) = live
+                if !groups.is_empty()
                     && !chain.links.iter().zip(live.iter()).any(|(c, l)| c & l != 0)
                 {
                     partial = true;
@@ -1507,7 +1533,7 @@ impl Candidates {
                     *f |= h & l;
                 }
             }
-            pair_links(found, inspects, vi as u32, pairs);
+            pair_links(found, live, no_match, vi as u32, pairs);
             if !partial
                 && let Some((m, slots)) = values_memo.as_mut()
                 && let Some(slot) = slot.or_else(|| {
@@ -1550,21 +1576,21 @@ impl Candidates {
     }
 }
 
-/// Adds `(link, value)` to `pairs` for each link set in `links` that inspects the value.
+/// Adds `(link, value)` to `pairs` for each link set in `links` that inspects the value
+/// (set in `live`) and is not known not to match it (set in `no_match`).
 fn pair_links(
     links: &[u64],
-    inspects: impl Fn(usize) -> bool,
+    live: &[u64],
+    no_match: Option<&[u64]>,
     value: u32,
     pairs: &mut Vec<(u32, u32)>,
 ) {
-    for (w, &bits) in links.iter().enumerate() {
-        let mut m = bits;
+    for (w, (&bits, &l)) in links.iter().zip(live).enumerate() {
+        let mut m = bits & l & !no_match.map_or(0, |n| n[w]);
         while m != 0 {
             let link = w * 64 + m.trailing_zeros() as usize;
             m &= m - 1;
-            if inspects(link) {
-                pairs.push((link as u32, value));
-            }
+            pairs.push((link as u32, value));
         }
     }
 }

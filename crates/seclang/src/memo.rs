@@ -179,6 +179,11 @@ impl EvalMemo {
         words[bit as usize / 64] & (1 << (bit % 64)) != 0
     }
 
+    /// The first `words` words of the value's record of links known not to match it.
+    pub(crate) fn no_match_words(&self, slot: Slot, words: usize) -> &[u64] {
+        &self.records[slot as usize].no_match[..words]
+    }
+
     pub(crate) fn set_no_match(&mut self, slot: Slot, bit: u32) {
         let words = &mut self.records[slot as usize].no_match;
         words[bit as usize / 64] |= 1 << (bit % 64);
