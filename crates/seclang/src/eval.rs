@@ -1393,12 +1393,19 @@ impl Candidates {
         }
         // `found`: the links one of whose factors occurs in the current value (before
         // the exclusions), as the memo keeps them.
+        let mut last_var_links: Option<usize> = None;
         for (vi, &(bytes, mask)) in list.iter().enumerate() {
             // The links that inspect this value: those targeting one of its variables
             // from which no exclusion takes it. (`None`: all links of its variables.)
             let live: &[u64] = if groups.is_empty() {
                 // All links of its variables, the union made once per set of variables.
-                match var_links_of.iter().position(|(m, _)| *m == mask) {
+                // Values come variable by variable: most have the last one's variables.
+                let known = match last_var_links {
+                    Some(i) if var_links_of[i].0 == mask => Some(i),
+                    _ => var_links_of.iter().position(|(m, _)| *m == mask),
+                };
+                last_var_links = known.or(Some(var_links_of.len()));
+                match known {
                     Some(i) => &var_links_of[i].1,
                     None => {
                         let mut union = vec![0u64; words];
@@ -1549,8 +1556,10 @@ impl Candidates {
         for &(link, _) in pairs.iter() {
             self.starts[link as usize + 1] += 1;
         }
-        for i in 0..links {
-            self.starts[i + 1] += self.starts[i];
+        let mut total = 0;
+        for start in &mut self.starts {
+            total += *start;
+            *start = total;
         }
         self.values.resize(pairs.len(), (0, 0));
         self.origins.resize(pairs.len(), (NO_SOURCE, 0));
