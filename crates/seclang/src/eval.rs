@@ -2361,6 +2361,9 @@ impl<'r> Transaction<'r> {
                 return true;
             }
         }
+        if let Some(matched) = self.transaction_members(rule, link, operator) {
+            return matched;
+        }
         // The prefilter's candidates for this link: without one, no value can match.
         let mut candidates = None;
         if let Some(id) = link.prefilter
@@ -2593,6 +2596,95 @@ impl<'r> Transaction<'r> {
             _ => Name::Owned(format!("{}:{stored}", var.name())),
         };
         Some(Some((name, Bytes::new(value))))
+    }
+
+    /// A link that reads only members of transaction collections by key, or their
+    /// counts (`&TX:dos_burst_time_slice "@eq 0"`, `&TX:crs_exclusions_drupal|
+    /// TX:crs_exclusions_drupal "@eq 0"`: CRS runs a dozen such links per phase, and most
+    /// match), without transformations, captures or exclusions: decided on the members in
+    /// place, as the listing below would decide on copies of them; `None` if the link is
+    /// not of that kind. With several targets and `setvar`s, the listing reads every
+    /// value before the first `setvar` runs, so such a link is left to it.
+    fn transaction_members(
+        &mut self,
+        rule: &Rule,
+        link: &'r Link,
+        operator: &crate::operators::Operator,
+    ) -> Option<bool> {
+        let targets = &link.targets.include;
+        let exceptions = &self.state.exceptions;
+        if targets.is_empty()
+            || !link.transforms.is_empty()
+            || link.multi_match
+            || link.capture
+            || !link.targets.exclude.is_empty()
+            || targets.iter().any(|t| {
+                !matches!(t.selector, Some(Selector::Key(_))) || collection_name(t.var).is_none()
+            })
+            || (targets.len() > 1
+                && link
+                    .actions
+                    .effects
+                    .iter()
+                    .any(|e| matches!(e, Effect::SetVar(_))))
+            || exceptions
+                .targets_by_id
+                .iter()
+                .any(|(ids, _)| in_ranges(ids, rule.id))
+            || exceptions
+                .targets_by_tag
+                .iter()
+                .any(|(tag, _)| rule.tag_ids.contains(tag))
+        {
+            return None;
+        }
+        let mut matched = false;
+        for (t, target) in targets.iter().enumerate() {
+            let (Some(collection), Some(Selector::Key(key))) =
+                (collection_name(target.var), &target.selector)
+            else {
+                return None;
+            };
+            let member = self.state.collections.get(collection).and_then(|c| {
+                match link.target_slots.get(t).copied().flatten() {
+                    Some(slot) => c.entry_by_slot(slot),
+                    None => c.entry(self.state.names, key),
+                }
+            });
+            // As the listing spells them: a count `&TX` ("0" or "1"), a member `TX:key`.
+            let value: &[u8] = match (target.count, member) {
+                (true, Some(_)) => b"1",
+                (true, None) => b"0",
+                (false, Some((_, v))) => v,
+                (false, None) => continue,
+            };
+            let ctx = Ctx {
+                data: &self.data,
+                state: &self.state,
+                rule: Some(rule),
+            };
+            let hit =
+                operator.matches_with(value, &ctx, None, &mut self.detect, self.rules.services());
+            let name = (hit && !target.count).then(|| match member {
+                Some((stored, _)) => format!("{}:{stored}", target.var.name()),
+                None => String::new(),
+            });
+            let value = hit.then(|| Bytes::new(value));
+            if let Some(geo) = self.detect.geo.take() {
+                for (key, value) in geo {
+                    self.state.set("geo", key, Bytes::new(value.as_bytes()));
+                }
+            }
+            let Some(value) = value else { continue };
+            if !matched {
+                self.state.clear_matched();
+                matched = true;
+            }
+            let name = name.unwrap_or_else(|| format!("&{}", target.var.name()));
+            self.state.matched_vars.push((Name::Owned(name), value));
+            set_vars(&mut self.state, &self.data, rule, link);
+        }
+        Some(matched)
     }
 
     /// Runs the actions of a matched chain: the `ctl`s of every link, the match record,

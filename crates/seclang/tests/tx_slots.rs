@@ -133,3 +133,28 @@ fn captures_removed_and_set_again_many_times_leave_the_other_members_in_place() 
         .collect();
     assert_eq!(tail, ["TX:before", "TX:after", "TX:0", "TX:1"]);
 }
+
+#[test]
+fn counts_and_members_of_transaction_collections_match_as_listed() {
+    // Links on `TX` members and counts are decided on the members in place: the same
+    // matches, the same `MATCHED_VARS` names (`&TX` for a count) and `setvar`s as a
+    // listing of copies.
+    let o = evaluate(
+        r#"
+        SecAction "id:1,phase:1,pass,nolog,setvar:tx.a=3"
+        SecRule &TX:a|TX:A|&TX:missing|TX:missing "@lt 5" "id:2,phase:1,pass,nolog"
+        SecRule &TX:a|TX:a "@eq 0" "id:3,phase:1,pass,nolog"
+        SecRule &TX:nothing "@eq 0" "id:4,phase:1,pass,nolog,setvar:tx.seen=+1"
+        SecRule &TX:nothing|&TX:none "@eq 0" "id:5,phase:1,pass,nolog,setvar:tx.twice=+1"
+        SecRule &TX:a "@eq 1" "id:6,phase:1,pass,nolog,chain"
+            SecRule MATCHED_VARS_NAMES "@streq &TX" "setvar:tx.chained=1"
+        "#,
+        "/",
+    );
+    assert_eq!(o.matched_ids(), vec![1, 2, 4, 5, 6]);
+    assert_eq!(vars(&o, 2), ["&TX", "TX:a", "&TX"]);
+    assert_eq!(vars(&o, 4), ["&TX"]);
+    assert_eq!(o.tx("seen"), Some("1"));
+    assert_eq!(o.tx("twice"), Some("2"));
+    assert_eq!(o.tx("chained"), Some("1"));
+}
