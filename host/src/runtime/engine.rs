@@ -49,8 +49,20 @@ pub fn engine(
     // `CHATGATE_PROFILER=perfmap` writes /tmp/perf-<pid>.map so that `perf report`
     // names the guests' compiled functions (how the per-stage costs in the gateway
     // benchmark were found).
-    if std::env::var("CHATGATE_PROFILER").is_ok_and(|p| p == "perfmap") {
+    let profiler = std::env::var("CHATGATE_PROFILER").unwrap_or_default();
+    if profiler == "perfmap" || profiler == "callgrind" {
         config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+    }
+    // `CHATGATE_PROFILER=callgrind`: instructions counted by valgrind, independent of the
+    // machine's load (how the middlewares' per-request costs were compared). Valgrind
+    // cannot map the pool's address space, so instances are allocated on demand, each
+    // memory with a small reservation (the guests' bounds checks become explicit, a few
+    // per cent more guest instructions than in production). The perf map names the
+    // guests' functions, whose addresses callgrind reports unnamed.
+    if profiler == "callgrind" {
+        config.memory_reservation(64 << 20);
+        config.memory_guard_size(64 << 10);
+        return Engine::new(&config);
     }
     // Every admitted request gets its instance's worth of each pooled resource. The
     // per-component maxima equal the per-instance shares, so wasmtime refuses to compile
