@@ -1328,8 +1328,36 @@ impl Candidates {
         // address is its member's, but for empty values).
         origins.clear();
         index.clear();
+        // Where each request collection's members were listed: a collection listed again
+        // for another variable (`ARGS_POST` after `ARGS`) adds that variable to the same
+        // entries, found by place rather than by address (its members are allocations of
+        // their own; empty ones, which share an address, get an entry each).
+        let mut listed_at = [None; 2 * RESPONSE_HEADERS as usize + 2];
         for &(var, _) in &pf.vars {
             let bit = var_bit(var);
+            let from = sources(var);
+            if !from.is_empty() {
+                for &s in from {
+                    let members = data.pairs_of(s);
+                    match listed_at[usize::from(s)] {
+                        Some(at) => {
+                            for (_, vars) in &mut list[at..at + members.len()] {
+                                *vars |= bit;
+                            }
+                        }
+                        None => {
+                            listed_at[usize::from(s)] = Some(list.len());
+                            for (i, (k, v)) in members.iter().enumerate() {
+                                let bytes = if s % 2 == 1 { k.as_bytes() } else { v };
+                                list.push((bytes, bit));
+                                keys.push(Some(Cow::Borrowed(k)));
+                                origins.push((s, i as u32));
+                            }
+                        }
+                    }
+                }
+                continue;
+            }
             let mut add =
                 |key: Option<Cow<'a, str>>, bytes: &'a [u8], origin: (u8, u32)| match index
                     .entry((bytes.as_ptr() as usize, bytes.len()))
@@ -1342,16 +1370,6 @@ impl Candidates {
                         origins.push(origin);
                     }
                 };
-            let from = sources(var);
-            if !from.is_empty() {
-                for &s in from {
-                    for (i, (k, v)) in data.pairs_of(s).iter().enumerate() {
-                        let bytes = if s % 2 == 1 { k.as_bytes() } else { v };
-                        add(Some(Cow::Borrowed(k)), bytes, (s, i as u32));
-                    }
-                }
-                continue;
-            }
             if var == Var::RequestBody {
                 // Listed whatever `ctl:requestBodyAccess` says now: it may change later.
                 all.push(Value {
