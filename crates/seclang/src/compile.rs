@@ -165,6 +165,9 @@ pub struct RuleSet {
     /// Whether transactions start from [`RuleSet::prefix`] (off only to test that it
     /// changes no outcome).
     pub(crate) use_prefix: bool,
+    /// Whether rules the snapshot decides ([`crate::prefix::Decision`]) skip their links
+    /// (off only to test that it changes no outcome).
+    pub(crate) use_decisions: bool,
 }
 
 /// Load settings.
@@ -302,6 +305,15 @@ impl RuleSet {
     #[doc(hidden)]
     pub fn set_start_snapshot(&mut self, on: bool) {
         self.use_prefix = on;
+    }
+
+    /// Turns off (on by default) deciding once per rule set the rules after the start
+    /// snapshot that read only `TX` members no later rule can write (CRS's paranoia-level
+    /// and exclusion gates): they then run their links in every transaction. Outcomes are
+    /// the same either way; this exists so that tests and benchmarks can show it.
+    #[doc(hidden)]
+    pub fn set_decided_gates(&mut self, on: bool) {
+        self.use_decisions = on;
     }
 }
 
@@ -659,6 +671,7 @@ impl<'f> Builder<'f> {
             single_slot: None,
             selected_names: Vec::new(),
             target_slots: Vec::new(),
+            target_names: Vec::new(),
             capture: actions.capture,
             multi_match: actions.multi_match,
             operator,
@@ -858,6 +871,18 @@ impl<'f> Builder<'f> {
                     _ => None,
                 })
                 .collect();
+            link.target_names = link
+                .targets
+                .include
+                .iter()
+                .map(|t| match &t.selector {
+                    _ if t.count => Some(format!("&{}", t.var.name()).into()),
+                    Some(crate::variables::Selector::Key(k)) if t.var.is_collection() => {
+                        Some(format!("{}:{k}", t.var.name()).into())
+                    }
+                    _ => None,
+                })
+                .collect();
         }
         // After every name is numbered: the answers cover them all.
         for link in self.rules.iter_mut().flat_map(|r| r.links.iter_mut()) {
@@ -898,6 +923,7 @@ impl<'f> Builder<'f> {
             resolver: ResolverSlot::default(),
             prefix: std::sync::OnceLock::new(),
             use_prefix: true,
+            use_decisions: true,
             rules: self.rules,
             phases,
             skip_after,

@@ -1,7 +1,7 @@
 //! Running a compiled [`RuleSet`] over one request.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasherDefault, Hasher};
 use std::time::Instant;
 
@@ -16,7 +16,7 @@ pub use crate::outcome::{
     Intervention, InterventionKind, MATCHED_VALUE_LIMIT, Matches, Outcome, RuleMatch, Tx,
 };
 use crate::prefilter::{CASE_LOWER, CASE_UPPER, Prefilter, VarMask, var_bit};
-use crate::prefix::Prefix;
+use crate::prefix::{Decision, Prefix};
 use crate::request::{
     BodyProcessor, MultipartFlags, Pair, Request, Xml, parse_cookies, parse_json, parse_multipart,
     parse_urlencoded, parse_xml,
@@ -1858,6 +1858,9 @@ pub struct Transaction<'r> {
     done: u8,
     /// The body given with the request, processed by `process_request_body(None)`.
     pending_body: Vec<u8>,
+    /// The rules decided once per rule set, when the transaction started from the start
+    /// snapshot ([`Prefix::decided`]); empty otherwise.
+    decided: &'r [Decision],
 }
 
 impl RuleSet {
@@ -1913,6 +1916,7 @@ impl RuleSet {
             spare: scratch.spare,
             done: 0,
             pending_body: request.body.clone(),
+            decided: &[],
         }
     }
 
@@ -1965,6 +1969,18 @@ impl RuleSet {
     #[doc(hidden)]
     pub fn start_snapshot_items(&self) -> usize {
         self.start_snapshot().map_or(0, |p| p.next)
+    }
+
+    /// How many rules the start snapshot decides ([`Decision`]), computing it if no
+    /// transaction has yet; for tests.
+    #[doc(hidden)]
+    pub fn decided_rules(&self) -> usize {
+        self.start_snapshot().map_or(0, |p| {
+            p.decided
+                .iter()
+                .filter(|d| !matches!(d, Decision::Undecided))
+                .count()
+        })
     }
 }
 
@@ -2042,16 +2058,123 @@ impl Prefix {
             }
             i = next;
         }
-        (i > 0).then(|| Prefix {
+        if i == 0 {
+            return None;
+        }
+        let collections = std::mem::take(&mut t.state.collections);
+        let matches = t.matches.as_slice().into();
+        let earlier_match = t.state.earlier_match.take();
+        let matched_vars = std::mem::take(&mut t.state.matched_vars);
+        drop(t);
+        let decided = decide(rules, &list[..i], &collections);
+        Some(Prefix {
             next: i,
             ctl_rules,
             checks,
-            collections: std::mem::take(&mut t.state.collections),
-            matches: t.matches.as_slice().into(),
-            earlier_match: t.state.earlier_match.take(),
-            matched_vars: std::mem::take(&mut t.state.matched_vars),
+            collections,
+            matches,
+            earlier_match,
+            matched_vars,
+            decided,
         })
     }
+}
+
+/// The rules whose match [`Decision`] the snapshot's `collections` settle: every rule
+/// after `prefix` (the rules the snapshot stands for) with one link that reads only
+/// `TX` members by key or their counts, through an operator that reads nothing else
+/// (a constant, or macros of such members), without captures or `setvar`s, where no
+/// `setvar` of a rule outside `prefix` can write any member it reads (a key with macros
+/// counts as writing every member whose name starts with its literal start; captures
+/// write `TX:0` to `TX:9`). Such a member holds in every transaction what the snapshot
+/// holds, so the link decides as it does here. What the transaction changes at run
+/// time is checked there: a `ctl` removing the rule (as for any rule) or one of its
+/// targets (it then runs its link).
+fn decide(rules: &RuleSet, prefix: &[Item], collections: &Collections) -> Vec<Decision> {
+    let mut in_prefix = vec![false; rules.rules.len()];
+    for item in prefix {
+        if let Item::Rule(index) = item {
+            in_prefix[*index] = true;
+        }
+    }
+    // What rules outside the snapshot may write: constant keys, and the literal starts
+    // of keys with macros.
+    let mut written: HashSet<String> = HashSet::new();
+    let mut starts: Vec<String> = Vec::new();
+    for (index, rule) in rules.rules.iter().enumerate() {
+        if in_prefix[index] {
+            continue;
+        }
+        for link in &rule.links {
+            for effect in &link.actions.effects {
+                let Effect::SetVar(s) = effect else { continue };
+                if s.collection != "tx" {
+                    continue;
+                }
+                match s.key.constant() {
+                    Some(key) => {
+                        written.insert(String::from_utf8_lossy(key).to_ascii_lowercase());
+                    }
+                    None => starts
+                        .push(String::from_utf8_lossy(s.key.literal_prefix()).to_ascii_lowercase()),
+                }
+            }
+        }
+    }
+    let stable = |key: &str| {
+        let key = key.to_ascii_lowercase();
+        let capture = key.len() == 1 && key.as_bytes()[0].is_ascii_digit();
+        !(capture || written.contains(&key) || starts.iter().any(|s| key.starts_with(s.as_str())))
+    };
+    let eligible = |rule: &Rule| {
+        let [link] = rule.links.as_slice() else {
+            return false;
+        };
+        let Some(operator) = &link.operator else {
+            return false;
+        };
+        !link.capture
+            && link.targets.exclude.is_empty()
+            && !link.targets.include.is_empty()
+            && link.targets.include.iter().all(|t| {
+                t.var == Var::Tx && matches!(&t.selector, Some(Selector::Key(k)) if stable(k))
+            })
+            && !link
+                .actions
+                .effects
+                .iter()
+                .any(|e| matches!(e, Effect::SetVar(_)))
+            && (operator.value_only()
+                || matches!(
+                    operator.kind,
+                    crate::operators::OpKind::UnconditionalMatch
+                        | crate::operators::OpKind::NoMatch
+                )
+                || operator.macro_argument().is_some_and(|m| {
+                    m.references()
+                        .all(|r| matches!(r, Some((Var::Tx, Some(k))) if stable(k)) || r.is_none())
+                }))
+    };
+    let mut decided = Vec::new();
+    let mut t = rules.transaction(&Request::default());
+    for (index, rule) in rules.rules.iter().enumerate() {
+        if in_prefix[index] || !eligible(rule) {
+            continue;
+        }
+        t.state.collections.clone_from(collections);
+        t.state.earlier_match = None;
+        t.state.matched_vars.clear();
+        let decision = if t.matches_chain(rule) {
+            Decision::Match(std::mem::take(&mut t.state.matched_vars).into())
+        } else {
+            Decision::NoMatch
+        };
+        if decided.is_empty() {
+            decided.resize(rules.rules.len(), Decision::Undecided);
+        }
+        decided[index] = decision;
+    }
+    decided
 }
 
 /// Whether a rule reads the request and nothing else: its targets are request data (no
@@ -2293,6 +2416,21 @@ impl<'r> Transaction<'r> {
         if self.state.exceptions.removes(rule) {
             return i;
         }
+        let decided: &'r [Decision] = self.decided;
+        match decided.get(index) {
+            None | Some(Decision::Undecided) => {}
+            Some(_) if self.targets_excluded(rule) => {}
+            Some(Decision::NoMatch) => {
+                self.state.clear_matched();
+                return i;
+            }
+            Some(Decision::Match(vars)) => {
+                // As `matches_chain` leaves a match of the link.
+                self.state.clear_matched();
+                self.state.matched_vars.extend(vars.iter().cloned());
+                return self.after_match(list, index, rule, i);
+            }
+        }
         // Most of CRS's rules are prefiltered and, in an ordinary request, have no
         // candidate: decided here as `matches_chain` would (it empties `MATCHED_VARS`,
         // then the first link finds no candidate), without the calls.
@@ -2307,8 +2445,14 @@ impl<'r> Transaction<'r> {
         if !self.matches_chain(rule) {
             return i;
         }
+        self.after_match(list, index, rule, i)
+    }
+
+    /// Runs a matched rule's actions and returns the index of the next item to run
+    /// (`i`, or past a `skip`/`skipAfter`).
+    fn after_match(&mut self, list: &[Item], index: usize, rule: &'r Rule, mut i: usize) -> usize {
         self.matched(index, rule);
-        if let Some(target) = rules.skip_after[index] {
+        if let Some(target) = self.rules.skip_after[index] {
             i = target;
         } else if let Some(n) = rule.skip {
             let mut left = n;
@@ -2345,7 +2489,23 @@ impl<'r> Transaction<'r> {
         self.matches.set_prefix(prefix.matches.clone());
         self.state.earlier_match.clone_from(&prefix.earlier_match);
         self.state.matched_vars.clone_from(&prefix.matched_vars);
+        if self.rules.use_decisions {
+            self.decided = &prefix.decided;
+        }
         true
+    }
+
+    /// Whether a `ctl` of this transaction removed any target of `rule`.
+    fn targets_excluded(&self, rule: &Rule) -> bool {
+        let exceptions = &self.state.exceptions;
+        exceptions
+            .targets_by_id
+            .iter()
+            .any(|(ids, _)| in_ranges(ids, rule.id))
+            || exceptions
+                .targets_by_tag
+                .iter()
+                .any(|(tag, _)| rule.tag_ids.contains(tag))
     }
 
     fn matches_chain(&mut self, rule: &'r Rule) -> bool {
@@ -2683,9 +2843,22 @@ impl<'r> Transaction<'r> {
             };
             let hit =
                 operator.matches_with(value, &ctx, None, &mut self.detect, self.rules.services());
-            let name = (hit && !target.count).then(|| match member {
-                Some((stored, _)) => format!("{}:{stored}", target.var.name()),
-                None => String::new(),
+            // Spelled at load time (a count always, a member when the key as written is
+            // the key stored): CRS's exclusion gates match about twenty times per request.
+            let spelled = link.target_names.get(t).cloned().flatten();
+            let name = hit.then(|| match (spelled, member) {
+                (spelled, _) if target.count => spelled.map_or_else(
+                    || Name::Owned(format!("&{}", target.var.name())),
+                    Name::Shared,
+                ),
+                (_, None) => Name::Owned(String::new()),
+                (Some(name), Some((stored, _)))
+                    if name.len() == target.var.name().len() + 1 + stored.len()
+                        && name.ends_with(stored) =>
+                {
+                    Name::Shared(name)
+                }
+                (_, Some((stored, _))) => Name::Owned(format!("{}:{stored}", target.var.name())),
             });
             let value = hit.then(|| Bytes::new(value));
             if let Some(geo) = self.detect.geo.take() {
@@ -2698,8 +2871,8 @@ impl<'r> Transaction<'r> {
                 self.state.clear_matched();
                 matched = true;
             }
-            let name = name.unwrap_or_else(|| format!("&{}", target.var.name()));
-            self.state.matched_vars.push((Name::Owned(name), value));
+            let Some(name) = name else { continue };
+            self.state.matched_vars.push((name, value));
             set_vars(&mut self.state, &self.data, rule, link);
         }
         Some(matched)

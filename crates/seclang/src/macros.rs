@@ -111,6 +111,24 @@ impl MacroText {
         }
     }
 
+    /// The literal text before the first reference: every expansion starts with it.
+    pub(crate) fn literal_prefix(&self) -> &[u8] {
+        match self.parts.first() {
+            Some(Part::Literal(l)) => l,
+            _ => b"",
+        }
+    }
+
+    /// Its references: a variable with the member's key (lowercased), or `None` for a
+    /// property of the rule (`%{rule.id}`).
+    pub(crate) fn references(&self) -> impl Iterator<Item = Option<(Var, Option<&str>)>> + '_ {
+        self.parts.iter().filter_map(|p| match p {
+            Part::Literal(_) => None,
+            Part::Var(var, key) => Some(Some((*var, key.as_deref()))),
+            Part::Rule(_) => Some(None),
+        })
+    }
+
     /// The variables its references read (`%{rule.id}` and the like read none).
     pub fn variables(&self) -> impl Iterator<Item = Var> + '_ {
         self.parts.iter().filter_map(|p| match p {

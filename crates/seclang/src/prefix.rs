@@ -33,4 +33,24 @@ pub(crate) struct Prefix {
     /// `MATCHED_VAR` of an earlier rule, and `MATCHED_VARS` of the last link run.
     pub(crate) earlier_match: Option<(Name, Bytes)>,
     pub(crate) matched_vars: Vec<(Name, Bytes)>,
+    /// Per rule of the rule set, whether it matches, decided here for the rules that come
+    /// after the snapshot and read only `TX` members no rule outside it can write (see
+    /// [`Decision`]); empty when none is.
+    pub(crate) decided: Vec<Decision>,
+}
+
+/// A rule's match decided once per rule set: CRS runs about a hundred paranoia-level and
+/// exclusion gates per request (`TX:DETECTION_PARANOIA_LEVEL "@lt 2"`,
+/// `&TX:crs_exclusions_drupal|TX:crs_exclusions_drupal "@eq 0"`) that read only members
+/// the set-up rules wrote, so they decide the same way in every transaction that starts
+/// from the snapshot.
+#[derive(Debug, Clone, Default)]
+pub(crate) enum Decision {
+    /// Run as usual.
+    #[default]
+    Undecided,
+    /// Its one link matches no value.
+    NoMatch,
+    /// Its one link matches these values (`MATCHED_VARS`, in order) and has no `setvar`.
+    Match(Box<[(Name, Bytes)]>),
 }

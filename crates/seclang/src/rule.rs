@@ -39,6 +39,10 @@ pub struct Link {
     /// Per target of `targets.include`: for a collection member named by a key
     /// (`TX:anomaly_score`), the key's number in the rule set's names.
     pub target_slots: Vec<Option<u32>>,
+    /// Per target of `targets.include`: the name a match of it gets in `MATCHED_VARS`, for
+    /// a count (`&TX`) or a collection member named by a key (`TX:crs_exclusions_drupal`),
+    /// spelled once here: CRS's exclusion gates match about twenty times per request.
+    pub target_names: Vec<Option<std::sync::Arc<str>>>,
     pub capture: bool,
     pub multi_match: bool,
     pub actions: Actions,
