@@ -1,12 +1,14 @@
 //! The Spin adapter: HTTP in and out, variables, and the `retriever` /
 //! `completion` imports. Decisions live in the native modules.
 
-use bytes::Bytes;
+use futures::SinkExt;
 use futures::channel::mpsc::Sender;
-use futures::{SinkExt, StreamExt};
-use spin_sdk::http::body::IncomingBodyExt;
-use spin_sdk::http::{BoxBody, FullBody, Request, Response, box_body};
-use spin_sdk::http_service;
+use spin_sdk::http::{BoxBody, Response, box_body};
+use spin_sdk::wasip3::exports::http::handler::Guest;
+use spin_sdk::wasip3::http::types::{self, ErrorCode, Fields};
+use spin_sdk::wasip3::http_compat::http_into_wasi_response;
+use spin_sdk::wasip3::wit_bindgen::StreamResult;
+use spin_sdk::wasip3::{wit_bindgen, wit_future, wit_stream};
 
 use crate::budget::{self, Grounding};
 use crate::domain::{
@@ -20,6 +22,7 @@ use crate::settings::{Settings, Variables};
 use crate::sse::ChunkHeader;
 use crate::{genai, prompt, response, sse, tokens};
 use chatgate_guest::VariableValue;
+use chatgate_guest::trace_context::{SPAN_ENTROPY_LEN, Span, TraceParent};
 use chatgate_guest_otel::{Kind, StageSpan, Tracer};
 
 /// The event `chat`'s `completion` span records when a streamed answer's first token
@@ -51,34 +54,205 @@ const COMPLETION_ID_RANDOM_BYTES: u64 = 16;
 /// The spans `chat` reports (`wasi:otel/tracing`).
 const TRACER: Tracer = Tracer::new("chatgate-chat", env!("CARGO_PKG_VERSION"));
 
-#[http_service]
-async fn handle(mut request: Request) -> Response<BoxBody> {
-    let mut stage = TRACER.inward("chat", request.headers_mut());
-    let response = serve(request, &stage).await;
-    let status = response.status().as_u16();
-    stage.set("http.response.status_code", status);
-    if status >= 500 {
-        stage.end_error(format!("answered {status}"));
-    } else {
-        stage.end_unset();
+/// Exported by hand rather than with `#[http_service]`, whose conversion to an
+/// `http::Request` costs about ten host calls per request (scheme, authority, options,
+/// every header copied, the headers asked again for a content length) and answers
+/// through spin-sdk's frame-by-frame body pump; `chat` needs the method, the path and
+/// two headers, and answers with bodies it holds whole.
+struct Chat;
+
+spin_sdk::wasip3::http::service::export!(Chat);
+
+impl Guest for Chat {
+    async fn handle(request: types::Request) -> Result<types::Response, ErrorCode> {
+        let request = Incoming::new(request)?;
+        let mut stage = inward(&request.headers);
+        let response = serve(request, &stage).await;
+        let status = response.status().as_u16();
+        stage.set("http.response.status_code", status);
+        if status >= 500 {
+            stage.end_error(format!("answered {status}"));
+        } else {
+            stage.end_unset();
+        }
+        into_wasi_response(response)
     }
-    response
 }
 
-async fn serve(request: Request, stage: &StageSpan) -> Response<BoxBody> {
-    let method = request.method().as_str().to_string();
-    let path = request.uri().path().to_string();
+/// What `chat` reads of a request: its method and target as the host gave them, its
+/// headers (asked for by name when needed), and the request itself for its body.
+struct Incoming {
+    request: types::Request,
+    headers: Fields,
+    method: String,
+    path_with_query: String,
+}
+
+impl Incoming {
+    fn new(request: types::Request) -> Result<Self, ErrorCode> {
+        let method = match request.get_method() {
+            types::Method::Get => "GET".to_string(),
+            types::Method::Head => "HEAD".to_string(),
+            types::Method::Post => "POST".to_string(),
+            types::Method::Put => "PUT".to_string(),
+            types::Method::Delete => "DELETE".to_string(),
+            types::Method::Connect => "CONNECT".to_string(),
+            types::Method::Options => "OPTIONS".to_string(),
+            types::Method::Trace => "TRACE".to_string(),
+            types::Method::Patch => "PATCH".to_string(),
+            // As `http::Method` (which spin-sdk's conversion parsed it into) takes it.
+            types::Method::Other(other) => spin_sdk::http::Method::from_bytes(other.as_bytes())
+                .map_err(|_| ErrorCode::HttpRequestMethodInvalid)?
+                .as_str()
+                .to_string(),
+        };
+        let path_with_query = request.get_path_with_query().unwrap_or_default();
+        let headers = request.get_headers();
+        Ok(Self {
+            request,
+            headers,
+            method,
+            path_with_query,
+        })
+    }
+
+    /// The path, as `http::Uri::path` gives it.
+    fn path(&self) -> &str {
+        let path = self
+            .path_with_query
+            .split_once('?')
+            .map_or(self.path_with_query.as_str(), |(path, _)| path);
+        if path.is_empty() { "/" } else { path }
+    }
+
+    /// The query, as `http::Uri::query` gives it.
+    fn query(&self) -> Option<&str> {
+        self.path_with_query.split_once('?').map(|(_, query)| query)
+    }
+
+    /// The header `name`'s first value if it is visible ASCII (as
+    /// `HeaderMap::get(..).to_str()`).
+    fn first_header(&self, name: &str) -> Option<String> {
+        self.headers
+            .get(name)
+            .into_iter()
+            .next()
+            .and_then(visible_ascii)
+    }
+}
+
+/// The only value of a header, if it has exactly one and it is visible ASCII (as
+/// `Tracer::inward` takes `traceparent`).
+fn single_value(values: Vec<Vec<u8>>) -> Option<String> {
+    let mut values = values.into_iter();
+    let first = values.next()?;
+    if values.next().is_some() {
+        return None;
+    }
+    visible_ascii(first)
+}
+
+/// What `HeaderValue::to_str` accepts.
+fn visible_ascii(value: Vec<u8>) -> Option<String> {
+    if value
+        .iter()
+        .all(|&byte| byte == b'\t' || (32..127).contains(&byte))
+    {
+        String::from_utf8(value).ok()
+    } else {
+        None
+    }
+}
+
+/// `chat`'s span for the request: what `Tracer::inward` starts, without handing a
+/// `traceparent` on in the request's headers (`chat` is the last stage: nothing reads
+/// them after it) and without drawing random ids for a span that is not recorded (its
+/// ids never leave the component: no span, no log, no `traceparent` for the calls).
+fn inward(headers: &Fields) -> StageSpan {
+    let incoming = single_value(headers.get("traceparent"))
+        .as_deref()
+        .and_then(TraceParent::parse);
+    let unrecorded = Span::start(incoming, &[1; SPAN_ENTROPY_LEN]);
+    if !unrecorded.sampled() {
+        return TRACER.adopt("chat", unrecorded);
+    }
+    let mut entropy = [0u8; SPAN_ENTROPY_LEN];
+    let random = spin_sdk::wasip3::random::random::get_random_bytes(SPAN_ENTROPY_LEN as u64);
+    for (slot, byte) in entropy.iter_mut().zip(random) {
+        *slot = byte;
+    }
+    TRACER.adopt("chat", Span::start(incoming, &entropy))
+}
+
+/// A span inside `stage`; when `stage` is not recorded, one that is not either, made
+/// without the host call for random ids that `StageSpan::child` makes.
+fn child_span(stage: &StageSpan, name: &'static str, kind: Kind) -> StageSpan {
+    if stage.recording() {
+        stage.child(name, kind)
+    } else {
+        TRACER.child_of(name, None, kind)
+    }
+}
+
+/// A response's body: whole, or SSE events a spawned task sends as they come.
+enum Body {
+    Whole(Vec<u8>),
+    Events(BoxBody),
+}
+
+/// `response` as a WASI response. A whole body is written to the response's stream by
+/// one task in one write, with no trailers; spin-sdk's conversion would copy it frame
+/// by frame through its body pump.
+fn into_wasi_response(response: Response<Body>) -> Result<types::Response, ErrorCode> {
+    let (parts, body) = response.into_parts();
+    let body = match body {
+        Body::Whole(body) => body,
+        Body::Events(events) => {
+            return http_into_wasi_response(Response::from_parts(parts, events));
+        }
+    };
+    let entries: Vec<(String, Vec<u8>)> = parts
+        .headers
+        .iter()
+        .map(|(name, value)| (name.as_str().to_string(), value.as_bytes().to_vec()))
+        .collect();
+    let headers = Fields::from_list(&entries)
+        .map_err(|error| ErrorCode::InternalError(Some(error.to_string())))?;
+    let (mut writer, contents) = wit_stream::new();
+    // No trailers: the writer dropped unwritten sends the default, `Ok(None)`.
+    let (_, trailers) = wit_future::new(|| Ok(None));
+    let (response, _) = types::Response::new(headers, Some(contents), trailers);
+    let _ = response.set_status_code(parts.status.as_u16());
+    wit_bindgen::spawn(async move {
+        // A client gone early leaves the rest unwritten; nothing waits for it.
+        let _ = writer.write_all(body).await;
+    });
+    Ok(response)
+}
+
+/// The `/v1/models` body, rendered from the first settings kept in [`SETTINGS`] (which
+/// the instance keeps for good, so the list cannot change under it).
+static MODEL_LIST: OnceLock<Vec<u8>> = OnceLock::new();
+
+async fn serve(request: Incoming, stage: &StageSpan) -> Response<Body> {
+    let method = request.method.clone();
+    let path = request.path().to_string();
     let azure_version = if Route::is_azure(&path) {
-        require_api_version(request.uri().query())
+        require_api_version(request.query())
     } else {
         Ok(())
     };
     let outcome = match azure_version.and_then(|()| route(&method, &path)) {
         Err(error) => Err(error),
         Ok(Route::Health) => Ok(json_response(200, &serde_json::json!({"status": "ok"}))),
-        Ok(Route::ListModels) => load_settings()
-            .await
-            .map(|settings| json_response(200, &response::model_list(&settings.models))),
+        Ok(Route::ListModels) => load_settings().await.map(|settings| {
+            let body = MODEL_LIST.get_or_init(|| {
+                response::model_list(&settings.models)
+                    .to_string()
+                    .into_bytes()
+            });
+            whole_json_response(200, body.clone())
+        }),
         Ok(Route::RetrieveModel(id)) => load_settings().await.and_then(|settings| {
             if settings.models.contains(&id) {
                 Ok(json_response(200, &response::model_object(&id)))
@@ -94,10 +268,10 @@ async fn serve(request: Request, stage: &StageSpan) -> Response<BoxBody> {
 }
 
 async fn chat_completions(
-    request: Request,
+    request: Incoming,
     deployment: Option<String>,
     stage: &StageSpan,
-) -> Result<Response<BoxBody>, ApiError> {
+) -> Result<Response<Body>, ApiError> {
     // Settings first: a misconfigured gateway is reported as such, whatever the body.
     let settings = load_settings().await?;
     let meter = TokenMeter {
@@ -133,7 +307,7 @@ async fn chat_completions(
     let created = unix_seconds();
 
     let (passages, grounding) = if chat.grounding.retrieval {
-        let mut span = stage.child("retrieval", Kind::Client);
+        let mut span = child_span(stage, "retrieval", Kind::Client);
         let passages = match retrieve(&chat, &settings).await {
             Ok(passages) => passages,
             Err(error) => {
@@ -168,7 +342,7 @@ async fn chat_completions(
     // The GenAI `chat {model}` span is the completion component's own (its upstream
     // call, with the provider's name), reported as a child of this one; this one is
     // not a model call, so that GenAI-aware backends count the call once (genai.rs).
-    let mut span = stage.child("completion", Kind::Internal);
+    let mut span = child_span(stage, "completion", Kind::Internal);
     span.set_all(|| genai::call_attributes(&model.id));
     let mut options = options;
     options.traceparent = span.recording().then(|| span.traceparent());
@@ -261,13 +435,10 @@ async fn retrieve(chat: &ChatRequest, settings: &Settings) -> Result<Vec<Passage
 }
 
 /// Who the quotas count against: the identity `auth` verified.
-fn subject(request: &Request) -> String {
+fn subject(request: &Incoming) -> String {
     request
-        .headers()
-        .get("x-chatgate-subject")
-        .and_then(|value| value.to_str().ok())
-        .unwrap_or("anonymous")
-        .to_string()
+        .first_header("x-chatgate-subject")
+        .unwrap_or_else(|| "anonymous".to_string())
 }
 
 /// Quota accounting for one request's identity.
@@ -325,7 +496,7 @@ impl quota::Counters for KvCounters {
     }
 }
 
-fn insert_headers(response: &mut Response<BoxBody>, headers: &[(&'static str, String)]) {
+fn insert_headers(response: &mut Response<Body>, headers: &[(&'static str, String)]) {
     for (name, value) in headers {
         if let Ok(value) = spin_sdk::http::HeaderValue::from_str(value) {
             response.headers_mut().insert(*name, value);
@@ -335,12 +506,7 @@ fn insert_headers(response: &mut Response<BoxBody>, headers: &[(&'static str, St
 
 /// The answer when retrieval found nothing: said plainly, without asking a
 /// model that would have no sources to ground on.
-fn nothing_relevant(
-    chat: &ChatRequest,
-    id: String,
-    created: u64,
-    model: String,
-) -> Response<BoxBody> {
+fn nothing_relevant(chat: &ChatRequest, id: String, created: u64, model: String) -> Response<Body> {
     let mut response = if chat.stream {
         let header = ChunkHeader { id, created, model };
         let usage = chat.include_usage.then_some(Usage::default());
@@ -351,7 +517,7 @@ fn nothing_relevant(
             FinishReason::Stop,
             usage,
         );
-        let mut response = Response::new(box_body(FullBody::new(Bytes::from(body))));
+        let mut response = Response::new(Body::Whole(body.into_bytes()));
         let headers = response.headers_mut();
         headers.insert("content-type", header_value("text/event-stream"));
         headers.insert("cache-control", header_value("no-cache"));
@@ -399,10 +565,10 @@ struct Relay {
 }
 
 /// Answers at once with an SSE body that a spawned task fills as deltas arrive.
-fn stream_response(relay: Relay, deltas: Deltas, end: StreamEnd) -> Response<BoxBody> {
+fn stream_response(relay: Relay, deltas: Deltas, end: StreamEnd) -> Response<Body> {
     let (events, body) = spin_sdk::http::body::stream::<String>();
     spin_sdk::wasip3::spawn(relay_stream(events, relay, deltas, end));
-    let mut response = Response::new(box_body(body));
+    let mut response = Response::new(Body::Events(box_body(body)));
     let headers = response.headers_mut();
     headers.insert("content-type", header_value("text/event-stream"));
     headers.insert("cache-control", header_value("no-cache"));
@@ -480,25 +646,44 @@ async fn relay_stream(
     }
 }
 
-/// The whole body, refused once it grows past [`MAX_BODY_BYTES`].
-async fn read_body(request: Request) -> Result<Vec<u8>, ApiError> {
-    let mut chunks = request.into_body().stream();
+/// How much of the body one read asks for (as spin-sdk's body reads).
+const READ_SIZE: usize = 16 * 1024;
+
+/// The whole body, refused once it grows past [`MAX_BODY_BYTES`]; unreadable when the
+/// host reports the body failed.
+async fn read_body(request: Incoming) -> Result<Vec<u8>, ApiError> {
+    let Incoming {
+        request, headers, ..
+    } = request;
+    drop(headers);
+    // Kept until the body is read; dropped, it tells the host the body was taken.
+    let (_consumed, reader) = wit_future::new(|| Ok(()));
+    let (mut contents, trailers) = types::Request::consume_body(request, reader);
     let mut body = Vec::new();
-    while let Some(chunk) = chunks.next().await {
-        let chunk = chunk.map_err(|_| {
-            ApiError::new(
-                400,
-                crate::error::INVALID_REQUEST,
-                "invalid_body",
-                "The request body could not be read.",
-            )
-        })?;
-        if body.len() + chunk.len() > MAX_BODY_BYTES {
-            return Err(ApiError::body_too_large(MAX_BODY_BYTES));
+    loop {
+        // Read straight into the body's spare room: no copy per chunk.
+        body.reserve(READ_SIZE);
+        let (result, read) = contents.read(body).await;
+        body = read;
+        match result {
+            StreamResult::Complete(_) => {
+                if body.len() > MAX_BODY_BYTES {
+                    return Err(ApiError::body_too_large(MAX_BODY_BYTES));
+                }
+            }
+            StreamResult::Dropped | StreamResult::Cancelled => break,
         }
-        body.extend_from_slice(&chunk);
     }
-    Ok(body)
+    drop(contents);
+    match trailers.await {
+        Ok(_) => Ok(body),
+        Err(_) => Err(ApiError::new(
+            400,
+            crate::error::INVALID_REQUEST,
+            "invalid_body",
+            "The request body could not be read.",
+        )),
+    }
 }
 
 /// The settings, from the variables as the instance's first request that reads them all
@@ -552,8 +737,12 @@ fn header_value(value: &'static str) -> spin_sdk::http::HeaderValue {
     spin_sdk::http::HeaderValue::from_static(value)
 }
 
-fn json_response(status: u16, body: &serde_json::Value) -> Response<BoxBody> {
-    let mut response = Response::new(box_body(FullBody::new(Bytes::from(body.to_string()))));
+fn json_response(status: u16, body: &serde_json::Value) -> Response<Body> {
+    whole_json_response(status, body.to_string().into_bytes())
+}
+
+fn whole_json_response(status: u16, body: Vec<u8>) -> Response<Body> {
+    let mut response = Response::new(Body::Whole(body));
     *response.status_mut() = spin_sdk::http::StatusCode::from_u16(status)
         .unwrap_or(spin_sdk::http::StatusCode::INTERNAL_SERVER_ERROR);
     response
@@ -562,7 +751,7 @@ fn json_response(status: u16, body: &serde_json::Value) -> Response<BoxBody> {
     response
 }
 
-fn error_response(error: &ApiError) -> Response<BoxBody> {
+fn error_response(error: &ApiError) -> Response<Body> {
     let mut response = json_response(error.status, &error.to_json());
     insert_headers(&mut response, &error.headers);
     response
