@@ -2081,7 +2081,7 @@ impl Prefix {
 }
 
 /// The rules whose match [`Decision`] the snapshot's `collections` settle: every rule
-/// after `prefix` (the rules the snapshot stands for) with one link that reads only
+/// after `prefix` (the rules the snapshot stands for) whose links each read only
 /// `TX` members by key or their counts, through an operator that reads nothing else
 /// (a constant, or macros of such members), without captures or `setvar`s, where no
 /// `setvar` of a rule outside `prefix` can write any member it reads (a key with macros
@@ -2126,10 +2126,7 @@ fn decide(rules: &RuleSet, prefix: &[Item], collections: &Collections) -> Vec<De
         let capture = key.len() == 1 && key.as_bytes()[0].is_ascii_digit();
         !(capture || written.contains(&key) || starts.iter().any(|s| key.starts_with(s.as_str())))
     };
-    let eligible = |rule: &Rule| {
-        let [link] = rule.links.as_slice() else {
-            return false;
-        };
+    let eligible = |link: &Link| {
         let Some(operator) = &link.operator else {
             return false;
         };
@@ -2158,16 +2155,17 @@ fn decide(rules: &RuleSet, prefix: &[Item], collections: &Collections) -> Vec<De
     let mut decided = Vec::new();
     let mut t = rules.transaction(&Request::default());
     for (index, rule) in rules.rules.iter().enumerate() {
-        if in_prefix[index] || !eligible(rule) {
+        if in_prefix[index] || !rule.links.iter().all(eligible) {
             continue;
         }
         t.state.collections.clone_from(collections);
         t.state.earlier_match = None;
         t.state.matched_vars.clear();
-        let decision = if t.matches_chain(rule) {
-            Decision::Match(std::mem::take(&mut t.state.matched_vars).into())
-        } else {
-            Decision::NoMatch
+        let matched = t.matches_chain(rule);
+        let decision = Decision::Decided {
+            matched,
+            earlier: t.state.earlier_match.take(),
+            vars: std::mem::take(&mut t.state.matched_vars).into(),
         };
         if decided.is_empty() {
             decided.resize(rules.rules.len(), Decision::Undecided);
@@ -2420,14 +2418,20 @@ impl<'r> Transaction<'r> {
         match decided.get(index) {
             None | Some(Decision::Undecided) => {}
             Some(_) if self.targets_excluded(rule) => {}
-            Some(Decision::NoMatch) => {
+            Some(Decision::Decided {
+                matched,
+                earlier,
+                vars,
+            }) => {
+                // As `matches_chain` leaves `MATCHED_VAR(S)`.
                 self.state.clear_matched();
-                return i;
-            }
-            Some(Decision::Match(vars)) => {
-                // As `matches_chain` leaves a match of the link.
-                self.state.clear_matched();
+                if let Some(earlier) = earlier {
+                    self.state.earlier_match = Some(earlier.clone());
+                }
                 self.state.matched_vars.extend(vars.iter().cloned());
+                if !matched {
+                    return i;
+                }
                 return self.after_match(list, index, rule, i);
             }
         }

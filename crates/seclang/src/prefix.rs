@@ -49,8 +49,12 @@ pub(crate) enum Decision {
     /// Run as usual.
     #[default]
     Undecided,
-    /// Its one link matches no value.
-    NoMatch,
-    /// Its one link matches these values (`MATCHED_VARS`, in order) and has no `setvar`.
-    Match(Box<[(Name, Bytes)]>),
+    /// Whether its links match, and what they leave: `MATCHED_VARS` (the last link that
+    /// matched a value, in order) and, when a later link of the chain matched too, the
+    /// `MATCHED_VAR` its first match moved aside. Its links have no `setvar`.
+    Decided {
+        matched: bool,
+        earlier: Option<(Name, Bytes)>,
+        vars: Box<[(Name, Bytes)]>,
+    },
 }

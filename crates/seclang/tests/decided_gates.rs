@@ -131,6 +131,36 @@ SecRule &TX:header_name_host|TX:header_name_host "@ge 1" "id:13,phase:2,pass,log
 }
 
 #[test]
+fn chains_leave_matched_var_as_their_links_do() {
+    // Rule 10's first link matches and its second does not; rule 11's both match: what
+    // each leaves in MATCHED_VAR is what the next rule's logdata reads.
+    let mut set = rules(
+        r#"SecAction "id:1,phase:1,pass,nolog,setvar:tx.a=1,setvar:tx.b=2"
+SecRule REQUEST_URI "@contains z" "id:2,phase:1,pass,nolog,setvar:tx.z=1"
+SecRule TX:a "@eq 1" "id:10,phase:2,pass,nolog,chain"
+    SecRule TX:b "@eq 3" "t:none"
+SecAction "id:20,phase:2,pass,log,logdata:'%{MATCHED_VAR_NAME}=%{MATCHED_VAR}'"
+SecRule TX:b "@eq 2" "id:11,phase:2,pass,log,chain"
+    SecRule &TX:a|TX:a "@ge 1" "t:none"
+SecAction "id:21,phase:2,pass,log,logdata:'%{MATCHED_VAR_NAME}=%{MATCHED_VAR}'"
+"#,
+    );
+    assert_eq!(set.decided_rules(), 2);
+    let o = same(&mut set, &request("GET", "/", &[], ""));
+    assert_eq!(o.matched_ids(), [1, 20, 11, 21]);
+    let logdata = |id| {
+        o.matches
+            .iter()
+            .find(|m| m.id == id)
+            .and_then(|m| m.logdata.clone())
+    };
+    assert_eq!(logdata(20).as_deref(), Some("TX:a=1"));
+    assert_eq!(logdata(21).as_deref(), Some("TX:a=1"));
+    let m = o.matches.iter().find(|m| m.id == 11).expect("11 matched");
+    assert_eq!(m.matched_vars, ["&TX", "TX:a"]);
+}
+
+#[test]
 fn exclusions_at_run_time_are_honoured() {
     // A request-dependent rule removes a decided gate (by id, by tag) or its target: the
     // transaction runs without it, or runs its link.
@@ -194,21 +224,26 @@ fn member() -> impl Strategy<Value = &'static str> {
     ]
 }
 
+fn operator() -> impl Strategy<Value = &'static str> {
+    prop_oneof![
+        Just("@lt 2"),
+        Just("@eq 0"),
+        Just("@ge 1"),
+        Just("@streq 1")
+    ]
+}
+
 fn gate() -> impl Strategy<Value = String> {
     (
         member(),
         member(),
-        prop_oneof![
-            Just("@lt 2"),
-            Just("@eq 0"),
-            Just("@ge 1"),
-            Just("@streq 1")
-        ],
+        operator(),
         any::<bool>(),
         any::<bool>(),
         0u8..3,
+        proptest::option::of((member(), operator())),
     )
-        .prop_map(|(m, m2, op, count, two, action)| {
+        .prop_map(|(m, m2, op, count, two, action, chained)| {
             let targets = match (count, two) {
                 (true, true) => format!("&TX:{m}|TX:{m2}"),
                 (true, false) => format!("&TX:{m}"),
@@ -220,7 +255,12 @@ fn gate() -> impl Strategy<Value = String> {
                 1 => "pass,nolog,skipAfter:END",
                 _ => "pass,nolog,skip:1",
             };
-            format!("SecRule {targets} \"{op}\" \"ID,phase:PHASE,{action}\"")
+            match chained {
+                None => format!("SecRule {targets} \"{op}\" \"ID,phase:PHASE,{action}\""),
+                Some((m3, op2)) => format!(
+                    "SecRule {targets} \"{op}\" \"ID,phase:PHASE,{action},chain\"\n    SecRule TX:{m3} \"{op2}\" \"t:none\""
+                ),
+            }
         })
 }
 
@@ -243,7 +283,13 @@ proptest! {
     fn random_gates_decide_as_their_links(
         setup in proptest::collection::vec((member(), 0u8..3), 1..5),
         body in proptest::collection::vec(
-            prop_oneof![gate(), gate(), request_rule()], 1..10),
+            prop_oneof![
+                gate(),
+                gate(),
+                request_rule(),
+                // What the rule before left in MATCHED_VAR.
+                Just("SecAction \"ID,phase:PHASE,pass,log,logdata:'%{MATCHED_VAR_NAME}=%{MATCHED_VAR}'\"".to_string()),
+            ], 1..10),
         phases in proptest::collection::vec(1u8..3, 10),
     ) {
         let mut text = String::new();
