@@ -15,6 +15,10 @@ pub trait TokenCounter {
     fn message_tokens(&self, role: Role, content: &str) -> usize;
     /// Tokens every prompt pays once, for the start of the reply.
     fn reply_priming_tokens(&self) -> usize;
+    /// Tokens of the grounded system prompt carrying `passages`, framing included.
+    fn sources_tokens(&self, passages: &[Passage]) -> usize {
+        self.message_tokens(Role::System, &prompt::grounded_system_prompt(passages))
+    }
 }
 
 /// The prompt to send, and what was left out to make it fit.
@@ -54,9 +58,7 @@ pub fn fit(
         .collect();
     let droppable = droppable_history(client_messages);
     let grounding_tokens = |passages: &[Passage]| match grounding {
-        Grounding::Sources => {
-            counter.message_tokens(Role::System, &prompt::grounded_system_prompt(passages))
-        }
+        Grounding::Sources => counter.sources_tokens(passages),
         Grounding::None => 0,
     };
 

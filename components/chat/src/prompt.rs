@@ -20,29 +20,40 @@ pub fn usable_passages(passages: Vec<Passage>) -> Vec<Passage> {
         .collect()
 }
 
-/// The system prompt that carries `passages` as numbered sources.
+/// Between [`GROUNDING_INSTRUCTIONS`] and the sources.
+pub const SOURCES_HEADING: &str = "\n\nSources:\n";
+
+/// Between two sources: the only blank line after `Sources:`.
+pub const SOURCE_SEPARATOR: &str = "\n\n";
+
+/// The system prompt that carries `passages` as numbered sources:
+/// [`GROUNDING_INSTRUCTIONS`], [`SOURCES_HEADING`], then the [`source_block`]s joined
+/// by [`SOURCE_SEPARATOR`].
 pub fn grounded_system_prompt(passages: &[Passage]) -> String {
     let mut prompt = String::from(GROUNDING_INSTRUCTIONS);
-    prompt.push_str("\n\nSources:\n");
+    prompt.push_str(SOURCES_HEADING);
     if passages.is_empty() {
         prompt.push_str("(none)");
         return prompt;
     }
-    let sources: Vec<String> = passages
-        .iter()
-        .enumerate()
-        .map(|(index, passage)| {
-            format!(
-                "[doc{}] {} ({})\n{}",
-                index + 1,
-                single_line(&passage.title).unwrap_or_else(|| "Untitled".to_string()),
-                single_line(&passage.source).unwrap_or_else(|| "unknown".to_string()),
-                without_blank_lines(&passage.content),
-            )
-        })
-        .collect();
-    prompt.push_str(&sources.join("\n\n"));
+    for (index, passage) in passages.iter().enumerate() {
+        if index > 0 {
+            prompt.push_str(SOURCE_SEPARATOR);
+        }
+        prompt.push_str(&source_block(index, passage));
+    }
     prompt
+}
+
+/// The `index`-th (from 0) source of the grounded system prompt.
+pub fn source_block(index: usize, passage: &Passage) -> String {
+    format!(
+        "[doc{}] {} ({})\n{}",
+        index + 1,
+        single_line(&passage.title).unwrap_or_else(|| "Untitled".to_string()),
+        single_line(&passage.source).unwrap_or_else(|| "unknown".to_string()),
+        without_blank_lines(&passage.content),
+    )
 }
 
 /// The conversation sent to the model: the grounded prompt first, then the
