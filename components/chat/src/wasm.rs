@@ -222,7 +222,10 @@ fn into_wasi_response(response: Response<Body>) -> Result<types::Response, Error
     // No trailers: the writer dropped unwritten sends the default, `Ok(None)`.
     let (_, trailers) = wit_future::new(|| Ok(None));
     let (response, _) = types::Response::new(headers, Some(contents), trailers);
-    let _ = response.set_status_code(parts.status.as_u16());
+    // A new response's status is 200 already: one host call fewer for most answers.
+    if parts.status != spin_sdk::http::StatusCode::OK {
+        let _ = response.set_status_code(parts.status.as_u16());
+    }
     wit_bindgen::spawn(async move {
         // A client gone early leaves the rest unwritten; nothing waits for it.
         let _ = writer.write_all(body).await;
