@@ -18,8 +18,8 @@ pub use crate::outcome::{
 use crate::prefilter::{CASE_LOWER, CASE_UPPER, Prefilter, VarMask, var_bit};
 use crate::prefix::{Decision, Prefix};
 use crate::request::{
-    BodyProcessor, MultipartFlags, Pair, Request, Xml, parse_cookies, parse_json, parse_multipart,
-    parse_urlencoded, parse_xml,
+    BodyProcessor, MultipartFlags, Pair, Request, Xml, parse_cookies, parse_json_reusing,
+    parse_multipart, parse_urlencoded, parse_xml,
 };
 use crate::transform::{Features, Transform, apply_all, apply_all_with};
 use crate::variables::{Exclusion, Selector, Target, Var};
@@ -54,6 +54,9 @@ struct Data {
     unique_id: Vec<u8>,
     content_type: String,
     response: ResponseData,
+    /// A previous transaction's `ARGS_POST`, kept for its strings' room (see
+    /// [`crate::request::parse_json_reusing`]).
+    spare_args: Vec<Pair>,
 }
 
 /// The response variables, empty until the response is processed.
@@ -146,13 +149,16 @@ impl Data {
             return;
         }
         let body = &self.body;
-        let mut args = Vec::new();
+        let mut args = std::mem::take(&mut self.spare_args);
+        if processor != Some(BodyProcessor::Json) {
+            args.clear();
+        }
         let result = match processor {
             Some(BodyProcessor::UrlEncoded) => {
                 parse_urlencoded(body, &mut args);
                 Ok(None)
             }
-            Some(BodyProcessor::Json) => parse_json(body, &mut args).map(|()| None),
+            Some(BodyProcessor::Json) => parse_json_reusing(body, &mut args).map(|()| None),
             Some(BodyProcessor::Multipart) => {
                 parse_multipart(content_type, body).map(|m| Some(Ok(m)))
             }
@@ -1070,6 +1076,8 @@ pub(crate) struct Scratch {
     spare: SpareLists,
     /// The match records' room, handed back by [`EvalMemo::reuse`] (empty).
     matches: Option<Matches>,
+    /// The last transaction's `ARGS_POST`, its strings' room reused by the next body's.
+    args: Vec<Pair>,
 }
 
 /// The memo's record of request values by address and length (`None`: none yet), for the
@@ -1079,6 +1087,22 @@ pub(crate) struct Scratch {
 /// data never frees a value (the body processor and the response fill fields that were
 /// empty), so no later value can take the address of one looked up before.
 type MemoSlots = HashMap<(usize, usize), Option<Slot>, BuildHasherDefault<AddressHasher>>;
+
+/// `ARGS_POST` kept for the next transaction's body when its strings' room is small
+/// enough to keep (a large body's would stay allocated between requests).
+fn spare_args(args: Vec<Pair>) -> Vec<Pair> {
+    let room: usize = args
+        .iter()
+        .map(|(name, value)| name.capacity() + value.capacity())
+        .sum();
+    if args.len() > SCRATCH_LIMIT || room > SPARE_ARGS_ROOM {
+        return Vec::new();
+    }
+    args
+}
+
+/// The most bytes of strings a kept `ARGS_POST` may hold.
+const SPARE_ARGS_ROOM: usize = 64 * 1024;
 
 /// The most entries a kept scratch table may have room for.
 const SCRATCH_LIMIT: usize = 4096;
@@ -1891,7 +1915,10 @@ impl RuleSet {
             memo,
             slots: scratch.slots,
             rules: self,
-            data: Data::new(request),
+            data: Data {
+                spare_args: scratch.args,
+                ..Data::new(request)
+            },
             state: State {
                 collections: Collections::default(),
                 names: &self.names,
@@ -2355,6 +2382,7 @@ impl<'r> Transaction<'r> {
             detect: self.detect,
             spare: self.spare,
             matches: None,
+            args: spare_args(std::mem::take(&mut self.data.args_post)),
         }));
         (outcome, memo)
     }

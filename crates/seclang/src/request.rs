@@ -142,18 +142,59 @@ pub const MAX_JSON_DEPTH: usize = 256;
 /// can't hide behind a later duplicate. Strings are unescaped, numbers and `true` / `false`
 /// kept as written, `null` is empty.
 pub fn parse_json(body: &[u8], out: &mut Vec<Pair>) -> Result<(), String> {
+    let start = out.len();
+    parse_json_over(body, out, start)
+}
+
+/// [`parse_json`] writing the pairs over those of `out` (a previous request's, kept for
+/// their room) and dropping the rest: a chat body's few dozen names and values then
+/// reuse their strings instead of allocating them (and freeing them at the end of
+/// the transaction). What `out` holds afterwards is what `parse_json` gives an empty one.
+pub(crate) fn parse_json_reusing(body: &[u8], out: &mut Vec<Pair>) -> Result<(), String> {
+    parse_json_over(body, out, 0)
+}
+
+fn parse_json_over(body: &[u8], pairs: &mut Vec<Pair>, start: usize) -> Result<(), String> {
     let mut parser = Json { input: body, at: 0 };
+    let mut out = Out { pairs, used: start };
     parser.skip_ws();
     let mut path = String::from("json");
-    parser.value(&mut path, 0, out)?;
-    parser.skip_ws();
-    if parser.at != body.len() {
-        return Err(format!(
-            "unexpected data after the JSON value at byte {}",
-            parser.at
-        ));
+    let result = parser.value(&mut path, 0, &mut out).and_then(|()| {
+        parser.skip_ws();
+        if parser.at == body.len() {
+            Ok(())
+        } else {
+            Err(format!(
+                "unexpected data after the JSON value at byte {}",
+                parser.at
+            ))
+        }
+    });
+    let used = out.used;
+    pairs.truncate(used);
+    result
+}
+
+/// The pairs [`parse_json_over`] writes: the next one is `pairs[used]`, emptied, or a new
+/// one past the end.
+struct Out<'a> {
+    pairs: &'a mut Vec<Pair>,
+    used: usize,
+}
+
+impl Out<'_> {
+    /// The next pair, named `path`, its value empty.
+    fn next(&mut self, path: &str) -> &mut Vec<u8> {
+        if self.used == self.pairs.len() {
+            self.pairs.push((String::new(), Vec::new()));
+        }
+        let pair = &mut self.pairs[self.used];
+        self.used += 1;
+        pair.0.clear();
+        pair.0.push_str(path);
+        pair.1.clear();
+        &mut pair.1
     }
-    Ok(())
 }
 
 /// Appends `n` in decimal, without the allocation of `to_string`.
@@ -179,12 +220,7 @@ impl Json<'_> {
         format!("{what} at byte {}", self.at)
     }
 
-    fn value(
-        &mut self,
-        path: &mut String,
-        depth: usize,
-        out: &mut Vec<Pair>,
-    ) -> Result<(), String> {
+    fn value(&mut self, path: &mut String, depth: usize, out: &mut Out) -> Result<(), String> {
         if depth > MAX_JSON_DEPTH {
             return Err(self.error("JSON nesting too deep"));
         }
@@ -251,15 +287,18 @@ impl Json<'_> {
                 }
             }
             Some(b'"') => {
-                let s = self.string()?;
-                out.push((path.clone(), s));
-                Ok(())
+                let result = self.string_into(out.next(path));
+                if result.is_err() {
+                    // No pair for a bad string, as for any value that does not parse.
+                    out.used -= 1;
+                }
+                result
             }
             Some(b't') => self.literal(b"true", path, out),
             Some(b'f') => self.literal(b"false", path, out),
             Some(b'n') => {
                 self.literal(b"null", path, out)?;
-                if let Some(last) = out.last_mut() {
+                if let Some(last) = out.pairs[..out.used].last_mut() {
                     last.1.clear();
                 }
                 Ok(())
@@ -267,7 +306,8 @@ impl Json<'_> {
             Some(b'-' | b'0'..=b'9') => {
                 let start = self.at;
                 self.number()?;
-                out.push((path.clone(), self.input[start..self.at].to_vec()));
+                out.next(path)
+                    .extend_from_slice(&self.input[start..self.at]);
                 Ok(())
             }
             Some(_) => Err(self.error("unexpected character")),
@@ -275,10 +315,10 @@ impl Json<'_> {
         }
     }
 
-    fn literal(&mut self, word: &[u8], path: &str, out: &mut Vec<Pair>) -> Result<(), String> {
+    fn literal(&mut self, word: &[u8], path: &str, out: &mut Out) -> Result<(), String> {
         if self.input[self.at..].starts_with(word) {
             self.at += word.len();
-            out.push((path.to_owned(), word.to_vec()));
+            out.next(path).extend_from_slice(word);
             Ok(())
         } else {
             Err(self.error("invalid literal"))
@@ -355,24 +395,31 @@ impl Json<'_> {
     }
 
     fn string(&mut self) -> Result<Vec<u8>, String> {
+        let mut out = Vec::new();
+        self.string_into(&mut out)?;
+        Ok(out)
+    }
+
+    /// A string starting at the opening quote, appended to `out`.
+    fn string_into(&mut self, out: &mut Vec<u8>) -> Result<(), String> {
         self.at += 1;
-        // Most strings hold no escape: copied at once, into a buffer of their size. The
-        // loop below takes the others (and reports what is wrong with a bad one).
+        // Most strings hold no escape: copied at once. The loop below takes the others
+        // (and reports what is wrong with a bad one).
         let rest = &self.input[self.at.min(self.input.len())..];
         if let Some(end) = string_stop(rest)
             && rest[end] == b'"'
         {
             self.at += end + 1;
-            return Ok(rest[..end].to_vec());
+            out.extend_from_slice(&rest[..end]);
+            return Ok(());
         }
-        let mut out = Vec::new();
         loop {
             let Some(&b) = self.input.get(self.at) else {
                 return Err(self.error("unterminated string"));
             };
             self.at += 1;
             match b {
-                b'"' => return Ok(out),
+                b'"' => return Ok(()),
                 b'\\' => {
                     let Some(&e) = self.input.get(self.at) else {
                         return Err(self.error("unterminated string"));
@@ -1118,6 +1165,62 @@ mod string_stop_tests {
             let at = at.min(bytes.len());
             bytes.insert(at, stop);
             prop_assert_eq!(super::string_stop(&bytes), plain(&bytes));
+        }
+    }
+}
+
+#[cfg(test)]
+mod json_reuse_tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Documents of JSON's own characters, most of them nearly valid.
+    fn document() -> impl Strategy<Value = Vec<u8>> {
+        let piece = prop::sample::select(vec![
+            "{",
+            "}",
+            "[",
+            "]",
+            ",",
+            ":",
+            "\"a\"",
+            "\"role\"",
+            "\"x\\ny\"",
+            "\"\\u00e9\"",
+            "\"bad\\q\"",
+            "\"open",
+            "1",
+            "-2.5e3",
+            "true",
+            "false",
+            "null",
+            " ",
+            "nul",
+        ]);
+        prop_oneof![
+            prop::collection::vec(piece, 0..24).prop_map(|p| p.concat().into_bytes()),
+            Just(br#"{"model":"m","messages":[{"role":"user","content":"hi"}],"t":0.2}"#.to_vec()),
+            Just(br#"{"a":[1,null,"x",{"b":true}],"c":"\u00e9\n"}"#.to_vec()),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+        /// Written over a previous request's pairs, the pairs and the answer are those of
+        /// a fresh parse, whatever the pairs held before.
+        #[test]
+        fn reusing_pairs_parses_as_a_fresh_parse(
+            doc in document(),
+            before in document(),
+            junk in prop::collection::vec(("[a-z.]{0,12}", prop::collection::vec(any::<u8>(), 0..20)), 0..8),
+        ) {
+            let mut fresh = Vec::new();
+            let expected = parse_json(&doc, &mut fresh);
+            let mut kept: Vec<Pair> = junk;
+            let _ = parse_json_reusing(&before, &mut kept);
+            let got = parse_json_reusing(&doc, &mut kept);
+            prop_assert_eq!(got, expected);
+            prop_assert_eq!(kept, fresh);
         }
     }
 }
