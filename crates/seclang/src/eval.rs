@@ -59,6 +59,72 @@ struct Data {
     spare_args: Vec<Pair>,
 }
 
+impl Data {
+    /// What the next transaction's [`Data::new_in`] reuses of this one: the request's
+    /// copies but the body, and `ARGS_POST` (as `spare_args`), when their room is small enough to keep
+    /// between requests (a large request's would stay allocated); nothing else.
+    fn kept(self) -> Data {
+        let pairs = |p: &[Pair]| {
+            p.iter()
+                .map(|(n, v)| n.capacity() + v.capacity())
+                .sum::<usize>()
+        };
+        let room = [
+            &self.method,
+            &self.uri,
+            &self.uri_raw,
+            &self.filename,
+            &self.basename,
+            &self.query,
+            &self.protocol,
+            &self.line,
+            &self.remote_addr,
+            &self.remote_port,
+            &self.server_name,
+            &self.unique_id,
+        ]
+        .iter()
+        .map(|v| v.capacity())
+        .sum::<usize>()
+            + pairs(&self.headers)
+            + pairs(&self.args_post)
+            + pairs(&self.spare_args)
+            + self.content_type.capacity();
+        let entries = self.headers.len() + self.args_post.len() + self.args_get.capacity();
+        if room > KEPT_DATA_ROOM || entries > SCRATCH_LIMIT {
+            return Data::default();
+        }
+        Data {
+            method: self.method,
+            uri: self.uri,
+            uri_raw: self.uri_raw,
+            filename: self.filename,
+            basename: self.basename,
+            query: self.query,
+            protocol: self.protocol,
+            line: self.line,
+            headers: self.headers,
+            cookies: self.cookies,
+            args_get: self.args_get,
+            remote_addr: self.remote_addr,
+            remote_port: self.remote_port,
+            server_name: self.server_name,
+            unique_id: self.unique_id,
+            content_type: self.content_type,
+            // A request without a body leaves the last body's pairs for the next one.
+            spare_args: if self.args_post.is_empty() {
+                self.spare_args
+            } else {
+                self.args_post
+            },
+            ..Data::default()
+        }
+    }
+}
+
+/// The most bytes of strings a kept [`Data`] may hold.
+const KEPT_DATA_ROOM: usize = 64 * 1024;
+
 /// The response variables, empty until the response is processed.
 #[derive(Default)]
 struct ResponseData {
@@ -71,16 +137,20 @@ struct ResponseData {
     seen: bool,
 }
 
-/// `n` in decimal digits, without `fmt`'s machinery.
-fn decimal(n: u16) -> Vec<u8> {
-    crate::numbers::decimal(n.into(), &mut [0; 20]).to_vec()
-}
-
 impl Data {
     /// The URI variables as ModSecurity v3 derives them: `REQUEST_URI`, `REQUEST_FILENAME`
     /// and `REQUEST_BASENAME` from the percent-decoded target (an absolute form losing its
     /// scheme and authority), `QUERY_STRING`, `REQUEST_URI_RAW` and `REQUEST_LINE` as sent.
-    fn new(r: &Request) -> Data {
+    ///
+    /// Written into the buffers of `kept` (a previous transaction's [`Data::kept`], or
+    /// `Data::default()`): the request's copies reuse their room instead of being
+    /// allocated per request and freed at its end.
+    fn new_in(r: &Request, kept: Data) -> Data {
+        fn refill(mut v: Vec<u8>, bytes: &[u8]) -> Vec<u8> {
+            v.clear();
+            v.extend_from_slice(bytes);
+            v
+        }
         let raw = r.uri.split('#').next().unwrap_or("");
         let query = raw.split_once('?').map_or("", |(_, q)| q);
         let decoded = percent_decode(raw.as_bytes());
@@ -103,26 +173,56 @@ impl Data {
             None => path,
         };
         let host = r.header("host").unwrap_or("");
+        // Spelled by hand: `format!` costs about a thousand instructions more.
+        let mut line = refill(kept.line, r.method.as_bytes());
+        line.push(b' ');
+        line.extend_from_slice(r.uri.as_bytes());
+        line.push(b' ');
+        line.extend_from_slice(r.protocol.as_bytes());
+        let mut headers = kept.headers;
+        headers.truncate(r.headers.len());
+        for (i, (name, value)) in r.headers.iter().enumerate() {
+            match headers.get_mut(i) {
+                Some((n, v)) => {
+                    n.clear();
+                    n.push_str(name);
+                    v.clear();
+                    v.extend_from_slice(value.as_bytes());
+                }
+                None => headers.push((name.clone(), value.as_bytes().to_vec())),
+            }
+        }
+        let mut content_type = kept.content_type;
+        content_type.clear();
+        content_type.push_str(r.header("content-type").unwrap_or(""));
+        let mut args_get = kept.args_get;
+        args_get.clear();
+        let mut cookies = kept.cookies;
+        cookies.clear();
         let mut d = Data {
-            method: r.method.as_bytes().to_vec(),
-            uri: uri.to_vec(),
-            uri_raw: r.uri.as_bytes().to_vec(),
-            filename: path.to_vec(),
-            basename: basename.to_vec(),
-            query: query.as_bytes().to_vec(),
-            protocol: r.protocol.as_bytes().to_vec(),
-            // Spelled by hand: `format!` costs about a thousand instructions more.
-            line: [r.method.as_bytes(), r.uri.as_bytes(), r.protocol.as_bytes()].join(&b' '),
-            headers: r
-                .headers
-                .iter()
-                .map(|(n, v)| (n.clone(), v.as_bytes().to_vec()))
-                .collect(),
-            remote_addr: r.remote_addr.as_bytes().to_vec(),
-            remote_port: decimal(r.remote_port),
-            server_name: host.split(':').next().unwrap_or("").as_bytes().to_vec(),
-            unique_id: r.unique_id.as_bytes().to_vec(),
-            content_type: r.header("content-type").unwrap_or("").to_owned(),
+            method: refill(kept.method, r.method.as_bytes()),
+            uri: refill(kept.uri, uri),
+            uri_raw: refill(kept.uri_raw, r.uri.as_bytes()),
+            filename: refill(kept.filename, path),
+            basename: refill(kept.basename, basename),
+            query: refill(kept.query, query.as_bytes()),
+            protocol: refill(kept.protocol, r.protocol.as_bytes()),
+            line,
+            headers,
+            remote_addr: refill(kept.remote_addr, r.remote_addr.as_bytes()),
+            remote_port: refill(
+                kept.remote_port,
+                crate::numbers::decimal(r.remote_port.into(), &mut [0; 20]),
+            ),
+            server_name: refill(
+                kept.server_name,
+                host.split(':').next().unwrap_or("").as_bytes(),
+            ),
+            unique_id: refill(kept.unique_id, r.unique_id.as_bytes()),
+            content_type,
+            args_get,
+            cookies,
+            spare_args: kept.spare_args,
             ..Data::default()
         };
         parse_urlencoded(query.as_bytes(), &mut d.args_get);
@@ -1076,8 +1176,9 @@ pub(crate) struct Scratch {
     spare: SpareLists,
     /// The match records' room, handed back by [`EvalMemo::reuse`] (empty).
     matches: Option<Matches>,
-    /// The last transaction's `ARGS_POST`, its strings' room reused by the next body's.
-    args: Vec<Pair>,
+    /// The last transaction's request copies ([`Data::kept`]), their room reused by the
+    /// next request's.
+    data: Data,
 }
 
 /// The memo's record of request values by address and length (`None`: none yet), for the
@@ -1087,22 +1188,6 @@ pub(crate) struct Scratch {
 /// data never frees a value (the body processor and the response fill fields that were
 /// empty), so no later value can take the address of one looked up before.
 type MemoSlots = HashMap<(usize, usize), Option<Slot>, BuildHasherDefault<AddressHasher>>;
-
-/// `ARGS_POST` kept for the next transaction's body when its strings' room is small
-/// enough to keep (a large body's would stay allocated between requests).
-fn spare_args(args: Vec<Pair>) -> Vec<Pair> {
-    let room: usize = args
-        .iter()
-        .map(|(name, value)| name.capacity() + value.capacity())
-        .sum();
-    if args.len() > SCRATCH_LIMIT || room > SPARE_ARGS_ROOM {
-        return Vec::new();
-    }
-    args
-}
-
-/// The most bytes of strings a kept `ARGS_POST` may hold.
-const SPARE_ARGS_ROOM: usize = 64 * 1024;
 
 /// The most entries a kept scratch table may have room for.
 const SCRATCH_LIMIT: usize = 4096;
@@ -1915,10 +2000,7 @@ impl RuleSet {
             memo,
             slots: scratch.slots,
             rules: self,
-            data: Data {
-                spare_args: scratch.args,
-                ..Data::new(request)
-            },
+            data: Data::new_in(request, scratch.data),
             state: State {
                 collections: Collections::default(),
                 names: &self.names,
@@ -2371,7 +2453,7 @@ impl<'r> Transaction<'r> {
             intervention: self.intervention,
             matches: self.matches,
             tx: Tx::new(std::mem::take(&mut self.state.collections.tx)),
-            body_error: self.data.body_error,
+            body_error: self.data.body_error.take(),
         };
         let mut memo = self.memo.unwrap_or_default();
         memo.scratch = Some(Box::new(Scratch {
@@ -2382,7 +2464,7 @@ impl<'r> Transaction<'r> {
             detect: self.detect,
             spare: self.spare,
             matches: None,
-            args: spare_args(std::mem::take(&mut self.data.args_post)),
+            data: std::mem::take(&mut self.data).kept(),
         }));
         (outcome, memo)
     }
@@ -3111,7 +3193,10 @@ mod tests {
     #[test]
     fn decimal_spells_ports_as_to_string_does() {
         for n in [0u16, 7, 10, 443, 40000, 65535] {
-            assert_eq!(super::decimal(n), n.to_string().into_bytes());
+            assert_eq!(
+                crate::numbers::decimal(n.into(), &mut [0; 20]),
+                n.to_string().as_bytes()
+            );
         }
     }
 }
