@@ -1,6 +1,8 @@
 //! Picks the sentences of the sources that best answer the question.
 
-use std::collections::BTreeSet;
+use std::cell::RefCell;
+use std::collections::{BTreeMap, BTreeSet};
+use std::rc::Rc;
 
 use crate::prompt::Source;
 use crate::sentences::split_sentences;
@@ -23,9 +25,86 @@ pub const RELATIVE_CUTOFF: f64 = 0.5;
 struct Sentence<'a> {
     source: usize,
     position: usize,
-    text: String,
-    terms: BTreeSet<String>,
+    text: &'a str,
+    terms: &'a BTreeSet<String>,
     marker: &'a str,
+}
+
+/// A source's content as [`extract_answer`] reads it: each sentence with its lowercase
+/// form (for dropping duplicates) and its terms.
+struct Analyzed {
+    sentences: Vec<(String, String, BTreeSet<String>)>,
+}
+
+/// What [`extract_answer`] remembers: sources by content, and title terms by title.
+/// `BTreeMap`s: a look-up compares the few bytes in which keys differ and then the one
+/// it finds, where hashing would read the whole key.
+#[derive(Default)]
+struct Memo {
+    contents: BTreeMap<String, Rc<Analyzed>>,
+    titles: BTreeMap<String, Rc<BTreeSet<String>>>,
+    bytes: usize,
+}
+
+/// At most this many contents and titles, and this many bytes of them, are remembered;
+/// past either, all are forgotten at once.
+const MAX_REMEMBERED: usize = 512;
+const MAX_REMEMBERED_BYTES: usize = 1 << 20;
+
+thread_local! {
+    /// Sources analysed by this instance's earlier requests. Splitting and stemming a
+    /// source's sentences was most of what this component ran per answer, and the
+    /// passages of a corpus come back request after request.
+    static MEMO: RefCell<Memo> = RefCell::new(Memo::default());
+}
+
+impl Memo {
+    fn make_room(&mut self, text: &str) -> bool {
+        if self.contents.len() + self.titles.len() >= MAX_REMEMBERED
+            || self.bytes + text.len() > MAX_REMEMBERED_BYTES
+        {
+            self.contents.clear();
+            self.titles.clear();
+            self.bytes = 0;
+        }
+        if text.len() > MAX_REMEMBERED_BYTES {
+            return false;
+        }
+        self.bytes += text.len();
+        true
+    }
+
+    fn content(&mut self, content: &str) -> Rc<Analyzed> {
+        if let Some(analyzed) = self.contents.get(content) {
+            return Rc::clone(analyzed);
+        }
+        let analyzed = Rc::new(Analyzed {
+            sentences: split_sentences(content)
+                .into_iter()
+                .map(|text| {
+                    let lowercase = text.to_lowercase();
+                    let terms = term_set(&text);
+                    (text, lowercase, terms)
+                })
+                .collect(),
+        });
+        if self.make_room(content) {
+            self.contents
+                .insert(content.to_owned(), Rc::clone(&analyzed));
+        }
+        analyzed
+    }
+
+    fn title(&mut self, title: &str) -> Rc<BTreeSet<String>> {
+        if let Some(terms) = self.titles.get(title) {
+            return Rc::clone(terms);
+        }
+        let terms = Rc::new(term_set(title));
+        if self.make_room(title) {
+            self.titles.insert(title.to_owned(), Rc::clone(&terms));
+        }
+        terms
+    }
 }
 
 /// Words that say nothing about which sentence answers a question. Retrieval keeps a
@@ -71,22 +150,29 @@ pub fn extract_answer(sources: &[Source], question: &str) -> Option<String> {
         return None;
     }
 
-    let mut seen = BTreeSet::new();
+    let (analyzed, titles): (Vec<Rc<Analyzed>>, Vec<Rc<BTreeSet<String>>>) =
+        MEMO.with_borrow_mut(|memo| {
+            sources
+                .iter()
+                .map(|source| (memo.content(&source.content), memo.title(&source.title)))
+                .unzip()
+        });
+
+    let mut seen: BTreeSet<&str> = BTreeSet::new();
     let mut sentences: Vec<Sentence<'_>> = Vec::new();
-    for (source_index, source) in sources.iter().enumerate() {
-        for (position, text) in split_sentences(&source.content).into_iter().enumerate() {
-            if seen.insert(text.to_lowercase()) {
+    for (source_index, (source, analyzed)) in sources.iter().zip(&analyzed).enumerate() {
+        for (position, (text, lowercase, terms)) in analyzed.sentences.iter().enumerate() {
+            if seen.insert(lowercase) {
                 sentences.push(Sentence {
                     source: source_index,
                     position,
-                    terms: term_set(&text),
                     text,
+                    terms,
                     marker: &source.marker,
                 });
             }
         }
     }
-    let titles: Vec<BTreeSet<String>> = sources.iter().map(|s| term_set(&s.title)).collect();
 
     let sentence_count = sentences.len() as f64;
     let weights: Vec<(&String, f64)> = question_terms
@@ -266,6 +352,26 @@ mod tests {
         let answer = extract_answer(&sources, "retry").unwrap();
         assert!(answer.starts_with("Retry after waiting. [doc1] Retry after waiting again. [doc1] Retry after a pause. [doc1]"));
         assert!(!answer.contains("Retry after all."));
+    }
+
+    #[test]
+    fn remembered_sources_answer_as_new_ones() {
+        let sources = [
+            source(1, "Dogs bark at strangers. Cats purr."),
+            source(
+                2,
+                "The firewall blocks SQL injection. It logs every decision.",
+            ),
+        ];
+        let first = extract_answer(&sources, "What does the firewall block?");
+        assert_eq!(
+            extract_answer(&sources, "What does the firewall block?"),
+            first
+        );
+        assert_eq!(
+            extract_answer(&sources, "Do dogs bark?").as_deref(),
+            Some("Dogs bark at strangers. [doc1]")
+        );
     }
 
     #[test]
