@@ -1,6 +1,9 @@
 //! Component variables. Missing or empty means default; a present but invalid value fails
 //! closed (500) naming the variable, never its value (several of them are secrets).
 
+use crate::api_keys::ApiKeys;
+use std::sync::OnceLock;
+
 pub const MODE: &str = "auth_mode";
 pub const API_KEYS: &str = "auth_api_keys";
 pub const JWKS: &str = "auth_jwks";
@@ -31,6 +34,33 @@ pub enum Mode {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Settings {
     values: Vec<(&'static str, Result<Option<String>, ()>)>,
+    api_keys: ParsedApiKeys,
+}
+
+/// `auth_api_keys` parsed at most once per `Settings`: parsing hashes every configured key
+/// (two SHA-256 blocks a key), and the adapter keeps one `Settings` for the instance's
+/// requests. A cache, not configuration: clones start empty and every two are equal.
+#[derive(Default)]
+struct ParsedApiKeys(OnceLock<Result<ApiKeys, ConfigError>>);
+
+impl Clone for ParsedApiKeys {
+    fn clone(&self) -> Self {
+        Self::default()
+    }
+}
+
+impl PartialEq for ParsedApiKeys {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for ParsedApiKeys {}
+
+impl std::fmt::Debug for ParsedApiKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ParsedApiKeys")
+    }
 }
 
 impl Settings {
@@ -38,6 +68,7 @@ impl Settings {
     pub fn read(mut lookup: impl FnMut(&str) -> Result<Option<String>, ()>) -> Self {
         Self {
             values: VARIABLES.iter().map(|&name| (name, lookup(name))).collect(),
+            api_keys: ParsedApiKeys::default(),
         }
     }
 
@@ -55,6 +86,18 @@ impl Settings {
             Some((_, Ok(Some(value)))) => Ok(Some(value.trim()).filter(|v| !v.is_empty())),
             Some((_, Err(()))) => Err(ConfigError { variable }),
         }
+    }
+
+    /// The configured API keys (none when unset).
+    pub fn api_keys(&self) -> Result<&ApiKeys, ConfigError> {
+        self.api_keys
+            .0
+            .get_or_init(|| {
+                ApiKeys::parse(self.get(API_KEYS)?.unwrap_or_default())
+                    .map_err(|_| ConfigError { variable: API_KEYS })
+            })
+            .as_ref()
+            .map_err(Clone::clone)
     }
 
     pub fn mode(&self) -> Result<Mode, ConfigError> {

@@ -11,7 +11,6 @@ pub mod config;
 pub mod jwt;
 pub mod verified;
 
-use api_keys::ApiKeys;
 use config::{ConfigError, Mode, Settings};
 use http::{HeaderMap, HeaderValue, Method, StatusCode};
 use verified::VerifiedTokens;
@@ -207,12 +206,7 @@ fn decide(
         });
     }
     // Parsed even when unused so a broken key list is reported on every request.
-    let api_keys =
-        ApiKeys::parse(settings.get(config::API_KEYS)?.unwrap_or_default()).map_err(|_| {
-            ConfigError {
-                variable: config::API_KEYS,
-            }
-        })?;
+    let api_keys = settings.api_keys()?;
     let clock_skew_seconds = settings.clock_skew_seconds()?;
 
     let api_key = match credential(headers) {
@@ -289,6 +283,18 @@ fn verify_jwt(
             error.description(),
         )),
     })
+}
+
+/// Whether [`prepare_inward`] would leave `headers` as they are: no identity to assert,
+/// and neither a credential nor a client-asserted identity to drop. The request can then
+/// go on untouched, without the new request an edit costs.
+pub fn inward_unchanged(headers: &HeaderMap, identity: Option<&Identity>) -> bool {
+    identity.is_none()
+        && !headers.contains_key(http::header::AUTHORIZATION)
+        && !headers.contains_key(API_KEY_HEADER)
+        && !headers
+            .keys()
+            .any(|name| name.as_str().starts_with(IDENTITY_HEADER_PREFIX))
 }
 
 /// Rewrites the inward headers: drops client-asserted identity and the credential, then

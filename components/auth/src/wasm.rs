@@ -1,10 +1,10 @@
 use super::config::{Settings, VARIABLES};
 use chatgate_guest::VariableValue;
 use chatgate_guest_otel::{StageSpan, Tracer};
-use chatgate_middleware::{forward_request, return_unedited};
-use spin_sdk::http::{IntoResponse, Request, Response, next};
-use spin_sdk::http_service;
-use spin_sdk::wasip3::http::types::{ErrorCode, Response as WasiResponse};
+use chatgate_middleware::{Incoming, next};
+use spin_sdk::http::{IntoResponse, Response};
+use spin_sdk::wasip3::exports::http::handler::Guest;
+use spin_sdk::wasip3::http::types::{ErrorCode, Request as WasiRequest, Response as WasiResponse};
 use std::borrow::Cow;
 use std::sync::{Mutex, OnceLock};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -12,19 +12,34 @@ use std::time::{SystemTime, UNIX_EPOCH};
 /// The span `auth` reports (`wasi:otel/tracing`).
 const TRACER: Tracer = Tracer::new("chatgate-auth", env!("CARGO_PKG_VERSION"));
 
-#[http_service]
-async fn handle(mut request: Request) -> Result<WasiResponse, ErrorCode> {
-    let mut stage = TRACER.inward("auth", request.headers_mut());
-    let outcome = authenticate_and_forward(request, &mut stage).await;
-    stage.end_with(&outcome);
-    outcome
+/// Exported on WASI's own types rather than with `#[http_service]`: the request goes on
+/// untouched, or with its headers edited around its original body, and the next
+/// handler's response comes back as it is (`crates/middleware` says what that saves).
+struct Auth;
+
+spin_sdk::wasip3::http::service::export!(Auth);
+
+impl Guest for Auth {
+    async fn handle(request: WasiRequest) -> Result<WasiResponse, ErrorCode> {
+        let mut incoming = Incoming::read(request)?;
+        let (mut stage, traceparent) = TRACER.inward_from("auth", &incoming.parts().headers);
+        if let Some(traceparent) = traceparent {
+            incoming
+                .headers_mut()
+                .insert(chatgate_guest_otel::TRACEPARENT, traceparent);
+        }
+        let outcome = authenticate_and_forward(incoming, &mut stage).await;
+        stage.end_with(&outcome);
+        outcome
+    }
 }
 
 async fn authenticate_and_forward(
-    mut request: Request,
+    mut incoming: Incoming,
     stage: &mut StageSpan,
 ) -> Result<WasiResponse, ErrorCode> {
-    let settings = if super::is_exempt(request.method(), request.uri().path()) {
+    let parts = incoming.parts();
+    let settings = if super::is_exempt(&parts.method, parts.uri.path()) {
         Cow::Owned(Settings::default())
     } else {
         settings().await
@@ -37,9 +52,9 @@ async fn authenticate_and_forward(
     let mut tokens = matches!(settings, Cow::Borrowed(_))
         .then(|| VERIFIED_TOKENS.lock().unwrap_or_else(|e| e.into_inner()));
     let outcome = super::authenticate_with(
-        request.method(),
-        request.uri().path(),
-        request.headers(),
+        &parts.method,
+        parts.uri.path(),
+        &parts.headers,
         &settings,
         now,
         tokens.as_deref_mut(),
@@ -74,12 +89,10 @@ async fn authenticate_and_forward(
     let super::Outcome::Forward(identity) = outcome else {
         return Err(ErrorCode::InternalError(None));
     };
-    super::prepare_inward(request.headers_mut(), identity.as_ref());
-    // A new WASI request with the edited headers around the original, unread body (spin-sdk
-    // would forward an untouched incoming request as it came, credential included). The
-    // response goes back as it came: spin-sdk's `into_response` would copy its body
-    // through a task of this component (wasip3 0.7.1 never finds the body unstarted).
-    return_unedited(next(forward_request(request)?).await?)
+    if !super::inward_unchanged(&incoming.parts().headers, identity.as_ref()) {
+        super::prepare_inward(incoming.headers_mut(), identity.as_ref());
+    }
+    next(incoming.forward()?).await
 }
 
 /// The variables, read by the instance's first request that reads them all and kept for

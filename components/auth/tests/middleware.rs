@@ -3,7 +3,9 @@
 mod common;
 
 use auth::config::Settings;
-use auth::{AuthMethod, Identity, Outcome, authenticate, prepare_inward, refusal};
+use auth::{
+    AuthMethod, Identity, Outcome, authenticate, inward_unchanged, prepare_inward, refusal,
+};
 use common::*;
 use http::{HeaderMap, HeaderValue, Method, StatusCode};
 use serde_json::{Value, json};
@@ -318,6 +320,36 @@ fn inward_headers_lose_credentials_and_spoofed_identity() {
     assert!(map.get("api-key").is_none());
     assert_eq!(map["x-request-id"], "rid-1");
     assert_eq!(map["content-type"], "application/json");
+}
+
+/// The middleware hands a request on untouched exactly when `prepare_inward` would
+/// change nothing: what `inward_unchanged` says must never skip a needed edit.
+#[test]
+fn a_request_goes_on_untouched_only_when_the_inward_rewrite_changes_nothing() {
+    let identity = Identity {
+        subject: "api-key:dev".into(),
+        method: AuthMethod::ApiKey,
+    };
+    let cases: [(&[(&str, &str)], Option<&Identity>, bool); 7] = [
+        (
+            &[("x-request-id", "r"), ("content-type", "text/plain")],
+            None,
+            true,
+        ),
+        (&[], None, true),
+        (&[("x-request-id", "r")], Some(&identity), false),
+        (&[("authorization", "Bearer x")], None, false),
+        (&[("api-key", "k")], None, false),
+        (&[("x-chatgate-subject", "admin")], None, false),
+        (&[("x-chatgate-future-claim", "1")], None, false),
+    ];
+    for (pairs, identity, unchanged) in cases {
+        let map = headers(pairs);
+        assert_eq!(inward_unchanged(&map, identity), unchanged, "{pairs:?}");
+        let mut rewritten = map.clone();
+        prepare_inward(&mut rewritten, identity);
+        assert_eq!(rewritten == map, unchanged, "{pairs:?}");
+    }
 }
 
 #[test]

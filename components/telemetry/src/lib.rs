@@ -63,12 +63,35 @@ pub fn prepare_inward(headers: &mut HeaderMap, entropy: &[u8]) -> RequestTelemet
 
 /// Stamps the response with the trace, the request id and the chain's total duration.
 pub fn decorate_response(headers: &mut HeaderMap, telemetry: &RequestTelemetry, elapsed: Duration) {
-    set(headers, TRACEPARENT, &telemetry.span.traceparent());
-    set(headers, REQUEST_ID, &telemetry.request_id);
-    // Appended as its own field value so an inner component's metrics survive.
-    if let Ok(value) = HeaderValue::from_str(&log::server_timing(elapsed)) {
-        headers.append(SERVER_TIMING, value);
+    for edit in response_edits(telemetry, elapsed) {
+        match edit {
+            HeaderEdit::Set(name, value) => set(headers, name, &value),
+            HeaderEdit::Append(name, value) => {
+                if let Ok(value) = HeaderValue::from_str(&value) {
+                    headers.append(name, value);
+                }
+            }
+        }
     }
+}
+
+/// One change to a header: its values replaced by one, or one more value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HeaderEdit {
+    Set(&'static str, String),
+    Append(&'static str, String),
+}
+
+/// What [`decorate_response`] changes, as edits: the component applies them to the
+/// next handler's response headers where they are (a host call each) instead of copying
+/// them all in and out.
+pub fn response_edits(telemetry: &RequestTelemetry, elapsed: Duration) -> [HeaderEdit; 3] {
+    [
+        HeaderEdit::Set(TRACEPARENT, telemetry.span.traceparent()),
+        HeaderEdit::Set(REQUEST_ID, telemetry.request_id.clone()),
+        // Appended as its own field value so an inner component's metrics survive.
+        HeaderEdit::Append(SERVER_TIMING, log::server_timing(elapsed)),
+    ]
 }
 
 /// The body of the 502 sent when the inner handler fails without a response.

@@ -1,22 +1,36 @@
 use chatgate_guest_otel::Tracer;
-use chatgate_middleware::{forward_request, forward_response};
-use spin_sdk::http::{BoxBody, IntoResponse, Request, Response, box_body, next};
-use spin_sdk::http_service;
-use spin_sdk::wasip3::http::types::{ErrorCode, Response as WasiResponse};
+use chatgate_middleware::{Incoming, edit_response, next};
+use spin_sdk::http::{BoxBody, IntoResponse, Response, box_body};
+use spin_sdk::wasip3::exports::http::handler::Guest;
+use spin_sdk::wasip3::http::types::{ErrorCode, Request as WasiRequest, Response as WasiResponse};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 /// The span `telemetry` reports (`wasi:otel/tracing`): the request's span in the guests,
 /// parent of every later stage's.
 const TRACER: Tracer = Tracer::new("chatgate-telemetry", env!("CARGO_PKG_VERSION"));
 
-#[http_service]
-async fn handle(mut request: Request) -> Result<WasiResponse, ErrorCode> {
+/// Exported on WASI's own types rather than with `#[http_service]`: the request goes on
+/// with its edited headers around its original body, and the response comes back with
+/// edited headers around the next handler's body (`crates/middleware` says what that
+/// saves).
+struct Telemetry;
+
+spin_sdk::wasip3::http::service::export!(Telemetry);
+
+impl Guest for Telemetry {
+    async fn handle(request: WasiRequest) -> Result<WasiResponse, ErrorCode> {
+        handle(request).await
+    }
+}
+
+async fn handle(request: WasiRequest) -> Result<WasiResponse, ErrorCode> {
     let started = Instant::now();
     let started_at = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default();
-    let method = request.method().as_str().to_owned();
-    let route = request.uri().path().to_owned();
+    let mut request = Incoming::read(request)?;
+    let method = request.parts().method.as_str().to_owned();
+    let route = request.parts().uri.path().to_owned();
 
     let entropy = spin_sdk::wasip3::random::random::get_random_bytes(super::ENTROPY_LEN as u64);
     chatgate_guest_otel::adopt_host_span(request.headers_mut());
@@ -25,14 +39,28 @@ async fn handle(mut request: Request) -> Result<WasiResponse, ErrorCode> {
     stage.set("chatgate.request_id", telemetry.request_id.as_str());
 
     // The edited headers travel with the original body, which never enters this component.
-    let outcome = match forward_request(request) {
+    let outcome = match request.forward() {
         Ok(forwarded) => next(forwarded).await,
         Err(code) => Err(code),
     };
     let (status, response, error) = match outcome {
-        Ok(mut response) => {
-            super::decorate_response(response.headers_mut(), &telemetry, started.elapsed());
-            (response.status().as_u16(), forward_response(response), None)
+        Ok(response) => {
+            let mut status = 0;
+            let response = edit_response(response, |code, headers| {
+                status = code;
+                for edit in super::response_edits(&telemetry, started.elapsed()) {
+                    match edit {
+                        super::HeaderEdit::Set(name, value) => {
+                            headers.set(name, &[value.into_bytes()])?;
+                        }
+                        super::HeaderEdit::Append(name, value) => {
+                            headers.append(name, value.as_bytes())?;
+                        }
+                    }
+                }
+                Ok(())
+            });
+            (status, response, None)
         }
         Err(code) => {
             let mut response = bad_gateway();

@@ -1,11 +1,11 @@
 use super::config::{Config, VARIABLES};
 use super::{Inspection, Refused, Rejection};
 use chatgate_guest_otel::{StageSpan, Tracer};
+use chatgate_middleware::{BodyError, Incoming, next};
 use chatgate_seclang::RuleSet;
-use http_body_util::BodyExt;
-use spin_sdk::http::{IntoResponse, Request, Response, next};
-use spin_sdk::http_service;
-use spin_sdk::wasip3::http::types::{ErrorCode, Response as WasiResponse};
+use spin_sdk::http::{IntoResponse, Response};
+use spin_sdk::wasip3::exports::http::handler::Guest as Handler;
+use spin_sdk::wasip3::http::types::{ErrorCode, Request as WasiRequest, Response as WasiResponse};
 use std::sync::OnceLock;
 
 spin_sdk::wit_bindgen::generate!({
@@ -54,12 +54,26 @@ fn rules() -> &'static Result<RuleSet, String> {
 /// The span `waf` reports (`wasi:otel/tracing`).
 const TRACER: Tracer = Tracer::new("chatgate-waf", env!("CARGO_PKG_VERSION"));
 
-#[http_service]
-async fn handle(mut request: Request) -> Result<WasiResponse, ErrorCode> {
-    let mut stage = TRACER.inward("waf", request.headers_mut());
-    let outcome = inspect_and_forward(request, &mut stage).await;
-    stage.end_with(&outcome);
-    outcome
+/// Exported on WASI's own types rather than with `#[http_service]`: the inspected request
+/// goes on with the body read, and the next handler's response comes back as it is
+/// (`crates/middleware` says what that saves).
+struct Waf;
+
+spin_sdk::wasip3::http::service::export!(Waf);
+
+impl Handler for Waf {
+    async fn handle(request: WasiRequest) -> Result<WasiResponse, ErrorCode> {
+        let mut incoming = Incoming::read(request)?;
+        let (mut stage, traceparent) = TRACER.inward_from("waf", &incoming.parts().headers);
+        if let Some(traceparent) = traceparent {
+            incoming
+                .headers_mut()
+                .insert(chatgate_guest_otel::TRACEPARENT, traceparent);
+        }
+        let outcome = inspect_and_forward(incoming, &mut stage).await;
+        stage.end_with(&outcome);
+        outcome
+    }
 }
 
 /// Records on the stage's span what the WAF decided: the refusal, if any, and what the
@@ -84,7 +98,7 @@ fn report(stage: &mut StageSpan, rejection: Option<&Rejection>, audit: Option<&s
 }
 
 async fn inspect_and_forward(
-    request: Request,
+    mut incoming: Incoming,
     stage: &mut StageSpan,
 ) -> Result<WasiResponse, ErrorCode> {
     let config = match config().await {
@@ -100,27 +114,19 @@ async fn inspect_and_forward(
         report(stage, Some(&rejection), None);
         return reject(&rejection);
     };
-    let (parts, mut body) = request.into_parts();
-    let inspection = match Inspection::new(rules, config, &parts).headers() {
+    let inspection = match Inspection::new(rules, config, incoming.parts()).headers() {
         Ok(inspection) => inspection,
         Err(refused) => return respond(stage, refused),
     };
 
-    let limit = inspection.max_body_bytes();
-    let mut buffered = Vec::new();
-    while let Some(frame) = body.frame().await {
-        let Ok(frame) = frame else {
-            return respond(stage, inspection.unreadable());
-        };
-        if let Ok(data) = frame.into_data() {
-            if (buffered.len() + data.len()) as u64 > limit {
-                return respond(stage, inspection.too_large());
-            }
-            buffered.extend_from_slice(&data);
-        }
-    }
-
-    let decision = inspection.body(&buffered);
+    // Read whole, also when the request seems to have none: only a body the rules have
+    // seen goes on (over HTTP/2 a GET may carry one without `Content-Length`).
+    let body = match incoming.read_body(inspection.max_body_bytes()).await {
+        Ok(body) => body,
+        Err(BodyError::TooLarge) => return respond(stage, inspection.too_large()),
+        Err(BodyError::Unreadable) => return respond(stage, inspection.unreadable()),
+    };
+    let decision = inspection.body(body);
     report(stage, decision.refusal.as_ref(), decision.audit.as_deref());
     if let Some(line) = &decision.audit {
         println!("{line}");
@@ -128,8 +134,7 @@ async fn inspect_and_forward(
     if let Some(rejection) = &decision.refusal {
         return reject(rejection);
     }
-    let inward = chatgate_middleware::forward_read(Request::from_parts(parts, ()), buffered)?;
-    chatgate_middleware::return_unedited(next(inward).await?)
+    next(incoming.forward()?).await
 }
 
 fn respond(stage: &mut StageSpan, refused: Refused) -> Result<WasiResponse, ErrorCode> {

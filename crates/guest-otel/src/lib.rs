@@ -17,7 +17,7 @@
 #![cfg(target_arch = "wasm32")]
 
 pub use chatgate_guest::genai;
-use chatgate_guest::trace_context::{Span, TraceParent};
+use chatgate_guest::trace_context::{SAMPLED, Span, TraceParent};
 pub use chatgate_guest::waf_family;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -34,7 +34,8 @@ mod bindings {
 use bindings::wasi::clocks::wall_clock::Datetime;
 use bindings::wasi::otel::{logs, metrics, tracing, types};
 
-const TRACEPARENT: &str = "traceparent";
+/// The W3C trace context header a stage reads its parent from and hands on.
+pub const TRACEPARENT: &str = "traceparent";
 
 /// The event a completion component's model span records when the first token of a
 /// streamed answer arrives (it also reports `gen_ai.server.time_to_first_token` then).
@@ -64,16 +65,49 @@ impl Tracer {
 
     /// Starts the span of this stage for the request whose headers are `headers`: a child
     /// of its `traceparent` (a new trace when it has none, or an invalid one), which it
-    /// replaces with its own so the next stage becomes its child.
+    /// replaces with its own when the next stage's span should be its child (see
+    /// [`Tracer::inward_from`]).
     pub fn inward(&self, name: &str, headers: &mut http::HeaderMap) -> StageSpan {
+        let (stage, traceparent) = self.inward_from(name, headers);
+        if let Some(value) = traceparent {
+            headers.insert(TRACEPARENT, value);
+        }
+        stage
+    }
+
+    /// Starts the span of this stage for the request whose headers are `headers`, and
+    /// says which `traceparent` the next stage must see when it is not the one it came
+    /// with: this span's, when the trace is sampled (so the next stage's span is reported
+    /// as its child) or when the request had none (so the next stage joins this trace).
+    /// An unsampled trace's header goes on as it came: none of its spans is reported, so
+    /// the parent a later stage names changes nothing, and a middleware with nothing else
+    /// to edit hands the request on untouched, without the new request and the random
+    /// bytes (host calls) a new span id would cost.
+    pub fn inward_from(
+        &self,
+        name: &str,
+        headers: &http::HeaderMap,
+    ) -> (StageSpan, Option<http::HeaderValue>) {
         let incoming = single(headers, TRACEPARENT).and_then(TraceParent::parse);
+        if let Some(parent) = incoming.filter(|parent| parent.flags & SAMPLED == 0) {
+            // Never reported nor handed on: no randomness needed for its ids.
+            let span = Span::start(
+                Some(parent),
+                &[1; chatgate_guest::trace_context::SPAN_ENTROPY_LEN],
+            );
+            return (
+                StageSpan::begin(*self, span, name.to_owned(), Kind::Internal),
+                None,
+            );
+        }
         let mut entropy = [0u8; chatgate_guest::trace_context::SPAN_ENTROPY_LEN];
         fill_random(&mut entropy);
         let span = Span::start(incoming, &entropy);
-        if let Ok(value) = http::HeaderValue::from_str(&span.traceparent()) {
-            headers.insert(TRACEPARENT, value);
-        }
-        StageSpan::begin(*self, span, name.to_owned(), Kind::Internal)
+        let traceparent = http::HeaderValue::from_str(&span.traceparent()).ok();
+        (
+            StageSpan::begin(*self, span, name.to_owned(), Kind::Internal),
+            traceparent,
+        )
     }
 
     /// Starts a span whose parent is the caller's span named by `traceparent` (a
