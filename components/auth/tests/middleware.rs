@@ -330,7 +330,13 @@ fn a_request_goes_on_untouched_only_when_the_inward_rewrite_changes_nothing() {
         subject: "api-key:dev".into(),
         method: AuthMethod::ApiKey,
     };
-    let cases: [(&[(&str, &str)], Option<&Identity>, bool); 7] = [
+    // Headers, the identity to assert, and whether the rewrite leaves the headers alone.
+    type Case<'a> = (
+        &'static [(&'static str, &'static str)],
+        Option<&'a Identity>,
+        bool,
+    );
+    let cases: [Case; 7] = [
         (
             &[("x-request-id", "r"), ("content-type", "text/plain")],
             None,
