@@ -2843,19 +2843,11 @@ impl<'r> Transaction<'r> {
             return None;
         };
         let collection = collection_name(*var)?;
-        let exceptions = &self.state.exceptions;
         if !link.transforms.is_empty()
             || link.multi_match
             || link.capture
             || !link.targets.exclude.is_empty()
-            || exceptions
-                .targets_by_id
-                .iter()
-                .any(|(ids, _)| in_ranges(ids, rule.id))
-            || exceptions
-                .targets_by_tag
-                .iter()
-                .any(|(tag, _)| rule.tag_ids.contains(tag))
+            || self.targets_excluded(rule)
         {
             return None;
         }
@@ -2904,7 +2896,6 @@ impl<'r> Transaction<'r> {
         operator: &crate::operators::Operator,
     ) -> Option<bool> {
         let targets = &link.targets.include;
-        let exceptions = &self.state.exceptions;
         if targets.is_empty()
             || !link.transforms.is_empty()
             || link.multi_match
@@ -2919,14 +2910,7 @@ impl<'r> Transaction<'r> {
                     .effects
                     .iter()
                     .any(|e| matches!(e, Effect::SetVar(_))))
-            || exceptions
-                .targets_by_id
-                .iter()
-                .any(|(ids, _)| in_ranges(ids, rule.id))
-            || exceptions
-                .targets_by_tag
-                .iter()
-                .any(|(tag, _)| rule.tag_ids.contains(tag))
+            || self.targets_excluded(rule)
         {
             return None;
         }
