@@ -1,9 +1,8 @@
 //! Prompt token counts with the OpenAI BPE vocabulary of the model family.
 
-use std::collections::BTreeMap;
 use std::sync::{Mutex, PoisonError};
 
-use chatgate_tokenizer::Encoding;
+use chatgate_tokenizer::{CountCache, Encoding};
 
 use crate::budget::TokenCounter;
 use crate::domain::{Passage, Role};
@@ -65,44 +64,8 @@ impl TokenCounter for Counter {
 }
 
 /// Token counts of prompt parts already counted, by vocabulary (o200k_base, cl100k_base),
-/// for the instance's later requests. Forgotten all at once when they grow past
-/// [`MAX_COUNTED_PARTS`] or [`MAX_COUNTED_BYTES`].
-static COUNTS: Mutex<[Counts; 2]> = Mutex::new([Counts::new(), Counts::new()]);
-
-const MAX_COUNTED_PARTS: usize = 512;
-const MAX_COUNTED_BYTES: usize = 1 << 20;
-
-struct Counts {
-    /// A `BTreeMap`: parts differ early (`[docN] title`), so a look-up compares a few
-    /// bytes per key, where hashing would read the whole part.
-    by_text: BTreeMap<String, usize>,
-    bytes: usize,
-}
-
-impl Counts {
-    const fn new() -> Self {
-        Self {
-            by_text: BTreeMap::new(),
-            bytes: 0,
-        }
-    }
-
-    fn count(&mut self, encoding: Encoding, text: &str) -> usize {
-        if let Some(&tokens) = self.by_text.get(text) {
-            return tokens;
-        }
-        let tokens = encoding.count(text);
-        if self.by_text.len() >= MAX_COUNTED_PARTS || self.bytes + text.len() > MAX_COUNTED_BYTES {
-            self.by_text.clear();
-            self.bytes = 0;
-        }
-        if text.len() <= MAX_COUNTED_BYTES {
-            self.bytes += text.len();
-            self.by_text.insert(text.to_owned(), tokens);
-        }
-        tokens
-    }
-}
+/// for the instance's later requests (bounded: [`CountCache`]).
+static COUNTS: Mutex<[CountCache; 2]> = Mutex::new([CountCache::new(), CountCache::new()]);
 
 #[cfg(test)]
 mod tests {

@@ -2,9 +2,8 @@
 //! so usage and `max-tokens` mean what they would for a real model.
 
 use std::cell::RefCell;
-use std::collections::BTreeMap;
 
-use chatgate_tokenizer::Encoding;
+use chatgate_tokenizer::{CountCache, Encoding};
 
 /// The vocabulary the counts are in.
 pub const ENCODING: Encoding = Encoding::O200kBase;
@@ -28,8 +27,10 @@ pub fn count_prompt<'a>(messages: impl IntoIterator<Item = (&'a str, &'a str)>) 
             .into_iter()
             .map(|(role, content)| {
                 chatgate_tokenizer::TOKENS_PER_MESSAGE
-                    + counts.count(role)
-                    + parts(content).map(|part| counts.count(part)).sum::<usize>()
+                    + counts.count(ENCODING, role)
+                    + parts(content)
+                        .map(|part| counts.count(ENCODING, part))
+                        .sum::<usize>()
             })
             .sum::<usize>()
             + chatgate_tokenizer::REPLY_PRIMING_TOKENS
@@ -52,39 +53,8 @@ fn parts(text: &str) -> impl Iterator<Item = &str> {
 }
 
 thread_local! {
-    /// Token counts of prompt parts this instance has counted.
-    static COUNTS: RefCell<Counts> = RefCell::new(Counts::default());
-}
-
-/// At most this many parts, and this many bytes of them, are remembered; past either,
-/// all are forgotten at once.
-const MAX_COUNTED_PARTS: usize = 512;
-const MAX_COUNTED_BYTES: usize = 1 << 20;
-
-/// A `BTreeMap`: parts differ early (`[docN] title`), so a look-up compares a few bytes
-/// per key, where hashing would read the whole part.
-#[derive(Default)]
-struct Counts {
-    by_text: BTreeMap<String, usize>,
-    bytes: usize,
-}
-
-impl Counts {
-    fn count(&mut self, text: &str) -> usize {
-        if let Some(&tokens) = self.by_text.get(text) {
-            return tokens;
-        }
-        let tokens = ENCODING.count(text);
-        if self.by_text.len() >= MAX_COUNTED_PARTS || self.bytes + text.len() > MAX_COUNTED_BYTES {
-            self.by_text.clear();
-            self.bytes = 0;
-        }
-        if text.len() <= MAX_COUNTED_BYTES {
-            self.bytes += text.len();
-            self.by_text.insert(text.to_owned(), tokens);
-        }
-        tokens
-    }
+    /// Token counts of prompt parts this instance has counted (bounded: [`CountCache`]).
+    static COUNTS: RefCell<CountCache> = const { RefCell::new(CountCache::new()) };
 }
 
 /// The longest run of whole words of `text` within `max` tokens, or `None` if

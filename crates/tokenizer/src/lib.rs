@@ -35,6 +35,7 @@
 #![deny(missing_docs)]
 
 mod bpe;
+mod cache;
 mod pretokenize;
 mod vocab;
 
@@ -42,6 +43,7 @@ mod vocab;
 #[path = "../tests/support/mod.rs"]
 mod test_support;
 
+pub use cache::{CountCache, MAX_COUNTED_BYTES, MAX_COUNTED_PARTS};
 use vocab::Vocab;
 
 /// Tokens the chat format adds around every message (`<|start|>{role}<|message|>...<|end|>`),
