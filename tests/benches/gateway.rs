@@ -10,7 +10,8 @@
 //!
 //! `cargo bench -p chatgate-tests --bench gateway` (after `make build`).
 //! Environment: `BENCH_CONNECTIONS` (default `1,16`), `BENCH_SECONDS` per scenario
-//! (default 5), `BENCH_REUSE` (`on,off`), `BENCH_CLOSE=1` for a new connection per
+//! (default 5), `BENCH_REUSE` (`on,off`; `cN`: reuse on with at most N requests at once
+//! per instance), `BENCH_CLOSE=1` for a new connection per
 //! request (`Connection: close`), `BENCH_COMPONENTS` (`id=path,...`: other builds of the
 //! shipped components, e.g. an old and a new one run back to back), `BENCH_VARIANTS`
 //! (`id:label=path,...`: other builds of one middleware, each also measured alone in front
@@ -565,7 +566,14 @@ fn main() {
             let reuse = match mode.as_str() {
                 "on" => InstanceReuse::default(),
                 "off" => InstanceReuse::SINGLE_USE,
-                other => panic!("BENCH_REUSE: `{other}` is not on or off"),
+                // `cN`: reuse on, at most N requests at once in one instance.
+                other => match other.strip_prefix('c').and_then(|n| n.parse().ok()) {
+                    Some(n) => InstanceReuse {
+                        max_concurrent: chatgate::reuse::Range::Value(n),
+                        ..InstanceReuse::default()
+                    },
+                    None => panic!("BENCH_REUSE: `{other}` is not on, off or cN"),
+                },
             };
             // The host's probes are off: `/healthz` goes through the chain to `chat`.
             let adjust = |options: &mut chatgate::app::AppOptions| {
