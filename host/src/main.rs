@@ -239,10 +239,18 @@ fn run(cli: Cli) -> wasmtime::Result<()> {
                 let otel = match &trace_settings {
                     Some(settings) => {
                         let otel = chatgate::otel::Tracing::start(settings)?;
-                        eprintln!(
-                            "chatgate: exporting traces to {} as service `{}`",
-                            settings.traces_endpoint, settings.service_name
-                        );
+                        for (signal, endpoint) in [
+                            ("traces", &settings.traces_endpoint),
+                            ("metrics", &settings.metrics_endpoint),
+                            ("logs", &settings.logs_endpoint),
+                        ] {
+                            if let Some(endpoint) = endpoint {
+                                eprintln!(
+                                    "chatgate: exporting {signal} to {endpoint} as service `{}`",
+                                    settings.service_name
+                                );
+                            }
+                        }
                         Some(Arc::new(otel))
                     }
                     None => None,

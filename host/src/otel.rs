@@ -1,20 +1,39 @@
-//! OpenTelemetry trace export over OTLP (HTTP or gRPC), configured from the environment the way
-//! Spin 4 configures its own (read in Spin's source, commit 94a8fc8a:
-//! `crates/telemetry/src/env.rs`, `traces.rs`, `detector.rs`, and the request span of
-//! `crates/trigger-http/src/instrument.rs`; the rules are restated here, not copied):
+//! OpenTelemetry export over OTLP (HTTP or gRPC) of traces, metrics and logs, configured
+//! from the environment the way Spin 4 configures its own (read in Spin's source, commit
+//! 94a8fc8a: `crates/telemetry/src/env.rs` (`otel_tracing_enabled`,
+//! `otel_metrics_enabled`, `otel_logs_enabled`, `otel_sdk_disabled`), `lib.rs` (`init`),
+//! `traces.rs`, `metrics.rs`, `logs.rs`, `detector.rs`, `crates/factor-otel/src/lib.rs`
+//! (`OtelFactor::new`), and the request span of `crates/trigger-http/src/instrument.rs`;
+//! the rules are restated here, not copied):
 //!
-//! - Trace export is on when `OTEL_EXPORTER_OTLP_ENDPOINT` or
-//!   `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` is set and not empty, unless
-//!   `OTEL_SDK_DISABLED` is set and not empty (any value, as in Spin; the OpenTelemetry
-//!   specification only names `true`). Otherwise nothing is set up and the request path
-//!   pays one `Option` check.
+//! - Each signal is on by itself: traces when `OTEL_EXPORTER_OTLP_ENDPOINT` or
+//!   `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` is set and not empty, metrics when the general
+//!   one or `OTEL_EXPORTER_OTLP_METRICS_ENDPOINT` is, logs when the general one or
+//!   `OTEL_EXPORTER_OTLP_LOGS_ENDPOINT` is. `OTEL_SDK_DISABLED` set and not empty (any
+//!   value, as in Spin; the OpenTelemetry specification only names `true`) turns all
+//!   three off. With none on nothing is set up ([`TraceSettings::from_env`] gives `None`)
+//!   and the request path pays one `Option` check.
+//! - A signal that is off costs nothing per request and builds no exporter. Traces off:
+//!   no provider, no SERVER span, no `traceparent` extracted or injected (the caller's
+//!   reaches the components as it came, and a request without one gets a trace that is
+//!   not sampled, so the stages record no span), and a guest's finished span
+//!   (`wasi:otel/tracing`) is dropped before it is converted. Metrics off: no
+//!   measurement of the request, and a guest's `wasi:otel/metrics` report returns at
+//!   once, successfully, as in Spin. Logs off: a guest's `wasi:otel/logs` record is
+//!   dropped before it is converted. As in Spin's `OtelFactor`, guests' spans need trace
+//!   export and guests' records log export; chatgate's host makes no log records of its
+//!   own, and its guests emit records only in sampled traces, so logs alone carry
+//!   records only of requests whose caller sent a sampled `traceparent`.
 //! - Each signal's protocol is `OTEL_EXPORTER_OTLP_{TRACES,METRICS,LOGS}_PROTOCOL`, else
 //!   `OTEL_EXPORTER_OTLP_PROTOCOL`, else `http/protobuf`; `grpc` is OTLP over gRPC, an
 //!   unknown value falls back to `http/protobuf` with a warning, and `http/json` is
 //!   refused at start-up, as Spin refuses it ([`crate::otel_transport`]).
-//! - The traces URL is `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` as given, else
-//!   `OTEL_EXPORTER_OTLP_ENDPOINT`, followed by `/v1/traces` over HTTP and as it is over
-//!   gRPC (the rule of the exporter crate Spin hands the variables to).
+//!   As in Spin, where only an enabled signal builds its exporter, a signal that is off
+//!   has its protocol variable left unread: `http/json` there stops nothing.
+//! - A signal's URL is its own endpoint variable as given, else
+//!   `OTEL_EXPORTER_OTLP_ENDPOINT` followed by `/v1/traces`, `/v1/metrics` or `/v1/logs`
+//!   over HTTP and as it is over gRPC (the rule of the exporter crate Spin hands the
+//!   variables to).
 //! - `service.name` is `OTEL_SERVICE_NAME`, else `service.name` in
 //!   `OTEL_RESOURCE_ATTRIBUTES`, else the host's own name (`chatgate`, where Spin says
 //!   `spin`); `service.version` is the host's version; the other
@@ -76,12 +95,14 @@ pub const DEFAULT_SERVICE_NAME: &str = "chatgate";
 /// or `OTEL_BLRP_MAX_QUEUE_SIZE` says otherwise (the SDK's and the specification's default).
 pub const DEFAULT_MAX_QUEUE_SIZE: usize = 2048;
 
-/// Trace export settings, read from the environment by [`TraceSettings::from_env`]
-/// (`chatgate up`) or built directly (tests, which must not share process environment).
+/// Export settings of the three signals (the name is older than metrics and logs), read
+/// from the environment by [`TraceSettings::from_env`] (`chatgate up`) or built directly
+/// (tests, which must not share process environment). At least one signal is on.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TraceSettings {
-    /// Where spans are sent: a URL POSTed to (`http/protobuf`) or a gRPC server's.
-    pub traces_endpoint: String,
+    /// Where spans are sent: a URL POSTed to (`http/protobuf`) or a gRPC server's;
+    /// `None`: no spans (neither the host's nor the guests').
+    pub traces_endpoint: Option<String>,
     /// How spans are sent.
     pub traces_protocol: Protocol,
     /// `service.name` of the resource.
@@ -113,39 +134,44 @@ pub struct TraceSettings {
 }
 
 impl TraceSettings {
-    /// The settings the variables `var` returns describe: `Ok(None)` when trace export is
-    /// off, an error when it is asked for in a form this host cannot honour.
+    /// The settings the variables `var` returns describe: `Ok(None)` when every signal's
+    /// export is off, an error when one is asked for in a form this host cannot honour.
     pub fn from_env(var: impl Fn(&str) -> Option<String>) -> Result<Option<TraceSettings>, String> {
         let set = |name: &str| var(name).filter(|value| !value.is_empty());
         if set(OTEL_SDK_DISABLED).is_some() {
             return Ok(None);
         }
         let general = set(OTEL_EXPORTER_OTLP_ENDPOINT);
-        let traces_protocol = Protocol::from_env(OTEL_EXPORTER_OTLP_TRACES_PROTOCOL, &var)?;
-        let traces_endpoint = match (set(OTEL_EXPORTER_OTLP_TRACES_ENDPOINT), &general) {
-            (Some(traces), _) => traces,
-            (None, Some(general)) => traces_protocol.signal_url(general, "/v1/traces"),
-            (None, None) => return Ok(None),
+        // Each signal on its own: its endpoint variable or the general one. A signal that
+        // is off has its protocol variable left unread, as in Spin (where only an enabled
+        // signal builds an exporter), so `http/json` there stops nothing.
+        let signal = |endpoint: &str, protocol: &str, path: &str| {
+            let own = set(endpoint);
+            if own.is_none() && general.is_none() {
+                return Ok((None, Protocol::HttpProtobuf));
+            }
+            let protocol = Protocol::from_env(protocol, &var)?;
+            let url = signal_endpoint(own, general.as_deref(), protocol, path)?;
+            Ok::<_, String>((url, protocol))
         };
-        if let Err(e) = traces_endpoint.parse::<http::Uri>() {
-            return Err(format!(
-                "the OTLP traces endpoint `{traces_endpoint}` is not a URL: {e}"
-            ));
-        }
-        let metrics_protocol = Protocol::from_env(OTEL_EXPORTER_OTLP_METRICS_PROTOCOL, &var)?;
-        let metrics_endpoint = signal_endpoint(
-            set(OTEL_EXPORTER_OTLP_METRICS_ENDPOINT),
-            general.as_deref(),
-            metrics_protocol,
+        let (traces_endpoint, traces_protocol) = signal(
+            OTEL_EXPORTER_OTLP_TRACES_ENDPOINT,
+            OTEL_EXPORTER_OTLP_TRACES_PROTOCOL,
+            "/v1/traces",
+        )?;
+        let (metrics_endpoint, metrics_protocol) = signal(
+            OTEL_EXPORTER_OTLP_METRICS_ENDPOINT,
+            OTEL_EXPORTER_OTLP_METRICS_PROTOCOL,
             "/v1/metrics",
         )?;
-        let logs_protocol = Protocol::from_env(OTEL_EXPORTER_OTLP_LOGS_PROTOCOL, &var)?;
-        let logs_endpoint = signal_endpoint(
-            set(OTEL_EXPORTER_OTLP_LOGS_ENDPOINT),
-            general.as_deref(),
-            logs_protocol,
+        let (logs_endpoint, logs_protocol) = signal(
+            OTEL_EXPORTER_OTLP_LOGS_ENDPOINT,
+            OTEL_EXPORTER_OTLP_LOGS_PROTOCOL,
             "/v1/logs",
         )?;
+        if traces_endpoint.is_none() && metrics_endpoint.is_none() && logs_endpoint.is_none() {
+            return Ok(None);
+        }
         // Read here, not only by the SDK, because chatgate keeps the queues' account.
         let queue_size = |variable: &str, what: &str| match set(variable) {
             None => Ok(None),
@@ -207,7 +233,10 @@ fn signal_endpoint(
 ) -> Result<Option<String>, String> {
     let endpoint = own.or_else(|| general.map(|general| protocol.signal_url(general, path)));
     if let Some(Err(e)) = endpoint.as_ref().map(|e| e.parse::<http::Uri>()) {
-        return Err(format!("the OTLP endpoint for {path} is not a URL: {e}"));
+        let endpoint = endpoint.unwrap_or_default();
+        return Err(format!(
+            "the OTLP endpoint for {path} `{endpoint}` is not a URL: {e}"
+        ));
     }
     Ok(endpoint)
 }
@@ -223,23 +252,31 @@ fn parse_resource_attributes(value: &str) -> Vec<(String, String)> {
         .collect()
 }
 
-/// A running trace pipeline: the tracer that makes the request spans and the provider
-/// whose batch processor exports them.
+/// The running export pipelines (the name is older than metrics and logs): the signals
+/// that are on, each with its exporter, and none of the others.
 #[derive(Debug)]
 pub struct Tracing {
-    provider: SdkTracerProvider,
-    tracer: opentelemetry_sdk::trace::SdkTracer,
-    propagator: TraceContextPropagator,
+    /// The tracer that makes the request spans and the provider whose batch processor
+    /// exports them; `None` when trace export is off.
+    traces: Option<HostTraces>,
     /// Also holds the metrics and the logs pipeline, which the request path and the
     /// guests' spans and records share.
     sink: SpanSink,
+}
+
+#[derive(Debug)]
+struct HostTraces {
+    provider: SdkTracerProvider,
+    tracer: opentelemetry_sdk::trace::SdkTracer,
+    propagator: TraceContextPropagator,
 }
 
 /// A handle on the batch processor that exports finished spans made elsewhere (the
 /// guests'), with the ids, times and instrumentation scope they were made with.
 #[derive(Debug, Clone)]
 pub struct SpanSink {
-    processor: Arc<SpanQueue>,
+    /// `None` when trace export is off: guests' spans are then dropped unconverted.
+    processor: Option<Arc<SpanQueue>>,
     /// The metrics, which guests report to through `wasi:otel/metrics`
     /// ([`Metrics::record_guest`]).
     metrics: Option<Arc<Metrics>>,
@@ -248,10 +285,18 @@ pub struct SpanSink {
 }
 
 impl SpanSink {
-    /// Queues `span` for export; never waits (a full queue drops it, as it drops the
-    /// host's own spans).
+    /// Whether spans are exported: when not, a guest's finished span need not be
+    /// converted for [`SpanSink::export`], which would drop it.
+    pub fn exports_spans(&self) -> bool {
+        self.processor.is_some()
+    }
+
+    /// Queues `span` for export, if traces are exported; never waits (a full queue drops
+    /// it, as it drops the host's own spans).
     pub fn export(&self, span: SpanData) {
-        self.processor.submit(span);
+        if let Some(processor) = &self.processor {
+            processor.submit(span);
+        }
     }
 
     /// The metrics pipeline, if metrics are exported.
@@ -295,12 +340,6 @@ impl Tracing {
     /// runtime: the exports (HTTP requests, gRPC calls) run on it, polled from the
     /// processors' threads ([`crate::otel_transport`]).
     pub fn start(settings: &TraceSettings) -> wasmtime::Result<Tracing> {
-        let mut exporter = span_exporter(settings.traces_protocol, &settings.traces_endpoint)?;
-        let queue_capacity = settings.max_queue_size.unwrap_or(DEFAULT_MAX_QUEUE_SIZE);
-        let mut batch = BatchConfigBuilder::default().with_max_queue_size(queue_capacity);
-        if let Some(delay) = settings.scheduled_delay {
-            batch = batch.with_scheduled_delay(delay);
-        }
         let mut attributes: Vec<KeyValue> = settings
             .resource_attributes
             .iter()
@@ -336,22 +375,15 @@ impl Tracing {
             ))),
             None => None,
         };
-        exporter.set_resource(&resource);
-        let processor = Arc::new(SpanQueue::new(exporter, batch.build(), queue_capacity));
-        let mut provider = SdkTracerProvider::builder()
-            .with_resource(resource)
-            .with_span_processor(SharedProcessor(processor.clone()));
-        if let Some(ratio) = settings.sampler_ratio {
-            provider = provider.with_sampler(opentelemetry_sdk::trace::Sampler::ParentBased(
-                Box::new(opentelemetry_sdk::trace::Sampler::TraceIdRatioBased(ratio)),
-            ));
-        }
-        let provider = provider.build();
-        let tracer = provider.tracer("chatgate");
+        let (traces, processor) = match &settings.traces_endpoint {
+            Some(endpoint) => {
+                let (traces, processor) = HostTraces::start(settings, endpoint, resource)?;
+                (Some(traces), Some(processor))
+            }
+            None => (None, None),
+        };
         Ok(Tracing {
-            provider,
-            tracer,
-            propagator: TraceContextPropagator::new(),
+            traces,
             sink: SpanSink {
                 processor,
                 metrics,
@@ -362,7 +394,10 @@ impl Tracing {
 
     /// Spans dropped because the export queue was full (a slow or unreachable collector).
     pub fn dropped_spans(&self) -> u64 {
-        self.sink.processor.dropped()
+        self.sink
+            .processor
+            .as_ref()
+            .map_or(0, |queue| queue.dropped())
     }
 
     /// Log records dropped because their export queue was full.
@@ -378,13 +413,102 @@ impl Tracing {
 
     /// Starts the SERVER span of `request` (its URI absolute, as the host hands it to
     /// components), a child of the caller's `traceparent` if it sent a valid one.
-    /// `route` is the manifest route that serves the path.
+    /// `route` is the manifest route that serves the path. With trace export off there
+    /// is no span, only the request's measurement when metrics are on.
     pub fn server_span<B>(
         &self,
         request: &http::Request<B>,
         peer: SocketAddr,
         route: Option<&str>,
     ) -> ServerSpan {
+        let route: Option<Arc<str>> = route.map(Arc::from);
+        let measured = self.sink.metrics.clone().map(|metrics| MeasuredRequest {
+            metrics,
+            started: Instant::now(),
+            method: method_attribute(request.method().as_str()),
+            route: route.clone(),
+        });
+        ServerSpan {
+            span: self
+                .traces
+                .as_ref()
+                .map(|traces| traces.server_span(request, peer, route)),
+            measured,
+        }
+    }
+
+    /// Exports what the batch processor and the metrics hold now (blocks: call off the
+    /// async threads).
+    pub fn force_flush(&self) -> Result<(), String> {
+        if let Some(traces) = &self.traces {
+            traces.provider.force_flush().map_err(|e| e.to_string())?;
+        }
+        if let Some(logs) = &self.sink.logs {
+            logs.force_flush()?;
+        }
+        match &self.sink.metrics {
+            Some(metrics) => metrics.force_flush(),
+            None => Ok(()),
+        }
+    }
+
+    /// Exports what is left and stops (blocks: call off the async threads).
+    pub fn shutdown(&self) -> Result<(), String> {
+        let traces = match &self.traces {
+            Some(traces) => traces.provider.shutdown().map_err(|e| e.to_string()),
+            None => Ok(()),
+        };
+        let metrics = match &self.sink.metrics {
+            Some(metrics) => metrics.shutdown(),
+            None => Ok(()),
+        };
+        let logs = match &self.sink.logs {
+            Some(logs) => logs.shutdown(),
+            None => Ok(()),
+        };
+        traces.and(metrics).and(logs)
+    }
+}
+
+impl HostTraces {
+    /// The span exporter, the queue the guests' spans share, and the provider.
+    fn start(
+        settings: &TraceSettings,
+        endpoint: &str,
+        resource: opentelemetry_sdk::Resource,
+    ) -> wasmtime::Result<(HostTraces, Arc<SpanQueue>)> {
+        let mut exporter = span_exporter(settings.traces_protocol, endpoint)?;
+        let queue_capacity = settings.max_queue_size.unwrap_or(DEFAULT_MAX_QUEUE_SIZE);
+        let mut batch = BatchConfigBuilder::default().with_max_queue_size(queue_capacity);
+        if let Some(delay) = settings.scheduled_delay {
+            batch = batch.with_scheduled_delay(delay);
+        }
+        exporter.set_resource(&resource);
+        let processor = Arc::new(SpanQueue::new(exporter, batch.build(), queue_capacity));
+        let mut provider = SdkTracerProvider::builder()
+            .with_resource(resource)
+            .with_span_processor(SharedProcessor(processor.clone()));
+        if let Some(ratio) = settings.sampler_ratio {
+            provider = provider.with_sampler(opentelemetry_sdk::trace::Sampler::ParentBased(
+                Box::new(opentelemetry_sdk::trace::Sampler::TraceIdRatioBased(ratio)),
+            ));
+        }
+        let provider = provider.build();
+        let tracer = provider.tracer("chatgate");
+        let traces = HostTraces {
+            provider,
+            tracer,
+            propagator: TraceContextPropagator::new(),
+        };
+        Ok((traces, processor))
+    }
+
+    fn server_span<B>(
+        &self,
+        request: &http::Request<B>,
+        peer: SocketAddr,
+        route: Option<Arc<str>>,
+    ) -> opentelemetry_sdk::trace::Span {
         let parent = self
             .propagator
             .extract(&opentelemetry_http::HeaderExtractor(request.headers()));
@@ -405,7 +529,6 @@ impl Tracing {
             _ => "http",
         };
         let peer_address: Arc<str> = peer.ip().to_string().into();
-        let route: Option<Arc<str>> = route.map(Arc::from);
         let mut attributes = Vec::with_capacity(14);
         attributes.extend([
             KeyValue::new("http.request.method", method_value),
@@ -440,48 +563,11 @@ impl Tracing {
             }
             None => method.to_string(),
         };
-        let span = self
-            .tracer
+        self.tracer
             .span_builder(name)
             .with_kind(SpanKind::Server)
             .with_attributes(attributes)
-            .start_with_context(&self.tracer, &parent);
-        ServerSpan {
-            span,
-            measured: self.sink.metrics.clone().map(|metrics| MeasuredRequest {
-                metrics,
-                started: Instant::now(),
-                method: known_method,
-                route,
-            }),
-        }
-    }
-
-    /// Exports what the batch processor and the metrics hold now (blocks: call off the
-    /// async threads).
-    pub fn force_flush(&self) -> Result<(), String> {
-        self.provider.force_flush().map_err(|e| e.to_string())?;
-        if let Some(logs) = &self.sink.logs {
-            logs.force_flush()?;
-        }
-        match &self.sink.metrics {
-            Some(metrics) => metrics.force_flush(),
-            None => Ok(()),
-        }
-    }
-
-    /// Exports what is left and stops (blocks: call off the async threads).
-    pub fn shutdown(&self) -> Result<(), String> {
-        let traces = self.provider.shutdown().map_err(|e| e.to_string());
-        let metrics = match &self.sink.metrics {
-            Some(metrics) => metrics.shutdown(),
-            None => Ok(()),
-        };
-        let logs = match &self.sink.logs {
-            Some(logs) => logs.shutdown(),
-            None => Ok(()),
-        };
-        traces.and(metrics).and(logs)
+            .start_with_context(&self.tracer, &parent)
     }
 }
 
@@ -503,8 +589,9 @@ fn protocol_version(version: http::Version) -> &'static str {
 /// `http.response.status_code`, with status Error and `error.type` for a 5xx.
 /// `url.query` (which Spin records) is left out: a query may carry credentials.
 /// Dropped without [`ServerSpan::end`] (the client went away), it ends without a status.
+/// Without trace export it holds no span, only what the request's metric needs.
 pub struct ServerSpan {
-    span: opentelemetry_sdk::trace::Span,
+    span: Option<opentelemetry_sdk::trace::Span>,
     /// What `http.server.request.duration` needs, when metrics are exported.
     measured: Option<MeasuredRequest>,
 }
@@ -520,30 +607,35 @@ struct MeasuredRequest {
 impl ServerSpan {
     /// Replaces the request's `traceparent` (and `tracestate`) with this span's, so that
     /// what runs downstream (the `telemetry` component's log line, outbound calls it
-    /// propagates) continues the host's trace as this span's child.
+    /// propagates) continues the host's trace as this span's child. Without a span (trace
+    /// export off) the caller's headers are left as they came.
     pub fn inject(&self, headers: &mut http::HeaderMap) {
         use opentelemetry::trace::TraceContextExt as _;
+        let Some(span) = &self.span else {
+            return;
+        };
         headers.remove("traceparent");
         headers.remove("tracestate");
-        let context = opentelemetry::Context::new()
-            .with_remote_span_context(self.span.span_context().clone());
+        let context =
+            opentelemetry::Context::new().with_remote_span_context(span.span_context().clone());
         TraceContextPropagator::new()
             .inject_context(&context, &mut opentelemetry_http::HeaderInjector(headers));
     }
 
     /// Ends the span when the response head is ready (as Spin's does; the time spent
     /// streaming the body is not part of it).
-    pub fn end(mut self, status: http::StatusCode) {
-        self.span.set_attribute(KeyValue::new(
-            "http.response.status_code",
-            Value::I64(i64::from(status.as_u16())),
-        ));
-        if status.is_server_error() {
-            self.span
-                .set_attribute(KeyValue::new("error.type", status.as_str().to_string()));
-            self.span.set_status(Status::error(""));
+    pub fn end(self, status: http::StatusCode) {
+        if let Some(mut span) = self.span {
+            span.set_attribute(KeyValue::new(
+                "http.response.status_code",
+                Value::I64(i64::from(status.as_u16())),
+            ));
+            if status.is_server_error() {
+                span.set_attribute(KeyValue::new("error.type", status.as_str().to_string()));
+                span.set_status(Status::error(""));
+            }
+            span.end();
         }
-        self.span.end();
         if let Some(measured) = self.measured {
             measured.metrics.record_request(
                 measured.method,
@@ -594,7 +686,13 @@ mod tests {
 
     #[test]
     fn endpoints() {
-        let endpoint = |vars: &[(&str, &str)]| settings(vars).unwrap().unwrap().traces_endpoint;
+        let endpoint = |vars: &[(&str, &str)]| {
+            settings(vars)
+                .unwrap()
+                .unwrap()
+                .traces_endpoint
+                .expect("traces on")
+        };
         assert_eq!(
             endpoint(&[(OTEL_EXPORTER_OTLP_ENDPOINT, "http://c:4318")]),
             "http://c:4318/v1/traces"
@@ -648,6 +746,118 @@ mod tests {
         assert!(logs("-1").is_err());
     }
 
+    /// The three signals' endpoints, which say which signals are on.
+    fn signals(vars: &[(&str, &str)]) -> Option<[Option<String>; 3]> {
+        settings(vars)
+            .unwrap()
+            .map(|s| [s.traces_endpoint, s.metrics_endpoint, s.logs_endpoint])
+    }
+
+    #[test]
+    fn each_signal_is_on_with_its_own_endpoint_or_the_general_one() {
+        let s = |v: &str| Some(v.to_string());
+        // None: off, whatever else is set.
+        assert_eq!(signals(&[]), None);
+        assert_eq!(
+            signals(&[
+                (OTEL_EXPORTER_OTLP_ENDPOINT, ""),
+                (OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, ""),
+                (OTEL_EXPORTER_OTLP_METRICS_ENDPOINT, ""),
+                (OTEL_EXPORTER_OTLP_LOGS_ENDPOINT, ""),
+                (OTEL_EXPORTER_OTLP_PROTOCOL, "grpc"),
+                (OTEL_METRIC_EXPORT_INTERVAL, "1000"),
+            ]),
+            None
+        );
+        // Each alone: that signal only, to its URL as given.
+        assert_eq!(
+            signals(&[(OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, "http://t:1/x")]),
+            Some([s("http://t:1/x"), None, None])
+        );
+        assert_eq!(
+            signals(&[(OTEL_EXPORTER_OTLP_METRICS_ENDPOINT, "http://m:1/x")]),
+            Some([None, s("http://m:1/x"), None])
+        );
+        assert_eq!(
+            signals(&[(OTEL_EXPORTER_OTLP_LOGS_ENDPOINT, "http://l:1/x")]),
+            Some([None, None, s("http://l:1/x")])
+        );
+        // Two of three.
+        assert_eq!(
+            signals(&[
+                (OTEL_EXPORTER_OTLP_METRICS_ENDPOINT, "http://m:1"),
+                (OTEL_EXPORTER_OTLP_LOGS_ENDPOINT, "http://l:1"),
+            ]),
+            Some([None, s("http://m:1"), s("http://l:1")])
+        );
+        // The general endpoint: all three; a signal's own endpoint wins for it.
+        assert_eq!(
+            signals(&[(OTEL_EXPORTER_OTLP_ENDPOINT, "http://c:4318")]),
+            Some([
+                s("http://c:4318/v1/traces"),
+                s("http://c:4318/v1/metrics"),
+                s("http://c:4318/v1/logs")
+            ])
+        );
+        assert_eq!(
+            signals(&[
+                (OTEL_EXPORTER_OTLP_ENDPOINT, "http://c:4318"),
+                (OTEL_EXPORTER_OTLP_METRICS_ENDPOINT, "http://m:1"),
+            ]),
+            Some([
+                s("http://c:4318/v1/traces"),
+                s("http://m:1"),
+                s("http://c:4318/v1/logs")
+            ])
+        );
+        // OTEL_SDK_DISABLED (any non-empty value) turns every signal off.
+        for only in [
+            OTEL_EXPORTER_OTLP_ENDPOINT,
+            OTEL_EXPORTER_OTLP_TRACES_ENDPOINT,
+            OTEL_EXPORTER_OTLP_METRICS_ENDPOINT,
+            OTEL_EXPORTER_OTLP_LOGS_ENDPOINT,
+        ] {
+            assert_eq!(
+                signals(&[(only, "http://c:4318"), (OTEL_SDK_DISABLED, "false")]),
+                None,
+                "{only}"
+            );
+            assert!(
+                signals(&[(only, "http://c:4318"), (OTEL_SDK_DISABLED, "")]).is_some(),
+                "{only}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_signal_that_is_off_has_its_protocol_left_unread() {
+        // As in Spin, where only an enabled signal reads its protocol: http/json for
+        // traces stops nothing when only metrics are on ...
+        let metrics_only = settings(&[
+            (OTEL_EXPORTER_OTLP_METRICS_ENDPOINT, "http://m:4317"),
+            (OTEL_EXPORTER_OTLP_TRACES_PROTOCOL, "http/json"),
+            (OTEL_EXPORTER_OTLP_LOGS_PROTOCOL, "http/json"),
+            (OTEL_EXPORTER_OTLP_METRICS_PROTOCOL, "grpc"),
+        ])
+        .unwrap()
+        .unwrap();
+        assert_eq!(metrics_only.traces_endpoint, None);
+        assert_eq!(metrics_only.metrics_protocol, Protocol::Grpc);
+        assert_eq!(
+            metrics_only.metrics_endpoint.as_deref(),
+            Some("http://m:4317")
+        );
+        // ... and stops start-up when the signal is on.
+        let err = settings(&[
+            (OTEL_EXPORTER_OTLP_LOGS_ENDPOINT, "http://l:4318"),
+            (OTEL_EXPORTER_OTLP_LOGS_PROTOCOL, "http/json"),
+        ])
+        .unwrap_err();
+        assert!(err.contains("OTEL_EXPORTER_OTLP_LOGS_PROTOCOL"), "{err}");
+        // A signal's own endpoint that is not a URL is an error only for that signal.
+        assert!(settings(&[(OTEL_EXPORTER_OTLP_METRICS_ENDPOINT, "not a url")]).is_err());
+    }
+
     #[test]
     fn metrics_go_with_traces_to_the_general_endpoint_or_their_own() {
         let metrics = |vars: &[(&str, &str)]| {
@@ -674,10 +884,13 @@ mod tests {
             metrics(&[(OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, "http://t:9999")]),
             (None, None)
         );
-        // Metrics alone are not offered: no trace endpoint, no export.
+        // Metrics alone: metrics without traces.
+        let alone = settings(&[(OTEL_EXPORTER_OTLP_METRICS_ENDPOINT, "http://m:9999")])
+            .unwrap()
+            .unwrap();
         assert_eq!(
-            settings(&[(OTEL_EXPORTER_OTLP_METRICS_ENDPOINT, "http://m:9999")]).unwrap(),
-            None
+            (alone.traces_endpoint, alone.metrics_endpoint.as_deref()),
+            (None, Some("http://m:9999"))
         );
         for interval in ["0", "soon", "-5"] {
             assert!(
@@ -706,8 +919,8 @@ mod tests {
             (OTEL_EXPORTER_OTLP_PROTOCOL, "grpc"),
         ]);
         assert_eq!(
-            (grpc.traces_protocol, grpc.traces_endpoint.as_str()),
-            (Protocol::Grpc, "http://c:4317")
+            (grpc.traces_protocol, grpc.traces_endpoint.as_deref()),
+            (Protocol::Grpc, Some("http://c:4317"))
         );
         assert_eq!(grpc.metrics_protocol, Protocol::Grpc);
         assert_eq!(grpc.metrics_endpoint.as_deref(), Some("http://c:4317"));
@@ -720,8 +933,8 @@ mod tests {
             (OTEL_EXPORTER_OTLP_TRACES_PROTOCOL, "grpc"),
         ]);
         assert_eq!(
-            (mixed.traces_protocol, mixed.traces_endpoint.as_str()),
-            (Protocol::Grpc, "http://c:4318")
+            (mixed.traces_protocol, mixed.traces_endpoint.as_deref()),
+            (Protocol::Grpc, Some("http://c:4318"))
         );
         assert_eq!(mixed.metrics_protocol, Protocol::HttpProtobuf);
         assert_eq!(
@@ -733,7 +946,10 @@ mod tests {
             (logs_grpc.logs_protocol, logs_grpc.logs_endpoint.as_deref()),
             (Protocol::Grpc, Some("http://c:4318"))
         );
-        assert_eq!(logs_grpc.traces_endpoint, "http://c:4318/v1/traces");
+        assert_eq!(
+            logs_grpc.traces_endpoint.as_deref(),
+            Some("http://c:4318/v1/traces")
+        );
         let json = settings(&[on, (OTEL_EXPORTER_OTLP_PROTOCOL, "http/json")]).unwrap_err();
         assert!(
             json.contains("OTEL_EXPORTER_OTLP_PROTOCOL=http/json"),

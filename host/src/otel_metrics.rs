@@ -1,9 +1,9 @@
 //! OpenTelemetry metrics over OTLP (HTTP or gRPC, [`crate::otel_transport`]), exported
-//! next to the traces of [`crate::otel`] when trace export is on: at
+//! when metrics export is on, with or without traces (Spin's rule, [`crate::otel`]): at
 //! `OTEL_EXPORTER_OTLP_METRICS_ENDPOINT` as given, else `OTEL_EXPORTER_OTLP_ENDPOINT`
 //! (followed by `/v1/metrics` over HTTP: the exporter crate's rule, as for traces);
 //! every `OTEL_METRIC_EXPORT_INTERVAL` milliseconds (60 s by default, the
-//! specification's). Metrics alone, without trace export, are not offered.
+//! specification's).
 //!
 //! What is measured:
 //! - `http.server.request.duration` (s): every request the host serves, from its

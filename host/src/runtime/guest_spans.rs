@@ -43,6 +43,7 @@ impl tracing::Host for SpinView<'_> {
 
     fn on_end(&mut self, span: tracing::SpanData) -> wasmtime::Result<()> {
         if let Some(sink) = &self.grants.span_sink
+            && sink.exports_spans()
             && let Some(span) = span_data(span)
         {
             sink.export(span);

@@ -23,6 +23,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 mod grpc;
+mod signals;
 
 /// One POST the receiver got: path, content type, body.
 type Received = Arc<Mutex<Vec<(String, String, bytes::Bytes)>>>;
@@ -168,7 +169,7 @@ fn settings(endpoint: String) -> TraceSettings {
         max_log_queue_size: None,
         // Exported by the test's flush, not by the clock.
         metrics_interval: Some(Duration::from_secs(3600)),
-        traces_endpoint: endpoint,
+        traces_endpoint: Some(endpoint),
         traces_protocol: Protocol::HttpProtobuf,
         metrics_protocol: Protocol::HttpProtobuf,
         logs_protocol: Protocol::HttpProtobuf,
