@@ -32,6 +32,36 @@ pub struct RequestTelemetry {
 ///
 /// `entropy` shorter than [`ENTROPY_LEN`] is padded with zeros (ids stay valid, just less random).
 pub fn prepare_inward(headers: &mut HeaderMap, entropy: &[u8]) -> RequestTelemetry {
+    let values = |name| -> Vec<&[u8]> {
+        headers
+            .get_all(name)
+            .iter()
+            .map(HeaderValue::as_bytes)
+            .collect()
+    };
+    let inward = decide_inward(&values(TRACEPARENT), &values(REQUEST_ID), entropy);
+    if !inward.keeps_tracestate {
+        headers.remove(TRACESTATE);
+    }
+    set(headers, TRACEPARENT, &inward.traceparent);
+    set(headers, REQUEST_ID, &inward.telemetry.request_id);
+    inward.telemetry
+}
+
+/// What [`prepare_inward`] does to the inward headers, decided from the values of
+/// `traceparent` and `x-request-id` as they came.
+#[derive(Debug, Clone)]
+pub struct Inward {
+    pub telemetry: RequestTelemetry,
+    /// The `traceparent` the request goes on with (the span's).
+    pub traceparent: String,
+    /// Whether `tracestate` goes on: only with the valid `traceparent` it came with.
+    pub keeps_tracestate: bool,
+}
+
+/// Decides the span and request id from the request's `traceparent` and `x-request-id`
+/// values; [`prepare_inward`] on headers that are not a map.
+pub fn decide_inward(traceparents: &[&[u8]], request_ids: &[&[u8]], entropy: &[u8]) -> Inward {
     let mut span_entropy = [0u8; SPAN_ENTROPY_LEN];
     let mut id_entropy = [0u8; request_id::REQUEST_ID_ENTROPY_LEN];
     for (slot, byte) in span_entropy
@@ -42,23 +72,16 @@ pub fn prepare_inward(headers: &mut HeaderMap, entropy: &[u8]) -> RequestTelemet
         *slot = *byte;
     }
 
-    let incoming = single_value(headers, TRACEPARENT).and_then(TraceParent::parse);
-    if incoming.is_none() {
-        // The spec ties tracestate to the traceparent it came with; a restarted trace drops it.
-        headers.remove(TRACESTATE);
-    }
+    let incoming = single_value(traceparents).and_then(TraceParent::parse);
+    // The spec ties tracestate to the traceparent it came with; a restarted trace drops it.
+    let keeps_tracestate = incoming.is_some();
     let span = Span::start(incoming, &span_entropy);
-
-    let client_ids: Vec<&[u8]> = headers
-        .get_all(REQUEST_ID)
-        .iter()
-        .map(HeaderValue::as_bytes)
-        .collect();
-    let request_id = request_id::choose(&client_ids, &id_entropy);
-
-    set(headers, TRACEPARENT, &span.traceparent());
-    set(headers, REQUEST_ID, &request_id);
-    RequestTelemetry { span, request_id }
+    let request_id = request_id::choose(request_ids, &id_entropy);
+    Inward {
+        traceparent: span.traceparent(),
+        telemetry: RequestTelemetry { span, request_id },
+        keeps_tracestate,
+    }
 }
 
 /// Stamps the response with the trace, the request id and the chain's total duration.
@@ -105,11 +128,23 @@ pub fn bad_gateway_body() -> String {
     .to_string()
 }
 
-fn single_value<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    let mut values = headers.get_all(name).iter();
-    match (values.next(), values.next()) {
-        (Some(value), None) => value.to_str().ok(),
+/// The only value, as `HeaderValue::to_str` takes it (visible ASCII), if there is one.
+fn single_value<'a>(values: &[&'a [u8]]) -> Option<&'a str> {
+    match values {
+        [value] => visible_ascii(value),
         _ => None,
+    }
+}
+
+/// `value` as a string if it is visible ASCII or tabs, as `HeaderValue::to_str` accepts.
+pub fn visible_ascii(value: &[u8]) -> Option<&str> {
+    if value
+        .iter()
+        .all(|&b| b == b'\t' || (b' '..0x7f).contains(&b))
+    {
+        std::str::from_utf8(value).ok()
+    } else {
+        None
     }
 }
 

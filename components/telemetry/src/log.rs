@@ -23,17 +23,45 @@ pub fn server_timing(elapsed: Duration) -> String {
 
 /// RFC 3339 UTC timestamp with millisecond precision, e.g. `2024-03-01T12:34:56.789Z`.
 pub fn rfc3339_utc(since_unix_epoch: Duration) -> String {
+    let mut out = String::with_capacity(24);
+    push_rfc3339_utc(&mut out, since_unix_epoch);
+    out
+}
+
+/// Appends [`rfc3339_utc`] to `out`, digit by digit rather than through `format!`.
+fn push_rfc3339_utc(out: &mut String, since_unix_epoch: Duration) {
     let secs = since_unix_epoch.as_secs();
-    let millis = since_unix_epoch.subsec_millis();
+    let millis = u64::from(since_unix_epoch.subsec_millis());
     let days = secs / 86_400;
     let secs_of_day = secs % 86_400;
     let (year, month, day) = civil_from_days(days);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{millis:03}Z",
-        secs_of_day / 3_600,
-        (secs_of_day % 3_600) / 60,
-        secs_of_day % 60
-    )
+    push_padded(out, year, 4);
+    out.push('-');
+    push_padded(out, month, 2);
+    out.push('-');
+    push_padded(out, day, 2);
+    out.push('T');
+    push_padded(out, secs_of_day / 3_600, 2);
+    out.push(':');
+    push_padded(out, (secs_of_day % 3_600) / 60, 2);
+    out.push(':');
+    push_padded(out, secs_of_day % 60, 2);
+    out.push('.');
+    push_padded(out, millis, 3);
+    out.push('Z');
+}
+
+/// Appends `value` in decimal, zero-padded to `width` digits (as `{value:0width$}`).
+fn push_padded(out: &mut String, mut value: u64, width: usize) {
+    let mut digits = [b'0'; 20];
+    let mut start = digits.len();
+    while value > 0 {
+        start -= 1;
+        digits[start] = b'0' + (value % 10) as u8;
+        value /= 10;
+    }
+    let start = start.min(digits.len() - width.clamp(1, digits.len()));
+    out.push_str(std::str::from_utf8(&digits[start..]).unwrap_or_default());
 }
 
 /// Days since 1970-01-01 to a proleptic Gregorian date (Howard Hinnant's `civil_from_days`).
@@ -55,12 +83,72 @@ fn civil_from_days(days: u64) -> (u64, u64, u64) {
     (year, month, day)
 }
 
-/// Appends `value` as a JSON string, quoted and escaped as `serde_json` escapes it.
+/// Appends `value` as a JSON string, quoted and escaped as `serde_json` escapes it:
+/// `"` and `\\` with a backslash, the control characters below U+0020 as `\\b`, `\\t`,
+/// `\\n`, `\\f`, `\\r` or `\\u00xx` (lowercase hex), everything else as it is.
 fn push_json(line: &mut String, value: &str) {
-    // Serialising a string cannot fail.
-    if let Ok(text) = serde_json::to_string(value) {
-        line.push_str(&text);
+    line.push('"');
+    let mut plain = 0;
+    for (at, byte) in value.bytes().enumerate() {
+        let escape = match byte {
+            b'"' => "\\\"",
+            b'\\' => "\\\\",
+            b'\n' => "\\n",
+            b'\r' => "\\r",
+            b'\t' => "\\t",
+            0x08 => "\\b",
+            0x0c => "\\f",
+            0x00..=0x1f => "",
+            _ => continue,
+        };
+        line.push_str(&value[plain..at]);
+        plain = at + 1;
+        if escape.is_empty() {
+            const HEX: &[u8; 16] = b"0123456789abcdef";
+            line.push_str("\\u00");
+            line.push(char::from(HEX[usize::from(byte >> 4)]));
+            line.push(char::from(HEX[usize::from(byte & 0x0f)]));
+        } else {
+            line.push_str(escape);
+        }
     }
+    line.push_str(&value[plain..]);
+    line.push('"');
+}
+
+/// Appends [`duration_ms`] as `serde_json` writes the number (the shortest decimal that
+/// reads back as the same `f64`, with `.0` when whole).
+fn push_duration_ms(line: &mut String, elapsed: Duration) {
+    let micros = (elapsed.as_secs_f64() * 1_000_000.0).round();
+    // Below 2^40 microseconds (12 days) the microseconds are exact and their decimal
+    // value, three places after the point, is that shortest decimal: a shorter one is at
+    // least a thousandth away, more than the spacing of `f64`s there.
+    if micros < (1u64 << 40) as f64 {
+        let micros = micros as u64;
+        push_padded(line, micros / 1_000, 1);
+        line.push('.');
+        let thousandths = micros % 1_000;
+        if thousandths == 0 {
+            line.push('0');
+        } else {
+            // Without trailing zeros: 0.5, 0.05, 0.541.
+            let (mut digits, mut width) = (thousandths, 3);
+            while digits % 10 == 0 {
+                digits /= 10;
+                width -= 1;
+            }
+            push_padded(line, digits, width);
+        }
+    } else {
+        line.push_str(&serde_json::Value::from(duration_ms(elapsed)).to_string());
+    }
+}
+
+/// Appends `id` as a JSON string of lowercase hex digits (which need no escaping).
+fn push_hex_json(line: &mut String, id: &[u8]) {
+    line.push('"');
+    crate::trace::push_hex(line, id);
+    line.push('"');
 }
 
 /// Everything the request log line says.
@@ -86,7 +174,7 @@ impl RequestLog<'_> {
         let mut line = String::with_capacity(400);
         line.push_str("{\"duration_ms\":");
         // As `serde_json` writes a finite number (a duration is one).
-        line.push_str(&serde_json::Value::from(duration_ms(self.elapsed)).to_string());
+        push_duration_ms(&mut line, self.elapsed);
         if let Some(error) = self.error {
             line.push_str(",\"error\":");
             push_json(&mut line, error);
@@ -96,8 +184,8 @@ impl RequestLog<'_> {
         line.push_str("\",\"method\":");
         push_json(&mut line, self.method);
         line.push_str(",\"msg\":\"request\",\"parent_span_id\":");
-        match self.span.parent_span_id_hex() {
-            Some(parent) => push_json(&mut line, &parent),
+        match &self.span.parent_span_id {
+            Some(parent) => push_hex_json(&mut line, parent),
             None => line.push_str("null"),
         }
         line.push_str(",\"request_id\":");
@@ -105,13 +193,15 @@ impl RequestLog<'_> {
         line.push_str(",\"route\":");
         push_json(&mut line, self.route);
         line.push_str(",\"span_id\":");
-        push_json(&mut line, &self.span.span_id_hex());
+        push_hex_json(&mut line, &self.span.span_id);
         line.push_str(",\"status\":");
-        line.push_str(&self.status.to_string());
+        push_padded(&mut line, u64::from(self.status), 1);
         line.push_str(",\"trace_id\":");
-        push_json(&mut line, &self.span.trace_id_hex());
+        push_hex_json(&mut line, &self.span.trace_id);
         line.push_str(",\"ts\":");
-        push_json(&mut line, &rfc3339_utc(self.started_at));
+        line.push('"');
+        push_rfc3339_utc(&mut line, self.started_at);
+        line.push('"');
         line.push('}');
         line
     }
@@ -306,5 +396,62 @@ mod tests {
         let value: serde_json::Value = serde_json::from_str(&line).unwrap();
         assert_eq!(value["route"], "/a\"b\n{\"level\":\"info\"}");
         assert_eq!(value["error"], "connection refused");
+    }
+
+    #[test]
+    fn numbers_strings_and_timestamps_are_what_serde_json_and_fmt_write() {
+        let mut micros: Vec<u64> = (0..20_000).collect();
+        micros.extend((0..2_000u64).map(|i| i.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 24));
+        micros.extend([
+            999_999,
+            1_000_000,
+            90_061_000_000,
+            (1 << 40) - 1,
+            1 << 40,
+            1 << 50,
+        ]);
+        for micros in micros {
+            for extra_nanos in [0, 499, 500, 999] {
+                let elapsed = Duration::from_nanos(micros * 1_000 + extra_nanos);
+                let mut line = String::new();
+                push_duration_ms(&mut line, elapsed);
+                assert_eq!(
+                    line,
+                    serde_json::Value::from(duration_ms(elapsed)).to_string(),
+                    "{elapsed:?}"
+                );
+            }
+        }
+        let mut text = String::new();
+        for c in (0..0x80u8).map(char::from).chain("ä€😀\u{2028}".chars()) {
+            text.push(c);
+            text.push('x');
+            text.push(c);
+        }
+        for value in [text.as_str(), "", "plain", "\"", "\u{1f}"] {
+            let mut line = String::new();
+            push_json(&mut line, value);
+            assert_eq!(line, serde_json::to_string(value).unwrap());
+        }
+        for secs in (0..400u64).map(|i| i * 86_400 * 367 + i * 3_607).chain([
+            253_402_300_799,
+            253_402_300_800,
+            32_503_680_000_000,
+        ]) {
+            for millis in [0, 7, 999] {
+                let at = Duration::from_millis(secs * 1_000 + millis);
+                let secs_of_day = secs % 86_400;
+                let (year, month, day) = civil_from_days(secs / 86_400);
+                assert_eq!(
+                    rfc3339_utc(at),
+                    format!(
+                        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{millis:03}Z",
+                        secs_of_day / 3_600,
+                        (secs_of_day % 3_600) / 60,
+                        secs_of_day % 60
+                    )
+                );
+            }
+        }
     }
 }

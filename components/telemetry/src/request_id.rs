@@ -30,15 +30,14 @@ pub fn generate(entropy: &[u8; REQUEST_ID_ENTROPY_LEN]) -> String {
     let mut bytes = *entropy;
     bytes[6] = (bytes[6] & 0x0f) | 0x40;
     bytes[8] = (bytes[8] & 0x3f) | 0x80;
-    let hex = crate::trace::encode_hex(&bytes);
-    format!(
-        "{}-{}-{}-{}-{}",
-        &hex[0..8],
-        &hex[8..12],
-        &hex[12..16],
-        &hex[16..20],
-        &hex[20..32]
-    )
+    let mut id = String::with_capacity(36);
+    for (at, group) in [0..4, 4..6, 6..8, 8..10, 10..16].into_iter().enumerate() {
+        if at > 0 {
+            id.push('-');
+        }
+        crate::trace::push_hex(&mut id, &bytes[group]);
+    }
+    id
 }
 
 #[cfg(test)]
@@ -87,5 +86,27 @@ mod tests {
         assert_eq!(id, "ffffffff-ffff-4fff-bfff-ffffffffffff");
         assert!(is_acceptable(&id));
         assert_ne!(generate(&[1; 16]), generate(&[2; 16]));
+    }
+
+    #[test]
+    fn generated_ids_are_the_hex_grouped_8_4_4_4_12() {
+        for fill in [0u8, 0x5a, 0xff] {
+            let mut entropy = [fill; 16];
+            entropy[0] = 0x01;
+            entropy[15] = 0xfe;
+            let mut bytes = entropy;
+            bytes[6] = (bytes[6] & 0x0f) | 0x40;
+            bytes[8] = (bytes[8] & 0x3f) | 0x80;
+            let hex = crate::trace::encode_hex(&bytes);
+            let expected = format!(
+                "{}-{}-{}-{}-{}",
+                &hex[0..8],
+                &hex[8..12],
+                &hex[12..16],
+                &hex[16..20],
+                &hex[20..32]
+            );
+            assert_eq!(generate(&entropy), expected);
+        }
     }
 }

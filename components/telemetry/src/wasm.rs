@@ -1,5 +1,5 @@
 use chatgate_guest_otel::Tracer;
-use chatgate_middleware::{Incoming, edit_response, next};
+use chatgate_middleware::{Light, edit_response, next};
 use spin_sdk::http::{BoxBody, IntoResponse, Response, box_body};
 use spin_sdk::wasip3::exports::http::handler::Guest;
 use spin_sdk::wasip3::http::types::{ErrorCode, Request as WasiRequest, Response as WasiResponse};
@@ -28,13 +28,48 @@ async fn handle(request: WasiRequest) -> Result<WasiResponse, ErrorCode> {
     let started_at = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default();
-    let mut request = Incoming::read(request)?;
-    let method = request.parts().method.as_str().to_owned();
-    let route = request.parts().uri.path().to_owned();
+    // Only `traceparent`, `tracestate` and `x-request-id` are read or edited: asked for
+    // by name (a host call each), not all copied in and parsed into a map.
+    let mut request = Light::read(request)?;
+    let method = request.method().as_str().to_owned();
+    let route = request.uri().path().to_owned();
 
     let entropy = spin_sdk::wasip3::random::random::get_random_bytes(super::ENTROPY_LEN as u64);
-    chatgate_guest_otel::adopt_host_span(request.headers_mut());
-    let telemetry = super::prepare_inward(request.headers_mut(), &entropy);
+    let traceparents = request.get(super::TRACEPARENT);
+    // `adopt_host_span` works on a map: the `traceparent` values alone.
+    let mut adopted = http::HeaderMap::new();
+    for value in &traceparents {
+        let value = http::HeaderValue::from_bytes(value)
+            .map_err(|error| ErrorCode::InternalError(Some(error.to_string())))?;
+        adopted.append(super::TRACEPARENT, value);
+    }
+    chatgate_guest_otel::adopt_host_span(&mut adopted);
+    let adopted: Vec<&[u8]> = adopted
+        .get_all(super::TRACEPARENT)
+        .iter()
+        .map(http::HeaderValue::as_bytes)
+        .collect();
+    let request_ids = request.get(super::REQUEST_ID);
+    let ids: Vec<&[u8]> = request_ids.iter().map(Vec::as_slice).collect();
+    let inward = super::decide_inward(&adopted, &ids, &entropy);
+    // Each header is edited only where it changes, as a copied map's edits would be.
+    if !inward.keeps_tracestate && request.has(super::TRACESTATE) {
+        request.delete(super::TRACESTATE);
+    }
+    if traceparents != [inward.traceparent.as_bytes()] {
+        request.set(super::TRACEPARENT, inward.traceparent.clone().into_bytes());
+    }
+    if ids != [inward.telemetry.request_id.as_bytes()] {
+        request.set(
+            super::REQUEST_ID,
+            inward.telemetry.request_id.clone().into_bytes(),
+        );
+    }
+    let super::Inward {
+        telemetry,
+        traceparent,
+        ..
+    } = inward;
     let mut stage = TRACER.adopt("telemetry", telemetry.span.clone());
     stage.set("chatgate.request_id", telemetry.request_id.as_str());
 
@@ -43,33 +78,40 @@ async fn handle(request: WasiRequest) -> Result<WasiResponse, ErrorCode> {
         Ok(forwarded) => next(forwarded).await,
         Err(code) => Err(code),
     };
-    let (status, response, error) = match outcome {
+    // The clock is read once for the response: `Server-Timing` and the log line say the same.
+    let (status, response, error, elapsed) = match outcome {
         Ok(response) => {
             let mut status = 0;
+            let mut elapsed = std::time::Duration::ZERO;
             let response = edit_response(response, |code, headers| {
                 status = code;
-                for edit in super::response_edits(&telemetry, started.elapsed()) {
-                    match edit {
-                        super::HeaderEdit::Set(name, value) => {
-                            headers.set(name, &[value.into_bytes()])?;
-                        }
-                        super::HeaderEdit::Append(name, value) => {
-                            headers.append(name, value.as_bytes())?;
-                        }
-                    }
-                }
-                Ok(())
+                elapsed = started.elapsed();
+                headers.set(super::TRACEPARENT, &[traceparent.into_bytes()])?;
+                headers.set(
+                    super::REQUEST_ID,
+                    &[telemetry.request_id.as_bytes().to_vec()],
+                )?;
+                // Appended as its own field value so an inner component's metrics survive.
+                headers.append(
+                    super::SERVER_TIMING,
+                    super::log::server_timing(elapsed).as_bytes(),
+                )
             });
-            (status, response, None)
+            (status, response, None, elapsed)
         }
         Err(code) => {
             let mut response = bad_gateway();
-            super::decorate_response(response.headers_mut(), &telemetry, started.elapsed());
+            let elapsed = started.elapsed();
+            super::decorate_response(response.headers_mut(), &telemetry, elapsed);
             let error = Some(format!("{code:?}"));
-            (response.status().as_u16(), response.into_response(), error)
+            (
+                response.status().as_u16(),
+                response.into_response(),
+                error,
+                elapsed,
+            )
         }
     };
-    let elapsed = started.elapsed();
     let log = super::log::RequestLog {
         started_at,
         method: &method,

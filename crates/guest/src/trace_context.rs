@@ -131,12 +131,17 @@ impl Span {
 
     /// The `traceparent` naming this span as the parent of whatever comes next.
     pub fn traceparent(&self) -> String {
-        format!(
-            "{VERSION}-{}-{}-{:02x}",
-            self.trace_id_hex(),
-            self.span_id_hex(),
-            self.flags
-        )
+        // Written digit by digit into one buffer: no formatting machinery, one allocation.
+        let mut out = [0u8; TRACEPARENT_LEN];
+        out[..2].copy_from_slice(VERSION.as_bytes());
+        out[2] = b'-';
+        write_hex(&mut out[3..35], &self.trace_id);
+        out[35] = b'-';
+        write_hex(&mut out[36..52], &self.span_id);
+        out[52] = b'-';
+        write_hex(&mut out[53..], &[self.flags]);
+        // Hex digits and dashes are ASCII: never the default.
+        String::from_utf8(out.to_vec()).unwrap_or_default()
     }
 }
 
@@ -175,13 +180,30 @@ fn lower_hex_value(digit: u8) -> Option<u8> {
 
 /// `bytes` as lowercase hex, two digits each.
 pub fn encode_hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(bytes.len() * 2);
-    for &b in bytes {
-        out.push(char::from(DIGITS[usize::from(b >> 4)]));
-        out.push(char::from(DIGITS[usize::from(b & 0x0f)]));
+    let mut out = vec![0u8; bytes.len() * 2];
+    write_hex(&mut out, bytes);
+    // Hex digits are ASCII: never the default.
+    String::from_utf8(out).unwrap_or_default()
+}
+
+/// Appends `bytes` to `out` as lowercase hex, two digits each.
+pub fn push_hex(out: &mut String, bytes: &[u8]) {
+    // Ids are 16 bytes at most; longer input goes in pieces.
+    let mut digits = [0u8; 64];
+    for chunk in bytes.chunks(digits.len() / 2) {
+        let written = &mut digits[..chunk.len() * 2];
+        write_hex(written, chunk);
+        out.push_str(std::str::from_utf8(written).unwrap_or_default());
     }
-    out
+}
+
+/// Writes `bytes` as lowercase hex into `out`, which holds exactly two digits a byte.
+fn write_hex(out: &mut [u8], bytes: &[u8]) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    for (pair, &b) in out.chunks_exact_mut(2).zip(bytes) {
+        pair[0] = DIGITS[usize::from(b >> 4)];
+        pair[1] = DIGITS[usize::from(b & 0x0f)];
+    }
 }
 
 #[cfg(test)]
@@ -302,5 +324,31 @@ mod tests {
     fn all_zero_entropy_still_yields_valid_ids() {
         let span = Span::start(None, &entropy(0));
         assert!(TraceParent::parse(&span.traceparent()).is_some());
+    }
+
+    #[test]
+    fn hex_and_traceparent_are_what_fmt_writes() {
+        let bytes: Vec<u8> = (0..=255).collect();
+        let by_fmt: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(encode_hex(&bytes), by_fmt);
+        let mut pushed = String::from("x");
+        push_hex(&mut pushed, &bytes);
+        assert_eq!(pushed, format!("x{by_fmt}"));
+        assert_eq!(encode_hex(&[]), "");
+        for flags in [0, 1] {
+            for fill in [0u8, 0x0f, 0xab, 0xff] {
+                let mut span = Span::start(TraceParent::parse(VALID), &entropy(fill));
+                span.flags = flags;
+                assert_eq!(
+                    span.traceparent(),
+                    format!(
+                        "00-{}-{}-{:02x}",
+                        span.trace_id_hex(),
+                        span.span_id_hex(),
+                        span.flags
+                    )
+                );
+            }
+        }
     }
 }

@@ -22,6 +22,11 @@
 //!   request around the original's body stream (`consume-body`), or without a body when
 //!   the request has none.
 //!
+//! - A middleware that needs a few headers by name (`telemetry`, `auth`) need not copy
+//!   them all into an `http::HeaderMap`: [`Light`] asks for them by name or copies them
+//!   without parsing, and makes its edits on the host's fields (`waf`, which inspects
+//!   every header, keeps [`Incoming`]).
+//!
 //! Only headers are edited: method, scheme, authority and path go on as they came.
 
 // The generated binding of `next` is unsafe glue; everything else is safe code.
@@ -31,6 +36,7 @@
 
 use spin_sdk::wasip3::http::types::{self, ErrorCode, Fields};
 use spin_sdk::wasip3::{wit_bindgen, wit_future, wit_stream};
+use std::borrow::Cow;
 
 #[allow(missing_docs, unsafe_code)]
 mod bindings {
@@ -82,36 +88,7 @@ enum Body {
 impl Incoming {
     /// Reads the method, target and headers of `request`.
     pub fn read(request: types::Request) -> Result<Self, ErrorCode> {
-        let mut uri = http::Uri::builder();
-        if let Some(scheme) = request.get_scheme() {
-            uri = uri.scheme(match scheme {
-                types::Scheme::Http => http::uri::Scheme::HTTP,
-                types::Scheme::Https => http::uri::Scheme::HTTPS,
-                types::Scheme::Other(other) => other
-                    .parse()
-                    .map_err(|_| ErrorCode::HttpRequestUriInvalid)?,
-            });
-        }
-        if let Some(authority) = request.get_authority() {
-            uri = uri.authority(authority);
-        }
-        if let Some(path) = request.get_path_with_query() {
-            uri = uri.path_and_query(path);
-        }
-        let uri = uri.build().map_err(|_| ErrorCode::HttpRequestUriInvalid)?;
-        let method = match request.get_method() {
-            types::Method::Get => http::Method::GET,
-            types::Method::Head => http::Method::HEAD,
-            types::Method::Post => http::Method::POST,
-            types::Method::Put => http::Method::PUT,
-            types::Method::Delete => http::Method::DELETE,
-            types::Method::Connect => http::Method::CONNECT,
-            types::Method::Options => http::Method::OPTIONS,
-            types::Method::Trace => http::Method::TRACE,
-            types::Method::Patch => http::Method::PATCH,
-            types::Method::Other(other) => http::Method::from_bytes(other.as_bytes())
-                .map_err(|_| ErrorCode::HttpRequestMethodInvalid)?,
-        };
+        let (method, uri) = target(&request)?;
         let fields = request.get_headers();
         let original = fields.copy_all();
         let headers = header_map(&original)?;
@@ -175,11 +152,25 @@ impl Incoming {
                 // No trailers: the writer dropped unwritten sends the default, `Ok(None)`.
                 let (_, trailers) = wit_future::new(|| Ok(None));
                 if read.is_empty() {
-                    return new_request(&self.parts, headers, None, trailers, None).map(|(r, _)| r);
+                    return new_request(
+                        &self.parts.method,
+                        &self.parts.uri,
+                        headers,
+                        None,
+                        trailers,
+                        None,
+                    )
+                    .map(|(r, _)| r);
                 }
                 let (mut writer, contents) = wit_stream::new();
-                let (forwarded, _) =
-                    new_request(&self.parts, headers, Some(contents), trailers, None)?;
+                let (forwarded, _) = new_request(
+                    &self.parts.method,
+                    &self.parts.uri,
+                    headers,
+                    Some(contents),
+                    trailers,
+                    None,
+                )?;
                 wit_bindgen::spawn(async move {
                     // A reader that went away (the next stage refused early) leaves the
                     // rest unwritten; nothing is waiting for it.
@@ -188,23 +179,300 @@ impl Incoming {
                 return Ok(forwarded);
             }
         };
-        let options = original.get_options();
-        if has_no_body(&self.parts) {
-            drop(original);
-            let (_, trailers) = wit_future::new(|| Ok(None));
-            return new_request(&self.parts, headers, None, trailers, options).map(|(r, _)| r);
-        }
-        let (report, reported) = wit_future::new(|| Ok(()));
-        let (contents, trailers) = types::Request::consume_body(original, reported);
-        let (forwarded, transmitted) =
-            new_request(&self.parts, headers, Some(contents), trailers, options)?;
-        // `consume-body` asks for the transmission's outcome to be reported to the
-        // original's sender.
-        wit_bindgen::spawn(async move {
-            let _ = report.write(transmitted.await).await;
-        });
-        Ok(forwarded)
+        let no_body = has_no_body(&self.parts);
+        forward_around(
+            original,
+            &self.parts.method,
+            &self.parts.uri,
+            headers,
+            no_body,
+        )
     }
+}
+
+/// A new request with `original`'s method, target and options, `headers`, and
+/// `original`'s body, unread, unless `no_body` says it certainly has none.
+fn forward_around(
+    original: types::Request,
+    method: &http::Method,
+    uri: &http::Uri,
+    headers: Fields,
+    no_body: bool,
+) -> Result<types::Request, ErrorCode> {
+    let options = original.get_options();
+    if no_body {
+        drop(original);
+        let (_, trailers) = wit_future::new(|| Ok(None));
+        return new_request(method, uri, headers, None, trailers, options).map(|(r, _)| r);
+    }
+    let (report, reported) = wit_future::new(|| Ok(()));
+    let (contents, trailers) = types::Request::consume_body(original, reported);
+    let (forwarded, transmitted) =
+        new_request(method, uri, headers, Some(contents), trailers, options)?;
+    // `consume-body` asks for the transmission's outcome to be reported to the
+    // original's sender.
+    wit_bindgen::spawn(async move {
+        let _ = report.write(transmitted.await).await;
+    });
+    Ok(forwarded)
+}
+
+/// An incoming request for a middleware that reads a few headers by name and edits a
+/// few (`telemetry`, `auth`): method and target read as [`Incoming`] reads them, the
+/// headers never parsed into an `http::HeaderMap` (a parsed name, a copied value and a
+/// hash per header, most of them never looked at). The body is never read.
+///
+/// Headers are either asked for one by one ([`Light::get`], [`Light::has`]: a host call
+/// each) or copied all at once ([`Light::copy_headers`]: one host call, and one call
+/// into the component's allocator per name and per value, about 26 k instructions for
+/// eight headers under wasmtime 48, `bench/instructions/run`). Edits are kept as a list;
+/// when the request goes on they are made on a clone of the original's fields (a host
+/// call each, the first also copying the whole map in the host) or, when the headers
+/// were copied, the new fields are the edited copy (one host call).
+pub struct Light {
+    request: types::Request,
+    method: http::Method,
+    uri: http::Uri,
+    fields: Fields,
+    copied: Option<Vec<(String, Vec<u8>)>>,
+    /// Names set to one value (`Some`) or deleted (`None`), in the order first edited.
+    edits: Vec<(Cow<'static, str>, Option<Vec<u8>>)>,
+}
+
+impl Light {
+    /// Reads the method and target of `request` (five host calls with its headers'
+    /// handle), checked as [`Incoming::read`] checks them.
+    pub fn read(request: types::Request) -> Result<Self, ErrorCode> {
+        let (method, uri) = target(&request)?;
+        let fields = request.get_headers();
+        Ok(Self {
+            request,
+            method,
+            uri,
+            fields,
+            copied: None,
+            edits: Vec::new(),
+        })
+    }
+
+    /// The method as it came.
+    pub fn method(&self) -> &http::Method {
+        &self.method
+    }
+
+    /// The target as it came.
+    pub fn uri(&self) -> &http::Uri {
+        &self.uri
+    }
+
+    /// The values of the header `name` (lowercase) as they came: one host call, or none
+    /// once the headers are copied.
+    pub fn get(&self, name: &str) -> Vec<Vec<u8>> {
+        match &self.copied {
+            Some(copied) => copied
+                .iter()
+                .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+                .map(|(_, value)| value.clone())
+                .collect(),
+            None => self.fields.get(name),
+        }
+    }
+
+    /// Whether the header `name` (lowercase) came: one host call, or none once the
+    /// headers are copied.
+    pub fn has(&self, name: &str) -> bool {
+        match &self.copied {
+            Some(copied) => copied.iter().any(|(n, _)| n.eq_ignore_ascii_case(name)),
+            None => self.fields.has(name),
+        }
+    }
+
+    /// Every header as it came, in order (names lowercase, as WASI holds them), copied
+    /// into the component once.
+    pub fn copy_headers(&mut self) -> &[(String, Vec<u8>)] {
+        self.copied.get_or_insert_with(|| self.fields.copy_all())
+    }
+
+    /// The headers [`Light::copy_headers`] copied, if it was called.
+    pub fn copied(&self) -> Option<&[(String, Vec<u8>)]> {
+        self.copied.as_deref()
+    }
+
+    /// Replaces the values of the header `name` (lowercase) with `value`.
+    pub fn set(&mut self, name: impl Into<Cow<'static, str>>, value: Vec<u8>) {
+        self.edit(name.into(), Some(value));
+    }
+
+    /// Deletes the header `name` (lowercase).
+    pub fn delete(&mut self, name: impl Into<Cow<'static, str>>) {
+        self.edit(name.into(), None);
+    }
+
+    fn edit(&mut self, name: Cow<'static, str>, value: Option<Vec<u8>>) {
+        match self.edits.iter_mut().find(|(n, _)| *n == name) {
+            Some(edit) => edit.1 = value,
+            None => self.edits.push((name, value)),
+        }
+    }
+
+    /// The request for the next handler: the original, untouched, when nothing was
+    /// edited (or, headers copied, no edit changes them); otherwise a new request with
+    /// the edited headers and the original's body, unread (or none, when it certainly
+    /// has none).
+    pub fn forward(mut self) -> Result<types::Request, ErrorCode> {
+        // WASI carries the authority beside the headers, and wasmtime refuses `Host`.
+        self.edits
+            .retain(|(name, _)| !name.eq_ignore_ascii_case(http::header::HOST.as_str()));
+        if let Some(copied) = &self.copied {
+            self.edits.retain(|(name, value)| {
+                let mut was = copied
+                    .iter()
+                    .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+                    .map(|(_, v)| v);
+                match value {
+                    Some(value) => !(was.next() == Some(value) && was.next().is_none()),
+                    None => was.next().is_some(),
+                }
+            });
+        }
+        if self.edits.is_empty() {
+            return Ok(self.request);
+        }
+        let edited = |name: &str| {
+            self.edits
+                .iter()
+                .find(|(n, _)| n.eq_ignore_ascii_case(name))
+        };
+        let no_body = match &self.copied {
+            Some(copied) => {
+                let now = |name: &str| -> Vec<&[u8]> {
+                    match edited(name) {
+                        Some((_, value)) => value.as_deref().into_iter().collect(),
+                        None => copied
+                            .iter()
+                            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+                            .map(|(_, v)| v.as_slice())
+                            .collect(),
+                    }
+                };
+                no_body(
+                    &self.method,
+                    &now(http::header::TRANSFER_ENCODING.as_str()),
+                    &now(http::header::CONTENT_LENGTH.as_str()),
+                )
+            }
+            None => {
+                // Neither header is one the middlewares edit: asked for, the second only
+                // when the first does not already say there is a body.
+                let transfer_encoding = match edited(http::header::TRANSFER_ENCODING.as_str()) {
+                    Some((_, value)) => value.is_some(),
+                    None => self.fields.has(http::header::TRANSFER_ENCODING.as_str()),
+                };
+                if transfer_encoding {
+                    false
+                } else {
+                    let content_length = match edited(http::header::CONTENT_LENGTH.as_str()) {
+                        Some((_, value)) => value.iter().cloned().collect(),
+                        None => self.fields.get(http::header::CONTENT_LENGTH.as_str()),
+                    };
+                    let content_length: Vec<&[u8]> =
+                        content_length.iter().map(Vec::as_slice).collect();
+                    no_body(&self.method, &[], &content_length)
+                }
+            }
+        };
+        let headers = match self.copied.take() {
+            Some(copied) => from_copy(&self.fields, copied, &self.edits)?,
+            None => edit_clone(&self.fields, &self.edits)?,
+        };
+        drop(self.fields);
+        forward_around(self.request, &self.method, &self.uri, headers, no_body)
+    }
+}
+
+/// New fields holding `copied` (a `copy-all` of `fields`) with `edits` made, built in
+/// one host call; should the host refuse the list, a clone of `fields` with the edits.
+fn from_copy(
+    fields: &Fields,
+    mut copied: Vec<(String, Vec<u8>)>,
+    edits: &[(Cow<'static, str>, Option<Vec<u8>>)],
+) -> Result<Fields, ErrorCode> {
+    for (name, value) in edits {
+        let mut first = true;
+        copied.retain_mut(|(n, v)| {
+            if !n.eq_ignore_ascii_case(name) {
+                return true;
+            }
+            // A set value takes the place of the first it replaces, as `set` does.
+            match value {
+                Some(value) if first => {
+                    first = false;
+                    *v = value.clone();
+                    true
+                }
+                _ => false,
+            }
+        });
+        if let (Some(value), true) = (value, first) {
+            copied.push((name.to_string(), value.clone()));
+        }
+    }
+    match Fields::from_list(&copied) {
+        Ok(headers) => Ok(headers),
+        Err(_) => edit_clone(fields, edits),
+    }
+}
+
+/// A mutable clone of `fields` with `edits` made, a host call each.
+fn edit_clone(
+    fields: &Fields,
+    edits: &[(Cow<'static, str>, Option<Vec<u8>>)],
+) -> Result<Fields, ErrorCode> {
+    let clone = fields.clone();
+    for (name, value) in edits {
+        match value {
+            Some(value) => clone
+                .set(name, std::slice::from_ref(value))
+                .map_err(internal)?,
+            None => clone.delete(name).map_err(internal)?,
+        }
+    }
+    Ok(clone)
+}
+
+/// The method and target of `request` (four host calls), checked as `http` checks them.
+fn target(request: &types::Request) -> Result<(http::Method, http::Uri), ErrorCode> {
+    let mut uri = http::Uri::builder();
+    if let Some(scheme) = request.get_scheme() {
+        uri = uri.scheme(match scheme {
+            types::Scheme::Http => http::uri::Scheme::HTTP,
+            types::Scheme::Https => http::uri::Scheme::HTTPS,
+            types::Scheme::Other(other) => other
+                .parse()
+                .map_err(|_| ErrorCode::HttpRequestUriInvalid)?,
+        });
+    }
+    if let Some(authority) = request.get_authority() {
+        uri = uri.authority(authority);
+    }
+    if let Some(path) = request.get_path_with_query() {
+        uri = uri.path_and_query(path);
+    }
+    let uri = uri.build().map_err(|_| ErrorCode::HttpRequestUriInvalid)?;
+    let method = match request.get_method() {
+        types::Method::Get => http::Method::GET,
+        types::Method::Head => http::Method::HEAD,
+        types::Method::Post => http::Method::POST,
+        types::Method::Put => http::Method::PUT,
+        types::Method::Delete => http::Method::DELETE,
+        types::Method::Connect => http::Method::CONNECT,
+        types::Method::Options => http::Method::OPTIONS,
+        types::Method::Trace => http::Method::TRACE,
+        types::Method::Patch => http::Method::PATCH,
+        types::Method::Other(other) => http::Method::from_bytes(other.as_bytes())
+            .map_err(|_| ErrorCode::HttpRequestMethodInvalid)?,
+    };
+    Ok((method, uri))
 }
 
 /// `request`'s body, at most `limit` bytes: one byte past it is never held.
@@ -243,27 +511,41 @@ async fn read_whole(request: types::Request, limit: u64) -> Result<Vec<u8>, Body
 /// its body, read or not.
 fn has_no_body(parts: &http::request::Parts) -> bool {
     let headers = &parts.headers;
-    if headers.contains_key(http::header::TRANSFER_ENCODING) {
+    let values = |name| -> Vec<&[u8]> {
+        headers
+            .get_all(name)
+            .iter()
+            .map(http::HeaderValue::as_bytes)
+            .collect()
+    };
+    no_body(
+        &parts.method,
+        &values(http::header::TRANSFER_ENCODING),
+        &values(http::header::CONTENT_LENGTH),
+    )
+}
+
+/// [`has_no_body`] from the method and the values of `Transfer-Encoding` and
+/// `Content-Length`.
+fn no_body(method: &http::Method, transfer_encoding: &[&[u8]], content_length: &[&[u8]]) -> bool {
+    if !transfer_encoding.is_empty() {
         return false;
     }
-    let lengths: Vec<_> = headers
-        .get_all(http::header::CONTENT_LENGTH)
-        .iter()
-        .collect();
-    match lengths[..] {
-        [length] => length.as_bytes() == b"0",
+    match content_length {
+        [length] => *length == b"0",
         [] => matches!(
-            parts.method,
+            *method,
             http::Method::GET | http::Method::HEAD | http::Method::OPTIONS | http::Method::TRACE
         ),
         _ => false,
     }
 }
 
-/// A new WASI request with `parts`' method and target, `headers`, `contents` and
+/// A new WASI request with `method` and `uri`'s target, `headers`, `contents` and
 /// `trailers`; also the future of its transmission.
 fn new_request(
-    parts: &http::request::Parts,
+    method: &http::Method,
+    uri: &http::Uri,
     headers: Fields,
     contents: Option<wit_bindgen::StreamReader<u8>>,
     trailers: wit_bindgen::FutureReader<Result<Option<types::Trailers>, ErrorCode>>,
@@ -277,22 +559,22 @@ fn new_request(
 > {
     let (request, transmitted) = types::Request::new(headers, contents, trailers, options);
     // A new request is a GET without scheme, authority or path: only what differs is set.
-    if parts.method != http::Method::GET {
+    if *method != http::Method::GET {
         request
-            .set_method(&types::Method::from(&parts.method))
+            .set_method(&types::Method::from(method))
             .map_err(|()| ErrorCode::HttpRequestMethodInvalid)?;
     }
-    if let Some(scheme) = parts.uri.scheme() {
+    if let Some(scheme) = uri.scheme() {
         request
             .set_scheme(Some(&types::Scheme::from(scheme)))
             .map_err(|()| ErrorCode::HttpProtocolError)?;
     }
-    if let Some(authority) = parts.uri.authority() {
+    if let Some(authority) = uri.authority() {
         request
             .set_authority(Some(authority.as_str()))
             .map_err(|()| ErrorCode::HttpRequestUriInvalid)?;
     }
-    if let Some(path) = parts.uri.path_and_query() {
+    if let Some(path) = uri.path_and_query() {
         request
             .set_path_with_query(Some(path.as_str()))
             .map_err(|()| ErrorCode::HttpRequestUriInvalid)?;
@@ -358,9 +640,12 @@ pub fn edit_response(
     let (report, reported) = wit_future::new(|| Ok(()));
     let (contents, trailers) = types::Response::consume_body(response, reported);
     let (edited, transmitted) = types::Response::new(headers, Some(contents), trailers);
-    edited
-        .set_status_code(status)
-        .map_err(|()| ErrorCode::HttpProtocolError)?;
+    // A new response is a 200: only another status costs a host call.
+    if status != 200 {
+        edited
+            .set_status_code(status)
+            .map_err(|()| ErrorCode::HttpProtocolError)?;
+    }
     wit_bindgen::spawn(async move {
         let _ = report.write(transmitted.await).await;
     });
