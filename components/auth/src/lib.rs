@@ -21,6 +21,53 @@ const IDENTITY_HEADER_PREFIX: &str = "x-chatgate-";
 const API_KEY_HEADER: &str = "api-key";
 const REALM_CHALLENGE: &str = "Bearer realm=\"chatgate\"";
 
+/// The request headers authentication reads, by name: an `http::HeaderMap`, or the
+/// middleware's copy of a WASI request's headers, which it does not parse into a map.
+pub trait Headers {
+    /// The values of the header `name` (lowercase), in order.
+    fn values<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a [u8]> + 'a;
+    /// The name of every header (lowercase), in order; a name sent twice may come twice.
+    fn names(&self) -> impl Iterator<Item = &str>;
+}
+
+impl Headers for HeaderMap {
+    fn values<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a [u8]> + 'a {
+        self.get_all(name).iter().map(HeaderValue::as_bytes)
+    }
+
+    fn names(&self) -> impl Iterator<Item = &str> {
+        self.keys().map(http::HeaderName::as_str)
+    }
+}
+
+/// `value` as a string if it is visible ASCII or tabs, as `HeaderValue::to_str` takes it.
+fn visible_ascii(value: &[u8]) -> Option<&str> {
+    if value
+        .iter()
+        .all(|&b| b == b'\t' || (b' '..0x7f).contains(&b))
+    {
+        std::str::from_utf8(value).ok()
+    } else {
+        None
+    }
+}
+
+/// No value, one value, or several.
+enum Values<'a> {
+    None,
+    One(&'a [u8]),
+    Several,
+}
+
+fn values_of<'a>(headers: &'a impl Headers, name: &'a str) -> Values<'a> {
+    let mut values = headers.values(name);
+    match (values.next(), values.next()) {
+        (None, _) => Values::None,
+        (Some(value), None) => Values::One(value),
+        (Some(_), Some(_)) => Values::Several,
+    }
+}
+
 /// How the caller was admitted; the value of `x-chatgate-auth`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AuthMethod {
@@ -111,16 +158,13 @@ enum Credential<'a> {
     Unusable(&'static str),
 }
 
-fn credential(headers: &HeaderMap) -> Credential<'_> {
-    let authorization: Vec<&HeaderValue> = headers
-        .get_all(http::header::AUTHORIZATION)
-        .iter()
-        .collect();
-    let api_key: Vec<&HeaderValue> = headers.get_all(API_KEY_HEADER).iter().collect();
-    match (&authorization[..], &api_key[..]) {
-        ([], []) => Credential::None,
-        ([value], []) => {
-            let Ok(value) = value.to_str() else {
+fn credential(headers: &impl Headers) -> Credential<'_> {
+    let authorization = values_of(headers, http::header::AUTHORIZATION.as_str());
+    let api_key = values_of(headers, API_KEY_HEADER);
+    match (authorization, api_key) {
+        (Values::None, Values::None) => Credential::None,
+        (Values::One(value), Values::None) => {
+            let Some(value) = visible_ascii(value) else {
                 return Credential::Unusable("The Authorization header is malformed");
             };
             let (scheme, token) = value.trim().split_once(' ').unwrap_or((value.trim(), ""));
@@ -133,8 +177,8 @@ fn credential(headers: &HeaderMap) -> Credential<'_> {
                 Credential::Bearer(token)
             }
         }
-        ([], [value]) => match value.to_str() {
-            Ok(key) if !key.trim().is_empty() => Credential::ApiKeyHeader(key.trim()),
+        (Values::None, Values::One(value)) => match visible_ascii(value) {
+            Some(key) if !key.trim().is_empty() => Credential::ApiKeyHeader(key.trim()),
             _ => Credential::Unusable("The api-key header is malformed"),
         },
         _ => Credential::Unusable("Send exactly one credential"),
@@ -146,10 +190,11 @@ fn credential(headers: &HeaderMap) -> Credential<'_> {
 pub const CLIENT_ADDRESS_HEADER: &str = "spin-client-addr";
 
 /// Whether the host reports a loopback client. Without the header, fail closed.
-fn client_is_loopback(headers: &HeaderMap) -> bool {
+fn client_is_loopback(headers: &impl Headers) -> bool {
     headers
-        .get(CLIENT_ADDRESS_HEADER)
-        .and_then(|v| v.to_str().ok())
+        .values(CLIENT_ADDRESS_HEADER)
+        .next()
+        .and_then(visible_ascii)
         .and_then(|v| v.parse::<std::net::SocketAddr>().ok())
         .is_some_and(|addr| addr.ip().is_loopback())
 }
@@ -158,7 +203,7 @@ fn client_is_loopback(headers: &HeaderMap) -> bool {
 pub fn authenticate(
     method: &Method,
     path: &str,
-    headers: &HeaderMap,
+    headers: &impl Headers,
     settings: &Settings,
     now_unix: i64,
 ) -> Outcome {
@@ -170,7 +215,7 @@ pub fn authenticate(
 pub fn authenticate_with(
     method: &Method,
     path: &str,
-    headers: &HeaderMap,
+    headers: &impl Headers,
     settings: &Settings,
     now_unix: i64,
     tokens: Option<&mut VerifiedTokens>,
@@ -186,7 +231,7 @@ pub fn authenticate_with(
 }
 
 fn decide(
-    headers: &HeaderMap,
+    headers: &impl Headers,
     settings: &Settings,
     now_unix: i64,
     tokens: Option<&mut VerifiedTokens>,
@@ -288,37 +333,72 @@ fn verify_jwt(
 /// Whether [`prepare_inward`] would leave `headers` as they are: no identity to assert,
 /// and neither a credential nor a client-asserted identity to drop. The request can then
 /// go on untouched, without the new request an edit costs.
-pub fn inward_unchanged(headers: &HeaderMap, identity: Option<&Identity>) -> bool {
+pub fn inward_unchanged(headers: &impl Headers, identity: Option<&Identity>) -> bool {
     identity.is_none()
-        && !headers.contains_key(http::header::AUTHORIZATION)
-        && !headers.contains_key(API_KEY_HEADER)
+        && headers
+            .values(http::header::AUTHORIZATION.as_str())
+            .next()
+            .is_none()
+        && headers.values(API_KEY_HEADER).next().is_none()
         && !headers
-            .keys()
-            .any(|name| name.as_str().starts_with(IDENTITY_HEADER_PREFIX))
+            .names()
+            .any(|name| name.starts_with(IDENTITY_HEADER_PREFIX))
+}
+
+/// One change [`prepare_inward`] makes to the inward headers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InwardEdit {
+    /// The header goes, every value of it.
+    Delete(String),
+    /// The header's values are replaced by this one.
+    Set(&'static str, String),
+}
+
+/// What [`prepare_inward`] changes, in order: client-asserted identity and the
+/// credential dropped, then the verified identity (if any) asserted. The component
+/// applies them to the request's copied headers without parsing them into a map.
+pub fn inward_edits(headers: &impl Headers, identity: Option<&Identity>) -> Vec<InwardEdit> {
+    let mut edits: Vec<InwardEdit> = Vec::new();
+    for name in headers.names() {
+        if name.starts_with(IDENTITY_HEADER_PREFIX)
+            && !edits
+                .iter()
+                .any(|edit| matches!(edit, InwardEdit::Delete(n) if n == name))
+        {
+            edits.push(InwardEdit::Delete(name.to_owned()));
+        }
+    }
+    edits.push(InwardEdit::Delete(
+        http::header::AUTHORIZATION.as_str().to_owned(),
+    ));
+    edits.push(InwardEdit::Delete(API_KEY_HEADER.to_owned()));
+    if let Some(identity) = identity {
+        // Subjects are restricted to header-safe characters before they get here.
+        if HeaderValue::from_str(&identity.subject).is_ok() {
+            edits.push(InwardEdit::Set(SUBJECT_HEADER, identity.subject.clone()));
+        }
+        edits.push(InwardEdit::Set(
+            AUTH_HEADER,
+            identity.method.as_str().to_owned(),
+        ));
+    }
+    edits
 }
 
 /// Rewrites the inward headers: drops client-asserted identity and the credential, then
 /// asserts the verified identity (if any).
 pub fn prepare_inward(headers: &mut HeaderMap, identity: Option<&Identity>) {
-    let spoofable: Vec<http::HeaderName> = headers
-        .keys()
-        .filter(|name| name.as_str().starts_with(IDENTITY_HEADER_PREFIX))
-        .cloned()
-        .collect();
-    for name in spoofable {
-        headers.remove(name);
-    }
-    headers.remove(http::header::AUTHORIZATION);
-    headers.remove(API_KEY_HEADER);
-    if let Some(identity) = identity {
-        // Subjects are restricted to header-safe characters before they get here.
-        if let Ok(subject) = HeaderValue::from_str(&identity.subject) {
-            headers.insert(SUBJECT_HEADER, subject);
+    for edit in inward_edits(headers, identity) {
+        match edit {
+            InwardEdit::Delete(name) => {
+                headers.remove(name);
+            }
+            InwardEdit::Set(name, value) => {
+                if let Ok(value) = HeaderValue::from_str(&value) {
+                    headers.insert(name, value);
+                }
+            }
         }
-        headers.insert(
-            AUTH_HEADER,
-            HeaderValue::from_static(identity.method.as_str()),
-        );
     }
 }
 

@@ -1,7 +1,8 @@
+use super::Headers;
 use super::config::{Settings, VARIABLES};
 use chatgate_guest::VariableValue;
 use chatgate_guest_otel::{StageSpan, Tracer};
-use chatgate_middleware::{Incoming, next};
+use chatgate_middleware::{Light, next};
 use spin_sdk::http::{IntoResponse, Response};
 use spin_sdk::wasip3::exports::http::handler::Guest;
 use spin_sdk::wasip3::http::types::{ErrorCode, Request as WasiRequest, Response as WasiResponse};
@@ -21,12 +22,25 @@ spin_sdk::wasip3::http::service::export!(Auth);
 
 impl Guest for Auth {
     async fn handle(request: WasiRequest) -> Result<WasiResponse, ErrorCode> {
-        let mut incoming = Incoming::read(request)?;
-        let (mut stage, traceparent) = TRACER.inward_from("auth", &incoming.parts().headers);
+        // Its headers are copied once (auth looks for every `x-chatgate-` name) and
+        // looked up in the copy, not parsed into a map.
+        let mut incoming = Light::read(request)?;
+        incoming.copy_headers();
+        // `inward_from` works on a map: the `traceparent` values alone.
+        let mut traceparent = http::HeaderMap::new();
+        for value in
+            Copied(incoming.copied().unwrap_or_default()).values(chatgate_guest_otel::TRACEPARENT)
+        {
+            let value = http::HeaderValue::from_bytes(value)
+                .map_err(|error| ErrorCode::InternalError(Some(error.to_string())))?;
+            traceparent.append(chatgate_guest_otel::TRACEPARENT, value);
+        }
+        let (mut stage, traceparent) = TRACER.inward_from("auth", &traceparent);
         if let Some(traceparent) = traceparent {
-            incoming
-                .headers_mut()
-                .insert(chatgate_guest_otel::TRACEPARENT, traceparent);
+            incoming.set(
+                chatgate_guest_otel::TRACEPARENT,
+                traceparent.as_bytes().to_vec(),
+            );
         }
         let outcome = authenticate_and_forward(incoming, &mut stage).await;
         stage.end_with(&outcome);
@@ -34,12 +48,28 @@ impl Guest for Auth {
     }
 }
 
+/// The request's headers as they came (a `copy-all`), for the decisions in `lib.rs`.
+struct Copied<'a>(&'a [(String, Vec<u8>)]);
+
+impl super::Headers for Copied<'_> {
+    fn values<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a [u8]> + 'a {
+        self.0
+            .iter()
+            .filter(move |(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, value)| value.as_slice())
+    }
+
+    fn names(&self) -> impl Iterator<Item = &str> {
+        self.0.iter().map(|(name, _)| name.as_str())
+    }
+}
+
 async fn authenticate_and_forward(
-    mut incoming: Incoming,
+    mut incoming: Light,
     stage: &mut StageSpan,
 ) -> Result<WasiResponse, ErrorCode> {
-    let parts = incoming.parts();
-    let settings = if super::is_exempt(&parts.method, parts.uri.path()) {
+    let (method, path) = (incoming.method(), incoming.uri().path());
+    let settings = if super::is_exempt(method, path) {
         Cow::Owned(Settings::default())
     } else {
         settings().await
@@ -52,9 +82,9 @@ async fn authenticate_and_forward(
     let mut tokens = matches!(settings, Cow::Borrowed(_))
         .then(|| VERIFIED_TOKENS.lock().unwrap_or_else(|e| e.into_inner()));
     let outcome = super::authenticate_with(
-        &parts.method,
-        parts.uri.path(),
-        &parts.headers,
+        incoming.method(),
+        incoming.uri().path(),
+        &Copied(incoming.copied().unwrap_or_default()),
         &settings,
         now,
         tokens.as_deref_mut(),
@@ -89,8 +119,14 @@ async fn authenticate_and_forward(
     let super::Outcome::Forward(identity) = outcome else {
         return Err(ErrorCode::InternalError(None));
     };
-    if !super::inward_unchanged(&incoming.parts().headers, identity.as_ref()) {
-        super::prepare_inward(incoming.headers_mut(), identity.as_ref());
+    let headers = Copied(incoming.copied().unwrap_or_default());
+    if !super::inward_unchanged(&headers, identity.as_ref()) {
+        for edit in super::inward_edits(&headers, identity.as_ref()) {
+            match edit {
+                super::InwardEdit::Delete(name) => incoming.delete(name),
+                super::InwardEdit::Set(name, value) => incoming.set(name, value.into_bytes()),
+            }
+        }
     }
     next(incoming.forward()?).await
 }
