@@ -829,6 +829,58 @@ mod tests {
         }
     }
 
+    /// Metrics alone: the request is measured, and nothing of a span is made.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn without_traces_a_request_gets_no_span_and_keeps_its_traceparent() {
+        // Nothing listens there; nothing is exported before the test ends.
+        let settings = settings(&[
+            (
+                OTEL_EXPORTER_OTLP_METRICS_ENDPOINT,
+                "http://127.0.0.1:9/v1/metrics",
+            ),
+            (OTEL_METRIC_EXPORT_INTERVAL, "3600000"),
+        ])
+        .unwrap()
+        .unwrap();
+        let otel = Tracing::start(&settings).unwrap();
+        assert!(otel.traces.is_none());
+        let sink = otel.span_sink();
+        assert!(!sink.exports_spans() && sink.metrics().is_some());
+        let caller = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        let mut request = http::Request::new(());
+        request
+            .headers_mut()
+            .insert("traceparent", http::HeaderValue::from_static(caller));
+        let span = otel.server_span(&request, "127.0.0.1:1".parse().unwrap(), Some("/..."));
+        assert!(span.span.is_none() && span.measured.is_some());
+        span.inject(request.headers_mut());
+        assert_eq!(request.headers()["traceparent"], caller);
+        span.end(http::StatusCode::OK);
+        assert_eq!(otel.dropped_spans(), 0);
+        stop(otel).await;
+        // Traces alone: a span, no measurement.
+        let settings = settings_of_traces_alone();
+        let otel = Tracing::start(&settings).unwrap();
+        let span = otel.server_span(&request, "127.0.0.1:1".parse().unwrap(), None);
+        assert!(span.span.is_some() && span.measured.is_none());
+        span.inject(request.headers_mut());
+        assert_ne!(request.headers()["traceparent"], caller);
+        assert!(otel.span_sink().exports_spans() && otel.span_sink().metrics().is_none());
+        span.end(http::StatusCode::OK);
+        stop(otel).await;
+    }
+
+    /// Shuts `otel` down off the async threads (its exports fail: nothing listens).
+    async fn stop(otel: Tracing) {
+        let _ = tokio::task::spawn_blocking(move || otel.shutdown()).await;
+    }
+
+    fn settings_of_traces_alone() -> TraceSettings {
+        settings(&[(OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, "http://127.0.0.1:9")])
+            .unwrap()
+            .unwrap()
+    }
+
     #[test]
     fn a_signal_that_is_off_has_its_protocol_left_unread() {
         // As in Spin, where only an enabled signal reads its protocol: http/json for
