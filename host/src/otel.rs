@@ -354,9 +354,6 @@ impl Tracing {
             ))
             .with_attributes(attributes)
             .build();
-        // The resource is given to the exporter here rather than through the provider:
-        // the processor is shared with the guests' spans ([`SpanSink`]), and a shared
-        // processor cannot take the provider's `set_resource(&mut self)`.
         let metrics = match &settings.metrics_endpoint {
             Some(endpoint) => Some(Arc::new(Metrics::start(
                 metric_exporter(settings.metrics_protocol, endpoint)?,
@@ -483,6 +480,9 @@ impl HostTraces {
         if let Some(delay) = settings.scheduled_delay {
             batch = batch.with_scheduled_delay(delay);
         }
+        // The resource is given to the exporter here rather than through the provider:
+        // the processor is shared with the guests' spans ([`SpanSink`]), and a shared
+        // processor cannot take the provider's `set_resource(&mut self)`.
         exporter.set_resource(&resource);
         let processor = Arc::new(SpanQueue::new(exporter, batch.build(), queue_capacity));
         let mut provider = SdkTracerProvider::builder()
