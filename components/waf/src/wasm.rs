@@ -63,14 +63,9 @@ spin_sdk::wasip3::http::service::export!(Waf);
 
 impl Handler for Waf {
     async fn handle(request: WasiRequest) -> Result<WasiResponse, ErrorCode> {
-        let mut incoming = Incoming::read(request)?;
+        let incoming = Incoming::read(request)?;
         let (mut stage, traceparent) = TRACER.inward_from("waf", &incoming.parts().headers);
-        if let Some(traceparent) = traceparent {
-            incoming
-                .headers_mut()
-                .insert(chatgate_guest_otel::TRACEPARENT, traceparent);
-        }
-        let outcome = inspect_and_forward(incoming, &mut stage).await;
+        let outcome = inspect_and_forward(incoming, traceparent, &mut stage).await;
         stage.end_with(&outcome);
         outcome
     }
@@ -97,8 +92,15 @@ fn report(stage: &mut StageSpan, rejection: Option<&Rejection>, audit: Option<&s
     }
 }
 
+/// Inspects the request as it came and, if it passes, hands it on with `traceparent`
+/// (this stage's span, when it is to be handed on). The rules see the client's headers,
+/// never the `traceparent` this stage writes: that one is new in every request (so the
+/// memo never knew it and the prefilter scanned it each time, about a sixth of an
+/// ordinary request's inspection), and it replaced, unseen, whatever a client sent that
+/// was not a valid `traceparent`.
 async fn inspect_and_forward(
     mut incoming: Incoming,
+    traceparent: Option<http::HeaderValue>,
     stage: &mut StageSpan,
 ) -> Result<WasiResponse, ErrorCode> {
     let config = match config().await {
@@ -133,6 +135,11 @@ async fn inspect_and_forward(
     }
     if let Some(rejection) = &decision.refusal {
         return reject(rejection);
+    }
+    if let Some(traceparent) = traceparent {
+        incoming
+            .headers_mut()
+            .insert(chatgate_guest_otel::TRACEPARENT, traceparent);
     }
     next(incoming.forward()?).await
 }
