@@ -59,25 +59,61 @@ impl Verdict {
 #[derive(Debug, Default)]
 pub struct Secrets(Vec<String>);
 
+/// The values of a request's credential headers, as they came: what [`Secrets`] is made
+/// of, kept cheaply (one copy per such header) until an audit line needs them, which an
+/// ordinary request never does.
+#[derive(Debug, Default)]
+pub struct SecretHeaders(Vec<(usize, Vec<u8>)>);
+
+impl SecretHeaders {
+    /// Keeps `value` if `name` is one of [`SECRET_HEADERS`] (lowercase, as `http` holds
+    /// names).
+    pub fn add(&mut self, name: &str, value: &[u8]) {
+        if let Some(kind) = SECRET_HEADERS.iter().position(|secret| *secret == name) {
+            self.0.push((kind, value.to_vec()));
+        }
+    }
+
+    /// The secrets of the kept values.
+    pub fn secrets(&self) -> Secrets {
+        // By header name in the order of `SECRET_HEADERS`, each name's values in their
+        // order, as `Secrets::of` reads them.
+        let mut kept: Vec<&(usize, Vec<u8>)> = self.0.iter().collect();
+        kept.sort_by_key(|(kind, _)| *kind);
+        Secrets::from_values(
+            kept.into_iter()
+                .map(|(kind, value)| (SECRET_HEADERS[*kind], value.as_slice())),
+        )
+    }
+}
+
 impl Secrets {
     pub fn of(headers: &HeaderMap) -> Secrets {
+        Secrets::from_values(SECRET_HEADERS.iter().flat_map(|name| {
+            headers
+                .get_all(*name)
+                .into_iter()
+                .map(move |value| (*name, value.as_bytes()))
+        }))
+    }
+
+    /// The secrets of credential header values (`name` one of [`SECRET_HEADERS`]).
+    fn from_values<'v>(values: impl Iterator<Item = (&'static str, &'v [u8])>) -> Secrets {
         let mut secrets = Vec::new();
-        for name in SECRET_HEADERS {
-            for value in headers.get_all(name) {
-                let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
-                if name == "cookie" {
-                    for pair in value.split(';') {
-                        if let Some((_, v)) = pair.split_once('=') {
-                            secrets.push(v.trim().to_owned());
-                        }
+        for (name, value) in values {
+            let value = String::from_utf8_lossy(value).into_owned();
+            if name == "cookie" {
+                for pair in value.split(';') {
+                    if let Some((_, v)) = pair.split_once('=') {
+                        secrets.push(v.trim().to_owned());
                     }
-                } else if let Some((_, token)) = value.trim().split_once(' ') {
-                    // `Bearer <token>`: rules may see the token alone (after a split or a
-                    // transformation), so it is a secret of its own.
-                    secrets.push(token.trim().to_owned());
                 }
-                secrets.push(value.trim().to_owned());
+            } else if let Some((_, token)) = value.trim().split_once(' ') {
+                // `Bearer <token>`: rules may see the token alone (after a split or a
+                // transformation), so it is a secret of its own.
+                secrets.push(token.trim().to_owned());
             }
+            secrets.push(value.trim().to_owned());
         }
         secrets.retain(|s| s.len() >= MIN_SECRET_LEN);
         // Longest first, so that a token inside a longer header value does not leave the

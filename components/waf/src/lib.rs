@@ -189,22 +189,19 @@ pub fn header_bytes(headers: &HeaderMap) -> u64 {
         .sum()
 }
 
-/// The declared body length; `Err` for an invalid or conflicting `Content-Length`.
-fn declared_content_length(headers: &HeaderMap) -> Result<Option<u64>, ()> {
-    let mut declared = None;
-    for value in headers.get_all(http::header::CONTENT_LENGTH) {
-        let parsed = value
-            .to_str()
-            .ok()
-            .filter(|v| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()))
-            .and_then(|v| v.parse::<u64>().ok());
-        match (parsed, declared) {
-            (Some(length), None) => declared = Some(length),
-            (Some(length), Some(previous)) if length == previous => {}
-            _ => return Err(()),
-        }
+/// The declared body length after one more `Content-Length` value, given the length the
+/// earlier ones declared; `Err` for an invalid or conflicting value.
+fn content_length(declared: Option<u64>, value: &http::HeaderValue) -> Result<Option<u64>, ()> {
+    let parsed = value
+        .to_str()
+        .ok()
+        .filter(|v| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()))
+        .and_then(|v| v.parse::<u64>().ok());
+    match (parsed, declared) {
+        (Some(length), None) => Ok(Some(length)),
+        (Some(length), Some(previous)) if length == previous => Ok(declared),
+        _ => Err(()),
     }
-    Ok(declared)
 }
 
 fn body_too_large(config: &Config) -> Rejection {
@@ -258,37 +255,96 @@ pub fn rules_request(
     headers: &HeaderMap,
     request_id: Option<&str>,
 ) -> Request {
-    let mut pairs: Vec<(String, String)> = headers
-        .iter()
-        .filter(|(name, _)| !name.as_str().starts_with("spin-"))
-        .map(|(name, value)| {
-            (
-                name.as_str().to_owned(),
-                String::from_utf8_lossy(value.as_bytes()).into_owned(),
-            )
-        })
-        .collect();
-    if !headers.contains_key(http::header::HOST)
-        && let Some(authority) = uri.authority()
-    {
+    let mut request = read_headers(method, uri, headers).request;
+    request.unique_id = request_id.unwrap_or_default().to_owned();
+    request
+}
+
+/// What the checks need of the headers, read in one pass over them ([`read_headers`])
+/// rather than a look-up by name each (a name parsed, hashed and compared per look-up:
+/// eleven of them per request before).
+struct Headers {
+    /// [`rules_request`]'s request, `unique_id` left empty.
+    request: Request,
+    /// The first `x-request-id`.
+    request_id: Option<String>,
+    header_bytes: u64,
+    declared_length: Result<Option<u64>, ()>,
+    content_type: ContentType,
+    secrets: audit::SecretHeaders,
+}
+
+fn read_headers(method: &Method, uri: &http::Uri, headers: &HeaderMap) -> Headers {
+    let mut pairs: Vec<(String, String)> = Vec::with_capacity(headers.len() + 1);
+    let mut has_host = false;
+    let mut client = None;
+    let mut request_id = None;
+    let mut header_bytes = 0;
+    let mut declared_length = Ok(None);
+    let mut content_types = 0;
+    let mut json = false;
+    let mut secrets = audit::SecretHeaders::default();
+    for (name, value) in headers {
+        header_bytes += (name.as_str().len() + value.len() + 4) as u64;
+        if name == http::header::CONTENT_LENGTH {
+            declared_length = declared_length.and_then(|declared| content_length(declared, value));
+        } else if name == http::header::CONTENT_TYPE {
+            content_types += 1;
+            json = value.to_str().is_ok_and(is_allowed_content_type);
+        } else if name == http::header::HOST {
+            has_host = true;
+        }
+        let name = name.as_str();
+        if name.starts_with("spin-") {
+            if client.is_none() && name == "spin-client-addr" {
+                client = Some(value.to_str().ok().and_then(|v| {
+                    let address = v.parse::<std::net::SocketAddr>().ok()?;
+                    // An IPv4 address reads back as written (no leading zeros parse):
+                    // the text itself, rather than the address formatted again.
+                    let ip = match address {
+                        std::net::SocketAddr::V4(_) => v.rsplit_once(':')?.0.to_owned(),
+                        std::net::SocketAddr::V6(a) => a.ip().to_string(),
+                    };
+                    Some((ip, address.port()))
+                }));
+            }
+            continue;
+        }
+        if request_id.is_none() && name == "x-request-id" {
+            request_id = Some(value.to_str().ok().map(str::to_owned));
+        }
+        secrets.add(name, value.as_bytes());
+        pairs.push((
+            name.to_owned(),
+            String::from_utf8_lossy(value.as_bytes()).into_owned(),
+        ));
+    }
+    if !has_host && let Some(authority) = uri.authority() {
         pairs.insert(0, ("host".to_owned(), authority.as_str().to_owned()));
     }
-    let client = headers
-        .get("spin-client-addr")
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.parse::<std::net::SocketAddr>().ok());
-    Request {
-        method: method.as_str().to_owned(),
-        uri: uri
-            .path_and_query()
-            .map_or("/", |pq| pq.as_str())
-            .to_owned(),
-        protocol: "HTTP/1.1".to_owned(),
-        headers: pairs,
-        unique_id: request_id.unwrap_or_default().to_owned(),
-        remote_addr: client.map(|a| a.ip().to_string()).unwrap_or_default(),
-        remote_port: client.map_or(0, |a| a.port()),
-        ..Request::default()
+    let (remote_addr, remote_port) = client.flatten().unwrap_or_default();
+    Headers {
+        request: Request {
+            method: method.as_str().to_owned(),
+            uri: uri
+                .path_and_query()
+                .map_or("/", |pq| pq.as_str())
+                .to_owned(),
+            protocol: "HTTP/1.1".to_owned(),
+            headers: pairs,
+            remote_addr,
+            remote_port,
+            ..Request::default()
+        },
+        request_id: request_id.flatten(),
+        header_bytes,
+        declared_length,
+        content_type: match (content_types, json) {
+            (0, _) => ContentType::None,
+            (1, true) => ContentType::Json,
+            _ => ContentType::Other,
+        },
+        secrets,
     }
 }
 
@@ -417,7 +473,7 @@ struct Context {
     method: Method,
     path: String,
     request_id: Option<String>,
-    secrets: audit::Secrets,
+    secrets: audit::SecretHeaders,
     header_bytes: u64,
     declared_length: Result<Option<u64>, ()>,
     content_type: ContentType,
@@ -432,31 +488,21 @@ enum ContentType {
 
 impl<'r> Inspection<'r> {
     pub fn new(rules: &'r RuleSet, config: &Config, parts: &http::request::Parts) -> Self {
-        let request_id = parts
-            .headers
-            .get("x-request-id")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
-        let request = rules_request(
-            &parts.method,
-            &parts.uri,
-            &parts.headers,
-            request_id.as_deref(),
-        );
+        let Headers {
+            mut request,
+            request_id,
+            header_bytes,
+            declared_length,
+            content_type,
+            secrets,
+        } = read_headers(&parts.method, &parts.uri, &parts.headers);
+        if let Some(id) = &request_id {
+            request.unique_id.push_str(id);
+        }
         let mut transaction = rules.transaction_with(&request, take_memo());
         if config.mode == Mode::Detect {
             transaction.detect_only();
         }
-        let content_types: Vec<_> = parts
-            .headers
-            .get_all(http::header::CONTENT_TYPE)
-            .iter()
-            .collect();
-        let content_type = match content_types[..] {
-            [] => ContentType::None,
-            [single] if single.to_str().is_ok_and(is_allowed_content_type) => ContentType::Json,
-            _ => ContentType::Other,
-        };
         Inspection {
             transaction,
             context: Context {
@@ -464,9 +510,9 @@ impl<'r> Inspection<'r> {
                 method: parts.method.clone(),
                 path: parts.uri.path().to_owned(),
                 request_id,
-                secrets: audit::Secrets::of(&parts.headers),
-                header_bytes: header_bytes(&parts.headers),
-                declared_length: declared_content_length(&parts.headers),
+                secrets,
+                header_bytes,
+                declared_length,
                 content_type,
             },
         }
@@ -612,7 +658,7 @@ impl Context {
             outcome,
             verdict,
             status,
-            &self.secrets,
+            &self.secrets.secrets(),
         ))
     }
 }
@@ -1051,6 +1097,16 @@ mod tests {
             ]
         );
         assert_eq!(request.unique_id, "rid");
+        // An IPv6 client reads as the address alone, as its formatting spells it.
+        let mut headers = HeaderMap::new();
+        headers.insert("spin-client-addr", HeaderValue::from_static("[::1]:8080"));
+        headers.insert("host", HeaderValue::from_static("h"));
+        let request = rules_request(&Method::GET, &uri, &headers, None);
+        assert_eq!(
+            (request.remote_addr.as_str(), request.remote_port),
+            ("::1", 8080)
+        );
+        assert_eq!(request.headers, vec![("host".to_owned(), "h".to_owned())]);
     }
 
     #[test]
