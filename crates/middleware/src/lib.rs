@@ -21,11 +21,15 @@
 //!   the original on untouched when nothing was edited, and otherwise builds the new
 //!   request around the original's body stream (`consume-body`), or without a body when
 //!   the request has none.
-//!
 //! - A middleware that needs a few headers by name (`telemetry`, `auth`) need not copy
 //!   them all into an `http::HeaderMap`: [`Light`] asks for them by name or copies them
 //!   without parsing, and makes its edits on the host's fields (`waf`, which inspects
-//!   every header, keeps [`Incoming`]).
+//!   every header, keeps [`Incoming`]). Measured 2026-12-06 with the bench binary of
+//!   7bd13d1, each figure one or two callgrind windows: `chat` behind `telemetry`
+//!   648 k -> 509-513 k instructions per request (telemetry's own code 203 k -> 69 k;
+//!   calls into the host 38 -> 40 per request, headers asked for by name instead of one
+//!   `copy-all`), behind `auth` 515 k -> 429 k (auth's own code 159 k -> 75 k; host
+//!   calls 25 -> 21).
 //!
 //! Only headers are edited: method, scheme, authority and path go on as they came.
 
