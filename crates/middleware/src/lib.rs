@@ -28,8 +28,8 @@
 //!   7bd13d1, each figure one or two callgrind windows: `chat` behind `telemetry`
 //!   648 k -> 509-513 k instructions per request (telemetry's own code 203 k -> 69 k;
 //!   calls into the host 38 -> 40 per request, headers asked for by name instead of one
-//!   `copy-all`), behind `auth` 515 k -> 429 k (auth's own code 159 k -> 75 k; host
-//!   calls 25 -> 21).
+//!   `copy-all`; with the `copy-all` kept, 526 k), behind `auth` 515 k -> 422 k (auth's
+//!   own code 159 k -> 68 k; host calls 25 both).
 //!
 //! Only headers are edited: method, scheme, authority and path go on as they came.
 
@@ -230,9 +230,9 @@ fn forward_around(
 /// each) or copied all at once ([`Light::copy_headers`]: one host call, and one call
 /// into the component's allocator per name and per value, about 26 k instructions for
 /// eight headers under wasmtime 48, `bench/instructions/run`). Edits are kept as a list;
-/// when the request goes on they are made on a clone of the original's fields (a host
-/// call each, the first also copying the whole map in the host) or, when the headers
-/// were copied, the new fields are the edited copy (one host call).
+/// when the request goes on, those that change something are made on a clone of the
+/// original's fields (a host call each, the first also copying the whole map in the
+/// host).
 pub struct Light {
     request: types::Request,
     method: http::Method,
@@ -385,45 +385,13 @@ impl Light {
                 }
             }
         };
-        let headers = match self.copied.take() {
-            Some(copied) => from_copy(&self.fields, copied, &self.edits)?,
-            None => edit_clone(&self.fields, &self.edits)?,
-        };
+        // Edits on a clone, even with the headers copied: a new list built from the
+        // edited copy (`from-list`, one host call) cost more, the host parsing every
+        // header again and the component building the list (`chat` behind `auth`: 429.2 k
+        // instructions per request against 422.6 k, `bench/instructions/run`).
+        let headers = edit_clone(&self.fields, &self.edits)?;
         drop(self.fields);
         forward_around(self.request, &self.method, &self.uri, headers, no_body)
-    }
-}
-
-/// New fields holding `copied` (a `copy-all` of `fields`) with `edits` made, built in
-/// one host call; should the host refuse the list, a clone of `fields` with the edits.
-fn from_copy(
-    fields: &Fields,
-    mut copied: Vec<(String, Vec<u8>)>,
-    edits: &[(Cow<'static, str>, Option<Vec<u8>>)],
-) -> Result<Fields, ErrorCode> {
-    for (name, value) in edits {
-        let mut first = true;
-        copied.retain_mut(|(n, v)| {
-            if !n.eq_ignore_ascii_case(name) {
-                return true;
-            }
-            // A set value takes the place of the first it replaces, as `set` does.
-            match value {
-                Some(value) if first => {
-                    first = false;
-                    *v = value.clone();
-                    true
-                }
-                _ => false,
-            }
-        });
-        if let (Some(value), true) = (value, first) {
-            copied.push((name.to_string(), value.clone()));
-        }
-    }
-    match Fields::from_list(&copied) {
-        Ok(headers) => Ok(headers),
-        Err(_) => edit_clone(fields, edits),
     }
 }
 
