@@ -53,6 +53,9 @@ struct Data {
     server_name: Vec<u8>,
     unique_id: Vec<u8>,
     content_type: String,
+    /// The body processor `content_type` names ([`BodyProcessor::for_content_type`]),
+    /// read once: `REQBODY_PROCESSOR` is asked for about ten times per request.
+    by_type: Option<BodyProcessor>,
     response: ResponseData,
     /// A previous transaction's `ARGS_POST`, kept for its strings' room (see
     /// [`crate::request::parse_json_reusing`]).
@@ -195,6 +198,7 @@ impl Data {
         let mut content_type = kept.content_type;
         content_type.clear();
         content_type.push_str(r.header("content-type").unwrap_or(""));
+        let by_type = BodyProcessor::for_content_type(&content_type);
         let mut args_get = kept.args_get;
         args_get.clear();
         let mut cookies = kept.cookies;
@@ -220,6 +224,7 @@ impl Data {
             ),
             unique_id: refill(kept.unique_id, r.unique_id.as_bytes()),
             content_type,
+            by_type,
             args_get,
             cookies,
             spare_args: kept.spare_args,
@@ -243,7 +248,7 @@ impl Data {
     ) {
         self.body = body;
         let content_type = self.content_type.as_str();
-        let processor = processor.or_else(|| BodyProcessor::for_content_type(content_type));
+        let processor = processor.or(self.by_type);
         self.body_processor = processor;
         if self.body.is_empty() {
             return;
@@ -718,13 +723,12 @@ fn values<'a>(
             // Known from phase 1 on, as in ModSecurity v3 (set with the Content-Type
             // header; JSON and XML as its recommended rules 200000/200001 set them in
             // phase 1): CRS's 901350 forces URLENCODED only where this is empty.
-            let by_type = || crate::request::BodyProcessor::for_content_type(&data.content_type);
             // Empty when there is none, not absent (v3's anchored variables always have
             // a value): 901350's `!@rx` then matches a request without Content-Type.
             let p = data
                 .body_processor
                 .or(state.body_processor)
-                .or_else(by_type);
+                .or(data.by_type);
             scalar(
                 out,
                 Cow::Borrowed(p.map_or(&b""[..], |p| p.name().as_bytes())),
