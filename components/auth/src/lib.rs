@@ -11,6 +11,7 @@ pub mod config;
 pub mod jwt;
 pub mod verified;
 
+use chatgate_guest::header_value::visible_ascii;
 use config::{ConfigError, Mode, Settings};
 use http::{HeaderMap, HeaderValue, Method, StatusCode};
 use verified::VerifiedTokens;
@@ -37,18 +38,6 @@ impl Headers for HeaderMap {
 
     fn names(&self) -> impl Iterator<Item = &str> {
         self.keys().map(http::HeaderName::as_str)
-    }
-}
-
-/// `value` as a string if it is visible ASCII or tabs, as `HeaderValue::to_str` takes it.
-fn visible_ascii(value: &[u8]) -> Option<&str> {
-    if value
-        .iter()
-        .all(|&b| b == b'\t' || (b' '..0x7f).contains(&b))
-    {
-        std::str::from_utf8(value).ok()
-    } else {
-        None
     }
 }
 

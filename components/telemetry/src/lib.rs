@@ -9,6 +9,7 @@ pub mod request_id;
 /// W3C trace context, shared with the stages that report spans.
 pub use chatgate_guest::trace_context as trace;
 
+use chatgate_guest::header_value::visible_ascii;
 use http::{HeaderMap, HeaderValue};
 use std::time::Duration;
 use trace::{SPAN_ENTROPY_LEN, Span, TraceParent};
@@ -133,18 +134,6 @@ fn single_value<'a>(values: &[&'a [u8]]) -> Option<&'a str> {
     match values {
         [value] => visible_ascii(value),
         _ => None,
-    }
-}
-
-/// `value` as a string if it is visible ASCII or tabs, as `HeaderValue::to_str` accepts.
-pub fn visible_ascii(value: &[u8]) -> Option<&str> {
-    if value
-        .iter()
-        .all(|&b| b == b'\t' || (b' '..0x7f).contains(&b))
-    {
-        std::str::from_utf8(value).ok()
-    } else {
-        None
     }
 }
 

@@ -11,6 +11,7 @@
 
 pub mod entra_identity;
 pub mod genai;
+pub mod header_value;
 pub mod identity;
 pub mod openai_error;
 pub mod retry_after;
