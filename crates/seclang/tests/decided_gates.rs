@@ -7,7 +7,7 @@
 //! and values, TX, intervention) must be equal; small rule sets check what must stay
 //! undecided or be honoured at run time, and a property test compares random rule sets.
 
-use chatgate_seclang::{EvalMemo, LoadOptions, MemoryFiles, Outcome, Request, RuleSet};
+use chatgate_seclang::{Outcome, Request, RuleSet};
 use proptest::prelude::*;
 
 #[path = "support/request.rs"]
@@ -17,15 +17,16 @@ use support_request::request;
 #[path = "support/corpus.rs"]
 #[allow(dead_code)]
 mod support_corpus;
-use support_corpus::{corpus, key, rule_sets};
+use support_corpus::{Switch, corpus, differences, key, rule_sets, rules_from as rules};
+
+const SWITCH: Switch = RuleSet::set_decided_gates;
 
 fn both(rules: &mut RuleSet, r: &Request) -> (Outcome, Outcome) {
-    rules.set_decided_gates(true);
-    let with = rules.evaluate(r);
-    rules.set_decided_gates(false);
-    let without = rules.evaluate(r);
-    rules.set_decided_gates(true);
-    (with, without)
+    support_corpus::with_and_without(SWITCH, rules, r)
+}
+
+fn same(rules: &mut RuleSet, r: &Request) -> Outcome {
+    support_corpus::same(SWITCH, rules, r)
 }
 
 #[test]
@@ -46,42 +47,9 @@ fn decided_gates_change_no_outcome_on_the_corpora() {
         if name.contains("CRS") {
             assert!(decided >= 60, "{name}: only {decided} rules decided");
         }
-        let mut memo = EvalMemo::new();
-        for r in &requests {
-            let (with, without) = both(&mut rules, r);
-            let with_memo = rules.evaluate_with(r, &mut memo);
-            if key(&with) != key(&without) || key(&with_memo) != key(&without) {
-                failures.push(format!(
-                    "{name}: {} {}\nwith the decisions: {:?} score {:?}\nwithout:            {:?} score {:?}",
-                    r.method,
-                    r.uri,
-                    with.matched_ids(),
-                    with.tx("anomaly_score"),
-                    without.matched_ids(),
-                    without.tx("anomaly_score"),
-                ));
-            }
-        }
+        failures.extend(differences(SWITCH, &name, &mut rules, &requests, |_, _| {}));
     }
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
-}
-
-fn rules(text: &str) -> RuleSet {
-    RuleSet::from_text(
-        &MemoryFiles::default(),
-        "rules.conf",
-        text,
-        LoadOptions::default(),
-    )
-    .unwrap_or_else(|e| panic!("{e}"))
-}
-
-/// Evaluates `r` with and without the decisions, requires equal outcomes, and returns
-/// the one with them.
-fn same(rules: &mut RuleSet, r: &Request) -> Outcome {
-    let (with, without) = both(rules, r);
-    assert_eq!(key(&with), key(&without), "{} {}", r.method, r.uri);
-    with
 }
 
 #[test]

@@ -17,6 +17,7 @@ mod support_request;
 use support_request::request;
 
 #[path = "support/corpus.rs"]
+#[allow(dead_code)]
 mod support_corpus;
 use support_corpus::{CRS_ENTRY, WAF_RULES, corpus, key, load, paranoia, rule_sets};
 

@@ -6,7 +6,7 @@
 //! (matches with variables and values, TX, intervention) must be equal; small rule
 //! sets check where the snapshot must stop.
 
-use chatgate_seclang::{EngineMode, EvalMemo, LoadOptions, MemoryFiles, Outcome, Request, RuleSet};
+use chatgate_seclang::{EngineMode, Outcome, Request, RuleSet};
 
 #[path = "support/request.rs"]
 mod support_request;
@@ -15,15 +15,12 @@ use support_request::request;
 #[path = "support/corpus.rs"]
 #[allow(dead_code)]
 mod support_corpus;
-use support_corpus::{corpus, key, rule_sets};
+use support_corpus::{Switch, corpus, differences, rule_sets, rules_from as rules};
 
-fn both(rules: &mut RuleSet, r: &Request) -> (Outcome, Outcome) {
-    rules.set_start_snapshot(true);
-    let with = rules.evaluate(r);
-    rules.set_start_snapshot(false);
-    let without = rules.evaluate(r);
-    rules.set_start_snapshot(true);
-    (with, without)
+const SWITCH: Switch = RuleSet::set_start_snapshot;
+
+fn same(rules: &mut RuleSet, r: &Request) -> Outcome {
+    support_corpus::same(SWITCH, rules, r)
 }
 
 #[test]
@@ -48,45 +45,20 @@ fn the_start_snapshot_changes_no_outcome_on_the_corpora() {
                 "{name}: the snapshot covers only {items} items"
             );
         }
-        let mut memo = EvalMemo::new();
-        for r in &requests {
-            let (with, without) = both(&mut rules, r);
-            let with_memo = rules.evaluate_with(r, &mut memo);
-            if name.contains("policy") && r.uri.contains("?json.") {
-                assert_eq!(with.blocking().map(|i| i.rule_id), Some(40110));
-            }
-            if key(&with) != key(&without) || key(&with_memo) != key(&without) {
-                failures.push(format!(
-                    "{name}: {} {}\nwith the snapshot: {:?} score {:?}\nwithout:           {:?} score {:?}",
-                    r.method,
-                    r.uri,
-                    with.matched_ids(),
-                    with.tx("anomaly_score"),
-                    without.matched_ids(),
-                    without.tx("anomaly_score"),
-                ));
-            }
-        }
+        let guard_checked = name.contains("policy");
+        failures.extend(differences(
+            SWITCH,
+            &name,
+            &mut rules,
+            &requests,
+            |r, with| {
+                if guard_checked && r.uri.contains("?json.") {
+                    assert_eq!(with.blocking().map(|i| i.rule_id), Some(40110));
+                }
+            },
+        ));
     }
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
-}
-
-fn rules(text: &str) -> RuleSet {
-    RuleSet::from_text(
-        &MemoryFiles::default(),
-        "rules.conf",
-        text,
-        LoadOptions::default(),
-    )
-    .unwrap_or_else(|e| panic!("{e}"))
-}
-
-/// Evaluates `r` with and without the snapshot, requires equal outcomes, and returns the
-/// one with it.
-fn same(rules: &mut RuleSet, r: &Request) -> Outcome {
-    let (with, without) = both(rules, r);
-    assert_eq!(key(&with), key(&without), "{} {}", r.method, r.uri);
-    with
 }
 
 #[test]

@@ -1,8 +1,73 @@
 //! What the tests that compare outcomes over the WAF corpora share (`memo.rs`,
-//! `start_snapshot.rs`): the rule sets, the corpus requests, and the parts of an
-//! [`Outcome`] that must be equal.
+//! `start_snapshot.rs`, `decided_gates.rs`): the rule sets, the corpus requests, the parts
+//! of an [`Outcome`] that must be equal, and evaluating with and without a switch of the
+//! engine (`RuleSet::set_start_snapshot`, `RuleSet::set_decided_gates`).
 
-use chatgate_seclang::{FileSystem, LoadOptions, Outcome, Request, RuleSet, request::parse_json};
+use chatgate_seclang::{
+    EvalMemo, FileSystem, LoadOptions, MemoryFiles, Outcome, Request, RuleSet, request::parse_json,
+};
+
+/// A switch of the engine that must change no outcome.
+pub type Switch = fn(&mut RuleSet, bool);
+
+/// Rules from `text` alone (no files read), for the small rule sets of a test.
+pub fn rules_from(text: &str) -> RuleSet {
+    RuleSet::from_text(
+        &MemoryFiles::default(),
+        "rules.conf",
+        text,
+        LoadOptions::default(),
+    )
+    .unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// `r` evaluated with `switch` on, then off; the switch is left on.
+pub fn with_and_without(switch: Switch, rules: &mut RuleSet, r: &Request) -> (Outcome, Outcome) {
+    switch(rules, true);
+    let with = rules.evaluate(r);
+    switch(rules, false);
+    let without = rules.evaluate(r);
+    switch(rules, true);
+    (with, without)
+}
+
+/// [`with_and_without`], requiring equal outcomes; returns the one with the switch on.
+pub fn same(switch: Switch, rules: &mut RuleSet, r: &Request) -> Outcome {
+    let (with, without) = with_and_without(switch, rules, r);
+    assert_eq!(key(&with), key(&without), "{} {}", r.method, r.uri);
+    with
+}
+
+/// Every request of `requests` evaluated under `rules` with `switch` on, off, and on with
+/// one memo across the requests; `check` sees each outcome with the switch on. Returns a
+/// description of each request whose outcomes differ (`name`: the rule set's).
+pub fn differences(
+    switch: Switch,
+    name: &str,
+    rules: &mut RuleSet,
+    requests: &[Request],
+    mut check: impl FnMut(&Request, &Outcome),
+) -> Vec<String> {
+    let mut memo = EvalMemo::new();
+    let mut failures = Vec::new();
+    for r in requests {
+        let (with, without) = with_and_without(switch, rules, r);
+        let with_memo = rules.evaluate_with(r, &mut memo);
+        check(r, &with);
+        if key(&with) != key(&without) || key(&with_memo) != key(&without) {
+            failures.push(format!(
+                "{name}: {} {}\nswitch on:  {:?} score {:?}\nswitch off: {:?} score {:?}",
+                r.method,
+                r.uri,
+                with.matched_ids(),
+                with.tx("anomaly_score"),
+                without.matched_ids(),
+                without.tx("anomaly_score"),
+            ));
+        }
+    }
+    failures
+}
 
 pub const CRS_ENTRY: &str = "/usr/share/modsecurity-crs/owasp-crs.load";
 pub const WAF_RULES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../components/waf/rules");
