@@ -351,6 +351,7 @@ def attacks():
                        note="image_url.url of a vision request (fetched or rendered, not prose)"))
     out += protocol()
     out += multipart_attacks()
+    out += oidc_redirect_attacks()
     for i, (family, kind, p) in enumerate(H.ATTACKS):
         m, uri, h, b, where = place(kind, p)
         out.append(req(f"ho-{family}-{i + 1:03d}", family, "block", m, uri, h, b, note=f"held-out, {where}"))
@@ -445,6 +446,24 @@ def multipart_attacks():
     return out
 
 
+def oidc_redirect_attacks():
+    """SQL injection in the OpenID Connect redirect's code and state, which rule 40120 takes
+    out of the injection families only when they hold one value of token characters."""
+    out = []
+
+    def add(note, method, uri, body=""):
+        headers = base_headers(body=body, ctype="application/x-www-form-urlencoded") if body else base_headers()
+        out.append(req(f"sqli-oidc-{len(out) + 1}", "sqli", "block", method, uri, headers, body, note=note))
+
+    add("SQL in the code", "GET", "/?code=%27+OR+1%3D1--&state=9--TbilPK4m__7bTkZrS2F")
+    add("SQL in the state", "GET", "/?code=0.AXoAs2Bq4kVw9UeJ3n0hK-pR1c&state=1%27+UNION+SELECT+password+FROM+users--")
+    add("a token code, then SQL in a second code", "GET", "/?code=9--TbilPK4m__7bTkZrS2F&code=1%27+UNION+SELECT+password+FROM+users--&state=x")
+    add("a token code in the query, SQL in a form body's code", "POST", "/?code=9--TbilPK4m__7bTkZrS2F&state=x",
+        "code=1%27+UNION+SELECT+password+FROM+users--")
+    add("SQL in a URL-encoded twice state", "GET", "/?code=abc&state=1%2527%2520OR%25201%253D1--")
+    return out
+
+
 def benign_other():
     out = []
 
@@ -493,6 +512,14 @@ def benign_other():
         body = json.dumps(payload)
         path = "/v1/embeddings" if payload["model"].startswith("text-embedding") else ("/v1/responses" if "input" in payload else "/v1/chat/completions")
         add("JSON API call with non-prompt fields", "POST", path, sdk_headers("python", len(body)), body)
+    # The browser UI's OpenID Connect redirect: random tokens that libinjection fingerprints
+    # as SQL (a digit, a dash and a dash: a number and a comment), found by sampling random
+    # base64url strings (chat-policy.conf, rule 40120).
+    oidc_code = "5--VKQU62DLKd0us3v22PiF_soHQ6PzQ8xzJFKyBSDprnomCn9DjUPK8z2KePkupUoKs_w-mL22mScWxZRUD_Z2GMmLGB0ZVFx5r8nYsclg_aWsNg40Faxolar-kK8TpOhPBMTaFjxLbiFQCHHDUymVGjhYP7e7HrcyUHtVBuka01Q5gSvr8xUA9TubL6OvYHAyfhYm25my5dZ3X55ayQ5_1bBEakIiOv3-EjJN0ArcZpBh0sl7javTBWgINRcEe-_iYhl1pJQMvRtNmREZtwqa-EQDSpmcnW0G4IWxYCIYCGbFqCjAexzdLrW8z33QWj2jVqD7k6sfT9zjdOGeSB8FMYf8UZcSyuTWbRePBfh7b3GDwHZXTDEZsviKn-jA01rGGhRT355h_HVVLRAJBQvLxoOA4dkF4QzNMRVEOyEe7_k1Hdxp-B_EAQR7yPIiBt9I3xRlrZWGuukwUnfpav-SKCtw0H41IVJ4SsjoziFSrOTiGE0enW6dv8MvU8IvOc-a5r8bLbOKqItDq-VfVnxnvgZx-JPaBg3_o0dB-vO_Qd2pfRGNBvm3rhIBWomulutcOywpGkYwDebVpOH9SPPdwBA56B9enOMFAVYp65kpOUfNuPXI-o4WaC026lzo1qsgWMP3r88rYr_J4V2aOpgKrNc8kfOb-e_Jxdgmdfp79bkeRRith4fh0gr7l"
+    for uri in [f"/?code={oidc_code}&state=9--TbilPK4m__7bTkZrS2F&session_state=5f4e3c2b-1a09-4c8d-9e7f-6a5b4c3d2e1f",
+                "/?code=0.AXoAs2Bq4kVw9UeJ3n0hK-pR1c.AgABAAIAAAD--DLA3VO7QrddgJg7WevrAgDs_wQA9P-&state=12-Fgdyp8c--1dx01Ugiqg",
+                "/?state=0-OyVvqo--Le-IxIFBpHL5&error=access_denied&error_description=AADSTS65004%3A+User+declined+to+consent"]:
+        add("OpenID Connect redirect to the browser UI", "GET", uri, base_headers())
     return out
 
 
