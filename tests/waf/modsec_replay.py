@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Replays corpus JSONL files through libmodsecurity 3 (Debian's libmodsecurity3, called
+r"""Replays corpus JSONL files through libmodsecurity 3 (Debian's libmodsecurity3, called
 with ctypes, no nginx) with one rule file, and prints the blocked share per file and
 expectation; with V=1 also every request whose verdict differs from its `expect`, with the
 rule ids ModSecurity logged.
@@ -11,11 +11,14 @@ see make_modsec_policy.py):
   SecRuleEngine On
   SecRequestBodyAccess On
   SecRule REQUEST_HEADERS:Content-Type "^application/json" "id:200001,phase:1,t:none,t:lowercase,pass,nolog,ctl:requestBodyProcessor=JSON"
+  SecRule REQUEST_HEADERS:Content-Type "(?:application(?:/soap\+|/)|text/)xml" "id:200000,phase:1,t:none,t:lowercase,pass,nolog,ctl:requestBodyProcessor=XML"
   Include tests/waf/modsecurity/chat-policy-v3-before.conf
   Include /etc/modsecurity/crs/crs-setup.conf
   Include /usr/share/modsecurity-crs/rules/*.conf
   Include tests/waf/modsecurity/chat-policy-v3-after.conf
-(owasp-crs.load cannot be used: libmodsecurity 3.0.9 rejects its IncludeOptional lines.)
+(owasp-crs.load cannot be used: libmodsecurity 3.0.9 rejects its IncludeOptional lines.
+Without the XML rule, from ModSecurity's recommended configuration, no XML body is parsed
+and the XML-borne attacks pass: 688 of the corpus's 938 attacks blocked instead of 748.)
 """
 import ctypes
 import json
