@@ -741,6 +741,7 @@ impl<'f> Builder<'f> {
     }
 
     fn finish(mut self) -> Result<RuleSet, LoadError> {
+        share_selector_patterns(&mut self.rules);
         let mut chains: HashMap<Vec<Transform>, u32> = HashMap::new();
         for link in self.rules.iter_mut().flat_map(|r| r.links.iter_mut()) {
             if !link.transforms.is_empty() {
@@ -932,6 +933,44 @@ impl<'f> Builder<'f> {
             arguments_limit: self.arguments_limit,
             unsupported: self.unsupported,
         })
+    }
+}
+
+/// Makes every regular-expression selector with the same pattern text a clone of one
+/// compiled regex, so that they share its pattern (`Regex::as_str` at one address): a
+/// transaction remembers a selector's answer for a key by that address
+/// (`eval::SelectorMemo`), and the prompt-field policy writes one pattern in fifteen
+/// `ctl` exclusions and several rules' targets, each parsed apart.
+fn share_selector_patterns(rules: &mut [Rule]) {
+    use crate::actions::{Ctl, Effect};
+    use crate::variables::Selector;
+    let mut seen: HashMap<String, regex::bytes::Regex> = HashMap::new();
+    let mut share = |selector: &mut Option<Selector>| {
+        if let Some(Selector::Regex(r)) = selector {
+            let first = seen
+                .entry(r.as_str().to_owned())
+                .or_insert_with(|| r.clone());
+            *r = first.clone();
+        }
+    };
+    for link in rules.iter_mut().flat_map(|r| r.links.iter_mut()) {
+        for t in &mut link.targets.include {
+            share(&mut t.selector);
+        }
+        for e in &mut link.targets.exclude {
+            share(&mut e.selector);
+        }
+        for effect in &mut link.actions.effects {
+            if let Effect::Ctl(
+                Ctl::RuleRemoveTargetById(_, exclusions)
+                | Ctl::RuleRemoveTargetByTag(_, exclusions),
+            ) = effect
+            {
+                for e in exclusions {
+                    share(&mut e.selector);
+                }
+            }
+        }
     }
 }
 

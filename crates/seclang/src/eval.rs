@@ -365,9 +365,10 @@ impl<'r> Exceptions<'r> {
 
 /// Regular-expression selectors (`ARGS:/^json\.messages\.\d+\.content$/`) matched
 /// against request keys, remembered for the transaction: CRS rules and exclusions ask
-/// the same selector about the same keys rule after rule. Keyed by the selector's
-/// address in the rule set and the key's address in the request data (which does not
-/// move while its generation lasts); keys that are copies are not remembered.
+/// the same selector about the same keys rule after rule. Keyed by the address of the
+/// selector's pattern text, which selectors of one pattern share in a rule set
+/// (`compile::share_selector_patterns`), and the key's address in the request data (which
+/// does not move while its generation lasts); keys that are copies are not remembered.
 #[derive(Default)]
 struct SelectorMemo {
     generation: u32,
@@ -379,7 +380,7 @@ impl SelectorMemo {
     // by address) or a copy.
     #[allow(clippy::ptr_arg)]
     fn matches(&mut self, generation: u32, s: &Selector, key: &Cow<'_, str>) -> bool {
-        let (Selector::Regex(_), Cow::Borrowed(k)) = (s, key) else {
+        let (Selector::Regex(r), Cow::Borrowed(k)) = (s, key) else {
             return s.matches(key);
         };
         if self.generation != generation {
@@ -388,7 +389,7 @@ impl SelectorMemo {
         }
         *self
             .map
-            .entry((s as *const Selector as usize, k.as_ptr() as usize, k.len()))
+            .entry((r.as_str().as_ptr() as usize, k.as_ptr() as usize, k.len()))
             .or_insert_with(|| s.matches(k))
     }
 
