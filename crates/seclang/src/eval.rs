@@ -21,7 +21,7 @@ use crate::request::{
     BodyProcessor, MultipartFlags, Pair, Request, Xml, parse_cookies, parse_json_reusing,
     parse_multipart, parse_urlencoded, parse_xml,
 };
-use crate::transform::{Features, Transform, apply_all, apply_all_with};
+use crate::transform::{Features, Transform, apply_all, apply_all_from};
 use crate::variables::{Exclusion, Selector, Target, Var};
 
 /// The per-request variables derived from the request before rules run.
@@ -1280,12 +1280,17 @@ impl TransformCache {
         let outputs = &mut self.outputs;
         let known = &mut self.features;
         *self.entries.entry(key).or_insert_with(|| {
-            let features = features.unwrap_or_else(|| {
-                *known
-                    .entry((key.1, key.2))
-                    .or_insert_with(|| Features::of(input))
+            // Kept for the other lists applied to the same value, unless the first
+            // transformation does not look at them (`t:length`).
+            let features = features.or_else(|| match transforms.first() {
+                Some(t) if t.rewrites_all() => None,
+                _ => Some(
+                    *known
+                        .entry((key.1, key.2))
+                        .or_insert_with(|| Features::of(input)),
+                ),
             });
-            match apply_all_with(transforms, input, features) {
+            match apply_all_from(transforms, input, features) {
                 Cow::Borrowed(_) => UNCHANGED,
                 Cow::Owned(v) => {
                     outputs.push(v);
@@ -1345,6 +1350,7 @@ struct Work {
     live_links: Vec<u64>,
     excluded: Vec<u64>,
     found: Vec<u64>,
+    covered: Vec<u64>,
     /// Per set of variables, the prefiltered links that target one of them, for the
     /// rule set [`RuleSet::id`] `var_links_for` (kept while it is the same).
     var_links_of: Vec<(VarMask, Vec<u64>)>,
@@ -1426,6 +1432,7 @@ impl Candidates {
             live_links,
             excluded,
             found,
+            covered,
             var_links_of,
             var_links_for,
         } = &mut self.work;
@@ -1519,7 +1526,7 @@ impl Candidates {
                 None => groups.push((e, links.clone())),
             }
         }
-        for bits in [&mut *live_links, &mut *excluded, &mut *found] {
+        for bits in [&mut *live_links, &mut *excluded, &mut *found, &mut *covered] {
             bits.clear();
             bits.resize(words, 0);
         }
@@ -1578,15 +1585,16 @@ impl Candidates {
                 .map(|(slot, (m, _))| m.no_match_words(slot, words));
             if let Some(known) = slot
                 .zip(values_memo.as_ref())
-                .and_then(|(slot, (m, _))| m.prefilter(slot, mask))
+                .and_then(|(slot, (m, _))| m.prefilter(slot, mask, live))
             {
                 pair_links(known, live, no_match, vi as u32, pairs);
                 continue;
             }
             found.iter_mut().for_each(|w| *w = 0);
             // Whether a list was left out because no link using it inspects the value:
-            // then `found` is not the whole verdict, and is not remembered.
+            // then `found` answers only for the links of the lists applied (`covered`).
             let mut partial = false;
+            covered.iter_mut().for_each(|w| *w = 0);
             // The automaton ignores case: transformations that change no more than case
             // need not be applied, and those that leave the value as it is not at all. A
             // list is applied from its first transformation that may change the value,
@@ -1601,11 +1609,15 @@ impl Candidates {
             done.clear();
             walk.start(features);
             for chain in pf.chains.iter().filter(|c| c.vars & mask != 0) {
-                if !groups.is_empty()
-                    && !chain.links.iter().zip(live.iter()).any(|(c, l)| c & l != 0)
-                {
-                    partial = true;
-                    continue;
+                if !groups.is_empty() {
+                    if !chain.links.iter().zip(live.iter()).any(|(c, l)| c & l != 0) {
+                        partial = true;
+                        continue;
+                    }
+                    covered
+                        .iter_mut()
+                        .zip(&chain.links)
+                        .for_each(|(c, l)| *c |= l);
                 }
                 let scan = match chain
                     .transforms
@@ -1673,15 +1685,14 @@ impl Candidates {
                 }
             }
             pair_links(found, live, no_match, vi as u32, pairs);
-            if !partial
-                && let Some((m, slots)) = values_memo.as_mut()
+            if let Some((m, slots)) = values_memo.as_mut()
                 && let Some(slot) = slot.or_else(|| {
                     let added = m.find_or_add(bytes);
                     slots.insert(at, added);
                     added
                 })
             {
-                m.set_prefilter(slot, mask, found);
+                m.set_prefilter(slot, mask, found, partial.then_some(&covered[..]));
             }
         }
         // Grouped by link (a counting sort).
@@ -1719,6 +1730,7 @@ impl Candidates {
 
 /// Adds `(link, value)` to `pairs` for each link set in `links` that inspects the value
 /// (set in `live`) and is not known not to match it (set in `no_match`).
+#[inline(always)]
 fn pair_links(
     links: &[u64],
     live: &[u64],

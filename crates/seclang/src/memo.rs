@@ -68,7 +68,19 @@ struct Record {
     no_match: Box<[u64]>,
     /// Per set of variables: the prefiltered links one of whose factors occurs in the
     /// value after their transformations (before exclusions).
-    prefilter: Vec<(VarMask, Box<[u64]>)>,
+    prefilter: Vec<Verdict>,
+}
+
+/// The prefilter's verdict for a value as a member of some variables.
+struct Verdict {
+    mask: VarMask,
+    /// The links one of whose factors occurs in the value.
+    links: Box<[u64]>,
+    /// The links `links` answers for; `None`: all of them. A verdict computed while `ctl`
+    /// exclusions took the value from every link of some transformation lists (the
+    /// prompt-field policy's message contents) left those lists unapplied, so it says
+    /// nothing about their links.
+    covered: Option<Box<[u64]>>,
 }
 
 /// The memo's hash. Its keys are request values, chosen by clients: a hash without a
@@ -189,20 +201,52 @@ impl EvalMemo {
         words[bit as usize / 64] |= 1 << (bit % 64);
     }
 
-    /// The prefilter's links for the value as a member of the variables `mask`.
-    pub(crate) fn prefilter(&self, slot: Slot, mask: VarMask) -> Option<&[u64]> {
-        self.records[slot as usize]
+    /// The prefilter's links for the value as a member of the variables `mask`, if the
+    /// verdict answers for every link set in `live`.
+    pub(crate) fn prefilter(&self, slot: Slot, mask: VarMask, live: &[u64]) -> Option<&[u64]> {
+        let v = self.records[slot as usize]
             .prefilter
             .iter()
-            .find(|(m, _)| *m == mask)
-            .map(|(_, links)| &links[..])
+            .find(|v| v.mask == mask)?;
+        match &v.covered {
+            Some(covered) if live.iter().zip(covered.iter()).any(|(l, c)| l & !c != 0) => None,
+            _ => Some(&v.links[..]),
+        }
     }
 
-    pub(crate) fn set_prefilter(&mut self, slot: Slot, mask: VarMask, links: &[u64]) {
+    /// Records the prefilter's `links` for the value as a member of the variables `mask`,
+    /// answering for the links in `covered` (`None`: all). A verdict that answers for
+    /// more replaces one that answers for fewer.
+    pub(crate) fn set_prefilter(
+        &mut self,
+        slot: Slot,
+        mask: VarMask,
+        links: &[u64],
+        covered: Option<&[u64]>,
+    ) {
         let record = &mut self.records[slot as usize];
-        if record.prefilter.iter().all(|(m, _)| *m != mask) {
-            record.prefilter.push((mask, links.into()));
-            self.bytes += 8 * links.len() + 32;
+        let verdict = Verdict {
+            mask,
+            links: links.into(),
+            covered: covered.map(Into::into),
+        };
+        match record.prefilter.iter_mut().find(|v| v.mask == mask) {
+            None => {
+                self.bytes += 16 * links.len() + 40;
+                record.prefilter.push(verdict);
+            }
+            Some(old) => {
+                let wider = match (&old.covered, covered) {
+                    (None, _) => false,
+                    (Some(_), None) => true,
+                    (Some(o), Some(c)) => {
+                        o.iter().zip(c).all(|(o, c)| o & !c == 0) && o[..] != c[..]
+                    }
+                };
+                if wider {
+                    *old = verdict;
+                }
+            }
         }
     }
 }

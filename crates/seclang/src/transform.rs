@@ -135,6 +135,23 @@ pub fn parse(name: &str) -> Result<Option<Transform>, ErrorKind> {
 }
 
 impl Transform {
+    /// Whether this transformation is applied to every value whatever its features: they
+    /// never say it leaves one as it is ([`Features::leaves_unchanged`]).
+    pub fn rewrites_all(self) -> bool {
+        use Transform::*;
+        matches!(
+            self,
+            UrlEncode
+                | Base64Decode
+                | Base64DecodeExt
+                | Base64Encode
+                | HexEncode
+                | HexDecode
+                | Length
+                | Sha1
+        )
+    }
+
     /// Whether `apply` would return `input` unchanged, decided by a cheap scan that is
     /// exact when it says yes (a property test holds it to `apply`). Benign values rarely
     /// contain what a decoder reacts to, so most transformations then cost no copy.
@@ -924,7 +941,7 @@ fn sha1_of(input: &[u8]) -> [u8; 20] {
 
 /// Applies a list of transformations, copying only when one of them changes the value.
 pub fn apply_all<'a>(transforms: &[Transform], input: &'a [u8]) -> std::borrow::Cow<'a, [u8]> {
-    apply_all_with(transforms, input, Features::of(input))
+    apply_all_from(transforms, input, None)
 }
 
 /// [`apply_all`] with the input's [`Features`] already known. The value is summarised
@@ -936,15 +953,29 @@ pub fn apply_all_with<'a>(
     input: &'a [u8],
     features: Features,
 ) -> std::borrow::Cow<'a, [u8]> {
+    apply_all_from(transforms, input, Some(features))
+}
+
+/// [`apply_all`] with the input's [`Features`] if known. A value is summarised only when
+/// a transformation is to be tested against it: not for a transformation that rewrites
+/// every value (`t:length` over a prompt), nor after the last one.
+pub(crate) fn apply_all_from<'a>(
+    transforms: &[Transform],
+    input: &'a [u8],
+    mut features: Option<Features>,
+) -> std::borrow::Cow<'a, [u8]> {
     let mut value = std::borrow::Cow::Borrowed(input);
-    let mut features = features;
     for &t in transforms {
-        if features.leaves_unchanged(t) {
+        if !t.rewrites_all()
+            && features
+                .get_or_insert_with(|| Features::of(&value))
+                .leaves_unchanged(t)
+        {
             continue;
         }
         let next = t.apply(&value);
         if next != *value {
-            features = Features::of(&next);
+            features = None;
             value = std::borrow::Cow::Owned(next);
         }
     }
