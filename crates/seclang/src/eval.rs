@@ -337,6 +337,10 @@ struct Exceptions<'r> {
     tags: Vec<u32>,
     targets_by_id: Vec<(&'r IdRanges, &'r Exclusion)>,
     targets_by_tag: Vec<(u32, &'r Exclusion)>,
+    /// The tags of `targets_by_tag`, a bit per tag number: most rules have none of
+    /// them, and are answered without going through every exclusion (the prompt-field
+    /// policy adds thirty) for each of their tags.
+    target_tags: Vec<u64>,
 }
 
 impl<'r> Exceptions<'r> {
@@ -354,12 +358,33 @@ impl<'r> Exceptions<'r> {
                 .filter(|(ids, _)| in_ranges(ids, rule.id))
                 .map(|(_, e)| *e),
         );
-        out.extend(
-            self.targets_by_tag
-                .iter()
-                .filter(|(tag, _)| rule.tag_ids.contains(tag))
-                .map(|(_, e)| *e),
-        );
+        if self.any_target_tag(rule) {
+            out.extend(
+                self.targets_by_tag
+                    .iter()
+                    .filter(|(tag, _)| rule.tag_ids.contains(tag))
+                    .map(|(_, e)| *e),
+            );
+        }
+    }
+
+    /// Whether a tag of `rule` has target exclusions.
+    fn any_target_tag(&self, rule: &Rule) -> bool {
+        !self.target_tags.is_empty()
+            && rule.tag_ids.iter().any(|&t| {
+                self.target_tags
+                    .get(t as usize / 64)
+                    .is_some_and(|w| w & (1 << (t % 64)) != 0)
+            })
+    }
+
+    fn add_target_by_tag(&mut self, tag: u32, e: &'r Exclusion) {
+        self.targets_by_tag.push((tag, e));
+        let word = tag as usize / 64;
+        if self.target_tags.len() <= word {
+            self.target_tags.resize(word + 1, 0);
+        }
+        self.target_tags[word] |= 1 << (tag % 64);
     }
 }
 
@@ -2633,10 +2658,7 @@ impl<'r> Transaction<'r> {
             .targets_by_id
             .iter()
             .any(|(ids, _)| in_ranges(ids, rule.id))
-            || exceptions
-                .targets_by_tag
-                .iter()
-                .any(|(tag, _)| rule.tag_ids.contains(tag))
+            || exceptions.any_target_tag(rule)
     }
 
     fn matches_chain(&mut self, rule: &'r Rule) -> bool {
@@ -3076,7 +3098,7 @@ impl<'r> Transaction<'r> {
             Ctl::RuleRemoveTargetByTag(tag, targets) => {
                 if let Some(&id) = self.rules.tag_ids.get(tag) {
                     for t in targets {
-                        self.state.exceptions.targets_by_tag.push((id, t));
+                        self.state.exceptions.add_target_by_tag(id, t);
                     }
                 }
             }
