@@ -405,6 +405,21 @@ impl SelectorMemo {
     // by address) or a copy.
     #[allow(clippy::ptr_arg)]
     fn matches(&mut self, generation: u32, s: &Selector, key: &Cow<'_, str>) -> bool {
+        self.matches_in(generation, s, key, None)
+    }
+
+    /// [`SelectorMemo::matches`], asking the memo across requests first when a key is new
+    /// to the transaction: argument names repeat from one request to the next
+    /// (`json.messages.3.content`), and matching each against the prompt-field policy's
+    /// pattern again cost more than the rest of the exclusions.
+    #[allow(clippy::ptr_arg)]
+    fn matches_in(
+        &mut self,
+        generation: u32,
+        s: &Selector,
+        key: &Cow<'_, str>,
+        across: Option<(&mut EvalMemo, &mut MemoSlots)>,
+    ) -> bool {
         let (Selector::Regex(r), Cow::Borrowed(k)) = (s, key) else {
             return s.matches(key);
         };
@@ -412,10 +427,32 @@ impl SelectorMemo {
             self.map.clear();
             self.generation = generation;
         }
+        let pattern = r.as_str().as_ptr() as usize;
         *self
             .map
-            .entry((r.as_str().as_ptr() as usize, k.as_ptr() as usize, k.len()))
-            .or_insert_with(|| s.matches(k))
+            .entry((pattern, k.as_ptr() as usize, k.len()))
+            .or_insert_with(|| {
+                let Some((memo, slots)) = across else {
+                    return s.matches(k);
+                };
+                let at = (k.as_ptr() as usize, k.len());
+                let slot = match slots.get(&at) {
+                    Some(&slot) => slot,
+                    None => {
+                        let slot = memo.find_or_add(k.as_bytes());
+                        slots.insert(at, slot);
+                        slot
+                    }
+                };
+                let Some(slot) = slot else {
+                    return s.matches(k);
+                };
+                memo.selects(slot, pattern).unwrap_or_else(|| {
+                    let answer = s.matches(k);
+                    memo.set_selects(slot, pattern, answer);
+                    answer
+                })
+            })
     }
 
     fn excludes(
@@ -425,10 +462,21 @@ impl SelectorMemo {
         var: Var,
         key: Option<&Cow<'_, str>>,
     ) -> bool {
+        self.excludes_in(generation, e, var, key, None)
+    }
+
+    fn excludes_in(
+        &mut self,
+        generation: u32,
+        e: &Exclusion,
+        var: Var,
+        key: Option<&Cow<'_, str>>,
+        across: Option<(&mut EvalMemo, &mut MemoSlots)>,
+    ) -> bool {
         e.var == var
             && match (&e.selector, key) {
                 (None, _) => true,
-                (Some(s), Some(k)) => self.matches(generation, s, k),
+                (Some(s), Some(k)) => self.matches_in(generation, s, k, across),
                 (Some(_), None) => false,
             }
     }
@@ -1587,7 +1635,8 @@ impl Candidates {
                 for (var, var_links) in pf.vars.iter().filter(|(v, _)| mask & var_bit(*v) != 0) {
                     excluded.iter_mut().for_each(|w| *w = 0);
                     for (e, bits) in &groups {
-                        if memo.excludes(cache.generation, e, *var, keys[vi].as_ref()) {
+                        let across = values_memo.as_mut().map(|(m, s)| (&mut **m, &mut **s));
+                        if memo.excludes_in(cache.generation, e, *var, keys[vi].as_ref(), across) {
                             excluded.iter_mut().zip(bits).for_each(|(x, b)| *x |= b);
                         }
                     }

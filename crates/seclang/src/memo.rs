@@ -69,6 +69,9 @@ struct Record {
     /// Per set of variables: the prefiltered links one of whose factors occurs in the
     /// value after their transformations (before exclusions).
     prefilter: Vec<Verdict>,
+    /// The value as a collection key: whether regular-expression selectors select it, by
+    /// the address of the selector's pattern in the rule set (`eval::SelectorMemo`).
+    selectors: Vec<(usize, bool)>,
 }
 
 /// The prefilter's verdict for a value as a member of some variables.
@@ -179,6 +182,7 @@ impl EvalMemo {
         self.records.push(Record {
             no_match: vec![0; self.link_words].into_boxed_slice(),
             prefilter: Vec::new(),
+            selectors: Vec::new(),
         });
         self.bytes += value.len() + 8 * self.link_words + 96;
         self.map.insert(value.into(), slot);
@@ -199,6 +203,23 @@ impl EvalMemo {
     pub(crate) fn set_no_match(&mut self, slot: Slot, bit: u32) {
         let words = &mut self.records[slot as usize].no_match;
         words[bit as usize / 64] |= 1 << (bit % 64);
+    }
+
+    /// Whether the selector whose pattern is at `pattern` selects the value as a key, if
+    /// known.
+    pub(crate) fn selects(&self, slot: Slot, pattern: usize) -> Option<bool> {
+        self.records[slot as usize]
+            .selectors
+            .iter()
+            .find(|(p, _)| *p == pattern)
+            .map(|&(_, answer)| answer)
+    }
+
+    pub(crate) fn set_selects(&mut self, slot: Slot, pattern: usize, answer: bool) {
+        self.records[slot as usize]
+            .selectors
+            .push((pattern, answer));
+        self.bytes += 16;
     }
 
     /// The prefilter's links for the value as a member of the variables `mask`, if the
