@@ -756,6 +756,11 @@ async fn send(call: &Call, request: UpstreamRequest) -> Result<Response, Failure
     for (name, value) in &request.headers {
         builder = builder.header(*name, value);
     }
+    // With its length declared, the request goes out with it and the upstream has it
+    // whole once the bytes arrive; without, the host sends it chunked and the upstream
+    // waits for the closing chunk, which leaves only after this component has closed
+    // the body stream and resolved its trailers.
+    builder = builder.header("content-length", request.body.len());
     // The builder's error could only come from a header or URI, and the config
     // module validated those; its text is not used because a header may hold the key.
     let outbound = builder
@@ -842,7 +847,19 @@ fn header(response: &Response, name: &str) -> Option<String> {
         .map(str::to_string)
 }
 
+/// The configuration as the instance's first call that read it without error found it,
+/// kept for its later calls: reading it costs a host call per variable (22) on every
+/// call otherwise. Safe across requests, as `chat`'s settings are: configuration, the
+/// same for every request and identity. chatgate resolves variables when it loads the
+/// app; with a Spin provider whose values change, a changed value reaches the instances
+/// created after the change. A read that fails is not kept, so the next call reads again.
+static CONFIG: std::sync::OnceLock<Config> = std::sync::OnceLock::new();
+
 async fn read_config() -> Result<Config, rag::CompletionError> {
+    if let Some(config) = CONFIG.get() {
+        return Ok(config.clone());
+    }
     let variables = chatgate_guest_io::read_variables(&config::VARIABLE_NAMES).await;
-    Config::from_variables(|name| variables.get(name))
+    let config = Config::from_variables(|name| variables.get(name))?;
+    Ok(CONFIG.get_or_init(|| config).clone())
 }
