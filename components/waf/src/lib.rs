@@ -255,7 +255,7 @@ pub fn rules_request(
     headers: &HeaderMap,
     request_id: Option<&str>,
 ) -> Request {
-    let mut request = read_headers(method, uri, headers).request;
+    let mut request = read_headers(method, uri, headers, Request::default()).request;
     request.unique_id = request_id.unwrap_or_default().to_owned();
     request
 }
@@ -274,8 +274,27 @@ struct Headers {
     secrets: audit::SecretHeaders,
 }
 
-fn read_headers(method: &Method, uri: &http::Uri, headers: &HeaderMap) -> Headers {
-    let mut pairs: Vec<(String, String)> = Vec::with_capacity(headers.len() + 1);
+/// Reads the headers into `request`, an earlier request's whose strings are written over
+/// ([`SPARE_REQUEST`]) or a new one.
+fn read_headers(
+    method: &Method,
+    uri: &http::Uri,
+    headers: &HeaderMap,
+    mut request: Request,
+) -> Headers {
+    let mut pairs = std::mem::take(&mut request.headers);
+    // Entries `..used` are this request's; those after are spare room.
+    let mut used = 0;
+    let mut push = |pairs: &mut Vec<(String, String)>, name: &str, value: &str| {
+        match pairs.get_mut(used) {
+            Some((n, v)) => {
+                set(n, name);
+                set(v, value);
+            }
+            None => pairs.push((name.to_owned(), value.to_owned())),
+        }
+        used += 1;
+    };
     let mut has_host = false;
     let mut client = None;
     let mut request_id = None;
@@ -314,28 +333,27 @@ fn read_headers(method: &Method, uri: &http::Uri, headers: &HeaderMap) -> Header
             request_id = Some(value.to_str().ok().map(str::to_owned));
         }
         secrets.add(name, value.as_bytes());
-        pairs.push((
-            name.to_owned(),
-            String::from_utf8_lossy(value.as_bytes()).into_owned(),
-        ));
+        push(&mut pairs, name, &String::from_utf8_lossy(value.as_bytes()));
     }
     if !has_host && let Some(authority) = uri.authority() {
-        pairs.insert(0, ("host".to_owned(), authority.as_str().to_owned()));
+        push(&mut pairs, "host", authority.as_str());
+        pairs[..used].rotate_right(1);
     }
+    pairs.truncate(used);
     let (remote_addr, remote_port) = client.flatten().unwrap_or_default();
+    set(&mut request.method, method.as_str());
+    set(
+        &mut request.uri,
+        uri.path_and_query().map_or("/", |pq| pq.as_str()),
+    );
+    set(&mut request.protocol, "HTTP/1.1");
+    request.headers = pairs;
+    request.body.clear();
+    set(&mut request.remote_addr, &remote_addr);
+    request.remote_port = remote_port;
+    request.unique_id.clear();
     Headers {
-        request: Request {
-            method: method.as_str().to_owned(),
-            uri: uri
-                .path_and_query()
-                .map_or("/", |pq| pq.as_str())
-                .to_owned(),
-            protocol: "HTTP/1.1".to_owned(),
-            headers: pairs,
-            remote_addr,
-            remote_port,
-            ..Request::default()
-        },
+        request,
         request_id: request_id.flatten(),
         header_bytes,
         declared_length,
@@ -345,6 +363,44 @@ fn read_headers(method: &Method, uri: &http::Uri, headers: &HeaderMap) -> Header
             _ => ContentType::Other,
         },
         secrets,
+    }
+}
+
+fn set(s: &mut String, value: &str) {
+    s.clear();
+    s.push_str(value);
+}
+
+/// The last request's copy for the rules, kept so that the next one writes its strings
+/// over it (a method, a URI, two strings per header, all copied again by the engine into
+/// its transaction and freed at once) rather than allocating them. Not kept past
+/// [`SPARE_REQUEST_LIMIT`] bytes of room.
+static SPARE_REQUEST: std::sync::Mutex<Option<Request>> = std::sync::Mutex::new(None);
+
+/// The most bytes of strings [`SPARE_REQUEST`] keeps room for: an ordinary request's
+/// headers take a few hundred; one with many or long headers is not kept.
+const SPARE_REQUEST_LIMIT: usize = 16 * 1024;
+
+fn take_request() -> Request {
+    SPARE_REQUEST
+        .lock()
+        .ok()
+        .and_then(|mut spare| spare.take())
+        .unwrap_or_default()
+}
+
+fn keep_request(request: Request) {
+    let room: usize = request
+        .headers
+        .iter()
+        .map(|(n, v)| n.capacity() + v.capacity())
+        .sum::<usize>()
+        + request.uri.capacity()
+        + request.body.capacity();
+    if room <= SPARE_REQUEST_LIMIT
+        && let Ok(mut spare) = SPARE_REQUEST.lock()
+    {
+        *spare = Some(request);
     }
 }
 
@@ -495,11 +551,12 @@ impl<'r> Inspection<'r> {
             declared_length,
             content_type,
             secrets,
-        } = read_headers(&parts.method, &parts.uri, &parts.headers);
+        } = read_headers(&parts.method, &parts.uri, &parts.headers, take_request());
         if let Some(id) = &request_id {
             request.unique_id.push_str(id);
         }
         let mut transaction = rules.transaction_with(&request, take_memo());
+        keep_request(request);
         if config.mode == Mode::Detect {
             transaction.detect_only();
         }
