@@ -205,9 +205,10 @@ enum Body {
 /// of the client. With the channel, the relay formatted and queued every event of an
 /// answer that had arrived whole while the response head was still on its way out of
 /// the instance (temporary timestamps in `chat`, `latency` bench: the last delta was
-/// relayed about 0.3 ms before the client had the head); written directly, the bench's
-/// span from the upstream having the request to the client having the head went from
-/// 0.90-1.07 ms to 0.54-0.69 ms p50 (three runs each, loaded machine).
+/// relayed about 0.3 ms before the client had the head). Written directly, the bench's
+/// span from the upstream having the request to the client having the head, p50, in two
+/// series alternating this with the channel on a loaded machine: 0.90-1.07 -> 0.54-0.69 ms
+/// (three runs each), 0.78-0.88 -> 0.65-0.95 ms (four each; medians 0.86 -> 0.70 ms).
 fn into_wasi_response(response: Response<Body>) -> Result<types::Response, ErrorCode> {
     let (parts, body) = response.into_parts();
     let entries: Vec<(String, Vec<u8>)> = parts
