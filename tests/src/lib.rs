@@ -26,10 +26,20 @@ pub fn repo_root() -> PathBuf {
         .to_path_buf()
 }
 
+/// Where cargo builds: `CARGO_TARGET_DIR` when the tests run with it set (cargo hands its
+/// environment to the tests), so that a build in a directory of one's own is also the one
+/// tested; else the repository's `target/`.
+pub fn target_dir() -> PathBuf {
+    match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(dir) if !dir.is_empty() => repo_root().join(dir),
+        _ => repo_root().join("target"),
+    }
+}
+
 /// The path of a built component, failing with the command that builds it.
 pub fn wasm(crate_name: &str) -> PathBuf {
-    let path = repo_root()
-        .join("target/wasm32-wasip2/release")
+    let path = target_dir()
+        .join("wasm32-wasip2/release")
         .join(format!("{}.wasm", crate_name.replace('-', "_")));
     assert!(
         path.exists(),
@@ -39,19 +49,19 @@ pub fn wasm(crate_name: &str) -> PathBuf {
     path
 }
 
-/// Where cargo puts the release `chatgate` binary built for the target these tests were
+/// Where cargo puts (under [`target_dir`]) the release `chatgate` binary built for the target these tests were
 /// built for: `make test` builds the host and the tests for musl (the static binary the
 /// image ships, compiled once for both), `make up` and `cargo bench` for the machine's
 /// own target.
 pub const CHATGATE_BINARY: &str = if cfg!(target_env = "musl") {
-    "target/x86_64-unknown-linux-musl/release/chatgate"
+    "x86_64-unknown-linux-musl/release/chatgate"
 } else {
-    "target/release/chatgate"
+    "release/chatgate"
 };
 
 /// The `chatgate` binary built for the same target as these tests, as users run it.
 pub fn chatgate_binary() -> PathBuf {
-    let path = repo_root().join(CHATGATE_BINARY);
+    let path = target_dir().join(CHATGATE_BINARY);
     assert!(
         path.exists(),
         "{} is missing: run `make build` (or `make test`)",
@@ -193,7 +203,7 @@ impl Gateway {
         let manifest = Manifest::parse(manifest, repo_root()).map_err(|e| e.to_string())?;
         let mut options = AppOptions {
             env_overrides: spin_variables(variables),
-            compile_cache: Some(repo_root().join("target/chatgate-test-cache")),
+            compile_cache: Some(target_dir().join("chatgate-test-cache")),
             // Tests run many gateways in one process: a smaller pool keeps their
             // address-space reservations within the process's limit.
             limits: chatgate::admission::Limits {

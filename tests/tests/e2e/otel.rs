@@ -94,7 +94,7 @@ impl Traced {
         let tracing = settings.map(|s| Arc::new(Tracing::start(&s).unwrap()));
         let mut options = AppOptions {
             span_sink: tracing.as_ref().map(|t| t.span_sink()),
-            compile_cache: Some(repo_root().join("target/chatgate-test-cache")),
+            compile_cache: Some(chatgate_tests::target_dir().join("chatgate-test-cache")),
             limits: chatgate::admission::Limits {
                 max_in_flight: 200,
                 overload_lag: Duration::ZERO,
@@ -1252,12 +1252,19 @@ struct Load {
     rps: f64,
     p50_ms: f64,
     cpu_us: f64,
+    /// The receiver's CPU time per request in µs: another process, but on the same cores.
+    receiver_cpu_us: f64,
 }
 
 /// CPU time this process has used (user and system, all threads), from
 /// `/proc/self/stat` (in clock ticks, 100 per second on Linux).
 fn cpu_seconds() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").expect("/proc/self/stat");
+    process_cpu_seconds("/proc/self/stat")
+}
+
+/// CPU time of the process whose `/proc/<pid>/stat` is at `path`, as [`cpu_seconds`].
+fn process_cpu_seconds(path: &str) -> f64 {
+    let stat = std::fs::read_to_string(path).expect(path);
     // The fields after the command name, which is in parentheses and may hold spaces.
     let fields: Vec<&str> = stat[stat.rfind(')').expect("a stat line") + 2..]
         .split(' ')
@@ -1309,6 +1316,7 @@ async fn load(gateway: &Traced, secs: u64) -> Load {
         rps: latencies.len() as f64 / secs as f64,
         p50_ms: latencies[latencies.len() / 2].as_secs_f64() * 1000.0,
         cpu_us: cpu * 1e6 / latencies.len() as f64,
+        receiver_cpu_us: 0.0,
     }
 }
 
@@ -1341,6 +1349,11 @@ impl Sink {
         }
     }
 
+    /// The receiver's CPU time so far, in seconds.
+    fn cpu_seconds(&self) -> f64 {
+        process_cpu_seconds(&format!("/proc/{}/stat", self.child.id()))
+    }
+
     /// The spans and log records received so far.
     fn counts(&mut self) -> String {
         use std::io::Write;
@@ -1362,10 +1375,11 @@ impl Drop for Sink {
 /// The cost of export, on (to a receiver in another process) against off, in one run:
 /// `cargo test --release -p chatgate-tests --test e2e otel::export_cost -- --ignored --nocapture`
 /// (`OTEL_COST_SECS`, 10 by default, per measurement; `OTEL_COST_ROUNDS`, 2 by default,
-/// rounds of off then on). Besides requests per second and p50 it prints the CPU time of
-/// the test process per request (the gateway and the load generator, not the receiver):
-/// on a machine shared with other work, throughput moves with the neighbours' load, while
-/// CPU time per request moves much less.
+/// rounds of off then on; `OTEL_COST_ONLY=off` or `on` runs that phase alone, for a
+/// profiler to see one phase at a time). Besides requests per second and p50 it prints the
+/// CPU time of the test process per request (the gateway and the load generator, not the
+/// receiver): on a machine shared with other work, throughput moves with the neighbours'
+/// load, while CPU time per request moves much less.
 #[tokio::test(flavor = "multi_thread")]
 #[ignore = "a measurement, not a check: run by hand"]
 async fn export_cost() {
@@ -1376,10 +1390,14 @@ async fn export_cost() {
             .unwrap_or(default)
     };
     let (secs, rounds) = (var("OTEL_COST_SECS", 10), var("OTEL_COST_ROUNDS", 2));
+    let only = std::env::var("OTEL_COST_ONLY").ok();
     let mut sink = Sink::start();
     let mut figures: Vec<Vec<Load>> = vec![Vec::new(), Vec::new()];
     for _round in 0..rounds {
         for (i, traced) in [false, true].into_iter().enumerate() {
+            if only.as_deref().is_some_and(|only| only != ["off", "on"][i]) {
+                continue;
+            }
             let settings = traced.then(|| {
                 let mut s = settings(format!("http://{}/v1/traces", sink.address));
                 s.scheduled_delay = None;
@@ -1387,7 +1405,11 @@ async fn export_cost() {
             });
             let gateway = Traced::start(&manifest(), settings).await;
             load(&gateway, 1).await;
-            figures[i].push(load(&gateway, secs).await);
+            let receiver_before = sink.cpu_seconds();
+            let mut measured = load(&gateway, secs).await;
+            measured.receiver_cpu_us =
+                (sink.cpu_seconds() - receiver_before) * 1e6 / (measured.rps * secs as f64);
+            figures[i].push(measured);
             gateway.stop().await;
         }
     }
@@ -1395,16 +1417,21 @@ async fn export_cost() {
         let list =
             |f: &dyn Fn(&Load) -> String| runs.iter().map(f).collect::<Vec<String>>().join(" / ");
         println!(
-            "export {name}: req/s {} p50 ms {} CPU µs/request {}",
+            "export {name}: req/s {} p50 ms {} CPU µs/request {} (receiver {})",
             list(&|l| format!("{:.0}", l.rps)),
             list(&|l| format!("{:.2}", l.p50_ms)),
             list(&|l| format!("{:.1}", l.cpu_us)),
+            list(&|l| format!("{:.1}", l.receiver_cpu_us)),
         );
     }
     let mean = |runs: &[Load], f: &dyn Fn(&Load) -> f64| {
         runs.iter().map(f).sum::<f64>() / runs.len() as f64
     };
     let (off, on) = (&figures[0], &figures[1]);
+    if off.is_empty() || on.is_empty() {
+        println!("received by the collector: {}", sink.counts());
+        return;
+    }
     println!(
         "export on costs {:.1} % of throughput and {:.1} % more CPU per request (means)",
         100.0 * (1.0 - mean(on, &|l| l.rps) / mean(off, &|l| l.rps)),
