@@ -7,12 +7,14 @@
 //! dropped, counted and reported as spans are ([`crate::otel_queue`]).
 
 use crate::otel_queue::{CountingExporter, QueueAccount};
-use opentelemetry::InstrumentationScope;
 use opentelemetry::logs::{AnyValue, LogRecord as _, Logger as _, LoggerProvider as _, Severity};
 use opentelemetry::trace::{SpanId, TraceFlags, TraceId};
+use opentelemetry::{InstrumentationScope, Key};
 use opentelemetry_sdk::Resource;
-use opentelemetry_sdk::logs::{BatchConfigBuilder, BatchLogProcessor, SdkLoggerProvider};
-use std::sync::Arc;
+use opentelemetry_sdk::logs::{
+    BatchConfigBuilder, BatchLogProcessor, SdkLogger, SdkLoggerProvider,
+};
+use std::sync::{Arc, RwLock};
 use std::time::SystemTime;
 
 /// A log record as a guest gave it, its values already checked.
@@ -23,12 +25,19 @@ pub struct GuestLog {
     /// OpenTelemetry's severity number, 1 to 24.
     pub severity: Option<u8>,
     pub body: Option<AnyValue>,
-    pub attributes: Vec<(String, AnyValue)>,
+    pub attributes: Vec<(Key, AnyValue)>,
     /// The guest's instrumentation scope: its name and version.
     pub scope: Option<(String, Option<String>)>,
     /// The trace and span the record belongs to, with the trace's sampled flag.
     pub trace: Option<(TraceId, SpanId, bool)>,
 }
+
+/// Instrumentation scopes whose logger is kept ([`Logs::logger`]): far more than
+/// chatgate's stages, few enough that their leaked names are no matter.
+const MAX_KEPT_SCOPES: usize = 64;
+
+/// A guest's instrumentation scope: its name and version.
+type ScopeName = (String, Option<String>);
 
 /// A running log pipeline.
 #[derive(Debug)]
@@ -36,6 +45,10 @@ pub struct Logs {
     provider: SdkLoggerProvider,
     /// Records between the host and the exporter, and those dropped.
     account: Arc<QueueAccount>,
+    /// A logger for each scope seen, with the scope's strings leaked (`'static`): the
+    /// batch processor clones a record's scope into its queue, and a borrowed name
+    /// clones without allocating.
+    loggers: RwLock<Vec<(ScopeName, SdkLogger)>>,
 }
 
 impl Logs {
@@ -60,7 +73,43 @@ impl Logs {
             .with_resource(resource)
             .with_log_processor(processor)
             .build();
-        Logs { provider, account }
+        Logs {
+            provider,
+            account,
+            loggers: RwLock::new(Vec::new()),
+        }
+    }
+
+    /// The logger of the scope `name` (`version`): the kept one, else a new one, kept
+    /// while fewer than [`MAX_KEPT_SCOPES`] are.
+    fn logger(&self, scope: Option<ScopeName>) -> SdkLogger {
+        let (name, version) = scope.unwrap_or_else(|| ("guest".to_string(), None));
+        let kept = self.loggers.read().unwrap_or_else(|e| e.into_inner());
+        if let Some((_, logger)) = kept.iter().find(|((n, v), _)| *n == name && *v == version) {
+            return logger.clone();
+        }
+        let full = kept.len() >= MAX_KEPT_SCOPES;
+        drop(kept);
+        if full {
+            let mut scope = InstrumentationScope::builder(name);
+            if let Some(version) = version {
+                scope = scope.with_version(version);
+            }
+            return self.provider.logger_with_scope(scope.build());
+        }
+        let mut kept = self.loggers.write().unwrap_or_else(|e| e.into_inner());
+        if let Some((_, logger)) = kept.iter().find(|((n, v), _)| *n == name && *v == version) {
+            return logger.clone();
+        }
+        let leaked: &'static str = Box::leak(name.clone().into_boxed_str());
+        let mut scope = InstrumentationScope::builder(leaked);
+        if let Some(version) = &version {
+            let leaked: &'static str = Box::leak(version.clone().into_boxed_str());
+            scope = scope.with_version(leaked);
+        }
+        let logger = self.provider.logger_with_scope(scope.build());
+        kept.push(((name, version), logger.clone()));
+        logger
     }
 
     /// Log records dropped because the export queue was full.
@@ -74,12 +123,7 @@ impl Logs {
         if !self.account.admit() {
             return;
         }
-        let (name, version) = log.scope.unwrap_or_else(|| ("guest".to_string(), None));
-        let mut scope = InstrumentationScope::builder(name);
-        if let Some(version) = version {
-            scope = scope.with_version(version);
-        }
-        let logger = self.provider.logger_with_scope(scope.build());
+        let logger = self.logger(log.scope);
         let mut record = logger.create_log_record();
         if let Some(time) = log.timestamp {
             record.set_timestamp(time);

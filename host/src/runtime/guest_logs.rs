@@ -14,7 +14,7 @@ use super::state::SpinView;
 use crate::otel_logs::GuestLog;
 use opentelemetry::logs::AnyValue;
 use opentelemetry::trace::{SpanId, TraceId};
-use opentelemetry::{Array, Value};
+use opentelemetry::{Array, Key, Value};
 
 /// Attributes kept per record, as for spans.
 const MAX_ATTRIBUTES: usize = super::guest_spans::MAX_PER_SPAN;
@@ -51,13 +51,32 @@ pub fn guest_log(data: logs::LogRecord) -> GuestLog {
             .attributes
             .unwrap_or_default()
             .into_iter()
-            .filter_map(|kv| Some((kv.key, any_value(value(&kv.value)?))))
+            .filter_map(|kv| Some((key(kv.key), any_value(value(&kv.value)?))))
             .take(MAX_ATTRIBUTES)
             .collect(),
         scope: data
             .instrumentation_scope
             .map(|scope| (scope.name, scope.version)),
         trace,
+    }
+}
+
+/// The attribute names `telemetry`'s request record uses, kept `'static`: the batch
+/// processor clones every record into its queue, and a static name clones without
+/// allocating.
+const KNOWN_KEYS: [&str; 6] = [
+    "http.request.method",
+    "url.path",
+    "http.response.status_code",
+    "chatgate.request_id",
+    "chatgate.duration_ms",
+    "error.type",
+];
+
+fn key(name: String) -> Key {
+    match KNOWN_KEYS.into_iter().find(|known| *known == name) {
+        Some(known) => Key::from_static_str(known),
+        None => Key::from(name),
     }
 }
 
@@ -112,7 +131,7 @@ mod tests {
         assert_eq!(log.body, Some(AnyValue::String("request".into())));
         assert_eq!(
             log.attributes,
-            vec![("http.response.status_code".to_string(), AnyValue::Int(200))]
+            vec![(Key::from("http.response.status_code"), AnyValue::Int(200))]
         );
         let (trace, span, sampled) = log.trace.unwrap();
         assert_eq!(trace.to_string(), "4bf92f3577b34da6a3ce929d0e0e4736");
