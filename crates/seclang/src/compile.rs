@@ -168,6 +168,10 @@ pub struct RuleSet {
     /// Whether rules the snapshot decides ([`crate::prefix::Decision`]) skip their links
     /// (off only to test that it changes no outcome).
     pub(crate) use_decisions: bool,
+    /// Per rule: whether its match does nothing but add its record (no `ctl`, no `msg`
+    /// or `logdata` to expand, `pass` or `block`): CRS's paranoia-level and exclusion
+    /// gates, about fifty of the seventy-odd records of an ordinary request.
+    pub(crate) record_only: Vec<bool>,
 }
 
 /// Load settings.
@@ -910,6 +914,21 @@ impl<'f> Builder<'f> {
                 log: r.log,
             })
             .collect();
+        let record_only = self
+            .rules
+            .iter()
+            .map(|r| {
+                r.actions().msg.is_none()
+                    && r.actions().logdata.is_none()
+                    && matches!(r.disruptive, Disruptive::Pass | Disruptive::Block)
+                    && r.links.iter().all(|l| {
+                        !l.actions
+                            .effects
+                            .iter()
+                            .any(|e| matches!(e, Effect::Ctl(_)))
+                    })
+            })
+            .collect();
         static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
         Ok(RuleSet {
             id: NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
@@ -925,6 +944,7 @@ impl<'f> Builder<'f> {
             prefix: std::sync::OnceLock::new(),
             use_prefix: true,
             use_decisions: true,
+            record_only,
             rules: self.rules,
             phases,
             skip_after,

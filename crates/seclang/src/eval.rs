@@ -3067,6 +3067,19 @@ impl<'r> Transaction<'r> {
     /// Runs the actions of a matched chain: the `ctl`s of every link, the match record,
     /// then the disruptive action.
     fn matched(&mut self, index: usize, rule: &'r Rule) {
+        if self.rules.record_only[index] {
+            // As below, without the walk through the links' effects for `ctl`s.
+            self.matches.push(
+                index as u32,
+                None,
+                None,
+                self.state
+                    .matched_vars
+                    .iter()
+                    .map(|(n, v)| (n, v.as_slice())),
+            );
+            return;
+        }
         self.ctls(rule);
         let ctx = Ctx {
             data: &self.data,

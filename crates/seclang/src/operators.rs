@@ -813,9 +813,46 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     };
     // Compared only where the first byte matches: `@within %{tx.restricted_headers}`
     // looks for each header name in a long list, and a comparison at every position
-    // (a call to `memcmp` each) was most of its cost.
+    // (a call to `memcmp` each) was most of its cost. The first bytes are found eight
+    // at a time ([`position_of_byte`]): a byte-by-byte loop over CRS's 250-byte
+    // `tx.allowed_request_content_type` cost about 800 instructions per `@within`.
     let last = haystack.len().checked_sub(needle.len())?;
-    (0..=last).find(|&i| haystack[i] == first && haystack[i + 1..i + needle.len()] == *rest)
+    let mut from = 0;
+    while from <= last {
+        let at = from + position_of_byte(first, &haystack[from..=last])?;
+        // The second byte before the rest: most first-byte hits (the `/` or `|` around
+        // the items of a list) end there, without a call to `memcmp`.
+        if rest.first().is_none_or(|&b| haystack[at + 1] == b)
+            && haystack[at + 1..at + needle.len()] == *rest
+        {
+            return Some(at);
+        }
+        from = at + 1;
+    }
+    None
+}
+
+/// The first position of `byte` in `haystack`, eight bytes per step (the zero-byte test
+/// of a word whose bytes are `haystack`'s xor `byte`): safe Rust without SIMD, as fast
+/// inside Wasm as natively.
+fn position_of_byte(byte: u8, haystack: &[u8]) -> Option<usize> {
+    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
+    const HIGHS: u64 = u64::from_ne_bytes([0x80; 8]);
+    let pattern = ONES * u64::from(byte);
+    let mut chunks = haystack.chunks_exact(8);
+    for (i, chunk) in chunks.by_ref().enumerate() {
+        let word = u64::from_le_bytes(chunk.try_into().expect("eight bytes")) ^ pattern;
+        // The lowest byte flagged is the first zero byte of `word` (a borrow can flag
+        // bytes above a zero one only).
+        let zeros = word.wrapping_sub(ONES) & !word & HIGHS;
+        if zeros != 0 {
+            return Some(8 * i + zeros.trailing_zeros() as usize / 8);
+        }
+    }
+    let tail = chunks.remainder();
+    tail.iter()
+        .position(|&b| b == byte)
+        .map(|p| haystack.len() - tail.len() + p)
 }
 
 /// At most this many `@rx` groups are captured into `TX:0` .. `TX:9`.
@@ -1152,6 +1189,18 @@ mod tests {
     use proptest::prelude::*;
 
     proptest! {
+        /// The search of `@within` and `@contains` finds the first occurrence, as a
+        /// comparison at every position does (bytes from a small alphabet, so that first
+        /// bytes and partial matches are frequent).
+        #[test]
+        fn find_is_the_first_occurrence(
+            haystack in proptest::collection::vec(prop_oneof![Just(b'a'), Just(b'b'), Just(0u8), Just(0x80u8), Just(0xffu8)], 0..70),
+            needle in proptest::collection::vec(prop_oneof![Just(b'a'), Just(b'b'), Just(0u8), Just(0x80u8), Just(0xffu8)], 0..4),
+        ) {
+            let naive = (0..=haystack.len()).find(|&i| haystack[i..].starts_with(&needle));
+            prop_assert_eq!(super::find(&haystack, &needle), naive);
+        }
+
         /// The short cut for `^.*$` answers what the regex answers, captures included.
         #[test]
         fn whole_value_pattern_is_the_regex(input in proptest::collection::vec(any::<u8>(), 0..40)) {
