@@ -1295,7 +1295,7 @@ impl Scratch {
             c.features.capacity(),
             self.selectors.map.capacity(),
             self.candidates.values.capacity(),
-            self.candidates.starts.capacity() / 8,
+            self.candidates.ranges.capacity() / 8,
             self.candidates.work.capacity(),
             self.slots.capacity(),
             self.detect.capacity(),
@@ -1388,10 +1388,14 @@ impl TransformCache {
 struct Candidates {
     /// The cache generation these were computed for (`None`: never).
     generation: Option<u32>,
-    /// `values[starts[id]..starts[id + 1]]` are the candidates of link `id`, and
+    /// `values[ranges[id].0..ranges[id].1]` are the candidates of link `id`, and
     /// `masks[id]` their [`Only::bit`]s.
     masks: Vec<u64>,
-    starts: Vec<u32>,
+    ranges: Vec<(u32, u32)>,
+    /// The links with candidates: the only entries of `ranges`, `masks` and `indexed`
+    /// the next computation has to reset (CRS has hundreds of prefiltered links, and an
+    /// ordinary request gives a few dozen of them a candidate).
+    with_candidates: Vec<u32>,
     values: Vec<(usize, usize)>,
     /// Per value in `values`: where it is in the request collections ([`Only::origins`]).
     origins: Vec<(u8, u32)>,
@@ -1419,7 +1423,6 @@ struct Work {
     walk: Walk,
     out_scan: HashMap<usize, usize, BuildHasherDefault<AddressHasher>>,
     pairs: Vec<(u32, u32)>,
-    next: Vec<u32>,
     live_links: Vec<u64>,
     excluded: Vec<u64>,
     found: Vec<u64>,
@@ -1449,13 +1452,14 @@ impl Work {
 impl Candidates {
     /// Whether link `id` has no candidate (it cannot match).
     fn none(&self, id: u32) -> bool {
-        let id = id as usize;
-        self.starts[id] == self.starts[id + 1]
+        let (start, end) = self.ranges[id as usize];
+        start == end
     }
 
     fn of(&self, id: u32) -> Only<'_> {
         let id = id as usize;
-        let range = self.starts[id] as usize..self.starts[id + 1] as usize;
+        let (start, end) = self.ranges[id];
+        let range = start as usize..end as usize;
         Only {
             values: &self.values[range.clone()],
             mask: self.masks[id],
@@ -1479,14 +1483,25 @@ impl Candidates {
         let pf = &rules.prefilter;
         let links = pf.link_vars.len();
         self.generation = Some(cache.generation);
-        self.starts.clear();
-        self.starts.resize(links + 1, 0);
+        if self.ranges.len() == links {
+            for &link in &self.with_candidates {
+                let link = link as usize;
+                self.ranges[link] = (0, 0);
+                self.masks[link] = 0;
+                self.indexed[link] = true;
+            }
+        } else {
+            // Another rule set's tables (or none yet).
+            self.ranges.clear();
+            self.ranges.resize(links, (0, 0));
+            self.masks.clear();
+            self.masks.resize(links, 0);
+            self.indexed.clear();
+            self.indexed.resize(links, true);
+        }
+        self.with_candidates.clear();
         self.values.clear();
-        self.masks.clear();
-        self.masks.resize(links, 0);
         self.origins.clear();
-        self.indexed.clear();
-        self.indexed.resize(links, true);
         let Some(ac) = &pf.ac else { return };
         let words = pf.words();
         let Work {
@@ -1501,7 +1516,6 @@ impl Candidates {
             walk,
             out_scan,
             pairs,
-            next,
             live_links,
             excluded,
             found,
@@ -1769,30 +1783,39 @@ impl Candidates {
                 m.set_prefilter(slot, mask, found, partial.then_some(&covered[..]));
             }
         }
-        // Grouped by link (a counting sort).
+        // Grouped by link (a counting sort over the links with candidates only, not
+        // over every prefiltered link): first each link's count, in `ranges[link].1`...
         for &(link, _) in pairs.iter() {
-            self.starts[link as usize + 1] += 1;
+            let count = &mut self.ranges[link as usize].1;
+            if *count == 0 {
+                self.with_candidates.push(link);
+            }
+            *count += 1;
         }
+        // ... then where each link's values start (`ranges[link].1` then moves to where
+        // the next one goes) ...
         let mut total = 0;
-        for start in &mut self.starts {
-            total += *start;
-            *start = total;
+        for &link in &self.with_candidates {
+            let range = &mut self.ranges[link as usize];
+            let count = range.1;
+            *range = (total, total);
+            total += count;
         }
+        // ... and the values in place, each link's in the order they were listed.
         self.values.resize(pairs.len(), (0, 0));
         self.origins.resize(pairs.len(), (NO_SOURCE, 0));
-        next.clear();
-        next.extend_from_slice(&self.starts[..links]);
         for &(link, vi) in pairs.iter() {
             let (bytes, _) = list[vi as usize];
-            let slot = &mut next[link as usize];
             let value = (bytes.as_ptr() as usize, bytes.len());
-            self.values[*slot as usize] = value;
-            self.origins[*slot as usize] = origins[vi as usize];
-            self.masks[link as usize] |= Only::bit(value.0);
+            let l = link as usize;
+            let slot = self.ranges[l].1 as usize;
+            self.values[slot] = value;
+            self.origins[slot] = origins[vi as usize];
+            self.ranges[l].1 += 1;
+            self.masks[l] |= Only::bit(value.0);
             if bytes.is_empty() {
-                self.indexed[link as usize] = false;
+                self.indexed[l] = false;
             }
-            *slot += 1;
         }
         // The transformed copies of request data are not kept.
         scans.outputs.clear();
