@@ -5,7 +5,8 @@
 //! The trait is what the host interfaces (`crate::runtime::key_value`) are written
 //! against, as Spin's key-value factor is written against its `Store` trait, so that a
 //! backend can change without touching the WIT side. Its calls are blocking: the host runs
-//! them on tokio's blocking pool.
+//! them on tokio's blocking pool, except the point operations a backend can answer
+//! without waiting ([`KeyValueStore::at_once`]), which it runs where the guest called.
 
 mod sqlite;
 
@@ -39,6 +40,10 @@ pub enum KeyValueError {
     NotACounter(usize),
     #[error("the increment overflows a 64-bit counter")]
     Overflow,
+    /// From [`KeyValueStore::at_once`] only: the operation would have had to wait (for
+    /// the connection or a lock on the file) and changed nothing.
+    #[error("the key-value operation would have to wait")]
+    WouldWait,
     #[error("the result exceeds the key-value limit of {limit} bytes per read")]
     ResultTooLarge { limit: usize },
 }
@@ -100,6 +105,24 @@ pub trait KeyValueStore: Send + Sync {
 
     /// Deletes every key; keys that do not exist are skipped.
     fn delete_many(&self, store: &str, keys: &[String]) -> Result<(), KeyValueError>;
+
+    /// The same stores for a caller that must not block (an async worker): each operation
+    /// either completes without waiting or fails with [`KeyValueError::WouldWait`] having
+    /// changed nothing, to be run again on a blocking thread. `None`: every operation may
+    /// wait, so none is run that way.
+    fn at_once(&self) -> Option<&dyn KeyValueStore> {
+        None
+    }
+
+    /// Whether upkeep that operations run [`at_once`](Self::at_once) have put off is due;
+    /// answers `true` to one caller only, which then runs [`upkeep`](Self::upkeep) on a
+    /// blocking thread.
+    fn claim_upkeep(&self) -> bool {
+        false
+    }
+
+    /// Upkeep put off by operations run at once (the SQLite backend's checkpoint). Blocks.
+    fn upkeep(&self) {}
 }
 
 /// What is left of one read's allowance of bytes.

@@ -6,17 +6,40 @@
 use super::{KeyValueError, KeyValueStore, KeyValues, ResultBudget};
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, TryLockError};
+use std::time::Duration;
 
 const SELECT_VALUE: &str = "SELECT value FROM spin_key_value WHERE store = ?1 AND key = ?2";
 const UPSERT_VALUE: &str = "INSERT INTO spin_key_value (store, key, value) VALUES (?1, ?2, ?3)
      ON CONFLICT (store, key) DO UPDATE SET value = excluded.value";
 const DELETE_KEY: &str = "DELETE FROM spin_key_value WHERE store = ?1 AND key = ?2";
 
+/// Commits after which the write-ahead log is copied back into the database file
+/// (a passive checkpoint). SQLite's own automatic checkpoint, which runs inside whichever
+/// commit crosses its threshold (1,000 pages), is turned off: that commit may now run on
+/// an async worker ([`SqliteKeyValue::at_once`]), and a checkpoint syncs the file to disk.
+/// A commit of one small value writes one or two pages, so this keeps the log near the
+/// size SQLite's default keeps it at.
+const COMMITS_PER_CHECKPOINT: u32 = 512;
+
 /// The SQLite database holding every store, one row per (store, key).
 pub struct SqliteKeyValue {
-    connection: Mutex<Connection>,
+    connection: Arc<Mutex<Connection>>,
     max_result_bytes: usize,
+    /// Whether an operation waits for the connection and for SQLite's locks (the view
+    /// run on blocking threads) or gives up at once ([`KeyValueError::WouldWait`]).
+    waits: bool,
+    /// The same database, never waiting: `None` in that view itself.
+    at_once: Option<Box<SqliteKeyValue>>,
+    commits_since_checkpoint: Arc<AtomicU32>,
+}
+
+/// What an operation does to the database, for the checkpoint count.
+#[derive(Clone, Copy, PartialEq)]
+enum Access {
+    Read,
+    Write,
 }
 
 impl SqliteKeyValue {
@@ -42,7 +65,8 @@ impl SqliteKeyValue {
         // process crashes, which is what a key-value cache of counters needs.
         connection.pragma_update(None, "journal_mode", "WAL").ok();
         connection.pragma_update(None, "synchronous", "NORMAL")?;
-        connection.busy_timeout(std::time::Duration::from_secs(5))?;
+        connection.pragma_update(None, "wal_autocheckpoint", 0)?;
+        connection.busy_timeout(BUSY_TIMEOUT)?;
         connection.execute_batch(
             "CREATE TABLE IF NOT EXISTS spin_key_value (
                 store TEXT NOT NULL,
@@ -51,15 +75,30 @@ impl SqliteKeyValue {
                 PRIMARY KEY (store, key)
             ) WITHOUT ROWID;",
         )?;
-        Ok(SqliteKeyValue {
-            connection: Mutex::new(connection),
+        let view = |waits| SqliteKeyValue {
+            connection: Arc::new(Mutex::new(connection)),
             max_result_bytes: super::MAX_RESULT_BYTES,
-        })
+            waits,
+            at_once: None,
+            commits_since_checkpoint: Arc::new(AtomicU32::new(0)),
+        };
+        let mut waiting = view(true);
+        waiting.at_once = Some(Box::new(SqliteKeyValue {
+            connection: waiting.connection.clone(),
+            max_result_bytes: waiting.max_result_bytes,
+            waits: false,
+            at_once: None,
+            commits_since_checkpoint: waiting.commits_since_checkpoint.clone(),
+        }));
+        Ok(waiting)
     }
 
     /// The same database with another limit on what one read answers (tests use a small one).
     pub fn with_max_result_bytes(mut self, max_result_bytes: usize) -> Self {
         self.max_result_bytes = max_result_bytes;
+        if let Some(at_once) = &mut self.at_once {
+            at_once.max_result_bytes = max_result_bytes;
+        }
         self
     }
 
@@ -67,28 +106,92 @@ impl SqliteKeyValue {
         ResultBudget::new(self.max_result_bytes)
     }
 
+    fn read<T>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> Result<T, KeyValueError>,
+    ) -> Result<T, KeyValueError> {
+        self.with(Access::Read, f)
+    }
+
+    fn write<T>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> Result<T, KeyValueError>,
+    ) -> Result<T, KeyValueError> {
+        self.with(Access::Write, f)
+    }
+
     fn with<T>(
         &self,
+        access: Access,
         f: impl FnOnce(&mut Connection) -> Result<T, KeyValueError>,
     ) -> Result<T, KeyValueError> {
         // A poisoned lock only means another request panicked mid-call; SQLite's own
         // transaction guarantees still hold, so keep serving.
-        let mut connection = self.connection.lock().unwrap_or_else(|e| e.into_inner());
-        f(&mut connection)
+        let mut connection = if self.waits {
+            self.connection.lock().unwrap_or_else(|e| e.into_inner())
+        } else {
+            match self.connection.try_lock() {
+                Ok(connection) => connection,
+                Err(TryLockError::Poisoned(e)) => e.into_inner(),
+                Err(TryLockError::WouldBlock) => return Err(KeyValueError::WouldWait),
+            }
+        };
+        if !self.waits {
+            // Another process sharing the file may hold its lock: give up rather than
+            // sleep on an async worker (nothing was written; the caller retries waiting).
+            connection.busy_timeout(Duration::ZERO)?;
+        }
+        let result = f(&mut connection);
+        if !self.waits {
+            connection.busy_timeout(BUSY_TIMEOUT)?;
+        }
+        let result = result.map_err(|e| match e {
+            KeyValueError::Sqlite(e) if !self.waits && is_busy(&e) => KeyValueError::WouldWait,
+            e => e,
+        });
+        if access == Access::Write && result.is_ok() {
+            let commits = self
+                .commits_since_checkpoint
+                .fetch_add(1, Ordering::Relaxed)
+                + 1;
+            if self.waits && commits >= COMMITS_PER_CHECKPOINT {
+                self.checkpoint_with(&connection);
+            }
+        }
+        result
     }
+
+    fn checkpoint_with(&self, connection: &Connection) {
+        self.commits_since_checkpoint.store(0, Ordering::Relaxed);
+        // PASSIVE: copies what no reader still needs and never waits; whatever is left
+        // goes with a later checkpoint.
+        if let Err(e) = connection.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+            tracing::warn!(target: "chatgate::key_value", "checkpoint failed: {e}");
+        }
+    }
+}
+
+/// How long a waiting operation waits for another process's lock on the file.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+fn is_busy(e: &rusqlite::Error) -> bool {
+    matches!(
+        e.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+    )
 }
 
 impl KeyValueStore for SqliteKeyValue {
     fn get(&self, store: &str, key: &str) -> Result<Option<Vec<u8>>, KeyValueError> {
         // rusqlite cannot stream one value, so the value is already in memory when it is
         // measured; the limit still keeps it from reaching the guest.
-        let value = self.with(|c| Ok(read(c, store, key)?))?;
+        let value = self.read(|c| Ok(read(c, store, key)?))?;
         self.budget().charge(value.as_ref().map_or(0, Vec::len))?;
         Ok(value)
     }
 
     fn set(&self, store: &str, key: &str, value: &[u8]) -> Result<(), KeyValueError> {
-        self.with(|c| {
+        self.write(|c| {
             c.prepare_cached(UPSERT_VALUE)?
                 .execute(params![store, key, value])?;
             Ok(())
@@ -96,7 +199,7 @@ impl KeyValueStore for SqliteKeyValue {
     }
 
     fn delete(&self, store: &str, key: &str) -> Result<(), KeyValueError> {
-        self.with(|c| {
+        self.write(|c| {
             c.prepare_cached(DELETE_KEY)?.execute(params![store, key])?;
             Ok(())
         })
@@ -104,7 +207,7 @@ impl KeyValueStore for SqliteKeyValue {
 
     fn exists(&self, store: &str, key: &str) -> Result<bool, KeyValueError> {
         // Answers a boolean, so no value reaches the guest and no result limit applies.
-        self.with(|c| {
+        self.read(|c| {
             Ok(c.prepare_cached(
                 "SELECT EXISTS (SELECT 1 FROM spin_key_value WHERE store = ?1 AND key = ?2)",
             )?
@@ -114,7 +217,7 @@ impl KeyValueStore for SqliteKeyValue {
 
     fn get_keys(&self, store: &str) -> Result<Vec<String>, KeyValueError> {
         let mut budget = self.budget();
-        self.with(|c| {
+        self.read(|c| {
             let mut stmt =
                 c.prepare_cached("SELECT key FROM spin_key_value WHERE store = ?1 ORDER BY key")?;
             let mut rows = stmt.query(params![store])?;
@@ -132,7 +235,7 @@ impl KeyValueStore for SqliteKeyValue {
     /// One transaction: concurrent increments, from this process or another one sharing
     /// the file, never lose an update.
     fn increment(&self, store: &str, key: &str, delta: i64) -> Result<i64, KeyValueError> {
-        self.with(|c| {
+        self.write(|c| {
             // IMMEDIATE takes the write lock before reading: a deferred transaction would
             // read under a shared lock and could then fail to upgrade it.
             let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -158,7 +261,7 @@ impl KeyValueStore for SqliteKeyValue {
         expected: Option<&[u8]>,
         value: &[u8],
     ) -> Result<bool, KeyValueError> {
-        self.with(|c| {
+        self.write(|c| {
             // One statement each: SQLite applies it atomically under its write lock.
             let changed = match expected {
                 Some(expected) => c
@@ -181,7 +284,7 @@ impl KeyValueStore for SqliteKeyValue {
     /// One transaction, so that the values are consistent with each other.
     fn get_many(&self, store: &str, keys: Vec<String>) -> Result<KeyValues, KeyValueError> {
         let mut budget = self.budget();
-        self.with(|c| {
+        self.read(|c| {
             let tx = c.transaction()?;
             let values = keys
                 .into_iter()
@@ -198,7 +301,7 @@ impl KeyValueStore for SqliteKeyValue {
 
     /// One transaction: all of them or, on failure, none.
     fn set_many(&self, store: &str, key_values: &[(String, Vec<u8>)]) -> Result<(), KeyValueError> {
-        self.with(|c| {
+        self.write(|c| {
             let tx = c.transaction()?;
             {
                 let mut upsert = tx.prepare_cached(UPSERT_VALUE)?;
@@ -213,7 +316,7 @@ impl KeyValueStore for SqliteKeyValue {
 
     /// One transaction.
     fn delete_many(&self, store: &str, keys: &[String]) -> Result<(), KeyValueError> {
-        self.with(|c| {
+        self.write(|c| {
             let tx = c.transaction()?;
             {
                 let mut delete = tx.prepare_cached(DELETE_KEY)?;
@@ -224,6 +327,26 @@ impl KeyValueStore for SqliteKeyValue {
             tx.commit()?;
             Ok(())
         })
+    }
+
+    fn at_once(&self) -> Option<&dyn KeyValueStore> {
+        self.at_once
+            .as_deref()
+            .map(|at_once| at_once as &dyn KeyValueStore)
+    }
+
+    fn claim_upkeep(&self) -> bool {
+        let commits = &self.commits_since_checkpoint;
+        commits
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                (n >= COMMITS_PER_CHECKPOINT).then_some(0)
+            })
+            .is_ok()
+    }
+
+    fn upkeep(&self) {
+        let connection = self.connection.lock().unwrap_or_else(|e| e.into_inner());
+        self.checkpoint_with(&connection);
     }
 }
 
@@ -375,6 +498,97 @@ mod tests {
             t.join().unwrap();
         }
         assert_eq!(connections[0].increment("default", "n", 0).unwrap(), 4800);
+    }
+
+    #[test]
+    fn at_once_gives_up_while_the_connection_is_busy_and_changes_nothing() {
+        let kv = SqliteKeyValue::in_memory().unwrap();
+        let at_once = kv.at_once().expect("SQLite answers at once");
+        at_once.set("default", "k", b"1").unwrap();
+        assert_eq!(at_once.get("default", "k").unwrap(), Some(b"1".to_vec()));
+        let held = kv.connection.lock().unwrap();
+        for attempt in [
+            at_once.set("default", "k", b"2").map(|_| ()),
+            at_once.increment("default", "n", 1).map(|_| ()),
+            at_once.get("default", "k").map(|_| ()),
+        ] {
+            assert!(
+                matches!(attempt, Err(KeyValueError::WouldWait)),
+                "{attempt:?}"
+            );
+        }
+        drop(held);
+        assert_eq!(kv.get("default", "k").unwrap(), Some(b"1".to_vec()));
+        assert!(!kv.exists("default", "n").unwrap());
+    }
+
+    #[test]
+    fn at_once_gives_up_on_another_processs_write_lock_but_still_reads() {
+        // Two connections to one file are what two host processes sharing it would have.
+        let db = TempDb::new("other-writer");
+        let (ours, theirs) = (
+            SqliteKeyValue::open(&db.path()).unwrap(),
+            SqliteKeyValue::open(&db.path()).unwrap(),
+        );
+        ours.increment("default", "n", 5).unwrap();
+        let writing = theirs.connection.lock().unwrap();
+        writing.execute_batch("BEGIN IMMEDIATE").unwrap();
+        let at_once = ours.at_once().unwrap();
+        let started = std::time::Instant::now();
+        let attempt = at_once.increment("default", "n", 1);
+        assert!(
+            matches!(attempt, Err(KeyValueError::WouldWait)),
+            "{attempt:?}"
+        );
+        assert!(
+            started.elapsed() < BUSY_TIMEOUT,
+            "gave up without waiting out the lock"
+        );
+        // WAL: a reader never waits for the writer.
+        assert_eq!(at_once.increment("default", "n", 0).ok(), None);
+        assert_eq!(
+            at_once.get("default", "n").unwrap(),
+            Some(5i64.to_le_bytes().to_vec())
+        );
+        writing.execute_batch("COMMIT").unwrap();
+        drop(writing);
+        // The busy timeout is back for the waiting view, and the increment was not lost.
+        assert_eq!(ours.increment("default", "n", 1).unwrap(), 6);
+    }
+
+    #[test]
+    fn writes_at_once_leave_the_checkpoint_to_one_claimant_and_keep_the_log_bounded() {
+        let wal_after = |name: &str, upkeep: bool| {
+            let db = TempDb::new(name);
+            let kv = SqliteKeyValue::open(&db.path()).unwrap();
+            let mut claims = 0;
+            for i in 0..4 * COMMITS_PER_CHECKPOINT {
+                kv.at_once()
+                    .unwrap()
+                    .set(
+                        "default",
+                        &format!("k{}", i % 64),
+                        &i.to_le_bytes().repeat(128),
+                    )
+                    .unwrap();
+                if upkeep && kv.claim_upkeep() {
+                    assert!(!kv.claim_upkeep(), "a second claimant for one checkpoint");
+                    claims += 1;
+                    kv.upkeep();
+                }
+            }
+            let wal = std::fs::metadata(db.path().with_extension("db-wal"))
+                .unwrap()
+                .len();
+            (claims, wal)
+        };
+        let (claims, kept) = wal_after("checkpointed", true);
+        let (_, grown) = wal_after("never-checkpointed", false);
+        assert_eq!(claims, 4);
+        assert!(
+            kept * 3 < grown,
+            "log {kept} bytes with upkeep, {grown} without"
+        );
     }
 
     #[test]

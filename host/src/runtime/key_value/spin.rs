@@ -2,7 +2,7 @@
 //! a streamed `get-keys`. Its functions are async to the guest, so they run on the
 //! store's accessor rather than on a borrowed view.
 
-use super::{KeyValueHandle, guest_message, run_blocking};
+use super::{KeyValueHandle, guest_message, run_blocking, run_point};
 use crate::key_value::{KeyValueError, KeyValueStore};
 use crate::runtime::bindings::spin::key_value::key_value as kv;
 use crate::runtime::state::{SpinInterfaces, SpinView};
@@ -14,20 +14,25 @@ fn kv_error(e: KeyValueError) -> kv::Error {
     kv::Error::Other(guest_message(e))
 }
 
-/// Runs a key-value operation on the store behind `handle`.
+/// Runs a key-value operation on the store behind `handle`: at once if it touches one
+/// key (`point`, see [`run_point`]), else on a blocking thread.
 async fn with_store<U, R: Send + 'static>(
     accessor: &Accessor<U, SpinInterfaces>,
     handle: &Resource<KeyValueHandle>,
-    op: impl FnOnce(&dyn KeyValueStore, &str) -> Result<R, KeyValueError> + Send + 'static,
+    point: bool,
+    op: impl Fn(&dyn KeyValueStore, &str) -> Result<R, KeyValueError> + Send + 'static,
 ) -> wasmtime::Result<Result<R, kv::Error>> {
     let (label, database) = accessor.with(|mut access| {
         let view = access.get();
         let label = view.table.get(handle)?.label.clone();
         Ok::<_, wasmtime::Error>((label, view.grants.key_value.clone()))
     })?;
-    Ok(run_blocking(database, move |db| op(db, &label))
-        .await
-        .map_err(kv_error))
+    let done = if point {
+        run_point(database, move |db| op(db, &label)).await
+    } else {
+        run_blocking(database, move |db| op(db, &label)).await
+    };
+    Ok(done.map_err(kv_error))
 }
 
 impl kv::HostStore for SpinView<'_> {
@@ -56,7 +61,7 @@ impl<U> kv::HostStoreWithStore<U> for SpinInterfaces {
         store: Resource<KeyValueHandle>,
         key: String,
     ) -> wasmtime::Result<Result<Option<Vec<u8>>, kv::Error>> {
-        with_store(accessor, &store, move |db, label| db.get(label, &key)).await
+        with_store(accessor, &store, true, move |db, label| db.get(label, &key)).await
     }
 
     async fn set(
@@ -65,7 +70,7 @@ impl<U> kv::HostStoreWithStore<U> for SpinInterfaces {
         key: String,
         value: Vec<u8>,
     ) -> wasmtime::Result<Result<(), kv::Error>> {
-        with_store(accessor, &store, move |db, label| {
+        with_store(accessor, &store, true, move |db, label| {
             db.set(label, &key, &value)
         })
         .await
@@ -76,7 +81,10 @@ impl<U> kv::HostStoreWithStore<U> for SpinInterfaces {
         store: Resource<KeyValueHandle>,
         key: String,
     ) -> wasmtime::Result<Result<(), kv::Error>> {
-        with_store(accessor, &store, move |db, label| db.delete(label, &key)).await
+        with_store(accessor, &store, true, move |db, label| {
+            db.delete(label, &key)
+        })
+        .await
     }
 
     async fn exists(
@@ -84,7 +92,10 @@ impl<U> kv::HostStoreWithStore<U> for SpinInterfaces {
         store: Resource<KeyValueHandle>,
         key: String,
     ) -> wasmtime::Result<Result<bool, kv::Error>> {
-        with_store(accessor, &store, move |db, label| db.exists(label, &key)).await
+        with_store(accessor, &store, true, move |db, label| {
+            db.exists(label, &key)
+        })
+        .await
     }
 
     async fn get_keys(
@@ -94,7 +105,7 @@ impl<U> kv::HostStoreWithStore<U> for SpinInterfaces {
         wasmtime::component::StreamReader<String>,
         wasmtime::component::FutureReader<Result<(), kv::Error>>,
     )> {
-        let listed = with_store(accessor, &store, |db, label| db.get_keys(label)).await?;
+        let listed = with_store(accessor, &store, false, |db, label| db.get_keys(label)).await?;
         let (keys, outcome) = match listed {
             Ok(keys) => (keys, Ok(())),
             Err(e) => (Vec::new(), Err(e)),

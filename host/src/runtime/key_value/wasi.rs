@@ -2,7 +2,7 @@
 //! compare-and-swap) and `batch`, over the same stores as `spin:key-value`. Its functions
 //! are synchronous to the guest; the host awaits the database on a borrowed view.
 
-use super::{CasHandle, KeyValueHandle, guest_message, run_blocking};
+use super::{CasHandle, KeyValueHandle, guest_message, run_blocking, run_point};
 use crate::key_value::{KeyValueError, KeyValueStore};
 use crate::runtime::bindings::wasi::keyvalue::{
     atomics as wasi_atomics, batch as wasi_batch, store as wasi_kv,
@@ -26,9 +26,20 @@ impl SpinView<'_> {
     }
 }
 
-/// Runs `op` on a bucket's store (from [`SpinView::bucket`]). Takes no view: the view is
-/// not `Sync`, and the future must be `Send`.
+/// Runs an operation on one key of a bucket's store (from [`SpinView::bucket`]), at once
+/// if it can ([`run_point`]). Takes no view: the view is not `Sync`, and the future must
+/// be `Send`.
 async fn on_bucket<R: Send + 'static>(
+    (label, database): (String, Arc<dyn KeyValueStore>),
+    op: impl Fn(&dyn KeyValueStore, &str) -> Result<R, KeyValueError> + Send + 'static,
+) -> wasmtime::Result<Result<R, wasi_kv::Error>> {
+    Ok(run_point(database, move |db| op(db, &label))
+        .await
+        .map_err(wasi_kv_error))
+}
+
+/// Runs an operation on many keys of a bucket's store on a blocking thread.
+async fn on_bucket_blocking<R: Send + 'static>(
     (label, database): (String, Arc<dyn KeyValueStore>),
     op: impl FnOnce(&dyn KeyValueStore, &str) -> Result<R, KeyValueError> + Send + 'static,
 ) -> wasmtime::Result<Result<R, wasi_kv::Error>> {
@@ -106,7 +117,7 @@ impl wasi_kv::HostBucket for SpinView<'_> {
             )));
         }
         Ok(
-            on_bucket(self.bucket(&bucket)?, |db, label| db.get_keys(label))
+            on_bucket_blocking(self.bucket(&bucket)?, |db, label| db.get_keys(label))
                 .await?
                 .map(|keys| wasi_kv::KeyResponse { keys, cursor: None }),
         )
@@ -144,7 +155,7 @@ impl wasi_atomics::Host for SpinView<'_> {
         let database = self.grants.key_value.clone();
         let attempt = {
             let (label, key) = (label.clone(), key.clone());
-            run_blocking(database.clone(), move |db| {
+            run_point(database.clone(), move |db| {
                 db.compare_and_swap(&label, &key, expected.as_deref(), &value)
             })
             .await
@@ -155,7 +166,7 @@ impl wasi_atomics::Host for SpinView<'_> {
                 // The spec asks for a handle at the latest version, ready for the retry.
                 let latest = {
                     let (label, key) = (label.clone(), key.clone());
-                    run_blocking(database, move |db| db.get(&label, &key)).await
+                    run_point(database, move |db| db.get(&label, &key)).await
                 };
                 Ok(Err(match latest {
                     Ok(expected) => {
@@ -199,7 +210,7 @@ impl wasi_atomics::HostCas for SpinView<'_> {
             (handle.label.clone(), handle.key.clone())
         };
         let database = self.grants.key_value.clone();
-        let read = run_blocking(database, move |db| db.get(&label, &key)).await;
+        let read = run_point(database, move |db| db.get(&label, &key)).await;
         Ok(match read {
             Ok(value) => {
                 self.table.get_mut(&cas)?.expected.clone_from(&value);
@@ -221,7 +232,7 @@ impl wasi_batch::Host for SpinView<'_> {
         bucket: Resource<KeyValueHandle>,
         keys: Vec<String>,
     ) -> wasmtime::Result<Result<Vec<(String, Option<Vec<u8>>)>, wasi_kv::Error>> {
-        on_bucket(self.bucket(&bucket)?, move |db, label| {
+        on_bucket_blocking(self.bucket(&bucket)?, move |db, label| {
             db.get_many(label, keys)
         })
         .await
@@ -232,7 +243,7 @@ impl wasi_batch::Host for SpinView<'_> {
         bucket: Resource<KeyValueHandle>,
         key_values: Vec<(String, Vec<u8>)>,
     ) -> wasmtime::Result<Result<(), wasi_kv::Error>> {
-        on_bucket(self.bucket(&bucket)?, move |db, label| {
+        on_bucket_blocking(self.bucket(&bucket)?, move |db, label| {
             db.set_many(label, &key_values)
         })
         .await
@@ -243,7 +254,7 @@ impl wasi_batch::Host for SpinView<'_> {
         bucket: Resource<KeyValueHandle>,
         keys: Vec<String>,
     ) -> wasmtime::Result<Result<(), wasi_kv::Error>> {
-        on_bucket(self.bucket(&bucket)?, move |db, label| {
+        on_bucket_blocking(self.bucket(&bucket)?, move |db, label| {
             db.delete_many(label, &keys)
         })
         .await
