@@ -21,6 +21,7 @@ pub mod openai_error;
 pub mod otel;
 pub mod otel_logs;
 pub mod otel_metrics;
+pub mod otel_proto;
 pub mod otel_queue;
 pub mod otel_transport;
 pub mod outbound;

@@ -41,8 +41,9 @@
 //!   are resource attributes too.
 //! - Request headers and timeouts of the exporter (`OTEL_EXPORTER_OTLP_HEADERS`,
 //!   `..._TIMEOUT`, `..._COMPRESSION`) and of the batch processor (`OTEL_BSP_*`) are
-//!   read by the OpenTelemetry crates themselves from the process environment, as in
-//!   Spin.
+//!   read from the process environment, as in Spin: by the OpenTelemetry crates
+//!   themselves, except for the `http/protobuf` span and log exporters, chatgate's own,
+//!   which read the exporter's variables as the crate does ([`crate::otel_transport`]).
 //!
 //! Spans go through the SDK's batch span processor, which runs exports on its own
 //! thread: a request only pushes its finished span into a bounded queue

@@ -21,10 +21,11 @@
 //! exporter's timers and retries run on the runtime, and it reports whether exports
 //! reach the collector, which the SDK's own error logs (not built in) would not.
 
+use crate::otel_proto::EncodedResource;
 use opentelemetry_http::{Bytes, HttpClient, HttpError, Request, Response};
 use opentelemetry_otlp::{WithExportConfig, WithHttpConfig};
 use opentelemetry_sdk::Resource;
-use opentelemetry_sdk::error::OTelSdkResult;
+use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
 use opentelemetry_sdk::logs::{LogBatch, LogExporter};
 use opentelemetry_sdk::metrics::Temporality;
 use opentelemetry_sdk::metrics::data::ResourceMetrics;
@@ -33,6 +34,7 @@ use opentelemetry_sdk::trace::{SpanData, SpanExporter};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -104,62 +106,333 @@ impl Protocol {
     }
 }
 
-/// Builds one signal's exporter for `endpoint` over `protocol`: the three exporters'
-/// builders are distinct types with no trait in common, so the one recipe is a macro.
-macro_rules! exporter {
-    ($exporter:ty, $signal:literal, $protocol:expr, $endpoint:expr) => {{
-        let failed = |e| wasmtime::format_err!("OpenTelemetry {} exporter: {e}", $signal);
-        let exporter = match $protocol {
-            Protocol::HttpProtobuf => <$exporter>::builder()
-                .with_http()
-                .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
-                .with_http_client(ReqwestOnTokio::new($signal)?)
-                .with_endpoint($endpoint.to_string())
-                .build()
-                .map_err(failed)?,
-            Protocol::Grpc => <$exporter>::builder()
-                .with_tonic()
-                .with_endpoint($endpoint.to_string())
-                .build()
-                .map_err(failed)?,
-        };
-        OnRuntime::new(exporter, $protocol, $signal)
-    }};
-}
-
 /// The span exporter for `endpoint` over `protocol`. Must be called inside the tokio
-/// runtime the exports are to run on.
+/// runtime the exports are to run on. Over HTTP it is chatgate's own
+/// ([`OtlpHttp`], bodies written by [`crate::otel_proto`]); over gRPC the crate's.
 pub(crate) fn span_exporter(
     protocol: Protocol,
     endpoint: &str,
-) -> wasmtime::Result<OnRuntime<opentelemetry_otlp::SpanExporter>> {
-    exporter!(
-        opentelemetry_otlp::SpanExporter,
-        "trace",
-        protocol,
-        endpoint
-    )
+) -> wasmtime::Result<OnRuntime<SpanExport>> {
+    let exporter = match protocol {
+        Protocol::HttpProtobuf => SpanExport::Http(OtlpHttp::new("trace", "TRACES", endpoint)?),
+        Protocol::Grpc => SpanExport::Grpc(
+            opentelemetry_otlp::SpanExporter::builder()
+                .with_tonic()
+                .with_endpoint(endpoint.to_string())
+                .build()
+                .map_err(|e| wasmtime::format_err!("OpenTelemetry trace exporter: {e}"))?,
+        ),
+    };
+    OnRuntime::new(exporter, protocol, "trace")
 }
 
-/// The metric exporter for `endpoint` over `protocol`; see [`span_exporter`].
+/// The metric exporter for `endpoint` over `protocol`; see [`span_exporter`]. The
+/// crate's for both protocols: metrics are exported once a minute, not per request.
 pub(crate) fn metric_exporter(
     protocol: Protocol,
     endpoint: &str,
 ) -> wasmtime::Result<OnRuntime<opentelemetry_otlp::MetricExporter>> {
-    exporter!(
-        opentelemetry_otlp::MetricExporter,
-        "metric",
-        protocol,
-        endpoint
-    )
+    let failed = |e| wasmtime::format_err!("OpenTelemetry metric exporter: {e}");
+    let exporter = match protocol {
+        Protocol::HttpProtobuf => opentelemetry_otlp::MetricExporter::builder()
+            .with_http()
+            .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
+            .with_http_client(ReqwestOnTokio::new("metric")?)
+            .with_endpoint(endpoint.to_string())
+            .build()
+            .map_err(failed)?,
+        Protocol::Grpc => opentelemetry_otlp::MetricExporter::builder()
+            .with_tonic()
+            .with_endpoint(endpoint.to_string())
+            .build()
+            .map_err(failed)?,
+    };
+    OnRuntime::new(exporter, protocol, "metric")
 }
 
 /// The log exporter for `endpoint` over `protocol`; see [`span_exporter`].
 pub(crate) fn log_exporter(
     protocol: Protocol,
     endpoint: &str,
-) -> wasmtime::Result<OnRuntime<opentelemetry_otlp::LogExporter>> {
-    exporter!(opentelemetry_otlp::LogExporter, "log", protocol, endpoint)
+) -> wasmtime::Result<OnRuntime<LogExport>> {
+    let exporter = match protocol {
+        Protocol::HttpProtobuf => LogExport::Http(OtlpHttp::new("log", "LOGS", endpoint)?),
+        Protocol::Grpc => LogExport::Grpc(
+            opentelemetry_otlp::LogExporter::builder()
+                .with_tonic()
+                .with_endpoint(endpoint.to_string())
+                .build()
+                .map_err(|e| wasmtime::format_err!("OpenTelemetry log exporter: {e}"))?,
+        ),
+    };
+    OnRuntime::new(exporter, protocol, "log")
+}
+
+/// A span exporter: chatgate's over HTTP, the crate's over gRPC.
+#[derive(Debug)]
+pub(crate) enum SpanExport {
+    Http(OtlpHttp),
+    Grpc(opentelemetry_otlp::SpanExporter),
+}
+
+impl SpanExporter for SpanExport {
+    async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
+        match self {
+            SpanExport::Http(http) => {
+                let body = crate::otel_proto::traces(&http.resource, &batch);
+                // The spans' strings are freed before the wait for the collector.
+                drop(batch);
+                http.post(body).await
+            }
+            SpanExport::Grpc(grpc) => grpc.export(batch).await,
+        }
+    }
+
+    fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
+        match self {
+            SpanExport::Http(http) => http.shutdown(),
+            SpanExport::Grpc(grpc) => grpc.shutdown_with_timeout(timeout),
+        }
+    }
+
+    fn force_flush(&self) -> OTelSdkResult {
+        match self {
+            // Nothing is buffered here: each export is sent as it comes.
+            SpanExport::Http(_) => Ok(()),
+            SpanExport::Grpc(grpc) => grpc.force_flush(),
+        }
+    }
+
+    fn set_resource(&mut self, resource: &Resource) {
+        match self {
+            SpanExport::Http(http) => http.resource = EncodedResource::new(resource),
+            SpanExport::Grpc(grpc) => grpc.set_resource(resource),
+        }
+    }
+}
+
+/// A log exporter: chatgate's over HTTP, the crate's over gRPC.
+#[derive(Debug)]
+pub(crate) enum LogExport {
+    Http(OtlpHttp),
+    Grpc(opentelemetry_otlp::LogExporter),
+}
+
+impl LogExporter for LogExport {
+    async fn export(&self, batch: LogBatch<'_>) -> OTelSdkResult {
+        match self {
+            LogExport::Http(http) => {
+                let body = crate::otel_proto::logs(&http.resource, &batch);
+                http.post(body).await
+            }
+            LogExport::Grpc(grpc) => grpc.export(batch).await,
+        }
+    }
+
+    fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
+        match self {
+            LogExport::Http(http) => http.shutdown(),
+            LogExport::Grpc(grpc) => grpc.shutdown_with_timeout(timeout),
+        }
+    }
+
+    fn set_resource(&mut self, resource: &Resource) {
+        match self {
+            LogExport::Http(http) => http.resource = EncodedResource::new(resource),
+            LogExport::Grpc(grpc) => grpc.set_resource(resource),
+        }
+    }
+}
+
+/// The default of `OTEL_EXPORTER_OTLP_TIMEOUT`: how long an export may take, retries
+/// included.
+const OTLP_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The exporter crate's limit on a request body; a larger batch is dropped, not sent.
+const MAX_REQUEST_BODY_BYTES: usize = 64 << 20;
+
+/// What the exporter crate sends as `User-Agent` (`default_headers` in its
+/// `exporter/mod.rs`), so that collectors see the same client.
+const USER_AGENT: &str = "OTel-OTLP-Exporter-Rust/0.33.1";
+
+/// OTLP over HTTP as the exporter crate's HTTP exporter does it (read in
+/// `opentelemetry-otlp` 0.33.1, `src/exporter/http/mod.rs`, `exporter/mod.rs`,
+/// `retry.rs`, `retry_policy.rs`, `retry_classification.rs`; restated, not copied), with
+/// the body written by [`crate::otel_proto`] instead of the crate's message structs:
+///
+/// - a POST of `application/x-protobuf` to the signal's URL, with `User-Agent` and the
+///   headers of `OTEL_EXPORTER_OTLP_{TRACES,LOGS}_HEADERS`, else
+///   `OTEL_EXPORTER_OTLP_HEADERS` (`key=value` pairs separated by commas, trimmed, values
+///   percent-decoded, pairs with an empty key or value or an invalid name skipped);
+/// - up to 3 retries of a network error, 429, 502, 503 and 504, after 100 ms doubling up
+///   to 1.6 s, plus up to 100 ms of jitter (or the collector's `Retry-After` in seconds,
+///   at most 30 s, for 429 and 503), within `OTEL_EXPORTER_OTLP_{TRACES,LOGS}_TIMEOUT`,
+///   else `OTEL_EXPORTER_OTLP_TIMEOUT` (milliseconds; 10 s by default);
+/// - no compression: the crate's gzip and zstd features were never compiled in, so it
+///   ignored `OTEL_EXPORTER_OTLP_*COMPRESSION` too (with a warning this host does not
+///   build in);
+/// - the collector's answer is not read: the crate only logged a partial success in its
+///   own (not built in) logs.
+#[derive(Debug)]
+pub(crate) struct OtlpHttp {
+    client: ReqwestOnTokio,
+    endpoint: http::Uri,
+    headers: http::HeaderMap,
+    timeout: Duration,
+    resource: EncodedResource,
+    shut_down: AtomicBool,
+}
+
+impl OtlpHttp {
+    /// The exporter of `signal` (`trace`, `log`) to `endpoint`, reading the variables of
+    /// `variables` (`TRACES`, `LOGS`) from the process environment.
+    fn new(signal: &'static str, variables: &str, endpoint: &str) -> wasmtime::Result<OtlpHttp> {
+        let env = |name: &str| std::env::var(name).ok();
+        let mut headers = http::HeaderMap::new();
+        headers.insert(
+            http::header::CONTENT_TYPE,
+            http::HeaderValue::from_static("application/x-protobuf"),
+        );
+        headers.insert(
+            http::header::USER_AGENT,
+            http::HeaderValue::from_static(USER_AGENT),
+        );
+        if let Some(configured) = env(&format!("OTEL_EXPORTER_OTLP_{variables}_HEADERS"))
+            .or_else(|| env("OTEL_EXPORTER_OTLP_HEADERS"))
+        {
+            for (name, value) in parse_headers(&configured) {
+                headers.insert(name, value);
+            }
+        }
+        let millis = |name: &str| env(name).and_then(|v| v.parse::<u64>().ok());
+        let timeout = millis(&format!("OTEL_EXPORTER_OTLP_{variables}_TIMEOUT"))
+            .or_else(|| millis("OTEL_EXPORTER_OTLP_TIMEOUT"))
+            .map_or(OTLP_TIMEOUT, Duration::from_millis);
+        Ok(OtlpHttp {
+            client: ReqwestOnTokio::new(signal)?,
+            endpoint: endpoint.parse().map_err(|e| {
+                wasmtime::format_err!("OpenTelemetry {signal} exporter: invalid endpoint: {e}")
+            })?,
+            headers,
+            timeout,
+            resource: EncodedResource::default(),
+            shut_down: AtomicBool::new(false),
+        })
+    }
+
+    fn shutdown(&self) -> OTelSdkResult {
+        if self.shut_down.swap(true, Ordering::AcqRel) {
+            return Err(OTelSdkError::AlreadyShutdown);
+        }
+        Ok(())
+    }
+
+    /// POSTs `body`, retrying as the crate does.
+    async fn post(&self, body: Vec<u8>) -> OTelSdkResult {
+        if self.shut_down.load(Ordering::Acquire) {
+            return Err(OTelSdkError::AlreadyShutdown);
+        }
+        if body.len() > MAX_REQUEST_BODY_BYTES {
+            return Err(OTelSdkError::InternalFailure(format!(
+                "OTLP HTTP request body is {} bytes, over the limit of {MAX_REQUEST_BODY_BYTES}; not sent",
+                body.len()
+            )));
+        }
+        let body = Bytes::from(body);
+        let started = Instant::now();
+        let (mut delay, mut delay_cap) = (RETRY_INITIAL_DELAY, RETRY_MAX_DELAY);
+        let mut attempt = 0;
+        loop {
+            let mut request = Request::new(body.clone());
+            *request.method_mut() = http::Method::POST;
+            *request.uri_mut() = self.endpoint.clone();
+            *request.headers_mut() = self.headers.clone();
+            let (status, retry_after) = match self.client.send_bytes(request).await {
+                Ok(response) if response.status().is_success() => return Ok(()),
+                Ok(response) => (
+                    response.status().as_u16(),
+                    response
+                        .headers()
+                        .get(http::header::RETRY_AFTER)
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(|v| v.trim().parse::<u64>().ok())
+                        .map(|secs| Duration::from_secs(secs.min(600))),
+                ),
+                // A network error: what the crate calls status 0, retried.
+                Err(_) => (0, None),
+            };
+            let failed = || {
+                Err(OTelSdkError::InternalFailure(if status == 0 {
+                    "HTTP export failed: network error".to_string()
+                } else {
+                    format!("HTTP export failed with status code: {status}")
+                }))
+            };
+            let retryable = matches!(status, 0 | 429 | 502 | 503 | 504);
+            if !retryable || attempt >= RETRY_MAX || started.elapsed() >= self.timeout {
+                return failed();
+            }
+            attempt += 1;
+            if let Some(server) = retry_after.filter(|_| matches!(status, 429 | 503)) {
+                let server = server.min(RETRY_MAX_THROTTLE);
+                if server > delay_cap {
+                    delay_cap = RETRY_MAX_THROTTLE;
+                }
+                delay = delay.max(server);
+            }
+            let jitter = Duration::from_millis(fastrand::u64(0..=RETRY_MAX_JITTER_MS));
+            let sleep = (delay + jitter).min(delay_cap);
+            if sleep >= self.timeout.saturating_sub(started.elapsed()) {
+                return failed();
+            }
+            tokio::time::sleep(sleep).await;
+            delay = (delay * 2).min(delay_cap);
+        }
+    }
+}
+
+/// The crate's retry policy (`RetryPolicy::recommended`).
+const RETRY_MAX: u32 = 3;
+const RETRY_INITIAL_DELAY: Duration = Duration::from_millis(100);
+const RETRY_MAX_DELAY: Duration = Duration::from_millis(1600);
+const RETRY_MAX_JITTER_MS: u64 = 100;
+const RETRY_MAX_THROTTLE: Duration = Duration::from_secs(30);
+
+/// The headers of an `OTEL_EXPORTER_OTLP_*HEADERS` value, as the crate reads them.
+fn parse_headers(value: &str) -> impl Iterator<Item = (http::HeaderName, http::HeaderValue)> + '_ {
+    value
+        .split_terminator(',')
+        .map(str::trim)
+        .filter_map(|pair| {
+            let (name, value) = pair.split_once('=')?;
+            let (name, value) = (name.trim(), value.trim());
+            let value = percent_decode(value).unwrap_or_else(|| value.to_string());
+            if name.is_empty() || value.is_empty() {
+                return None;
+            }
+            Some((
+                http::HeaderName::from_bytes(name.as_bytes()).ok()?,
+                http::HeaderValue::from_str(&value).ok()?,
+            ))
+        })
+}
+
+/// `%XX` sequences decoded (UTF-8 required); `None` when one is malformed.
+fn percent_decode(value: &str) -> Option<String> {
+    let bytes = value.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
 }
 
 /// An exporter whose exports are polled inside the host's tokio runtime's context, with
@@ -523,6 +796,26 @@ mod tests {
         let error = span_exporter(Protocol::Grpc, "https://c:4317").unwrap_err();
         assert!(error.to_string().contains("HTTPS"), "{error}");
         assert!(span_exporter(Protocol::Grpc, "http://c:4317").is_ok());
+    }
+
+    #[test]
+    fn exporter_headers_are_read_as_the_exporter_crate_reads_them() {
+        let headers: Vec<(String, String)> = parse_headers(
+            " api-key = se%20cret ,x-tenant=a=b,, empty=,=novalue,bad name=1,x-raw=100%,x-last=z",
+        )
+        .map(|(name, value)| (name.to_string(), value.to_str().unwrap().to_string()))
+        .collect();
+        let expected = [
+            ("api-key", "se cret"),
+            ("x-tenant", "a=b"),
+            // A malformed escape leaves the value as it was written.
+            ("x-raw", "100%"),
+            ("x-last", "z"),
+        ];
+        assert_eq!(
+            headers,
+            expected.map(|(n, v)| (n.to_string(), v.to_string()))
+        );
     }
 
     #[test]
