@@ -121,7 +121,7 @@ impl std::fmt::Debug for Bytes {
 /// found by their [`Names`] number or, for names the rules do not know, by a small map.
 /// A removed member leaves a hole rather than moving the later ones: CRS's captures
 /// remove and set `TX:0`..`TX:9` at every capturing match.
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Default)]
 pub(crate) struct Collection {
     entries: Vec<Entry>,
     /// By name number: 1 + the member's index in `entries`, 0 when absent. Sized on the
@@ -135,12 +135,49 @@ pub(crate) struct Collection {
     touched: bool,
 }
 
+// By hand, for `clone_from`: a transaction copies the start snapshot's `TX` into the
+// tables of the last transaction's (see [`Collection::emptied`]), reusing their room
+// instead of allocating them per request (the derived `clone_from` clones anew).
+impl Clone for Collection {
+    fn clone(&self) -> Collection {
+        Collection {
+            entries: self.entries.clone(),
+            slots: self.slots.clone(),
+            others: self.others.clone(),
+            len: self.len,
+            touched: self.touched,
+        }
+    }
+
+    fn clone_from(&mut self, source: &Collection) {
+        self.entries.clone_from(&source.entries);
+        self.slots.clone_from(&source.slots);
+        self.others.clone_from(&source.others);
+        self.len = source.len;
+        self.touched = source.touched;
+    }
+}
+
 /// The collections of a transaction: `TX`, and the others (`IP`, `GEO`, ...: rare) by
 /// lowercased name.
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Default)]
 pub(crate) struct Collections {
     pub(crate) tx: Collection,
     pub(crate) other: BTreeMap<String, Collection>,
+}
+
+impl Clone for Collections {
+    fn clone(&self) -> Collections {
+        Collections {
+            tx: self.tx.clone(),
+            other: self.other.clone(),
+        }
+    }
+
+    fn clone_from(&mut self, source: &Collections) {
+        self.tx.clone_from(&source.tx);
+        self.other.clone_from(&source.other);
+    }
 }
 
 impl Collections {
@@ -186,6 +223,20 @@ struct Entry {
 pub(crate) const NO_SLOT: u32 = u32::MAX;
 
 impl Collection {
+    /// Without members, its tables' room kept (`None` when they grew past `limit`
+    /// entries: a large transaction's are not worth keeping).
+    pub(crate) fn emptied(mut self, limit: usize) -> Option<Collection> {
+        if self.entries.capacity() > limit || self.others.capacity() > limit {
+            return None;
+        }
+        self.entries.clear();
+        self.slots.clear();
+        self.others.clear();
+        self.len = 0;
+        self.touched = false;
+        Some(self)
+    }
+
     /// Room for `n` more members without growing.
     pub(crate) fn reserve(&mut self, n: usize) {
         self.entries.reserve(n);

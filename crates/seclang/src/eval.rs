@@ -6,7 +6,7 @@ use std::hash::{BuildHasherDefault, Hasher};
 use std::time::Instant;
 
 use crate::actions::{AllowScope, Ctl, Disruptive, Effect, EngineMode, IdRanges, SetOp, in_ranges};
-use crate::collection::{AddressHasher, Bytes, Collections, NO_SLOT, Names};
+use crate::collection::{AddressHasher, Bytes, Collection, Collections, NO_SLOT, Names};
 use crate::compile::{Item, Link, Rule, RuleSet};
 use crate::macros::Resolve;
 use crate::memo::{EvalMemo, Slot};
@@ -1088,24 +1088,34 @@ fn resolve_targets<'a, 's>(
             // with numbered names by the answers computed at load time.
             (Some(name), Some(s @ Selector::Regex(_))) => {
                 let known = link.selected_names.get(t).and_then(Option::as_deref);
+                // The names the rules do not know (`tx.header_name_<name>`, set per
+                // request header) compared with the literal of `^LITERAL` rather than
+                // matched with the expression: CRS's 920450 lists them once per request.
+                let literal = s.anchored_literal().map(str::as_bytes);
                 selected_already = true;
-                all.extend(
-                    state
-                        .collections
-                        .get(name)
-                        .into_iter()
-                        .flat_map(|c| c.iter_numbered())
-                        .filter(|&(slot, k, _)| match known {
-                            Some(bits) if slot != NO_SLOT => {
-                                bits[slot as usize / 64] & (1 << (slot % 64)) != 0
-                            }
-                            _ => s.matches(k),
-                        })
-                        .map(|(_, k, v)| Value {
+                for (slot, k, v) in state
+                    .collections
+                    .get(name)
+                    .into_iter()
+                    .flat_map(|c| c.iter_numbered())
+                {
+                    let selected = match (known, literal) {
+                        (Some(bits), _) if slot != NO_SLOT => {
+                            bits[slot as usize / 64] & (1 << (slot % 64)) != 0
+                        }
+                        (_, Some(l)) => k
+                            .as_bytes()
+                            .get(..l.len())
+                            .is_some_and(|start| start.eq_ignore_ascii_case(l)),
+                        _ => s.matches(k),
+                    };
+                    if selected {
+                        all.push(Value {
                             key: Some(Cow::Owned(k.to_owned())),
                             value: Cow::Owned(v.to_vec()),
-                        }),
-                );
+                        });
+                    }
+                }
             }
             // A member named by a key (`TX:anomaly_score`): by its number when it has one.
             (Some(name), Some(Selector::Key(k))) => {
@@ -1254,6 +1264,9 @@ pub(crate) struct Scratch {
     spare: SpareLists,
     /// The match records' room, handed back by [`EvalMemo::reuse`] (empty).
     matches: Option<Matches>,
+    /// The `TX` collection's room, handed back by [`EvalMemo::reuse`] (empty): the start
+    /// snapshot's members are copied into it.
+    tx: Option<Collection>,
     /// The last transaction's request copies ([`Data::kept`]), their room reused by the
     /// next request's.
     data: Data,
@@ -2116,7 +2129,10 @@ impl RuleSet {
             rules: self,
             data: Data::new_in(request, scratch.data),
             state: State {
-                collections: Collections::default(),
+                collections: Collections {
+                    tx: scratch.tx.unwrap_or_default(),
+                    other: Default::default(),
+                },
                 names: &self.names,
                 earlier_match: None,
                 matched_vars: Vec::new(),
@@ -2174,6 +2190,7 @@ impl EvalMemo {
             .and_then(|s| s.downcast_mut::<Scratch>())
         {
             scratch.matches = outcome.matches.into_room();
+            scratch.tx = outcome.tx.into_members().emptied(SCRATCH_LIMIT);
         }
     }
 }
@@ -2578,6 +2595,7 @@ impl<'r> Transaction<'r> {
             detect: self.detect,
             spare: self.spare,
             matches: None,
+            tx: None,
             data: std::mem::take(&mut self.data).kept(),
         }));
         (outcome, memo)

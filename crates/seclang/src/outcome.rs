@@ -118,6 +118,11 @@ impl Tx {
         }
     }
 
+    /// The members' tables, for another transaction to fill ([`crate::EvalMemo::reuse`]).
+    pub(crate) fn into_members(self) -> Collection {
+        self.members
+    }
+
     /// The members by name.
     pub fn map(&self) -> &BTreeMap<String, String> {
         self.map.get_or_init(|| {

@@ -277,6 +277,24 @@ impl Selector {
         }
     }
 
+    /// For a regular expression that is `^` and a literal of ASCII letters, digits and
+    /// `_` (CRS's `TX:/^HEADER_NAME_/`): the literal, which a key starts with, compared
+    /// without regard to ASCII case, exactly when the expression matches the key (its
+    /// matching is case-insensitive). Not for a literal with `k` or `s`, which the
+    /// expression's Unicode case folding also matches with `K` (Kelvin) and `ſ`.
+    pub(crate) fn anchored_literal(&self) -> Option<&str> {
+        let Selector::Regex(r) = self else {
+            return None;
+        };
+        let literal = r.as_str().strip_prefix('^')?;
+        literal
+            .bytes()
+            .all(|b| {
+                (b.is_ascii_alphanumeric() || b == b'_') && !matches!(b, b'k' | b'K' | b's' | b'S')
+            })
+            .then_some(literal)
+    }
+
     fn same(&self, other: &Selector) -> bool {
         match (self, other) {
             (Selector::Key(a), Selector::Key(b)) => a == b,
@@ -436,6 +454,43 @@ fn split_targets(text: &str) -> Vec<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    proptest::proptest! {
+        /// The literal of `^LITERAL` selects what the case-insensitive expression
+        /// selects, keys with non-ASCII letters (`K` Kelvin, `ſ`, `ı`) included.
+        #[test]
+        fn anchored_literal_selects_as_the_expression_does(
+            pattern in "\\^[a-zA-Z0-9_]{0,6}",
+            key in "[aeHhIiKkSsnN_0-9\u{212a}\u{17f}\u{131}\u{130}]{0,9}",
+        ) {
+            let selector = Selector::parse(&format!("/{pattern}/")).unwrap();
+            let literal = selector.anchored_literal();
+            let no_fold = !pattern.contains(['k', 'K', 's', 'S']);
+            proptest::prop_assert_eq!(literal.is_some(), no_fold);
+            if let Some(l) = literal {
+                let starts = key
+                    .as_bytes()
+                    .get(..l.len())
+                    .is_some_and(|start| start.eq_ignore_ascii_case(l.as_bytes()));
+                proptest::prop_assert_eq!(starts, selector.matches(&key));
+            }
+        }
+    }
+
+    #[test]
+    fn anchored_literal_only_for_plain_prefixes() {
+        let literal = |p: &str| {
+            Selector::parse(p)
+                .unwrap()
+                .anchored_literal()
+                .map(str::to_owned)
+        };
+        assert_eq!(literal("/^HEADER_NAME_/").as_deref(), Some("HEADER_NAME_"));
+        assert_eq!(literal("/^header_name_.*$/"), None);
+        assert_eq!(literal("/HEADER_NAME_/"), None);
+        assert_eq!(literal("/^session/"), None);
+        assert_eq!(literal("header_name_"), None);
+    }
 
     #[test]
     fn lists_counts_exclusions_and_selectors() {
