@@ -16,7 +16,7 @@ pub use crate::outcome::{
     Intervention, InterventionKind, MATCHED_VALUE_LIMIT, Matches, Outcome, RuleMatch, Tx,
 };
 use crate::prefilter::{CASE_LOWER, CASE_UPPER, Prefilter, VarMask, var_bit};
-use crate::prefix::{Decision, Prefix};
+use crate::prefix::{DecidedRun, Decision, Prefix};
 use crate::request::{
     BodyProcessor, MultipartFlags, Pair, Request, Xml, parse_cookies, parse_json_reusing,
     parse_multipart, parse_urlencoded, parse_xml,
@@ -344,6 +344,14 @@ struct Exceptions<'r> {
 }
 
 impl<'r> Exceptions<'r> {
+    /// Whether no `ctl` removed a rule or a target.
+    fn is_empty(&self) -> bool {
+        self.ids.is_empty()
+            && self.tags.is_empty()
+            && self.targets_by_id.is_empty()
+            && self.targets_by_tag.is_empty()
+    }
+
     fn removes(&self, rule: &Rule) -> bool {
         self.ids.iter().any(|r| in_ranges(r, rule.id))
             || self.tags.iter().any(|t| rule.tag_ids.contains(t))
@@ -2097,6 +2105,8 @@ pub struct Transaction<'r> {
     /// The rules decided once per rule set, when the transaction started from the start
     /// snapshot ([`Prefix::decided`]); empty otherwise.
     decided: &'r [Decision],
+    /// Their runs ([`Prefix::runs`]), per phase; empty with `decided`.
+    runs: &'r [Vec<Option<DecidedRun>>],
 }
 
 impl RuleSet {
@@ -2156,6 +2166,7 @@ impl RuleSet {
             done: 0,
             pending_body: request.body.clone(),
             decided: &[],
+            runs: &[],
         }
     }
 
@@ -2307,6 +2318,7 @@ impl Prefix {
         let matched_vars = std::mem::take(&mut t.state.matched_vars);
         drop(t);
         let decided = decide(rules, &list[..i], &collections);
+        let runs = std::array::from_fn(|phase| decided_runs(rules, &rules.phases[phase], &decided));
         Some(Prefix {
             next: i,
             ctl_rules,
@@ -2316,6 +2328,7 @@ impl Prefix {
             earlier_match,
             matched_vars,
             decided,
+            runs,
         })
     }
 }
@@ -2413,6 +2426,84 @@ fn decide(rules: &RuleSet, prefix: &[Item], collections: &Collections) -> Vec<De
         decided[index] = decision;
     }
     decided
+}
+
+/// The runs of decided rules of a phase's `list` ([`DecidedRun`]), per item: where a
+/// decided rule starts one, what stepping from there through every decided rule and
+/// marker would do (as [`Transaction::step`] and [`Transaction::after_match`] do, with no
+/// `ctl` exclusion in force), up to the first item that is neither.
+fn decided_runs(rules: &RuleSet, list: &[Item], decided: &[Decision]) -> Vec<Option<DecidedRun>> {
+    let run_from = |start: usize| {
+        let mut i = start;
+        let mut records = Vec::new();
+        let mut last = None;
+        // `MATCHED_VAR(S)` as the rules so far leave them: `earlier` once a rule set it,
+        // `vars` of the last rule (`None` before the first: the transaction's).
+        let mut earlier: Option<(Name, Bytes)> = None;
+        let mut vars: Option<&[(Name, Bytes)]> = None;
+        while i < list.len() {
+            let index = match list[i] {
+                Item::Marker(_) => {
+                    i += 1;
+                    continue;
+                }
+                Item::Rule(index) => index,
+            };
+            let Some(Decision::Decided {
+                matched,
+                earlier: rule_earlier,
+                vars: rule_vars,
+            }) = decided.get(index)
+            else {
+                break;
+            };
+            if *matched && !rules.record_only[index] {
+                break;
+            }
+            // As `State::clear_matched`, then the decision's `MATCHED_VAR(S)`.
+            if let Some(last_var) = vars.and_then(<[_]>::last) {
+                earlier = Some(last_var.clone());
+            }
+            if let Some(e) = rule_earlier {
+                earlier = Some(e.clone());
+            }
+            vars = Some(rule_vars);
+            last = Some(index);
+            i += 1;
+            if *matched {
+                records.push(index);
+                // As `after_match`.
+                if let Some(target) = rules.skip_after[index] {
+                    i = target;
+                } else if let Some(n) = rules.rules[index].skip {
+                    let mut left = n;
+                    while left > 0 && i < list.len() {
+                        if matches!(list[i], Item::Rule(_)) {
+                            left -= 1;
+                        }
+                        i += 1;
+                    }
+                }
+            }
+        }
+        last.map(|last| DecidedRun {
+            records: records.into(),
+            next: i,
+            last,
+            earlier,
+        })
+    };
+    if decided.is_empty() {
+        return Vec::new();
+    }
+    (0..list.len())
+        .map(|start| match list[start] {
+            Item::Rule(index) if matches!(decided.get(index), Some(Decision::Decided { .. })) => {
+                run_from(start)
+            }
+            _ => None,
+        })
+        .collect()
 }
 
 /// Whether a rule reads the request and nothing else: its targets are request data (no
@@ -2633,9 +2724,22 @@ impl<'r> Transaction<'r> {
         {
             i = prefix.next;
         }
+        let runs = self
+            .runs
+            .get(usize::from(phase) - 1)
+            .map_or(&[][..], Vec::as_slice);
         while i < list.len() {
             if self.stopped(phase) || self.allowed == Some(AllowScope::Phase) {
                 break;
+            }
+            // A run of decided rules at once, as stepping through them would leave the
+            // transaction (a `ctl` exclusion in force could remove one or its targets:
+            // then rule by rule).
+            if let Some(Some(run)) = runs.get(i)
+                && self.state.exceptions.is_empty()
+            {
+                i = self.take_run(run);
+                continue;
             }
             i = self.step(list, i);
         }
@@ -2694,6 +2798,35 @@ impl<'r> Transaction<'r> {
         self.after_match(list, index, rule, i)
     }
 
+    /// What stepping through the rules of `run` does ([`DecidedRun`]): their records,
+    /// and the `MATCHED_VAR(S)` the last one leaves. Returns the item after the run.
+    fn take_run(&mut self, run: &DecidedRun) -> usize {
+        match &run.earlier {
+            Some(earlier) => {
+                self.state.matched_vars.clear();
+                self.state.earlier_match = Some(earlier.clone());
+            }
+            None => self.state.clear_matched(),
+        }
+        let decided: &'r [Decision] = self.decided;
+        let vars_of = |index: usize| match &decided[index] {
+            Decision::Decided { vars, .. } => &vars[..],
+            Decision::Undecided => &[],
+        };
+        for &index in &run.records {
+            self.matches.push(
+                index as u32,
+                None,
+                None,
+                vars_of(index).iter().map(|(n, v)| (n, v.as_slice())),
+            );
+        }
+        self.state
+            .matched_vars
+            .extend(vars_of(run.last).iter().cloned());
+        run.next
+    }
+
     /// Runs a matched rule's actions and returns the index of the next item to run
     /// (`i`, or past a `skip`/`skipAfter`).
     fn after_match(&mut self, list: &[Item], index: usize, rule: &'r Rule, mut i: usize) -> usize {
@@ -2737,6 +2870,7 @@ impl<'r> Transaction<'r> {
         self.state.matched_vars.clone_from(&prefix.matched_vars);
         if self.rules.use_decisions {
             self.decided = &prefix.decided;
+            self.runs = &prefix.runs;
         }
         true
     }

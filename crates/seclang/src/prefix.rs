@@ -37,6 +37,30 @@ pub(crate) struct Prefix {
     /// after the snapshot and read only `TX` members no rule outside it can write (see
     /// [`Decision`]); empty when none is.
     pub(crate) decided: Vec<Decision>,
+    /// Per phase, per item of its list: the [`DecidedRun`] that starts there, if any.
+    pub(crate) runs: [Vec<Option<DecidedRun>>; 5],
+}
+
+/// Consecutive decided rules (and markers between them) as a phase runs them, from one
+/// item to the first item that is not a decided rule: CRS's paranoia-level gates come in
+/// such runs (`9xx011` does not match, `9xx013` matches and skips to the end of its file,
+/// where the next file's gates wait), about eighty rules per request. With no `ctl`
+/// exclusion in force, a transaction adds the run's records and takes its end state at
+/// once instead of stepping through the rules one by one. Only runs whose matching rules
+/// do nothing but add their record (`RuleSet::record_only`).
+#[derive(Debug, Clone)]
+pub(crate) struct DecidedRun {
+    /// The rules that match, in order: each adds its record, with its decided
+    /// `MATCHED_VARS`.
+    pub(crate) records: Box<[usize]>,
+    /// The item after the run (past the last `skipAfter`).
+    pub(crate) next: usize,
+    /// The last rule of the run: its decided `MATCHED_VARS` are those left.
+    pub(crate) last: usize,
+    /// The `MATCHED_VAR` of earlier rules it leaves, when the run sets it; `None`: the
+    /// one the transaction had, moved aside as a new rule does ([`Decision`]'s rules
+    /// leave it so).
+    pub(crate) earlier: Option<(Name, Bytes)>,
 }
 
 /// A rule's match decided once per rule set: CRS runs about a hundred paranoia-level and
