@@ -1,11 +1,13 @@
 //! OpenAI's BPE tokenizers `o200k_base` and `cl100k_base`, producing the same token ids as
 //! tiktoken, with nothing to build at run time.
 //!
-//! chatgate runs each request in a fresh Wasm instance, so a tokenizer that decodes its
-//! vocabulary, fills a hash map or compiles a regex on first use would pay that on every
-//! request. Here `build.rs` compiles the vocabularies into compact sorted static tables (searched
-//! by binary search) and the split regexes are hand-written scanners: the first call costs only
-//! its lookups.
+//! A chatgate instance serves a bounded number of requests (128 by default, as Spin), so a
+//! tokenizer that decoded its vocabulary, filled a hash map of it or compiled a regex on
+//! first use would pay that again and again. Here `build.rs` compiles the vocabularies into
+//! compact sorted static tables (searched by binary search) and the split regexes are
+//! hand-written scanners: the first call costs only its lookups. What an instance does keep
+//! is small and filled as it goes: the token counts of short pieces it has counted (at most
+//! 4,096 per encoding), which spare the binary searches for the words that come back.
 //!
 //! ```
 //! use chatgate_tokenizer::{Encoding, REPLY_PRIMING_TOKENS};
@@ -36,6 +38,7 @@
 
 mod bpe;
 mod cache;
+mod piece_cache;
 mod pretokenize;
 mod vocab;
 
@@ -151,7 +154,12 @@ impl Encoding {
         let vocab = self.vocab();
         let mut scratch = bpe::Scratch::default();
         pretokenize::pieces(text, self.piece_end())
-            .map(|piece| bpe::count_piece(vocab, piece.as_bytes(), &mut scratch))
+            .map(|piece| {
+                let piece = piece.as_bytes();
+                piece_cache::count(self.index(), piece, || {
+                    bpe::count_piece(vocab, piece, &mut scratch)
+                })
+            })
             .sum()
     }
 
@@ -173,6 +181,14 @@ impl Encoding {
             .map(|(role, content)| self.count_message(role, content))
             .sum::<usize>()
             + REPLY_PRIMING_TOKENS
+    }
+
+    /// This encoding's place in [`Self::ALL`].
+    fn index(self) -> usize {
+        match self {
+            Encoding::O200kBase => 0,
+            Encoding::Cl100kBase => 1,
+        }
     }
 
     fn vocab(self) -> &'static Vocab {
