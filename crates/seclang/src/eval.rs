@@ -2335,7 +2335,8 @@ impl Prefix {
 
 /// The rules whose match [`Decision`] the snapshot's `collections` settle: every rule
 /// after `prefix` (the rules the snapshot stands for) whose links each read only
-/// `TX` members by key or their counts, through an operator that reads nothing else
+/// `TX` members by key or their counts (or whose chain fails among its first links that
+/// do), through an operator that reads nothing else
 /// (a constant, or macros of such members), without captures or `setvar`s, where no
 /// `setvar` of a rule outside `prefix` can write any member it reads (a key with macros
 /// counts as writing every member whose name starts with its literal start; captures
@@ -2408,13 +2409,25 @@ fn decide(rules: &RuleSet, prefix: &[Item], collections: &Collections) -> Vec<De
     let mut decided = Vec::new();
     let mut t = rules.transaction(&Request::default());
     for (index, rule) in rules.rules.iter().enumerate() {
-        if in_prefix[index] || !rule.links.iter().all(eligible) {
+        // Links from the first that are eligible: a chain that fails among them fails
+        // in every transaction, whatever its later links read (CRS's
+        // `TX:max_num_args "@eq 1"` before `&ARGS "@gt %{tx.max_num_args}"`).
+        let eligible_links = rule.links.iter().take_while(|l| eligible(l)).count();
+        if in_prefix[index] || eligible_links == 0 {
             continue;
         }
         t.state.collections.clone_from(collections);
         t.state.earlier_match = None;
         t.state.matched_vars.clear();
-        let matched = t.matches_chain(rule);
+        // As `matches_chain`, up to the first link that is not eligible.
+        t.state.clear_matched();
+        let failed = rule.links[..eligible_links]
+            .iter()
+            .any(|link| !t.matches_link(rule, link));
+        if !failed && eligible_links < rule.links.len() {
+            continue;
+        }
+        let matched = !failed;
         let decision = Decision::Decided {
             matched,
             earlier: t.state.earlier_match.take(),

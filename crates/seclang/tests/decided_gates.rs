@@ -78,6 +78,36 @@ SecMarker END-X
 }
 
 #[test]
+fn a_chain_that_fails_on_its_gate_is_decided_whatever_its_later_links_read() {
+    // Rule 10's first link reads `tx.max` (unset: no value, no match), its second the
+    // request: decided unmatched, as CRS's `TX:max_num_args "@eq 1"` before `&ARGS`.
+    // Rule 11's first link matches: its second link reads the request, so it is not
+    // decided. Rule 12's gate fails on its second link, also a gate: decided.
+    let mut set = rules(
+        r#"SecAction "id:1,phase:1,pass,nolog,setvar:tx.on=1"
+SecRule REQUEST_URI "@contains z" "id:2,phase:1,pass,nolog,setvar:tx.z=1"
+SecRule TX:max "@eq 1" "id:10,phase:2,deny,status:403,chain"
+    SecRule &ARGS "@gt 0" "t:none"
+SecRule TX:on "@eq 1" "id:11,phase:2,pass,log,chain"
+    SecRule ARGS:a "@streq b" "t:none,setvar:tx.hit=1"
+SecRule TX:on "@eq 1" "id:12,phase:2,deny,status:403,chain"
+    SecRule TX:on "@eq 2" "chain"
+    SecRule REQUEST_URI "@contains a" "t:none"
+SecAction "id:20,phase:2,pass,log,logdata:'%{MATCHED_VAR_NAME}=%{MATCHED_VAR}'"
+"#,
+    );
+    assert_eq!(set.decided_rules(), 2);
+    let o = same(&mut set, &request("GET", "/a?a=b&max=1", &[], ""));
+    assert_eq!(o.matched_ids(), [1, 11, 20]);
+    assert_eq!(o.tx("hit"), Some("1"));
+    assert!(o.blocking().is_none());
+    let o = same(&mut set, &request("GET", "/a?a=c", &[], ""));
+    assert_eq!(o.matched_ids(), [1, 20]);
+    let m = o.matches.iter().find(|m| m.id == 20).expect("20 matched");
+    assert_eq!(m.logdata.as_deref(), Some("TX:on=1"));
+}
+
+#[test]
 fn keys_with_macros_and_captures_count_as_writes() {
     // Rule 2 writes `tx.header_name_<name>` (as CRS's 920450): a gate reading any member
     // starting with `header_name_` stays undecided, one reading `tx.other` is decided.
