@@ -511,7 +511,7 @@ impl HostTraces {
         route: Option<Arc<str>>,
     ) -> opentelemetry_sdk::trace::Span {
         // Without a `traceparent` the propagator would only clone the current context.
-        let parent = if request.headers().contains_key(TRACEPARENT) {
+        let parent = if request.headers().contains_key(&TRACEPARENT_HEADER) {
             self.propagator
                 .extract(&opentelemetry_http::HeaderExtractor(request.headers()))
         } else {
@@ -583,6 +583,13 @@ impl HostTraces {
 /// The W3C trace context headers.
 const TRACEPARENT: &str = "traceparent";
 const TRACESTATE: &str = "tracestate";
+
+/// The same names as `HeaderName`s, made once: a `&str` is parsed into a header name at
+/// every lookup, and in `ServerSpan::inject` that parsing (`HdrName::from_static`, for
+/// each insert and removal) was 1.4 k of its 3.1 k instructions per request
+/// (callgrind, `otel::export_cost`).
+static TRACEPARENT_HEADER: http::HeaderName = http::HeaderName::from_static(TRACEPARENT);
+static TRACESTATE_HEADER: http::HeaderName = http::HeaderName::from_static(TRACESTATE);
 
 /// An address as `Display` writes it; an IPv4 one without the formatting machinery, which
 /// was a fifth of the SERVER span's start in a profile of `otel::export_cost`.
@@ -674,15 +681,15 @@ impl ServerSpan {
         let Some(span) = &self.span else {
             return;
         };
-        headers.remove(TRACEPARENT);
-        headers.remove(TRACESTATE);
+        headers.remove(&TRACEPARENT_HEADER);
+        headers.remove(&TRACESTATE_HEADER);
         let context = span.span_context();
         // What the SDK's propagator writes (an empty `tracestate` included), written here
         // without its formatting: it was a sixth of the host's per-request span work.
         if context.is_valid() {
-            headers.insert(TRACEPARENT, traceparent(context));
+            headers.insert(TRACEPARENT_HEADER.clone(), traceparent(context));
             if let Ok(state) = http::HeaderValue::from_str(&context.trace_state().header()) {
-                headers.insert(TRACESTATE, state);
+                headers.insert(TRACESTATE_HEADER.clone(), state);
             }
         }
     }

@@ -19,6 +19,7 @@
 pub use chatgate_guest::genai;
 use chatgate_guest::trace_context::{SAMPLED, Span, TraceParent};
 pub use chatgate_guest::waf_family;
+use std::cell::RefCell;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 #[allow(missing_docs, unsafe_code)]
@@ -341,17 +342,25 @@ fn key_values(attributes: Attributes) -> Vec<types::KeyValue> {
 /// `Formatter::write_str` were about a sixth of `StageSpan::log`'s samples).
 fn json(value: &serde_json::Value) -> String {
     match value {
-        serde_json::Value::String(s) if !s.bytes().any(|b| b == b'"' || b == b'\\' || b < 0x20) => {
-            let mut out = String::with_capacity(s.len() + 2);
-            out.push('"');
-            out.push_str(s);
-            out.push('"');
-            out
-        }
+        serde_json::Value::String(s) => json_string(s),
         serde_json::Value::Bool(true) => "true".to_owned(),
         serde_json::Value::Bool(false) => "false".to_owned(),
         other => other.to_string(),
     }
+}
+
+/// `text` as a JSON string, what serde_json writes for it, directly when it needs no
+/// escape (serde_json escapes only `"`, `\` and control characters), without a
+/// `serde_json::Value` holding a copy of it.
+fn json_string(text: &str) -> String {
+    if text.bytes().any(|b| b == b'"' || b == b'\\' || b < 0x20) {
+        return serde_json::to_string(text).unwrap_or_default();
+    }
+    let mut out = String::with_capacity(text.len() + 2);
+    out.push('"');
+    out.push_str(text);
+    out.push('"');
+    out
 }
 
 /// One span being recorded; reported to the host when it ends.
@@ -365,8 +374,13 @@ pub struct StageSpan {
     attributes: Vec<types::KeyValue>,
     events: Vec<tracing::Event>,
     /// The context `on-start` was given, kept for `on-end` and the span's log records:
-    /// its ids are written in hex once, not at each call.
-    context: Option<tracing::SpanContext>,
+    /// its ids are written in hex once, not at each call. A log record is given its ids
+    /// and they are taken back after `on-emit` (the bindings own their strings): in a
+    /// `RefCell` because [`StageSpan::log`] takes `&self`.
+    context: RefCell<Option<tracing::SpanContext>>,
+    /// The instrumentation scope, once a log record has been given it: kept for the
+    /// span's next record and `on-end`, which would otherwise copy its strings again.
+    scope: RefCell<Option<types::InstrumentationScope>>,
 }
 
 impl StageSpan {
@@ -388,12 +402,13 @@ impl StageSpan {
             start,
             attributes: Vec::new(),
             events: Vec::new(),
-            context: None,
+            context: RefCell::new(None),
+            scope: RefCell::new(None),
         };
         if this.recording() {
             let context = this.context();
             tracing::on_start(&context);
-            this.context = Some(context);
+            this.context = RefCell::new(Some(context));
         }
         this
     }
@@ -461,12 +476,20 @@ impl StageSpan {
             return;
         }
         let time = now();
-        logs::on_emit(&logs::LogRecord {
+        let (trace_id, span_id) = match self.context.borrow_mut().as_mut() {
+            Some(context) => (
+                std::mem::take(&mut context.trace_id),
+                std::mem::take(&mut context.span_id),
+            ),
+            None => (self.span.trace_id_hex(), self.span.span_id_hex()),
+        };
+        let scope = self.scope.take().unwrap_or_else(|| self.new_scope());
+        let record = logs::LogRecord {
             timestamp: Some(time),
             observed_timestamp: Some(time),
             severity_text: None,
             severity_number: Some(severity),
-            body: Some(json(&serde_json::Value::from(body))),
+            body: Some(json_string(body)),
             attributes: Some(
                 attributes
                     .iter()
@@ -478,20 +501,21 @@ impl StageSpan {
             ),
             event_name: None,
             resource: None,
-            instrumentation_scope: Some(self.scope()),
-            trace_id: Some(match &self.context {
-                Some(context) => context.trace_id.clone(),
-                None => self.span.trace_id_hex(),
-            }),
-            span_id: Some(match &self.context {
-                Some(context) => context.span_id.clone(),
-                None => self.span.span_id_hex(),
-            }),
+            instrumentation_scope: Some(scope),
+            trace_id: Some(trace_id),
+            span_id: Some(span_id),
             trace_flags: Some(tracing::TraceFlags::SAMPLED),
-        });
+        };
+        logs::on_emit(&record);
+        // The strings lent to the record, back where they came from.
+        self.scope.replace(record.instrumentation_scope);
+        if let Some(context) = self.context.borrow_mut().as_mut() {
+            context.trace_id = record.trace_id.unwrap_or_default();
+            context.span_id = record.span_id.unwrap_or_default();
+        }
     }
 
-    fn scope(&self) -> types::InstrumentationScope {
+    fn new_scope(&self) -> types::InstrumentationScope {
         types::InstrumentationScope {
             name: self.tracer.scope.to_owned(),
             version: Some(self.tracer.version.to_owned()),
@@ -531,7 +555,7 @@ impl StageSpan {
         self.end(tracing::Status::Unset);
     }
 
-    fn end(mut self, status: tracing::Status) {
+    fn end(self, status: tracing::Status) {
         if !self.recording() {
             return;
         }
@@ -539,7 +563,10 @@ impl StageSpan {
             Some(context) => context,
             None => self.context(),
         };
-        let scope = self.scope();
+        let scope = match self.scope.take() {
+            Some(scope) => scope,
+            None => self.new_scope(),
+        };
         tracing::on_end(&tracing::SpanData {
             span_context: context,
             parent_span_id: self.span.parent_span_id_hex().unwrap_or_default(),
