@@ -11,12 +11,18 @@ pub const MAX_COUNTED_PARTS: usize = 512;
 /// At most this many bytes of texts are remembered; a longer text is counted, not kept.
 pub const MAX_COUNTED_BYTES: usize = 1 << 20;
 
+/// A text's length and its first and last eight bytes ([`edges`]).
+type Edges = (usize, u64, u64);
+
 /// Remembered token counts of one encoding's texts.
 #[derive(Debug, Default)]
 pub struct CountCache {
-    /// A `BTreeMap`: the texts a prompt is cut into differ early (`[docN] title`), so a
-    /// look-up compares a few bytes per key, where hashing would read the whole text.
-    by_text: BTreeMap<String, usize>,
+    /// Texts by their length and their first and last eight bytes, so that a look-up
+    /// compares three integers per step. The texts under one key are then compared whole,
+    /// eight bytes at a time: a hit must read the whole text, and comparing it as `str`
+    /// (`memcmp`, byte by byte in Wasm's C library) was most of a look-up's cost.
+    by_edges: BTreeMap<Edges, Vec<(Box<str>, usize)>>,
+    texts: usize,
     bytes: usize,
 }
 
@@ -24,7 +30,8 @@ impl CountCache {
     /// An empty cache (`const`, for a `static`).
     pub const fn new() -> Self {
         CountCache {
-            by_text: BTreeMap::new(),
+            by_edges: BTreeMap::new(),
+            texts: 0,
             bytes: 0,
         }
     }
@@ -32,30 +39,61 @@ impl CountCache {
     /// `encoding.count(text)`, remembered. A cache holds the counts of one encoding: the
     /// caller keeps one per encoding it counts in.
     pub fn count(&mut self, encoding: Encoding, text: &str) -> usize {
-        if let Some(&tokens) = self.by_text.get(text) {
-            return tokens;
+        let edges = edges(text.as_bytes());
+        if let Some(texts) = self.by_edges.get(&edges)
+            && let Some((_, tokens)) = texts
+                .iter()
+                .find(|(known, _)| same_bytes(known.as_bytes(), text.as_bytes()))
+        {
+            return *tokens;
         }
         let tokens = encoding.count(text);
-        if self.by_text.len() >= MAX_COUNTED_PARTS || self.bytes + text.len() > MAX_COUNTED_BYTES {
-            self.by_text.clear();
+        if self.texts >= MAX_COUNTED_PARTS || self.bytes + text.len() > MAX_COUNTED_BYTES {
+            self.by_edges.clear();
+            self.texts = 0;
             self.bytes = 0;
         }
         if text.len() <= MAX_COUNTED_BYTES {
+            self.texts += 1;
             self.bytes += text.len();
-            self.by_text.insert(text.to_owned(), tokens);
+            self.by_edges
+                .entry(edges)
+                .or_default()
+                .push((text.into(), tokens));
         }
         tokens
     }
 
     /// How many texts are remembered.
     pub fn len(&self) -> usize {
-        self.by_text.len()
+        self.texts
     }
 
     /// Whether nothing is remembered.
     pub fn is_empty(&self) -> bool {
-        self.by_text.is_empty()
+        self.texts == 0
     }
+}
+
+/// A text's length and its first and last eight bytes (zero-padded when shorter).
+fn edges(bytes: &[u8]) -> Edges {
+    let word = |part: &[u8]| {
+        let mut word = [0; 8];
+        word[..part.len()].copy_from_slice(part);
+        u64::from_le_bytes(word)
+    };
+    let head = &bytes[..bytes.len().min(8)];
+    let tail = &bytes[bytes.len().saturating_sub(8)..];
+    (bytes.len(), word(head), word(tail))
+}
+
+/// `a == b`, eight bytes at a time.
+fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+    let word = |chunk: &[u8]| u64::from_le_bytes(chunk.try_into().expect("eight bytes"));
+    let (a_words, b_words) = (a.chunks_exact(8), b.chunks_exact(8));
+    a.len() == b.len()
+        && a_words.remainder() == b_words.remainder()
+        && a_words.zip(b_words).all(|(x, y)| word(x) == word(y))
 }
 
 #[cfg(test)]
@@ -73,6 +111,41 @@ mod tests {
             );
         }
         assert_eq!(cache.len(), 1);
+    }
+
+    #[test]
+    fn texts_alike_at_both_ends_keep_their_own_counts() {
+        let mut cache = CountCache::new();
+        let texts = [
+            "[doc1] Title\nalpha beta gamma delta.\n",
+            "[doc1] Title\nalpha.beta.gamma delta.\n",
+            "[doc1] Title\nalphaXbetaYgamma delta.\n",
+        ];
+        assert!(
+            texts
+                .iter()
+                .all(|t| edges(t.as_bytes()) == edges(texts[0].as_bytes()))
+        );
+        for _ in 0..2 {
+            for text in texts {
+                assert_eq!(
+                    cache.count(Encoding::O200kBase, text),
+                    Encoding::O200kBase.count(text),
+                    "{text}"
+                );
+            }
+        }
+        assert_eq!(cache.len(), 3);
+        for (a, b) in [("", ""), ("abc", "abc"), ("abcdefghi", "abcdefghi")] {
+            assert!(same_bytes(a.as_bytes(), b.as_bytes()));
+        }
+        for (a, b) in [
+            ("abc", "abd"),
+            ("abcdefghi", "abcdefghj"),
+            ("abcdefgh", "abcdefgh "),
+        ] {
+            assert!(!same_bytes(a.as_bytes(), b.as_bytes()), "{a} {b}");
+        }
     }
 
     #[test]
