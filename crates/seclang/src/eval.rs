@@ -2741,9 +2741,16 @@ impl<'r> Transaction<'r> {
             .runs
             .get(usize::from(phase) - 1)
             .map_or(&[][..], Vec::as_slice);
+        // What stops the phase (an intervention, `allow`, the engine mode) changes only
+        // when a rule matches, which adds a record: checked again only then.
+        let mut checked_at = None;
         while i < list.len() {
-            if self.stopped(phase) || self.allowed == Some(AllowScope::Phase) {
-                break;
+            let records = self.matches.count();
+            if checked_at != Some(records) {
+                if self.stopped(phase) || self.allowed == Some(AllowScope::Phase) {
+                    break;
+                }
+                checked_at = Some(records);
             }
             // A run of decided rules at once, as stepping through them would leave the
             // transaction (a `ctl` exclusion in force could remove one or its targets:
