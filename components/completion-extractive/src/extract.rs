@@ -1,8 +1,10 @@
 //! Picks the sentences of the sources that best answer the question.
 
 use std::cell::RefCell;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::rc::Rc;
+
+use chatgate_tokenizer::TextMap;
 
 use crate::prompt::Source;
 use crate::sentences::split_sentences;
@@ -36,13 +38,12 @@ struct Analyzed {
     sentences: Vec<(String, String, BTreeSet<String>)>,
 }
 
-/// What [`extract_answer`] remembers: sources by content, and title terms by title.
-/// `BTreeMap`s: a look-up compares the few bytes in which keys differ and then the one
-/// it finds, where hashing would read the whole key.
+/// What [`extract_answer`] remembers: sources by content, and title terms by title
+/// (`TextMap`s: a hit reads the whole key, eight bytes at a time).
 #[derive(Default)]
 struct Memo {
-    contents: BTreeMap<String, Rc<Analyzed>>,
-    titles: BTreeMap<String, Rc<BTreeSet<String>>>,
+    contents: TextMap<Rc<Analyzed>>,
+    titles: TextMap<Rc<BTreeSet<String>>>,
     bytes: usize,
 }
 
@@ -89,8 +90,7 @@ impl Memo {
                 .collect(),
         });
         if self.make_room(content) {
-            self.contents
-                .insert(content.to_owned(), Rc::clone(&analyzed));
+            self.contents.insert_new(content, Rc::clone(&analyzed));
         }
         analyzed
     }
@@ -101,7 +101,7 @@ impl Memo {
         }
         let terms = Rc::new(term_set(title));
         if self.make_room(title) {
-            self.titles.insert(title.to_owned(), Rc::clone(&terms));
+            self.titles.insert_new(title, Rc::clone(&terms));
         }
         terms
     }

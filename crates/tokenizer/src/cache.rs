@@ -14,15 +14,72 @@ pub const MAX_COUNTED_BYTES: usize = 1 << 20;
 /// A text's length and its first and last eight bytes ([`edges`]).
 type Edges = (usize, u64, u64);
 
+/// A map from long texts that come back (a corpus's passages, their titles) to what was
+/// made of them. A look-up that hits must read the whole text; as a `str` key that is
+/// `memcmp`, byte by byte in Wasm's C library, which made most of a look-up's cost. Here
+/// texts are found by their length and their first and last eight bytes (three integers
+/// compared per step), and the candidates under one key are compared eight bytes at a
+/// time.
+#[derive(Debug)]
+pub struct TextMap<V> {
+    by_edges: BTreeMap<Edges, Vec<(Box<str>, V)>>,
+    len: usize,
+}
+
+impl<V> Default for TextMap<V> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<V> TextMap<V> {
+    /// An empty map (`const`, for a `static`).
+    pub const fn new() -> Self {
+        TextMap {
+            by_edges: BTreeMap::new(),
+            len: 0,
+        }
+    }
+
+    /// What `text` maps to, if it is here.
+    pub fn get(&self, text: &str) -> Option<&V> {
+        let texts = self.by_edges.get(&edges(text.as_bytes()))?;
+        texts
+            .iter()
+            .find(|(known, _)| same_bytes(known.as_bytes(), text.as_bytes()))
+            .map(|(_, value)| value)
+    }
+
+    /// Maps `text` to `value`; the caller has checked that `text` is not here yet.
+    pub fn insert_new(&mut self, text: &str, value: V) {
+        self.len += 1;
+        self.by_edges
+            .entry(edges(text.as_bytes()))
+            .or_default()
+            .push((text.into(), value));
+    }
+
+    /// How many texts are here.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether no text is here.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Forgets every text.
+    pub fn clear(&mut self) {
+        self.by_edges.clear();
+        self.len = 0;
+    }
+}
+
 /// Remembered token counts of one encoding's texts.
 #[derive(Debug, Default)]
 pub struct CountCache {
-    /// Texts by their length and their first and last eight bytes, so that a look-up
-    /// compares three integers per step. The texts under one key are then compared whole,
-    /// eight bytes at a time: a hit must read the whole text, and comparing it as `str`
-    /// (`memcmp`, byte by byte in Wasm's C library) was most of a look-up's cost.
-    by_edges: BTreeMap<Edges, Vec<(Box<str>, usize)>>,
-    texts: usize,
+    by_text: TextMap<usize>,
     bytes: usize,
 }
 
@@ -30,8 +87,7 @@ impl CountCache {
     /// An empty cache (`const`, for a `static`).
     pub const fn new() -> Self {
         CountCache {
-            by_edges: BTreeMap::new(),
-            texts: 0,
+            by_text: TextMap::new(),
             bytes: 0,
         }
     }
@@ -39,39 +95,29 @@ impl CountCache {
     /// `encoding.count(text)`, remembered. A cache holds the counts of one encoding: the
     /// caller keeps one per encoding it counts in.
     pub fn count(&mut self, encoding: Encoding, text: &str) -> usize {
-        let edges = edges(text.as_bytes());
-        if let Some(texts) = self.by_edges.get(&edges)
-            && let Some((_, tokens)) = texts
-                .iter()
-                .find(|(known, _)| same_bytes(known.as_bytes(), text.as_bytes()))
-        {
-            return *tokens;
+        if let Some(&tokens) = self.by_text.get(text) {
+            return tokens;
         }
         let tokens = encoding.count(text);
-        if self.texts >= MAX_COUNTED_PARTS || self.bytes + text.len() > MAX_COUNTED_BYTES {
-            self.by_edges.clear();
-            self.texts = 0;
+        if self.by_text.len() >= MAX_COUNTED_PARTS || self.bytes + text.len() > MAX_COUNTED_BYTES {
+            self.by_text.clear();
             self.bytes = 0;
         }
         if text.len() <= MAX_COUNTED_BYTES {
-            self.texts += 1;
             self.bytes += text.len();
-            self.by_edges
-                .entry(edges)
-                .or_default()
-                .push((text.into(), tokens));
+            self.by_text.insert_new(text, tokens);
         }
         tokens
     }
 
     /// How many texts are remembered.
     pub fn len(&self) -> usize {
-        self.texts
+        self.by_text.len()
     }
 
     /// Whether nothing is remembered.
     pub fn is_empty(&self) -> bool {
-        self.texts == 0
+        self.by_text.is_empty()
     }
 }
 

@@ -46,7 +46,7 @@ mod vocab;
 #[path = "../tests/support/mod.rs"]
 mod test_support;
 
-pub use cache::{CountCache, MAX_COUNTED_BYTES, MAX_COUNTED_PARTS};
+pub use cache::{CountCache, MAX_COUNTED_BYTES, MAX_COUNTED_PARTS, TextMap};
 use vocab::Vocab;
 
 /// Tokens the chat format adds around every message (`<|start|>{role}<|message|>...<|end|>`),
