@@ -109,12 +109,19 @@ fn message(out: &mut Vec<u8>, field: u64, body: impl FnOnce(&mut Vec<u8>)) {
         out[at] = len as u8;
         return;
     }
-    let mut prefix = Vec::with_capacity(10);
-    varint(&mut prefix, len as u64);
-    let extra = prefix.len() - 1;
-    out.resize(out.len() + extra, 0);
-    out.copy_within(at + 1..at + 1 + len, at + prefix.len());
-    out[at..at + prefix.len()].copy_from_slice(&prefix);
+    // The length's varint, written on the stack (a span is a message this long, and a
+    // `Vec` here was an allocation for each).
+    let (mut prefix, mut n, mut rest) = ([0u8; 10], 0, len as u64);
+    while rest >= 0x80 {
+        prefix[n] = rest as u8 | 0x80;
+        rest >>= 7;
+        n += 1;
+    }
+    prefix[n] = rest as u8;
+    n += 1;
+    out.resize(out.len() + n - 1, 0);
+    out.copy_within(at + 1..at + 1 + len, at + n);
+    out[at..at + n].copy_from_slice(&prefix[..n]);
 }
 
 fn nanos(time: SystemTime) -> u64 {
