@@ -833,8 +833,8 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
 }
 
 /// The first position of `byte` in `haystack`, eight bytes per step (the zero-byte test
-/// of a word whose bytes are `haystack`'s xor `byte`): safe Rust without SIMD, as fast
-/// inside Wasm as natively.
+/// of a word whose bytes are `haystack`'s xor `byte`): safe Rust without SIMD, so the
+/// same code runs inside Wasm.
 fn position_of_byte(byte: u8, haystack: &[u8]) -> Option<usize> {
     const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
     const HIGHS: u64 = u64::from_ne_bytes([0x80; 8]);
