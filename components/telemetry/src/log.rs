@@ -209,21 +209,34 @@ impl RequestLog<'_> {
     /// The same as an OpenTelemetry log record: the severity number (9 info, 13 warn,
     /// 17 error, by the line's level) and the attributes, named by the HTTP semantic
     /// conventions where they have a name. The trace and span are the record's context.
-    pub fn otel_record(&self) -> (u8, Vec<(&'static str, serde_json::Value)>) {
+    /// The values are JSON text, as `wasi:otel` carries them, written here as the line's
+    /// are (what serde_json writes for them): a `serde_json::Value` per attribute was a
+    /// copy of each string and the formatter for the numbers, in every traced request.
+    pub fn otel_record(&self) -> (u8, Vec<(&'static str, String)>) {
         let severity = match level_for_status(self.status) {
             "error" => 17,
             "warn" => 13,
             _ => 9,
         };
-        let mut attributes = vec![
-            ("http.request.method", self.method.into()),
-            ("url.path", self.route.into()),
-            ("http.response.status_code", self.status.into()),
-            ("chatgate.request_id", self.request_id.into()),
-            ("chatgate.duration_ms", duration_ms(self.elapsed).into()),
-        ];
+        let text = |value: &str| {
+            let mut json = String::with_capacity(value.len() + 2);
+            push_json(&mut json, value);
+            json
+        };
+        let mut status = String::with_capacity(3);
+        push_padded(&mut status, u64::from(self.status), 1);
+        let mut duration = String::with_capacity(16);
+        push_duration_ms(&mut duration, self.elapsed);
+        let mut attributes = Vec::with_capacity(6);
+        attributes.extend([
+            ("http.request.method", text(self.method)),
+            ("url.path", text(self.route)),
+            ("http.response.status_code", status),
+            ("chatgate.request_id", text(self.request_id)),
+            ("chatgate.duration_ms", duration),
+        ]);
         if let Some(error) = self.error {
-            attributes.push(("error.type", error.into()));
+            attributes.push(("error.type", text(error)));
         }
         (severity, attributes)
     }
@@ -249,10 +262,35 @@ mod tests {
         };
         let (severity, attributes) = log.otel_record();
         assert_eq!(severity, 17);
-        assert!(attributes.contains(&("http.response.status_code", 503.into())));
-        assert!(attributes.contains(&("url.path", "/v1/chat/completions".into())));
-        assert!(attributes.contains(&("error.type", "upstream".into())));
-        assert!(attributes.contains(&("chatgate.request_id", "rid-1".into())));
+        // Each value is what serde_json writes for the attribute's value.
+        let expected: [(&str, serde_json::Value); 6] = [
+            ("http.request.method", "POST".into()),
+            ("url.path", "/v1/chat/completions".into()),
+            ("http.response.status_code", 503.into()),
+            ("chatgate.request_id", "rid-1".into()),
+            ("chatgate.duration_ms", 1.5.into()),
+            ("error.type", "upstream".into()),
+        ];
+        let expected: Vec<(&str, String)> = expected
+            .into_iter()
+            .map(|(key, value)| (key, value.to_string()))
+            .collect();
+        assert_eq!(attributes, expected);
+        let awkward = RequestLog {
+            route: "/a\"b\\c\n\u{1}é",
+            elapsed: Duration::from_secs(2),
+            error: None,
+            status: 200,
+            ..log
+        };
+        let (severity, attributes) = awkward.otel_record();
+        assert_eq!(severity, 9);
+        assert_eq!(attributes.len(), 5);
+        assert_eq!(
+            attributes[1].1,
+            serde_json::Value::from(awkward.route).to_string()
+        );
+        assert_eq!(attributes[4].1, serde_json::Value::from(2000.0).to_string());
     }
 
     #[test]

@@ -129,7 +129,7 @@ async fn handle(request: WasiRequest) -> Result<WasiResponse, ErrorCode> {
     let _ = std::io::Write::write_all(&mut std::io::stdout(), line.as_bytes());
     if stage.recording() {
         let (severity, attributes) = log.otel_record();
-        stage.log(severity, "request", &attributes);
+        stage.log_json(severity, "request", attributes);
     }
     stage.set("http.response.status_code", status);
     match &error {

@@ -475,6 +475,40 @@ impl StageSpan {
         if !self.recording() {
             return;
         }
+        self.emit(
+            severity,
+            body,
+            attributes
+                .iter()
+                .map(|(key, value)| types::KeyValue {
+                    key: (*key).to_owned(),
+                    value: json(value),
+                })
+                .collect(),
+        );
+    }
+
+    /// [`StageSpan::log`] with the attributes' values already JSON text (what
+    /// `serde_json::Value::to_string` writes for them, as `wasi:otel` carries them):
+    /// moved into the record, not written again from a `serde_json::Value`.
+    pub fn log_json(&self, severity: u8, body: &str, attributes: Vec<(&str, String)>) {
+        if !self.recording() {
+            return;
+        }
+        self.emit(
+            severity,
+            body,
+            attributes
+                .into_iter()
+                .map(|(key, value)| types::KeyValue {
+                    key: key.to_owned(),
+                    value,
+                })
+                .collect(),
+        );
+    }
+
+    fn emit(&self, severity: u8, body: &str, attributes: Vec<types::KeyValue>) {
         let time = now();
         let (trace_id, span_id) = match self.context.borrow_mut().as_mut() {
             Some(context) => (
@@ -490,15 +524,7 @@ impl StageSpan {
             severity_text: None,
             severity_number: Some(severity),
             body: Some(json_string(body)),
-            attributes: Some(
-                attributes
-                    .iter()
-                    .map(|(key, value)| types::KeyValue {
-                        key: (*key).to_owned(),
-                        value: json(value),
-                    })
-                    .collect(),
-            ),
+            attributes: Some(attributes),
             event_name: None,
             resource: None,
             instrumentation_scope: Some(scope),
