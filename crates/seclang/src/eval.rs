@@ -2448,6 +2448,7 @@ fn decide(rules: &RuleSet, prefix: &[Item], collections: &Collections) -> Vec<De
 fn decided_runs(rules: &RuleSet, list: &[Item], decided: &[Decision]) -> Vec<Option<DecidedRun>> {
     let run_from = |start: usize| {
         let mut i = start;
+        let mut all = Vec::new();
         let mut records = Vec::new();
         let mut last = None;
         // `MATCHED_VAR(S)` as the rules so far leave them: `earlier` once a rule set it,
@@ -2482,6 +2483,7 @@ fn decided_runs(rules: &RuleSet, list: &[Item], decided: &[Decision]) -> Vec<Opt
             }
             vars = Some(rule_vars);
             last = Some(index);
+            all.push(index);
             i += 1;
             if *matched {
                 records.push(index);
@@ -2500,6 +2502,7 @@ fn decided_runs(rules: &RuleSet, list: &[Item], decided: &[Decision]) -> Vec<Opt
             }
         }
         last.map(|last| DecidedRun {
+            rules: all.into(),
             records: records.into(),
             next: i,
             last,
@@ -2753,10 +2756,10 @@ impl<'r> Transaction<'r> {
                 checked_at = Some(records);
             }
             // A run of decided rules at once, as stepping through them would leave the
-            // transaction (a `ctl` exclusion in force could remove one or its targets:
-            // then rule by rule).
+            // transaction (unless a `ctl` exclusion in force removes one of them or one
+            // of its targets: then rule by rule).
             if let Some(Some(run)) = runs.get(i)
-                && self.state.exceptions.is_empty()
+                && (self.state.exceptions.is_empty() || self.untouched(run))
             {
                 i = self.take_run(run);
                 continue;
@@ -2816,6 +2819,16 @@ impl<'r> Transaction<'r> {
             return i;
         }
         self.after_match(list, index, rule, i)
+    }
+
+    /// Whether no `ctl` exclusion in force removes a rule of `run` or one of its targets.
+    // Out of line: only transactions with exclusions (the prompt-field policy's) ask.
+    #[inline(never)]
+    fn untouched(&self, run: &DecidedRun) -> bool {
+        run.rules.iter().all(|&index| {
+            let rule = &self.rules.rules[index];
+            !self.state.exceptions.removes(rule) && !self.targets_excluded(rule)
+        })
     }
 
     /// What stepping through the rules of `run` does ([`DecidedRun`]): their records,

@@ -44,12 +44,15 @@ pub(crate) struct Prefix {
 /// Consecutive decided rules (and markers between them) as a phase runs them, from one
 /// item to the first item that is not a decided rule: CRS's paranoia-level gates come in
 /// such runs (`9xx011` does not match, `9xx013` matches and skips to the end of its file,
-/// where the next file's gates wait), about eighty rules per request. With no `ctl`
-/// exclusion in force, a transaction adds the run's records and takes its end state at
-/// once instead of stepping through the rules one by one. Only runs whose matching rules
+/// where the next file's gates wait), about eighty rules per request. When no `ctl`
+/// exclusion in force touches its rules, a transaction adds the run's records and takes
+/// its end state at once instead of stepping through the rules one by one. Only runs whose matching rules
 /// do nothing but add their record (`RuleSet::record_only`).
 #[derive(Debug, Clone)]
 pub(crate) struct DecidedRun {
+    /// Every rule of the run, in order: with `ctl` exclusions in force, the run is taken
+    /// only if they touch none of them.
+    pub(crate) rules: Box<[usize]>,
     /// The rules that match, in order: each adds its record, with its decided
     /// `MATCHED_VARS`.
     pub(crate) records: Box<[usize]>,
