@@ -75,14 +75,13 @@ impl SqliteKeyValue {
                 PRIMARY KEY (store, key)
             ) WITHOUT ROWID;",
         )?;
-        let view = |waits| SqliteKeyValue {
+        let mut waiting = SqliteKeyValue {
             connection: Arc::new(Mutex::new(connection)),
             max_result_bytes: super::MAX_RESULT_BYTES,
-            waits,
+            waits: true,
             at_once: None,
             commits_since_checkpoint: Arc::new(AtomicU32::new(0)),
         };
-        let mut waiting = view(true);
         waiting.at_once = Some(Box::new(SqliteKeyValue {
             connection: waiting.connection.clone(),
             max_result_bytes: waiting.max_result_bytes,
