@@ -72,8 +72,36 @@ pub fn grounded_conversation(
 }
 
 /// Whitespace runs (line breaks included) collapsed to one space; `None` if blank.
+/// Runs of other characters are copied whole; an ASCII byte is classed without decoding
+/// (`split_whitespace` and `join` decoded every character and built a `Vec` of the words,
+/// about 45 k instructions per RAG answer in Wasm for five passages' titles and sources).
 fn single_line(text: &str) -> Option<String> {
-    let line = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    let mut line = String::with_capacity(text.len());
+    let mut word_start = None;
+    for (at, c) in text.char_indices() {
+        let space = if c.is_ascii() {
+            matches!(c, ' ' | '\t'..='\r')
+        } else {
+            c.is_whitespace()
+        };
+        match (space, word_start) {
+            (true, Some(start)) => {
+                if !line.is_empty() {
+                    line.push(' ');
+                }
+                line.push_str(&text[start..at]);
+                word_start = None;
+            }
+            (false, None) => word_start = Some(at),
+            _ => {}
+        }
+    }
+    if let Some(start) = word_start {
+        if !line.is_empty() {
+            line.push(' ');
+        }
+        line.push_str(&text[start..]);
+    }
     (!line.is_empty()).then_some(line)
 }
 
@@ -91,6 +119,37 @@ fn without_blank_lines(text: &str) -> String {
 mod tests {
     use super::*;
     use crate::domain::Passage;
+
+    proptest::proptest! {
+        #[test]
+        fn single_line_is_split_whitespace_joined(
+            text in proptest::string::string_regex("(?s)[ \t\n\x0b\x0c\r\u{85}\u{a0}\u{2028}\u{3000}a-zé日😀.]{0,60}").unwrap()
+        ) {
+            let expected = text.split_whitespace().collect::<Vec<_>>().join(" ");
+            proptest::prop_assert_eq!(single_line(&text), (!expected.is_empty()).then_some(expected));
+        }
+    }
+
+    #[test]
+    fn single_line_collapses_whitespace_as_split_whitespace_does() {
+        let texts = [
+            "",
+            " \t\n ",
+            "one",
+            "  two  words ",
+            "a\x0bb\x0cc\rd\te\nf",
+            "no\u{a0}break\u{2003}em\u{3000}ideographic\u{85}next",
+            "é  ü\n\n日本 語",
+        ];
+        for text in texts {
+            let expected = text.split_whitespace().collect::<Vec<_>>().join(" ");
+            assert_eq!(
+                single_line(text),
+                (!expected.is_empty()).then_some(expected),
+                "{text:?}"
+            );
+        }
+    }
 
     #[test]
     fn prompt_lists_sources_in_the_contract_format() {
