@@ -475,17 +475,11 @@ impl StageSpan {
         if !self.recording() {
             return;
         }
-        self.emit(
-            severity,
-            body,
-            attributes
-                .iter()
-                .map(|(key, value)| types::KeyValue {
-                    key: (*key).to_owned(),
-                    value: json(value),
-                })
-                .collect(),
-        );
+        let attributes = attributes
+            .iter()
+            .map(|(key, value)| (*key, json(value)))
+            .collect();
+        self.log_json(severity, body, attributes);
     }
 
     /// [`StageSpan::log`] with the attributes' values already JSON text (what
