@@ -43,8 +43,8 @@ pub const OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: &str = "OTEL_EXPORTER_OTLP_TRACES_
 pub const OTEL_EXPORTER_OTLP_METRICS_PROTOCOL: &str = "OTEL_EXPORTER_OTLP_METRICS_PROTOCOL";
 pub const OTEL_EXPORTER_OTLP_LOGS_PROTOCOL: &str = "OTEL_EXPORTER_OTLP_LOGS_PROTOCOL";
 
-/// Longest wait for the collector per export request over HTTP (the exporter's
-/// `OTEL_EXPORTER_OTLP_TIMEOUT` default), enforced by the HTTP client as well.
+/// The default of `OTEL_EXPORTER_OTLP_TIMEOUT`: how long an export over HTTP may take,
+/// retries included; the HTTP client's own bound on any one request too.
 const EXPORT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A collector's answer beyond this is refused (the exporter crate's own clients' limit).
@@ -244,10 +244,6 @@ impl LogExporter for LogExport {
     }
 }
 
-/// The default of `OTEL_EXPORTER_OTLP_TIMEOUT`: how long an export may take, retries
-/// included.
-const OTLP_TIMEOUT: Duration = Duration::from_secs(10);
-
 /// The exporter crate's limit on a request body; a larger batch is dropped, not sent.
 const MAX_REQUEST_BODY_BYTES: usize = 64 << 20;
 
@@ -307,7 +303,7 @@ impl OtlpHttp {
         let millis = |name: &str| env(name).and_then(|v| v.parse::<u64>().ok());
         let timeout = millis(&format!("OTEL_EXPORTER_OTLP_{variables}_TIMEOUT"))
             .or_else(|| millis("OTEL_EXPORTER_OTLP_TIMEOUT"))
-            .map_or(OTLP_TIMEOUT, Duration::from_millis);
+            .map_or(EXPORT_TIMEOUT, Duration::from_millis);
         Ok(OtlpHttp {
             client: ReqwestOnTokio::new(signal)?,
             endpoint: endpoint.parse().map_err(|e| {
@@ -347,9 +343,12 @@ impl OtlpHttp {
             *request.method_mut() = http::Method::POST;
             *request.uri_mut() = self.endpoint.clone();
             *request.headers_mut() = self.headers.clone();
-            let (status, retry_after) = match self.client.send_bytes(request).await {
-                Ok(response) if response.status().is_success() => return Ok(()),
-                Ok(response) => (
+            // A configured timeout below the client's own bounds each attempt too.
+            let left = self.timeout.saturating_sub(started.elapsed());
+            let sent = tokio::time::timeout(left, self.client.send_bytes(request)).await;
+            let (status, retry_after) = match sent {
+                Ok(Ok(response)) if response.status().is_success() => return Ok(()),
+                Ok(Ok(response)) => (
                     response.status().as_u16(),
                     response
                         .headers()
@@ -358,8 +357,9 @@ impl OtlpHttp {
                         .and_then(|v| v.trim().parse::<u64>().ok())
                         .map(|secs| Duration::from_secs(secs.min(600))),
                 ),
-                // A network error: what the crate calls status 0, retried.
-                Err(_) => (0, None),
+                // A network error (or the time left used up): what the crate calls
+                // status 0, retried while time is left.
+                Ok(Err(_)) | Err(_) => (0, None),
             };
             let failed = || {
                 Err(OTelSdkError::InternalFailure(if status == 0 {
