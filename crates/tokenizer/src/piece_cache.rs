@@ -1,11 +1,12 @@
 //! Token counts of short pieces this thread has counted, per encoding.
 //!
-//! Words come back: the same few thousand pieces (a word with the space before it, a run of
-//! punctuation) make most of the text a component counts, request after request on a
-//! reused instance. Looking one up costs a hash of a few bytes; counting it again costs a
+//! Words come back: pieces (a word with the space before it, a run of punctuation) repeat
+//! within a text and, on a reused instance, request after request (in the gateway bench's
+//! RAG answer the cache took `completion-extractive` from 912.6 k to 782.5 k instructions;
+//! how often real traffic repeats pieces is not measured here). Looking one up costs a hash of a few bytes; counting it again costs a
 //! binary search of the static vocabulary per candidate token (hundreds of instructions
-//! in Wasm, and a merge for a piece that is not one token). Hugging Face's `tokenizers`
-//! keeps such a word cache for its BPE models too.
+//! in Wasm, and a merge for a piece that is not one token). GPT-2's `encoder.py` and
+//! `transformers`' Python BPE tokenizers keep such a word cache (`self.cache`) too.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
