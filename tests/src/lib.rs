@@ -174,6 +174,23 @@ pub fn spin_variables(variables: &[(&str, &str)]) -> Vec<(String, String)> {
         .collect()
 }
 
+/// Sends the in-process gateways' warnings and errors (`CHATGATE_LOG` overrides the
+/// filter, as for the binary) to libtest's captured output, so that a failed test shows
+/// why its gateway refused or failed a request; a passing test's output is dropped.
+fn show_gateway_logs() {
+    static INSTALLED: std::sync::Once = std::sync::Once::new();
+    INSTALLED.call_once(|| {
+        let filter = tracing_subscriber::EnvFilter::try_from_env("CHATGATE_LOG")
+            .unwrap_or_else(|_| "chatgate=warn".into());
+        // Fails only when another subscriber is already installed, which then stays.
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_test_writer()
+            .with_ansi(false)
+            .try_init();
+    });
+}
+
 /// A gateway serving one manifest on an ephemeral loopback port.
 pub struct Gateway {
     pub base: String,
@@ -200,6 +217,7 @@ impl Gateway {
                 "pass bare variable names"
             );
         }
+        show_gateway_logs();
         let manifest = Manifest::parse(manifest, repo_root()).map_err(|e| e.to_string())?;
         let mut options = AppOptions {
             env_overrides: spin_variables(variables),
