@@ -160,11 +160,24 @@ impl InstanceSlots {
         self.reclaim.notify_waiters();
         match tokio::time::timeout(SLOT_WAIT, self.free.clone().acquire_owned()).await {
             Ok(Ok(slot)) => Ok(slot),
-            _ => Err(wasmtime::format_err!(
-                "no instance slot was freed within {SLOT_WAIT:?}"
-            )),
+            _ => Err(NoFreeSlot.into()),
         }
     }
+}
+
+/// No instance slot was freed within [`SLOT_WAIT`]: the pool is full of instances at work.
+#[derive(Debug, thiserror::Error)]
+#[error("no instance slot was freed within {SLOT_WAIT:?}")]
+struct NoFreeSlot;
+
+/// Whether an instantiation failed for want of capacity (the pool's slots, or one of
+/// wasmtime's pooled resources) rather than for another reason, such as the system
+/// refusing memory or file descriptors.
+fn for_want_of_capacity(error: &wasmtime::Error) -> bool {
+    error.downcast_ref::<NoFreeSlot>().is_some()
+        || error
+            .downcast_ref::<wasmtime::PoolConcurrencyLimitError>()
+            .is_some()
 }
 
 /// Live component instances, across all routes.
@@ -525,12 +538,26 @@ impl App {
                         "timeout",
                         "the component did not respond in time",
                     )
-                } else if error
-                    .downcast_ref::<InstantiationError<Arc<RequestLife>>>()
-                    .is_some()
+                } else if let Some(failed) =
+                    error.downcast_ref::<InstantiationError<Arc<RequestLife>>>()
                 {
-                    tracing::warn!(target: "chatgate::request", route = %trigger.route, "{error:?}");
-                    return refusal_response(Refusal::Saturated);
+                    if for_want_of_capacity(&failed.error) {
+                        tracing::warn!(target: "chatgate::request", route = %trigger.route, "{error:?}");
+                        return refusal_response(Refusal::Saturated);
+                    }
+                    // Not a full pool: say so rather than "at capacity", and log it as
+                    // the error it is. Retrying may help (the system may free what it
+                    // refused), hence 503 with Retry-After.
+                    tracing::error!(target: "chatgate::request", route = %trigger.route, "{error:?}");
+                    let mut response = error_response(
+                        http::StatusCode::SERVICE_UNAVAILABLE,
+                        "instantiation_failed",
+                        "the component could not be started; retry shortly",
+                    );
+                    response
+                        .headers_mut()
+                        .insert(http::header::RETRY_AFTER, http::HeaderValue::from(1));
+                    return response;
                 } else {
                     (
                         http::StatusCode::INTERNAL_SERVER_ERROR,
