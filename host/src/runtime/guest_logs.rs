@@ -9,7 +9,7 @@
 //! stopping the host.
 
 use super::bindings::wasi::otel::{logs, tracing};
-use super::guest_spans::{system_time, value};
+use super::guest_spans::{span_id, system_time, trace_id, value};
 use super::state::SpinView;
 use crate::otel_logs::GuestLog;
 use opentelemetry::logs::AnyValue;
@@ -31,8 +31,8 @@ impl logs::Host for SpinView<'_> {
 /// The host's form of a guest's record.
 pub fn guest_log(data: logs::LogRecord) -> GuestLog {
     let trace = match (&data.trace_id, &data.span_id) {
-        (Some(trace), Some(span)) => match (TraceId::from_hex(trace), SpanId::from_hex(span)) {
-            (Ok(trace), Ok(span)) if trace != TraceId::INVALID && span != SpanId::INVALID => {
+        (Some(trace), Some(span)) => match (trace_id(trace), span_id(span)) {
+            (Some(trace), Some(span)) if trace != TraceId::INVALID && span != SpanId::INVALID => {
                 let sampled = data
                     .trace_flags
                     .is_some_and(|f| f.contains(tracing::TraceFlags::SAMPLED));
