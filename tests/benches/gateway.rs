@@ -15,7 +15,8 @@
 //! request (`Connection: close`), `BENCH_COMPONENTS` (`id=path,...`: other builds of the
 //! shipped components, e.g. an old and a new one run back to back), `BENCH_VARIANTS`
 //! (`id:label=path,...`: other builds of one middleware, each also measured alone in front
-//! of `chat` in the breakdown), `BENCH_ROUNDS` (default 1): how many times the
+//! of `chat` in the breakdown), `BENCH_STAGE_SETS` (`telemetry+waf,...`: sets of the shipped
+//! middlewares, each also measured in front of `chat` in the breakdown), `BENCH_ROUNDS` (default 1): how many times the
 //! one-connection breakdown is repeated, its configurations taking turns, so that a
 //! drift in the machine's load falls on all of them. The load generator shares the machine with the
 //! gateway; numbers are for comparison between scenarios of one run, not absolute
@@ -180,6 +181,7 @@ async fn run(
         task.await.unwrap();
     }
     let started = Instant::now();
+    let cpu_before = process_cpu_seconds();
     let until = started + Duration::from_secs(seconds);
     let tasks: Vec<_> = (0..connections)
         .map(|_| tokio::spawn(connection(base.to_string(), scenario, until, close)))
@@ -192,6 +194,7 @@ async fn run(
         failures += f;
     }
     let elapsed = started.elapsed().as_secs_f64();
+    let cpu = process_cpu_seconds() - cpu_before;
     latencies.sort();
     let pct = |p: f64| percentile_ms(&latencies, p);
     serde_json::json!({
@@ -203,7 +206,27 @@ async fn run(
         "rps": latencies.len() as f64 / elapsed,
         "p50_ms": pct(0.50),
         "p99_ms": pct(0.99),
+        "cpu_us_per_request": 1e6 * cpu / latencies.len() as f64,
     })
+}
+
+/// CPU time (user and system) this process has used, in seconds: the gateway's and the
+/// load generator's, whatever the machine's other work, so that per request it moves much
+/// less with the neighbours' load than latency does (the load generator's share is about
+/// the same for every configuration).
+fn process_cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // The fields after the command's closing parenthesis; utime and stime are the 12th
+    // and 13th of them, in clock ticks (USER_HZ, 100 on Linux).
+    let after_command = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let fields: Vec<&str> = after_command.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (ticks(11) + ticks(12)) / 100.0
 }
 
 fn print_row(reuse: &str, result: &serde_json::Value, hello_rps: f64) {
@@ -278,6 +301,13 @@ fn chat_behind(kept: &[&str]) -> String {
         entries.join("\n"),
         &manifest[end..]
     )
+}
+
+/// `BENCH_STAGE_SETS=telemetry+waf,...`: sets of the shipped middlewares, each run in
+/// front of `chat` in the breakdown, to compare what a set adds with what its stages add
+/// alone (the whole chain has cost more than the sum of its stages).
+fn stage_sets() -> Vec<String> {
+    env_list("BENCH_STAGE_SETS", "")
 }
 
 /// `BENCH_VARIANTS=id:label=path,...`: other builds of one middleware, each run alone in
@@ -409,6 +439,21 @@ async fn breakdown(
             .expect("chat behind one middleware");
         started.push((stage.to_string(), behind, scenario));
     }
+    let stage_sets = stage_sets();
+    for set in &stage_sets {
+        let scenario: &'static Scenario = Box::leak(Box::new(Scenario {
+            name: Box::leak(format!("chat behind {set} GET /v1/models").into_boxed_str()),
+            ..CHAT_ALONE_MODELS
+        }));
+        if !wanted(scenario) {
+            continue;
+        }
+        let kept: Vec<&str> = set.split('+').collect();
+        let behind = Gateway::start_with(&chat_behind(&kept), variables, adjust)
+            .await
+            .expect("chat behind a set of middlewares");
+        started.push((set.clone(), behind, scenario));
+    }
     let variants = variants();
     for (id, label, path) in &variants {
         let scenario: &'static Scenario = Box::leak(Box::new(Scenario {
@@ -431,6 +476,7 @@ async fn breakdown(
     configurations.push(("chat alone".into(), &alone.base, &CHAT_ALONE_MODELS));
     configurations.push(("chain".into(), &gateway.base, &MODELS));
     let mut p50s: Vec<Vec<f64>> = vec![Vec::new(); configurations.len()];
+    let mut cpus: Vec<Vec<f64>> = vec![Vec::new(); configurations.len()];
     for _ in 0..rounds {
         for (i, (_, base, scenario)) in configurations.iter().enumerate() {
             let result = run(base, scenario, 1, seconds, close).await;
@@ -438,59 +484,112 @@ async fn breakdown(
                 continue;
             }
             p50s[i].push(1000.0 * result["p50_ms"].as_f64().unwrap_or(f64::NAN));
+            cpus[i].push(result["cpu_us_per_request"].as_f64().unwrap_or(f64::NAN));
             all.push(serde_json::json!({"reuse": mode, "breakdown": configurations[i].0, "result": result}));
         }
     }
-    let summary: Vec<(f64, f64)> = p50s
+    let summary: Vec<Row> = p50s
         .iter_mut()
-        .map(|runs| {
-            let min = runs.iter().copied().fold(f64::NAN, f64::min);
-            (median(runs), min)
+        .zip(cpus.iter_mut())
+        .map(|(runs, cpu)| Row {
+            p50: median(runs),
+            min: runs.iter().copied().fold(f64::NAN, f64::min),
+            cpu: median(cpu),
         })
         .collect();
     let by_label = |label: &str| {
         configurations
             .iter()
             .position(|(l, _, _)| l == label)
-            .map_or((f64::NAN, f64::NAN), |i| summary[i])
+            .map_or(Row::NONE, |i| summary[i])
     };
     println!(
-        "{mode:<5} breakdown at 1 connection, {rounds} round(s) of {seconds} s: median of the runs' p50 (smallest p50), µs"
+        "{mode:<5} breakdown at 1 connection, {rounds} round(s) of {seconds} s: median of the runs' p50 (smallest p50), µs; median CPU time of the process per request, µs"
     );
-    let (hello, hello_min) = by_label("0 hop(s)");
-    println!("{mode:<5}   hello alone                 {hello:>7.0} ({hello_min:.0})");
+    let hello = by_label("0 hop(s)");
+    println!("{mode:<5}   hello alone                 {}", hello.show());
     for hops in 1..HOPS.len() {
-        let (p50, min) = by_label(&format!("{hops} hop(s)"));
+        let row = by_label(&format!("{hops} hop(s)"));
         println!(
-            "{mode:<5}   hello behind {hops} pass-through(s) {p50:>7.0} ({min:.0})   bare hop: +{:.0} µs, {:.0} µs per hop",
-            p50 - hello,
-            (p50 - hello) / hops as f64
+            "{mode:<5}   hello behind {hops} pass-through(s) {}   bare hop: +{:.0} µs, {:.0} µs per hop",
+            row.show(),
+            row.p50 - hello.p50,
+            (row.p50 - hello.p50) / hops as f64
         );
     }
-    let (chat, chat_min) = by_label("chat alone");
-    println!("{mode:<5}   chat alone /v1/models       {chat:>7.0} ({chat_min:.0})");
+    let chat = by_label("chat alone");
+    println!("{mode:<5}   chat alone /v1/models       {}", chat.show());
     for (stage, _) in &STAGES {
-        let (p50, min) = by_label(stage);
+        let row = by_label(stage);
         println!(
-            "{mode:<5}   chat behind {stage:<15} {p50:>7.0} ({min:.0})   stage adds {:>5.0} µs",
-            p50 - chat
+            "{mode:<5}   chat behind {stage:<15} {}   stage adds {:>5.0} µs, CPU {:>5.0} µs",
+            row.show(),
+            row.p50 - chat.p50,
+            row.cpu - chat.cpu
+        );
+    }
+    for set in &stage_sets {
+        let row = by_label(set);
+        let (singles, singles_cpu) = set
+            .split('+')
+            .map(by_label)
+            .fold((0.0, 0.0), |(p, c), stage| {
+                (p + stage.p50 - chat.p50, c + stage.cpu - chat.cpu)
+            });
+        println!(
+            "{mode:<5}   chat behind {set:<15} {}   set adds {:>5.0} µs, CPU {:>5.0} µs; its stages alone {singles:.0} µs, CPU {singles_cpu:.0} µs",
+            row.show(),
+            row.p50 - chat.p50,
+            row.cpu - chat.cpu
         );
     }
     for (id, label, _) in &variants {
-        let (p50, min) = by_label(&format!("{id}:{label}"));
+        let row = by_label(&format!("{id}:{label}"));
         let name = format!("{id} ({label})");
         println!(
-            "{mode:<5}   chat behind {name:<15} {p50:>7.0} ({min:.0})   stage adds {:>5.0} µs",
-            p50 - chat
+            "{mode:<5}   chat behind {name:<15} {}   stage adds {:>5.0} µs, CPU {:>5.0} µs",
+            row.show(),
+            row.p50 - chat.p50,
+            row.cpu - chat.cpu
         );
     }
-    let (chain, chain_min) = by_label("chain");
+    let chain = by_label("chain");
     println!(
-        "{mode:<5}   chain /v1/models            {chain:>7.0} ({chain_min:.0})   the three middlewares add {:.0} µs (goal < 150)",
-        chain - chat
+        "{mode:<5}   chain /v1/models            {}   the three middlewares add {:.0} µs (goal < 150), CPU {:.0} µs",
+        chain.show(),
+        chain.p50 - chat.p50,
+        chain.cpu - chat.cpu
     );
+    for (label, behind, _) in &started {
+        let instances = behind.app().instances();
+        println!(
+            "{mode:<5}   instances created behind {label}: {}",
+            instances.created
+        );
+    }
     for (_, behind, _) in started {
         behind.stop().await;
+    }
+}
+
+/// One configuration of the breakdown: the median and smallest of its runs' p50, and the
+/// median of their CPU time per request, all in µs.
+#[derive(Clone, Copy)]
+struct Row {
+    p50: f64,
+    min: f64,
+    cpu: f64,
+}
+
+impl Row {
+    const NONE: Row = Row {
+        p50: f64::NAN,
+        min: f64::NAN,
+        cpu: f64::NAN,
+    };
+
+    fn show(&self) -> String {
+        format!("{:>7.0} ({:.0})  cpu {:>5.0}", self.p50, self.min, self.cpu)
     }
 }
 

@@ -14,7 +14,7 @@
 //! `x-request-id` of its own per request, `CASE=traced` the `traceparent` alone;
 //! `CASE=sdk` is the same `GET /v1/models` with the headers the OpenAI Python SDK sends
 //! (`user-agent`, `accept`, the `x-stainless-*` set) and `CASE=chat` a 2 KB chat
-//! completion `POST` with those headers and a JSON body. The rules are the default ones, compiled and warmed up as `wizer-initialize`
+//! completion `POST` with those headers and a JSON body (`BODY` replaces it). The rules are the default ones, compiled and warmed up as `wizer-initialize`
 //! does. `ITERS` (default 20) requests are counted after as many uncounted ones; divide
 //! the total by `ITERS`.
 
@@ -151,7 +151,7 @@ fn main() {
     let case = Case {
         name: std::env::var("CASE").unwrap_or_default(),
         iters,
-        body: chat_body(),
+        body: std::env::var("BODY").unwrap_or_else(|_| chat_body()),
     };
     warm_up(&rules, &config, &case);
     let refused = measured(&rules, &config, &case);
