@@ -63,6 +63,21 @@ pub struct Inward {
 /// Decides the span and request id from the request's `traceparent` and `x-request-id`
 /// values; [`prepare_inward`] on headers that are not a map.
 pub fn decide_inward(traceparents: &[&[u8]], request_ids: &[&[u8]], entropy: &[u8]) -> Inward {
+    decide_inward_from(incoming(traceparents), request_ids, entropy)
+}
+
+/// The valid `traceparent` a request came with, if it came with exactly one: the trace
+/// [`decide_inward`] continues.
+pub fn incoming(traceparents: &[&[u8]]) -> Option<TraceParent> {
+    single_value(traceparents).and_then(TraceParent::parse)
+}
+
+/// [`decide_inward`] with the request's `traceparent` already read ([`incoming`]).
+pub fn decide_inward_from(
+    incoming: Option<TraceParent>,
+    request_ids: &[&[u8]],
+    entropy: &[u8],
+) -> Inward {
     let mut span_entropy = [0u8; SPAN_ENTROPY_LEN];
     let mut id_entropy = [0u8; request_id::REQUEST_ID_ENTROPY_LEN];
     for (slot, byte) in span_entropy
@@ -73,7 +88,6 @@ pub fn decide_inward(traceparents: &[&[u8]], request_ids: &[&[u8]], entropy: &[u
         *slot = *byte;
     }
 
-    let incoming = single_value(traceparents).and_then(TraceParent::parse);
     // The spec ties tracestate to the traceparent it came with; a restarted trace drops it.
     let keeps_tracestate = incoming.is_some();
     let span = Span::start(incoming, &span_entropy);

@@ -171,31 +171,51 @@ impl RequestLog<'_> {
     /// value allocated, then serialised): about 10 µs of a request's time in `telemetry`,
     /// measured with the gateway bench's `BENCH_VARIANTS`.
     pub fn to_json_line(&self) -> String {
+        self.to_json_line_and_record().0
+    }
+
+    /// The line, and where in it the values of the same request's OpenTelemetry record
+    /// are ([`OtelRecord`]): the record repeats them as JSON text, which is what the line
+    /// holds, so they are copied from it rather than escaped and written again.
+    pub fn to_json_line_and_record(&self) -> (String, OtelRecord) {
         let mut line = String::with_capacity(400);
         line.push_str("{\"duration_ms\":");
+        let start = line.len();
         // As `serde_json` writes a finite number (a duration is one).
         push_duration_ms(&mut line, self.elapsed);
-        if let Some(error) = self.error {
+        let duration = start..line.len();
+        let mut error = 0..0;
+        if let Some(value) = self.error {
             line.push_str(",\"error\":");
-            push_json(&mut line, error);
+            let start = line.len();
+            push_json(&mut line, value);
+            error = start..line.len();
         }
         line.push_str(",\"level\":\"");
         line.push_str(level_for_status(self.status));
         line.push_str("\",\"method\":");
+        let start = line.len();
         push_json(&mut line, self.method);
+        let method = start..line.len();
         line.push_str(",\"msg\":\"request\",\"parent_span_id\":");
         match &self.span.parent_span_id {
             Some(parent) => push_hex_json(&mut line, parent),
             None => line.push_str("null"),
         }
         line.push_str(",\"request_id\":");
+        let start = line.len();
         push_json(&mut line, self.request_id);
+        let request_id = start..line.len();
         line.push_str(",\"route\":");
+        let start = line.len();
         push_json(&mut line, self.route);
+        let route = start..line.len();
         line.push_str(",\"span_id\":");
         push_hex_json(&mut line, &self.span.span_id);
         line.push_str(",\"status\":");
+        let start = line.len();
         push_padded(&mut line, u64::from(self.status), 1);
+        let status = start..line.len();
         line.push_str(",\"trace_id\":");
         push_hex_json(&mut line, &self.span.trace_id);
         line.push_str(",\"ts\":");
@@ -203,42 +223,60 @@ impl RequestLog<'_> {
         push_rfc3339_utc(&mut line, self.started_at);
         line.push('"');
         line.push('}');
-        line
-    }
-
-    /// The same as an OpenTelemetry log record: the severity number (9 info, 13 warn,
-    /// 17 error, by the line's level) and the attributes, named by the HTTP semantic
-    /// conventions where they have a name. The trace and span are the record's context.
-    /// The values are JSON text, as `wasi:otel` carries them, written here as the line's
-    /// are (what serde_json writes for them): a `serde_json::Value` per attribute was a
-    /// copy of each string and the formatter for the numbers, in every traced request.
-    pub fn otel_record(&self) -> (u8, Vec<(&'static str, String)>) {
         let severity = match level_for_status(self.status) {
             "error" => 17,
             "warn" => 13,
             _ => 9,
         };
-        let text = |value: &str| {
-            let mut json = String::with_capacity(value.len() + 2);
-            push_json(&mut json, value);
-            json
+        let record = OtelRecord {
+            severity,
+            values: [
+                ("http.request.method", method),
+                ("url.path", route),
+                ("http.response.status_code", status),
+                ("chatgate.request_id", request_id),
+                ("chatgate.duration_ms", duration),
+                ("error.type", error),
+            ],
+            len: if self.error.is_some() { 6 } else { 5 },
         };
-        let mut status = String::with_capacity(3);
-        push_padded(&mut status, u64::from(self.status), 1);
-        let mut duration = String::with_capacity(16);
-        push_duration_ms(&mut duration, self.elapsed);
-        let mut attributes = Vec::with_capacity(6);
-        attributes.extend([
-            ("http.request.method", text(self.method)),
-            ("url.path", text(self.route)),
-            ("http.response.status_code", status),
-            ("chatgate.request_id", text(self.request_id)),
-            ("chatgate.duration_ms", duration),
-        ]);
-        if let Some(error) = self.error {
-            attributes.push(("error.type", text(error)));
-        }
-        (severity, attributes)
+        (line, record)
+    }
+
+    /// The same as an OpenTelemetry log record: the severity number (9 info, 13 warn,
+    /// 17 error, by the line's level) and the attributes, named by the HTTP semantic
+    /// conventions where they have a name. The trace and span are the record's context.
+    /// The values are JSON text, as `wasi:otel` carries them, as the line writes them
+    /// (what serde_json writes for them).
+    pub fn otel_record(&self) -> (u8, Vec<(&'static str, String)>) {
+        let (line, record) = self.to_json_line_and_record();
+        let attributes = record
+            .attributes(&line)
+            .map(|(key, value)| (key, value.to_owned()))
+            .collect();
+        (record.severity, attributes)
+    }
+}
+
+/// The request's OpenTelemetry log record ([`RequestLog::otel_record`]), its values
+/// where its line holds them ([`RequestLog::to_json_line_and_record`]).
+#[derive(Debug, Clone)]
+pub struct OtelRecord {
+    /// OpenTelemetry's severity number.
+    pub severity: u8,
+    values: [(&'static str, std::ops::Range<usize>); 6],
+    len: usize,
+}
+
+impl OtelRecord {
+    /// The attributes, each value the JSON text `line` holds for it.
+    pub fn attributes<'l>(
+        &self,
+        line: &'l str,
+    ) -> impl ExactSizeIterator<Item = (&'static str, &'l str)> + use<'l, '_> {
+        self.values[..self.len]
+            .iter()
+            .map(|(key, range)| (*key, line.get(range.clone()).unwrap_or_default()))
     }
 }
 

@@ -36,22 +36,33 @@ async fn handle(request: WasiRequest) -> Result<WasiResponse, ErrorCode> {
 
     let entropy = spin_sdk::wasip3::random::random::get_random_bytes(super::ENTROPY_LEN as u64);
     let traceparents = request.get(super::TRACEPARENT);
-    // `adopt_host_span` works on a map: the `traceparent` values alone.
-    let mut adopted = http::HeaderMap::new();
-    for value in &traceparents {
-        let value = http::HeaderValue::from_bytes(value)
-            .map_err(|error| ErrorCode::InternalError(Some(error.to_string())))?;
-        adopted.append(super::TRACEPARENT, value);
-    }
-    chatgate_guest_otel::adopt_host_span(&mut adopted);
-    let adopted: Vec<&[u8]> = adopted
-        .get_all(super::TRACEPARENT)
-        .iter()
-        .map(http::HeaderValue::as_bytes)
-        .collect();
     let request_ids = request.get(super::REQUEST_ID);
     let ids: Vec<&[u8]> = request_ids.iter().map(Vec::as_slice).collect();
-    let inward = super::decide_inward(&adopted, &ids, &entropy);
+    // One valid `traceparent` (what chatgate's host sets when it traces) is kept as it
+    // is, which is all `adopt_host_span` would do with it: the map it works on (the
+    // `traceparent` values alone) is built, and the value read again, only otherwise.
+    let incoming = match traceparents.as_slice() {
+        [value] => super::incoming(&[value.as_slice()]),
+        _ => None,
+    };
+    let inward = match incoming {
+        Some(incoming) => super::decide_inward_from(Some(incoming), &ids, &entropy),
+        None => {
+            let mut adopted = http::HeaderMap::new();
+            for value in &traceparents {
+                let value = http::HeaderValue::from_bytes(value)
+                    .map_err(|error| ErrorCode::InternalError(Some(error.to_string())))?;
+                adopted.append(super::TRACEPARENT, value);
+            }
+            chatgate_guest_otel::adopt_host_span(&mut adopted);
+            let adopted: Vec<&[u8]> = adopted
+                .get_all(super::TRACEPARENT)
+                .iter()
+                .map(http::HeaderValue::as_bytes)
+                .collect();
+            super::decide_inward(&adopted, &ids, &entropy)
+        }
+    };
     // Each header is edited only where it changes, as a copied map's edits would be.
     if !inward.keeps_tracestate && request.has(super::TRACESTATE) {
         request.delete(super::TRACESTATE);
@@ -71,7 +82,7 @@ async fn handle(request: WasiRequest) -> Result<WasiResponse, ErrorCode> {
         ..
     } = inward;
     let mut stage = TRACER.adopt("telemetry", telemetry.span.clone());
-    stage.set("chatgate.request_id", telemetry.request_id.as_str());
+    stage.set_str("chatgate.request_id", &telemetry.request_id);
 
     // The edited headers travel with the original body, which never enters this component.
     let outcome = match request.forward() {
@@ -122,16 +133,15 @@ async fn handle(request: WasiRequest) -> Result<WasiResponse, ErrorCode> {
         request_id: &telemetry.request_id,
         error: error.as_deref(),
     };
-    let mut line = log.to_json_line();
+    let (mut line, record) = log.to_json_line_and_record();
     line.push('\n');
     // One write of the whole line (stdout is line-buffered: it goes out at once); a log
     // line that cannot be written must not fail the request.
     let _ = std::io::Write::write_all(&mut std::io::stdout(), line.as_bytes());
     if stage.recording() {
-        let (severity, attributes) = log.otel_record();
-        stage.log_json(severity, "request", attributes);
+        stage.log_json(record.severity, "request", record.attributes(&line));
     }
-    stage.set("http.response.status_code", status);
+    stage.set_int("http.response.status_code", i64::from(status));
     match &error {
         Some(error) => stage.end_error(error.clone()),
         None if status >= 500 => stage.end_error(format!("answered {status}")),

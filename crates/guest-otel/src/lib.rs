@@ -363,6 +363,29 @@ fn json_string(text: &str) -> String {
     out
 }
 
+/// `value` in decimal, what serde_json writes for it.
+fn decimal(value: i64) -> String {
+    let mut digits = [0u8; 20];
+    let mut start = digits.len();
+    let mut rest = value.unsigned_abs();
+    loop {
+        start -= 1;
+        digits[start] = b'0' + (rest % 10) as u8;
+        rest /= 10;
+        if rest == 0 {
+            break;
+        }
+    }
+    let mut out = String::with_capacity(digits.len() - start + 1);
+    if value < 0 {
+        out.push('-');
+    }
+    for &digit in &digits[start..] {
+        out.push(char::from(digit));
+    }
+    out
+}
+
 /// One span being recorded; reported to the host when it ends.
 #[derive(Debug)]
 pub struct StageSpan {
@@ -453,6 +476,28 @@ impl StageSpan {
         }
     }
 
+    /// [`StageSpan::set`] for a string: written as JSON directly, without a
+    /// `serde_json::Value` holding a copy of it.
+    pub fn set_str(&mut self, key: &str, value: &str) {
+        if self.recording() {
+            self.attributes.push(types::KeyValue {
+                key: key.to_owned(),
+                value: json_string(value),
+            });
+        }
+    }
+
+    /// [`StageSpan::set`] for an integer: written in decimal directly, without
+    /// `serde_json`'s formatter.
+    pub fn set_int(&mut self, key: &str, value: i64) {
+        if self.recording() {
+            self.attributes.push(types::KeyValue {
+                key: key.to_owned(),
+                value: decimal(value),
+            });
+        }
+    }
+
     /// Records the attributes `attributes` builds, building them only if the span is
     /// recorded: most requests are not sampled, and the attributes cost allocations.
     pub fn set_all<K, V, I>(&mut self, attributes: impl FnOnce() -> I)
@@ -475,17 +520,23 @@ impl StageSpan {
         if !self.recording() {
             return;
         }
-        let attributes = attributes
-            .iter()
-            .map(|(key, value)| (*key, json(value)))
-            .collect();
-        self.log_json(severity, body, attributes);
+        self.log_json(
+            severity,
+            body,
+            attributes.iter().map(|(key, value)| (*key, json(value))),
+        );
     }
 
     /// [`StageSpan::log`] with the attributes' values already JSON text (what
     /// `serde_json::Value::to_string` writes for them, as `wasi:otel` carries them):
-    /// moved into the record, not written again from a `serde_json::Value`.
-    pub fn log_json(&self, severity: u8, body: &str, attributes: Vec<(&str, String)>) {
+    /// moved (a `String`) or copied (a `&str`) into the record, not written again from a
+    /// `serde_json::Value`.
+    pub fn log_json<'a, V: Into<String>>(
+        &self,
+        severity: u8,
+        body: &str,
+        attributes: impl IntoIterator<Item = (&'a str, V)>,
+    ) {
         if !self.recording() {
             return;
         }
@@ -496,7 +547,7 @@ impl StageSpan {
                 .into_iter()
                 .map(|(key, value)| types::KeyValue {
                     key: key.to_owned(),
-                    value,
+                    value: value.into(),
                 })
                 .collect(),
         );
