@@ -69,15 +69,16 @@ impl LagDetector {
         self.interval
     }
 
-    /// Records that a tick due at `due` ran at `now`.
-    pub fn record(&self, due: Instant, now: Instant) {
+    /// Records that a tick due at `due` ran at `now`; says so when this sample started or
+    /// ended shedding.
+    pub fn record(&self, due: Instant, now: Instant) -> Option<Shedding> {
         let lag = now.saturating_duration_since(due);
         self.last_lag_micros.store(
             u64::try_from(lag.as_micros()).unwrap_or(u64::MAX),
             Ordering::Relaxed,
         );
         if self.target.is_zero() {
-            return;
+            return None;
         }
         let mut smoothing = self.smoothing.lock().unwrap_or_else(|e| e.into_inner());
         // A sample speaks for the time since the previous one (at least its own lag, the
@@ -95,10 +96,15 @@ impl LagDetector {
         smoothing.lag += (lag.as_secs_f64() - smoothing.lag) * weight;
         smoothing.last_sample = Some(now);
         let target = self.target.as_secs_f64();
+        let smoothed = Duration::from_secs_f64(smoothing.lag);
         if smoothing.lag > target {
-            self.overloaded.store(true, Ordering::Release);
+            (!self.overloaded.swap(true, Ordering::AcqRel)).then_some(Shedding::Started(smoothed))
         } else if smoothing.lag < target / 2.0 {
-            self.overloaded.store(false, Ordering::Release);
+            self.overloaded
+                .swap(false, Ordering::AcqRel)
+                .then_some(Shedding::Ended(smoothed))
+        } else {
+            None
         }
     }
 
@@ -113,8 +119,18 @@ impl LagDetector {
     }
 }
 
+/// A change of the shedding state, with the smoothed lag that caused it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Shedding {
+    /// New requests are answered 503 from now on.
+    Started(Duration),
+    /// New requests are admitted again.
+    Ended(Duration),
+}
+
 /// Samples the lag of the current runtime every [`TICK`] into `detector`, until the
-/// returned task is aborted.
+/// returned task is aborted. Logs when shedding starts and ends: the 503s it answers are
+/// the host's own, before any component runs, so no request log line shows them.
 pub fn watch(detector: std::sync::Arc<LagDetector>) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut interval = tokio::time::interval(TICK);
@@ -123,7 +139,20 @@ pub fn watch(detector: std::sync::Arc<LagDetector>) -> tokio::task::JoinHandle<(
         interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let due = interval.tick().await;
-            detector.record(due.into_std(), tokio::time::Instant::now().into_std());
+            match detector.record(due.into_std(), tokio::time::Instant::now().into_std()) {
+                Some(Shedding::Started(lag)) => tracing::warn!(
+                    target: "chatgate::overload",
+                    "shedding new requests with 503: the scheduler runs {} ms late on average (limit {} ms)",
+                    lag.as_millis(),
+                    detector.target().as_millis()
+                ),
+                Some(Shedding::Ended(lag)) => tracing::info!(
+                    target: "chatgate::overload",
+                    "shedding ended: the scheduler runs {} ms late on average",
+                    lag.as_millis()
+                ),
+                None => {}
+            }
         }
     })
 }
@@ -207,6 +236,26 @@ mod tests {
         );
         ticks(&detector, end, Duration::from_secs(2), ms(5));
         assert!(!detector.overloaded());
+    }
+
+    #[test]
+    fn shedding_is_reported_once_when_it_starts_and_once_when_it_ends() {
+        let detector = LagDetector::new(TARGET, INTERVAL);
+        let due = Instant::now();
+        assert_eq!(
+            detector.record(due, due + ms(600)),
+            Some(Shedding::Started(ms(600)))
+        );
+        let mut due = due + ms(600);
+        let mut changes = Vec::new();
+        for lag in [ms(90); 20].into_iter().chain([ms(1); 200]) {
+            changes.extend(detector.record(due, due + lag));
+            due += TICK + lag;
+        }
+        assert!(
+            matches!(changes[..], [Shedding::Ended(lag)] if lag < TARGET / 2),
+            "{changes:?}"
+        );
     }
 
     #[test]
