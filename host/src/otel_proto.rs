@@ -181,10 +181,58 @@ fn string_value(out: &mut Vec<u8>, s: &StringValue) {
 
 /// A `KeyValue` message in `field`.
 fn attribute(out: &mut Vec<u8>, field: u64, attribute: &KeyValue) {
+    if short_attribute(out, field, attribute) {
+        return;
+    }
     message(out, field, |out| {
         string(out, 1, attribute.key.as_str());
         message(out, 2, |out| value(out, &attribute.value));
     });
+}
+
+/// [`attribute`] for the usual one, a string or integer whose message is shorter than
+/// 128 bytes, with every length known before it is written: the same bytes, without the
+/// nested messages' reserved lengths and closures (most of a span's encoding is its
+/// attributes). `false`, with nothing written, for any other.
+fn short_attribute(out: &mut Vec<u8>, field: u64, attribute: &KeyValue) -> bool {
+    let key = attribute.key.as_str().as_bytes();
+    // The `AnyValue`'s one field: a string's key, length and bytes, or an integer's key
+    // and varint (ten bytes for a negative one).
+    let mut number = [0u8; 10];
+    let (tag, length, value): (u8, Option<u8>, &[u8]) = match &attribute.value {
+        Value::String(text) if text.as_str().len() < 0x80 => {
+            let text = text.as_str().as_bytes();
+            ((1 << 3) | LEN as u8, Some(text.len() as u8), text)
+        }
+        Value::I64(i) => {
+            let (mut rest, mut n) = (*i as u64, 0);
+            while rest >= 0x80 {
+                number[n] = rest as u8 | 0x80;
+                rest >>= 7;
+                n += 1;
+            }
+            number[n] = rest as u8;
+            ((3 << 3) | VARINT as u8, None, &number[..n + 1])
+        }
+        _ => return false,
+    };
+    let any = 1 + usize::from(length.is_some()) + value.len();
+    let body = if key.is_empty() { 0 } else { 2 + key.len() } + 2 + any;
+    if field >= 16 || key.len() >= 0x80 || body >= 0x80 {
+        return false;
+    }
+    out.reserve(2 + body);
+    out.extend_from_slice(&[((field << 3) | LEN) as u8, body as u8]);
+    if !key.is_empty() {
+        out.extend_from_slice(&[(1 << 3) | LEN as u8, key.len() as u8]);
+        out.extend_from_slice(key);
+    }
+    out.extend_from_slice(&[(2 << 3) | LEN as u8, any as u8, tag]);
+    if let Some(length) = length {
+        out.push(length);
+    }
+    out.extend_from_slice(value);
+    true
 }
 
 /// The body of an `AnyValue` holding a log record's body or attribute.
@@ -503,6 +551,10 @@ mod tests {
             KeyValue::new("empty", ""),
             KeyValue::new("owned", String::from("ünïcödé ✓")),
             KeyValue::new("i", -42),
+            KeyValue::new("", "no key"),
+            KeyValue::new("max", i64::MAX),
+            KeyValue::new("min", i64::MIN),
+            KeyValue::new("k".repeat(127), "long key"),
             KeyValue::new("zero", 0),
             KeyValue::new("f", 1.5),
             KeyValue::new("b", true),
