@@ -81,7 +81,8 @@ async fn handle(request: WasiRequest) -> Result<WasiResponse, ErrorCode> {
         traceparent,
         ..
     } = inward;
-    let mut stage = TRACER.adopt("telemetry", telemetry.span.clone());
+    // The span starts when the request came, the time the log line gives it.
+    let mut stage = TRACER.adopt_since("telemetry", telemetry.span.clone(), started_at);
     stage.set_str("chatgate.request_id", &telemetry.request_id);
 
     // The edited headers travel with the original body, which never enters this component.

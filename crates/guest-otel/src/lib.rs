@@ -20,7 +20,7 @@ pub use chatgate_guest::genai;
 use chatgate_guest::trace_context::{SAMPLED, Span, TraceParent};
 pub use chatgate_guest::waf_family;
 use std::cell::RefCell;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 #[allow(missing_docs, unsafe_code)]
 mod bindings {
@@ -137,6 +137,19 @@ impl Tracer {
     /// the span of this stage.
     pub fn adopt(&self, name: &str, span: Span) -> StageSpan {
         StageSpan::begin(*self, span, name.to_owned(), Kind::Internal)
+    }
+
+    /// [`Tracer::adopt`] for a stage that has already read the clock when it began
+    /// (`started`, since the Unix epoch): the span starts then, and the clock, a host
+    /// call, is not read again for it.
+    pub fn adopt_since(&self, name: &str, span: Span, started: Duration) -> StageSpan {
+        StageSpan::begin_at(
+            *self,
+            span,
+            name.to_owned(),
+            Kind::Internal,
+            Some(datetime(started)),
+        )
     }
 }
 
@@ -408,9 +421,19 @@ pub struct StageSpan {
 
 impl StageSpan {
     fn begin(tracer: Tracer, span: Span, name: String, kind: Kind) -> Self {
+        Self::begin_at(tracer, span, name, kind, None)
+    }
+
+    fn begin_at(
+        tracer: Tracer,
+        span: Span,
+        name: String,
+        kind: Kind,
+        started: Option<Datetime>,
+    ) -> Self {
         // The clock is a host call: read only for a span that is reported.
         let start = if span.sampled() {
-            now()
+            started.unwrap_or_else(now)
         } else {
             Datetime {
                 seconds: 0,
@@ -691,12 +714,17 @@ fn fill_random(out: &mut [u8]) {
 }
 
 fn now() -> Datetime {
-    let since = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default();
+    datetime(
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default(),
+    )
+}
+
+fn datetime(since_unix_epoch: Duration) -> Datetime {
     Datetime {
-        seconds: since.as_secs(),
-        nanoseconds: since.subsec_nanos(),
+        seconds: since_unix_epoch.as_secs(),
+        nanoseconds: since_unix_epoch.subsec_nanos(),
     }
 }
 
