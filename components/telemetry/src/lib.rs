@@ -9,7 +9,6 @@ pub mod request_id;
 /// W3C trace context, shared with the stages that report spans.
 pub use chatgate_guest::trace_context as trace;
 
-use chatgate_guest::header_value::visible_ascii;
 use http::{HeaderMap, HeaderValue};
 use std::time::Duration;
 use trace::{SPAN_ENTROPY_LEN, Span, TraceParent};
@@ -69,7 +68,13 @@ pub fn decide_inward(traceparents: &[&[u8]], request_ids: &[&[u8]], entropy: &[u
 /// The valid `traceparent` a request came with, if it came with exactly one: the trace
 /// [`decide_inward`] continues.
 pub fn incoming(traceparents: &[&[u8]]) -> Option<TraceParent> {
-    single_value(traceparents).and_then(TraceParent::parse)
+    match traceparents {
+        // Read as `HeaderValue::to_str` reads a value, without its pass over the bytes
+        // for visible ASCII: a value `TraceParent::parse` takes is hex digits and dashes
+        // between spaces and tabs, all visible ASCII already.
+        [value] => std::str::from_utf8(value).ok().and_then(TraceParent::parse),
+        _ => None,
+    }
 }
 
 /// [`decide_inward`] with the request's `traceparent` already read ([`incoming`]).
@@ -143,14 +148,6 @@ pub fn bad_gateway_body() -> String {
     .to_string()
 }
 
-/// The only value, as `HeaderValue::to_str` takes it (visible ASCII), if there is one.
-fn single_value<'a>(values: &[&'a [u8]]) -> Option<&'a str> {
-    match values {
-        [value] => visible_ascii(value),
-        _ => None,
-    }
-}
-
 fn set(headers: &mut HeaderMap, name: &'static str, value: &str) {
     // Every value set here is built from hex, UUID or the request-id alphabet, so it is a valid header value.
     if let Ok(value) = HeaderValue::from_str(value) {
@@ -214,6 +211,34 @@ mod tests {
         let telemetry = prepare_inward(&mut map, &entropy());
         assert_eq!(telemetry.span.parent_span_id, None);
         assert_eq!(map.get_all("traceparent").iter().count(), 1);
+    }
+
+    #[test]
+    fn incoming_reads_what_a_header_value_as_text_reads() {
+        let valid = CALLER.as_bytes();
+        let mut cases: Vec<Vec<u8>> = vec![
+            valid.to_vec(),
+            format!(" {CALLER}\t").into_bytes(),
+            format!("{CALLER}\r").into_bytes(),
+            format!("{CALLER}\u{7f}").into_bytes(),
+            format!("{CALLER}é").into_bytes(),
+            CALLER.replacen('4', "é", 1).into_bytes(),
+            CALLER.to_uppercase().into_bytes(),
+            vec![0xff; 55],
+            Vec::new(),
+        ];
+        cases.push([b"\xc3".as_slice(), &valid[1..]].concat());
+        for value in &cases {
+            let values: [&[u8]; 1] = [value];
+            assert_eq!(
+                incoming(&values),
+                chatgate_guest::header_value::visible_ascii(value).and_then(TraceParent::parse),
+                "{value:?}"
+            );
+        }
+        assert!(incoming(&[valid]).is_some());
+        assert_eq!(incoming(&[valid, valid]), None);
+        assert_eq!(incoming(&[]), None);
     }
 
     #[test]

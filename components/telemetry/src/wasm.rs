@@ -67,7 +67,9 @@ async fn handle(request: WasiRequest) -> Result<WasiResponse, ErrorCode> {
     if !inward.keeps_tracestate && request.has(super::TRACESTATE) {
         request.delete(super::TRACESTATE);
     }
-    if traceparents != [inward.traceparent.as_bytes()] {
+    // After a valid incoming one, the span's own `traceparent` (a new span id) differs
+    // from it: set without comparing them.
+    if incoming.is_some() || traceparents != [inward.traceparent.as_bytes()] {
         request.set(super::TRACEPARENT, inward.traceparent.clone().into_bytes());
     }
     if ids != [inward.telemetry.request_id.as_bytes()] {
@@ -83,7 +85,6 @@ async fn handle(request: WasiRequest) -> Result<WasiResponse, ErrorCode> {
     } = inward;
     // The span starts when the request came, the time the log line gives it.
     let mut stage = TRACER.adopt_since("telemetry", telemetry.span.clone(), started_at);
-    stage.set_str("chatgate.request_id", &telemetry.request_id);
 
     // The edited headers travel with the original body, which never enters this component.
     let outcome = match request.forward() {
@@ -141,6 +142,14 @@ async fn handle(request: WasiRequest) -> Result<WasiResponse, ErrorCode> {
     let _ = std::io::Write::write_all(&mut std::io::stdout(), line.as_bytes());
     if stage.recording() {
         stage.log_json(record.severity, "request", record.attributes(&line));
+        // The span's attributes in the order they always had: the request id (as the
+        // line wrote it, JSON text already), then the status.
+        if let Some((key, json)) = record
+            .attributes(&line)
+            .find(|(key, _)| *key == "chatgate.request_id")
+        {
+            stage.set_json(key, json);
+        }
     }
     stage.set_int("http.response.status_code", i64::from(status));
     match &error {

@@ -510,6 +510,17 @@ impl StageSpan {
         }
     }
 
+    /// [`StageSpan::set`] with the value already JSON text (what serde_json writes for
+    /// it, as `wasi:otel` carries it), e.g. copied from a JSON document that holds it.
+    pub fn set_json(&mut self, key: &str, json: &str) {
+        if self.recording() {
+            self.attributes.push(types::KeyValue {
+                key: key.to_owned(),
+                value: json.to_owned(),
+            });
+        }
+    }
+
     /// [`StageSpan::set`] for an integer: written in decimal directly, without
     /// `serde_json`'s formatter.
     pub fn set_int(&mut self, key: &str, value: i64) {
