@@ -253,84 +253,9 @@ async fn a_grpc_collector_that_is_down_changes_no_response() {
     responses_unchanged_with(grpc_settings(&format!("http://{down}"))).await;
 }
 
-/// `chatgate up` exporting spans over gRPC to an address nothing listens on: requests
-/// are answered, and the failure is told on stderr once (then at most once a minute,
-/// host/src/otel_transport.rs), as `chatgate::otel`'s warning; only the signal that is on
-/// is named at start-up.
+/// `chatgate up` exporting spans over gRPC to an address nothing listens on
+/// ([`super::an_unreachable_collector_is_warned_about_once_on_stderr`]).
 #[tokio::test(flavor = "multi_thread")]
 async fn an_unreachable_grpc_collector_is_warned_about_once_on_stderr() {
-    use std::io::{BufRead, BufReader, Read};
-    use std::process::{Command, Stdio};
-    let down = nowhere();
-    let dir = chatgate_tests::repo_root().join("target/otel-test/grpc-down");
-    std::fs::create_dir_all(&dir).unwrap();
-    let manifest = dir.join("spin.toml");
-    std::fs::write(
-        &manifest,
-        chatgate_tests::single_route_manifest("hello", &[], ""),
-    )
-    .unwrap();
-    let mut command = Command::new(chatgate_tests::chatgate_binary());
-    for (name, _) in std::env::vars() {
-        if name.starts_with("OTEL_") || name == "CHATGATE_LOG" {
-            command.env_remove(name);
-        }
-    }
-    let mut child = command
-        .args(["up", "--listen", "127.0.0.1:0", "--manifest"])
-        .arg(&manifest)
-        .env(
-            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
-            format!("http://{down}"),
-        )
-        .env("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "grpc")
-        .env("OTEL_BSP_SCHEDULE_DELAY", "100")
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stderr = BufReader::new(child.stderr.take().unwrap());
-    let mut start = String::new();
-    while !start.contains("serving") {
-        let mut line = String::new();
-        assert_ne!(stderr.read_line(&mut line).unwrap(), 0, "{start}");
-        start.push_str(&line);
-    }
-    assert!(
-        start.contains(&format!("exporting traces to http://{down} ")),
-        "{start}"
-    );
-    assert!(
-        !start.contains("exporting metrics") && !start.contains("exporting logs"),
-        "{start}"
-    );
-    let address = start
-        .split("serving")
-        .nth(1)
-        .and_then(|rest| rest.split("http://").nth(1))
-        .and_then(|rest| rest.split_whitespace().next())
-        .unwrap_or_else(|| panic!("no address in {start:?}"))
-        .to_string();
-    for _ in 0..3 {
-        let reply = get(&format!("http://{address}/hello"), &[]).await;
-        assert_eq!(reply.status, 200, "{}", reply.text());
-    }
-    // The batch processor's 100 ms delay, then an export that fails at once.
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    let killed = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(killed.success());
-    let status = child.wait().unwrap();
-    let mut rest = String::new();
-    stderr.read_to_string(&mut rest).unwrap();
-    assert!(status.success(), "exit status {status}: {rest}");
-    let warnings: Vec<&str> = rest
-        .lines()
-        .filter(|line| line.contains("WARN") && line.contains("exporting traces failed"))
-        .collect();
-    assert_eq!(warnings.len(), 1, "{rest}");
-    assert!(warnings[0].contains("chatgate::otel"), "{rest}");
-    // The collector's address is left out (its user-info could be a credential).
-    assert!(!warnings[0].contains(&down.to_string()), "{rest}");
+    super::an_unreachable_collector_is_warned_about_once_on_stderr("grpc").await;
 }
