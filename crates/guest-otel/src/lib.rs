@@ -376,29 +376,6 @@ fn json_string(text: &str) -> String {
     out
 }
 
-/// `value` in decimal, what serde_json writes for it.
-fn decimal(value: i64) -> String {
-    let mut digits = [0u8; 20];
-    let mut start = digits.len();
-    let mut rest = value.unsigned_abs();
-    loop {
-        start -= 1;
-        digits[start] = b'0' + (rest % 10) as u8;
-        rest /= 10;
-        if rest == 0 {
-            break;
-        }
-    }
-    let mut out = String::with_capacity(digits.len() - start + 1);
-    if value < 0 {
-        out.push('-');
-    }
-    for &digit in &digits[start..] {
-        out.push(char::from(digit));
-    }
-    out
-}
-
 /// One span being recorded; reported to the host when it ends.
 #[derive(Debug)]
 pub struct StageSpan {
@@ -499,17 +476,6 @@ impl StageSpan {
         }
     }
 
-    /// [`StageSpan::set`] for a string: written as JSON directly, without a
-    /// `serde_json::Value` holding a copy of it.
-    pub fn set_str(&mut self, key: &str, value: &str) {
-        if self.recording() {
-            self.attributes.push(types::KeyValue {
-                key: key.to_owned(),
-                value: json_string(value),
-            });
-        }
-    }
-
     /// [`StageSpan::set`] with the value already JSON text (what serde_json writes for
     /// it, as `wasi:otel` carries it), e.g. copied from a JSON document that holds it.
     pub fn set_json(&mut self, key: &str, json: &str) {
@@ -521,13 +487,13 @@ impl StageSpan {
         }
     }
 
-    /// [`StageSpan::set`] for an integer: written in decimal directly, without
-    /// `serde_json`'s formatter.
+    /// [`StageSpan::set`] for an integer: written in decimal by `itoa` (what serde_json
+    /// itself writes integers with), without a `serde_json::Value`.
     pub fn set_int(&mut self, key: &str, value: i64) {
         if self.recording() {
             self.attributes.push(types::KeyValue {
                 key: key.to_owned(),
-                value: decimal(value),
+                value: itoa::Buffer::new().format(value).to_owned(),
             });
         }
     }
