@@ -166,17 +166,19 @@ pub struct RequestLog<'a> {
 }
 
 impl RequestLog<'_> {
-    /// The line, its keys in the order `serde_json` sorts them. Written field by field
-    /// rather than through a `serde_json::Value` (a map of eleven entries, each key and
-    /// value allocated, then serialised): about 10 µs of a request's time in `telemetry`,
-    /// measured with the gateway bench's `BENCH_VARIANTS`.
+    /// The line alone ([`RequestLog::to_json_line_and_record`]).
+    #[cfg(test)]
     pub fn to_json_line(&self) -> String {
         self.to_json_line_and_record().0
     }
 
-    /// The line, and where in it the values of the same request's OpenTelemetry record
-    /// are ([`OtelRecord`]): the record repeats them as JSON text, which is what the line
-    /// holds, so they are copied from it rather than escaped and written again.
+    /// The line, its keys in the order `serde_json` sorts them, and where in it the values
+    /// of the same request's OpenTelemetry record are ([`OtelRecord`]): the record repeats
+    /// them as JSON text, which is what the line holds, so they are copied from it rather
+    /// than escaped and written again. Written field by field rather than through a
+    /// `serde_json::Value` (a map of eleven entries, each key and value allocated, then
+    /// serialised): about 10 µs of a request's time in `telemetry`, measured with the
+    /// gateway bench's `BENCH_VARIANTS`.
     pub fn to_json_line_and_record(&self) -> (String, OtelRecord) {
         let mut line = String::with_capacity(400);
         line.push_str("{\"duration_ms\":");
@@ -248,6 +250,7 @@ impl RequestLog<'_> {
     /// conventions where they have a name. The trace and span are the record's context.
     /// The values are JSON text, as `wasi:otel` carries them, as the line writes them
     /// (what serde_json writes for them).
+    #[cfg(test)]
     pub fn otel_record(&self) -> (u8, Vec<(&'static str, String)>) {
         let (line, record) = self.to_json_line_and_record();
         let attributes = record
