@@ -371,6 +371,7 @@ impl App {
                 .file_mounts(primary_id)
                 .map_err(|e| wasmtime::format_err!("{e}"))?;
             let grants = Arc::new(Grants {
+                component_id: primary_id.as_str().into(),
                 variables: component_variables,
                 outbound,
                 key_value_stores: decl.key_value_stores.iter().cloned().collect(),

@@ -161,14 +161,20 @@ fn registry(command: RegistryCommands) -> wasmtime::Result<()> {
 }
 
 fn main() -> std::process::ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+    // The host's events go to stderr; its warnings and errors also to the OpenTelemetry
+    // log export, once `up` has started one.
+    let host_events = chatgate::otel_logs::HostEvents::default();
+    tracing_subscriber::registry()
+        .with(
             tracing_subscriber::EnvFilter::try_from_env("CHATGATE_LOG")
                 .unwrap_or_else(|_| "chatgate=info".into()),
         )
-        .with_writer(std::io::stderr)
+        .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
+        .with(host_events.clone())
         .init();
-    match run(Cli::parse()) {
+    match run(Cli::parse(), &host_events) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("error: {error:#}");
@@ -177,7 +183,7 @@ fn main() -> std::process::ExitCode {
     }
 }
 
-fn run(cli: Cli) -> wasmtime::Result<()> {
+fn run(cli: Cli, host_events: &chatgate::otel_logs::HostEvents) -> wasmtime::Result<()> {
     match cli.command {
         Commands::Index(args) => index(*args),
         Commands::Waf(args) => waf(args),
@@ -239,6 +245,9 @@ fn run(cli: Cli) -> wasmtime::Result<()> {
                 let otel = match &trace_settings {
                     Some(settings) => {
                         let otel = chatgate::otel::Tracing::start(settings)?;
+                        if let Some(logs) = otel.span_sink().logs() {
+                            host_events.export_to(logs.clone());
+                        }
                         for (signal, endpoint) in [
                             ("traces", &settings.traces_endpoint),
                             ("metrics", &settings.metrics_endpoint),

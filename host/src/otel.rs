@@ -21,9 +21,9 @@
 //!   measurement of the request, and a guest's `wasi:otel/metrics` report returns at
 //!   once, successfully, as in Spin. Logs off: a guest's `wasi:otel/logs` record is
 //!   dropped before it is converted. As in Spin's `OtelFactor`, guests' spans need trace
-//!   export and guests' records log export; chatgate's host makes no log records of its
-//!   own, and its guests emit records only in sampled traces, so logs alone carry
-//!   records only of requests whose caller sent a sampled `traceparent`.
+//!   export and guests' records log export. With logs on, guests' writes to stdout and
+//!   stderr are records too, as Spin makes them ([`crate::runtime`]'s `app_log`), and
+//!   so are the host's own warnings ([`crate::otel_logs::HostEvents`]).
 //! - Each signal's protocol is `OTEL_EXPORTER_OTLP_{TRACES,METRICS,LOGS}_PROTOCOL`, else
 //!   `OTEL_EXPORTER_OTLP_PROTOCOL`, else `http/protobuf`; `grpc` is OTLP over gRPC, an
 //!   unknown value falls back to `http/protobuf` with a warning, and `http/json` is
@@ -303,6 +303,12 @@ impl SpanSink {
     /// The metrics pipeline, if metrics are exported.
     pub fn metrics(&self) -> Option<&Metrics> {
         self.metrics.as_deref()
+    }
+
+    /// The logs pipeline, if logs are exported: guests' records, their stdout and stderr
+    /// ([`crate::runtime::app_log`]) and the host's warnings go there.
+    pub fn logs(&self) -> Option<&Arc<Logs>> {
+        self.logs.as_ref()
     }
 
     /// Queues a guest's log record for export, if logs are exported; never waits.

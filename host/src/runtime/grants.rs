@@ -13,6 +13,9 @@ use std::sync::Arc;
 
 /// What one trigger's composed component may use, shared by all of its instances.
 pub struct Grants {
+    /// The trigger's component: what its output is attributed to when exported as log
+    /// records (`component_id`, [`super::app_log`]).
+    pub component_id: Arc<str>,
     pub variables: ComponentVariables,
     pub outbound: OutboundPolicy,
     pub key_value_stores: BTreeSet<String>,
@@ -36,6 +39,7 @@ pub(super) mod tests {
     /// Grants of a component with `outbound` and nothing else.
     pub(in crate::runtime) fn grants(outbound: OutboundPolicy) -> Grants {
         Grants {
+            component_id: "test".into(),
             variables: ComponentVariables::default(),
             outbound,
             key_value_stores: BTreeSet::new(),

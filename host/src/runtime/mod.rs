@@ -9,11 +9,13 @@
 //! - `key_value`: `spin:key-value` and `wasi:keyvalue` over a [`crate::key_value::KeyValueStore`];
 //! - `guest_spans`, `guest_logs`, `guest_metrics`: `wasi:otel/tracing`, `/logs` and
 //!   `/metrics`, guests' spans, log records and measurements handed to the host's exporters;
+//! - `app_log`: guests' stdout and stderr, also exported as log records when logs are;
 //! - `linker`: what the host provides, and the refusal of an app importing anything else.
 //!
 //! The WIT bindings are generated once here, for the `chatgate:host/spin-host` world, and
 //! shared by the interface modules.
 
+mod app_log;
 pub mod engine;
 mod grants;
 mod guest_logs;

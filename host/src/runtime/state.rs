@@ -2,6 +2,7 @@
 //! grants of its trigger, and the views wasmtime's WASI and HTTP implementations and the
 //! Spin interfaces take of it.
 
+use super::app_log::AppLogs;
 use super::grants::Grants;
 use super::guest_stdout::GuestStdout;
 use super::outbound::OutboundHooks;
@@ -40,10 +41,24 @@ impl HostState {
                     )
                 })?;
         }
-        match &grants.guest_stdout {
-            GuestStdout::Queued(queue) => wasi.stdout(queue.clone()),
-            GuestStdout::Captured(buffer) => wasi.stdout(buffer.clone()),
-        };
+        // With logs exported, each write is also a log record, as Spin exports
+        // components' output.
+        match grants.span_sink.as_ref().and_then(|sink| sink.logs()) {
+            Some(logs) => {
+                let logs = AppLogs::new(logs.clone(), grants.component_id.clone());
+                wasi.stderr(logs.wrap(std::io::stderr()));
+                match &grants.guest_stdout {
+                    GuestStdout::Queued(queue) => wasi.stdout(logs.wrap(queue.clone())),
+                    GuestStdout::Captured(buffer) => wasi.stdout(logs.wrap(buffer.clone())),
+                };
+            }
+            None => {
+                match &grants.guest_stdout {
+                    GuestStdout::Queued(queue) => wasi.stdout(queue.clone()),
+                    GuestStdout::Captured(buffer) => wasi.stdout(buffer.clone()),
+                };
+            }
+        }
         let wasi = wasi.build();
         Ok(HostState {
             table: ResourceTable::new(),

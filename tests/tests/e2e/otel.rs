@@ -277,6 +277,32 @@ fn logs_received(received: &Received) -> Vec<LogRecord> {
         .collect()
 }
 
+/// `telemetry`'s own records (`wasi:otel/logs`, body `request`), one per sampled request.
+fn request_records(logs: &[LogRecord]) -> Vec<LogRecord> {
+    logs.iter()
+        .filter(|record| {
+            record.body.as_ref().and_then(|b| b.value.as_ref())
+                == Some(&any_value::Value::StringValue("request".into()))
+        })
+        .cloned()
+        .collect()
+}
+
+/// The records of components' writes to stdout and stderr (attribute `component_id`),
+/// each as JSON when it is `telemetry`'s request line.
+fn output_records(logs: &[LogRecord]) -> Vec<(String, String)> {
+    logs.iter()
+        .filter(|record| attribute(&record.attributes, "component_id").is_some())
+        .map(|record| {
+            let body = match record.body.as_ref().and_then(|b| b.value.as_ref()) {
+                Some(any_value::Value::StringValue(text)) => text.clone(),
+                other => panic!("an output record's body is its text: {other:?}"),
+            };
+            (string(&record.attributes, "component_id"), body)
+        })
+        .collect()
+}
+
 /// The data points of the histogram `name`.
 fn histogram(metrics: &[Metric], name: &str) -> (String, Vec<HistogramDataPoint>) {
     let metric = metrics.iter().find(|m| m.name == name).unwrap_or_else(|| {
@@ -373,9 +399,12 @@ async fn one_server_span_per_request_with_the_callers_trace() {
         .cloned()
         .collect();
     assert_eq!(spans.len(), 3, "one SERVER span per request: {all:#?}");
-    // And one log record per request (`wasi:otel/logs`), in telemetry's span.
-    let logs = logs_received(&received);
-    assert_eq!(logs.len(), 3, "{logs:#?}");
+    // And one log record per request (`wasi:otel/logs`), in telemetry's span; besides
+    // the records of its request lines on stdout (`logs_alone_export_...`).
+    let all_logs = logs_received(&received);
+    let logs = request_records(&all_logs);
+    assert_eq!(logs.len(), 3, "{all_logs:#?}");
+    assert_eq!(output_records(&all_logs).len(), 3, "{all_logs:#?}");
     for server in &spans {
         let children: Vec<&Span> = all
             .iter()
@@ -1200,11 +1229,11 @@ async fn a_collector_that_never_answers_costs_a_bounded_queue_and_counts_the_dro
     // and counted.
     let dropped = gateway.tracing.as_ref().unwrap().dropped_spans();
     assert!((40..=80).contains(&dropped), "{dropped} dropped");
-    // 40 log records (telemetry's, one per request), in a queue of 8 ahead of an export
-    // that never ends: the same account.
+    // 80 log records (per request telemetry's and the record of its line on stdout),
+    // in a queue of 8 ahead of an export that never ends: the same account.
     let dropped = gateway.tracing.as_ref().unwrap().dropped_log_records();
     assert!(
-        (16..=40).contains(&dropped),
+        (56..=80).contains(&dropped),
         "{dropped} log records dropped"
     );
     gateway.stop().await;
@@ -1230,40 +1259,21 @@ async fn a_collector_that_is_down_changes_no_response() {
 /// minute, host/src/otel_transport.rs), as `chatgate::otel`'s warning; only the signal
 /// that is on is named at start-up.
 async fn an_unreachable_collector_is_warned_about_once_on_stderr(protocol: &str) {
-    use std::io::{BufRead, BufReader, Read};
-    use std::process::{Command, Stdio};
+    use std::io::Read;
+    use std::process::Command;
     let down = nowhere();
-    let dir = repo_root()
-        .join("target/otel-test")
-        .join(format!("{}-down", protocol.replace('/', "-")));
-    std::fs::create_dir_all(&dir).unwrap();
-    let manifest = dir.join("spin.toml");
-    std::fs::write(&manifest, single_route_manifest("hello", &[], "")).unwrap();
-    let mut command = Command::new(chatgate_tests::chatgate_binary());
-    for (name, _) in std::env::vars() {
-        if name.starts_with("OTEL_") || name == "CHATGATE_LOG" {
-            command.env_remove(name);
-        }
-    }
-    let mut child = command
-        .args(["up", "--listen", "127.0.0.1:0", "--manifest"])
-        .arg(&manifest)
-        .env(
-            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
-            format!("http://{down}"),
-        )
-        .env("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", protocol)
-        .env("OTEL_BSP_SCHEDULE_DELAY", "100")
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stderr = BufReader::new(child.stderr.take().unwrap());
-    let mut start = String::new();
-    while !start.contains("serving") {
-        let mut line = String::new();
-        assert_ne!(stderr.read_line(&mut line).unwrap(), 0, "{start}");
-        start.push_str(&line);
-    }
+    let (mut child, mut stderr, address, start) = chatgate_up(
+        &format!("{}-down", protocol.replace('/', "-")),
+        &single_route_manifest("hello", &[], ""),
+        &[
+            (
+                "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+                format!("http://{down}"),
+            ),
+            ("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", protocol.into()),
+            ("OTEL_BSP_SCHEDULE_DELAY", "100".into()),
+        ],
+    );
     assert!(
         start.contains(&format!("exporting traces to http://{down} ")),
         "{start}"
@@ -1272,13 +1282,6 @@ async fn an_unreachable_collector_is_warned_about_once_on_stderr(protocol: &str)
         !start.contains("exporting metrics") && !start.contains("exporting logs"),
         "{start}"
     );
-    let address = start
-        .split("serving")
-        .nth(1)
-        .and_then(|rest| rest.split("http://").nth(1))
-        .and_then(|rest| rest.split_whitespace().next())
-        .unwrap_or_else(|| panic!("no address in {start:?}"))
-        .to_string();
     for _ in 0..3 {
         let reply = get(&format!("http://{address}/hello"), &[]).await;
         assert_eq!(reply.status, 200, "{}", reply.text());
@@ -1286,11 +1289,11 @@ async fn an_unreachable_collector_is_warned_about_once_on_stderr(protocol: &str)
     // The batch processor's 100 ms delay, then an export that fails at once.
     tokio::time::sleep(Duration::from_secs(1)).await;
     let killed = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
+        .args(["-TERM", &child.0.id().to_string()])
         .status()
         .unwrap();
     assert!(killed.success());
-    let status = child.wait().unwrap();
+    let status = child.0.wait().unwrap();
     let mut rest = String::new();
     stderr.read_to_string(&mut rest).unwrap();
     assert!(status.success(), "exit status {status}: {rest}");
@@ -1302,6 +1305,152 @@ async fn an_unreachable_collector_is_warned_about_once_on_stderr(protocol: &str)
     assert!(warnings[0].contains("chatgate::otel"), "{rest}");
     // The collector's address is left out (its user-info could be a credential).
     assert!(!warnings[0].contains(&down.to_string()), "{rest}");
+}
+
+/// `chatgate up` serving `manifest` (written under `target/otel-test/<name>`) on a free
+/// port, with `env` and no other `OTEL_` variable: the process, its stderr after the
+/// start-up lines, its address and those lines.
+fn chatgate_up(
+    name: &str,
+    manifest: &str,
+    env: &[(&str, String)],
+) -> (
+    Running,
+    std::io::BufReader<std::process::ChildStderr>,
+    String,
+    String,
+) {
+    use std::io::BufRead;
+    use std::process::{Command, Stdio};
+    let dir = repo_root().join("target/otel-test").join(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("spin.toml");
+    std::fs::write(&path, manifest).unwrap();
+    let mut command = Command::new(chatgate_tests::chatgate_binary());
+    for (name, _) in std::env::vars() {
+        if name.starts_with("OTEL_") || name == "CHATGATE_LOG" {
+            command.env_remove(name);
+        }
+    }
+    let mut child = command
+        .args(["up", "--listen", "127.0.0.1:0", "--manifest"])
+        .arg(&path)
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut start = String::new();
+    while !start.contains("serving") {
+        let mut line = String::new();
+        assert_ne!(stderr.read_line(&mut line).unwrap(), 0, "{start}");
+        start.push_str(&line);
+    }
+    let address = start
+        .split("serving")
+        .nth(1)
+        .and_then(|rest| rest.split("http://").nth(1))
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no address in {start:?}"))
+        .to_string();
+    (Running(child), stderr, address, start)
+}
+
+/// A child process, killed when dropped: a failed assertion leaves no gateway running
+/// (nor holding the test's stdout open).
+struct Running(std::process::Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `chatgate up` sending spans where nothing listens and logs to a live collector: its
+/// warning about the failed export arrives as a log record (WARN, its target
+/// `chatgate::otel` as the scope, the message as the body), beside the records of
+/// `telemetry`'s request lines, attributed to the trigger's component.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_hosts_warnings_and_the_components_output_are_exported_as_log_records() {
+    let down = nowhere();
+    let (collector, received) = receiver().await;
+    let (child, _stderr, address, _) = chatgate_up(
+        "host-warnings",
+        &manifest(),
+        &[
+            (
+                "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+                format!("http://{down}"),
+            ),
+            (
+                "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT",
+                format!("http://{collector}/v1/logs"),
+            ),
+            ("OTEL_BSP_SCHEDULE_DELAY", "100".into()),
+            ("OTEL_BLRP_SCHEDULE_DELAY", "100".into()),
+        ],
+    );
+    for _ in 0..2 {
+        let reply = get(&format!("http://{address}/echo/out"), &[]).await;
+        assert_eq!(reply.status, 200, "{}", reply.text());
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let scoped = |received: &Received| -> Vec<(String, LogRecord)> {
+        received
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(path, _, _)| path == "/v1/logs")
+            .flat_map(|(_, _, body)| {
+                ExportLogsServiceRequest::decode(body.clone())
+                    .unwrap()
+                    .resource_logs
+            })
+            .flat_map(|r| r.scope_logs)
+            .flat_map(|s| {
+                let scope = s.scope.map(|scope| scope.name).unwrap_or_default();
+                s.log_records.into_iter().map(move |r| (scope.clone(), r))
+            })
+            .collect()
+    };
+    let warning = loop {
+        let records = scoped(&received);
+        let found = records.iter().find(|(_, record)| {
+            matches!(
+                record.body.as_ref().and_then(|b| b.value.as_ref()),
+                Some(any_value::Value::StringValue(text)) if text.contains("exporting traces failed")
+            )
+        });
+        if let Some(found) = found {
+            break found.clone();
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no warning among {records:#?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    drop(child);
+    let (scope, record) = warning;
+    assert_eq!(scope, "chatgate::otel");
+    assert_eq!(
+        (record.severity_number, record.severity_text.as_str()),
+        (13, "WARN")
+    );
+    // As on stderr, the collector's address is left out.
+    assert!(
+        !format!("{record:?}").contains(&down.to_string()),
+        "{record:?}"
+    );
+    let records: Vec<LogRecord> = scoped(&received).into_iter().map(|(_, r)| r).collect();
+    let lines = output_records(&records);
+    assert_eq!(lines.len(), 2, "{records:#?}");
+    for (component, body) in lines {
+        assert_eq!(component, "hello");
+        let line: serde_json::Value = serde_json::from_str(body.trim_end()).unwrap();
+        assert_eq!(line["route"], "/echo/out", "{line}");
+    }
 }
 
 /// The same over `http/protobuf`.

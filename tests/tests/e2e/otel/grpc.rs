@@ -235,15 +235,17 @@ async fn spans_metrics_and_logs_reach_a_grpc_collector() {
         other => panic!("not a histogram: {other:?}"),
     }
 
-    let logs: Vec<_> = received
+    let all: Vec<_> = received
         .logs
         .iter()
         .flat_map(|r| &r.resource_logs)
         .flat_map(|r| &r.scope_logs)
-        .flat_map(|s| &s.log_records)
+        .flat_map(|s| s.log_records.clone())
         .collect();
-    assert_eq!(logs.len(), 1, "telemetry's record: {logs:#?}");
+    let logs = super::request_records(&all);
+    assert_eq!(logs.len(), 1, "telemetry's record: {all:#?}");
     assert_eq!(hex(&logs[0].trace_id), TRACE_ID);
+    assert_eq!(super::output_records(&all).len(), 1, "its line: {all:#?}");
     gateway.stop().await;
 }
 

@@ -6,7 +6,7 @@
 
 use super::{
     CALLER_SPAN, Received, TRACE_ID, Traced, hex, histogram, logs_received, manifest,
-    metrics_received, receiver, spans_of, string,
+    metrics_received, output_records, receiver, request_records, spans_of, string,
 };
 use chatgate::otel::{
     OTEL_EXPORTER_OTLP_LOGS_ENDPOINT, OTEL_EXPORTER_OTLP_METRICS_ENDPOINT,
@@ -123,10 +123,27 @@ async fn logs_alone_export_the_stages_records_and_no_span_or_metric() {
     assert_eq!(paths(&received), ["/v1/logs"]);
     // `telemetry` logs the requests it records: the one in the caller's sampled trace
     // (the host, not tracing, starts no sampled trace for the others).
-    let logs = logs_received(&received);
-    assert_eq!(logs.len(), 1, "{logs:#?}");
+    let all = logs_received(&received);
+    let logs = request_records(&all);
+    assert_eq!(logs.len(), 1, "{all:#?}");
     assert_eq!(hex(&logs[0].trace_id), TRACE_ID);
     assert_eq!(string(&logs[0].attributes, "url.path"), "/echo/in-a-trace");
+    // Every request's line on stdout is a record too, as Spin exports components'
+    // output: the requests outside a sampled trace reach the collector that way, their
+    // trace id in the line.
+    let lines = output_records(&all);
+    let mut routes: Vec<String> = lines
+        .iter()
+        .map(|(component, body)| {
+            assert_eq!(component, "hello", "the trigger's component");
+            let line: serde_json::Value =
+                serde_json::from_str(body.trim_end()).unwrap_or_else(|e| panic!("{e}: {body:?}"));
+            assert_eq!(line["trace_id"].as_str().map(str::len), Some(32), "{line}");
+            line["route"].as_str().unwrap().to_string()
+        })
+        .collect();
+    routes.sort();
+    assert_eq!(routes, ["/counter", "/echo/in-a-trace", "/echo/in-none"]);
     untraced_by_the_host(&traceparents);
 }
 
