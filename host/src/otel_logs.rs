@@ -19,6 +19,11 @@ use std::cell::Cell;
 use std::sync::{Arc, OnceLock, RwLock};
 use std::time::SystemTime;
 
+/// The most bytes of one write to stdout or stderr a record keeps
+/// ([`Logs::emit_app_log`]): with the default queue of 2,048 records, at most 32 MiB
+/// held while a collector is down. A request log line is about 350 bytes.
+pub const MAX_APP_LOG_BYTES: usize = 16 << 10;
+
 /// A log record as a guest gave it, its values already checked.
 #[derive(Debug, Clone, PartialEq)]
 pub struct GuestLog {
@@ -162,8 +167,10 @@ impl Logs {
 
     /// Queues a component's write to stdout or stderr as a record ([`crate::runtime::app_log`]):
     /// the text as its body and `component_id`; bytes that are not UTF-8 as their first
-    /// 50 escaped, with `app_log_non_utf8` (what Spin records). No severity and no trace
-    /// context: a write belongs to no span the host knows. Never waits.
+    /// 50 escaped, with `app_log_non_utf8` (what Spin records). Beyond
+    /// [`MAX_APP_LOG_BYTES`] the text is cut, with `app_log_truncated` (Spin keeps it
+    /// whole). No severity and no trace context: a write belongs to no span the host
+    /// knows. Never waits.
     pub fn emit_app_log(&self, bytes: &[u8], component_id: &Arc<str>) {
         if !self.account.admit() {
             return;
@@ -171,6 +178,19 @@ impl Logs {
         let logger = &self.host_logger;
         let mut record = logger.create_log_record();
         record.set_observed_timestamp(SystemTime::now());
+        // The queue is bounded in records; this bounds each record's bytes too (a
+        // component printing a whole body should not hold megabytes per record while a
+        // collector is down). stdout and stderr still get every byte.
+        let bytes = match bytes.len() > MAX_APP_LOG_BYTES {
+            true => {
+                record.add_attribute("app_log_truncated", true);
+                match std::str::from_utf8(bytes) {
+                    Ok(text) => &bytes[..text.floor_char_boundary(MAX_APP_LOG_BYTES)],
+                    Err(_) => &bytes[..MAX_APP_LOG_BYTES],
+                }
+            }
+            false => bytes,
+        };
         match std::str::from_utf8(bytes) {
             Ok(text) => record.set_body(AnyValue::String(text.to_owned().into())),
             Err(_) => {
@@ -403,6 +423,29 @@ mod tests {
                 ("app_log_non_utf8".into(), "Boolean(true)".into()),
                 ("component_id".into(), "chat".into())
             ]
+        );
+    }
+
+    #[test]
+    fn a_long_write_is_cut_at_a_character_boundary_and_says_so() {
+        let (logs, kept) = logs();
+        let component: Arc<str> = "chat".into();
+        // "é" is two bytes: the limit falls inside the last one kept whole.
+        let long = format!("a{}", "é".repeat(MAX_APP_LOG_BYTES));
+        logs.emit_app_log(long.as_bytes(), &component);
+        logs.emit_app_log(&long.as_bytes()[..MAX_APP_LOG_BYTES - 1], &component);
+        logs.force_flush().unwrap();
+        let kept = kept.0.lock().unwrap().clone();
+        assert_eq!(kept[0].2.len(), MAX_APP_LOG_BYTES - 1);
+        assert!(long.starts_with(&kept[0].2));
+        assert_eq!(
+            kept[0].3[0],
+            ("app_log_truncated".into(), "Boolean(true)".into())
+        );
+        assert_eq!(
+            kept[1].3,
+            [("component_id".into(), "chat".into())],
+            "not cut"
         );
     }
 
