@@ -1609,8 +1609,10 @@ impl Drop for Sink {
 /// The cost of export, on (to a receiver in another process) against off, in one run:
 /// `cargo test --release -p chatgate-tests --test e2e otel::export_cost -- --ignored --nocapture`
 /// (`OTEL_COST_SECS`, 10 by default, per measurement; `OTEL_COST_ROUNDS`, 2 by default,
-/// rounds of off then on; `OTEL_COST_ONLY=off` or `on` runs that phase alone, for a
-/// profiler to see one phase at a time). Besides requests per second and p50 it prints the
+/// rounds of the phases: off, on, `down` (exporting to an address that refuses
+/// connections) and `stalled` (to a collector that never answers);
+/// `OTEL_COST_ONLY=off`, `on`, `down` or `stalled` runs that phase alone, for a profiler
+/// to see one phase at a time). Besides requests per second and p50 it prints the
 /// CPU time of the test process per request (the gateway and the load generator, not the
 /// receiver): on a machine shared with other work, throughput moves with the neighbours'
 /// load, while CPU time per request moves much less.
@@ -1626,14 +1628,32 @@ async fn export_cost() {
     let (secs, rounds) = (var("OTEL_COST_SECS", 10), var("OTEL_COST_ROUNDS", 2));
     let only = std::env::var("OTEL_COST_ONLY").ok();
     let mut sink = Sink::start();
-    let mut figures: Vec<Vec<Load>> = vec![Vec::new(), Vec::new()];
+    // A collector that takes connections and never answers: each export waits out its
+    // timeout while the queue fills and drops.
+    let stalled = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let stalled_at = stalled.local_addr().unwrap();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((stream, _)) = stalled.accept().await {
+            held.push(stream);
+        }
+    });
+    // Export off; on, to the receiver; on, to an address that refuses connections; on,
+    // to the stalled collector.
+    let phases = [
+        ("off", None),
+        ("on", Some(sink.address.clone())),
+        ("down", Some(nowhere().to_string())),
+        ("stalled", Some(stalled_at.to_string())),
+    ];
+    let mut figures: Vec<Vec<Load>> = phases.iter().map(|_| Vec::new()).collect();
     for _round in 0..rounds {
-        for (i, traced) in [false, true].into_iter().enumerate() {
-            if only.as_deref().is_some_and(|only| only != ["off", "on"][i]) {
+        for (i, (name, collector)) in phases.iter().enumerate() {
+            if only.as_deref().is_some_and(|only| only != *name) {
                 continue;
             }
-            let settings = traced.then(|| {
-                let mut s = settings(format!("http://{}/v1/traces", sink.address));
+            let settings = collector.as_ref().map(|address| {
+                let mut s = settings(format!("http://{address}/v1/traces"));
                 s.scheduled_delay = None;
                 s
             });
@@ -1647,7 +1667,10 @@ async fn export_cost() {
             gateway.stop().await;
         }
     }
-    for (name, runs) in ["off", "on"].iter().zip(&figures) {
+    for ((name, _), runs) in phases.iter().zip(&figures) {
+        if runs.is_empty() {
+            continue;
+        }
         let list =
             |f: &dyn Fn(&Load) -> String| runs.iter().map(f).collect::<Vec<String>>().join(" / ");
         println!(
@@ -1661,15 +1684,17 @@ async fn export_cost() {
     let mean = |runs: &[Load], f: &dyn Fn(&Load) -> f64| {
         runs.iter().map(f).sum::<f64>() / runs.len() as f64
     };
-    let (off, on) = (&figures[0], &figures[1]);
-    if off.is_empty() || on.is_empty() {
-        println!("received by the collector: {}", sink.counts());
-        return;
+    let off = &figures[0];
+    for ((name, _), runs) in phases.iter().zip(&figures).skip(1) {
+        if off.is_empty() || runs.is_empty() {
+            continue;
+        }
+        println!(
+            "export {name} costs {:.1} % of throughput, {:+.1} % p50 and {:.1} % more CPU per request (means, against off)",
+            100.0 * (1.0 - mean(runs, &|l| l.rps) / mean(off, &|l| l.rps)),
+            100.0 * (mean(runs, &|l| l.p50_ms) / mean(off, &|l| l.p50_ms) - 1.0),
+            100.0 * (mean(runs, &|l| l.cpu_us) / mean(off, &|l| l.cpu_us) - 1.0),
+        );
     }
-    println!(
-        "export on costs {:.1} % of throughput and {:.1} % more CPU per request (means)",
-        100.0 * (1.0 - mean(on, &|l| l.rps) / mean(off, &|l| l.rps)),
-        100.0 * (mean(on, &|l| l.cpu_us) / mean(off, &|l| l.cpu_us) - 1.0),
-    );
     println!("received by the collector: {}", sink.counts());
 }
