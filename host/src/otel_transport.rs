@@ -345,10 +345,10 @@ impl OtlpHttp {
             *request.headers_mut() = self.headers.clone();
             // A configured timeout below the client's own bounds each attempt too.
             let left = self.timeout.saturating_sub(started.elapsed());
-            let sent = tokio::time::timeout(left, self.client.send_bytes(request)).await;
+            let sent = self.client.send_within(request, left).await;
             let (status, retry_after) = match sent {
-                Ok(Ok(response)) if response.status().is_success() => return Ok(()),
-                Ok(Ok(response)) => (
+                Ok(response) if response.status().is_success() => return Ok(()),
+                Ok(response) => (
                     response.status().as_u16(),
                     response
                         .headers()
@@ -359,7 +359,7 @@ impl OtlpHttp {
                 ),
                 // A network error (or the time left used up): what the crate calls
                 // status 0, retried while time is left.
-                Ok(Err(_)) | Err(_) => (0, None),
+                Err(_) => (0, None),
             };
             let failed = || {
                 Err(OTelSdkError::InternalFailure(if status == 0 {
@@ -385,7 +385,17 @@ impl OtlpHttp {
             if sleep >= self.timeout.saturating_sub(started.elapsed()) {
                 return failed();
             }
-            tokio::time::sleep(sleep).await;
+            // On the runtime, as the request is ([`ReqwestOnTokio::send_within`]); a
+            // runtime shutting down ends the export.
+            if self
+                .client
+                .runtime
+                .spawn(tokio::time::sleep(sleep))
+                .await
+                .is_err()
+            {
+                return failed();
+            }
             delay = (delay * 2).min(delay_cap);
         }
     }
@@ -660,28 +670,52 @@ impl ReqwestOnTokio {
     }
 }
 
-#[async_trait::async_trait]
-impl HttpClient for ReqwestOnTokio {
-    async fn send_bytes(&self, request: Request<Bytes>) -> Result<Response<Bytes>, HttpError> {
+impl ReqwestOnTokio {
+    /// [`HttpClient::send_bytes`] given at most `limit`. The request and its deadline
+    /// both run as a task of the runtime, and this thread (the SDK's) only waits for the
+    /// task: a tokio timer polled here would panic this thread when the runtime shuts
+    /// down while a collector stalls (the host exiting; seen in `otel::export_cost`),
+    /// where the task's end reports an error instead.
+    async fn send_within(
+        &self,
+        request: Request<Bytes>,
+        limit: Duration,
+    ) -> Result<Response<Bytes>, HttpError> {
+        self.send(request, Some(limit)).await
+    }
+
+    async fn send(
+        &self,
+        request: Request<Bytes>,
+        limit: Option<Duration>,
+    ) -> Result<Response<Bytes>, HttpError> {
         let request = reqwest::Request::try_from(request)?;
         let client = self.client.clone();
+        let exchange = async move {
+            let mut response = client.execute(request).await?;
+            let status = response.status();
+            let headers = std::mem::take(response.headers_mut());
+            let mut body = Vec::new();
+            while let Some(chunk) = response.chunk().await? {
+                if body.len() + chunk.len() > MAX_RESPONSE_BODY_BYTES {
+                    return Err::<_, HttpError>("the collector's answer is over 4 MiB".into());
+                }
+                body.extend_from_slice(&chunk);
+            }
+            let mut answer = Response::new(Bytes::from(body));
+            *answer.status_mut() = status;
+            *answer.headers_mut() = headers;
+            Ok(answer)
+        };
         let answer = self
             .runtime
             .spawn(async move {
-                let mut response = client.execute(request).await?;
-                let status = response.status();
-                let headers = std::mem::take(response.headers_mut());
-                let mut body = Vec::new();
-                while let Some(chunk) = response.chunk().await? {
-                    if body.len() + chunk.len() > MAX_RESPONSE_BODY_BYTES {
-                        return Err::<_, HttpError>("the collector's answer is over 4 MiB".into());
-                    }
-                    body.extend_from_slice(&chunk);
+                match limit {
+                    Some(limit) => tokio::time::timeout(limit, exchange)
+                        .await
+                        .unwrap_or_else(|_| Err("the collector did not answer in time".into())),
+                    None => exchange.await,
                 }
-                let mut answer = Response::new(Bytes::from(body));
-                *answer.status_mut() = status;
-                *answer.headers_mut() = headers;
-                Ok(answer)
             })
             .await?;
         self.health.report(match &answer {
@@ -690,6 +724,13 @@ impl HttpClient for ReqwestOnTokio {
             Err(error) => Some(describe(error.as_ref())),
         });
         answer
+    }
+}
+
+#[async_trait::async_trait]
+impl HttpClient for ReqwestOnTokio {
+    async fn send_bytes(&self, request: Request<Bytes>) -> Result<Response<Bytes>, HttpError> {
+        self.send(request, None).await
     }
 }
 
@@ -788,6 +829,44 @@ mod tests {
             Protocol::Grpc.signal_url("http://c:4317", "/v1/traces"),
             "http://c:4317"
         );
+    }
+
+    /// `future` run to its end on this thread, parking between polls: as the SDK's batch
+    /// processors run exports, on a thread of their own outside any tokio runtime.
+    fn block_on<F: Future>(future: F) -> F::Output {
+        struct Unpark(std::thread::Thread);
+        impl std::task::Wake for Unpark {
+            fn wake(self: std::sync::Arc<Self>) {
+                self.0.unpark();
+            }
+        }
+        let waker = std::task::Waker::from(std::sync::Arc::new(Unpark(std::thread::current())));
+        let mut context = Context::from_waker(&waker);
+        let mut future = std::pin::pin!(future);
+        loop {
+            if let Poll::Ready(output) = future.as_mut().poll(&mut context) {
+                return output;
+            }
+            std::thread::park();
+        }
+    }
+
+    #[test]
+    fn an_export_in_flight_when_the_runtime_shuts_down_fails_without_a_panic() {
+        // A collector that takes the connection and never answers.
+        let stalled = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let endpoint = format!("http://{}/v1/traces", stalled.local_addr().unwrap());
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        let exporter = {
+            let _entered = runtime.enter();
+            span_exporter(Protocol::HttpProtobuf, &endpoint).unwrap()
+        };
+        let export = std::thread::spawn(move || block_on(exporter.export(Vec::new())));
+        let (_held, _) = stalled.accept().unwrap();
+        // The host exiting while the export waits for the collector.
+        drop(runtime);
+        let outcome = export.join().expect("the exporting thread does not panic");
+        assert!(outcome.is_err(), "{outcome:?}");
     }
 
     #[tokio::test]
