@@ -16,8 +16,8 @@ use opentelemetry_sdk::logs::{LogBatch, LogExporter};
 use opentelemetry_sdk::trace::{
     BatchConfig, BatchSpanProcessor, SpanData, SpanExporter, SpanProcessor,
 };
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// How often drops are reported after the first.
@@ -32,8 +32,13 @@ pub struct QueueAccount {
     submitted: AtomicU64,
     exported: AtomicU64,
     dropped: AtomicU64,
-    /// When drops were last reported, and how many were dropped since.
-    report: Mutex<(Option<Instant>, u64)>,
+    /// Drops since the last report.
+    unreported: AtomicU64,
+    /// When drops were last reported, in milliseconds after `created` plus one (0: never).
+    /// Atomics, not a lock: with the collector down every request drops its items, and
+    /// none should wait on another.
+    reported_at: AtomicU64,
+    created: Instant,
 }
 
 impl QueueAccount {
@@ -45,7 +50,9 @@ impl QueueAccount {
             submitted: AtomicU64::new(0),
             exported: AtomicU64::new(0),
             dropped: AtomicU64::new(0),
-            report: Mutex::new((None, 0)),
+            unreported: AtomicU64::new(0),
+            reported_at: AtomicU64::new(0),
+            created: Instant::now(),
         }
     }
 
@@ -73,28 +80,30 @@ impl QueueAccount {
     }
 
     fn report_drop(&self, now: Instant) {
-        // The warning is written after the lock is released: when the collector is down
-        // every request drops, and none should wait on another's log write.
-        let due_since = {
-            let mut report = self.report.lock().unwrap_or_else(|e| e.into_inner());
-            let (last, since) = &mut *report;
-            *since += 1;
-            let due = last.is_none_or(|at| now.duration_since(at) >= DROP_REPORT_INTERVAL);
-            due.then(|| {
-                *last = Some(now);
-                std::mem::take(since)
-            })
-        };
-        if let Some(since) = due_since {
-            let what = self.what;
-            tracing::warn!(
-                target: "chatgate::otel",
-                "the {what} export queue ({} {what}s) is full: dropped {} {what}(s) since the last report ({} in all); the collector is slow or down",
-                self.capacity,
-                since,
-                self.dropped()
-            );
+        self.unreported.fetch_add(1, Ordering::AcqRel);
+        let now_ms = now.saturating_duration_since(self.created).as_millis() as u64 + 1;
+        let last = self.reported_at.load(Ordering::Acquire);
+        let interval = DROP_REPORT_INTERVAL.as_millis() as u64;
+        if last != 0 && now_ms.saturating_sub(last) < interval {
+            return;
         }
+        // One of the drops that find a report due makes it.
+        if self
+            .reported_at
+            .compare_exchange(last, now_ms, Ordering::AcqRel, Ordering::Acquire)
+            .is_err()
+        {
+            return;
+        }
+        let since = self.unreported.swap(0, Ordering::AcqRel);
+        let what = self.what;
+        tracing::warn!(
+            target: "chatgate::otel",
+            "the {what} export queue ({} {what}s) is full: dropped {} {what}(s) since the last report ({} in all); the collector is slow or down",
+            self.capacity,
+            since,
+            self.dropped()
+        );
     }
 }
 
@@ -214,14 +223,19 @@ mod tests {
     #[test]
     fn drops_are_reported_at_once_then_at_most_once_a_minute() {
         let account = QueueAccount::new(0, "log record");
-        let start = Instant::now();
+        let start = account.created + Duration::from_millis(5);
+        let report = |account: &QueueAccount| {
+            (
+                account.reported_at.load(Ordering::Acquire),
+                account.unreported.load(Ordering::Acquire),
+            )
+        };
         account.report_drop(start);
-        assert_eq!(*account.report.lock().unwrap(), (Some(start), 0));
+        assert_eq!(report(&account), (6, 0));
         account.report_drop(start + Duration::from_secs(30));
         account.report_drop(start + Duration::from_secs(59));
-        assert_eq!(*account.report.lock().unwrap(), (Some(start), 2));
-        let later = start + Duration::from_secs(61);
-        account.report_drop(later);
-        assert_eq!(*account.report.lock().unwrap(), (Some(later), 0));
+        assert_eq!(report(&account), (6, 2));
+        account.report_drop(start + Duration::from_secs(61));
+        assert_eq!(report(&account), (61_006, 0));
     }
 }
