@@ -21,7 +21,8 @@ use std::time::SystemTime;
 
 /// The most bytes of one write to stdout or stderr a record keeps
 /// ([`Logs::emit_app_log`]): with the default queue of 2,048 records, at most 32 MiB
-/// held while a collector is down. A request log line is about 350 bytes.
+/// queued while a collector is down, plus the batch being sent (512 records by default,
+/// 8 MiB). A request log line is about 350 bytes.
 pub const MAX_APP_LOG_BYTES: usize = 16 << 10;
 
 /// A log record as a guest gave it, its values already checked.
@@ -181,15 +182,14 @@ impl Logs {
         // The queue is bounded in records; this bounds each record's bytes too (a
         // component printing a whole body should not hold megabytes per record while a
         // collector is down). stdout and stderr still get every byte.
-        let bytes = match bytes.len() > MAX_APP_LOG_BYTES {
-            true => {
-                record.add_attribute("app_log_truncated", true);
-                match std::str::from_utf8(bytes) {
-                    Ok(text) => &bytes[..text.floor_char_boundary(MAX_APP_LOG_BYTES)],
-                    Err(_) => &bytes[..MAX_APP_LOG_BYTES],
-                }
+        let bytes = if bytes.len() > MAX_APP_LOG_BYTES {
+            record.add_attribute("app_log_truncated", true);
+            match std::str::from_utf8(bytes) {
+                Ok(text) => &bytes[..text.floor_char_boundary(MAX_APP_LOG_BYTES)],
+                Err(_) => &bytes[..MAX_APP_LOG_BYTES],
             }
-            false => bytes,
+        } else {
+            bytes
         };
         match std::str::from_utf8(bytes) {
             Ok(text) => record.set_body(AnyValue::String(text.to_owned().into())),

@@ -345,7 +345,7 @@ impl OtlpHttp {
             *request.headers_mut() = self.headers.clone();
             // A configured timeout below the client's own bounds each attempt too.
             let left = self.timeout.saturating_sub(started.elapsed());
-            let sent = self.client.send_within(request, left).await;
+            let sent = self.client.send(request, Some(left)).await;
             let (status, retry_after) = match sent {
                 Ok(response) if response.status().is_success() => return Ok(()),
                 Ok(response) => (
@@ -385,7 +385,7 @@ impl OtlpHttp {
             if sleep >= self.timeout.saturating_sub(started.elapsed()) {
                 return failed();
             }
-            // On the runtime, as the request is ([`ReqwestOnTokio::send_within`]); a
+            // On the runtime, as the request is ([`ReqwestOnTokio::send`]); a
             // runtime shutting down ends the export.
             if self
                 .client
@@ -671,19 +671,11 @@ impl ReqwestOnTokio {
 }
 
 impl ReqwestOnTokio {
-    /// [`HttpClient::send_bytes`] given at most `limit`. The request and its deadline
-    /// both run as a task of the runtime, and this thread (the SDK's) only waits for the
-    /// task: a tokio timer polled here would panic this thread when the runtime shuts
-    /// down while a collector stalls (the host exiting; seen in `otel::export_cost`),
-    /// where the task's end reports an error instead.
-    async fn send_within(
-        &self,
-        request: Request<Bytes>,
-        limit: Duration,
-    ) -> Result<Response<Bytes>, HttpError> {
-        self.send(request, Some(limit)).await
-    }
-
+    /// [`HttpClient::send_bytes`], given at most `limit` if any. The request and its
+    /// deadline both run as a task of the runtime, and this thread (the SDK's) only
+    /// waits for the task: a tokio timer polled here would panic this thread when the
+    /// runtime shuts down while a collector stalls (the host exiting; seen in
+    /// `otel::export_cost`), where the task's end reports an error instead.
     async fn send(
         &self,
         request: Request<Bytes>,

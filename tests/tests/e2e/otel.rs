@@ -261,6 +261,14 @@ fn metrics_received(received: &Received) -> Vec<Metric> {
 
 /// The log records received so far.
 fn logs_received(received: &Received) -> Vec<LogRecord> {
+    scoped_logs_received(received)
+        .into_iter()
+        .map(|(_, record)| record)
+        .collect()
+}
+
+/// The log records received so far, each with its instrumentation scope's name.
+fn scoped_logs_received(received: &Received) -> Vec<(String, LogRecord)> {
     received
         .lock()
         .unwrap()
@@ -273,7 +281,10 @@ fn logs_received(received: &Received) -> Vec<LogRecord> {
                 .resource_logs
         })
         .flat_map(|r| r.scope_logs)
-        .flat_map(|s| s.log_records)
+        .flat_map(|s| {
+            let scope = s.scope.map(|scope| scope.name).unwrap_or_default();
+            s.log_records.into_iter().map(move |r| (scope.clone(), r))
+        })
         .collect()
 }
 
@@ -1396,26 +1407,8 @@ async fn the_hosts_warnings_and_the_components_output_are_exported_as_log_record
         assert_eq!(reply.status, 200, "{}", reply.text());
     }
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    let scoped = |received: &Received| -> Vec<(String, LogRecord)> {
-        received
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|(path, _, _)| path == "/v1/logs")
-            .flat_map(|(_, _, body)| {
-                ExportLogsServiceRequest::decode(body.clone())
-                    .unwrap()
-                    .resource_logs
-            })
-            .flat_map(|r| r.scope_logs)
-            .flat_map(|s| {
-                let scope = s.scope.map(|scope| scope.name).unwrap_or_default();
-                s.log_records.into_iter().map(move |r| (scope.clone(), r))
-            })
-            .collect()
-    };
     let warning = loop {
-        let records = scoped(&received);
+        let records = scoped_logs_received(&received);
         let found = records.iter().find(|(_, record)| {
             matches!(
                 record.body.as_ref().and_then(|b| b.value.as_ref()),
@@ -1443,7 +1436,7 @@ async fn the_hosts_warnings_and_the_components_output_are_exported_as_log_record
         !format!("{record:?}").contains(&down.to_string()),
         "{record:?}"
     );
-    let records: Vec<LogRecord> = scoped(&received).into_iter().map(|(_, r)| r).collect();
+    let records = logs_received(&received);
     let lines = output_records(&records);
     assert_eq!(lines.len(), 2, "{records:#?}");
     for (component, body) in lines {
