@@ -526,7 +526,7 @@ impl HostTraces {
         // Every value that can be a `'static` or shared string is one, to allocate less
         // per request (each owned string is allocated here and freed on the exporter's
         // thread). Measured: no change in the export's cost beyond this shared
-        // machine's noise (README, Observability).
+        // machine's noise (docs/measurements/observability-cost.md).
         let method = request.method().as_str();
         let known_method = method_attribute(method);
         let method_value = if known_method == "_OTHER" {

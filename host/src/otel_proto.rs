@@ -8,7 +8,7 @@
 //! converts each batch into `opentelemetry-proto`'s message structs (a copy of every
 //! string, a string attribute formatted through `Display`, a `Vec` per id) and prost then
 //! walks the nested messages again for their lengths before writing them. Counted by
-//! callgrind in `otel::export_cost` (README, Observability; inclusive instructions per
+//! callgrind in `otel::export_cost` (docs/measurements/observability-cost.md; inclusive instructions per
 //! request, export on, 2026-12-06), the trace batch processor's thread cost 36.6 k
 //! (the crate's conversion 14.4 k, prost's encoding 18.6 k with the log thread's; a
 //! string attribute's `Display` 5.6 k) and the log processor's 17.2 k. With this
