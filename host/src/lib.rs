@@ -9,6 +9,15 @@
 //! per-client budgets ([`admission`]), and an instance working for a request nobody
 //! waits for is retired and dropped ([`app`]).
 
+/// The global allocator the `chatgate` binary declares, and the benches and tests that run
+/// the host in-process with it, so that they measure what the binary does: mimalloc rather
+/// than the C library's. The binary the image ships and `make test` runs is static, on
+/// musl, whose `malloc` and `free` (a global lock, about 320 instructions a pair) took
+/// about 180 k instructions of each `GET /v1/models` through the chain, 564 allocations.
+/// With mimalloc the chain's request took 1,253.2 k instructions instead of 1,406.3 k
+/// (callgrind, `bench/instructions/run`, 2026-12-07; `docs/measurements/benchmarks.md`).
+pub use mimalloc::MiMalloc as Allocator;
+
 pub mod admission;
 pub mod app;
 pub mod capabilities;

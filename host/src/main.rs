@@ -9,6 +9,9 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+#[global_allocator]
+static ALLOCATOR: chatgate::Allocator = chatgate::Allocator;
+
 /// `chatgate build`: a command-line tool, not part of the runtime library.
 mod build;
 

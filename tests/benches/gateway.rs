@@ -22,6 +22,10 @@
 //! gateway; numbers are for comparison between scenarios of one run, not absolute
 //! capacity.
 
+// The `chatgate` binary's allocator, so that the host measured here allocates as it does.
+#[global_allocator]
+static ALLOCATOR: chatgate::Allocator = chatgate::Allocator;
+
 use bytes::Bytes;
 use chatgate::reuse::InstanceReuse;
 use chatgate_tests::stats::percentile_ms;

@@ -308,6 +308,44 @@ pub fn get_models() -> Request {
     request("GET", "/v1/models".into(), String::new())
 }
 
+/// `GET /v1/models` as `waf` sees it in the chain: behind `telemetry`, which gives every
+/// request a `traceparent` (a new trace or span id) and an `x-request-id` of its own, so
+/// two header values are new to the memo each time. `n` distinct requests.
+pub fn get_models_behind_telemetry(n: usize) -> Vec<Request> {
+    // A fixed pseudo-random sequence (splitmix64), so that runs compare.
+    let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+    let mut next = move || {
+        state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    };
+    (0..n)
+        .map(|_| {
+            let mut request = get_models();
+            let (a, b, c) = (next(), next(), next());
+            request.headers.push((
+                "traceparent".into(),
+                format!("00-{a:016x}{b:016x}-{c:016x}-00"),
+            ));
+            let (d, e) = (next(), next());
+            request.headers.push((
+                "x-request-id".into(),
+                format!(
+                    "{:08x}-{:04x}-4{:03x}-{:04x}-{:012x}",
+                    d >> 32,
+                    (d >> 16) & 0xffff,
+                    d & 0xfff,
+                    (e >> 48) & 0x3fff | 0x8000,
+                    e & 0xffff_ffff_ffff
+                ),
+            ));
+            request
+        })
+        .collect()
+}
+
 /// Runs `evaluate` `runs` times after a warm-up and prints the minimum, p50 and p99 of one
 /// evaluation (on a shared machine the minimum is the figure least disturbed by others).
 /// The requests are taken in turn from `requests`, each at most once when there are
@@ -416,6 +454,11 @@ pub fn run() {
         cases.push(("varied 2 KB chats, default rules", defaults, varied.clone()));
         cases.push(("1 KB query GET, default rules", defaults, one(get_1kb())));
         cases.push(("GET /v1/models, default rules", defaults, one(get_models())));
+        cases.push((
+            "GET /v1/models behind telemetry, default rules",
+            defaults,
+            get_models_behind_telemetry(runs + runs.div_ceil(20) + 1),
+        ));
     }
     // `BENCH_MEMO=0` measures without the memo only, `1` with it only; both by default.
     let memo = std::env::var("BENCH_MEMO").unwrap_or_default();
