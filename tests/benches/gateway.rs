@@ -22,9 +22,7 @@
 //! gateway; numbers are for comparison between scenarios of one run, not absolute
 //! capacity.
 
-// The `chatgate` binary's allocator, so that the host measured here allocates as it does.
-#[global_allocator]
-static ALLOCATOR: chatgate::Allocator = chatgate::Allocator;
+chatgate_tests::host_allocator!();
 
 use bytes::Bytes;
 use chatgate::reuse::InstanceReuse;

@@ -18,9 +18,7 @@
 //! body bytes, and from those to the first answer text (`chat`'s first event carries the
 //! role and citations, the text comes in the next).
 
-// The `chatgate` binary's allocator, so that the host measured here allocates as it does.
-#[global_allocator]
-static ALLOCATOR: chatgate::Allocator = chatgate::Allocator;
+chatgate_tests::host_allocator!();
 
 use bytes::Bytes;
 use chatgate_tests::stats::percentile_ms;

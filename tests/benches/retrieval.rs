@@ -20,6 +20,8 @@
 //!   probe over the small index of `data/` (`target/chatgate-index/retrieval.wasm`).
 //!   Each request is a fresh connection, the same for every variant.
 
+chatgate_tests::host_allocator!();
+
 use chatgate_index::{AnalyzerConfig, Chunk, Document, Index, IndexParams, RankingParams};
 use chatgate_tests::http_client::get;
 use chatgate_tests::stats::percentile_ms;

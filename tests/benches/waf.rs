@@ -14,6 +14,8 @@
 //! and a 1 KB query-string GET. `cargo bench -p chatgate-tests --bench waf`;
 //! `WAF_BENCH_RUNS` sets the timed runs per figure (default 2000).
 
+chatgate_tests::host_allocator!();
+
 use std::time::{Duration, Instant};
 
 use std::path::{Path, PathBuf};

@@ -2,6 +2,17 @@
 //! the built components, speaks HTTP to it, and provides the external peers the
 //! gateway talks to (an OpenAI-compatible upstream, an OIDC issuer's signing keys).
 
+/// Declares the `chatgate` binary's global allocator ([`chatgate::Allocator`]) in a test
+/// or bench crate that runs the host in-process, so that what it measures (instructions,
+/// latency, resident memory) is what the binary does.
+#[macro_export]
+macro_rules! host_allocator {
+    () => {
+        #[global_allocator]
+        static ALLOCATOR: ::chatgate::Allocator = ::chatgate::Allocator;
+    };
+}
+
 pub mod double;
 pub mod embeddings;
 pub mod entra;

@@ -10,6 +10,8 @@
 //! instance outlived it would be visible; each test runs alone (one lock) so that memory
 //! figures are the storm's own.
 
+chatgate_tests::host_allocator!();
+
 use chatgate_tests::http_client::{Reply, connect_from, open, partial_upload, post_json};
 use chatgate_tests::upstream::{Answer, Ending, Upstream, openai_answer};
 use chatgate_tests::{Gateway, OPENAI_COMPLETION_LINE, manifest_with_completion_line};

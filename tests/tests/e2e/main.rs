@@ -3,10 +3,7 @@
 //! Each module is one area (`cargo test -p chatgate-tests --test e2e <module>::` runs one).
 //! `capacity` stays its own binary: it measures the process's resident memory.
 
-// The `chatgate` binary's allocator: the tests (and `otel::export_cost`) that run the
-// host in-process allocate as the binary does.
-#[global_allocator]
-static ALLOCATOR: chatgate::Allocator = chatgate::Allocator;
+chatgate_tests::host_allocator!();
 
 mod api;
 mod azure_search;
