@@ -244,17 +244,22 @@ const WORDS: &[&str] = &[
     "threshold",
 ];
 
-/// `n` distinct 2 KB chat completions: the headers, roles, model and structure of
-/// [`chat_2kb`], with message contents drawn from a word list by a fixed pseudo-random
-/// sequence (different in every request), as a client's successive chats would be.
-pub fn varied_chats(n: usize) -> Vec<Request> {
+/// A fixed pseudo-random sequence (xorshift64), so that runs draw the same requests.
+fn pseudo_random() -> impl FnMut() -> u64 {
     let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
-    let mut next = move || {
+    move || {
         state ^= state << 13;
         state ^= state >> 7;
         state ^= state << 17;
         state
-    };
+    }
+}
+
+/// `n` distinct 2 KB chat completions: the headers, roles, model and structure of
+/// [`chat_2kb`], with message contents drawn from a word list by a fixed pseudo-random
+/// sequence (different in every request), as a client's successive chats would be.
+pub fn varied_chats(n: usize) -> Vec<Request> {
+    let mut next = pseudo_random();
     let mut text = |min: usize, max: usize| {
         let len = min + (next() as usize) % (max - min);
         let mut s = String::new();
@@ -312,15 +317,7 @@ pub fn get_models() -> Request {
 /// request a `traceparent` (a new trace or span id) and an `x-request-id` of its own, so
 /// two header values are new to the memo each time. `n` distinct requests.
 pub fn get_models_behind_telemetry(n: usize) -> Vec<Request> {
-    // A fixed pseudo-random sequence (splitmix64), so that runs compare.
-    let mut state = 0x9e37_79b9_7f4a_7c15_u64;
-    let mut next = move || {
-        state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    };
+    let mut next = pseudo_random();
     (0..n)
         .map(|_| {
             let mut request = get_models();
