@@ -50,7 +50,10 @@
 //! (`OTEL_BSP_MAX_QUEUE_SIZE`, 2048 spans by default) and never waits for the
 //! collector. With the collector down or slow, spans beyond the queue are dropped, counted
 //! and reported ([`crate::otel_queue`]), so the number of spans held stays bounded by the
-//! queue plus the one batch (512 spans) being exported. The bound is in spans, not bytes:
+//! queue plus the one batch (512 spans) being exported. A request that comes in while the
+//! queue is full is left untraced, counted and reported with the drops: no SERVER span,
+//! and an unsampled `traceparent` (the caller's trace id kept), so that neither the host
+//! nor the stages build spans that could only be dropped. The bound is in spans, not bytes:
 //! a guest's attributes are limited in number, not in size.
 //!
 //! One SERVER span per request ([`Tracing::server_span`]) follows Spin's request span:
@@ -67,12 +70,16 @@ pub use crate::otel_transport::{
 };
 use crate::otel_transport::{log_exporter, metric_exporter, span_exporter};
 use opentelemetry::propagation::TextMapPropagator;
-use opentelemetry::trace::{Span as _, SpanKind, Status, Tracer as _, TracerProvider as _};
+use opentelemetry::trace::{
+    Span as _, SpanContext, SpanKind, Status, TraceContextExt as _, TraceFlags, TraceState,
+    Tracer as _, TracerProvider as _,
+};
 use opentelemetry::{KeyValue, Value};
 use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::{
-    BatchConfigBuilder, SdkTracerProvider, SpanData, SpanExporter as _, SpanProcessor,
+    BatchConfigBuilder, IdGenerator as _, RandomIdGenerator, SdkTracerProvider, SpanData,
+    SpanExporter as _, SpanProcessor,
 };
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -270,6 +277,10 @@ struct HostTraces {
     provider: SdkTracerProvider,
     tracer: opentelemetry_sdk::trace::SdkTracer,
     propagator: TraceContextPropagator,
+    /// The queue the spans go to, asked for room before a request's trace is started.
+    queue: Arc<SpanQueue>,
+    /// The ids of untraced requests' contexts, which the SDK's tracer does not make.
+    ids: RandomIdGenerator,
 }
 
 /// A handle on the batch processor that exports finished spans made elsewhere (the
@@ -404,6 +415,14 @@ impl Tracing {
             .map_or(0, |queue| queue.dropped())
     }
 
+    /// Requests left untraced because the span export queue was full as they came in.
+    pub fn untraced_requests(&self) -> u64 {
+        self.sink
+            .processor
+            .as_ref()
+            .map_or(0, |queue| queue.untraced())
+    }
+
     /// Log records dropped because their export queue was full.
     pub fn dropped_log_records(&self) -> u64 {
         self.sink.logs.as_ref().map_or(0, |logs| logs.dropped())
@@ -506,6 +525,8 @@ impl HostTraces {
             provider,
             tracer,
             propagator: TraceContextPropagator::new(),
+            queue: processor.clone(),
+            ids: RandomIdGenerator::default(),
         };
         Ok((traces, processor))
     }
@@ -515,7 +536,7 @@ impl HostTraces {
         request: &http::Request<B>,
         peer: SocketAddr,
         route: Option<Arc<str>>,
-    ) -> opentelemetry_sdk::trace::Span {
+    ) -> RequestTrace {
         // Without a `traceparent` the propagator would only clone the current context.
         let parent = if request.headers().contains_key(&TRACEPARENT_HEADER) {
             self.propagator
@@ -523,6 +544,10 @@ impl HostTraces {
         } else {
             opentelemetry::Context::current()
         };
+        if !self.queue.has_room() {
+            self.queue.leave_untraced();
+            return RequestTrace::Untraced(self.untraced_context(&parent));
+        }
         // Every value that can be a `'static` or shared string is one, to allocate less
         // per request (each owned string is allocated here and freed on the exporter's
         // thread). Measured: no change in the export's cost beyond this shared
@@ -578,12 +603,44 @@ impl HostTraces {
             }
             None => method.to_string(),
         };
-        self.tracer
-            .span_builder(name)
-            .with_kind(SpanKind::Server)
-            .with_attributes(attributes)
-            .start_with_context(&self.tracer, &parent)
+        RequestTrace::Recorded(
+            self.tracer
+                .span_builder(name)
+                .with_kind(SpanKind::Server)
+                .with_attributes(attributes)
+                .start_with_context(&self.tracer, &parent),
+        )
     }
+
+    /// What the SDK's tracer gives a span its sampler drops: the caller's trace (or a new
+    /// one) and its `tracestate`, a new span id, and the sampled flag off, which the
+    /// stages read as "report no span".
+    fn untraced_context(&self, parent: &opentelemetry::Context) -> SpanContext {
+        let span = parent.span();
+        let parent = span.span_context();
+        let (trace_id, trace_state) = if parent.is_valid() {
+            (parent.trace_id(), parent.trace_state().clone())
+        } else {
+            (self.ids.new_trace_id(), TraceState::default())
+        };
+        SpanContext::new(
+            trace_id,
+            self.ids.new_span_id(),
+            TraceFlags::default(),
+            false,
+            trace_state,
+        )
+    }
+}
+
+/// A request's trace: its SERVER span, or, when the span queue was full as the request
+/// came in, only the context the stages continue, unsampled. The span is kept inline,
+/// as it was before untraced requests existed: boxing it would allocate once more per
+/// traced request, to shrink a value that only moves a few times per request.
+#[allow(clippy::large_enum_variant)]
+enum RequestTrace {
+    Recorded(opentelemetry_sdk::trace::Span),
+    Untraced(SpanContext),
 }
 
 /// The W3C trace context headers.
@@ -665,7 +722,7 @@ fn protocol_version(version: http::Version) -> &'static str {
 /// Dropped without [`ServerSpan::end`] (the client went away), it ends without a status.
 /// Without trace export it holds no span, only what the request's metric needs.
 pub struct ServerSpan {
-    span: Option<opentelemetry_sdk::trace::Span>,
+    span: Option<RequestTrace>,
     /// What `http.server.request.duration` needs, when metrics are exported.
     measured: Option<MeasuredRequest>,
 }
@@ -684,12 +741,13 @@ impl ServerSpan {
     /// propagates) continues the host's trace as this span's child. Without a span (trace
     /// export off) the caller's headers are left as they came.
     pub fn inject(&self, headers: &mut http::HeaderMap) {
-        let Some(span) = &self.span else {
-            return;
+        let context = match &self.span {
+            Some(RequestTrace::Recorded(span)) => span.span_context(),
+            Some(RequestTrace::Untraced(context)) => context,
+            None => return,
         };
         headers.remove(&TRACEPARENT_HEADER);
         headers.remove(&TRACESTATE_HEADER);
-        let context = span.span_context();
         // What the SDK's propagator writes (an empty `tracestate` included), written here
         // without its formatting: it was a sixth of the host's per-request span work.
         if context.is_valid() {
@@ -703,7 +761,7 @@ impl ServerSpan {
     /// Ends the span when the response head is ready (as Spin's does; the time spent
     /// streaming the body is not part of it).
     pub fn end(self, status: http::StatusCode) {
-        if let Some(mut span) = self.span {
+        if let Some(RequestTrace::Recorded(mut span)) = self.span {
             span.set_attribute(KeyValue::new(
                 "http.response.status_code",
                 Value::I64(i64::from(status.as_u16())),

@@ -9,6 +9,12 @@
 //! the queue's capacity is dropped here, counted, and reported (a warning at the first
 //! drop, then at most once a minute with the number since the last report). The
 //! processor's own queue therefore never fills, and every drop is counted.
+//!
+//! A request that starts while the span queue is full is not traced at all
+//! ([`SpanQueue::has_room`], [`SpanQueue::leave_untraced`]): its spans would be dropped,
+//! so the host builds none and gives it an unsampled trace context, which tells the
+//! stages not to build theirs either. A collector that is down or stalled then costs
+//! the request path a check, not the spans it would throw away.
 
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::error::OTelSdkResult;
@@ -32,8 +38,12 @@ pub struct QueueAccount {
     submitted: AtomicU64,
     exported: AtomicU64,
     dropped: AtomicU64,
+    /// Requests left untraced because the queue was full (spans only).
+    untraced: AtomicU64,
     /// Drops since the last report.
     unreported: AtomicU64,
+    /// Requests left untraced since the last report.
+    unreported_untraced: AtomicU64,
     /// When drops were last reported, in milliseconds after `created` plus one (0: never).
     /// Atomics, not a lock: with the collector down every request drops its items, and
     /// none should wait on another.
@@ -50,7 +60,9 @@ impl QueueAccount {
             submitted: AtomicU64::new(0),
             exported: AtomicU64::new(0),
             dropped: AtomicU64::new(0),
+            untraced: AtomicU64::new(0),
             unreported: AtomicU64::new(0),
+            unreported_untraced: AtomicU64::new(0),
             reported_at: AtomicU64::new(0),
             created: Instant::now(),
         }
@@ -65,8 +77,28 @@ impl QueueAccount {
         }
         self.submitted.fetch_sub(1, Ordering::AcqRel);
         self.dropped.fetch_add(1, Ordering::Relaxed);
-        self.report_drop(Instant::now());
+        self.unreported.fetch_add(1, Ordering::AcqRel);
+        self.report(Instant::now());
         false
+    }
+
+    /// Whether one more item would be taken in now.
+    pub fn has_room(&self) -> bool {
+        let submitted = self.submitted.load(Ordering::Acquire);
+        let exported = self.exported.load(Ordering::Acquire);
+        submitted.saturating_sub(exported) < self.capacity
+    }
+
+    /// Counts a request left untraced because the queue had no room.
+    pub fn leave_untraced(&self) {
+        self.untraced.fetch_add(1, Ordering::Relaxed);
+        self.unreported_untraced.fetch_add(1, Ordering::AcqRel);
+        self.report(Instant::now());
+    }
+
+    /// Requests left untraced since the start.
+    pub fn untraced(&self) -> u64 {
+        self.untraced.load(Ordering::Relaxed)
     }
 
     /// Records that `items` left the queue for the exporter.
@@ -79,8 +111,9 @@ impl QueueAccount {
         self.dropped.load(Ordering::Relaxed)
     }
 
-    fn report_drop(&self, now: Instant) {
-        self.unreported.fetch_add(1, Ordering::AcqRel);
+    /// Warns of the drops and untraced requests since the last report, if a report is
+    /// due: at the first, then at most once a minute.
+    fn report(&self, now: Instant) {
         let now_ms = now.saturating_duration_since(self.created).as_millis() as u64 + 1;
         let last = self.reported_at.load(Ordering::Acquire);
         let interval = DROP_REPORT_INTERVAL.as_millis() as u64;
@@ -96,10 +129,19 @@ impl QueueAccount {
             return;
         }
         let since = self.unreported.swap(0, Ordering::AcqRel);
+        let untraced_since = self.unreported_untraced.swap(0, Ordering::AcqRel);
         let what = self.what;
+        let untraced = if untraced_since > 0 {
+            format!(
+                " and left {untraced_since} request(s) untraced ({} in all)",
+                self.untraced()
+            )
+        } else {
+            String::new()
+        };
         tracing::warn!(
             target: "chatgate::otel",
-            "the {what} export queue ({} {what}s) is full: dropped {} {what}(s) since the last report ({} in all); the collector is slow or down",
+            "the {what} export queue ({} {what}s) is full: dropped {} {what}(s) since the last report ({} in all){untraced}; the collector is slow or down",
             self.capacity,
             since,
             self.dropped()
@@ -196,6 +238,23 @@ impl SpanQueue {
         self.account.dropped()
     }
 
+    /// Whether a span submitted now would be taken in: a request that starts when it
+    /// would not is left untraced ([`SpanQueue::leave_untraced`]).
+    pub fn has_room(&self) -> bool {
+        self.account.has_room()
+    }
+
+    /// Counts a request left untraced because the queue was full, and reports it with
+    /// the drops.
+    pub fn leave_untraced(&self) {
+        self.account.leave_untraced();
+    }
+
+    /// Requests left untraced since the start.
+    pub fn untraced(&self) -> u64 {
+        self.account.untraced()
+    }
+
     /// The processor, for what is not a finished span (start, flush, shutdown).
     pub fn processor(&self) -> &BatchSpanProcessor {
         &self.processor
@@ -221,6 +280,19 @@ mod tests {
     }
 
     #[test]
+    fn room_is_what_the_next_admission_would_find() {
+        let account = QueueAccount::new(1, "span");
+        assert!(account.has_room());
+        assert!(account.admit());
+        assert!(!account.has_room());
+        account.leave_untraced();
+        account.leave_untraced();
+        assert_eq!((account.untraced(), account.dropped()), (2, 0));
+        account.exported(1);
+        assert!(account.has_room());
+    }
+
+    #[test]
     fn drops_are_reported_at_once_then_at_most_once_a_minute() {
         let account = QueueAccount::new(0, "log record");
         let start = account.created + Duration::from_millis(5);
@@ -230,12 +302,16 @@ mod tests {
                 account.unreported.load(Ordering::Acquire),
             )
         };
-        account.report_drop(start);
+        let drop_at = |account: &QueueAccount, at: Instant| {
+            account.unreported.fetch_add(1, Ordering::AcqRel);
+            account.report(at);
+        };
+        drop_at(&account, start);
         assert_eq!(report(&account), (6, 0));
-        account.report_drop(start + Duration::from_secs(30));
-        account.report_drop(start + Duration::from_secs(59));
+        drop_at(&account, start + Duration::from_secs(30));
+        drop_at(&account, start + Duration::from_secs(59));
         assert_eq!(report(&account), (6, 2));
-        account.report_drop(start + Duration::from_secs(61));
+        drop_at(&account, start + Duration::from_secs(61));
         assert_eq!(report(&account), (61_006, 0));
     }
 }
