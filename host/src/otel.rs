@@ -1053,6 +1053,47 @@ mod tests {
         stop(otel).await;
     }
 
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_request_that_finds_the_span_queue_full_continues_its_callers_trace_unsampled() {
+        // A queue of no spans is always full.
+        let mut settings = settings_of_traces_alone();
+        settings.max_queue_size = Some(0);
+        let otel = Tracing::start(&settings).unwrap();
+        let caller_trace = "4bf92f3577b34da6a3ce929d0e0e4736";
+        let caller = format!("00-{caller_trace}-00f067aa0ba902b7-01");
+        let mut request = http::Request::new(());
+        let headers = request.headers_mut();
+        headers.insert("traceparent", caller.parse().unwrap());
+        headers.insert("tracestate", "vendor=value".parse().unwrap());
+        let span = otel.server_span(&request, "127.0.0.1:1".parse().unwrap(), Some("/..."));
+        assert!(matches!(span.span, Some(RequestTrace::Untraced(_))));
+        span.inject(request.headers_mut());
+        let traceparent = request.headers()["traceparent"].to_str().unwrap();
+        let parts: Vec<&str> = traceparent.split('-').collect();
+        assert_eq!(parts.len(), 4, "{traceparent}");
+        assert_eq!((parts[0], parts[1], parts[3]), ("00", caller_trace, "00"));
+        assert_ne!(parts[2], "00f067aa0ba902b7");
+        assert_ne!(parts[2], "0000000000000000");
+        assert_eq!(request.headers()["tracestate"], "vendor=value");
+        span.end(http::StatusCode::OK);
+        // Without a caller's trace, a new one.
+        let bare = http::Request::new(());
+        let span = otel.server_span(&bare, "127.0.0.1:1".parse().unwrap(), None);
+        let mut headers = http::HeaderMap::new();
+        span.inject(&mut headers);
+        let traceparent = headers["traceparent"].to_str().unwrap().to_string();
+        assert!(
+            traceparent.len() == 55 && !traceparent.contains(caller_trace),
+            "{traceparent}"
+        );
+        assert!(traceparent.ends_with("-00"), "{traceparent}");
+        // Empty, as the SDK's propagator writes it for a traced request's new trace.
+        assert_eq!(headers["tracestate"], "");
+        span.end(http::StatusCode::OK);
+        assert_eq!((otel.untraced_requests(), otel.dropped_spans()), (2, 0));
+        stop(otel).await;
+    }
+
     /// Shuts `otel` down off the async threads (its exports fail: nothing listens).
     async fn stop(otel: Tracing) {
         let _ = tokio::task::spawn_blocking(move || otel.shutdown()).await;
