@@ -512,7 +512,9 @@ impl App {
         };
         set_spin_headers(&mut request, trigger);
         let life = Arc::new(RequestLife::new(in_flight));
-        // A request whose body failed cannot be served: end it now (see `BodyWatch`).
+        // A request whose body failed cannot be served: it is abandoned (see
+        // `BodyWatch`), and the client gets the fault's status whatever the component
+        // answers within the grace it has to answer.
         body_watch.on_fault({
             let life = life.clone();
             move || life.abandon()
@@ -523,6 +525,10 @@ impl App {
         let outcome = trigger.handler.handle(life.clone(), request).await;
         caller.answered();
         match outcome {
+            Ok(_) if body_watch.fault().is_some() => {
+                let fault = body_watch.fault().unwrap_or(BodyFault::Incomplete);
+                error_response(fault.status(), fault.code(), fault.message())
+            }
             Ok(response) => {
                 life.set(Phase::Streaming);
                 response.map(|body| ResponseBody::watching(body, life))
@@ -668,14 +674,46 @@ enum Phase {
     Sent = 2,
     /// Nobody wants the response any more: the client went away, the response timed
     /// out, or the instance failed. Its instance takes no more requests and is dropped
-    /// as soon as no other request needs it.
+    /// as soon as no other request needs it, unless the request was abandoned before
+    /// its response head and the instance answers it within [`ABANDONED_GRACE`].
     Abandoned = 3,
+}
+
+/// How long an instance has to answer a request abandoned before its response head (the
+/// client went away, or its body broke off) before the instance is dropped. A component
+/// that sees its request body fail answers at once (an abandoned upload: the headers of
+/// a 1000-byte body, 6 bytes, close), and its instance can then serve the next request:
+/// dropping it instead cost about 470 µs of CPU per abandoned upload (a new instance,
+/// its copy-on-write pages, their release), measured with `chatgate up` and 10,000 of
+/// them (docs/measurements/benchmarks.md). A request still working after the grace
+/// (waiting on an upstream nobody will read) is ended by dropping its instance, which
+/// also drops its outbound calls; the grace is short so that it stays under the 500 ms
+/// in which a storm of abandoned requests must give its capacity back
+/// (`tests/tests/capacity.rs`).
+pub const ABANDONED_GRACE: Duration = Duration::from_millis(200);
+
+/// What became of a request inside its instance, as the expiration future the
+/// instance polls for it tells.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+enum InInstance {
+    /// Still running.
+    Running = 0,
+    /// The component produced its response (whether anyone still wanted it).
+    Answered = 1,
+    /// The response timeout passed, or the grace after an early abandonment: the
+    /// instance takes no more requests.
+    Expired = 2,
 }
 
 /// Shared by a request's caller, its response body and the instance serving it. Holds
 /// the request's in-flight slot until all three are gone.
 pub struct RequestLife {
     phase: AtomicU8,
+    /// Set when the request was abandoned while waiting for its response head.
+    abandoned_early: std::sync::atomic::AtomicBool,
+    /// An [`InInstance`].
+    in_instance: AtomicU8,
     /// When the phase last changed.
     since: Mutex<Instant>,
     /// The instance's expiration, woken when the phase changes.
@@ -689,6 +727,8 @@ impl RequestLife {
     fn new(in_flight: InFlight) -> Self {
         RequestLife {
             phase: AtomicU8::new(Phase::Waiting as u8),
+            abandoned_early: std::sync::atomic::AtomicBool::new(false),
+            in_instance: AtomicU8::new(InInstance::Running as u8),
             since: Mutex::new(Instant::now()),
             waker: AtomicWaker::new(),
             abandoned: tokio::sync::Notify::new(),
@@ -704,16 +744,49 @@ impl RequestLife {
         *self.since.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
     }
 
-    /// Resolves once the request is abandoned.
+    /// Resolves once the request is abandoned, after [`ABANDONED_GRACE`] if that was
+    /// before its response head.
     async fn until_abandoned(&self) {
         loop {
             let notified = self.abandoned.notified();
             let mut notified = std::pin::pin!(notified);
             notified.as_mut().enable();
             if self.phase() == Phase::Abandoned {
-                return;
+                break;
             }
             notified.await;
+        }
+        if self.abandoned_early() {
+            tokio::time::sleep_until((self.since() + ABANDONED_GRACE).into()).await;
+        }
+    }
+
+    fn abandoned_early(&self) -> bool {
+        self.abandoned_early.load(Ordering::Acquire)
+    }
+
+    fn in_instance(&self) -> InInstance {
+        match self.in_instance.load(Ordering::Acquire) {
+            0 => InInstance::Running,
+            1 => InInstance::Answered,
+            _ => InInstance::Expired,
+        }
+    }
+
+    /// Records what became of the request inside its instance (once: the first word
+    /// stands) and wakes the instance's expiration.
+    fn set_in_instance(&self, outcome: InInstance) {
+        if self
+            .in_instance
+            .compare_exchange(
+                InInstance::Running as u8,
+                outcome as u8,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            )
+            .is_ok()
+        {
+            self.waker.wake();
         }
     }
 
@@ -734,16 +807,31 @@ impl RequestLife {
 
     /// Abandons the request unless its response has been sent in full.
     fn abandon(&self) {
-        let unfinished = self
+        let before = self
             .phase
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |phase| {
-                (phase != Phase::Sent as u8).then_some(Phase::Abandoned as u8)
-            })
-            .is_ok();
-        if unfinished {
+                (phase != Phase::Sent as u8 && phase != Phase::Abandoned as u8)
+                    .then_some(Phase::Abandoned as u8)
+            });
+        if let Ok(before) = before {
+            if before == Phase::Waiting as u8 {
+                self.abandoned_early.store(true, Ordering::Release);
+            }
             self.touch();
             self.waker.wake();
             self.abandoned.notify_waiters();
+        }
+    }
+}
+
+/// Records that the component answered when the request's expiration future is dropped
+/// before it expired (wasmtime drops it once the response is produced).
+struct AnsweredOnDrop(Option<Arc<RequestLife>>);
+
+impl Drop for AnsweredOnDrop {
+    fn drop(&mut self) {
+        if let Some(life) = self.0.take() {
+            life.set_in_instance(InInstance::Answered);
         }
     }
 }
@@ -1026,14 +1114,19 @@ impl WorkerState for Worker {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .push(life.clone());
-        // The request expires (504) when it takes too long or is abandoned; the handler
-        // then takes no more requests on this instance.
+        // The request expires (504) when it takes too long or is abandoned (early: when
+        // the grace has passed too); the handler then takes no more requests on this
+        // instance. wasmtime drops this future once the component has answered, which
+        // is how the instance learns that an abandoned request needs nothing more.
         let timeout = self.response_timeout;
         Box::pin(async move {
+            let mut answered = AnsweredOnDrop(Some(life.clone()));
             tokio::select! {
                 () = tokio::time::sleep(timeout) => {}
                 () = life.until_abandoned() => {}
             }
+            answered.0 = None;
+            life.set_in_instance(InInstance::Expired);
         })
     }
 
@@ -1082,14 +1175,22 @@ impl WorkerExpiration for Deadline {
         start: Instant,
     ) -> Poll<()> {
         let (mut waiting, mut streaming_until, mut abandoned) = (0, None::<Instant>, false);
+        let mut grace_until = None::<Instant>;
         {
             let mut requests = self
                 .served
                 .requests
                 .lock()
                 .unwrap_or_else(|e| e.into_inner());
-            // A request sent in full needs nothing more of the instance.
-            requests.retain(|life| life.phase() != Phase::Sent);
+            // A request sent in full needs nothing more of the instance, nor does one
+            // abandoned before its response head that the component then answered.
+            requests.retain(|life| match life.phase() {
+                Phase::Sent => false,
+                Phase::Abandoned => {
+                    !(life.abandoned_early() && life.in_instance() == InInstance::Answered)
+                }
+                Phase::Waiting | Phase::Streaming => true,
+            });
             for life in requests.iter() {
                 life.waker.register(cx.waker());
                 match life.phase() {
@@ -1097,6 +1198,17 @@ impl WorkerExpiration for Deadline {
                     Phase::Streaming => {
                         let until = life.since() + self.body_timeout;
                         streaming_until = Some(streaming_until.map_or(until, |u| u.min(until)));
+                    }
+                    // Abandoned early and still running: the component has the grace to
+                    // answer (its expiration future ends the wait), counted as waiting.
+                    Phase::Abandoned
+                        if life.abandoned_early()
+                            && life.in_instance() == InInstance::Running
+                            && life.since().elapsed() < ABANDONED_GRACE =>
+                    {
+                        waiting += 1;
+                        let until = life.since() + ABANDONED_GRACE;
+                        grace_until = Some(grace_until.map_or(until, |u: Instant| u.min(until)));
                     }
                     Phase::Abandoned => abandoned = true,
                     Phase::Sent => {}
@@ -1138,10 +1250,12 @@ impl WorkerExpiration for Deadline {
             self.reclaim = None;
         }
         let status_until = limit.and_then(|limit| start.checked_add(limit));
-        let until = match (status_until, streaming_until) {
-            (Some(a), Some(b)) => a.min(b),
-            (Some(a), None) | (None, Some(a)) => a,
-            (None, None) => return Poll::Pending,
+        let until = [status_until, streaming_until, grace_until]
+            .into_iter()
+            .flatten()
+            .min();
+        let Some(until) = until else {
+            return Poll::Pending;
         };
         let until = tokio::time::Instant::from_std(until);
         if self.sleep.deadline() != until {
