@@ -682,10 +682,11 @@ enum Phase {
 /// How long an instance has to answer a request abandoned before its response head (the
 /// client went away, or its body broke off) before the instance is dropped. A component
 /// that sees its request body fail answers at once (an abandoned upload: the headers of
-/// a 1000-byte body, 6 bytes, close), and its instance can then serve the next request:
-/// dropping it instead cost about 470 µs of CPU per abandoned upload (a new instance,
-/// its copy-on-write pages, their release), measured with `chatgate up` and 10,000 of
-/// them (docs/measurements/benchmarks.md). A request still working after the grace
+/// a 1000-byte body, 6 bytes, close), and its instance can then serve the next request.
+/// Dropping it instead (a new instance per upload: its copy-on-write pages, their
+/// release) made `chatgate up` spend 467-559 µs of CPU per abandoned upload, against
+/// 292-391 µs with the grace (`bench/cpu/abandoned-uploads.py`, 10,000 uploads a run,
+/// docs/measurements/benchmarks.md). A request still working after the grace
 /// (waiting on an upstream nobody will read) is ended by dropping its instance, which
 /// also drops its outbound calls; the grace is short so that it stays under the 500 ms
 /// in which a storm of abandoned requests must give its capacity back
