@@ -334,6 +334,33 @@ async fn an_abandoned_upload_leaves_its_instance_to_the_next_request() {
     gateway.stop().await;
 }
 
+/// A body that stalls while its client waits: the component reading it sees the error
+/// and answers, and the client gets the host's 408, not the component's answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_stalled_body_gets_408_whatever_the_component_answers() {
+    let _alone = ALONE.lock().await;
+    let upstream = Upstream::openai("unused").await;
+    let gateway = gateway(&upstream).await;
+    let address = gateway.address();
+    let mut stream = TcpStream::connect(address).await.unwrap();
+    let head = format!(
+        "POST /v1/chat/completions HTTP/1.1\r\nhost: {address}\r\nauthorization: Bearer chatgate-dev-key\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{{\"messages\""
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    // Then silence, the connection open: the body read timeout (500 ms) ends it.
+    let mut reply = vec![0; 4096];
+    let read = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut reply))
+        .await
+        .expect("answered")
+        .unwrap();
+    let reply = String::from_utf8_lossy(&reply[..read]);
+    assert!(reply.starts_with("HTTP/1.1 408"), "{reply}");
+    assert!(reply.contains("body_timeout"), "{reply}");
+    assert_eq!(upstream.hits(), 0);
+    assert_capacity_back(&gateway, "a stalled body").await;
+    gateway.stop().await;
+}
+
 /// A client that goes away while its question waits on an upstream that never answers:
 /// the component gets the grace to answer, does not, and its instance is dropped with
 /// the outbound call, well before the response timeout.
