@@ -712,7 +712,7 @@ enum InInstance {
 pub struct RequestLife {
     phase: AtomicU8,
     /// Set when the request was abandoned while waiting for its response head.
-    abandoned_early: std::sync::atomic::AtomicBool,
+    abandoned_early: AtomicBool,
     /// An [`InInstance`].
     in_instance: AtomicU8,
     /// When the phase last changed.
@@ -728,7 +728,7 @@ impl RequestLife {
     fn new(in_flight: InFlight) -> Self {
         RequestLife {
             phase: AtomicU8::new(Phase::Waiting as u8),
-            abandoned_early: std::sync::atomic::AtomicBool::new(false),
+            abandoned_early: AtomicBool::new(false),
             in_instance: AtomicU8::new(InInstance::Running as u8),
             since: Mutex::new(Instant::now()),
             waker: AtomicWaker::new(),

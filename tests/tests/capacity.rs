@@ -334,6 +334,17 @@ async fn an_abandoned_upload_leaves_its_instance_to_the_next_request() {
     gateway.stop().await;
 }
 
+/// A connection that has sent a question's head declaring a 100-byte body, and 11 bytes
+/// of that body.
+async fn short_body_begun(address: SocketAddr) -> TcpStream {
+    let mut stream = TcpStream::connect(address).await.unwrap();
+    let head = format!(
+        "POST /v1/chat/completions HTTP/1.1\r\nhost: {address}\r\nauthorization: Bearer chatgate-dev-key\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{{\"messages\""
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    stream
+}
+
 /// A body that stalls while its client waits: the component reading it sees the error
 /// and answers, and the client gets the host's 408, not the component's answer.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -341,12 +352,7 @@ async fn a_stalled_body_gets_408_whatever_the_component_answers() {
     let _alone = ALONE.lock().await;
     let upstream = Upstream::openai("unused").await;
     let gateway = gateway(&upstream).await;
-    let address = gateway.address();
-    let mut stream = TcpStream::connect(address).await.unwrap();
-    let head = format!(
-        "POST /v1/chat/completions HTTP/1.1\r\nhost: {address}\r\nauthorization: Bearer chatgate-dev-key\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{{\"messages\""
-    );
-    stream.write_all(head.as_bytes()).await.unwrap();
+    let mut stream = short_body_begun(gateway.address()).await;
     // Then silence, the connection open: the body read timeout (500 ms) ends it.
     let mut reply = vec![0; 4096];
     let read = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut reply))
@@ -687,12 +693,7 @@ async fn a_body_shorter_than_declared_ends_the_chain_at_once() {
     let _alone = ALONE.lock().await;
     let upstream = Upstream::openai("unused").await;
     let gateway = gateway(&upstream).await;
-    let address = gateway.address();
-    let mut stream = TcpStream::connect(address).await.unwrap();
-    let head = format!(
-        "POST /v1/chat/completions HTTP/1.1\r\nhost: {address}\r\nauthorization: Bearer chatgate-dev-key\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{{\"messages\""
-    );
-    stream.write_all(head.as_bytes()).await.unwrap();
+    let mut stream = short_body_begun(gateway.address()).await;
     // The client is done sending: the body ends 89 bytes short.
     stream.shutdown().await.unwrap();
     let started = Instant::now();
