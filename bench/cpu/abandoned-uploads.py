@@ -9,9 +9,10 @@ Usage: bench/cpu/abandoned-uploads.py PORT PID [COUNT]
 
 Sends COUNT (10,000 by default) uploads, 200 at a time, from this one address; then
 waits 3 s for the gateway to finish with them and prints the gateway's CPU time (user and
-system, from /proc/PID/stat) per upload, and the script's own. The gateway's per-client
-upload budget refuses some of them at once, as it would an attacker's; the figure is the
-mix the gateway sees. The generator runs on the same cores, so compare runs, not
+system, from /proc/PID/stat) per upload, and the script's own. Not every upload reaches
+a component (the per-client upload budget refuses some at once, as it would an
+attacker's, and some are closed first; the script does not tell them apart): the figure
+is the mix the gateway sees. The generator runs on the same cores, so compare runs, not
 machines.
 """
 import asyncio
