@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Instructions per request from a callgrind dump of the gateway bench (see `run`).
 
-Requests are the calls of hyper's client-side encoder in the counted window (one per
-request sent); guest functions are named from wasmtime's perf map."""
+Requests are the calls of hyper's server-side encoder in the counted window (one per
+response the gateway began): not the client's, which also counts the OTLP exporter's
+requests when export is on; guest functions are named from wasmtime's perf map."""
 import bisect
 import collections
 import re
@@ -10,7 +11,7 @@ import subprocess
 import sys
 
 dump, perf_map, label = sys.argv[1], sys.argv[2], sys.argv[3]
-REQUEST = "<hyper::proto::h1::role::Client as hyper::proto::h1::Http1Transaction>::encode"
+REQUEST = "<hyper::proto::h1::role::Server as hyper::proto::h1::Http1Transaction>::encode"
 
 names, calls, totals = {}, collections.Counter(), 0
 callee = None

@@ -174,15 +174,12 @@ fn inward(headers: &Fields) -> StageSpan {
         return TRACER.adopt("chat", unrecorded);
     }
     let mut entropy = [0u8; SPAN_ENTROPY_LEN];
-    let random = spin_sdk::wasip3::random::random::get_random_bytes(SPAN_ENTROPY_LEN as u64);
-    for (slot, byte) in entropy.iter_mut().zip(random) {
-        *slot = byte;
-    }
+    chatgate_guest_otel::fill_random(&mut entropy);
     TRACER.adopt("chat", Span::start(incoming, &entropy))
 }
 
 /// A span inside `stage`; when `stage` is not recorded, one that is not either, made
-/// without the host call for random ids that `StageSpan::child` makes.
+/// without drawing the random ids that `StageSpan::child` draws.
 fn child_span(stage: &StageSpan, name: &'static str, kind: Kind) -> StageSpan {
     if stage.recording() {
         stage.child(name, kind)

@@ -137,9 +137,10 @@ async fn inspect_and_forward(
         return reject(rejection);
     }
     if let Some(traceparent) = traceparent {
-        incoming
-            .headers_mut()
-            .insert(chatgate_guest_otel::TRACEPARENT, traceparent);
+        incoming.set_header(
+            http::HeaderName::from_static(chatgate_guest_otel::TRACEPARENT),
+            traceparent,
+        );
     }
     next(incoming.forward()?).await
 }

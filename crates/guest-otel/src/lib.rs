@@ -82,8 +82,8 @@ impl Tracer {
     /// as its child) or when the request had none (so the next stage joins this trace).
     /// An unsampled trace's header goes on as it came: none of its spans is reported, so
     /// the parent a later stage names changes nothing, and a middleware with nothing else
-    /// to edit hands the request on untouched, without the new request and the random
-    /// bytes (host calls) a new span id would cost.
+    /// to edit hands the request on untouched, without the new request (host calls) and
+    /// the random bytes a new span id would cost.
     pub fn inward_from(
         &self,
         name: &str,
@@ -683,11 +683,29 @@ fn single<'h>(headers: &'h http::HeaderMap, name: &str) -> Option<&'h str> {
     first.to_str().ok()
 }
 
-fn fill_random(out: &mut [u8]) {
-    let bytes = spin_sdk::wasip3::random::random::get_random_bytes(out.len() as u64);
-    for (slot, byte) in out.iter_mut().zip(bytes) {
-        *slot = byte;
+/// Fills `out` with random bytes for span ids (and the trace id of a trace a stage
+/// starts) from a generator of the instance's own, seeded once from `wasi:random`: ids
+/// must be unique, not secret, and OpenTelemetry's SDKs draw them the same way (a fast
+/// generator per thread, seeded from the system). Drawn from `wasi:random` each time,
+/// they cost a host call per span (about 4 k instructions under wasmtime 48).
+///
+/// Never call it from a Wizer initializer: every instance of the snapshot would start
+/// from the same seed and draw the same ids.
+pub fn fill_random(out: &mut [u8]) {
+    thread_local! {
+        static IDS: RefCell<Option<fastrand::Rng>> = const { RefCell::new(None) };
     }
+    IDS.with_borrow_mut(|ids| {
+        ids.get_or_insert_with(|| {
+            let mut seed = [0u8; 8];
+            let bytes = spin_sdk::wasip3::random::random::get_random_bytes(8);
+            for (slot, byte) in seed.iter_mut().zip(bytes) {
+                *slot = byte;
+            }
+            fastrand::Rng::with_seed(u64::from_le_bytes(seed))
+        })
+        .fill(out)
+    });
 }
 
 fn now() -> Datetime {

@@ -565,6 +565,52 @@ fn named<'a>(spans: &'a [Span], name: &str) -> &'a Span {
 
 const PROMPT: &str = "How do I rotate the otel-e2e-private-prompt credentials?";
 
+/// The stages draw span ids from a generator of each instance's own, seeded from
+/// `wasi:random` (`chatgate_guest_otel::fill_random`): instances seeded alike, as a
+/// generator seeded in a snapshot would be, would give the same ids in the same order.
+#[tokio::test(flavor = "multi_thread")]
+async fn span_ids_differ_across_instances_and_their_requests() {
+    let (collector, received) = receiver().await;
+    let manifest = std::fs::read_to_string(repo_root().join("spin.toml")).unwrap();
+    let gateway = Traced::start_configured(
+        &manifest,
+        Some(settings(format!("http://{collector}/v1/traces"))),
+        &[],
+        |options| {
+            // An instance per request at a time, each serving a few requests.
+            options.reuse.max_concurrent = chatgate::reuse::Range::Value(1);
+            options.reuse.max_requests = chatgate::reuse::Range::Value(3);
+        },
+    )
+    .await;
+    const REQUESTS: usize = 24;
+    for _wave in 0..REQUESTS / 8 {
+        let url = gateway.url("/v1/models");
+        let answers = (0..8).map(|_| get(&url, &[("authorization", "Bearer chatgate-dev-key")]));
+        for answer in futures_util::future::join_all(answers).await {
+            assert_eq!(answer.status, 200, "{}", answer.text());
+        }
+    }
+    gateway.flush().await.expect("flush to a live collector");
+    // SERVER, telemetry, waf, auth and chat for each request.
+    let spans = spans_of(&exported(&received, 5 * REQUESTS).await);
+    assert_eq!(spans.len(), 5 * REQUESTS);
+    let ids: std::collections::HashSet<&[u8]> =
+        spans.iter().map(|s| s.span_id.as_slice()).collect();
+    assert_eq!(ids.len(), spans.len(), "a span id drawn twice");
+    for span in spans
+        .iter()
+        .filter(|s| s.kind != span::SpanKind::Server as i32)
+    {
+        assert!(
+            ids.contains(span.parent_span_id.as_slice()),
+            "{}'s parent is not among the spans",
+            span.name
+        );
+    }
+    gateway.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn the_stages_spans_nest_in_request_order_with_genai_attributes() {
     let (gateway, received) = traced_shipped_chain().await;
@@ -1527,7 +1573,70 @@ fn process_cpu_seconds(path: &str) -> f64 {
 /// `GET /hello` through `telemetry`, 16 keep-alive connections for `secs`, on `gateway`.
 /// The CPU time is the whole process's: the gateway and this load generator, whose share
 /// is the same with export on and off.
-async fn load(gateway: &Traced, secs: u64) -> Load {
+/// What `otel::export_cost` asks for (`OTEL_COST_SCENARIO`): the smallest traced app, in
+/// which export weighs most (`hello`, the default), or the shipped chain's cheapest and
+/// its ordinary request (`models`, `rag`).
+#[derive(Clone, Copy)]
+enum CostScenario {
+    Hello,
+    Models,
+    Rag,
+}
+
+impl CostScenario {
+    fn from_env() -> CostScenario {
+        match std::env::var("OTEL_COST_SCENARIO").as_deref() {
+            Err(_) | Ok("hello") => CostScenario::Hello,
+            Ok("models") => CostScenario::Models,
+            Ok("rag") => CostScenario::Rag,
+            Ok(other) => panic!("OTEL_COST_SCENARIO={other}: hello, models or rag"),
+        }
+    }
+
+    /// The shipped manifest with the quotas out of the way: at thousands of requests a
+    /// second its 600 requests a minute would make the measurement one of 429s.
+    fn manifest(self) -> String {
+        if let CostScenario::Hello = self {
+            return manifest();
+        }
+        let shipped = std::fs::read_to_string(repo_root().join("spin.toml")).unwrap();
+        let quotas = [
+            r#"quota_requests_per_minute = { default = "600" }"#,
+            r#"quota_tokens_per_minute = { default = "200000" }"#,
+        ];
+        quotas.iter().fold(shipped, |manifest, quota| {
+            assert!(manifest.contains(quota), "spin.toml no longer has {quota}");
+            let name = quota.split(' ').next().unwrap();
+            manifest.replace(quota, &format!(r#"{name} = {{ default = "1000000000" }}"#))
+        })
+    }
+
+    fn request(self, address: &str) -> http::Request<http_body_util::Full<bytes::Bytes>> {
+        const QUESTION: &str = r#"{"model":"chatgate-rag","messages":[{"role":"user","content":"What does the web application firewall block?"}]}"#;
+        let (method, path, body) = match self {
+            CostScenario::Hello => ("GET", "/hello", ""),
+            CostScenario::Models => ("GET", "/v1/models", ""),
+            CostScenario::Rag => ("POST", "/v1/chat/completions", QUESTION),
+        };
+        let mut request = http::Request::builder()
+            .method(method)
+            .uri(path)
+            .header("host", address);
+        if !matches!(self, CostScenario::Hello) {
+            request = request.header("authorization", "Bearer chatgate-dev-key");
+        }
+        if !body.is_empty() {
+            request = request.header("content-type", "application/json");
+        }
+        request
+            .body(http_body_util::Full::new(bytes::Bytes::from_static(
+                body.as_bytes(),
+            )))
+            .unwrap()
+    }
+}
+
+async fn load(gateway: &Traced, scenario: CostScenario, secs: u64) -> Load {
     let cpu_before = cpu_seconds();
     let until = tokio::time::Instant::now() + Duration::from_secs(secs);
     let mut tasks = Vec::new();
@@ -1543,10 +1652,7 @@ async fn load(gateway: &Traced, secs: u64) -> Load {
             tokio::spawn(connection);
             let mut latencies = Vec::new();
             while tokio::time::Instant::now() < until {
-                let request = http::Request::get("/hello")
-                    .header("host", &address)
-                    .body(http_body_util::Empty::<bytes::Bytes>::new())
-                    .unwrap();
+                let request = scenario.request(&address);
                 let started = std::time::Instant::now();
                 let response = sender.send_request(request).await.unwrap();
                 assert_eq!(response.status(), 200);
@@ -1628,10 +1734,11 @@ impl Drop for Sink {
 /// rounds of the phases: off, on, `down` (exporting to an address that refuses
 /// connections) and `stalled` (to a collector that never answers);
 /// `OTEL_COST_ONLY=off`, `on`, `down` or `stalled` runs that phase alone, for a profiler
-/// to see one phase at a time). Besides requests per second and p50 it prints the
-/// CPU time of the test process per request (the gateway and the load generator, not the
-/// receiver): on a machine shared with other work, throughput moves with the neighbours'
-/// load, while CPU time per request moves much less.
+/// to see one phase at a time; `OTEL_COST_SCENARIO`, see [`CostScenario`]). Besides
+/// requests per second and p50 it prints the CPU time of the test process per request
+/// (the gateway and the load generator, not the receiver): on a machine shared with
+/// other work, throughput moves with the neighbours' load, while CPU time per request
+/// moves much less.
 #[tokio::test(flavor = "multi_thread")]
 #[ignore = "a measurement, not a check: run by hand"]
 async fn export_cost() {
@@ -1643,6 +1750,7 @@ async fn export_cost() {
     };
     let (secs, rounds) = (var("OTEL_COST_SECS", 10), var("OTEL_COST_ROUNDS", 2));
     let only = std::env::var("OTEL_COST_ONLY").ok();
+    let scenario = CostScenario::from_env();
     let mut sink = Sink::start();
     // A collector that takes connections and never answers: each export waits out its
     // timeout while the queue fills and drops.
@@ -1673,10 +1781,10 @@ async fn export_cost() {
                 s.scheduled_delay = None;
                 s
             });
-            let gateway = Traced::start(&manifest(), settings).await;
-            load(&gateway, 1).await;
+            let gateway = Traced::start(&scenario.manifest(), settings).await;
+            load(&gateway, scenario, 1).await;
             let receiver_before = sink.cpu_seconds();
-            let mut measured = load(&gateway, secs).await;
+            let mut measured = load(&gateway, scenario, secs).await;
             measured.receiver_cpu_us =
                 (sink.cpu_seconds() - receiver_before) * 1e6 / (measured.rps * secs as f64);
             if let Some(tracing) = &gateway.tracing {
