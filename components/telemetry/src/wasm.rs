@@ -140,6 +140,9 @@ async fn handle(request: WasiRequest) -> Result<WasiResponse, ErrorCode> {
     // One write of the whole line (stdout is line-buffered: it goes out at once); a log
     // line that cannot be written must not fail the request.
     let _ = std::io::Write::write_all(&mut std::io::stdout(), line.as_bytes());
+    // The span ends, and its record is stamped, when the response's head was ready: the
+    // time the line and `Server-Timing` give, without reading the clock again.
+    stage.set_end_time(started_at + elapsed);
     if stage.recording() {
         stage.log_json(record.severity, "request", record.attributes(&line));
         // The span's attributes in the order they always had: the request id (as the

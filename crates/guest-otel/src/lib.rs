@@ -394,6 +394,9 @@ pub struct StageSpan {
     /// The instrumentation scope, once a log record has been given it: kept for the
     /// span's next record and `on-end`, which would otherwise copy its strings again.
     scope: RefCell<Option<types::InstrumentationScope>>,
+    /// When the span ends, if the stage said so ([`StageSpan::set_end_time`]): its log
+    /// records are stamped with it too, and the clock is not read for either.
+    end: Option<Datetime>,
 }
 
 impl StageSpan {
@@ -427,6 +430,7 @@ impl StageSpan {
             events: Vec::new(),
             context: RefCell::new(None),
             scope: RefCell::new(None),
+            end: None,
         };
         if this.recording() {
             let context = this.context();
@@ -462,6 +466,15 @@ impl StageSpan {
                 key: key.to_owned(),
                 value: json(&value.into()),
             });
+        }
+    }
+
+    /// Ends the span at `since_unix_epoch` rather than when it is ended, and stamps its
+    /// later log records with that time: for a stage that has already measured when its
+    /// work ended, which spares reading the clock (a host call) for each.
+    pub fn set_end_time(&mut self, since_unix_epoch: Duration) {
+        if self.recording() {
+            self.end = Some(datetime(since_unix_epoch));
         }
     }
 
@@ -554,7 +567,7 @@ impl StageSpan {
     }
 
     fn emit(&self, severity: u8, body: &str, attributes: Vec<types::KeyValue>) {
-        let time = now();
+        let time = self.end.unwrap_or_else(now);
         let (trace_id, span_id) = match self.context.borrow_mut().as_mut() {
             Some(context) => (
                 std::mem::take(&mut context.trace_id),
@@ -647,7 +660,7 @@ impl StageSpan {
             },
             name: self.name,
             start_time: self.start,
-            end_time: now(),
+            end_time: self.end.unwrap_or_else(now),
             attributes: self.attributes,
             events: self.events,
             links: Vec::new(),
