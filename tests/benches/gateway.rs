@@ -12,7 +12,8 @@
 //! Environment: `BENCH_CONNECTIONS` (default `1,16`), `BENCH_SECONDS` per scenario
 //! (default 5), `BENCH_REUSE` (`on,off`; `cN`: reuse on with at most N requests at once
 //! per instance), `BENCH_CLOSE=1` for a new connection per
-//! request (`Connection: close`), `BENCH_COMPONENTS` (`id=path,...`: other builds of the
+//! request (`Connection: close`), `BENCH_ORIGIN` (a URL: the shipped manifest's scenarios
+//! against a server already running there, see `elsewhere`), `BENCH_COMPONENTS` (`id=path,...`: other builds of the
 //! shipped components, e.g. an old and a new one run back to back), `BENCH_VARIANTS`
 //! (`id:label=path,...`: other builds of one middleware, each also measured alone in front
 //! of `chat` in the breakdown), `BENCH_STAGE_SETS` (`telemetry+waf,...`: sets of the shipped
@@ -229,6 +230,31 @@ fn process_cpu_seconds() -> f64 {
             .unwrap_or(0.0)
     };
     (ticks(11) + ticks(12)) / 100.0
+}
+
+/// `BENCH_ORIGIN`: the scenarios of the shipped manifest against a server already
+/// running there, e.g. `spin up` on the manifest the bench serves (the shipped one with
+/// `hello` on `/hello`, quotas off), to compare another host with chatgate on one
+/// machine. The other host's instance reuse is its own.
+async fn elsewhere(origin: &str, connections: &[u64], seconds: u64, close: bool) {
+    println!(
+        "gateway benchmark against {origin}: {seconds} s per scenario, connections {connections:?}, {}",
+        if close { "a new connection per request" } else { "keep-alive" }
+    );
+    let mut all = Vec::new();
+    for &conns in connections {
+        let hello = run(origin, &HELLO, conns, seconds, close).await;
+        let hello_rps = hello["rps"].as_f64().unwrap_or(f64::NAN);
+        print_row("there", &hello, hello_rps);
+        let mut results = vec![hello];
+        for scenario in [&HEALTHZ, &MODELS, &RAG] {
+            let result = run(origin, scenario, conns, seconds, close).await;
+            print_row("there", &result, hello_rps);
+            results.push(result);
+        }
+        all.push(serde_json::json!({"origin": origin, "connections": conns, "results": results}));
+    }
+    println!("{}", serde_json::Value::Array(all));
 }
 
 fn print_row(reuse: &str, result: &serde_json::Value, hello_rps: f64) {
@@ -656,6 +682,10 @@ fn main() {
         ("quota_tokens_per_minute", "0"),
     ];
     let runtime = tokio::runtime::Runtime::new().unwrap();
+    if let Ok(origin) = std::env::var("BENCH_ORIGIN") {
+        runtime.block_on(elsewhere(&origin, &connections, seconds, close));
+        return;
+    }
     runtime.block_on(async {
         println!(
             "chatgate gateway benchmark: {seconds} s per scenario, {} cores, connections {connections:?}, {}",
