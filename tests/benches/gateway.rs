@@ -239,7 +239,11 @@ fn process_cpu_seconds() -> f64 {
 async fn elsewhere(origin: &str, connections: &[u64], seconds: u64, close: bool) {
     println!(
         "gateway benchmark against {origin}: {seconds} s per scenario, connections {connections:?}, {}",
-        if close { "a new connection per request" } else { "keep-alive" }
+        if close {
+            "a new connection per request"
+        } else {
+            "keep-alive"
+        }
     );
     let mut all = Vec::new();
     for &conns in connections {
