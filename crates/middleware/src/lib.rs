@@ -116,10 +116,9 @@ impl Incoming {
     }
 
     /// Sets the header `name` to `value` alone, replacing what it had; the request then
-    /// goes on as a new one with it. `Host` cannot be set: WASI carries the authority
-    /// beside the headers, and wasmtime refuses the header.
+    /// goes on as a new one with it. Not for `Host`: WASI carries the authority beside
+    /// the headers, and wasmtime refuses the header, so [`Incoming::forward`] would fail.
     pub fn set_header(&mut self, name: http::HeaderName, value: http::HeaderValue) {
-        debug_assert_ne!(name, http::header::HOST, "the authority is not a header");
         if !self.edits.contains(&name) {
             self.edits.push(name.clone());
         }
@@ -152,9 +151,6 @@ impl Incoming {
         }
         let headers = self.fields.clone();
         for name in &self.edits {
-            if name == http::header::HOST {
-                continue;
-            }
             let values: Vec<Vec<u8>> = self
                 .parts
                 .headers
