@@ -1570,9 +1570,6 @@ fn process_cpu_seconds(path: &str) -> f64 {
     ticks as f64 / 100.0
 }
 
-/// `GET /hello` through `telemetry`, 16 keep-alive connections for `secs`, on `gateway`.
-/// The CPU time is the whole process's: the gateway and this load generator, whose share
-/// is the same with export on and off.
 /// What `otel::export_cost` asks for (`OTEL_COST_SCENARIO`): the smallest traced app, in
 /// which export weighs most (`hello`, the default), or the shipped chain's cheapest and
 /// its ordinary request (`models`, `rag`).
@@ -1636,6 +1633,9 @@ impl CostScenario {
     }
 }
 
+/// `scenario`'s request over 16 keep-alive connections for `secs`, on `gateway`. The CPU
+/// time is the whole process's: the gateway and this load generator, whose share is the
+/// same with export on and off.
 async fn load(gateway: &Traced, scenario: CostScenario, secs: u64) -> Load {
     let cpu_before = cpu_seconds();
     let until = tokio::time::Instant::now() + Duration::from_secs(secs);
