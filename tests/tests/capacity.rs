@@ -354,12 +354,7 @@ async fn a_stalled_body_gets_408_whatever_the_component_answers() {
     let gateway = gateway(&upstream).await;
     let mut stream = short_body_begun(gateway.address()).await;
     // Then silence, the connection open: the body read timeout (500 ms) ends it.
-    let mut reply = vec![0; 4096];
-    let read = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut reply))
-        .await
-        .expect("answered")
-        .unwrap();
-    let reply = String::from_utf8_lossy(&reply[..read]);
+    let reply = first_reply(&mut stream, "answered").await;
     assert!(reply.starts_with("HTTP/1.1 408"), "{reply}");
     assert!(reply.contains("body_timeout"), "{reply}");
     assert_eq!(upstream.hits(), 0);
@@ -586,12 +581,7 @@ async fn an_oversized_declared_body_gets_413_instead_of_100_continue() {
         limit + 1
     );
     stream.write_all(head.as_bytes()).await.unwrap();
-    let mut reply = vec![0; 4096];
-    let read = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut reply))
-        .await
-        .expect("an answer without sending the body")
-        .unwrap();
-    let reply = String::from_utf8_lossy(&reply[..read]);
+    let reply = first_reply(&mut stream, "an answer without sending the body").await;
     assert!(reply.starts_with("HTTP/1.1 413"), "{reply}");
     assert!(reply.contains("request_too_large"), "{reply}");
     gateway.stop().await;
@@ -848,4 +838,15 @@ async fn a_gateway_behind_on_cpu_sheds_new_requests_and_recovers() {
         .await
         .expect("the gateway stops");
     server.shutdown_background();
+}
+
+/// What the gateway first sends back on `stream` (at most 4 KiB), within 5 s; `expected`
+/// says what was awaited when it does not come.
+async fn first_reply(stream: &mut tokio::net::TcpStream, expected: &str) -> String {
+    let mut reply = vec![0; 4096];
+    let read = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut reply))
+        .await
+        .expect(expected)
+        .unwrap();
+    String::from_utf8_lossy(&reply[..read]).into_owned()
 }
