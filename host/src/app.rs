@@ -688,9 +688,10 @@ enum Phase {
 /// 292-391 µs with the grace (`bench/cpu/abandoned-uploads.py`, 10,000 uploads a run,
 /// docs/measurements/benchmarks.md). A request still working after the grace
 /// (waiting on an upstream nobody will read) is ended by dropping its instance, which
-/// also drops its outbound calls; the grace is short so that it stays under the 500 ms
-/// in which a storm of abandoned requests must give its capacity back
-/// (`tests/tests/capacity.rs`).
+/// also drops its outbound calls: the upstream sees its connection closed
+/// (`a_client_gone_before_the_answer_gives_its_capacity_back_at_once` in
+/// `tests/tests/capacity.rs`). The grace is short so that it stays under the 500 ms in
+/// which a storm of abandoned requests must give its capacity back (the same file).
 pub const ABANDONED_GRACE: Duration = Duration::from_millis(200);
 
 /// What became of a request inside its instance, as the expiration future the

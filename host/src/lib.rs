@@ -18,6 +18,10 @@
 /// (callgrind, `bench/instructions/run`, 2026-12-07; `docs/measurements/benchmarks.md`).
 pub use mimalloc::MiMalloc as Allocator;
 
+// For the same reason, musl's `memcmp` (one byte at a time) is replaced by one that compares
+// eight at a time, in every binary that links the host (`crates/memcmp`).
+use chatgate_memcmp as _;
+
 pub mod admission;
 pub mod app;
 pub mod capabilities;

@@ -51,18 +51,19 @@ const FAST: &[(&str, &str)] = &[
 ];
 
 async fn gateway(upstream: &Upstream) -> Gateway {
-    gateway_with(upstream, &[], RESPONSE_TIMEOUT).await
+    gateway_with(&upstream.origin, &[], RESPONSE_TIMEOUT).await
 }
 
-/// [`gateway`] with some of the [`FAST`] variables replaced and another response timeout.
+/// [`gateway`] calling the upstream at `origin`, with some of the [`FAST`] variables
+/// replaced and another response timeout.
 async fn gateway_with(
-    upstream: &Upstream,
+    origin: &str,
     overrides: &[(&str, &str)],
     response_timeout: Duration,
 ) -> Gateway {
     let manifest = manifest_with_completion_line(OPENAI_COMPLETION_LINE);
     let mut variables = fast_with(overrides);
-    variables.push(("openai_origin", &upstream.origin));
+    variables.push(("openai_origin", origin));
     Gateway::start_with(&manifest, &variables, |options| {
         options.response_timeout = response_timeout.into();
         options.limits.max_in_flight = BUDGET;
@@ -362,19 +363,101 @@ async fn a_stalled_body_gets_408_whatever_the_component_answers() {
     gateway.stop().await;
 }
 
+/// An upstream that reads requests and never answers them, and counts the connections
+/// whose request it had and that the gateway then closed: an outbound call the gateway
+/// gave up on must end with its connection, or a hung upstream would keep one descriptor
+/// and one socket per abandoned request.
+struct SilentUpstream {
+    origin: String,
+    /// Connections whose request head arrived.
+    reached: Arc<std::sync::atomic::AtomicUsize>,
+    /// Of those, the ones the gateway closed (end of stream or reset).
+    closed: Arc<std::sync::atomic::AtomicUsize>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl SilentUpstream {
+    async fn start() -> SilentUpstream {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let origin = format!("http://{}", listener.local_addr().unwrap());
+        let reached = Arc::new(AtomicUsize::new(0));
+        let closed = Arc::new(AtomicUsize::new(0));
+        let (reached_count, closed_count) = (reached.clone(), closed.clone());
+        let task = tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                let (reached, closed) = (reached_count.clone(), closed_count.clone());
+                tokio::spawn(async move {
+                    let mut seen = Vec::new();
+                    let mut buffer = [0u8; 4096];
+                    let mut had_head = false;
+                    loop {
+                        match stream.read(&mut buffer).await {
+                            Ok(0) | Err(_) => break,
+                            Ok(n) if !had_head => {
+                                seen.extend_from_slice(&buffer[..n]);
+                                if seen.windows(4).any(|w| w == b"\r\n\r\n") {
+                                    had_head = true;
+                                    reached.fetch_add(1, Ordering::SeqCst);
+                                }
+                            }
+                            Ok(_) => {}
+                        }
+                    }
+                    if had_head {
+                        closed.fetch_add(1, Ordering::SeqCst);
+                    }
+                });
+            }
+        });
+        SilentUpstream {
+            origin,
+            reached,
+            closed,
+            task,
+        }
+    }
+
+    fn reached(&self) -> usize {
+        self.reached.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    fn closed(&self) -> usize {
+        self.closed.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Waits (at most `bound`) until every connection that reached it is closed.
+    async fn assert_all_closed_within(&self, bound: Duration, what: &str) {
+        let started = Instant::now();
+        while self.closed() < self.reached() || self.reached() == 0 {
+            assert!(
+                started.elapsed() < bound,
+                "{what}: {} of {} outbound connections still open after {bound:?}",
+                self.reached() - self.closed(),
+                self.reached()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+impl Drop for SilentUpstream {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
 /// A client that goes away while its question waits on an upstream that never answers:
 /// the component gets the grace to answer, does not, and its instance is dropped with
-/// the outbound call, well before the response timeout.
+/// the outbound call, well before the response timeout and the component's own deadline
+/// (20 s each).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_client_gone_before_the_answer_gives_its_capacity_back_at_once() {
     let _alone = ALONE.lock().await;
-    let upstream = switchable_upstream(
-        "The firewall blocks [doc1].",
-        Arc::new(std::sync::atomic::AtomicBool::new(true)),
-        |a| Answer { stall: true, ..a },
-    )
-    .await;
-    let gateway = gateway_with(&upstream, PATIENT, Duration::from_secs(30)).await;
+    let upstream = SilentUpstream::start().await;
+    let gateway = gateway_with(&upstream.origin, PATIENT, Duration::from_secs(30)).await;
     let created = gateway.app().instances().created;
     let body = serde_json::to_vec(&question(false)).unwrap();
     let url = gateway.url("/v1/chat/completions");
@@ -382,7 +465,7 @@ async fn a_client_gone_before_the_answer_gives_its_capacity_back_at_once() {
         post_json(&url, &[DEV_KEY], &serde_json::from_slice(&body).unwrap()).await
     });
     let started = Instant::now();
-    while upstream.hits() == 0 {
+    while upstream.reached() == 0 {
         assert!(
             started.elapsed() < Duration::from_secs(10),
             "upstream reached"
@@ -390,6 +473,11 @@ async fn a_client_gone_before_the_answer_gives_its_capacity_back_at_once() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     assert_eq!(gateway.app().usage().in_flight, 1);
+    assert_eq!(
+        upstream.closed(),
+        0,
+        "the call is open while the client waits"
+    );
     waiting.abort();
     assert_capacity_back_within(
         &gateway,
@@ -397,9 +485,40 @@ async fn a_client_gone_before_the_answer_gives_its_capacity_back_at_once() {
         RECOVERY_AT_ONCE,
     )
     .await;
-    // Its instance was dropped, not kept for another request.
+    // Its instance was dropped, not kept for another request, and its call with it.
     assert_eq!(gateway.app().instances().live, 0);
     assert!(gateway.app().instances().created > created);
+    upstream
+        .assert_all_closed_within(RECOVERY, "a client gone before the answer")
+        .await;
+    gateway.stop().await;
+}
+
+/// `completion-openai`'s own deadline (800 ms to the first byte) ends a call to an
+/// upstream that never answers: `chat` answers 504 and the outbound connection is closed,
+/// one request at a time and in a storm.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_component_deadline_closes_its_outbound_call() {
+    let _alone = ALONE.lock().await;
+    let upstream = SilentUpstream::start().await;
+    let gateway = gateway_with(&upstream.origin, &[], RESPONSE_TIMEOUT).await;
+    let reply = post_json(
+        &gateway.url("/v1/chat/completions"),
+        &[DEV_KEY],
+        &question(false),
+    )
+    .await;
+    assert_eq!(reply.status, 504, "{}", reply.text());
+    upstream
+        .assert_all_closed_within(RECOVERY, "one timed-out call")
+        .await;
+    let replies = storm_of_questions(&gateway, 5 * BUDGET, false, &[503, 504]).await;
+    assert!(replies.iter().any(|r| r.status == 504), "some timed out");
+    upstream
+        .assert_all_closed_within(RECOVERY, "a storm of timed-out calls")
+        .await;
+    assert!(upstream.reached() > 1);
+    assert_capacity_back(&gateway, "timed-out calls").await;
     gateway.stop().await;
 }
 
@@ -619,7 +738,7 @@ async fn probes_answer_from_the_host_and_readiness_reflects_capacity() {
     let upstream = Upstream::openai_held("The firewall blocks [doc1].", gate.clone()).await;
     // The held streams must outlive the time it takes to open all of them (each goes
     // through the whole chain, WAF included): no deadline of the fast set may end them.
-    let gateway = gateway_with(&upstream, PATIENT, PATIENT_RESPONSE_TIMEOUT).await;
+    let gateway = gateway_with(&upstream.origin, PATIENT, PATIENT_RESPONSE_TIMEOUT).await;
     let health = chatgate_tests::http_client::get(&gateway.url("/healthz"), &[]).await;
     assert_eq!(
         (health.status, health.json()),

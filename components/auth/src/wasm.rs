@@ -9,6 +9,8 @@ use spin_sdk::wasip3::http::types::{ErrorCode, Request as WasiRequest, Response 
 use std::borrow::Cow;
 use std::sync::{Mutex, OnceLock};
 use std::time::{SystemTime, UNIX_EPOCH};
+// Links the eight-bytes-at-a-time `memcmp` over wasi-libc's (crates/memcmp).
+use chatgate_memcmp as _;
 
 /// The span `auth` reports (`wasi:otel/tracing`).
 const TRACER: Tracer = Tracer::new("chatgate-auth", env!("CARGO_PKG_VERSION"));

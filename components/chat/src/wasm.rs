@@ -41,6 +41,8 @@ use bindings::chatgate::{completion::completion, retriever::retriever};
 chatgate_rag::retriever_conversions!(bindings::chatgate::retriever::retriever);
 chatgate_rag::completion_conversions!(bindings::chatgate::completion::completion);
 use bindings::wasi::keyvalue::{atomics, store};
+// Links the eight-bytes-at-a-time `memcmp` over wasi-libc's (crates/memcmp).
+use chatgate_memcmp as _;
 
 /// The key-value store quotas are counted in.
 const QUOTA_STORE: &str = "default";

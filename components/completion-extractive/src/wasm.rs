@@ -10,6 +10,8 @@ use exports::chatgate::completion::completion::{
     ChatCompletion, CompletionError, Delta, Guest, Message, Options, StreamEnd, StreamStart,
 };
 use spin_sdk::wit_bindgen::{FutureReader, StreamReader};
+// Links the eight-bytes-at-a-time `memcmp` over wasi-libc's (crates/memcmp).
+use chatgate_memcmp as _;
 
 chatgate_rag::completion_conversions!(exports::chatgate::completion::completion);
 

@@ -29,6 +29,8 @@ use spin_sdk::wasip3::http::types::RequestOptions;
 use spin_sdk::wasip3::http_compat::{IncomingResponseBody, RequestOptionsExtension};
 use spin_sdk::wit_bindgen;
 use std::rc::Rc;
+// Links the eight-bytes-at-a-time `memcmp` over wasi-libc's (crates/memcmp).
+use chatgate_memcmp as _;
 
 spin_sdk::wit_bindgen::generate!({
     path: "../../wit",

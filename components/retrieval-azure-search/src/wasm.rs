@@ -20,6 +20,8 @@ use chatgate_guest_io::{
 use spin_sdk::http::FullBody;
 use spin_sdk::key_value::Store;
 use spin_sdk::wasip3::clocks::monotonic_clock;
+// Links the eight-bytes-at-a-time `memcmp` over wasi-libc's (crates/memcmp).
+use chatgate_memcmp as _;
 
 spin_sdk::wit_bindgen::generate!({
     path: "../../wit",

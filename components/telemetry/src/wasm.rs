@@ -4,6 +4,8 @@ use spin_sdk::http::{BoxBody, IntoResponse, Response, box_body};
 use spin_sdk::wasip3::exports::http::handler::Guest;
 use spin_sdk::wasip3::http::types::{ErrorCode, Request as WasiRequest, Response as WasiResponse};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
+// Links the eight-bytes-at-a-time `memcmp` over wasi-libc's (crates/memcmp).
+use chatgate_memcmp as _;
 
 /// The span `telemetry` reports (`wasi:otel/tracing`): the request's span in the guests,
 /// parent of every later stage's.

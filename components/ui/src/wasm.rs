@@ -5,6 +5,8 @@ use bytes::Bytes;
 use chatgate_guest::VariableValue;
 use spin_sdk::http::{BoxBody, FullBody, HeaderValue, Request, Response, StatusCode, box_body};
 use spin_sdk::http_service;
+// Links the eight-bytes-at-a-time `memcmp` over wasi-libc's (crates/memcmp).
+use chatgate_memcmp as _;
 
 #[http_service]
 async fn handle(request: Request) -> Response<BoxBody> {

@@ -7,6 +7,8 @@ use spin_sdk::http::{IntoResponse, Response};
 use spin_sdk::wasip3::exports::http::handler::Guest as Handler;
 use spin_sdk::wasip3::http::types::{ErrorCode, Request as WasiRequest, Response as WasiResponse};
 use std::sync::OnceLock;
+// Links the eight-bytes-at-a-time `memcmp` over wasi-libc's (crates/memcmp).
+use chatgate_memcmp as _;
 
 spin_sdk::wit_bindgen::generate!({
     path: "../../wit",
