@@ -4,16 +4,18 @@
 //!
 //! Why it matters: wasmtime compares the case names of a variant type, byte by byte
 //! through `memcmp`, each time the host hands a future or a stream to a guest
-//! (`typecheck_lowered_transmit`: `wasi:http`'s `error-code` has 39 cases), and Rust's
+//! (`typecheck_lowered_transmit`; `wasi:http`'s `error-code` has 39 cases), and Rust's
 //! `==` on strings and slices is a `memcmp` or `bcmp` call. Callgrind counted musl's
-//! `memcmp` at 29 k of the 508 k instructions of a traced `hello` request, 51 k of the
-//! 1,240 k of `GET /v1/models` through the shipped chain and 82 k of a RAG answer's
-//! 4,216 k (`docs/measurements/benchmarks.md`, "musl's memcmp").
+//! `memcmp` at 29 k of the 510 k instructions of `hello` behind `telemetry`, 51 k of the
+//! 1,231 k of `GET /v1/models` through the shipped chain and 83 k of a RAG answer's
+//! 4,254 k; with this crate, 7 k, 12 k and 18 k (`docs/measurements/benchmarks.md`,
+//! "musl's and wasi-libc's `memcmp`").
 //!
-//! A crate links these by naming this one (`use chatgate_memcmp as _;`): rustc's own object
-//! file refers to every `#[no_mangle]` symbol of the crates it links, so the linker has
-//! them before it reaches the C library's archive and takes no `memcmp` from there.
-//! Elsewhere (glibc, whose `memcmp` is vectorised; macOS) the crate only has [`compare`].
+//! A crate links these by naming this one (`use chatgate_memcmp as _;`), and the linker
+//! then takes them rather than the C library's: `nm` on the static host shows `memcmp` and
+//! `bcmp` at one address (this crate's two functions, folded; musl's `bcmp` is a function
+//! of its own that calls `memcmp`), and the guests' counts fell with the host's. Elsewhere
+//! (glibc, whose `memcmp` is vectorised) the crate only has [`compare`].
 #![cfg_attr(not(test), no_std)]
 
 use core::cmp::Ordering;
