@@ -366,7 +366,8 @@ async fn a_stalled_body_gets_408_whatever_the_component_answers() {
 /// An upstream that reads requests and never answers them, and counts the connections
 /// whose request it had and that the gateway then closed: an outbound call the gateway
 /// gave up on must end with its connection, or a hung upstream would keep one descriptor
-/// and one socket per abandoned request.
+/// and one socket per abandoned request. Plain TCP rather than [`Upstream`]'s HTTP
+/// server, so that the close is seen on the socket itself.
 struct SilentUpstream {
     origin: String,
     /// Connections whose request head arrived.
