@@ -15,7 +15,7 @@ use crate::outcome::Name;
 pub use crate::outcome::{
     Intervention, InterventionKind, MATCHED_VALUE_LIMIT, Matches, Outcome, RuleMatch, Tx,
 };
-use crate::prefilter::{CASE_LOWER, CASE_UPPER, Prefilter, VarMask, var_bit};
+use crate::prefilter::{CASE_LOWER, CASE_UPPER, MaskWords, Prefilter, VarMask, var_bit};
 use crate::prefix::{DecidedRun, Decision, Prefix};
 use crate::request::{
     BodyProcessor, MultipartFlags, Pair, Request, Xml, parse_cookies, parse_json_reusing,
@@ -1656,9 +1656,8 @@ impl Candidates {
                     Some(i) => &var_links_of[i].1,
                     None => {
                         let mut union = vec![0u64; words];
-                        for (_, var_links) in
-                            pf.vars.iter().filter(|(v, _)| mask & var_bit(*v) != 0)
-                        {
+                        let held = MaskWords::of(mask);
+                        for (_, var_links) in pf.vars.iter().filter(|(v, _)| held.holds(*v)) {
                             union.iter_mut().zip(var_links).for_each(|(u, v)| *u |= v);
                         }
                         var_links_of.push((mask, union));
@@ -1667,7 +1666,8 @@ impl Candidates {
                 }
             } else {
                 live_links.iter_mut().for_each(|w| *w = 0);
-                for (var, var_links) in pf.vars.iter().filter(|(v, _)| mask & var_bit(*v) != 0) {
+                let held = MaskWords::of(mask);
+                for (var, var_links) in pf.vars.iter().filter(|(v, _)| held.holds(*v)) {
                     excluded.iter_mut().for_each(|w| *w = 0);
                     for (e, bits) in &groups {
                         let across = values_memo.as_mut().map(|(m, s)| (&mut **m, &mut **s));

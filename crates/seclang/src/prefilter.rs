@@ -27,7 +27,38 @@ pub const CASE_UPPER: u8 = 2;
 pub type VarMask = u128;
 
 pub fn var_bit(var: Var) -> VarMask {
-    1 << (var as u32)
+    bit(var as u32)
+}
+
+/// A [`VarMask`] as its two 64-bit words, for testing many variables against one mask:
+/// the test the prefilter makes for each listed value and each variable.
+///
+/// WebAssembly has no 128-bit shift, so `mask & var_bit(var) != 0` (which LLVM turns into
+/// a right shift of the mask) became a call to compiler-rt's `__lshrti3` per test, about
+/// 86 k instructions per 2 KB chat request in the `waf` component
+/// (`bench/instructions/guest-path waf`, `CASE=chat`, 2026-12-07). Choosing a word by
+/// the variable's index is folded back by LLVM into that same shift (a shift of the mask
+/// by 0 or 64, seen in the crate's IR for `wasm32-wasip2`), so the words are kept where
+/// the optimiser cannot see they came from one 128-bit value.
+pub struct MaskWords([u64; 2]);
+
+impl MaskWords {
+    pub fn of(mask: VarMask) -> MaskWords {
+        MaskWords(std::hint::black_box([mask as u64, (mask >> 64) as u64]))
+    }
+
+    pub fn holds(&self, var: Var) -> bool {
+        holds(&self.0, var as u32)
+    }
+}
+
+fn bit(index: u32) -> VarMask {
+    let low = VarMask::from(1u64 << (index % 64));
+    if index < 64 { low } else { low << 64 }
+}
+
+fn holds(words: &[u64; 2], index: u32) -> bool {
+    words[(index / 64) as usize % 2] & (1u64 << (index % 64)) != 0
 }
 
 /// Variables whose values come from the request alone, borrowed from it for the whole
@@ -336,9 +367,9 @@ impl Prefilter {
             bits
         };
         p.vars = (0..128u32)
-            .filter(|b| vars & (1 << b) != 0)
+            .filter(|&b| holds(&MaskWords::of(vars).0, b))
             .filter_map(|b| ALL_STATIC.iter().copied().find(|v| *v as u32 == b))
-            .map(|v| (v, bits_of(&|id| p.link_vars[id] & var_bit(v) != 0)))
+            .map(|v| (v, bits_of(&|id| MaskWords::of(p.link_vars[id]).holds(v))))
             .collect();
         p.tag_links = (0..tags as u32)
             .map(|tag| bits_of(&|id| link_tags[id].contains(&tag)))
@@ -356,7 +387,7 @@ impl Prefilter {
                 .filter(|&pid| {
                     p.pattern_links[pid as usize]
                         .iter()
-                        .any(|&l| p.link_vars[l as usize] & var_bit(var) != 0)
+                        .any(|&l| MaskWords::of(p.link_vars[l as usize]).holds(var))
                 })
                 .collect();
             if ids.is_empty() || ids.len() * SMALL_AUTOMATON_SHARE > patterns.len() {
@@ -473,8 +504,31 @@ mod tests {
         found
     }
 
+    /// A variable's bit and the test for it, written on 64-bit halves, are 128-bit
+    /// arithmetic's: each of the 128 bits alone, and in masks that hold every other bit.
+    #[test]
+    fn a_mask_holds_exactly_the_bits_set_in_it() {
+        for index in 0..128 {
+            assert_eq!(bit(index), 1u128 << index, "bit {index}");
+            for mask in [1u128 << index, !(1u128 << index), 0, u128::MAX] {
+                let words = MaskWords::of(mask);
+                assert_eq!(
+                    holds(&words.0, index),
+                    mask & (1u128 << index) != 0,
+                    "bit {index}"
+                );
+            }
+        }
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(2000))]
+        /// A mask holds the bits 128-bit arithmetic finds in it.
+        #[test]
+        fn holds_agrees_with_a_128_bit_test(mask: u128, index in 0u32..128) {
+            prop_assert_eq!(holds(&MaskWords::of(mask).0, index), mask & (1u128 << index) != 0);
+        }
+
         /// The table finds what aho-corasick's DFA finds, occurrence for occurrence.
         #[test]
         fn dense_dfa_finds_what_the_dfa_finds(

@@ -43,25 +43,12 @@ pub fn engine(
         cache.with_directory(dir);
         config.cache(Some(wasmtime::Cache::new(cache)?));
     }
-    config.wasm_component_model(true);
-    config.wasm_component_model_async(true);
-    config.epoch_interruption(true);
-    // `CHATGATE_PROFILER=perfmap` writes /tmp/perf-<pid>.map so that `perf report`
-    // names the guests' compiled functions (how the per-stage costs in the gateway
-    // benchmark were found).
     let profiler = std::env::var("CHATGATE_PROFILER").unwrap_or_default();
-    if profiler == "perfmap" || profiler == "callgrind" {
-        config.profiler(wasmtime::ProfilingStrategy::PerfMap);
-    }
+    configure_guest_code(&mut config, &profiler);
     // `CHATGATE_PROFILER=callgrind`: instructions counted by valgrind, independent of the
     // machine's load (how the middlewares' per-request costs were compared). Valgrind
-    // cannot map the pool's address space, so instances are allocated on demand, each
-    // memory with a small reservation (the guests' bounds checks become explicit, a few
-    // per cent more guest instructions than in production). The perf map names the
-    // guests' functions, whose addresses callgrind reports unnamed.
+    // cannot map the pool's address space, so instances are allocated on demand.
     if profiler == "callgrind" {
-        config.memory_reservation(64 << 20);
-        config.memory_guard_size(64 << 10);
         return Engine::new(&config);
     }
     // Every admitted request gets its instance's worth of each pooled resource. The
@@ -79,4 +66,32 @@ pub fn engine(
     pool.total_stacks(max_instances.saturating_mul(STACKS_PER_INSTANCE));
     config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
     Engine::new(&config)
+}
+
+/// What decides the guests' compiled code: the async component model (WASIp3), epoch
+/// checks for preemption, and, for `profiler` (`CHATGATE_PROFILER`), how memories are
+/// reserved and whether a perf map names the code. Shared with
+/// `examples/guest_instructions.rs`, which counts a component's own path the same way.
+///
+/// `perfmap` writes /tmp/perf-<pid>.map so that `perf report` names the guests' compiled
+/// functions (how the per-stage costs in the gateway benchmark were found). `callgrind`
+/// also writes it (callgrind reports the guests' addresses unnamed) and reserves each
+/// memory small, because valgrind cannot map a 4 GiB reservation per memory for every
+/// memory of a loaded gateway (tried 2026-12-07: every request failed to instantiate).
+/// A small reservation makes the guests' bounds checks explicit, which costs far more
+/// than it seems: `waf`'s own path (`components/waf/examples/profile.rs`, `CASE=chain`)
+/// counted 300.9 k instructions per request with it against 196.3 k with the reservation
+/// it has in production (2026-12-07, `examples/guest_instructions.rs`; 122.6 k natively).
+/// So guest counts taken under `callgrind` overstate the guests' production cost.
+pub fn configure_guest_code(config: &mut Config, profiler: &str) {
+    config.wasm_component_model(true);
+    config.wasm_component_model_async(true);
+    config.epoch_interruption(true);
+    if profiler == "perfmap" || profiler == "callgrind" {
+        config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+    }
+    if profiler == "callgrind" {
+        config.memory_reservation(64 << 20);
+        config.memory_guard_size(64 << 10);
+    }
 }

@@ -29,7 +29,7 @@ mod outbound;
 pub mod state;
 mod variables;
 
-pub use engine::{MAX_MEMORY_BYTES, engine};
+pub use engine::{MAX_MEMORY_BYTES, configure_guest_code, engine};
 pub use grants::Grants;
 pub use key_value::{CasHandle, KeyValueHandle};
 pub use linker::linker;
