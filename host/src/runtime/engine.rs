@@ -80,9 +80,9 @@ pub fn engine(
 /// memory of a loaded gateway (tried 2026-12-07: every request failed to instantiate).
 /// A small reservation makes the guests' bounds checks explicit, which costs far more
 /// than it seems: `waf`'s own path (`components/waf/examples/profile.rs`, `CASE=chain`)
-/// counted 300.9 k instructions per request with it against 196.3 k with the reservation
-/// it has in production (2026-12-07, `examples/guest_instructions.rs`; 122.6 k natively).
-/// So guest counts taken under `callgrind` overstate the guests' production cost.
+/// counted 352.3 k instructions per request with it against 244.5 k as compiled in
+/// production (`bench/instructions/guest-path waf`, 2026-12-07; 122.5 k natively). So
+/// guest counts taken under `callgrind` overstate the guests' production cost.
 pub fn configure_guest_code(config: &mut Config, profiler: &str) {
     config.wasm_component_model(true);
     config.wasm_component_model_async(true);
