@@ -18,6 +18,11 @@
 //! the process's environment and standard streams, and nothing else: imports other than
 //! WASI 0.2's (a component's `wasi:http` or `wasi:otel`, which its `profile` example does
 //! not call) trap if called.
+//!
+//! `crates/seclang/wasm-runner` (outside the workspace) runs the engine's own benchmark
+//! on wasmtime's default settings, which leave out the gateway's epoch checks; this one
+//! compiles as the gateway does and also runs a component's example, whose component
+//! imports `wasi:http`.
 
 use wasmtime::component::types::ComponentItem;
 use wasmtime::component::{Component, Linker, ResourceTable, ResourceType};
