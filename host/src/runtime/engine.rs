@@ -76,8 +76,9 @@ pub fn engine(
 /// `perfmap` writes /tmp/perf-<pid>.map so that `perf report` names the guests' compiled
 /// functions (how the per-stage costs in the gateway benchmark were found). `callgrind`
 /// also writes it (callgrind reports the guests' addresses unnamed) and reserves each
-/// memory small, because valgrind cannot map a 4 GiB reservation per memory for every
-/// memory of a loaded gateway (tried 2026-12-07: every request failed to instantiate).
+/// memory small: with wasmtime's 4 GiB reservation per memory, the gateway under valgrind
+/// answered the `export_cost` scenario's requests 503 (tried 2026-12-07; presumably the
+/// reservations failing, the gateway's log was not read).
 /// A small reservation makes the guests' bounds checks explicit, which costs far more
 /// than it seems: `waf`'s own path (`components/waf/examples/profile.rs`, `CASE=chain`)
 /// counted 352.3 k instructions per request with it against 244.5 k as compiled in
