@@ -88,6 +88,10 @@ def main():
     parser.add_argument("--bench", help="the gateway bench binary, for its BENCH_ORIGIN mode")
     parser.add_argument("--turns", type=int, default=3)
     args = parser.parse_args()
+    # The bench runs from tests/ (its data paths are relative to it), so a relative path
+    # given here would not be found there.
+    if args.bench:
+        args.bench = str(pathlib.Path(args.bench).resolve())
     MANIFEST.write_text((ROOT / "spin.toml").read_text() + HELLO)
     env = {**os.environ, "SPIN_VARIABLE_QUOTA_REQUESTS_PER_MINUTE": "0", "SPIN_VARIABLE_QUOTA_TOKENS_PER_MINUTE": "0"}
     chatgate = ROOT / "target/x86_64-unknown-linux-musl/release/chatgate"

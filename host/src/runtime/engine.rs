@@ -64,6 +64,11 @@ pub fn engine(
     pool.max_core_instances_per_component(CORE_INSTANCES_PER_INSTANCE);
     pool.max_memory_size(MAX_MEMORY_BYTES);
     pool.total_stacks(max_instances.saturating_mul(STACKS_PER_INSTANCE));
+    // How a retired instance's memory is reset (keep-resident sizes, the pagemap scan,
+    // decommit batching, warm slots) stays wasmtime's default: none of the settings tried
+    // gained beyond the runs' spread, and 48.0.10's pagemap scan leaves dirty pages that
+    // are swapped out unreset (docs/measurements/benchmarks.md, "what retiring an
+    // instance costs").
     config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
     Engine::new(&config)
 }
