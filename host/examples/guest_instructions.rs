@@ -17,82 +17,20 @@
 //! say what those cost). Either way the perf map names the guest's functions. The command gets
 //! the process's environment and standard streams, and nothing else: imports other than
 //! WASI 0.2's (a component's `wasi:http` or `wasi:otel`, which its `profile` example does
-//! not call) trap if called.
+//! not call) trap if called, as while pre-initialising (`chatgate::preload`).
 //!
 //! `crates/seclang/wasm-runner` (outside the workspace) runs the engine's own benchmark
 //! on wasmtime's default settings, which leave out the gateway's epoch checks; this one
 //! compiles as the gateway does and also runs a component's example, whose component
 //! imports `wasi:http`.
 
-use wasmtime::component::types::ComponentItem;
-use wasmtime::component::{Component, Linker, ResourceTable, ResourceType};
+use chatgate::preload::{WasiOnly, trap_imports_beyond_wasi_p2};
+use wasmtime::component::{Component, Linker};
 use wasmtime::{Config, Engine, Store};
-use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi::WasiCtx;
 
-struct Command {
-    wasi: WasiCtx,
-    table: ResourceTable,
-}
-
-impl WasiView for Command {
-    fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView {
-            ctx: &mut self.wasi,
-            table: &mut self.table,
-        }
-    }
-}
-
-/// The WASI 0.2 packages `wasmtime_wasi` provides; any other import is stubbed.
-const PROVIDED: &[&str] = &[
-    "wasi:cli/",
-    "wasi:io/",
-    "wasi:random/",
-    "wasi:clocks/",
-    "wasi:filesystem/",
-    "wasi:sockets/",
-];
-
-fn provided(import: &str) -> bool {
-    PROVIDED.iter().any(|package| import.starts_with(package)) && import.contains("@0.2.")
-}
-
-/// Defines every import the linker does not provide as functions that trap and resources
-/// without behaviour. (`Linker::define_unknown_imports_as_traps` would also shadow the
-/// WASI 0.2 imports whose patch version differs from `wasmtime_wasi`'s.)
-fn stub_the_rest(
-    linker: &mut Linker<Command>,
-    engine: &Engine,
-    component: &Component,
-) -> wasmtime::Result<()> {
-    for (name, import) in component.component_type().imports(engine) {
-        let ComponentItem::ComponentInstance(instance) = import.ty else {
-            continue;
-        };
-        if provided(name) {
-            continue;
-        }
-        let mut stubs = linker.instance(name)?;
-        for (item, export) in instance.exports(engine) {
-            match export.ty {
-                ComponentItem::ComponentFunc(func) if func.async_() => {
-                    stubs.func_new_concurrent(item, |_, _, _, _| {
-                        Box::pin(async { wasmtime::bail!("not provided to this command") })
-                    })?;
-                }
-                ComponentItem::ComponentFunc(_) => {
-                    stubs.func_new(item, |_, _, _, _| {
-                        wasmtime::bail!("not provided to this command")
-                    })?;
-                }
-                ComponentItem::Resource(_) => {
-                    stubs.resource(item, ResourceType::host::<()>(), |_, _| Ok(()))?;
-                }
-                _ => {}
-            }
-        }
-    }
-    Ok(())
+fn unavailable(import: &str) -> wasmtime::Error {
+    wasmtime::format_err!("the command called `{import}`, which is not provided to it")
 }
 
 #[tokio::main]
@@ -111,21 +49,15 @@ async fn main() -> wasmtime::Result<()> {
     }
     // Compiling a large component under valgrind takes minutes: later runs reuse it.
     let mut cache = wasmtime::CacheConfig::new();
-    cache.with_directory(chatgate_cache_dir());
+    cache.with_directory(compile_cache_dir());
     config.cache(Some(wasmtime::Cache::new(cache)?));
     let engine = Engine::new(&config)?;
     let component = Component::from_file(&engine, &path)?;
     let mut linker = Linker::new(&engine);
     wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
-    stub_the_rest(&mut linker, &engine, &component)?;
+    trap_imports_beyond_wasi_p2(&engine, &mut linker, &component, unavailable)?;
     let wasi = WasiCtx::builder().inherit_stdio().inherit_env().build();
-    let mut store = Store::new(
-        &engine,
-        Command {
-            wasi,
-            table: ResourceTable::new(),
-        },
-    );
+    let mut store = Store::new(&engine, WasiOnly::new(wasi));
     // Epoch checks are compiled in, as in the gateway; nothing advances the epoch here.
     store.set_epoch_deadline(u64::MAX);
     let command =
@@ -137,7 +69,7 @@ async fn main() -> wasmtime::Result<()> {
     }
 }
 
-fn chatgate_cache_dir() -> std::path::PathBuf {
+fn compile_cache_dir() -> std::path::PathBuf {
     let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(
         || std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"),
         std::path::PathBuf::from,

@@ -23,12 +23,24 @@ pub const INIT_EXPORT: &str = "wizer-initialize";
 /// Where the preloaded folder appears inside the component during initialisation.
 pub const GUEST_DIR: &str = "/index";
 
-struct InitState {
+/// A store's state that provides WASI 0.2 and nothing else: the component's while it is
+/// pre-initialised, and `examples/guest_instructions.rs`'s command's.
+pub struct WasiOnly {
     table: ResourceTable,
     wasi: WasiCtx,
 }
 
-impl WasiView for InitState {
+impl WasiOnly {
+    /// The state around `wasi`, with an empty resource table.
+    pub fn new(wasi: WasiCtx) -> WasiOnly {
+        WasiOnly {
+            table: ResourceTable::new(),
+            wasi,
+        }
+    }
+}
+
+impl WasiView for WasiOnly {
     fn ctx(&mut self) -> WasiCtxView<'_> {
         WasiCtxView {
             ctx: &mut self.wasi,
@@ -48,13 +60,7 @@ pub async fn preload(component: &[u8], dir: &Path) -> wasmtime::Result<Vec<u8>> 
     let mut wasi = WasiCtxBuilder::new();
     wasi.inherit_stderr()
         .preopened_dir(dir, GUEST_DIR, FsPerms::ReadOnly)?;
-    let mut store = Store::new(
-        &engine,
-        InitState {
-            table: ResourceTable::new(),
-            wasi: wasi.build(),
-        },
-    );
+    let mut store = Store::new(&engine, WasiOnly::new(wasi.build()));
 
     // Wizer reads the initialised memory back as one `list<u8>`: more than the default
     // 128 MiB a guest may hand the host in one call once the index is large. The
@@ -71,9 +77,9 @@ pub async fn preload(component: &[u8], dir: &Path) -> wasmtime::Result<Vec<u8>> 
     };
     let (context, instrumented) = wizer.instrument_component(component)?;
     let instrumented = Component::new(&engine, &instrumented)?;
-    let mut linker = Linker::<InitState>::new(&engine);
+    let mut linker = Linker::<WasiOnly>::new(&engine);
     wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
-    trap_imports_beyond_wasi_p2(&engine, &mut linker, &instrumented)?;
+    trap_imports_beyond_wasi_p2(&engine, &mut linker, &instrumented, unavailable)?;
     let instance = linker.instantiate_async(&mut store, &instrumented).await?;
 
     let init = instance
@@ -107,13 +113,15 @@ const WASI_P2_PACKAGES: &[&str] = &[
     "wasi:sockets/",
 ];
 
-/// Makes every import other than WASI 0.2 trap when called. (wasmtime's
+/// Makes every import other than WASI 0.2 trap when called, with the error `unavailable`
+/// makes of the import's name (`interface#function`). (wasmtime's
 /// `define_unknown_imports_as_traps` would also shadow WASI 0.2 interfaces that the
 /// component imports at an older patch version than the linker defines.)
-fn trap_imports_beyond_wasi_p2(
+pub fn trap_imports_beyond_wasi_p2<T: 'static>(
     engine: &Engine,
-    linker: &mut Linker<InitState>,
+    linker: &mut Linker<T>,
     component: &Component,
+    unavailable: fn(&str) -> wasmtime::Error,
 ) -> wasmtime::Result<()> {
     use wasmtime::component::types::ComponentItem;
     for (name, item) in component.component_type().imports(engine) {
@@ -157,7 +165,7 @@ fn unavailable(import: &str) -> wasmtime::Error {
 /// Reads the instrumented component's state for wizer through the accessor exports
 /// its instrumentation added.
 struct Snapshotter<'a> {
-    store: &'a mut Store<InitState>,
+    store: &'a mut Store<WasiOnly>,
     instance: Instance,
 }
 

@@ -366,8 +366,9 @@ impl Prefilter {
             }
             bits
         };
+        let present = MaskWords::of(vars);
         p.vars = (0..128u32)
-            .filter(|&b| holds(&MaskWords::of(vars).0, b))
+            .filter(|&b| holds(&present.0, b))
             .filter_map(|b| ALL_STATIC.iter().copied().find(|v| *v as u32 == b))
             .map(|v| (v, bits_of(&|id| MaskWords::of(p.link_vars[id]).holds(v))))
             .collect();
