@@ -67,8 +67,8 @@ pub fn engine(
     // How a retired instance's memory is reset (keep-resident sizes, the pagemap scan,
     // decommit batching, warm slots) stays wasmtime's default: none of the settings tried
     // gained beyond the runs' spread, and 48.0.10's pagemap scan leaves dirty pages that
-    // are swapped out unreset (docs/measurements/benchmarks.md, "what retiring an
-    // instance costs").
+    // are swapped out unreset (read in its source, not exercised; docs/measurements/
+    // benchmarks.md, "what retiring an instance costs").
     config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
     Engine::new(&config)
 }
