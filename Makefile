@@ -124,6 +124,8 @@ lint: toolchain musl-toolchain lint-tools
 	./.ci/check-module-cycles.py
 	$(CARGO) clippy --release --workspace --all-targets --target $(MUSL) -- -D warnings
 	@set -e; for c in $(COMPONENTS); do $(CARGO) clippy --release --target wasm32-wasip2 -p $$c -- -D warnings; done
+	# The components' allocator: its global and its `Sync` exist for wasm32 only.
+	$(CARGO) clippy --release --target wasm32-wasip2 -p chatgate-guest-alloc -- -D warnings
 	$(CARGO) deny check bans licenses sources
 
 # The OCI image of the gateway (image/Containerfile, built by image/build.sh with buildah

@@ -98,14 +98,24 @@ fn fixed32(out: &mut Vec<u8>, field: u64, value: u32) {
 
 /// A nested message in `field`: what `body` writes, preceded by its length. One byte is
 /// reserved for the length, enough for most of the messages here (attributes, values,
-/// scopes); a longer message moves along by the bytes its length needs beyond that one.
+/// scopes); see [`sized_message`].
 fn message(out: &mut Vec<u8>, field: u64, body: impl FnOnce(&mut Vec<u8>)) {
+    sized_message(out, field, 1, body);
+}
+
+/// [`message`] with `reserved` bytes kept for the length's varint (one per seven bits of
+/// it): a message its length does not fit moves along by the bytes it needs beyond them,
+/// and one that needs fewer moves back. Moving back copies forwards; moving along copies
+/// backwards, which musl's `memmove` does a byte at a time (`std; rep movsb`): a span
+/// (hundreds of bytes) and the batch around it (up to hundreds of kilobytes) reserve what
+/// they usually need, so that they move back by a byte or two if at all.
+fn sized_message(out: &mut Vec<u8>, field: u64, reserved: usize, body: impl FnOnce(&mut Vec<u8>)) {
     key(out, field, LEN);
     let at = out.len();
-    out.push(0);
+    out.resize(at + reserved, 0);
     body(out);
-    let len = out.len() - at - 1;
-    if len < 0x80 {
+    let len = out.len() - at - reserved;
+    if reserved == 1 && len < 0x80 {
         out[at] = len as u8;
         return;
     }
@@ -119,8 +129,13 @@ fn message(out: &mut Vec<u8>, field: u64, body: impl FnOnce(&mut Vec<u8>)) {
     }
     prefix[n] = rest as u8;
     n += 1;
-    out.resize(out.len() + n - 1, 0);
-    out.copy_within(at + 1..at + 1 + len, at + n);
+    if n != reserved {
+        if n > reserved {
+            out.resize(out.len() + n - reserved, 0);
+        }
+        out.copy_within(at + reserved..at + reserved + len, at + n);
+        out.truncate(at + n + len);
+    }
     out[at..at + n].copy_from_slice(&prefix[..n]);
 }
 
@@ -318,15 +333,17 @@ pub(crate) fn traces(resource: &EncodedResource, batch: &[SpanData]) -> Vec<u8> 
         }
     }
     let mut out = Vec::with_capacity(64 + resource.body.len() + 512 * batch.len());
-    message(&mut out, 1, |out| {
+    // Lengths up to 2 MiB for the batch and its scopes, 16 KiB for a span: see
+    // `sized_message`.
+    sized_message(&mut out, 1, 3, |out| {
         message(out, 1, |out| out.extend_from_slice(&resource.body));
         for (instrumentation, spans) in &scopes {
-            message(out, 2, |out| {
+            sized_message(out, 2, 3, |out| {
                 message(out, 1, |out| {
                     scope(out, instrumentation.name(), instrumentation)
                 });
                 for &i in spans {
-                    message(out, 2, |out| span(out, &batch[i]));
+                    sized_message(out, 2, 2, |out| span(out, &batch[i]));
                 }
                 string(out, 3, instrumentation.schema_url().unwrap_or_default());
             });
@@ -443,13 +460,14 @@ pub(crate) fn logs(resource: &EncodedResource, batch: &LogBatch<'_>) -> Vec<u8> 
         }
     }
     let mut out = Vec::with_capacity(64 + resource.body.len() + 512 * records);
-    message(&mut out, 1, |out| {
+    // As for spans: lengths up to 2 MiB for the batch and its scopes, 16 KiB for a record.
+    sized_message(&mut out, 1, 3, |out| {
         message(out, 1, |out| out.extend_from_slice(&resource.body));
         for (name, instrumentation, records) in &groups {
-            message(out, 2, |out| {
+            sized_message(out, 2, 3, |out| {
                 message(out, 1, |out| scope(out, name, instrumentation));
                 for record in records {
-                    message(out, 2, |out| log_record(out, record));
+                    sized_message(out, 2, 2, |out| log_record(out, record));
                 }
                 string(out, 3, instrumentation.schema_url().unwrap_or_default());
             });
@@ -509,6 +527,22 @@ mod tests {
     use std::borrow::Cow;
     use std::collections::HashMap;
     use std::time::Duration;
+
+    #[test]
+    fn a_message_is_its_key_its_length_and_its_body_whatever_it_reserved() {
+        for len in [0, 1, 127, 128, 300, 16_383, 16_384, (1 << 21) - 1, 1 << 21] {
+            let body: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+            let mut expected = vec![0xAA];
+            key(&mut expected, 2, LEN);
+            prost::encoding::encode_varint(len as u64, &mut expected);
+            expected.extend_from_slice(&body);
+            for reserved in 1..=4 {
+                let mut out = vec![0xAA];
+                sized_message(&mut out, 2, reserved, |out| out.extend_from_slice(&body));
+                assert!(out == expected, "{len} bytes, {reserved} reserved");
+            }
+        }
+    }
 
     fn resource() -> Resource {
         Resource::builder_empty()

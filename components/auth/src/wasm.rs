@@ -11,6 +11,8 @@ use std::sync::{Mutex, OnceLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 // Links the eight-bytes-at-a-time `memcmp` over wasi-libc's (crates/memcmp).
 use chatgate_memcmp as _;
+// Installs the size-class cache in front of dlmalloc as the allocator (crates/guest-alloc).
+use chatgate_guest_alloc as _;
 
 /// The span `auth` reports (`wasi:otel/tracing`).
 const TRACER: Tracer = Tracer::new("chatgate-auth", env!("CARGO_PKG_VERSION"));

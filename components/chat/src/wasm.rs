@@ -43,6 +43,8 @@ chatgate_rag::completion_conversions!(bindings::chatgate::completion::completion
 use bindings::wasi::keyvalue::{atomics, store};
 // Links the eight-bytes-at-a-time `memcmp` over wasi-libc's (crates/memcmp).
 use chatgate_memcmp as _;
+// Installs the size-class cache in front of dlmalloc as the allocator (crates/guest-alloc).
+use chatgate_guest_alloc as _;
 
 /// The key-value store quotas are counted in.
 const QUOTA_STORE: &str = "default";

@@ -12,6 +12,8 @@ use exports::chatgate::completion::completion::{
 use spin_sdk::wit_bindgen::{FutureReader, StreamReader};
 // Links the eight-bytes-at-a-time `memcmp` over wasi-libc's (crates/memcmp).
 use chatgate_memcmp as _;
+// Installs the size-class cache in front of dlmalloc as the allocator (crates/guest-alloc).
+use chatgate_guest_alloc as _;
 
 chatgate_rag::completion_conversions!(exports::chatgate::completion::completion);
 

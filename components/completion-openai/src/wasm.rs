@@ -31,6 +31,8 @@ use spin_sdk::wit_bindgen;
 use std::rc::Rc;
 // Links the eight-bytes-at-a-time `memcmp` over wasi-libc's (crates/memcmp).
 use chatgate_memcmp as _;
+// Installs the size-class cache in front of dlmalloc as the allocator (crates/guest-alloc).
+use chatgate_guest_alloc as _;
 
 spin_sdk::wit_bindgen::generate!({
     path: "../../wit",

@@ -22,6 +22,8 @@ use spin_sdk::key_value::Store;
 use spin_sdk::wasip3::clocks::monotonic_clock;
 // Links the eight-bytes-at-a-time `memcmp` over wasi-libc's (crates/memcmp).
 use chatgate_memcmp as _;
+// Installs the size-class cache in front of dlmalloc as the allocator (crates/guest-alloc).
+use chatgate_guest_alloc as _;
 
 spin_sdk::wit_bindgen::generate!({
     path: "../../wit",

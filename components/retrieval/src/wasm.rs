@@ -17,6 +17,8 @@ use spin_sdk::wasip3::clocks::monotonic_clock;
 use std::sync::OnceLock;
 // Links the eight-bytes-at-a-time `memcmp` over wasi-libc's (crates/memcmp).
 use chatgate_memcmp as _;
+// Installs the size-class cache in front of dlmalloc as the allocator (crates/guest-alloc).
+use chatgate_guest_alloc as _;
 
 spin_sdk::wit_bindgen::generate!({
     path: "../../wit",
@@ -37,11 +39,14 @@ impl Guest for Retriever {
     /// Runs under `chatgate index` only. A failure panics, which fails the build with
     /// the message, rather than deploying a component without its index.
     fn wizer_initialize() {
-        let bytes = std::fs::read(PRELOAD_PATH)
-            .unwrap_or_else(|error| panic!("reading {PRELOAD_PATH}: {error}"));
-        let loaded =
-            crate::load(bytes).unwrap_or_else(|error| panic!("opening {PRELOAD_PATH}: {error}"));
-        let _ = PRELOADED.set(loaded);
+        // The snapshot keeps the index, not the blocks loading it freed.
+        chatgate_guest_alloc::keeping_nothing_freed(|| {
+            let bytes = std::fs::read(PRELOAD_PATH)
+                .unwrap_or_else(|error| panic!("reading {PRELOAD_PATH}: {error}"));
+            let loaded = crate::load(bytes)
+                .unwrap_or_else(|error| panic!("opening {PRELOAD_PATH}: {error}"));
+            let _ = PRELOADED.set(loaded);
+        });
         // Reading the index made wasi-libc list the preopened directories of this
         // build-time run (`/index`), and the snapshot would keep that list: a deployed
         // instance would then look up every path (a workload identity's token file) among

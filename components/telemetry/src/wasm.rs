@@ -6,6 +6,8 @@ use spin_sdk::wasip3::http::types::{ErrorCode, Request as WasiRequest, Response 
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 // Links the eight-bytes-at-a-time `memcmp` over wasi-libc's (crates/memcmp).
 use chatgate_memcmp as _;
+// Installs the size-class cache in front of dlmalloc as the allocator (crates/guest-alloc).
+use chatgate_guest_alloc as _;
 
 /// The span `telemetry` reports (`wasi:otel/tracing`): the request's span in the guests,
 /// parent of every later stage's.

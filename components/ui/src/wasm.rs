@@ -7,6 +7,8 @@ use spin_sdk::http::{BoxBody, FullBody, HeaderValue, Request, Response, StatusCo
 use spin_sdk::http_service;
 // Links the eight-bytes-at-a-time `memcmp` over wasi-libc's (crates/memcmp).
 use chatgate_memcmp as _;
+// Installs the size-class cache in front of dlmalloc as the allocator (crates/guest-alloc).
+use chatgate_guest_alloc as _;
 
 #[http_service]
 async fn handle(request: Request) -> Response<BoxBody> {

@@ -9,6 +9,8 @@ use spin_sdk::wasip3::http::types::{ErrorCode, Request as WasiRequest, Response 
 use std::sync::OnceLock;
 // Links the eight-bytes-at-a-time `memcmp` over wasi-libc's (crates/memcmp).
 use chatgate_memcmp as _;
+// Installs the size-class cache in front of dlmalloc as the allocator (crates/guest-alloc).
+use chatgate_guest_alloc as _;
 
 spin_sdk::wit_bindgen::generate!({
     path: "../../wit",
@@ -29,17 +31,20 @@ impl Guest for Preload {
     /// natively. A failure panics, which fails the build with the message, rather than
     /// writing a WAF without its rules.
     fn wizer_initialize() {
-        let text = std::fs::read_to_string(super::PRELOAD_PATH)
-            .unwrap_or_else(|error| panic!("reading {}: {error}", super::PRELOAD_PATH));
-        let bundle = super::bundle::Bundle::from_json(&text)
-            .unwrap_or_else(|error| panic!("{}: {error}", super::PRELOAD_PATH));
-        let rules = bundle
-            .compile()
-            .unwrap_or_else(|error| panic!("compiling the rule bundle: {error}"));
-        for request in super::warm_up_requests() {
-            rules.evaluate(&request);
-        }
-        let _ = RULES.set(Ok(rules));
+        // The snapshot keeps the rules, not the blocks compiling and warming them freed.
+        chatgate_guest_alloc::keeping_nothing_freed(|| {
+            let text = std::fs::read_to_string(super::PRELOAD_PATH)
+                .unwrap_or_else(|error| panic!("reading {}: {error}", super::PRELOAD_PATH));
+            let bundle = super::bundle::Bundle::from_json(&text)
+                .unwrap_or_else(|error| panic!("{}: {error}", super::PRELOAD_PATH));
+            let rules = bundle
+                .compile()
+                .unwrap_or_else(|error| panic!("compiling the rule bundle: {error}"));
+            for request in super::warm_up_requests() {
+                rules.evaluate(&request);
+            }
+            let _ = RULES.set(Ok(rules));
+        });
     }
 }
 
