@@ -61,7 +61,9 @@ for line in annotated.splitlines():
     if not m or "PROGRAM TOTALS" in line:
         continue
     cost, where = int(m.group(1).replace(",", "")), m.group(2)
-    if where.startswith("???:0x"):
+    # Code without a symbol in an object file (musl's assembly `memcpy` in the static
+    # host) is the host's; only code in no object at all ("[???]") is JIT-compiled guest code.
+    if where.startswith("???:0x") and "[???]" in line:
         name = guest_symbol(int(where[6:].split("'")[0], 16)) or "unnamed"
         guest[name] += cost
         parts["guest " + name.split("::")[0]] += cost

@@ -6,10 +6,10 @@
 //! allocates and frees the same small things again: header names and values, span ids,
 //! JSON nodes. dlmalloc spends on each of those its bins, its splitting and, on `free`,
 //! its coalescing with the neighbours. Callgrind counted dlmalloc's `malloc` and `free`
-//! at 88 k of the 1,176 k instructions of a `GET /v1/models` through the shipped chain,
-//! with the `waf` guest alone at 28 k (`docs/measurements/benchmarks.md`, "A size-class
-//! cache in front of the guests' dlmalloc"). Here a block of a cached size is a pop from
-//! or a push onto a list.
+//! at 69 k of the 1,176 k instructions of a `GET /v1/models` through the shipped chain
+//! (108 k with their wrappers), the `waf` guest's at 28 k; with this crate the request
+//! took 1,100 k (`docs/measurements/benchmarks.md`, "A size-class cache in front of the
+//! guests' dlmalloc"). Here a block of a cached size is a pop from or a push onto a list.
 //!
 //! What it costs: a block stays the size it was carved at, and a freed block waits for a
 //! request of its own size class, so memory one size class holds is not lent to another;
